@@ -1,0 +1,424 @@
+/**
+ * ml-random-forest (mljs) interop: export a Canopy forest as JSON that `RandomForestClassifier.load` /
+ * `RandomForestRegression.load` accept, and train single trees with ml-random-forest as a second engine.
+ *
+ * ml-cart facts this module relies on (ml-cart 2.1, ml-random-forest 2.1):
+ * - a node goes left iff `row[splitColumn] < splitValue`; NaN therefore always goes right;
+ * - a node is internal iff it has both `left` and `right`, a leaf iff it has `distribution`
+ *   (classifier: a 1×K row of class frequencies, K = largest class code in the leaf + 1; regression: the mean);
+ * - a classifier tree votes argmax(distribution) (first index on ties), the forest takes the mode of the votes
+ *   (ml-array-mode: the class whose count first reaches the final maximum, scanning trees in order);
+ * - a regression forest returns sum(tree predictions) / nTrees;
+ * - tree i sees the column sub-matrix `indexes[i]`, so `splitColumn` indexes that subset.
+ */
+import { RandomForestClassifier, RandomForestRegression } from "ml-random-forest";
+import { CanopyError, FormatError, OptionsError } from "./errors.ts";
+import type { ForestOptions, Target, Task, Tree } from "./types.ts";
+
+/** The parts of a forest the export needs (a `Forest` satisfies it). */
+export interface MlrfExportable {
+  task: Task;
+  classes: string[];
+  featureNames: string[];
+  trees: Tree[];
+}
+
+/** Rows to predict: nested arrays or a row-major Float64Array; NaN = missing. */
+export type MlrfMatrix = number[][] | { data: Float64Array; nRows: number; nCols: number };
+
+/** The parts of a dataset pack `fitTreeMlrf` reads (a `DatasetPack` satisfies it). */
+export interface MlrfPack {
+  nRows: number;
+  nFeatures: number;
+  /** Column-major: bins[f * nRows + r]; 255 = missing. */
+  bins: Uint8Array;
+  /** Per feature, ascending: bin(x) = first b with x <= edges[b], else edges.length. */
+  edges: Float64Array[];
+  target: Target;
+}
+
+interface MlrfNodeJSON {
+  splitValue?: number;
+  splitColumn?: number;
+  gain?: number;
+  left?: MlrfNodeJSON;
+  right?: MlrfNodeJSON;
+  distribution?: number[][] | number;
+}
+
+/** Bit-level helpers for the next float64 above x. */
+const f64 = new Float64Array(1);
+const u64 = new BigUint64Array(f64.buffer);
+
+/** Smallest float64 greater than x, so that `v < nextUp(t)` ⇔ `v <= t` for every non-NaN v (t finite). */
+export function nextUp(x: number): number {
+  if (Number.isNaN(x) || x === Infinity) return x;
+  if (x === 0) return Number.MIN_VALUE; // covers -0 as well
+  f64[0] = x;
+  u64[0] = x > 0 ? u64[0] + 1n : u64[0] - 1n;
+  return f64[0];
+}
+
+function valueWidth(forest: { task: Task; classes: string[] }): number {
+  if (forest.task === "regression") return 1;
+  if (forest.classes.length < 1) throw new FormatError("classification forest has no classes");
+  return forest.classes.length;
+}
+
+function checkTree(tree: Tree, width: number, nFeatures: number): void {
+  const n = tree.nodeCount;
+  if (!(n >= 1) || tree.feature.length < n || tree.threshold.length < n || tree.right.length < n) {
+    throw new FormatError(`tree ${tree.index} has inconsistent node arrays`);
+  }
+  for (let i = 0; i < n; i++) {
+    const f = tree.feature[i];
+    if (f === -1) {
+      const slot = tree.right[i];
+      if (slot < 0 || (slot + 1) * width > tree.values.length) {
+        throw new FormatError(`tree ${tree.index} node ${i}: leaf slot ${slot} is outside values`);
+      }
+    } else if (f < 0 || f >= nFeatures) {
+      throw new FormatError(`tree ${tree.index} node ${i}: feature ${f} is outside 0..${nFeatures - 1}`);
+    } else if (!(tree.right[i] > i + 1 && tree.right[i] < n)) {
+      throw new FormatError(`tree ${tree.index} node ${i}: right child ${tree.right[i]} is not after the left subtree`);
+    } else if (Number.isNaN(tree.threshold[i])) {
+      throw new FormatError(`tree ${tree.index} node ${i}: threshold ${tree.threshold[i]} cannot be exported`);
+    }
+  }
+}
+
+/**
+ * ml-cart JSON for one tree. `x <= t` becomes `x < nextUp(t)`; a +Infinity threshold (everything non-missing
+ * goes left) becomes Number.MAX_VALUE because JSON has no Infinity, so only +Infinity inputs differ there.
+ */
+function treeToMlrf(tree: Tree, width: number, classification: boolean): { root: MlrfNodeJSON; depth: number } {
+  let depth = 0;
+  const build = (i: number, d: number): MlrfNodeJSON => {
+    if (d > depth) depth = d;
+    const f = tree.feature[i];
+    if (f === -1) {
+      const slot = tree.right[i];
+      if (!classification) return { distribution: tree.values[slot] };
+      return { distribution: [Array.from(tree.values.subarray(slot * width, slot * width + width))] };
+    }
+    const t = tree.threshold[i];
+    return {
+      splitValue: t === Infinity ? Number.MAX_VALUE : nextUp(t),
+      splitColumn: f,
+      gain: tree.gain[i],
+      left: build(i + 1, d + 1),
+      right: build(tree.right[i], d + 1),
+    };
+  };
+  return { root: build(0, 0), depth };
+}
+
+/**
+ * JSON for `RandomForestClassifier.load` (classification: predicts class codes, names in `canopy.classes`) or
+ * `RandomForestRegression.load` (regression: mean of trees). Hard votes and means equal Canopy's on rows without
+ * missing values. ml-cart sends NaN right at every split, so rows with NaN may differ wherever a Canopy split
+ * sends missing values left; `canopy.missingLeftSplits` counts those splits (0 means NaN rows agree too).
+ */
+export function exportMlrf(forest: MlrfExportable): object {
+  const classification = forest.task === "classification";
+  const width = valueWidth(forest);
+  const nFeatures = forest.featureNames.length;
+  if (forest.trees.length === 0) throw new FormatError("cannot export a forest with no trees to ml-random-forest");
+  const allFeatures = Array.from({ length: nFeatures }, (_, f) => f);
+  let missingLeftSplits = 0;
+  let maxDepth = 0;
+  const estimators = forest.trees.map((tree) => {
+    checkTree(tree, width, nFeatures);
+    for (let i = 0; i < tree.nodeCount; i++) if (tree.feature[i] !== -1 && tree.missingLeft[i]) missingLeftSplits++;
+    const { root, depth } = treeToMlrf(tree, width, classification);
+    if (depth > maxDepth) maxDepth = depth;
+    return { name: classification ? "DTClassifier" : "DTRegression", options: treeOptions(classification, depth), root };
+  });
+  const baseModel = {
+    // Every tree sees all columns, so splitColumn is the Canopy feature index.
+    indexes: forest.trees.map(() => allFeatures),
+    n: nFeatures,
+    replacement: false,
+    maxFeatures: nFeatures,
+    nEstimators: forest.trees.length,
+    treeOptions: treeOptions(classification, maxDepth),
+    isClassifier: classification,
+    useSampleBagging: true,
+    estimators,
+  };
+  const canopy = {
+    format: "canopy-mlrf-export",
+    version: 1,
+    task: forest.task,
+    classes: forest.classes,
+    featureNames: forest.featureNames,
+    treeIndices: forest.trees.map((t) => t.index),
+    missingLeftSplits,
+    missingValues:
+      "ml-cart sends NaN right at every split; rows with missing values may predict differently where Canopy sends them left",
+  };
+  return classification
+    ? { name: "RFClassifier", baseModel, canopy }
+    : { name: "RFRegression", selectionMethod: "mean", baseModel, canopy };
+}
+
+/** Options stored with exported trees; they only matter if someone retrains the loaded model. */
+function treeOptions(classification: boolean, maxDepth: number): object {
+  return classification
+    ? { kind: "classifier", gainFunction: "gini", splitFunction: "mean", minNumSamples: 1, maxDepth, gainThreshold: 0 }
+    : { kind: "regression", gainFunction: "regression", splitFunction: "mean", minNumSamples: 1, maxDepth };
+}
+
+function rowAccessor(X: MlrfMatrix, nFeatures: number): { nRows: number; get: (r: number, f: number) => number } {
+  if (Array.isArray(X)) {
+    for (let r = 0; r < X.length; r++) {
+      if (X[r].length < nFeatures) throw new CanopyError(`row ${r} has ${X[r].length} values, expected ${nFeatures}`);
+    }
+    return { nRows: X.length, get: (r, f) => X[r][f] };
+  }
+  if (X.nCols < nFeatures) throw new CanopyError(`matrix has ${X.nCols} columns, expected ${nFeatures}`);
+  if (X.data.length < X.nRows * X.nCols) throw new CanopyError("matrix data is shorter than nRows × nCols");
+  return { nRows: X.nRows, get: (r, f) => X.data[r * X.nCols + f] };
+}
+
+/**
+ * Canopy's own majority vote, with ml-random-forest's tie rules: each tree votes the argmax of its leaf
+ * probabilities (lowest class on ties), the forest takes the class whose count first reaches the maximum while
+ * scanning trees in order. Returns class codes (indices into `forest.classes`).
+ */
+export function hardVote(forest: MlrfExportable, X: MlrfMatrix): Int32Array {
+  if (forest.task !== "classification") throw new CanopyError("hardVote needs a classification forest");
+  const K = valueWidth(forest);
+  const { nRows, get } = rowAccessor(X, forest.featureNames.length);
+  const out = new Int32Array(nRows);
+  const counts = new Int32Array(K);
+  for (let r = 0; r < nRows; r++) {
+    counts.fill(0);
+    let best = -1;
+    let bestCount = 0;
+    for (const tree of forest.trees) {
+      let i = 0;
+      while (tree.feature[i] !== -1) {
+        const x = get(r, tree.feature[i]);
+        const left = Number.isNaN(x) ? tree.missingLeft[i] === 1 : x <= tree.threshold[i];
+        i = left ? i + 1 : tree.right[i];
+      }
+      const base = tree.right[i] * K;
+      let vote = 0;
+      for (let k = 1; k < K; k++) if (tree.values[base + k] > tree.values[base + vote]) vote = k;
+      if (++counts[vote] > bestCount) {
+        bestCount = counts[vote];
+        best = vote;
+      }
+    }
+    out[r] = best;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Second engine: one tree trained by ml-random-forest on bin indices.
+
+/** The trained ml-cart node, as ml-cart leaves it in memory. */
+interface CartNode {
+  splitValue?: number;
+  splitColumn?: number;
+  left?: CartNode;
+  right?: CartNode;
+  distribution?: number | { getRow(i: number): number[] };
+}
+
+/** Small deterministic PRNG (mulberry32) for the row bootstrap; ml-random-forest seeds its own for features. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function resolveMaxFeatures(value: ForestOptions["max_features"], task: Task, nFeatures: number): number {
+  const v = value === undefined ? (task === "classification" ? "sqrt" : null) : value;
+  let k: number;
+  if (v === null || v === "all") k = nFeatures;
+  else if (v === "sqrt") k = Math.floor(Math.sqrt(nFeatures));
+  else if (v === "log2") k = Math.floor(Math.log2(nFeatures));
+  else if (typeof v === "number" && Number.isInteger(v) && v >= 1) k = v;
+  else if (typeof v === "number" && v > 0 && v < 1) k = Math.floor(v * nFeatures);
+  else throw new OptionsError(`max_features must be "sqrt", "log2", "all", null, an integer >= 1 or a fraction in (0, 1), got ${String(v)}`);
+  if (k > nFeatures) throw new OptionsError(`max_features ${k} exceeds the ${nFeatures} features`);
+  return Math.max(1, k);
+}
+
+function resolveCount(name: string, value: number, n: number, minInt: number): number {
+  if (Number.isInteger(value) && value >= minInt) return value;
+  if (value > 0 && value <= 1) return Math.max(1, Math.ceil(value * n));
+  throw new OptionsError(`${name} must be an integer >= ${minInt} or a fraction in (0, 1], got ${value}`);
+}
+
+function rejectUnsupported(options: ForestOptions, task: Task): void {
+  const c = options.criterion;
+  if (c !== undefined && c !== (task === "classification" ? "gini" : "squared_error")) {
+    throw new OptionsError(`engine ml-random-forest supports only criterion ${task === "classification" ? "gini" : "squared_error"}, got ${c}`);
+  }
+  if (options.min_samples_leaf !== undefined && options.min_samples_leaf !== 1) {
+    throw new OptionsError("engine ml-random-forest does not support min_samples_leaf");
+  }
+  if (options.class_weight) throw new OptionsError("engine ml-random-forest does not support class_weight");
+  if (options.min_impurity_decrease) throw new OptionsError("engine ml-random-forest does not support min_impurity_decrease");
+}
+
+/**
+ * Trains one tree with ml-random-forest (nEstimators 1) on the pack's bin indices and converts it to a Canopy Tree.
+ *
+ * Mapping: bootstrap and max_samples are drawn here (sklearn semantics: max_samples rows with replacement; mlrf's
+ * own maxSamples keeps the FIRST rows) so node sample sets and gains are known; max_features becomes mlrf's
+ * per-TREE feature subset (distinct features; mlrf does not resample per split, which is the point of comparison);
+ * min_samples_split s → ml-cart minNumSamples s - 1 (it splits only nodes with more than minNumSamples rows);
+ * max_depth → maxDepth; gainThreshold is 0 (ml-cart's 0.01 default would silently prune). min_samples_leaf,
+ * class_weight, min_impurity_decrease and entropy have no equivalent and are rejected.
+ *
+ * Splits come back in bin space: `bin < v` is thresholdBin ceil(v) - 1 and raw threshold edges[f][thresholdBin]
+ * (+Infinity past the last edge). Missing (bin 255) sorts above every bin, so it always goes right (missingLeft 0).
+ * gain = n·impurity(node) − n_L·impurity(left) − n_R·impurity(right) over the bootstrap sample (gini or squared error).
+ */
+export function fitTreeMlrf(pack: MlrfPack, rows: Uint32Array, options: ForestOptions, seed: number, index: number): Tree {
+  const target = pack.target;
+  const task = target.task;
+  const classification = task === "classification";
+  const F = pack.nFeatures;
+  const nRows = pack.nRows;
+  if (!Number.isInteger(seed)) throw new OptionsError(`seed must be an integer, got ${seed}`);
+  if (rows.length === 0) throw new OptionsError("cannot train a tree on zero rows");
+  rejectUnsupported(options, task);
+  const maxFeatures = resolveMaxFeatures(options.max_features, task, F);
+  const minSplit = resolveCount("min_samples_split", options.min_samples_split ?? 2, rows.length, 2);
+  const maxDepth = options.max_depth ?? Infinity;
+  if (!(maxDepth >= 0)) throw new OptionsError(`max_depth must be null or >= 0, got ${maxDepth}`);
+
+  // Training sample (row ids into the pack, with repeats under bootstrap).
+  let sample: Uint32Array;
+  if (options.bootstrap ?? true) {
+    const m = options.max_samples == null ? rows.length : resolveCount("max_samples", options.max_samples, rows.length, 1);
+    if (m > rows.length) throw new OptionsError(`max_samples ${m} exceeds the ${rows.length} training rows`);
+    const rng = mulberry32(seed ^ 0x5bd1e995);
+    sample = new Uint32Array(m);
+    for (let i = 0; i < m; i++) sample[i] = rows[Math.floor(rng() * rows.length)];
+  } else {
+    sample = rows;
+  }
+  const n = sample.length;
+  const X: number[][] = new Array(n);
+  const y: number[] = new Array(n);
+  for (let s = 0; s < n; s++) {
+    const r = sample[s];
+    if (r >= nRows) throw new OptionsError(`training row ${r} is outside the pack's ${nRows} rows`);
+    const row = new Array<number>(F);
+    for (let f = 0; f < F; f++) row[f] = pack.bins[f * nRows + r];
+    X[s] = row;
+    y[s] = classification ? target.codes[r] : target.values[r];
+  }
+
+  // mlrf treats maxFeatures 1 as the fraction 1.0 (all features); 1.5 / F floors to exactly one feature.
+  const mlrfMaxFeatures = maxFeatures === 1 && F > 1 ? 1.5 / F : maxFeatures;
+  const common = {
+    nEstimators: 1,
+    seed,
+    noOOB: true,
+    useSampleBagging: false,
+    replacement: false,
+    maxFeatures: mlrfMaxFeatures,
+  };
+  const model = classification
+    ? new RandomForestClassifier({
+        ...common,
+        treeOptions: { gainFunction: "gini", minNumSamples: minSplit - 1, maxDepth, gainThreshold: 0 },
+      })
+    : new RandomForestRegression({ ...common, treeOptions: { minNumSamples: minSplit - 1, maxDepth } });
+  model.train(X, y);
+  const trained = model as unknown as { indexes: number[][]; estimators: { root: CartNode }[] };
+  const used = trained.indexes[0];
+  const root = trained.estimators[0].root;
+
+  const K = classification ? target.classes.length : 1;
+  const feature: number[] = [];
+  const threshold: number[] = [];
+  const thresholdBin: number[] = [];
+  const right: number[] = [];
+  const gain: number[] = [];
+  const values: number[] = [];
+
+  // Impurity × count of a node's samples (sample positions into X / y).
+  const impurity = (idx: number[]): number => {
+    if (classification) {
+      const counts = new Float64Array(K);
+      for (const s of idx) counts[y[s]]++;
+      let sq = 0;
+      for (const c of counts) sq += c * c;
+      return idx.length - sq / idx.length;
+    }
+    let mean = 0;
+    for (const s of idx) mean += y[s];
+    mean /= idx.length;
+    let sse = 0;
+    for (const s of idx) sse += (y[s] - mean) * (y[s] - mean);
+    return sse;
+  };
+
+  const visit = (node: CartNode, idx: number[]): void => {
+    const i = feature.length;
+    if (node.left && node.right) {
+      const col = node.splitColumn as number;
+      const v = node.splitValue as number;
+      const f = used[col];
+      const tb = Math.ceil(v) - 1; // largest bin b with b < v
+      const edges = pack.edges[f];
+      feature.push(f);
+      thresholdBin.push(tb);
+      threshold.push(tb < edges.length ? edges[tb] : Infinity);
+      right.push(-1);
+      gain.push(0);
+      const li: number[] = [];
+      const ri: number[] = [];
+      for (const s of idx) (X[s][f] < v ? li : ri).push(s);
+      const g = impurity(idx) - (li.length ? impurity(li) : 0) - (ri.length ? impurity(ri) : 0);
+      gain[i] = Math.max(0, g); // rounding can leave a tiny negative
+      visit(node.left, li);
+      right[i] = feature.length;
+      visit(node.right, ri);
+      return;
+    }
+    feature.push(-1);
+    threshold.push(0);
+    thresholdBin.push(0);
+    gain.push(0);
+    right.push(values.length / K);
+    const d = node.distribution;
+    if (typeof d === "number") values.push(d);
+    else if (d) {
+      // ml-cart's row only spans classes up to the largest code in the leaf: pad to K.
+      const p = d.getRow(0);
+      for (let k = 0; k < K; k++) values.push(k < p.length ? p[k] : 0);
+    } else throw new CanopyError("ml-random-forest returned a leaf without a distribution");
+  };
+  visit(
+    root,
+    Array.from({ length: n }, (_, s) => s),
+  );
+
+  const nodeCount = feature.length;
+  return {
+    index,
+    nodeCount,
+    feature: Int32Array.from(feature),
+    threshold: Float64Array.from(threshold),
+    thresholdBin: Uint8Array.from(thresholdBin),
+    right: Int32Array.from(right),
+    missingLeft: new Uint8Array(nodeCount),
+    gain: Float32Array.from(gain),
+    values: Float32Array.from(values),
+  };
+}
