@@ -1,0 +1,66 @@
+// `npm run bench`: self-setup, run every section, print the tables, write bench/RESULTS.md and bench/out/results.json.
+// Env: BENCH_QUICK=1 (digits + FM 5k only), BENCH_MLRF_CAP (seconds, default 120).
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { compareEngines } from "./compare.ts";
+import { resultsMarkdown, resultsText } from "./report.ts";
+import type { RunInfo } from "./report.ts";
+import type { Section, SectionContext, SectionResult } from "./section.ts";
+import { ensureFashionMnist, ensurePython } from "./setup.ts";
+
+// Later sections (pipeline with workers, serving load test) go here, each a function in its own file.
+const SECTIONS: Section[] = [compareEngines];
+
+function versionOf(pkgJson: string): string {
+  try {
+    return JSON.parse(readFileSync(pkgJson, "utf8")).version;
+  } catch {
+    return "?";
+  }
+}
+
+async function main(): Promise<void> {
+  // Every path below (bench/..., node_modules/..., test/fixtures/...) is relative to the repo root.
+  process.chdir(fileURLToPath(new URL("..", import.meta.url)));
+  const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+  const quick = process.env.BENCH_QUICK === "1";
+  const load = loadavg()[0];
+  if (load > 1.5) log(`warning: load average ${load.toFixed(2)}; timings will be pessimistic on a busy machine`);
+
+  ensureFashionMnist(log);
+  const python = ensurePython(log);
+  const cacheDir = join("bench", ".cache");
+  mkdirSync(cacheDir, { recursive: true });
+  const ctx: SectionContext = { quick, python, cacheDir, env: process.env, log };
+
+  const sections: SectionResult[] = [];
+  for (const section of SECTIONS) sections.push(await section(ctx));
+
+  const sk = spawnSync(python, ["-c", "import sklearn, numpy; print(sklearn.__version__, numpy.__version__)"], { encoding: "utf8" });
+  const [skv, npv] = (sk.stdout ?? "").trim().split(" ");
+  const info: RunInfo = {
+    date: new Date(),
+    quick,
+    loadAtStart: load,
+    versions: {
+      node: process.version,
+      "scikit-learn": skv ?? "?",
+      numpy: npv ?? "?",
+      "ml-random-forest": versionOf("node_modules/ml-random-forest/package.json"),
+    },
+  };
+
+  console.log(resultsText(sections));
+  writeFileSync(join("bench", "RESULTS.md"), resultsMarkdown(info, sections));
+  mkdirSync(join("bench", "out"), { recursive: true });
+  writeFileSync(join("bench", "out", "results.json"), JSON.stringify({ ...info, sections: sections.map((s) => ({ title: s.title, targets: s.targets, raw: s.raw })) }, null, 2));
+  log("wrote bench/RESULTS.md and bench/out/results.json");
+}
+
+main().catch((e) => {
+  console.error(`bench: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit(1);
+});
