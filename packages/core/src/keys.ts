@@ -1,0 +1,44 @@
+import { TaskError } from "./errors.ts";
+
+/**
+ * The blob key layout, shared by S3 and the disk store so a build can move between them.
+ * Ids are checked because the disk store maps keys to paths: nothing user-supplied may climb out.
+ */
+const BUILD_ID = /^b-[0-9a-f]{16}$/;
+const PACK_HASH = /^[0-9a-f]{64}$/;
+
+export function isBuildId(id: string): boolean {
+  return BUILD_ID.test(id);
+}
+
+function buildId(id: string): string {
+  if (!BUILD_ID.test(id)) throw new TaskError(`invalid build id ${JSON.stringify(id)} (expected b- and 16 hex digits)`);
+  return id;
+}
+
+export const keys = {
+  pack(hash: string): string {
+    if (!PACK_HASH.test(hash)) throw new TaskError(`invalid pack hash ${JSON.stringify(hash)} (expected 64 hex digits)`);
+    return `packs/${hash}.pack`;
+  },
+  spec(id: string): string {
+    return `builds/${buildId(id)}/spec.json`;
+  },
+  grove(id: string, grove: number): string {
+    if (!Number.isInteger(grove) || grove < 0 || grove > 99_999) throw new TaskError(`invalid grove number ${grove}`);
+    return `builds/${buildId(id)}/groves/${String(grove).padStart(5, "0")}.grove`;
+  },
+  model(id: string): string {
+    return `builds/${buildId(id)}/model.canopy`;
+  },
+  report(id: string): string {
+    return `builds/${buildId(id)}/report.json`;
+  },
+};
+
+export const CONTENT_TYPES = {
+  pack: "application/vnd.canopy.pack",
+  grove: "application/vnd.canopy.forest",
+  model: "application/vnd.canopy.forest",
+  json: "application/json",
+} as const;

@@ -1,0 +1,77 @@
+import { createHash } from "node:crypto";
+import { shuffledIndices, type DatasetPack } from "@canopy/forest";
+import { SpecError } from "./errors.ts";
+import { canonicalJson, criterionMismatch, groveCount, type BuildSpec } from "./spec.ts";
+
+export interface GrovePlan {
+  grove: number;
+  /** Trees [treeStart, treeEnd). */
+  treeStart: number;
+  treeEnd: number;
+}
+
+export interface RowSplit {
+  train: Uint32Array;
+  test: Uint32Array;
+}
+
+export interface BuildPlan {
+  buildId: string;
+  groves: GrovePlan[];
+  split: RowSplit;
+}
+
+/** What planning needs from a pack; the full pack fits. */
+export type PackSummary = Pick<DatasetPack, "hash" | "nRows"> & { target: { task: DatasetPack["target"]["task"] } };
+
+/**
+ * Same data + same spec = same id, so re-submitting is idempotent. The dataset reference is left out (the
+ * pack hash already names the data, wherever it was read from); everything else in the spec counts, tags included.
+ */
+export function buildIdFor(packHash: string, spec: BuildSpec): string {
+  const { dataset: _ignored, ...rest } = spec;
+  const digest = createHash("sha256").update(`canopy-build-v1\n${packHash}\n${canonicalJson(rest)}`).digest("hex");
+  return `b-${digest.slice(0, 16)}`;
+}
+
+/** Cuts trees 0..n-1 into consecutive groves of grove_size (the last may be smaller). */
+export function planGroves(nEstimators: number, groveSize: number): GrovePlan[] {
+  const groves: GrovePlan[] = [];
+  for (let g = 0; g < groveCount(nEstimators, groveSize); g++) {
+    groves.push({ grove: g, treeStart: g * groveSize, treeEnd: Math.min(nEstimators, (g + 1) * groveSize) });
+  }
+  return groves;
+}
+
+/** Salt ("SPLT") so the split's random stream differs from the trees', which derive from the same seed. */
+const SPLIT_SALT = 0x53504c54;
+
+/**
+ * The train/test split every trainer and the evaluator recompute (it is never shipped): the engine's seeded
+ * Fisher-Yates shuffle, `shuffledIndices(nRows, seed ^ "SPLT")`; the first ceil(nRows * testFraction) shuffled
+ * rows are the test set (scikit-learn's rounding). Both halves are returned ascending.
+ */
+export function splitRows(nRows: number, testFraction: number, seed: number): RowSplit {
+  if (!Number.isInteger(nRows) || nRows < 0) throw new RangeError(`nRows must be an integer >= 0 (got ${nRows})`);
+  if (!(testFraction >= 0 && testFraction < 1)) throw new RangeError(`testFraction must be in [0, 1) (got ${testFraction})`);
+  const order = shuffledIndices(nRows, (seed ^ SPLIT_SALT) >>> 0);
+  const nTest = Math.ceil(nRows * testFraction);
+  return { test: order.slice(0, nTest).sort(), train: order.slice(nTest).sort() };
+}
+
+/** Plans a build of `spec` over `pack`, checking what only the data can tell (the task, enough rows). */
+export function planBuild(spec: BuildSpec, pack: PackSummary): BuildPlan {
+  const task = pack.target.task;
+  const issues: { path: string; message: string }[] = [];
+  if (spec.task !== "auto" && spec.task !== task)
+    issues.push({ path: "task", message: `is "${spec.task}" but the dataset was prepared for ${task}` });
+  const criterion = criterionMismatch(spec.criterion, task);
+  if (criterion) issues.push({ path: "criterion", message: `${criterion} (the label makes this ${task})` });
+  if (spec.class_weight != null && task === "regression")
+    issues.push({ path: "class_weight", message: "is for classification only (the label makes this regression)" });
+  const split = splitRows(pack.nRows, spec.test_fraction, spec.seed);
+  if (split.train.length === 0)
+    issues.push({ path: "test_fraction", message: `leaves no training rows out of ${pack.nRows}` });
+  if (issues.length > 0) throw new SpecError(issues);
+  return { buildId: buildIdFor(pack.hash, spec), groves: planGroves(spec.n_estimators, spec.grove_size), split };
+}

@@ -1,0 +1,171 @@
+import { z } from "zod";
+import type { FitParams, ForestOptions } from "@canopy/forest";
+import { SpecError } from "./errors.ts";
+
+/** What a user asks for. Forest options sit at the top level with scikit-learn's names, like its constructor. */
+export interface BuildSpec extends ForestOptions {
+  /** Where the CSV lives: a path or an s3:// URL. The runtime resolves it; the core never reads it. */
+  dataset: string;
+  /** Label column; default the last one. */
+  label?: string;
+  task: "classification" | "regression" | "auto";
+  n_estimators: number;
+  grove_size: number;
+  seed: number;
+  test_fraction: number;
+  tolerated_failures: number;
+  tags?: Record<string, string>;
+}
+
+export const MAX_TREES = 100_000;
+
+const isInt = (x: number) => Number.isInteger(x);
+/** A number field whose type and range errors share one message, so users see the rule, not zod's wording. */
+const num = (message: string, ok: (x: number) => boolean) =>
+  z.number({ error: message }).refine(ok, { error: message });
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  num(`must be an integer >= ${min}`, (x) => isInt(x) && x >= min).refine((x) => x <= max, { error: `must be at most ${max}` });
+
+/** The engine's ForestOptions, each with the range the engine documents. Reused by the task codec. */
+export const forestOptionsShape = {
+  criterion: z.enum(["gini", "entropy", "squared_error"], { error: 'must be "gini", "entropy" or "squared_error"' }).optional(),
+  max_depth: z.union([z.null(), int(1)], { error: "must be an integer >= 1 or null" }).optional(),
+  min_samples_split: num("must be an integer >= 2 or a fraction in (0, 1]", (x) => (x > 0 && x <= 1) || (isInt(x) && x >= 2)).optional(),
+  min_samples_leaf: num("must be an integer >= 1 or a fraction in (0, 1)", (x) => (x > 0 && x < 1) || (isInt(x) && x >= 1)).optional(),
+  max_features: z
+    .union(
+      [
+        z.enum(["sqrt", "log2", "all"]),
+        z.null(),
+        z.number().refine((x) => (x > 0 && x < 1) || (isInt(x) && x >= 1)),
+      ],
+      { error: 'must be "sqrt", "log2", "all", null, an integer >= 1 or a fraction in (0, 1)' },
+    )
+    .optional(),
+  bootstrap: z.boolean({ error: "must be true or false" }).optional(),
+  max_samples: z
+    .union([z.null(), z.number().refine((x) => (x > 0 && x <= 1) || (isInt(x) && x >= 1))], {
+      error: "must be null, an integer >= 1 or a fraction in (0, 1]",
+    })
+    .optional(),
+  class_weight: z.union([z.literal("balanced"), z.null()], { error: 'must be "balanced" or null' }).optional(),
+  min_impurity_decrease: num("must be a number >= 0", (x) => x >= 0).optional(),
+};
+
+const tagKey = /^[A-Za-z0-9_.:/=+@-]{1,128}$/;
+
+const specSchema = z
+  .strictObject({
+    dataset: z.string({ error: "must be a non-empty string" }).min(1, { error: "must be a non-empty string" }),
+    label: z.string({ error: "must be a non-empty string" }).min(1, { error: "must be a non-empty string" }).optional(),
+    task: z.enum(["classification", "regression", "auto"], { error: 'must be "classification", "regression" or "auto"' }).default("auto"),
+    n_estimators: int(1, MAX_TREES).default(100),
+    grove_size: int(1).default(10),
+    seed: int(0, 0xffff_ffff).default(0),
+    test_fraction: num("must be a number >= 0 and < 1", (x) => x >= 0 && x < 1).default(0.25),
+    tolerated_failures: int(0).default(0),
+    tags: z
+      .record(
+        z.string().regex(tagKey, { error: "tag names are 1-128 characters of letters, digits and _.:/=+@-" }),
+        z.string({ error: "tag values must be strings" }).max(256, { error: "tag values are at most 256 characters" }),
+        { error: "must be an object of string values" },
+      )
+      .refine((t) => Object.keys(t).length <= 50, { error: "at most 50 tags" })
+      .optional(),
+    ...forestOptionsShape,
+  });
+
+/** Rules that relate fields; checked only once every field is valid on its own. */
+function crossFieldIssues(s: BuildSpec): { path: string; message: string }[] {
+  const issues: { path: string; message: string }[] = [];
+  const add = (path: string, message: string, got: unknown) => issues.push({ path, message: `${message} (got ${show(got)})` });
+  const groves = groveCount(s.n_estimators, s.grove_size);
+  if (s.grove_size > s.n_estimators) add("grove_size", `must be <= n_estimators (${s.n_estimators})`, s.grove_size);
+  else if (s.tolerated_failures >= groves)
+    add("tolerated_failures", `must be < the number of groves (${groves})`, s.tolerated_failures);
+  const criterionIssue = criterionMismatch(s.criterion, s.task);
+  if (criterionIssue) add("criterion", criterionIssue, s.criterion);
+  if (s.bootstrap === false && s.max_samples != null) add("max_samples", "needs bootstrap: true", s.max_samples);
+  if (s.class_weight != null && s.task === "regression") add("class_weight", "is for classification only", s.class_weight);
+  return issues;
+}
+
+export function groveCount(nEstimators: number, groveSize: number): number {
+  return Math.ceil(nEstimators / groveSize);
+}
+
+/** Why a criterion does not fit a task, or undefined. "auto" is checked again once the data decides the task. */
+export function criterionMismatch(criterion: ForestOptions["criterion"], task: BuildSpec["task"]): string | undefined {
+  if (criterion === undefined || task === "auto") return undefined;
+  if (task === "regression" && criterion !== "squared_error") return `"${criterion}" is for classification; use "squared_error"`;
+  if (task === "classification" && criterion === "squared_error") return '"squared_error" is for regression; use "gini" or "entropy"';
+  return undefined;
+}
+
+function show(value: unknown): string {
+  if (value === undefined) return "nothing";
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/** Zod issues as "field: rule (got value)" lines, nested union issues collapsed into their field's message. */
+export function issueLines(issues: readonly z.core.$ZodIssue[]): { path: string; message: string }[] {
+  const out: { path: string; message: string }[] = [];
+  for (const issue of issues) {
+    const path = issue.path.map(String).join(".");
+    if (issue.code === "unrecognized_keys") {
+      for (const key of issue.keys) out.push({ path: path ? `${path}.${key}` : key, message: "unknown field" });
+      continue;
+    }
+    const input = (issue as { input?: unknown }).input;
+    if (input === undefined && issue.code === "invalid_type") {
+      out.push({ path, message: "is required" });
+      continue;
+    }
+    out.push({ path, message: `${issue.message} (got ${show(input)})` });
+  }
+  return out;
+}
+
+/** Validates and fills defaults. Throws SpecError listing every bad field, one per line. */
+export function parseBuildSpec(input: unknown): BuildSpec {
+  if (typeof input !== "object" || input === null || Array.isArray(input))
+    throw new SpecError([{ path: "", message: `a build spec must be a JSON object (got ${show(input)})` }]);
+  const result = specSchema.safeParse(input, { reportInput: true });
+  if (!result.success) throw new SpecError(issueLines(result.error.issues));
+  const spec = dropUndefined(result.data) as BuildSpec;
+  const issues = crossFieldIssues(spec);
+  if (issues.length > 0) throw new SpecError(issues);
+  return spec;
+}
+
+/** The engine parameters for one build: everything but the data reference, split and bookkeeping. */
+export function toFitParams(spec: BuildSpec): FitParams {
+  const params: FitParams = { n_estimators: spec.n_estimators, random_state: spec.seed };
+  for (const key of Object.keys(forestOptionsShape) as (keyof ForestOptions)[]) {
+    if (spec[key] !== undefined) (params as Record<string, unknown>)[key] = spec[key];
+  }
+  return params;
+}
+
+/** JSON with keys sorted at every level, so equal specs hash equally whatever order they were written in. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(sortKeys(value));
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(value).sort()) {
+      const v = (value as Record<string, unknown>)[key];
+      if (v !== undefined) out[key] = sortKeys(v);
+    }
+    return out;
+  }
+  return value;
+}
+
+function dropUndefined<T extends object>(obj: T): T {
+  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined)) as T;
+}

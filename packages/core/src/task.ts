@@ -1,0 +1,85 @@
+import { z } from "zod";
+import type { FitParams } from "@canopy/forest";
+import { TaskError } from "./errors.ts";
+import { isBuildId } from "./keys.ts";
+import { forestOptionsShape, issueLines, MAX_TREES } from "./spec.ts";
+
+/**
+ * One unit of training work, as queued. It points at the pack and never embeds data, so it stays far below
+ * SQS's 256 KB limit. Trees [treeStart, treeEnd) are trained on the train split derived from (seed, testFraction).
+ */
+export interface GroveTask {
+  v: 1;
+  buildId: string;
+  grove: number;
+  treeStart: number;
+  treeEnd: number;
+  packKey: string;
+  packHash: string;
+  /** Split seed (the spec's seed); trees get their seeds from params.random_state via the engine's treeSeed. */
+  seed: number;
+  testFraction: number;
+  params: FitParams;
+  /** Epoch ms when the task was enqueued, for queue-wait timings. */
+  queuedAt: number;
+}
+
+export const GROVE_TASK_VERSION = 1;
+
+const count = (min: number) => z.number().int().min(min).max(MAX_TREES);
+
+const paramsSchema = z.strictObject({
+  n_estimators: count(1),
+  random_state: z.number().int().min(0).max(0xffff_ffff),
+  engine: z.enum(["canopy", "ml-random-forest"]).optional(),
+  ...forestOptionsShape,
+});
+
+const taskSchema = z
+  .strictObject({
+    v: z.literal(1),
+    buildId: z.string().refine(isBuildId, { error: "must be b- and 16 hex digits" }),
+    grove: z.number().int().min(0).max(99_999),
+    treeStart: count(0),
+    treeEnd: count(1),
+    packKey: z.string().min(1),
+    packHash: z.string().regex(/^[0-9a-f]{64}$/, { error: "must be 64 hex digits" }),
+    seed: z.number().int().min(0).max(0xffff_ffff),
+    testFraction: z.number().min(0).lt(1),
+    params: paramsSchema,
+    queuedAt: z.number().nonnegative(),
+  })
+  .superRefine((t, ctx) => {
+    if (t.treeEnd <= t.treeStart || t.treeEnd > t.params.n_estimators)
+      ctx.addIssue({
+        code: "custom",
+        path: ["treeEnd"],
+        input: t.treeEnd,
+        message: `must be > treeStart (${t.treeStart}) and <= params.n_estimators (${t.params.n_estimators})`,
+      });
+  });
+
+export function encodeGroveTask(task: GroveTask): string {
+  return JSON.stringify(task);
+}
+
+/** Parses and validates a queued message. Throws TaskError (one line) on anything else, including other versions. */
+export function decodeGroveTask(message: string): GroveTask {
+  let value: unknown;
+  try {
+    value = JSON.parse(message);
+  } catch (err) {
+    throw new TaskError(`grove task is not JSON: ${(err as Error).message}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new TaskError("grove task must be a JSON object");
+  const v = (value as { v?: unknown }).v;
+  if (v !== GROVE_TASK_VERSION)
+    throw new TaskError(`unsupported grove task version ${JSON.stringify(v) ?? "(none)"}; this Canopy reads v${GROVE_TASK_VERSION}`);
+  const result = taskSchema.safeParse(value, { reportInput: true });
+  if (!result.success) {
+    const lines = issueLines(result.error.issues).map((i) => (i.path ? `${i.path}: ${i.message}` : i.message));
+    throw new TaskError(`invalid grove task: ${lines.join("; ")}`);
+  }
+  return result.data as GroveTask;
+}

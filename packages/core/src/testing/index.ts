@@ -1,0 +1,2 @@
+export { MemoryBlobStore, MemoryLedger, MemoryNotifier, MemoryQueue } from "./memory.ts";
+export { describeLedgerContract, groveStats, type LedgerContractOptions } from "./ledger-contract.ts";

@@ -1,0 +1,75 @@
+import { describe, expect, it } from "vitest";
+import { AGGREGATION_TRIGGER_FILTER, isAggregationTrigger, ledgerRules, newBuildRecord, type BuildRecord } from "../src/ledger.ts";
+import { describeLedgerContract, groveStats, MemoryLedger } from "../src/testing/index.ts";
+
+describeLedgerContract("MemoryLedger", async () => ({ ledger: new MemoryLedger() }));
+// The in-process ledger has no emulator limits: hammer it harder too.
+describeLedgerContract("MemoryLedger, concurrency 8", async () => ({ ledger: new MemoryLedger() }), { concurrency: 8 });
+
+const record = (patch: Partial<BuildRecord> = {}): BuildRecord => ({
+  ...newBuildRecord({ buildId: "b-0000000000000001", total: 3, tolerated: 0, now: 0 }),
+  status: "TRAINING",
+  ...patch,
+});
+
+describe("isAggregationTrigger", () => {
+  it("fires only on the change that brings remaining to 0 while TRAINING", () => {
+    expect(isAggregationTrigger({ old: record({ remaining: 1 }), new: record({ remaining: 0 }) })).toBe(true);
+    expect(isAggregationTrigger({ old: record({ remaining: 0 }), new: record({ remaining: 0 }) })).toBe(false);
+    expect(isAggregationTrigger({ old: record({ remaining: 2 }), new: record({ remaining: 1 }) })).toBe(false);
+    expect(isAggregationTrigger({ old: record({ remaining: 1 }), new: record({ remaining: 0, status: "FAILED" }) })).toBe(false);
+    expect(isAggregationTrigger({ old: record({ remaining: 0 }), new: record({ remaining: 0, status: "AGGREGATING" }) })).toBe(false);
+  });
+
+  it("matches the DynamoDB stream filter's fields", () => {
+    expect(AGGREGATION_TRIGGER_FILTER).toEqual({
+      eventName: ["MODIFY"],
+      dynamodb: { NewImage: { remaining: { N: ["0"] }, status: { S: ["TRAINING"] } } },
+    });
+  });
+});
+
+describe("ledgerRules", () => {
+  it("never mutates the record it decides on", () => {
+    const r = record();
+    const frozen = structuredClone(r);
+    ledgerRules.landGrove(r, 1, groveStats(1), 5);
+    ledgerRules.failGrove(r, 2, "x", 5);
+    ledgerRules.claimAggregation(r, 5);
+    ledgerRules.fail(r, "y", 5);
+    expect(r).toEqual(frozen);
+  });
+
+  it("says why the build failed when a grove failure exceeds the tolerance", () => {
+    const decision = ledgerRules.failGrove(record({ tolerated: 0 }), 2, "worker crashed", 9);
+    expect(decision.next?.status).toBe("FAILED");
+    expect(decision.next?.reason).toBe("1 of 3 groves failed (tolerated 0); grove 2: worker crashed");
+    expect(decision.next?.updatedAt).toBe(9);
+  });
+});
+
+describe("MemoryLedger", () => {
+  it("keeps writing when a listener throws, and reports the error", async () => {
+    const errors: unknown[] = [];
+    const ledger = new MemoryLedger({ onListenerError: (e) => errors.push(e) });
+    ledger.watch(() => {
+      throw new Error("listener bug");
+    });
+    const r = newBuildRecord({ buildId: "b-0000000000000002", total: 1, tolerated: 0, now: 0 });
+    expect(await ledger.create(r)).toBe(true);
+    expect(await ledger.startTraining(r.buildId)).toBe(true);
+    expect(errors).toHaveLength(2);
+  });
+
+  it("hands out copies: callers cannot change stored records", async () => {
+    const ledger = new MemoryLedger({ clock: { now: () => 42 } });
+    const r = newBuildRecord({ buildId: "b-0000000000000003", total: 2, tolerated: 0, now: 0 });
+    await ledger.create(r);
+    r.landed.push(1);
+    const got = await ledger.get(r.buildId);
+    got!.tags.evil = "yes";
+    expect(await ledger.get(r.buildId)).toEqual(newBuildRecord({ buildId: r.buildId, total: 2, tolerated: 0, now: 0 }));
+    await ledger.startTraining(r.buildId);
+    expect((await ledger.get(r.buildId))?.updatedAt).toBe(42);
+  });
+});
