@@ -1,0 +1,509 @@
+import { CanopyError, FormatError } from "./errors.ts";
+import type { ResolvedParams } from "./options.ts";
+import { MISSING_BIN, type DatasetPack } from "./pack.ts";
+import type { Task, Tree } from "./types.ts";
+
+export const FOREST_FORMAT = "canopy-forest";
+export const FOREST_VERSION = 1;
+const MAGIC = "CNPYFRST";
+
+/** Rows to predict: an array of rows, or a row-major matrix. NaN marks a missing value. */
+export type Matrix = number[][] | { data: Float64Array; nRows: number; nCols: number };
+
+export interface TreeJSON {
+  index: number;
+  feature: number[];
+  threshold: number[];
+  thresholdBin: number[];
+  right: number[];
+  missingLeft: number[];
+  gain: number[];
+  values: number[];
+}
+
+export interface ForestJSON {
+  format: typeof FOREST_FORMAT;
+  version: number;
+  task: Task;
+  featureNames: string[];
+  labelName: string;
+  classes: string[];
+  params: ResolvedParams;
+  trees: TreeJSON[];
+}
+
+interface BinaryHeader extends Omit<ForestJSON, "trees"> {
+  featureWidth: 2 | 4;
+  trees: { index: number; nodeCount: number; leafCount: number }[];
+}
+
+/**
+ * A forest, or a grove (some of a build's trees). Trees are kept in ascending tree index; merging groves is
+ * concatenation in that order, so a build gives the same model however it was cut into groves.
+ */
+export class Forest {
+  readonly format = FOREST_FORMAT;
+  readonly version = FOREST_VERSION;
+
+  constructor(
+    readonly task: Task,
+    readonly featureNames: string[],
+    readonly labelName: string,
+    /** Class names by code; empty for regression. */
+    readonly classes: string[],
+    readonly params: ResolvedParams,
+    readonly trees: Tree[],
+  ) {}
+
+  get nTrees(): number {
+    return this.trees.length;
+  }
+
+  get nFeatures(): number {
+    return this.featureNames.length;
+  }
+
+  get nodeCount(): number {
+    let n = 0;
+    for (const t of this.trees) n += t.nodeCount;
+    return n;
+  }
+
+  /** Values per leaf: K class probabilities, or 1 regression value. */
+  get valueWidth(): number {
+    return this.task === "classification" ? this.classes.length : 1;
+  }
+
+  /** Class probabilities averaged over trees (soft vote), n × K row-major. */
+  predictProba(X: Matrix): Float64Array {
+    this.requireTask("classification", "predictProba");
+    const m = toMatrix(X, this.nFeatures);
+    return this.average(this.sumRaw(m.data, m.nRows));
+  }
+
+  /** Labels (classification) or mean predictions (regression). */
+  predict(X: Matrix): string[] | Float64Array {
+    const m = toMatrix(X, this.nFeatures);
+    return this.finish(this.sumRaw(m.data, m.nRows), m.nRows);
+  }
+
+  /** Soft-vote probabilities for rows of a binned pack (e.g. the held-out split). */
+  predictPackProba(pack: DatasetPack, rows: Uint32Array): Float64Array {
+    this.requireTask("classification", "predictPackProba");
+    return this.average(this.sumPack(pack, rows));
+  }
+
+  predictPack(pack: DatasetPack, rows: Uint32Array): string[] | Float64Array {
+    return this.finish(this.sumPack(pack, rows), rows.length);
+  }
+
+  /** Mean decrease in impurity, normalised per tree then averaged (sklearn's feature_importances_). */
+  featureImportances(): Float64Array {
+    const total = new Float64Array(this.nFeatures);
+    const perTree = new Float64Array(this.nFeatures);
+    let used = 0;
+    for (const t of this.trees) {
+      if (t.nodeCount <= 1) continue;
+      perTree.fill(0);
+      let sum = 0;
+      for (let i = 0; i < t.nodeCount; i++) {
+        if (t.feature[i] >= 0) {
+          perTree[t.feature[i]] += t.gain[i];
+          sum += t.gain[i];
+        }
+      }
+      if (sum <= 0) continue;
+      for (let f = 0; f < perTree.length; f++) total[f] += perTree[f] / sum;
+      used++;
+    }
+    if (used === 0) return total;
+    let s = 0;
+    for (const v of total) s += v;
+    for (let f = 0; f < total.length; f++) total[f] /= s;
+    return total;
+  }
+
+  private requireTask(task: Task, what: string): void {
+    if (this.task !== task) throw new CanopyError(`${what} needs a ${task} model; this one is ${this.task}`);
+  }
+
+  private average(sums: Float64Array): Float64Array {
+    const inv = 1 / this.trees.length;
+    for (let i = 0; i < sums.length; i++) sums[i] *= inv;
+    return sums;
+  }
+
+  private finish(sums: Float64Array, n: number): string[] | Float64Array {
+    this.average(sums);
+    if (this.task === "regression") return sums;
+    const k = this.classes.length;
+    const labels: string[] = new Array(n);
+    for (let r = 0; r < n; r++) labels[r] = this.classes[argmax(sums, r * k, k)];
+    return labels;
+  }
+
+  /** Sum of leaf values over trees for raw rows. Rows are processed in blocks so a block stays in cache. */
+  private sumRaw(data: Float64Array, nRows: number): Float64Array {
+    const width = this.valueWidth;
+    const nCols = this.nFeatures;
+    const out = new Float64Array(nRows * width);
+    const BLOCK = 64;
+    for (let r0 = 0; r0 < nRows; r0 += BLOCK) {
+      const r1 = Math.min(nRows, r0 + BLOCK);
+      for (const t of this.trees) {
+        const { feature, threshold, right, missingLeft, values } = t;
+        for (let r = r0; r < r1; r++) {
+          const base = r * nCols;
+          let node = 0;
+          let f = feature[0];
+          while (f >= 0) {
+            const v = data[base + f];
+            if (v <= threshold[node] || (v !== v && missingLeft[node] === 1)) node++;
+            else node = right[node];
+            f = feature[node];
+          }
+          const o = right[node] * width;
+          const d = r * width;
+          for (let c = 0; c < width; c++) out[d + c] += values[o + c];
+        }
+      }
+    }
+    return out;
+  }
+
+  private sumPack(pack: DatasetPack, rows: Uint32Array): Float64Array {
+    if (pack.nFeatures !== this.nFeatures) {
+      throw new CanopyError(`the dataset has ${pack.nFeatures} features; the model expects ${this.nFeatures}`);
+    }
+    const width = this.valueWidth;
+    const bins = pack.bins;
+    const nRows = pack.nRows;
+    const out = new Float64Array(rows.length * width);
+    for (const t of this.trees) {
+      const { feature, thresholdBin, right, missingLeft, values } = t;
+      for (let i = 0; i < rows.length; i++) {
+        const r = rows[i];
+        let node = 0;
+        let f = feature[0];
+        while (f >= 0) {
+          const b = bins[f * nRows + r];
+          if (b <= thresholdBin[node] || (b === MISSING_BIN && missingLeft[node] === 1)) node++;
+          else node = right[node];
+          f = feature[node];
+        }
+        const o = right[node] * width;
+        const d = i * width;
+        for (let c = 0; c < width; c++) out[d + c] += values[o + c];
+      }
+    }
+    return out;
+  }
+
+  /** Concatenates groves of one build in tree-index order. */
+  static merge(parts: Forest[]): Forest {
+    if (parts.length === 0) throw new CanopyError("nothing to merge: no groves");
+    const first = parts[0];
+    const signature = compatibilityKey(first);
+    for (const p of parts) {
+      if (compatibilityKey(p) !== signature) {
+        throw new CanopyError("cannot merge groves of different builds (task, features, classes or parameters differ)");
+      }
+    }
+    const trees = parts.flatMap((p) => p.trees).sort((a, b) => a.index - b.index);
+    for (let i = 1; i < trees.length; i++) {
+      if (trees[i].index === trees[i - 1].index) throw new CanopyError(`tree ${trees[i].index} appears in two groves`);
+    }
+    return new Forest(first.task, first.featureNames, first.labelName, first.classes, first.params, trees);
+  }
+
+  toJSON(): ForestJSON {
+    return {
+      format: FOREST_FORMAT,
+      version: FOREST_VERSION,
+      task: this.task,
+      featureNames: this.featureNames,
+      labelName: this.labelName,
+      classes: this.classes,
+      params: this.params,
+      trees: this.trees.map((t) => ({
+        index: t.index,
+        feature: Array.from(t.feature),
+        threshold: Array.from(t.threshold),
+        thresholdBin: Array.from(t.thresholdBin),
+        right: Array.from(t.right),
+        missingLeft: Array.from(t.missingLeft),
+        gain: Array.from(t.gain),
+        values: Array.from(t.values),
+      })),
+    };
+  }
+
+  /**
+   * Compact binary form: a JSON header, then per tree its arrays; thresholds and gains are stored for split
+   * nodes only. Deterministic: the same trees always give the same bytes.
+   */
+  toBinary(): Uint8Array {
+    const featureWidth: 2 | 4 = this.nFeatures < 0x8000 ? 2 : 4;
+    const width = this.valueWidth;
+    const header: BinaryHeader = {
+      format: FOREST_FORMAT,
+      version: FOREST_VERSION,
+      task: this.task,
+      featureNames: this.featureNames,
+      labelName: this.labelName,
+      classes: this.classes,
+      params: this.params,
+      featureWidth,
+      trees: this.trees.map((t) => ({ index: t.index, nodeCount: t.nodeCount, leafCount: t.values.length / width })),
+    };
+    const headerBytes = new TextEncoder().encode(JSON.stringify(header));
+    let size = align8(16 + headerBytes.length);
+    for (const t of this.trees) size += treeBytes(t.nodeCount, internalCount(t), t.values.length, featureWidth);
+    const bytes = new Uint8Array(size);
+    for (let i = 0; i < 8; i++) bytes[i] = MAGIC.charCodeAt(i);
+    const view = new DataView(bytes.buffer);
+    view.setUint32(8, FOREST_VERSION, true);
+    view.setUint32(12, headerBytes.length, true);
+    bytes.set(headerBytes, 16);
+    let off = align8(16 + headerBytes.length);
+    for (const t of this.trees) {
+      const nInternal = internalCount(t);
+      const thr = new Float64Array(bytes.buffer, off, nInternal);
+      off += nInternal * 8;
+      new Float32Array(bytes.buffer, off, t.values.length).set(t.values);
+      off += t.values.length * 4;
+      const gain = new Float32Array(bytes.buffer, off, nInternal);
+      off += nInternal * 4;
+      let k = 0;
+      for (let i = 0; i < t.nodeCount; i++) {
+        if (t.feature[i] >= 0) {
+          thr[k] = t.threshold[i];
+          gain[k] = t.gain[i];
+          k++;
+        }
+      }
+      new Int32Array(bytes.buffer, off, t.nodeCount).set(t.right);
+      off += t.nodeCount * 4;
+      if (featureWidth === 2) new Int16Array(bytes.buffer, off, t.nodeCount).set(t.feature);
+      else new Int32Array(bytes.buffer, off, t.nodeCount).set(t.feature);
+      off += t.nodeCount * featureWidth;
+      bytes.set(t.thresholdBin, off);
+      off += t.nodeCount;
+      bytes.set(t.missingLeft, off);
+      off = align8(off + t.nodeCount);
+    }
+    return bytes;
+  }
+
+  /** Loads a model or grove from its binary form, its JSON text, or a parsed JSON object; validates everything. */
+  static load(input: Uint8Array | string | object): Forest {
+    if (input instanceof Uint8Array) {
+      if (hasMagic(input)) return fromBinary(input);
+      let text: string;
+      try {
+        text = new TextDecoder("utf-8", { fatal: true }).decode(input);
+      } catch {
+        throw new FormatError("not a Canopy model: neither the binary format nor JSON text");
+      }
+      return Forest.load(text);
+    }
+    if (typeof input === "string") {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(input);
+      } catch {
+        throw new FormatError("not a Canopy model: invalid JSON");
+      }
+      return Forest.load(parsed as object);
+    }
+    return fromJSON(input as Partial<ForestJSON>);
+  }
+}
+
+function argmax(a: Float64Array, o: number, k: number): number {
+  let best = 0;
+  for (let c = 1; c < k; c++) if (a[o + c] > a[o + best]) best = c;
+  return best;
+}
+
+function compatibilityKey(f: Forest): string {
+  return JSON.stringify([f.task, f.featureNames, f.labelName, f.classes, f.params]);
+}
+
+function toMatrix(X: Matrix, nFeatures: number): { data: Float64Array; nRows: number } {
+  if (Array.isArray(X)) {
+    const data = new Float64Array(X.length * nFeatures);
+    X.forEach((row, r) => {
+      if (row.length !== nFeatures) throw new CanopyError(`row ${r + 1} has ${row.length} values; the model expects ${nFeatures}`);
+      for (let f = 0; f < nFeatures; f++) data[r * nFeatures + f] = row[f];
+    });
+    return { data, nRows: X.length };
+  }
+  if (X.nCols !== nFeatures) throw new CanopyError(`the data has ${X.nCols} columns; the model expects ${nFeatures}`);
+  if (X.data.length < X.nRows * X.nCols) throw new CanopyError("matrix data is shorter than nRows × nCols");
+  return { data: X.data, nRows: X.nRows };
+}
+
+const align8 = (n: number) => (n + 7) & ~7;
+
+function internalCount(t: Tree): number {
+  let n = 0;
+  for (let i = 0; i < t.nodeCount; i++) if (t.feature[i] >= 0) n++;
+  return n;
+}
+
+function treeBytes(nodes: number, internal: number, values: number, featureWidth: number): number {
+  return align8(internal * 12 + values * 4 + nodes * (4 + featureWidth + 2));
+}
+
+function hasMagic(bytes: Uint8Array): boolean {
+  if (bytes.length < 16) return false;
+  for (let i = 0; i < 8; i++) if (bytes[i] !== MAGIC.charCodeAt(i)) return false;
+  return true;
+}
+
+function checkFormat(format: unknown, version: unknown): void {
+  if (format !== FOREST_FORMAT) {
+    throw new FormatError(`not a Canopy model: format is ${JSON.stringify(format ?? null)}, expected "${FOREST_FORMAT}"`);
+  }
+  if (version !== FOREST_VERSION) {
+    throw new FormatError(`unsupported ${FOREST_FORMAT} version ${JSON.stringify(version)} (this build reads version ${FOREST_VERSION})`);
+  }
+}
+
+function checkMeta(m: Partial<ForestJSON>): void {
+  const ok =
+    (m.task === "classification" || m.task === "regression") &&
+    Array.isArray(m.featureNames) &&
+    m.featureNames.every((n) => typeof n === "string") &&
+    typeof m.labelName === "string" &&
+    Array.isArray(m.classes) &&
+    m.classes.every((c) => typeof c === "string") &&
+    (m.task === "regression" || m.classes.length > 0) &&
+    typeof m.params === "object" &&
+    m.params !== null;
+  if (!ok) throw new FormatError("corrupt model: bad header fields");
+}
+
+function fromBinary(bytes: Uint8Array): Forest {
+  const src = bytes.byteOffset % 8 === 0 ? bytes : bytes.slice();
+  const view = new DataView(src.buffer, src.byteOffset, src.byteLength);
+  const version = view.getUint32(8, true);
+  const headerLength = view.getUint32(12, true);
+  if (16 + headerLength > src.length) throw new FormatError("corrupt model: truncated header");
+  let header: BinaryHeader;
+  try {
+    header = JSON.parse(new TextDecoder().decode(src.subarray(16, 16 + headerLength))) as BinaryHeader;
+  } catch {
+    throw new FormatError("corrupt model: unreadable header");
+  }
+  checkFormat(header.format, version);
+  checkFormat(header.format, header.version);
+  checkMeta(header as unknown as Partial<ForestJSON>);
+  if ((header.featureWidth !== 2 && header.featureWidth !== 4) || !Array.isArray(header.trees)) {
+    throw new FormatError("corrupt model: bad header fields");
+  }
+  const width = header.task === "classification" ? header.classes.length : 1;
+  let off = align8(16 + headerLength);
+  const trees: Tree[] = [];
+  for (const th of header.trees) {
+    const { nodeCount, leafCount, index } = th;
+    if (![nodeCount, leafCount, index].every((v) => Number.isInteger(v) && v >= 0) || nodeCount < 1) {
+      throw new FormatError("corrupt model: bad tree header");
+    }
+    const nInternal = nodeCount - leafCount;
+    if (nInternal < 0) throw new FormatError("corrupt model: bad tree header");
+    const size = treeBytes(nodeCount, nInternal, leafCount * width, header.featureWidth);
+    if (off + size > src.length) throw new FormatError("corrupt model: truncated tree data");
+    const base = src.byteOffset + off;
+    const thr = new Float64Array(src.buffer, base, nInternal);
+    let o = base + nInternal * 8;
+    const values = new Float32Array(src.buffer.slice(o, o + leafCount * width * 4));
+    o += leafCount * width * 4;
+    const gainCompact = new Float32Array(src.buffer, o, nInternal);
+    o += nInternal * 4;
+    const right = new Int32Array(src.buffer.slice(o, o + nodeCount * 4));
+    o += nodeCount * 4;
+    const feature =
+      header.featureWidth === 2
+        ? Int32Array.from(new Int16Array(src.buffer, o, nodeCount))
+        : new Int32Array(src.buffer.slice(o, o + nodeCount * 4));
+    o += nodeCount * header.featureWidth;
+    const thresholdBin = new Uint8Array(src.buffer.slice(o, o + nodeCount));
+    o += nodeCount;
+    const missingLeft = new Uint8Array(src.buffer.slice(o, o + nodeCount));
+    const threshold = new Float64Array(nodeCount);
+    const gain = new Float32Array(nodeCount);
+    let k = 0;
+    for (let i = 0; i < nodeCount; i++) {
+      if (feature[i] >= 0) {
+        if (k >= nInternal) throw new FormatError("corrupt model: node kinds disagree with the tree header");
+        threshold[i] = thr[k];
+        gain[i] = gainCompact[k];
+        k++;
+      }
+    }
+    if (k !== nInternal) throw new FormatError("corrupt model: node kinds disagree with the tree header");
+    const tree: Tree = { index, nodeCount, feature, threshold, thresholdBin, right, missingLeft, gain, values };
+    checkTree(tree, header.featureNames.length, width);
+    trees.push(tree);
+    off += size;
+  }
+  if (off !== src.length) throw new FormatError("corrupt model: trailing bytes");
+  return build(header, trees);
+}
+
+function fromJSON(json: Partial<ForestJSON>): Forest {
+  if (json === null || typeof json !== "object") throw new FormatError("not a Canopy model: not an object");
+  checkFormat(json.format, json.version);
+  checkMeta(json);
+  if (!Array.isArray(json.trees)) throw new FormatError("corrupt model: trees missing");
+  const width = json.task === "classification" ? json.classes!.length : 1;
+  const trees = json.trees.map((t) => {
+    const arrays = ["feature", "threshold", "thresholdBin", "right", "missingLeft", "gain", "values"] as const;
+    if (!t || !Number.isInteger(t.index) || !arrays.every((a) => Array.isArray(t[a]) && t[a].every((v) => typeof v === "number"))) {
+      throw new FormatError("corrupt model: bad tree");
+    }
+    const tree: Tree = {
+      index: t.index,
+      nodeCount: t.feature.length,
+      feature: Int32Array.from(t.feature),
+      threshold: Float64Array.from(t.threshold),
+      thresholdBin: Uint8Array.from(t.thresholdBin),
+      right: Int32Array.from(t.right),
+      missingLeft: Uint8Array.from(t.missingLeft),
+      gain: Float32Array.from(t.gain),
+      values: Float32Array.from(t.values),
+    };
+    const n = tree.nodeCount;
+    if (n < 1 || [tree.threshold, tree.thresholdBin, tree.right, tree.missingLeft, tree.gain].some((a) => a.length !== n)) {
+      throw new FormatError("corrupt model: tree arrays have different lengths");
+    }
+    checkTree(tree, json.featureNames!.length, width);
+    return tree;
+  });
+  return build(json as ForestJSON, trees);
+}
+
+/** Structural checks that make traversal safe: children ahead of parents, leaf slots and features in range. */
+function checkTree(t: Tree, nFeatures: number, width: number): void {
+  if (t.values.length % width !== 0) throw new FormatError("corrupt model: leaf values do not match the class count");
+  const leaves = t.values.length / width;
+  for (let i = 0; i < t.nodeCount; i++) {
+    const f = t.feature[i];
+    if (f >= 0) {
+      if (f >= nFeatures || i + 1 >= t.nodeCount || t.right[i] <= i + 1 || t.right[i] >= t.nodeCount) {
+        throw new FormatError(`corrupt model: tree ${t.index} node ${i} is malformed`);
+      }
+    } else if (f !== -1 || t.right[i] < 0 || t.right[i] >= leaves) {
+      throw new FormatError(`corrupt model: tree ${t.index} leaf ${i} is malformed`);
+    }
+  }
+}
+
+function build(meta: Omit<ForestJSON, "trees">, trees: Tree[]): Forest {
+  for (let i = 1; i < trees.length; i++) {
+    if (trees[i].index <= trees[i - 1].index) throw new FormatError("corrupt model: trees out of order");
+  }
+  return new Forest(meta.task, meta.featureNames, meta.labelName, meta.classes, meta.params, trees);
+}

@@ -1,0 +1,17 @@
+export type { Task, Target, Dataset, ForestOptions, Tree } from "./types.ts";
+export * from "./errors.ts";
+export { treeSeed, Rng, shuffledIndices } from "./rng.ts";
+export { buildPack, encodePack, decodePack, computeEdges, binOf, MISSING_BIN, MAX_BINS, PACK_VERSION } from "./pack.ts";
+export type { DatasetPack, PackOptions } from "./pack.ts";
+export { resolveParams, featuresPerSplit } from "./options.ts";
+export type { FitParams, ResolvedParams, Engine } from "./options.ts";
+export { fitForest, allRows } from "./fit.ts";
+export type { FitOptions } from "./fit.ts";
+export { Forest, FOREST_FORMAT, FOREST_VERSION } from "./forest.ts";
+export type { Matrix, ForestJSON, TreeJSON } from "./forest.ts";
+export { parseCsv } from "./csv.ts";
+export type { ParseCsvOptions } from "./csv.ts";
+export { classificationMetrics, regressionMetrics } from "./metrics.ts";
+export type { ClassificationMetrics, RegressionMetrics, Metrics } from "./metrics.ts";
+export { evaluate } from "./evaluate.ts";
+export { exportMlrf, hardVote } from "./mlrf.ts";

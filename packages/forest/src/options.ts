@@ -1,0 +1,144 @@
+import { OptionsError } from "./errors.ts";
+import type { ForestOptions, Task } from "./types.ts";
+
+export type Engine = "canopy" | "ml-random-forest";
+
+/** Everything that defines a forest build, with scikit-learn's names. */
+export interface FitParams extends ForestOptions {
+  /** Trees in the whole build. Default 100. */
+  n_estimators?: number;
+  /** Build seed; tree t is seeded by treeSeed(random_state, t). Default 0. */
+  random_state?: number;
+  /** Default "canopy" (the histogram learner); "ml-random-forest" for comparison. */
+  engine?: Engine;
+}
+
+/** FitParams with every default filled in; stored in models so that merge can check groves agree. */
+export interface ResolvedParams {
+  n_estimators: number;
+  random_state: number;
+  engine: Engine;
+  criterion: "gini" | "entropy" | "squared_error";
+  max_depth: number | null;
+  min_samples_split: number;
+  min_samples_leaf: number;
+  max_features: "sqrt" | "log2" | "all" | number;
+  bootstrap: boolean;
+  max_samples: number | null;
+  class_weight: "balanced" | null;
+  min_impurity_decrease: number;
+}
+
+const KNOWN = new Set([
+  "n_estimators",
+  "random_state",
+  "engine",
+  "criterion",
+  "max_depth",
+  "min_samples_split",
+  "min_samples_leaf",
+  "max_features",
+  "bootstrap",
+  "max_samples",
+  "class_weight",
+  "min_impurity_decrease",
+]);
+
+function fail(name: string, rule: string, got: unknown): never {
+  throw new OptionsError(`${name}: must be ${rule} (got ${JSON.stringify(got)})`);
+}
+
+const isInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v);
+const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+
+/** Validates params and fills scikit-learn's defaults for the task. Throws OptionsError naming the option. */
+export function resolveParams(params: FitParams, task: Task): ResolvedParams {
+  for (const key of Object.keys(params)) {
+    if (!KNOWN.has(key)) throw new OptionsError(`unknown option "${key}"`);
+  }
+  const p = { ...params } as Record<string, unknown>;
+  for (const [k, v] of Object.entries(p)) if (v === undefined) delete p[k];
+
+  const n_estimators = p.n_estimators ?? 100;
+  if (!isInt(n_estimators) || n_estimators < 1) fail("n_estimators", "an integer >= 1", n_estimators);
+  const random_state = p.random_state ?? 0;
+  if (!isInt(random_state) || random_state < 0 || random_state > Number.MAX_SAFE_INTEGER) {
+    fail("random_state", "an integer >= 0", random_state);
+  }
+  const engine = p.engine ?? "canopy";
+  if (engine !== "canopy" && engine !== "ml-random-forest") fail("engine", '"canopy" or "ml-random-forest"', engine);
+
+  const criterion = p.criterion ?? (task === "classification" ? "gini" : "squared_error");
+  const allowed = task === "classification" ? ["gini", "entropy"] : ["squared_error"];
+  if (!allowed.includes(criterion as string)) fail("criterion", `one of ${allowed.join(", ")} for ${task}`, criterion);
+
+  const max_depth = p.max_depth ?? null;
+  if (max_depth !== null && (!isInt(max_depth) || max_depth < 1)) fail("max_depth", "an integer >= 1 or null", max_depth);
+
+  const min_samples_split = p.min_samples_split ?? 2;
+  if (!isNum(min_samples_split) || (isInt(min_samples_split) ? min_samples_split < 2 : min_samples_split <= 0 || min_samples_split > 1)) {
+    fail("min_samples_split", "an integer >= 2 or a fraction in (0, 1]", min_samples_split);
+  }
+  const min_samples_leaf = p.min_samples_leaf ?? 1;
+  if (!isNum(min_samples_leaf) || (isInt(min_samples_leaf) ? min_samples_leaf < 1 : min_samples_leaf <= 0 || min_samples_leaf >= 1)) {
+    fail("min_samples_leaf", "an integer >= 1 or a fraction in (0, 1)", min_samples_leaf);
+  }
+
+  let max_features = p.max_features === undefined ? (task === "classification" ? "sqrt" : "all") : p.max_features;
+  if (max_features === null) max_features = "all";
+  if (
+    !(max_features === "sqrt" || max_features === "log2" || max_features === "all") &&
+    !(isInt(max_features) && max_features >= 1) &&
+    !(isNum(max_features) && !isInt(max_features) && max_features > 0 && max_features < 1)
+  ) {
+    fail("max_features", '"sqrt", "log2", "all", an integer >= 1 or a fraction in (0, 1)', max_features);
+  }
+
+  const bootstrap = p.bootstrap ?? true;
+  if (typeof bootstrap !== "boolean") fail("bootstrap", "true or false", bootstrap);
+  const max_samples = p.max_samples ?? null;
+  if (max_samples !== null) {
+    if (!bootstrap) fail("max_samples", "null when bootstrap is false", max_samples);
+    if (!isNum(max_samples) || (isInt(max_samples) ? max_samples < 1 : max_samples <= 0 || max_samples > 1)) {
+      fail("max_samples", "null, an integer >= 1 or a fraction in (0, 1]", max_samples);
+    }
+  }
+  const class_weight = p.class_weight ?? null;
+  if (class_weight !== null) {
+    if (class_weight !== "balanced") fail("class_weight", '"balanced" or null', class_weight);
+    if (task !== "classification") fail("class_weight", "null for regression", class_weight);
+  }
+  const min_impurity_decrease = p.min_impurity_decrease ?? 0;
+  if (!isNum(min_impurity_decrease) || min_impurity_decrease < 0) fail("min_impurity_decrease", "a number >= 0", min_impurity_decrease);
+
+  return {
+    n_estimators: n_estimators as number,
+    random_state: random_state as number,
+    engine: engine as Engine,
+    criterion: criterion as ResolvedParams["criterion"],
+    max_depth: max_depth as number | null,
+    min_samples_split: min_samples_split as number,
+    min_samples_leaf: min_samples_leaf as number,
+    max_features: max_features as ResolvedParams["max_features"],
+    bootstrap: bootstrap as boolean,
+    max_samples: max_samples as number | null,
+    class_weight: class_weight as "balanced" | null,
+    min_impurity_decrease: min_impurity_decrease as number,
+  };
+}
+
+/** Number of features drawn per split (sklearn's rules; at least 1). */
+export function featuresPerSplit(maxFeatures: ResolvedParams["max_features"], nFeatures: number): number {
+  let k: number;
+  if (maxFeatures === "all") k = nFeatures;
+  else if (maxFeatures === "sqrt") k = Math.floor(Math.sqrt(nFeatures));
+  else if (maxFeatures === "log2") k = Math.floor(Math.log2(nFeatures));
+  else if (Number.isInteger(maxFeatures)) k = maxFeatures;
+  else k = Math.floor(maxFeatures * nFeatures);
+  return Math.min(nFeatures, Math.max(1, k));
+}
+
+/** sklearn: an integer is a count, a fraction is ceil(fraction * n). */
+export function countOrFraction(value: number, n: number): number {
+  return Number.isInteger(value) && value >= 1 ? value : Math.ceil(value * n);
+}

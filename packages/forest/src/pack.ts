@@ -1,0 +1,352 @@
+import { createHash } from "node:crypto";
+import { FormatError, OptionsError } from "./errors.ts";
+import type { Dataset, Target } from "./types.ts";
+
+/** Bin value that marks a missing cell. Real bins are 0..254. */
+export const MISSING_BIN = 255;
+export const MAX_BINS = 255;
+
+const MAGIC = "CNPYPACK";
+export const PACK_VERSION = 1;
+
+/**
+ * A dataset prepared once for training: every feature quantile-binned to a Uint8 column. Column-major so a
+ * split scans one contiguous column. `bytes` is the encoding itself; the arrays are views into it, so posting
+ * a SharedArrayBuffer-backed pack to worker threads shares it instead of copying.
+ */
+export interface DatasetPack {
+  featureNames: string[];
+  labelName: string;
+  nRows: number;
+  nFeatures: number;
+  /** bins[f * nRows + r]; MISSING_BIN for a missing cell. */
+  bins: Uint8Array;
+  /** Per feature, ascending; bin(x) = first b with x <= edges[b], else edges.length. */
+  edges: Float64Array[];
+  target: Target;
+  /** sha256 (hex) of `bytes`. */
+  hash: string;
+  bytes: Uint8Array;
+  /** Row-major copy of `bins` for training, made once per pack (see rowMajorBins); not part of the encoding. */
+  rowBins?: Uint8Array;
+}
+
+export interface PackOptions {
+  /** At most this many bins per feature (plus the missing bin). Default and maximum 255. */
+  maxBins?: number;
+  /** Allocate the encoding in a SharedArrayBuffer (for worker threads). */
+  shared?: boolean;
+}
+
+/** Integer-valued columns with a small range are counted and binned through lookup tables. */
+const MAX_INTEGER_RANGE = 1 << 16;
+
+/** [min, max] if every present value is an integer and the range is small; otherwise null. */
+function integerRange(column: Float64Array): [number, number] | null {
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < column.length; i++) {
+    const v = column[i];
+    if (v !== v) continue;
+    if (!Number.isInteger(v)) return null;
+    if (v < min) min = v;
+    if (v > max) max = v;
+    if (max - min >= MAX_INTEGER_RANGE) return null;
+  }
+  return min <= max ? [min, max] : null;
+}
+
+/** Sorted distinct present values of a column, with their counts. */
+function distinctCounts(column: Float64Array, range: [number, number] | null): { distinct: number[]; counts: number[]; n: number } {
+  const distinct: number[] = [];
+  const counts: number[] = [];
+  let n = 0;
+  if (range !== null) {
+    const [min, max] = range;
+    const tally = new Int32Array(max - min + 1);
+    for (let i = 0; i < column.length; i++) {
+      const v = column[i];
+      if (v === v) tally[v - min]++;
+    }
+    for (let k = 0; k < tally.length; k++) {
+      if (tally[k] > 0) {
+        distinct.push(min + k);
+        counts.push(tally[k]);
+        n += tally[k];
+      }
+    }
+    return { distinct, counts, n };
+  }
+  const sorted = new Float64Array(column.length);
+  for (let i = 0; i < column.length; i++) {
+    const v = column[i];
+    if (v === v) sorted[n++] = v;
+  }
+  const values = sorted.subarray(0, n).sort();
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    if (distinct.length > 0 && distinct[distinct.length - 1] === v) counts[counts.length - 1]++;
+    else {
+      distinct.push(v);
+      counts.push(1);
+    }
+  }
+  return { distinct, counts, n };
+}
+
+/**
+ * Bin edges for one column. Distinct values get a bin each when they fit; otherwise bins are filled greedily
+ * to about equal counts, and a value heavier than the running target (a spike, such as the zero pixel) gets a
+ * bin of its own instead of swallowing its neighbours. Edges sit midway between adjacent distinct values.
+ */
+export function computeEdges(column: Float64Array, maxBins = MAX_BINS, range = integerRange(column)): Float64Array {
+  const { distinct, counts, n } = distinctCounts(column, range);
+  const d = distinct.length;
+  if (d <= 1) return new Float64Array(0);
+  const cuts: number[] = []; // cut after distinct index i
+  if (d <= maxBins) {
+    for (let i = 0; i < d - 1; i++) cuts.push(i);
+  } else {
+    let remainingCount = n;
+    let remainingBins = maxBins;
+    let acc = 0;
+    for (let i = 0; i < d - 1 && remainingBins > 1; i++) {
+      const target = remainingCount / remainingBins;
+      acc += counts[i];
+      // Close the bin when it is full, or when the next value alone would overfill it.
+      if (acc >= target || acc + counts[i + 1] > target * 1.5) {
+        cuts.push(i);
+        remainingCount -= acc;
+        remainingBins--;
+        acc = 0;
+      }
+    }
+  }
+  const edges = new Float64Array(cuts.length);
+  for (let k = 0; k < cuts.length; k++) {
+    const lo = distinct[cuts[k]];
+    const hi = distinct[cuts[k] + 1];
+    let mid = lo + (hi - lo) / 2;
+    if (!(mid < hi)) mid = lo; // adjacent floats: keep lo on the left
+    edges[k] = mid;
+  }
+  return edges;
+}
+
+/** The bin of a raw value under `edges` (binary search for the first edge >= x). */
+export function binOf(edges: Float64Array, x: number): number {
+  if (x !== x) return MISSING_BIN;
+  let lo = 0;
+  let hi = edges.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (edges[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+interface PackHeader {
+  featureNames: string[];
+  labelName: string;
+  nRows: number;
+  edgeCounts: number[];
+  task: Target["task"];
+  classes?: string[];
+}
+
+const align8 = (n: number) => (n + 7) & ~7;
+
+/** Bins a dataset and encodes it. The returned pack's arrays are views into its `bytes`. */
+export function buildPack(dataset: Dataset, options: PackOptions = {}): DatasetPack {
+  const maxBins = options.maxBins ?? MAX_BINS;
+  if (!Number.isInteger(maxBins) || maxBins < 2 || maxBins > MAX_BINS) {
+    throw new OptionsError(`maxBins must be an integer in [2, ${MAX_BINS}] (got ${maxBins})`);
+  }
+  const { nRows, columns } = dataset;
+  const nFeatures = columns.length;
+  const ranges = columns.map(integerRange);
+  const edges = columns.map((c, f) => computeEdges(c, maxBins, ranges[f]));
+  const header: PackHeader = {
+    featureNames: dataset.featureNames,
+    labelName: dataset.labelName,
+    nRows,
+    edgeCounts: edges.map((e) => e.length),
+    task: dataset.target.task,
+    ...(dataset.target.task === "classification" ? { classes: dataset.target.classes } : {}),
+  };
+  const layout = layoutFor(header, nFeatures);
+  const buffer = options.shared ? new SharedArrayBuffer(layout.total) : new ArrayBuffer(layout.total);
+  const bytes = new Uint8Array(buffer);
+  writePreamble(bytes, layout.headerBytes);
+  let off = layout.edgesOffset;
+  for (const e of edges) {
+    new Float64Array(buffer, off, e.length).set(e);
+    off += e.length * 8;
+  }
+  if (dataset.target.task === "classification") {
+    new Uint16Array(buffer, layout.targetOffset, nRows).set(dataset.target.codes);
+  } else {
+    new Float64Array(buffer, layout.targetOffset, nRows).set(dataset.target.values);
+  }
+  const bins = new Uint8Array(buffer, layout.binsOffset, nFeatures * nRows);
+  for (let f = 0; f < nFeatures; f++) binColumn(columns[f], edges[f], ranges[f], bins.subarray(f * nRows, (f + 1) * nRows));
+  return decodePack(bytes);
+}
+
+function binColumn(column: Float64Array, edges: Float64Array, range: [number, number] | null, out: Uint8Array): void {
+  if (range !== null) {
+    const [min, max] = range;
+    const lut = new Uint8Array(max - min + 1);
+    for (let v = min; v <= max; v++) lut[v - min] = binOf(edges, v);
+    for (let r = 0; r < column.length; r++) {
+      const x = column[r];
+      out[r] = x === x ? lut[x - min] : MISSING_BIN;
+    }
+    return;
+  }
+  const m = edges.length;
+  for (let r = 0; r < column.length; r++) {
+    const x = column[r];
+    if (x !== x) {
+      out[r] = MISSING_BIN;
+      continue;
+    }
+    let lo = 0;
+    let hi = m;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (edges[mid] < x) lo = mid + 1;
+      else hi = mid;
+    }
+    out[r] = lo;
+  }
+}
+
+interface Layout {
+  headerBytes: Uint8Array;
+  edgesOffset: number;
+  targetOffset: number;
+  binsOffset: number;
+  total: number;
+}
+
+function layoutFor(header: PackHeader, nFeatures: number): Layout {
+  const headerBytes = new TextEncoder().encode(JSON.stringify(header));
+  const edgesOffset = align8(16 + headerBytes.length);
+  const totalEdges = header.edgeCounts.reduce((a, b) => a + b, 0);
+  const targetOffset = edgesOffset + totalEdges * 8;
+  const targetBytes = header.task === "classification" ? header.nRows * 2 : header.nRows * 8;
+  const binsOffset = align8(targetOffset + targetBytes);
+  return { headerBytes, edgesOffset, targetOffset, binsOffset, total: binsOffset + nFeatures * header.nRows };
+}
+
+function writePreamble(bytes: Uint8Array, headerBytes: Uint8Array): void {
+  for (let i = 0; i < 8; i++) bytes[i] = MAGIC.charCodeAt(i);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, 16);
+  view.setUint32(8, PACK_VERSION, true);
+  view.setUint32(12, headerBytes.length, true);
+  bytes.set(headerBytes, 16);
+}
+
+/** The pack's encoding (the bytes it was built or decoded from). */
+export function encodePack(pack: DatasetPack): Uint8Array {
+  return pack.bytes;
+}
+
+/** Decodes a pack without copying: arrays are views into `bytes` (re-aligned by one copy if `bytes` is not 8-aligned). */
+export function decodePack(input: Uint8Array): DatasetPack {
+  let bytes = input;
+  if (bytes.byteOffset % 8 !== 0) bytes = bytes.slice();
+  if (bytes.length < 16) throw new FormatError("not a Canopy dataset pack: too short");
+  let magic = "";
+  for (let i = 0; i < 8; i++) magic += String.fromCharCode(bytes[i]);
+  if (magic !== MAGIC) throw new FormatError("not a Canopy dataset pack: bad magic bytes");
+  const view = new DataView(bytes.buffer, bytes.byteOffset, 16);
+  const version = view.getUint32(8, true);
+  if (version !== PACK_VERSION) {
+    throw new FormatError(`unsupported dataset pack version ${version} (this build reads version ${PACK_VERSION})`);
+  }
+  const headerLength = view.getUint32(12, true);
+  if (16 + headerLength > bytes.length) throw new FormatError("dataset pack is truncated (header)");
+  let header: PackHeader;
+  try {
+    header = JSON.parse(new TextDecoder().decode(bytes.subarray(16, 16 + headerLength))) as PackHeader;
+  } catch {
+    throw new FormatError("dataset pack header is corrupt");
+  }
+  validateHeader(header);
+  const nFeatures = header.featureNames.length;
+  const layout = layoutFor(header, nFeatures);
+  if (layout.total !== bytes.length) {
+    throw new FormatError(`dataset pack is ${bytes.length < layout.total ? "truncated" : "oversized"}: ${bytes.length} bytes, expected ${layout.total}`);
+  }
+  const buffer = bytes.buffer;
+  const base = bytes.byteOffset;
+  const edges: Float64Array[] = [];
+  let off = base + layout.edgesOffset;
+  for (const count of header.edgeCounts) {
+    edges.push(new Float64Array(buffer, off, count));
+    off += count * 8;
+  }
+  const nRows = header.nRows;
+  const target: Target =
+    header.task === "classification"
+      ? { task: "classification", classes: header.classes!, codes: new Uint16Array(buffer, base + layout.targetOffset, nRows) }
+      : { task: "regression", values: new Float64Array(buffer, base + layout.targetOffset, nRows) };
+  if (target.task === "classification") {
+    const k = target.classes.length;
+    for (let i = 0; i < nRows; i++) if (target.codes[i] >= k) throw new FormatError("dataset pack is corrupt: class code out of range");
+  }
+  return {
+    featureNames: header.featureNames,
+    labelName: header.labelName,
+    nRows,
+    nFeatures,
+    bins: new Uint8Array(buffer, base + layout.binsOffset, nFeatures * nRows),
+    edges,
+    target,
+    hash: createHash("sha256").update(bytes).digest("hex"),
+    bytes,
+  };
+}
+
+function validateHeader(h: PackHeader): void {
+  const ok =
+    h !== null &&
+    typeof h === "object" &&
+    Array.isArray(h.featureNames) &&
+    h.featureNames.every((n) => typeof n === "string") &&
+    typeof h.labelName === "string" &&
+    Number.isInteger(h.nRows) &&
+    h.nRows >= 0 &&
+    Array.isArray(h.edgeCounts) &&
+    h.edgeCounts.length === h.featureNames.length &&
+    h.edgeCounts.every((c) => Number.isInteger(c) && c >= 0 && c < MAX_BINS) &&
+    (h.task === "regression" || (h.task === "classification" && Array.isArray(h.classes) && h.classes.length > 0));
+  if (!ok) throw new FormatError("dataset pack header is corrupt");
+}
+
+/**
+ * The pack's bins row-major (rowBins[r * nFeatures + f]), made once and kept on the pack. Training reads each
+ * sample's row once per node for all drawn features. `shared` puts it in a SharedArrayBuffer for worker threads.
+ */
+export function rowMajorBins(pack: DatasetPack, shared = false): Uint8Array {
+  if (pack.rowBins) return pack.rowBins;
+  const { nRows, nFeatures, bins } = pack;
+  const size = nRows * nFeatures;
+  const out = new Uint8Array(shared ? new SharedArrayBuffer(size) : new ArrayBuffer(size));
+  const BLOCK = 64; // transpose in tiles so both sides stay in cache
+  for (let r0 = 0; r0 < nRows; r0 += BLOCK) {
+    const r1 = Math.min(nRows, r0 + BLOCK);
+    for (let f0 = 0; f0 < nFeatures; f0 += BLOCK) {
+      const f1 = Math.min(nFeatures, f0 + BLOCK);
+      for (let f = f0; f < f1; f++) {
+        const col = f * nRows;
+        for (let r = r0; r < r1; r++) out[r * nFeatures + f] = bins[col + r];
+      }
+    }
+  }
+  pack.rowBins = out;
+  return out;
+}

@@ -1,0 +1,368 @@
+import { proxy, type CriterionName } from "./criterion.ts";
+import { MISSING_BIN } from "./pack.ts";
+import type { Rng } from "./rng.ts";
+
+/** The best split found at a node. Statistics of the left child are in `leftStats`. */
+export interface Split {
+  feature: number;
+  thresholdBin: number;
+  missingLeft: boolean;
+  proxy: number;
+  leftWeight: number;
+  leftCount: number;
+  leftStats: Float64Array;
+}
+
+export interface SplitterConfig {
+  /** Column-major bins: bins[f * nRows + r]. */
+  bins: Uint8Array;
+  nRows: number;
+  nFeatures: number;
+  criterion: CriterionName;
+  /** Statistics per sample: K class weights for classification, 3 for regression. */
+  width: number;
+  /**
+   * The tree's samples, partitioned by the builder: pack rows (ascending within a node) for large nodes, and
+   * row numbers in the subtree's row copy for small ones.
+   */
+  idx: Uint32Array;
+  /** Class code of idx[i] (classification) — or null. Moves with idx. */
+  codeAt: Uint16Array | null;
+  /** Target of idx[i] (regression) — or null. Moves with idx. */
+  valueAt: Float64Array | null;
+  /** Weight of idx[i] (bootstrap count × class weight). Moves with idx. */
+  weightAt: Float64Array;
+  maxFeatures: number;
+  minSamplesLeaf: number;
+  rng: Rng;
+}
+
+/**
+ * Nodes with at least this many samples read each drawn feature's column of the pack directly (samples are in
+ * ascending row order, so a column is read forwards). Smaller nodes live in a subtree buffer of whole rows
+ * (cache-resident); they first gather the drawn features of each row into a small block, then build each
+ * histogram from that block.
+ */
+export const COLUMN_PASS_MIN_SAMPLES = 4096;
+/** Up to this many samples, the non-empty bins are tracked as they fill instead of found by a 255-bin sweep. */
+const TRACK_TOUCHED_MAX_SAMPLES = 64;
+const BINS = 256;
+
+/**
+ * Best-split search on binned features with bin × statistics histograms. Feature sampling follows sklearn's
+ * BestSplitter: up to max_features features are drawn without replacement (known-constant ones count as drawn
+ * but cost nothing), drawing goes on until one non-constant feature was seen, and features found constant are
+ * remembered for the subtree (they lead `features`, the first `nTotalConstants` entries).
+ */
+export class HistogramSplitter {
+  readonly features: Int32Array;
+  private readonly batch: Int32Array;
+  private readonly hist: Float64Array;
+  private readonly cnt: Int32Array;
+  private readonly touched: Uint8Array;
+  private readonly block: Uint8Array;
+  private readonly order: Int32Array;
+  private readonly left: Float64Array;
+  private readonly leftMissing: Float64Array;
+  private readonly best: Split;
+  /** Total constants (known + newly found) after the last findBestSplit. */
+  nTotalConstants = 0;
+  /** Bins listed in `touched` by the last histogram, or -1 when it was not tracked. */
+  private nTouched = -1;
+
+  constructor(private readonly cfg: SplitterConfig) {
+    const { nFeatures, maxFeatures, width } = cfg;
+    this.features = new Int32Array(nFeatures);
+    for (let f = 0; f < nFeatures; f++) this.features[f] = f;
+    this.batch = new Int32Array(maxFeatures);
+    this.hist = new Float64Array(BINS * width);
+    this.cnt = new Int32Array(BINS);
+    this.touched = new Uint8Array(BINS);
+    this.block = new Uint8Array(maxFeatures * COLUMN_PASS_MIN_SAMPLES);
+    this.order = new Int32Array(BINS);
+    this.left = new Float64Array(width);
+    this.leftMissing = new Float64Array(width);
+    this.best = {
+      feature: -1,
+      thresholdBin: 0,
+      missingLeft: false,
+      proxy: -Infinity,
+      leftWeight: 0,
+      leftCount: 0,
+      leftStats: new Float64Array(width),
+    };
+  }
+
+  /**
+   * Finds the best split of samples idx[start, end) (ascending rows) whose statistics are `total` and weight
+   * `w`; the first `nKnownConstants` entries of `features` are constant here. `rows` is the row-major copy
+   * idx refers to in a small subtree, or null to read the pack's columns. Null if no valid split exists.
+   */
+  findBestSplit(start: number, end: number, total: Float64Array, w: number, nKnownConstants: number, rows: Uint8Array | null): Split | null {
+    const { nFeatures, maxFeatures, rng } = this.cfg;
+    const features = this.features;
+    const batch = this.batch;
+    const best = this.best;
+    best.feature = -1;
+    best.proxy = -Infinity;
+
+    // Undrawn features: known constants in [nDrawnKnown, nKnownConstants), others in [nTotal, poolEnd).
+    let nDrawnKnown = 0;
+    let nTotal = nKnownConstants;
+    let poolEnd = nFeatures;
+    let visited = 0;
+    let found = 0; // non-constant features evaluated
+    while (poolEnd > nTotal && (visited < maxFeatures || found === 0)) {
+      // Draw a batch: the rest of the budget, or one at a time once the budget is spent on constants.
+      const budget = visited < maxFeatures ? maxFeatures - visited : 1;
+      let nb = 0;
+      while (nb < budget && poolEnd > nTotal) {
+        visited++;
+        const undrawn = nKnownConstants - nDrawnKnown + (poolEnd - nTotal);
+        const k = rng.nextInt(undrawn);
+        if (k < nKnownConstants - nDrawnKnown) {
+          const p = nDrawnKnown + k;
+          const t = features[nDrawnKnown];
+          features[nDrawnKnown] = features[p];
+          features[p] = t;
+          nDrawnKnown++;
+          continue;
+        }
+        const p = nTotal + (k - (nKnownConstants - nDrawnKnown));
+        poolEnd--;
+        const f = features[p];
+        features[p] = features[poolEnd];
+        features[poolEnd] = f;
+        batch[nb++] = f;
+      }
+      if (nb === 0) continue;
+      if (rows !== null) this.gather(rows, start, end, nb);
+      for (let j = 0; j < nb; j++) {
+        const f = batch[j];
+        if (rows !== null) this.histogramFromBlock(j, start, end);
+        else this.histogramFromColumn(f, start, end);
+        if (this.evaluate(batch[j], end - start, total, w)) {
+          found++;
+          continue;
+        }
+        // Constant here: move it from the drawn tail into the constant prefix.
+        const p = features.indexOf(f, poolEnd);
+        features[p] = features[poolEnd];
+        features[poolEnd] = f;
+        poolEnd++;
+        features[poolEnd - 1] = features[nTotal];
+        features[nTotal] = f;
+        nTotal++;
+      }
+    }
+    this.nTotalConstants = nTotal;
+    return best.feature >= 0 ? best : null;
+  }
+
+  /** block[j * n + i] = bin of batch feature j for the node's i-th sample. */
+  private gather(rows: Uint8Array, start: number, end: number, nb: number): void {
+    const { nFeatures, idx } = this.cfg;
+    const block = this.block;
+    const batch = this.batch;
+    const n = end - start;
+    for (let i = 0; i < n; i++) {
+      const base = idx[start + i] * nFeatures;
+      for (let j = 0; j < nb; j++) block[j * n + i] = rows[base + batch[j]];
+    }
+  }
+
+  /** Histogram of the gathered block's feature j; tracks touched bins in small nodes. */
+  private histogramFromBlock(j: number, start: number, end: number): void {
+    const { width, codeAt, valueAt, weightAt } = this.cfg;
+    const hist = this.hist;
+    const cnt = this.cnt;
+    const block = this.block;
+    const n = end - start;
+    const lo = j * n - start;
+    if (n <= TRACK_TOUCHED_MAX_SAMPLES) {
+      const touched = this.touched;
+      let nt = 0;
+      if (codeAt !== null) {
+        for (let i = start; i < end; i++) {
+          const b = block[lo + i];
+          if (cnt[b]++ === 0) touched[nt++] = b;
+          hist[b * width + codeAt[i]] += weightAt[i];
+        }
+      } else {
+        for (let i = start; i < end; i++) {
+          const b = block[lo + i];
+          if (cnt[b]++ === 0) touched[nt++] = b;
+          addRegression(hist, b, weightAt[i], valueAt![i]);
+        }
+      }
+      this.nTouched = nt;
+      return;
+    }
+    if (codeAt !== null) {
+      for (let i = start; i < end; i++) {
+        const b = block[lo + i];
+        cnt[b]++;
+        hist[b * width + codeAt[i]] += weightAt[i];
+      }
+    } else {
+      for (let i = start; i < end; i++) {
+        const b = block[lo + i];
+        cnt[b]++;
+        addRegression(hist, b, weightAt[i], valueAt![i]);
+      }
+    }
+    this.nTouched = -1;
+  }
+
+  /** Histogram of feature f read from the pack's column (large nodes). */
+  private histogramFromColumn(f: number, start: number, end: number): void {
+    const { bins, nRows, width, idx, codeAt, valueAt, weightAt } = this.cfg;
+    const hist = this.hist;
+    const cnt = this.cnt;
+    const col = f * nRows;
+    if (codeAt !== null) {
+      for (let i = start; i < end; i++) {
+        const b = bins[col + idx[i]];
+        cnt[b]++;
+        hist[b * width + codeAt[i]] += weightAt[i];
+      }
+    } else {
+      for (let i = start; i < end; i++) {
+        const b = bins[col + idx[i]];
+        cnt[b]++;
+        addRegression(hist, b, weightAt[i], valueAt![i]);
+      }
+    }
+    this.nTouched = -1;
+  }
+
+  /** Scans the histogram just built for feature f into `best` and clears it; false if f is constant here. */
+  private evaluate(f: number, n: number, total: Float64Array, w: number): boolean {
+    const { width } = this.cfg;
+    const hist = this.hist;
+    const cnt = this.cnt;
+    const order = this.order;
+    const nt = this.nTouched;
+    let nb = 0;
+    if (nt < 0) {
+      for (let b = 0; b < MISSING_BIN; b++) if (cnt[b] > 0) order[nb++] = b;
+    } else {
+      const touched = this.touched;
+      for (let t = 0; t < nt; t++) {
+        const b = touched[t];
+        if (b === MISSING_BIN) continue;
+        let k = nb++;
+        while (k > 0 && order[k - 1] > b) {
+          order[k] = order[k - 1];
+          k--;
+        }
+        order[k] = b;
+      }
+    }
+    const nMissing = cnt[MISSING_BIN];
+    const constant = nb + (nMissing > 0 ? 1 : 0) <= 1;
+    if (!constant) this.scan(f, nb, nMissing, n, total, w);
+    // Clear what this node wrote.
+    for (let k = 0; k < nb; k++) {
+      const h = order[k];
+      cnt[h] = 0;
+      const o = h * width;
+      for (let c = 0; c < width; c++) hist[o + c] = 0;
+    }
+    if (nMissing > 0) {
+      const h = MISSING_BIN;
+      cnt[h] = 0;
+      const o = h * width;
+      for (let c = 0; c < width; c++) hist[o + c] = 0;
+    }
+    return !constant;
+  }
+
+  private scan(f: number, nb: number, nMissing: number, n: number, total: Float64Array, w: number): void {
+    const { width, criterion, minSamplesLeaf } = this.cfg;
+    const hist = this.hist;
+    const cnt = this.cnt;
+    const order = this.order;
+    const left = this.left;
+    const withMissing = this.leftMissing;
+    const best = this.best;
+    left.fill(0);
+    const weightSlot = criterion === "squared_error";
+    const mo = MISSING_BIN * width;
+    let missingW = 0;
+    if (nMissing > 0) {
+      if (weightSlot) missingW = hist[mo];
+      else for (let c = 0; c < width; c++) missingW += hist[mo + c];
+    }
+    const gini = criterion === "gini";
+    // Gini keeps sum of squared class weights per side up to date bin by bin, so a candidate costs O(1).
+    let sqL = 0;
+    let sqR = 0;
+    if (gini) for (let c = 0; c < width; c++) sqR += total[c] * total[c];
+    let lw = 0;
+    let ln = 0;
+    for (let k = 0; k < nb; k++) {
+      const b = order[k];
+      const o = b * width;
+      if (gini) {
+        for (let c = 0; c < width; c++) {
+          const v = hist[o + c];
+          if (v !== 0) {
+            const l = left[c];
+            sqL += v * (2 * l + v);
+            sqR += v * (v - 2 * (total[c] - l));
+            left[c] = l + v;
+            lw += v;
+          }
+        }
+      } else if (weightSlot) {
+        lw += hist[o];
+        for (let c = 0; c < width; c++) left[c] += hist[o + c];
+      } else {
+        for (let c = 0; c < width; c++) {
+          const v = hist[o + c];
+          left[c] += v;
+          lw += v;
+        }
+      }
+      ln += cnt[b];
+      const last = k === nb - 1;
+      if (last && nMissing === 0) break;
+      // Missing values to the right (also the only option once every non-missing bin is on the left).
+      if (ln >= minSamplesLeaf && n - ln >= minSamplesLeaf) {
+        const p = gini ? sqL / lw + sqR / (w - lw) : proxy(criterion, left, total, width, lw, w - lw);
+        if (p > best.proxy) this.record(f, b, false, p, lw, ln, left);
+      }
+      if (nMissing > 0 && !last) {
+        for (let c = 0; c < width; c++) withMissing[c] = left[c] + hist[mo + c];
+        const mlw = lw + missingW;
+        const mln = ln + nMissing;
+        if (mln >= minSamplesLeaf && n - mln >= minSamplesLeaf) {
+          const p = proxy(criterion, withMissing, total, width, mlw, w - mlw);
+          if (p > best.proxy) this.record(f, b, true, p, mlw, mln, withMissing);
+        }
+      }
+    }
+    // With no missing values here, unseen missing values follow the larger child (as sklearn does).
+    if (nMissing === 0 && best.feature === f) best.missingLeft = best.leftCount >= n - best.leftCount;
+  }
+
+  private record(f: number, b: number, missingLeft: boolean, p: number, lw: number, ln: number, stats: Float64Array): void {
+    const best = this.best;
+    best.feature = f;
+    best.thresholdBin = b;
+    best.missingLeft = missingLeft;
+    best.proxy = p;
+    best.leftWeight = lw;
+    best.leftCount = ln;
+    best.leftStats.set(stats);
+  }
+}
+
+function addRegression(hist: Float64Array, b: number, w: number, y: number): void {
+  const o = b * 3;
+  const wy = w * y;
+  hist[o] += w;
+  hist[o + 1] += wy;
+  hist[o + 2] += wy * y;
+}

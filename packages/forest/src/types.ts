@@ -1,0 +1,61 @@
+export type Task = "classification" | "regression";
+
+/** What the model predicts. Class codes index `classes` (0..K-1). */
+export type Target =
+  | { task: "classification"; classes: string[]; codes: Uint16Array }
+  | { task: "regression"; values: Float64Array };
+
+/** A numeric table ready for binning: one raw column per feature, NaN for a missing cell. */
+export interface Dataset {
+  featureNames: string[];
+  labelName: string;
+  nRows: number;
+  columns: Float64Array[];
+  target: Target;
+}
+
+/** Options with scikit-learn's names and defaults (RandomForestClassifier / RandomForestRegressor). */
+export interface ForestOptions {
+  /** "gini" (default) or "entropy" for classification; "squared_error" for regression. */
+  criterion?: "gini" | "entropy" | "squared_error";
+  /** null (default): grow until leaves are pure or smaller than min_samples_split. */
+  max_depth?: number | null;
+  /** int >= 2, or a fraction in (0, 1] of the training rows. Default 2. */
+  min_samples_split?: number;
+  /** int >= 1, or a fraction in (0, 1) of the training rows. Default 1. */
+  min_samples_leaf?: number;
+  /**
+   * Features drawn per split: "sqrt" (classification default), "log2", "all" or null (regression default),
+   * an integer count >= 1, or a fraction in (0, 1). JS cannot tell 1 from 1.0, so 1 means one feature.
+   */
+  max_features?: "sqrt" | "log2" | "all" | number | null;
+  /** Default true. */
+  bootstrap?: boolean;
+  /** Rows drawn per bootstrap: null (all), an integer count, or a fraction in (0, 1]. */
+  max_samples?: number | null;
+  /** "balanced": weights inversely proportional to class frequencies in the training rows. */
+  class_weight?: "balanced" | null;
+  /** A split must decrease weighted impurity by at least this much. Default 0. */
+  min_impurity_decrease?: number;
+}
+
+/** One decision tree as flat typed arrays, nodes in depth-first pre-order (left child of i is i + 1). */
+export interface Tree {
+  /** Position of this tree in its build (0..n_estimators-1); the tree's seed derives from it. */
+  index: number;
+  nodeCount: number;
+  /** Split feature, or -1 for a leaf. */
+  feature: Int32Array;
+  /** Raw-value threshold: x <= threshold goes left. */
+  threshold: Float64Array;
+  /** The same split in bin space: bin <= thresholdBin goes left. */
+  thresholdBin: Uint8Array;
+  /** Internal node: index of the right child. Leaf: slot in `values`. */
+  right: Int32Array;
+  /** 1 if missing values go left at this split. */
+  missingLeft: Uint8Array;
+  /** Weighted impurity decrease of the split (0 for leaves), for feature importances. */
+  gain: Float32Array;
+  /** Leaf values, `valueWidth` per leaf: class probabilities, or the regression mean. */
+  values: Float32Array;
+}
