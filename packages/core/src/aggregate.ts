@@ -1,0 +1,121 @@
+import { evaluate, Forest, type Metrics } from "@canopy/forest";
+import { AggregationError, errorLine } from "./errors.ts";
+import { CONTENT_TYPES, keys } from "./keys.ts";
+import { completedNotification, failedNotification, summarizeMetrics, type BuildNotification } from "./notification.ts";
+import { PackCache } from "./pack-cache.ts";
+import { splitRows } from "./plan.ts";
+import { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier } from "./ports.ts";
+import { groveReports, topImportances, trainTimings, type BuildReport } from "./report.ts";
+import { readManifest } from "./submit.ts";
+
+export interface AggregatePorts {
+  blobs: BlobStore;
+  ledger: BuildLedger;
+  notifier: Notifier;
+  clock?: Clock;
+  packs?: PackCache;
+}
+
+export type AggregateOutcome =
+  /** Someone else claimed it, or the build is not ready: nothing was done. */
+  | { outcome: "not-claimed"; buildId: string }
+  | { outcome: "completed"; buildId: string; report: BuildReport; modelKey: string; reportKey: string }
+  | { outcome: "failed"; buildId: string; reason: string };
+
+/**
+ * Turns a build whose groves are all in (landed, or failed within tolerance) into a model: claim, merge in
+ * grove order, evaluate on the held-out split, store model and report, complete, notify once. Safe to call
+ * on every trigger: only the claim winner proceeds. Any error after the claim fails the build (and notifies).
+ */
+export async function aggregate(buildId: string, ports: AggregatePorts): Promise<AggregateOutcome> {
+  const clock = ports.clock ?? systemClock;
+  if (!(await ports.ledger.claimAggregation(buildId))) return { outcome: "not-claimed", buildId };
+
+  let done: Extract<AggregateOutcome, { outcome: "completed" }>;
+  let notification: BuildNotification;
+  try {
+    const started = clock.now();
+    const record = await ports.ledger.get(buildId);
+    if (!record) throw new AggregationError(`build ${buildId} vanished from the ledger`);
+    const manifest = await readManifest(ports.blobs, buildId);
+    if (record.landed.length === 0) throw new AggregationError("no grove landed");
+
+    const groves: Forest[] = [];
+    for (const grove of record.landed) {
+      const key = keys.grove(buildId, grove);
+      const bytes = await ports.blobs.get(key);
+      if (!bytes) throw new AggregationError(`grove ${grove} landed but ${key} is missing`);
+      const part = Forest.load(bytes);
+      const { treeStart, treeEnd } = manifest.groves[grove];
+      const indices = part.trees.map((t) => t.index);
+      if (indices.length !== treeEnd - treeStart || indices.some((t, i) => t !== treeStart + i))
+        throw new AggregationError(`grove ${grove} holds trees [${indices.join(",")}], expected ${treeStart}..${treeEnd - 1}`);
+      groves.push(part);
+    }
+    const loaded = clock.now();
+    const forest = Forest.merge(groves);
+    const merged = clock.now();
+
+    const { pack } = await (ports.packs ?? new PackCache(1)).load(manifest.packHash, manifest.packKey, ports.blobs);
+    const split = splitRows(pack.nRows, manifest.spec.test_fraction, manifest.spec.seed);
+    const metrics: Metrics | null = split.test.length > 0 ? evaluate(forest, pack, split.test) : null;
+    const evaluated = clock.now();
+
+    const modelKey = keys.model(buildId);
+    const reportKey = keys.report(buildId);
+    const modelBytes = forest.toBinary();
+    await ports.blobs.put(modelKey, modelBytes, CONTENT_TYPES.model);
+
+    const grovesReport = groveReports(manifest, record);
+    const completedAt = clock.now();
+    const report: BuildReport = {
+      v: 1,
+      buildId,
+      status: "COMPLETED",
+      spec: manifest.spec,
+      tags: record.tags,
+      dataset: {
+        packKey: manifest.packKey,
+        packHash: manifest.packHash,
+        labelName: pack.labelName,
+        task: forest.task,
+        nRows: pack.nRows,
+        nFeatures: pack.nFeatures,
+        classes: forest.classes,
+        trainRows: split.train.length,
+        testRows: split.test.length,
+      },
+      metrics,
+      timings: {
+        ...(manifest.prepareMs !== undefined ? { prepareMs: manifest.prepareMs } : {}),
+        ...trainTimings(grovesReport),
+        loadGrovesMs: loaded - started,
+        mergeMs: merged - loaded,
+        evaluateMs: evaluated - merged,
+        totalMs: completedAt - record.createdAt,
+      },
+      groves: grovesReport,
+      missingGroves: record.failed.map((f) => ({ ...f, treeStart: manifest.groves[f.grove].treeStart, treeEnd: manifest.groves[f.grove].treeEnd })),
+      model: { key: modelKey, bytes: modelBytes.length, trees: forest.nTrees, nodes: forest.nodeCount },
+      featureImportances: topImportances(forest),
+      createdAt: record.createdAt,
+      completedAt,
+    };
+    await ports.blobs.put(reportKey, new TextEncoder().encode(`${JSON.stringify(report, null, 2)}\n`), CONTENT_TYPES.json);
+
+    if (!(await ports.ledger.complete(buildId, { modelKey, reportKey, metrics: summarizeMetrics(metrics) })))
+      throw new AggregationError("the build left AGGREGATING while the model was being made");
+    done = { outcome: "completed", buildId, report, modelKey, reportKey };
+    notification = completedNotification(record, report);
+  } catch (err) {
+    const reason = `aggregation failed: ${errorLine(err)}`;
+    if (await ports.ledger.fail(buildId, reason)) {
+      const record = await ports.ledger.get(buildId);
+      if (record) await ports.notifier.publish(failedNotification(record, reason));
+    }
+    return { outcome: "failed", buildId, reason };
+  }
+  // Outside the try: once COMPLETED, a publishing error must not turn into a failed build. At most once.
+  await ports.notifier.publish(notification);
+  return done;
+}

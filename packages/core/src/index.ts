@@ -1,0 +1,40 @@
+export { AggregationError, errorLine, isRetryable, LedgerError, SpecError, TaskError } from "./errors.ts";
+export { CONTENT_TYPES, isBuildId, keys } from "./keys.ts";
+export {
+  AGGREGATION_TRIGGER_FILTER,
+  buildNotFound,
+  isAggregationTrigger,
+  ledgerRules,
+  newBuildRecord,
+  TERMINAL_STATUSES,
+  type BuildRecord,
+  type BuildResult,
+  type BuildStatus,
+  type Decision,
+  type FailGroveResult,
+  type GroveStats,
+  type LandResult,
+  type LedgerChange,
+  type MetricsSummary,
+} from "./ledger.ts";
+export { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier, type TaskQueue } from "./ports.ts";
+export { canonicalJson, groveCount, MAX_TREES, parseBuildSpec, toFitParams, type BuildSpec } from "./spec.ts";
+export { buildIdFor, planBuild, planGroves, splitRows, type BuildPlan, type GrovePlan, type PackSummary, type RowSplit } from "./plan.ts";
+export { decodeGroveTask, encodeGroveTask, GROVE_TASK_VERSION, type GroveTask } from "./task.ts";
+export { PackCache } from "./pack-cache.ts";
+export { failGroveTask, trainGrove, type GroveResult, type TrainGrovePorts } from "./train-grove.ts";
+export { aggregate, type AggregateOutcome, type AggregatePorts } from "./aggregate.ts";
+export {
+  groveTasks,
+  prepareDataset,
+  readManifest,
+  resumeBuild,
+  submitBuild,
+  type BuildManifest,
+  type PreparedDataset,
+  type Resumption,
+  type Submission,
+  type SubmitPorts,
+} from "./submit.ts";
+export type { BuildReport, GroveReport, StageTimings } from "./report.ts";
+export { completedNotification, failedNotification, summarizeMetrics, type BuildNotification } from "./notification.ts";

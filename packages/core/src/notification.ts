@@ -1,0 +1,60 @@
+import type { Metrics } from "@canopy/forest";
+import { keys } from "./keys.ts";
+import type { BuildRecord, BuildStatus, MetricsSummary } from "./ledger.ts";
+import type { BuildReport, StageTimings } from "./report.ts";
+
+/** The one message published when a build ends (SNS, stdout, ...). Versioned; consumers should check `v`. */
+export interface BuildNotification {
+  v: 1;
+  type: "build.completed" | "build.failed";
+  buildId: string;
+  status: BuildStatus;
+  tags: Record<string, string>;
+  metrics?: MetricsSummary | null;
+  timings?: StageTimings;
+  modelKey?: string;
+  reportKey?: string;
+  reason?: string;
+  /** Groves given up on: the reason a build failed, or the groves a completed build is missing. */
+  failedGroves?: { grove: number; error: string }[];
+}
+
+/**
+ * Scalar metrics only: the confusion matrix and class list grow with the number of classes and would not fit
+ * a DynamoDB item or an SNS message for large problems; the report keeps them.
+ */
+export function summarizeMetrics(metrics: Metrics | null): MetricsSummary | null {
+  if (!metrics) return null;
+  const out: MetricsSummary = {};
+  for (const [key, value] of Object.entries(metrics)) {
+    if (typeof value === "number" || typeof value === "string") out[key] = value;
+  }
+  return out;
+}
+
+export function failedNotification(record: BuildRecord, reason: string): BuildNotification {
+  return {
+    v: 1,
+    type: "build.failed",
+    buildId: record.buildId,
+    status: "FAILED",
+    tags: record.tags,
+    reason,
+    ...(record.failed.length > 0 ? { failedGroves: record.failed } : {}),
+  };
+}
+
+export function completedNotification(record: BuildRecord, report: BuildReport): BuildNotification {
+  return {
+    v: 1,
+    type: "build.completed",
+    buildId: record.buildId,
+    status: "COMPLETED",
+    tags: record.tags,
+    metrics: summarizeMetrics(report.metrics),
+    timings: report.timings,
+    modelKey: report.model.key,
+    reportKey: keys.report(record.buildId),
+    ...(record.failed.length > 0 ? { failedGroves: record.failed } : {}),
+  };
+}

@@ -1,0 +1,162 @@
+import { buildPack, encodePack, parseCsv, type DatasetPack, type Task } from "@canopy/forest";
+import { TaskError } from "./errors.ts";
+import { CONTENT_TYPES, keys } from "./keys.ts";
+import { newBuildRecord, type BuildRecord } from "./ledger.ts";
+import { planBuild, type BuildPlan, type GrovePlan } from "./plan.ts";
+import { systemClock, type BlobStore, type BuildLedger, type Clock, type TaskQueue } from "./ports.ts";
+import { parseBuildSpec, toFitParams, type BuildSpec } from "./spec.ts";
+import { GROVE_TASK_VERSION, type GroveTask } from "./task.ts";
+
+export interface PreparedDataset {
+  pack: DatasetPack;
+  packKey: string;
+  hash: string;
+  /** True when this exact pack was already stored (content addressing): nothing was uploaded. */
+  reused: boolean;
+  prepareMs: number;
+}
+
+/** Parses the CSV, bins it into a pack and stores the pack under its hash unless it is already there. */
+export async function prepareDataset(
+  csv: Uint8Array | string,
+  options: { label?: string; task?: Task | "auto"; maxBins?: number; shared?: boolean },
+  blobs: BlobStore,
+  clock: Clock = systemClock,
+): Promise<PreparedDataset> {
+  const started = clock.now();
+  const dataset = parseCsv(csv, {
+    ...(options.label !== undefined ? { label: options.label } : {}),
+    ...(options.task && options.task !== "auto" ? { task: options.task } : {}),
+  });
+  const pack = buildPack(dataset, {
+    ...(options.maxBins !== undefined ? { maxBins: options.maxBins } : {}),
+    ...(options.shared ? { shared: true } : {}),
+  });
+  const packKey = keys.pack(pack.hash);
+  const reused = await blobs.exists(packKey);
+  if (!reused) await blobs.put(packKey, encodePack(pack), CONTENT_TYPES.pack);
+  return { pack, packKey, hash: pack.hash, reused, prepareMs: clock.now() - started };
+}
+
+/** builds/<id>/spec.json: what trainers, the aggregator and resume need to know about a build. */
+export interface BuildManifest {
+  v: 1;
+  buildId: string;
+  /** Validated, defaults filled. */
+  spec: BuildSpec;
+  packKey: string;
+  packHash: string;
+  groves: GrovePlan[];
+  prepareMs?: number;
+}
+
+export async function readManifest(blobs: BlobStore, buildId: string): Promise<BuildManifest> {
+  const key = keys.spec(buildId);
+  const bytes = await blobs.get(key);
+  if (!bytes) throw new TaskError(`${key} not found`);
+  let manifest: BuildManifest;
+  try {
+    manifest = JSON.parse(new TextDecoder().decode(bytes)) as BuildManifest;
+  } catch {
+    throw new TaskError(`${key} is not JSON`);
+  }
+  if (manifest?.v !== 1 || manifest.buildId !== buildId || !Array.isArray(manifest.groves))
+    throw new TaskError(`${key} is not a v1 manifest of build ${buildId}`);
+  return { ...manifest, spec: parseBuildSpec(manifest.spec) };
+}
+
+export interface SubmitPorts {
+  blobs: BlobStore;
+  ledger: BuildLedger;
+  queue: TaskQueue;
+  clock?: Clock;
+}
+
+export interface Submission {
+  buildId: string;
+  plan: BuildPlan;
+  /** False when this build already existed (same data and spec): nothing new was written or queued. */
+  created: boolean;
+  record: BuildRecord;
+}
+
+export function groveTasks(manifest: BuildManifest, groves: GrovePlan[], queuedAt: number): GroveTask[] {
+  const params = toFitParams(manifest.spec);
+  return groves.map((g) => ({
+    v: GROVE_TASK_VERSION,
+    buildId: manifest.buildId,
+    grove: g.grove,
+    treeStart: g.treeStart,
+    treeEnd: g.treeEnd,
+    packKey: manifest.packKey,
+    packHash: manifest.packHash,
+    seed: manifest.spec.seed,
+    testFraction: manifest.spec.test_fraction,
+    params,
+    queuedAt,
+  }));
+}
+
+/**
+ * Starts a build: manifest, ledger record (PENDING -> TRAINING), one task per grove. The id is derived from
+ * (pack, spec), so submitting the same thing twice returns the existing build instead of training it again.
+ */
+export async function submitBuild(spec: BuildSpec, ports: SubmitPorts, prepared: Pick<PreparedDataset, "pack" | "packKey" | "prepareMs">): Promise<Submission> {
+  const clock = ports.clock ?? systemClock;
+  const plan = planBuild(spec, prepared.pack);
+  const { buildId } = plan;
+  const existing = await ports.ledger.get(buildId);
+  if (existing) return { buildId, plan, created: false, record: existing };
+
+  const manifest: BuildManifest = {
+    v: 1,
+    buildId,
+    spec,
+    packKey: prepared.packKey,
+    packHash: prepared.pack.hash,
+    groves: plan.groves,
+    prepareMs: prepared.prepareMs,
+  };
+  // Written before the record exists, so anyone who sees the record can read the manifest.
+  const specKey = keys.spec(buildId);
+  if (!(await ports.blobs.exists(specKey)))
+    await ports.blobs.put(specKey, new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`), CONTENT_TYPES.json);
+
+  const record = newBuildRecord({ buildId, total: plan.groves.length, tolerated: spec.tolerated_failures, tags: spec.tags, now: clock.now() });
+  if (!(await ports.ledger.create(record))) {
+    // Lost a race with an identical submission: that one queues the work.
+    return { buildId, plan, created: false, record: (await ports.ledger.get(buildId)) ?? record };
+  }
+  await ports.ledger.startTraining(buildId);
+  await ports.queue.send(groveTasks(manifest, plan.groves, clock.now()));
+  return { buildId, plan, created: true, record: (await ports.ledger.get(buildId)) ?? record };
+}
+
+export interface Resumption {
+  buildId: string;
+  status: BuildRecord["status"];
+  /** Groves queued again: neither landed nor given up on. */
+  requeued: number[];
+  /** TRAINING with nothing outstanding: the trigger may have been lost, so the caller should run aggregate(). */
+  needsAggregation: boolean;
+}
+
+/**
+ * Picks an interrupted build back up: re-queues only the groves that have not landed (training is
+ * deterministic, so a grove that did land would come out identical anyway). Terminal builds are left alone.
+ */
+export async function resumeBuild(buildId: string, ports: SubmitPorts): Promise<Resumption> {
+  const clock = ports.clock ?? systemClock;
+  let record = await ports.ledger.get(buildId);
+  if (!record) throw new TaskError(`build ${buildId} not found`);
+  if (record.status === "PENDING") {
+    await ports.ledger.startTraining(buildId);
+    record = (await ports.ledger.get(buildId)) ?? record;
+  }
+  if (record.status !== "TRAINING") return { buildId, status: record.status, requeued: [], needsAggregation: false };
+  const manifest = await readManifest(ports.blobs, buildId);
+  const done = new Set([...record.landed, ...record.failed.map((f) => f.grove)]);
+  const outstanding = manifest.groves.filter((g) => !done.has(g.grove));
+  if (outstanding.length > 0) await ports.queue.send(groveTasks(manifest, outstanding, clock.now()));
+  return { buildId, status: record.status, requeued: outstanding.map((g) => g.grove), needsAggregation: outstanding.length === 0 };
+}
