@@ -10,6 +10,8 @@ export interface RunInfo {
   versions: Record<string, string>;
   /** 1-minute load average when the run started: a busy machine makes every number slower. */
   loadAtStart: number;
+  /** Highest 1-minute load average sampled during the run; the benchmark itself adds about 1. */
+  loadPeak: number;
 }
 
 export function machineLine(): string {
@@ -26,7 +28,7 @@ export function resultsMarkdown(info: RunInfo, sections: SectionResult[]): strin
     "",
     `- Date: ${info.date.toISOString().replace(/\.\d+Z$/, "Z")}`,
     `- Mode: ${info.quick ? "BENCH_QUICK=1 (digits + FM 5k only; smoke test, not the real comparison)" : "full"}`,
-    `- Machine: ${machineLine()}, load average ${info.loadAtStart.toFixed(2)} at start`,
+    `- Machine: ${machineLine()}, 1-min load average ${info.loadAtStart.toFixed(2)} at start, peak ${info.loadPeak.toFixed(2)} during the run (the run itself adds ~1 on its busy core)`,
     `- Versions: ${versions}`,
     "",
   ];

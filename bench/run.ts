@@ -30,6 +30,11 @@ async function main(): Promise<void> {
   const load = loadavg()[0];
   if (load > 1.5) log(`warning: load average ${load.toFixed(2)}; timings will be pessimistic on a busy machine`);
 
+  // Sampled between steps (a synchronous Canopy fit blocks the timer): other work on the machine skews timings.
+  let loadPeak = load;
+  const sampler = setInterval(() => (loadPeak = Math.max(loadPeak, loadavg()[0])), 5000);
+  sampler.unref();
+
   ensureFashionMnist(log);
   const python = ensurePython(log);
   const cacheDir = join("bench", ".cache");
@@ -38,6 +43,8 @@ async function main(): Promise<void> {
 
   const sections: SectionResult[] = [];
   for (const section of SECTIONS) sections.push(await section(ctx));
+  clearInterval(sampler);
+  loadPeak = Math.max(loadPeak, loadavg()[0]);
 
   const sk = spawnSync(python, ["-c", "import sklearn, numpy; print(sklearn.__version__, numpy.__version__)"], { encoding: "utf8" });
   const [skv, npv] = (sk.stdout ?? "").trim().split(" ");
@@ -45,6 +52,7 @@ async function main(): Promise<void> {
     date: new Date(),
     quick,
     loadAtStart: load,
+    loadPeak,
     versions: {
       node: process.version,
       "scikit-learn": skv ?? "?",

@@ -26,10 +26,10 @@ describe("markdown", () => {
     expect(markdownTable({ title: "", headers: ["a"], rows: [["x|y"]] })).toBe("| a |\n| --- |\n| x\\|y |");
   });
   it("RESULTS.md carries date, mode, machine, every target with its result, and the tables", () => {
-    const md = resultsMarkdown({ date: new Date("2025-01-02T03:04:05.678Z"), quick: true, versions: { node: "v20" }, loadAtStart: 0.5 }, [section]);
+    const md = resultsMarkdown({ date: new Date("2025-01-02T03:04:05.678Z"), quick: true, versions: { node: "v20" }, loadAtStart: 0.5, loadPeak: 1.25 }, [section]);
     expect(md).toContain("- Date: 2025-01-02T03:04:05Z");
     expect(md).toContain("BENCH_QUICK=1");
-    expect(md).toMatch(/- Machine: \d+ cores/);
+    expect(md).toMatch(/- Machine: \d+ cores .*load average 0\.50 at start, peak 1\.25/);
     expect(md).toContain("| fast | 0.3× | PASS |");
     expect(md).toContain("| small | 0.7× | MISS |");
     expect(md).toContain("| scales | not measured | N/A |");
