@@ -1,14 +1,11 @@
 import { availableParallelism } from "node:os";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import { CanopyError } from "./errors.ts";
 import { allRows, checkRows, forestOf, resolveTreeIndices, type FitOptions } from "./fit.ts";
 import type { Forest } from "./forest.ts";
 import { resolveParams, type FitParams, type ResolvedParams } from "./options.ts";
 import { decodePack, rowMajorBins, type DatasetPack } from "./pack.ts";
+import { startModuleWorker } from "./threads.ts";
 import type { Tree } from "./types.ts";
 import type { WorkerReply, WorkerRequest } from "./worker.ts";
 
@@ -162,35 +159,6 @@ function toShared(rows: Uint32Array): Uint32Array {
   return out;
 }
 
-let bundledWorker: string | null = null;
-
-/**
- * Starts worker.js when compiled. From TypeScript sources (tsx, vitest) Node 20 does not run loader hooks in
- * worker threads, so worker.ts is bundled once per process with esbuild into a plain ES module.
- */
 function startWorker(): Worker {
-  const self = import.meta.url;
-  if (!self.endsWith(".ts")) return new Worker(new URL("./worker.js", self));
-  if (bundledWorker === null) {
-    const require = createRequire(self);
-    const esbuild = require("esbuild") as typeof import("esbuild");
-    // Inside node_modules, so the bundle's package imports resolve as they do for the sources.
-    const cache = join(dirname(dirname(require.resolve("esbuild/package.json"))), ".cache");
-    mkdirSync(cache, { recursive: true });
-    const dir = mkdtempSync(join(cache, "canopy-worker-"));
-    const outfile = join(dir, "worker.mjs");
-    esbuild.buildSync({
-      entryPoints: [fileURLToPath(new URL("./worker.ts", self))],
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      target: "node20",
-      outfile,
-      logLevel: "error",
-      packages: "external",
-    });
-    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
-    bundledWorker = outfile;
-  }
-  return new Worker(bundledWorker);
+  return startModuleWorker(new URL(import.meta.url.endsWith(".ts") ? "./worker.ts" : "./worker.js", import.meta.url));
 }

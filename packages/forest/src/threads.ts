@@ -1,0 +1,46 @@
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Worker, type WorkerOptions } from "node:worker_threads";
+
+const bundled = new Map<string, string>();
+
+/**
+ * Starts a worker thread on an ES module. A .js module starts as is. A .ts module (running from sources under
+ * tsx or vitest) is bundled once per process with esbuild into plain JS first: Node 20 does not run loader
+ * hooks inside worker threads. Our workspace packages (@canopy/*, TypeScript sources) are bundled in; other
+ * packages stay external and resolve from node_modules as usual.
+ */
+export function startModuleWorker(module: URL, options?: WorkerOptions): Worker {
+  if (!module.pathname.endsWith(".ts")) return new Worker(module, options);
+  let file = bundled.get(module.href);
+  if (file === undefined) {
+    const require = createRequire(import.meta.url);
+    const esbuild = require("esbuild") as typeof import("esbuild");
+    const cache = join(dirname(dirname(require.resolve("esbuild/package.json"))), ".cache");
+    mkdirSync(cache, { recursive: true });
+    const dir = mkdtempSync(join(cache, "canopy-worker-"));
+    file = join(dir, "worker.mjs");
+    esbuild.buildSync({
+      entryPoints: [fileURLToPath(module)],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      outfile: file,
+      logLevel: "error",
+      plugins: [externalDependencies],
+    });
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+    bundled.set(module.href, file);
+  }
+  return new Worker(file, options);
+}
+
+const externalDependencies = {
+  name: "external-dependencies",
+  setup(build: import("esbuild").PluginBuild) {
+    build.onResolve({ filter: /^[^./]/ }, (args) => (args.path.startsWith("@canopy/") ? undefined : { path: args.path, external: true }));
+  },
+};
