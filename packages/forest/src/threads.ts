@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -18,7 +18,8 @@ export function startModuleWorker(module: URL, options?: WorkerOptions): Worker 
   if (file === undefined) {
     const require = createRequire(import.meta.url);
     const esbuild = require("esbuild") as typeof import("esbuild");
-    const cache = join(dirname(dirname(require.resolve("esbuild/package.json"))), ".cache");
+    const nodeModules = dirname(dirname(require.resolve("esbuild/package.json")));
+    const cache = join(nodeModules, ".cache");
     mkdirSync(cache, { recursive: true });
     const dir = mkdtempSync(join(cache, "canopy-worker-"));
     file = join(dir, "worker.mjs");
@@ -30,7 +31,7 @@ export function startModuleWorker(module: URL, options?: WorkerOptions): Worker 
       target: "node20",
       outfile: file,
       logLevel: "error",
-      plugins: [externalDependencies],
+      external: externalPackages(nodeModules),
     });
     process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
     bundled.set(module.href, file);
@@ -38,9 +39,15 @@ export function startModuleWorker(module: URL, options?: WorkerOptions): Worker 
   return new Worker(file, options);
 }
 
-const externalDependencies = {
-  name: "external-dependencies",
-  setup(build: import("esbuild").PluginBuild) {
-    build.onResolve({ filter: /^[^./]/ }, (args) => (args.path.startsWith("@canopy/") ? undefined : { path: args.path, external: true }));
-  },
-};
+/** Every installed package except our own workspaces, as esbuild externals (buildSync takes no plugins). */
+function externalPackages(nodeModules: string): string[] {
+  const names: string[] = [];
+  for (const entry of readdirSync(nodeModules)) {
+    if (entry.startsWith(".")) continue;
+    if (entry.startsWith("@")) {
+      if (entry === "@canopy") continue;
+      for (const sub of readdirSync(join(nodeModules, entry))) names.push(`${entry}/${sub}`);
+    } else names.push(entry);
+  }
+  return names.flatMap((n) => [n, `${n}/*`]);
+}
