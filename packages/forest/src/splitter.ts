@@ -46,6 +46,11 @@ export interface SplitterConfig {
 export const COLUMN_PASS_MIN_SAMPLES = 4096;
 /** Up to this many samples, the non-empty bins are tracked as they fill instead of found by a 255-bin sweep. */
 const TRACK_TOUCHED_MAX_SAMPLES = 64;
+/**
+ * Up to this many samples, a feature is scored by sorting the samples by bin and sweeping them one at a time
+ * (O(1) per sample for gini and squared error); histograms would cost more to clear than to fill.
+ */
+const SORTED_MAX_SAMPLES = 32;
 const BINS = 256;
 
 /**
@@ -62,6 +67,7 @@ export class HistogramSplitter {
   private readonly touched: Uint8Array;
   private readonly block: Uint8Array;
   private readonly order: Int32Array;
+  private readonly perm: Int32Array;
   private readonly left: Float64Array;
   private readonly leftMissing: Float64Array;
   private readonly best: Split;
@@ -80,6 +86,7 @@ export class HistogramSplitter {
     this.touched = new Uint8Array(BINS);
     this.block = new Uint8Array(maxFeatures * COLUMN_PASS_MIN_SAMPLES);
     this.order = new Int32Array(BINS);
+    this.perm = new Int32Array(SORTED_MAX_SAMPLES);
     this.left = new Float64Array(width);
     this.leftMissing = new Float64Array(width);
     this.best = {
@@ -137,11 +144,16 @@ export class HistogramSplitter {
       }
       if (nb === 0) continue;
       if (rows !== null) this.gather(rows, start, end, nb);
+      const sorted = rows !== null && end - start <= SORTED_MAX_SAMPLES && this.cfg.criterion !== "entropy";
       for (let j = 0; j < nb; j++) {
         const f = batch[j];
-        if (rows !== null) this.histogramFromBlock(j, start, end);
-        else this.histogramFromColumn(f, start, end);
-        if (this.evaluate(batch[j], end - start, total, w)) {
+        let outcome = sorted ? this.evaluateSorted(j, f, start, end, total, w) : -1;
+        if (outcome < 0) {
+          if (rows !== null) this.histogramFromBlock(j, start, end);
+          else this.histogramFromColumn(f, start, end);
+          outcome = this.evaluate(f, end - start, total, w) ? 1 : 0;
+        }
+        if (outcome === 1) {
           found++;
           continue;
         }
@@ -234,6 +246,79 @@ export class HistogramSplitter {
       }
     }
     this.nTouched = -1;
+  }
+
+  /**
+   * Scores the gathered feature j of a small node by sorting its samples by bin. Returns 1 if scored, 0 if the
+   * feature is constant here, -1 if it has missing values (the histogram path handles their two directions).
+   */
+  private evaluateSorted(j: number, f: number, start: number, end: number, total: Float64Array, w: number): number {
+    const { width, codeAt, valueAt, weightAt, minSamplesLeaf } = this.cfg;
+    const block = this.block;
+    const perm = this.perm;
+    const left = this.left;
+    const best = this.best;
+    const n = end - start;
+    const lo = j * n;
+    for (let i = 0; i < n; i++) {
+      const b = block[lo + i];
+      if (b === MISSING_BIN) return -1;
+      let k = i;
+      while (k > 0 && block[lo + perm[k - 1]] > b) {
+        perm[k] = perm[k - 1];
+        k--;
+      }
+      perm[k] = i;
+    }
+    if (block[lo + perm[0]] === block[lo + perm[n - 1]]) return 0;
+    for (let c = 0; c < width; c++) left[c] = 0; // scan() leaves its sums behind
+    let lw = 0;
+    if (codeAt !== null) {
+      let sqL = 0;
+      let sqR = 0;
+      for (let c = 0; c < width; c++) sqR += total[c] * total[c];
+      for (let k = 0; k < n - 1; k++) {
+        const i = perm[k];
+        const c = codeAt[start + i];
+        const v = weightAt[start + i];
+        const l = left[c];
+        sqL += v * (2 * l + v);
+        sqR += v * (v - 2 * (total[c] - l));
+        left[c] = l + v;
+        lw += v;
+        const b = block[lo + i];
+        if (block[lo + perm[k + 1]] === b) continue;
+        const ln = k + 1;
+        if (ln < minSamplesLeaf || n - ln < minSamplesLeaf) continue;
+        const p = sqL / lw + sqR / (w - lw);
+        if (p > best.proxy) this.record(f, b, n - ln > ln ? false : true, p, lw, ln, left);
+      }
+    } else {
+      const ys = valueAt!;
+      let sy = 0;
+      let syy = 0;
+      for (let k = 0; k < n - 1; k++) {
+        const i = perm[k];
+        const v = weightAt[start + i];
+        const y = ys[start + i];
+        lw += v;
+        sy += v * y;
+        syy += v * y * y;
+        const b = block[lo + i];
+        if (block[lo + perm[k + 1]] === b) continue;
+        const ln = k + 1;
+        if (ln < minSamplesLeaf || n - ln < minSamplesLeaf) continue;
+        const sr = total[1] - sy;
+        const p = (sy * sy) / lw + (sr * sr) / (w - lw);
+        if (p > best.proxy) {
+          left[0] = lw;
+          left[1] = sy;
+          left[2] = syy;
+          this.record(f, b, n - ln > ln ? false : true, p, lw, ln, left);
+        }
+      }
+    }
+    return 1;
   }
 
   /** Scans the histogram just built for feature f into `best` and clears it; false if f is constant here. */
