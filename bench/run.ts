@@ -27,6 +27,10 @@ async function main(): Promise<void> {
   process.chdir(fileURLToPath(new URL("..", import.meta.url)));
   const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
   const quick = process.env.BENCH_QUICK === "1";
+  // Which engine code is measured: HEAD, and whether packages/forest differs from it.
+  const git = (args: string[]) => spawnSync("git", args, { encoding: "utf8" }).stdout?.trim() ?? "";
+  const head = git(["rev-parse", "--short", "HEAD"]) || "?";
+  const dirty = git(["status", "--porcelain", "--", "packages/forest"]) !== "";
   const load = loadavg()[0];
   if (load > 1.5) log(`warning: load average ${load.toFixed(2)}; timings will be pessimistic on a busy machine`);
 
@@ -54,6 +58,7 @@ async function main(): Promise<void> {
     loadAtStart: load,
     loadPeak,
     versions: {
+      canopy: `${head}${dirty ? " + uncommitted packages/forest changes" : ""}`,
       node: process.version,
       "scikit-learn": skv ?? "?",
       numpy: npv ?? "?",
