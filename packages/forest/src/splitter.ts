@@ -61,6 +61,8 @@ const BINS = 256;
  */
 export class HistogramSplitter {
   readonly features: Int32Array;
+  /** constantFeatures[0, nTotal) as left by each ancestor, to restore the prefix that swaps disturb. */
+  private readonly constantFeatures: Int32Array;
   private readonly batch: Int32Array;
   private readonly hist: Float64Array;
   private readonly cnt: Int32Array;
@@ -80,6 +82,7 @@ export class HistogramSplitter {
     const { nFeatures, maxFeatures, width } = cfg;
     this.features = new Int32Array(nFeatures);
     for (let f = 0; f < nFeatures; f++) this.features[f] = f;
+    this.constantFeatures = new Int32Array(nFeatures);
     this.batch = new Int32Array(maxFeatures);
     this.hist = new Float64Array(BINS * width);
     this.cnt = new Int32Array(BINS);
@@ -167,6 +170,11 @@ export class HistogramSplitter {
         nTotal++;
       }
     }
+    // As sklearn: drawing known constants swapped them within the prefix, and a subtree may since have moved
+    // its own constants in there; siblings and children must see exactly this node's constants, so restore
+    // the known prefix and record the newly found ones.
+    features.set(this.constantFeatures.subarray(0, nKnownConstants));
+    this.constantFeatures.set(features.subarray(nKnownConstants, nTotal), nKnownConstants);
     this.nTotalConstants = nTotal;
     return best.feature >= 0 ? best : null;
   }
