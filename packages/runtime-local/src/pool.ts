@@ -1,0 +1,165 @@
+import type { Worker } from "node:worker_threads";
+import type { BuildLedger, GroveResult } from "@canopy/core";
+import { CanopyError, decodePack, type DatasetPack } from "@canopy/forest";
+import { startModuleWorker } from "@canopy/forest/threads";
+import { LEDGER_METHODS, serializeError, type FromTrainer, type SerializedError, type ToTrainer, type TrainerInit } from "./protocol.ts";
+
+/** A delivery that failed in a trainer; `retryable` is core's isRetryable, decided in the trainer. */
+export class TrainerTaskError extends Error {
+  readonly retryable: boolean;
+  constructor(error: SerializedError) {
+    super(error.message);
+    this.name = error.name;
+    this.retryable = error.retryable;
+  }
+}
+
+interface SharedPack {
+  bytes: Uint8Array;
+  rowBins: Uint8Array;
+}
+
+interface Job {
+  id: number;
+  resolve: (result: GroveResult) => void;
+  reject: (error: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  packs: Set<string>;
+  job?: Job;
+}
+
+export interface GrovePoolOptions {
+  size: number;
+  init: TrainerInit;
+  ledger: BuildLedger;
+  module: URL;
+}
+
+/** Trainer threads, one grove at a time each, started on demand. */
+export class GrovePool {
+  readonly size: number;
+  private readonly slots: Slot[] = [];
+  private readonly shared = new Map<string, SharedPack>();
+  private readonly ledgerCalls = new Set<Promise<unknown>>();
+  private nextJob = 1;
+  private closed = false;
+
+  constructor(private readonly options: GrovePoolOptions) {
+    if (!Number.isInteger(options.size) || options.size < 1) throw new CanopyError(`workers must be an integer >= 1 (got ${options.size})`);
+    this.size = options.size;
+  }
+
+  /** Trainers that could take a grove now. */
+  get free(): number {
+    if (this.closed) return 0;
+    return this.size - this.slots.filter((s) => s.job).length;
+  }
+
+  /** Puts a pack (and its row-major bins) in shared memory; each trainer is sent it once, before its first grove on it. */
+  share(pack: DatasetPack): void {
+    if (this.shared.has(pack.hash)) return;
+    const bytes = pack.bytes.buffer instanceof SharedArrayBuffer ? pack.bytes : toShared(pack.bytes);
+    const sharedPack = bytes === pack.bytes ? pack : decodePack(bytes);
+    const rowBins = sharedPack.rowBins?.buffer instanceof SharedArrayBuffer ? sharedPack.rowBins : sharedRowBins(sharedPack);
+    this.shared.set(pack.hash, { bytes, rowBins });
+  }
+
+  /** Trains one delivery (an encoded GroveTask) on a free trainer. Check `free` first. */
+  run(body: string, receiveCount: number, packHash: string): Promise<GroveResult> {
+    if (this.closed) return Promise.reject(new CanopyError("the runtime is closed"));
+    const slot = this.slots.find((s) => !s.job) ?? (this.slots.length < this.size ? this.spawn() : undefined);
+    if (!slot) return Promise.reject(new CanopyError("no free trainer"));
+    const shared = this.shared.get(packHash);
+    if (shared && !slot.packs.has(packHash)) {
+      slot.worker.postMessage({ kind: "pack", bytes: shared.bytes, rowBins: shared.rowBins } satisfies ToTrainer);
+      slot.packs.add(packHash);
+    }
+    return new Promise<GroveResult>((resolve, reject) => {
+      slot.job = { id: this.nextJob++, resolve, reject };
+      slot.worker.ref();
+      slot.worker.postMessage({ kind: "task", id: slot.job.id, body, receiveCount } satisfies ToTrainer);
+    });
+  }
+
+  /** Stops the trainers at once (groves in flight are abandoned, not acked) and waits for ledger calls already made. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const slots = this.slots.splice(0);
+    for (const slot of slots) slot.job?.reject(new CanopyError("the runtime was closed"));
+    await Promise.all(slots.map((s) => s.worker.terminate()));
+    await Promise.allSettled([...this.ledgerCalls]);
+  }
+
+  private spawn(): Slot {
+    const worker = startModuleWorker(this.options.module, { workerData: this.options.init });
+    const slot: Slot = { worker, packs: new Set() };
+    worker.on("message", (message: FromTrainer) => {
+      if (message.kind === "ledger") {
+        this.answerLedger(slot, message.id, message.method, message.args);
+        return;
+      }
+      const job = slot.job;
+      if (!job || job.id !== message.id) return;
+      slot.job = undefined;
+      worker.unref(); // an idle pool must not keep the process alive
+      if (message.kind === "done") job.resolve(message.result);
+      else job.reject(new TrainerTaskError(message.error));
+    });
+    const lost = (error: Error) => {
+      const index = this.slots.indexOf(slot);
+      if (index >= 0) this.slots.splice(index, 1);
+      const job = slot.job;
+      slot.job = undefined;
+      job?.reject(new TrainerTaskError({ name: "Error", message: `trainer thread died: ${error.message}`, retryable: true }));
+    };
+    worker.on("error", lost);
+    worker.on("exit", (code) => {
+      if (!this.closed) lost(new Error(`exit code ${code}`));
+    });
+    this.slots.push(slot);
+    return slot;
+  }
+
+  private answerLedger(slot: Slot, id: number, method: string, args: unknown[]): void {
+    const reply = (message: ToTrainer) => {
+      if (!this.closed) slot.worker.postMessage(message);
+    };
+    if (!(LEDGER_METHODS as readonly string[]).includes(method)) {
+      reply({ kind: "ledger-reply", id, ok: false, error: { name: "Error", message: `unknown ledger method ${method}`, retryable: false } });
+      return;
+    }
+    const ledger = this.options.ledger as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+    const call = ledger[method](...args).then(
+      (value) => reply({ kind: "ledger-reply", id, ok: true, value }),
+      (err) => reply({ kind: "ledger-reply", id, ok: false, error: serializeError(err) }),
+    );
+    this.ledgerCalls.add(call);
+    void call.finally(() => this.ledgerCalls.delete(call));
+  }
+}
+
+function toShared(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(new SharedArrayBuffer(bytes.length));
+  out.set(bytes);
+  return out;
+}
+
+/**
+ * The engine's row-major bins (rowBins[r * nFeatures + f], as its rowMajorBins makes them) in shared memory.
+ * Written here because @canopy/forest does not export rowMajorBins; the end-to-end tests compare the models
+ * with a single-threaded fit byte for byte, which would catch any layout drift.
+ */
+function sharedRowBins(pack: DatasetPack): Uint8Array {
+  const { nRows, nFeatures, bins } = pack;
+  const out = new Uint8Array(new SharedArrayBuffer(nRows * nFeatures));
+  for (let f = 0; f < nFeatures; f++) {
+    const col = f * nRows;
+    for (let r = 0; r < nRows; r++) out[r * nFeatures + f] = bins[col + r];
+  }
+  pack.rowBins = out;
+  return out;
+}

@@ -1,0 +1,4 @@
+// The default trainer thread.
+import { serveTrainer } from "./trainer.ts";
+
+serveTrainer();
