@@ -1,0 +1,49 @@
+import { randomBytes } from "node:crypto";
+import { readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { UsageError } from "./errors.ts";
+
+/** Temp file in the target's directory, then rename: readers never see half a file. The directory must exist. */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  const dir = dirname(path);
+  if (!(await isDirectory(dir))) throw new UsageError(`cannot write ${path}: directory ${dir} does not exist`);
+  if (await isDirectory(path)) throw new UsageError(`cannot write ${path}: it is a directory`);
+  const temp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+  try {
+    await writeFile(temp, data);
+    await rename(temp, path);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
+}
+
+export async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** What an --out directory may already hold: an earlier export, which the new one replaces whole. */
+const EXPORT_ENTRIES = new Set(["model.canopy", "report.json", "spec.json", "groves"]);
+
+/**
+ * An --out directory must be new, empty, or an earlier export: the artifacts are moved in whole at the end,
+ * and checking first means a long build is not thrown away over it.
+ */
+export async function checkOutDir(path: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return;
+    if (code === "ENOTDIR") throw new UsageError(`--out ${path} is a file, expected a directory`);
+    throw err;
+  }
+  const foreign = entries.filter((e) => !EXPORT_ENTRIES.has(e));
+  if (foreign.length > 0)
+    throw new UsageError(`--out ${path} already holds other files (${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", ..." : ""}); choose a new or empty directory`);
+}

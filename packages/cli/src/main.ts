@@ -1,0 +1,148 @@
+import { readFileSync } from "node:fs";
+import { Command, CommanderError, Option } from "commander";
+import {
+  collectTag,
+  parseCountOrFraction,
+  parseHttpUrl,
+  parseInteger,
+  parseMaxFeatures,
+  parseNumber,
+  parseWorkers,
+} from "./args.ts";
+import { EXIT_OK, EXIT_USAGE, exitCodeFor, oneLine, UsageError } from "./errors.ts";
+
+const DEFAULT_ROOT = ".canopy";
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+function fail(message: string): void {
+  process.stderr.write(`canopy: error: ${message}\n`);
+}
+
+/** Commander's own errors ("error: unknown option '--x'\n(Did you mean --y?)") as one `canopy: error:` line. */
+function commanderLine(text: string): string {
+  return `canopy: ${text.split("\n").map((l) => l.trim()).filter(Boolean).join(" ")}\n`;
+}
+
+const rootOption = () => new Option("--root <dir>", "local store of packs, builds and the ledger").default(DEFAULT_ROOT);
+
+/** The command tree. Command modules (and the engine behind them) are imported only when their command runs. */
+export function program(): Command {
+  const canopy = new Command("canopy")
+    .description("Random forests, trained the serverless way: groves of trees in parallel, merged into one forest.")
+    .version(version(), "-V, --version")
+    .exitOverride()
+    .showSuggestionAfterError(true)
+    .configureOutput({ outputError: (text, write) => write(commanderLine(text)) });
+
+  canopy
+    .command("train")
+    .summary("train a forest on a CSV file")
+    .description(
+      "Train a random forest on a CSV (header row; the label is the last column unless --label says otherwise). " +
+        "The build is cut into groves of trees trained in parallel on worker threads, then merged and evaluated " +
+        "on a held-out split. Same data, options and seed give a byte-identical model whatever --workers and --grove-size.",
+    )
+    .argument("[data.csv]", "training data (not needed with --resume)")
+    .option("--label <column>", "label column (default: the last column)")
+    .addOption(new Option("--task <task>", "default: detected from the label column").choices(["classification", "regression", "auto"]))
+    .option("--trees <n>", "number of trees, n_estimators (default 100)", parseInteger)
+    .option("--grove-size <g>", "trees per grove, one task each (default 10; at most --trees)", parseInteger)
+    .option("--workers <w>", "trainer threads (default: number of CPU cores)", parseWorkers)
+    .option("--seed <s>", "random seed, an integer >= 0 (default 0)", parseInteger)
+    .option("--max-depth <d>", "maximum tree depth (default: unlimited)", parseInteger)
+    .option(
+      "--max-features <f>",
+      "features tried per split: sqrt (classification default), log2, all (regression default), " +
+        "an integer count (1 means ONE feature) or a fraction in (0, 1) such as 0.5",
+      parseMaxFeatures,
+    )
+    .option("--min-samples-leaf <n>", "minimum rows per leaf: an integer >= 1 or a fraction in (0, 1) (default 1)", parseCountOrFraction)
+    .option("--min-samples-split <n>", "minimum rows to split a node: an integer >= 2 or a fraction in (0, 1) (default 2)", parseCountOrFraction)
+    .addOption(new Option("--class-weight <weight>", "weight classes inversely to their frequency").choices(["balanced"]))
+    .addOption(
+      new Option("--criterion <c>", "split quality: gini (default) or entropy; squared_error for regression").choices([
+        "gini",
+        "entropy",
+        "squared_error",
+      ]),
+    )
+    .option("--no-bootstrap", "train every tree on all training rows instead of a bootstrap sample")
+    .option("--max-samples <x>", "rows drawn per bootstrap sample: an integer count or a fraction in (0, 1) (default: all)", parseCountOrFraction)
+    .option("--test-fraction <f>", "fraction of rows held out for evaluation, in [0, 1) (default 0.25)", parseNumber)
+    .option("--tolerate-failures <k>", "groves allowed to fail; the model then has fewer trees (default 0)", parseInteger)
+    .option("--tag <key=value>", "tag the build; repeatable", collectTag)
+    .option("--out <dir>", "also put model.canopy, report.json and the groves in this new (or empty) directory")
+    .addOption(rootOption())
+    .option("--notify-url <url>", "POST the build notification as JSON to this URL")
+    .option("--resume <build-id>", "finish an interrupted build: only the groves that had not landed are trained")
+    .option("--json", "print only the final report, as JSON, on stdout")
+    .action(async (data: string | undefined, options: Record<string, unknown>, command: Command) => {
+      const { train } = await import("./commands/train.ts");
+      await train(data, options, command);
+    });
+
+  canopy
+    .command("predict")
+    .summary("predict with a model; CSV on stdout")
+    .description(
+      "Predict the rows of a CSV. Feature columns are matched by name, so column order does not matter and extra " +
+        "columns (such as the label) are ignored. Prints CSV: one column named after the label, or with --proba " +
+        "one probability column per class.",
+    )
+    .argument("<data.csv>", "rows to predict")
+    .requiredOption("--model <file|build-id>", "a model file (model.canopy) or the id of a local build")
+    .option("--proba", "class probabilities instead of labels (classification)")
+    .addOption(rootOption())
+    .action(async (data: string, options: { model: string; proba?: boolean; root: string }) => {
+      const { predict } = await import("./commands/predict.ts");
+      await predict(data, options);
+    });
+
+  canopy
+    .command("inspect")
+    .summary("describe a model: trees, classes, params, metrics, importances")
+    .argument("<model>", "a model file or the id of a local build")
+    .option("--json", "print the summary as JSON")
+    .addOption(rootOption())
+    .action(async (model: string, options: { json?: boolean; root: string }) => {
+      const { inspect } = await import("./commands/inspect.ts");
+      await inspect(model, options);
+    });
+
+  canopy
+    .command("export")
+    .summary("convert a model to another library's format")
+    .argument("<model>", "a model file or the id of a local build")
+    .addOption(new Option("--format <format>", "target format").choices(["ml-random-forest"]).makeOptionMandatory())
+    .option("--out <file>", "write here instead of stdout")
+    .addOption(rootOption())
+    .action(async (model: string, options: { format: "ml-random-forest"; out?: string; root: string }) => {
+      const { exportModel } = await import("./commands/export.ts");
+      const written = await exportModel(model, options);
+      if (written !== undefined) process.stderr.write(`canopy: wrote ${written}\n`);
+    });
+
+  return canopy;
+}
+
+/** Runs the CLI; resolves to the exit code (0 ok, 1 failed, 2 bad usage or input). */
+export async function main(argv: string[]): Promise<number> {
+  const canopy = program();
+  try {
+    await canopy.parseAsync(argv, { from: "user" });
+    return EXIT_OK;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and --version end here too; commander already printed what it had to say.
+      if (err.code === "commander.helpDisplayed" || err.code === "commander.version") return EXIT_OK;
+      return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    }
+    fail(oneLine(err));
+    if (process.env.CANOPY_DEBUG && err instanceof Error && !(err instanceof UsageError)) process.stderr.write(`${err.stack}\n`);
+    return exitCodeFor(err);
+  }
+}

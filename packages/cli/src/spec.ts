@@ -1,0 +1,86 @@
+import { parseBuildSpec, SpecError, type BuildSpec } from "@canopy/core";
+import { UsageError } from "./errors.ts";
+
+/** `canopy train` options that make up the build spec (commander's camelCase names). */
+export interface SpecFlags {
+  label?: string;
+  task?: "classification" | "regression" | "auto";
+  trees?: number;
+  groveSize?: number;
+  seed?: number;
+  maxDepth?: number;
+  maxFeatures?: "sqrt" | "log2" | "all" | number;
+  minSamplesLeaf?: number;
+  minSamplesSplit?: number;
+  classWeight?: "balanced";
+  criterion?: "gini" | "entropy" | "squared_error";
+  /** Only `false` is ever passed on (--no-bootstrap), so an unset option does not change the build id. */
+  bootstrap?: boolean;
+  maxSamples?: number;
+  testFraction?: number;
+  tolerateFailures?: number;
+  tag?: Record<string, string>;
+}
+
+/** Build spec field -> the flag that sets it, so spec errors name what the user typed. */
+export const FLAG_FOR_FIELD: Record<string, string> = {
+  dataset: "<data.csv>",
+  label: "--label",
+  task: "--task",
+  n_estimators: "--trees",
+  grove_size: "--grove-size",
+  seed: "--seed",
+  max_depth: "--max-depth",
+  max_features: "--max-features",
+  min_samples_leaf: "--min-samples-leaf",
+  min_samples_split: "--min-samples-split",
+  class_weight: "--class-weight",
+  criterion: "--criterion",
+  bootstrap: "--no-bootstrap",
+  max_samples: "--max-samples",
+  test_fraction: "--test-fraction",
+  tolerated_failures: "--tolerate-failures",
+  tags: "--tag",
+};
+
+/** The raw spec object: only what the user set, so defaults stay the core's and equal runs share a build id. */
+export function specInput(dataset: string, flags: SpecFlags): Record<string, unknown> {
+  const input: Record<string, unknown> = { dataset };
+  const set = (field: string, value: unknown) => {
+    if (value !== undefined) input[field] = value;
+  };
+  set("label", flags.label);
+  set("task", flags.task);
+  set("n_estimators", flags.trees);
+  set("grove_size", flags.groveSize);
+  set("seed", flags.seed);
+  set("max_depth", flags.maxDepth);
+  set("max_features", flags.maxFeatures);
+  set("min_samples_leaf", flags.minSamplesLeaf);
+  set("min_samples_split", flags.minSamplesSplit);
+  set("class_weight", flags.classWeight);
+  set("criterion", flags.criterion);
+  if (flags.bootstrap === false) input.bootstrap = false;
+  set("max_samples", flags.maxSamples);
+  set("test_fraction", flags.testFraction);
+  set("tolerated_failures", flags.tolerateFailures);
+  set("tags", flags.tag);
+  return input;
+}
+
+/** Validates with the core's schema; a SpecError becomes one usage line per bad flag, joined. */
+export function buildSpec(dataset: string, flags: SpecFlags): BuildSpec {
+  try {
+    return parseBuildSpec(specInput(dataset, flags));
+  } catch (err) {
+    if (err instanceof SpecError) {
+      const lines = err.issues.map((i) => {
+        const field = i.path.split(".")[0];
+        const flag = FLAG_FOR_FIELD[field] ?? i.path;
+        return `${flag}: ${i.message}`;
+      });
+      throw new UsageError(lines.join("; "));
+    }
+    throw err;
+  }
+}
