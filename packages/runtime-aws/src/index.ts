@@ -1,0 +1,34 @@
+import type { Clock } from "@canopy/core";
+import { DynamoLedger } from "./dynamo-ledger.ts";
+import type { AwsResources } from "./resources.ts";
+import { S3BlobStore, type S3BlobStoreOptions } from "./s3-blob-store.ts";
+import { SnsNotifier } from "./sns-notifier.ts";
+import { SqsTaskQueue } from "./sqs-task-queue.ts";
+
+export { clients, clientSettings, EMULATOR_REGION, resetClients, type ClientSettings } from "./clients.ts";
+export { changeFromStreamRecord, DynamoLedger, type DynamoLedgerOptions } from "./dynamo-ledger.ts";
+export { isBuildItem, itemToRecord, recordToItem, type Item } from "./ledger-item.ts";
+export { DEV_RESOURCES, provisionResources, resourceEnv, type ProvisionedResources, type ProvisionOptions } from "./provision.ts";
+export {
+  loadSstResource,
+  RESOURCE_ENV,
+  RESOURCE_LINKS,
+  resolveResources,
+  type AwsResources,
+  type ResourceName,
+  type SstResourceLoader,
+} from "./resources.ts";
+export { S3BlobStore, type S3BlobStoreOptions } from "./s3-blob-store.ts";
+export { decodeSnsDelivery, notificationAttributes, SnsNotifier, type SnsDelivery } from "./sns-notifier.ts";
+export { SQS_BATCH_SIZE, SqsTaskQueue, type SqsSender, type SqsTaskQueueOptions } from "./sqs-task-queue.ts";
+export { DynamoStreamReader, type StreamReaderOptions, type StreamRecord } from "./stream-reader.ts";
+
+/** All four ports on the shared clients: what a handler needs, given its resource names. */
+export function awsPorts(resources: AwsResources, options: { clock?: Clock; blobs?: S3BlobStoreOptions } = {}) {
+  return {
+    blobs: new S3BlobStore(resources.bucket, undefined, options.blobs),
+    ledger: new DynamoLedger(resources.table, undefined, { clock: options.clock }),
+    queue: new SqsTaskQueue(resources.queueUrl),
+    notifier: new SnsNotifier(resources.topicArn),
+  };
+}

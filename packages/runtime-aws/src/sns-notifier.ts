@@ -1,0 +1,61 @@
+import { PublishCommand, type MessageAttributeValue, type SNSClient } from "@aws-sdk/client-sns";
+import type { BuildNotification, Notifier } from "@canopy/core";
+import { clients } from "./clients.ts";
+
+/**
+ * Message attributes for subscription filter policies: `buildId`, `status` and `type` as Strings, and `tags`
+ * as the JSON of the tag map (String). To filter on one tag, use a policy with FilterPolicyScope
+ * MessageBody on `tags.<name>`: the message body is the notification JSON.
+ */
+export function notificationAttributes(n: BuildNotification): Record<string, MessageAttributeValue> {
+  const str = (value: string): MessageAttributeValue => ({ DataType: "String", StringValue: value });
+  return {
+    buildId: str(n.buildId),
+    status: str(n.status),
+    type: str(n.type),
+    tags: str(JSON.stringify(n.tags ?? {})),
+  };
+}
+
+/** Publishes each build notification to one SNS topic, body = the notification as JSON. */
+export class SnsNotifier implements Notifier {
+  constructor(
+    readonly topicArn: string,
+    private readonly client: SNSClient = clients.sns(),
+  ) {}
+
+  async publish(notification: BuildNotification): Promise<void> {
+    await this.client.send(
+      new PublishCommand({
+        TopicArn: this.topicArn,
+        Subject: `Canopy build ${notification.buildId} ${notification.status}`.slice(0, 100),
+        Message: JSON.stringify(notification),
+        MessageAttributes: notificationAttributes(notification),
+      }),
+    );
+  }
+}
+
+export interface SnsDelivery {
+  messageId: string;
+  notification: BuildNotification;
+  /** Message attributes as name -> value. */
+  attributes: Record<string, string>;
+}
+
+/**
+ * Reads what an SQS queue subscribed to the topic receives (raw message delivery off): the SNS envelope
+ * `{ Type: "Notification", MessageId, Message, MessageAttributes: { name: { Type, Value } } }`.
+ */
+export function decodeSnsDelivery(body: string): SnsDelivery {
+  const envelope = JSON.parse(body) as {
+    Type?: string;
+    MessageId?: string;
+    Message?: string;
+    MessageAttributes?: Record<string, { Type: string; Value: string }>;
+  };
+  if (envelope.Type !== "Notification" || typeof envelope.Message !== "string")
+    throw new Error(`not an SNS notification envelope (Type ${JSON.stringify(envelope.Type ?? null)})`);
+  const attributes = Object.fromEntries(Object.entries(envelope.MessageAttributes ?? {}).map(([k, v]) => [k, v.Value]));
+  return { messageId: envelope.MessageId ?? "", notification: JSON.parse(envelope.Message) as BuildNotification, attributes };
+}
