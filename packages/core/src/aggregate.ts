@@ -1,4 +1,5 @@
 import { evaluate, Forest, type Metrics } from "@canopy/forest";
+import { buildCost, type Prices } from "./cost.ts";
 import { AggregationError, errorLine } from "./errors.ts";
 import { CONTENT_TYPES, keys } from "./keys.ts";
 import { completedNotification, failedNotification, summarizeMetrics, type BuildNotification } from "./notification.ts";
@@ -14,6 +15,10 @@ export interface AggregatePorts {
   notifier: Notifier;
   clock?: Clock;
   packs?: PackCache;
+  /** The aggregator's memory size (Lambda), to bill its own run in the report's cost. */
+  memoryMb?: number;
+  /** Overrides of the default (us-east-1) prices used for the report's cost estimate. */
+  prices?: Partial<Prices>;
 }
 
 export type AggregateOutcome =
@@ -68,6 +73,11 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
 
     const grovesReport = groveReports(manifest, record);
     const completedAt = clock.now();
+    const cost = buildCost(grovesReport, {
+      failedGroves: record.failed.length,
+      aggregator: { ms: completedAt - started, ...(ports.memoryMb !== undefined ? { memoryMb: ports.memoryMb } : {}) },
+      ...(ports.prices ? { prices: ports.prices } : {}),
+    });
     const report: BuildReport = {
       v: 1,
       buildId,
@@ -98,6 +108,7 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
       missingGroves: record.failed.map((f) => ({ ...f, treeStart: manifest.groves[f.grove].treeStart, treeEnd: manifest.groves[f.grove].treeEnd })),
       model: { key: modelKey, bytes: modelBytes.length, trees: forest.nTrees, nodes: forest.nodeCount },
       featureImportances: topImportances(forest),
+      cost,
       createdAt: record.createdAt,
       completedAt,
     };

@@ -38,3 +38,18 @@ export {
 } from "./submit.ts";
 export type { BuildReport, GroveReport, StageTimings } from "./report.ts";
 export { completedNotification, failedNotification, summarizeMetrics, type BuildNotification } from "./notification.ts";
+export {
+  billedGbSeconds,
+  buildCost,
+  DEFAULT_PRICES,
+  groveCost,
+  pricesFromEnv,
+  requestCounts,
+  type BuildCost,
+  type CostOptions,
+  type GroveCost,
+  type Prices,
+  type RequestCounts,
+} from "./cost.ts";
+export { isStalled, lastProgressAt, stalledReason, sweepStalledBuilds } from "./sweep.ts";
+export { lastGroveError, recordGroveError } from "./grove-error.ts";

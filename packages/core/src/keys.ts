@@ -28,6 +28,10 @@ export const keys = {
     if (!Number.isInteger(grove) || grove < 0 || grove > 99_999) throw new TaskError(`invalid grove number ${grove}`);
     return `builds/${buildId(id)}/groves/${String(grove).padStart(5, "0")}.grove`;
   },
+  /** The last error a trainer hit on this grove: the dead-letter consumer reads it to say why the grove failed. */
+  groveError(id: string, grove: number): string {
+    return `${keys.grove(id, grove).slice(0, -".grove".length)}.error.txt`;
+  },
   model(id: string): string {
     return `builds/${buildId(id)}/model.canopy`;
   },
@@ -41,4 +45,5 @@ export const CONTENT_TYPES = {
   grove: "application/vnd.canopy.forest",
   model: "application/vnd.canopy.forest",
   json: "application/json",
+  text: "text/plain; charset=utf-8",
 } as const;

@@ -17,6 +17,8 @@ export interface GroveStats {
   landedAt: number;
   /** True when the pack came from the trainer's in-memory cache rather than the blob store. */
   packCached: boolean;
+  /** Memory of the function that trained it (Lambda), for billed GB-seconds; absent elsewhere. */
+  memoryMb?: number;
 }
 
 /** Scalar metrics only (no confusion matrix): small enough for a DynamoDB item and an SNS message. */

@@ -1,5 +1,6 @@
 import type { Metrics } from "@canopy/forest";
 import { keys } from "./keys.ts";
+import type { BuildCost } from "./cost.ts";
 import type { BuildRecord, BuildStatus, MetricsSummary } from "./ledger.ts";
 import type { BuildReport, StageTimings } from "./report.ts";
 
@@ -12,6 +13,8 @@ export interface BuildNotification {
   tags: Record<string, string>;
   metrics?: MetricsSummary | null;
   timings?: StageTimings;
+  /** Build totals of the report's cost (no per grove rows: they grow with the build). */
+  cost?: Pick<BuildCost, "totals" | "requests" | "usd">;
   modelKey?: string;
   reportKey?: string;
   reason?: string;
@@ -53,6 +56,7 @@ export function completedNotification(record: BuildRecord, report: BuildReport):
     tags: record.tags,
     metrics: summarizeMetrics(report.metrics),
     timings: report.timings,
+    cost: { totals: report.cost.totals, requests: report.cost.requests, usd: report.cost.usd },
     modelKey: report.model.key,
     reportKey: keys.report(record.buildId),
     ...(record.failed.length > 0 ? { failedGroves: record.failed } : {}),

@@ -1,4 +1,5 @@
 import type { Forest, Metrics } from "@canopy/forest";
+import type { BuildCost } from "./cost.ts";
 import type { BuildRecord, GroveStats } from "./ledger.ts";
 import type { BuildManifest } from "./submit.ts";
 
@@ -57,6 +58,8 @@ export interface BuildReport {
   model: { key: string; bytes: number; trees: number; nodes: number };
   /** The ten most important features (mean decrease in impurity), most important first. */
   featureImportances: { feature: string; importance: number }[];
+  /** Per grove time split and billed GB-s, request counts and estimated USD (see cost.ts for the assumptions). */
+  cost: BuildCost;
   createdAt: number;
   completedAt: number;
 }

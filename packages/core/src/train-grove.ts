@@ -14,6 +14,8 @@ export interface TrainGrovePorts {
   clock?: Clock;
   /** Reused across calls so a warm trainer decodes each pack once. */
   packs?: PackCache;
+  /** The trainer's memory size (Lambda), recorded in the grove's stats for cost accounting. */
+  memoryMb?: number;
 }
 
 export type GroveResult =
@@ -65,6 +67,7 @@ export async function trainGrove(task: GroveTask, ports: TrainGrovePorts): Promi
     storedAt,
     landedAt: clock.now(),
     packCached: cached,
+    ...(ports.memoryMb !== undefined ? { memoryMb: ports.memoryMb } : {}),
   };
   const landing = await ports.ledger.landGrove(buildId, grove, stats);
   return { status: landing.landed ? "landed" : "not-landed", buildId, grove, remaining: landing.remaining, stats };
