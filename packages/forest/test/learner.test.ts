@@ -422,7 +422,11 @@ function bestDecrease(pack: DatasetPack, rows: number[], criterion: Criterion, m
 }
 
 /** Checks every node of a tree grown on all rows of `pack` without bootstrap; returns the violations. */
-function greedyViolations(pack: DatasetPack, t: Tree, criterion: Criterion, minLeaf = 1, minSplit = 2): string[] {
+function greedyViolations(pack: DatasetPack, t: Tree, criterion: Criterion, params: FitParams = {}): string[] {
+  const minLeaf = params.min_samples_leaf ?? 1;
+  const minSplit = params.min_samples_split ?? 2;
+  const maxDepth = params.max_depth ?? Infinity;
+  const depth = depths(t);
   const nodeRows: number[][] = Array.from({ length: t.nodeCount }, () => []);
   for (let r = 0; r < pack.nRows; r++) {
     let node = 0;
@@ -442,7 +446,7 @@ function greedyViolations(pack: DatasetPack, t: Tree, criterion: Criterion, minL
       if (Math.abs(t.gain[i] - best) > 1e-5 * Math.max(1, best)) {
         out.push(`node ${i} (${rows.length} rows) splits on x${t.feature[i]} with decrease ${t.gain[i]}; the best is ${best}`);
       }
-    } else if (rows.length >= Math.max(minSplit, 2 * minLeaf) && best > -Infinity) {
+    } else if (depth[i] < maxDepth && rows.length >= Math.max(minSplit, 2 * minLeaf) && best > -Infinity) {
       const stats = new Float64Array(pack.target.task === "classification" ? pack.target.classes.length : 3);
       for (const r of rows) {
         if (pack.target.task === "classification") stats[pack.target.codes[r]]++;
@@ -470,6 +474,17 @@ describe("learner: every split is a best split (exhaustive check, every feature,
       },
       criterion: "gini",
     },
+    {
+      // Nodes of 4096 rows and more read the pack's columns instead of a row copy.
+      name: "7000 rows with missing cells, entropy, max_depth 5",
+      data: () => {
+        const rnd = random(8);
+        const cols = [0, 1, 2, 3, 4].map((f) => Array.from({ length: 7000 }, () => (rnd() < 0.1 ? NaN : f === 4 ? Math.floor(rnd() * 5) : rnd())));
+        return classification(cols, cols[0].map((v, i) => ((v || 0.5) + cols[1][i] * rnd() > 0.8 ? "p" : cols[4][i] > 2 ? "q" : "r")));
+      },
+      criterion: "entropy",
+      params: { max_depth: 5 },
+    },
     // Many pixels become constant deep in the tree: this exercises the splitter's memory of constant features.
     { name: "digits, gini", data: () => fixture("digits"), criterion: "gini" },
   ];
@@ -478,7 +493,7 @@ describe("learner: every split is a best split (exhaustive check, every feature,
       const pack = buildPack(data());
       for (const random_state of [0, 1]) {
         const forest = fitForest(pack, { n_estimators: 1, bootstrap: false, max_features: "all", criterion, random_state, ...params });
-        expect(greedyViolations(pack, forest.trees[0], criterion, params?.min_samples_leaf ?? 1)).toEqual([]);
+        expect(greedyViolations(pack, forest.trees[0], criterion, params)).toEqual([]);
       }
     });
   }
