@@ -12,8 +12,12 @@
  * - tree i sees the column sub-matrix `indexes[i]`, so `splitColumn` indexes that subset.
  */
 import { RandomForestClassifier, RandomForestRegression } from "ml-random-forest";
+import { sampleWeights } from "./builder.ts";
 import { CanopyError, FormatError, OptionsError } from "./errors.ts";
-import type { ForestOptions, Target, Task, Tree } from "./types.ts";
+import { countOrFraction, featuresPerSplit, resolveParams, type ResolvedParams } from "./options.ts";
+import type { DatasetPack } from "./pack.ts";
+import { Rng } from "./rng.ts";
+import type { ForestOptions, Task, Tree } from "./types.ts";
 
 /** The parts of a forest the export needs (a `Forest` satisfies it). */
 export interface MlrfExportable {
@@ -25,17 +29,6 @@ export interface MlrfExportable {
 
 /** Rows to predict: nested arrays or a row-major Float64Array; NaN = missing. */
 export type MlrfMatrix = number[][] | { data: Float64Array; nRows: number; nCols: number };
-
-/** The parts of a dataset pack `fitTreeMlrf` reads (a `DatasetPack` satisfies it). */
-export interface MlrfPack {
-  nRows: number;
-  nFeatures: number;
-  /** Column-major: bins[f * nRows + r]; 255 = missing. */
-  bins: Uint8Array;
-  /** Per feature, ascending: bin(x) = first b with x <= edges[b], else edges.length. */
-  edges: Float64Array[];
-  target: Target;
-}
 
 interface MlrfNodeJSON {
   splitValue?: number;
@@ -88,8 +81,9 @@ function checkTree(tree: Tree, width: number, nFeatures: number): void {
 }
 
 /**
- * ml-cart JSON for one tree. `x <= t` becomes `x < nextUp(t)`; a +Infinity threshold (everything non-missing
- * goes left) becomes Number.MAX_VALUE because JSON has no Infinity, so only +Infinity inputs differ there.
+ * ml-cart JSON for one tree. `x <= t` becomes `x < nextUp(t)`. When nextUp(t) is +Infinity (t = Number.MAX_VALUE,
+ * the canopy engine's "every finite value" threshold) JSON cannot hold it, so Number.MAX_VALUE is written: only
+ * inputs >= Number.MAX_VALUE (MAX_VALUE itself, +Infinity) can then differ.
  */
 function treeToMlrf(tree: Tree, width: number, classification: boolean): { root: MlrfNodeJSON; depth: number } {
   let depth = 0;
@@ -101,9 +95,9 @@ function treeToMlrf(tree: Tree, width: number, classification: boolean): { root:
       if (!classification) return { distribution: tree.values[slot] };
       return { distribution: [Array.from(tree.values.subarray(slot * width, slot * width + width))] };
     }
-    const t = tree.threshold[i];
+    const up = nextUp(tree.threshold[i]);
     return {
-      splitValue: t === Infinity ? Number.MAX_VALUE : nextUp(t),
+      splitValue: up === Infinity ? Number.MAX_VALUE : up,
       splitColumn: f,
       gain: tree.gain[i],
       left: build(i + 1, d + 1),
@@ -156,6 +150,7 @@ export function exportMlrf(forest: MlrfExportable): object {
     missingLeftSplits,
     missingValues:
       "ml-cart sends NaN right at every split; rows with missing values may predict differently where Canopy sends them left",
+    limits: "splits at Number.MAX_VALUE are written as `< Number.MAX_VALUE`: inputs >= Number.MAX_VALUE may differ",
   };
   return classification
     ? { name: "RFClassifier", baseModel, canopy }
@@ -228,99 +223,64 @@ interface CartNode {
   distribution?: number | { getRow(i: number): number[] };
 }
 
-/** Small deterministic PRNG (mulberry32) for the row bootstrap; ml-random-forest seeds its own for features. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function resolveMaxFeatures(value: ForestOptions["max_features"], task: Task, nFeatures: number): number {
-  const v = value === undefined ? (task === "classification" ? "sqrt" : null) : value;
-  let k: number;
-  if (v === null || v === "all") k = nFeatures;
-  else if (v === "sqrt") k = Math.floor(Math.sqrt(nFeatures));
-  else if (v === "log2") k = Math.floor(Math.log2(nFeatures));
-  else if (typeof v === "number" && Number.isInteger(v) && v >= 1) k = v;
-  else if (typeof v === "number" && v > 0 && v < 1) k = Math.floor(v * nFeatures);
-  else throw new OptionsError(`max_features must be "sqrt", "log2", "all", null, an integer >= 1 or a fraction in (0, 1), got ${String(v)}`);
-  if (k > nFeatures) throw new OptionsError(`max_features ${k} exceeds the ${nFeatures} features`);
-  return Math.max(1, k);
-}
-
-function resolveCount(name: string, value: number, n: number, minInt: number): number {
-  if (Number.isInteger(value) && value >= minInt) return value;
-  if (value > 0 && value <= 1) return Math.max(1, Math.ceil(value * n));
-  throw new OptionsError(`${name} must be an integer >= ${minInt} or a fraction in (0, 1], got ${value}`);
-}
-
-function rejectUnsupported(options: ForestOptions, task: Task): void {
-  const c = options.criterion;
-  if (c !== undefined && c !== (task === "classification" ? "gini" : "squared_error")) {
-    throw new OptionsError(`engine ml-random-forest supports only criterion ${task === "classification" ? "gini" : "squared_error"}, got ${c}`);
+function rejectUnsupported(p: ResolvedParams, task: Task): void {
+  const criterion = task === "classification" ? "gini" : "squared_error";
+  if (p.criterion !== criterion) {
+    throw new OptionsError(`criterion: engine ml-random-forest supports only ${criterion} for ${task} (got "${p.criterion}")`);
   }
-  if (options.min_samples_leaf !== undefined && options.min_samples_leaf !== 1) {
-    throw new OptionsError("engine ml-random-forest does not support min_samples_leaf");
-  }
-  if (options.class_weight) throw new OptionsError("engine ml-random-forest does not support class_weight");
-  if (options.min_impurity_decrease) throw new OptionsError("engine ml-random-forest does not support min_impurity_decrease");
+  if (p.min_samples_leaf !== 1) throw new OptionsError("min_samples_leaf: engine ml-random-forest supports only 1");
+  if (p.class_weight !== null) throw new OptionsError("class_weight: engine ml-random-forest supports only null");
+  if (p.min_impurity_decrease !== 0) throw new OptionsError("min_impurity_decrease: engine ml-random-forest supports only 0");
 }
 
 /**
  * Trains one tree with ml-random-forest (nEstimators 1) on the pack's bin indices and converts it to a Canopy Tree.
+ * `options` are validated and defaulted by resolveParams, like the canopy engine's.
  *
- * Mapping: bootstrap and max_samples are drawn here (sklearn semantics: max_samples rows with replacement; mlrf's
- * own maxSamples keeps the FIRST rows) so node sample sets and gains are known; max_features becomes mlrf's
- * per-TREE feature subset (distinct features; mlrf does not resample per split, which is the point of comparison);
+ * Mapping: the row bootstrap is Canopy's own (sampleWeights with Rng(seed): the same draws as the canopy tree with
+ * this seed, sklearn's max_samples; mlrf's own maxSamples would keep the FIRST rows), so node sample sets and gains
+ * are known; `seed` also seeds mlrf, which only picks the features. max_features becomes mlrf's per-TREE feature
+ * subset (distinct features; mlrf does not resample per split, which is the point of comparison);
  * min_samples_split s → ml-cart minNumSamples s - 1 (it splits only nodes with more than minNumSamples rows);
- * max_depth → maxDepth; gainThreshold is 0 (ml-cart's 0.01 default would silently prune). min_samples_leaf,
+ * max_depth → maxDepth; gainThreshold 0 (ml-cart's 0.01 default would silently prune). min_samples_leaf,
  * class_weight, min_impurity_decrease and entropy have no equivalent and are rejected.
  *
  * Splits come back in bin space: `bin < v` is thresholdBin ceil(v) - 1 and raw threshold edges[f][thresholdBin]
- * (+Infinity past the last edge). Missing (bin 255) sorts above every bin, so it always goes right (missingLeft 0).
- * gain = n·impurity(node) − n_L·impurity(left) − n_R·impurity(right) over the bootstrap sample (gini or squared error).
+ * (Number.MAX_VALUE past the last edge, as the canopy engine). Missing (bin 255) sorts above every bin, so it
+ * always goes right (missingLeft 0). gain = n·impurity(node) − n_L·impurity(left) − n_R·impurity(right) over the
+ * bootstrap sample (gini or squared error), the canopy engine's scale.
  */
-export function fitTreeMlrf(pack: MlrfPack, rows: Uint32Array, options: ForestOptions, seed: number, index: number): Tree {
+export function fitTreeMlrf(pack: DatasetPack, rows: Uint32Array, options: ForestOptions, seed: number, index: number): Tree {
   const target = pack.target;
   const task = target.task;
   const classification = task === "classification";
   const F = pack.nFeatures;
   const nRows = pack.nRows;
-  if (!Number.isInteger(seed)) throw new OptionsError(`seed must be an integer, got ${seed}`);
-  if (rows.length === 0) throw new OptionsError("cannot train a tree on zero rows");
-  rejectUnsupported(options, task);
-  const maxFeatures = resolveMaxFeatures(options.max_features, task, F);
-  const minSplit = resolveCount("min_samples_split", options.min_samples_split ?? 2, rows.length, 2);
-  const maxDepth = options.max_depth ?? Infinity;
-  if (!(maxDepth >= 0)) throw new OptionsError(`max_depth must be null or >= 0, got ${maxDepth}`);
-
-  // Training sample (row ids into the pack, with repeats under bootstrap).
-  let sample: Uint32Array;
-  if (options.bootstrap ?? true) {
-    const m = options.max_samples == null ? rows.length : resolveCount("max_samples", options.max_samples, rows.length, 1);
-    if (m > rows.length) throw new OptionsError(`max_samples ${m} exceeds the ${rows.length} training rows`);
-    const rng = mulberry32(seed ^ 0x5bd1e995);
-    sample = new Uint32Array(m);
-    for (let i = 0; i < m; i++) sample[i] = rows[Math.floor(rng() * rows.length)];
-  } else {
-    sample = rows;
+  if (!Number.isInteger(seed)) throw new OptionsError(`seed: must be an integer (got ${seed})`);
+  if (rows.length === 0) throw new OptionsError("no training rows");
+  for (let i = 0; i < rows.length; i++) {
+    if (rows[i] >= nRows) throw new OptionsError(`training row ${rows[i]} is outside the dataset's ${nRows} rows`);
   }
-  const n = sample.length;
-  const X: number[][] = new Array(n);
-  const y: number[] = new Array(n);
-  for (let s = 0; s < n; s++) {
-    const r = sample[s];
-    if (r >= nRows) throw new OptionsError(`training row ${r} is outside the pack's ${nRows} rows`);
+  const params = resolveParams(options, task);
+  rejectUnsupported(params, task);
+  const maxFeatures = featuresPerSplit(params.max_features, F);
+  const minSplit = Math.max(countOrFraction(params.min_samples_split, rows.length), 2);
+  const maxDepth = params.max_depth ?? Infinity;
+
+  // The training sample: each row repeated by its bootstrap draw count, ascending row order.
+  const { weight, idx } = sampleWeights(pack, rows, params, new Rng(seed));
+  const X: number[][] = [];
+  const y: number[] = [];
+  for (const r of idx) {
     const row = new Array<number>(F);
     for (let f = 0; f < F; f++) row[f] = pack.bins[f * nRows + r];
-    X[s] = row;
-    y[s] = classification ? target.codes[r] : target.values[r];
+    const label = classification ? target.codes[r] : target.values[r];
+    for (let c = 0; c < weight[r]; c++) {
+      X.push(row);
+      y.push(label);
+    }
   }
+  const n = X.length;
 
   // mlrf treats maxFeatures 1 as the fraction 1.0 (all features); 1.5 / F floors to exactly one feature.
   const mlrfMaxFeatures = maxFeatures === 1 && F > 1 ? 1.5 / F : maxFeatures;
@@ -374,11 +334,12 @@ export function fitTreeMlrf(pack: MlrfPack, rows: Uint32Array, options: ForestOp
       const col = node.splitColumn as number;
       const v = node.splitValue as number;
       const f = used[col];
-      const tb = Math.ceil(v) - 1; // largest bin b with b < v
       const edges = pack.edges[f];
+      // Largest bin b with b < v; past the last real bin the split only separates missing values.
+      const tb = Math.min(Math.ceil(v) - 1, edges.length);
       feature.push(f);
       thresholdBin.push(tb);
-      threshold.push(tb < edges.length ? edges[tb] : Infinity);
+      threshold.push(tb < edges.length ? edges[tb] : Number.MAX_VALUE);
       right.push(-1);
       gain.push(0);
       const li: number[] = [];

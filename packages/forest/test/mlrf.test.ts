@@ -1,10 +1,13 @@
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { RandomForestClassifier, RandomForestRegression } from "ml-random-forest";
 import { describe, expect, it } from "vitest";
 import { OptionsError } from "../src/errors.ts";
-import { exportMlrf, fitTreeMlrf, hardVote, nextUp, type MlrfPack } from "../src/mlrf.ts";
+import { allRows, fitForest } from "../src/fit.ts";
+import { exportMlrf, fitTreeMlrf, hardVote, nextUp } from "../src/mlrf.ts";
+import type { FitParams } from "../src/options.ts";
+import { buildPack, type DatasetPack } from "../src/pack.ts";
+import { shuffledIndices } from "../src/rng.ts";
 import type { Tree } from "../src/types.ts";
+import { fixture, rowsOf, split } from "./fixtures/data.ts";
 
 // ---- hand-built trees -------------------------------------------------------------------------------------
 
@@ -149,6 +152,15 @@ describe("exportMlrf (classification)", () => {
     expect(mlrf.predict([[NaN, 1]])).toEqual([2]);
   });
 
+  it("writes the canopy engine's all-finite threshold (Number.MAX_VALUE) as a finite JSON split", () => {
+    const forest = { ...classForest, trees: [tree(0, { f: 0, t: Number.MAX_VALUE, l: leaf(1, 0, 0), r: leaf(0, 0, 1) })] };
+    const json = roundTrip(exportMlrf(forest));
+    expect(json.baseModel.estimators[0].root.splitValue).toBe(Number.MAX_VALUE); // nextUp would be Infinity → null
+    const X = [[1e308, 0], [-1e308, 0], [0, 0]];
+    expect(RandomForestClassifier.load(json).predict(X)).toEqual(Array.from(hardVote(forest, X)));
+    expect(Array.from(hardVote(forest, X))).toEqual([0, 0, 0]);
+  });
+
   it("keeps the class names and rejects empty forests", () => {
     const json = roundTrip(exportMlrf(classForest));
     expect(json.name).toBe("RFClassifier");
@@ -198,51 +210,44 @@ describe("exportMlrf (regression)", () => {
   });
 });
 
+// ---- trained forests --------------------------------------------------------------------------------------
+
+/** Held-out rows of a fixture: a seeded 75/25 split, the forest trained on the 75. */
+function trainedForest(name: "iris" | "digits" | "diabetes", params: FitParams) {
+  const ds = fixture(name);
+  const pack = buildPack(ds);
+  const { train, test } = split(shuffledIndices(ds.nRows, 17), 0.75);
+  const forest = fitForest(pack, { n_estimators: 20, random_state: 3, ...params }, { rows: train });
+  return { ds, pack, forest, heldOut: rowsOf(ds, test) };
+}
+
+describe("exportMlrf on trained forests", () => {
+  for (const name of ["iris", "digits"] as const) {
+    it(`${name}: a 20-tree forest loads in ml-random-forest with identical hard votes on every held-out row`, () => {
+      const { forest, heldOut } = trainedForest(name, {});
+      const json = roundTrip(exportMlrf(forest));
+      expect(heldOut.flat().some(Number.isNaN)).toBe(false); // NaN rows may differ (see missingLeftSplits)
+      const mlrf = RandomForestClassifier.load(json);
+      const ours = hardVote(forest, heldOut);
+      expect(mlrf.predict(heldOut)).toEqual(Array.from(ours));
+      // Hard votes are real predictions: close to the soft-vote labels Forest.predict gives.
+      const soft = forest.predict(heldOut) as string[];
+      const agree = soft.filter((label, r) => forest.classes[ours[r]] === label).length;
+      expect(agree / heldOut.length).toBeGreaterThan(0.9);
+    });
+  }
+
+  it("diabetes: a 20-tree regression forest loads in ml-random-forest with the forest's mean predictions", () => {
+    const { forest, heldOut } = trainedForest("diabetes", { max_depth: 6 });
+    const mlrf = RandomForestRegression.load(roundTrip(exportMlrf(forest)));
+    const theirs = mlrf.predict(heldOut);
+    const ours = forest.predict(heldOut) as Float64Array;
+    expect(theirs).toHaveLength(heldOut.length);
+    theirs.forEach((v, r) => expect(v).toBeCloseTo(ours[r], 9));
+  });
+});
+
 // ---- second engine ----------------------------------------------------------------------------------------
-
-const fixture = (name: string) => fileURLToPath(new URL(`../../../test/fixtures/${name}`, import.meta.url));
-
-/** Reads a numeric fixture CSV (label last) into raw columns. */
-function readFixture(name: string): { header: string[]; X: number[][]; labels: string[] } {
-  const lines = readFileSync(fixture(name), "utf8").trim().split(/\r?\n/);
-  const header = lines[0].split(",");
-  const X: number[][] = [];
-  const labels: string[] = [];
-  for (const line of lines.slice(1)) {
-    const cells = line.split(",");
-    labels.push(cells.pop() as string);
-    X.push(cells.map(Number));
-  }
-  return { header, X, labels };
-}
-
-/** A pack whose edges are the sorted distinct values (thinned to 254 edges when there are more). */
-function packOf(X: number[][], target: MlrfPack["target"]): MlrfPack {
-  const nRows = X.length;
-  const nFeatures = X[0].length;
-  const bins = new Uint8Array(nRows * nFeatures);
-  const edges: Float64Array[] = [];
-  for (let f = 0; f < nFeatures; f++) {
-    const distinct = Float64Array.from(new Set(X.map((r) => r[f]))).sort();
-    const upper = distinct.subarray(0, distinct.length - 1);
-    const e = upper.length <= 254 ? upper : Float64Array.from({ length: 254 }, (_, b) => upper[Math.floor((b * upper.length) / 254)]);
-    edges.push(e);
-    for (let r = 0; r < nRows; r++) {
-      const b = e.findIndex((edge) => X[r][f] <= edge);
-      bins[f * nRows + r] = b === -1 ? e.length : b;
-    }
-  }
-  return { nRows, nFeatures, bins, edges, target };
-}
-
-function irisPack() {
-  const { X, labels } = readFixture("iris.csv");
-  const classes = [...new Set(labels)].sort();
-  const codes = Uint16Array.from(labels, (l) => classes.indexOf(l));
-  return { X, classes, pack: packOf(X, { task: "classification", classes, codes }) };
-}
-
-const allRows = (n: number) => Uint32Array.from({ length: n }, (_, i) => i);
 
 /** Leaf slot reached by a raw row and, separately, by the pack's bins of that row. */
 function leafRaw(t: Tree, row: number[]): number {
@@ -250,23 +255,26 @@ function leafRaw(t: Tree, row: number[]): number {
   while (t.feature[i] !== -1) i = row[t.feature[i]] <= t.threshold[i] ? i + 1 : t.right[i];
   return t.right[i];
 }
-function leafBin(t: Tree, pack: MlrfPack, r: number): number {
+function leafBin(t: Tree, pack: DatasetPack, r: number): number {
   let i = 0;
   while (t.feature[i] !== -1) i = pack.bins[t.feature[i] * pack.nRows + r] <= t.thresholdBin[i] ? i + 1 : t.right[i];
   return t.right[i];
 }
 
 describe("fitTreeMlrf", () => {
-  const { X, classes, pack } = irisPack();
+  const ds = fixture("iris");
+  const X = rowsOf(ds);
+  const pack = buildPack(ds);
   const rows = allRows(pack.nRows);
+  const codes = (pack.target as { codes: Uint16Array }).codes;
 
   it("trains an iris tree that fits its training rows, with raw and bin thresholds in agreement", () => {
     const t = fitTreeMlrf(pack, rows, {}, 7, 3);
     expect(t.index).toBe(3);
-    const forest = { task: "classification" as const, classes, featureNames: ["a", "b", "c", "d"], trees: [t] };
+    const forest = { task: "classification" as const, classes: ds.target.task === "classification" ? ds.target.classes : [], featureNames: ds.featureNames, trees: [t] };
     const predicted = hardVote(forest, X);
     let correct = 0;
-    for (let r = 0; r < X.length; r++) if (predicted[r] === (pack.target as { codes: Uint16Array }).codes[r]) correct++;
+    for (let r = 0; r < X.length; r++) if (predicted[r] === codes[r]) correct++;
     expect(correct / X.length).toBeGreaterThanOrEqual(0.9);
     for (let r = 0; r < X.length; r++) expect(leafBin(t, pack, r)).toBe(leafRaw(t, X[r]));
     // Leaves hold K probabilities summing to 1; missing values (bin 255) sort last in ml-cart, so they go right.
@@ -294,7 +302,6 @@ describe("fitTreeMlrf", () => {
   it("without bootstrap the root gain is the weighted gini decrease over all rows", () => {
     const t = fitTreeMlrf(pack, rows, { bootstrap: false, max_features: "all", max_depth: 1 }, 5, 0);
     expect(t.nodeCount).toBe(3);
-    const codes = (pack.target as { codes: Uint16Array }).codes;
     const weightedGini = (idx: number[]) => {
       const c = [0, 0, 0];
       for (const r of idx) c[codes[r]]++;
@@ -308,6 +315,17 @@ describe("fitTreeMlrf", () => {
     expect([left.length, right.length]).toContain(50);
   });
 
+  it("trains on the canopy engine's bootstrap sample for the same seed", () => {
+    // min_samples_split above the sample size: every tree is one leaf holding the bootstrap's class frequencies.
+    const leafOf = (engine: "canopy" | "ml-random-forest", random_state: number) =>
+      Array.from(fitForest(pack, { n_estimators: 1, min_samples_split: 151, engine, random_state }).trees[0].values);
+    const canopy = leafOf("canopy", 0);
+    const mlrf = leafOf("ml-random-forest", 0);
+    mlrf.forEach((p, k) => expect(p).toBeCloseTo(canopy[k], 6));
+    // Another seed draws another sample.
+    expect(leafOf("ml-random-forest", 1).some((p, k) => Math.abs(p - canopy[k]) > 1e-3)).toBe(true);
+  });
+
   it("honours max_depth and min_samples_split", () => {
     const depthOf = (t: Tree): number => {
       const d = (i: number): number => (t.feature[i] === -1 ? 0 : 1 + Math.max(d(i + 1), d(t.right[i])));
@@ -318,16 +336,31 @@ describe("fitTreeMlrf", () => {
     expect(fitTreeMlrf(pack, rows, { min_samples_split: 151 }, 9, 0).nodeCount).toBe(1);
   });
 
-  it("rejects options ml-random-forest has no equivalent for", () => {
+  it("rejects options ml-random-forest has no equivalent for, and invalid ones", () => {
     expect(() => fitTreeMlrf(pack, rows, { criterion: "entropy" }, 1, 0)).toThrow(OptionsError);
     expect(() => fitTreeMlrf(pack, rows, { min_samples_leaf: 3 }, 1, 0)).toThrow(OptionsError);
-    expect(() => fitTreeMlrf(pack, rows, { max_features: 9 }, 1, 0)).toThrow(OptionsError);
+    expect(() => fitTreeMlrf(pack, rows, { class_weight: "balanced" }, 1, 0)).toThrow(OptionsError);
+    expect(() => fitTreeMlrf(pack, rows, { max_features: 0 }, 1, 0)).toThrow(OptionsError);
+  });
+
+  it("is the ml-random-forest engine of fitForest: a forest that predicts held-out iris and exports", () => {
+    const ds2 = fixture("iris");
+    const { train, test } = split(shuffledIndices(ds2.nRows, 5), 0.7);
+    const forest = fitForest(pack, { n_estimators: 10, engine: "ml-random-forest" }, { rows: train });
+    expect(forest.nTrees).toBe(10);
+    const heldOut = rowsOf(ds2, test);
+    const labels = forest.predict(heldOut) as string[];
+    const truth = Array.from(test, (r) => forest.classes[codes[r]]);
+    expect(labels.filter((l, i) => l === truth[i]).length / labels.length).toBeGreaterThan(0.85);
+    const mlrf = RandomForestClassifier.load(roundTrip(exportMlrf(forest)));
+    expect(mlrf.predict(heldOut)).toEqual(Array.from(hardVote(forest, heldOut)));
   });
 
   it("trains a regression tree on diabetes that beats the mean", () => {
-    const { X: D, labels } = readFixture("diabetes.csv");
-    const y = Float64Array.from(labels, Number);
-    const p = packOf(D, { task: "regression", values: y });
+    const d = fixture("diabetes");
+    const D = rowsOf(d);
+    const y = (d.target as { values: Float64Array }).values;
+    const p = buildPack(d);
     const t = fitTreeMlrf(p, allRows(p.nRows), { max_depth: 4 }, 3, 0);
     expect(t.values.length).toBeGreaterThan(1);
     const mean = y.reduce((a, b) => a + b, 0) / y.length;
