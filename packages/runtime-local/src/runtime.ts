@@ -261,6 +261,8 @@ class Runtime implements LocalRuntime {
     promise.catch(() => undefined); // awaited by the caller; never an unhandled rejection
     const tracker: Tracker = { buildId, startedAt, treesTotal, promise, finish, abort };
     this.trackers.set(buildId, tracker);
+    // close() may have run while the data was being prepared: nothing would ever settle this build here.
+    if (this.closed) abort(new InterruptedError(buildId));
     return tracker;
   }
 
