@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { fitForest } from "../src/fit.ts";
-import type { FitParams } from "../src/options.ts";
+import { sampleWeights } from "../src/builder.ts";
+import { allRows, fitForest } from "../src/fit.ts";
+import { resolveParams, type FitParams } from "../src/options.ts";
 import { buildPack, MISSING_BIN, type DatasetPack } from "../src/pack.ts";
+import { Rng, treeSeed } from "../src/rng.ts";
 import type { Dataset, Tree } from "../src/types.ts";
 import { classification, depths, fixture, leafValue, leaves, nodeSamples, path, random, regression, rowsOf } from "./fixtures/data.ts";
 
@@ -367,22 +369,28 @@ function impurityOf(criterion: Criterion, s: Float64Array, n: number): number {
   return g;
 }
 
-/** The largest weighted impurity decrease over every feature, bin threshold and missing-value direction. */
-function bestDecrease(pack: DatasetPack, rows: number[], criterion: Criterion, minLeaf: number): number {
+/**
+ * The largest weighted impurity decrease over every feature, bin threshold and missing-value direction, with
+ * sample weights `weight` (min_samples_leaf counts rows, as sklearn's).
+ */
+function bestDecrease(pack: DatasetPack, rows: number[], weight: Float64Array, criterion: Criterion, minLeaf: number): number {
   const width = pack.target.task === "classification" ? pack.target.classes.length : 3;
-  const statsOf = (r: number, into: Float64Array, o: number, sign = 1) => {
-    if (pack.target.task === "classification") into[o + pack.target.codes[r]] += sign;
+  const statsOf = (r: number, into: Float64Array, o: number) => {
+    const w = weight[r];
+    if (pack.target.task === "classification") into[o + pack.target.codes[r]] += w;
     else {
       const y = pack.target.values[r];
-      into[o] += sign;
-      into[o + 1] += sign * y;
-      into[o + 2] += sign * y * y;
+      into[o] += w;
+      into[o + 1] += w * y;
+      into[o + 2] += w * y * y;
     }
   };
+  const weightOf = (st: Float64Array) => (pack.target.task === "classification" ? st.reduce((a, b) => a + b, 0) : st[0]);
   const total = new Float64Array(width);
   for (const r of rows) statsOf(r, total, 0);
   const n = rows.length;
-  const base = n * impurityOf(criterion, total, n);
+  const w = weightOf(total);
+  const base = w * impurityOf(criterion, total, w);
   let best = -Infinity;
   const hist = new Float64Array(256 * width);
   const cnt = new Int32Array(256);
@@ -391,7 +399,8 @@ function bestDecrease(pack: DatasetPack, rows: number[], criterion: Criterion, m
   const consider = (l: Float64Array, nl: number) => {
     if (nl < minLeaf || n - nl < minLeaf) return;
     for (let c = 0; c < width; c++) right[c] = total[c] - l[c];
-    const d = base - nl * impurityOf(criterion, l, nl) - (n - nl) * impurityOf(criterion, right, n - nl);
+    const lw = weightOf(l);
+    const d = base - lw * impurityOf(criterion, l, lw) - (w - lw) * impurityOf(criterion, right, w - lw);
     if (d > best) best = d;
   };
   for (let f = 0; f < pack.nFeatures; f++) {
@@ -421,14 +430,18 @@ function bestDecrease(pack: DatasetPack, rows: number[], criterion: Criterion, m
   return best;
 }
 
-/** Checks every node of a tree grown on all rows of `pack` without bootstrap; returns the violations. */
-function greedyViolations(pack: DatasetPack, t: Tree, criterion: Criterion, params: FitParams = {}): string[] {
+/**
+ * Checks every node of tree `t` grown on the pack's rows with sample weights `weight` (rows of weight 0 are not
+ * in the tree's sample); returns the violations.
+ */
+function greedyViolations(pack: DatasetPack, t: Tree, criterion: Criterion, params: FitParams, weight: Float64Array): string[] {
   const minLeaf = params.min_samples_leaf ?? 1;
   const minSplit = params.min_samples_split ?? 2;
   const maxDepth = params.max_depth ?? Infinity;
   const depth = depths(t);
   const nodeRows: number[][] = Array.from({ length: t.nodeCount }, () => []);
   for (let r = 0; r < pack.nRows; r++) {
+    if (weight[r] === 0) continue;
     let node = 0;
     for (;;) {
       nodeRows[node].push(r);
@@ -441,18 +454,15 @@ function greedyViolations(pack: DatasetPack, t: Tree, criterion: Criterion, para
   const out: string[] = [];
   for (let i = 0; i < t.nodeCount; i++) {
     const rows = nodeRows[i];
-    const best = bestDecrease(pack, rows, criterion, minLeaf);
+    const best = bestDecrease(pack, rows, weight, criterion, minLeaf);
     if (t.feature[i] >= 0) {
       if (Math.abs(t.gain[i] - best) > 1e-5 * Math.max(1, best)) {
         out.push(`node ${i} (${rows.length} rows) splits on x${t.feature[i]} with decrease ${t.gain[i]}; the best is ${best}`);
       }
     } else if (depth[i] < maxDepth && rows.length >= Math.max(minSplit, 2 * minLeaf) && best > -Infinity) {
-      const stats = new Float64Array(pack.target.task === "classification" ? pack.target.classes.length : 3);
-      for (const r of rows) {
-        if (pack.target.task === "classification") stats[pack.target.codes[r]]++;
-        else stats.set([stats[0] + 1, stats[1] + pack.target.values[r], stats[2] + pack.target.values[r] ** 2]);
-      }
-      if (impurityOf(criterion, stats, rows.length) > 1e-12) out.push(`leaf ${i} (${rows.length} rows) could split (decrease ${best})`);
+      // A leaf that could split is only right if it is pure.
+      const classesOrValues = new Set(rows.map((r) => (pack.target.task === "classification" ? pack.target.codes[r] : pack.target.values[r])));
+      if (classesOrValues.size > 1) out.push(`leaf ${i} (${rows.length} rows) could split (decrease ${best})`);
     }
   }
   return out;
@@ -488,12 +498,34 @@ describe("learner: every split is a best split (exhaustive check, every feature,
     // Many pixels become constant deep in the tree: this exercises the splitter's memory of constant features.
     { name: "digits, gini", data: () => fixture("digits"), criterion: "gini" },
   ];
-  for (const { name, data, criterion, params } of cases) {
+  for (const { name, data, criterion, params = {} } of cases) {
     it(name, () => {
       const pack = buildPack(data());
+      const ones = new Float64Array(pack.nRows).fill(1);
       for (const random_state of [0, 1]) {
         const forest = fitForest(pack, { n_estimators: 1, bootstrap: false, max_features: "all", criterion, random_state, ...params });
-        expect(greedyViolations(pack, forest.trees[0], criterion, params)).toEqual([]);
+        expect(greedyViolations(pack, forest.trees[0], criterion, params, ones)).toEqual([]);
+      }
+    });
+  }
+
+  // With a bootstrap, a tree's sample weights are its rows' draw counts (times balanced class weights); they are
+  // recomputed here from the tree's seed with the builder's own sampleWeights.
+  const weighted: { name: string; data: () => Dataset; params: FitParams }[] = [
+    { name: "bootstrap, iris", data: () => fixture("iris"), params: {} },
+    { name: "bootstrap and balanced class weights, noisy", data: () => noisy(10), params: { class_weight: "balanced", min_samples_leaf: 2 } },
+    { name: "bootstrap of 60% of the rows, diabetes", data: () => fixture("diabetes"), params: { max_samples: 0.6, max_depth: 8 } },
+  ];
+  for (const { name, data, params } of weighted) {
+    it(name, () => {
+      const pack = buildPack(data());
+      const full: FitParams = { n_estimators: 3, max_features: "all", random_state: 4, ...params };
+      const resolved = resolveParams(full, pack.target.task);
+      const forest = fitForest(pack, full);
+      for (const t of forest.trees) {
+        const { weight } = sampleWeights(pack, allRows(pack.nRows), resolved, new Rng(treeSeed(resolved.random_state, t.index)));
+        expect(weight.some((w) => w === 0)).toBe(true);
+        expect(greedyViolations(pack, t, resolved.criterion, params, weight)).toEqual([]);
       }
     });
   }
