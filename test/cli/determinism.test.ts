@@ -1,0 +1,68 @@
+// Same data, spec and seed => byte-identical model.canopy, whatever the workers, the grove size, or a crash
+// and --resume in between.
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { canopy, finished, fixture, start, tempDir } from "./support.ts";
+
+const DIGITS = fixture("digits.csv");
+const TREES = "50";
+const common = ["--label", "digit", "--trees", TREES, "--seed", "11", "--max-depth", "12"];
+
+async function trainModel(extra: string[]): Promise<Buffer> {
+  const dir = await tempDir(); // its own store: otherwise the second run would just find the first build
+  const run = await canopy(["train", DIGITS, ...common, ...extra, "--out", "out"], dir);
+  expect(run.stderr).not.toContain("error");
+  expect(run.code).toBe(0);
+  return readFile(join(dir, "out", "model.canopy"));
+}
+
+let reference: Buffer;
+beforeAll(async () => {
+  reference = await trainModel(["--workers", "1", "--grove-size", "5"]);
+});
+
+describe("deterministic builds through the CLI", () => {
+  it.each([
+    ["2 workers, groves of 5", ["--workers", "2", "--grove-size", "5"]],
+    ["2 workers, groves of 10", ["--workers", "2", "--grove-size", "10"]],
+    ["1 worker, groves of 25", ["--workers", "1", "--grove-size", "25"]],
+  ])("%s gives the same bytes", async (_name, extra) => {
+    const model = await trainModel(extra);
+    expect(model.length).toBeGreaterThan(1000);
+    expect(model.equals(reference)).toBe(true);
+  });
+
+  it("a build killed mid-way, then --resume'd, gives the same bytes as an uninterrupted one", async () => {
+    const dir = await tempDir();
+    const child = start(["train", DIGITS, ...common, "--workers", "1", "--grove-size", "5"], dir);
+    let buildId = "";
+    let stderr = "";
+    const landedTwo = new Promise<void>((resolve) => {
+      child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+        stderr += chunk;
+        buildId ||= /build (b-[0-9a-f]{16}):/.exec(stderr)?.[1] ?? "";
+        const landed = [...stderr.matchAll(/groves (\d+)\/10 landed/g)].map((m) => Number(m[1]));
+        if (landed.some((n) => n >= 2)) resolve();
+      });
+    });
+    const done = finished(child);
+    await landedTwo;
+    child.kill("SIGKILL");
+    const killed = await done;
+    expect(killed.signal).toBe("SIGKILL");
+    expect(buildId).toMatch(/^b-[0-9a-f]{16}$/);
+    expect(await readFile(join(dir, ".canopy", "builds", buildId, "model.canopy")).catch(() => undefined)).toBeUndefined();
+
+    const resumed = await canopy(["train", "--resume", buildId, "--out", "out"], dir);
+    expect(resumed.code).toBe(0);
+    // Only the groves that had not landed were trained again.
+    const already = Number(/resuming with (\d+) already landed/.exec(resumed.stderr)?.[1]);
+    expect(already).toBeGreaterThanOrEqual(2);
+    expect(already).toBeLessThan(10);
+    const report = JSON.parse(await readFile(join(dir, "out", "report.json"), "utf8"));
+    expect(report.buildId).toBe(buildId);
+    expect(report.groves).toHaveLength(10);
+    expect((await readFile(join(dir, "out", "model.canopy"))).equals(reference)).toBe(true);
+  });
+});

@@ -1,0 +1,66 @@
+// digits with --json, diabetes (regression), through the real CLI.
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { canopy, csvRows, fixture, tempDir } from "./support.ts";
+
+describe("canopy train --json on digits", () => {
+  it("prints only the final report as JSON on stdout", async () => {
+    const dir = await tempDir();
+    const run = await canopy(["train", fixture("digits.csv"), "--label", "digit", "--trees", "20", "--grove-size", "10", "--json", "--tag", "team=cli"], dir);
+    expect(run.code).toBe(0);
+    const report = JSON.parse(run.stdout); // throws if anything else is on stdout
+    expect(report).toMatchObject({
+      v: 1,
+      status: "COMPLETED",
+      tags: { team: "cli" },
+      spec: { n_estimators: 20, grove_size: 10, label: "digit" },
+      dataset: { labelName: "digit", task: "classification", nRows: 1797, nFeatures: 64 },
+      model: { trees: 20, key: `builds/${report.buildId}/model.canopy` },
+    });
+    expect(report.dataset.classes).toEqual(["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+    expect(report.metrics.task).toBe("classification");
+    expect(report.metrics.n).toBe(report.dataset.testRows);
+    expect(report.metrics.accuracy).toBeGreaterThan(0.8);
+    expect(report.groves.map((g: { grove: number; trees: number }) => [g.grove, g.trees])).toEqual([
+      [0, 10],
+      [1, 10],
+    ]);
+    for (const key of ["trainWallMs", "mergeMs", "evaluateMs", "treesPerSecond", "totalMs"]) expect(report.timings[key]).toBeGreaterThanOrEqual(0);
+    // The report on stdout is the one stored with the build.
+    const stored = JSON.parse(await readFile(join(dir, ".canopy", "builds", report.buildId, "report.json"), "utf8"));
+    expect(stored).toEqual(report);
+    // Progress still goes to stderr.
+    expect(run.stderr).toContain(`${report.buildId}: groves 2/2 landed`);
+  });
+});
+
+describe("canopy on diabetes (regression)", () => {
+  it("detects regression, reports R²/MSE/MAE, predicts numbers, and refuses --proba", async () => {
+    const dir = await tempDir();
+    const train = await canopy(["train", fixture("diabetes.csv"), "--trees", "20", "--grove-size", "10", "--max-features", "0.5", "--out", "out"], dir);
+    expect(train.code).toBe(0);
+    expect(train.stdout).toMatch(/metrics\s+R² -?\d\.\d{4}\s+MSE \d+\.\d{4}\s+MAE \d+\.\d{4}\s+on \d+ held-out rows/);
+    expect(train.stdout).toMatch(/label "progression" \(regression\)/);
+    const report = JSON.parse(await readFile(join(dir, "out", "report.json"), "utf8"));
+    expect(report.dataset.task).toBe("regression");
+    expect(report.spec.max_features).toBe(0.5);
+    expect(report.metrics.r2).toBeGreaterThan(0.2);
+
+    const predict = await canopy(["predict", "--model", "out/model.canopy", fixture("diabetes.csv")], dir);
+    expect(predict.code).toBe(0);
+    const rows = csvRows(predict.stdout);
+    const truth = csvRows(await readFile(fixture("diabetes.csv"), "utf8")).slice(1).map((r) => Number(r[10]));
+    expect(rows[0]).toEqual(["progression"]);
+    const values = rows.slice(1).map((r) => Number(r[0]));
+    expect(values).toHaveLength(truth.length);
+    // Leaf means: every prediction lies within the range of the targets.
+    const [lo, hi] = [Math.min(...truth), Math.max(...truth)];
+    for (const v of values) expect(v >= lo && v <= hi).toBe(true);
+
+    const proba = await canopy(["predict", "--proba", "--model", "out/model.canopy", fixture("diabetes.csv")], dir);
+    expect(proba.code).toBe(2);
+    expect(proba.stderr).toBe("canopy: error: --proba needs a classification model; this one is regression\n");
+    expect(proba.stdout).toBe("");
+  });
+});
