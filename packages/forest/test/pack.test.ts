@@ -275,6 +275,18 @@ describe("encodePack / decodePack", () => {
     expect(rejected).toBeGreaterThan(headerEnd * 0.8);
   });
 
+  it("rejects a crafted header whose row count overflows 32-bit offset arithmetic", () => {
+    // 2^29 regression rows take 2^32 bytes of targets: a 32-bit offset computation would wrap to 0.
+    const header = { featureNames: [], labelName: "y", nRows: 2 ** 29, edgeCounts: [], task: "regression" };
+    const json = new TextEncoder().encode(JSON.stringify(header));
+    const bytes = new Uint8Array(Math.ceil((16 + json.length) / 8) * 8);
+    bytes.set(new TextEncoder().encode("CNPYPACK"));
+    new DataView(bytes.buffer).setUint32(8, PACK_VERSION, true);
+    new DataView(bytes.buffer).setUint32(12, json.length, true);
+    bytes.set(json, 16);
+    expectFormatError(() => decodePack(bytes), /truncated/);
+  });
+
   it("rejects a class code out of range", () => {
     const pack = buildPack(small());
     const bytes = encodePack(pack).slice();
