@@ -278,6 +278,14 @@ describe("forest format: load rejects what is not a valid model with a FormatErr
     expectFormatError(() => Forest.load({ ...json, trees: [json.trees[1], json.trees[0]] }), /order/);
     expectFormatError(() => Forest.load({ ...json, featureNames: "a,b" }));
   });
+
+  it("a tree index outside the build's 0..n_estimators-1 (Tree.index), in JSON and binary", () => {
+    const json = classForest.toJSON();
+    expectFormatError(() => Forest.load({ ...json, trees: [{ ...json.trees[0], index: -5 }] }));
+    expectFormatError(() => Forest.load({ ...json, trees: [{ ...json.trees[0], index: 8 }] }));
+    const bin = classForest.toBinary();
+    expectFormatError(() => Forest.load(withHeader(bin, (h) => ((h.trees as { index: number }[])[7].index = 8))));
+  });
 });
 
 describe("forest format: merge", () => {
