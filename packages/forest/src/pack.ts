@@ -332,7 +332,7 @@ function validateHeader(h: PackHeader): void {
  * sample's row once per node for all drawn features. `shared` puts it in a SharedArrayBuffer for worker threads.
  */
 export function rowMajorBins(pack: DatasetPack, shared = false): Uint8Array {
-  if (pack.rowBins) return pack.rowBins;
+  if (pack.rowBins && (!shared || pack.rowBins.buffer instanceof SharedArrayBuffer)) return pack.rowBins;
   const { nRows, nFeatures, bins } = pack;
   const size = nRows * nFeatures;
   const out = new Uint8Array(shared ? new SharedArrayBuffer(size) : new ArrayBuffer(size));

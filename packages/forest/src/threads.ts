@@ -1,4 +1,5 @@
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,21 +20,27 @@ export function startModuleWorker(module: URL, options?: WorkerOptions): Worker 
     const require = createRequire(import.meta.url);
     const esbuild = require("esbuild") as typeof import("esbuild");
     const nodeModules = dirname(dirname(require.resolve("esbuild/package.json")));
-    const cache = join(nodeModules, ".cache");
-    mkdirSync(cache, { recursive: true });
-    const dir = mkdtempSync(join(cache, "canopy-worker-"));
-    file = join(dir, "worker.mjs");
-    esbuild.buildSync({
+    const result = esbuild.buildSync({
       entryPoints: [fileURLToPath(module)],
       bundle: true,
       platform: "node",
       format: "esm",
       target: "node20",
-      outfile: file,
+      write: false,
       logLevel: "error",
       external: externalPackages(nodeModules),
     });
-    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+    const code = result.outputFiles[0].contents;
+    // Named by content: every run of the same sources reuses one file, so nothing piles up or needs cleaning.
+    // Inside node_modules, so the bundle's package imports resolve as they do for the sources.
+    const cache = join(nodeModules, ".cache", "canopy");
+    mkdirSync(cache, { recursive: true });
+    file = join(cache, `worker-${createHash("sha256").update(code).digest("hex").slice(0, 16)}.mjs`);
+    if (!existsSync(file)) {
+      const tmp = `${file}.${process.pid}.tmp`;
+      writeFileSync(tmp, code);
+      renameSync(tmp, file);
+    }
     bundled.set(module.href, file);
   }
   return new Worker(file, options);

@@ -89,10 +89,6 @@ export class TrainerPool {
       const bytes = pack.bytes.buffer instanceof SharedArrayBuffer ? pack.bytes : toSharedBytes(pack.bytes);
       const sharedPack = bytes === pack.bytes ? pack : decodePack(bytes);
       entry = { pack: sharedPack, rowBins: rowMajorBins(sharedPack, true) };
-      if (!(entry.rowBins.buffer instanceof SharedArrayBuffer)) {
-        sharedPack.rowBins = undefined;
-        entry.rowBins = rowMajorBins(sharedPack, true);
-      }
       this.shared.set(pack.hash, entry);
     }
     return entry;

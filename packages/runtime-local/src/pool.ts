@@ -1,6 +1,6 @@
 import type { Worker } from "node:worker_threads";
 import type { BuildLedger, GroveResult } from "@canopy/core";
-import { CanopyError, decodePack, type DatasetPack } from "@canopy/forest";
+import { CanopyError, decodePack, rowMajorBins, type DatasetPack } from "@canopy/forest";
 import { startModuleWorker } from "@canopy/forest/threads";
 import { LEDGER_METHODS, serializeError, type FromTrainer, type SerializedError, type ToTrainer, type TrainerInit } from "./protocol.ts";
 
@@ -63,7 +63,7 @@ export class GrovePool {
     if (this.shared.has(pack.hash)) return;
     const bytes = pack.bytes.buffer instanceof SharedArrayBuffer ? pack.bytes : toShared(pack.bytes);
     const sharedPack = bytes === pack.bytes ? pack : decodePack(bytes);
-    const rowBins = sharedPack.rowBins?.buffer instanceof SharedArrayBuffer ? sharedPack.rowBins : sharedRowBins(sharedPack);
+    const rowBins = rowMajorBins(sharedPack, true);
     this.shared.set(pack.hash, { bytes, rowBins });
   }
 
@@ -145,21 +145,5 @@ export class GrovePool {
 function toShared(bytes: Uint8Array): Uint8Array {
   const out = new Uint8Array(new SharedArrayBuffer(bytes.length));
   out.set(bytes);
-  return out;
-}
-
-/**
- * The engine's row-major bins (rowBins[r * nFeatures + f], as its rowMajorBins makes them) in shared memory.
- * Written here because @canopy/forest does not export rowMajorBins; the end-to-end tests compare the models
- * with a single-threaded fit byte for byte, which would catch any layout drift.
- */
-function sharedRowBins(pack: DatasetPack): Uint8Array {
-  const { nRows, nFeatures, bins } = pack;
-  const out = new Uint8Array(new SharedArrayBuffer(nRows * nFeatures));
-  for (let f = 0; f < nFeatures; f++) {
-    const col = f * nRows;
-    for (let r = 0; r < nRows; r++) out[r * nFeatures + f] = bins[col + r];
-  }
-  pack.rowBins = out;
   return out;
 }
