@@ -28,14 +28,18 @@ export const RESOURCE_ENV: Record<ResourceName, string> = {
   topicArn: "CANOPY_TOPIC_ARN",
 };
 
-export type SstResourceLoader = () => Promise<Record<string, unknown> | undefined>;
+/**
+ * Loads SST's `Resource`. Wrapped in an object: `Resource` is a proxy that throws for unknown names, `then`
+ * included, so resolving a promise with it directly would throw.
+ */
+export type SstResourceLoader = () => Promise<{ Resource: Record<string, unknown> } | undefined>;
 
 /** `Resource` from the `sst` package, or undefined when the package is not installed. */
 export const loadSstResource: SstResourceLoader = async () => {
   const specifier = "sst"; // a variable, so TypeScript and bundlers do not require the package
   try {
     const mod = (await import(specifier)) as { Resource?: Record<string, unknown> };
-    return mod.Resource;
+    return mod.Resource ? { Resource: mod.Resource } : undefined;
   } catch (err) {
     if ((err as { code?: string }).code === "ERR_MODULE_NOT_FOUND") return undefined;
     throw err;
@@ -65,7 +69,7 @@ export async function resolveResources<K extends ResourceName>(
 ): Promise<Pick<AwsResources, K>> {
   const env = options.env ?? process.env;
   const missingFromEnv = names.filter((n) => !env[RESOURCE_ENV[n]]);
-  const sst = missingFromEnv.length > 0 ? await (options.loadSst ?? loadSstResource)() : undefined;
+  const sst = missingFromEnv.length > 0 ? (await (options.loadSst ?? loadSstResource)())?.Resource : undefined;
   const out: Partial<AwsResources> = {};
   const missing: string[] = [];
   for (const name of names) {
