@@ -22,6 +22,8 @@ export { S3BlobStore, type S3BlobStoreOptions } from "./s3-blob-store.ts";
 export { decodeSnsDelivery, notificationAttributes, SnsNotifier, type SnsDelivery } from "./sns-notifier.ts";
 export { SQS_BATCH_SIZE, SqsTaskQueue, type SqsSender, type SqsTaskQueueOptions } from "./sqs-task-queue.ts";
 export { DynamoStreamReader, type StreamReaderOptions, type StreamRecord } from "./stream-reader.ts";
+export { listOpenBuilds } from "./open-builds.ts";
+export * from "./emulator/index.ts";
 
 /** All four ports on the shared clients: what a handler needs, given its resource names. */
 export function awsPorts(resources: AwsResources, options: { clock?: Clock; blobs?: S3BlobStoreOptions } = {}) {
