@@ -57,7 +57,7 @@ describe("canopy on iris (string labels)", () => {
     const reordered = rows.map((r) => [r[3], r[2], r[1], r[0]].join(",")).join("\n");
     await writeFile(join(dir, "reordered.csv"), `${reordered}\n`);
     const a = await canopy(["predict", "--model", "out/model.canopy", IRIS], dir);
-    const b = await canopy(["predict", "--model", "out/model.canopy", "reordered.csv"], dir);
+    const b = await canopy(["predict", "--model", "out", "reordered.csv"], dir); // the --out directory names its model
     expect(b.code).toBe(0);
     expect(b.stdout).toBe(a.stdout);
   });

@@ -1,5 +1,7 @@
 // digits with --json, diabetes (regression), through the real CLI.
 import { readFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { canopy, csvRows, fixture, tempDir } from "./support.ts";
@@ -62,5 +64,42 @@ describe("canopy on diabetes (regression)", () => {
     expect(proba.code).toBe(2);
     expect(proba.stderr).toBe("canopy: error: --proba needs a classification model; this one is regression\n");
     expect(proba.stdout).toBe("");
+  });
+});
+
+describe("canopy train --notify-url", () => {
+  it("POSTs the one build notification as JSON", async () => {
+    const received: { method?: string; type?: string; body: string }[] = [];
+    const server = createServer((req, res) => {
+      let body = "";
+      req.setEncoding("utf8").on("data", (d: string) => (body += d));
+      req.on("end", () => {
+        received.push({ method: req.method, type: req.headers["content-type"], body });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+      const dir = await tempDir();
+      const run = await canopy(["train", fixture("iris.csv"), "--trees", "10", "--grove-size", "5", "--tag", "run=ci", "--notify-url", url, "--json"], dir);
+      expect(run.code).toBe(0);
+      const report = JSON.parse(run.stdout);
+      expect(received).toHaveLength(1);
+      expect(received[0].method).toBe("POST");
+      expect(received[0].type).toBe("application/json");
+      const notification = JSON.parse(received[0].body);
+      expect(notification).toMatchObject({
+        v: 1,
+        type: "build.completed",
+        status: "COMPLETED",
+        buildId: report.buildId,
+        tags: { run: "ci" },
+        modelKey: report.model.key,
+        metrics: { accuracy: report.metrics.accuracy },
+      });
+    } finally {
+      server.close();
+    }
   });
 });

@@ -15,8 +15,15 @@ export class FailedError extends Error {
   override name = "FailedError";
 }
 
+/** Stopped by Ctrl-C: the message says how to pick the build up again. Exit code 130 (128 + SIGINT). */
+export class InterruptedExit extends Error {
+  override name = "InterruptedExit";
+  readonly exitCode = 130;
+}
+
 /** Engine and core errors describe bad input (CSV, options, spec, model bytes), so they are usage errors too. */
 export function exitCodeFor(err: unknown): number {
+  if (err instanceof InterruptedExit) return err.exitCode;
   if (err instanceof UsageError || err instanceof CanopyError) return EXIT_USAGE;
   return EXIT_FAILED;
 }

@@ -9,7 +9,7 @@ import {
   parseNumber,
   parseWorkers,
 } from "./args.ts";
-import { EXIT_OK, EXIT_USAGE, exitCodeFor, oneLine, UsageError } from "./errors.ts";
+import { EXIT_OK, EXIT_USAGE, exitCodeFor, InterruptedExit, oneLine, UsageError } from "./errors.ts";
 
 const DEFAULT_ROOT = ".canopy";
 
@@ -75,7 +75,7 @@ export function program(): Command {
     .option("--test-fraction <f>", "fraction of rows held out for evaluation, in [0, 1) (default 0.25)", parseNumber)
     .option("--tolerate-failures <k>", "groves allowed to fail; the model then has fewer trees (default 0)", parseInteger)
     .option("--tag <key=value>", "tag the build; repeatable", collectTag)
-    .option("--out <dir>", "also put model.canopy, report.json and the groves in this new (or empty) directory")
+    .option("--out <dir>", "also put model.canopy, report.json and the groves in this directory (new, empty, or an earlier export, which is replaced)")
     .addOption(rootOption())
     .option("--notify-url <url>", "POST the build notification as JSON to this URL")
     .option("--resume <build-id>", "finish an interrupted build: only the groves that had not landed are trained")
@@ -94,7 +94,7 @@ export function program(): Command {
         "one probability column per class.",
     )
     .argument("<data.csv>", "rows to predict")
-    .requiredOption("--model <file|build-id>", "a model file (model.canopy) or the id of a local build")
+    .requiredOption("--model <file|build-id>", "a model file, a train --out directory, or the id of a local build")
     .option("--proba", "class probabilities instead of labels (classification)")
     .addOption(rootOption())
     .action(async (data: string, options: { model: string; proba?: boolean; root: string }) => {
@@ -105,7 +105,7 @@ export function program(): Command {
   canopy
     .command("inspect")
     .summary("describe a model: trees, classes, params, metrics, importances")
-    .argument("<model>", "a model file or the id of a local build")
+    .argument("<model>", "a model file, a train --out directory, or the id of a local build")
     .option("--json", "print the summary as JSON")
     .addOption(rootOption())
     .action(async (model: string, options: { json?: boolean; root: string }) => {
@@ -116,7 +116,7 @@ export function program(): Command {
   canopy
     .command("export")
     .summary("convert a model to another library's format")
-    .argument("<model>", "a model file or the id of a local build")
+    .argument("<model>", "a model file, a train --out directory, or the id of a local build")
     .addOption(new Option("--format <format>", "target format").choices(["ml-random-forest"]).makeOptionMandatory())
     .option("--out <file>", "write here instead of stdout")
     .addOption(rootOption())
@@ -141,7 +141,8 @@ export async function main(argv: string[]): Promise<number> {
       if (err.code === "commander.helpDisplayed" || err.code === "commander.version") return EXIT_OK;
       return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     }
-    fail(oneLine(err));
+    if (err instanceof InterruptedExit) process.stderr.write(`canopy: ${err.message}\n`);
+    else fail(oneLine(err));
     if (process.env.CANOPY_DEBUG && err instanceof Error && !(err instanceof UsageError)) process.stderr.write(`${err.stack}\n`);
     return exitCodeFor(err);
   }

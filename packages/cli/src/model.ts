@@ -22,6 +22,14 @@ async function isFile(path: string): Promise<boolean> {
   }
 }
 
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 async function readReport(path: string): Promise<BuildReport | undefined> {
   try {
     const report = JSON.parse(await readFile(path, "utf8")) as BuildReport;
@@ -32,17 +40,21 @@ async function readReport(path: string): Promise<BuildReport | undefined> {
 }
 
 /**
- * A model given as a file path, or as a build id whose model lives in the local store (`<root>/builds/<id>/`).
- * A path wins over an id of the same spelling. The report is looked up next to the model (an --out directory
+ * A model given as a file path, an export directory (its model.canopy), or a build id whose model lives in
+ * the local store (`<root>/builds/<id>/`). A path wins over an id of the same spelling. The report is looked up next to the model (an --out directory
  * holds both) and kept only if it describes these exact bytes.
  */
 export async function loadModelRef(ref: string, root: string): Promise<LoadedModel> {
   let path = ref;
   let buildId: string | undefined;
-  if (!(await isFile(ref))) {
+  if (await isDirectory(ref)) {
+    // An --out directory of `canopy train`.
+    path = join(ref, "model.canopy");
+    if (!(await isFile(path))) throw new UsageError(`${ref} is a directory without a model.canopy`);
+  } else if (!(await isFile(ref))) {
     if (!isBuildId(ref)) {
       const err = await stat(ref).then(
-        () => new UsageError(`${ref} is a directory, expected a model file`),
+        () => new UsageError(`cannot read model ${ref}`),
         (e: unknown) => fileError(e, ref, "model") ?? new UsageError(`cannot read model ${ref}`),
       );
       throw err;

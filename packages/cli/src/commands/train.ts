@@ -3,7 +3,7 @@ import { relative } from "node:path";
 import type { Command } from "commander";
 import { isBuildId, type BuildReport } from "@canopy/core";
 import { createLocalRuntime, exportArtifacts, InterruptedError, type BuildOutcome, type ProgressEvent } from "@canopy/runtime-local";
-import { FailedError, fileError, UsageError } from "../errors.ts";
+import { FailedError, fileError, InterruptedExit, UsageError } from "../errors.ts";
 import { bytes, metricsLine, table, timingsLine } from "../format.ts";
 import { checkOutDir } from "../fs.ts";
 import { progressView, type ProgressView } from "../progress.ts";
@@ -17,9 +17,6 @@ export interface TrainOptions extends SpecFlags {
   resume?: string;
   json?: boolean;
 }
-
-/** Exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells report it. */
-const EXIT_INTERRUPTED = 130;
 
 /** Spec flags the user typed on the command line (commander sets defaults for some, e.g. --no-bootstrap). */
 function typedSpecFlags(command: Command): string[] {
@@ -92,7 +89,7 @@ export async function train(data: string | undefined, raw: Record<string, unknow
 
   let interrupted = false;
   const onSigint = () => {
-    if (interrupted) process.exit(EXIT_INTERRUPTED);
+    if (interrupted) process.exit(new InterruptedExit().exitCode);
     interrupted = true;
     view.note("interrupted: stopping the trainers (Ctrl-C again to quit at once)");
     void runtime.close();
@@ -104,11 +101,9 @@ export async function train(data: string | undefined, raw: Record<string, unknow
     outcome = options.resume !== undefined ? await runtime.resume(options.resume) : await runtime.train(spec!, csv);
   } catch (err) {
     if (interrupted || err instanceof InterruptedError) {
-      view.stop();
       const id = err instanceof InterruptedError ? err.buildId : buildId;
-      stderr.write(`canopy: interrupted${id ? `; finish it with: canopy train --resume ${id}${options.root !== ".canopy" ? ` --root ${options.root}` : ""}` : ""}\n`);
-      process.exitCode = EXIT_INTERRUPTED;
-      return;
+      const root = options.root !== ".canopy" ? ` --root ${options.root}` : "";
+      throw new InterruptedExit(`interrupted${id ? `; finish the build with: canopy train --resume ${id}${root}` : ""}`);
     }
     throw err;
   } finally {
