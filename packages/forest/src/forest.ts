@@ -1,5 +1,5 @@
 import { CanopyError, FormatError } from "./errors.ts";
-import type { ResolvedParams } from "./options.ts";
+import { resolveParams, type ResolvedParams } from "./options.ts";
 import { MISSING_BIN, type DatasetPack } from "./pack.ts";
 import type { Task, Tree } from "./types.ts";
 
@@ -344,7 +344,8 @@ function toMatrix(X: Matrix, nFeatures: number): { data: Float64Array; nRows: nu
   return { data: X.data, nRows: X.nRows };
 }
 
-const align8 = (n: number) => (n + 7) & ~7;
+// Not `(n + 7) & ~7`: bitwise ops are 32-bit, and crafted headers can ask for sizes past 2^31.
+const align8 = (n: number) => Math.ceil(n / 8) * 8;
 
 function internalCount(t: Tree): number {
   let n = 0;
@@ -393,7 +394,7 @@ function fromBinary(bytes: Uint8Array): Forest {
   if (16 + headerLength > src.length) throw new FormatError("corrupt model: truncated header");
   let header: BinaryHeader;
   try {
-    header = JSON.parse(new TextDecoder().decode(src.subarray(16, 16 + headerLength))) as BinaryHeader;
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(src.subarray(16, 16 + headerLength))) as BinaryHeader;
   } catch {
     throw new FormatError("corrupt model: unreadable header");
   }
@@ -407,6 +408,7 @@ function fromBinary(bytes: Uint8Array): Forest {
   let off = align8(16 + headerLength);
   const trees: Tree[] = [];
   for (const th of header.trees) {
+    if (th === null || typeof th !== "object") throw new FormatError("corrupt model: bad tree header");
     const { nodeCount, leafCount, index } = th;
     if (![nodeCount, leafCount, index].every((v) => Number.isInteger(v) && v >= 0) || nodeCount < 1) {
       throw new FormatError("corrupt model: bad tree header");
@@ -461,7 +463,13 @@ function fromJSON(json: Partial<ForestJSON>): Forest {
   const width = json.task === "classification" ? json.classes!.length : 1;
   const trees = json.trees.map((t) => {
     const arrays = ["feature", "threshold", "thresholdBin", "right", "missingLeft", "gain", "values"] as const;
-    if (!t || !Number.isInteger(t.index) || !arrays.every((a) => Array.isArray(t[a]) && t[a].every((v) => typeof v === "number"))) {
+    const integral = ["feature", "thresholdBin", "right", "missingLeft"] as const;
+    if (
+      !t ||
+      !Number.isInteger(t.index) ||
+      !arrays.every((a) => Array.isArray(t[a]) && t[a].every((v) => typeof v === "number")) ||
+      !integral.every((a) => t[a].every((v) => Number.isInteger(v)))
+    ) {
       throw new FormatError("corrupt model: bad tree");
     }
     const tree: Tree = {
@@ -502,8 +510,18 @@ function checkTree(t: Tree, nFeatures: number, width: number): void {
 }
 
 function build(meta: Omit<ForestJSON, "trees">, trees: Tree[]): Forest {
-  for (let i = 1; i < trees.length; i++) {
-    if (trees[i].index <= trees[i - 1].index) throw new FormatError("corrupt model: trees out of order");
+  let params: ResolvedParams;
+  try {
+    params = resolveParams(meta.params, meta.task);
+  } catch (error) {
+    throw new FormatError(`corrupt model: bad parameters (${(error as Error).message})`);
   }
-  return new Forest(meta.task, meta.featureNames, meta.labelName, meta.classes, meta.params, trees);
+  for (let i = 0; i < trees.length; i++) {
+    const index = trees[i].index;
+    if (index < 0 || index >= params.n_estimators) {
+      throw new FormatError(`corrupt model: tree index ${index} is outside the build's ${params.n_estimators} trees`);
+    }
+    if (i > 0 && index <= trees[i - 1].index) throw new FormatError("corrupt model: trees out of order");
+  }
+  return new Forest(meta.task, meta.featureNames, meta.labelName, meta.classes, params, trees);
 }

@@ -77,7 +77,7 @@ export function resolveParams(params: FitParams, task: Task): ResolvedParams {
 
   const min_samples_split = p.min_samples_split ?? 2;
   if (!isNum(min_samples_split) || (isInt(min_samples_split) ? min_samples_split < 2 : min_samples_split <= 0 || min_samples_split > 1)) {
-    fail("min_samples_split", "an integer >= 2 or a fraction in (0, 1]", min_samples_split);
+    fail("min_samples_split", "an integer >= 2 or a fraction in (0, 1)", min_samples_split);
   }
   const min_samples_leaf = p.min_samples_leaf ?? 1;
   if (!isNum(min_samples_leaf) || (isInt(min_samples_leaf) ? min_samples_leaf < 1 : min_samples_leaf <= 0 || min_samples_leaf >= 1)) {
@@ -100,7 +100,7 @@ export function resolveParams(params: FitParams, task: Task): ResolvedParams {
   if (max_samples !== null) {
     if (!bootstrap) fail("max_samples", "null when bootstrap is false", max_samples);
     if (!isNum(max_samples) || (isInt(max_samples) ? max_samples < 1 : max_samples <= 0 || max_samples > 1)) {
-      fail("max_samples", "null, an integer >= 1 or a fraction in (0, 1]", max_samples);
+      fail("max_samples", "null, an integer count >= 1 or a fraction in (0, 1)", max_samples);
     }
   }
   const class_weight = p.class_weight ?? null;

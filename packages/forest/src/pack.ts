@@ -155,7 +155,8 @@ interface PackHeader {
   classes?: string[];
 }
 
-const align8 = (n: number) => (n + 7) & ~7;
+// Not `(n + 7) & ~7`: bitwise ops are 32-bit, and crafted headers can ask for sizes past 2^31.
+const align8 = (n: number) => Math.ceil(n / 8) * 8;
 
 /** Bins a dataset and encodes it. The returned pack's arrays are views into its `bytes`. */
 export function buildPack(dataset: Dataset, options: PackOptions = {}): DatasetPack {
@@ -271,7 +272,7 @@ export function decodePack(input: Uint8Array): DatasetPack {
   if (16 + headerLength > bytes.length) throw new FormatError("dataset pack is truncated (header)");
   let header: PackHeader;
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(16, 16 + headerLength))) as PackHeader;
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(16, 16 + headerLength))) as PackHeader;
   } catch {
     throw new FormatError("dataset pack header is corrupt");
   }

@@ -20,7 +20,7 @@ export interface ForestOptions {
   criterion?: "gini" | "entropy" | "squared_error";
   /** null (default): grow until leaves are pure or smaller than min_samples_split. */
   max_depth?: number | null;
-  /** int >= 2, or a fraction in (0, 1] of the training rows. Default 2. */
+  /** int >= 2, or a fraction in (0, 1) of the training rows (JS cannot tell 1 from 1.0). Default 2. */
   min_samples_split?: number;
   /** int >= 1, or a fraction in (0, 1) of the training rows. Default 1. */
   min_samples_leaf?: number;
@@ -31,7 +31,7 @@ export interface ForestOptions {
   max_features?: "sqrt" | "log2" | "all" | number | null;
   /** Default true. */
   bootstrap?: boolean;
-  /** Rows drawn per bootstrap: null (all), an integer count, or a fraction in (0, 1]. */
+  /** Rows drawn per bootstrap: null (all), an integer count (1 means one row), or a fraction in (0, 1). */
   max_samples?: number | null;
   /** "balanced": weights inversely proportional to class frequencies in the training rows. */
   class_weight?: "balanced" | null;
