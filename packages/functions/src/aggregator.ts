@@ -1,0 +1,65 @@
+import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
+import type { Logger } from "@aws-lambda-powertools/logger";
+import { aggregate, isAggregationTrigger, PackCache, pricesFromEnv, type BlobStore, type BuildLedger, type Clock, type Notifier, type Prices } from "@canopy/core";
+import { changeFromStreamRecord } from "@canopy/runtime-aws";
+import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
+import { resources } from "./resources.ts";
+import { functionLogger, memoryMb } from "./runtime.ts";
+
+export interface AggregatorDeps {
+  ports?: () => Promise<{ blobs: BlobStore; ledger: BuildLedger; notifier: Notifier }>;
+  packs?: PackCache;
+  logger?: Logger;
+  clock?: Clock;
+  /** Default: CANOPY_PRICES (JSON), else AWS's us-east-1 prices. */
+  prices?: Partial<Prices>;
+}
+
+/**
+ * The ledger stream's consumer. Lambda's filter (AGGREGATION_TRIGGER_FILTER) passes only the write that took
+ * `remaining` to 0 while TRAINING; core's isAggregationTrigger checks it again on the unmarshalled images, so
+ * anything else that reaches the handler is ignored. aggregate() claims the build first, so a redelivered
+ * record does nothing, and after the claim it turns any error into a FAILED build with one notification.
+ * A record that throws (the claim itself failing) is reported by sequence number for Lambda to retry.
+ */
+export function createAggregator(deps: AggregatorDeps = {}) {
+  const packs = deps.packs ?? new PackCache(2);
+  const logger = deps.logger ?? functionLogger("aggregator");
+  const getPorts =
+    deps.ports ?? (async () => ({ blobs: await resources.blobs(), ledger: await resources.ledger(), notifier: await resources.notifier() }));
+  let prices = deps.prices;
+
+  return async (event: DynamoDBStreamEvent, context: Context): Promise<DynamoDBBatchResponse> => {
+    logger.addContext(context);
+    prices ??= pricesFromEnv(process.env);
+    const ports = await getPorts();
+    const memory = memoryMb(context);
+    const handle = async (record: DynamoDBRecord) => {
+      const change = changeFromStreamRecord(record);
+      if (!change || !isAggregationTrigger(change)) {
+        logger.debug("stream record ignored", { eventName: record.eventName, sequence: record.dynamodb?.SequenceNumber });
+        return "ignored";
+      }
+      const { buildId } = change.new;
+      const outcome = await aggregate(buildId, {
+        ...ports,
+        packs,
+        ...(prices ? { prices } : {}),
+        ...(memory !== undefined ? { memoryMb: memory } : {}),
+        ...(deps.clock ? { clock: deps.clock } : {}),
+      });
+      if (outcome.outcome === "completed")
+        logger.info("build completed", { buildId, modelKey: outcome.modelKey, timings: outcome.report.timings, usd: outcome.report.cost.usd.total });
+      else if (outcome.outcome === "failed") logger.error("build failed in aggregation", { buildId, reason: outcome.reason });
+      else logger.info("aggregation not claimed (already claimed, or not ready)", { buildId });
+      return outcome.outcome;
+    };
+    return processPartialResponse(event, handle, new BatchProcessor(EventType.DynamoDBStreams), {
+      context,
+      throwOnFullBatchFailure: false,
+      processInParallel: false,
+    });
+  };
+}
+
+export const handler = createAggregator();

@@ -1,0 +1,56 @@
+import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
+import type { Logger } from "@aws-lambda-powertools/logger";
+import { decodeGroveTask, errorLine, failGroveTask, lastGroveError, type BlobStore, type BuildLedger, type GroveTask, type Notifier } from "@canopy/core";
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import { resources } from "./resources.ts";
+import { functionLogger } from "./runtime.ts";
+
+export interface DeadLetterDeps {
+  /** `blobs` is optional: without it the failure reason cannot quote the trainer's last error. */
+  ports?: () => Promise<{ ledger: BuildLedger; notifier: Notifier; blobs?: BlobStore }>;
+  logger?: Logger;
+}
+
+async function defaultPorts(logger: Logger) {
+  const [ledger, notifier] = await Promise.all([resources.ledger(), resources.notifier()]);
+  const blobs = await resources.blobs().catch((err: unknown) => {
+    logger.warn("no bucket linked: failure reasons will not quote the trainer's error", { error: errorLine(err) });
+    return undefined;
+  });
+  return { ledger, notifier, ...(blobs ? { blobs } : {}) };
+}
+
+/**
+ * The dead-letter queue's consumer: a grove task SQS gave up on (received maxReceiveCount times) is handed to
+ * core's failGroveTask with the trainer's last recorded error. Over the build's tolerance that fails the build
+ * and notifies once; within it, the grove counts as resolved, and when it was the last one the ledger's
+ * stream triggers the aggregator, which completes the build with the groves it has.
+ */
+export function createDeadLetterConsumer(deps: DeadLetterDeps = {}) {
+  const logger = deps.logger ?? functionLogger("dlq");
+  const getPorts = deps.ports ?? (() => defaultPorts(logger));
+
+  return async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+    logger.addContext(context);
+    const ports = await getPorts();
+    const handle = async (record: SQSRecord) => {
+      let task: GroveTask;
+      try {
+        task = decodeGroveTask(record.body);
+      } catch (err) {
+        // No build to attribute it to: dropping it is all that can be done (the sweeper fails a build it starved).
+        logger.error("dead letter is not a grove task; dropped", { error: errorLine(err), body: record.body.slice(0, 500) });
+        return "dropped";
+      }
+      const deliveries = record.attributes.ApproximateReceiveCount;
+      const recorded = ports.blobs ? await lastGroveError(task, ports.blobs) : undefined;
+      const error = recorded ?? `no error recorded by the trainer; gave up after ${deliveries} deliveries`;
+      const outcome = await failGroveTask(task, error, ports);
+      logger[outcome.buildFailed ? "error" : "warn"]("grove given up on", { buildId: task.buildId, grove: task.grove, error, ...outcome });
+      return outcome;
+    };
+    return processPartialResponse(event, handle, new BatchProcessor(EventType.SQS), { context, throwOnFullBatchFailure: false, processInParallel: false });
+  };
+}
+
+export const handler = createDeadLetterConsumer();

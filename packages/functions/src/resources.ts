@@ -1,0 +1,32 @@
+import type { BlobStore, BuildLedger, BuildRecord, Notifier } from "@canopy/core";
+import { DynamoLedger, listOpenBuilds, resolveResources, S3BlobStore, SnsNotifier, type ResourceName } from "@canopy/runtime-aws";
+
+/**
+ * The one place handlers get their AWS resources: names through runtime-aws's seam (CANOPY_* variables,
+ * else SST's linked `Resource.X`), adapters created once per container on first use and reused by warm
+ * invocations. A failed lookup is not cached, so the next invocation tries again.
+ */
+function once<T>(make: () => Promise<T>): () => Promise<T> {
+  let made: Promise<T> | undefined;
+  return () => {
+    made ??= make().catch((err: unknown) => {
+      made = undefined;
+      throw err;
+    });
+    return made;
+  };
+}
+
+async function resourceName(name: ResourceName): Promise<string> {
+  return (await resolveResources([name]))[name];
+}
+
+export const resources = {
+  blobs: once<BlobStore>(async () => new S3BlobStore(await resourceName("bucket"))),
+  ledger: once<BuildLedger>(async () => new DynamoLedger(await resourceName("table"))),
+  notifier: once<Notifier>(async () => new SnsNotifier(await resourceName("topicArn"))),
+  openBuilds: once<() => Promise<BuildRecord[]>>(async () => {
+    const table = await resourceName("table");
+    return () => listOpenBuilds(table);
+  }),
+};

@@ -1,0 +1,13 @@
+import { Logger } from "@aws-lambda-powertools/logger";
+import type { Context } from "aws-lambda";
+
+/** Structured JSON logs (level from POWERTOOLS_LOG_LEVEL, default INFO), one logger per function. */
+export function functionLogger(fn: string): Logger {
+  return new Logger({ serviceName: "canopy", persistentKeys: { fn } });
+}
+
+/** The function's memory size: the invocation's context, else Lambda's environment; undefined off Lambda. */
+export function memoryMb(context: Pick<Context, "memoryLimitInMB"> | undefined, env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const value = Number(context?.memoryLimitInMB ?? env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE);
+  return Number.isFinite(value) && value > 0 ? value : undefined;
+}
