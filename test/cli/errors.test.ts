@@ -36,6 +36,11 @@ describe("canopy train refuses bad usage and input before writing anything", () 
     ["a non-number where one is needed", ["train", IRIS, "--trees", "many"], /option '--trees <n>' argument 'many' is invalid/],
     ["a bad --max-features", ["train", IRIS, "--max-features", "most"], /--max-features <f>' argument 'most' is invalid. Expected sqrt, log2, all/],
     ["a regression criterion for classification", ["train", IRIS, "--task", "classification", "--criterion", "squared_error"], /^canopy: error: --criterion: "squared_error" is for regression/],
+    [
+      "a criterion the label rules out (known once the data is read)",
+      ["train", fixture("diabetes.csv"), "--criterion", "entropy"],
+      '--criterion: "entropy" is for classification; use "squared_error" (the label makes this regression)',
+    ],
     ["no data and no --resume", ["train"], /missing <data\.csv>/],
     ["a malformed build id", ["train", "--resume", "b-xyz"], /--resume: "b-xyz" is not a build id/],
     ["an unknown build id", ["train", "--resume", "b-0123456789abcdef"], /build b-0123456789abcdef not found/],

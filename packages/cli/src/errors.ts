@@ -1,5 +1,3 @@
-import { CanopyError } from "@canopy/forest";
-
 /** Exit codes: 0 ok, 1 the work failed (a build failed, an unexpected error), 2 bad usage or input. */
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -21,10 +19,13 @@ export class InterruptedExit extends Error {
   readonly exitCode = 130;
 }
 
-/** Engine and core errors describe bad input (CSV, options, spec, model bytes), so they are usage errors too. */
-export function exitCodeFor(err: unknown): number {
+/**
+ * Engine and core errors (CanopyError) describe bad input (CSV, options, spec, model bytes), so they are usage
+ * errors too. The caller says whether `err` is one, so that starting the CLI does not load the engine.
+ */
+export function exitCodeFor(err: unknown, isCanopyError: boolean): number {
   if (err instanceof InterruptedExit) return err.exitCode;
-  if (err instanceof UsageError || err instanceof CanopyError) return EXIT_USAGE;
+  if (err instanceof UsageError || isCanopyError) return EXIT_USAGE;
   return EXIT_FAILED;
 }
 

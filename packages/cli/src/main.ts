@@ -144,6 +144,7 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof InterruptedExit) process.stderr.write(`canopy: ${err.message}\n`);
     else fail(oneLine(err));
     if (process.env.CANOPY_DEBUG && err instanceof Error && !(err instanceof UsageError)) process.stderr.write(`${err.stack}\n`);
-    return exitCodeFor(err);
+    const { CanopyError } = await import("@canopy/forest");
+    return exitCodeFor(err, err instanceof CanopyError);
   }
 }

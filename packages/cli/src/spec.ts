@@ -68,19 +68,21 @@ export function specInput(dataset: string, flags: SpecFlags): Record<string, unk
   return input;
 }
 
+/** A SpecError as one usage line, each bad field named by its flag. */
+export function specUsageError(err: SpecError): UsageError {
+  const lines = err.issues.map((i) => {
+    const field = i.path.split(".")[0];
+    const flag = FLAG_FOR_FIELD[field] ?? i.path;
+    return `${flag}: ${i.message}`;
+  });
+  return new UsageError(lines.join("; "));
+}
+
 /** Validates with the core's schema; a SpecError becomes one usage line per bad flag, joined. */
 export function buildSpec(dataset: string, flags: SpecFlags): BuildSpec {
   try {
     return parseBuildSpec(specInput(dataset, flags));
   } catch (err) {
-    if (err instanceof SpecError) {
-      const lines = err.issues.map((i) => {
-        const field = i.path.split(".")[0];
-        const flag = FLAG_FOR_FIELD[field] ?? i.path;
-        return `${flag}: ${i.message}`;
-      });
-      throw new UsageError(lines.join("; "));
-    }
-    throw err;
+    throw err instanceof SpecError ? specUsageError(err) : err;
   }
 }

@@ -1,13 +1,13 @@
 import { readFile } from "node:fs/promises";
 import { relative } from "node:path";
 import type { Command } from "commander";
-import { isBuildId, type BuildReport } from "@canopy/core";
+import { isBuildId, SpecError, type BuildReport } from "@canopy/core";
 import { createLocalRuntime, exportArtifacts, InterruptedError, type BuildOutcome, type ProgressEvent } from "@canopy/runtime-local";
 import { FailedError, fileError, InterruptedExit, UsageError } from "../errors.ts";
 import { bytes, metricsLine, table, timingsLine } from "../format.ts";
 import { checkOutDir } from "../fs.ts";
 import { progressView, type ProgressView } from "../progress.ts";
-import { buildSpec, FLAG_FOR_FIELD, type SpecFlags } from "../spec.ts";
+import { buildSpec, FLAG_FOR_FIELD, specUsageError, type SpecFlags } from "../spec.ts";
 
 export interface TrainOptions extends SpecFlags {
   workers?: number;
@@ -105,7 +105,8 @@ export async function train(data: string | undefined, raw: Record<string, unknow
       const root = options.root !== ".canopy" ? ` --root ${options.root}` : "";
       throw new InterruptedExit(`interrupted${id ? `; finish the build with: canopy train --resume ${id}${root}` : ""}`);
     }
-    throw err;
+    // Rules the data decides (e.g. a classification criterion on a label that makes this regression).
+    throw err instanceof SpecError ? specUsageError(err) : err;
   } finally {
     view.stop();
     process.off("SIGINT", onSigint);
