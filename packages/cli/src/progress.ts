@@ -18,28 +18,38 @@ export interface ProgressView {
   stop(): void;
 }
 
-/** Trees per second and the time left, from the landings so far. */
-export function rates(p: GroveProgress): { treesPerSecond: number; etaMs: number | undefined } {
-  const treesPerSecond = p.elapsedMs > 0 ? (p.treesDone * 1000) / p.elapsedMs : 0;
+/**
+ * Trees per second and the time left, counting only what this run trained: `base` is the first event seen,
+ * so a resumed build's groves that had landed before do not inflate the rate.
+ */
+export function rates(p: GroveProgress, base: Pick<GroveProgress, "treesDone" | "elapsedMs"> = { treesDone: 0, elapsedMs: 0 }) {
+  const elapsed = p.elapsedMs - base.elapsedMs;
+  const treesPerSecond = elapsed > 0 ? ((p.treesDone - base.treesDone) * 1000) / elapsed : 0;
   const left = p.treesTotal - p.treesDone;
   return { treesPerSecond, etaMs: treesPerSecond > 0 ? (left * 1000) / treesPerSecond : undefined };
 }
 
-/** One line per landing, e.g. for logs and CI; large builds print about every percent. */
-export function progressLine(p: GroveProgress): string {
-  const { treesPerSecond, etaMs } = rates(p);
+/** One line per landing, e.g. for logs and CI. */
+export function progressLine(p: GroveProgress, base?: Pick<GroveProgress, "treesDone" | "elapsedMs">): string {
+  const { treesPerSecond, etaMs } = rates(p, base);
   const failed = p.failed > 0 ? `, ${p.failed} failed` : "";
   const eta = p.landed + p.failed < p.total && etaMs !== undefined ? `, ETA ${duration(etaMs)}` : "";
   return `canopy: ${p.buildId}: groves ${p.landed}/${p.total} landed${failed} (${p.treesDone}/${p.treesTotal} trees, ${treesPerSecond.toFixed(1)} trees/s${eta})`;
 }
 
+/** Large builds print about every percent; the first event (training starts) prints nothing. */
 function linesView(stream: NodeJS.WritableStream): ProgressView {
+  let base: GroveProgress | undefined;
   return {
     note: (text) => stream.write(`canopy: ${text}\n`),
     update(p) {
+      if (base === undefined) {
+        base = p;
+        return;
+      }
       const step = Math.max(1, Math.ceil(p.total / 100));
       const settled = p.landed + p.failed;
-      if (settled % step === 0 || settled === p.total || p.failed > 0) stream.write(`${progressLine(p)}\n`);
+      if (settled % step === 0 || settled === p.total || p.failed > 0) stream.write(`${progressLine(p, base)}\n`);
     },
     stop() {},
   };
@@ -57,6 +67,7 @@ async function barView(stream: NodeJS.WriteStream): Promise<ProgressView> {
     fps: 10,
   });
   let started = false;
+  let base: GroveProgress | undefined;
   return {
     note(text) {
       if (started) bar.stop();
@@ -64,7 +75,8 @@ async function barView(stream: NodeJS.WriteStream): Promise<ProgressView> {
       stream.write(`canopy: ${text}\n`);
     },
     update(p) {
-      const { treesPerSecond, etaMs } = rates(p);
+      base ??= p;
+      const { treesPerSecond, etaMs } = rates(p, base);
       const payload = {
         trees: `${p.treesDone}/${p.treesTotal}`,
         rate: treesPerSecond.toFixed(1),

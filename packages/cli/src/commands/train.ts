@@ -71,8 +71,6 @@ export async function train(data: string | undefined, raw: Record<string, unknow
       announced = true;
       const resumed = event.landed + event.failed > 0 ? `, resuming with ${event.landed} already landed` : "";
       view.note(`build ${event.buildId}: ${event.total} groves, ${event.treesTotal} trees${resumed}`);
-      if (event.landed + event.failed > 0 || event.total === 0) view.update(event);
-      return;
     }
     view.update(event);
   };
