@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { CONTENT_TYPES, keys, type BlobStore, type BuildLedger } from "@canopy/core";
-import type { CanopyHandlers } from "@canopy/runtime-aws";
+import type { CanopyHandlers, InvocationInfo } from "@canopy/runtime-aws";
 import type { SQSEvent } from "aws-lambda";
 import { beforeAll, describe, expect, it } from "vitest";
 import { useAwsEmulator } from "./harness.ts";
@@ -19,7 +19,7 @@ async function expectReferenceModel(blobs: BlobStore, buildId: string) {
   expect(Buffer.from((await blobs.get(keys.model(buildId)))!).equals(reference.model)).toBe(true);
 }
 
-const byFn = (run: { invocations: { functionName: string }[] }, fn: string) => run.invocations.filter((i) => i.functionName === fn);
+const byFn = (run: { invocations: InvocationInfo[] }, fn: string) => run.invocations.filter((i) => i.functionName === fn);
 
 describe("faults on moto, each ending in the embedded run's model and exactly one notification", () => {
   it("every grove message delivered twice", { timeout: 120_000 }, async () => {
@@ -90,7 +90,7 @@ describe("faults on moto, each ending in the embedded run's model and exactly on
     expect(run.extra).toEqual([]);
     expect(new Set(injected.map((i) => i.point))).toEqual(new Set(POINTS));
     const trainerRuns = byFn(run, "canopy-trainer");
-    expect(trainerRuns.filter((i) => (i as { failed: number }).failed > 0)).toHaveLength(injected.length);
+    expect(trainerRuns.filter((i) => i.failed > 0)).toHaveLength(injected.length);
     expect(run.record.failed).toEqual([]);
     console.log(`e2e faults: ${injected.length} of ${trainerRuns.length} trainer invocations threw (${injected.map((i) => `grove ${i.grove} #${i.attempt} ${i.point}`).join(", ")})`);
   });
