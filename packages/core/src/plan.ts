@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { shuffledIndices, type DatasetPack } from "@canopy/forest";
 import { SpecError } from "./errors.ts";
-import { canonicalJson, criterionMismatch, groveCount, type BuildSpec } from "./spec.ts";
+import { canonicalJson, forestOptionIssues, groveCount, type BuildSpec } from "./spec.ts";
 
 export interface GrovePlan {
   grove: number;
@@ -65,10 +65,9 @@ export function planBuild(spec: BuildSpec, pack: PackSummary): BuildPlan {
   const issues: { path: string; message: string }[] = [];
   if (spec.task !== "auto" && spec.task !== task)
     issues.push({ path: "task", message: `is "${spec.task}" but the dataset was prepared for ${task}` });
-  const criterion = criterionMismatch(spec.criterion, task);
-  if (criterion) issues.push({ path: "criterion", message: `${criterion} (the label makes this ${task})` });
-  if (spec.class_weight != null && task === "regression")
-    issues.push({ path: "class_weight", message: "is for classification only (the label makes this regression)" });
+  if (spec.task === "auto") {
+    for (const issue of forestOptionIssues(spec, task)) issues.push({ ...issue, message: `${issue.message} (the label makes this ${task})` });
+  }
   const split = splitRows(pack.nRows, spec.test_fraction, spec.seed);
   if (split.train.length === 0)
     issues.push({ path: "test_fraction", message: `leaves no training rows out of ${pack.nRows}` });

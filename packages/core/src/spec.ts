@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { FitParams, ForestOptions } from "@canopy/forest";
+import { OptionsError, resolveParams, type FitParams, type ForestOptions } from "@canopy/forest";
 import { SpecError } from "./errors.ts";
 
 /** What a user asks for. Forest options sit at the top level with scikit-learn's names, like its constructor. */
@@ -26,31 +26,70 @@ const num = (message: string, ok: (x: number) => boolean) =>
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   num(`must be an integer >= ${min}`, (x) => isInt(x) && x >= min).refine((x) => x <= max, { error: `must be at most ${max}` });
 
-/** The engine's ForestOptions, each with the range the engine documents. Reused by the task codec. */
+/**
+ * The engine's ForestOptions. Their rules (types, ranges, which criterion fits which task) belong to the engine
+ * (`resolveParams`), so the schema only names them and `forestOptionIssues` asks the engine. Reused by the
+ * task codec.
+ */
 export const forestOptionsShape = {
-  criterion: z.enum(["gini", "entropy", "squared_error"], { error: 'must be "gini", "entropy" or "squared_error"' }).optional(),
-  max_depth: z.union([z.null(), int(1)], { error: "must be an integer >= 1 or null" }).optional(),
-  min_samples_split: num("must be an integer >= 2 or a fraction in (0, 1]", (x) => (x > 0 && x <= 1) || (isInt(x) && x >= 2)).optional(),
-  min_samples_leaf: num("must be an integer >= 1 or a fraction in (0, 1)", (x) => (x > 0 && x < 1) || (isInt(x) && x >= 1)).optional(),
-  max_features: z
-    .union(
-      [
-        z.enum(["sqrt", "log2", "all"]),
-        z.null(),
-        z.number().refine((x) => (x > 0 && x < 1) || (isInt(x) && x >= 1)),
-      ],
-      { error: 'must be "sqrt", "log2", "all", null, an integer >= 1 or a fraction in (0, 1)' },
-    )
-    .optional(),
-  bootstrap: z.boolean({ error: "must be true or false" }).optional(),
-  max_samples: z
-    .union([z.null(), z.number().refine((x) => (x > 0 && x <= 1) || (isInt(x) && x >= 1))], {
-      error: "must be null, an integer >= 1 or a fraction in (0, 1]",
-    })
-    .optional(),
-  class_weight: z.union([z.literal("balanced"), z.null()], { error: 'must be "balanced" or null' }).optional(),
-  min_impurity_decrease: num("must be a number >= 0", (x) => x >= 0).optional(),
-};
+  criterion: z.unknown().optional(),
+  max_depth: z.unknown().optional(),
+  min_samples_split: z.unknown().optional(),
+  min_samples_leaf: z.unknown().optional(),
+  max_features: z.unknown().optional(),
+  bootstrap: z.unknown().optional(),
+  max_samples: z.unknown().optional(),
+  class_weight: z.unknown().optional(),
+  min_impurity_decrease: z.unknown().optional(),
+} satisfies Record<keyof ForestOptions, z.ZodType>;
+
+const FOREST_OPTIONS = Object.keys(forestOptionsShape) as (keyof ForestOptions)[];
+
+/**
+ * The engine's verdict on a spec's forest options, one issue per bad option. With task "auto" the options that
+ * depend on the task (criterion, class_weight) wait until the data decides it (planBuild asks again).
+ */
+export function forestOptionIssues(spec: ForestOptions, task: BuildSpec["task"]): { path: string; message: string }[] {
+  const issues: { path: string; message: string }[] = [];
+  const engineTask = task === "regression" ? "regression" : "classification";
+  const check = (options: ForestOptions, path?: string) => {
+    try {
+      resolveParams(options, engineTask);
+      return true;
+    } catch (error) {
+      if (!(error instanceof OptionsError)) throw error;
+      const [field, ...rest] = error.message.split(": ");
+      issues.push({ path: path ?? field, message: rest.length > 0 ? rest.join(": ") : error.message });
+      return false;
+    }
+  };
+  let ok = true;
+  for (const key of FOREST_OPTIONS) {
+    if (spec[key] === undefined) continue;
+    // Not knowing the task yet, a criterion or class weight is fine if some task takes it.
+    if (task === "auto" && (key === "criterion" || key === "class_weight") && resolvesFor("regression", { [key]: spec[key] })) continue;
+    ok = check({ [key]: spec[key] } as ForestOptions, key) && ok;
+  }
+  // Rules between options (max_samples needs bootstrap), once each is fine on its own.
+  if (ok) {
+    const all: ForestOptions = {};
+    for (const key of FOREST_OPTIONS) {
+      if (spec[key] === undefined || (task === "auto" && (key === "criterion" || key === "class_weight"))) continue;
+      (all as Record<string, unknown>)[key] = spec[key];
+    }
+    check(all);
+  }
+  return issues;
+}
+
+function resolvesFor(task: "classification" | "regression", options: ForestOptions): boolean {
+  try {
+    resolveParams(options, task);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const tagKey = /^[A-Za-z0-9_.:/=+@-]{1,128}$/;
 
@@ -83,23 +122,12 @@ function crossFieldIssues(s: BuildSpec): { path: string; message: string }[] {
   if (s.grove_size > s.n_estimators) add("grove_size", `must be <= n_estimators (${s.n_estimators})`, s.grove_size);
   else if (s.tolerated_failures >= groves)
     add("tolerated_failures", `must be < the number of groves (${groves})`, s.tolerated_failures);
-  const criterionIssue = criterionMismatch(s.criterion, s.task);
-  if (criterionIssue) add("criterion", criterionIssue, s.criterion);
-  if (s.bootstrap === false && s.max_samples != null) add("max_samples", "needs bootstrap: true", s.max_samples);
-  if (s.class_weight != null && s.task === "regression") add("class_weight", "is for classification only", s.class_weight);
+  issues.push(...forestOptionIssues(s, s.task));
   return issues;
 }
 
 export function groveCount(nEstimators: number, groveSize: number): number {
   return Math.ceil(nEstimators / groveSize);
-}
-
-/** Why a criterion does not fit a task, or undefined. "auto" is checked again once the data decides the task. */
-export function criterionMismatch(criterion: ForestOptions["criterion"], task: BuildSpec["task"]): string | undefined {
-  if (criterion === undefined || task === "auto") return undefined;
-  if (task === "regression" && criterion !== "squared_error") return `"${criterion}" is for classification; use "squared_error"`;
-  if (task === "classification" && criterion === "squared_error") return '"squared_error" is for regression; use "gini" or "entropy"';
-  return undefined;
 }
 
 function show(value: unknown): string {

@@ -1,8 +1,8 @@
+import type { FitParams, ForestOptions } from "@canopy/forest";
 import { z } from "zod";
-import type { FitParams } from "@canopy/forest";
 import { TaskError } from "./errors.ts";
 import { isBuildId } from "./keys.ts";
-import { forestOptionsShape, issueLines, MAX_TREES } from "./spec.ts";
+import { forestOptionIssues, forestOptionsShape, issueLines, MAX_TREES } from "./spec.ts";
 
 /**
  * One unit of training work, as queued. It points at the pack and never embeds data, so it stays far below
@@ -77,8 +77,11 @@ export function decodeGroveTask(message: string): GroveTask {
   if (v !== GROVE_TASK_VERSION)
     throw new TaskError(`unsupported grove task version ${JSON.stringify(v) ?? "(none)"}; this Canopy reads v${GROVE_TASK_VERSION}`);
   const result = taskSchema.safeParse(value, { reportInput: true });
-  if (!result.success) {
-    const lines = issueLines(result.error.issues).map((i) => (i.path ? `${i.path}: ${i.message}` : i.message));
+  const issues = result.success
+    ? forestOptionIssues(result.data.params as ForestOptions, "auto").map((i) => ({ path: `params.${i.path}`, message: i.message }))
+    : issueLines(result.error.issues);
+  if (!result.success || issues.length > 0) {
+    const lines = issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message));
     throw new TaskError(`invalid grove task: ${lines.join("; ")}`);
   }
   return result.data as GroveTask;

@@ -77,6 +77,7 @@ describe("parseBuildSpec", () => {
       ["max_depth", "deep"],
       ["min_samples_split", 1.5],
       ["min_samples_split", 0],
+      ["min_samples_split", 1],
       ["min_samples_leaf", 1.5],
       ["min_samples_leaf", 0],
       ["max_features", "half"],
@@ -97,7 +98,7 @@ describe("parseBuildSpec", () => {
     const good: [string, unknown][] = [
       ["max_depth", 1],
       ["min_samples_split", 2],
-      ["min_samples_split", 1],
+      ["min_samples_split", 0.5],
       ["min_samples_leaf", 0.2],
       ["max_features", "log2"],
       ["max_features", "all"],
@@ -120,7 +121,7 @@ describe("parseBuildSpec", () => {
     expect(specError({ dataset: "d.csv", task: "regression", criterion: "gini" }).issues[0].path).toBe("criterion");
     expect(specError({ dataset: "d.csv", task: "classification", criterion: "squared_error" }).issues[0].path).toBe("criterion");
     expect(specError({ dataset: "d.csv", task: "regression", class_weight: "balanced" }).issues[0].path).toBe("class_weight");
-    expect(specError({ dataset: "d.csv", bootstrap: false, max_samples: 0.5 }).message).toBe("max_samples: needs bootstrap: true (got 0.5)");
+    expect(specError({ dataset: "d.csv", bootstrap: false, max_samples: 0.5 }).message).toBe("max_samples: must be null when bootstrap is false (got 0.5)");
     // With task "auto" the criterion waits for the data (planBuild checks it).
     expect(parseBuildSpec({ dataset: "d.csv", criterion: "squared_error" }).criterion).toBe("squared_error");
   });
