@@ -4,7 +4,7 @@ import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } 
 import { decodeGroveTask, keys, parseBuildSpec, prepareDataset, readManifest, submitBuild, type BuildNotification } from "@canopy/core";
 import { awsPorts, clients, clientSettings, resolveResources, S3BlobStore, SnsNotifier } from "@canopy/runtime-aws";
 import { describe, expect, it } from "vitest";
-import { DEV_RESOURCES, receiveMessages, receiveNotifications, useAwsEmulator } from "./harness.ts";
+import { DEV_RESOURCES, MOTO_NOT_FOUND, receiveMessages, receiveNotifications, startMoto, useAwsEmulator } from "./harness.ts";
 
 const aws = useAwsEmulator({ visibilityTimeoutSeconds: 5 });
 const MiB = 1024 * 1024;
@@ -47,6 +47,11 @@ describe("the harness", () => {
     expect(resources.table).toBe(DEV_RESOURCES.table.name);
     expect(resources.streamArn).toContain(`table/${DEV_RESOURCES.table.name}/stream/`);
     console.log(`moto_server answered ${moto.startupMs.toFixed(0)} ms after spawn`);
+  });
+
+  it("fails with one clear line when moto_server is not installed", async () => {
+    await expect(startMoto({ command: "moto_server_not_installed_here" })).rejects.toThrow(MOTO_NOT_FOUND);
+    expect(MOTO_NOT_FOUND).toBe("moto_server not found: pip install 'moto[server]'");
   });
 
   it("gives the grove queue its visibility timeout and a redrive to the DLQ after maxReceiveCount receives", async () => {

@@ -5,6 +5,8 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
+import { delimiter } from "node:path";
+import { fileURLToPath } from "node:url";
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import {
   clients,
@@ -22,6 +24,14 @@ import { afterAll, beforeAll } from "vitest";
 export { DEV_RESOURCES };
 
 export const MOTO_NOT_FOUND = "moto_server not found: pip install 'moto[server]'";
+
+/**
+ * On moto's PYTHONPATH: a sitecustomize that serialises DynamoDB requests, because moto's threaded server
+ * checks a write's condition and applies it without a lock (two concurrent writers can both pass), while
+ * DynamoDB applies conditional writes atomically. See moto-atomic/sitecustomize.py.
+ */
+const MOTO_PATCH_DIR = fileURLToPath(new URL("./moto-atomic", import.meta.url));
+const MOTO_PATCH_MARKER = "canopy-moto: DynamoDB requests serialised";
 
 export interface Moto {
   endpoint: string;
@@ -56,7 +66,7 @@ export async function startMoto(options: { command?: string; timeoutMs?: number 
     try {
       return await spawnMoto(options.command ?? "moto_server", await freePort(), options.timeoutMs ?? 30_000);
     } catch (err) {
-      if ((err as Error).message === MOTO_NOT_FOUND) throw err;
+      if ((err as Error).message === MOTO_NOT_FOUND || (err as Error).message.startsWith("moto_server started without")) throw err;
       lastError = err as Error;
     }
   }
@@ -65,9 +75,18 @@ export async function startMoto(options: { command?: string; timeoutMs?: number 
 
 async function spawnMoto(command: string, port: number, timeoutMs: number): Promise<Moto> {
   const started = performance.now();
-  const child = spawn(command, ["-H", "127.0.0.1", "-p", String(port)], { detached: true, stdio: ["ignore", "ignore", "pipe"] });
+  const pythonPath = [MOTO_PATCH_DIR, process.env.PYTHONPATH].filter(Boolean).join(delimiter);
+  const child = spawn(command, ["-H", "127.0.0.1", "-p", String(port)], {
+    detached: true,
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, PYTHONPATH: pythonPath },
+  });
   let stderr = "";
-  child.stderr!.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
+  let patched = false;
+  child.stderr!.on("data", (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-2000);
+    patched ||= stderr.includes(MOTO_PATCH_MARKER);
+  });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const failed = new Promise<never>((_, reject) => {
     child.once("error", (err: NodeJS.ErrnoException) => reject(err.code === "ENOENT" ? new Error(MOTO_NOT_FOUND) : err));
@@ -79,8 +98,9 @@ async function spawnMoto(command: string, port: number, timeoutMs: number): Prom
 
   const endpoint = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + timeoutMs;
+  let gaveUp = false;
   const ready = (async () => {
-    while (Date.now() < deadline) {
+    while (Date.now() < deadline && !gaveUp) {
       try {
         if ((await fetch(`${endpoint}/moto-api/`)).ok) return;
       } catch {
@@ -92,7 +112,12 @@ async function spawnMoto(command: string, port: number, timeoutMs: number): Prom
   })();
   try {
     await Promise.race([ready, failed]);
+    // The patch prints before the server listens; give the pipe a moment to deliver it.
+    for (let i = 0; i < 100 && !patched; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    if (!patched) throw new Error(`moto_server started without ${MOTO_PATCH_DIR}/sitecustomize.py (is PYTHONPATH ignored?)`);
   } catch (err) {
+    gaveUp = true;
+    ready.catch(() => {});
     killGroup(child, "SIGKILL");
     process.off("exit", onExit);
     throw err;

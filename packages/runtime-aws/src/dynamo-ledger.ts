@@ -74,6 +74,12 @@ const TRAINING_AND_OPEN =
 const MAX_FAIL_ATTEMPTS = 5;
 
 /**
+ * Grove stats live in the build's item (about 165 bytes each) and an item holds at most 400 KB, so builds
+ * with more groves are refused at create rather than failing on some later landing.
+ */
+export const DYNAMO_MAX_GROVES = 2000;
+
+/**
  * The build ledger on one DynamoDB table (partition key `buildId`, S; a NEW_AND_OLD_IMAGES stream for
  * `watch` and the aggregator). Each transition of core's `ledgerRules` is ONE conditional write whose
  * condition is the rule's precondition, so concurrent trainers need no locks: e.g. landing a grove adds it
@@ -98,6 +104,10 @@ export class DynamoLedger implements BuildLedger {
   }
 
   async create(record: BuildRecord): Promise<boolean> {
+    if (record.total > DYNAMO_MAX_GROVES)
+      throw new LedgerError(
+        `build ${record.buildId} has ${record.total} groves; the DynamoDB ledger holds at most ${DYNAMO_MAX_GROVES} (raise grove_size)`,
+      );
     try {
       // PutItem, not UpdateItem: one INSERT on the stream (see changeFromStreamRecord).
       await this.client.send(

@@ -6,7 +6,7 @@ import { SnsNotifier } from "./sns-notifier.ts";
 import { SqsTaskQueue } from "./sqs-task-queue.ts";
 
 export { clients, clientSettings, EMULATOR_REGION, resetClients, type ClientSettings } from "./clients.ts";
-export { changeFromStreamRecord, DynamoLedger, type DynamoLedgerOptions } from "./dynamo-ledger.ts";
+export { changeFromStreamRecord, DYNAMO_MAX_GROVES, DynamoLedger, type DynamoLedgerOptions } from "./dynamo-ledger.ts";
 export { isBuildItem, itemToRecord, recordToItem, type Item } from "./ledger-item.ts";
 export { DEV_RESOURCES, provisionResources, resourceEnv, type ProvisionedResources, type ProvisionOptions } from "./provision.ts";
 export {
