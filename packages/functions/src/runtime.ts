@@ -1,9 +1,10 @@
 import { Logger } from "@aws-lambda-powertools/logger";
+import type { LogLevel } from "@aws-lambda-powertools/logger/types";
 import type { Context } from "aws-lambda";
 
-/** Structured JSON logs (level from POWERTOOLS_LOG_LEVEL, default INFO), one logger per function. */
-export function functionLogger(fn: string): Logger {
-  return new Logger({ serviceName: "canopy", persistentKeys: { fn } });
+/** Structured JSON logs, one logger per function; level: the argument, else POWERTOOLS_LOG_LEVEL, else INFO. */
+export function functionLogger(fn: string, logLevel?: LogLevel): Logger {
+  return new Logger({ serviceName: "canopy", persistentKeys: { fn }, ...(logLevel ? { logLevel } : {}) });
 }
 
 /** The function's memory size: the invocation's context, else Lambda's environment; undefined off Lambda. */
