@@ -1,0 +1,37 @@
+/// <reference path="./.sst/platform/config.d.ts" />
+
+// SST forbids top-level imports here: each concern lives in stacks/*.ts, imported inside run().
+export default $config({
+  app(input) {
+    return {
+      name: "canopy",
+      // The CLI refuses to run this app with another version than the one package.json pins.
+      version: "4.17.1",
+      home: "aws",
+      removal: input?.stage === "production" ? "retain" : "remove",
+      protect: input?.stage === "production",
+    };
+  },
+  async run() {
+    const { readSettings } = await import("./stacks/settings.ts");
+    const { storage } = await import("./stacks/storage.ts");
+    const { notifications } = await import("./stacks/notifications.ts");
+    const { training } = await import("./stacks/training.ts");
+    const { aggregation } = await import("./stacks/aggregation.ts");
+    const { sweeper } = await import("./stacks/sweeper.ts");
+
+    const settings = readSettings(process.env);
+    const { bucket, table } = storage();
+    const { topic } = notifications();
+    const { groves } = training(settings, { bucket, table, topic });
+    aggregation(settings, { bucket, table, topic });
+    sweeper(settings, { table, topic });
+
+    return {
+      bucket: bucket.name,
+      queue: groves.url,
+      table: table.name,
+      topic: topic.arn,
+    };
+  },
+});

@@ -1,0 +1,57 @@
+import { AGGREGATION_TRIGGER_FILTER } from "@canopy/core";
+import { functionDefaults } from "./defaults.ts";
+import { FOURTEEN_DAYS, HANDLERS } from "./handlers.ts";
+import type { AppSettings } from "./settings.ts";
+
+/**
+ * The aggregator, on the builds table's stream. Only the MODIFY that brings `remaining` to 0 while TRAINING
+ * passes the filter (the one shared object in @canopy/core, which the local emulator applies too).
+ *
+ * Failure path (a stream shard is blocked while its oldest record keeps failing): aggregate() itself fails the
+ * build and notifies on any error after its claim, so the function rarely throws; when it does (say DynamoDB is
+ * throttling the claim), Lambda retries the record `retries` times, then skips it and sends the record's
+ * metadata to an on-failure queue, so the shard moves on. The build is then left TRAINING with nothing
+ * remaining, which the stalled-build sweeper fails and notifies.
+ */
+export function aggregation(
+  settings: AppSettings,
+  { bucket, table, topic }: { bucket: sst.aws.Bucket; table: sst.aws.Dynamo; topic: sst.aws.SnsTopic },
+) {
+  const failures = new sst.aws.Queue("CanopyAggregationFailures", {
+    transform: { queue: { messageRetentionSeconds: FOURTEEN_DAYS } },
+  });
+
+  const { aggregator } = settings;
+  table.subscribe(
+    "CanopyAggregator",
+    {
+      ...functionDefaults(),
+      handler: HANDLERS.aggregator,
+      description: "Canopy aggregator: merges a build's groves into its model, reports, notifies",
+      link: [bucket, table, topic],
+      // Lambda sends failed-record metadata with the function's own role.
+      permissions: [{ actions: ["sqs:SendMessage"], resources: [failures.arn] }],
+      memory: `${aggregator.memoryMb} MB`,
+      timeout: `${aggregator.timeoutSeconds} seconds`,
+    },
+    {
+      filters: [AGGREGATION_TRIGGER_FILTER],
+      transform: {
+        eventSourceMapping: {
+          // One build per invocation: a failing aggregation never retries another build's record.
+          batchSize: 1,
+          // Up to 10 batches of one shard at once (order is kept per build id): builds finishing together
+          // aggregate in parallel instead of queueing behind each other.
+          parallelizationFactor: 10,
+          maximumRetryAttempts: aggregator.retries,
+          destinationConfig: { onFailure: { destinationArn: failures.arn } },
+          // Replays what the stream still holds if the mapping is ever recreated; aggregate() is idempotent
+          // (only the claim winner proceeds), so a replay is harmless while a skipped trigger would stall a build.
+          startingPosition: "TRIM_HORIZON",
+        },
+      },
+    },
+  );
+
+  return { failures };
+}

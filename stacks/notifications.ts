@@ -1,0 +1,5 @@
+/** Build completion notifications: one message per finished build (COMPLETED or FAILED), with attributes for filtering. */
+export function notifications() {
+  const topic = new sst.aws.SnsTopic("CanopyNotifications");
+  return { topic };
+}

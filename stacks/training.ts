@@ -1,0 +1,53 @@
+import { functionDefaults } from "./defaults.ts";
+import { FOURTEEN_DAYS, HANDLERS } from "./handlers.ts";
+import { VISIBILITY_FACTOR, type AppSettings } from "./settings.ts";
+
+/** The grove queue, its dead-letter queue, the trainer that consumes it and the consumer of the dead letters. */
+export function training(
+  settings: AppSettings,
+  { bucket, table, topic }: { bucket: sst.aws.Bucket; table: sst.aws.Dynamo; topic: sst.aws.SnsTopic },
+) {
+  const dlqTimeoutSeconds = 30;
+  const dlq = new sst.aws.Queue("CanopyGrovesDlq", {
+    visibilityTimeout: `${dlqTimeoutSeconds * VISIBILITY_FACTOR} seconds`,
+    // Outlive the source queue's retention: SQS keeps a message's original enqueue time when it moves it here.
+    transform: { queue: { messageRetentionSeconds: FOURTEEN_DAYS } },
+  });
+
+  const { trainer } = settings;
+  const groves = new sst.aws.Queue("CanopyGroves", {
+    visibilityTimeout: `${trainer.timeoutSeconds * VISIBILITY_FACTOR} seconds`,
+    dlq: { queue: dlq.arn, retry: settings.groves.maxReceives },
+  });
+
+  groves.subscribe(
+    {
+      ...functionDefaults(),
+      handler: HANDLERS.trainer,
+      description: "Canopy trainer: trains one grove per task",
+      // Reads the pack and writes its grove (bucket), records the landing (table); it publishes nothing.
+      link: [bucket, table],
+      memory: `${trainer.memoryMb} MB`,
+      timeout: `${trainer.timeoutSeconds} seconds`,
+    },
+    {
+      batch: { size: trainer.batchSize, partialResponses: true },
+      transform: { eventSourceMapping: { scalingConfig: { maximumConcurrency: trainer.maxConcurrency } } },
+    },
+  );
+
+  dlq.subscribe(
+    {
+      ...functionDefaults(),
+      handler: HANDLERS.dlq,
+      description: "Canopy dead letters: gives up on a grove, fails the build past its tolerance",
+      // The bucket only to quote the trainer's last recorded error in the failure reason.
+      link: [bucket, table, topic],
+      memory: "256 MB",
+      timeout: `${dlqTimeoutSeconds} seconds`,
+    },
+    { batch: { size: 10, partialResponses: true } },
+  );
+
+  return { groves, dlq };
+}
