@@ -1,0 +1,50 @@
+import { describe, expect, it } from "vitest";
+import { readSettings, SETTINGS_ENV } from "../../stacks/settings.ts";
+
+describe("readSettings", () => {
+  it("gives the documented defaults for an empty environment", () => {
+    expect(readSettings({})).toEqual({
+      trainer: { memoryMb: 1769, timeoutSeconds: 120, batchSize: 1, maxConcurrency: 100 },
+      groves: { maxReceives: 3 },
+      aggregator: { memoryMb: 3008, timeoutSeconds: 300, retries: 2 },
+      sweeper: { schedule: "rate(5 minutes)", stallMinutes: 30 },
+    });
+  });
+
+  it("keeps the trainer's concurrency cap below the seed pipelines' 1,000 by default", () => {
+    expect(readSettings({}).trainer.maxConcurrency).toBeLessThan(1000);
+    expect(SETTINGS_ENV.CANOPY_TRAINER_MAX_CONCURRENCY.max).toBe(1000);
+  });
+
+  it("reads each variable, treating blank as unset", () => {
+    const s = readSettings({
+      CANOPY_TRAINER_MEMORY_MB: "2048",
+      CANOPY_TRAINER_TIMEOUT_SECONDS: " ",
+      CANOPY_MAX_RECEIVES: "7",
+      CANOPY_AGGREGATOR_RETRIES: "0",
+      CANOPY_SWEEP_SCHEDULE: "cron(0/10 * * * ? *)",
+    });
+    expect(s.trainer.memoryMb).toBe(2048);
+    expect(s.trainer.timeoutSeconds).toBe(120);
+    expect(s.groves.maxReceives).toBe(7);
+    expect(s.aggregator.retries).toBe(0);
+    expect(s.sweeper.schedule).toBe("cron(0/10 * * * ? *)");
+  });
+
+  it.each([
+    ["CANOPY_TRAINER_TIMEOUT_SECONDS", "901", 'CANOPY_TRAINER_TIMEOUT_SECONDS must be an integer from 1 to 900; got "901"'],
+    ["CANOPY_TRAINER_BATCH_SIZE", "11", 'CANOPY_TRAINER_BATCH_SIZE must be an integer from 1 to 10; got "11"'],
+    ["CANOPY_TRAINER_MAX_CONCURRENCY", "1", 'CANOPY_TRAINER_MAX_CONCURRENCY must be an integer from 2 to 1000; got "1"'],
+    ["CANOPY_MAX_RECEIVES", "2.5", 'CANOPY_MAX_RECEIVES must be an integer from 1 to 1000; got "2.5"'],
+    ["CANOPY_AGGREGATOR_RETRIES", "-1", 'CANOPY_AGGREGATOR_RETRIES must be an integer from 0 to 10000; got "-1"'],
+    ["CANOPY_TRAINER_MEMORY_MB", "lots", 'CANOPY_TRAINER_MEMORY_MB must be an integer from 128 to 10240; got "lots"'],
+  ])("rejects %s=%s in one line", (name, value, message) => {
+    expect(() => readSettings({ [name]: value })).toThrow(message);
+  });
+
+  it("rejects a schedule EventBridge would not accept", () => {
+    expect(() => readSettings({ CANOPY_SWEEP_SCHEDULE: "every 5 minutes" })).toThrow(
+      'CANOPY_SWEEP_SCHEDULE must be an EventBridge rate(...) or cron(...) expression; got "every 5 minutes"',
+    );
+  });
+});
