@@ -53,3 +53,14 @@ export {
 } from "./cost.ts";
 export { isStalled, lastProgressAt, stalledReason, sweepStalledBuilds } from "./sweep.ts";
 export { lastGroveError, recordGroveError } from "./grove-error.ts";
+export {
+  checkAliasName,
+  DEFAULT_ALIAS,
+  isAliasName,
+  listModels,
+  registryRules,
+  RegistryError,
+  type AliasRecord,
+  type ModelListing,
+  type ModelRegistry,
+} from "./registry.ts";

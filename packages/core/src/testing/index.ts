@@ -1,2 +1,3 @@
 export { MemoryBlobStore, MemoryLedger, MemoryNotifier, MemoryQueue } from "./memory.ts";
 export { describeLedgerContract, groveStats, type LedgerContractOptions } from "./ledger-contract.ts";
+export { buildWithStatus, describeRegistryContract, MemoryRegistry } from "./registry.ts";

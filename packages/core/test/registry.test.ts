@@ -1,0 +1,85 @@
+import { describe, expect, it } from "vitest";
+import { checkAliasName, isAliasName, listModels, newBuildRecord, registryRules, RegistryError, type AliasRecord, type BuildRecord } from "../src/index.ts";
+import { describeRegistryContract, MemoryLedger, MemoryRegistry } from "../src/testing/index.ts";
+
+describeRegistryContract("MemoryRegistry", async () => {
+  const ledger = new MemoryLedger();
+  return { ledger, registry: new MemoryRegistry(ledger) };
+});
+
+const ID = "b-0123456789abcdef";
+
+function record(buildId: string, status: BuildRecord["status"], createdAt: number, extra: Partial<BuildRecord> = {}): BuildRecord {
+  return { ...newBuildRecord({ buildId, total: 2, tolerated: 0, now: createdAt }), status, ...extra };
+}
+
+describe("alias names", () => {
+  it("accepts short names of letters, digits, '.', '_' and '-' that start with a letter or digit", () => {
+    for (const ok of ["production", "staging-2", "v1.3", "A_b", "x".repeat(63)]) expect(isAliasName(ok)).toBe(true);
+    for (const bad of ["", ".hidden", "_x", "a b", "a/b", "é", "x".repeat(64), "alias#prod"]) expect(isAliasName(bad)).toBe(false);
+  });
+
+  it("says what a valid name looks like", () => {
+    expect(() => checkAliasName("a b")).toThrow('invalid alias "a b": use 1 to 63 letters, digits, \'.\', \'_\' or \'-\', starting with a letter or digit');
+  });
+});
+
+describe("registryRules.promote", () => {
+  it("returns the alias record with the previous build when there was one", () => {
+    const build = record(ID, "COMPLETED", 1);
+    expect(registryRules.promote(build, ID, "production", undefined, 42)).toEqual({ alias: "production", buildId: ID, promotedAt: 42 });
+    expect(registryRules.promote(build, ID, "production", "b-ffffffffffffffff", 43)).toEqual({
+      alias: "production",
+      buildId: ID,
+      promotedAt: 43,
+      previous: "b-ffffffffffffffff",
+    });
+  });
+
+  it("checks the alias first, then the id, then the build", () => {
+    expect(() => registryRules.promote(undefined, "nope", "bad name", undefined, 0)).toThrow(/invalid alias/);
+    expect(() => registryRules.promote(undefined, "nope", "ok", undefined, 0)).toThrow('invalid build id "nope" (expected b- and 16 hex digits)');
+    const err = (() => {
+      try {
+        registryRules.promote(record(ID, "TRAINING", 1), ID, "ok", undefined, 0);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(RegistryError);
+    expect(err).toMatchObject({ code: "not-completed" });
+  });
+});
+
+describe("listModels", () => {
+  it("lists builds newest first with their aliases, metrics and (completed only) model size", () => {
+    const old = record("b-000000000000000a", "COMPLETED", 100, { result: { modelKey: "m", reportKey: "r", metrics: { accuracy: 0.95 } } });
+    const failed = record("b-000000000000000b", "FAILED", 200, { reason: "2 of 2 groves failed" });
+    const fresh = record("b-000000000000000c", "COMPLETED", 300, { result: { modelKey: "m", reportKey: "r", metrics: null }, tags: { team: "x" } });
+    const aliases: AliasRecord[] = [
+      { alias: "staging", buildId: fresh.buildId, promotedAt: 1 },
+      { alias: "production", buildId: old.buildId, promotedAt: 1 },
+      { alias: "canary", buildId: fresh.buildId, promotedAt: 1 },
+      { alias: "gone", buildId: "b-00000000000000ff", promotedAt: 1 },
+    ];
+    const sizes = new Map([
+      [old.buildId, { trees: 100, bytes: 1234 }],
+      [failed.buildId, { trees: 1, bytes: 1 }],
+    ]);
+    const rows = listModels([old, failed, fresh], aliases, (id) => sizes.get(id));
+    expect(rows.map((r) => r.buildId)).toEqual([fresh.buildId, failed.buildId, old.buildId]);
+    expect(rows[0]).toEqual({
+      buildId: fresh.buildId,
+      status: "COMPLETED",
+      createdAt: 300,
+      updatedAt: 300,
+      metrics: null,
+      aliases: ["canary", "staging"],
+      tags: { team: "x" },
+    });
+    // A failed build has no model, whatever the size lookup says.
+    expect(rows[1]).toMatchObject({ status: "FAILED", aliases: [], reason: "2 of 2 groves failed" });
+    expect(rows[1].bytes).toBeUndefined();
+    expect(rows[2]).toMatchObject({ trees: 100, bytes: 1234, metrics: { accuracy: 0.95 }, aliases: ["production"] });
+  });
+});
