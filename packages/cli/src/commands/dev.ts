@@ -210,6 +210,8 @@ export async function dev(data: string | undefined, options: DevOptions, io: Dev
       deadLetterQueueUrl: resources.deadLetterQueueUrl,
       streamArn: resources.streamArn,
       memoryMb: options.memory ?? 1769,
+      // As many trainer batches in flight as invocations may run (the limit itself is global).
+      trainerPollers: options.concurrency ?? 2,
       handlers: {
         trainer: functions.createTrainer({ logger: logger("trainer") }),
         aggregator: functions.createAggregator({ logger: logger("aggregator") }),
