@@ -6,3 +6,4 @@ export { exportArtifacts, loadModel, type ExportedArtifacts } from "./artifacts.
 export { formatNotification } from "./format.ts";
 export { serveTrainer, type TrainerHooks } from "./trainer.ts";
 export { writeFileAtomic } from "./atomic.ts";
+export { DiskModelRegistry } from "./registry.ts";
