@@ -69,8 +69,15 @@ export function resolveParams(params: FitParams, task: Task): ResolvedParams {
   if (engine !== "canopy" && engine !== "ml-random-forest") fail("engine", '"canopy" or "ml-random-forest"', engine);
 
   const criterion = p.criterion ?? (task === "classification" ? "gini" : "squared_error");
-  const allowed = task === "classification" ? ["gini", "entropy"] : ["squared_error"];
-  if (!allowed.includes(criterion as string)) fail("criterion", `one of ${allowed.join(", ")} for ${task}`, criterion);
+  if (criterion === "squared_error" && task === "classification") {
+    throw new OptionsError('criterion: "squared_error" is for regression; use "gini" or "entropy"');
+  }
+  if ((criterion === "gini" || criterion === "entropy") && task === "regression") {
+    throw new OptionsError(`criterion: "${criterion}" is for classification; use "squared_error"`);
+  }
+  if (criterion !== "gini" && criterion !== "entropy" && criterion !== "squared_error") {
+    fail("criterion", '"gini" or "entropy" (classification), "squared_error" (regression)', criterion);
+  }
 
   const max_depth = p.max_depth ?? null;
   if (max_depth !== null && (!isInt(max_depth) || max_depth < 1)) fail("max_depth", "an integer >= 1 or null", max_depth);
@@ -106,7 +113,7 @@ export function resolveParams(params: FitParams, task: Task): ResolvedParams {
   const class_weight = p.class_weight ?? null;
   if (class_weight !== null) {
     if (class_weight !== "balanced") fail("class_weight", '"balanced" or null', class_weight);
-    if (task !== "classification") fail("class_weight", "null for regression", class_weight);
+    if (task !== "classification") throw new OptionsError("class_weight: is for classification only");
   }
   const min_impurity_decrease = p.min_impurity_decrease ?? 0;
   if (!isNum(min_impurity_decrease) || min_impurity_decrease < 0) fail("min_impurity_decrease", "a number >= 0", min_impurity_decrease);
