@@ -9,6 +9,7 @@ import {
   parseNumber,
   parseWorkers,
 } from "./args.ts";
+import { addDevCommand } from "./commands/dev.ts";
 import { EXIT_OK, EXIT_USAGE, exitCodeFor, InterruptedExit, oneLine, UsageError } from "./errors.ts";
 
 const DEFAULT_ROOT = ".canopy";
@@ -125,6 +126,8 @@ export function program(): Command {
       const written = await exportModel(model, options);
       if (written !== undefined) process.stderr.write(`canopy: wrote ${written}\n`);
     });
+
+  addDevCommand(canopy);
 
   return canopy;
 }

@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { Command, Option } from "commander";
+import { Option, type Command } from "commander";
 import type { BuildRecord, BuildReport, LedgerChange } from "@canopy/core";
 import { collectTag, parseCountOrFraction, parseHttpUrl, parseInteger, parseMaxFeatures, parseNumber, parseWorkers } from "../args.ts";
 import { FailedError, fileError, UsageError } from "../errors.ts";
@@ -25,11 +25,12 @@ export interface DevIo {
 }
 
 /**
- * `canopy dev`: the commander definition only; the AWS SDK, the handlers and the engine are imported when the
- * command runs. Register with `canopy.addCommand(devCommand())`.
+ * Adds `canopy dev` to the program (as a subcommand, so it inherits the program's error handling). Only the
+ * definition: the AWS SDK, the handlers and the engine are imported when the command runs.
  */
-export function devCommand(): Command {
-  return new Command("dev")
+export function addDevCommand(canopy: Command): Command {
+  return canopy
+    .command("dev")
     .summary("run the AWS pipeline on an emulator (LocalStack, moto)")
     .description(
       "Run Canopy's Lambda handlers in this process against an AWS emulator: create the bucket, table (with its stream), " +
@@ -71,6 +72,8 @@ function emulatorEnv(endpoint: string): () => void {
     process.env[key] = value;
   };
   set("AWS_ENDPOINT_URL", endpoint);
+  // The SDK warns on Node 20 about releases due in 2027; noise on every dev run.
+  if (!process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED) set("AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED", "true");
   if (!process.env.AWS_REGION && !process.env.AWS_DEFAULT_REGION) set("AWS_REGION", "us-east-1");
   // Emulators accept any credentials; without some the SDK refuses to sign.
   if (!process.env.AWS_ACCESS_KEY_ID && !process.env.AWS_PROFILE) {
