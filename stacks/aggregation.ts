@@ -8,10 +8,10 @@ import type { AppSettings } from "./settings.ts";
  * passes the filter (the one shared object in @canopy/core, which the local emulator applies too).
  *
  * Failure path (a stream shard is blocked while its oldest record keeps failing): aggregate() itself fails the
- * build and notifies on any error after its claim, so the function rarely throws; when it does (say DynamoDB is
- * throttling the claim), Lambda retries the record `retries` times, then skips it and sends the record's
- * metadata to an on-failure queue, so the shard moves on. The build is then left TRAINING with nothing
- * remaining, which the stalled-build sweeper fails and notifies.
+ * build and notifies on any error after its claim, so a record rarely fails; when one does (say the claim hits
+ * DynamoDB throttling; the handler reports it as a batch item failure), Lambda retries it `retries` times, then
+ * skips it and sends the record's metadata to an on-failure queue, so the shard moves on. The build is then
+ * left TRAINING with nothing remaining, which the stalled-build sweeper fails and notifies.
  */
 export function aggregation(
   settings: AppSettings,
@@ -40,6 +40,9 @@ export function aggregation(
         eventSourceMapping: {
           // One build per invocation: a failing aggregation never retries another build's record.
           batchSize: 1,
+          // The handler reports a failed record (a claim that threw) as a batch item failure; without this
+          // Lambda would take that response as success and never retry it.
+          functionResponseTypes: ["ReportBatchItemFailures"],
           // Up to 10 batches of one shard at once (order is kept per build id): builds finishing together
           // aggregate in parallel instead of queueing behind each other.
           parallelizationFactor: 10,

@@ -4,10 +4,12 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { AGGREGATION_TRIGGER_FILTER } from "@canopy/core";
+import { AGGREGATION_TRIGGER_FILTER, encodeGroveTask, type BuildRecord, type GroveTask } from "@canopy/core";
+import { recordToItem } from "@canopy/runtime-aws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readSettings } from "../../stacks/settings.ts";
 import { evaluateApp, platformMissing, REPO, scratchApp } from "./harness.ts";
+import { probeFunction } from "./lambda-probe.ts";
 import type { AppReport } from "./run-app.ts";
 import { describeApp, sstEnvDeclaration, wiringProblems } from "./wiring.ts";
 
@@ -132,6 +134,104 @@ describe("the SST app with its default settings", () => {
   it("matches the committed sst-env.d.ts", () => {
     const committed = readFileSync(path.join(REPO, "sst-env.d.ts"), "utf8");
     expect(committed).toContain(sstEnvDeclaration(defaults));
+  });
+});
+
+describe("the deployed functions", () => {
+  const task: GroveTask = {
+    v: 1,
+    buildId: "b-0123456789abcdef",
+    grove: 0,
+    treeStart: 0,
+    treeEnd: 10,
+    packKey: "packs/probe.pack",
+    packHash: "a".repeat(64),
+    seed: 1,
+    testFraction: 0.2,
+    params: { n_estimators: 10, random_state: 1 },
+    queuedAt: 1,
+  };
+  const sqsEvent = (queueArn: string, receives: number) => ({
+    Records: [
+      {
+        messageId: "m-1",
+        receiptHandle: "r-1",
+        body: encodeGroveTask(task),
+        attributes: { ApproximateReceiveCount: String(receives), SentTimestamp: "1", SenderId: "probe", ApproximateFirstReceiveTimestamp: "1" },
+        messageAttributes: {},
+        md5OfBody: "",
+        eventSource: "aws:sqs",
+        eventSourceARN: queueArn,
+        awsRegion: "us-east-1",
+      },
+    ],
+  });
+  const ready: BuildRecord = {
+    buildId: task.buildId,
+    status: "TRAINING",
+    total: 1,
+    remaining: 0,
+    landed: [0],
+    failed: [],
+    tolerated: 0,
+    createdAt: 1,
+    updatedAt: 2,
+    lastLandedAt: 2,
+    groveStats: {},
+    tags: {},
+  };
+  const streamEvent = (streamArn: string) => ({
+    Records: [
+      {
+        eventID: "e-1",
+        eventName: "MODIFY",
+        eventVersion: "1.1",
+        eventSource: "aws:dynamodb",
+        awsRegion: "us-east-1",
+        eventSourceARN: streamArn,
+        dynamodb: {
+          Keys: { buildId: { S: task.buildId } },
+          NewImage: recordToItem(ready),
+          OldImage: recordToItem({ ...ready, remaining: 1, landed: [] }),
+          SequenceNumber: "100",
+          SizeBytes: 100,
+          StreamViewType: "NEW_AND_OLD_IMAGES",
+        },
+      },
+    ],
+  });
+
+  // Each function runs from a copy of its bundle with only its Lambda environment, against a fake AWS endpoint:
+  // the names in its requests can only have come from SST's links (resource.enc, decrypted with SST_KEY).
+  it.each([
+    ["trainer", "GetItem"],
+    ["aggregator", "UpdateItem"],
+    ["dlq", "UpdateItem"],
+    ["sweeper", "Scan"],
+  ] as const)("the %s finds the builds table through its links and reaches only what it links", async (key, operation) => {
+    const app = describeApp(defaults);
+    const fn = app.functions[key]!;
+    const events = {
+      trainer: sqsEvent(app.groves!.state.arn!, 1),
+      dlq: sqsEvent(app.dlq!.state.arn!, 3),
+      aggregator: streamEvent(app.table!.state.streamArn!),
+      sweeper: {},
+    };
+    const { requests, output } = await probeFunction({
+      bundleDir: path.join(REPO, ".sst", "artifacts", `${fn.build.functionID}-src`),
+      handler: fn.build.builtHandler,
+      environment: fn.lambda.inputs.environment.variables,
+      memoryMb: fn.lambda.inputs.memorySize,
+      event: events[key],
+    });
+    const linked: Record<string, string> = {
+      CanopyBucket: app.bucket!.state.bucket!,
+      CanopyBuilds: app.table!.state.name!,
+      CanopyNotifications: app.topic!.state.arn!,
+    };
+    const reachable = fn.build.links.map((l) => linked[l]);
+    expect(requests, output.trim().split("\n").at(-1)).toContainEqual({ service: "dynamodb", operation, resource: app.table!.state.name });
+    for (const r of requests) expect(reachable).toContain(r.resource);
   });
 });
 

@@ -180,6 +180,10 @@ export function wiringProblems(report: AppReport, settings: AppSettings): string
     "the aggregator's role may not send to its on-failure queue",
   );
   check(am.batchSize === 1, `aggregator batch size ${am.batchSize}, expected 1`);
+  check(
+    (am.functionResponseTypes ?? []).includes("ReportBatchItemFailures"),
+    "aggregator mapping ignores the handler's batch item failures",
+  );
 
   // Dead letters: consumed, with partial responses.
   const dm = dlqConsumer.mappings[0]?.inputs ?? {};

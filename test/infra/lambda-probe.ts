@@ -1,0 +1,122 @@
+/**
+ * Runs a built function the way Lambda would — from a copy of its bundle directory outside any node_modules
+ * tree (Lambda's /var/task has none), with only the environment the app gives it — against a fake AWS endpoint on 127.0.0.1 that records every request and
+ * refuses it. What a handler asks AWS for shows whether it found its resource names through SST's links
+ * (resource.enc + SST_KEY) and which resources it reaches.
+ */
+import { spawn } from "node:child_process";
+import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+export interface ProbeRequest {
+  service: "dynamodb" | "s3" | "sns" | "sqs" | "other";
+  operation: string;
+  /** Table name, bucket, topic ARN or queue URL. */
+  resource: string;
+}
+
+export interface ProbeOptions {
+  /** The function's bundle directory (what SST zips). */
+  bundleDir: string;
+  /** The handler as Lambda sees it, relative to bundleDir: "path/to/file.export". */
+  handler: string;
+  /** The function's environment variables from the app. */
+  environment: Record<string, string>;
+  memoryMb: number;
+  event: unknown;
+  timeoutMs?: number;
+}
+
+function classify(method: string, url: string, headers: Record<string, string | string[] | undefined>, body: string): ProbeRequest {
+  const target = String(headers["x-amz-target"] ?? "");
+  const json = () => {
+    try {
+      return JSON.parse(body) as Record<string, unknown>;
+    } catch {
+      return {};
+    }
+  };
+  if (target.startsWith("DynamoDB_")) {
+    const b = json();
+    const table = b.TableName ?? Object.keys((b.RequestItems as object) ?? {})[0] ?? "";
+    return { service: "dynamodb", operation: target.split(".")[1] ?? target, resource: String(table) };
+  }
+  if (target.startsWith("AmazonSQS.")) return { service: "sqs", operation: target.slice(10), resource: String(json().QueueUrl ?? "") };
+  const form = new URLSearchParams(body);
+  if (target.startsWith("AmazonSimpleNotificationService.") || form.get("Action") === "Publish")
+    return {
+      service: "sns",
+      operation: form.get("Action") ?? target.split(".")[1] ?? "",
+      resource: String(form.get("TopicArn") ?? json().TopicArn ?? ""),
+    };
+  const [, bucket = ""] = new URL(url, "http://probe").pathname.split("/");
+  return { service: "s3", operation: method, resource: decodeURIComponent(bucket) };
+}
+
+export async function probeFunction(options: ProbeOptions): Promise<{ requests: ProbeRequest[]; output: string }> {
+  const requests: ProbeRequest[] = [];
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d) => (body += d));
+    req.on("end", () => {
+      const request = classify(req.method ?? "GET", req.url ?? "/", req.headers, body);
+      requests.push(request);
+      // Non-retryable answers, so the SDK gives up at once: S3 has nothing, everything else is refused.
+      if (request.service === "s3") {
+        res.writeHead(404, { "content-type": "application/xml" });
+        res.end("<Error><Code>NoSuchKey</Code><Message>nothing here (link probe)</Message></Error>");
+      } else {
+        res.writeHead(400, { "content-type": "application/x-amz-json-1.0" });
+        res.end(JSON.stringify({ __type: "com.amazonaws.probe#ValidationException", message: "refused by the link probe" }));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  const taskRoot = mkdtempSync(path.join(tmpdir(), "canopy-task-"));
+  cpSync(options.bundleDir, taskRoot, { recursive: true });
+  const exportName = path.extname(options.handler).slice(1);
+  const file = path.join(taskRoot, options.handler.slice(0, -(exportName.length + 1)) + ".mjs");
+  const script = [
+    `import { pathToFileURL } from "node:url";`,
+    `const [file, name, event] = process.argv.slice(1);`,
+    `const mod = await import(pathToFileURL(file).href);`,
+    `const context = { functionName: process.env.AWS_LAMBDA_FUNCTION_NAME, awsRequestId: "probe", memoryLimitInMB: process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE, getRemainingTimeInMillis: () => 60000 };`,
+    `try { console.log("handler returned", JSON.stringify(await mod[name](JSON.parse(event), context))); }`,
+    `catch (err) { console.log("handler threw", err.message); }`,
+  ].join("\n");
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script, file, exportName, JSON.stringify(options.event)], {
+    cwd: taskRoot,
+    // Lambda's environment, not the test runner's: no CANOPY_* fallbacks can stand in for the links.
+    env: {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      ...options.environment,
+      AWS_LAMBDA_FUNCTION_NAME: "probe",
+      AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(options.memoryMb),
+      LAMBDA_TASK_ROOT: taskRoot,
+      AWS_REGION: "us-east-1",
+      AWS_ACCESS_KEY_ID: "probe",
+      AWS_SECRET_ACCESS_KEY: "probe",
+      AWS_ENDPOINT_URL: endpoint,
+      AWS_MAX_ATTEMPTS: "1",
+      POWERTOOLS_LOG_LEVEL: "ERROR",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 60_000);
+  try {
+    await new Promise((resolve) => child.on("close", resolve));
+  } finally {
+    clearTimeout(timer);
+    server.close();
+    rmSync(taskRoot, { recursive: true, force: true });
+  }
+  return { requests, output };
+}
