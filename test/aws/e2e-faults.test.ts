@@ -23,7 +23,8 @@ const byFn = (run: { invocations: InvocationInfo[] }, fn: string) => run.invocat
 
 describe("faults on moto, each ending in the embedded run's model and exactly one notification", () => {
   it("every grove message delivered twice", { timeout: 120_000 }, async () => {
-    const resources = await provision("-twice");
+    // Nothing fails here: a long visibility timeout keeps a slow grove from being redelivered as well.
+    const resources = await provision("-twice", { visibilityTimeoutSeconds: 30 });
     const ports = adapters(resources);
     const queue = { send: (tasks: Parameters<typeof ports.queue.send>[0]) => ports.queue.send([...tasks, ...tasks]) };
     const run = await runBuild({ resources, spec, handlers: handlersOn({ trainer: ports, aggregator: ports, deadLetter: ports }), submit: { ...ports, queue } });
@@ -96,7 +97,7 @@ describe("faults on moto, each ending in the embedded run's model and exactly on
   });
 
   it("every stream record delivered twice", { timeout: 120_000 }, async () => {
-    const resources = await provision("-stream-twice");
+    const resources = await provision("-stream-twice", { visibilityTimeoutSeconds: 30 });
     const ports = adapters(resources);
     const run = await runBuild({ resources, spec, handlers: handlersOn({ trainer: ports, aggregator: ports, deadLetter: ports }), submit: ports, streamDeliveries: 2 });
 
