@@ -119,8 +119,11 @@ export async function runBuild(o: RunOptions): Promise<RunResult> {
       streamArn: o.resources.streamArn,
       handlers: o.handlers,
       memoryMb: 1769,
+      trainerPollers: 2,
       ...(o.streamDeliveries ? { streamDeliveries: o.streamDeliveries } : {}),
     }),
+    // Two trainers (or a trainer and the aggregator) at once: the harness's moto applies conditional writes atomically.
+    maxConcurrency: 2,
     onInvocation: (info) => invocations.push(info),
     onError: (err) => errors.push(err),
   });

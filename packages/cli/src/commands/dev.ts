@@ -42,7 +42,7 @@ export function addDevCommand(canopy: Command): Command {
     .argument("[data.csv]", "submit a build of this CSV (same options as canopy train)")
     .requiredOption("--endpoint <url>", "the emulator, e.g. http://localhost:4566 (LocalStack) or http://127.0.0.1:5000 (moto_server)", parseHttpUrl)
     .option("--suffix <s>", "append to every resource name (canopy-artifacts<s>, canopy-builds<s>, ...)")
-    .option("--concurrency <n>", "handler invocations at once (default 2: moto loses updates to one item under more writers)", parseWorkers)
+    .option("--concurrency <n>", "handler invocations at once (default 1: a stock moto_server can lose concurrent updates to one item; raise it for LocalStack)", parseWorkers)
     .option("--memory <mb>", "memory reported to the handlers, for billed GB-s (default 1769)", parseWorkers)
     .option("--visibility-timeout <s>", "grove queue visibility timeout in seconds: how soon a failed grove is retried (default 30)", parseWorkers)
     .option("--max-receive-count <n>", "deliveries before a grove task goes to the dead-letter queue (default 3)", parseWorkers)
@@ -214,7 +214,7 @@ export async function dev(data: string | undefined, options: DevOptions, io: Dev
       streamArn: resources.streamArn,
       memoryMb: options.memory ?? 1769,
       // As many trainer batches in flight as invocations may run (the limit itself is global).
-      trainerPollers: options.concurrency ?? 2,
+      trainerPollers: options.concurrency ?? 1,
       handlers: {
         trainer: functions.createTrainer({ logger: logger("trainer") }),
         aggregator: functions.createAggregator({ logger: logger("aggregator") }),

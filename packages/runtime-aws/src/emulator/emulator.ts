@@ -10,9 +10,9 @@ export interface EmulatorOptions {
   sqs?: SqsMapping[];
   streams?: StreamMapping[];
   /**
-   * Handler invocations running at once, across all mappings. Default 2: moto loses conditional updates on
-   * one item under more parallel writers (real DynamoDB and LocalStack do not), and every handler writes the
-   * build's ledger item.
+   * Handler invocations running at once, across all mappings. Default 1: every handler writes the build's
+   * ledger item, and a stock moto_server applies concurrent conditional updates to one item without a lock
+   * (see runtime-aws's README); real DynamoDB, LocalStack and the test harness's patched moto do not need it.
    */
   maxConcurrency?: number;
   region?: string;
@@ -32,7 +32,7 @@ export interface RunningEmulator {
 export function startEmulator(options: EmulatorOptions): RunningEmulator {
   const region = options.region ?? clientSettings().region ?? EMULATOR_REGION;
   const onError = options.onError ?? ((err: unknown) => console.error("emulator:", err));
-  const invoker = new Invoker(new Slots(options.maxConcurrency ?? 2), region, options.onInvocation);
+  const invoker = new Invoker(new Slots(options.maxConcurrency ?? 1), region, options.onInvocation);
   const sqs = options.clients?.sqs ?? clients.sqs();
   const streams = options.clients?.streams ?? clients.dynamodbStreams();
   const running: { stop: () => Promise<void> }[] = [];
