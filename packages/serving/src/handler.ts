@@ -1,0 +1,149 @@
+import { errorLine } from "@canopy/core";
+import { CanopyError } from "@canopy/forest";
+import { errorResponse, jsonResponse, ServingError, type ServingRequest, type ServingResponse } from "./http.ts";
+import { selectorFromQuery, type ModelProvider, type ServedModel } from "./models.ts";
+import { bodyText, parseBody } from "./parse.ts";
+
+/** Lambda's limit on a synchronous request payload (function URLs included): 6 MB. */
+export const LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024;
+export const DEFAULT_MAX_ROWS = 10_000;
+
+export interface HandlerOptions {
+  models: ModelProvider;
+  /**
+   * Most rows in one request (default 10,000). More is refused with 413, like an oversized body: both mean
+   * "split the request", and clients (canopy predict --remote) handle the two alike.
+   */
+  maxRows?: number;
+  /** Largest body accepted, in bytes (default 6 MB, Lambda's own limit). */
+  maxBodyBytes?: number;
+  /** Called with every error answered with a 5xx, for logging. */
+  onError?: (err: unknown, request: ServingRequest) => void;
+}
+
+export type Handler = (request: ServingRequest) => Promise<ServingResponse>;
+
+const PREDICT_PATHS = new Set(["/", "/predict"]);
+
+function modelInfo(m: ServedModel) {
+  const f = m.forest;
+  return {
+    buildId: m.buildId ?? null,
+    alias: m.alias ?? null,
+    task: f.task,
+    label: f.labelName,
+    trees: f.nTrees,
+  };
+}
+
+function modelHeaders(m: ServedModel): Record<string, string> {
+  return m.buildId ? { "x-canopy-build": m.buildId } : {};
+}
+
+/** `?proba=1|true|0|false`, undefined when absent. */
+function probaFromQuery(value: string | undefined): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (value === "1" || value === "true" || value === "") return true;
+  if (value === "0" || value === "false") return false;
+  throw new ServingError(400, `?proba must be 1, true, 0 or false; got ${JSON.stringify(value)}`);
+}
+
+function byteLength(body: Uint8Array | string | undefined): number {
+  if (body === undefined) return 0;
+  return typeof body === "string" ? Buffer.byteLength(body, "utf8") : body.byteLength;
+}
+
+/**
+ * The predict endpoint, transport-neutral:
+ * - `POST /` or `POST /predict`: JSON `{"rows": [[...]]}` / `{"records": [{...}]}` or CSV with a header; predictions
+ *   (labels or regression values), and with `?proba=1` or `"proba": true` class probabilities too.
+ * - `GET /`: the model a request without ?model/?alias would get, and the limits.
+ * Model: `?model=<build-id>` or `?alias=<name>`, else the provider's default. Errors are JSON `{"error": "..."}`
+ * with 400 (bad input), 404 (unknown model, alias or route), 405, 413 (body or row count over the limit), 415.
+ */
+export function createHandler(options: HandlerOptions): Handler {
+  const maxRows = options.maxRows ?? DEFAULT_MAX_ROWS;
+  const maxBodyBytes = options.maxBodyBytes ?? LAMBDA_PAYLOAD_LIMIT;
+  const { models } = options;
+
+  async function predict(request: ServingRequest): Promise<ServingResponse> {
+    const selector = selectorFromQuery(request.query);
+    const queryProba = probaFromQuery(request.query.proba);
+    const size = byteLength(request.body);
+    if (size > maxBodyBytes)
+      throw new ServingError(413, `request body is ${size} bytes; the limit is ${maxBodyBytes} bytes: send fewer rows per request`);
+    const text = request.body === undefined ? "" : bodyText(request.body);
+    if (text.trim() === "")
+      throw new ServingError(400, 'empty body: send JSON {"rows": [[...], ...]} or {"records": [{"feature": value, ...}, ...]}, or CSV with a header row');
+    const model = await models.get(selector);
+    const { forest } = model;
+    const parsed = parseBody(text, request.headers["content-type"], forest, maxRows);
+    const proba = queryProba ?? parsed.proba ?? false;
+    if (proba && forest.task !== "classification") throw new ServingError(400, "proba needs a classification model; this one is regression");
+
+    const out: Record<string, unknown> = { model: modelInfo(model) };
+    if (proba) {
+      const k = forest.classes.length;
+      const p = forest.predictProba(parsed.X);
+      const rows: number[][] = new Array(parsed.X.nRows);
+      const predictions: string[] = new Array(parsed.X.nRows);
+      for (let r = 0; r < parsed.X.nRows; r++) {
+        const row = Array.from(p.subarray(r * k, r * k + k));
+        rows[r] = row;
+        let best = 0;
+        for (let c = 1; c < k; c++) if (row[c] > row[best]) best = c; // the engine's argmax: ties go to the first class
+        predictions[r] = forest.classes[best];
+      }
+      out.predictions = predictions;
+      out.classes = forest.classes;
+      out.probabilities = rows;
+    } else {
+      const predictions = forest.predict(parsed.X);
+      out.predictions = Array.isArray(predictions) ? predictions : Array.from(predictions);
+    }
+    return jsonResponse(200, out, modelHeaders(model));
+  }
+
+  async function summary(request: ServingRequest): Promise<ServingResponse> {
+    const model = await models.get(selectorFromQuery(request.query));
+    const f = model.forest;
+    return jsonResponse(
+      200,
+      {
+        status: "ok",
+        model: {
+          ...modelInfo(model),
+          classes: f.classes,
+          features: f.featureNames,
+          bytes: model.bytes,
+          loadedAt: new Date(model.loadedAt).toISOString(),
+          source: model.source,
+        },
+        defaultModel: models.defaultSelector,
+        limits: { maxRows, maxBodyBytes },
+      },
+      modelHeaders(model),
+    );
+  }
+
+  return async (request) => {
+    try {
+      const method = request.method.toUpperCase();
+      const path = request.path.length > 1 ? request.path.replace(/\/+$/, "") : request.path;
+      if (!PREDICT_PATHS.has(path)) throw new ServingError(404, `no route ${method} ${request.path}: POST / or /predict to predict, GET / for the model summary`);
+      if (method === "POST") return await predict(request);
+      if (method === "GET" && path === "/") return await summary(request);
+      const allow = path === "/" ? "GET, POST" : "POST";
+      return errorResponse(405, `${method} ${path} is not allowed; use ${allow}`, { allow });
+    } catch (err) {
+      if (err instanceof ServingError) {
+        if (err.status >= 500) options.onError?.(err, request);
+        return errorResponse(err.status, err.message);
+      }
+      // The engine's input errors (should the parser let one through) are the client's; anything else is ours.
+      if (err instanceof CanopyError) return errorResponse(400, errorLine(err));
+      options.onError?.(err, request);
+      return errorResponse(500, `internal error: ${errorLine(err)}`);
+    }
+  };
+}

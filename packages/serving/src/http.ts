@@ -1,0 +1,46 @@
+/**
+ * The transport-neutral request and response the handler works on. The Lambda adapter (function URL events)
+ * and the node:http adapter (`canopy serve`) both convert to and from these, so they run the same code.
+ */
+export interface ServingRequest {
+  /** Upper case: GET, POST, ... */
+  method: string;
+  /** The URL path without the query, e.g. "/predict". */
+  path: string;
+  /** Query parameters (first value of each). */
+  query: Record<string, string | undefined>;
+  /** Header names in lower case. */
+  headers: Record<string, string | undefined>;
+  /** The raw body; a string is taken as UTF-8 text. */
+  body?: Uint8Array | string;
+}
+
+export interface ServingResponse {
+  status: number;
+  headers: Record<string, string>;
+  /** JSON text. */
+  body: string;
+}
+
+/** A request the handler refuses: the status (4xx, or 5xx for a server-side problem) and one line saying why. */
+export class ServingError extends Error {
+  override name = "ServingError";
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): ServingResponse {
+  return {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", ...headers },
+    body: JSON.stringify(body),
+  };
+}
+
+export function errorResponse(status: number, message: string, headers: Record<string, string> = {}): ServingResponse {
+  return jsonResponse(status, { error: message }, headers);
+}

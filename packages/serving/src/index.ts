@@ -1,0 +1,18 @@
+export { createHandler, DEFAULT_MAX_ROWS, LAMBDA_PAYLOAD_LIMIT, type Handler, type HandlerOptions } from "./handler.ts";
+export { errorResponse, jsonResponse, ServingError, type ServingRequest, type ServingResponse } from "./http.ts";
+export {
+  AliasCache,
+  fixedModel,
+  ModelCache,
+  registryModels,
+  selectorFromQuery,
+  storeFromPorts,
+  type ModelProvider,
+  type ModelSelector,
+  type ModelStore,
+  type RegistryModelsOptions,
+  type ServedModel,
+} from "./models.ts";
+export { bodyFormat, bodyText, parseBody, type BodyFormat, type FeatureSchema, type ParsedBody, type RowMatrix } from "./parse.ts";
+export { servingConfig, type ServingConfig } from "./config.ts";
+export { listen, nodeListener, type Listening, type NodeAdapterOptions } from "./node.ts";

@@ -1,0 +1,193 @@
+import { parse as parseCsvText } from "csv-parse/sync";
+import { ServingError } from "./http.ts";
+
+/** What a body must be read against: the served model's features (and its label, which rows may carry). */
+export interface FeatureSchema {
+  featureNames: readonly string[];
+  labelName: string;
+}
+
+/** Rows to predict, row-major in the model's feature order; NaN marks a missing value. */
+export interface RowMatrix {
+  data: Float64Array;
+  nRows: number;
+  nCols: number;
+}
+
+export interface ParsedBody {
+  X: RowMatrix;
+  /** `"proba": true` in a JSON body; undefined when the body did not say. */
+  proba?: boolean;
+}
+
+export type BodyFormat = "json" | "csv";
+
+/** Missing-value spellings and number syntax exactly as the engine's CSV reader accepts them. */
+const MISSING = new Set(["", "na", "nan", "n/a", "null"]);
+const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+const JSON_FIELDS = new Set(["rows", "records", "proba"]);
+const USAGE = 'send JSON {"rows": [[...], ...]} or {"records": [{"feature": value, ...}, ...]}, or CSV with a header row';
+
+const bad = (message: string) => new ServingError(400, message);
+
+/**
+ * The body's format from its content type: JSON or CSV. Without a telling type (none, text/plain, curl's
+ * default form encoding, octet-stream) the first character decides: `{` is JSON, anything else CSV.
+ * Other types are refused (415).
+ */
+export function bodyFormat(contentType: string | undefined, text: string): BodyFormat {
+  const type = (contentType ?? "").split(";")[0].trim().toLowerCase();
+  if (type === "application/json" || type.endsWith("+json")) return "json";
+  if (type === "text/csv" || type === "application/csv") return "csv";
+  if (type === "" || type === "text/plain" || type === "application/x-www-form-urlencoded" || type === "application/octet-stream")
+    return text.trimStart().startsWith("{") ? "json" : "csv";
+  throw new ServingError(415, `unsupported content type ${JSON.stringify(type)}: ${USAGE}`);
+}
+
+function featureList(names: readonly string[]): string {
+  return names.length <= 8 ? names.join(", ") : `${names.slice(0, 8).join(", ")}, … (${names.length} in all)`;
+}
+
+function tooMany(nRows: number, maxRows: number): ServingError {
+  return new ServingError(413, `${nRows} rows in one request; the limit is ${maxRows}: split them over several requests`);
+}
+
+/** A JSON value as a feature value: a finite number, or null for a missing value. */
+function jsonValue(v: unknown, where: string): number {
+  if (typeof v === "number") {
+    if (!Number.isFinite(v)) throw bad(`${where}: ${v} is not a finite number`);
+    return v;
+  }
+  if (v === null) return NaN;
+  const shown = typeof v === "string" ? JSON.stringify(v) : Array.isArray(v) ? "an array" : typeof v === "object" ? "an object" : String(v);
+  throw bad(`${where}: ${shown} is not a number (use a JSON number, or null for a missing value)`);
+}
+
+function parseJson(text: string, schema: FeatureSchema, maxRows: number): ParsedBody {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (err) {
+    throw bad(`body is not valid JSON (${(err as Error).message.split("\n")[0]}): ${USAGE}`);
+  }
+  if (body === null || typeof body !== "object" || Array.isArray(body)) throw bad(`body must be a JSON object: ${USAGE}`);
+  const fields = body as Record<string, unknown>;
+  const unknown = Object.keys(fields).filter((k) => !JSON_FIELDS.has(k));
+  if (unknown.length > 0) throw bad(`unknown field ${JSON.stringify(unknown[0])} in the body; expected "rows" or "records", and optionally "proba"`);
+  if ("rows" in fields && "records" in fields) throw bad('send "rows" or "records", not both');
+  let proba: boolean | undefined;
+  if ("proba" in fields) {
+    if (typeof fields.proba !== "boolean") throw bad(`"proba" must be true or false; got ${JSON.stringify(fields.proba)}`);
+    proba = fields.proba;
+  }
+  const key = "rows" in fields ? "rows" : "records" in fields ? "records" : undefined;
+  if (!key) throw bad(`no "rows" or "records" in the body: ${USAGE}`);
+  const list = fields[key];
+  if (!Array.isArray(list)) throw bad(`"${key}" must be an array`);
+  if (list.length === 0) throw bad(`"${key}" is empty: no rows to predict`);
+  if (list.length > maxRows) throw tooMany(list.length, maxRows);
+  const X = key === "rows" ? rowsMatrix(list, schema) : recordsMatrix(list, schema);
+  return proba === undefined ? { X } : { X, proba };
+}
+
+function rowsMatrix(rows: unknown[], schema: FeatureSchema): RowMatrix {
+  const nCols = schema.featureNames.length;
+  const data = new Float64Array(rows.length * nCols);
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r];
+    if (!Array.isArray(row)) throw bad(`rows[${r}] is not an array: "rows" holds one array of ${nCols} numbers per row (for one row: [[...]])`);
+    if (row.length !== nCols)
+      throw bad(`rows[${r}] has ${row.length} value${row.length === 1 ? "" : "s"}; the model expects ${nCols} features (${featureList(schema.featureNames)})`);
+    for (let f = 0; f < nCols; f++) data[r * nCols + f] = jsonValue(row[f], `rows[${r}][${f}] (${JSON.stringify(schema.featureNames[f])})`);
+  }
+  return { data, nRows: rows.length, nCols };
+}
+
+function recordsMatrix(records: unknown[], schema: FeatureSchema): RowMatrix {
+  const names = schema.featureNames;
+  const nCols = names.length;
+  const position = new Map(names.map((n, i) => [n, i]));
+  const data = new Float64Array(records.length * nCols);
+  for (let r = 0; r < records.length; r++) {
+    const rec = records[r];
+    if (rec === null || typeof rec !== "object" || Array.isArray(rec)) throw bad(`records[${r}] is not an object of feature names to values`);
+    const fields = rec as Record<string, unknown>;
+    let seen = 0;
+    for (const key of Object.keys(fields)) {
+      const f = position.get(key);
+      if (f === undefined) {
+        if (key === schema.labelName) continue; // rows often carry their label: ignored
+        throw bad(`records[${r}] has unknown feature ${JSON.stringify(key)}; the model's features are ${featureList(names)}`);
+      }
+      data[r * nCols + f] = jsonValue(fields[key], `records[${r}].${key}`);
+      seen++;
+    }
+    if (seen !== nCols) {
+      const missing = names.filter((n) => !Object.hasOwn(fields, n));
+      throw bad(`records[${r}] lacks feature${missing.length > 1 ? "s" : ""} ${featureList(missing)} (use null for a missing value)`);
+    }
+  }
+  return { data, nRows: records.length, nCols };
+}
+
+/** CSV with a header row; columns matched to features by name (any order). Rows are numbered with the header as row 1. */
+function parseCsv(text: string, schema: FeatureSchema, maxRows: number): ParsedBody {
+  let records: string[][];
+  try {
+    records = parseCsvText(text, { bom: true, skip_empty_lines: true, relax_column_count: true }) as string[][];
+  } catch (err) {
+    throw bad(`malformed CSV: ${String((err as Error).message).split("\n")[0]}`);
+  }
+  while (records.length > 0 && records[0].every((c) => c.trim() === "")) records.shift();
+  if (records.length === 0) throw bad(`empty CSV: ${USAGE}`);
+  const header = records[0].map((name) => name.trim());
+  const position = new Map<string, number>();
+  const known = new Set(schema.featureNames);
+  header.forEach((name, i) => {
+    if (position.has(name)) throw bad(`CSV header: duplicate column ${JSON.stringify(name)}`);
+    if (!known.has(name) && name !== schema.labelName)
+      throw bad(`CSV header: unknown feature ${JSON.stringify(name)}; the model's features are ${featureList(schema.featureNames)}`);
+    position.set(name, i);
+  });
+  const missing = schema.featureNames.filter((n) => !position.has(n));
+  if (missing.length > 0) throw bad(`CSV header lacks feature${missing.length > 1 ? "s" : ""} ${featureList(missing)}`);
+  const nRows = records.length - 1;
+  if (nRows === 0) throw bad("the CSV has a header but no rows to predict");
+  if (nRows > maxRows) throw tooMany(nRows, maxRows);
+  const nCols = schema.featureNames.length;
+  const cols = schema.featureNames.map((n) => position.get(n)!);
+  const data = new Float64Array(nRows * nCols);
+  for (let r = 0; r < nRows; r++) {
+    const record = records[r + 1];
+    const row = r + 2;
+    if (record.length !== header.length) throw bad(`CSV row ${row} has ${record.length} fields; the header has ${header.length}`);
+    for (let f = 0; f < nCols; f++) {
+      const cell = record[cols[f]].trim();
+      let v: number;
+      if (MISSING.has(cell.toLowerCase())) v = NaN;
+      else if (DECIMAL.test(cell) && Number.isFinite((v = Number(cell)))) {
+        // a number
+      } else throw bad(`CSV row ${row}, column ${JSON.stringify(schema.featureNames[f])}: ${JSON.stringify(record[cols[f]])} is not a number`);
+      data[r * nCols + f] = v;
+    }
+  }
+  return { X: { data, nRows, nCols } };
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** The body as text; refuses bytes that are not UTF-8. */
+export function bodyText(body: Uint8Array | string): string {
+  if (typeof body === "string") return body;
+  try {
+    return utf8.decode(body);
+  } catch {
+    throw bad("body is not valid UTF-8 text");
+  }
+}
+
+/** Reads rows to predict from a request body. Throws ServingError (400, 413, 415) naming what is wrong. */
+export function parseBody(text: string, contentType: string | undefined, schema: FeatureSchema, maxRows: number): ParsedBody {
+  if (text.trim() === "") throw bad(`empty body: ${USAGE}`);
+  return bodyFormat(contentType, text) === "json" ? parseJson(text, schema, maxRows) : parseCsv(text, schema, maxRows);
+}
