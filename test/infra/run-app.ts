@@ -91,16 +91,18 @@ function plain(value: unknown): any {
 export async function runApp(root: string, reportPath: string): Promise<AppReport> {
   const platform = path.join(root, ".sst", "platform");
   if (!existsSync(path.join(platform, "node_modules", "@pulumi", "pulumi")))
-    throw new Error(`${platform} has no Pulumi: run \`npx sst install\` first`);
+    throw new Error(`${platform} has no Pulumi: run \`npm run sst:install\` first`);
   const requirePlatform = createRequire(path.join(platform, "package.json"));
   const esbuild = requirePlatform("esbuild") as typeof import("esbuild");
   const pulumi = requirePlatform("@pulumi/pulumi") as PulumiRuntime;
 
+  // Function IDs embed hashes of randomly named resources, so old build directories would pile up here.
+  rmSync(path.join(root, ".sst", "artifacts"), { recursive: true, force: true });
   const stage = process.env.SST_STAGE ?? "test";
   const report: AppReport = { stage, outputs: {}, resources: [], calls: [], builds: [], zips: {}, errors: [] };
 
   // ---- what `sst install` and the CLI know about the app: its name and the installed providers
-  const { name: appName, ...appRest } = await readAppName(root, esbuild);
+  const { name: appName, ...appRest } = await readApp(root, esbuild);
   const providerLock = JSON.parse(readFileSync(path.join(root, ".sst", "provider-lock.json"), "utf8")) as {
     package: string;
     alias: string;
@@ -379,7 +381,7 @@ function policyDocument(inputs: { statements?: any[] }) {
 }
 
 /** The app's name and policies from its app() function, which the CLI evaluates before anything else. */
-async function readAppName(root: string, esbuild: typeof import("esbuild")) {
+async function readApp(root: string, esbuild: typeof import("esbuild")) {
   const out = await esbuild.build({
     stdin: {
       contents: `import mod from "${root}/sst.config.ts"; globalThis.__canopyApp = mod.app({ stage: process.env.SST_STAGE ?? "test" });`,
