@@ -1,5 +1,6 @@
 export { createAggregator, type AggregatorDeps } from "./aggregator.ts";
 export { createDeadLetterConsumer, type DeadLetterDeps } from "./dlq.ts";
+export { createPredictFunction, requestFromEvent, resultFromResponse, type PredictDeps } from "./predict.ts";
 export { resources } from "./resources.ts";
 export { functionLogger, memoryMb } from "./runtime.ts";
 export { createSweeper, stallLimitMs, type SweeperDeps } from "./sweeper.ts";
