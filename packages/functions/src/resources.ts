@@ -1,5 +1,6 @@
 import type { BlobStore, BuildLedger, BuildRecord, Notifier } from "@canopy/core";
 import { DynamoLedger, listOpenBuilds, resolveResources, S3BlobStore, SnsNotifier, type ResourceName } from "@canopy/runtime-aws";
+import { Resource } from "sst";
 
 /**
  * The one place handlers get their AWS resources: names through runtime-aws's seam (CANOPY_* variables,
@@ -17,8 +18,12 @@ function once<T>(make: () => Promise<T>): () => Promise<T> {
   };
 }
 
+// A static import, so the bundler puts SST's linking client into each function (a Lambda package has no
+// node_modules); wrapped in an object because SST's Resource proxy must not be probed for `then`.
+const loadSst = async () => ({ Resource: Resource as unknown as Record<string, unknown> });
+
 async function resourceName(name: ResourceName): Promise<string> {
-  return (await resolveResources([name]))[name];
+  return (await resolveResources([name], { loadSst }))[name];
 }
 
 export const resources = {
