@@ -1,4 +1,6 @@
+import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { lambdaContext } from "@canopy/runtime-aws";
 import { buildPack, fitForest, parseCsv, type Forest } from "@canopy/forest";
@@ -73,4 +75,67 @@ export function functionUrlEvent(options: {
 export function bodyOf(result: APIGatewayProxyStructuredResultV2): Record<string, unknown> & { error?: string } {
   expect(result.isBase64Encoded).toBe(false);
   return JSON.parse(result.body as string) as Record<string, unknown> & { error?: string };
+}
+
+export const BIN = fileURLToPath(new URL("../../packages/cli/bin/canopy.mjs", import.meta.url));
+
+export interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Environment for a CLI child with no AWS credentials anywhere (so remote requests go unsigned, at once). */
+export function noCredentials(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env, AWS_EC2_METADATA_DISABLED: "true", AWS_CONFIG_FILE: "/nonexistent/config", AWS_SHARED_CREDENTIALS_FILE: "/nonexistent/credentials" };
+  for (const k of ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"]) delete out[k];
+  return out;
+}
+
+/** Starts the real CLI (node + the bin) in `cwd`. */
+export function start(args: string[], cwd: string, env: NodeJS.ProcessEnv = noCredentials()): ChildProcess {
+  return spawn(process.execPath, [BIN, ...args], { cwd, env: { ...env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+}
+
+export function finished(child: ChildProcess): Promise<Run> {
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+export const canopy = (args: string[], cwd: string, env?: NodeJS.ProcessEnv) => finished(start(args, cwd, env));
+
+/** `canopy serve` in the background: resolves with its URL once it listens; `stop()` sends SIGINT to its pid. */
+export async function serveInBackground(args: string[], cwd: string): Promise<{ url: string; stop(): Promise<Run>; stderr(): string }> {
+  const child = start(["serve", "--port", "0", ...args], cwd);
+  const done = finished(child);
+  let stderr = "";
+  child.stderr!.on("data", (d: string) => (stderr += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`canopy serve did not start: ${stderr}`)), 30_000);
+    child.stderr!.on("data", () => {
+      const m = /listening on (http:\/\/[^ ]+)/.exec(stderr);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    void done.then((run) => {
+      clearTimeout(timer);
+      reject(new Error(`canopy serve exited ${run.code}: ${run.stderr}`));
+    });
+  });
+  return {
+    url,
+    stderr: () => stderr,
+    stop: () => {
+      child.kill("SIGINT");
+      return done;
+    },
+  };
 }

@@ -10,6 +10,9 @@ import {
   parseWorkers,
 } from "./args.ts";
 import { addDevCommand } from "./commands/dev.ts";
+import { addModelsCommand } from "./commands/models.ts";
+import { addPromoteCommand } from "./commands/promote.ts";
+import { addServeCommand } from "./commands/serve.ts";
 import { EXIT_OK, EXIT_USAGE, exitCodeFor, InterruptedExit, oneLine, UsageError } from "./errors.ts";
 
 const DEFAULT_ROOT = ".canopy";
@@ -92,15 +95,24 @@ export function program(): Command {
     .description(
       "Predict the rows of a CSV. Feature columns are matched by name, so column order does not matter and extra " +
         "columns (such as the label) are ignored. Prints CSV: one column named after the label, or with --proba " +
-        "one probability column per class.",
+        "one probability column per class. With --remote, the rows go to a predict endpoint (the deployed function " +
+        "or canopy serve) in requests under its limits, signed with SigV4 when AWS credentials are available.",
     )
     .argument("<data.csv>", "rows to predict")
-    .requiredOption("--model <file|build-id>", "a model file, a train --out directory, or the id of a local build")
+    .option("--model <file|build-id>", "a model file, a train --out directory, or the id of a local build (with --remote: a build id)")
+    .option("--remote <url|alias>", "predict through an endpoint: its URL, or an alias served by CANOPY_PREDICT_URL / the app's predictUrl output")
+    .option("--chunk-rows <n>", "with --remote: most rows per request (default: the endpoint's limit)", parseWorkers)
     .option("--proba", "class probabilities instead of labels (classification)")
     .addOption(rootOption())
-    .action(async (data: string, options: { model: string; proba?: boolean; root: string }) => {
+    .action(async (data: string, options: { model?: string; remote?: string; chunkRows?: number; proba?: boolean; root: string }) => {
+      if (options.remote !== undefined) {
+        const { remotePredict } = await import("./commands/remote.ts");
+        await remotePredict(data, { ...options, remote: options.remote });
+        return;
+      }
+      if (options.model === undefined) throw new UsageError("required option '--model <file|build-id>' not specified");
       const { predict } = await import("./commands/predict.ts");
-      await predict(data, options);
+      await predict(data, { ...options, model: options.model });
     });
 
   canopy
@@ -128,6 +140,9 @@ export function program(): Command {
     });
 
   addDevCommand(canopy);
+  addServeCommand(canopy);
+  addPromoteCommand(canopy);
+  addModelsCommand(canopy);
 
   return canopy;
 }

@@ -1,0 +1,44 @@
+import type { Command } from "commander";
+import { addTargetOptions, openTarget, targetError, type TargetOptions } from "./registry.ts";
+
+export interface PromoteOptions extends TargetOptions {
+  alias: string;
+  json?: boolean;
+}
+
+/** `canopy promote <build-id> --alias <name>`; the definition only, the work is imported when it runs. */
+export function addPromoteCommand(canopy: Command): Command {
+  return addTargetOptions(
+    canopy
+      .command("promote")
+      .summary("point a model alias (e.g. production) at a completed build")
+      .description(
+        "Point an alias at a COMPLETED build's model. Predict endpoints serving that alias (canopy serve, the deployed " +
+          "function) switch to it within their alias cache time, without a restart or redeploy. Builds are the model " +
+          "versions; promoting an earlier build rolls back. Works on the local store, or with --endpoint/--table on the AWS app.",
+      )
+      .argument("<build-id>", "a COMPLETED build (see canopy models)")
+      .requiredOption("--alias <name>", "the alias, e.g. production or staging")
+      .option("--json", "print the alias record as JSON"),
+  ).action(async (buildId: string, options: PromoteOptions) => {
+    await promote(buildId, options);
+  });
+}
+
+export async function promote(buildId: string, options: PromoteOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
+  const target = await openTarget(options);
+  try {
+    const record = await target.registry.promote(buildId, options.alias);
+    if (options.json) out.write(`${JSON.stringify(record, null, 2)}\n`);
+    else {
+      const was = record.previous === undefined ? "" : record.previous === record.buildId ? " (unchanged)" : ` (was ${record.previous})`;
+      out.write(`${record.alias} -> ${record.buildId}${was}\n`);
+    }
+  } catch (err) {
+    // Say where the build was looked for (RegistryError, checked by name: core is not loaded at startup).
+    if ((err as Error).name === "RegistryError" && (err as { code?: string }).code === "not-found") (err as Error).message += ` in ${target.where}`;
+    throw targetError(err, target, options.endpoint);
+  } finally {
+    await target.close();
+  }
+}

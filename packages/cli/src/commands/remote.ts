@@ -1,0 +1,320 @@
+import { createHash, createHmac, type Hash, type Hmac } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { Agent as HttpAgent, request as httpRequest } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { readFile } from "node:fs/promises";
+import { FailedError, fileError, UsageError } from "../errors.ts";
+import { csvField, readFeatureCsv, type FeatureMatrix } from "../features.ts";
+
+export interface RemoteOptions {
+  /** A URL, or an alias name (served by the URL in CANOPY_PREDICT_URL or the SST app's outputs). */
+  remote: string;
+  /** A build id: pin the requests to it (?model=). */
+  model?: string;
+  proba?: boolean;
+  /** Most rows per request (default: the endpoint's limit). */
+  chunkRows?: number;
+  /** Requests in flight (default 4). */
+  concurrency?: number;
+}
+
+/** AWS credentials as the SDK's default chain gives them. */
+export interface Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+export interface RemoteIo {
+  out?: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream;
+  /** Default: the SDK's default chain (environment, profiles, SSO, container/instance roles); none = unsigned. */
+  credentials?: () => Promise<Credentials | undefined>;
+  env?: NodeJS.ProcessEnv;
+  /** Where `.sst/outputs.json` is looked for (default: the working directory). */
+  cwd?: string;
+}
+
+/** Lambda's request limit is 6 MB; a request is kept under 5 MB so headers and JSON framing never tip it over. */
+const BODY_BUDGET = 5 * 1024 * 1024;
+const MAX_ATTEMPTS = 4;
+
+interface Summary {
+  model: { buildId: string | null; task: "classification" | "regression"; label: string; features: string[]; classes: string[]; trees: number };
+  limits: { maxRows: number; maxBodyBytes: number };
+}
+
+type SourceData = string | ArrayBuffer | ArrayBufferView;
+const bytesOf = (data: SourceData): string | Uint8Array =>
+  typeof data === "string" ? data : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data);
+
+/** node:crypto SHA-256 / HMAC-SHA-256 in the shape @smithy/signature-v4 wants (what @smithy/hash-node does). */
+class Sha256 {
+  private hash: Hash | Hmac;
+  private readonly secret?: string | Uint8Array;
+  constructor(secret?: SourceData) {
+    this.secret = secret === undefined ? undefined : bytesOf(secret);
+    this.hash = this.make();
+  }
+  private make(): Hash | Hmac {
+    return this.secret === undefined ? createHash("sha256") : createHmac("sha256", this.secret);
+  }
+  update(data: SourceData): void {
+    this.hash.update(bytesOf(data));
+  }
+  async digest(): Promise<Uint8Array> {
+    return new Uint8Array(this.hash.digest());
+  }
+  reset(): void {
+    this.hash = this.make();
+  }
+}
+
+/** The region a Lambda function URL lives in (`<id>.lambda-url.<region>.on.aws`), else the environment's. */
+export function signingRegion(url: URL, env: NodeJS.ProcessEnv): string {
+  const m = /\.lambda-url\.([a-z0-9-]+)\.on\.aws$/.exec(url.hostname);
+  return m?.[1] ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? "us-east-1";
+}
+
+/** The endpoint URL: --remote as given when it is a URL, else the app's predict URL with ?alias=<remote>. */
+export function remoteUrl(remote: string, env: NodeJS.ProcessEnv, cwd: string): URL {
+  if (/^https?:\/\//i.test(remote)) {
+    try {
+      return new URL(remote);
+    } catch {
+      throw new UsageError(`--remote ${remote}: not a valid URL`);
+    }
+  }
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(remote)) throw new UsageError(`--remote ${JSON.stringify(remote)}: expected an http(s) URL or an alias name`);
+  let base = env.CANOPY_PREDICT_URL;
+  const outputs = `${cwd.replace(/\/$/, "")}/.sst/outputs.json`;
+  if (!base && existsSync(outputs)) {
+    try {
+      base = (JSON.parse(readFileSync(outputs, "utf8")) as { predictUrl?: string }).predictUrl;
+    } catch {
+      // unreadable outputs: same as none
+    }
+  }
+  if (!base) throw new UsageError(`--remote ${remote}: no predict URL for the alias; set CANOPY_PREDICT_URL or deploy the app (sst deploy writes predictUrl to .sst/outputs.json)`);
+  const url = new URL(base);
+  url.searchParams.set("alias", remote);
+  return url;
+}
+
+/** Default credentials: the SDK's chain, or undefined when it finds none (then requests go unsigned). */
+async function defaultCredentials(): Promise<Credentials | undefined> {
+  const { defaultProvider } = await import("@aws-sdk/credential-provider-node");
+  try {
+    return await defaultProvider()();
+  } catch {
+    return undefined;
+  }
+}
+
+interface Reply {
+  status: number;
+  body: string;
+}
+
+/** Sends one request (SigV4-signed for service "lambda" when there are credentials) over a keep-alive agent. */
+function client(credentials: Credentials | undefined, region: string) {
+  const agents = { "http:": new HttpAgent({ keepAlive: true }), "https:": new HttpsAgent({ keepAlive: true }) };
+  let signer: Promise<import("@smithy/signature-v4").SignatureV4> | undefined;
+  const getSigner = () =>
+    (signer ??= import("@smithy/signature-v4").then(({ SignatureV4 }) => new SignatureV4({ service: "lambda", region, credentials: credentials!, sha256: Sha256 })));
+
+  return {
+    async send(method: "GET" | "POST", url: URL, body?: string): Promise<Reply> {
+      let headers: Record<string, string> = { host: url.host, accept: "application/json", ...(body !== undefined ? { "content-type": "application/json" } : {}) };
+      if (credentials) {
+        const query: Record<string, string> = {};
+        for (const [k, v] of url.searchParams) query[k] = v;
+        const signed = await (await getSigner()).sign({
+          method,
+          protocol: url.protocol,
+          hostname: url.hostname,
+          ...(url.port ? { port: Number(url.port) } : {}),
+          path: url.pathname,
+          query,
+          headers,
+          ...(body !== undefined ? { body } : {}),
+        });
+        headers = signed.headers as Record<string, string>;
+      }
+      if (body !== undefined) headers["content-length"] = String(Buffer.byteLength(body));
+      const request = url.protocol === "https:" ? httpsRequest : httpRequest;
+      return new Promise<Reply>((resolve, reject) => {
+        const req = request(url, { method, headers, agent: agents[url.protocol as "http:" | "https:"] }, (res) => {
+          let text = "";
+          res.setEncoding("utf8").on("data", (d: string) => (text += d));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+          res.on("error", reject);
+        });
+        req.on("error", reject);
+        req.end(body);
+      });
+    },
+    close() {
+      agents["http:"].destroy();
+      agents["https:"].destroy();
+    },
+  };
+}
+
+/** The endpoint's one-line reason, from Canopy's {"error"} or AWS's {"Message"} bodies. */
+function reason(reply: Reply): string {
+  try {
+    const body = JSON.parse(reply.body) as { error?: string; Message?: string; message?: string };
+    const text = body.error ?? body.Message ?? body.message;
+    if (text) return text;
+  } catch {
+    // not JSON
+  }
+  return reply.body.trim().split("\n")[0].slice(0, 200) || "no message";
+}
+
+function refusal(reply: Reply, signed: boolean, what: string): Error {
+  const why = reason(reply);
+  if (reply.status === 403)
+    return new FailedError(
+      `${what}: 403 ${why}${signed ? " (the request was signed: are these AWS credentials allowed lambda:InvokeFunctionUrl?)" : " (the request was not signed: no AWS credentials found)"}`,
+    );
+  return reply.status >= 400 && reply.status < 500 ? new UsageError(`${what}: ${reply.status} ${why}`) : new FailedError(`${what}: ${reply.status} ${why}`);
+}
+
+const retryable = (status: number) => status === 429 || status === 502 || status === 503 || status === 504;
+
+/** One row as JSON: numbers, null for missing. */
+function rowJson(X: FeatureMatrix, r: number): string {
+  const parts: string[] = new Array(X.nCols);
+  for (let f = 0; f < X.nCols; f++) {
+    const v = X.data[r * X.nCols + f];
+    parts[f] = Number.isNaN(v) ? "null" : String(v);
+  }
+  return `[${parts.join(",")}]`;
+}
+
+/** Consecutive row ranges whose JSON bodies stay under the byte budget and the row limit. */
+export function chunkRows(X: FeatureMatrix, maxRows: number, budget: number): { start: number; end: number; body: string }[] {
+  const chunks: { start: number; end: number; body: string }[] = [];
+  let start = 0;
+  let rows: string[] = [];
+  let size = 0;
+  const flush = (end: number) => {
+    if (rows.length === 0) return;
+    chunks.push({ start, end, body: `{"rows":[${rows.join(",")}]}` });
+    start = end;
+    rows = [];
+    size = 0;
+  };
+  for (let r = 0; r < X.nRows; r++) {
+    const row = rowJson(X, r);
+    if (row.length + 20 > budget) throw new UsageError(`row ${r + 2} alone is larger than a request may be (${budget} bytes)`);
+    if (rows.length >= maxRows || size + row.length + 1 + 12 > budget) flush(r);
+    rows.push(row);
+    size += row.length + 1;
+  }
+  flush(X.nRows);
+  return chunks;
+}
+
+/**
+ * `canopy predict --remote`: the CSV is read and checked here (the same errors and row numbers as a local
+ * predict), cut into requests under the endpoint's row limit and Lambda's 6 MB, sent a few at a time (signed
+ * with SigV4 when AWS credentials are available), and the answers printed as CSV exactly like a local predict.
+ * The first request learns the model; the rest are pinned to its build, so a promotion mid-run cannot mix models.
+ */
+export async function remotePredict(data: string, options: RemoteOptions, io: RemoteIo = {}): Promise<void> {
+  const out = io.out ?? process.stdout;
+  const stderr = io.stderr ?? process.stderr;
+  const env = io.env ?? process.env;
+  const note = (text: string) => stderr.write(`canopy: ${text}\n`);
+  const url = remoteUrl(options.remote, env, io.cwd ?? process.cwd());
+  if (options.model !== undefined) {
+    if (url.searchParams.has("alias")) throw new UsageError("--model and an alias in --remote both choose the model; give one");
+    const { isBuildId } = await import("@canopy/core");
+    if (!isBuildId(options.model)) throw new UsageError(`--model with --remote must be a build id (b- and 16 hex digits); got ${JSON.stringify(options.model)}`);
+    url.searchParams.set("model", options.model);
+  }
+  const csv = await readFile(data).then(
+    (b) => new Uint8Array(b),
+    (err: unknown) => {
+      throw fileError(err, data, "data file") ?? err;
+    },
+  );
+
+  const credentials = await (io.credentials ?? defaultCredentials)();
+  if (!credentials && url.hostname.endsWith(".on.aws")) note("no AWS credentials found: sending unsigned requests (a function URL with IAM auth will refuse them)");
+  const http = client(credentials, signingRegion(url, env));
+  const what = `remote ${url.origin}${url.pathname}`;
+  try {
+    const send = async (method: "GET" | "POST", target: URL, body?: string): Promise<Reply> => {
+      for (let attempt = 1; ; attempt++) {
+        let reply: Reply | undefined;
+        let error: unknown;
+        try {
+          reply = await http.send(method, target, body);
+        } catch (err) {
+          error = err;
+        }
+        if (reply && !retryable(reply.status)) return reply;
+        if (attempt >= MAX_ATTEMPTS) {
+          if (reply) return reply;
+          const code = (error as NodeJS.ErrnoException).code;
+          throw new FailedError(`${what}: ${code ?? (error as Error).message}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 100 * 2 ** attempt));
+      }
+    };
+
+    const head = await send("GET", url);
+    if (head.status !== 200) throw refusal(head, credentials !== undefined, what);
+    const summary = JSON.parse(head.body) as Summary;
+    const { model, limits } = summary;
+    if (options.proba && model.task !== "classification") throw new UsageError("--proba needs a classification model; this one is regression");
+    const X = readFeatureCsv(csv, model.features);
+    const pinned = new URL(url);
+    if (model.buildId) {
+      pinned.searchParams.delete("alias");
+      pinned.searchParams.set("model", model.buildId);
+    }
+    if (options.proba) pinned.searchParams.set("proba", "1");
+    const maxRows = Math.max(1, Math.min(options.chunkRows ?? limits.maxRows, limits.maxRows));
+    const chunks = chunkRows(X, maxRows, Math.min(BODY_BUDGET, limits.maxBodyBytes));
+    note(`${model.buildId ?? "model"} (${model.trees} trees) at ${url.origin}: ${X.nRows} rows in ${chunks.length} request${chunks.length === 1 ? "" : "s"}`);
+
+    const results: { predictions: (string | number)[]; probabilities?: number[][] }[] = new Array(chunks.length);
+    let next = 0;
+    let done = 0;
+    let rowsDone = 0;
+    const tty = (stderr as NodeJS.WriteStream).isTTY === true;
+    const every = Math.max(1, Math.ceil(chunks.length / 20));
+    const worker = async () => {
+      while (next < chunks.length) {
+        const i = next++;
+        const chunk = chunks[i];
+        const reply = await send("POST", pinned, chunk.body);
+        if (reply.status !== 200) throw refusal(reply, credentials !== undefined, `${what} (rows ${chunk.start + 2}-${chunk.end + 1} of ${data})`);
+        results[i] = JSON.parse(reply.body) as (typeof results)[number];
+        done++;
+        rowsDone += chunk.end - chunk.start;
+        const line = `${rowsDone}/${X.nRows} rows (${done}/${chunks.length} requests)`;
+        if (tty) stderr.write(`\rcanopy: ${line}${done === chunks.length ? "\n" : ""}`);
+        else if (done % every === 0 || done === chunks.length) note(line);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 4, chunks.length) }, worker));
+
+    const lines: string[] = [];
+    if (options.proba) {
+      lines.push(model.classes.map(csvField).join(","));
+      for (const r of results) for (const p of r.probabilities ?? []) lines.push(p.map(String).join(","));
+    } else {
+      lines.push(csvField(model.label));
+      for (const r of results) for (const p of r.predictions) lines.push(typeof p === "number" ? String(p) : csvField(p));
+    }
+    out.write(`${lines.join("\n")}\n`);
+  } finally {
+    http.close();
+  }
+}

@@ -1,0 +1,153 @@
+import { stat } from "node:fs/promises";
+import { type Command, InvalidArgumentError } from "commander";
+import { parseInteger, parseNumber } from "../args.ts";
+import { UsageError } from "../errors.ts";
+
+export interface ServeOptions {
+  model: string;
+  port: number;
+  host: string;
+  root: string;
+  maxRows?: number;
+  aliasTtl: number;
+  verbose?: boolean;
+}
+
+export interface ServeIo {
+  stderr?: NodeJS.WritableStream;
+  /** Stops the server (default: SIGINT / SIGTERM). */
+  signal?: AbortSignal;
+  /** Called once the server listens, with its URL. */
+  onListening?: (url: string) => void;
+}
+
+function parsePort(text: string): number {
+  const port = parseInteger(text);
+  if (port < 0 || port > 65_535) throw new InvalidArgumentError("Expected a port number 0-65535 (0: any free port).");
+  return port;
+}
+
+function parseSeconds(text: string): number {
+  const s = parseNumber(text);
+  if (s < 0) throw new InvalidArgumentError("Expected a number of seconds >= 0.");
+  return s;
+}
+
+function parseMaxRows(text: string): number {
+  const n = parseInteger(text);
+  if (n < 1) throw new InvalidArgumentError("Expected an integer >= 1.");
+  return n;
+}
+
+/** `canopy serve`; the definition only, the engine and the server are imported when it runs. */
+export function addServeCommand(canopy: Command): Command {
+  return canopy
+    .command("serve")
+    .summary("serve predictions over HTTP (the deployed predict function's handler, locally)")
+    .description(
+      "Serve a model on a local HTTP server with the same handler as the deployed predict function: POST / or /predict " +
+        'with JSON {"rows": [[...]]} or {"records": [{...}]} or CSV (header row), ?proba=1 for probabilities; GET / for ' +
+        "a summary. With a build id or an alias, requests may also pick ?model=<build-id> or ?alias=<name> from the local " +
+        "store, and a promotion is picked up within --alias-ttl.",
+    )
+    .option("--model <file|build-id|alias>", "a model file, a train --out directory, a local build id, or an alias", "production")
+    .option("--port <port>", "port to listen on (0: any free port)", parsePort, 8080)
+    .option("--host <host>", "address to listen on", "127.0.0.1")
+    .option("--root <dir>", "local store of packs, builds, aliases and the ledger", ".canopy")
+    .option("--max-rows <n>", "most rows per request (default 10000)", parseMaxRows)
+    .option("--alias-ttl <seconds>", "how long an alias resolution is reused", parseSeconds, 1)
+    .option("--verbose", "one line per request on stderr")
+    .action(async (options: ServeOptions) => {
+      await serve(options);
+    });
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+export async function serve(options: ServeOptions, io: ServeIo = {}): Promise<void> {
+  const stderr = io.stderr ?? process.stderr;
+  const note = (text: string) => stderr.write(`canopy: ${text}\n`);
+  const serving = await import("@canopy/serving");
+  const core = await import("@canopy/core");
+  const ref = options.model;
+
+  let models: import("@canopy/serving").ModelProvider;
+  let what: string;
+  let notFound = (err: Error) => err.message;
+  if ((await exists(ref)) || !(core.isBuildId(ref) || core.isAliasName(ref))) {
+    // A path (a path wins over an id or alias spelled the same), or something that can only be a path.
+    const { loadModelRef } = await import("../model.ts");
+    const loaded = await loadModelRef(ref, options.root);
+    models = serving.fixedModel(loaded.forest, { bytes: loaded.bytes, source: loaded.path, ...(loaded.buildId ? { buildId: loaded.buildId } : {}) });
+    what = loaded.path;
+  } else {
+    const { DiskBlobStore, DiskModelRegistry } = await import("@canopy/runtime-local");
+    const registry = new DiskModelRegistry(options.root);
+    const store = serving.storeFromPorts(registry, new DiskBlobStore(options.root));
+    const defaultSelector = core.isBuildId(ref) ? { buildId: ref } : { alias: ref };
+    models = serving.registryModels(store, { defaultSelector, aliasTtlMs: options.aliasTtl * 1000 });
+    what = core.isBuildId(ref) ? `build ${ref}` : `alias ${ref}`;
+    notFound = () => `build ${ref} has no model in ${options.root} (not found, or not finished)`;
+    if (core.isAliasName(ref) && !core.isBuildId(ref)) {
+      const target = await registry.resolve(ref);
+      notFound = () =>
+        target === undefined
+          ? `alias ${JSON.stringify(ref)} is not set in ${options.root} (canopy promote <build-id> --alias ${ref})`
+          : `alias ${JSON.stringify(ref)} points at build ${target}, which has no model in ${options.root}`;
+    }
+  }
+  // Load the default model now: a wrong --model fails here, not on the first request.
+  let first: import("@canopy/serving").ServedModel;
+  try {
+    first = await models.get(undefined);
+  } catch (err) {
+    if (err instanceof serving.ServingError && err.status === 404) throw new UsageError(notFound(err));
+    throw err;
+  }
+  if (first.buildId && !what.includes(first.buildId)) what += ` (${first.buildId})`;
+
+  const handler = serving.createHandler({
+    models,
+    ...(options.maxRows !== undefined ? { maxRows: options.maxRows } : {}),
+    onError: (err) => note(`error: ${core.errorLine(err)}`),
+  });
+  let listening: import("@canopy/serving").Listening;
+  try {
+    listening = await serving.listen(handler, {
+      port: options.port,
+      host: options.host,
+      ...(options.verbose ? { onResponse: (req, res, ms) => note(`${req.method} ${req.path} ${res.status} ${ms.toFixed(1)} ms`) } : {}),
+    });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EADDRINUSE") throw new UsageError(`port ${options.port} on ${options.host} is in use: pick another with --port`);
+    if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND") throw new UsageError(`cannot listen on ${options.host}: no such local address`);
+    throw err;
+  }
+  const f = first.forest;
+  note(`serving ${what}: ${f.task}, ${f.nTrees} trees, ${f.nFeatures} features, label ${f.labelName}`);
+  note(`listening on ${listening.url} (POST / with JSON rows/records or CSV, ?proba=1; GET / for the summary); Ctrl-C to stop`);
+  io.onListening?.(listening.url);
+
+  await new Promise<void>((resolve) => {
+    if (io.signal) {
+      if (io.signal.aborted) resolve();
+      else io.signal.addEventListener("abort", () => resolve(), { once: true });
+      return;
+    }
+    const stop = () => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      resolve();
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  await listening.close();
+  note("stopped");
+}
