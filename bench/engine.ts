@@ -11,6 +11,8 @@ export interface RunOptions {
   seed: number;
   /** predict is timed this many times; the best run counts (first runs pay JIT warm-up). */
   predictRepeats: number;
+  /** scikit-learn's n_jobs (default 1). */
+  jobs?: number;
 }
 
 /** Column-major float64 columns, the shape a Dataset wants (built outside the timed region). */

@@ -1,18 +1,19 @@
 // `npm run bench`: self-setup, run every section, print the tables, write bench/RESULTS.md and bench/out/results.json.
-// Env: BENCH_QUICK=1 (digits + FM 5k only), BENCH_MLRF_CAP (seconds, default 120).
+// Env: BENCH_QUICK=1 (digits + FM 5k only), BENCH_MLRF_CAP (seconds, default 120), BENCH_ONLY=name,... (some sections).
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { compareEngines } from "./compare.ts";
+import { pipelineSection } from "./pipeline.ts";
 import { resultsMarkdown, resultsText } from "./report.ts";
 import type { RunInfo } from "./report.ts";
 import type { Section, SectionContext, SectionResult } from "./section.ts";
 import { ensureFashionMnist, ensurePython } from "./setup.ts";
 
-// Later sections (pipeline with workers, serving load test) go here, each a function in its own file.
-const SECTIONS: Section[] = [compareEngines];
+// Each section is a function in its own file. BENCH_ONLY=engines,pipeline runs some of them.
+const SECTIONS: Record<string, Section> = { engines: compareEngines, pipeline: pipelineSection };
 
 function versionOf(pkgJson: string): string {
   try {
@@ -46,7 +47,12 @@ async function main(): Promise<void> {
   const ctx: SectionContext = { quick, python, cacheDir, env: process.env, log };
 
   const sections: SectionResult[] = [];
-  for (const section of SECTIONS) sections.push(await section(ctx));
+  const only = process.env.BENCH_ONLY?.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const name of only ?? []) if (!(name in SECTIONS)) throw new Error(`BENCH_ONLY: no section "${name}" (have ${Object.keys(SECTIONS).join(", ")})`);
+  for (const [name, section] of Object.entries(SECTIONS)) {
+    if (only && !only.includes(name)) continue;
+    sections.push(await section(ctx));
+  }
   clearInterval(sampler);
   loadPeak = Math.max(loadPeak, loadavg()[0]);
 

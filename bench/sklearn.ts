@@ -30,6 +30,7 @@ export async function runSklearn(python: string, caseDir: string, caseId: string
   const stdout = await runChild(python, [
     SKLEARN_SCRIPT, "fit", caseDir,
     "--trees", String(opts.trees), "--seed", String(opts.seed), "--predict-repeats", String(opts.predictRepeats),
+    "--jobs", String(opts.jobs ?? 1),
   ]);
   const j = JSON.parse(stdout.trim().split("\n").pop()!);
   if (j.fingerprint !== fingerprint) throw new Error(`sklearn read different data for ${caseId} (fingerprint mismatch)`);

@@ -50,7 +50,7 @@ def fit(args):
     x_train = x_train.astype(np.float32)
     x_test = x_test.astype(np.float32)
     model = RandomForestClassifier(
-        n_estimators=args.trees, max_features="sqrt", bootstrap=True, random_state=args.seed, n_jobs=1
+        n_estimators=args.trees, max_features="sqrt", bootstrap=True, random_state=args.seed, n_jobs=args.jobs
     )
     t0 = time.perf_counter()
     model.fit(x_train, y_train)
@@ -109,6 +109,7 @@ def main():
     f.add_argument("--trees", type=int, default=10)
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--predict-repeats", type=int, default=3)
+    f.add_argument("--jobs", type=int, default=1)
     k = sub.add_parser("peek-idx")
     k.add_argument("images")
     k.add_argument("labels")
