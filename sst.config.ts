@@ -19,6 +19,8 @@ export default $config({
     const { training } = await import("./stacks/training.ts");
     const { aggregation } = await import("./stacks/aggregation.ts");
     const { sweeper } = await import("./stacks/sweeper.ts");
+    const { readServingSettings } = await import("./stacks/serving-settings.ts");
+    const { serving } = await import("./stacks/serving.ts");
 
     const settings = readSettings(process.env);
     const { bucket, table } = storage();
@@ -26,12 +28,15 @@ export default $config({
     const { groves } = training(settings, { bucket, table, topic });
     aggregation(settings, { bucket, table, topic });
     sweeper(settings, { table, topic });
+    const { predict } = serving(readServingSettings(process.env), { bucket, table });
 
     return {
       bucket: bucket.name,
       queue: groves.url,
       table: table.name,
       topic: topic.arn,
+      // canopy predict --remote <alias> reads this from .sst/outputs.json.
+      predictUrl: predict.url,
     };
   },
 });

@@ -287,6 +287,11 @@ export async function runApp(root: string, reportPath: string): Promise<AppRepor
             state.qualifiedArn = `${state.arn}:$LATEST`;
             state.invokeArn = `arn:aws:apigateway:${MOCK_REGION}:lambda:path/2015-03-31/functions/${state.arn}/invocations`;
             break;
+          case "aws:lambda/functionUrl:FunctionUrl":
+            // Lambda's URL shape, so a client can derive the signing region from it.
+            state.functionUrl = `https://${name.toLowerCase().replace(/[^a-z0-9]/g, "")}.lambda-url.${MOCK_REGION}.on.aws/`;
+            state.url = state.functionUrl;
+            break;
           case "aws:iam/role:Role":
             state.name = physical(inputs, "name", name);
             state.arn = `arn:aws:iam::${MOCK_ACCOUNT}:role/${state.name}`;

@@ -1,0 +1,20 @@
+import { functionDefaults } from "./defaults.ts";
+import { PREDICT_HANDLER, type ServingSettings } from "./serving-settings.ts";
+
+/**
+ * The predict endpoint: a function URL (IAM auth by default) in front of the serving handler. It reads alias
+ * items from the builds table and models from the bucket, so it links those two and nothing else.
+ */
+export function serving(settings: ServingSettings, { bucket, table }: { bucket: sst.aws.Bucket; table: sst.aws.Dynamo }) {
+  const predict = new sst.aws.Function("CanopyPredict", {
+    ...functionDefaults(),
+    handler: PREDICT_HANDLER,
+    description: "Canopy predict: serves a model by alias or build id over a function URL",
+    link: [bucket, table],
+    url: { authorization: settings.authorization },
+    memory: `${settings.memoryMb} MB`,
+    timeout: `${settings.timeoutSeconds} seconds`,
+    environment: settings.environment,
+  });
+  return { predict };
+}
