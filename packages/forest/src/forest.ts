@@ -221,7 +221,8 @@ export class Forest {
     return new Forest(first.task, first.featureNames, first.labelName, first.classes, first.params, trees);
   }
 
-  toJSON(): ForestJSON {
+  /** The fields both encodings start with. */
+  private meta(): Omit<ForestJSON, "trees"> {
     return {
       format: FOREST_FORMAT,
       version: FOREST_VERSION,
@@ -230,6 +231,12 @@ export class Forest {
       labelName: this.labelName,
       classes: this.classes,
       params: this.params,
+    };
+  }
+
+  toJSON(): ForestJSON {
+    return {
+      ...this.meta(),
       trees: this.trees.map((t) => ({
         index: t.index,
         feature: Array.from(t.feature),
@@ -251,13 +258,7 @@ export class Forest {
     const featureWidth: 2 | 4 = this.nFeatures < 0x8000 ? 2 : 4;
     const width = this.valueWidth;
     const header: BinaryHeader = {
-      format: FOREST_FORMAT,
-      version: FOREST_VERSION,
-      task: this.task,
-      featureNames: this.featureNames,
-      labelName: this.labelName,
-      classes: this.classes,
-      params: this.params,
+      ...this.meta(),
       featureWidth,
       trees: this.trees.map((t) => ({ index: t.index, nodeCount: t.nodeCount, leafCount: t.values.length / width })),
     };
