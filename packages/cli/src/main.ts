@@ -1,19 +1,16 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
-import {
-  collectTag,
-  parseCountOrFraction,
-  parseHttpUrl,
-  parseInteger,
-  parseMaxFeatures,
-  parseNumber,
-  parseWorkers,
-} from "./args.ts";
+import { parseHttpUrl, parseWorkers } from "./args.ts";
 import { addDevCommand } from "./commands/dev.ts";
+import { addPublishCommand } from "./commands/publish.ts";
+import { addStatusCommand } from "./commands/status.ts";
+import { addSubscribeCommand } from "./commands/subscribe.ts";
+import { addWatchCommand } from "./commands/watch.ts";
 import { addModelsCommand } from "./commands/models.ts";
 import { addPromoteCommand } from "./commands/promote.ts";
 import { addServeCommand } from "./commands/serve.ts";
 import { EXIT_OK, EXIT_USAGE, exitCodeFor, InterruptedExit, oneLine, UsageError } from "./errors.ts";
+import { addSpecOptions } from "./spec-options.ts";
 
 const DEFAULT_ROOT = ".canopy";
 
@@ -42,7 +39,7 @@ export function program(): Command {
     .showSuggestionAfterError(true)
     .configureOutput({ outputError: (text, write) => write(commanderLine(text)) });
 
-  canopy
+  const train = canopy
     .command("train")
     .summary("train a forest on a CSV file")
     .description(
@@ -50,35 +47,10 @@ export function program(): Command {
         "The build is cut into groves of trees trained in parallel on worker threads, then merged and evaluated " +
         "on a held-out split. Same data, options and seed give a byte-identical model whatever --workers and --grove-size.",
     )
-    .argument("[data.csv]", "training data (not needed with --resume)")
-    .option("--label <column>", "label column (default: the last column)")
-    .addOption(new Option("--task <task>", "default: detected from the label column").choices(["classification", "regression", "auto"]))
-    .option("--trees <n>", "number of trees, n_estimators (default 100)", parseInteger)
-    .option("--grove-size <g>", "trees per grove, one task each (default 10; at most --trees)", parseInteger)
+    .argument("[data.csv]", "training data (not needed with --resume)");
+  // The spec options are shared with canopy publish; train adds how and where this machine runs the build.
+  addSpecOptions(train)
     .option("--workers <w>", "trainer threads (default: number of CPU cores)", parseWorkers)
-    .option("--seed <s>", "random seed, an integer >= 0 (default 0)", parseInteger)
-    .option("--max-depth <d>", "maximum tree depth (default: unlimited)", parseInteger)
-    .option(
-      "--max-features <f>",
-      "features tried per split: sqrt (classification default), log2, all (regression default), " +
-        "an integer count (1 means ONE feature) or a fraction in (0, 1) such as 0.5",
-      parseMaxFeatures,
-    )
-    .option("--min-samples-leaf <n>", "minimum rows per leaf: an integer >= 1 or a fraction in (0, 1) (default 1)", parseCountOrFraction)
-    .option("--min-samples-split <n>", "minimum rows to split a node: an integer >= 2 or a fraction in (0, 1) (default 2)", parseCountOrFraction)
-    .addOption(new Option("--class-weight <weight>", "weight classes inversely to their frequency").choices(["balanced"]))
-    .addOption(
-      new Option("--criterion <c>", "split quality: gini (default) or entropy; squared_error for regression").choices([
-        "gini",
-        "entropy",
-        "squared_error",
-      ]),
-    )
-    .option("--no-bootstrap", "train every tree on all training rows instead of a bootstrap sample")
-    .option("--max-samples <x>", "rows drawn per bootstrap sample: an integer count or a fraction in (0, 1) (default: all)", parseCountOrFraction)
-    .option("--test-fraction <f>", "fraction of rows held out for evaluation, in [0, 1) (default 0.25)", parseNumber)
-    .option("--tolerate-failures <k>", "groves allowed to fail; the model then has fewer trees (default 0)", parseInteger)
-    .option("--tag <key=value>", "tag the build; repeatable", collectTag)
     .option("--out <dir>", "also put model.canopy, report.json and the groves in this directory (new, empty, or an earlier export, which is replaced)")
     .addOption(rootOption())
     .option("--notify-url <url>", "POST the build notification as JSON to this URL")
@@ -140,6 +112,10 @@ export function program(): Command {
     });
 
   addDevCommand(canopy);
+  addPublishCommand(canopy);
+  addStatusCommand(canopy);
+  addSubscribeCommand(canopy);
+  addWatchCommand(canopy);
   addServeCommand(canopy);
   addPromoteCommand(canopy);
   addModelsCommand(canopy);

@@ -65,7 +65,7 @@ export function addDevCommand(canopy: Command): Command {
 }
 
 /** Sets variables for the SDK (endpoint, a region, fake credentials if none) and returns a restore function. */
-function emulatorEnv(endpoint: string): () => void {
+export function emulatorEnv(endpoint: string): () => void {
   const saved = new Map<string, string | undefined>();
   const set = (key: string, value: string) => {
     if (!saved.has(key)) saved.set(key, process.env[key]);
@@ -88,7 +88,7 @@ function emulatorEnv(endpoint: string): () => void {
   };
 }
 
-function unreachable(endpoint: string, err: unknown): Error {
+export function unreachable(endpoint: string, err: unknown): Error {
   const e = err as { code?: string; cause?: { code?: string }; message?: string };
   const code = e.code ?? e.cause?.code;
   if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "ECONNRESET")
