@@ -1,0 +1,305 @@
+/**
+ * The publish script and the notification commands, end to end on moto: `canopy dev` (in this process) runs the
+ * handlers; `canopy publish --wait`, `status`, `watch` and `subscribe` run as real CLI subprocesses, as a user
+ * runs them. Notifications that arrive are checked against schemas/notification.v1.json.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { CreateQueueCommand, GetQueueAttributesCommand, ListQueuesCommand } from "@aws-sdk/client-sqs";
+import { ListSubscriptionsByTopicCommand } from "@aws-sdk/client-sns";
+import { keys, parseBuildSpec, prepareDataset, submitBuild, type BuildNotification } from "@canopy/core";
+import { clients, decodeSnsDelivery, DynamoLedger, S3BlobStore, SqsTaskQueue, type SnsDelivery } from "@canopy/runtime-aws";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dev } from "../../packages/cli/src/commands/dev.ts";
+import { receiveMessages, useAwsEmulator } from "./harness.ts";
+
+const BIN = fileURLToPath(new URL("../../packages/cli/bin/canopy.mjs", import.meta.url));
+const IRIS = fileURLToPath(new URL("../fixtures/iris.csv", import.meta.url));
+const SCHEMA = JSON.parse(readFileSync(new URL("../../schemas/notification.v1.json", import.meta.url), "utf8")) as Schema;
+
+const aws = useAwsEmulator();
+
+// ---------------------------------------------------------------------------------------------------------------
+// A JSON Schema validator for the keywords schemas/notification.v1.json uses (no validator library is installed).
+// Unknown keywords fail loudly, so the schema cannot silently use one this does not check.
+type Schema = { [keyword: string]: unknown };
+const KNOWN = new Set(["$schema", "title", "description", "$defs", "type", "const", "enum", "required", "properties", "additionalProperties", "items", "pattern", "minimum", "oneOf", "allOf", "if", "then", "$ref"]);
+
+function typeOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "array";
+  if (typeof value === "number") return Number.isInteger(value) ? "integer" : "number";
+  return typeof value;
+}
+
+function validate(value: unknown, schema: Schema, path = "$", root: Schema = schema): string[] {
+  for (const k of Object.keys(schema)) if (!KNOWN.has(k)) throw new Error(`schema keyword ${k} at ${path} is not supported by the test's validator`);
+  if (typeof schema.$ref === "string") {
+    const target = schema.$ref.replace(/^#\//, "").split("/").reduce<unknown>((node, part) => (node as Schema)[part], root);
+    if (!target) throw new Error(`unresolved $ref ${schema.$ref}`);
+    return validate(value, target as Schema, path, root);
+  }
+  const errors: string[] = [];
+  if (schema.type !== undefined) {
+    const types = ([] as string[]).concat(schema.type as string | string[]);
+    const t = typeOf(value);
+    if (!types.includes(t) && !(t === "integer" && types.includes("number"))) return [`${path}: expected ${types.join("|")}, got ${t}`];
+  }
+  if ("const" in schema && JSON.stringify(value) !== JSON.stringify(schema.const)) errors.push(`${path}: expected ${JSON.stringify(schema.const)}`);
+  if (schema.enum && !(schema.enum as unknown[]).some((e) => JSON.stringify(e) === JSON.stringify(value))) errors.push(`${path}: ${JSON.stringify(value)} not in enum`);
+  if (typeof schema.pattern === "string" && typeof value === "string" && !new RegExp(schema.pattern, "u").test(value)) errors.push(`${path}: does not match ${schema.pattern}`);
+  if (typeof schema.minimum === "number" && typeof value === "number" && value < schema.minimum) errors.push(`${path}: below ${schema.minimum}`);
+  if (typeOf(value) === "object") {
+    const obj = value as Record<string, unknown>;
+    for (const r of (schema.required as string[] | undefined) ?? []) if (!(r in obj)) errors.push(`${path}: missing ${r}`);
+    const props = (schema.properties as Record<string, Schema> | undefined) ?? {};
+    for (const [k, v] of Object.entries(obj)) {
+      if (props[k]) errors.push(...validate(v, props[k], `${path}.${k}`, root));
+      else if (schema.additionalProperties === false) errors.push(`${path}: unexpected property ${k}`);
+      else if (typeof schema.additionalProperties === "object") errors.push(...validate(v, schema.additionalProperties as Schema, `${path}.${k}`, root));
+    }
+  }
+  if (Array.isArray(value) && schema.items) value.forEach((item, i) => errors.push(...validate(item, schema.items as Schema, `${path}[${i}]`, root)));
+  if (schema.oneOf) {
+    const passing = (schema.oneOf as Schema[]).filter((s) => validate(value, s, path, root).length === 0).length;
+    if (passing !== 1) errors.push(`${path}: matches ${passing} of oneOf's schemas, expected 1`);
+  }
+  for (const s of (schema.allOf as Schema[] | undefined) ?? []) errors.push(...validate(value, s, path, root));
+  if (schema.if && validate(value, schema.if as Schema, path, root).length === 0 && schema.then) errors.push(...validate(value, schema.then as Schema, path, root));
+  return errors;
+}
+
+/** Valid against the schema, and every top-level field is one the schema declares (it documents them all). */
+function expectValidNotification(n: unknown): asserts n is BuildNotification {
+  expect(validate(n, SCHEMA)).toEqual([]);
+  expect(Object.keys(n as object).filter((k) => !(k in (SCHEMA.properties as object)))).toEqual([]);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The real CLI in a subprocess (node + the bin, as `npx canopy` runs it). */
+function start(args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess & { done: Promise<Run>; out: () => string; err: () => string } {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+  const done = new Promise<Run>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  return Object.assign(child, { done, out: () => stdout, err: () => stderr });
+}
+
+const canopy = (args: string[], env?: NodeJS.ProcessEnv) => start(args, env).done;
+
+async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** The environment without the CANOPY_* resources and the endpoint: publish must find them from --endpoint alone. */
+function bareEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const key of Object.keys(env)) if (key.startsWith("CANOPY_") || key.startsWith("AWS_ENDPOINT_URL")) delete env[key];
+  return env;
+}
+
+/** Reads the unfiltered inbox queue until a notification of each build has arrived. */
+async function inboxNotifications(ids: string[], timeoutMs = 60_000): Promise<Map<string, SnsDelivery>> {
+  const found = new Map<string, SnsDelivery>();
+  const deadline = Date.now() + timeoutMs;
+  while (ids.some((id) => !found.has(id)) && Date.now() < deadline) {
+    for (const m of await receiveMessages(aws.current.resources.inboxUrl, { count: 1, timeoutMs: 2000 })) {
+      const d = decodeSnsDelivery(m.body);
+      found.set(d.notification.buildId, d);
+    }
+  }
+  const missing = ids.filter((id) => !found.has(id));
+  if (missing.length > 0) throw new Error(`no notification for ${missing.join(", ")}`);
+  return found;
+}
+
+async function watchQueues(): Promise<string[]> {
+  return (await clients.sqs().send(new ListQueuesCommand({ QueueNamePrefix: "canopy-watch-" }))).QueueUrls ?? [];
+}
+
+async function subscriptionEndpoints(): Promise<string[]> {
+  const got = await clients.sns().send(new ListSubscriptionsByTopicCommand({ TopicArn: aws.current.resources.topicArn }));
+  return (got.Subscriptions ?? []).map((s) => s.Endpoint ?? "");
+}
+
+// `canopy dev` runs the functions for the whole file. A grove task is delivered once: a failing one goes to the
+// dead-letter queue (and fails its build) as soon as its 5 s visibility timeout lapses; iris groves take milliseconds.
+const devStop = new AbortController();
+let devRun: Promise<void> | undefined;
+let devErr = "";
+beforeAll(async () => {
+  const sink = (append: (s: string) => void) => ({ write: (chunk: string) => (append(String(chunk)), true) }) as unknown as NodeJS.WriteStream;
+  devRun = dev(undefined, { endpoint: aws.current.moto.endpoint, visibilityTimeout: 5, maxReceiveCount: 1 }, {
+    stdout: sink(() => {}),
+    stderr: sink((s) => (devErr += s)),
+    signal: devStop.signal,
+  });
+  devRun.catch(() => {});
+  await until("canopy dev to start", () => (devErr.includes("dev: running") ? true : undefined));
+}, 60_000);
+afterAll(async () => {
+  devStop.abort();
+  await devRun;
+});
+
+describe("npm run publish, canopy status and canopy watch on the emulator", () => {
+  it("publish --wait completes with exit 0 and the result; watch prints its notification, status shows it; SIGINT removes watch's queue and subscription", { timeout: 120_000 }, async () => {
+    const { endpoint } = aws.current.moto;
+    const { topicArn } = aws.current.resources;
+    const watcher = start(["watch", "--json", "--endpoint", endpoint, "--topic", topicArn]);
+    await until("watch to subscribe", () => (/watching .* through the temporary queue canopy-watch-[0-9a-f]{8}; Ctrl-C to stop/.test(watcher.err()) ? true : undefined));
+    const queueName = /temporary queue (canopy-watch-[0-9a-f]{8})/.exec(watcher.err())![1];
+    expect((await watchQueues()).some((u) => u.endsWith(`/${queueName}`))).toBe(true);
+
+    // No CANOPY_* variables: the resources are the ones canopy dev made on the endpoint.
+    const published = await canopy(["publish", IRIS, "--label", "species", "--trees", "4", "--grove-size", "2", "--seed", "5", "--tag", "suite=publish", "--wait", "--endpoint", endpoint], bareEnv());
+    expect(published.stderr).not.toContain("error");
+    expect(published.code).toBe(0);
+    const buildId = published.stdout.split("\n")[0];
+    expect(buildId).toMatch(/^b-[0-9a-f]{16}$/);
+    expect(published.stderr).toMatch(/canopy: pack s3:\/\/canopy-artifacts\/packs\/[0-9a-f]{64}\.pack \(150 rows × 4 features, [\d.]+ KB\) (uploaded|was already there)/);
+    expect(published.stderr).toContain(`canopy: build ${buildId}: 2 grove task(s) queued, 4 trees\n`);
+    expect(published.stderr).toMatch(new RegExp(`canopy: ${buildId}: groves 2/2 landed \\(4/4 trees`));
+    expect(published.stdout).toMatch(new RegExp(`^build +${buildId}: 4 trees in 2 groves$`, "m"));
+    expect(published.stdout).toMatch(/^metrics +accuracy 0\.\d{4}  macro-F1 0\.\d{4}  log-loss \d+\.\d{4}  on 38 held-out rows$/m);
+    expect(published.stdout).toContain(`s3://canopy-artifacts/${keys.model(buildId)}`);
+    expect(published.stdout).toMatch(/^cost +\$\d+\.\d{6} estimated: [\d.]+ GB-s of Lambda/m);
+
+    // watch printed the notification (one JSON line), valid against the schema.
+    const line = await until("watch to print the notification", () => watcher.out().split("\n").find((l) => l.includes(buildId)));
+    const notification = JSON.parse(line) as unknown;
+    expectValidNotification(notification);
+    expect(notification).toMatchObject({ v: 1, type: "build.completed", buildId, status: "COMPLETED", tags: { suite: "publish" }, modelKey: keys.model(buildId), reportKey: keys.report(buildId) });
+
+    // status, from the table and bucket in CANOPY_* (set by the harness): the same build, the same metrics.
+    const [json, text] = await Promise.all([canopy(["status", buildId, "--json"]), canopy(["status", buildId])]);
+    expect(json.code).toBe(0);
+    const shown = JSON.parse(json.stdout) as { status: string; groves: { landed: number; total: number; failed: unknown[] }; metrics: unknown; tags: unknown; model: string };
+    expect(shown).toMatchObject({ status: "COMPLETED", groves: { landed: 2, total: 2, failed: [] }, tags: { suite: "publish" }, model: `s3://canopy-artifacts/${keys.model(buildId)}` });
+    expect(shown.metrics).toEqual(notification.metrics);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(new RegExp(`^build +${buildId}  COMPLETED$`, "m"));
+    expect(text.stdout).toMatch(/^groves +2\/2 landed, 4\/4 trees \(tolerates 0 failed\)$/m);
+    expect(text.stdout).toMatch(/^cost +\$\d+\.\d{6} estimated/m);
+
+    // Ctrl-C: watch removes its queue and its subscription, then exits 0.
+    watcher.kill("SIGINT");
+    const stopped = await watcher.done;
+    expect(stopped.code).toBe(0);
+    expect(stopped.stderr).toContain(`canopy: removed the queue ${queueName} and its subscription\n`);
+    expect(await watchQueues()).toEqual([]);
+    expect((await subscriptionEndpoints()).filter((e) => e.includes("canopy-watch-"))).toEqual([]);
+    expect(devErr).not.toContain("warning");
+  });
+
+  it("subscribe --sqs: --status FAILED receives only failed builds, --tag only builds with the tag; queue policies are set", { timeout: 120_000 }, async () => {
+    const sqs = clients.sqs();
+    const queue = async (name: string) => {
+      const url = (await sqs.send(new CreateQueueCommand({ QueueName: name }))).QueueUrl!;
+      const arn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }))).Attributes!.QueueArn!;
+      return { url, arn };
+    };
+    const failedOnly = await queue("failed-only");
+    const teamA = await queue("team-a");
+    const [byStatus, byTag] = await Promise.all([
+      canopy(["subscribe", "--sqs", failedOnly.arn, "--status", "FAILED", "--json"]),
+      canopy(["subscribe", "--sqs", teamA.arn, "--tag", "team=a", "--json"]),
+    ]);
+    expect(byStatus.code).toBe(0);
+    expect(byTag.code).toBe(0);
+    expect(JSON.parse(byStatus.stdout)).toMatchObject({ protocol: "sqs", endpoint: failedOnly.arn, filterPolicy: { status: ["FAILED"] }, filterPolicyScope: "MessageAttributes" });
+    expect(JSON.parse(byTag.stdout)).toMatchObject({ filterPolicy: { tags: { team: ["a"] } }, filterPolicyScope: "MessageBody" });
+    for (const q of [failedOnly, teamA]) {
+      const policy = JSON.parse((await sqs.send(new GetQueueAttributesCommand({ QueueUrl: q.url, AttributeNames: ["Policy"] }))).Attributes!.Policy!) as { Statement: unknown[] };
+      expect(policy.Statement).toContainEqual(
+        expect.objectContaining({ Effect: "Allow", Principal: { Service: "sns.amazonaws.com" }, Action: "sqs:SendMessage", Resource: q.arn, Condition: { ArnEquals: { "aws:SourceArn": aws.current.resources.topicArn } } }),
+      );
+    }
+
+    // A build that completes (tag team=a), then one that fails (team=b): its pack (hash and key) is one that was
+    // never stored, so its grove task fails, goes to the dead-letter queue, and the build fails with one notification.
+    const r = aws.current.resources;
+    const ports = { blobs: new S3BlobStore(r.bucket), ledger: new DynamoLedger(r.table), queue: new SqsTaskQueue(r.queueUrl) };
+    const prepared = await prepareDataset(readFileSync(IRIS), { label: "species" }, ports.blobs);
+    const spec = (seed: number, team: string) => parseBuildSpec({ dataset: IRIS, label: "species", n_estimators: 2, grove_size: 2, seed, tags: { team } });
+    const good = await submitBuild(spec(8, "a"), ports, prepared);
+    await inboxNotifications([good.buildId]);
+    const missing = "f".repeat(64);
+    const bad = await submitBuild(spec(9, "b"), ports, { ...prepared, pack: { ...prepared.pack, hash: missing }, packKey: keys.pack(missing) });
+    const inbox = await inboxNotifications([bad.buildId]);
+    const failed = inbox.get(bad.buildId)!.notification;
+    expectValidNotification(failed);
+    expect(failed).toMatchObject({ type: "build.failed", status: "FAILED", tags: { team: "b" }, failedGroves: [{ grove: 0 }] });
+    expect(failed.failedGroves![0].error).toContain("not found");
+
+    const ids = async (url: string) => (await receiveMessages(url, { count: 2, timeoutMs: 2000 })).map((m) => decodeSnsDelivery(m.body).notification.buildId);
+    expect(await ids(failedOnly.url)).toEqual([bad.buildId]);
+    expect(await ids(teamA.url)).toEqual([good.buildId]);
+
+    // status of the failed build names the grove, its error and the reason.
+    const text = await canopy(["status", bad.buildId]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(new RegExp(`^build +${bad.buildId}  FAILED$`, "m"));
+    expect(text.stdout).toMatch(/^groves +0\/1 landed, 1 failed, 0\/2 trees \(tolerates 0 failed\)$/m);
+    expect(text.stdout).toMatch(/^failed +grove 0: .*not found/m);
+    expect(text.stdout).toMatch(/^reason +\S/m);
+    await ports.ledger.close();
+  });
+
+  it("bad usage exits 2 with one line and creates nothing", { timeout: 60_000 }, async () => {
+    const runs = await Promise.all([
+      canopy(["publish"]),
+      canopy(["subscribe", "--email", "a@example.com", "--sqs", "arn:aws:sqs:us-east-1:123456789012:q"]),
+      canopy(["watch", "--status", "DONE"]),
+      canopy(["status", "b-123"]),
+      canopy(["publish", IRIS, "--trees", "0"]),
+      canopy(["publish", IRIS, "--trees", "3000", "--grove-size", "1"]),
+    ]);
+    const lines = runs.map((run) => {
+      expect(run.code).toBe(2);
+      expect(run.stdout).toBe("");
+      expect(run.stderr).toMatch(/^canopy: error: [^\n]+\n$/);
+      return run.stderr;
+    });
+    expect(lines).toEqual([
+      "canopy: error: missing required argument 'data'\n",
+      "canopy: error: one subscription at a time: --email and --sqs given\n",
+      "canopy: error: option '--status <list>' argument 'DONE' is invalid. Expected a comma-separated list of COMPLETED, FAILED.\n",
+      'canopy: error: "b-123" is not a build id (b- and 16 hex digits)\n',
+      "canopy: error: --trees: must be an integer >= 1 (got 0)\n",
+      "canopy: error: --trees 3000 in groves of 1 make 3000 groves; a build on AWS has at most 2000: use --grove-size 2 or more\n",
+    ]);
+    expect(await watchQueues()).toEqual([]);
+  });
+
+  it("the schema's validator is not vacuous: broken notifications fail it", () => {
+    const ok: BuildNotification = { v: 1, type: "build.failed", buildId: "b-0123456789abcdef", status: "FAILED", tags: {}, reason: "grove 3 failed" };
+    expect(validate(ok, SCHEMA)).toEqual([]);
+    expect(validate({ ...ok, buildId: "b-1" }, SCHEMA)).toEqual(["$.buildId: does not match ^b-[0-9a-f]{16}$"]);
+    expect(validate({ ...ok, status: "COMPLETED" }, SCHEMA)).toEqual(["$.status: expected \"FAILED\""]);
+    const { reason: _reason, ...noReason } = ok;
+    expect(validate(noReason, SCHEMA)).toEqual(["$: missing reason"]);
+    expect(validate({ ...ok, type: "build.completed", status: "COMPLETED" }, SCHEMA)).toEqual(["$: missing metrics", "$: missing timings", "$: missing cost", "$: missing modelKey", "$: missing reportKey"]);
+    expect(validate({ ...ok, tags: { n: 1 } }, SCHEMA)).toEqual(["$.tags.n: expected string, got integer"]);
+    expect(validate({ ...ok, failedGroves: [{ grove: -1, error: "x" }] }, SCHEMA)).toEqual(["$.failedGroves[0].grove: below 0"]);
+  });
+});
