@@ -8,12 +8,13 @@ import { fileURLToPath } from "node:url";
 import { compareEngines } from "./compare.ts";
 import { pipelineSection } from "./pipeline.ts";
 import { resultsMarkdown, resultsText } from "./report.ts";
+import { servingSection } from "./serving.ts";
 import type { RunInfo } from "./report.ts";
 import type { Section, SectionContext, SectionResult } from "./section.ts";
 import { ensureFashionMnist, ensurePython } from "./setup.ts";
 
-// Each section is a function in its own file. BENCH_ONLY=engines,pipeline runs some of them.
-const SECTIONS: Record<string, Section> = { engines: compareEngines, pipeline: pipelineSection };
+// Each section is a function in its own file. BENCH_ONLY=engines,pipeline,serving runs some of them.
+const SECTIONS: Record<string, Section> = { engines: compareEngines, pipeline: pipelineSection, serving: servingSection };
 
 function versionOf(pkgJson: string): string {
   try {
