@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { newBuildRecord } from "@canopy/core";
 import { DiskLedger } from "@canopy/runtime-local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { canopy, fixturePath, serveInBackground } from "./support.ts";
+import { canopy, fixturePath, noCredentials, serveInBackground } from "./support.ts";
 
 const IRIS = fixturePath("iris.csv").pathname;
 const DIABETES = fixturePath("diabetes.csv").pathname;
@@ -74,6 +74,13 @@ describe("canopy promote and canopy models", () => {
     expect(json.map((m) => m.buildId)).toEqual([pending, regression, second, first]);
     const report = JSON.parse(await readFile(join(dir, ".canopy", "builds", second, "report.json"), "utf8")) as { model: { bytes: number } };
     expect(json[2]).toMatchObject({ trees: 6, bytes: report.model.bytes, aliases: ["production"] });
+  });
+
+  it("the AWS app instead of the local store: --root does not mix with AWS flags; missing resources are named", async () => {
+    expectUsage(await canopy(["models", "--root", ".canopy", "--table", "t"], dir), "--root is the local store; it does not go with --table");
+    const env = Object.fromEntries(Object.entries(noCredentials()).filter(([k]) => !k.startsWith("CANOPY_")));
+    const run = await canopy(["promote", first, "--alias", "production", "--aws"], dir, env);
+    expectUsage(run, /^canopy: error: AWS resources not configured: table \(--table, \$CANOPY_TABLE or the SST link CanopyBuilds\)/);
   });
 
   it("models on an empty store says so", async () => {

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import type { ModelListing } from "@canopy/core";
 import { bytes } from "../format.ts";
-import { addTargetOptions, openTarget, targetError, type TargetOptions } from "./registry.ts";
+import { addTargetOptions, openTarget, type TargetOptions } from "./registry.ts";
 
 export interface ModelsOptions extends TargetOptions {
   json?: boolean;
@@ -13,8 +13,12 @@ export function addModelsCommand(canopy: Command): Command {
     canopy
       .command("models")
       .summary("list builds (model versions) with status, metrics, size and aliases")
-      .description("List every build, newest first: status, when it was created, trees and model size, held-out metrics, and the aliases pointing at it.")
+      .description(
+        "List every build, newest first: status, when it was created, trees and model size, held-out metrics, and the " +
+          "aliases pointing at it. The local store (--root, default .canopy), or with --aws, --endpoint or --table/--bucket the deployed app.",
+      )
       .option("--json", "print the list as JSON"),
+    ["table", "bucket"],
   ).action(async (options: ModelsOptions) => {
     await models(options);
   });
@@ -50,7 +54,7 @@ export function modelsTable(rows: ModelListing[]): string {
 
 export async function models(options: ModelsOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
   const { listModels } = await import("@canopy/core");
-  const target = await openTarget(options);
+  const target = await openTarget(options, ["table", "bucket"]);
   try {
     const [builds, aliases] = await Promise.all([target.builds(), target.registry.list()]);
     const sizes = new Map(
@@ -61,7 +65,7 @@ export async function models(options: ModelsOptions, out: NodeJS.WritableStream 
     else if (rows.length === 0) out.write(`no builds in ${target.where}\n`);
     else out.write(`${modelsTable(rows)}\n`);
   } catch (err) {
-    throw targetError(err, target, options.endpoint);
+    throw target.explain(err);
   } finally {
     await target.close();
   }

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { addTargetOptions, openTarget, targetError, type TargetOptions } from "./registry.ts";
+import { addTargetOptions, openTarget, type TargetOptions } from "./registry.ts";
 
 export interface PromoteOptions extends TargetOptions {
   alias: string;
@@ -15,18 +15,20 @@ export function addPromoteCommand(canopy: Command): Command {
       .description(
         "Point an alias at a COMPLETED build's model. Predict endpoints serving that alias (canopy serve, the deployed " +
           "function) switch to it within their alias cache time, without a restart or redeploy. Builds are the model " +
-          "versions; promoting an earlier build rolls back. Works on the local store, or with --endpoint/--table on the AWS app.",
+          "versions; promoting an earlier build rolls back. Works on the local store (--root, default .canopy), or with " +
+          "--aws, --endpoint or --table on the deployed app's builds table.",
       )
       .argument("<build-id>", "a COMPLETED build (see canopy models)")
       .requiredOption("--alias <name>", "the alias, e.g. production or staging")
       .option("--json", "print the alias record as JSON"),
+    ["table"],
   ).action(async (buildId: string, options: PromoteOptions) => {
     await promote(buildId, options);
   });
 }
 
 export async function promote(buildId: string, options: PromoteOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
-  const target = await openTarget(options);
+  const target = await openTarget(options, ["table"]);
   try {
     const record = await target.registry.promote(buildId, options.alias);
     if (options.json) out.write(`${JSON.stringify(record, null, 2)}\n`);
@@ -37,7 +39,7 @@ export async function promote(buildId: string, options: PromoteOptions, out: Nod
   } catch (err) {
     // Say where the build was looked for (RegistryError, checked by name: core is not loaded at startup).
     if ((err as Error).name === "RegistryError" && (err as { code?: string }).code === "not-found") (err as Error).message += ` in ${target.where}`;
-    throw targetError(err, target, options.endpoint);
+    throw target.explain(err);
   } finally {
     await target.close();
   }

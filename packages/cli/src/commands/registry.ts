@@ -1,55 +1,34 @@
-import { Command, Option } from "commander";
+import type { Command } from "commander";
 import type { BuildRecord, ModelRegistry } from "@canopy/core";
-import { parseHttpUrl } from "../args.ts";
+import type { ResourceName } from "@canopy/runtime-aws";
+import { addAwsOptions, type AwsTargetOptions } from "../aws-target.ts";
 import { UsageError } from "../errors.ts";
 
-/** Where promote and models work: the local store (default) or the deployed app's table and bucket. */
-export interface TargetOptions {
-  root: string;
-  endpoint?: string;
-  table?: string;
-  bucket?: string;
+/** Where promote and models work: the local store (default) or the deployed app's table (and bucket). */
+export interface TargetOptions extends AwsTargetOptions {
+  root?: string;
+  /** The deployed app, resources from CANOPY_* variables or SST links (as publish and status find them). */
+  aws?: boolean;
 }
 
 export interface RegistryTarget {
-  /** For messages: ".canopy" or "DynamoDB table canopy-builds". */
+  /** For messages: ".canopy" or "table canopy-builds". */
   where: string;
   registry: ModelRegistry;
   builds(): Promise<BuildRecord[]>;
   /** The model entry of a build's report.json (trees, bytes), if it can be read. */
   modelOf(buildId: string): Promise<{ trees: number; bytes: number } | undefined>;
+  /** AWS errors that mean "wrong place" as one line; others unchanged. */
+  explain(err: unknown): unknown;
   close(): Promise<void>;
 }
 
-/** The AWS flags promote and models share. */
-export function addTargetOptions(command: Command): Command {
-  return command
-    .addOption(new Option("--root <dir>", "local store of packs, builds and the ledger").default(".canopy"))
-    .option("--endpoint <url>", "work on the AWS app through this endpoint (an emulator: LocalStack, moto_server)", parseHttpUrl)
-    .option("--table <name>", "work on the AWS app's builds table (default: CANOPY_TABLE, the SST link, or canopy-builds with --endpoint)")
-    .option("--bucket <name>", "the AWS app's bucket, for model sizes (default: CANOPY_BUCKET, the SST link, or canopy-artifacts with --endpoint)");
-}
-
-/** Variables the SDK needs for an emulator; returns a function restoring the previous values. */
-function emulatorEnv(endpoint: string): () => void {
-  const saved = new Map<string, string | undefined>();
-  const set = (key: string, value: string) => {
-    if (!saved.has(key)) saved.set(key, process.env[key]);
-    process.env[key] = value;
-  };
-  set("AWS_ENDPOINT_URL", endpoint.replace(/\/$/, ""));
-  if (!process.env.AWS_REGION && !process.env.AWS_DEFAULT_REGION) set("AWS_REGION", "us-east-1");
-  // Emulators accept any credentials; without some the SDK refuses to sign.
-  if (!process.env.AWS_ACCESS_KEY_ID && !process.env.AWS_PROFILE) {
-    set("AWS_ACCESS_KEY_ID", "test");
-    set("AWS_SECRET_ACCESS_KEY", "test");
-  }
-  return () => {
-    for (const [key, value] of saved) {
-      if (value === undefined) delete process.env[key];
-      else process.env[key] = value;
-    }
-  };
+/** --root for the local store (the default), or --aws / --endpoint / resource flags for the AWS app. */
+export function addTargetOptions(command: Command, names: readonly ResourceName[]): Command {
+  command
+    .option("--root <dir>", "the local store of canopy train (default .canopy)")
+    .option("--aws", "the deployed app: resources from the flags below, CANOPY_* variables or SST links");
+  return addAwsOptions(command, names);
 }
 
 function modelEntry(json: unknown): { trees: number; bytes: number } | undefined {
@@ -57,67 +36,54 @@ function modelEntry(json: unknown): { trees: number; bytes: number } | undefined
   return typeof model?.trees === "number" && typeof model.bytes === "number" ? { trees: model.trees, bytes: model.bytes } : undefined;
 }
 
+async function reportModel(get: Promise<Uint8Array | undefined>): Promise<{ trees: number; bytes: number } | undefined> {
+  try {
+    const bytes = await get;
+    return bytes ? modelEntry(JSON.parse(new TextDecoder().decode(bytes))) : undefined;
+  } catch {
+    return undefined; // a missing or unreadable report only leaves the size out
+  }
+}
+
 /**
- * Opens the registry and the build listing: DynamoDB + S3 when any of --endpoint/--table/--bucket is given,
- * else the local store under --root. The AWS SDK is imported only in the first case.
+ * Opens the registry and the build listing: the local store under --root unless --aws, --endpoint or a resource
+ * flag asks for the AWS app (DynamoDB + S3, found like canopy publish and status find them).
  */
-export async function openTarget(options: TargetOptions): Promise<RegistryTarget> {
+export async function openTarget(options: TargetOptions, names: readonly ("table" | "bucket")[]): Promise<RegistryTarget> {
   const { keys } = await import("@canopy/core");
-  if (options.endpoint === undefined && options.table === undefined && options.bucket === undefined) {
+  const awsFlags = [options.aws && "--aws", options.endpoint && "--endpoint", options.table && "--table", options.bucket && "--bucket"].filter(Boolean);
+  if (awsFlags.length === 0) {
+    const root = options.root ?? ".canopy";
     const { DiskBlobStore, DiskLedger, DiskModelRegistry } = await import("@canopy/runtime-local");
-    const ledger = new DiskLedger(options.root);
-    const blobs = new DiskBlobStore(options.root);
+    const ledger = new DiskLedger(root);
+    const blobs = new DiskBlobStore(root);
     return {
-      where: options.root,
-      registry: new DiskModelRegistry(options.root, { ledger }),
+      where: root,
+      registry: new DiskModelRegistry(root, { ledger }),
       builds: () => ledger.list(),
-      modelOf: async (id) => {
-        const bytes = await blobs.get(keys.report(id)).catch(() => undefined);
-        return bytes ? modelEntry(JSON.parse(new TextDecoder().decode(bytes))) : undefined;
-      },
+      modelOf: (id) => reportModel(blobs.get(keys.report(id))),
+      explain: (err) => err,
       close: async () => {},
     };
   }
+  if (options.root !== undefined) throw new UsageError(`--root is the local store; it does not go with ${awsFlags.join(", ")}`);
 
-  const restore = options.endpoint !== undefined ? emulatorEnv(options.endpoint) : () => {};
+  const { connectAws } = await import("../aws-target.ts");
+  const target = await connectAws(options, names);
   const aws = await import("@canopy/runtime-aws");
-  aws.resetClients();
-  const name = async (which: "table" | "bucket"): Promise<string | undefined> => {
-    if (options[which] !== undefined) return options[which];
-    try {
-      return (await aws.resolveResources([which]))[which];
-    } catch {
-      if (options.endpoint !== undefined) return which === "table" ? aws.DEV_RESOURCES.table.name : aws.DEV_RESOURCES.bucket.name;
-      return undefined;
-    }
-  };
-  const table = await name("table");
-  if (table === undefined) {
-    restore();
-    throw new UsageError("no builds table: pass --table <name> (or set CANOPY_TABLE)");
-  }
-  const bucket = await name("bucket");
+  const { table } = target.resources;
+  const bucket = (target.resources as { bucket?: string }).bucket;
   const blobs = bucket !== undefined ? new aws.S3BlobStore(bucket) : undefined;
+  const where = `table ${table}`;
   return {
-    where: `DynamoDB table ${table}`,
+    where,
     registry: new aws.DynamoModelRegistry(table),
     builds: () => aws.listBuilds(table),
-    modelOf: async (id) => {
-      const bytes = await blobs?.get(keys.report(id)).catch(() => undefined);
-      return bytes ? modelEntry(JSON.parse(new TextDecoder().decode(bytes))) : undefined;
+    modelOf: (id) => reportModel(blobs ? blobs.get(keys.report(id)) : Promise.resolve(undefined)),
+    explain: (err) => {
+      if ((err as { name?: string }).name === "ResourceNotFoundException") return new UsageError(`${where} not found (${(err as Error).message})`);
+      return target.explain(err);
     },
-    close: async () => {
-      aws.resetClients();
-      restore();
-    },
+    close: async () => target.close(),
   };
-}
-
-/** AWS errors that mean "wrong place" (nothing listening, no such table) as one usage line; others unchanged. */
-export function targetError(err: unknown, target: Pick<RegistryTarget, "where">, endpoint: string | undefined): unknown {
-  const e = err as { code?: string; cause?: { code?: string }; name?: string; message?: string };
-  const code = e.code ?? e.cause?.code;
-  if (code === "ECONNREFUSED" || code === "ENOTFOUND") return new UsageError(`cannot reach ${endpoint ?? "AWS"} (${code})`);
-  if (e.name === "ResourceNotFoundException") return new UsageError(`${target.where} not found (${e.message})`);
-  return err;
 }
