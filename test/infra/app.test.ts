@@ -8,7 +8,7 @@ import { AGGREGATION_TRIGGER_FILTER, encodeGroveTask, type BuildRecord, type Gro
 import { recordToItem } from "@canopy/runtime-aws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readSettings } from "../../stacks/settings.ts";
-import { evaluateApp, platformMissing, REPO, scratchApp } from "./harness.ts";
+import { evaluateApp, platformMissing, removeEvaluations, REPO, scratchApp, type Evaluation } from "./harness.ts";
 import { probeFunction } from "./lambda-probe.ts";
 import type { AppReport } from "./run-app.ts";
 import { describeApp, sstEnvDeclaration, wiringProblems } from "./wiring.ts";
@@ -24,7 +24,7 @@ const TUNED = {
   CANOPY_SWEEP_SCHEDULE: "rate(15 minutes)",
 };
 
-let defaults: AppReport;
+let defaults: Evaluation;
 let tuned: AppReport;
 let wrongHandler: AppReport;
 const scratch: { remove: () => void }[] = [];
@@ -47,6 +47,7 @@ beforeAll(async () => {
 
 afterAll(() => {
   for (const s of scratch) s.remove();
+  removeEvaluations();
 });
 
 describe("the SST app with its default settings", () => {
@@ -218,7 +219,7 @@ describe("the deployed functions", () => {
       sweeper: {},
     };
     const { requests, output } = await probeFunction({
-      bundleDir: path.join(REPO, ".sst", "artifacts", `${fn.build.functionID}-src`),
+      bundleDir: path.join(defaults.root, ".sst", "artifacts", `${fn.build.functionID}-src`),
       handler: fn.build.builtHandler,
       environment: fn.lambda.inputs.environment.variables,
       memoryMb: fn.lambda.inputs.memorySize,

@@ -22,6 +22,7 @@ export function platformMissing(root = REPO): string | undefined {
 }
 
 export interface EvaluateOptions {
+  /** The app to evaluate; default: a scratch copy of this repo's app, so evaluations never share .sst/artifacts. */
   root?: string;
   /** Extra environment for `sst deploy` (the app's CANOPY_* settings). */
   env?: Record<string, string>;
@@ -32,8 +33,24 @@ function withoutSettings(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(env).filter(([key]) => !(key in SETTINGS_ENV) && key !== "CANOPY_SWEEP_SCHEDULE"));
 }
 
-export async function evaluateApp(options: EvaluateOptions = {}): Promise<AppReport> {
-  const root = options.root ?? REPO;
+const scratches: (() => void)[] = [];
+
+/** Removes the scratch apps evaluateApp made (call from afterAll: test workers may not see a process exit). */
+export function removeEvaluations(): void {
+  for (const remove of scratches.splice(0)) remove();
+}
+
+/** What evaluateApp returns: the report, and the root whose .sst/artifacts holds the built functions. */
+export type Evaluation = AppReport & { root: string };
+
+export async function evaluateApp(options: EvaluateOptions = {}): Promise<Evaluation> {
+  // Test files run in parallel and an evaluation clears and rebuilds <root>/.sst/artifacts: each gets its own root.
+  let root = options.root;
+  if (!root) {
+    const scratch = scratchApp();
+    root = scratch.root;
+    scratches.push(scratch.remove);
+  }
   const reportDir = mkdtempSync(path.join(tmpdir(), "canopy-infra-"));
   const reportPath = path.join(reportDir, "report.json");
   const child = spawn(process.execPath, ["--import", "tsx", RUN_APP, root, reportPath], {
@@ -53,7 +70,7 @@ export async function evaluateApp(options: EvaluateOptions = {}): Promise<AppRep
       const tail = output.trim().split("\n").slice(-5).join(" | ");
       throw new Error(`app evaluation exited ${code ?? `after ${timeoutMs} ms`} without a report: ${tail}`);
     }
-    return JSON.parse(readFileSync(reportPath, "utf8")) as AppReport;
+    return { ...(JSON.parse(readFileSync(reportPath, "utf8")) as AppReport), root };
   } finally {
     clearTimeout(timer);
     rmSync(reportDir, { recursive: true, force: true });

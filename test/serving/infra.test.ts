@@ -6,12 +6,12 @@
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PREDICT_HANDLER, readServingSettings } from "../../stacks/serving-settings.ts";
-import { evaluateApp, platformMissing, REPO } from "../infra/harness.ts";
+import { evaluateApp, platformMissing, removeEvaluations, type Evaluation } from "../infra/harness.ts";
 import { probeFunction } from "../infra/lambda-probe.ts";
 import type { AppReport, RecordedResource } from "../infra/run-app.ts";
 import { functionUrlEvent } from "./support.ts";
 
-let defaults: AppReport;
+let defaults: Evaluation;
 let open: AppReport;
 
 beforeAll(async () => {
@@ -22,7 +22,7 @@ beforeAll(async () => {
     evaluateApp({ env: { CANOPY_PREDICT_AUTH: "none", CANOPY_PREDICT_MEMORY_MB: "1024", CANOPY_MAX_ROWS: "500", CANOPY_ALIAS_TTL_SECONDS: "30" } }),
   ]);
 }, 300_000);
-afterAll(() => {});
+afterAll(() => removeEvaluations());
 
 function predict(report: AppReport) {
   const build = report.builds.find((b) => b.handler === PREDICT_HANDLER)!;
@@ -79,7 +79,7 @@ describe("the predict function in the SST app", () => {
     const table = defaults.resources.find((r) => r.type === "aws:dynamodb/table:Table" && r.name === "CanopyBuildsTable")!;
     const bucket = defaults.resources.find((r) => r.type === "aws:s3/bucket:Bucket" && r.name === "CanopyBucketBucket")!;
     const { requests, output } = await probeFunction({
-      bundleDir: path.join(REPO, ".sst", "artifacts", `${build.functionID}-src`),
+      bundleDir: path.join(defaults.root, ".sst", "artifacts", `${build.functionID}-src`),
       handler: build.builtHandler,
       environment: lambda.inputs.environment.variables,
       memoryMb: lambda.inputs.memorySize,
