@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, open, rename, rm } from "node:fs/promises";
+import { mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
 /** Temp files are dot-files ending in .tmp, so listings can skip them. */
@@ -44,4 +44,14 @@ export async function syncDir(dir: string): Promise<void> {
 export function isNotFound(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | null)?.code;
   return code === "ENOENT" || code === "ENOTDIR";
+}
+
+/** Names (without ".json") of the JSON files in a directory; none if it does not exist yet. */
+export async function jsonFileStems(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).filter((n) => n.endsWith(".json")).map((n) => n.slice(0, -5));
+  } catch (err) {
+    if (isNotFound(err)) return [];
+    throw err;
+  }
 }

@@ -1,4 +1,4 @@
-import { readdir, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import {
   buildNotFound,
@@ -14,7 +14,7 @@ import {
   type GroveStats,
   type LedgerChange,
 } from "@canopy/core";
-import { isNotFound, writeFileAtomic } from "./atomic.ts";
+import { isNotFound, jsonFileStems, writeFileAtomic } from "./atomic.ts";
 
 export interface DiskLedgerOptions {
   clock?: Clock;
@@ -87,14 +87,7 @@ export class DiskLedger implements BuildLedger {
 
   /** Every build on this root, oldest first. */
   async list(): Promise<BuildRecord[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.dir);
-    } catch (err) {
-      if (isNotFound(err)) return [];
-      throw err;
-    }
-    const ids = names.filter((n) => n.endsWith(".json")).map((n) => n.slice(0, -5)).filter(isBuildId);
+    const ids = (await jsonFileStems(this.dir)).filter(isBuildId);
     const records = (await Promise.all(ids.map((id) => this.read(id)))).filter((r): r is BuildRecord => r !== undefined);
     return records.sort((a, b) => a.createdAt - b.createdAt || a.buildId.localeCompare(b.buildId));
   }

@@ -1,4 +1,4 @@
-import { readdir, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import {
   checkAliasName,
@@ -11,7 +11,7 @@ import {
   type ModelRegistry,
 } from "@canopy/core";
 import { CanopyError } from "@canopy/forest";
-import { isNotFound, writeFileAtomic } from "./atomic.ts";
+import { isNotFound, jsonFileStems, writeFileAtomic } from "./atomic.ts";
 import { DiskLedger } from "./disk-ledger.ts";
 
 /**
@@ -56,14 +56,7 @@ export class DiskModelRegistry implements ModelRegistry {
   }
 
   async list(): Promise<AliasRecord[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.dir);
-    } catch (err) {
-      if (isNotFound(err)) return [];
-      throw err;
-    }
-    const aliases = names.filter((n) => n.endsWith(".json")).map((n) => n.slice(0, -5)).filter(isAliasName);
+    const aliases = (await jsonFileStems(this.dir)).filter(isAliasName);
     const records = await Promise.all(aliases.map((a) => this.read(a)));
     return records.filter((r): r is AliasRecord => r !== undefined).sort((a, b) => a.alias.localeCompare(b.alias));
   }
