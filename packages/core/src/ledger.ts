@@ -180,6 +180,16 @@ export const ledgerRules = {
     return { next: { ...r, status: "AGGREGATING", updatedAt: now }, result: true };
   },
 
+  /**
+   * AGGREGATING -> TRAINING (remaining stays 0), so the aggregation can be claimed again: for an aggregator
+   * known to have died mid-way (the embedded runtime resuming a store it alone owns). Not an aggregation
+   * trigger by itself: the caller aggregates.
+   */
+  reopenAggregation(r: BuildRecord, now: number): Decision<boolean> {
+    if (r.status !== "AGGREGATING") return { result: false };
+    return { next: { ...r, status: "TRAINING", updatedAt: now }, result: true };
+  },
+
   complete(r: BuildRecord, result: BuildResult, now: number): Decision<boolean> {
     if (r.status !== "AGGREGATING") return { result: false };
     return { next: { ...r, status: "COMPLETED", result, updatedAt: now }, result: true };

@@ -49,6 +49,8 @@ export interface BuildLedger {
   failGrove(buildId: string, grove: number, error: string): Promise<FailGroveResult>;
   /** TRAINING with remaining 0 -> AGGREGATING; one winner. */
   claimAggregation(buildId: string): Promise<boolean>;
+  /** AGGREGATING -> TRAINING, to aggregate again after an aggregator died mid-way (see ledgerRules). */
+  reopenAggregation(buildId: string): Promise<boolean>;
   /** AGGREGATING -> COMPLETED. */
   complete(buildId: string, result: BuildResult): Promise<boolean>;
   /** Any non-terminal status -> FAILED. */

@@ -207,6 +207,20 @@ export class DynamoLedger implements BuildLedger {
     );
   }
 
+  reopenAggregation(buildId: string): Promise<boolean> {
+    const now = this.clock.now();
+    return this.apply(
+      buildId,
+      {
+        update: "SET #status = :training, #updatedAt = :now",
+        condition: "#status = :aggregating",
+        values: { ":training": "TRAINING", ":aggregating": "AGGREGATING", ":now": now },
+      },
+      () => true,
+      (r) => ledgerRules.reopenAggregation(r, now),
+    );
+  }
+
   complete(buildId: string, result: BuildResult): Promise<boolean> {
     const now = this.clock.now();
     return this.apply(

@@ -72,6 +72,10 @@ export class DiskLedger implements BuildLedger {
     return this.update(buildId, (r, now) => ledgerRules.claimAggregation(r, now));
   }
 
+  reopenAggregation(buildId: string): Promise<boolean> {
+    return this.update(buildId, (r, now) => ledgerRules.reopenAggregation(r, now));
+  }
+
   complete(buildId: string, result: BuildResult): Promise<boolean> {
     return this.update(buildId, (r, now) => ledgerRules.complete(r, result, now));
   }

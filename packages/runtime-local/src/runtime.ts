@@ -222,8 +222,8 @@ class Runtime implements LocalRuntime {
       return this.outcome(buildId);
     };
     if (TERMINAL_STATUSES.includes(record.status)) return finished();
-    if (record.status === "AGGREGATING")
-      throw new CanopyError(`build ${buildId} was interrupted while aggregating and cannot be resumed; train it again with another seed or tag`);
+    // This process owns the store, so an AGGREGATING build found on resume has lost its aggregator: aggregate again.
+    if (record.status === "AGGREGATING") await this.ledger.reopenAggregation(buildId);
     const resumption = await resumeBuild(buildId, { blobs: this.blobs, ledger: this.ledger, queue: this.queue, clock: this.clock });
     if (TERMINAL_STATUSES.includes(resumption.status)) return finished();
     if (resumption.needsAggregation) this.runAggregation(buildId);

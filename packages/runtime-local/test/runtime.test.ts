@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -210,6 +210,36 @@ describe("the embedded runtime, end to end on digits with real trainer threads",
       expect(progressOf(second.events)[0]).toMatchObject({ landed: stopped!.landed.length, total: 10 });
       expect(second.notifications).toHaveLength(1);
       expect(outcome.report.groves).toHaveLength(10);
+    } finally {
+      await second.runtime.close();
+    }
+  });
+
+  it("resumes a build whose aggregator died mid-way: aggregates again into the same bytes, without retraining", async () => {
+    const root = await tempDir();
+    const spec = digitsSpec(5);
+    const first = recordingRuntime({ root, workers: 2 });
+    let buildId: string;
+    try {
+      buildId = completed(await first.runtime.train(spec, digits)).buildId;
+    } finally {
+      await first.runtime.close();
+    }
+    // What a crash after the claim leaves: the record AGGREGATING, no result, no model or report written yet.
+    const ledgerFile = join(root, "ledger", `${buildId}.json`);
+    const { result: _result, ...record } = JSON.parse(readFileSync(ledgerFile, "utf8"));
+    writeFileSync(ledgerFile, JSON.stringify({ ...record, status: "AGGREGATING" }));
+    rmSync(join(root, keys.model(buildId)));
+    rmSync(join(root, keys.report(buildId)));
+
+    const log = join(root, "deliveries.log");
+    const second = recordingRuntime({ root, workers: 2, log });
+    try {
+      const outcome = completed(await second.runtime.resume(buildId));
+      expect(modelBytes(outcome).equals(await referenceModel(spec))).toBe(true);
+      expect(deliveries(log)).toEqual([]); // every grove had landed: nothing is trained again
+      expect(second.notifications).toHaveLength(1);
+      expect((await new DiskLedger(root).get(buildId))?.status).toBe("COMPLETED");
     } finally {
       await second.runtime.close();
     }

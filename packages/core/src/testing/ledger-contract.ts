@@ -188,6 +188,22 @@ export function describeLedgerContract(name: string, make: Make, options: Ledger
         expect(await ledger.get(id)).toEqual(after);
       }));
 
+    it("reopens only an aggregating build, which can then be claimed again", () =>
+      withLedger(async (ledger) => {
+        const id = await training(ledger, 2);
+        expect(await ledger.reopenAggregation(id)).toBe(false); // still TRAINING
+        await landAll(ledger, id, [0, 1]);
+        expect(await ledger.claimAggregation(id)).toBe(true);
+        expect(await ledger.reopenAggregation(id)).toBe(true);
+        const reopened = await ledger.get(id);
+        expect(reopened).toMatchObject({ status: "TRAINING", remaining: 0, landed: [0, 1] });
+        expect(await ledger.reopenAggregation(id)).toBe(false);
+        expect(await ledger.claimAggregation(id)).toBe(true);
+        expect(await ledger.complete(id, { modelKey: "m", reportKey: "r", metrics: null })).toBe(true);
+        expect(await ledger.reopenAggregation(id)).toBe(false); // COMPLETED is final
+        expect((await ledger.get(id))?.status).toBe("COMPLETED");
+      }));
+
     it("tolerates failed groves up to the limit and still lets the build aggregate", () =>
       withLedger(async (ledger) => {
         const id = await training(ledger, 3, 1);

@@ -90,6 +90,10 @@ export class MemoryLedger implements BuildLedger {
     return this.update(buildId, (r, now) => ledgerRules.claimAggregation(r, now));
   }
 
+  async reopenAggregation(buildId: string): Promise<boolean> {
+    return this.update(buildId, (r, now) => ledgerRules.reopenAggregation(r, now));
+  }
+
   async complete(buildId: string, result: BuildResult): Promise<boolean> {
     return this.update(buildId, (r, now) => ledgerRules.complete(r, result, now));
   }
