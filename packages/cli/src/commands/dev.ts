@@ -1,7 +1,8 @@
 import { readFile } from "node:fs/promises";
-import { Option, type Command } from "commander";
+import type { Command } from "commander";
 import type { BuildRecord, BuildReport, LedgerChange } from "@canopy/core";
-import { collectTag, parseCountOrFraction, parseHttpUrl, parseInteger, parseMaxFeatures, parseNumber, parseWorkers } from "../args.ts";
+import { parseHttpUrl, parseWorkers } from "../args.ts";
+import { addSpecOptions } from "../spec-options.ts";
 import { FailedError, fileError, UsageError } from "../errors.ts";
 import type { GroveProgress, ProgressView } from "../progress.ts";
 import type { SpecFlags } from "../spec.ts";
@@ -29,7 +30,7 @@ export interface DevIo {
  * definition: the AWS SDK, the handlers and the engine are imported when the command runs.
  */
 export function addDevCommand(canopy: Command): Command {
-  return canopy
+  const command = canopy
     .command("dev")
     .summary("run the AWS pipeline on an emulator (LocalStack, moto)")
     .description(
@@ -47,21 +48,11 @@ export function addDevCommand(canopy: Command): Command {
     .option("--visibility-timeout <s>", "grove queue visibility timeout in seconds: how soon a failed grove is retried (default 30)", parseWorkers)
     .option("--max-receive-count <n>", "deliveries before a grove task goes to the dead-letter queue (default 3)", parseWorkers)
     .option("--once", "with <data.csv>: exit when the submitted build ends (exit 1 if it failed)")
-    .option("--verbose", "print the handlers' structured logs (JSON lines) on stdout")
-    .option("--label <column>", "label column (default: the last column)")
-    .addOption(new Option("--task <task>", "default: detected from the label column").choices(["classification", "regression", "auto"]))
-    .option("--trees <n>", "number of trees (default 100)", parseInteger)
-    .option("--grove-size <g>", "trees per grove, one task each (default 10)", parseInteger)
-    .option("--seed <s>", "random seed (default 0)", parseInteger)
-    .option("--max-depth <d>", "maximum tree depth", parseInteger)
-    .option("--max-features <f>", "features tried per split: sqrt, log2, all, a count or a fraction", parseMaxFeatures)
-    .option("--min-samples-leaf <n>", "minimum rows per leaf", parseCountOrFraction)
-    .option("--test-fraction <f>", "fraction of rows held out for evaluation (default 0.25)", parseNumber)
-    .option("--tolerate-failures <k>", "groves allowed to fail (default 0)", parseInteger)
-    .option("--tag <key=value>", "tag the build; repeatable", collectTag)
-    .action(async (data: string | undefined, options: DevOptions) => {
-      await dev(data, options);
-    });
+    .option("--verbose", "print the handlers' structured logs (JSON lines) on stdout");
+  // The build options are canopy train's own (one declaration, the same parsers and help).
+  return addSpecOptions(command).action(async (data: string | undefined, options: DevOptions) => {
+    await dev(data, options);
+  });
 }
 
 /** Sets variables for the SDK (endpoint, a region, fake credentials if none) and returns a restore function. */
