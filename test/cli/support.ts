@@ -17,8 +17,8 @@ export interface Run {
 }
 
 /** Starts the real CLI (node + the bin), as a user would, in `cwd`. */
-export function start(args: string[], cwd: string): ChildProcess {
-  return spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+export function start(args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  return spawn(process.execPath, [BIN, ...args], { cwd, env: { ...env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
 }
 
 export function finished(child: ChildProcess): Promise<Run> {

@@ -1,6 +1,6 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { finished, start as startCli, type Run } from "../cli/support.ts";
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { lambdaContext } from "@canopy/runtime-aws";
 import { buildPack, fitForest, parseCsv, type Forest } from "@canopy/forest";
@@ -77,13 +77,7 @@ export function bodyOf(result: APIGatewayProxyStructuredResultV2): Record<string
   return JSON.parse(result.body as string) as Record<string, unknown> & { error?: string };
 }
 
-export const BIN = fileURLToPath(new URL("../../packages/cli/bin/canopy.mjs", import.meta.url));
-
-export interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export { BIN, finished, type Run } from "../cli/support.ts";
 
 /** Environment for a CLI child with no AWS credentials anywhere (so remote requests go unsigned, at once). */
 export function noCredentials(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
@@ -92,20 +86,9 @@ export function noCredentials(env: NodeJS.ProcessEnv = process.env): NodeJS.Proc
   return out;
 }
 
-/** Starts the real CLI (node + the bin) in `cwd`. */
+/** Starts the real CLI (node + the bin) in `cwd`, by default with no AWS credentials. */
 export function start(args: string[], cwd: string, env: NodeJS.ProcessEnv = noCredentials()): ChildProcess {
-  return spawn(process.execPath, [BIN, ...args], { cwd, env: { ...env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
-}
-
-export function finished(child: ChildProcess): Promise<Run> {
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-  child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+  return startCli(args, cwd, env);
 }
 
 export const canopy = (args: string[], cwd: string, env?: NodeJS.ProcessEnv) => finished(start(args, cwd, env));
