@@ -15,6 +15,8 @@ import { toDataset } from "./engine.ts";
 import { closedLoop, openLoop, type LoadResult } from "./load.ts";
 import { check, type Section, type SectionContext } from "./section.ts";
 import { fmtBytes, fmtInt, type Table } from "./table.ts";
+// The banner SST puts on ESM function bundles (CommonJS dependencies still get require), modelled once there.
+import { BANNER } from "../test/infra/run-app.ts";
 
 const TREES = 100;
 const SEED = 0;
@@ -22,14 +24,6 @@ const RATE = 500;
 /** A rate one core sustains for 100-row requests (20,000 rows/s). */
 const SUSTAINED = 200;
 const BIN = "packages/cli/bin/canopy.mjs";
-/** The CLI's esbuild banner for ESM bundles (as SST deploys functions): CommonJS dependencies still get require. */
-const BANNER = [
-  `import { createRequire as topLevelCreateRequire } from 'module';`,
-  `const require = topLevelCreateRequire(import.meta.url);`,
-  `import { fileURLToPath as topLevelFileUrlToPath, URL as topLevelURL } from "url"`,
-  `const __filename = topLevelFileUrlToPath(import.meta.url)`,
-  `const __dirname = topLevelFileUrlToPath(new topLevelURL(".", import.meta.url))`,
-].join("\n");
 
 /** Hash of the engine's sources, so a cached model is retrained when the engine changes. */
 function engineHash(): string {

@@ -68,7 +68,7 @@ export interface AppReport {
 }
 
 // The CLI's esbuild banner (pkg/js and pkg/runtime/node): ESM bundles that still have require and __dirname.
-const BANNER = [
+export const BANNER = [
   `import { createRequire as topLevelCreateRequire } from 'module';`,
   `const require = topLevelCreateRequire(import.meta.url);`,
   `import { fileURLToPath as topLevelFileUrlToPath, URL as topLevelURL } from "url"`,
