@@ -1,15 +1,8 @@
+import type { GroveProgress } from "@canopy/runtime-local";
 import { duration } from "./format.ts";
 
-/** What the CLI shows after each grove lands (the runtime's progress event has at least these fields). */
-export interface GroveProgress {
-  buildId: string;
-  landed: number;
-  failed: number;
-  total: number;
-  treesDone: number;
-  treesTotal: number;
-  elapsedMs: number;
-}
+/** What the CLI shows after each grove lands: the embedded runtime's counts (the AWS path derives the same). */
+export type { GroveProgress } from "@canopy/runtime-local";
 
 export interface ProgressView {
   /** One informational line (build started, resumed, aggregating...). */

@@ -42,17 +42,21 @@ export type ProgressEvent =
    * Counts for a build: once when training starts (a resumed build starts above 0), then after each grove
    * that lands or is given up on, with that grove's stats (timings, bytes) or error.
    */
-  | {
+  | (GroveProgress & {
       type: "progress";
-      buildId: string;
-      landed: number;
-      failed: number;
-      total: number;
-      treesDone: number;
-      treesTotal: number;
-      elapsedMs: number;
       grove?: { grove: number; outcome: "landed"; stats: GroveStats } | { grove: number; outcome: "failed"; error: string };
-    };
+    });
+
+/** A build's counts, as a progress display needs them (also derived from a ledger record by the CLI). */
+export interface GroveProgress {
+  buildId: string;
+  landed: number;
+  failed: number;
+  total: number;
+  treesDone: number;
+  treesTotal: number;
+  elapsedMs: number;
+}
 
 export interface LocalRuntimeOptions {
   /** Where blobs and the ledger live. Default `.canopy` in the current directory. */
