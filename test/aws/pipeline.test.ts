@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import {
   aggregate,
   decodeGroveTask,
@@ -14,13 +13,12 @@ import {
   type Notifier,
   type TaskQueue,
 } from "@canopy/core";
-import { MemoryBlobStore, MemoryLedger, MemoryNotifier, MemoryQueue } from "@canopy/core/testing";
 import { awsPorts } from "@canopy/runtime-aws";
 import { expect, it } from "vitest";
+import { digits, referenceModel } from "./e2e-support.ts";
 import { receiveMessages, receiveNotifications, useAwsEmulator } from "./harness.ts";
 
 const aws = useAwsEmulator({ visibilityTimeoutSeconds: 10 });
-const digits = readFileSync(new URL("../fixtures/digits.csv", import.meta.url));
 const specInput = { dataset: "test/fixtures/digits.csv", label: "digit", n_estimators: 12, grove_size: 3, seed: 5, tags: { suite: "aws" } };
 
 interface Ports {
@@ -38,17 +36,6 @@ function aggregateOnTrigger(ports: Ports) {
     for (let i = 0; i < 2; i++) outcomes.push(aggregate(change.new.buildId, ports));
   });
   return { outcomes, stop };
-}
-
-async function modelFromMemoryPorts(): Promise<{ buildId: string; model: Uint8Array }> {
-  const ports = { blobs: new MemoryBlobStore(), ledger: new MemoryLedger(), queue: new MemoryQueue(), notifier: new MemoryNotifier() };
-  const { outcomes, stop } = aggregateOnTrigger(ports);
-  const prepared = await prepareDataset(digits, { label: "digit" }, ports.blobs);
-  const { buildId } = await submitBuild(parseBuildSpec(specInput), ports, prepared);
-  for (const task of ports.queue.drain()) await trainGrove(task, ports);
-  await Promise.all(outcomes);
-  stop();
-  return { buildId, model: (await ports.blobs.get(keys.model(buildId)))! };
 }
 
 it("trains a digits build through S3, DynamoDB (and its stream), SQS and SNS into the memory ports' model, notifying once", async () => {
@@ -77,7 +64,7 @@ it("trains a digits build through S3, DynamoDB (and its stream), SQS and SNS int
     expect(record).toMatchObject({ status: "COMPLETED", remaining: 0, landed: [0, 1, 2, 3] });
     expect(Object.keys(record!.groveStats).sort()).toEqual(["0", "1", "2", "3"]);
 
-    const memory = await modelFromMemoryPorts();
+    const memory = await referenceModel(specInput);
     expect(memory.buildId).toBe(buildId);
     const model = (await ports.blobs.get(keys.model(buildId)))!;
     expect(Buffer.from(model).equals(Buffer.from(memory.model))).toBe(true);
