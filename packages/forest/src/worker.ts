@@ -1,10 +1,8 @@
 // A training thread: keeps the packs it was sent (shared memory, never copied) and grows trees on request.
 import { parentPort } from "node:worker_threads";
-import { fitTree } from "./builder.ts";
-import { fitTreeMlrf } from "./mlrf.ts";
+import { growTree } from "./fit.ts";
 import type { ResolvedParams } from "./options.ts";
 import { decodePack, type DatasetPack } from "./pack.ts";
-import { treeSeed } from "./rng.ts";
 import type { Tree } from "./types.ts";
 
 export type WorkerRequest =
@@ -25,9 +23,7 @@ parentPort?.on("message", (request: WorkerRequest) => {
   try {
     const pack = packs.get(request.hash);
     if (!pack) throw new Error(`pack ${request.hash} was not sent to this worker`);
-    const { params, index, rows } = request;
-    const seed = treeSeed(params.random_state, index);
-    const tree = params.engine === "ml-random-forest" ? fitTreeMlrf(pack, rows, params, seed, index) : fitTree(pack, rows, params, seed, index);
+    const tree = growTree(pack, request.rows, request.params, request.index);
     const transfer = [tree.feature, tree.threshold, tree.thresholdBin, tree.right, tree.missingLeft, tree.gain, tree.values].map((a) => a.buffer as ArrayBuffer);
     parentPort!.postMessage({ kind: "tree", id: request.id, tree } satisfies WorkerReply, transfer);
   } catch (error) {
