@@ -1,4 +1,17 @@
-export { AggregationError, errorLine, isRetryable, LedgerError, SpecError, TaskError } from "./errors.ts";
+export {
+  AggregationError,
+  errorLine,
+  InputError,
+  InternalError,
+  isRetryable,
+  LedgerError,
+  policyOf,
+  RegistryError,
+  SpecError,
+  TaskError,
+  TransientError,
+  type ErrorPolicy,
+} from "./errors.ts";
 export { CONTENT_TYPES, isBuildId, keys } from "./keys.ts";
 export {
   AGGREGATION_TRIGGER_FILTER,
@@ -59,7 +72,6 @@ export {
   isAliasName,
   listModels,
   registryRules,
-  RegistryError,
   type AliasRecord,
   type ModelListing,
   type ModelRegistry,

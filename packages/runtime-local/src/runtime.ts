@@ -7,7 +7,10 @@ import {
   decodeGroveTask,
   errorLine,
   failGroveTask,
+  InputError,
+  InternalError,
   isAggregationTrigger,
+  isRetryable,
   PackCache,
   parseBuildSpec,
   prepareDataset,
@@ -26,11 +29,12 @@ import {
   type LedgerChange,
   type Notifier,
 } from "@canopy/core";
-import { CanopyError, decodePack } from "@canopy/forest";
+import { decodePack } from "@canopy/forest";
 import { DiskBlobStore } from "./blob-store.ts";
 import { DiskLedger } from "./disk-ledger.ts";
 import { formatNotification } from "./format.ts";
-import { GrovePool, TrainerTaskError } from "./pool.ts";
+import { InterruptedError, LocalStoreError } from "./errors.ts";
+import { GrovePool } from "./pool.ts";
 import { LocalQueue, type QueueMessage } from "./queue.ts";
 
 export type Stage = "preparing" | "training" | "aggregating" | "done";
@@ -106,13 +110,6 @@ export interface LocalRuntime {
   resume(buildId: string): Promise<BuildOutcome>;
   /** Stops taking tasks and stops the trainers; builds still running reject with InterruptedError. */
   close(): Promise<void>;
-}
-
-/** A build still running when its runtime was closed; `resume(buildId)` picks it up. */
-export class InterruptedError extends CanopyError {
-  constructor(readonly buildId: string) {
-    super(`build ${buildId} was interrupted; resume it to finish the groves that have not landed`);
-  }
 }
 
 export function createLocalRuntime(options: LocalRuntimeOptions = {}): LocalRuntime {
@@ -194,7 +191,7 @@ class Runtime implements LocalRuntime {
     this.checkOpen();
     const startedAt = this.clock.now();
     const record = await this.ledger.get(buildId);
-    if (!record) throw new CanopyError(`build ${buildId} not found in ${this.root}`);
+    if (!record) throw new InputError(`build ${buildId} not found in ${this.root}`);
     const running = this.trackers.get(buildId);
     if (running) return this.outcome(buildId, await running.promise);
     const manifest = await readManifest(this.blobs, buildId);
@@ -242,17 +239,17 @@ class Runtime implements LocalRuntime {
 
   private async outcome(buildId: string, notification?: BuildNotification): Promise<BuildOutcome> {
     const record = await this.ledger.get(buildId);
-    if (!record) throw new CanopyError(`build ${buildId} vanished from the ledger`);
+    if (!record) throw new LocalStoreError(`build ${buildId} vanished from the ledger`);
     const base = { buildId, record, ...(notification ? { notification } : {}) };
     if (record.status === "COMPLETED" && record.result) {
       const bytes = await this.blobs.get(record.result.reportKey);
-      if (!bytes) throw new CanopyError(`build ${buildId} is COMPLETED but ${record.result.reportKey} is missing`);
+      if (!bytes) throw new LocalStoreError(`build ${buildId} is COMPLETED but ${record.result.reportKey} is missing`);
       const report = JSON.parse(new TextDecoder().decode(bytes)) as BuildReport;
       const modelKey = record.result.modelKey;
       return { ...base, status: "COMPLETED", report, modelKey, modelPath: this.blobs.path(modelKey) };
     }
     if (record.status === "FAILED") return { ...base, status: "FAILED", reason: record.reason ?? "unknown reason" };
-    throw new CanopyError(`build ${buildId} is ${record.status}, not finished`);
+    throw new InternalError(`build ${buildId} is ${record.status}, not finished`);
   }
 
   private track(buildId: string, startedAt: number, treesTotal: number): Tracker {
@@ -283,11 +280,11 @@ class Runtime implements LocalRuntime {
   private async loadPack(packKey: string, packHash: string): Promise<void> {
     if (this.packs.has(packHash)) return;
     const stored = await this.blobs.get(packKey);
-    if (!stored) throw new CanopyError(`dataset pack ${packKey} is missing from ${this.root}`);
+    if (!stored) throw new LocalStoreError(`dataset pack ${packKey} is missing from ${this.root}`);
     const bytes = new Uint8Array(new SharedArrayBuffer(stored.length));
     bytes.set(stored);
     const pack = decodePack(bytes);
-    if (pack.hash !== packHash) throw new CanopyError(`dataset pack ${packKey} has hash ${pack.hash}, expected ${packHash}`);
+    if (pack.hash !== packHash) throw new LocalStoreError(`dataset pack ${packKey} has hash ${pack.hash}, expected ${packHash}`);
     this.share(pack);
   }
 
@@ -362,8 +359,8 @@ class Runtime implements LocalRuntime {
       this.queue.ack(message);
     } catch (err) {
       if (this.closed) return; // abandoned: the ledger still counts the grove as outstanding, resume re-queues it
-      const retryable = err instanceof TrainerTaskError ? err.retryable : true;
-      if (retryable && !this.queue.exhausted(message)) {
+      // The policy the trainer decided (TrainerTaskError), or this thread's own fault (no free trainer): internal.
+      if (isRetryable(err) && !this.queue.exhausted(message)) {
         this.queue.release(message);
       } else {
         this.queue.ack(message);
@@ -421,7 +418,7 @@ class Runtime implements LocalRuntime {
   }
 
   private checkOpen(): void {
-    if (this.closed) throw new CanopyError("the runtime is closed");
+    if (this.closed) throw new InternalError("the runtime is closed");
   }
 }
 

@@ -10,7 +10,8 @@ import {
 } from "@canopy/core";
 import { decodePack } from "@canopy/forest";
 import { DiskBlobStore } from "./blob-store.ts";
-import { LEDGER_METHODS, serializeError, type FromTrainer, type LedgerMethod, type SerializedError, type ToTrainer, type TrainerInit } from "./protocol.ts";
+import type { SerializedError } from "./errors.ts";
+import { LEDGER_METHODS, serializeError, type FromTrainer, type LedgerMethod, type ToTrainer, type TrainerInit } from "./protocol.ts";
 
 export interface TrainerHooks {
   /** Runs before each delivery is trained; a throw fails that delivery (fault injection in tests). */
@@ -73,7 +74,6 @@ export function serveTrainer(hooks: TrainerHooks = {}): void {
 
 function reviveError(e: SerializedError): Error {
   if (e.name === "LedgerError") return new LedgerError(e.message, e.code === "not-found" ? "not-found" : "invalid");
-  const err = new Error(e.message);
-  err.name = e.name;
-  return err;
+  // The policy travels with it, so the trainer's own verdict on a ledger fault stays the main thread's.
+  return Object.assign(new Error(e.message), { name: e.name, policy: e.policy });
 }
