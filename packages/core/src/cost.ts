@@ -1,4 +1,7 @@
-import type { GroveReport } from "./report.ts";
+import type { GroveStats } from "./ledger.ts";
+
+/** What costing needs of a grove: its number and the stats its trainer measured (a report row fits). */
+export type CostedGrove = GroveStats & { grove: number };
 
 /**
  * Unit prices in USD. Defaults: AWS public on-demand prices for us-east-1 (x86), as listed on the pricing pages
@@ -86,7 +89,7 @@ export function billedGbSeconds(ms: number, memoryMb: number | undefined): numbe
 
 const seconds = (ms: number) => Math.max(0, ms) / 1000;
 
-export function groveCost(g: GroveReport): GroveCost {
+export function groveCost(g: CostedGrove): GroveCost {
   return {
     grove: g.grove,
     queueWaitS: seconds(g.startedAt - g.queuedAt),
@@ -106,7 +109,7 @@ export function groveCost(g: GroveReport): GroveCost {
  * not have it cached, the manifest, every grove and the pack again in the aggregator (GETs). One SNS publish.
  * Retries and redeliveries add to all of these.
  */
-export function requestCounts(groves: GroveReport[], failed = 0): RequestCounts {
+export function requestCounts(groves: CostedGrove[], failed = 0): RequestCounts {
   const tasks = groves.length + failed;
   const uncached = groves.filter((g) => !g.packCached).length;
   return {
@@ -121,7 +124,7 @@ export function requestCounts(groves: GroveReport[], failed = 0): RequestCounts 
 }
 
 /** Time and cost accounting of a finished build, from the groves' measured stats. Pure. */
-export function buildCost(groves: GroveReport[], options: CostOptions = {}): BuildCost {
+export function buildCost(groves: CostedGrove[], options: CostOptions = {}): BuildCost {
   const prices: Prices = { ...DEFAULT_PRICES, ...options.prices };
   const perGrove = groves.map(groveCost);
   const sum = (pick: (g: GroveCost) => number) => perGrove.reduce((s, g) => s + pick(g), 0);

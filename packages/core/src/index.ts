@@ -43,13 +43,13 @@ export {
   readManifest,
   resumeBuild,
   submitBuild,
-  type BuildManifest,
   type PreparedDataset,
   type Resumption,
   type Submission,
   type SubmitPorts,
 } from "./submit.ts";
 export type { BuildReport, GroveReport, StageTimings } from "./report.ts";
+export { decodeManifest, manifestTrees, type BuildManifest } from "./manifest.ts";
 export { completedNotification, failedNotification, summarizeMetrics, type BuildNotification } from "./notification.ts";
 export {
   billedGbSeconds,
