@@ -65,6 +65,7 @@ export {
   type RequestCounts,
 } from "./cost.ts";
 export { isStalled, lastProgressAt, stalledReason, sweepStalledBuilds } from "./sweep.ts";
+export { sleep } from "./sleep.ts";
 export { lastGroveError, recordGroveError } from "./grove-error.ts";
 export {
   checkAliasName,

@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import type { BuildRecord, BuildReport, LedgerChange } from "@canopy/core";
 import { parseHttpUrl, parseWorkers } from "../args.ts";
 import { addSpecOptions } from "../spec-options.ts";
+import { emulatorEnv, unreachable } from "../aws-target.ts";
 import { FailedError, fileError, UsageError } from "../errors.ts";
 import type { GroveProgress, ProgressView } from "../progress.ts";
 import type { SpecFlags } from "../spec.ts";
@@ -53,38 +54,6 @@ export function addDevCommand(canopy: Command): Command {
   return addSpecOptions(command).action(async (data: string | undefined, options: DevOptions) => {
     await dev(data, options);
   });
-}
-
-/** Sets variables for the SDK (endpoint, a region, fake credentials if none) and returns a restore function. */
-export function emulatorEnv(endpoint: string): () => void {
-  const saved = new Map<string, string | undefined>();
-  const set = (key: string, value: string) => {
-    if (!saved.has(key)) saved.set(key, process.env[key]);
-    process.env[key] = value;
-  };
-  set("AWS_ENDPOINT_URL", endpoint);
-  // The SDK warns on Node 20 about releases due in 2027; noise on every dev run.
-  if (!process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED) set("AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED", "true");
-  if (!process.env.AWS_REGION && !process.env.AWS_DEFAULT_REGION) set("AWS_REGION", "us-east-1");
-  // Emulators accept any credentials; without some the SDK refuses to sign.
-  if (!process.env.AWS_ACCESS_KEY_ID && !process.env.AWS_PROFILE) {
-    set("AWS_ACCESS_KEY_ID", "test");
-    set("AWS_SECRET_ACCESS_KEY", "test");
-  }
-  return () => {
-    for (const [key, value] of saved) {
-      if (value === undefined) delete process.env[key];
-      else process.env[key] = value;
-    }
-  };
-}
-
-export function unreachable(endpoint: string, err: unknown): Error {
-  const e = err as { code?: string; cause?: { code?: string }; message?: string };
-  const code = e.code ?? e.cause?.code;
-  if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "ECONNRESET")
-    return new FailedError(`cannot reach the emulator at ${endpoint} (${code}); start LocalStack or moto_server first`);
-  return err as Error;
 }
 
 export async function dev(data: string | undefined, options: DevOptions, io: DevIo = {}): Promise<void> {

@@ -76,16 +76,4 @@ export class Invoker {
   }
 }
 
-export const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done);
-  });
-
 export const isAbort = (err: unknown, signal: AbortSignal) => signal.aborted || (err as { name?: string }).name === "AbortError";

@@ -1,7 +1,8 @@
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
+import { sleep } from "@canopy/core";
 import { queueArnFromUrl, sqsRecord } from "./events.ts";
-import { isAbort, sleep, type FunctionSettings, type Invoker, type LambdaHandler } from "./invoker.ts";
+import { isAbort, type FunctionSettings, type Invoker, type LambdaHandler } from "./invoker.ts";
 
 export type SqsHandler = LambdaHandler<SQSEvent, SQSBatchResponse | void>;
 
