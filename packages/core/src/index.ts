@@ -38,7 +38,9 @@ export { PackCache } from "./pack-cache.ts";
 export { failGroveTask, trainGrove, type GroveResult, type TrainGrovePorts } from "./train-grove.ts";
 export { aggregate, type AggregateOutcome, type AggregatePorts } from "./aggregate.ts";
 export {
+  buildHandle,
   groveTasks,
+  prepareBuildData,
   prepareDataset,
   readManifest,
   resumeBuild,
@@ -77,3 +79,21 @@ export {
   type ModelListing,
   type ModelRegistry,
 } from "./registry.ts";
+export type {
+  BuildEnd,
+  BuildEvent,
+  BuildHandle,
+  BuildRequest,
+  BuildView,
+  FollowOptions,
+  GroveProgress,
+  PreparedSummary,
+  ProgressEvent,
+  Runtime,
+  SettledGrove,
+  Stage,
+} from "./runtime.ts";
+export { groveProgress, ProgressTracker, treesLanded } from "./progress.ts";
+export { EventLog } from "./event-log.ts";
+export { readBuildView, readReport, viewOf } from "./status.ts";
+export { followChanges, pollBuild, type FollowLedgerOptions, type FollowPorts } from "./follow.ts";

@@ -23,6 +23,7 @@ export { decodeSnsDelivery, notificationAttributes, SnsNotifier, type SnsDeliver
 export { SQS_BATCH_SIZE, SqsTaskQueue, type SqsSender, type SqsTaskQueueOptions } from "./sqs-task-queue.ts";
 export { DynamoStreamReader, type StreamReaderOptions, type StreamRecord } from "./stream-reader.ts";
 export { listOpenBuilds } from "./open-builds.ts";
+export { createAwsRuntime, parseS3Url, type AwsRuntime, type AwsRuntimeOptions } from "./runtime.ts";
 export { ALIAS_KEY_PREFIX, aliasKey, DynamoModelRegistry, listBuilds } from "./registry.ts";
 export * from "./emulator/index.ts";
 
