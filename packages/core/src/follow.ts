@@ -84,16 +84,17 @@ export async function* followChanges(
       })
       .catch((err: unknown) => onError(err, record.buildId));
   };
+  if (buildId !== undefined) {
+    // The current record goes first, so a feed that replays older writes (a stream read from a little before
+    // now) cannot make a finished build look like it is training: the tracker drops what is older.
+    const current = await ports.ledger.get(buildId);
+    if (!current) throw notInLedger(buildId);
+    take(current);
+  }
   const unwatch = ports.ledger.watch((change: LedgerChange) => {
     if (buildId === undefined || change.new.buildId === buildId) take(change.new);
   });
   try {
-    if (buildId !== undefined) {
-      // The feed only has what changes from now on: the current record goes first (the tracker drops stale ones).
-      const current = await ports.ledger.get(buildId);
-      if (!current) throw notInLedger(buildId);
-      take(current);
-    }
     yield* log.read(options.signal);
   } finally {
     unwatch();

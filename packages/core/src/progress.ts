@@ -30,11 +30,14 @@ const settledOf = (r: BuildRecord) => r.landed.length + r.failed.length;
  *
  * - The first TRAINING (or later) snapshot gives the `training` stage and the counts so far; PENDING gives nothing.
  * - Each snapshot with more groves settled gives one `progress` event, naming the grove when exactly one settled.
- * - AGGREGATING gives the `aggregating` stage once; COMPLETED or FAILED gives `done`, after which it is `ended`.
+ * - AGGREGATING gives the `aggregating` stage once, and so does COMPLETED if no snapshot showed it (a poll can
+ *   miss it; a completed build did aggregate); COMPLETED or FAILED gives `done`, after which it is `ended`.
  */
 export class ProgressTracker {
   private last?: BuildRecord;
   private started = false;
+  /** Seen training (not found finished). */
+  private training = false;
   private aggregating = false;
   private finished = false;
 
@@ -60,6 +63,7 @@ export class ProgressTracker {
       this.started = true;
       // A build found finished shows no training: only that it is done.
       if (!terminal) {
+        this.training = true;
         events.push({ type: "stage", stage: "training", buildId: this.buildId, elapsedMs });
         events.push({ type: "progress", ...groveProgress(record, this.treesTotal, elapsedMs) });
       }
@@ -69,7 +73,7 @@ export class ProgressTracker {
       events.push({ type: "progress", ...groveProgress(record, this.treesTotal, elapsedMs), ...(grove ? { grove } : {}) });
       this.last = record;
     }
-    if (record.status === "AGGREGATING" && !this.aggregating) {
+    if ((record.status === "AGGREGATING" || (record.status === "COMPLETED" && this.training)) && !this.aggregating) {
       this.aggregating = true;
       events.push({ type: "stage", stage: "aggregating", buildId: this.buildId, elapsedMs });
     }
