@@ -1,3 +1,4 @@
+import { InputError } from "./errors.ts";
 import type { GroveStats } from "./ledger.ts";
 
 /** What costing needs of a grove: its number and the stats its trainer measured (a report row fits). */
@@ -161,13 +162,13 @@ export function pricesFromEnv(env: Record<string, string | undefined>): Partial<
   try {
     value = JSON.parse(text);
   } catch {
-    throw new Error("CANOPY_PRICES is not JSON");
+    throw new InputError("CANOPY_PRICES is not JSON");
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error("CANOPY_PRICES must be a JSON object");
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new InputError("CANOPY_PRICES must be a JSON object");
   const out: Partial<Prices> = {};
   for (const [key, price] of Object.entries(value)) {
-    if (!(key in DEFAULT_PRICES)) throw new Error(`CANOPY_PRICES: unknown price ${JSON.stringify(key)} (known: ${Object.keys(DEFAULT_PRICES).join(", ")})`);
-    if (typeof price !== "number" || !Number.isFinite(price) || price < 0) throw new Error(`CANOPY_PRICES: ${key} must be a number >= 0`);
+    if (!(key in DEFAULT_PRICES)) throw new InputError(`CANOPY_PRICES: unknown price ${JSON.stringify(key)} (known: ${Object.keys(DEFAULT_PRICES).join(", ")})`);
+    if (typeof price !== "number" || !Number.isFinite(price) || price < 0) throw new InputError(`CANOPY_PRICES: ${key} must be a number >= 0`);
     out[key as keyof Prices] = price;
   }
   return out;

@@ -5,6 +5,7 @@ import { S3BlobStore, type S3BlobStoreOptions } from "./s3-blob-store.ts";
 import { SnsNotifier } from "./sns-notifier.ts";
 import { SqsTaskQueue } from "./sqs-task-queue.ts";
 
+export { AwsBusyError, AwsInternalError, AwsSetupError } from "./errors.ts";
 export { clients, clientSettings, EMULATOR_REGION, resetClients, type ClientSettings } from "./clients.ts";
 export { changeFromStreamRecord, DYNAMO_MAX_GROVES, DynamoLedger, type DynamoLedgerOptions } from "./dynamo-ledger.ts";
 export { isBuildItem, itemToRecord, recordToItem, type Item } from "./ledger-item.ts";

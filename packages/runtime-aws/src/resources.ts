@@ -3,6 +3,7 @@
  * (`Resource.<Link>` from the `sst` package); against an emulator, from CANOPY_* environment variables (both
  * named in names.ts). `sst` is imported lazily and only if installed, so nothing here depends on it.
  */
+import { AwsSetupError } from "./errors.ts";
 import { RESOURCE_ENV, RESOURCE_LINKS, type AwsResources, type ResourceName } from "./names.ts";
 
 export { RESOURCE_ENV, RESOURCE_LINKS, type AwsResources, type ResourceName } from "./names.ts";
@@ -56,6 +57,6 @@ export async function resolveResources<K extends ResourceName>(
     if (value) out[name] = value;
     else missing.push(`${name} (set ${RESOURCE_ENV[name]} or link ${RESOURCE_LINKS[name].link})`);
   }
-  if (missing.length > 0) throw new Error(`AWS resources not configured: ${missing.join(", ")}`);
+  if (missing.length > 0) throw new AwsSetupError(`AWS resources not configured: ${missing.join(", ")}`);
   return out as Pick<AwsResources, K>;
 }

@@ -1,8 +1,9 @@
 /**
  * The one reader of the app's CANOPY_* settings: the SST app validates them at deploy (stacks/settings.ts) and
  * the functions read the ones handed to them (the sweeper's stall limit) with the same rules, so a value the
- * deploy accepts is one the function accepts. Imports nothing (`@canopy/runtime-aws/settings`).
+ * deploy accepts is one the function accepts. Light (`@canopy/runtime-aws/settings`): no SDK, no pipeline.
  */
+import { AwsSetupError } from "./errors.ts";
 
 /** An integer setting: default and accepted range, inclusive. */
 export interface IntegerRule {
@@ -51,7 +52,7 @@ export function integerSetting(env: Env, name: string, rule: IntegerRule): numbe
   if (text === undefined) return rule.default;
   const value = Number(text);
   if (!Number.isInteger(value) || value < rule.min || value > rule.max)
-    throw new Error(`${name} must be an integer from ${rule.min} to ${rule.max}; got "${text}"`);
+    throw new AwsSetupError(`${name} must be an integer from ${rule.min} to ${rule.max}; got "${text}"`);
   return value;
 }
 
@@ -59,8 +60,8 @@ function quantitySetting(env: Env, name: string, rule: QuantityRule): number {
   const text = raw(env, name);
   if (text === undefined) return rule.default;
   const value = Number(text);
-  if (!Number.isFinite(value) || value <= rule.above) throw new Error(`${name} must be a number of ${rule.unit} > ${rule.above}; got "${text}"`);
-  if (value > rule.max) throw new Error(`${name} must be at most ${rule.max} ${rule.unit}; got "${text}"`);
+  if (!Number.isFinite(value) || value <= rule.above) throw new AwsSetupError(`${name} must be a number of ${rule.unit} > ${rule.above}; got "${text}"`);
+  if (value > rule.max) throw new AwsSetupError(`${name} must be at most ${rule.max} ${rule.unit}; got "${text}"`);
   return value;
 }
 

@@ -1,6 +1,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import {
   decodeGroveTask,
+  InternalError,
   LedgerError,
   PackCache,
   trainGrove,
@@ -25,7 +26,7 @@ export interface TrainerHooks {
  */
 export function serveTrainer(hooks: TrainerHooks = {}): void {
   const port = parentPort;
-  if (!port) throw new Error("serveTrainer must run in a worker thread");
+  if (!port) throw new InternalError("serveTrainer must run in a worker thread");
   const init = workerData as TrainerInit;
   const blobs = new DiskBlobStore(init.root, { fsync: init.fsync });
   const packs = new PackCache(8);
@@ -41,7 +42,7 @@ export function serveTrainer(hooks: TrainerHooks = {}): void {
     });
   const ledger = Object.fromEntries(LEDGER_METHODS.map((m) => [m, (...args: unknown[]) => call(m, args)])) as unknown as BuildLedger;
   ledger.watch = () => {
-    throw new Error("a trainer cannot watch the ledger");
+    throw new InternalError("a trainer cannot watch the ledger");
   };
 
   port.on("message", (message: ToTrainer) => {
