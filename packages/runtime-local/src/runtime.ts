@@ -36,9 +36,11 @@ import {
   type BuildView,
   type Clock,
   type FollowOptions,
+  type GrovePlan,
   type GroveTask,
   type LedgerChange,
   type Notifier,
+  type PreparedDataset,
   type ProgressEvent,
   type Runtime,
 } from "@canopy/core";
@@ -133,8 +135,8 @@ class EmbeddedRuntime implements LocalRuntime {
   private readonly packs = new PackCache(4);
   private readonly notifier: Notifier;
   private readonly runs = new Map<string, Run>();
-  /** Every event of every run, for follow() without a build id. */
-  private readonly everything = new EventLog<BuildEvent>();
+  /** Followers of every build (follow() without an id): each gets the events from when it started. */
+  private readonly watchers = new Set<EventLog<BuildEvent>>();
   /** Aggregations and dead-letterings under way: close() lets them finish so no build is left half-moved. */
   private readonly background = new Set<Promise<unknown>>();
   private readonly unsubscribe: (() => void)[] = [];
@@ -181,7 +183,7 @@ class EmbeddedRuntime implements LocalRuntime {
   }
 
   follow(buildId?: string, options: FollowOptions = {}): AsyncIterable<BuildEvent> {
-    return buildId === undefined ? this.everything.read(options.signal) : this.followOne(buildId, options.signal);
+    return buildId === undefined ? this.followAll(options.signal) : this.followOne(buildId, options.signal);
   }
 
   status(buildId: string): Promise<BuildView | undefined> {
@@ -197,7 +199,7 @@ class EmbeddedRuntime implements LocalRuntime {
     while (this.background.size > 0) await Promise.allSettled([...this.background]);
     for (const stop of this.unsubscribe.splice(0)) stop();
     for (const run of this.runs.values()) run.abort(new InterruptedError(run.buildId));
-    this.everything.close();
+    for (const log of this.watchers) log.close();
   }
 
   private async begin(request: BuildRequest): Promise<{ handle: BuildHandle; run: Run }> {
@@ -268,7 +270,8 @@ class EmbeddedRuntime implements LocalRuntime {
     return [];
   }
 
-  private async handleOf(buildId: string, o: { prepared?: Parameters<typeof buildHandle>[0]["prepared"]; groves?: { grove: number; treeStart: number; treeEnd: number }[]; queued?: number[] }): Promise<BuildHandle> {
+  /** The handle of a build that existed: its record as it is now. */
+  private async handleOf(buildId: string, o: { prepared?: PreparedDataset; groves?: GrovePlan[]; queued?: number[] }): Promise<BuildHandle> {
     const record = await this.ledger.get(buildId);
     if (!record) throw new LocalStoreError(`build ${buildId} vanished from the ledger`);
     const groves = o.groves ?? (await readManifest(this.blobs, buildId)).groves;
@@ -309,6 +312,21 @@ class EmbeddedRuntime implements LocalRuntime {
   private drop(run: Run, err: unknown): void {
     run.abort(err instanceof Error ? err : new Error(String(err)));
     if (this.runs.get(run.buildId) === run) this.runs.delete(run.buildId);
+  }
+
+  /** Registered at the call, not at the first read, so a build submitted right after is seen from its start. */
+  private followAll(signal?: AbortSignal): AsyncIterable<BuildEvent> {
+    const log = new EventLog<BuildEvent>();
+    if (this.closed) log.close();
+    else this.watchers.add(log);
+    const watchers = this.watchers;
+    return (async function* () {
+      try {
+        yield* log.read(signal);
+      } finally {
+        watchers.delete(log);
+      }
+    })();
   }
 
   private async *followOne(buildId: string, signal?: AbortSignal): AsyncGenerator<BuildEvent> {
@@ -423,7 +441,7 @@ class EmbeddedRuntime implements LocalRuntime {
 
   private emit(event: ProgressEvent, run?: Run): void {
     if (run) this.append(run.log, event);
-    else this.everything.append(event);
+    else for (const log of this.watchers) log.append(event);
     try {
       this.options.onProgress?.(event);
     } catch (err) {
@@ -433,7 +451,7 @@ class EmbeddedRuntime implements LocalRuntime {
 
   private append(log: EventLog<BuildEvent>, event: BuildEvent): void {
     log.append(event);
-    this.everything.append(event);
+    for (const watcher of this.watchers) watcher.append(event);
   }
 
   private warn(message: string): void {

@@ -118,6 +118,21 @@ export function describeRuntimeScenario(name: string, options: RuntimeScenarioOp
       expect((err as Error).message).toMatch(/b-0000000000000000 not found/);
     });
 
+    it("follow() without a build id sees every build, from when it was called", async () => {
+      const all = opened.runtime.follow();
+      const handle = await opened.runtime.submit({ spec: parseBuildSpec({ ...options.spec, seed: 4242 }), data: options.data });
+      const own: BuildEvent[] = [];
+      for await (const event of all) {
+        if (event.buildId !== handle.buildId) continue; // other builds' (an earlier one's last writes, on a stream)
+        own.push(event);
+        if (event.type === "end") break;
+      }
+      expect(stages(own)[0]).toBe("training");
+      expect(stages(own).at(-1)).toBe("done");
+      expect(progress(own).at(-1)).toMatchObject({ landed: handle.groves, treesDone: handle.trees });
+      expect(endOf(own).view.record.status).toBe("COMPLETED");
+    });
+
     it("a build interrupted part-way, resumed: only what had not landed is queued, and the model is the same bytes", async () => {
       const spec = parseBuildSpec(options.interruptedSpec);
       const handle = await opened.runtime.submit({ spec, data: options.data });
