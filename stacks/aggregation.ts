@@ -1,4 +1,5 @@
 import { AGGREGATION_TRIGGER_FILTER } from "@canopy/core";
+import { LINKS } from "@canopy/runtime-aws/names";
 import { functionDefaults } from "./defaults.ts";
 import { FOURTEEN_DAYS, HANDLERS } from "./handlers.ts";
 import type { AppSettings } from "./settings.ts";
@@ -17,7 +18,7 @@ export function aggregation(
   settings: AppSettings,
   { bucket, table, topic }: { bucket: sst.aws.Bucket; table: sst.aws.Dynamo; topic: sst.aws.SnsTopic },
 ) {
-  const failures = new sst.aws.Queue("CanopyAggregationFailures", {
+  const failures = new sst.aws.Queue(LINKS.aggregationFailures, {
     transform: { queue: { messageRetentionSeconds: FOURTEEN_DAYS } },
   });
 

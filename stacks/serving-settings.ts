@@ -1,4 +1,5 @@
 /** The predict function's settings, pure and free of SST globals (like settings.ts) so tests can import them. */
+import { integerSetting } from "@canopy/runtime-aws/settings";
 import { servingConfig } from "@canopy/serving";
 
 /** The predict function's module and export, like HANDLERS (kept here so the training stacks' list is unchanged). */
@@ -15,22 +16,14 @@ export interface ServingSettings {
   environment: Record<string, string>;
 }
 
-function integer(env: Record<string, string | undefined>, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw.trim() === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) throw new Error(`${name} must be an integer from ${min} to ${max}; got "${raw}"`);
-  return value;
-}
-
 /** Reads the predict function's settings from the deploy environment; a bad value stops the deploy with one line. */
 export function readServingSettings(env: Record<string, string | undefined> = process.env): ServingSettings {
   const auth = env.CANOPY_PREDICT_AUTH?.trim() || "iam";
   if (auth !== "iam" && auth !== "none") throw new Error(`CANOPY_PREDICT_AUTH must be "iam" or "none"; got "${auth}"`);
   const config = servingConfig(env);
   return {
-    memoryMb: integer(env, "CANOPY_PREDICT_MEMORY_MB", 1769, 128, 10_240),
-    timeoutSeconds: integer(env, "CANOPY_PREDICT_TIMEOUT_SECONDS", 30, 1, 900),
+    memoryMb: integerSetting(env, "CANOPY_PREDICT_MEMORY_MB", { default: 1769, min: 128, max: 10_240 }),
+    timeoutSeconds: integerSetting(env, "CANOPY_PREDICT_TIMEOUT_SECONDS", { default: 30, min: 1, max: 900 }),
     authorization: auth,
     environment: {
       CANOPY_DEFAULT_ALIAS: config.defaultAlias,

@@ -1,3 +1,4 @@
+import { LINKS } from "@canopy/runtime-aws/names";
 import { functionDefaults } from "./defaults.ts";
 import { PREDICT_HANDLER, type ServingSettings } from "./serving-settings.ts";
 
@@ -6,7 +7,7 @@ import { PREDICT_HANDLER, type ServingSettings } from "./serving-settings.ts";
  * items from the builds table and models from the bucket, so it links those two and nothing else.
  */
 export function serving(settings: ServingSettings, { bucket, table }: { bucket: sst.aws.Bucket; table: sst.aws.Dynamo }) {
-  const predict = new sst.aws.Function("CanopyPredict", {
+  const predict = new sst.aws.Function(LINKS.predict, {
     ...functionDefaults(),
     handler: PREDICT_HANDLER,
     description: "Canopy predict: serves a model by alias or build id over a function URL",

@@ -1,3 +1,4 @@
+import { LINKS } from "@canopy/runtime-aws/names";
 import { functionDefaults } from "./defaults.ts";
 import { FOURTEEN_DAYS, HANDLERS } from "./handlers.ts";
 import { VISIBILITY_FACTOR, type AppSettings } from "./settings.ts";
@@ -8,14 +9,14 @@ export function training(
   { bucket, table, topic }: { bucket: sst.aws.Bucket; table: sst.aws.Dynamo; topic: sst.aws.SnsTopic },
 ) {
   const dlqTimeoutSeconds = 30;
-  const dlq = new sst.aws.Queue("CanopyGrovesDlq", {
+  const dlq = new sst.aws.Queue(LINKS.grovesDlq, {
     visibilityTimeout: `${dlqTimeoutSeconds * VISIBILITY_FACTOR} seconds`,
     // Outlive the source queue's retention: SQS keeps a message's original enqueue time when it moves it here.
     transform: { queue: { messageRetentionSeconds: FOURTEEN_DAYS } },
   });
 
   const { trainer } = settings;
-  const groves = new sst.aws.Queue("CanopyGroves", {
+  const groves = new sst.aws.Queue(LINKS.groves, {
     visibilityTimeout: `${trainer.timeoutSeconds * VISIBILITY_FACTOR} seconds`,
     dlq: { queue: dlq.arn, retry: settings.groves.maxReceives },
   });

@@ -1,8 +1,8 @@
 import type { Command } from "commander";
-import type { AwsResources, ResourceName } from "@canopy/runtime-aws";
+// The light names module: defining the commands must not load the AWS SDK.
+import { RESOURCE_ENV, RESOURCE_LINKS, type AwsResources, type ResourceName } from "@canopy/runtime-aws/names";
 import { parseHttpUrl } from "./args.ts";
-import { emulatorEnv, unreachable } from "./commands/dev.ts";
-import { UsageError } from "./errors.ts";
+import { FailedError, UsageError } from "./errors.ts";
 
 /** The flags shared by publish, status, subscribe and watch: where AWS is and which resources to use. */
 export interface AwsTargetOptions {
@@ -29,18 +29,42 @@ export function addAwsOptions(command: Command, names: readonly ResourceName[]):
   );
   for (const name of names) {
     const { option, what } = FLAGS[name];
-    command.option(option, `${what} (default: $${envName(name)}, else the SST link ${linkName(name)})`);
+    command.option(option, `${what} (default: $${RESOURCE_ENV[name]}, else the SST link ${RESOURCE_LINKS[name].link})`);
   }
   return command;
 }
 
-// Spelled out here so defining the commands does not load the AWS SDK; runtime-aws's RESOURCE_ENV /
-// RESOURCE_LINKS are the source (checked by the e2e test, which resolves through them).
-function envName(name: ResourceName): string {
-  return { bucket: "CANOPY_BUCKET", table: "CANOPY_TABLE", queueUrl: "CANOPY_QUEUE_URL", topicArn: "CANOPY_TOPIC_ARN" }[name];
+/** Sets variables for the SDK (endpoint, a region, fake credentials if none) and returns a restore function. */
+export function emulatorEnv(endpoint: string): () => void {
+  const saved = new Map<string, string | undefined>();
+  const set = (key: string, value: string) => {
+    if (!saved.has(key)) saved.set(key, process.env[key]);
+    process.env[key] = value;
+  };
+  set("AWS_ENDPOINT_URL", endpoint);
+  // The SDK warns on Node 20 about releases due in 2027; noise on every dev run.
+  if (!process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED) set("AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED", "true");
+  if (!process.env.AWS_REGION && !process.env.AWS_DEFAULT_REGION) set("AWS_REGION", "us-east-1");
+  // Emulators accept any credentials; without some the SDK refuses to sign.
+  if (!process.env.AWS_ACCESS_KEY_ID && !process.env.AWS_PROFILE) {
+    set("AWS_ACCESS_KEY_ID", "test");
+    set("AWS_SECRET_ACCESS_KEY", "test");
+  }
+  return () => {
+    for (const [key, value] of saved) {
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    }
+  };
 }
-function linkName(name: ResourceName): string {
-  return { bucket: "CanopyBucket", table: "CanopyBuilds", queueUrl: "CanopyGroves", topicArn: "CanopyNotifications" }[name];
+
+/** A connection refused by the emulator as one line naming it; any other error unchanged. */
+export function unreachable(endpoint: string, err: unknown): Error {
+  const e = err as { code?: string; cause?: { code?: string }; message?: string };
+  const code = e.code ?? e.cause?.code;
+  if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "ECONNRESET")
+    return new FailedError(`cannot reach the emulator at ${endpoint} (${code}); start LocalStack or moto_server first`);
+  return err as Error;
 }
 
 export interface AwsTarget<K extends ResourceName> {
@@ -80,7 +104,7 @@ export async function connectAws<K extends ResourceName>(options: AwsTargetOptio
         resources[name] = (await aws.resolveResources([name]))[name];
       } catch {
         if (endpoint) resources[name] = await devResource(aws, name);
-        else missing.push(`${name} (${FLAGS[name].option.split(" ")[0]}, $${aws.RESOURCE_ENV[name]} or the SST link ${aws.RESOURCE_LINKS[name].link})`);
+        else missing.push(`${name} (${FLAGS[name].option.split(" ")[0]}, $${RESOURCE_ENV[name]} or the SST link ${RESOURCE_LINKS[name].link})`);
       }
     }
     if (missing.length > 0)

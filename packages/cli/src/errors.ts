@@ -1,3 +1,5 @@
+import type { ErrorPolicy } from "@canopy/core";
+
 /** Exit codes: 0 ok, 1 the work failed (a build failed, an unexpected error), 2 bad usage or input. */
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -5,11 +7,13 @@ export const EXIT_USAGE = 2;
 
 /** Bad usage or input: the user can fix it. Exit code 2. */
 export class UsageError extends Error {
+  static readonly policy: ErrorPolicy = "input";
   override name = "UsageError";
 }
 
-/** The work itself failed (e.g. a build ended FAILED). Exit code 1. */
+/** The work itself failed (e.g. a build ended FAILED): not the user's input. Exit code 1. */
 export class FailedError extends Error {
+  static readonly policy: ErrorPolicy = "internal";
   override name = "FailedError";
 }
 
@@ -20,13 +24,13 @@ export class InterruptedExit extends Error {
 }
 
 /**
- * Engine and core errors (CanopyError) describe bad input (CSV, options, spec, model bytes), so they are usage
- * errors too. The caller says whether `err` is one, so that starting the CLI does not load the engine.
+ * The exit code is the error's declared policy (core's policyOf): input errors, ours (UsageError) and the
+ * engine's and core's (CSV, options, spec, model bytes), exit 2; transient and internal faults exit 1. The
+ * caller passes the policy, so that starting the CLI does not load core.
  */
-export function exitCodeFor(err: unknown, isCanopyError: boolean): number {
+export function exitCodeFor(err: unknown, policy: ErrorPolicy): number {
   if (err instanceof InterruptedExit) return err.exitCode;
-  if (err instanceof UsageError || isCanopyError) return EXIT_USAGE;
-  return EXIT_FAILED;
+  return policy === "input" ? EXIT_USAGE : EXIT_FAILED;
 }
 
 /** One line, whatever was thrown: multi-line messages (a spec with several bad fields) are joined with "; ". */

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { readdir, rename, rm, stat, writeFile } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
-import { UsageError } from "./errors.ts";
+import { readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { basename, dirname, join, relative } from "node:path";
+import { fileError, UsageError } from "./errors.ts";
 
 /** Temp file in the target's directory, then rename: readers never see half a file. The directory must exist. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
@@ -46,4 +46,19 @@ export async function checkOutDir(path: string): Promise<void> {
   const foreign = entries.filter((e) => !EXPORT_ENTRIES.has(e));
   if (foreign.length > 0)
     throw new UsageError(`--out ${path} already holds other files (${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", ..." : ""}); choose a new or empty directory`);
+}
+
+/** A data file's bytes; a missing or unreadable one is a usage error naming the path. */
+export async function readDataFile(path: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(path));
+  } catch (err) {
+    throw fileError(err, path, "data file") ?? err;
+  }
+}
+
+/** A path relative to the working directory when that is shorter, as users type them. */
+export function shown(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel !== "" && !rel.startsWith("..") && rel.length < path.length ? rel : path;
 }

@@ -138,7 +138,7 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof InterruptedExit) process.stderr.write(`canopy: ${err.message}\n`);
     else fail(oneLine(err));
     if (process.env.CANOPY_DEBUG && err instanceof Error && !(err instanceof UsageError)) process.stderr.write(`${err.stack}\n`);
-    const { CanopyError } = await import("@canopy/forest");
-    return exitCodeFor(err, err instanceof CanopyError);
+    const { policyOf } = await import("@canopy/core");
+    return exitCodeFor(err, policyOf(err));
   }
 }

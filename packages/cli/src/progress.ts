@@ -1,8 +1,8 @@
-import type { GroveProgress } from "@canopy/runtime-local";
+import type { BuildEnd, BuildEvent, GroveProgress, Runtime } from "@canopy/core";
 import { duration } from "./format.ts";
 
-/** What the CLI shows after each grove lands: the embedded runtime's counts (the AWS path derives the same). */
-export type { GroveProgress } from "@canopy/runtime-local";
+/** What the CLI shows after each grove settles: core's counts, whichever runtime computed them. */
+export type { GroveProgress } from "@canopy/core";
 
 export interface ProgressView {
   /** One informational line (build started, resumed, aggregating...). */
@@ -89,4 +89,59 @@ async function barView(stream: NodeJS.WriteStream): Promise<ProgressView> {
 
 export async function progressView(stream: NodeJS.WriteStream = process.stderr): Promise<ProgressView> {
   return stream.isTTY ? barView(stream) : linesView(stream);
+}
+
+export interface ProgressPrinter {
+  show(event: BuildEvent): Promise<void>;
+  /** One line, e.g. a warning: the live bar is stopped first so it is not garbled. */
+  note(text: string): void;
+  stop(): void;
+}
+
+/**
+ * A runtime's events on the terminal, as canopy train shows them, one view per build: a note when a build starts
+ * training (its groves and trees, and how many had landed before), one update per grove settled, a note when it
+ * aggregates; the view stops when the build is done. `announce: false` leaves out the first note (the caller
+ * said it already).
+ */
+export function progressPrinter(stream: NodeJS.WriteStream, options: { announce?: boolean } = {}): ProgressPrinter {
+  const views = new Map<string, ProgressView>();
+  let last: ProgressView | undefined;
+  return {
+    async show(event) {
+      if (event.type === "end" || !event.buildId) return;
+      let view = views.get(event.buildId);
+      if (!view && event.type === "progress") {
+        view = await progressView(stream);
+        views.set(event.buildId, view);
+        const resumed = event.landed + event.failed > 0 ? `, resuming with ${event.landed} already landed` : "";
+        if (options.announce !== false) view.note(`build ${event.buildId}: ${event.total} groves, ${event.treesTotal} trees${resumed}`);
+      }
+      if (!view) return;
+      last = view;
+      if (event.type === "progress") view.update(event);
+      else if (event.stage === "aggregating") view.note(`${event.buildId}: all groves in; merging and evaluating`);
+      else if (event.stage === "done") view.stop();
+    },
+    note(text) {
+      if (last) last.note(text);
+      else stream.write(`canopy: ${text}\n`);
+    },
+    stop() {
+      for (const view of views.values()) view.stop();
+    },
+  };
+}
+
+/** Follows one build with its progress on the terminal until it ends; undefined if the signal stopped the wait first. */
+export async function watchBuild(runtime: Runtime, buildId: string, printer: ProgressPrinter, signal?: AbortSignal): Promise<BuildEnd | undefined> {
+  try {
+    for await (const event of runtime.follow(buildId, { ...(signal ? { signal } : {}) })) {
+      await printer.show(event);
+      if (event.type === "end") return event;
+    }
+    return undefined;
+  } finally {
+    printer.stop();
+  }
 }

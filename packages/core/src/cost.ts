@@ -1,4 +1,8 @@
-import type { GroveReport } from "./report.ts";
+import { InputError } from "./errors.ts";
+import type { GroveStats } from "./ledger.ts";
+
+/** What costing needs of a grove: its number and the stats its trainer measured (a report row fits). */
+export type CostedGrove = GroveStats & { grove: number };
 
 /**
  * Unit prices in USD. Defaults: AWS public on-demand prices for us-east-1 (x86), as listed on the pricing pages
@@ -86,7 +90,7 @@ export function billedGbSeconds(ms: number, memoryMb: number | undefined): numbe
 
 const seconds = (ms: number) => Math.max(0, ms) / 1000;
 
-export function groveCost(g: GroveReport): GroveCost {
+export function groveCost(g: CostedGrove): GroveCost {
   return {
     grove: g.grove,
     queueWaitS: seconds(g.startedAt - g.queuedAt),
@@ -106,7 +110,7 @@ export function groveCost(g: GroveReport): GroveCost {
  * not have it cached, the manifest, every grove and the pack again in the aggregator (GETs). One SNS publish.
  * Retries and redeliveries add to all of these.
  */
-export function requestCounts(groves: GroveReport[], failed = 0): RequestCounts {
+export function requestCounts(groves: CostedGrove[], failed = 0): RequestCounts {
   const tasks = groves.length + failed;
   const uncached = groves.filter((g) => !g.packCached).length;
   return {
@@ -121,7 +125,7 @@ export function requestCounts(groves: GroveReport[], failed = 0): RequestCounts 
 }
 
 /** Time and cost accounting of a finished build, from the groves' measured stats. Pure. */
-export function buildCost(groves: GroveReport[], options: CostOptions = {}): BuildCost {
+export function buildCost(groves: CostedGrove[], options: CostOptions = {}): BuildCost {
   const prices: Prices = { ...DEFAULT_PRICES, ...options.prices };
   const perGrove = groves.map(groveCost);
   const sum = (pick: (g: GroveCost) => number) => perGrove.reduce((s, g) => s + pick(g), 0);
@@ -158,13 +162,13 @@ export function pricesFromEnv(env: Record<string, string | undefined>): Partial<
   try {
     value = JSON.parse(text);
   } catch {
-    throw new Error("CANOPY_PRICES is not JSON");
+    throw new InputError("CANOPY_PRICES is not JSON");
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error("CANOPY_PRICES must be a JSON object");
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new InputError("CANOPY_PRICES must be a JSON object");
   const out: Partial<Prices> = {};
   for (const [key, price] of Object.entries(value)) {
-    if (!(key in DEFAULT_PRICES)) throw new Error(`CANOPY_PRICES: unknown price ${JSON.stringify(key)} (known: ${Object.keys(DEFAULT_PRICES).join(", ")})`);
-    if (typeof price !== "number" || !Number.isFinite(price) || price < 0) throw new Error(`CANOPY_PRICES: ${key} must be a number >= 0`);
+    if (!(key in DEFAULT_PRICES)) throw new InputError(`CANOPY_PRICES: unknown price ${JSON.stringify(key)} (known: ${Object.keys(DEFAULT_PRICES).join(", ")})`);
+    if (typeof price !== "number" || !Number.isFinite(price) || price < 0) throw new InputError(`CANOPY_PRICES: ${key} must be a number >= 0`);
     out[key as keyof Prices] = price;
   }
   return out;

@@ -1,4 +1,17 @@
-export { AggregationError, errorLine, isRetryable, LedgerError, SpecError, TaskError } from "./errors.ts";
+export {
+  AggregationError,
+  errorLine,
+  InputError,
+  InternalError,
+  isRetryable,
+  LedgerError,
+  policyOf,
+  RegistryError,
+  SpecError,
+  TaskError,
+  TransientError,
+  type ErrorPolicy,
+} from "./errors.ts";
 export { CONTENT_TYPES, isBuildId, keys } from "./keys.ts";
 export {
   AGGREGATION_TRIGGER_FILTER,
@@ -25,18 +38,20 @@ export { PackCache } from "./pack-cache.ts";
 export { failGroveTask, trainGrove, type GroveResult, type TrainGrovePorts } from "./train-grove.ts";
 export { aggregate, type AggregateOutcome, type AggregatePorts } from "./aggregate.ts";
 export {
+  buildHandle,
   groveTasks,
+  prepareBuildData,
   prepareDataset,
   readManifest,
   resumeBuild,
   submitBuild,
-  type BuildManifest,
   type PreparedDataset,
   type Resumption,
   type Submission,
   type SubmitPorts,
 } from "./submit.ts";
 export type { BuildReport, GroveReport, StageTimings } from "./report.ts";
+export { decodeManifest, manifestTrees, type BuildManifest } from "./manifest.ts";
 export { completedNotification, failedNotification, summarizeMetrics, type BuildNotification } from "./notification.ts";
 export {
   billedGbSeconds,
@@ -52,6 +67,7 @@ export {
   type RequestCounts,
 } from "./cost.ts";
 export { isStalled, lastProgressAt, stalledReason, sweepStalledBuilds } from "./sweep.ts";
+export { sleep } from "./sleep.ts";
 export { lastGroveError, recordGroveError } from "./grove-error.ts";
 export {
   checkAliasName,
@@ -59,8 +75,25 @@ export {
   isAliasName,
   listModels,
   registryRules,
-  RegistryError,
   type AliasRecord,
   type ModelListing,
   type ModelRegistry,
 } from "./registry.ts";
+export type {
+  BuildEnd,
+  BuildEvent,
+  BuildHandle,
+  BuildRequest,
+  BuildView,
+  FollowOptions,
+  GroveProgress,
+  PreparedSummary,
+  ProgressEvent,
+  Runtime,
+  SettledGrove,
+  Stage,
+} from "./runtime.ts";
+export { groveProgress, ProgressTracker, treesLanded } from "./progress.ts";
+export { EventLog } from "./event-log.ts";
+export { readBuildView, readReport, viewOf } from "./status.ts";
+export { followChanges, pollBuild, type FollowLedgerOptions, type FollowPorts } from "./follow.ts";

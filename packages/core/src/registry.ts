@@ -1,4 +1,4 @@
-import { CanopyError } from "@canopy/forest";
+import { RegistryError } from "./errors.ts";
 import { isBuildId } from "./keys.ts";
 import type { BuildRecord, BuildStatus, MetricsSummary } from "./ledger.ts";
 
@@ -7,16 +7,6 @@ export const DEFAULT_ALIAS = "production";
 
 /** Letters, digits, `.`, `_`, `-`; starts with a letter or digit; at most 63 characters. Safe as a file name and a key. */
 const ALIAS = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
-
-/** A promotion that cannot be made or a name that cannot be an alias. `code` tells the caller which (CLI exit 2, HTTP 404/400). */
-export class RegistryError extends CanopyError {
-  constructor(
-    message: string,
-    readonly code: "invalid" | "not-found" | "not-completed",
-  ) {
-    super(message);
-  }
-}
 
 /** An alias (e.g. `production`) pointing at one build's model: the model versions are builds, aliases pick one. */
 export interface AliasRecord {

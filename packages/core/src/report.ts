@@ -1,7 +1,7 @@
 import type { Forest, Metrics } from "@canopy/forest";
 import type { BuildCost } from "./cost.ts";
 import type { BuildRecord, GroveStats } from "./ledger.ts";
-import type { BuildManifest } from "./submit.ts";
+import type { BuildManifest } from "./manifest.ts";
 
 export interface StageTimings {
   /** CSV -> pack, measured by the submitter (absent if it did not say). */

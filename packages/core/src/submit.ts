@@ -2,9 +2,11 @@ import { buildPack, encodePack, parseCsv, type DatasetPack, type Task } from "@c
 import { TaskError } from "./errors.ts";
 import { CONTENT_TYPES, keys } from "./keys.ts";
 import { newBuildRecord, type BuildRecord } from "./ledger.ts";
+import { decodeManifest, manifestTrees, type BuildManifest } from "./manifest.ts";
 import { planBuild, type BuildPlan, type GrovePlan } from "./plan.ts";
 import { systemClock, type BlobStore, type BuildLedger, type Clock, type TaskQueue } from "./ports.ts";
-import { parseBuildSpec, toFitParams, type BuildSpec } from "./spec.ts";
+import { toFitParams, type BuildSpec } from "./spec.ts";
+import type { BuildHandle } from "./runtime.ts";
 import { GROVE_TASK_VERSION, type GroveTask } from "./task.ts";
 
 export interface PreparedDataset {
@@ -38,31 +40,45 @@ export async function prepareDataset(
   return { pack, packKey, hash: pack.hash, reused, prepareMs: clock.now() - started };
 }
 
-/** builds/<id>/spec.json: what trainers, the aggregator and resume need to know about a build. */
-export interface BuildManifest {
-  v: 1;
-  buildId: string;
-  /** Validated, defaults filled. */
-  spec: BuildSpec;
-  packKey: string;
-  packHash: string;
+/**
+ * The one place a runtime turns a build's data into a stored pack: the label and task come from the spec.
+ * (`shared`: the pack's arrays in shared memory, for trainer threads.)
+ */
+export function prepareBuildData(
+  spec: BuildSpec,
+  csv: Uint8Array | string,
+  blobs: BlobStore,
+  options: { shared?: boolean; clock?: Clock } = {},
+): Promise<PreparedDataset> {
+  const prepare = { ...(spec.label !== undefined ? { label: spec.label } : {}), task: spec.task, ...(options.shared ? { shared: true } : {}) };
+  return prepareDataset(csv, prepare, blobs, options.clock);
+}
+
+/** A runtime's answer to a submission, from what it wrote or found. */
+export function buildHandle(o: {
+  record: BuildRecord;
   groves: GrovePlan[];
-  prepareMs?: number;
+  created: boolean;
+  queued: number[];
+  prepared?: Pick<PreparedDataset, "pack" | "packKey" | "reused" | "prepareMs">;
+}): BuildHandle {
+  const p = o.prepared;
+  return {
+    buildId: o.record.buildId,
+    created: o.created,
+    record: o.record,
+    groves: o.groves.length,
+    trees: manifestTrees(o),
+    queued: o.queued,
+    ...(p ? { dataset: { packKey: p.packKey, reused: p.reused, nRows: p.pack.nRows, nFeatures: p.pack.nFeatures, bytes: p.pack.bytes.length, prepareMs: p.prepareMs } } : {}),
+  };
 }
 
 export async function readManifest(blobs: BlobStore, buildId: string): Promise<BuildManifest> {
   const key = keys.spec(buildId);
   const bytes = await blobs.get(key);
   if (!bytes) throw new TaskError(`${key} not found`);
-  let manifest: BuildManifest;
-  try {
-    manifest = JSON.parse(new TextDecoder().decode(bytes)) as BuildManifest;
-  } catch {
-    throw new TaskError(`${key} is not JSON`);
-  }
-  if (manifest?.v !== 1 || manifest.buildId !== buildId || !Array.isArray(manifest.groves))
-    throw new TaskError(`${key} is not a v1 manifest of build ${buildId}`);
-  return { ...manifest, spec: parseBuildSpec(manifest.spec) };
+  return decodeManifest(bytes, buildId, key);
 }
 
 export interface SubmitPorts {

@@ -1,6 +1,6 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
 import { errorLine, type Clock } from "@canopy/core";
-import { DynamoModelRegistry, resolveResources } from "@canopy/runtime-aws";
+import { DynamoModelRegistry } from "@canopy/runtime-aws";
 import {
   createHandler,
   errorResponse,
@@ -13,8 +13,7 @@ import {
   type ServingResponse,
 } from "@canopy/serving";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
-import { Resource } from "sst";
-import { resources } from "./resources.ts";
+import { resourceName, resources } from "./resources.ts";
 import { functionLogger } from "./runtime.ts";
 
 export interface PredictDeps {
@@ -39,13 +38,9 @@ export function resultFromResponse(response: ServingResponse): APIGatewayProxySt
   return { statusCode: response.status, headers: response.headers, body: response.body, isBase64Encoded: false };
 }
 
-// Static, like resources.ts: the bundle must carry SST's linking client; wrapped so the proxy is never probed for `then`.
-const loadSst = async () => ({ Resource: Resource as unknown as Record<string, unknown> });
-
 /** Aliases from the builds table, models from the bucket: the only two resources the function is linked to. */
 async function defaultStore(): Promise<ModelStore> {
-  const { table } = await resolveResources(["table"], { loadSst });
-  return storeFromPorts(new DynamoModelRegistry(table), await resources.blobs());
+  return storeFromPorts(new DynamoModelRegistry(await resourceName("table")), await resources.blobs());
 }
 
 /**

@@ -22,7 +22,8 @@ function once<T>(make: () => Promise<T>): () => Promise<T> {
 // node_modules); wrapped in an object because SST's Resource proxy must not be probed for `then`.
 const loadSst = async () => ({ Resource: Resource as unknown as Record<string, unknown> });
 
-async function resourceName(name: ResourceName): Promise<string> {
+/** One resource's name: CANOPY_* variable, else the SST link. Not cached (the adapters below are). */
+export async function resourceName(name: ResourceName): Promise<string> {
   return (await resolveResources([name], { loadSst }))[name];
 }
 

@@ -1,17 +1,12 @@
 import type { Logger } from "@aws-lambda-powertools/logger";
 import { sweepStalledBuilds, type BuildLedger, type BuildRecord, type Clock, type Notifier } from "@canopy/core";
+import { stallLimitMs } from "@canopy/runtime-aws/settings";
 import type { Context, ScheduledEvent } from "aws-lambda";
 import { resources } from "./resources.ts";
 import { functionLogger } from "./runtime.ts";
 
-/** CANOPY_STALL_MINUTES (the SST app sets it), default 30, as milliseconds. Throws one line on a bad value. */
-export function stallLimitMs(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.CANOPY_STALL_MINUTES;
-  if (raw === undefined || raw.trim() === "") return 30 * 60_000;
-  const minutes = Number(raw);
-  if (!Number.isFinite(minutes) || minutes <= 0) throw new Error(`CANOPY_STALL_MINUTES must be a number of minutes > 0; got "${raw}"`);
-  return minutes * 60_000;
-}
+// CANOPY_STALL_MINUTES (the SST app sets it), read by the rule the deploy validated it with.
+export { stallLimitMs } from "@canopy/runtime-aws/settings";
 
 export interface SweeperDeps {
   ports?: () => Promise<{ ledger: BuildLedger; notifier: Notifier; openBuilds: () => Promise<BuildRecord[]> }>;

@@ -25,6 +25,7 @@ import {
 import { clients } from "./clients.ts";
 import { isBuildItem, itemToRecord, recordToItem, type Item } from "./ledger-item.ts";
 import { DynamoStreamReader, type StreamRecord } from "./stream-reader.ts";
+import { AwsBusyError, AwsInternalError, AwsSetupError } from "./errors.ts";
 
 export interface DynamoLedgerOptions {
   clock?: Clock;
@@ -190,7 +191,7 @@ export class DynamoLedger implements BuildLedger {
       );
       if (!retry) return result;
     }
-    throw new Error(`DynamoLedger.failGrove(${buildId}, ${grove}): gave up after ${MAX_FAIL_ATTEMPTS} conflicting writes`);
+    throw new AwsBusyError(`DynamoLedger.failGrove(${buildId}, ${grove}): gave up after ${MAX_FAIL_ATTEMPTS} conflicting writes`);
   }
 
   claimAggregation(buildId: string): Promise<boolean> {
@@ -303,7 +304,7 @@ export class DynamoLedger implements BuildLedger {
     const out = await this.client.send(new DescribeTableCommand({ TableName: this.table }));
     const arn = out.Table?.LatestStreamArn;
     if (!arn || out.Table?.StreamSpecification?.StreamEnabled === false)
-      throw new Error(`table ${this.table} has no stream: enable one with NEW_AND_OLD_IMAGES to watch the ledger`);
+      throw new AwsSetupError(`table ${this.table} has no stream: enable one with NEW_AND_OLD_IMAGES to watch the ledger`);
     this.streamArn = arn;
     return arn;
   }
@@ -339,7 +340,7 @@ export class DynamoLedger implements BuildLedger {
       if (!item || Object.keys(item).length === 0) throw buildNotFound(buildId);
       const decision = decline(itemToRecord(item));
       if (decision.next)
-        throw new Error(`DynamoLedger: the condition on ${buildId} failed but ledgerRules would write; the two disagree`);
+        throw new AwsInternalError(`DynamoLedger: the condition on ${buildId} failed but ledgerRules would write; the two disagree`);
       return decision.result;
     }
   }

@@ -5,6 +5,7 @@ import { S3BlobStore, type S3BlobStoreOptions } from "./s3-blob-store.ts";
 import { SnsNotifier } from "./sns-notifier.ts";
 import { SqsTaskQueue } from "./sqs-task-queue.ts";
 
+export { AwsBusyError, AwsInternalError, AwsSetupError } from "./errors.ts";
 export { clients, clientSettings, EMULATOR_REGION, resetClients, type ClientSettings } from "./clients.ts";
 export { changeFromStreamRecord, DYNAMO_MAX_GROVES, DynamoLedger, type DynamoLedgerOptions } from "./dynamo-ledger.ts";
 export { isBuildItem, itemToRecord, recordToItem, type Item } from "./ledger-item.ts";
@@ -23,6 +24,7 @@ export { decodeSnsDelivery, notificationAttributes, SnsNotifier, type SnsDeliver
 export { SQS_BATCH_SIZE, SqsTaskQueue, type SqsSender, type SqsTaskQueueOptions } from "./sqs-task-queue.ts";
 export { DynamoStreamReader, type StreamReaderOptions, type StreamRecord } from "./stream-reader.ts";
 export { listOpenBuilds } from "./open-builds.ts";
+export { createAwsRuntime, parseS3Url, type AwsRuntime, type AwsRuntimeOptions } from "./runtime.ts";
 export { ALIAS_KEY_PREFIX, aliasKey, DynamoModelRegistry, listBuilds } from "./registry.ts";
 export * from "./emulator/index.ts";
 

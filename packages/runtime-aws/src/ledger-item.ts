@@ -1,6 +1,7 @@
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import type { BuildRecord, BuildResult, BuildStatus, GroveStats } from "@canopy/core";
+import { AwsInternalError } from "./errors.ts";
 
 /**
  * A build record as a DynamoDB item (partition key `buildId`, S). Everything a condition expression or the
@@ -64,7 +65,7 @@ export function isBuildItem(item: Item | undefined): item is Item {
 }
 
 export function itemToRecord(item: Item): BuildRecord {
-  if (!isBuildItem(item)) throw new Error(`DynamoDB item ${JSON.stringify((item as Item).buildId?.S ?? null)} is not a Canopy build record`);
+  if (!isBuildItem(item)) throw new AwsInternalError(`DynamoDB item ${JSON.stringify((item as Item).buildId?.S ?? null)} is not a Canopy build record`);
   const s = unmarshall(item) as ItemShape;
   const record: BuildRecord = {
     buildId: s.buildId,

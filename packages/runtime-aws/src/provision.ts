@@ -4,6 +4,7 @@ import { CreateTopicCommand, SubscribeCommand, type SNSClient } from "@aws-sdk/c
 import { CreateQueueCommand, GetQueueAttributesCommand, SetQueueAttributesCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { clients } from "./clients.ts";
 import { RESOURCE_ENV, type AwsResources } from "./resources.ts";
+import { AwsBusyError, AwsSetupError } from "./errors.ts";
 
 /**
  * The resources the SST app declares, as one object, for everything that must create them itself against an
@@ -123,12 +124,12 @@ async function activeTableStream(dynamodb: DynamoDBClient, table: string): Promi
   for (let i = 0; i < 100; i++) {
     const t = (await dynamodb.send(new DescribeTableCommand({ TableName: table }))).Table;
     if (t?.TableStatus === "ACTIVE") {
-      if (!t.LatestStreamArn) throw new Error(`table ${table} exists without a stream; delete it or enable NEW_AND_OLD_IMAGES`);
+      if (!t.LatestStreamArn) throw new AwsSetupError(`table ${table} exists without a stream; delete it or enable NEW_AND_OLD_IMAGES`);
       return t.LatestStreamArn;
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  throw new Error(`table ${table} did not become ACTIVE within 10 s`);
+  throw new AwsBusyError(`table ${table} did not become ACTIVE within 10 s`);
 }
 
 /** The CANOPY_* variables that make `resolveResources` find these resources. */

@@ -1,32 +1,12 @@
 /**
  * Where the adapters find their resource names. Deployed, they come from SST's linked resources
- * (`Resource.<Link>` from the `sst` package, which the SST app issue adds); against an emulator, from
- * CANOPY_* environment variables. `sst` is imported lazily and only if installed, so nothing here depends on it.
+ * (`Resource.<Link>` from the `sst` package); against an emulator, from CANOPY_* environment variables (both
+ * named in names.ts). `sst` is imported lazily and only if installed, so nothing here depends on it.
  */
-export interface AwsResources {
-  bucket: string;
-  table: string;
-  queueUrl: string;
-  topicArn: string;
-}
+import { AwsSetupError } from "./errors.ts";
+import { RESOURCE_ENV, RESOURCE_LINKS, type AwsResources, type ResourceName } from "./names.ts";
 
-export type ResourceName = keyof AwsResources;
-
-/** The link names sst.config.ts must use, and the property of each linked resource that holds the value. */
-export const RESOURCE_LINKS: Record<ResourceName, { link: string; property: string }> = {
-  bucket: { link: "CanopyBucket", property: "name" },
-  table: { link: "CanopyBuilds", property: "name" },
-  queueUrl: { link: "CanopyGroves", property: "url" },
-  topicArn: { link: "CanopyNotifications", property: "arn" },
-};
-
-/** Environment overrides, checked first (emulators, `canopy dev`, tests). */
-export const RESOURCE_ENV: Record<ResourceName, string> = {
-  bucket: "CANOPY_BUCKET",
-  table: "CANOPY_TABLE",
-  queueUrl: "CANOPY_QUEUE_URL",
-  topicArn: "CANOPY_TOPIC_ARN",
-};
+export { RESOURCE_ENV, RESOURCE_LINKS, type AwsResources, type ResourceName } from "./names.ts";
 
 /**
  * Loads SST's `Resource`. Wrapped in an object: `Resource` is a proxy that throws for unknown names, `then`
@@ -77,6 +57,6 @@ export async function resolveResources<K extends ResourceName>(
     if (value) out[name] = value;
     else missing.push(`${name} (set ${RESOURCE_ENV[name]} or link ${RESOURCE_LINKS[name].link})`);
   }
-  if (missing.length > 0) throw new Error(`AWS resources not configured: ${missing.join(", ")}`);
+  if (missing.length > 0) throw new AwsSetupError(`AWS resources not configured: ${missing.join(", ")}`);
   return out as Pick<AwsResources, K>;
 }

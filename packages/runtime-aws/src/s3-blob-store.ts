@@ -2,6 +2,7 @@ import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } 
 import { Upload } from "@aws-sdk/lib-storage";
 import type { BlobStore } from "@canopy/core";
 import { clients } from "./clients.ts";
+import { AwsBusyError, AwsSetupError } from "./errors.ts";
 
 const MiB = 1024 * 1024;
 
@@ -36,13 +37,13 @@ export class S3BlobStore implements BlobStore {
     this.partSize = options.partSize ?? 8 * MiB;
     this.multipartThreshold = options.multipartThreshold ?? 16 * MiB;
     this.queueSize = options.queueSize ?? 4;
-    if (this.partSize < 5 * MiB) throw new Error(`S3BlobStore: partSize must be at least 5 MiB (S3's minimum); got ${this.partSize}`);
+    if (this.partSize < 5 * MiB) throw new AwsSetupError(`S3BlobStore: partSize must be at least 5 MiB (S3's minimum); got ${this.partSize}`);
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
     try {
       const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
-      if (!out.Body) throw new Error(`s3://${this.bucket}/${key}: response has no body`);
+      if (!out.Body) throw new AwsBusyError(`s3://${this.bucket}/${key}: response has no body`);
       return await out.Body.transformToByteArray();
     } catch (err) {
       if (isNotFound(err)) return undefined;

@@ -1,6 +1,7 @@
 import { PublishCommand, type MessageAttributeValue, type SNSClient } from "@aws-sdk/client-sns";
 import type { BuildNotification, Notifier } from "@canopy/core";
 import { clients } from "./clients.ts";
+import { AwsSetupError } from "./errors.ts";
 
 /**
  * Message attributes for subscription filter policies: `buildId`, `status` and `type` as Strings, and `tags`
@@ -55,7 +56,7 @@ export function decodeSnsDelivery(body: string): SnsDelivery {
     MessageAttributes?: Record<string, { Type: string; Value: string }>;
   };
   if (envelope.Type !== "Notification" || typeof envelope.Message !== "string")
-    throw new Error(`not an SNS notification envelope (Type ${JSON.stringify(envelope.Type ?? null)})`);
+    throw new AwsSetupError(`not an SNS notification envelope (Type ${JSON.stringify(envelope.Type ?? null)})`);
   const attributes = Object.fromEntries(Object.entries(envelope.MessageAttributes ?? {}).map(([k, v]) => [k, v.Value]));
   return { messageId: envelope.MessageId ?? "", notification: JSON.parse(envelope.Message) as BuildNotification, attributes };
 }

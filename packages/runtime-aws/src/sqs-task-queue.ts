@@ -6,6 +6,7 @@ import {
 } from "@aws-sdk/client-sqs";
 import { encodeGroveTask, type GroveTask, type TaskQueue } from "@canopy/core";
 import { clients } from "./clients.ts";
+import { AwsBusyError, AwsInternalError } from "./errors.ts";
 
 /** The one SQS call the queue makes; SQSClient satisfies it, and so can a test double. */
 export interface SqsSender {
@@ -77,9 +78,9 @@ export class SqsTaskQueue implements TaskQueue {
       const failed = out.Failed ?? [];
       if (failed.length === 0) return;
       const fatal = failed.find((f) => f.SenderFault);
-      if (fatal) throw new Error(`SQS rejected grove task ${fatal.Id}: ${describe(fatal)}`);
+      if (fatal) throw new AwsInternalError(`SQS rejected grove task ${fatal.Id}: ${describe(fatal)}`);
       if (attempt >= this.maxAttempts)
-        throw new Error(`SQS did not accept ${failed.length} grove task(s) after ${attempt} attempts: ${describe(failed[0])}`);
+        throw new AwsBusyError(`SQS did not accept ${failed.length} grove task(s) after ${attempt} attempts: ${describe(failed[0])}`);
       const ids = new Set(failed.map((f) => f.Id));
       pending = pending.filter((e) => ids.has(e.Id));
       await this.sleep(Math.random() * this.baseDelayMs * 2 ** (attempt - 1));

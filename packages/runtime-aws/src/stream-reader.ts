@@ -6,6 +6,7 @@ import {
   type DynamoDBStreamsClient,
   type Shard,
 } from "@aws-sdk/client-dynamodb-streams";
+import { sleep } from "@canopy/core";
 
 export type { StreamRecord };
 
@@ -31,18 +32,6 @@ interface ShardState {
   lastSequence?: string;
   done: boolean;
 }
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done);
-  });
 
 function isAbort(err: unknown): boolean {
   return (err as { name?: string }).name === "AbortError";

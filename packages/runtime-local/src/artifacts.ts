@@ -1,11 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { isBuildId, keys } from "@canopy/core";
-import { CanopyError, Forest } from "@canopy/forest";
+import { InputError, isBuildId, keys } from "@canopy/core";
+import { Forest } from "@canopy/forest";
 import { isNotFound } from "./atomic.ts";
 import { DiskBlobStore } from "./blob-store.ts";
 import { DiskLedger } from "./disk-ledger.ts";
+import { LocalStoreError } from "./errors.ts";
 
 /** What an export directory holds; only a directory with nothing else in it is ever replaced. */
 const EXPORT_ENTRIES = new Set(["model.canopy", "report.json", "spec.json", "groves"]);
@@ -22,10 +23,10 @@ export interface ExportedArtifacts {
  * `outDir` is never half-written. An existing `outDir` is replaced only if it is empty or an earlier export.
  */
 export async function exportArtifacts(root: string, buildId: string, outDir: string): Promise<ExportedArtifacts> {
-  if (!isBuildId(buildId)) throw new CanopyError(`invalid build id ${JSON.stringify(buildId)} (expected b- and 16 hex digits)`);
+  if (!isBuildId(buildId)) throw new InputError(`invalid build id ${JSON.stringify(buildId)} (expected b- and 16 hex digits)`);
   const record = await new DiskLedger(root).get(buildId);
-  if (!record) throw new CanopyError(`build ${buildId} not found in ${resolve(root)}`);
-  if (record.status !== "COMPLETED") throw new CanopyError(`build ${buildId} is ${record.status}; only a COMPLETED build has a model to export`);
+  if (!record) throw new InputError(`build ${buildId} not found in ${resolve(root)}`);
+  if (record.status !== "COMPLETED") throw new InputError(`build ${buildId} is ${record.status}; only a COMPLETED build has a model to export`);
   const blobs = new DiskBlobStore(root, { fsync: false });
   const wanted: [string, string][] = [
     ["model.canopy", keys.model(buildId)],
@@ -42,7 +43,7 @@ export async function exportArtifacts(root: string, buildId: string, outDir: str
     await mkdir(join(temp, "groves"), { recursive: true });
     for (const [file, key] of wanted) {
       const bytes = await blobs.get(key);
-      if (!bytes) throw new CanopyError(`build ${buildId} is COMPLETED but ${key} is missing from ${blobs.root}`);
+      if (!bytes) throw new LocalStoreError(`build ${buildId} is COMPLETED but ${key} is missing from ${blobs.root}`);
       await writeFile(join(temp, file), bytes);
     }
     await replaceDir(temp, target);
@@ -56,7 +57,7 @@ export async function exportArtifacts(root: string, buildId: string, outDir: str
 async function checkReplaceable(dir: string): Promise<void> {
   let entries: string[];
   try {
-    if (!(await stat(dir)).isDirectory()) throw new CanopyError(`${dir} exists and is not a directory`);
+    if (!(await stat(dir)).isDirectory()) throw new InputError(`${dir} exists and is not a directory`);
     entries = await readdir(dir);
   } catch (err) {
     if (isNotFound(err)) return;
@@ -64,7 +65,7 @@ async function checkReplaceable(dir: string): Promise<void> {
   }
   const foreign = entries.filter((e) => !EXPORT_ENTRIES.has(e));
   if (foreign.length > 0)
-    throw new CanopyError(`${dir} already holds other files (${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", ..." : ""}); choose a new or empty directory`);
+    throw new InputError(`${dir} already holds other files (${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", ..." : ""}); choose a new or empty directory`);
 }
 
 /** Moves `from` to `to`; a previous `to` is moved aside first and removed after. */
@@ -105,7 +106,7 @@ export async function loadModel(root: string, buildIdOrPath: string): Promise<Fo
     bytes = await readFile(file);
   } catch (err) {
     if (isNotFound(err))
-      throw new CanopyError(isBuildId(buildIdOrPath) ? `build ${buildIdOrPath} has no model in ${resolve(root)}` : `no model at ${file}`);
+      throw new InputError(isBuildId(buildIdOrPath) ? `build ${buildIdOrPath} has no model in ${resolve(root)}` : `no model at ${file}`);
     throw err;
   }
   return Forest.load(bytes);

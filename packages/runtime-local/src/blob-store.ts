@@ -1,7 +1,6 @@
 import { readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import type { BlobStore } from "@canopy/core";
-import { CanopyError } from "@canopy/forest";
+import { InputError, type BlobStore } from "@canopy/core";
 import { isNotFound, writeFileAtomic } from "./atomic.ts";
 
 /** Path segments of letters, digits and `._-`, none starting with a dot: no `..`, no absolute paths, no temp names. */
@@ -22,7 +21,7 @@ export class DiskBlobStore implements BlobStore {
 
   /** The file behind a key. Throws on keys that could leave the root. */
   path(key: string): string {
-    if (!KEY.test(key)) throw new CanopyError(`invalid blob key ${JSON.stringify(key)}`);
+    if (!KEY.test(key)) throw new InputError(`invalid blob key ${JSON.stringify(key)}`);
     return join(this.root, key);
   }
 

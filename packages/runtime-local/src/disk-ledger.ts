@@ -15,6 +15,7 @@ import {
   type LedgerChange,
 } from "@canopy/core";
 import { isNotFound, jsonFileStems, writeFileAtomic } from "./atomic.ts";
+import { LocalStoreError } from "./errors.ts";
 
 export interface DiskLedgerOptions {
   clock?: Clock;
@@ -120,7 +121,7 @@ export class DiskLedger implements BuildLedger {
     try {
       return JSON.parse(text) as BuildRecord;
     } catch {
-      throw new LedgerError(`ledger file ${file} is not valid JSON`);
+      throw new LocalStoreError(`ledger file ${file} is not valid JSON`);
     }
   }
 

@@ -1,4 +1,5 @@
-export { createLocalRuntime, InterruptedError, type BuildOutcome, type GroveProgress, type LocalRuntime, type LocalRuntimeOptions, type ProgressEvent, type Stage } from "./runtime.ts";
+export { InterruptedError, LocalStoreError, TrainerTaskError } from "./errors.ts";
+export { createLocalRuntime, type BuildOutcome, type GroveProgress, type LocalRuntime, type LocalRuntimeOptions, type ProgressEvent, type Stage } from "./runtime.ts";
 export { DiskBlobStore } from "./blob-store.ts";
 export { DiskLedger, type DiskLedgerOptions } from "./disk-ledger.ts";
 export { LocalQueue, type QueueMessage } from "./queue.ts";

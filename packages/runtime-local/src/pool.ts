@@ -1,18 +1,9 @@
 import type { Worker } from "node:worker_threads";
-import type { BuildLedger, GroveResult } from "@canopy/core";
-import { CanopyError, decodePack, rowMajorBins, type DatasetPack } from "@canopy/forest";
+import { InputError, InternalError, type BuildLedger, type GroveResult } from "@canopy/core";
+import { decodePack, rowMajorBins, type DatasetPack } from "@canopy/forest";
 import { startModuleWorker } from "@canopy/forest/threads";
-import { LEDGER_METHODS, serializeError, type FromTrainer, type SerializedError, type ToTrainer, type TrainerInit } from "./protocol.ts";
-
-/** A delivery that failed in a trainer; `retryable` is core's isRetryable, decided in the trainer. */
-export class TrainerTaskError extends Error {
-  readonly retryable: boolean;
-  constructor(error: SerializedError) {
-    super(error.message);
-    this.name = error.name;
-    this.retryable = error.retryable;
-  }
-}
+import { TrainerTaskError } from "./errors.ts";
+import { LEDGER_METHODS, serializeError, type FromTrainer, type ToTrainer, type TrainerInit } from "./protocol.ts";
 
 interface SharedPack {
   bytes: Uint8Array;
@@ -48,7 +39,7 @@ export class GrovePool {
   private closed = false;
 
   constructor(private readonly options: GrovePoolOptions) {
-    if (!Number.isInteger(options.size) || options.size < 1) throw new CanopyError(`workers must be an integer >= 1 (got ${options.size})`);
+    if (!Number.isInteger(options.size) || options.size < 1) throw new InputError(`workers must be an integer >= 1 (got ${options.size})`);
     this.size = options.size;
   }
 
@@ -69,9 +60,9 @@ export class GrovePool {
 
   /** Trains one delivery (an encoded GroveTask) on a free trainer. Check `free` first. */
   run(body: string, receiveCount: number, packHash: string): Promise<GroveResult> {
-    if (this.closed) return Promise.reject(new CanopyError("the runtime is closed"));
+    if (this.closed) return Promise.reject(new InternalError("the runtime is closed"));
     const slot = this.slots.find((s) => !s.job) ?? (this.slots.length < this.size ? this.spawn() : undefined);
-    if (!slot) return Promise.reject(new CanopyError("no free trainer"));
+    if (!slot) return Promise.reject(new InternalError("no free trainer"));
     const shared = this.shared.get(packHash);
     if (shared && !slot.packs.has(packHash)) {
       slot.worker.postMessage({ kind: "pack", bytes: shared.bytes, rowBins: shared.rowBins } satisfies ToTrainer);
@@ -89,7 +80,7 @@ export class GrovePool {
     if (this.closed) return;
     this.closed = true;
     const slots = this.slots.splice(0);
-    for (const slot of slots) slot.job?.reject(new CanopyError("the runtime was closed"));
+    for (const slot of slots) slot.job?.reject(new InternalError("the runtime was closed"));
     await Promise.all(slots.map((s) => s.worker.terminate()));
     await Promise.allSettled([...this.ledgerCalls]);
   }
@@ -114,7 +105,7 @@ export class GrovePool {
       if (index >= 0) this.slots.splice(index, 1);
       const job = slot.job;
       slot.job = undefined;
-      job?.reject(new TrainerTaskError({ name: "Error", message: `trainer thread died: ${error.message}`, retryable: true }));
+      job?.reject(new TrainerTaskError({ name: "Error", message: `trainer thread died: ${error.message}`, policy: "internal" }));
     };
     worker.on("error", lost);
     worker.on("exit", (code) => {
@@ -129,7 +120,7 @@ export class GrovePool {
       if (!this.closed) slot.worker.postMessage(message);
     };
     if (!(LEDGER_METHODS as readonly string[]).includes(method)) {
-      reply({ kind: "ledger-reply", id, ok: false, error: { name: "Error", message: `unknown ledger method ${method}`, retryable: false } });
+      reply({ kind: "ledger-reply", id, ok: false, error: { name: "Error", message: `unknown ledger method ${method}`, policy: "internal" } });
       return;
     }
     const ledger = this.options.ledger as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;

@@ -1,17 +1,12 @@
 // Messages between the runtime (main thread) and its trainer threads.
-import { isRetryable, type GroveResult } from "@canopy/core";
+import { policyOf, type GroveResult } from "@canopy/core";
+import type { SerializedError } from "./errors.ts";
 
 /** The ledger calls a trainer may make; they run on the main thread's ledger. */
 export const LEDGER_METHODS = ["get", "landGrove", "failGrove", "startTraining", "claimAggregation", "complete", "fail", "create"] as const;
 export type LedgerMethod = (typeof LEDGER_METHODS)[number];
 
-export interface SerializedError {
-  name: string;
-  message: string;
-  /** core's isRetryable, decided where the error was thrown. */
-  retryable: boolean;
-  code?: string;
-}
+export type { SerializedError } from "./errors.ts";
 
 export interface TrainerInit {
   root: string;
@@ -35,5 +30,5 @@ export type FromTrainer =
 export function serializeError(err: unknown): SerializedError {
   const e = err instanceof Error ? err : new Error(String(err));
   const code = (e as { code?: unknown }).code;
-  return { name: e.name, message: e.message, retryable: isRetryable(err), ...(typeof code === "string" ? { code } : {}) };
+  return { name: e.name, message: e.message, policy: policyOf(err), ...(typeof code === "string" ? { code } : {}) };
 }

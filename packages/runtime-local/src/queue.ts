@@ -1,5 +1,4 @@
-import { encodeGroveTask, type GroveTask, type TaskQueue } from "@canopy/core";
-import { CanopyError } from "@canopy/forest";
+import { encodeGroveTask, InputError, type GroveTask, type TaskQueue } from "@canopy/core";
 
 /** A queued grove task, as a consumer receives it (like an SQS message). */
 export interface QueueMessage {
@@ -24,7 +23,7 @@ export class LocalQueue implements TaskQueue {
 
   constructor(options: { maxReceives?: number } = {}) {
     const max = options.maxReceives ?? 3;
-    if (!Number.isInteger(max) || max < 1) throw new CanopyError(`maxReceives must be an integer >= 1 (got ${max})`);
+    if (!Number.isInteger(max) || max < 1) throw new InputError(`maxReceives must be an integer >= 1 (got ${max})`);
     this.maxReceives = max;
   }
 

@@ -10,9 +10,9 @@ import {
   type Clock,
   type ModelRegistry,
 } from "@canopy/core";
-import { CanopyError } from "@canopy/forest";
 import { isNotFound, jsonFileStems, writeFileAtomic } from "./atomic.ts";
 import { DiskLedger } from "./disk-ledger.ts";
+import { LocalStoreError } from "./errors.ts";
 
 /**
  * Model aliases as one JSON file each, `<root>/aliases/<alias>.json`, next to the ledger they check builds
@@ -77,9 +77,9 @@ export class DiskModelRegistry implements ModelRegistry {
     try {
       record = JSON.parse(text) as AliasRecord;
     } catch {
-      throw new CanopyError(`alias file ${this.file(alias)} is not valid JSON`);
+      throw new LocalStoreError(`alias file ${this.file(alias)} is not valid JSON`);
     }
-    if (record?.alias !== alias || typeof record.buildId !== "string") throw new CanopyError(`alias file ${this.file(alias)} is not an alias record`);
+    if (record?.alias !== alias || typeof record.buildId !== "string") throw new LocalStoreError(`alias file ${this.file(alias)} is not an alias record`);
     return record;
   }
 }

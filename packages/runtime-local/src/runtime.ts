@@ -3,60 +3,56 @@ import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import {
   aggregate,
+  buildHandle,
   buildIdFor,
   decodeGroveTask,
   errorLine,
+  EventLog,
   failGroveTask,
+  InputError,
+  InternalError,
   isAggregationTrigger,
+  isRetryable,
+  manifestTrees,
   PackCache,
   parseBuildSpec,
-  prepareDataset,
+  prepareBuildData,
+  ProgressTracker,
+  readBuildView,
   readManifest,
   resumeBuild,
   submitBuild,
   systemClock,
   TERMINAL_STATUSES,
+  treesLanded,
+  viewOf,
+  type BuildEvent,
+  type BuildHandle,
   type BuildNotification,
   type BuildRecord,
   type BuildReport,
+  type BuildRequest,
   type BuildSpec,
+  type BuildView,
   type Clock,
-  type GroveStats,
+  type FollowOptions,
+  type GrovePlan,
   type GroveTask,
   type LedgerChange,
   type Notifier,
+  type PreparedDataset,
+  type ProgressEvent,
+  type Runtime,
 } from "@canopy/core";
-import { CanopyError, decodePack } from "@canopy/forest";
+import { decodePack } from "@canopy/forest";
 import { DiskBlobStore } from "./blob-store.ts";
 import { DiskLedger } from "./disk-ledger.ts";
-import { formatNotification } from "./format.ts";
-import { GrovePool, TrainerTaskError } from "./pool.ts";
+import { InterruptedError, LocalStoreError } from "./errors.ts";
+import { announce } from "./notify.ts";
+import { GrovePool } from "./pool.ts";
 import { LocalQueue, type QueueMessage } from "./queue.ts";
 
-export type Stage = "preparing" | "training" | "aggregating" | "done";
-
-export type ProgressEvent =
-  /** `buildId` is absent while preparing: the id depends on the prepared data. */
-  | { type: "stage"; stage: Stage; buildId?: string; elapsedMs: number }
-  /**
-   * Counts for a build: once when training starts (a resumed build starts above 0), then after each grove
-   * that lands or is given up on, with that grove's stats (timings, bytes) or error.
-   */
-  | (GroveProgress & {
-      type: "progress";
-      grove?: { grove: number; outcome: "landed"; stats: GroveStats } | { grove: number; outcome: "failed"; error: string };
-    });
-
-/** A build's counts, as a progress display needs them (also derived from a ledger record by the CLI). */
-export interface GroveProgress {
-  buildId: string;
-  landed: number;
-  failed: number;
-  total: number;
-  treesDone: number;
-  treesTotal: number;
-  elapsedMs: number;
-}
+export type { GroveProgress, ProgressEvent, Stage } from "@canopy/core";
 
 export interface LocalRuntimeOptions {
   /** Where blobs and the ledger live. Default `.canopy` in the current directory. */
@@ -67,6 +63,7 @@ export interface LocalRuntimeOptions {
   maxReceives?: number;
   /** Also POST each notification (JSON) here; a failed POST is a warning, not a failed build. */
   notifyUrl?: string;
+  /** Every progress event of the builds this runtime runs (also readable through follow()). */
   onProgress?: (event: ProgressEvent) => void;
   /** Receives each build notification instead of the default one line on stderr. */
   onNotify?: (notification: BuildNotification) => void;
@@ -92,43 +89,43 @@ export type BuildOutcome =
   | (OutcomeBase & { status: "COMPLETED"; report: BuildReport; modelKey: string; modelPath: string })
   | (OutcomeBase & { status: "FAILED"; reason: string });
 
-export interface LocalRuntime {
+/**
+ * The embedded runtime: core's Runtime on a directory, with trainer threads. This process owns the store, so a
+ * build found unfinished was interrupted: submitting it again or resuming it picks it up where it stopped.
+ */
+export interface LocalRuntime extends Runtime {
   readonly root: string;
   readonly blobs: DiskBlobStore;
   readonly ledger: DiskLedger;
   /**
-   * Prepares the CSV (bytes, or a path; default `spec.dataset`), submits the build and resolves when it ends,
-   * COMPLETED or FAILED. The same data and spec again returns the finished build, or picks an unfinished one
-   * up where it stopped. Rejects with SpecError/CsvError on bad input, InterruptedError if closed meanwhile.
+   * submit() and wait: prepares the CSV (bytes, or a path; default `spec.dataset`), submits the build and
+   * resolves when it ends, COMPLETED or FAILED. The same data and spec again returns the finished build, or picks
+   * an unfinished one up where it stopped. Rejects with SpecError/CsvError on bad input, InterruptedError if
+   * closed meanwhile.
    */
   train(spec: BuildSpec | Record<string, unknown>, data?: Uint8Array | string): Promise<BuildOutcome>;
-  /** Re-queues only the groves of `buildId` that have not landed, and waits for the build to end. */
+  /** submit({ resume }) and wait: re-queues only the groves of `buildId` that have not landed. */
   resume(buildId: string): Promise<BuildOutcome>;
-  /** Stops taking tasks and stops the trainers; builds still running reject with InterruptedError. */
-  close(): Promise<void>;
-}
-
-/** A build still running when its runtime was closed; `resume(buildId)` picks it up. */
-export class InterruptedError extends CanopyError {
-  constructor(readonly buildId: string) {
-    super(`build ${buildId} was interrupted; resume it to finish the groves that have not landed`);
-  }
 }
 
 export function createLocalRuntime(options: LocalRuntimeOptions = {}): LocalRuntime {
-  return new Runtime(options);
+  return new EmbeddedRuntime(options);
 }
 
-interface Tracker {
+/** A build this runtime runs: its progress, its events for followers, and its outcome once it ends. */
+interface Run {
   buildId: string;
-  startedAt: number;
-  treesTotal: number;
-  promise: Promise<BuildNotification>;
-  finish: (notification: BuildNotification) => void;
-  abort: (err: Error) => void;
+  tracker: ProgressTracker;
+  log: EventLog<BuildEvent>;
+  outcome: Promise<BuildOutcome>;
+  /** Ends the run, with the notification this runtime published for it (none: it had ended before). */
+  finish(notification?: BuildNotification): void;
+  abort(err: Error): void;
 }
 
-class Runtime implements LocalRuntime {
+const isTerminal = (r: Pick<BuildRecord, "status">) => TERMINAL_STATUSES.includes(r.status);
+
+class EmbeddedRuntime implements LocalRuntime {
   readonly root: string;
   readonly blobs: DiskBlobStore;
   readonly ledger: DiskLedger;
@@ -137,7 +134,9 @@ class Runtime implements LocalRuntime {
   private readonly clock: Clock;
   private readonly packs = new PackCache(4);
   private readonly notifier: Notifier;
-  private readonly trackers = new Map<string, Tracker>();
+  private readonly runs = new Map<string, Run>();
+  /** Followers of every build (follow() without an id): each gets the events from when it started. */
+  private readonly watchers = new Set<EventLog<BuildEvent>>();
   /** Aggregations and dead-letterings under way: close() lets them finish so no build is left half-moved. */
   private readonly background = new Set<Promise<unknown>>();
   private readonly unsubscribe: (() => void)[] = [];
@@ -160,51 +159,35 @@ class Runtime implements LocalRuntime {
       ledger: this.ledger,
       module: options.trainer?.module ?? new URL(import.meta.url.endsWith(".ts") ? "./worker.ts" : "./worker.js", import.meta.url),
     });
-    this.notifier = { publish: (n) => this.publish(n) };
+    const announced = announce({ ...options, warn: (m) => this.warn(m) });
+    this.notifier = { publish: async (n) => (await announced(n), this.runs.get(n.buildId)?.finish(n)) };
     this.unsubscribe.push(this.ledger.watch((change) => this.onChange(change)));
     this.unsubscribe.push(this.queue.onAvailable(() => this.pump()));
   }
 
-  async train(specInput: BuildSpec | Record<string, unknown>, data?: Uint8Array | string): Promise<BuildOutcome> {
-    this.checkOpen();
-    const startedAt = this.clock.now();
-    const spec = parseBuildSpec(specInput);
-    this.emit({ type: "stage", stage: "preparing", elapsedMs: 0 });
-    const csv = data instanceof Uint8Array ? data : await readFile(data ?? spec.dataset);
-    this.checkOpen();
-    const prepared = await prepareDataset(csv, { ...(spec.label !== undefined ? { label: spec.label } : {}), task: spec.task, shared: true }, this.blobs, this.clock);
-    this.share(prepared.pack);
-    const buildId = buildIdFor(prepared.hash, spec);
-    const running = this.trackers.get(buildId);
-    if (running) return this.outcome(buildId, await running.promise);
+  /** A property, so it can be handed around unbound. */
+  readonly locate = (key: string): string => this.blobs.path(key);
 
-    // Tracked before submitting, so no landing is missed by the progress feed.
-    const tracker = this.track(buildId, startedAt, spec.n_estimators);
-    try {
-      const submission = await submitBuild(spec, { blobs: this.blobs, ledger: this.ledger, queue: this.queue, clock: this.clock }, prepared);
-      if (!submission.created) return await this.continueBuild(tracker, submission.record);
-      this.startedTraining(tracker, submission.record);
-      return this.outcome(buildId, await tracker.promise);
-    } finally {
-      this.untrack(tracker);
-    }
+  async submit(request: BuildRequest): Promise<BuildHandle> {
+    return (await this.begin(request)).handle;
+  }
+
+  async train(spec: BuildSpec | Record<string, unknown>, data?: Uint8Array | string): Promise<BuildOutcome> {
+    this.checkOpen();
+    const parsed = parseBuildSpec(spec);
+    return (await this.begin({ spec: parsed, data: data ?? parsed.dataset })).run.outcome;
   }
 
   async resume(buildId: string): Promise<BuildOutcome> {
-    this.checkOpen();
-    const startedAt = this.clock.now();
-    const record = await this.ledger.get(buildId);
-    if (!record) throw new CanopyError(`build ${buildId} not found in ${this.root}`);
-    const running = this.trackers.get(buildId);
-    if (running) return this.outcome(buildId, await running.promise);
-    const manifest = await readManifest(this.blobs, buildId);
-    const tracker = this.track(buildId, startedAt, manifest.spec.n_estimators);
-    try {
-      if (!TERMINAL_STATUSES.includes(record.status)) await this.loadPack(manifest.packKey, manifest.packHash);
-      return await this.continueBuild(tracker, record);
-    } finally {
-      this.untrack(tracker);
-    }
+    return (await this.begin({ resume: buildId })).run.outcome;
+  }
+
+  follow(buildId?: string, options: FollowOptions = {}): AsyncIterable<BuildEvent> {
+    return buildId === undefined ? this.followAll(options.signal) : this.followOne(buildId, options.signal);
+  }
+
+  status(buildId: string): Promise<BuildView | undefined> {
+    return readBuildView(this, buildId);
   }
 
   async close(): Promise<void> {
@@ -215,63 +198,161 @@ class Runtime implements LocalRuntime {
     // Let aggregations and dead-letterings already started reach the ledger, then settle the waiters.
     while (this.background.size > 0) await Promise.allSettled([...this.background]);
     for (const stop of this.unsubscribe.splice(0)) stop();
-    for (const tracker of this.trackers.values()) tracker.abort(new InterruptedError(tracker.buildId));
+    for (const run of this.runs.values()) run.abort(new InterruptedError(run.buildId));
+    for (const log of this.watchers) log.close();
   }
 
-  /** An existing build: finished (return it), or interrupted (re-queue what has not landed). */
-  private async continueBuild(tracker: Tracker, record: BuildRecord): Promise<BuildOutcome> {
-    const { buildId } = tracker;
-    const finished = () => {
-      this.emit({ type: "stage", stage: "done", buildId, elapsedMs: this.clock.now() - tracker.startedAt });
-      return this.outcome(buildId);
-    };
-    if (TERMINAL_STATUSES.includes(record.status)) return finished();
-    // This process owns the store, so an AGGREGATING build found on resume has lost its aggregator: aggregate again.
+  private async begin(request: BuildRequest): Promise<{ handle: BuildHandle; run: Run }> {
+    this.checkOpen();
+    const startedAt = this.clock.now();
+    if ("resume" in request) return this.beginResume(request.resume, startedAt);
+    const spec = parseBuildSpec(request.spec);
+    this.emit({ type: "stage", stage: "preparing", elapsedMs: 0 });
+    const csv = typeof request.data === "string" ? await readFile(request.data) : request.data;
+    this.checkOpen();
+    const prepared = await prepareBuildData(spec, csv, this.blobs, { shared: true, clock: this.clock });
+    this.share(prepared.pack);
+    const buildId = buildIdFor(prepared.hash, spec);
+    const running = this.running(buildId);
+    if (running) return { handle: await this.handleOf(buildId, { prepared }), run: running };
+
+    // Tracked before submitting, so the progress feed misses no landing.
+    const run = this.track(buildId, startedAt, spec.n_estimators);
+    try {
+      const submission = await submitBuild(spec, { blobs: this.blobs, ledger: this.ledger, queue: this.queue, clock: this.clock }, prepared);
+      const { groves } = submission.plan;
+      if (!submission.created) {
+        const queued = await this.continueBuild(run, submission.record);
+        return { handle: await this.handleOf(buildId, { prepared, groves, queued }), run };
+      }
+      this.observe(run, submission.record);
+      return { handle: buildHandle({ record: submission.record, groves, created: true, queued: groves.map((g) => g.grove), prepared }), run };
+    } catch (err) {
+      this.drop(run, err);
+      throw err;
+    }
+  }
+
+  private async beginResume(buildId: string, startedAt: number): Promise<{ handle: BuildHandle; run: Run }> {
+    const record = await this.ledger.get(buildId);
+    if (!record) throw new InputError(`build ${buildId} not found in ${this.root}`);
+    const manifest = await readManifest(this.blobs, buildId);
+    const running = this.running(buildId);
+    if (running) return { handle: await this.handleOf(buildId, { groves: manifest.groves }), run: running };
+    const run = this.track(buildId, startedAt, manifestTrees(manifest));
+    try {
+      if (!isTerminal(record)) await this.loadPack(manifest.packKey, manifest.packHash);
+      const queued = await this.continueBuild(run, record);
+      return { handle: await this.handleOf(buildId, { groves: manifest.groves, queued }), run };
+    } catch (err) {
+      this.drop(run, err);
+      throw err;
+    }
+  }
+
+  /** An existing build: finished (it ends the run at once), or interrupted (re-queue what has not landed). */
+  private async continueBuild(run: Run, record: BuildRecord): Promise<number[]> {
+    const { buildId } = run;
+    if (isTerminal(record)) return this.finished(run, record);
+    // This process owns the store, so an AGGREGATING build found here has lost its aggregator: aggregate again.
     if (record.status === "AGGREGATING") await this.ledger.reopenAggregation(buildId);
     const resumption = await resumeBuild(buildId, { blobs: this.blobs, ledger: this.ledger, queue: this.queue, clock: this.clock });
-    if (TERMINAL_STATUSES.includes(resumption.status)) return finished();
+    const current = (await this.ledger.get(buildId)) ?? record;
+    if (isTerminal(resumption)) return this.finished(run, current);
     if (resumption.needsAggregation) this.runAggregation(buildId);
-    this.startedTraining(tracker, (await this.ledger.get(buildId)) ?? record);
-    return this.outcome(buildId, await tracker.promise);
+    this.observe(run, current);
+    return resumption.requeued;
   }
 
-  private startedTraining(tracker: Tracker, record: BuildRecord): void {
-    this.emit({ type: "stage", stage: "training", buildId: tracker.buildId, elapsedMs: this.clock.now() - tracker.startedAt });
-    this.emit(this.progress(tracker, record));
+  private finished(run: Run, record: BuildRecord): number[] {
+    this.observe(run, record);
+    run.finish();
+    return [];
+  }
+
+  /** The handle of a build that existed: its record as it is now. */
+  private async handleOf(buildId: string, o: { prepared?: PreparedDataset; groves?: GrovePlan[]; queued?: number[] }): Promise<BuildHandle> {
+    const record = await this.ledger.get(buildId);
+    if (!record) throw new LocalStoreError(`build ${buildId} vanished from the ledger`);
+    const groves = o.groves ?? (await readManifest(this.blobs, buildId)).groves;
+    return buildHandle({ record, groves, created: false, queued: o.queued ?? [], ...(o.prepared ? { prepared: o.prepared } : {}) });
+  }
+
+  /** A run of this build still going on in this runtime (an ended one is replaced by the next submission). */
+  private running(buildId: string): Run | undefined {
+    const run = this.runs.get(buildId);
+    return run && !run.log.closed ? run : undefined;
+  }
+
+  private track(buildId: string, startedAt: number, treesTotal: number): Run {
+    const log = new EventLog<BuildEvent>();
+    let finish!: (n?: BuildNotification) => void;
+    let abort!: (err: Error) => void;
+    const ended = new Promise<BuildNotification | undefined>((res, rej) => {
+      finish = res;
+      abort = rej;
+    });
+    const outcome = ended.then(async (notification) => {
+      const result = await this.outcome(buildId, notification);
+      const report = result.status === "COMPLETED" ? { report: result.report } : {};
+      const view: BuildView = { record: result.record, treesTotal, treesDone: treesLanded(result.record), ...report };
+      this.append(log, { type: "end", buildId, elapsedMs: this.clock.now() - startedAt, view });
+      log.close();
+      return result;
+    });
+    // Followers see what a waiter would: the end, or the error (also marks the outcome as handled).
+    outcome.catch((err: unknown) => log.fail(err));
+    const run: Run = { buildId, tracker: new ProgressTracker(buildId, treesTotal, startedAt), log, outcome, finish, abort };
+    this.runs.set(buildId, run);
+    // close() may have run while the data was being prepared: nothing would ever settle this build here.
+    if (this.closed) abort(new InterruptedError(buildId));
+    return run;
+  }
+
+  private drop(run: Run, err: unknown): void {
+    run.abort(err instanceof Error ? err : new Error(String(err)));
+    if (this.runs.get(run.buildId) === run) this.runs.delete(run.buildId);
+  }
+
+  /** Registered at the call, not at the first read, so a build submitted right after is seen from its start. */
+  private followAll(signal?: AbortSignal): AsyncIterable<BuildEvent> {
+    const log = new EventLog<BuildEvent>();
+    if (this.closed) log.close();
+    else this.watchers.add(log);
+    const watchers = this.watchers;
+    return (async function* () {
+      try {
+        yield* log.read(signal);
+      } finally {
+        watchers.delete(log);
+      }
+    })();
+  }
+
+  private async *followOne(buildId: string, signal?: AbortSignal): AsyncGenerator<BuildEvent> {
+    const run = this.runs.get(buildId);
+    if (run) return yield* run.log.read(signal);
+    const record = await this.ledger.get(buildId);
+    if (!record) throw new InputError(`build ${buildId} not found in ${this.root}`);
+    if (!isTerminal(record)) throw new InputError(`build ${buildId} is ${record.status} and not running here; resume it to finish it`);
+    const view = await viewOf(this.blobs, record);
+    yield* new ProgressTracker(buildId, view.treesTotal, record.createdAt).observe(record, record.updatedAt);
+    yield { type: "end", buildId, elapsedMs: record.updatedAt - record.createdAt, view };
   }
 
   private async outcome(buildId: string, notification?: BuildNotification): Promise<BuildOutcome> {
     const record = await this.ledger.get(buildId);
-    if (!record) throw new CanopyError(`build ${buildId} vanished from the ledger`);
+    if (!record) throw new LocalStoreError(`build ${buildId} vanished from the ledger`);
     const base = { buildId, record, ...(notification ? { notification } : {}) };
     if (record.status === "COMPLETED" && record.result) {
       const bytes = await this.blobs.get(record.result.reportKey);
-      if (!bytes) throw new CanopyError(`build ${buildId} is COMPLETED but ${record.result.reportKey} is missing`);
+      if (!bytes) throw new LocalStoreError(`build ${buildId} is COMPLETED but ${record.result.reportKey} is missing`);
       const report = JSON.parse(new TextDecoder().decode(bytes)) as BuildReport;
       const modelKey = record.result.modelKey;
       return { ...base, status: "COMPLETED", report, modelKey, modelPath: this.blobs.path(modelKey) };
     }
     if (record.status === "FAILED") return { ...base, status: "FAILED", reason: record.reason ?? "unknown reason" };
-    throw new CanopyError(`build ${buildId} is ${record.status}, not finished`);
-  }
-
-  private track(buildId: string, startedAt: number, treesTotal: number): Tracker {
-    let finish!: (n: BuildNotification) => void;
-    let abort!: (err: Error) => void;
-    const promise = new Promise<BuildNotification>((res, rej) => {
-      finish = res;
-      abort = rej;
-    });
-    promise.catch(() => undefined); // awaited by the caller; never an unhandled rejection
-    const tracker: Tracker = { buildId, startedAt, treesTotal, promise, finish, abort };
-    this.trackers.set(buildId, tracker);
-    // close() may have run while the data was being prepared: nothing would ever settle this build here.
-    if (this.closed) abort(new InterruptedError(buildId));
-    return tracker;
-  }
-
-  private untrack(tracker: Tracker): void {
-    if (this.trackers.get(tracker.buildId) === tracker) this.trackers.delete(tracker.buildId);
+    throw new InternalError(`build ${buildId} is ${record.status}, not finished`);
   }
 
   private share(pack: Parameters<GrovePool["share"]>[0]): void {
@@ -283,44 +364,24 @@ class Runtime implements LocalRuntime {
   private async loadPack(packKey: string, packHash: string): Promise<void> {
     if (this.packs.has(packHash)) return;
     const stored = await this.blobs.get(packKey);
-    if (!stored) throw new CanopyError(`dataset pack ${packKey} is missing from ${this.root}`);
+    if (!stored) throw new LocalStoreError(`dataset pack ${packKey} is missing from ${this.root}`);
     const bytes = new Uint8Array(new SharedArrayBuffer(stored.length));
     bytes.set(stored);
     const pack = decodePack(bytes);
-    if (pack.hash !== packHash) throw new CanopyError(`dataset pack ${packKey} has hash ${pack.hash}, expected ${packHash}`);
+    if (pack.hash !== packHash) throw new LocalStoreError(`dataset pack ${packKey} has hash ${pack.hash}, expected ${packHash}`);
     this.share(pack);
   }
 
   /** The ledger's change feed, as a DynamoDB stream would deliver it: aggregation triggers and progress. */
   private onChange(change: LedgerChange): void {
     if (isAggregationTrigger(change)) this.runAggregation(change.new.buildId);
-    const tracker = this.trackers.get(change.new.buildId);
-    if (!tracker || !change.old) return;
-    const { old, new: next } = change;
-    if (next.landed.length > old.landed.length) {
-      const grove = next.landed.find((g) => !old.landed.includes(g))!;
-      this.emit(this.progress(tracker, next, { grove, outcome: "landed", stats: next.groveStats[grove] }));
-    } else if (next.failed.length > old.failed.length) {
-      const failure = next.failed.find((f) => !old.failed.some((o) => o.grove === f.grove))!;
-      this.emit(this.progress(tracker, next, { grove: failure.grove, outcome: "failed", error: failure.error }));
-    }
-    if (next.status === "AGGREGATING" && old.status !== "AGGREGATING")
-      this.emit({ type: "stage", stage: "aggregating", buildId: tracker.buildId, elapsedMs: this.clock.now() - tracker.startedAt });
+    const run = this.running(change.new.buildId);
+    if (run) this.observe(run, change.new);
   }
 
-  private progress(tracker: Tracker, record: BuildRecord, grove?: Extract<ProgressEvent, { type: "progress" }>["grove"]): ProgressEvent {
-    const treesDone = record.landed.reduce((sum, g) => sum + (record.groveStats[g]?.trees ?? 0), 0);
-    return {
-      type: "progress",
-      buildId: record.buildId,
-      landed: record.landed.length,
-      failed: record.failed.length,
-      total: record.total,
-      treesDone,
-      treesTotal: tracker.treesTotal,
-      elapsedMs: this.clock.now() - tracker.startedAt,
-      ...(grove ? { grove } : {}),
-    };
+  /** Core's progress rules on one snapshot of a run's record. */
+  private observe(run: Run, record: BuildRecord): void {
+    for (const event of run.tracker.observe(record, this.clock.now())) this.emit(event, run);
   }
 
   private runAggregation(buildId: string): void {
@@ -328,7 +389,7 @@ class Runtime implements LocalRuntime {
     this.inBackground(
       aggregate(buildId, { blobs: this.blobs, ledger: this.ledger, notifier: this.notifier, clock: this.clock, packs: this.packs }).catch((err) => {
         this.warn(`aggregation of ${buildId} failed: ${errorLine(err)}`);
-        this.trackers.get(buildId)?.abort(err instanceof Error ? err : new Error(String(err)));
+        this.runs.get(buildId)?.abort(err instanceof Error ? err : new Error(String(err)));
       }),
     );
   }
@@ -362,8 +423,8 @@ class Runtime implements LocalRuntime {
       this.queue.ack(message);
     } catch (err) {
       if (this.closed) return; // abandoned: the ledger still counts the grove as outstanding, resume re-queues it
-      const retryable = err instanceof TrainerTaskError ? err.retryable : true;
-      if (retryable && !this.queue.exhausted(message)) {
+      // The policy the trainer decided (TrainerTaskError), or this thread's own fault (no free trainer): internal.
+      if (isRetryable(err) && !this.queue.exhausted(message)) {
         this.queue.release(message);
       } else {
         this.queue.ack(message);
@@ -378,41 +439,19 @@ class Runtime implements LocalRuntime {
     }
   }
 
-  /** Terminal line (or onNotify), webhook POST, then wakes whoever waits for the build. Never throws. */
-  private async publish(notification: BuildNotification): Promise<void> {
-    try {
-      if (this.options.onNotify) this.options.onNotify(notification);
-      else process.stderr.write(`${formatNotification(notification)}\n`);
-    } catch (err) {
-      this.warn(`notification callback failed: ${errorLine(err)}`);
-    }
-    const url = this.options.notifyUrl;
-    if (url) {
-      try {
-        const response = await fetch(url, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify(notification),
-          signal: AbortSignal.timeout(10_000),
-        });
-        if (!response.ok) this.warn(`notification POST to ${url} answered ${response.status} ${response.statusText}`.trim());
-      } catch (err) {
-        this.warn(`notification POST to ${url} failed: ${errorLine(err)}`);
-      }
-    }
-    const tracker = this.trackers.get(notification.buildId);
-    if (tracker) {
-      this.emit({ type: "stage", stage: "done", buildId: tracker.buildId, elapsedMs: this.clock.now() - tracker.startedAt });
-      tracker.finish(notification);
-    }
-  }
-
-  private emit(event: ProgressEvent): void {
+  private emit(event: ProgressEvent, run?: Run): void {
+    if (run) this.append(run.log, event);
+    else for (const log of this.watchers) log.append(event);
     try {
       this.options.onProgress?.(event);
     } catch (err) {
       this.warn(`progress callback failed: ${errorLine(err)}`);
     }
+  }
+
+  private append(log: EventLog<BuildEvent>, event: BuildEvent): void {
+    log.append(event);
+    for (const watcher of this.watchers) watcher.append(event);
   }
 
   private warn(message: string): void {
@@ -421,7 +460,6 @@ class Runtime implements LocalRuntime {
   }
 
   private checkOpen(): void {
-    if (this.closed) throw new CanopyError("the runtime is closed");
+    if (this.closed) throw new InternalError("the runtime is closed");
   }
 }
-

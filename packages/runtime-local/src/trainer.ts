@@ -1,6 +1,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import {
   decodeGroveTask,
+  InternalError,
   LedgerError,
   PackCache,
   trainGrove,
@@ -10,7 +11,8 @@ import {
 } from "@canopy/core";
 import { decodePack } from "@canopy/forest";
 import { DiskBlobStore } from "./blob-store.ts";
-import { LEDGER_METHODS, serializeError, type FromTrainer, type LedgerMethod, type SerializedError, type ToTrainer, type TrainerInit } from "./protocol.ts";
+import type { SerializedError } from "./errors.ts";
+import { LEDGER_METHODS, serializeError, type FromTrainer, type LedgerMethod, type ToTrainer, type TrainerInit } from "./protocol.ts";
 
 export interface TrainerHooks {
   /** Runs before each delivery is trained; a throw fails that delivery (fault injection in tests). */
@@ -24,7 +26,7 @@ export interface TrainerHooks {
  */
 export function serveTrainer(hooks: TrainerHooks = {}): void {
   const port = parentPort;
-  if (!port) throw new Error("serveTrainer must run in a worker thread");
+  if (!port) throw new InternalError("serveTrainer must run in a worker thread");
   const init = workerData as TrainerInit;
   const blobs = new DiskBlobStore(init.root, { fsync: init.fsync });
   const packs = new PackCache(8);
@@ -40,7 +42,7 @@ export function serveTrainer(hooks: TrainerHooks = {}): void {
     });
   const ledger = Object.fromEntries(LEDGER_METHODS.map((m) => [m, (...args: unknown[]) => call(m, args)])) as unknown as BuildLedger;
   ledger.watch = () => {
-    throw new Error("a trainer cannot watch the ledger");
+    throw new InternalError("a trainer cannot watch the ledger");
   };
 
   port.on("message", (message: ToTrainer) => {
@@ -73,7 +75,6 @@ export function serveTrainer(hooks: TrainerHooks = {}): void {
 
 function reviveError(e: SerializedError): Error {
   if (e.name === "LedgerError") return new LedgerError(e.message, e.code === "not-found" ? "not-found" : "invalid");
-  const err = new Error(e.message);
-  err.name = e.name;
-  return err;
+  // The policy travels with it, so the trainer's own verdict on a ledger fault stays the main thread's.
+  return Object.assign(new Error(e.message), { name: e.name, policy: e.policy });
 }

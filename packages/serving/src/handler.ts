@@ -1,6 +1,6 @@
-import { errorLine } from "@canopy/core";
-import { CanopyError } from "@canopy/forest";
-import { errorResponse, jsonResponse, ServingError, type ServingRequest, type ServingResponse } from "./http.ts";
+import { errorLine, policyOf } from "@canopy/core";
+import { ServingError } from "./errors.ts";
+import { errorResponse, jsonResponse, type ServingRequest, type ServingResponse } from "./http.ts";
 import { selectorFromQuery, type ModelProvider, type ServedModel } from "./models.ts";
 import { bodyText, parseBody } from "./parse.ts";
 
@@ -140,8 +140,8 @@ export function createHandler(options: HandlerOptions): Handler {
         if (err.status >= 500) options.onError?.(err, request);
         return errorResponse(err.status, err.message);
       }
-      // The engine's input errors (should the parser let one through) are the client's; anything else is ours.
-      if (err instanceof CanopyError) return errorResponse(400, errorLine(err));
+      // Input errors (the engine's, should the parser let one through; a bad alias name) are the client's; the rest is ours.
+      if (policyOf(err) === "input") return errorResponse(400, errorLine(err));
       options.onError?.(err, request);
       return errorResponse(500, `internal error: ${errorLine(err)}`);
     }

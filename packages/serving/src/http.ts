@@ -22,16 +22,8 @@ export interface ServingResponse {
   body: string;
 }
 
-/** A request the handler refuses: the status (4xx, or 5xx for a server-side problem) and one line saying why. */
-export class ServingError extends Error {
-  override name = "ServingError";
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+// Its home is errors.ts; re-exported here for the modules that take it with the request types.
+export { ServingError } from "./errors.ts";
 
 export function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): ServingResponse {
   return {

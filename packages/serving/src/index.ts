@@ -1,5 +1,6 @@
 export { createHandler, DEFAULT_MAX_ROWS, LAMBDA_PAYLOAD_LIMIT, type Handler, type HandlerOptions } from "./handler.ts";
-export { errorResponse, jsonResponse, ServingError, type ServingRequest, type ServingResponse } from "./http.ts";
+export { ServingError } from "./errors.ts";
+export { errorResponse, jsonResponse, type ServingRequest, type ServingResponse } from "./http.ts";
 export {
   AliasCache,
   fixedModel,

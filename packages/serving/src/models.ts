@@ -1,6 +1,6 @@
 import { checkAliasName, DEFAULT_ALIAS, errorLine, isBuildId, keys, RegistryError, systemClock, type BlobStore, type Clock, type ModelRegistry } from "@canopy/core";
 import { Forest } from "@canopy/forest";
-import { ServingError } from "./http.ts";
+import { ServingError } from "./errors.ts";
 
 /** Which model a request wants: a build, an alias, or (undefined) the provider's default. */
 export type ModelSelector = { buildId: string } | { alias: string } | undefined;

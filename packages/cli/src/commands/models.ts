@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import type { ModelListing } from "@canopy/core";
 import { bytes } from "../format.ts";
-import { addTargetOptions, openTarget, type TargetOptions } from "./registry.ts";
+import { addTargetOptions, openTarget, type TargetOptions } from "../registry-target.ts";
 
 export interface ModelsOptions extends TargetOptions {
   json?: boolean;

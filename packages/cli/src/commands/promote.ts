@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { addTargetOptions, openTarget, type TargetOptions } from "./registry.ts";
+import { addTargetOptions, openTarget, type TargetOptions } from "../registry-target.ts";
 
 export interface PromoteOptions extends TargetOptions {
   alias: string;

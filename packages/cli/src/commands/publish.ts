@@ -1,7 +1,7 @@
-import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
+import type { AwsRuntime } from "@canopy/runtime-aws";
 import { addAwsOptions, type AwsTargetOptions } from "../aws-target.ts";
-import { FailedError, fileError, InterruptedExit, UsageError } from "../errors.ts";
+import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
 import { addSpecOptions } from "../spec-options.ts";
 import type { SpecFlags } from "../spec.ts";
 
@@ -33,35 +33,6 @@ export function addPublishCommand(canopy: Command): Command {
   });
 }
 
-/** s3://bucket/key, or undefined for a local path. */
-export function parseS3Url(text: string): { bucket: string; key: string } | undefined {
-  if (!/^s3:\/\//i.test(text)) return undefined;
-  const m = /^s3:\/\/([^/]+)\/(.+)$/i.exec(text);
-  if (!m) throw new UsageError(`${text}: expected s3://bucket/key`);
-  return { bucket: m[1], key: m[2] };
-}
-
-async function readLocal(path: string): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await readFile(path));
-  } catch (err) {
-    throw fileError(err, path, "data file") ?? err;
-  }
-}
-
-async function readS3(url: string, location: { bucket: string; key: string }): Promise<Uint8Array> {
-  const { GetObjectCommand } = await import("@aws-sdk/client-s3");
-  const { clients } = await import("@canopy/runtime-aws");
-  try {
-    const got = await clients.s3().send(new GetObjectCommand({ Bucket: location.bucket, Key: location.key }));
-    return await got.Body!.transformToByteArray();
-  } catch (err) {
-    const name = (err as { name?: string }).name;
-    if (name === "NoSuchKey" || name === "NoSuchBucket" || name === "NotFound") throw new UsageError(`data file not found: ${url}`);
-    throw err;
-  }
-}
-
 export interface PublishIo {
   stdout?: NodeJS.WritableStream;
   stderr?: NodeJS.WriteStream;
@@ -75,91 +46,61 @@ export async function publish(data: string, options: PublishOptions, io: Publish
   const note = (text: string) => stderr.write(`canopy: ${text}\n`);
 
   // Everything the user can get wrong locally is checked before AWS is touched.
-  const { buildSpec } = await import("../spec.ts");
+  const { buildSpec, specUsageError } = await import("../spec.ts");
   const spec = buildSpec(data, options);
-  const { groveCount } = await import("@canopy/core");
-  const { DYNAMO_MAX_GROVES } = await import("@canopy/runtime-aws");
-  const groves = groveCount(spec.n_estimators, spec.grove_size);
-  if (groves > DYNAMO_MAX_GROVES)
-    throw new UsageError(
-      `--trees ${spec.n_estimators} in groves of ${spec.grove_size} make ${groves} groves; a build on AWS has at most ${DYNAMO_MAX_GROVES}: ` +
-        `use --grove-size ${Math.ceil(spec.n_estimators / DYNAMO_MAX_GROVES)} or more`,
-    );
-  const s3 = parseS3Url(data);
-  const local = s3 ? undefined : await readLocal(data);
-
-  const { connectAws } = await import("../aws-target.ts");
-  const target = await connectAws(options, ["bucket", "table", "queueUrl"]);
-  const { bucket, table, queueUrl } = target.resources;
   const aws = await import("@canopy/runtime-aws");
-  const core = await import("@canopy/core");
-  const blobs = new aws.S3BlobStore(bucket);
-  const ledger = new aws.DynamoLedger(table);
-  const locate = (key: string) => `s3://${bucket}/${key}`;
+  const { groveCount, SpecError } = await import("@canopy/core");
+  const groves = groveCount(spec.n_estimators, spec.grove_size);
+  if (groves > aws.DYNAMO_MAX_GROVES)
+    throw new UsageError(
+      `--trees ${spec.n_estimators} in groves of ${spec.grove_size} make ${groves} groves; a build on AWS has at most ${aws.DYNAMO_MAX_GROVES}: ` +
+        `use --grove-size ${Math.ceil(spec.n_estimators / aws.DYNAMO_MAX_GROVES)} or more`,
+    );
+  const local = aws.parseS3Url(data) ? undefined : await (await import("../fs.ts")).readDataFile(data);
+
+  const target = await (await import("../aws-target.ts")).connectAws(options, ["bucket", "table", "queueUrl"]);
+  const runtime = aws.createAwsRuntime({ resources: target.resources, ...(io.pollMs ? { pollIntervalMs: io.pollMs } : {}) });
   try {
-    const csv = local ?? (await readS3(data, s3!));
-    let prepared: Awaited<ReturnType<typeof core.prepareDataset>>;
-    try {
-      prepared = await core.prepareDataset(csv, { ...(spec.label !== undefined ? { label: spec.label } : {}), task: spec.task }, blobs);
-    } catch (err) {
-      // Rules the data decides (an unknown label column, a non-numeric feature) are the user's to fix: exit 2.
-      if (err instanceof core.SpecError) throw (await import("../spec.ts")).specUsageError(err);
-      throw err;
-    }
+    // An s3:// CSV is read by the runtime. Rules the data decides (an unknown label column) are the user's to fix: exit 2.
+    const handle = await runtime.submit({ spec, data: local ?? data }).catch((err: unknown) => {
+      throw err instanceof SpecError ? specUsageError(err) : err;
+    });
+    const { buildId, created, record, trees } = handle;
+    const pack = handle.dataset!;
     const { bytes } = await import("../format.ts");
-    const packSize = `${prepared.pack.nRows} rows × ${prepared.pack.nFeatures} features, ${bytes(prepared.pack.bytes.length)}`;
-    note(`pack ${locate(prepared.packKey)} (${packSize}) ${prepared.reused ? "was already there; not uploaded again" : "uploaded"}`);
-
-    let submission: Awaited<ReturnType<typeof core.submitBuild>>;
-    try {
-      submission = await core.submitBuild(spec, { blobs, ledger, queue: new aws.SqsTaskQueue(queueUrl) }, prepared);
-    } catch (err) {
-      throw err instanceof core.SpecError ? (await import("../spec.ts")).specUsageError(err) : err;
-    }
-    const { buildId, plan, created } = submission;
-    const trees = plan.groves.length > 0 ? plan.groves[plan.groves.length - 1].treeEnd : 0;
-    if (created) note(`build ${buildId}: ${plan.groves.length} grove task(s) queued, ${trees} trees`);
-    else note(`build ${buildId} already exists with the same data and options (${submission.record.status}); nothing queued`);
-    if (options.json) {
-      const line = { buildId, created, status: submission.record.status, groves: plan.groves.length, trees, packKey: prepared.packKey, packUploaded: !prepared.reused, bucket, table };
-      stdout.write(`${JSON.stringify(line)}\n`);
-    } else stdout.write(`${buildId}\n`);
-    if (!options.wait) {
-      if (!options.json) note(`follow it with: canopy status ${buildId}   (or canopy watch --build ${buildId})`);
-      return;
-    }
-
-    const { progressView } = await import("../progress.ts");
-    const { followBuild, loadBuildStatus, statusJson, costLine } = await import("../build-status.ts");
-    const stop = new AbortController();
-    const onSignal = () => stop.abort();
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
-    let last: Awaited<ReturnType<typeof followBuild>>;
-    try {
-      last = await followBuild({ ledger }, buildId, { view: await progressView(stderr), treesTotal: trees, announce: false, signal: stop.signal, ...(io.pollMs ? { intervalMs: io.pollMs } : {}) });
-    } finally {
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
-    }
-    if (!last) throw new InterruptedExit(`stopped waiting; build ${buildId} goes on in AWS: canopy status ${buildId}`);
-
-    const status = (await loadBuildStatus({ ledger, blobs, locate }, buildId))!;
-    if (options.json) stdout.write(`${JSON.stringify(statusJson(status))}\n`);
-    if (last.status === "FAILED") {
-      for (const f of last.failed) note(`grove ${f.grove} failed: ${f.error}`);
-      throw new FailedError(`build ${buildId} failed: ${last.reason ?? "no reason recorded"}`);
-    }
-    if (options.json) return;
-    if (!status.report) throw new FailedError(`build ${buildId} completed but its report ${locate(last.result?.reportKey ?? "")} is not readable`);
-    const { summary } = await import("./train.ts");
-    stdout.write(`${summary(status.report, locate(status.report.model.key), locate(last.result!.reportKey))}\n`);
-    const cost = costLine(status.report);
-    // A row under the summary's table ("timings" is its widest key).
-    if (cost) stdout.write(`${"cost".padEnd("timings".length)}  ${cost}\n`);
+    note(`pack ${runtime.locate(pack.packKey)} (${pack.nRows} rows × ${pack.nFeatures} features, ${bytes(pack.bytes)}) ${pack.reused ? "was already there; not uploaded again" : "uploaded"}`);
+    if (created) note(`build ${buildId}: ${handle.groves} grove task(s) queued, ${trees} trees`);
+    else note(`build ${buildId} already exists with the same data and options (${record.status}); nothing queued`);
+    const { bucket, table } = target.resources;
+    const line = { buildId, created, status: record.status, groves: handle.groves, trees, packKey: pack.packKey, packUploaded: !pack.reused, bucket, table };
+    stdout.write(options.json ? `${JSON.stringify(line)}\n` : `${buildId}\n`);
+    if (options.wait) await waitFor(runtime, buildId, { stdout, stderr, json: options.json });
+    else if (!options.json) note(`follow it with: canopy status ${buildId}   (or canopy watch --build ${buildId})`);
   } catch (err) {
     throw target.explain(err);
   } finally {
+    await runtime.close();
     target.close();
   }
+}
+
+/** --wait: canopy train's progress from the ledger, then the result; Ctrl-C stops waiting, not the build. */
+async function waitFor(runtime: AwsRuntime, buildId: string, io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WriteStream; json?: boolean }): Promise<void> {
+  const { progressPrinter, watchBuild } = await import("../progress.ts");
+  const { costLine, statusJson, summary } = await import("../render.ts");
+  const stop = (await import("../signals.ts")).stopOn(["SIGINT", "SIGTERM"]);
+  const end = await watchBuild(runtime, buildId, progressPrinter(io.stderr, { announce: false }), stop.signal).finally(stop.dispose);
+  if (!end) throw new InterruptedExit(`stopped waiting; build ${buildId} goes on in AWS: canopy status ${buildId}`);
+  const { record, report } = end.view;
+  if (io.json) io.stdout.write(`${JSON.stringify(statusJson(end.view, runtime.locate))}\n`);
+  if (record.status === "FAILED") {
+    for (const f of record.failed) io.stderr.write(`canopy: grove ${f.grove} failed: ${f.error}\n`);
+    throw new FailedError(`build ${buildId} failed: ${record.reason ?? "no reason recorded"}`);
+  }
+  if (io.json) return;
+  if (!report) throw new FailedError(`build ${buildId} completed but its report ${runtime.locate(record.result?.reportKey ?? "")} is not readable`);
+  io.stdout.write(`${summary(report, runtime.locate(report.model.key), runtime.locate(record.result!.reportKey))}\n`);
+  const cost = costLine(report);
+  // A row under the summary's table ("timings" is its widest key).
+  if (cost) io.stdout.write(`${"cost".padEnd("timings".length)}  ${cost}\n`);
 }

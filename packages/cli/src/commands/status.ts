@@ -1,4 +1,3 @@
-import { join, resolve } from "node:path";
 import type { Command } from "commander";
 import { addAwsOptions, type AwsTargetOptions } from "../aws-target.ts";
 import { FailedError, UsageError } from "../errors.ts";
@@ -32,31 +31,16 @@ export async function status(buildId: string, options: StatusOptions, io: { stdo
   const stdout = io.stdout ?? process.stdout;
   const { isBuildId } = await import("@canopy/core");
   if (!isBuildId(buildId)) throw new UsageError(`${JSON.stringify(buildId)} is not a build id (b- and 16 hex digits)`);
-  const { loadBuildStatus, statusJson, statusText } = await import("../build-status.ts");
-
-  let shown: Awaited<ReturnType<typeof loadBuildStatus>>;
-  let where: string;
-  if (options.root !== undefined) {
-    const aws = [options.endpoint && "--endpoint", options.bucket && "--bucket", options.table && "--table"].filter(Boolean);
-    if (aws.length > 0) throw new UsageError(`--root reads the local store; it does not go with ${aws.join(", ")}`);
-    const { DiskBlobStore, DiskLedger } = await import("@canopy/runtime-local");
-    const root = resolve(options.root);
-    where = `the local store ${options.root}`;
-    shown = await loadBuildStatus({ ledger: new DiskLedger(root), blobs: new DiskBlobStore(root), locate: (key) => join(options.root!, key) }, buildId);
-  } else {
-    const { connectAws } = await import("../aws-target.ts");
-    const target = await connectAws(options, ["bucket", "table"]);
-    const { bucket, table } = target.resources;
-    where = `table ${table}`;
-    try {
-      const aws = await import("@canopy/runtime-aws");
-      shown = await loadBuildStatus({ ledger: new aws.DynamoLedger(table), blobs: new aws.S3BlobStore(bucket), locate: (key) => `s3://${bucket}/${key}` }, buildId);
-    } catch (err) {
-      throw target.explain(err);
-    } finally {
-      target.close();
-    }
+  const { statusJson, statusText } = await import("../render.ts");
+  const opened = await (await import("../runtime-target.ts")).openRuntime(options, ["bucket", "table"]);
+  let view: Awaited<ReturnType<typeof opened.runtime.status>>;
+  try {
+    view = await opened.runtime.status(buildId);
+  } catch (err) {
+    throw opened.explain(err);
+  } finally {
+    await opened.close();
   }
-  if (!shown) throw new FailedError(`build ${buildId} not found in ${where}`);
-  stdout.write(options.json ? `${JSON.stringify(statusJson(shown), null, 2)}\n` : `${statusText(shown)}\n`);
+  if (!view) throw new FailedError(`build ${buildId} not found in ${opened.where}`);
+  stdout.write(options.json ? `${JSON.stringify(statusJson(view, opened.locate), null, 2)}\n` : `${statusText(view, opened.locate)}\n`);
 }

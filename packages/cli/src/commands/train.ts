@@ -1,12 +1,11 @@
-import { readFile } from "node:fs/promises";
-import { relative } from "node:path";
+import { join } from "node:path";
 import type { Command } from "commander";
-import { isBuildId, SpecError, type BuildReport } from "@canopy/core";
-import { createLocalRuntime, exportArtifacts, InterruptedError, type BuildOutcome, type ProgressEvent } from "@canopy/runtime-local";
-import { FailedError, fileError, InterruptedExit, UsageError } from "../errors.ts";
-import { bytes, metricsLine, table, timingsLine } from "../format.ts";
-import { checkOutDir } from "../fs.ts";
-import { progressView, type ProgressView } from "../progress.ts";
+import { isBuildId, SpecError, TERMINAL_STATUSES, type BuildEnd, type BuildHandle } from "@canopy/core";
+import { createLocalRuntime, exportArtifacts, InterruptedError } from "@canopy/runtime-local";
+import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
+import { checkOutDir, readDataFile, shown } from "../fs.ts";
+import { progressPrinter, watchBuild } from "../progress.ts";
+import { summary } from "../render.ts";
 import { buildSpec, FLAG_FOR_FIELD, specUsageError, type SpecFlags } from "../spec.ts";
 
 export interface TrainOptions extends SpecFlags {
@@ -26,20 +25,6 @@ function typedSpecFlags(command: Command): string[] {
     .map((o) => o.long!);
 }
 
-async function readData(path: string): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await readFile(path));
-  } catch (err) {
-    throw fileError(err, path, "data file") ?? err;
-  }
-}
-
-/** Paths relative to the working directory when that is shorter, as users typed them. */
-function shown(path: string): string {
-  const rel = relative(process.cwd(), path);
-  return rel !== "" && !rel.startsWith("..") && rel.length < path.length ? rel : path;
-}
-
 export async function train(data: string | undefined, raw: Record<string, unknown>, command: Command): Promise<void> {
   const options = raw as unknown as TrainOptions;
   const stderr = process.stderr;
@@ -54,96 +39,65 @@ export async function train(data: string | undefined, raw: Record<string, unknow
   } else {
     if (data === undefined) throw new UsageError("missing <data.csv> (or --resume <build-id>); see canopy train --help");
     spec = buildSpec(data, options);
-    csv = await readData(data);
+    csv = await readDataFile(data);
   }
   if (options.out !== undefined) await checkOutDir(options.out);
 
-  const view: ProgressView = await progressView(stderr);
-  let buildId: string | undefined = options.resume;
-  let announced = false;
-  const onProgress = (event: ProgressEvent) => {
-    if (event.buildId) buildId = event.buildId;
-    if (event.type === "stage") {
-      if (event.stage === "aggregating") view.note(`${event.buildId}: all groves in; merging and evaluating`);
-      return;
-    }
-    if (!announced) {
-      announced = true;
-      const resumed = event.landed + event.failed > 0 ? `, resuming with ${event.landed} already landed` : "";
-      view.note(`build ${event.buildId}: ${event.total} groves, ${event.treesTotal} trees${resumed}`);
-    }
-    view.update(event);
-  };
-
+  const printer = progressPrinter(stderr);
   const runtime = createLocalRuntime({
     root: options.root,
     ...(options.workers !== undefined ? { workers: options.workers } : {}),
     ...(options.notifyUrl !== undefined ? { notifyUrl: options.notifyUrl } : {}),
-    onProgress,
     // The summary below says it all; the notification itself goes to --notify-url.
-    onNotify: () => view.stop(),
-    onWarning: (message) => view.note(`warning: ${message}`),
+    onNotify: () => {},
+    onWarning: (message) => printer.note(`warning: ${message}`),
   });
-
+  // Ctrl-C closes the runtime: the trainers stop and the build waits for --resume. A second Ctrl-C quits at once.
   let interrupted = false;
   const onSigint = () => {
     if (interrupted) process.exit(new InterruptedExit().exitCode);
     interrupted = true;
-    view.note("interrupted: stopping the trainers (Ctrl-C again to quit at once)");
+    printer.note("interrupted: stopping the trainers (Ctrl-C again to quit at once)");
     void runtime.close();
   };
   process.on("SIGINT", onSigint);
 
-  let outcome: BuildOutcome;
+  let handle: BuildHandle | undefined;
+  let end: BuildEnd | undefined;
   try {
-    outcome = options.resume !== undefined ? await runtime.resume(options.resume) : await runtime.train(spec!, csv);
+    handle = await runtime.submit(options.resume !== undefined ? { resume: options.resume } : { spec: spec!, data: csv! });
+    end = await watchBuild(runtime, handle.buildId, printer);
   } catch (err) {
     if (interrupted || err instanceof InterruptedError) {
-      const id = err instanceof InterruptedError ? err.buildId : buildId;
+      const id = err instanceof InterruptedError ? err.buildId : handle?.buildId;
       const root = options.root !== ".canopy" ? ` --root ${options.root}` : "";
       throw new InterruptedExit(`interrupted${id ? `; finish the build with: canopy train --resume ${id}${root}` : ""}`);
     }
     // Rules the data decides (e.g. a classification criterion on a label that makes this regression).
     throw err instanceof SpecError ? specUsageError(err) : err;
   } finally {
-    view.stop();
     process.off("SIGINT", onSigint);
     await runtime.close();
   }
+  await finish(handle, end!, options, runtime.root);
+}
 
-  if (outcome.status === "FAILED") throw new FailedError(`build ${outcome.buildId} failed: ${outcome.reason}`);
-
-  let modelPath = outcome.modelPath;
-  let reportPath = modelPath.replace(/model\.canopy$/, "report.json");
+/** The end of a build on the terminal: the failure, or the summary (or the report, --json), and the --out export. */
+async function finish(handle: BuildHandle, end: BuildEnd, options: TrainOptions, root: string): Promise<void> {
+  const { record, report } = end.view;
+  if (record.status === "FAILED") throw new FailedError(`build ${record.buildId} failed: ${record.reason ?? "unknown reason"}`);
+  let modelPath = join(root, report!.model.key);
+  let reportPath = join(root, record.result!.reportKey);
   if (options.out !== undefined) {
-    await exportArtifacts(runtime.root, outcome.buildId, options.out);
+    await exportArtifacts(root, record.buildId, options.out);
     modelPath = `${options.out}/model.canopy`;
     reportPath = `${options.out}/report.json`;
   }
-
-  if (options.json) {
-    process.stdout.write(`${JSON.stringify(outcome.report, null, 2)}\n`);
-    return;
-  }
-  if (!outcome.notification) {
+  if (options.json) return void process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  // Found finished when submitted: nothing ran.
+  if (TERMINAL_STATUSES.includes(handle.record.status)) {
     const why = options.resume !== undefined ? "had already finished; nothing to resume" : "was already done with the same data and options; nothing to train";
-    stderr.write(`canopy: build ${outcome.buildId} ${why}\n`);
+    process.stderr.write(`canopy: build ${record.buildId} ${why}\n`);
   }
-  process.stdout.write(`${summary(outcome.report, shown(modelPath), shown(reportPath))}\n`);
-}
-
-/** The end-of-build summary: what was built, how well it does, how long it took, where it is. */
-export function summary(report: BuildReport, modelPath: string, reportPath: string): string {
-  const d = report.dataset;
-  const target = d.task === "classification" ? `${d.classes.length} classes` : "regression";
-  const missing = report.missingGroves.length;
-  const rows: [string, string][] = [
-    ["build", `${report.buildId}: ${report.model.trees} trees in ${report.groves.length} groves${missing ? ` (${missing} grove(s) failed and are missing)` : ""}`],
-    ["data", `${d.nRows} rows × ${d.nFeatures} features, label "${d.labelName}" (${target}); ${d.trainRows} train / ${d.testRows} test`],
-    ["metrics", metricsLine(report.metrics as unknown as Record<string, unknown> | null)],
-    ["timings", timingsLine(report.timings)],
-    ["model", `${modelPath} (${bytes(report.model.bytes)}, ${report.model.nodes} nodes)`],
-    ["report", reportPath],
-  ];
-  return table(rows);
+  process.stdout.write(`${summary(report!, shown(modelPath), shown(reportPath))}\n`);
 }

@@ -1,3 +1,4 @@
 export { MemoryBlobStore, MemoryLedger, MemoryNotifier, MemoryQueue } from "./memory.ts";
 export { describeLedgerContract, groveStats, type LedgerContractOptions } from "./ledger-contract.ts";
 export { buildWithStatus, describeRegistryContract, MemoryRegistry } from "./registry.ts";
+export { describeRuntimeScenario, type RuntimeScenarioOptions } from "./runtime-scenario.ts";

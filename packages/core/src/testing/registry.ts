@@ -2,7 +2,8 @@ import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { newBuildRecord } from "../ledger.ts";
 import { systemClock, type BuildLedger, type Clock } from "../ports.ts";
-import { checkAliasName, registryRules, RegistryError, type AliasRecord, type ModelRegistry } from "../registry.ts";
+import { RegistryError } from "../errors.ts";
+import { checkAliasName, registryRules, type AliasRecord, type ModelRegistry } from "../registry.ts";
 import { groveStats } from "./ledger-contract.ts";
 
 /** The reference registry: aliases in a Map, promotion checked against a ledger. */

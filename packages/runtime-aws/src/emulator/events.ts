@@ -2,6 +2,7 @@ import type { _Record as SdkStreamRecord } from "@aws-sdk/client-dynamodb-stream
 import type { Message } from "@aws-sdk/client-sqs";
 import type { Context, DynamoDBRecord, SQSRecord } from "aws-lambda";
 import { randomUUID } from "node:crypto";
+import { AwsInternalError, AwsSetupError } from "../errors.ts";
 
 /**
  * Lambda event records built from what the emulator received, in the shapes Lambda delivers (per
@@ -11,7 +12,7 @@ import { randomUUID } from "node:crypto";
 /** arn:aws:sqs:<region>:<account>:<name> from a queue URL (http(s)://host/<account>/<name>). */
 export function queueArnFromUrl(queueUrl: string, region: string): string {
   const parts = new URL(queueUrl).pathname.split("/").filter(Boolean);
-  if (parts.length < 2) throw new Error(`not an SQS queue URL: ${queueUrl}`);
+  if (parts.length < 2) throw new AwsSetupError(`not an SQS queue URL: ${queueUrl}`);
   const [account, name] = parts.slice(-2);
   return `arn:aws:sqs:${region}:${account}:${name}`;
 }
@@ -123,7 +124,7 @@ export function lambdaContext(functionName: string, memoryMb: number, timeoutMs:
   const deadline = Date.now() + timeoutMs;
   const requestId = randomUUID();
   const unsupported = () => {
-    throw new Error("context.done/fail/succeed are not supported; return or throw from an async handler");
+    throw new AwsInternalError("context.done/fail/succeed are not supported; return or throw from an async handler");
   };
   return {
     callbackWaitsForEmptyEventLoop: true,

@@ -1,3 +1,4 @@
+import { AwsSetupError } from "../errors.ts";
 /**
  * Lambda event filtering (event source mappings' FilterCriteria), the subset Canopy's patterns use: nested
  * keys and lists of exact values. A record passes a pattern when, for every key of the pattern, the record has
@@ -12,17 +13,17 @@ type FilterValue = string | number | boolean | null;
 /** Throws one line naming the first unsupported or malformed part of the pattern. */
 export function checkFilterPattern(pattern: unknown, path = ""): asserts pattern is FilterPattern {
   if (typeof pattern !== "object" || pattern === null || Array.isArray(pattern))
-    throw new Error(`filter pattern${path ? ` at ${path}` : ""} must be an object`);
+    throw new AwsSetupError(`filter pattern${path ? ` at ${path}` : ""} must be an object`);
   const keys = Object.keys(pattern);
-  if (keys.length === 0) throw new Error(`filter pattern${path ? ` at ${path}` : ""} is empty`);
+  if (keys.length === 0) throw new AwsSetupError(`filter pattern${path ? ` at ${path}` : ""} is empty`);
   for (const key of keys) {
     const value = (pattern as Record<string, unknown>)[key];
     const at = path ? `${path}.${key}` : key;
     if (Array.isArray(value)) {
-      if (value.length === 0) throw new Error(`filter pattern at ${at}: an empty list matches nothing`);
+      if (value.length === 0) throw new AwsSetupError(`filter pattern at ${at}: an empty list matches nothing`);
       for (const v of value) {
         if (v !== null && typeof v === "object")
-          throw new Error(`filter pattern at ${at}: content filter ${JSON.stringify(v)} is not supported by this emulator (exact values only)`);
+          throw new AwsSetupError(`filter pattern at ${at}: content filter ${JSON.stringify(v)} is not supported by this emulator (exact values only)`);
       }
     } else {
       checkFilterPattern(value, at);

@@ -1,5 +1,6 @@
 import type { Context } from "aws-lambda";
 import { lambdaContext } from "./events.ts";
+import { AwsSetupError } from "../errors.ts";
 
 /** What the emulator reports about each invocation (for logs, progress and tests). */
 export interface InvocationInfo {
@@ -19,7 +20,7 @@ export class Slots {
   private readonly waiting: (() => void)[] = [];
 
   constructor(readonly limit: number) {
-    if (!Number.isInteger(limit) || limit < 1) throw new Error(`concurrency must be an integer >= 1; got ${limit}`);
+    if (!Number.isInteger(limit) || limit < 1) throw new AwsSetupError(`concurrency must be an integer >= 1; got ${limit}`);
   }
 
   async run<T>(work: () => Promise<T>): Promise<T> {
@@ -75,17 +76,5 @@ export class Invoker {
     });
   }
 }
-
-export const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done);
-  });
 
 export const isAbort = (err: unknown, signal: AbortSignal) => signal.aborted || (err as { name?: string }).name === "AbortError";

@@ -1,7 +1,9 @@
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
+import { sleep } from "@canopy/core";
 import { queueArnFromUrl, sqsRecord } from "./events.ts";
-import { isAbort, sleep, type FunctionSettings, type Invoker, type LambdaHandler } from "./invoker.ts";
+import { isAbort, type FunctionSettings, type Invoker, type LambdaHandler } from "./invoker.ts";
+import { AwsSetupError } from "../errors.ts";
 
 export type SqsHandler = LambdaHandler<SQSEvent, SQSBatchResponse | void>;
 
@@ -35,7 +37,7 @@ export function startSqsMapping(
   deps: { sqs: SQSClient; invoker: Invoker; region: string; onError: (err: unknown) => void },
 ): { stop: () => Promise<void>; stats: SqsMappingStats } {
   const batchSize = mapping.batchSize ?? 10;
-  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10) throw new Error(`SQS batch size must be 1..10; got ${batchSize}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10) throw new AwsSetupError(`SQS batch size must be 1..10; got ${batchSize}`);
   const queueArn = queueArnFromUrl(mapping.queueUrl, deps.region);
   const controller = new AbortController();
   const { signal } = controller;

@@ -1,9 +1,10 @@
 import type { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import type { DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
+import { sleep } from "@canopy/core";
 import { DynamoStreamReader } from "../stream-reader.ts";
 import { dropEmulatorArtifacts, dynamodbRecord } from "./events.ts";
 import { checkFilterPattern, passesFilters, type FilterPattern } from "./filter.ts";
-import { sleep, type FunctionSettings, type Invoker, type LambdaHandler } from "./invoker.ts";
+import type { FunctionSettings, Invoker, LambdaHandler } from "./invoker.ts";
 
 export type StreamHandler = LambdaHandler<DynamoDBStreamEvent, DynamoDBBatchResponse | void>;
 

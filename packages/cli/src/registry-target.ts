@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import type { BuildRecord, ModelRegistry } from "@canopy/core";
-import type { ResourceName } from "@canopy/runtime-aws";
-import { addAwsOptions, type AwsTargetOptions } from "../aws-target.ts";
-import { UsageError } from "../errors.ts";
+import type { ResourceName } from "@canopy/runtime-aws/names";
+import { addAwsOptions, type AwsTargetOptions } from "./aws-target.ts";
+import { UsageError } from "./errors.ts";
 
 /** Where promote and models work: the local store (default) or the deployed app's table (and bucket). */
 export interface TargetOptions extends AwsTargetOptions {
@@ -68,7 +68,7 @@ export async function openTarget(options: TargetOptions, names: readonly ("table
   }
   if (options.root !== undefined) throw new UsageError(`--root is the local store; it does not go with ${awsFlags.join(", ")}`);
 
-  const { connectAws } = await import("../aws-target.ts");
+  const { connectAws } = await import("./aws-target.ts");
   const target = await connectAws(options, names);
   const aws = await import("@canopy/runtime-aws");
   const { table } = target.resources;

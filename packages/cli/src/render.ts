@@ -1,0 +1,80 @@
+import type { BuildReport, BuildView } from "@canopy/core";
+import { bytes, duration, metricsLine, table, timingsLine } from "./format.ts";
+
+/** Where a blob key lives, as the user can use it (a path, or s3://bucket/key): the runtime's locate(). */
+export type Locate = (key: string) => string;
+
+/** The end-of-build summary (train, publish --wait, dev): what was built, how well it does, how long it took, where it is. */
+export function summary(report: BuildReport, modelPath: string, reportPath: string): string {
+  const d = report.dataset;
+  const target = d.task === "classification" ? `${d.classes.length} classes` : "regression";
+  const missing = report.missingGroves.length;
+  const rows: [string, string][] = [
+    ["build", `${report.buildId}: ${report.model.trees} trees in ${report.groves.length} groves${missing ? ` (${missing} grove(s) failed and are missing)` : ""}`],
+    ["data", `${d.nRows} rows × ${d.nFeatures} features, label "${d.labelName}" (${target}); ${d.trainRows} train / ${d.testRows} test`],
+    ["metrics", metricsLine(report.metrics as unknown as Record<string, unknown> | null)],
+    ["timings", timingsLine(report.timings)],
+    ["model", `${modelPath} (${bytes(report.model.bytes)}, ${report.model.nodes} nodes)`],
+    ["report", reportPath],
+  ];
+  return table(rows);
+}
+
+/** Estimated AWS cost of a build that ran on Lambda, one line (core's cost model: see cost.ts for its assumptions). */
+export function costLine(report: BuildReport): string | undefined {
+  const cost = report.cost;
+  // No billed GB-s: not trained on Lambda (canopy train), so an AWS bill estimate would mislead.
+  if (!cost?.usd || !(cost.totals.billedGbS > 0)) return undefined;
+  const requests = cost.usd.total - cost.usd.lambdaCompute;
+  return `$${cost.usd.total.toFixed(6)} estimated: ${cost.totals.billedGbS.toFixed(1)} GB-s of Lambda $${cost.usd.lambdaCompute.toFixed(6)}, requests $${requests.toFixed(6)}`;
+}
+
+const shownErrors = 10;
+
+/** `canopy status`: state, groves, failures, times, and for a finished build metrics, timings, cost, model. */
+export function statusText(view: BuildView, locate: Locate): string {
+  const r = view.record;
+  const rows: [string, string][] = [["build", `${r.buildId}  ${r.status}`]];
+  const trees = view.treesTotal !== undefined ? `, ${view.treesDone}/${view.treesTotal} trees` : "";
+  const failed = r.failed.length > 0 ? `, ${r.failed.length} failed` : "";
+  const outstanding = r.remaining > 0 ? `, ${r.remaining} outstanding` : "";
+  rows.push(["groves", `${r.landed.length}/${r.total} landed${failed}${outstanding}${trees} (tolerates ${r.tolerated} failed)`]);
+  for (const f of r.failed.slice(0, shownErrors)) rows.push(["failed", `grove ${f.grove}: ${f.error}`]);
+  if (r.failed.length > shownErrors) rows.push(["failed", `... and ${r.failed.length - shownErrors} more (canopy status --json lists them all)`]);
+  if (r.reason) rows.push(["reason", r.reason]);
+  const tags = Object.entries(r.tags);
+  if (tags.length > 0) rows.push(["tags", tags.map(([k, v]) => `${k}=${v}`).join(" ")]);
+  const lastLanded = r.lastLandedAt !== undefined ? `, last grove landed after ${duration(r.lastLandedAt - r.createdAt)}` : "";
+  rows.push(["submitted", `${new Date(r.createdAt).toISOString()}${lastLanded}, last update after ${duration(r.updatedAt - r.createdAt)}`]);
+  const report = view.report;
+  if (report) {
+    rows.push(["metrics", metricsLine(report.metrics as unknown as Record<string, unknown> | null)]);
+    rows.push(["timings", timingsLine(report.timings)]);
+    const cost = costLine(report);
+    if (cost) rows.push(["cost", cost]);
+    rows.push(["model", `${locate(report.model.key)} (${bytes(report.model.bytes)}, ${report.model.trees} trees, ${report.model.nodes} nodes)`]);
+    rows.push(["report", locate(r.result!.reportKey)]);
+  } else if (r.result) {
+    rows.push(["metrics", metricsLine(r.result.metrics)]);
+    rows.push(["model", locate(r.result.modelKey)]);
+  }
+  return table(rows);
+}
+
+/** `canopy status --json` (and the last line of `publish --wait --json`). */
+export function statusJson(view: BuildView, locate: Locate): Record<string, unknown> {
+  const r = view.record;
+  const report = view.report;
+  return {
+    buildId: r.buildId,
+    status: r.status,
+    groves: { total: r.total, landed: r.landed.length, failed: r.failed, remaining: r.remaining, tolerated: r.tolerated },
+    trees: { landed: view.treesDone, total: view.treesTotal ?? null },
+    tags: r.tags,
+    createdAt: r.createdAt,
+    updatedAt: r.updatedAt,
+    ...(r.reason !== undefined ? { reason: r.reason } : {}),
+    ...(r.result ? { metrics: r.result.metrics, model: locate(r.result.modelKey), report: locate(r.result.reportKey) } : {}),
+    ...(report ? { timings: report.timings, cost: { totals: report.cost.totals, usd: report.cost.usd } } : {}),
+  };
+}

@@ -1,0 +1,36 @@
+import { TaskError } from "./errors.ts";
+import type { GrovePlan } from "./plan.ts";
+import { parseBuildSpec, type BuildSpec } from "./spec.ts";
+
+/**
+ * builds/<id>/spec.json: what trainers, the aggregator and resume need to know about a build. A data shape:
+ * it imports no port, so reports and notifications can name it without reaching up to the operations.
+ */
+export interface BuildManifest {
+  v: 1;
+  buildId: string;
+  /** Validated, defaults filled. */
+  spec: BuildSpec;
+  packKey: string;
+  packHash: string;
+  groves: GrovePlan[];
+  prepareMs?: number;
+}
+
+/** The stored manifest of `buildId`, validated; `key` names it in errors. */
+export function decodeManifest(bytes: Uint8Array, buildId: string, key: string): BuildManifest {
+  let manifest: BuildManifest;
+  try {
+    manifest = JSON.parse(new TextDecoder().decode(bytes)) as BuildManifest;
+  } catch {
+    throw new TaskError(`${key} is not JSON`);
+  }
+  if (manifest?.v !== 1 || manifest.buildId !== buildId || !Array.isArray(manifest.groves))
+    throw new TaskError(`${key} is not a v1 manifest of build ${buildId}`);
+  return { ...manifest, spec: parseBuildSpec(manifest.spec) };
+}
+
+/** Trees the build asked for: where its last grove ends. */
+export function manifestTrees(manifest: Pick<BuildManifest, "groves">): number {
+  return manifest.groves.length > 0 ? manifest.groves[manifest.groves.length - 1].treeEnd : 0;
+}

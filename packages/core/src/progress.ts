@@ -1,0 +1,95 @@
+import { TERMINAL_STATUSES, type BuildRecord } from "./ledger.ts";
+import type { GroveProgress, ProgressEvent, SettledGrove } from "./runtime.ts";
+
+/** Trees in the groves that landed. */
+export function treesLanded(record: BuildRecord): number {
+  return record.landed.reduce((sum, g) => sum + (record.groveStats[g]?.trees ?? 0), 0);
+}
+
+/** A build's counts from its ledger record; without a known total, the trees landed stand for it. */
+export function groveProgress(record: BuildRecord, treesTotal: number | undefined, elapsedMs: number): GroveProgress {
+  const treesDone = treesLanded(record);
+  return {
+    buildId: record.buildId,
+    landed: record.landed.length,
+    failed: record.failed.length,
+    total: record.total,
+    treesDone,
+    treesTotal: treesTotal ?? treesDone,
+    elapsedMs,
+  };
+}
+
+const settledOf = (r: BuildRecord) => r.landed.length + r.failed.length;
+
+/**
+ * The one place progress is computed: successive snapshots of one build's ledger record in, progress events out.
+ * Snapshots may come from a change feed (the embedded ledger, a DynamoDB stream: one write each) or from polling
+ * (several groves may settle between two reads); repeated or stale ones (fewer groves settled than already
+ * reported) give nothing, so a feed and a first read may overlap.
+ *
+ * - The first TRAINING (or later) snapshot gives the `training` stage and the counts so far; PENDING gives nothing.
+ * - Each snapshot with more groves settled gives one `progress` event, naming the grove when exactly one settled.
+ * - AGGREGATING gives the `aggregating` stage once, and so does COMPLETED if no snapshot showed it (a poll can
+ *   miss it; a completed build did aggregate); COMPLETED or FAILED gives `done`, after which it is `ended`.
+ */
+export class ProgressTracker {
+  private last?: BuildRecord;
+  private started = false;
+  /** Seen training (not found finished). */
+  private training = false;
+  private aggregating = false;
+  private finished = false;
+
+  /** `origin`: the epoch ms elapsed times count from (the submission, or the record's creation). */
+  constructor(
+    readonly buildId: string,
+    private readonly treesTotal: number | undefined,
+    private readonly origin: number,
+  ) {}
+
+  get ended(): boolean {
+    return this.finished;
+  }
+
+  /** Events for a new snapshot; `now` is when it was true (the runtime's clock, or the record's updatedAt). */
+  observe(record: BuildRecord, now: number): ProgressEvent[] {
+    if (this.finished || record.buildId !== this.buildId) return [];
+    const elapsedMs = now - this.origin;
+    const terminal = TERMINAL_STATUSES.includes(record.status);
+    const events: ProgressEvent[] = [];
+    if (!this.started) {
+      if (record.status === "PENDING") return [];
+      this.started = true;
+      // A build found finished shows no training: only that it is done.
+      if (!terminal) {
+        this.training = true;
+        events.push({ type: "stage", stage: "training", buildId: this.buildId, elapsedMs });
+        events.push({ type: "progress", ...groveProgress(record, this.treesTotal, elapsedMs) });
+      }
+      this.last = record;
+    } else if (this.last && settledOf(record) > settledOf(this.last)) {
+      const grove = settledGrove(this.last, record);
+      events.push({ type: "progress", ...groveProgress(record, this.treesTotal, elapsedMs), ...(grove ? { grove } : {}) });
+      this.last = record;
+    }
+    if ((record.status === "AGGREGATING" || (record.status === "COMPLETED" && this.training)) && !this.aggregating) {
+      this.aggregating = true;
+      events.push({ type: "stage", stage: "aggregating", buildId: this.buildId, elapsedMs });
+    }
+    if (terminal) {
+      this.finished = true;
+      events.push({ type: "stage", stage: "done", buildId: this.buildId, elapsedMs });
+    }
+    return events;
+  }
+}
+
+/** The one grove that settled between two snapshots, or undefined when none or several did. */
+function settledGrove(before: BuildRecord, after: BuildRecord): SettledGrove | undefined {
+  const landed = after.landed.filter((g) => !before.landed.includes(g));
+  const failed = after.failed.filter((f) => !before.failed.some((o) => o.grove === f.grove));
+  if (landed.length + failed.length !== 1) return undefined;
+  if (landed.length === 1) return { grove: landed[0], outcome: "landed", stats: after.groveStats[landed[0]] };
+  return { grove: failed[0].grove, outcome: "failed", error: failed[0].error };
+}

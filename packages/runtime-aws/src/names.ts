@@ -1,0 +1,42 @@
+/**
+ * The one home of the app's names: the SST component (link) names sst.config.ts declares, which property of each
+ * linked resource the adapters read, and the CANOPY_* variables that override them. It imports nothing, so the
+ * SST app and the CLI's option definitions read it without loading the AWS SDK (`@canopy/runtime-aws/names`).
+ */
+
+/** SST component names. A link is `Resource.<name>` in a linked function, so renaming one here renames it everywhere. */
+export const LINKS = {
+  bucket: "CanopyBucket",
+  table: "CanopyBuilds",
+  groves: "CanopyGroves",
+  grovesDlq: "CanopyGrovesDlq",
+  notifications: "CanopyNotifications",
+  aggregationFailures: "CanopyAggregationFailures",
+  predict: "CanopyPredict",
+} as const;
+
+/** The resources the adapters and commands look up by name. */
+export interface AwsResources {
+  bucket: string;
+  table: string;
+  queueUrl: string;
+  topicArn: string;
+}
+
+export type ResourceName = keyof AwsResources;
+
+/** The link of each resource and the property of the linked resource that holds the value. */
+export const RESOURCE_LINKS: Record<ResourceName, { link: string; property: string }> = {
+  bucket: { link: LINKS.bucket, property: "name" },
+  table: { link: LINKS.table, property: "name" },
+  queueUrl: { link: LINKS.groves, property: "url" },
+  topicArn: { link: LINKS.notifications, property: "arn" },
+};
+
+/** Environment overrides, checked first (emulators, `canopy dev`, tests). */
+export const RESOURCE_ENV: Record<ResourceName, string> = {
+  bucket: "CANOPY_BUCKET",
+  table: "CANOPY_TABLE",
+  queueUrl: "CANOPY_QUEUE_URL",
+  topicArn: "CANOPY_TOPIC_ARN",
+};

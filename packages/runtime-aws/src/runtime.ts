@@ -1,0 +1,151 @@
+import { readFile } from "node:fs/promises";
+import {
+  buildHandle,
+  followChanges,
+  InputError,
+  InternalError,
+  parseBuildSpec,
+  pollBuild,
+  prepareBuildData,
+  readBuildView,
+  readManifest,
+  resumeBuild,
+  submitBuild,
+  systemClock,
+  type BuildEvent,
+  type BuildHandle,
+  type BuildRequest,
+  type BuildView,
+  type Clock,
+  type FollowOptions,
+  type Runtime,
+} from "@canopy/core";
+import { DynamoLedger } from "./dynamo-ledger.ts";
+import type { AwsResources } from "./names.ts";
+import { S3BlobStore } from "./s3-blob-store.ts";
+import { SqsTaskQueue } from "./sqs-task-queue.ts";
+
+export interface AwsRuntimeOptions {
+  /** The app's bucket and builds table; the grove queue too, to submit. */
+  resources: Pick<AwsResources, "bucket" | "table"> & Partial<Pick<AwsResources, "queueUrl">>;
+  /**
+   * How follow() learns of a build's progress. "poll" (default) reads its record every `pollIntervalMs`: it needs
+   * only GetItem, what a laptop following a deployed build has. "stream" reads the table's stream, one event per
+   * write, as the deployed aggregator sees it (canopy dev). Following every build always reads the stream.
+   */
+  progress?: "poll" | "stream";
+  /** Between two reads of a record. Default 1000 ms. */
+  pollIntervalMs?: number;
+  /** Between two reads of the stream. Default: the ledger's (250 ms). */
+  streamPollIntervalMs?: number;
+  clock?: Clock;
+  /**
+   * A build whose progress could not be read (its manifest or report), or a stream read that failed; following
+   * goes on with the other builds. Default: following every build throws, following one build throws.
+   */
+  onWarning?: (message: string) => void;
+}
+
+/**
+ * The AWS runtime: core's Runtime on the deployed app's bucket, table and queue. Submitting prepares the data here
+ * and uploads its pack once; the trainers, the aggregator and the notifications are the deployed functions' (or
+ * `canopy dev`'s emulator's) work, which this runtime follows through the ledger.
+ */
+export interface AwsRuntime extends Runtime {
+  readonly blobs: S3BlobStore;
+  readonly ledger: DynamoLedger;
+}
+
+export function createAwsRuntime(options: AwsRuntimeOptions): AwsRuntime {
+  return new DeployedRuntime(options);
+}
+
+/** s3://bucket/key, or undefined for anything else (a local path). Throws an input error on a malformed one. */
+export function parseS3Url(text: string): { bucket: string; key: string } | undefined {
+  if (!/^s3:\/\//i.test(text)) return undefined;
+  const m = /^s3:\/\/([^/]+)\/(.+)$/i.exec(text);
+  if (!m) throw new InputError(`${text}: expected s3://bucket/key`);
+  return { bucket: m[1], key: m[2] };
+}
+
+class DeployedRuntime implements AwsRuntime {
+  readonly blobs: S3BlobStore;
+  readonly ledger: DynamoLedger;
+  private readonly clock: Clock;
+  /** Trees of the builds this runtime submitted, so following them needs no read of their manifest. */
+  private readonly trees = new Map<string, number>();
+
+  constructor(private readonly options: AwsRuntimeOptions) {
+    this.clock = options.clock ?? systemClock;
+    this.blobs = new S3BlobStore(options.resources.bucket);
+    const warn = options.onWarning;
+    this.ledger = new DynamoLedger(options.resources.table, undefined, {
+      clock: this.clock,
+      ...(options.streamPollIntervalMs !== undefined ? { pollIntervalMs: options.streamPollIntervalMs } : {}),
+      ...(warn ? { onStreamError: (err: unknown) => warn(`ledger stream: ${(err as Error)?.message ?? String(err)}`) } : {}),
+    });
+  }
+
+  /** A property, so it can be handed around unbound. */
+  readonly locate = (key: string): string => `s3://${this.options.resources.bucket}/${key}`;
+
+  /**
+   * A build that exists already is left as it is (the functions may be training it): only `resume` re-queues.
+   * Resuming re-queues the groves neither landed nor given up on; a grove still in flight may then train twice,
+   * which lands once (the ledger's rule). A build stuck AGGREGATING, or with nothing outstanding but no trigger,
+   * is the sweeper's to fail: another aggregator may be at work, so it is not reopened from here.
+   */
+  async submit(request: BuildRequest): Promise<BuildHandle> {
+    const ports = { blobs: this.blobs, ledger: this.ledger, queue: this.queue(), clock: this.clock };
+    if ("resume" in request) {
+      const buildId = request.resume;
+      if (!(await this.ledger.get(buildId))) throw new InputError(`build ${buildId} not found in table ${this.options.resources.table}`);
+      const manifest = await readManifest(this.blobs, buildId);
+      const { requeued } = await resumeBuild(buildId, ports);
+      const record = (await this.ledger.get(buildId))!;
+      return this.remember(buildHandle({ record, groves: manifest.groves, created: false, queued: requeued }));
+    }
+    const spec = parseBuildSpec(request.spec);
+    const csv = typeof request.data === "string" ? await this.read(request.data) : request.data;
+    const prepared = await prepareBuildData(spec, csv, this.blobs, { clock: this.clock });
+    const { record, plan, created } = await submitBuild(spec, ports, prepared);
+    return this.remember(buildHandle({ record, groves: plan.groves, created, queued: created ? plan.groves.map((g) => g.grove) : [], prepared }));
+  }
+
+  private remember(handle: BuildHandle): BuildHandle {
+    this.trees.set(handle.buildId, handle.trees);
+    return handle;
+  }
+
+  follow(buildId?: string, options: FollowOptions = {}): AsyncIterable<BuildEvent> {
+    const ports = { blobs: this.blobs, ledger: this.ledger };
+    const known = { ...options, trees: (id: string) => this.trees.get(id) };
+    const warn = this.options.onWarning;
+    const onError = warn ? { onError: (err: unknown, id: string) => warn(`progress of ${id}: ${(err as Error)?.message ?? String(err)}`) } : {};
+    if (buildId === undefined || this.options.progress === "stream") return followChanges(ports, buildId, { ...known, ...onError });
+    return pollBuild(ports, buildId, { ...known, intervalMs: this.options.pollIntervalMs ?? 1000 });
+  }
+
+  status(buildId: string): Promise<BuildView | undefined> {
+    return readBuildView(this, buildId);
+  }
+
+  async close(): Promise<void> {
+    await this.ledger.close();
+  }
+
+  private queue(): SqsTaskQueue {
+    const url = this.options.resources.queueUrl;
+    if (!url) throw new InternalError("this AWS runtime was opened without the grove queue; it can follow builds but not submit them");
+    return new SqsTaskQueue(url);
+  }
+
+  /** A CSV at s3://bucket/key (any bucket the caller may read) or a local path. */
+  private async read(location: string): Promise<Uint8Array> {
+    const s3 = parseS3Url(location);
+    if (!s3) return new Uint8Array(await readFile(location));
+    const bytes = await new S3BlobStore(s3.bucket).get(s3.key);
+    if (!bytes) throw new InputError(`data file not found: ${location}`);
+    return bytes;
+  }
+}
