@@ -22,7 +22,7 @@ export { canonicalJson, groveCount, MAX_TREES, parseBuildSpec, toFitParams, type
 export { buildIdFor, planBuild, planGroves, splitRows, type BuildPlan, type GrovePlan, type PackSummary, type RowSplit } from "./plan.ts";
 export { decodeGroveTask, encodeGroveTask, GROVE_TASK_VERSION, type GroveTask } from "./task.ts";
 export { PackCache } from "./pack-cache.ts";
-export { failGroveTask, trainGrove, type GroveResult, type TrainGrovePorts } from "./train-grove.ts";
+export { failGroveTask, trainGrove, type GroveDelivery, type GroveResult, type TrainGrovePorts } from "./train-grove.ts";
 export { aggregate, type AggregateOutcome, type AggregatePorts } from "./aggregate.ts";
 export {
   groveTasks,
@@ -36,7 +36,7 @@ export {
   type Submission,
   type SubmitPorts,
 } from "./submit.ts";
-export type { BuildReport, GroveReport, StageTimings } from "./report.ts";
+export { STRAGGLER_RULE, stragglers, type BuildReport, type GroveReport, type StageTimings } from "./report.ts";
 export { completedNotification, failedNotification, summarizeMetrics, type BuildNotification } from "./notification.ts";
 export {
   billedGbSeconds,
@@ -64,3 +64,13 @@ export {
   type ModelListing,
   type ModelRegistry,
 } from "./registry.ts";
+export {
+  curveTrees,
+  evaluateByTrees,
+  MAX_CURVE_POINTS,
+  MAX_PREDICTION_SAMPLE,
+  type HeldOutEvaluation,
+  type PredictionSample,
+  type TreeCurve,
+  type TreeCurvePoint,
+} from "./curve.ts";

@@ -19,6 +19,10 @@ export interface GroveStats {
   packCached: boolean;
   /** Memory of the function that trained it (Lambda), for billed GB-seconds; absent elsewhere. */
   memoryMb?: number;
+  /** Which trainer trained it: a worker thread, a Lambda container (its log stream). Absent when not told. */
+  worker?: string;
+  /** The delivery that trained it: 1 for the first, more after retries (SQS's ApproximateReceiveCount). */
+  attempt?: number;
 }
 
 /** Scalar metrics only (no confusion matrix): small enough for a DynamoDB item and an SNS message. */
