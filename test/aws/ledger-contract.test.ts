@@ -34,7 +34,16 @@ describe("DynamoLedger specifics", () => {
   it(`holds the stats of ${DYNAMO_MAX_GROVES} groves in one item`, async () => {
     const now = Date.now();
     const total = DYNAMO_MAX_GROVES;
-    const stats = (g: number) => groveStats(g, { queuedAt: now + g, landedAt: now + g + 99_999, nodes: 123_456, bytes: 9_876_543, memoryMb: 1769 });
+    const stats = (g: number) => groveStats(g, {
+        queuedAt: now + g,
+        landedAt: now + g + 99_999,
+        nodes: 123_456,
+        bytes: 9_876_543,
+        memoryMb: 1769,
+        // Every grove names its Lambda container; one in ten landed on a retry.
+        worker: "c0ffee12",
+        ...(g % 10 === 0 ? { attempt: 3 } : {}),
+      });
     const landed = Array.from({ length: total - 1 }, (_, g) => g);
     const record = {
       ...newBuildRecord({ buildId: newId(), total, tolerated: 0, tags: { team: "ml" }, now }),

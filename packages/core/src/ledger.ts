@@ -21,7 +21,10 @@ export interface GroveStats {
   memoryMb?: number;
   /** Which trainer trained it: a worker thread, a Lambda container (its log stream). Absent when not told. */
   worker?: string;
-  /** The delivery that trained it: 1 for the first, more after retries (SQS's ApproximateReceiveCount). */
+  /**
+   * The delivery that trained it when that was a retry (2, 3, ...: SQS's ApproximateReceiveCount); absent for
+   * a first delivery. Absent rather than 1 because every byte counts in a DynamoDB item holding 2,000 groves.
+   */
   attempt?: number;
 }
 

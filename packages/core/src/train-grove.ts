@@ -77,7 +77,7 @@ export async function trainGrove(task: GroveTask, ports: TrainGrovePorts, delive
     packCached: cached,
     ...(ports.memoryMb !== undefined ? { memoryMb: ports.memoryMb } : {}),
     ...(delivery.worker !== undefined ? { worker: delivery.worker } : {}),
-    ...(delivery.attempt !== undefined ? { attempt: delivery.attempt } : {}),
+    ...(delivery.attempt !== undefined && delivery.attempt > 1 ? { attempt: delivery.attempt } : {}),
   };
   const landing = await ports.ledger.landGrove(buildId, grove, stats);
   return { status: landing.landed ? "landed" : "not-landed", buildId, grove, remaining: landing.remaining, stats };

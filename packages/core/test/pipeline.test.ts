@@ -102,10 +102,11 @@ describe("a digits build with the memory ports", () => {
     const { buildId } = await submitBuild(spec, p, prepared);
     const tasks = p.queue.drain();
     await trainGrove(tasks[0], { blobs: p.blobs, ledger: p.ledger, clock: p.clock }, { worker: "thread-7", attempt: 2 });
-    await trainGrove(tasks[1], { blobs: p.blobs, ledger: p.ledger, clock: p.clock });
+    await trainGrove(tasks[1], { blobs: p.blobs, ledger: p.ledger, clock: p.clock }, { worker: "thread-8", attempt: 1 });
     const record = await p.ledger.get(buildId);
     expect(record!.groveStats[0]).toMatchObject({ worker: "thread-7", attempt: 2 });
-    expect(record!.groveStats[1]).not.toHaveProperty("worker");
+    // A first delivery is not recorded: absent means attempt 1.
+    expect(record!.groveStats[1]).toMatchObject({ worker: "thread-8" });
     expect(record!.groveStats[1]).not.toHaveProperty("attempt");
 
     await Promise.all(p.aggregations);
