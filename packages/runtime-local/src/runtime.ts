@@ -27,6 +27,7 @@ import {
   type Notifier,
 } from "@canopy/core";
 import { CanopyError, decodePack } from "@canopy/forest";
+import { renderReport } from "@canopy/report";
 import { DiskBlobStore } from "./blob-store.ts";
 import { DiskLedger } from "./disk-ledger.ts";
 import { formatNotification } from "./format.ts";
@@ -326,7 +327,7 @@ class Runtime implements LocalRuntime {
   private runAggregation(buildId: string): void {
     if (this.closed) return;
     this.inBackground(
-      aggregate(buildId, { blobs: this.blobs, ledger: this.ledger, notifier: this.notifier, clock: this.clock, packs: this.packs }).catch((err) => {
+      aggregate(buildId, { blobs: this.blobs, ledger: this.ledger, notifier: this.notifier, clock: this.clock, packs: this.packs, renderReport }).catch((err) => {
         this.warn(`aggregation of ${buildId} failed: ${errorLine(err)}`);
         this.trackers.get(buildId)?.abort(err instanceof Error ? err : new Error(String(err)));
       }),
