@@ -22,7 +22,8 @@ export interface AggregatePorts {
   prices?: Partial<Prices>;
   /**
    * Renders report.html from the report (the charting renderer lives outside core: see @canopy/report). When
-   * given, report.html is stored beside report.json before the build completes.
+   * given, report.html is stored beside report.json before the build completes; if rendering or storing it
+   * fails, the build still completes and the outcome says why (reportHtmlError).
    */
   renderReport?: (report: BuildReport) => string;
 }
@@ -30,7 +31,17 @@ export interface AggregatePorts {
 export type AggregateOutcome =
   /** Someone else claimed it, or the build is not ready: nothing was done. */
   | { outcome: "not-claimed"; buildId: string }
-  | { outcome: "completed"; buildId: string; report: BuildReport; modelKey: string; reportKey: string; reportHtmlKey?: string }
+  | {
+      outcome: "completed";
+      buildId: string;
+      report: BuildReport;
+      modelKey: string;
+      reportKey: string;
+      /** Where report.html is, when a renderer was given and it was stored. */
+      reportHtmlKey?: string;
+      /** Why report.html was not stored although a renderer was given (the build completes all the same). */
+      reportHtmlError?: string;
+    }
   | { outcome: "failed"; buildId: string; reason: string };
 
 /**
@@ -127,12 +138,20 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
       completedAt,
     };
     await ports.blobs.put(reportKey, new TextEncoder().encode(`${JSON.stringify(report, null, 2)}\n`), CONTENT_TYPES.json);
-    const reportHtmlKey = ports.renderReport ? keys.reportHtml(buildId) : undefined;
-    if (ports.renderReport) await ports.blobs.put(reportHtmlKey!, new TextEncoder().encode(ports.renderReport(report)), CONTENT_TYPES.html);
+    // The page is a view of report.json: failing to make it must not cost the user a trained model.
+    let html: { reportHtmlKey: string } | { reportHtmlError: string } | undefined;
+    if (ports.renderReport) {
+      try {
+        await ports.blobs.put(keys.reportHtml(buildId), new TextEncoder().encode(ports.renderReport(report)), CONTENT_TYPES.html);
+        html = { reportHtmlKey: keys.reportHtml(buildId) };
+      } catch (err) {
+        html = { reportHtmlError: errorLine(err) };
+      }
+    }
 
     if (!(await ports.ledger.complete(buildId, { modelKey, reportKey, metrics: summarizeMetrics(metrics) })))
       throw new AggregationError("the build left AGGREGATING while the model was being made");
-    done = { outcome: "completed", buildId, report, modelKey, reportKey, ...(reportHtmlKey ? { reportHtmlKey } : {}) };
+    done = { outcome: "completed", buildId, report, modelKey, reportKey, ...html };
     notification = completedNotification(record, report);
   } catch (err) {
     const reason = `aggregation failed: ${errorLine(err)}`;

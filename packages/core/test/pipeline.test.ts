@@ -133,4 +133,22 @@ describe("a digits build with the memory ports", () => {
     expect(rendered).toEqual([report]);
     expect(report.cost.requests.s3Puts).toBe(2 + 2 + 3); // spec, pack, 2 groves, model, report.json, report.html
   });
+
+  it("completes the build when report.html cannot be made, and says why", async () => {
+    const p = memoryPipeline({
+      renderReport: () => {
+        throw new Error("chart library missing");
+      },
+    });
+    const prepared = await prepareDataset(digits, { label: "digit" }, p.blobs, p.clock);
+    const spec = parseBuildSpec({ dataset: "test/fixtures/digits.csv", label: "digit", n_estimators: 2, grove_size: 2, seed: 1 });
+    const { buildId } = await submitBuild(spec, p, prepared);
+    for (const task of p.queue.drain()) await trainGrove(task, { blobs: p.blobs, ledger: p.ledger, clock: p.clock });
+    const [outcome] = await Promise.all(p.aggregations);
+    expect(outcome).toMatchObject({ outcome: "completed", reportHtmlError: "chart library missing" });
+    expect(outcome).not.toHaveProperty("reportHtmlKey");
+    expect((await p.ledger.get(buildId))?.status).toBe("COMPLETED");
+    expect(await p.blobs.exists(keys.reportHtml(buildId))).toBe(false);
+    expect(p.notifier.published.map((n) => n.type)).toEqual(["build.completed"]);
+  });
 });

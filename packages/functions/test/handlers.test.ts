@@ -85,6 +85,11 @@ describe("aggregator", () => {
     // The aggregator's own run (at 3008 MB) is billed on top of the groves'.
     expect(report.cost.totals.billedGbS).toBeGreaterThan(trainerGbS);
     expect(report.cost.usd.total).toBeGreaterThan(report.cost.usd.lambdaCompute);
+    // report.html beside it, by the default renderer, with the trainers' containers on its timeline.
+    const html = new TextDecoder().decode((await b.blobs.get(keys.reportHtml(b.id)))!);
+    expect(html).toMatch(/^<!doctype html>/);
+    expect(html).toContain(`<h1>Canopy build ${b.id}: iris.csv</h1>`);
+    expect(html).toContain('"rows":["' + report.groves[0].worker);
   });
 
   it("turns an aggregation error into a FAILED build with one notification (core's aggregate does it)", async () => {

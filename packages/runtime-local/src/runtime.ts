@@ -327,10 +327,15 @@ class Runtime implements LocalRuntime {
   private runAggregation(buildId: string): void {
     if (this.closed) return;
     this.inBackground(
-      aggregate(buildId, { blobs: this.blobs, ledger: this.ledger, notifier: this.notifier, clock: this.clock, packs: this.packs, renderReport }).catch((err) => {
-        this.warn(`aggregation of ${buildId} failed: ${errorLine(err)}`);
-        this.trackers.get(buildId)?.abort(err instanceof Error ? err : new Error(String(err)));
-      }),
+      aggregate(buildId, { blobs: this.blobs, ledger: this.ledger, notifier: this.notifier, clock: this.clock, packs: this.packs, renderReport }).then(
+        (outcome) => {
+          if (outcome.outcome === "completed" && outcome.reportHtmlError) this.warn(`report.html of ${buildId} was not written: ${outcome.reportHtmlError}`);
+        },
+        (err) => {
+          this.warn(`aggregation of ${buildId} failed: ${errorLine(err)}`);
+          this.trackers.get(buildId)?.abort(err instanceof Error ? err : new Error(String(err)));
+        },
+      ),
     );
   }
 
