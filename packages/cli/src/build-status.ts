@@ -16,6 +16,8 @@ export interface BuildStatus {
   treesTotal?: number;
   /** The report, once COMPLETED. */
   report?: BuildReport;
+  /** Where report.html is (its location, or a presigned URL), once written. */
+  page?: string;
   locate(key: string): string;
 }
 
@@ -35,8 +37,20 @@ export async function readReport(blobs: BlobStore, record: BuildRecord): Promise
 export async function loadBuildStatus(ports: StatusPorts, buildId: string): Promise<BuildStatus | undefined> {
   const record = await ports.ledger.get(buildId);
   if (!record) return undefined;
-  const [treesTotal, report] = await Promise.all([treesOf(ports.blobs, buildId), readReport(ports.blobs, record)]);
-  return { record, ...(treesTotal !== undefined ? { treesTotal } : {}), ...(report ? { report } : {}), locate: ports.locate };
+  const { keys } = await import("@canopy/core");
+  const pageKey = record.status === "COMPLETED" ? keys.reportHtml(buildId) : undefined;
+  const [treesTotal, report, page] = await Promise.all([
+    treesOf(ports.blobs, buildId),
+    readReport(ports.blobs, record),
+    pageKey ? ports.blobs.exists(pageKey).catch(() => false) : false,
+  ]);
+  return {
+    record,
+    ...(treesTotal !== undefined ? { treesTotal } : {}),
+    ...(report ? { report } : {}),
+    ...(page ? { page: ports.locate(pageKey!) } : {}),
+    locate: ports.locate,
+  };
 }
 
 /** The progress canopy train shows, from a ledger record: groves settled, trees landed, time since submission. */
@@ -87,6 +101,7 @@ export function statusText(s: BuildStatus): string {
     if (cost) rows.push(["cost", cost]);
     rows.push(["model", `${s.locate(report.model.key)} (${bytes(report.model.bytes)}, ${report.model.trees} trees, ${report.model.nodes} nodes)`]);
     rows.push(["report", s.locate(r.result!.reportKey)]);
+    if (s.page) rows.push(["page", s.page]);
   } else if (r.result) {
     rows.push(["metrics", metricsLine(r.result.metrics)]);
     rows.push(["model", s.locate(r.result.modelKey)]);
@@ -108,6 +123,7 @@ export function statusJson(s: BuildStatus): Record<string, unknown> {
     updatedAt: r.updatedAt,
     ...(r.reason !== undefined ? { reason: r.reason } : {}),
     ...(r.result ? { metrics: r.result.metrics, model: s.locate(r.result.modelKey), report: s.locate(r.result.reportKey) } : {}),
+    ...(s.page ? { page: s.page } : {}),
     ...(report ? { timings: report.timings, cost: { totals: report.cost.totals, usd: report.cost.usd } } : {}),
   };
 }

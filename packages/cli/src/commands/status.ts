@@ -5,6 +5,8 @@ import { FailedError, UsageError } from "../errors.ts";
 
 export interface StatusOptions extends AwsTargetOptions {
   json?: boolean;
+  /** Show report.html as a presigned HTTPS URL (AWS only). */
+  url?: boolean;
   /** The embedded store of canopy train instead of AWS. */
   root?: string;
 }
@@ -21,7 +23,8 @@ export function addStatusCommand(canopy: Command): Command {
     )
     .argument("<build-id>", "b- and 16 hex digits, as publish and train print it")
     .option("--json", "print the status as one JSON object")
-    .option("--root <dir>", "read canopy train's local store (e.g. .canopy) instead of AWS");
+    .option("--root <dir>", "read canopy train's local store (e.g. .canopy) instead of AWS")
+    .option("--url", "show the report page (report.html) as a presigned HTTPS URL, valid for an hour (AWS)");
   addAwsOptions(command, ["bucket", "table"]);
   return command.action(async (buildId: string, options: StatusOptions) => {
     await status(buildId, options);
@@ -39,6 +42,7 @@ export async function status(buildId: string, options: StatusOptions, io: { stdo
   if (options.root !== undefined) {
     const aws = [options.endpoint && "--endpoint", options.bucket && "--bucket", options.table && "--table"].filter(Boolean);
     if (aws.length > 0) throw new UsageError(`--root reads the local store; it does not go with ${aws.join(", ")}`);
+    if (options.url) throw new UsageError("--url presigns an S3 URL of the deployed app's report page; with --root the page is a local file");
     const { DiskBlobStore, DiskLedger } = await import("@canopy/runtime-local");
     const root = resolve(options.root);
     where = `the local store ${options.root}`;
@@ -51,6 +55,13 @@ export async function status(buildId: string, options: StatusOptions, io: { stdo
     try {
       const aws = await import("@canopy/runtime-aws");
       shown = await loadBuildStatus({ ledger: new aws.DynamoLedger(table), blobs: new aws.S3BlobStore(bucket), locate: (key) => `s3://${bucket}/${key}` }, buildId);
+      if (shown?.page && options.url) {
+        const { keys } = await import("@canopy/core");
+        const { GetObjectCommand } = await import("@aws-sdk/client-s3");
+        const { getSignedUrl } = await import("@aws-sdk/s3-request-presigner");
+        const command = new GetObjectCommand({ Bucket: bucket, Key: keys.reportHtml(buildId), ResponseContentType: "text/html; charset=utf-8" });
+        shown.page = await getSignedUrl(aws.clients.s3(), command, { expiresIn: 3600 });
+      }
     } catch (err) {
       throw target.explain(err);
     } finally {

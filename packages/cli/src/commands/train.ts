@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { relative } from "node:path";
 import type { Command } from "commander";
@@ -120,6 +121,7 @@ export async function train(data: string | undefined, raw: Record<string, unknow
     modelPath = `${options.out}/model.canopy`;
     reportPath = `${options.out}/report.json`;
   }
+  const pagePath = reportPath.replace(/\.json$/, ".html");
 
   if (options.json) {
     process.stdout.write(`${JSON.stringify(outcome.report, null, 2)}\n`);
@@ -129,11 +131,11 @@ export async function train(data: string | undefined, raw: Record<string, unknow
     const why = options.resume !== undefined ? "had already finished; nothing to resume" : "was already done with the same data and options; nothing to train";
     stderr.write(`canopy: build ${outcome.buildId} ${why}\n`);
   }
-  process.stdout.write(`${summary(outcome.report, shown(modelPath), shown(reportPath))}\n`);
+  process.stdout.write(`${summary(outcome.report, shown(modelPath), shown(reportPath), existsSync(pagePath) ? shown(pagePath) : undefined)}\n`);
 }
 
 /** The end-of-build summary: what was built, how well it does, how long it took, where it is. */
-export function summary(report: BuildReport, modelPath: string, reportPath: string): string {
+export function summary(report: BuildReport, modelPath: string, reportPath: string, pagePath?: string): string {
   const d = report.dataset;
   const target = d.task === "classification" ? `${d.classes.length} classes` : "regression";
   const missing = report.missingGroves.length;
@@ -144,6 +146,7 @@ export function summary(report: BuildReport, modelPath: string, reportPath: stri
     ["timings", timingsLine(report.timings)],
     ["model", `${modelPath} (${bytes(report.model.bytes)}, ${report.model.nodes} nodes)`],
     ["report", reportPath],
+    ...(pagePath ? [["page", `${pagePath} (charts; opens offline)`] as [string, string]] : []),
   ];
   return table(rows);
 }
