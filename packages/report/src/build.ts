@@ -332,13 +332,13 @@ function specAndData(r: BuildReport): string {
       ? [["classes", `${d.classes.length}: ${esc(d.classes.slice(0, 30).join(", "))}${d.classes.length > 30 ? ", …" : ""}`] as [string, string]]
       : [];
   const data = table([
-    ["file", esc(r.spec.dataset)],
+    ["file", `<span class="path">${esc(r.spec.dataset)}</span>`],
     ["rows", `${d.nRows} (${d.trainRows} train, ${d.testRows} held out)`],
     ["features", `${d.nFeatures} (${esc(types)})`],
     ["missing cells", d.missingCells === undefined ? "not recorded" : String(d.missingCells)],
     ["label", `${esc(d.labelName)} (${d.task})`],
     ...classes,
-    ["pack", `<code>${esc(d.packKey)}</code>`],
+    ["pack", `<code title="${esc(d.packKey)}">${esc(d.packHash.slice(0, 16))}…</code>`],
   ]);
   return `<div class="row"><div><h3>Dataset</h3>${data}</div><div><h3>Spec</h3>${table([...spec, ...(tags.length ? [["tags", esc(tags.map(([k, v]) => `${k}=${v}`).join(" "))] as [string, string]] : [])])}</div><div><h3>Held-out metrics</h3>${metricsTable(r)}</div></div>`;
 }

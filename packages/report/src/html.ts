@@ -89,6 +89,9 @@ nav a { color: var(--accent); text-decoration: none; font-size: 13px; }
 main { padding: 8px 28px 28px; max-width: 1040px; }
 section { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 14px 18px; margin-top: 16px; }
 h2 { font-size: 16px; margin: 0 0 10px; }
+h3 { font-size: 14px; margin: 4px 0 6px; color: var(--muted); }
+.path { word-break: break-all; }
+.kv td { max-width: 340px; }
 .cards { display: flex; flex-wrap: wrap; gap: 12px; margin-top: 16px; }
 .card { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 10px 16px; min-width: 150px; }
 .card b { display: block; font-size: 20px; }
