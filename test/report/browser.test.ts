@@ -59,7 +59,8 @@ async function open(file: string): Promise<Opened> {
   page.on("pageerror", (e) => errors.push(`uncaught: ${e.message}`));
   page.on("request", (r) => requests.push(r.url()));
   await page.goto(pathToFileURL(file).href, { waitUntil: "load" });
-  await page.waitForFunction(() => [...document.querySelectorAll("figure[data-chart]")].every((f) => f.hasAttribute("data-drawn")));
+  // A string: this program is type-checked without the DOM library.
+  await page.waitForFunction(`[...document.querySelectorAll("figure[data-chart]")].every((f) => f.hasAttribute("data-drawn"))`);
   const drawn = await page.$$eval("figure[data-chart]", (figures) => figures.map((f) => f.getAttribute("data-drawn")));
   const marks = await page.$$eval("svg g[aria-description]", (groups) => {
     const out: Record<string, number> = {};
