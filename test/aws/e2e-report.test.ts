@@ -3,10 +3,9 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { keys } from "@canopy/core";
-import { createAggregator, createDeadLetterConsumer, createTrainer } from "@canopy/functions";
 import { expect, it } from "vitest";
 import { canopy, tempDir } from "../cli/support.ts";
-import { adapters, quietLogger, runBuild } from "./e2e-support.ts";
+import { adapters, deployedHandlers, runBuild } from "./e2e-support.ts";
 import { useAwsEmulator } from "./harness.ts";
 
 const aws = useAwsEmulator({ suffix: "-report", visibilityTimeoutSeconds: 5 });
@@ -14,12 +13,7 @@ const aws = useAwsEmulator({ suffix: "-report", visibilityTimeoutSeconds: 5 });
 it("the aggregator writes report.html; status shows it, --url presigns it; canopy report writes it from the bucket", { timeout: 120_000 }, async () => {
   const resources = aws.current.resources;
   const ports = adapters(resources);
-  const handlers = {
-    trainer: createTrainer({ logger: quietLogger() }),
-    aggregator: createAggregator({ logger: quietLogger() }),
-    deadLetter: createDeadLetterConsumer({ logger: quietLogger() }),
-  };
-  const run = await runBuild({ resources, handlers, submit: ports });
+  const run = await runBuild({ resources, handlers: deployedHandlers(), submit: ports });
   const { buildId } = run;
   const stored = new TextDecoder().decode((await ports.blobs.get(keys.reportHtml(buildId)))!);
   expect(stored).toContain(`<h1>Canopy build ${buildId}: digits.csv</h1>`);

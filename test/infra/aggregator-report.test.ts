@@ -6,16 +6,15 @@
 import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
-import { CreateTableCommand } from "@aws-sdk/client-dynamodb";
 import { CreateTopicCommand } from "@aws-sdk/client-sns";
-import { keys, parseBuildSpec, prepareDataset, submitBuild, trainGrove, type BuildRecord } from "@canopy/core";
+import { keys, parseBuildSpec, prepareDataset, submitBuild, trainGrove } from "@canopy/core";
 import { MemoryQueue } from "@canopy/core/testing";
 import { CHART_LIBRARY_FILES } from "@canopy/report";
-import { clients, DynamoLedger, recordToItem, S3BlobStore } from "@canopy/runtime-aws";
+import { clients, DynamoLedger, S3BlobStore } from "@canopy/runtime-aws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { useAwsEmulator } from "../aws/harness.ts";
+import { createBuildsTable, useAwsEmulator } from "../aws/harness.ts";
 import { evaluateApp, platformMissing, REPO, removeEvaluations, type Evaluation } from "./harness.ts";
-import { probeFunction, zipEntries, zipRead } from "./lambda-probe.ts";
+import { aggregationTriggerEvent, probeFunction, zipEntries, zipRead } from "./lambda-probe.ts";
 import { describeApp } from "./wiring.ts";
 
 const aws = useAwsEmulator({ suffix: "-report-bundle" });
@@ -29,28 +28,6 @@ beforeAll(async () => {
 
 afterAll(removeEvaluations);
 
-function streamEvent(streamArn: string, record: BuildRecord) {
-  return {
-    Records: [
-      {
-        eventID: "e-1",
-        eventName: "MODIFY",
-        eventVersion: "1.1",
-        eventSource: "aws:dynamodb",
-        awsRegion: "us-east-1",
-        eventSourceARN: streamArn,
-        dynamodb: {
-          Keys: { buildId: { S: record.buildId } },
-          NewImage: recordToItem(record),
-          OldImage: recordToItem({ ...record, remaining: 1, landed: record.landed.slice(0, -1) }),
-          SequenceNumber: "100",
-          SizeBytes: 100,
-          StreamViewType: "NEW_AND_OLD_IMAGES",
-        },
-      },
-    ],
-  };
-}
 
 describe("the deployed aggregator and report.html", () => {
   it("has the chart library in its code.zip where the renderer looks, byte for byte", () => {
@@ -78,14 +55,7 @@ describe("the deployed aggregator and report.html", () => {
     const topicName = described.topic!.state.arn!.split(":").at(-1)!;
     // The resources the function's links name (moto's account is the mock's), on moto.
     await clients.s3().send(new CreateBucketCommand({ Bucket: bucket }));
-    await clients.dynamodb().send(
-      new CreateTableCommand({
-        TableName: table,
-        AttributeDefinitions: [{ AttributeName: "buildId", AttributeType: "S" }],
-        KeySchema: [{ AttributeName: "buildId", KeyType: "HASH" }],
-        BillingMode: "PAY_PER_REQUEST",
-      }),
-    );
+    await createBuildsTable(table);
     expect((await clients.sns().send(new CreateTopicCommand({ Name: topicName }))).TopicArn).toBe(described.topic!.state.arn);
 
     // A small digits build, trained here through the real adapters: every grove landed, nothing aggregated yet.
@@ -106,7 +76,7 @@ describe("the deployed aggregator and report.html", () => {
       environment: fn.lambda.inputs.environment.variables,
       memoryMb: fn.lambda.inputs.memorySize,
       endpoint: aws.current.moto.endpoint,
-      event: streamEvent(described.table!.state.streamArn!, ready),
+      event: aggregationTriggerEvent(described.table!.state.streamArn!, ready, { ...ready, remaining: 1, landed: ready.landed.slice(0, -1) }),
       timeoutMs: 120_000,
     });
     expect(output, output).toContain('handler returned {"batchItemFailures":[]}');

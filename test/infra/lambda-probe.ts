@@ -5,6 +5,8 @@
  * (resource.enc + SST_KEY) and which resources it reaches.
  */
 import { execFileSync, spawn } from "node:child_process";
+import type { BuildRecord } from "@canopy/core";
+import { recordToItem } from "@canopy/runtime-aws";
 import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -141,4 +143,28 @@ export function zipRead(zip: string, name: string): Buffer {
 
 function unzip(zip: string, dir: string): void {
   execFileSync("python3", ["-c", "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])", zip, dir]);
+}
+
+/** The stream event Lambda hands the aggregator when `ready` (remaining 0) was written over `before`. */
+export function aggregationTriggerEvent(streamArn: string, ready: BuildRecord, before: BuildRecord) {
+  return {
+    Records: [
+      {
+        eventID: "e-1",
+        eventName: "MODIFY",
+        eventVersion: "1.1",
+        eventSource: "aws:dynamodb",
+        awsRegion: "us-east-1",
+        eventSourceARN: streamArn,
+        dynamodb: {
+          Keys: { buildId: { S: ready.buildId } },
+          NewImage: recordToItem(ready),
+          OldImage: recordToItem(before),
+          SequenceNumber: "100",
+          SizeBytes: 100,
+          StreamViewType: "NEW_AND_OLD_IMAGES",
+        },
+      },
+    ],
+  };
 }

@@ -73,6 +73,16 @@ async function open(file: string): Promise<Opened> {
   return { page, errors, requests, marks, drawn };
 }
 
+/** Opens `file`, runs `check` on it, always closes the page. */
+async function withPage(file: string, check: (o: Opened) => Promise<void>): Promise<void> {
+  const o = await open(file);
+  try {
+    await check(o);
+  } finally {
+    await o.page.close();
+  }
+}
+
 async function shoot(o: Opened, name: string): Promise<void> {
   await o.page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
   await o.page.locator("#timeline").screenshot({ path: join(SHOTS, `${name}-timeline.png`) });
@@ -83,8 +93,7 @@ describe("report.html in headless Chromium", () => {
   it("digits (100 trees): every chart drawn, a point per tree, a cell per pair of the 10 classes, a bar per grove", async () => {
     const { dir, report } = builds.digits;
     const file = join(dir, "report.html");
-    const o = await open(file);
-    try {
+    await withPage(file, async (o) => {
       await shoot(o, "digits");
       expect(o.errors).toEqual([]);
       expect(o.requests).toEqual([pathToFileURL(file).href]);
@@ -113,16 +122,13 @@ describe("report.html in headless Chromium", () => {
       const bytes = statSync(file).size;
       console.log(`report.html of a 100-tree digits build: ${(bytes / 1024).toFixed(0)} KB (${report.groves.length} groves, ${report.dataset.testRows} held-out rows)`);
       expect(bytes).toBeLessThan(1024 * 1024);
-    } finally {
-      await o.page.close();
-    }
+    });
   });
 
   it("diabetes (regression, 50 trees): the curve, predicted vs actual and residuals per held-out row, the timeline", async () => {
     const { dir, report } = builds.diabetes;
     const file = join(dir, "report.html");
-    const o = await open(file);
-    try {
+    await withPage(file, async (o) => {
       await shoot(o, "diabetes");
       expect(o.errors).toEqual([]);
       expect(o.requests).toEqual([pathToFileURL(file).href]);
@@ -136,14 +142,11 @@ describe("report.html in headless Chromium", () => {
         "importance-bar": 10,
       });
       expect(o.marks).not.toHaveProperty("confusion-cell");
-    } finally {
-      await o.page.close();
-    }
+    });
   });
 
   it("sorts the grove table by a column on click", async () => {
-    const o = await open(join(builds.digits.dir, "report.html"));
-    try {
+    await withPage(join(builds.digits.dir, "report.html"), async (o) => {
       await o.page.click("#timeline details summary");
       const column = (i: number) => o.page.$$eval(`#timeline table.sortable tbody tr td:nth-child(${i})`, (cells) => cells.map((c) => Number(c.getAttribute("data-sort"))));
       await o.page.click("#timeline table.sortable th:nth-child(7)"); // train time, ascending
@@ -152,8 +155,6 @@ describe("report.html in headless Chromium", () => {
       await o.page.click("#timeline table.sortable th:nth-child(7)"); // again: descending
       expect(await column(7)).toEqual([...train].reverse());
       expect(o.errors).toEqual([]);
-    } finally {
-      await o.page.close();
-    }
+    });
   });
 });

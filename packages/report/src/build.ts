@@ -135,15 +135,19 @@ function regressionSection(r: BuildReport, charts: Charts): string {
   );
 }
 
+/** A horizontal bar chart spec: one bar per row, its value printed beside it. */
+function bars(mark: string, unit: string, rows: { label: string; value: number; text: string; title?: string }[], style: { marginLeft?: number; color?: string } = {}) {
+  return { kind: "bars", mark, unit, ...style, bars: rows.map((b) => ({ ...b, title: b.title ?? `${b.label}: ${b.text}` })) };
+}
+
 function importanceSection(r: BuildReport, charts: Charts): string {
   if (r.featureImportances.length === 0) return "";
-  charts.importances = {
-    kind: "bars",
-    mark: "importance-bar",
-    unit: "importance (mean decrease in impurity, sums to 1 over all features)",
-    marginLeft: Math.min(220, 40 + 7 * Math.max(...r.featureImportances.map((f) => f.feature.length))),
-    bars: r.featureImportances.map((f) => ({ label: f.feature, value: f.importance, text: num(f.importance, 3), title: `${f.feature}: ${num(f.importance)}` })),
-  };
+  charts.importances = bars(
+    "importance-bar",
+    "importance (mean decrease in impurity, sums to 1 over all features)",
+    r.featureImportances.map((f) => ({ label: f.feature, value: f.importance, text: num(f.importance, 3), title: `${f.feature}: ${num(f.importance)}` })),
+    { marginLeft: Math.min(220, 40 + 7 * Math.max(...r.featureImportances.map((f) => f.feature.length))) },
+  );
   return section(
     "importances",
     "Feature importances",
@@ -247,13 +251,7 @@ function timingsSection(r: BuildReport, charts: Charts): string {
     ["total (submitted → report)", t.totalMs],
   ];
   const shown = stages.filter((x): x is [string, number] => x[1] !== undefined);
-  charts.stages = {
-    kind: "bars",
-    mark: "stage-bar",
-    unit: "seconds",
-    marginLeft: 230,
-    bars: shown.map(([label, ms]) => ({ label, value: ms / 1000, text: seconds(ms), title: `${label}: ${seconds(ms)}` })),
-  };
+  charts.stages = bars("stage-bar", "seconds", shown.map(([label, ms]) => ({ label, value: ms / 1000, text: seconds(ms) })), { marginLeft: 230 });
   const c = r.cost;
   const split: [string, number][] = [
     ["waiting in the queue", c.totals.queueWaitS],
@@ -261,14 +259,12 @@ function timingsSection(r: BuildReport, charts: Charts): string {
     ["training", c.totals.computeS],
     ["storing and landing", c.totals.ioS],
   ];
-  charts.split = {
-    kind: "bars",
-    mark: "split-bar",
-    unit: "seconds, summed over groves",
-    marginLeft: 170,
-    color: "#38a169",
-    bars: split.map(([label, sec]) => ({ label, value: sec, text: seconds(sec * 1000), title: `${label}: ${seconds(sec * 1000)} over ${r.groves.length} groves` })),
-  };
+  charts.split = bars(
+    "split-bar",
+    "seconds, summed over groves",
+    split.map(([label, sec]) => ({ label, value: sec, text: seconds(sec * 1000), title: `${label}: ${seconds(sec * 1000)} over ${r.groves.length} groves` })),
+    { marginLeft: 170, color: "#38a169" },
+  );
   const facts = table([
     ["parallelism", `${num(t.parallelism, 2)}× (grove time summed ÷ train wall time)`],
     ["throughput", `${num(t.treesPerSecond, 1)} trees/s of train wall time`],
@@ -283,14 +279,7 @@ function timingsSection(r: BuildReport, charts: Charts): string {
       ["S3", c.usd.s3],
       ["SNS", c.usd.sns],
     ];
-    charts.cost = {
-      kind: "bars",
-      mark: "cost-bar",
-      unit: "USD (estimate)",
-      marginLeft: 140,
-      color: "#d53f8c",
-      bars: services.map(([label, x]) => ({ label, value: x, text: usd(x), title: `${label}: ${usd(x)}` })),
-    };
+    charts.cost = bars("cost-bar", "USD (estimate)", services.map(([label, x]) => ({ label, value: x, text: usd(x) })), { marginLeft: 140, color: "#d53f8c" });
     const q = c.requests;
     cost =
       figure("cost", `Estimated cost: ${usd(c.usd.total)} (${num(c.totals.billedGbS, 1)} GB-s of Lambda)`) +
