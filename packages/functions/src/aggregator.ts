@@ -66,8 +66,7 @@ export function createAggregator(deps: AggregatorDeps = {}) {
       if (outcome.outcome === "completed") {
         logger.info("build completed", { buildId, modelKey: outcome.modelKey, reportHtmlKey: outcome.reportHtmlKey, timings: outcome.report.timings, usd: outcome.report.cost.usd.total });
         if (outcome.reportHtmlError) logger.error("report.html was not written", { buildId, error: outcome.reportHtmlError });
-      }
-      else if (outcome.outcome === "failed") logger.error("build failed in aggregation", { buildId, reason: outcome.reason });
+      } else if (outcome.outcome === "failed") logger.error("build failed in aggregation", { buildId, reason: outcome.reason });
       else logger.info("aggregation not claimed (already claimed, or not ready)", { buildId });
       return outcome.outcome;
     };

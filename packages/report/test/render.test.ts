@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { aggregate, isAggregationTrigger, keys, parseBuildSpec, prepareDataset, submitBuild, trainGrove, type BuildReport } from "@canopy/core";
@@ -15,7 +15,6 @@ async function buildReport(csv: string, spec: Record<string, unknown>): Promise<
   ports.ledger.watch((change) => {
     if (isAggregationTrigger(change)) done.push(aggregate(change.new.buildId, ports));
   });
-  const { readFileSync } = await import("node:fs");
   const prepared = await prepareDataset(readFileSync(fixture(csv)), spec.label ? { label: String(spec.label) } : {}, ports.blobs);
   const { buildId } = await submitBuild(parseBuildSpec({ dataset: `test/fixtures/${csv}`, ...spec }), ports, prepared);
   const tasks = ports.queue.drain();

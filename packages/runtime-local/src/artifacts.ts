@@ -59,7 +59,7 @@ export async function exportArtifacts(root: string, buildId: string, outDir: str
  * The build's report.html: the stored one, else rendered from its report.json (builds made before report.html
  * existed); undefined when neither is there.
  */
-export async function reportHtml(blobs: DiskBlobStore, buildId: string): Promise<Uint8Array | undefined> {
+async function reportHtml(blobs: DiskBlobStore, buildId: string): Promise<Uint8Array | undefined> {
   const stored = await blobs.get(keys.reportHtml(buildId));
   if (stored) return stored;
   const json = await blobs.get(keys.report(buildId));

@@ -2,7 +2,7 @@ export { createLocalRuntime, InterruptedError, type BuildOutcome, type GroveProg
 export { DiskBlobStore } from "./blob-store.ts";
 export { DiskLedger, type DiskLedgerOptions } from "./disk-ledger.ts";
 export { LocalQueue, type QueueMessage } from "./queue.ts";
-export { exportArtifacts, loadModel, reportHtml, type ExportedArtifacts } from "./artifacts.ts";
+export { exportArtifacts, loadModel, type ExportedArtifacts } from "./artifacts.ts";
 export { formatNotification } from "./format.ts";
 export { serveTrainer, type TrainerHooks } from "./trainer.ts";
 export { writeFileAtomic } from "./atomic.ts";
