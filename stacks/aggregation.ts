@@ -1,4 +1,5 @@
 import { AGGREGATION_TRIGGER_FILTER } from "@canopy/core";
+import { CHART_LIBRARY_FILES } from "@canopy/report/assets";
 import { LINKS } from "@canopy/runtime-aws/names";
 import { functionDefaults } from "./defaults.ts";
 import { FOURTEEN_DAYS, HANDLERS } from "./handlers.ts";
@@ -34,6 +35,9 @@ export function aggregation(
       permissions: [{ actions: ["sqs:SendMessage"], resources: [failures.arn] }],
       memory: `${aggregator.memoryMb} MB`,
       timeout: `${aggregator.timeoutSeconds} seconds`,
+      // report.html inlines the chart library (d3 and Observable Plot, minified): the renderer reads the two files
+      // from node_modules above it, so they go into the zip at node_modules/ of its root, where it finds them.
+      copyFiles: CHART_LIBRARY_FILES.map((file) => ({ from: `node_modules/${file}`, to: `node_modules/${file}` })),
     },
     {
       filters: [AGGREGATION_TRIGGER_FILTER],

@@ -1,8 +1,7 @@
 import { keys, type BuildReport } from "@canopy/core";
-import { createAggregator, createDeadLetterConsumer, createTrainer } from "@canopy/functions";
 import { expect, it } from "vitest";
 import { useAwsEmulator } from "./harness.ts";
-import { adapters, quietLogger, referenceModel, runBuild } from "./e2e-support.ts";
+import { adapters, deployedHandlers, referenceModel, runBuild } from "./e2e-support.ts";
 
 const aws = useAwsEmulator({ visibilityTimeoutSeconds: 5 });
 
@@ -11,12 +10,7 @@ it("a digits build through the real adapters, handlers and emulator: the embedde
   const resources = aws.current.resources;
   const ports = adapters(resources);
   // The handlers find their resources as deployed ones do, through functions/src/resources.ts (CANOPY_* here).
-  const handlers = {
-    trainer: createTrainer({ logger: quietLogger() }),
-    aggregator: createAggregator({ logger: quietLogger() }),
-    deadLetter: createDeadLetterConsumer({ logger: quietLogger() }),
-  };
-  const run = await runBuild({ resources, handlers, submit: ports });
+  const run = await runBuild({ resources, handlers: deployedHandlers(), submit: ports });
 
   expect(run.buildId).toBe(reference.buildId);
   const model = Buffer.from((await ports.blobs.get(keys.model(run.buildId)))!);

@@ -83,6 +83,15 @@ export function handlersOn(ports: { trainer: Pick<Ports, "blobs" | "ledger">; ag
   };
 }
 
+/** The real handlers finding their resources as deployed ones do (functions/src/resources.ts: CANOPY_* here). */
+export function deployedHandlers(): CanopyHandlers {
+  return {
+    trainer: createTrainer({ logger: quietLogger() }),
+    aggregator: createAggregator({ logger: quietLogger() }),
+    deadLetter: createDeadLetterConsumer({ logger: quietLogger() }),
+  };
+}
+
 export interface RunOptions {
   resources: ProvisionedResources;
   handlers: CanopyHandlers;

@@ -193,6 +193,20 @@ export async function startAwsEmulator(options: ProvisionOptions = {}): Promise<
   }
 }
 
+/** A table shaped like the builds table (partition key buildId), without a stream. */
+export async function createBuildsTable(name: string): Promise<void> {
+  const { CreateTableCommand } = await import("@aws-sdk/client-dynamodb");
+  const key = DEV_RESOURCES.table.partitionKey;
+  await clients.dynamodb().send(
+    new CreateTableCommand({
+      TableName: name,
+      AttributeDefinitions: [{ AttributeName: key, AttributeType: "S" }],
+      KeySchema: [{ AttributeName: key, KeyType: "HASH" }],
+      BillingMode: "PAY_PER_REQUEST",
+    }),
+  );
+}
+
 /** Registers beforeAll/afterAll for one emulator per test file; read `.current` inside tests. */
 export function useAwsEmulator(options: ProvisionOptions = {}): { readonly current: AwsEmulator } {
   let emulator: AwsEmulator | undefined;

@@ -1,10 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { CreateTableCommand } from "@aws-sdk/client-dynamodb";
 import { keys, LedgerError, newBuildRecord } from "@canopy/core";
 import { describeLedgerContract, groveStats } from "@canopy/core/testing";
-import { clients, DYNAMO_MAX_GROVES, DynamoLedger } from "@canopy/runtime-aws";
+import { DYNAMO_MAX_GROVES, DynamoLedger } from "@canopy/runtime-aws";
 import { describe, expect, it } from "vitest";
-import { useAwsEmulator } from "./harness.ts";
+import { createBuildsTable, useAwsEmulator } from "./harness.ts";
 
 const aws = useAwsEmulator();
 
@@ -34,7 +33,16 @@ describe("DynamoLedger specifics", () => {
   it(`holds the stats of ${DYNAMO_MAX_GROVES} groves in one item`, async () => {
     const now = Date.now();
     const total = DYNAMO_MAX_GROVES;
-    const stats = (g: number) => groveStats(g, { queuedAt: now + g, landedAt: now + g + 99_999, nodes: 123_456, bytes: 9_876_543, memoryMb: 1769 });
+    const stats = (g: number) => groveStats(g, {
+        queuedAt: now + g,
+        landedAt: now + g + 99_999,
+        nodes: 123_456,
+        bytes: 9_876_543,
+        memoryMb: 1769,
+        // Every grove names its Lambda container; one in ten landed on a retry.
+        worker: "c0ffee12",
+        ...(g % 10 === 0 ? { attempt: 3 } : {}),
+      });
     const landed = Array.from({ length: total - 1 }, (_, g) => g);
     const record = {
       ...newBuildRecord({ buildId: newId(), total, tolerated: 0, tags: { team: "ml" }, now }),
@@ -45,14 +53,7 @@ describe("DynamoLedger specifics", () => {
     };
     // A table of its own, without a stream: 300 KB images would slow every stream reader of the shared table.
     const table = `${aws.current.resources.table}-big`;
-    await clients.dynamodb().send(
-      new CreateTableCommand({
-        TableName: table,
-        AttributeDefinitions: [{ AttributeName: "buildId", AttributeType: "S" }],
-        KeySchema: [{ AttributeName: "buildId", KeyType: "HASH" }],
-        BillingMode: "PAY_PER_REQUEST",
-      }),
-    );
+    await createBuildsTable(table);
     const l = new DynamoLedger(table);
     expect(await l.create(record)).toBe(true);
     expect(await l.landGrove(record.buildId, total - 1, stats(total - 1))).toEqual({ landed: true, remaining: 0 });

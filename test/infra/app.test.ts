@@ -5,11 +5,10 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { AGGREGATION_TRIGGER_FILTER, encodeGroveTask, type BuildRecord, type GroveTask } from "@canopy/core";
-import { recordToItem } from "@canopy/runtime-aws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readSettings } from "../../stacks/settings.ts";
 import { evaluateApp, platformMissing, removeEvaluations, REPO, scratchApp, type Evaluation } from "./harness.ts";
-import { probeFunction } from "./lambda-probe.ts";
+import { aggregationTriggerEvent, probeFunction } from "./lambda-probe.ts";
 import type { AppReport } from "./run-app.ts";
 import { describeApp, sstEnvDeclaration, wiringProblems } from "./wiring.ts";
 
@@ -181,26 +180,7 @@ describe("the deployed functions", () => {
     groveStats: {},
     tags: {},
   };
-  const streamEvent = (streamArn: string) => ({
-    Records: [
-      {
-        eventID: "e-1",
-        eventName: "MODIFY",
-        eventVersion: "1.1",
-        eventSource: "aws:dynamodb",
-        awsRegion: "us-east-1",
-        eventSourceARN: streamArn,
-        dynamodb: {
-          Keys: { buildId: { S: task.buildId } },
-          NewImage: recordToItem(ready),
-          OldImage: recordToItem({ ...ready, remaining: 1, landed: [] }),
-          SequenceNumber: "100",
-          SizeBytes: 100,
-          StreamViewType: "NEW_AND_OLD_IMAGES",
-        },
-      },
-    ],
-  });
+  const streamEvent = (streamArn: string) => aggregationTriggerEvent(streamArn, ready, { ...ready, remaining: 1, landed: [] });
 
   // Each function runs from a copy of its bundle with only its Lambda environment, against a fake AWS endpoint:
   // the names in its requests can only have come from SST's links (resource.enc, decrypted with SST_KEY).

@@ -4,7 +4,9 @@
  * refuses it. What a handler asks AWS for shows whether it found its resource names through SST's links
  * (resource.enc + SST_KEY) and which resources it reaches.
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import type { BuildRecord } from "@canopy/core";
+import { recordToItem } from "@canopy/runtime-aws";
 import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -19,8 +21,12 @@ export interface ProbeRequest {
 }
 
 export interface ProbeOptions {
-  /** The function's bundle directory (what SST zips). */
-  bundleDir: string;
+  /** The function's bundle directory (what SST zips, less its copyFiles). */
+  bundleDir?: string;
+  /** Or the code.zip SST uploads (bundle and copyFiles): Lambda's /var/task is its contents. */
+  codeZip?: string;
+  /** A real endpoint (an emulator) instead of the recording one that refuses everything. */
+  endpoint?: string;
   /** The handler as Lambda sees it, relative to bundleDir: "path/to/file.export". */
   handler: string;
   /** The function's environment variables from the app. */
@@ -75,10 +81,12 @@ export async function probeFunction(options: ProbeOptions): Promise<{ requests: 
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const endpoint = options.endpoint ?? `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   const taskRoot = mkdtempSync(path.join(tmpdir(), "canopy-task-"));
-  cpSync(options.bundleDir, taskRoot, { recursive: true });
+  if (options.codeZip) unzip(options.codeZip, taskRoot);
+  else if (options.bundleDir) cpSync(options.bundleDir, taskRoot, { recursive: true });
+  else throw new Error("probeFunction needs bundleDir or codeZip");
   const exportName = path.extname(options.handler).slice(1);
   const file = path.join(taskRoot, options.handler.slice(0, -(exportName.length + 1)) + ".mjs");
   const script = [
@@ -119,4 +127,44 @@ export async function probeFunction(options: ProbeOptions): Promise<{ requests: 
     rmSync(taskRoot, { recursive: true, force: true });
   }
   return { requests, output };
+}
+
+/** The names in a zip, and extracting it (Python's zipfile: Python is here for moto anyway). */
+export function zipEntries(zip: string): string[] {
+  const script = "import sys, zipfile; print('\\n'.join(zipfile.ZipFile(sys.argv[1]).namelist()))";
+  return execFileSync("python3", ["-c", script, zip], { encoding: "utf8" }).split("\n").filter(Boolean);
+}
+
+/** One file of a zip, as bytes. */
+export function zipRead(zip: string, name: string): Buffer {
+  const script = "import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))";
+  return execFileSync("python3", ["-c", script, zip, name], { maxBuffer: 64 * 1024 * 1024 });
+}
+
+function unzip(zip: string, dir: string): void {
+  execFileSync("python3", ["-c", "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])", zip, dir]);
+}
+
+/** The stream event Lambda hands the aggregator when `ready` (remaining 0) was written over `before`. */
+export function aggregationTriggerEvent(streamArn: string, ready: BuildRecord, before: BuildRecord) {
+  return {
+    Records: [
+      {
+        eventID: "e-1",
+        eventName: "MODIFY",
+        eventVersion: "1.1",
+        eventSource: "aws:dynamodb",
+        awsRegion: "us-east-1",
+        eventSourceARN: streamArn,
+        dynamodb: {
+          Keys: { buildId: { S: ready.buildId } },
+          NewImage: recordToItem(ready),
+          OldImage: recordToItem(before),
+          SequenceNumber: "100",
+          SizeBytes: 100,
+          StreamViewType: "NEW_AND_OLD_IMAGES",
+        },
+      },
+    ],
+  };
 }

@@ -27,7 +27,7 @@ export async function isDirectory(path: string): Promise<boolean> {
 }
 
 /** What an --out directory may already hold: an earlier export, which the new one replaces whole. */
-const EXPORT_ENTRIES = new Set(["model.canopy", "report.json", "spec.json", "groves"]);
+const EXPORT_ENTRIES = new Set(["model.canopy", "report.json", "report.html", "spec.json", "groves"]);
 
 /**
  * An --out directory must be new, empty, or an earlier export: the artifacts are moved in whole at the end,

@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from "commander";
 import { parseHttpUrl, parseWorkers } from "./args.ts";
 import { addDevCommand } from "./commands/dev.ts";
 import { addPublishCommand } from "./commands/publish.ts";
+import { addReportCommand } from "./commands/report.ts";
 import { addStatusCommand } from "./commands/status.ts";
 import { addSubscribeCommand } from "./commands/subscribe.ts";
 import { addWatchCommand } from "./commands/watch.ts";
@@ -119,6 +120,7 @@ export function program(): Command {
   addServeCommand(canopy);
   addPromoteCommand(canopy);
   addModelsCommand(canopy);
+  addReportCommand(canopy);
 
   return canopy;
 }

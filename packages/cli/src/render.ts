@@ -5,7 +5,7 @@ import { bytes, duration, metricsLine, table, timingsLine } from "./format.ts";
 export type Locate = (key: string) => string;
 
 /** The end-of-build summary (train, publish --wait, dev): what was built, how well it does, how long it took, where it is. */
-export function summary(report: BuildReport, modelPath: string, reportPath: string): string {
+export function summary(report: BuildReport, modelPath: string, reportPath: string, pagePath?: string): string {
   const d = report.dataset;
   const target = d.task === "classification" ? `${d.classes.length} classes` : "regression";
   const missing = report.missingGroves.length;
@@ -16,6 +16,7 @@ export function summary(report: BuildReport, modelPath: string, reportPath: stri
     ["timings", timingsLine(report.timings)],
     ["model", `${modelPath} (${bytes(report.model.bytes)}, ${report.model.nodes} nodes)`],
     ["report", reportPath],
+    ...(pagePath ? [["page", `${pagePath} (charts; opens offline)`] as [string, string]] : []),
   ];
   return table(rows);
 }
@@ -31,8 +32,8 @@ export function costLine(report: BuildReport): string | undefined {
 
 const shownErrors = 10;
 
-/** `canopy status`: state, groves, failures, times, and for a finished build metrics, timings, cost, model. */
-export function statusText(view: BuildView, locate: Locate): string {
+/** `canopy status`: state, groves, failures, times, and for a finished build metrics, timings, cost, model, page. */
+export function statusText(view: BuildView, locate: Locate, page = pageOf(view, locate)): string {
   const r = view.record;
   const rows: [string, string][] = [["build", `${r.buildId}  ${r.status}`]];
   const trees = view.treesTotal !== undefined ? `, ${view.treesDone}/${view.treesTotal} trees` : "";
@@ -54,6 +55,7 @@ export function statusText(view: BuildView, locate: Locate): string {
     if (cost) rows.push(["cost", cost]);
     rows.push(["model", `${locate(report.model.key)} (${bytes(report.model.bytes)}, ${report.model.trees} trees, ${report.model.nodes} nodes)`]);
     rows.push(["report", locate(r.result!.reportKey)]);
+    if (page) rows.push(["page", page]);
   } else if (r.result) {
     rows.push(["metrics", metricsLine(r.result.metrics)]);
     rows.push(["model", locate(r.result.modelKey)]);
@@ -62,7 +64,7 @@ export function statusText(view: BuildView, locate: Locate): string {
 }
 
 /** `canopy status --json` (and the last line of `publish --wait --json`). */
-export function statusJson(view: BuildView, locate: Locate): Record<string, unknown> {
+export function statusJson(view: BuildView, locate: Locate, page = pageOf(view, locate)): Record<string, unknown> {
   const r = view.record;
   const report = view.report;
   return {
@@ -76,5 +78,11 @@ export function statusJson(view: BuildView, locate: Locate): Record<string, unkn
     ...(r.reason !== undefined ? { reason: r.reason } : {}),
     ...(r.result ? { metrics: r.result.metrics, model: locate(r.result.modelKey), report: locate(r.result.reportKey) } : {}),
     ...(report ? { timings: report.timings, cost: { totals: report.cost.totals, usd: report.cost.usd } } : {}),
+    ...(page ? { page } : {}),
   };
+}
+
+/** Where the build's report.html is, once it was written. */
+function pageOf(view: BuildView, locate: Locate): string | undefined {
+  return view.pageKey !== undefined ? locate(view.pageKey) : undefined;
 }

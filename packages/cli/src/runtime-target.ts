@@ -10,6 +10,8 @@ export interface OpenedRuntime {
   where: string;
   /** Where a key lives, as the user can use it (a path relative to here when shorter, or s3://). */
   locate(key: string): string;
+  /** An HTTPS URL that serves the key for an hour (AWS only). */
+  presign?(key: string): Promise<string>;
   /** AWS errors as one line naming the emulator; others unchanged. */
   explain(err: unknown): unknown;
   close(): Promise<void>;
@@ -35,6 +37,15 @@ export async function openRuntime(options: AwsTargetOptions & { root?: string },
     runtime,
     where: `table ${resources.table}`,
     locate: runtime.locate,
+    async presign(key) {
+      const [{ GetObjectCommand }, { getSignedUrl }, { clients }] = await Promise.all([
+        import("@aws-sdk/client-s3"),
+        import("@aws-sdk/s3-request-presigner"),
+        import("@canopy/runtime-aws"),
+      ]);
+      const command = new GetObjectCommand({ Bucket: resources.bucket, Key: key, ResponseContentType: "text/html; charset=utf-8" });
+      return getSignedUrl(clients.s3(), command, { expiresIn: 3600 });
+    },
     explain: (err) => target.explain(err),
     close: async () => {
       await runtime.close();

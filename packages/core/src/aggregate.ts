@@ -1,5 +1,6 @@
-import { evaluate, Forest, type Metrics } from "@canopy/forest";
+import { Forest, MISSING_BIN, type DatasetPack } from "@canopy/forest";
 import { buildCost, type Prices } from "./cost.ts";
+import { evaluateByTrees, type HeldOutEvaluation } from "./curve.ts";
 import { AggregationError, errorLine } from "./errors.ts";
 import { CONTENT_TYPES, keys } from "./keys.ts";
 import { completedNotification, failedNotification, summarizeMetrics, type BuildNotification } from "./notification.ts";
@@ -19,12 +20,28 @@ export interface AggregatePorts {
   memoryMb?: number;
   /** Overrides of the default (us-east-1) prices used for the report's cost estimate. */
   prices?: Partial<Prices>;
+  /**
+   * Renders report.html from the report (the charting renderer lives outside core: see @canopy/report). When
+   * given, report.html is stored beside report.json before the build completes; if rendering or storing it
+   * fails, the build still completes and the outcome says why (reportHtmlError).
+   */
+  renderReport?: (report: BuildReport) => string;
 }
 
 export type AggregateOutcome =
   /** Someone else claimed it, or the build is not ready: nothing was done. */
   | { outcome: "not-claimed"; buildId: string }
-  | { outcome: "completed"; buildId: string; report: BuildReport; modelKey: string; reportKey: string }
+  | {
+      outcome: "completed";
+      buildId: string;
+      report: BuildReport;
+      modelKey: string;
+      reportKey: string;
+      /** Where report.html is, when a renderer was given and it was stored. */
+      reportHtmlKey?: string;
+      /** Why report.html was not stored although a renderer was given (the build completes all the same). */
+      reportHtmlError?: string;
+    }
   | { outcome: "failed"; buildId: string; reason: string };
 
 /**
@@ -63,7 +80,8 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
 
     const { pack } = await (ports.packs ?? new PackCache(1)).load(manifest.packHash, manifest.packKey, ports.blobs);
     const split = splitRows(pack.nRows, manifest.spec.test_fraction, manifest.spec.seed);
-    const metrics: Metrics | null = split.test.length > 0 ? evaluate(forest, pack, split.test) : null;
+    const heldOut: HeldOutEvaluation | null = split.test.length > 0 ? evaluateByTrees(forest, pack, split.test) : null;
+    const metrics = heldOut?.metrics ?? null;
     const evaluated = clock.now();
 
     const modelKey = keys.model(buildId);
@@ -77,9 +95,11 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
       failedGroves: record.failed.length,
       aggregator: { ms: completedAt - started, ...(ports.memoryMb !== undefined ? { memoryMb: ports.memoryMb } : {}) },
       ...(ports.prices ? { prices: ports.prices } : {}),
+      artifacts: ports.renderReport ? 3 : 2,
     });
     const report: BuildReport = {
       v: 1,
+      kind: "build",
       buildId,
       status: "COMPLETED",
       spec: manifest.spec,
@@ -94,8 +114,12 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
         classes: forest.classes,
         trainRows: split.train.length,
         testRows: split.test.length,
+        featureTypes: { numeric: pack.nFeatures },
+        missingCells: missingCells(pack),
       },
       metrics,
+      ...(heldOut ? { metricsByTrees: heldOut.curve } : {}),
+      ...(heldOut?.predictions ? { predictions: heldOut.predictions } : {}),
       timings: {
         ...(manifest.prepareMs !== undefined ? { prepareMs: manifest.prepareMs } : {}),
         ...trainTimings(grovesReport),
@@ -103,6 +127,7 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
         mergeMs: merged - loaded,
         evaluateMs: evaluated - merged,
         totalMs: completedAt - record.createdAt,
+        aggregateMs: completedAt - started,
       },
       groves: grovesReport,
       missingGroves: record.failed.map((f) => ({ ...f, treeStart: manifest.groves[f.grove].treeStart, treeEnd: manifest.groves[f.grove].treeEnd })),
@@ -113,10 +138,20 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
       completedAt,
     };
     await ports.blobs.put(reportKey, new TextEncoder().encode(`${JSON.stringify(report, null, 2)}\n`), CONTENT_TYPES.json);
+    // The page is a view of report.json: failing to make it must not cost the user a trained model.
+    let html: { reportHtmlKey: string } | { reportHtmlError: string } | undefined;
+    if (ports.renderReport) {
+      try {
+        await ports.blobs.put(keys.reportHtml(buildId), new TextEncoder().encode(ports.renderReport(report)), CONTENT_TYPES.html);
+        html = { reportHtmlKey: keys.reportHtml(buildId) };
+      } catch (err) {
+        html = { reportHtmlError: errorLine(err) };
+      }
+    }
 
     if (!(await ports.ledger.complete(buildId, { modelKey, reportKey, metrics: summarizeMetrics(metrics) })))
       throw new AggregationError("the build left AGGREGATING while the model was being made");
-    done = { outcome: "completed", buildId, report, modelKey, reportKey };
+    done = { outcome: "completed", buildId, report, modelKey, reportKey, ...html };
     notification = completedNotification(record, report);
   } catch (err) {
     const reason = `aggregation failed: ${errorLine(err)}`;
@@ -129,4 +164,11 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
   // Outside the try: once COMPLETED, a publishing error must not turn into a failed build. At most once.
   await ports.notifier.publish(notification);
   return done;
+}
+
+/** Feature cells without a value (the pack's missing bin), over all rows. */
+function missingCells(pack: DatasetPack): number {
+  let n = 0;
+  for (let i = 0; i < pack.bins.length; i++) if (pack.bins[i] === MISSING_BIN) n++;
+  return n;
 }

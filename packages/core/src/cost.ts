@@ -80,6 +80,8 @@ export interface CostOptions {
   failedGroves?: number;
   /** The aggregator's own run: merge, evaluate, store; billed like a grove when its memory is known. */
   aggregator?: { ms: number; memoryMb?: number };
+  /** Files the aggregator stores: the model and report.json (default 2), plus report.html when it renders one. */
+  artifacts?: number;
 }
 
 /** Billed GB-seconds of a run of `ms` milliseconds at `memoryMb` (Lambda bills whole milliseconds). */
@@ -106,11 +108,12 @@ export function groveCost(g: CostedGrove): GroveCost {
  * Request counts for a build of `landed` + `failed` groves. Assumptions (a lower bound for a healthy run):
  * SQS: 1 SendMessageBatch per 10 tasks, 1 receive and 1 delete per task. DynamoDB: create, start, one landing
  * or failure per grove, claim, complete (writes); one read per trainer and two by the aggregator. S3: spec,
- * pack (counted as uploaded), one grove per landing, model and report (PUTs); the pack per trainer that did
+ * pack (counted as uploaded), one grove per landing, the aggregator's `artifacts` (model, report.json and
+ * report.html when rendered) (PUTs); the pack per trainer that did
  * not have it cached, the manifest, every grove and the pack again in the aggregator (GETs). One SNS publish.
  * Retries and redeliveries add to all of these.
  */
-export function requestCounts(groves: CostedGrove[], failed = 0): RequestCounts {
+export function requestCounts(groves: CostedGrove[], failed = 0, artifacts = 2): RequestCounts {
   const tasks = groves.length + failed;
   const uncached = groves.filter((g) => !g.packCached).length;
   return {
@@ -118,7 +121,7 @@ export function requestCounts(groves: CostedGrove[], failed = 0): RequestCounts 
     sqs: Math.ceil(tasks / 10) + 2 * tasks,
     dynamoWrites: tasks + 4,
     dynamoReads: tasks + 2,
-    s3Puts: 2 + groves.length + 2,
+    s3Puts: 2 + groves.length + artifacts,
     s3Gets: uncached + 1 + groves.length + 1,
     snsPublishes: 1,
   };
@@ -137,7 +140,7 @@ export function buildCost(groves: CostedGrove[], options: CostOptions = {}): Bui
     ioS: sum((g) => g.ioS),
     billedGbS: sum((g) => g.billedGbS) + aggregatorGbS,
   };
-  const requests = requestCounts(groves, options.failedGroves ?? 0);
+  const requests = requestCounts(groves, options.failedGroves ?? 0, options.artifacts ?? 2);
   const usd = {
     lambdaCompute: totals.billedGbS * prices.lambdaGbSecond,
     lambdaRequests: requests.lambda * prices.lambdaRequest,

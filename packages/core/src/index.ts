@@ -35,7 +35,7 @@ export { canonicalJson, groveCount, MAX_TREES, parseBuildSpec, toFitParams, type
 export { buildIdFor, planBuild, planGroves, splitRows, type BuildPlan, type GrovePlan, type PackSummary, type RowSplit } from "./plan.ts";
 export { decodeGroveTask, encodeGroveTask, GROVE_TASK_VERSION, type GroveTask } from "./task.ts";
 export { PackCache } from "./pack-cache.ts";
-export { failGroveTask, trainGrove, type GroveResult, type TrainGrovePorts } from "./train-grove.ts";
+export { failGroveTask, trainGrove, type GroveDelivery, type GroveResult, type TrainGrovePorts } from "./train-grove.ts";
 export { aggregate, type AggregateOutcome, type AggregatePorts } from "./aggregate.ts";
 export {
   buildHandle,
@@ -50,8 +50,8 @@ export {
   type Submission,
   type SubmitPorts,
 } from "./submit.ts";
-export type { BuildReport, GroveReport, StageTimings } from "./report.ts";
 export { decodeManifest, manifestTrees, type BuildManifest } from "./manifest.ts";
+export { STRAGGLER_RULE, stragglers, type BuildReport, type GroveReport, type StageTimings } from "./report.ts";
 export { completedNotification, failedNotification, summarizeMetrics, type BuildNotification } from "./notification.ts";
 export {
   billedGbSeconds,
@@ -97,3 +97,13 @@ export { groveProgress, ProgressTracker, treesLanded } from "./progress.ts";
 export { EventLog } from "./event-log.ts";
 export { readBuildView, readReport, viewOf } from "./status.ts";
 export { followChanges, pollBuild, type FollowLedgerOptions, type FollowPorts } from "./follow.ts";
+export {
+  curveTrees,
+  evaluateByTrees,
+  MAX_CURVE_POINTS,
+  MAX_PREDICTION_SAMPLE,
+  type HeldOutEvaluation,
+  type PredictionSample,
+  type TreeCurve,
+  type TreeCurvePoint,
+} from "./curve.ts";

@@ -38,6 +38,10 @@ export const keys = {
   report(id: string): string {
     return `builds/${buildId(id)}/report.json`;
   },
+  /** The report as one self-contained web page (charts included), beside report.json. */
+  reportHtml(id: string): string {
+    return `builds/${buildId(id)}/report.html`;
+  },
 };
 
 export const CONTENT_TYPES = {
@@ -45,5 +49,6 @@ export const CONTENT_TYPES = {
   grove: "application/vnd.canopy.forest",
   model: "application/vnd.canopy.forest",
   json: "application/json",
+  html: "text/html; charset=utf-8",
   text: "text/plain; charset=utf-8",
 } as const;

@@ -19,6 +19,13 @@ export interface GroveStats {
   packCached: boolean;
   /** Memory of the function that trained it (Lambda), for billed GB-seconds; absent elsewhere. */
   memoryMb?: number;
+  /** Which trainer trained it: a worker thread, a Lambda container (its log stream). Absent when not told. */
+  worker?: string;
+  /**
+   * The delivery that trained it when that was a retry (2, 3, ...: SQS's ApproximateReceiveCount); absent for
+   * a first delivery. Absent rather than 1 because every byte counts in a DynamoDB item holding 2,000 groves.
+   */
+  attempt?: number;
 }
 
 /** Scalar metrics only (no confusion matrix): small enough for a DynamoDB item and an SNS message. */

@@ -1,5 +1,6 @@
 import type { Forest, Metrics } from "@canopy/forest";
 import type { BuildCost } from "./cost.ts";
+import type { PredictionSample, TreeCurve } from "./curve.ts";
 import type { BuildRecord, GroveStats } from "./ledger.ts";
 import type { BuildManifest } from "./manifest.ts";
 
@@ -19,6 +20,8 @@ export interface StageTimings {
   treesPerSecond: number;
   /** Submission (record created) -> report written. */
   totalMs: number;
+  /** The aggregator's run: claim -> report written (absent in reports written before it was recorded). */
+  aggregateMs?: number;
 }
 
 export interface GroveReport extends GroveStats {
@@ -29,11 +32,15 @@ export interface GroveReport extends GroveStats {
   loadMs: number;
   trainMs: number;
   storeMs: number;
+  /** Ran (started -> landed) much longer than the build's median grove: see STRAGGLER_RULE. */
+  straggler?: boolean;
 }
 
 /** report.json: everything about one finished build, for humans and benchmarks. */
 export interface BuildReport {
   v: 1;
+  /** What the report describes (a study or a partitioned run will have their own kinds). Absent in older reports. */
+  kind?: "build";
   buildId: string;
   status: "COMPLETED";
   spec: BuildManifest["spec"];
@@ -48,9 +55,20 @@ export interface BuildReport {
     classes: string[];
     trainRows: number;
     testRows: number;
+    /** Feature columns by type (all "numeric" for now). Absent in older reports. */
+    featureTypes?: Record<string, number>;
+    /** Feature cells without a value, over all rows. Absent in older reports. */
+    missingCells?: number;
   };
   /** On the held-out split; null when test_fraction is 0. */
   metrics: Metrics | null;
+  /**
+   * The held-out metrics of the first t trees, for t = 1..trees: the curve that tells whether more trees would
+   * still help. Absent when nothing is held out (and in older reports).
+   */
+  metricsByTrees?: TreeCurve;
+  /** Regression: a sample of held-out (actual, predicted) pairs. */
+  predictions?: PredictionSample;
   timings: StageTimings;
   groves: GroveReport[];
   /** Groves that failed within the tolerance: the model has fewer trees than asked for. */
@@ -65,7 +83,7 @@ export interface BuildReport {
 }
 
 export function groveReports(manifest: BuildManifest, record: BuildRecord): GroveReport[] {
-  return record.landed.map((grove) => {
+  const groves = record.landed.map((grove) => {
     const s = record.groveStats[grove];
     const plan = manifest.groves[grove];
     return {
@@ -79,6 +97,25 @@ export function groveReports(manifest: BuildManifest, record: BuildRecord): Grov
       storeMs: s.storedAt - s.trainedAt,
     };
   });
+  const slow = stragglers(groves);
+  return groves.map((g) => ({ ...g, straggler: slow.has(g.grove) }));
+}
+
+/**
+ * Spark's speculation rule (spark.speculation.multiplier 1.5, spark.speculation.minTaskRuntime 100 ms; Spark
+ * 3.5 configuration), applied after the fact: a grove straggled if it ran (started -> landed) at least 100 ms
+ * and more than 1.5 times the median of the build's landed groves.
+ */
+export const STRAGGLER_RULE = { multiplier: 1.5, minMs: 100 } as const;
+
+/** The grove numbers that straggled (see STRAGGLER_RULE). */
+export function stragglers(groves: Pick<GroveReport, "grove" | "startedAt" | "landedAt">[]): Set<number> {
+  if (groves.length < 2) return new Set();
+  const ran = groves.map((g) => g.landedAt - g.startedAt);
+  const sorted = [...ran].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return new Set(groves.filter((_, i) => ran[i] >= STRAGGLER_RULE.minMs && ran[i] > STRAGGLER_RULE.multiplier * median).map((g) => g.grove));
 }
 
 export function trainTimings(groves: GroveReport[]): Pick<StageTimings, "trainWallMs" | "trainSumMs" | "parallelism" | "treesPerSecond"> {

@@ -78,6 +78,8 @@ export interface BuildView {
   treesDone: number;
   /** The report of a COMPLETED build; undefined otherwise or if it cannot be read. */
   report?: BuildReport;
+  /** The key of the build's report.html, once it was written. */
+  pageKey?: string;
 }
 
 export type Stage = "preparing" | "training" | "aggregating" | "done";

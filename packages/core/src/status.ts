@@ -1,3 +1,4 @@
+import { keys } from "./keys.ts";
 import type { BuildRecord } from "./ledger.ts";
 import { manifestTrees } from "./manifest.ts";
 import type { BlobStore, BuildLedger } from "./ports.ts";
@@ -25,9 +26,17 @@ export async function readBuildView(ports: { ledger: Pick<BuildLedger, "get">; b
 
 /** The view of a record already read (e.g. the last one a follower saw). */
 export async function viewOf(blobs: BlobStore, record: BuildRecord): Promise<BuildView> {
-  const [treesTotal, report] = await Promise.all([
+  const pageKey = record.status === "COMPLETED" ? keys.reportHtml(record.buildId) : undefined;
+  const [treesTotal, report, page] = await Promise.all([
     readManifest(blobs, record.buildId).then(manifestTrees, () => undefined),
     readReport(blobs, record).catch(() => undefined),
+    pageKey ? blobs.exists(pageKey).catch(() => false) : false,
   ]);
-  return { record, ...(treesTotal !== undefined ? { treesTotal } : {}), treesDone: treesLanded(record), ...(report ? { report } : {}) };
+  return {
+    record,
+    ...(treesTotal !== undefined ? { treesTotal } : {}),
+    treesDone: treesLanded(record),
+    ...(report ? { report } : {}),
+    ...(page ? { pageKey } : {}),
+  };
 }

@@ -18,6 +18,14 @@ export interface TrainGrovePorts {
   memoryMb?: number;
 }
 
+/** Who runs this delivery of a grove task, recorded in the grove's stats for the build's timeline. */
+export interface GroveDelivery {
+  /** The trainer's identity: a thread, a Lambda container. */
+  worker?: string;
+  /** 1 for the first delivery of the task, 2 for its first retry, ... */
+  attempt?: number;
+}
+
 export type GroveResult =
   | { status: "landed"; buildId: string; grove: number; remaining: number; stats: GroveStats }
   /** Trained and stored, but the ledger had already counted this grove or the build stopped TRAINING meanwhile. */
@@ -33,7 +41,7 @@ const defaultPacks = new PackCache();
  * ledger. Deterministic, so a redelivered task rewrites identical bytes. Throws on failure; the runtime retries
  * (see isRetryable) and finally calls failGroveTask.
  */
-export async function trainGrove(task: GroveTask, ports: TrainGrovePorts): Promise<GroveResult> {
+export async function trainGrove(task: GroveTask, ports: TrainGrovePorts, delivery: GroveDelivery = {}): Promise<GroveResult> {
   const clock = ports.clock ?? systemClock;
   const { buildId, grove } = task;
   const startedAt = clock.now();
@@ -68,6 +76,8 @@ export async function trainGrove(task: GroveTask, ports: TrainGrovePorts): Promi
     landedAt: clock.now(),
     packCached: cached,
     ...(ports.memoryMb !== undefined ? { memoryMb: ports.memoryMb } : {}),
+    ...(delivery.worker !== undefined ? { worker: delivery.worker } : {}),
+    ...(delivery.attempt !== undefined && delivery.attempt > 1 ? { attempt: delivery.attempt } : {}),
   };
   const landing = await ports.ledger.landGrove(buildId, grove, stats);
   return { status: landing.landed ? "landed" : "not-landed", buildId, grove, remaining: landing.remaining, stats };

@@ -85,5 +85,70 @@ describe("a digits build with the memory ports", () => {
     );
     expect(report.timings.treesPerSecond).toBeCloseTo((20 * 1000) / report.timings.trainWallMs, 6);
     expect(report.timings.prepareMs).toBe(shuffled.prepared.prepareMs);
+    expect(report.kind).toBe("build");
+    expect(report.dataset).toMatchObject({ featureTypes: { numeric: 64 }, missingCells: 0 });
+    const curve = report.metricsByTrees!;
+    expect(curve).toMatchObject({ rows: "test", n: 450 });
+    expect(curve.points.map((p) => p.trees)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(curve.points[19].accuracy).toBe(note.metrics?.accuracy);
+    expect(report.groves.every((g) => typeof g.straggler === "boolean")).toBe(true);
+    expect(report.timings.aggregateMs).toBeGreaterThan(report.timings.loadGrovesMs + report.timings.mergeMs + report.timings.evaluateMs);
+  });
+
+  it("records who trained each grove and on which delivery, and stores report.html when given a renderer", async () => {
+    const p = memoryPipeline();
+    const prepared = await prepareDataset(digits, { label: "digit" }, p.blobs, p.clock);
+    const spec = parseBuildSpec({ dataset: "test/fixtures/digits.csv", label: "digit", n_estimators: 4, grove_size: 2, seed: 1 });
+    const { buildId } = await submitBuild(spec, p, prepared);
+    const tasks = p.queue.drain();
+    await trainGrove(tasks[0], { blobs: p.blobs, ledger: p.ledger, clock: p.clock }, { worker: "thread-7", attempt: 2 });
+    await trainGrove(tasks[1], { blobs: p.blobs, ledger: p.ledger, clock: p.clock }, { worker: "thread-8", attempt: 1 });
+    const record = await p.ledger.get(buildId);
+    expect(record!.groveStats[0]).toMatchObject({ worker: "thread-7", attempt: 2 });
+    // A first delivery is not recorded: absent means attempt 1.
+    expect(record!.groveStats[1]).toMatchObject({ worker: "thread-8" });
+    expect(record!.groveStats[1]).not.toHaveProperty("attempt");
+
+    await Promise.all(p.aggregations);
+    expect(await p.blobs.exists(keys.reportHtml(buildId))).toBe(false); // no renderer given
+  });
+
+  it("stores report.html rendered from the report it stores, and counts its PUT in the cost", async () => {
+    const rendered: BuildReport[] = [];
+    const p = memoryPipeline({
+      renderReport: (r) => {
+        rendered.push(r);
+        return `<!doctype html><title>${r.buildId}</title>`;
+      },
+    });
+    const prepared = await prepareDataset(digits, { label: "digit" }, p.blobs, p.clock);
+    const spec = parseBuildSpec({ dataset: "test/fixtures/digits.csv", label: "digit", n_estimators: 4, grove_size: 2, seed: 1 });
+    const { buildId } = await submitBuild(spec, p, prepared);
+    for (const task of p.queue.drain()) await trainGrove(task, { blobs: p.blobs, ledger: p.ledger, clock: p.clock });
+    const [outcome] = await Promise.all(p.aggregations);
+    expect(outcome).toMatchObject({ outcome: "completed", reportHtmlKey: keys.reportHtml(buildId) });
+    const html = new TextDecoder().decode((await p.blobs.get(keys.reportHtml(buildId)))!);
+    expect(html).toBe(`<!doctype html><title>${buildId}</title>`);
+    const report = await readJson<BuildReport>(p.blobs, keys.report(buildId));
+    expect(rendered).toEqual([report]);
+    expect(report.cost.requests.s3Puts).toBe(2 + 2 + 3); // spec, pack, 2 groves, model, report.json, report.html
+  });
+
+  it("completes the build when report.html cannot be made, and says why", async () => {
+    const p = memoryPipeline({
+      renderReport: () => {
+        throw new Error("chart library missing");
+      },
+    });
+    const prepared = await prepareDataset(digits, { label: "digit" }, p.blobs, p.clock);
+    const spec = parseBuildSpec({ dataset: "test/fixtures/digits.csv", label: "digit", n_estimators: 2, grove_size: 2, seed: 1 });
+    const { buildId } = await submitBuild(spec, p, prepared);
+    for (const task of p.queue.drain()) await trainGrove(task, { blobs: p.blobs, ledger: p.ledger, clock: p.clock });
+    const [outcome] = await Promise.all(p.aggregations);
+    expect(outcome).toMatchObject({ outcome: "completed", reportHtmlError: "chart library missing" });
+    expect(outcome).not.toHaveProperty("reportHtmlKey");
+    expect((await p.ledger.get(buildId))?.status).toBe("COMPLETED");
+    expect(await p.blobs.exists(keys.reportHtml(buildId))).toBe(false);
+    expect(p.notifier.published.map((n) => n.type)).toEqual(["build.completed"]);
   });
 });

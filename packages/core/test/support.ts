@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { aggregate, type AggregateOutcome } from "../src/aggregate.ts";
+import { aggregate, type AggregateOutcome, type AggregatePorts } from "../src/aggregate.ts";
 import { isAggregationTrigger } from "../src/ledger.ts";
 import type { Clock } from "../src/ports.ts";
 import { MemoryBlobStore, MemoryLedger, MemoryNotifier, MemoryQueue } from "../src/testing/index.ts";
@@ -18,7 +18,7 @@ export function tickingClock(start = 1_700_000_000_000): Clock {
  * Memory ports wired like a deployment: every aggregation trigger on the ledger's feed runs aggregate()
  * `deliveries` times (a stream delivers at least once).
  */
-export function memoryPipeline(options: { deliveries?: number } = {}) {
+export function memoryPipeline(options: { deliveries?: number; renderReport?: AggregatePorts["renderReport"] } = {}) {
   const clock = tickingClock();
   const blobs = new MemoryBlobStore();
   const ledger = new MemoryLedger({ clock });
@@ -27,7 +27,7 @@ export function memoryPipeline(options: { deliveries?: number } = {}) {
   const aggregations: Promise<AggregateOutcome>[] = [];
   ledger.watch((change) => {
     if (!isAggregationTrigger(change)) return;
-    for (let i = 0; i < (options.deliveries ?? 1); i++) aggregations.push(aggregate(change.new.buildId, { blobs, ledger, notifier, clock }));
+    for (let i = 0; i < (options.deliveries ?? 1); i++) aggregations.push(aggregate(change.new.buildId, { blobs, ledger, notifier, clock, ...(options.renderReport ? { renderReport: options.renderReport } : {}) }));
   });
   return { clock, blobs, ledger, queue, notifier, aggregations };
 }

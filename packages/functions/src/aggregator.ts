@@ -1,6 +1,18 @@
 import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
 import type { Logger } from "@aws-lambda-powertools/logger";
-import { aggregate, isAggregationTrigger, PackCache, pricesFromEnv, type BlobStore, type BuildLedger, type Clock, type Notifier, type Prices } from "@canopy/core";
+import {
+  aggregate,
+  isAggregationTrigger,
+  PackCache,
+  pricesFromEnv,
+  type BlobStore,
+  type BuildLedger,
+  type BuildReport,
+  type Clock,
+  type Notifier,
+  type Prices,
+} from "@canopy/core";
+import { renderReport } from "@canopy/report";
 import { changeFromStreamRecord } from "@canopy/runtime-aws";
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
 import { resources } from "./resources.ts";
@@ -13,6 +25,8 @@ export interface AggregatorDeps {
   clock?: Clock;
   /** Default: CANOPY_PRICES (JSON), else AWS's us-east-1 prices. */
   prices?: Partial<Prices>;
+  /** report.html from the report; default @canopy/report's (its chart library comes with the bundle: copyFiles). */
+  renderReport?: (report: BuildReport) => string;
 }
 
 /**
@@ -44,13 +58,15 @@ export function createAggregator(deps: AggregatorDeps = {}) {
       const outcome = await aggregate(buildId, {
         ...ports,
         packs,
+        renderReport: deps.renderReport ?? renderReport,
         ...(prices ? { prices } : {}),
         ...(memory !== undefined ? { memoryMb: memory } : {}),
         ...(deps.clock ? { clock: deps.clock } : {}),
       });
-      if (outcome.outcome === "completed")
-        logger.info("build completed", { buildId, modelKey: outcome.modelKey, timings: outcome.report.timings, usd: outcome.report.cost.usd.total });
-      else if (outcome.outcome === "failed") logger.error("build failed in aggregation", { buildId, reason: outcome.reason });
+      if (outcome.outcome === "completed") {
+        logger.info("build completed", { buildId, modelKey: outcome.modelKey, reportHtmlKey: outcome.reportHtmlKey, timings: outcome.report.timings, usd: outcome.report.cost.usd.total });
+        if (outcome.reportHtmlError) logger.error("report.html was not written", { buildId, error: outcome.reportHtmlError });
+      } else if (outcome.outcome === "failed") logger.error("build failed in aggregation", { buildId, reason: outcome.reason });
       else logger.info("aggregation not claimed (already claimed, or not ready)", { buildId });
       return outcome.outcome;
     };

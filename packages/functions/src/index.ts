@@ -2,6 +2,6 @@ export { createAggregator, type AggregatorDeps } from "./aggregator.ts";
 export { createDeadLetterConsumer, type DeadLetterDeps } from "./dlq.ts";
 export { createPredictFunction, requestFromEvent, resultFromResponse, type PredictDeps } from "./predict.ts";
 export { resources } from "./resources.ts";
-export { functionLogger, memoryMb } from "./runtime.ts";
+export { containerId, functionLogger, memoryMb } from "./runtime.ts";
 export { createSweeper, stallLimitMs, type SweeperDeps } from "./sweeper.ts";
 export { createTrainer, type TrainerDeps } from "./trainer.ts";

@@ -3,7 +3,7 @@ import type { Logger } from "@aws-lambda-powertools/logger";
 import { decodeGroveTask, errorLine, PackCache, recordGroveError, trainGrove, type BlobStore, type BuildLedger, type Clock } from "@canopy/core";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { resources } from "./resources.ts";
-import { functionLogger, memoryMb } from "./runtime.ts";
+import { containerId, functionLogger, memoryMb } from "./runtime.ts";
 
 export interface TrainerDeps {
   ports?: () => Promise<{ blobs: BlobStore; ledger: BuildLedger }>;
@@ -27,11 +27,14 @@ export function createTrainer(deps: TrainerDeps = {}) {
     logger.addContext(context);
     const ports = await getPorts();
     const memory = memoryMb(context);
+    const worker = containerId(context);
     const train = async (record: SQSRecord) => {
       const task = decodeGroveTask(record.body);
-      const where = { buildId: task.buildId, grove: task.grove, receiveCount: Number(record.attributes.ApproximateReceiveCount) };
+      const receiveCount = Number(record.attributes.ApproximateReceiveCount);
+      const where = { buildId: task.buildId, grove: task.grove, receiveCount };
       try {
-        const result = await trainGrove(task, { ...ports, packs, ...(memory !== undefined ? { memoryMb: memory } : {}), ...(deps.clock ? { clock: deps.clock } : {}) });
+        const delivery = { worker, ...(Number.isInteger(receiveCount) && receiveCount > 0 ? { attempt: receiveCount } : {}) };
+        const result = await trainGrove(task, { ...ports, packs, ...(memory !== undefined ? { memoryMb: memory } : {}), ...(deps.clock ? { clock: deps.clock } : {}) }, delivery);
         if (result.status === "skipped") logger.info("grove skipped", { ...where, reason: result.reason });
         else logger.info(`grove ${result.status}`, { ...where, remaining: result.remaining, stats: result.stats });
         return result.status;

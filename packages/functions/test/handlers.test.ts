@@ -3,7 +3,7 @@ import { MemoryBlobStore } from "@canopy/core/testing";
 import { describe, expect, it } from "vitest";
 import { createAggregator } from "../src/aggregator.ts";
 import { createDeadLetterConsumer } from "../src/dlq.ts";
-import { memoryMb } from "../src/runtime.ts";
+import { containerId, memoryMb } from "../src/runtime.ts";
 import { createSweeper, stallLimitMs } from "../src/sweeper.ts";
 import { createTrainer } from "../src/trainer.ts";
 import { context, irisBuild, quiet, sqsEvent, streamRecord, taskEvent } from "./support.ts";
@@ -37,6 +37,23 @@ describe("trainer", () => {
     expect((await b.ledger.get(b.id))!.groveStats[1].packCached).toBe(true);
   });
 
+  it("records the container (from its log stream) and the delivery that trained each grove", async () => {
+    const b = await irisBuild();
+    const trainer = trainerFor(b);
+    const first = context();
+    await trainer(taskEvent([b.tasks[0]]), first);
+    await trainer(taskEvent([b.tasks[1]], 3), context());
+    const stats = (await b.ledger.get(b.id))!.groveStats;
+    expect(stats[0].worker).toBe(first.logStreamName.split("]")[1].slice(0, 8));
+    expect(stats[0]).not.toHaveProperty("attempt"); // a first delivery
+    expect(stats[1].attempt).toBe(3);
+    expect(stats[1].worker).not.toBe(stats[0].worker);
+    // Without a log stream, one id made at module init stands for the container.
+    expect(containerId({ logStreamName: "" })).toMatch(/^[0-9a-f]{8}$/);
+    expect(containerId({ logStreamName: "" })).toBe(containerId(undefined));
+    expect(containerId({ logStreamName: "2026/01/01/[$LATEST]C0FFEE12aa34bb56cc78dd90ee12ff34" })).toBe("c0ffee12");
+  });
+
   it("does not fail the whole batch when every record fails", async () => {
     const b = await irisBuild();
     const response = await trainerFor(b)(sqsEvent(["{}", "[]"]), context());
@@ -68,6 +85,11 @@ describe("aggregator", () => {
     // The aggregator's own run (at 3008 MB) is billed on top of the groves'.
     expect(report.cost.totals.billedGbS).toBeGreaterThan(trainerGbS);
     expect(report.cost.usd.total).toBeGreaterThan(report.cost.usd.lambdaCompute);
+    // report.html beside it, by the default renderer, with the trainers' containers on its timeline.
+    const html = new TextDecoder().decode((await b.blobs.get(keys.reportHtml(b.id)))!);
+    expect(html).toMatch(/^<!doctype html>/);
+    expect(html).toContain(`<h1>Canopy build ${b.id}: iris.csv</h1>`);
+    expect(html).toContain('"rows":["' + report.groves[0].worker);
   });
 
   it("turns an aggregation error into a FAILED build with one notification (core's aggregate does it)", async () => {

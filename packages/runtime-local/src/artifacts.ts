@@ -1,15 +1,16 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { InputError, isBuildId, keys } from "@canopy/core";
+import { InputError, isBuildId, keys, type BuildReport } from "@canopy/core";
 import { Forest } from "@canopy/forest";
+import { renderReport } from "@canopy/report";
 import { isNotFound } from "./atomic.ts";
 import { DiskBlobStore } from "./blob-store.ts";
 import { DiskLedger } from "./disk-ledger.ts";
 import { LocalStoreError } from "./errors.ts";
 
 /** What an export directory holds; only a directory with nothing else in it is ever replaced. */
-const EXPORT_ENTRIES = new Set(["model.canopy", "report.json", "spec.json", "groves"]);
+const EXPORT_ENTRIES = new Set(["model.canopy", "report.json", "report.html", "spec.json", "groves"]);
 
 export interface ExportedArtifacts {
   dir: string;
@@ -18,8 +19,8 @@ export interface ExportedArtifacts {
 }
 
 /**
- * Copies a completed build out of the runtime root: `model.canopy`, `report.json`, `spec.json` (the manifest)
- * and `groves/<00000>.grove`. Written into a temp directory next to `outDir`, then renamed into place, so
+ * Copies a completed build out of the runtime root: `model.canopy`, `report.json`, `report.html` (rendered
+ * from report.json if the build predates it), `spec.json` (the manifest) and `groves/<00000>.grove`. Written into a temp directory next to `outDir`, then renamed into place, so
  * `outDir` is never half-written. An existing `outDir` is replaced only if it is empty or an earlier export.
  */
 export async function exportArtifacts(root: string, buildId: string, outDir: string): Promise<ExportedArtifacts> {
@@ -31,6 +32,7 @@ export async function exportArtifacts(root: string, buildId: string, outDir: str
   const wanted: [string, string][] = [
     ["model.canopy", keys.model(buildId)],
     ["report.json", keys.report(buildId)],
+    ["report.html", keys.reportHtml(buildId)],
     ["spec.json", keys.spec(buildId)],
     ...record.landed.map((g): [string, string] => [`groves/${String(g).padStart(5, "0")}.grove`, keys.grove(buildId, g)]),
   ];
@@ -42,7 +44,7 @@ export async function exportArtifacts(root: string, buildId: string, outDir: str
   try {
     await mkdir(join(temp, "groves"), { recursive: true });
     for (const [file, key] of wanted) {
-      const bytes = await blobs.get(key);
+      const bytes = file === "report.html" ? await reportHtml(blobs, buildId) : await blobs.get(key);
       if (!bytes) throw new LocalStoreError(`build ${buildId} is COMPLETED but ${key} is missing from ${blobs.root}`);
       await writeFile(join(temp, file), bytes);
     }
@@ -52,6 +54,18 @@ export async function exportArtifacts(root: string, buildId: string, outDir: str
     throw err;
   }
   return { dir: target, files: wanted.map(([file]) => file).sort() };
+}
+
+/**
+ * The build's report.html: the stored one, else rendered from its report.json (builds made before report.html
+ * existed); undefined when neither is there.
+ */
+async function reportHtml(blobs: DiskBlobStore, buildId: string): Promise<Uint8Array | undefined> {
+  const stored = await blobs.get(keys.reportHtml(buildId));
+  if (stored) return stored;
+  const json = await blobs.get(keys.report(buildId));
+  if (!json) return undefined;
+  return new TextEncoder().encode(renderReport(JSON.parse(new TextDecoder().decode(json)) as BuildReport));
 }
 
 async function checkReplaceable(dir: string): Promise<void> {

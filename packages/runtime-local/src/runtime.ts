@@ -45,6 +45,7 @@ import {
   type Runtime,
 } from "@canopy/core";
 import { decodePack } from "@canopy/forest";
+import { renderReport } from "@canopy/report";
 import { DiskBlobStore } from "./blob-store.ts";
 import { DiskLedger } from "./disk-ledger.ts";
 import { InterruptedError, LocalStoreError } from "./errors.ts";
@@ -294,8 +295,8 @@ class EmbeddedRuntime implements LocalRuntime {
     });
     const outcome = ended.then(async (notification) => {
       const result = await this.outcome(buildId, notification);
-      const report = result.status === "COMPLETED" ? { report: result.report } : {};
-      const view: BuildView = { record: result.record, treesTotal, treesDone: treesLanded(result.record), ...report };
+      // As status() would read it (report, page), so a follower's last view and a later status agree.
+      const view: BuildView = { ...(await viewOf(this.blobs, result.record)), treesTotal };
       this.append(log, { type: "end", buildId, elapsedMs: this.clock.now() - startedAt, view });
       log.close();
       return result;
@@ -387,10 +388,15 @@ class EmbeddedRuntime implements LocalRuntime {
   private runAggregation(buildId: string): void {
     if (this.closed) return;
     this.inBackground(
-      aggregate(buildId, { blobs: this.blobs, ledger: this.ledger, notifier: this.notifier, clock: this.clock, packs: this.packs }).catch((err) => {
-        this.warn(`aggregation of ${buildId} failed: ${errorLine(err)}`);
-        this.runs.get(buildId)?.abort(err instanceof Error ? err : new Error(String(err)));
-      }),
+      aggregate(buildId, { blobs: this.blobs, ledger: this.ledger, notifier: this.notifier, clock: this.clock, packs: this.packs, renderReport }).then(
+        (outcome) => {
+          if (outcome.outcome === "completed" && outcome.reportHtmlError) this.warn(`report.html of ${buildId} was not written: ${outcome.reportHtmlError}`);
+        },
+        (err) => {
+          this.warn(`aggregation of ${buildId} failed: ${errorLine(err)}`);
+          this.runs.get(buildId)?.abort(err instanceof Error ? err : new Error(String(err)));
+        },
+      ),
     );
   }
 

@@ -1,4 +1,4 @@
-import { parentPort, workerData } from "node:worker_threads";
+import { parentPort, threadId, workerData } from "node:worker_threads";
 import {
   decodeGroveTask,
   InternalError,
@@ -65,7 +65,7 @@ export function serveTrainer(hooks: TrainerHooks = {}): void {
     try {
       const task = decodeGroveTask(body);
       await hooks.beforeTask?.(task, receiveCount, init.data);
-      const result: GroveResult = await trainGrove(task, { blobs, ledger, packs });
+      const result: GroveResult = await trainGrove(task, { blobs, ledger, packs }, { worker: `thread-${threadId}`, attempt: receiveCount });
       post({ kind: "done", id, result });
     } catch (err) {
       post({ kind: "failed", id, error: serializeError(err) });

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { keys } from "@canopy/core";
@@ -21,15 +21,22 @@ describe("exportArtifacts and loadModel", () => {
     const parent = await tempDir();
     const out = join(parent, "out", "digits-model");
     const exported = await exportArtifacts(root, id, out);
-    expect(exported).toEqual({ dir: out, files: ["groves/00000.grove", "groves/00001.grove", "model.canopy", "report.json", "spec.json"] });
+    expect(exported).toEqual({ dir: out, files: ["groves/00000.grove", "groves/00001.grove", "model.canopy", "report.html", "report.json", "spec.json"] });
+    // The store has report.html beside report.json (written at aggregation); the export is that file.
+    expect(readFileSync(join(out, "report.html")).equals(readFileSync(join(root, keys.reportHtml(id))))).toBe(true);
+    expect(readFileSync(join(out, "report.html"), "utf8")).toContain(`<h1>Canopy build ${id}: digits.csv</h1>`);
     expect(readFileSync(join(out, "model.canopy")).equals(model)).toBe(true);
     expect(readFileSync(join(out, "groves", "00001.grove")).equals(readFileSync(join(root, keys.grove(id, 1))))).toBe(true);
     expect(JSON.parse(readFileSync(join(out, "report.json"), "utf8"))).toEqual(outcome.report);
     expect(JSON.parse(readFileSync(join(out, "spec.json"), "utf8")).buildId).toBe(id);
 
-    // Again into the same directory: replaced, and no temp or set-aside directories are left next to it.
+    // Again into the same directory: replaced, and no temp or set-aside directories are left next to it. The
+    // store's report.html is gone meanwhile (a build made before there was one): the export renders it again.
     await writeFile(join(out, "model.canopy"), "stale");
+    const html = readFileSync(join(root, keys.reportHtml(id)));
+    rmSync(join(root, keys.reportHtml(id)));
     await exportArtifacts(root, id, out);
+    expect(readFileSync(join(out, "report.html")).equals(html)).toBe(true);
     expect(readFileSync(join(out, "model.canopy")).equals(model)).toBe(true);
     expect(readdirSync(join(parent, "out"))).toEqual(["digits-model"]);
 

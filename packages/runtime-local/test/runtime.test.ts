@@ -68,6 +68,11 @@ describe("the embedded runtime, end to end on digits with real trainer threads",
             expect(g.packCached, "trainers use the shared pack, not the stored one").toBe(true);
           }
           expect(report.model.trees).toBe(50);
+          // One timeline row per trainer thread; every grove landed on its first delivery.
+          const workersSeen = new Set(report.groves.map((g) => g.worker));
+          expect([...workersSeen].every((w) => /^thread-\d+$/.test(w ?? "")), label).toBe(true);
+          expect(workersSeen.size, label).toBeLessThanOrEqual(workers);
+          expect(report.groves.filter((g) => g.attempt !== undefined)).toEqual([]);
 
           const progress = progressOf(events);
           expect(progress[0]).toMatchObject({ landed: 0, total: groves, treesDone: 0, treesTotal: 50 });
@@ -129,6 +134,7 @@ describe("the embedded runtime, end to end on digits with real trainer threads",
       const outcome = completed(await runtime.train(digitsSpec(10), digits));
       expect(modelBytes(outcome).equals(await referenceModel(digitsSpec(10)))).toBe(true);
       expect(deliveries(log).filter((d) => d.startsWith("1:"))).toEqual(["1:1:fail", "1:2:ok"]);
+      expect(outcome.report.groves.map((g) => g.attempt ?? 1)).toEqual([1, 2, 1, 1, 1]);
       expect(outcome.record.failed).toEqual([]);
       expect(progressOf(events).some((p) => p.failed > 0)).toBe(false);
       expect(notifications).toHaveLength(1);

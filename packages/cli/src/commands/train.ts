@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { isBuildId, SpecError, TERMINAL_STATUSES, type BuildEnd, type BuildHandle } from "@canopy/core";
@@ -99,5 +100,6 @@ async function finish(handle: BuildHandle, end: BuildEnd, options: TrainOptions,
     const why = options.resume !== undefined ? "had already finished; nothing to resume" : "was already done with the same data and options; nothing to train";
     process.stderr.write(`canopy: build ${record.buildId} ${why}\n`);
   }
-  process.stdout.write(`${summary(report!, shown(modelPath), shown(reportPath))}\n`);
+  const pagePath = reportPath.replace(/\.json$/, ".html");
+  process.stdout.write(`${summary(report!, shown(modelPath), shown(reportPath), existsSync(pagePath) ? shown(pagePath) : undefined)}\n`);
 }

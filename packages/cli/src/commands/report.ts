@@ -1,0 +1,125 @@
+import { spawn, spawnSync } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import type { Command } from "commander";
+import type { BuildReport } from "@canopy/core";
+import { FailedError, fileError, UsageError } from "../errors.ts";
+import { bytes } from "../format.ts";
+import { writeFileAtomic } from "../fs.ts";
+import { addTargetOptions, type TargetOptions } from "../registry-target.ts";
+
+export interface ReportOptions extends TargetOptions {
+  out?: string;
+  open?: boolean;
+  json?: boolean;
+}
+
+export function addReportCommand(canopy: Command): Command {
+  return addTargetOptions(
+    canopy
+      .command("report")
+      .summary("write a build's report.html (charts) and optionally open it")
+      .description(
+        "Write a build's report as one self-contained web page (report.html: metrics, the metric by number of trees, " +
+          "confusion matrix or residuals, importances, the build's timeline, timings and cost; it opens offline). From a " +
+          "build id in the local store (written beside its model), a model file or train --out directory (beside " +
+          "model.canopy, from the report.json there), or with --aws / --endpoint / --bucket a build in the deployed " +
+          "app's bucket (written to <build-id>.report.html here). Prints the file's path.",
+      )
+      .argument("<build-id|model>", "a build id, a model file, or a train --out directory")
+      .option("--out <file.html>", "write the page here instead (an existing file is replaced only if it is a Canopy report)")
+      .option("--open", "open the page in the default browser (xdg-open, open or start)")
+      .option("--json", "print {buildId, path, bytes} as JSON"),
+    ["bucket"],
+  ).action(async (ref: string, options: ReportOptions) => {
+    await report(ref, options);
+  });
+}
+
+/** A page this command (or a build) wrote earlier, which may be replaced; anything else at --out is the user's. */
+function isCanopyReport(text: string): boolean {
+  return text.startsWith("<!doctype html>") && text.includes('<script type="application/json" id="canopy-charts">');
+}
+
+async function checkOut(out: string): Promise<void> {
+  if (!out.toLowerCase().endsWith(".html")) throw new UsageError(`--out ${out}: the page is HTML; give a file name ending in .html`);
+  let existing: string;
+  try {
+    existing = await readFile(out, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw fileError(err, out, "file") ?? err;
+  }
+  if (!isCanopyReport(existing)) throw new UsageError(`--out ${out} already exists and is not a Canopy report; choose another file`);
+}
+
+function parseReport(bytes: Uint8Array, where: string): BuildReport {
+  try {
+    const report = JSON.parse(new TextDecoder().decode(bytes)) as BuildReport;
+    if (report?.v === 1 && typeof report.buildId === "string") return report;
+  } catch {
+    // below
+  }
+  throw new UsageError(`${where} is not a Canopy report.json`);
+}
+
+/** The report and where its page goes by default, from the local store, a model on disk, or the AWS bucket. */
+async function locate(ref: string, options: ReportOptions): Promise<{ report: BuildReport; page: string }> {
+  const { isBuildId, keys } = await import("@canopy/core");
+  const awsFlags = [options.aws && "--aws", options.endpoint && "--endpoint", options.bucket && "--bucket"].filter(Boolean);
+  if (awsFlags.length > 0) {
+    if (options.root !== undefined) throw new UsageError(`--root is the local store; it does not go with ${awsFlags.join(", ")}`);
+    if (!isBuildId(ref)) throw new UsageError(`${JSON.stringify(ref)} is not a build id (b- and 16 hex digits); on AWS the report is found by build id`);
+    const { connectAws } = await import("../aws-target.ts");
+    const target = await connectAws(options, ["bucket"]);
+    try {
+      const { S3BlobStore } = await import("@canopy/runtime-aws");
+      const { bucket } = target.resources;
+      const json = await new S3BlobStore(bucket).get(keys.report(ref));
+      if (!json) throw new FailedError(`build ${ref} has no report in s3://${bucket}/${keys.report(ref)} (not completed, or not this app's build)`);
+      return { report: parseReport(json, `s3://${bucket}/${keys.report(ref)}`), page: `${ref}.report.html` };
+    } catch (err) {
+      throw target.explain(err);
+    } finally {
+      target.close();
+    }
+  }
+  const root = options.root ?? ".canopy";
+  const { loadModelRef } = await import("../model.ts");
+  const loaded = await loadModelRef(ref, root);
+  if (loaded.report) return { report: loaded.report, page: join(dirname(loaded.path), "report.html") };
+  // A build of the store whose report.json does not match (or is missing): say so rather than guess.
+  throw new UsageError(`no report.json for ${ref} beside ${loaded.path}: the page is made from the build's report (canopy train writes it, --out exports it)`);
+}
+
+/** The platform's "open this file" command, if there is one. */
+function opener(): { command: string; args: (path: string) => string[] } | undefined {
+  if (process.platform === "darwin") return { command: "open", args: (p) => [p] };
+  if (process.platform === "win32") return { command: "cmd", args: (p) => ["/c", "start", "", p] };
+  const found = spawnSync("sh", ["-c", "command -v xdg-open"], { encoding: "utf8" });
+  return found.status === 0 ? { command: "xdg-open", args: (p) => [p] } : undefined;
+}
+
+export async function report(ref: string, options: ReportOptions, io: { stdout?: NodeJS.WritableStream; stderr?: NodeJS.WritableStream } = {}): Promise<void> {
+  const stdout = io.stdout ?? process.stdout;
+  const stderr = io.stderr ?? process.stderr;
+  if (options.out !== undefined) await checkOut(options.out);
+  const { report: found, page } = await locate(ref, options);
+  const { renderReport } = await import("@canopy/report");
+  const html = renderReport(found);
+  const path = resolve(options.out ?? page);
+  await writeFileAtomic(path, html);
+  const size = Buffer.byteLength(html);
+  stdout.write(options.json ? `${JSON.stringify({ buildId: found.buildId, path, bytes: size })}\n` : `${path}\n`);
+  if (!options.json) stderr.write(`canopy: wrote the report of ${found.buildId} (${bytes(size)}; it opens offline)\n`);
+  if (options.open) {
+    const open = opener();
+    if (!open) {
+      stderr.write(`canopy: no browser opener found (xdg-open, open or start); open ${path} in a browser\n`);
+      return;
+    }
+    const child = spawn(open.command, open.args(path), { detached: true, stdio: "ignore" });
+    child.on("error", (err) => stderr.write(`canopy: could not run ${open.command}: ${err.message}; open ${path} in a browser\n`));
+    child.unref();
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * report.html in real headless Chromium (Debian's package, driven by playwright-core; installed by the test
+ * when missing, see chromium.ts): the pages of a 100-tree digits build and a diabetes (regression) build, as
+ * `canopy train --out` writes them, open from disk with no console error and no request leaving file://, and
+ * every chart is drawn with one mark per tree, class cell, grove or held-out row. Screenshots go to
+ * test/report/screenshots/ (git-ignored).
+ */
+import { mkdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import type { BuildReport } from "@canopy/core";
+import type { Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { canopy, fixture, tempDir } from "../cli/support.ts";
+import { launchChromium, type Headless } from "./chromium.ts";
+
+const SHOTS = fileURLToPath(new URL("./screenshots/", import.meta.url));
+
+let chromium: Headless;
+const builds: Record<"digits" | "diabetes", { dir: string; report: BuildReport }> = {} as never;
+
+async function train(name: "digits" | "diabetes", args: string[]) {
+  const dir = await tempDir();
+  const run = await canopy(["train", fixture(`${name}.csv`), ...args, "--workers", "2", "--out", "out"], dir);
+  if (run.code !== 0) throw new Error(`canopy train ${name} exited ${run.code}: ${run.stderr}`);
+  builds[name] = { dir: join(dir, "out"), report: JSON.parse(readFileSync(join(dir, "out", "report.json"), "utf8")) as BuildReport };
+}
+
+beforeAll(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  // The first run on a machine may install chromium (apt-get): minutes, not seconds.
+  [chromium] = await Promise.all([
+    launchChromium(),
+    train("digits", ["--label", "digit", "--trees", "100"]),
+    train("diabetes", ["--trees", "50", "--grove-size", "10"]),
+  ]);
+}, 900_000);
+
+afterAll(async () => {
+  await chromium?.close();
+});
+
+interface Opened {
+  page: Page;
+  errors: string[];
+  requests: string[];
+  /** Elements drawn by each mark, by the mark's aria-description. */
+  marks: Record<string, number>;
+  drawn: (string | null)[];
+}
+
+async function open(file: string): Promise<Opened> {
+  const page = await chromium.context.newPage();
+  const errors: string[] = [];
+  const requests: string[] = [];
+  page.on("console", (m) => {
+    if (m.type() === "error" || m.type() === "warning") errors.push(`${m.type()}: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => errors.push(`uncaught: ${e.message}`));
+  page.on("request", (r) => requests.push(r.url()));
+  await page.goto(pathToFileURL(file).href, { waitUntil: "load" });
+  // A string: this program is type-checked without the DOM library.
+  await page.waitForFunction(`[...document.querySelectorAll("figure[data-chart]")].every((f) => f.hasAttribute("data-drawn"))`);
+  const drawn = await page.$$eval("figure[data-chart]", (figures) => figures.map((f) => f.getAttribute("data-drawn")));
+  const marks = await page.$$eval("svg g[aria-description]", (groups) => {
+    const out: Record<string, number> = {};
+    for (const g of groups) {
+      const key = g.getAttribute("aria-description")!;
+      out[key] = (out[key] ?? 0) + g.childElementCount;
+    }
+    return out;
+  });
+  return { page, errors, requests, marks, drawn };
+}
+
+/** Opens `file`, runs `check` on it, always closes the page. */
+async function withPage(file: string, check: (o: Opened) => Promise<void>): Promise<void> {
+  const o = await open(file);
+  try {
+    await check(o);
+  } finally {
+    await o.page.close();
+  }
+}
+
+async function shoot(o: Opened, name: string): Promise<void> {
+  await o.page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  await o.page.locator("#timeline").screenshot({ path: join(SHOTS, `${name}-timeline.png`) });
+  await o.page.locator("#trees").screenshot({ path: join(SHOTS, `${name}-trees.png`) });
+}
+
+describe("report.html in headless Chromium", () => {
+  it("digits (100 trees): every chart drawn, a point per tree, a cell per pair of the 10 classes, a bar per grove", async () => {
+    const { dir, report } = builds.digits;
+    const file = join(dir, "report.html");
+    await withPage(file, async (o) => {
+      await shoot(o, "digits");
+      expect(o.errors).toEqual([]);
+      expect(o.requests).toEqual([pathToFileURL(file).href]);
+      expect(o.drawn.length).toBeGreaterThanOrEqual(6);
+      expect(o.drawn.every((d) => d === "true")).toBe(true);
+
+      const groves = report.groves.length;
+      expect(groves).toBe(10);
+      expect(o.marks).toMatchObject({
+        "curve-point": 100 + 100, // accuracy and log-loss, one point per number of trees
+        "confusion-cell": 10 * 10,
+        "importance-bar": 10,
+        grove: groves,
+        "grove-stage": groves * 4, // load, train, store, land
+        "grove-wait": groves,
+        aggregation: 1,
+        straggler: report.groves.filter((g) => g.straggler).length,
+      });
+      // The class labels on both axes of the matrix.
+      const ticks = await o.page.$$eval('figure[data-chart="confusion"] svg g[aria-label="x-axis tick label"] text', (t) => t.map((x) => x.textContent));
+      expect(ticks).toEqual(report.dataset.classes);
+      // Tooltips say what a mark is.
+      const title = await o.page.$eval('svg g[aria-description="grove"] > *:first-child title', (t) => t.textContent);
+      expect(title).toMatch(/^grove \d+: trees \d+–\d+ on thread-\d+/);
+
+      const bytes = statSync(file).size;
+      console.log(`report.html of a 100-tree digits build: ${(bytes / 1024).toFixed(0)} KB (${report.groves.length} groves, ${report.dataset.testRows} held-out rows)`);
+      expect(bytes).toBeLessThan(1024 * 1024);
+    });
+  });
+
+  it("diabetes (regression, 50 trees): the curve, predicted vs actual and residuals per held-out row, the timeline", async () => {
+    const { dir, report } = builds.diabetes;
+    const file = join(dir, "report.html");
+    await withPage(file, async (o) => {
+      await shoot(o, "diabetes");
+      expect(o.errors).toEqual([]);
+      expect(o.requests).toEqual([pathToFileURL(file).href]);
+      expect(o.drawn.every((d) => d === "true")).toBe(true);
+      expect(report.groves).toHaveLength(5);
+      expect(o.marks).toMatchObject({
+        "curve-point": 50 + 50, // R² and MSE
+        "prediction-point": report.dataset.testRows,
+        "residual-point": report.dataset.testRows,
+        grove: 5,
+        "importance-bar": 10,
+      });
+      expect(o.marks).not.toHaveProperty("confusion-cell");
+    });
+  });
+
+  it("sorts the grove table by a column on click", async () => {
+    await withPage(join(builds.digits.dir, "report.html"), async (o) => {
+      await o.page.click("#timeline details summary");
+      const column = (i: number) => o.page.$$eval(`#timeline table.sortable tbody tr td:nth-child(${i})`, (cells) => cells.map((c) => Number(c.getAttribute("data-sort"))));
+      await o.page.click("#timeline table.sortable th:nth-child(7)"); // train time, ascending
+      const train = await column(7);
+      expect(train).toEqual([...train].sort((a, b) => a - b));
+      await o.page.click("#timeline table.sortable th:nth-child(7)"); // again: descending
+      expect(await column(7)).toEqual([...train].reverse());
+      expect(o.errors).toEqual([]);
+    });
+  });
+});
