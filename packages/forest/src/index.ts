@@ -10,6 +10,8 @@ export type { FitOptions } from "./fit.ts";
 export { Forest, FOREST_FORMAT, FOREST_VERSION } from "./forest.ts";
 export type { Matrix, ForestJSON, TreeJSON } from "./forest.ts";
 export { parseCsv } from "./csv.ts";
+export { parseCell, INVALID, isMissingCell, canonicalNumber, printable, quoted, MISSING_SPELLINGS } from "./cells.ts";
+export { readCsvRecords, CsvSyntaxError, binaryKind, notCsvMessage, CSV_PARSE_OPTIONS } from "./csv-text.ts";
 export type { ParseCsvOptions } from "./csv.ts";
 export { classificationMetrics, regressionMetrics } from "./metrics.ts";
 export type { ClassificationMetrics, RegressionMetrics, Metrics } from "./metrics.ts";

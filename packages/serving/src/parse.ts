@@ -1,4 +1,4 @@
-import { parse as parseCsvText } from "csv-parse/sync";
+import { CsvError, CsvSyntaxError, INVALID, parseCell, printable, quoted, readCsvRecords } from "@canopy/forest";
 import { ServingError } from "./http.ts";
 
 /** What a body must be read against: the served model's features (and its label, which rows may carry). */
@@ -22,9 +22,6 @@ export interface ParsedBody {
 
 export type BodyFormat = "json" | "csv";
 
-/** Missing-value spellings and number syntax exactly as the engine's CSV reader accepts them. */
-const MISSING = new Set(["", "na", "nan", "n/a", "null"]);
-const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 const JSON_FIELDS = new Set(["rows", "records", "proba"]);
 const USAGE = 'send JSON {"rows": [[...], ...]} or {"records": [{"feature": value, ...}, ...]}, or CSV with a header row';
 
@@ -45,7 +42,8 @@ export function bodyFormat(contentType: string | undefined, text: string): BodyF
 }
 
 function featureList(names: readonly string[]): string {
-  return names.length <= 8 ? names.join(", ") : `${names.slice(0, 8).join(", ")}, … (${names.length} in all)`;
+  const shown = names.slice(0, 8).map((n) => printable(n));
+  return names.length <= 8 ? shown.join(", ") : `${shown.join(", ")}, … (${names.length} in all)`;
 }
 
 function tooMany(nRows: number, maxRows: number): ServingError {
@@ -130,48 +128,59 @@ function recordsMatrix(records: unknown[], schema: FeatureSchema): RowMatrix {
   return { data, nRows: records.length, nCols };
 }
 
-/** CSV with a header row; columns matched to features by name (any order). Rows are numbered with the header as row 1. */
+/**
+ * CSV with a header row; columns matched to features by name (any order). Rows are numbered with the header as
+ * row 1. Records and cells are read by the engine's CSV reader and cell grammar (readCsvRecords, parseCell).
+ */
 function parseCsv(text: string, schema: FeatureSchema, maxRows: number): ParsedBody {
-  let records: string[][];
-  try {
-    records = parseCsvText(text, { bom: true, skip_empty_lines: true, relax_column_count: true }) as string[][];
-  } catch (err) {
-    throw bad(`malformed CSV: ${String((err as Error).message).split("\n")[0]}`);
-  }
-  while (records.length > 0 && records[0].every((c) => c.trim() === "")) records.shift();
-  if (records.length === 0) throw bad(`empty CSV: ${USAGE}`);
-  const header = records[0].map((name) => name.trim());
-  const position = new Map<string, number>();
-  const known = new Set(schema.featureNames);
-  header.forEach((name, i) => {
-    if (position.has(name)) throw bad(`CSV header: duplicate column ${JSON.stringify(name)}`);
-    if (!known.has(name) && name !== schema.labelName)
-      throw bad(`CSV header: unknown feature ${JSON.stringify(name)}; the model's features are ${featureList(schema.featureNames)}`);
-    position.set(name, i);
-  });
-  const missing = schema.featureNames.filter((n) => !position.has(n));
-  if (missing.length > 0) throw bad(`CSV header lacks feature${missing.length > 1 ? "s" : ""} ${featureList(missing)}`);
-  const nRows = records.length - 1;
-  if (nRows === 0) throw bad("the CSV has a header but no rows to predict");
-  if (nRows > maxRows) throw tooMany(nRows, maxRows);
   const nCols = schema.featureNames.length;
-  const cols = schema.featureNames.map((n) => position.get(n)!);
-  const data = new Float64Array(nRows * nCols);
-  for (let r = 0; r < nRows; r++) {
-    const record = records[r + 1];
-    const row = r + 2;
-    if (record.length !== header.length) throw bad(`CSV row ${row} has ${record.length} fields; the header has ${header.length}`);
-    for (let f = 0; f < nCols; f++) {
-      const cell = record[cols[f]].trim();
-      let v: number;
-      if (MISSING.has(cell.toLowerCase())) v = NaN;
-      else if (DECIMAL.test(cell) && Number.isFinite((v = Number(cell)))) {
-        // a number
-      } else throw bad(`CSV row ${row}, column ${JSON.stringify(schema.featureNames[f])}: ${JSON.stringify(record[cols[f]])} is not a number`);
-      data[r * nCols + f] = v;
-    }
+  const known = new Set(schema.featureNames);
+  let width = 0;
+  let cols: number[] = [];
+  let data = new Float64Array(16 * nCols);
+  let nRows = 0;
+  let records: number;
+  try {
+    records = readCsvRecords(text, (record, row) => {
+      if (row === 1) {
+        const header = record.map((name) => name.trim());
+        const position = new Map<string, number>();
+        header.forEach((name, i) => {
+          if (position.has(name)) throw bad(`CSV header: duplicate column ${quoted(name)}`);
+          if (!known.has(name) && name !== schema.labelName)
+            throw bad(`CSV header: unknown feature ${quoted(name)}; the model's features are ${featureList(schema.featureNames)}`);
+          position.set(name, i);
+        });
+        const missing = schema.featureNames.filter((n) => !position.has(n));
+        if (missing.length > 0) throw bad(`CSV header lacks feature${missing.length > 1 ? "s" : ""} ${featureList(missing)}`);
+        cols = schema.featureNames.map((n) => position.get(n)!);
+        width = header.length;
+        return;
+      }
+      if (row - 1 > maxRows) return; // counted, refused below with the total
+      if (record.length !== width) throw bad(`CSV row ${row} has ${record.length} fields; the header has ${width}`);
+      if ((nRows + 1) * nCols > data.length) {
+        const grown = new Float64Array(data.length * 2);
+        grown.set(data);
+        data = grown;
+      }
+      for (let f = 0; f < nCols; f++) {
+        const cell = record[cols[f]!]!;
+        const v = parseCell(cell);
+        if (v === INVALID) throw bad(`CSV row ${row}, column ${quoted(schema.featureNames[f]!)}: ${quoted(cell)} is not a number`);
+        data[nRows * nCols + f] = v;
+      }
+      nRows++;
+    });
+  } catch (err) {
+    if (err instanceof CsvSyntaxError) throw bad(`malformed CSV: ${err.detail}`);
+    if (err instanceof CsvError) throw bad(`CSV ${err.message}`);
+    throw err;
   }
-  return { X: { data, nRows, nCols } };
+  if (records === 0) throw bad(`empty CSV: ${USAGE}`);
+  if (records === 1) throw bad("the CSV has a header but no rows to predict");
+  if (records - 1 > maxRows) throw tooMany(records - 1, maxRows);
+  return { X: { data: data.subarray(0, nRows * nCols), nRows, nCols } };
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });

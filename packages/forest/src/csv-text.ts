@@ -1,0 +1,153 @@
+import { isUtf8 } from "node:buffer";
+import { parse } from "csv-parse/sync";
+import { quoted } from "./cells.ts";
+import { CsvError } from "./errors.ts";
+
+/**
+ * Reading CSV text into records, in one place for training, `canopy predict` and serving: a UTF-8 BOM is
+ * dropped, blank lines are skipped and not counted, binary files and invalid UTF-8 are refused with one line.
+ * Rows are 1-based with the header as row 1.
+ */
+
+/** csv-parse options every reader uses; ragged rows are reported by the caller, with the row number. */
+export const CSV_PARSE_OPTIONS = { bom: true, skip_empty_lines: true, relax_column_count: true } as const;
+
+/** A csv-parse syntax error (an unclosed or stray quote): `detail` is csv-parse's own first line. */
+export class CsvSyntaxError extends CsvError {
+  constructor(
+    readonly detail: string,
+    row: number,
+  ) {
+    super(`row ${row}: malformed CSV: ${detail}`, row);
+  }
+}
+
+const startsWith = (bytes: Uint8Array, magic: number[] | string, at = 0): boolean => {
+  const codes = typeof magic === "string" ? Array.from(magic, (c) => c.charCodeAt(0)) : magic;
+  if (bytes.length < at + codes.length) return false;
+  return codes.every((c, i) => bytes[at + i] === c);
+};
+
+/** Binary formats people hand to a CSV reader by mistake, by their first bytes. */
+const SIGNATURES: [number[] | string, string][] = [
+  [[0x1f, 0x8b], "gzip-compressed data"],
+  ["PAR1", "a Parquet file"],
+  ["PK\x03\x04", "a ZIP archive (an .xlsx workbook is one)"],
+  [[0xd0, 0xcf, 0x11, 0xe0], "an old Office file (.xls)"],
+  ["BZh", "bzip2-compressed data"],
+  [[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], "xz-compressed data"],
+  [[0x28, 0xb5, 0x2f, 0xfd], "zstd-compressed data"],
+  ["ARROW1", "an Arrow / Feather file"],
+  ["SQLite format 3\0", "an SQLite database"],
+  ["%PDF", "a PDF document"],
+  ["CNPYFRST", "a Canopy model"],
+  ["CNPYPACK", "a Canopy dataset pack"],
+  [[0xff, 0xfe], "UTF-16 text"],
+  [[0xfe, 0xff], "UTF-16 text"],
+];
+
+/** How far into the data a NUL byte marks it as binary (text files never hold one). */
+const SNIFF_BYTES = 64 * 1024;
+
+/** What binary data `head` (the first bytes of a file or body) is, or undefined if it may be text. */
+export function binaryKind(head: Uint8Array): string | undefined {
+  for (const [magic, kind] of SIGNATURES) if (startsWith(head, magic)) return kind;
+  const n = Math.min(head.length, SNIFF_BYTES);
+  for (let i = 0; i < n; i++) if (head[i] === 0) return "binary data (it holds NUL bytes)";
+  return undefined;
+}
+
+/** The one-line refusal of binary input. */
+export function notCsvMessage(kind: string): string {
+  const hint = kind === "UTF-16 text" ? "save it as UTF-8" : "canopy reads CSV text (UTF-8, with a header row)";
+  return `not CSV: the data is ${kind}; ${hint}`;
+}
+
+/** Offset of the first byte that breaks UTF-8 (the bytes are known not to be valid UTF-8). */
+function firstInvalidUtf8(bytes: Uint8Array): number {
+  const fails = (n: number) => {
+    try {
+      new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, n), { stream: true });
+      return false;
+    } catch {
+      return true;
+    }
+  };
+  // Smallest prefix that fails to decode (a sequence cut short at the end is not a failure in stream mode).
+  let lo = 1;
+  let hi = bytes.length;
+  if (!fails(hi)) return bytes.length - 1; // only the end is cut short
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (fails(mid)) hi = mid;
+    else lo = mid + 1;
+  }
+  // Decoding broke at byte lo - 1; the bad sequence may have started at a lead byte a little before it.
+  const at = lo - 1;
+  for (let j = at - 1; j >= 0 && j >= at - 3; j--) {
+    if (bytes[j]! >= 0xc0) return j;
+    if ((bytes[j]! & 0xc0) !== 0x80) break;
+  }
+  return at;
+}
+
+function invalidUtf8(record: string[], row: number, header: string[] | undefined, byte: number): CsvError {
+  const at = record.findIndex((cell) => cell.includes("\uFFFD"));
+  const hex = `0x${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  const column = at < 0 ? "" : header && header[at] !== undefined ? `, column ${quoted(header[at])}` : `, column ${at + 1}`;
+  return new CsvError(
+    `row ${row}${column}: invalid UTF-8 (byte ${hex}); canopy reads UTF-8 text: save the file as UTF-8`,
+    row,
+    at >= 0 && header ? header[at] : undefined,
+  );
+}
+
+/**
+ * Parses CSV text and hands each record to `onRecord` with its row number (the header is row 1) and the bytes
+ * read so far. Whitespace-only
+ * lines before the header are skipped like blank lines. Returns the number of records, header included.
+ * Throws CsvError for binary data, invalid UTF-8 (naming the row and column) and CSV syntax errors.
+ */
+export function readCsvRecords(input: Uint8Array | string, onRecord: (record: string[], row: number, bytes: number) => void): number {
+  let buf: Buffer;
+  let badByte = -1;
+  if (typeof input === "string") buf = Buffer.from(input, "utf8");
+  else {
+    // Zero-copy view: csv-parse needs Buffer methods, not just a Uint8Array.
+    buf = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+    const kind = binaryKind(buf);
+    if (kind !== undefined) throw new CsvError(notCsvMessage(kind));
+    if (!isUtf8(buf)) badByte = firstInvalidUtf8(buf);
+  }
+  let header: string[] | undefined;
+  let row = 0;
+  // Whatever onRecord throws reaches the caller as it was, not as a CSV syntax error.
+  let ours: { error: unknown } | undefined;
+  try {
+    parse(buf, {
+      ...CSV_PARSE_OPTIONS,
+      on_record: (record: string[], info: { bytes: number }): null => {
+        if (row === 0 && record.every((cell) => cell.trim() === "")) return null;
+        row++;
+        try {
+          if (badByte >= 0 && info.bytes > badByte) throw invalidUtf8(record, row, header, buf[badByte]!);
+          if (row === 1) header = record.map((name) => name.trim());
+          onRecord(record, row, info.bytes);
+        } catch (error) {
+          ours = { error };
+          throw error;
+        }
+        return null;
+      },
+    });
+  } catch (err) {
+    if (ours) throw ours.error;
+    // csv-parse's own errors (unclosed or stray quotes, ...): keep its one-line message.
+    throw new CsvSyntaxError(String((err as Error).message ?? err).split("\n")[0]!, row + 1);
+  }
+  if (badByte >= 0) {
+    // The bad byte sat in a trailing blank or unterminated stretch: still refuse it.
+    throw new CsvError(`row ${row + 1}: invalid UTF-8 (byte 0x${buf[badByte]!.toString(16).toUpperCase()}); save the file as UTF-8`, row + 1);
+  }
+  return row;
+}
