@@ -1,4 +1,4 @@
-import { evaluate, Forest, type Metrics } from "@canopy/forest";
+import { evaluate, Forest, FormatError, type Metrics } from "@canopy/forest";
 import { buildCost, type Prices } from "./cost.ts";
 import { AggregationError, errorLine } from "./errors.ts";
 import { CONTENT_TYPES, keys } from "./keys.ts";
@@ -50,7 +50,14 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
       const key = keys.grove(buildId, grove);
       const bytes = await ports.blobs.get(key);
       if (!bytes) throw new AggregationError(`grove ${grove} landed but ${key} is missing`);
-      const part = Forest.load(bytes);
+      let part: Forest;
+      try {
+        part = Forest.load(bytes);
+      } catch (err) {
+        // A damaged grove fails the build by name; merging whatever it decodes to would publish garbage.
+        if (err instanceof FormatError) throw new AggregationError(`grove ${grove} (${key}) is unreadable: ${err.message}`);
+        throw err;
+      }
       const { treeStart, treeEnd } = manifest.groves[grove];
       const indices = part.trees.map((t) => t.index);
       if (indices.length !== treeEnd - treeStart || indices.some((t, i) => t !== treeStart + i))

@@ -21,7 +21,7 @@ export { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifie
 export { canonicalJson, groveCount, MAX_TREES, parseBuildSpec, toFitParams, type BuildSpec } from "./spec.ts";
 export { buildIdFor, planBuild, planGroves, splitRows, type BuildPlan, type GrovePlan, type PackSummary, type RowSplit } from "./plan.ts";
 export { decodeGroveTask, encodeGroveTask, GROVE_TASK_VERSION, type GroveTask } from "./task.ts";
-export { PackCache } from "./pack-cache.ts";
+export { PackCache, verifiedPack } from "./pack-cache.ts";
 export { failGroveTask, trainGrove, type GroveResult, type TrainGrovePorts } from "./train-grove.ts";
 export { aggregate, type AggregateOutcome, type AggregatePorts } from "./aggregate.ts";
 export {

@@ -16,6 +16,7 @@ import {
   submitBuild,
   systemClock,
   TERMINAL_STATUSES,
+  verifiedPack,
   type BuildNotification,
   type BuildRecord,
   type BuildReport,
@@ -26,7 +27,7 @@ import {
   type LedgerChange,
   type Notifier,
 } from "@canopy/core";
-import { CanopyError, decodePack } from "@canopy/forest";
+import { CanopyError } from "@canopy/forest";
 import { DiskBlobStore } from "./blob-store.ts";
 import { DiskLedger } from "./disk-ledger.ts";
 import { formatNotification } from "./format.ts";
@@ -286,9 +287,7 @@ class Runtime implements LocalRuntime {
     if (!stored) throw new CanopyError(`dataset pack ${packKey} is missing from ${this.root}`);
     const bytes = new Uint8Array(new SharedArrayBuffer(stored.length));
     bytes.set(stored);
-    const pack = decodePack(bytes);
-    if (pack.hash !== packHash) throw new CanopyError(`dataset pack ${packKey} has hash ${pack.hash}, expected ${packHash}`);
-    this.share(pack);
+    this.share(verifiedPack(bytes, packKey, packHash));
   }
 
   /** The ledger's change feed, as a DynamoDB stream would deliver it: aggregation triggers and progress. */
