@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { UsageError } from "./errors.ts";
+import { fileError, UsageError } from "./errors.ts";
 
 /** Temp file in the target's directory, then rename: readers never see half a file. The directory must exist. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
@@ -46,4 +46,21 @@ export async function checkOutDir(path: string): Promise<void> {
   const foreign = entries.filter((e) => !EXPORT_ENTRIES.has(e));
   if (foreign.length > 0)
     throw new UsageError(`--out ${path} already holds other files (${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", ..." : ""}); choose a new or empty directory`);
+}
+
+/**
+ * A data file's bytes. Binary data (a .csv.gz, a Parquet or Excel file, a model) is refused here with one line
+ * naming the file, before anything tries to read it as CSV.
+ */
+export async function readDataFile(path: string): Promise<Uint8Array> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await readFile(path));
+  } catch (err) {
+    throw fileError(err, path, "data file") ?? err;
+  }
+  const { binaryKind, notCsvMessage, printable } = await import("@canopy/forest");
+  const kind = binaryKind(bytes);
+  if (kind !== undefined) throw new UsageError(`${printable(path)}: ${notCsvMessage(kind)}`);
+  return bytes;
 }

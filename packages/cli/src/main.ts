@@ -135,10 +135,11 @@ export async function main(argv: string[]): Promise<number> {
       if (err.code === "commander.helpDisplayed" || err.code === "commander.version") return EXIT_OK;
       return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     }
-    if (err instanceof InterruptedExit) process.stderr.write(`canopy: ${err.message}\n`);
-    else fail(oneLine(err));
+    const { CanopyError, printable } = await import("@canopy/forest");
+    // Messages quote names and cells from the input: no control character of theirs reaches the terminal.
+    if (err instanceof InterruptedExit) process.stderr.write(`canopy: ${printable(err.message)}\n`);
+    else fail(printable(oneLine(err)));
     if (process.env.CANOPY_DEBUG && err instanceof Error && !(err instanceof UsageError)) process.stderr.write(`${err.stack}\n`);
-    const { CanopyError } = await import("@canopy/forest");
     return exitCodeFor(err, err instanceof CanopyError);
   }
 }

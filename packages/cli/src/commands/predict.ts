@@ -1,5 +1,5 @@
-import { readFile } from "node:fs/promises";
-import { fileError, UsageError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
+import { readDataFile } from "../fs.ts";
 import { csvField, readFeatureCsv } from "../features.ts";
 import { loadModelRef } from "../model.ts";
 
@@ -9,19 +9,11 @@ export interface PredictOptions {
   root: string;
 }
 
-async function readData(path: string): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await readFile(path));
-  } catch (err) {
-    throw fileError(err, path, "data file") ?? err;
-  }
-}
-
 /** Predictions as CSV on stdout: one column named after the label, or one probability column per class. */
 export async function predict(data: string, options: PredictOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
   const { forest } = await loadModelRef(options.model, options.root);
   if (options.proba && forest.task !== "classification") throw new UsageError("--proba needs a classification model; this one is regression");
-  const X = readFeatureCsv(await readData(data), forest.featureNames);
+  const X = readFeatureCsv(await readDataFile(data), forest.featureNames);
   const lines: string[] = [];
   if (options.proba) {
     const k = forest.classes.length;

@@ -1,7 +1,7 @@
-import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { addAwsOptions, type AwsTargetOptions } from "../aws-target.ts";
-import { FailedError, fileError, InterruptedExit, UsageError } from "../errors.ts";
+import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
+import { readDataFile } from "../fs.ts";
 import { addSpecOptions } from "../spec-options.ts";
 import type { SpecFlags } from "../spec.ts";
 
@@ -41,14 +41,6 @@ export function parseS3Url(text: string): { bucket: string; key: string } | unde
   return { bucket: m[1], key: m[2] };
 }
 
-async function readLocal(path: string): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await readFile(path));
-  } catch (err) {
-    throw fileError(err, path, "data file") ?? err;
-  }
-}
-
 async function readS3(url: string, location: { bucket: string; key: string }): Promise<Uint8Array> {
   const { GetObjectCommand } = await import("@aws-sdk/client-s3");
   const { clients } = await import("@canopy/runtime-aws");
@@ -86,7 +78,7 @@ export async function publish(data: string, options: PublishOptions, io: Publish
         `use --grove-size ${Math.ceil(spec.n_estimators / DYNAMO_MAX_GROVES)} or more`,
     );
   const s3 = parseS3Url(data);
-  const local = s3 ? undefined : await readLocal(data);
+  const local = s3 ? undefined : await readDataFile(data);
 
   const { connectAws } = await import("../aws-target.ts");
   const target = await connectAws(options, ["bucket", "table", "queueUrl"]);

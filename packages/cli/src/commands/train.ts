@@ -1,11 +1,11 @@
-import { readFile } from "node:fs/promises";
 import { relative } from "node:path";
 import type { Command } from "commander";
 import { isBuildId, SpecError, type BuildReport } from "@canopy/core";
+import { quoted } from "@canopy/forest";
 import { createLocalRuntime, exportArtifacts, InterruptedError, type BuildOutcome, type ProgressEvent } from "@canopy/runtime-local";
-import { FailedError, fileError, InterruptedExit, UsageError } from "../errors.ts";
+import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
 import { bytes, metricsLine, table, timingsLine } from "../format.ts";
-import { checkOutDir } from "../fs.ts";
+import { checkOutDir, readDataFile } from "../fs.ts";
 import { progressView, type ProgressView } from "../progress.ts";
 import { buildSpec, FLAG_FOR_FIELD, specUsageError, type SpecFlags } from "../spec.ts";
 
@@ -24,14 +24,6 @@ function typedSpecFlags(command: Command): string[] {
   return command.options
     .filter((o) => flags.has(o.long ?? "") && command.getOptionValueSource(o.attributeName()) === "cli")
     .map((o) => o.long!);
-}
-
-async function readData(path: string): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await readFile(path));
-  } catch (err) {
-    throw fileError(err, path, "data file") ?? err;
-  }
 }
 
 /** Paths relative to the working directory when that is shorter, as users typed them. */
@@ -54,7 +46,7 @@ export async function train(data: string | undefined, raw: Record<string, unknow
   } else {
     if (data === undefined) throw new UsageError("missing <data.csv> (or --resume <build-id>); see canopy train --help");
     spec = buildSpec(data, options);
-    csv = await readData(data);
+    csv = await readDataFile(data);
   }
   if (options.out !== undefined) await checkOutDir(options.out);
 
@@ -139,7 +131,7 @@ export function summary(report: BuildReport, modelPath: string, reportPath: stri
   const missing = report.missingGroves.length;
   const rows: [string, string][] = [
     ["build", `${report.buildId}: ${report.model.trees} trees in ${report.groves.length} groves${missing ? ` (${missing} grove(s) failed and are missing)` : ""}`],
-    ["data", `${d.nRows} rows × ${d.nFeatures} features, label "${d.labelName}" (${target}); ${d.trainRows} train / ${d.testRows} test`],
+    ["data", `${d.nRows} rows × ${d.nFeatures} features, label ${quoted(d.labelName)} (${target}); ${d.trainRows} train / ${d.testRows} test`],
     ["metrics", metricsLine(report.metrics as unknown as Record<string, unknown> | null)],
     ["timings", timingsLine(report.timings)],
     ["model", `${modelPath} (${bytes(report.model.bytes)}, ${report.model.nodes} nodes)`],
