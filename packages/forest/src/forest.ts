@@ -395,7 +395,7 @@ function checkFormat(format: unknown, version: unknown): void {
   }
   if (!READABLE_VERSIONS.includes(version as number)) {
     throw new FormatError(
-      `unsupported ${FOREST_FORMAT} version ${JSON.stringify(version)} (this build reads versions ${READABLE_VERSIONS.join(" and ")})`,
+      `unsupported ${FOREST_FORMAT} version ${JSON.stringify(version)} (this build reads versions ${READABLE_VERSIONS.join(" and ")}: the file is damaged, or from a newer Canopy)`,
     );
   }
 }

@@ -160,6 +160,64 @@ describe("forest format: predictions", () => {
   });
 });
 
+/** The same model in the version 1 layout: a 16-byte preamble, no checksum, "version": 1 in the header. */
+function asVersion1(bin: Uint8Array): Uint8Array {
+  const length = new DataView(bin.buffer, bin.byteOffset).getUint32(12, true);
+  const header = JSON.parse(new TextDecoder().decode(bin.subarray(PREAMBLE, PREAMBLE + length))) as Record<string, unknown>;
+  header.version = 1;
+  const encoded = new TextEncoder().encode(JSON.stringify(header));
+  const body = bin.subarray(align8(PREAMBLE + length));
+  const out = new Uint8Array(align8(16 + encoded.length) + body.length);
+  out.set(bin.subarray(0, 8));
+  new DataView(out.buffer).setUint32(8, 1, true);
+  new DataView(out.buffer).setUint32(12, encoded.length, true);
+  out.set(encoded, 16);
+  out.set(body, align8(16 + encoded.length));
+  return out;
+}
+
+describe("forest format: version 2 checksum", () => {
+  it("writes version 2 with the CRC-32 of every other byte at offset 16", () => {
+    const bin = classForest.toBinary();
+    const view = new DataView(bin.buffer, bin.byteOffset);
+    expect(FOREST_VERSION).toBe(2);
+    expect(view.getUint32(8, true)).toBe(2);
+    expect(view.getUint32(16, true)).toBe(crc32(bin.subarray(20), crc32(bin.subarray(0, 16))));
+    expect(view.getUint32(20, true)).toBe(0);
+  });
+
+  it("still loads version 1 files, which predict the same and re-encode as version 2", () => {
+    for (const forest of [classForest, regForest]) {
+      const v1 = asVersion1(forest.toBinary());
+      const loaded = Forest.load(v1);
+      expect(loaded.version).toBe(1);
+      expectSameModel(forest, loaded);
+    }
+    expect(Forest.load({ ...classForest.toJSON(), version: 1 }).version).toBe(1);
+  });
+
+  it("refuses every single-bit flip of a version 2 file", () => {
+    const small = fitForest(irisPack, { n_estimators: 2, max_depth: 3, random_state: 2 });
+    const bin = small.toBinary();
+    for (let i = 0; i < bin.length; i++) {
+      for (let bit = 0; bit < 8; bit++) {
+        const bad = bin.slice();
+        bad[i] ^= 1 << bit;
+        expectFormatError(() => Forest.load(bad));
+      }
+    }
+    const bad = bin.slice();
+    bad[bin.length - 1] ^= 4;
+    expectFormatError(() => Forest.load(bad), /^corrupt model: checksum mismatch \(CRC-32 0x[0-9a-f]{8}, recorded 0x[0-9a-f]{8}\): the file is damaged$/);
+  });
+
+  it("JSON (no checksum) is still validated: a leaf value that is not finite is refused", () => {
+    const json = classForest.toJSON();
+    const tree0 = { ...json.trees[0], values: json.trees[0].values.map((v, i) => (i === 0 ? 1e39 : v)) };
+    expectFormatError(() => Forest.load(JSON.stringify({ ...json, trees: [tree0, ...json.trees.slice(1)] })), /not a finite number/);
+  });
+});
+
 describe("forest format: load rejects what is not a valid model with a FormatError", () => {
   it("another format name, another version (JSON and binary)", () => {
     const json = classForest.toJSON();
