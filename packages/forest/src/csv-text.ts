@@ -92,6 +92,7 @@ function firstInvalidUtf8(bytes: Uint8Array): number {
 }
 
 function invalidUtf8(record: string[], row: number, header: string[] | undefined, byte: number): CsvError {
+  // The record holding the bad byte: its first cell with a replacement character is the column.
   const at = record.findIndex((cell) => cell.includes("\uFFFD"));
   const hex = `0x${byte.toString(16).toUpperCase().padStart(2, "0")}`;
   const column = at < 0 ? "" : header && header[at] !== undefined ? `, column ${quoted(header[at])}` : `, column ${at + 1}`;
@@ -148,6 +149,96 @@ export function readCsvRecords(input: Uint8Array | string, onRecord: (record: st
   if (badByte >= 0) {
     // The bad byte sat in a trailing blank or unterminated stretch: still refuse it.
     throw new CsvError(`row ${row + 1}: invalid UTF-8 (byte 0x${buf[badByte]!.toString(16).toUpperCase()}); save the file as UTF-8`, row + 1);
+  }
+  return row;
+}
+
+/** Bytes at the end of `chunk` that start a UTF-8 sequence the chunk cuts short (0-3). */
+function incompleteTail(chunk: Uint8Array): number {
+  for (let back = 1; back <= Math.min(3, chunk.length); back++) {
+    const b = chunk[chunk.length - back]!;
+    if ((b & 0xc0) === 0x80) continue; // a continuation byte: keep looking for the lead
+    const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+    return need > back ? back : 0;
+  }
+  return 0;
+}
+
+/**
+ * readCsvRecords over a stream of chunks (a file, a gunzip stream, an S3 body): memory stays with one chunk,
+ * not the file. The same checks: binary data refused from the first bytes, invalid UTF-8 refused with its row
+ * and column, CSV syntax errors as CsvSyntaxError, and whatever `onRecord` throws passed on as it was.
+ */
+export async function readCsvStream(
+  chunks: AsyncIterable<Uint8Array>,
+  onRecord: (record: string[], row: number, bytes: number) => void,
+): Promise<number> {
+  const { parse: parseStream } = await import("csv-parse");
+  let header: string[] | undefined;
+  let row = 0;
+  let badByte = -1;
+  let badValue = 0;
+  let ours: { error: unknown } | undefined;
+  const parser = parseStream({
+    ...CSV_PARSE_OPTIONS,
+    on_record: (record: string[], info: { bytes: number }): null => {
+      if (row === 0 && record.every((cell) => cell.trim() === "")) return null;
+      row++;
+      try {
+        if (badByte >= 0 && info.bytes > badByte) throw invalidUtf8(record, row, header, badValue);
+        if (row === 1) header = record.map((name) => name.trim());
+        onRecord(record, row, info.bytes);
+      } catch (error) {
+        ours = { error };
+        throw error;
+      }
+      return null;
+    },
+  });
+  let failed: unknown;
+  const done = new Promise<void>((resolve) => {
+    parser.on("error", (err) => {
+      failed ??= err;
+      resolve();
+    });
+    parser.on("end", () => resolve());
+    parser.resume(); // records are taken by on_record; nothing is pushed, but the readable side must end
+  });
+  let offset = 0;
+  let tail: Uint8Array = new Uint8Array(0);
+  for await (const piece of chunks) {
+    if (failed) break;
+    const chunk = Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+    if (offset === 0) {
+      const kind = binaryKind(chunk);
+      if (kind !== undefined) throw new CsvError(notCsvMessage(kind));
+    }
+    if (badByte < 0) {
+      // Validate the bytes this chunk completes: the previous chunk's cut-short sequence, then all but its own.
+      const keep = incompleteTail(chunk);
+      const span = Buffer.concat([tail, chunk.subarray(0, chunk.length - keep)]);
+      if (!isUtf8(span)) {
+        const at = firstInvalidUtf8(span);
+        badByte = offset - tail.length + at;
+        badValue = span[at]!;
+      }
+      tail = chunk.subarray(chunk.length - keep);
+    }
+    offset += chunk.length;
+    if (!parser.write(chunk)) await new Promise<void>((resolve) => parser.once("drain", resolve).once("error", () => resolve()));
+  }
+  if (!failed) {
+    if (badByte < 0 && tail.length > 0) {
+      badByte = offset - tail.length;
+      badValue = tail[0]!;
+    }
+    parser.end();
+  }
+  await done;
+  if (ours) throw ours.error;
+  if (failed) throw new CsvSyntaxError(String((failed as Error).message ?? failed).split("\n")[0]!, row + 1);
+  if (badByte >= 0) {
+    throw new CsvError(`row ${row + 1}: invalid UTF-8 (byte 0x${badValue.toString(16).toUpperCase()}); save the file as UTF-8`, row + 1);
   }
   return row;
 }

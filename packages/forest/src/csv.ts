@@ -47,11 +47,7 @@ export function parseCsv(input: Uint8Array | string, options: ParseCsvOptions = 
   let capacity = 0;
   let nRows = 0;
   let headerBytes = 0;
-  // Labels are interned: distinct trimmed texts, their first row (for messages), and a provisional code per row.
-  const labelIds = new Map<string, number>();
-  const labelTexts: string[] = [];
-  const labelFirstRow: number[] = [];
-  let rowLabel = new Uint32Array(0);
+  let labels = new LabelColumn("");
 
   const grow = (min: number) => {
     const next = Math.max(min, Math.ceil(capacity * 1.5), 64);
@@ -60,35 +56,16 @@ export function parseCsv(input: Uint8Array | string, options: ParseCsvOptions = 
       col.set(columns[f]!.subarray(0, nRows));
       columns[f] = col;
     }
-    const labels = new Uint32Array(next);
-    labels.set(rowLabel.subarray(0, nRows));
-    rowLabel = labels;
+    labels.reserve(next);
     capacity = next;
   };
 
   const onHeader = (record: string[], bytes: number) => {
-    const names = record.map((name) => name.trim());
-    const seen = new Map<string, number>();
-    names.forEach((name, i) => {
-      if (name === "") throw new CsvError(`header row: column ${i + 1} has an empty name`, 1);
-      const prev = seen.get(name);
-      if (prev !== undefined) {
-        throw new CsvError(`header row: duplicate column name ${quoted(name)} (columns ${prev + 1} and ${i + 1})`, 1, name);
-      }
-      seen.set(name, i);
-    });
-    if (label === undefined) {
-      labelIndex = names.length - 1;
-    } else {
-      labelIndex = names.indexOf(label.trim());
-      if (labelIndex < 0) {
-        throw new CsvError(`label column ${quoted(label)} not found; columns are: ${listColumns(names)}`, 1, label);
-      }
-    }
+    const h = readHeader(record, label);
+    const names = h.names;
+    labelIndex = h.labelIndex;
     labelName = names[labelIndex]!;
-    if (names.length < 2) {
-      throw new CsvError(`CSV has no feature columns: the only column is the label ${quoted(labelName)}`, 1, labelName);
-    }
+    labels = new LabelColumn(labelName);
     header = names;
     nCols = names.length;
     featurePos = names.map((_, i) => i).filter((i) => i !== labelIndex);
@@ -121,18 +98,7 @@ export function parseCsv(input: Uint8Array | string, options: ParseCsvOptions = 
       }
       columns[f]![nRows] = v;
     }
-    const text = record[labelIndex]!.trim();
-    let id = labelIds.get(text);
-    if (id === undefined) {
-      if (isMissingCell(text)) {
-        throw new CsvError(`row ${row}, column ${quoted(labelName)}: the label is missing`, row, labelName);
-      }
-      id = labelTexts.length;
-      labelIds.set(text, id);
-      labelTexts.push(text);
-      labelFirstRow.push(row);
-    }
-    rowLabel[nRows] = id;
+    labels.add(record[labelIndex]!.trim(), nRows, row);
     nRows++;
   };
 
@@ -144,8 +110,69 @@ export function parseCsv(input: Uint8Array | string, options: ParseCsvOptions = 
   for (let f = 0; f < columns.length; f++) {
     if (columns[f]!.length !== nRows) columns[f] = columns[f]!.slice(0, nRows);
   }
-  const target = buildTarget(labelTexts, labelFirstRow, rowLabel.subarray(0, nRows), labelName, nRows, task);
-  return { featureNames, labelName, nRows, columns, target };
+  return { featureNames, labelName, nRows, columns, target: labels.target(nRows, task) };
+}
+
+/**
+ * The header row: names trimmed, none empty or repeated, the label found (default the last column) and at
+ * least one other column. Throws CsvError (row 1) naming the problem.
+ */
+export function readHeader(record: string[], label: string | undefined): { names: string[]; labelIndex: number } {
+  const names = record.map((name) => name.trim());
+  const seen = new Map<string, number>();
+  names.forEach((name, i) => {
+    if (name === "") throw new CsvError(`header row: column ${i + 1} has an empty name`, 1);
+    const prev = seen.get(name);
+    if (prev !== undefined) {
+      throw new CsvError(`header row: duplicate column name ${quoted(name)} (columns ${prev + 1} and ${i + 1})`, 1, name);
+    }
+    seen.set(name, i);
+  });
+  let labelIndex = names.length - 1;
+  if (label !== undefined) {
+    labelIndex = names.indexOf(label.trim());
+    if (labelIndex < 0) throw new CsvError(`label column ${quoted(label)} not found; columns are: ${listColumns(names)}`, 1, label);
+  }
+  if (names.length < 2) {
+    throw new CsvError(`CSV has no feature columns: the only column is the label ${quoted(names[labelIndex]!)}`, 1, names[labelIndex]);
+  }
+  return { names, labelIndex };
+}
+
+/** The label column while rows stream in: texts are interned (with their first row, for messages). */
+export class LabelColumn {
+  private readonly ids = new Map<string, number>();
+  private readonly texts: string[] = [];
+  private readonly firstRow: number[] = [];
+  private rowLabel = new Uint32Array(64);
+
+  constructor(readonly name: string) {}
+
+  /** Room for `capacity` rows. */
+  reserve(capacity: number): void {
+    if (capacity <= this.rowLabel.length) return;
+    const next = new Uint32Array(capacity);
+    next.set(this.rowLabel);
+    this.rowLabel = next;
+  }
+
+  /** Row index `r` (0-based) has the trimmed label `text`; `row` is its number in messages. */
+  add(text: string, r: number, row: number): void {
+    let id = this.ids.get(text);
+    if (id === undefined) {
+      if (isMissingCell(text)) throw new CsvError(`row ${row}, column ${quoted(this.name)}: the label is missing`, row, this.name);
+      id = this.texts.length;
+      this.ids.set(text, id);
+      this.texts.push(text);
+      this.firstRow.push(row);
+    }
+    if (r >= this.rowLabel.length) this.reserve(Math.max(64, Math.ceil(this.rowLabel.length * 1.5), r + 1));
+    this.rowLabel[r] = id;
+  }
+
+  target(nRows: number, task: Task | undefined): Target {
+    return buildTarget(this.texts, this.firstRow, this.rowLabel.subarray(0, nRows), this.name, nRows, task);
+  }
 }
 
 /**

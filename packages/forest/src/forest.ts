@@ -1,17 +1,19 @@
 import { crc32 } from "node:zlib";
 import { CanopyError, FormatError } from "./errors.ts";
 import { resolveParams, type ResolvedParams } from "./options.ts";
+import { schemaFeatures, schemaProblem, type TableSchema } from "./schema.ts";
 import { MISSING_BIN, type DatasetPack } from "./pack.ts";
 import type { Task, Tree } from "./types.ts";
 
 export const FOREST_FORMAT = "canopy-forest";
 /**
  * Version 2 adds a CRC-32 of the binary encoding (a damaged file is refused instead of predicting garbage);
- * version 1 files still load. The JSON form is the same in both versions and carries no checksum: it is text
+ * version 3 adds the table schema (how input columns become features), so a model predicts from the same kind
+ * of rows it was trained on. Versions 1 and 2 still load. The JSON form is the same in both versions and carries no checksum: it is text
  * people may edit, and it is validated field by field instead.
  */
-export const FOREST_VERSION = 2;
-const READABLE_VERSIONS = [1, 2];
+export const FOREST_VERSION = 3;
+const READABLE_VERSIONS = [1, 2, 3];
 const MAGIC = "CNPYFRST";
 /** Binary preamble: magic, version, header length (v1); v2 adds the CRC-32 and a reserved zero word. */
 const PREAMBLE_V1 = 16;
@@ -39,6 +41,8 @@ export interface ForestJSON {
   labelName: string;
   classes: string[];
   params: ResolvedParams;
+  /** Version 3: how input columns become the features (absent: every feature is a numeric column). */
+  schema?: TableSchema;
   trees: TreeJSON[];
 }
 
@@ -64,7 +68,19 @@ export class Forest {
     readonly trees: Tree[],
     /** The format version this forest was loaded from; encoding it always writes FOREST_VERSION. */
     readonly version: number = FOREST_VERSION,
+    /** How input columns become the features; absent for a forest of numeric columns only. */
+    readonly schema?: TableSchema,
   ) {}
+
+  /** This forest with the table schema of the data it was trained on (the aggregator adds the pack's). */
+  withSchema(schema: TableSchema | undefined): Forest {
+    if (schema === undefined) return this;
+    const names = schemaFeatures(schema).map((f) => f.name);
+    if (names.length !== this.featureNames.length || names.some((n, i) => n !== this.featureNames[i])) {
+      throw new CanopyError("the schema's features are not the forest's features");
+    }
+    return new Forest(this.task, this.featureNames, this.labelName, this.classes, this.params, this.trees, this.version, schema);
+  }
 
   get nTrees(): number {
     return this.trees.length;
@@ -242,6 +258,7 @@ export class Forest {
       labelName: this.labelName,
       classes: this.classes,
       params: this.params,
+      ...(this.schema ? { schema: this.schema } : {}),
     };
   }
 
@@ -412,6 +429,13 @@ function checkMeta(m: Partial<ForestJSON>): void {
     typeof m.params === "object" &&
     m.params !== null;
   if (!ok) throw new FormatError("corrupt model: bad header fields");
+  if (m.schema !== undefined) {
+    const problem = schemaProblem(m.schema);
+    if (problem !== undefined) throw new FormatError(`corrupt model: ${problem}`);
+    const names = schemaFeatures(m.schema).map((f) => f.name);
+    if (names.length !== m.featureNames!.length || names.some((n, i) => n !== m.featureNames![i]))
+      throw new FormatError("corrupt model: the schema does not match the features");
+  }
 }
 
 function fromBinary(bytes: Uint8Array): Forest {
@@ -564,5 +588,5 @@ function build(meta: Omit<ForestJSON, "trees">, trees: Tree[]): Forest {
     }
     if (i > 0 && index <= trees[i - 1].index) throw new FormatError("corrupt model: trees out of order");
   }
-  return new Forest(meta.task, meta.featureNames, meta.labelName, meta.classes, params, trees, meta.version);
+  return new Forest(meta.task, meta.featureNames, meta.labelName, meta.classes, params, trees, meta.version, meta.schema);
 }
