@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { fileError, UsageError } from "./errors.ts";
 
@@ -63,4 +63,18 @@ export async function readDataFile(path: string): Promise<Uint8Array> {
   const kind = binaryKind(bytes);
   if (kind !== undefined) throw new UsageError(`${printable(path)}: ${notCsvMessage(kind)}`);
   return bytes;
+}
+
+/** A data file that training will stream: it must exist and be readable (its content is checked as it is read). */
+export async function checkDataFile(path: string): Promise<void> {
+  try {
+    const handle = await open(path, "r");
+    try {
+      if (!(await handle.stat()).isFile()) throw Object.assign(new Error("not a file"), { code: "EISDIR" });
+    } finally {
+      await handle.close();
+    }
+  } catch (err) {
+    throw fileError(err, path, "data file") ?? err;
+  }
 }

@@ -65,10 +65,11 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
       groves.push(part);
     }
     const loaded = clock.now();
-    const forest = Forest.merge(groves);
+    const { pack } = await (ports.packs ?? new PackCache(1)).load(manifest.packHash, manifest.packKey, ports.blobs);
+    // The model carries the table schema, so predictions apply the same column kinds and categories.
+    const forest = Forest.merge(groves).withSchema(pack.schema);
     const merged = clock.now();
 
-    const { pack } = await (ports.packs ?? new PackCache(1)).load(manifest.packHash, manifest.packKey, ports.blobs);
     const split = splitRows(pack.nRows, manifest.spec.test_fraction, manifest.spec.seed);
     const metrics: Metrics | null = split.test.length > 0 ? evaluate(forest, pack, split.test) : null;
     const evaluated = clock.now();
@@ -101,6 +102,7 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
         classes: forest.classes,
         trainRows: split.train.length,
         testRows: split.test.length,
+        ...(pack.schema ? { schema: pack.schema } : {}),
       },
       metrics,
       timings: {

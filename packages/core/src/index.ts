@@ -18,7 +18,8 @@ export {
   type MetricsSummary,
 } from "./ledger.ts";
 export { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier, type TaskQueue } from "./ports.ts";
-export { canonicalJson, groveCount, MAX_TREES, parseBuildSpec, toFitParams, type BuildSpec } from "./spec.ts";
+export { canonicalJson, groveCount, MAX_TREES, parseBuildSpec, toFitParams, type BuildSpec, type ColumnOverrides } from "./spec.ts";
+export { csvTable, csvRows, type TableSource, type RowSink } from "./table-source.ts";
 export { buildIdFor, planBuild, planGroves, splitRows, type BuildPlan, type GrovePlan, type PackSummary, type RowSplit } from "./plan.ts";
 export { decodeGroveTask, encodeGroveTask, GROVE_TASK_VERSION, type GroveTask } from "./task.ts";
 export { PackCache, verifiedPack } from "./pack-cache.ts";
@@ -32,6 +33,7 @@ export {
   submitBuild,
   type BuildManifest,
   type PreparedDataset,
+  type PrepareOptions,
   type Resumption,
   type Submission,
   type SubmitPorts,

@@ -1,4 +1,4 @@
-import type { Forest, Metrics } from "@canopy/forest";
+import type { Forest, Metrics, TableSchema } from "@canopy/forest";
 import type { BuildCost } from "./cost.ts";
 import type { BuildRecord, GroveStats } from "./ledger.ts";
 import type { BuildManifest } from "./submit.ts";
@@ -48,6 +48,8 @@ export interface BuildReport {
     classes: string[];
     trainRows: number;
     testRows: number;
+    /** How the input's columns became the features (kinds, categories, excluded columns); absent for old packs. */
+    schema?: TableSchema;
   };
   /** On the held-out split; null when test_fraction is 0. */
   metrics: Metrics | null;

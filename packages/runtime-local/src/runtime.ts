@@ -1,4 +1,3 @@
-import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import {
@@ -27,6 +26,7 @@ import {
   type LedgerChange,
   type Notifier,
 } from "@canopy/core";
+import { fileSource, openTable } from "@canopy/core/ingest";
 import { CanopyError } from "@canopy/forest";
 import { DiskBlobStore } from "./blob-store.ts";
 import { DiskLedger } from "./disk-ledger.ts";
@@ -171,9 +171,15 @@ class Runtime implements LocalRuntime {
     const startedAt = this.clock.now();
     const spec = parseBuildSpec(specInput);
     this.emit({ type: "stage", stage: "preparing", elapsedMs: 0 });
-    const csv = data instanceof Uint8Array ? data : await readFile(data ?? spec.dataset);
+    // A path is streamed (CSV, .csv.gz or Parquet, by content); bytes are CSV.
+    const table = data instanceof Uint8Array ? data : await openTable(fileSource(data ?? spec.dataset));
     this.checkOpen();
-    const prepared = await prepareDataset(csv, { ...(spec.label !== undefined ? { label: spec.label } : {}), task: spec.task, shared: true }, this.blobs, this.clock);
+    const prepared = await prepareDataset(
+      table,
+      { ...(spec.label !== undefined ? { label: spec.label } : {}), task: spec.task, shared: true, ...(spec.columns ? { columns: spec.columns } : {}) },
+      this.blobs,
+      this.clock,
+    );
     this.share(prepared.pack);
     const buildId = buildIdFor(prepared.hash, spec);
     const running = this.trackers.get(buildId);

@@ -1,10 +1,15 @@
-import { CsvError, CsvSyntaxError, INVALID, parseCell, printable, quoted, readCsvRecords } from "@canopy/forest";
+import { CsvError, CsvSyntaxError, numericSchema, printable, quoted, readCsvRecords, RowEncoder, type CellValue, type TableSchema } from "@canopy/forest";
 import { ServingError } from "./http.ts";
 
-/** What a body must be read against: the served model's features (and its label, which rows may carry). */
+/**
+ * What a body must be read against: the served model's features (and its label, which rows may carry), and its
+ * table schema when it has one: then CSV columns and record fields are the model's input columns (text for
+ * categories and dates), while "rows" stay feature vectors of numbers.
+ */
 export interface FeatureSchema {
   featureNames: readonly string[];
   labelName: string;
+  schema?: TableSchema;
 }
 
 /** Rows to predict, row-major in the model's feature order; NaN marks a missing value. */
@@ -84,7 +89,7 @@ function parseJson(text: string, schema: FeatureSchema, maxRows: number): Parsed
   if (!Array.isArray(list)) throw bad(`"${key}" must be an array`);
   if (list.length === 0) throw bad(`"${key}" is empty: no rows to predict`);
   if (list.length > maxRows) throw tooMany(list.length, maxRows);
-  const X = key === "rows" ? rowsMatrix(list, schema) : recordsMatrix(list, schema);
+  const X = key === "rows" ? rowsMatrix(list, schema) : schema.schema ? schemaRecordsMatrix(list, schema, schema.schema) : recordsMatrix(list, schema);
   return proba === undefined ? { X } : { X, proba };
 }
 
@@ -128,13 +133,52 @@ function recordsMatrix(records: unknown[], schema: FeatureSchema): RowMatrix {
   return { data, nRows: records.length, nCols };
 }
 
+/** Records of a model with a schema: fields are its input columns, values JSON scalars (null for missing). */
+function schemaRecordsMatrix(records: unknown[], schema: FeatureSchema, table: TableSchema): RowMatrix {
+  const encoder = new RowEncoder(table);
+  const names = encoder.columnNames;
+  const position = new Map(names.map((n, i) => [n, i]));
+  const nCols = encoder.nFeatures;
+  const data = new Float64Array(records.length * nCols);
+  for (let r = 0; r < records.length; r++) {
+    const rec = records[r];
+    if (rec === null || typeof rec !== "object" || Array.isArray(rec)) throw bad(`records[${r}] is not an object of column names to values`);
+    const fields = rec as Record<string, unknown>;
+    let seen = 0;
+    for (const key of Object.keys(fields)) {
+      const c = position.get(key);
+      if (c === undefined) {
+        if (key === schema.labelName) continue;
+        throw bad(`records[${r}] has unknown column ${quoted(key)}; the model's columns are ${featureList(names)}`);
+      }
+      const value = fields[key];
+      const where = `records[${r}].${printable(key)}`;
+      if (value !== null && typeof value === "object") throw bad(`${where}: ${Array.isArray(value) ? "an array" : "an object"} is not a value`);
+      try {
+        encoder.encode(c, value as CellValue, data, r * nCols, { path: where });
+      } catch (err) {
+        if (err instanceof CsvError) throw bad(err.message);
+        throw err;
+      }
+      seen++;
+    }
+    if (seen !== names.length) {
+      const missing = names.filter((n) => !Object.hasOwn(fields, n));
+      throw bad(`records[${r}] lacks column${missing.length > 1 ? "s" : ""} ${featureList(missing)} (use null for a missing value)`);
+    }
+  }
+  return { data, nRows: records.length, nCols };
+}
+
 /**
  * CSV with a header row; columns matched to features by name (any order). Rows are numbered with the header as
  * row 1. Records and cells are read by the engine's CSV reader and cell grammar (readCsvRecords, parseCell).
  */
 function parseCsv(text: string, schema: FeatureSchema, maxRows: number): ParsedBody {
-  const nCols = schema.featureNames.length;
-  const known = new Set(schema.featureNames);
+  const encoder = new RowEncoder(schema.schema ?? numericSchema(schema.featureNames, schema.labelName));
+  const names = encoder.columnNames;
+  const nCols = encoder.nFeatures;
+  const known = new Set(names);
   let width = 0;
   let cols: number[] = [];
   let data = new Float64Array(16 * nCols);
@@ -148,12 +192,12 @@ function parseCsv(text: string, schema: FeatureSchema, maxRows: number): ParsedB
         header.forEach((name, i) => {
           if (position.has(name)) throw bad(`CSV header: duplicate column ${quoted(name)}`);
           if (!known.has(name) && name !== schema.labelName)
-            throw bad(`CSV header: unknown feature ${quoted(name)}; the model's features are ${featureList(schema.featureNames)}`);
+            throw bad(`CSV header: unknown feature ${quoted(name)}; the model's features are ${featureList(names)}`);
           position.set(name, i);
         });
-        const missing = schema.featureNames.filter((n) => !position.has(n));
+        const missing = names.filter((n) => !position.has(n));
         if (missing.length > 0) throw bad(`CSV header lacks feature${missing.length > 1 ? "s" : ""} ${featureList(missing)}`);
-        cols = schema.featureNames.map((n) => position.get(n)!);
+        cols = names.map((n) => position.get(n)!);
         width = header.length;
         return;
       }
@@ -164,12 +208,7 @@ function parseCsv(text: string, schema: FeatureSchema, maxRows: number): ParsedB
         grown.set(data);
         data = grown;
       }
-      for (let f = 0; f < nCols; f++) {
-        const cell = record[cols[f]!]!;
-        const v = parseCell(cell);
-        if (v === INVALID) throw bad(`CSV row ${row}, column ${quoted(schema.featureNames[f]!)}: ${quoted(cell)} is not a number`);
-        data[nRows * nCols + f] = v;
-      }
+      for (let c = 0; c < cols.length; c++) encoder.encode(c, record[cols[c]!]!, data, nRows * nCols, { row });
       nRows++;
     });
   } catch (err) {

@@ -233,7 +233,11 @@ export async function dev(data: string | undefined, options: DevOptions, io: Dev
     let submitted: string | undefined;
     if (spec && csv) {
       const queue = new aws.SqsTaskQueue(resources.queueUrl);
-      const prepared = await core.prepareDataset(csv, { ...(spec.label !== undefined ? { label: spec.label } : {}), task: spec.task }, blobs);
+      const prepared = await core.prepareDataset(
+        csv,
+        { ...(spec.label !== undefined ? { label: spec.label } : {}), task: spec.task, ...(spec.columns ? { columns: spec.columns } : {}) },
+        blobs,
+      );
       const submission = await core.submitBuild(spec, { blobs, ledger, queue }, prepared);
       submitted = submission.buildId;
       if (!submission.created) note(`build ${submitted} already exists (${submission.record.status}); watching it`);

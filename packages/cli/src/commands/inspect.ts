@@ -1,5 +1,5 @@
 import { FOREST_FORMAT, printable } from "@canopy/forest";
-import { bytes, metricsLine, paramsLine, table } from "../format.ts";
+import { bytes, metricsLine, paramsLine, schemaRows, table } from "../format.ts";
 import { loadModelRef } from "../model.ts";
 
 export interface InspectOptions {
@@ -19,6 +19,8 @@ export interface ModelSummary {
   nodes: number;
   features: number;
   classes: string[];
+  /** How input columns become the features; null for a model of numeric columns only. */
+  schema: import("@canopy/forest").TableSchema | null;
   params: object;
   /** From the build's report (held-out split), when it is available. */
   metrics: Record<string, unknown> | null;
@@ -45,6 +47,7 @@ export async function summarize(ref: string, root: string): Promise<ModelSummary
     nodes: forest.nodeCount,
     features: forest.nFeatures,
     classes: forest.classes,
+    schema: forest.schema ?? null,
     params: forest.params,
     metrics: (report?.metrics as Record<string, unknown> | null | undefined) ?? null,
     featureImportances: top,
@@ -67,6 +70,7 @@ export async function inspect(ref: string, options: InspectOptions, out: NodeJS.
     ["nodes", String(s.nodes)],
     ["features", String(s.features)],
   ];
+  if (s.schema) rows.push(...schemaRows(s.schema, printable));
   if (s.task === "classification") rows.push(["classes", `${s.classes.length}: ${s.classes.map((c) => printable(c)).join(", ")}`]);
   rows.push(["params", paramsLine(s.params)]);
   rows.push(["metrics", s.metrics ? metricsLine(s.metrics) : "unknown (no report.json for this model)"]);

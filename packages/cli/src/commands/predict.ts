@@ -1,6 +1,6 @@
 import { UsageError } from "../errors.ts";
-import { readDataFile } from "../fs.ts";
-import { csvField, readFeatureCsv } from "../features.ts";
+import { checkDataFile } from "../fs.ts";
+import { csvField, FeatureReader } from "../features.ts";
 import { loadModelRef } from "../model.ts";
 
 export interface PredictOptions {
@@ -13,7 +13,12 @@ export interface PredictOptions {
 export async function predict(data: string, options: PredictOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
   const { forest } = await loadModelRef(options.model, options.root);
   if (options.proba && forest.task !== "classification") throw new UsageError("--proba needs a classification model; this one is regression");
-  const X = readFeatureCsv(await readDataFile(data), forest.featureNames);
+  // Any table training reads (CSV, .csv.gz, Parquet), streamed through the model's schema.
+  await checkDataFile(data);
+  const ingest = await import("@canopy/core/ingest");
+  const reader = new FeatureReader(forest.schema ?? forest.featureNames);
+  await (await ingest.openTable(ingest.fileSource(data))).read(reader);
+  const X = reader.result();
   const lines: string[] = [];
   if (options.proba) {
     const k = forest.classes.length;

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { addAwsOptions, type AwsTargetOptions } from "../aws-target.ts";
 import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
-import { readDataFile } from "../fs.ts";
+import { checkDataFile } from "../fs.ts";
 import { addSpecOptions } from "../spec-options.ts";
 import type { SpecFlags } from "../spec.ts";
 
@@ -23,7 +23,7 @@ export function addPublishCommand(canopy: Command): Command {
         "`npx sst shell --stage <name> -- npm run publish -- ...`). With --wait, shows canopy train's progress from the " +
         "ledger and prints the result; exit 0 when the build completes, 1 when it fails.",
     )
-    .argument("<data>", "a CSV file, or s3://bucket/key of a CSV");
+    .argument("<data>", "a CSV, .csv.gz or Parquet file, or s3://bucket/key of one");
   addSpecOptions(command)
     .option("--wait", "wait for the build: progress, then metrics, timings and cost (exit 1 if it fails)")
     .option("--json", "print JSON lines on stdout: the submission, and with --wait the final status");
@@ -41,17 +41,36 @@ export function parseS3Url(text: string): { bucket: string; key: string } | unde
   return { bucket: m[1], key: m[2] };
 }
 
-async function readS3(url: string, location: { bucket: string; key: string }): Promise<Uint8Array> {
-  const { GetObjectCommand } = await import("@aws-sdk/client-s3");
+/** An s3:// object as a byte source: ranged GETs for Parquet, one streamed GET for CSV. */
+async function s3Source(url: string, location: { bucket: string; key: string }): Promise<import("@canopy/core/ingest").ByteSource> {
+  const { GetObjectCommand, HeadObjectCommand } = await import("@aws-sdk/client-s3");
   const { clients } = await import("@canopy/runtime-aws");
-  try {
-    const got = await clients.s3().send(new GetObjectCommand({ Bucket: location.bucket, Key: location.key }));
-    return await got.Body!.transformToByteArray();
-  } catch (err) {
+  const s3 = clients.s3();
+  const missing = (err: unknown) => {
     const name = (err as { name?: string }).name;
-    if (name === "NoSuchKey" || name === "NoSuchBucket" || name === "NotFound") throw new UsageError(`data file not found: ${url}`);
-    throw err;
+    return name === "NoSuchKey" || name === "NoSuchBucket" || name === "NotFound" ? new UsageError(`data file not found: ${url}`) : err;
+  };
+  let size: number;
+  try {
+    size = (await s3.send(new HeadObjectCommand({ Bucket: location.bucket, Key: location.key }))).ContentLength ?? 0;
+  } catch (err) {
+    throw missing(err);
   }
+  const get = async (range?: string) => {
+    try {
+      return (await s3.send(new GetObjectCommand({ Bucket: location.bucket, Key: location.key, ...(range ? { Range: range } : {}) }))).Body!;
+    } catch (err) {
+      throw missing(err);
+    }
+  };
+  return {
+    name: url,
+    size: async () => size,
+    read: async (start, end) => (end <= start ? new Uint8Array(0) : (await get(`bytes=${start}-${end - 1}`)).transformToByteArray()),
+    stream: () => (async function* () {
+      yield* (await get()) as unknown as AsyncIterable<Uint8Array>;
+    })(),
+  };
 }
 
 export interface PublishIo {
@@ -78,7 +97,7 @@ export async function publish(data: string, options: PublishOptions, io: Publish
         `use --grove-size ${Math.ceil(spec.n_estimators / DYNAMO_MAX_GROVES)} or more`,
     );
   const s3 = parseS3Url(data);
-  const local = s3 ? undefined : await readDataFile(data);
+  if (!s3) await checkDataFile(data);
 
   const { connectAws } = await import("../aws-target.ts");
   const target = await connectAws(options, ["bucket", "table", "queueUrl"]);
@@ -89,10 +108,16 @@ export async function publish(data: string, options: PublishOptions, io: Publish
   const ledger = new aws.DynamoLedger(table);
   const locate = (key: string) => `s3://${bucket}/${key}`;
   try {
-    const csv = local ?? (await readS3(data, s3!));
+    // Streamed from the file or the s3:// object: CSV, .csv.gz or Parquet, by content.
+    const ingest = await import("@canopy/core/ingest");
+    const table = await ingest.openTable(s3 ? await s3Source(data, s3) : ingest.fileSource(data));
     let prepared: Awaited<ReturnType<typeof core.prepareDataset>>;
     try {
-      prepared = await core.prepareDataset(csv, { ...(spec.label !== undefined ? { label: spec.label } : {}), task: spec.task }, blobs);
+      prepared = await core.prepareDataset(
+        table,
+        { ...(spec.label !== undefined ? { label: spec.label } : {}), task: spec.task, ...(spec.columns ? { columns: spec.columns } : {}) },
+        blobs,
+      );
     } catch (err) {
       // Rules the data decides (an unknown label column, a non-numeric feature) are the user's to fix: exit 2.
       if (err instanceof core.SpecError) throw (await import("../spec.ts")).specUsageError(err);

@@ -1,11 +1,11 @@
 import { relative } from "node:path";
 import type { Command } from "commander";
 import { isBuildId, SpecError, type BuildReport } from "@canopy/core";
-import { quoted } from "@canopy/forest";
+import { printable, quoted } from "@canopy/forest";
 import { createLocalRuntime, exportArtifacts, InterruptedError, type BuildOutcome, type ProgressEvent } from "@canopy/runtime-local";
 import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
-import { bytes, metricsLine, table, timingsLine } from "../format.ts";
-import { checkOutDir, readDataFile } from "../fs.ts";
+import { bytes, metricsLine, schemaRows, table, timingsLine } from "../format.ts";
+import { checkDataFile, checkOutDir } from "../fs.ts";
 import { progressView, type ProgressView } from "../progress.ts";
 import { buildSpec, FLAG_FOR_FIELD, specUsageError, type SpecFlags } from "../spec.ts";
 
@@ -38,7 +38,7 @@ export async function train(data: string | undefined, raw: Record<string, unknow
 
   // Everything the user can get wrong is checked before anything is written.
   let spec: ReturnType<typeof buildSpec> | undefined;
-  let csv: Uint8Array | undefined;
+
   if (options.resume !== undefined) {
     if (!isBuildId(options.resume)) throw new UsageError(`--resume: ${JSON.stringify(options.resume)} is not a build id (b- and 16 hex digits)`);
     const ignored = [...(data !== undefined ? ["<data.csv>"] : []), ...typedSpecFlags(command)];
@@ -46,7 +46,7 @@ export async function train(data: string | undefined, raw: Record<string, unknow
   } else {
     if (data === undefined) throw new UsageError("missing <data.csv> (or --resume <build-id>); see canopy train --help");
     spec = buildSpec(data, options);
-    csv = await readDataFile(data);
+    await checkDataFile(data);
   }
   if (options.out !== undefined) await checkOutDir(options.out);
 
@@ -88,7 +88,7 @@ export async function train(data: string | undefined, raw: Record<string, unknow
 
   let outcome: BuildOutcome;
   try {
-    outcome = options.resume !== undefined ? await runtime.resume(options.resume) : await runtime.train(spec!, csv);
+    outcome = options.resume !== undefined ? await runtime.resume(options.resume) : await runtime.train(spec!, data!);
   } catch (err) {
     if (interrupted || err instanceof InterruptedError) {
       const id = err instanceof InterruptedError ? err.buildId : buildId;
@@ -132,6 +132,7 @@ export function summary(report: BuildReport, modelPath: string, reportPath: stri
   const rows: [string, string][] = [
     ["build", `${report.buildId}: ${report.model.trees} trees in ${report.groves.length} groves${missing ? ` (${missing} grove(s) failed and are missing)` : ""}`],
     ["data", `${d.nRows} rows × ${d.nFeatures} features, label ${quoted(d.labelName)} (${target}); ${d.trainRows} train / ${d.testRows} test`],
+    ...(d.schema ? schemaRows(d.schema, printable) : []),
     ["metrics", metricsLine(report.metrics as unknown as Record<string, unknown> | null)],
     ["timings", timingsLine(report.timings)],
     ["model", `${modelPath} (${bytes(report.model.bytes)}, ${report.model.nodes} nodes)`],
