@@ -200,8 +200,9 @@ describe("issue 9.5: nothing from the input reaches the terminal raw; binary fil
 
   it("an ANSI escape in a column name is printed escaped in errors", async () => {
     await writeFile(join(dir, "ansi.csv"), `a,${ESC}[2J${ESC}[Hb,y\n1,2,x\n3,four,y\n`);
-    const line = await refusedLeavingStore(["train", "ansi.csv", "--out", "out"]);
-    expect(line).toBe('canopy: error: row 3, column "\\x1b[2J\\x1b[Hb": "four" is not a number');
+    // Text in a column makes it categorical; read as numbers (--numeric), the cell is an error naming the column.
+    const line = await refusedLeavingStore(["train", "ansi.csv", "--numeric", `${ESC}[2J${ESC}[Hb`, "--out", "out"]);
+    expect(line).toBe('canopy: error: row 3, column "\\x1b[2J\\x1b[Hb": "four" is not a number (--numeric \\x1b[2J\\x1b[Hb)');
     const unknown = await refusedLeavingStore(["train", "ansi.csv", "--label", `${ESC}]0;pwned${ESC}\\`, "--out", "out"]);
     expect(unknown).toMatch(/^canopy: error: label column "\\x1b\]0;pwned\\x1b\\\\" not found; columns are: a, \\x1b\[2J\\x1b\[Hb, y$/);
   });
@@ -221,16 +222,27 @@ describe("issue 9.5: nothing from the input reaches the terminal raw; binary fil
     expect(inspect.stdout).toContain("label     \\x1b[2Jlabel");
   });
 
+  const READ = "canopy reads CSV \\(UTF-8 text\\), gzip-compressed CSV \\(\\.csv\\.gz\\) and Parquet$";
   it.each<[string, () => Uint8Array, RegExp]>([
-    ["a .csv.gz", () => gzipSync(Buffer.from("a,b,y\n1,2,x\n3,4,y\n")), /^canopy: error: data\.bin: not CSV: the data is gzip-compressed data; canopy reads CSV text \(UTF-8, with a header row\)$/],
-    ["an .xlsx (ZIP)", () => Buffer.concat([Buffer.from("PK\u0003\u0004"), Buffer.alloc(60, 7)]), /^canopy: error: data\.bin: not CSV: the data is a ZIP archive \(an \.xlsx workbook is one\);/],
-    ["random binary bytes", () => Uint8Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) % 256), /^canopy: error: data\.bin: not CSV: the data is binary data \(it holds NUL bytes\);/],
-    ["a model file", () => new Uint8Array(0), /^canopy: error: data\.bin: not CSV: the data is a Canopy model;/],
+    ["an .xlsx (ZIP)", () => Buffer.concat([Buffer.from("PK\u0003\u0004"), Buffer.alloc(60, 7)]), new RegExp(`^canopy: error: data\\.bin: the data is a ZIP archive \\(an \\.xlsx workbook is one\\); ${READ}`)],
+    ["random binary bytes", () => Uint8Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) % 256), new RegExp(`^canopy: error: data\\.bin: the data is binary data \\(it holds NUL bytes\\); ${READ}`)],
+    ["a model file", () => new Uint8Array(0), new RegExp(`^canopy: error: data\\.bin: the data is a Canopy model; ${READ}`)],
   ])("%s given as data is refused in one line naming the file, by train and by predict", async (name, make, message) => {
     const bytes = name === "a model file" ? await readFile(join(dir, ".canopy", "builds", irisBuild, "model.canopy")) : make();
     await writeFile(join(dir, "data.bin"), bytes);
     expect(await refusedLeavingStore(["train", "data.bin", "--out", "out"])).toMatch(message);
     expect(await refusedLeavingStore(["predict", "--model", irisBuild, "data.bin"])).toMatch(message);
+  });
+
+  it("a .csv.gz is read (by its content, whatever its name), for training and prediction", async () => {
+    const own = await tempDir();
+    await writeFile(join(own, "iris.data"), gzipSync(await readFile(IRIS)));
+    const run = await canopy(["train", "iris.data", "--trees", "4", "--grove-size", "2", "--json"], own);
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout).dataset.classes).toEqual(["setosa", "versicolor", "virginica"]);
+    const predicted = await canopy(["predict", "--model", JSON.parse(run.stdout).buildId, "iris.data"], own);
+    expect(predicted.code, predicted.stderr).toBe(0);
+    expect(predicted.stdout.trimEnd().split("\n")).toHaveLength(151);
   });
 });
 
