@@ -148,7 +148,7 @@ function schemaRecordsMatrix(records: unknown[], schema: FeatureSchema, table: T
     for (const key of Object.keys(fields)) {
       const c = position.get(key);
       if (c === undefined) {
-        if (key === schema.labelName) continue;
+        if (key === schema.labelName || table.excluded.some((e) => e.name === key)) continue;
         throw bad(`records[${r}] has unknown column ${quoted(key)}; the model's columns are ${featureList(names)}`);
       }
       const value = fields[key];
@@ -178,7 +178,8 @@ function parseCsv(text: string, schema: FeatureSchema, maxRows: number): ParsedB
   const encoder = new RowEncoder(schema.schema ?? numericSchema(schema.featureNames, schema.labelName));
   const names = encoder.columnNames;
   const nCols = encoder.nFeatures;
-  const known = new Set(names);
+  // Columns the model was trained without (identifiers, dropped ones) may come along and are ignored.
+  const known = new Set([...names, ...(schema.schema?.excluded.map((e) => e.name) ?? [])]);
   let width = 0;
   let cols: number[] = [];
   let data = new Float64Array(16 * nCols);
