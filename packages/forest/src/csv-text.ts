@@ -214,15 +214,16 @@ export async function readCsvStream(
       if (kind !== undefined) throw new CsvError(notCsvMessage(kind));
     }
     if (badByte < 0) {
-      // Validate the bytes this chunk completes: the previous chunk's cut-short sequence, then all but its own.
-      const keep = incompleteTail(chunk);
-      const span = Buffer.concat([tail, chunk.subarray(0, chunk.length - keep)]);
+      // Validate what this chunk completes: the bytes carried over (a sequence cut short), then all but its own.
+      const data = tail.length > 0 ? Buffer.concat([tail, chunk]) : chunk;
+      const keep = incompleteTail(data);
+      const span = data.subarray(0, data.length - keep);
       if (!isUtf8(span)) {
         const at = firstInvalidUtf8(span);
         badByte = offset - tail.length + at;
         badValue = span[at]!;
       }
-      tail = chunk.subarray(chunk.length - keep);
+      tail = data.subarray(data.length - keep);
     }
     offset += chunk.length;
     if (!parser.write(chunk)) await new Promise<void>((resolve) => parser.once("drain", resolve).once("error", () => resolve()));
