@@ -104,53 +104,75 @@ function invalidUtf8(record: string[], row: number, header: string[] | undefined
 }
 
 /**
+ * What both readers do with each record csv-parse gives: whitespace-only lines before the header are skipped,
+ * rows are numbered (the header is row 1), the record holding a known bad byte is refused, and whatever
+ * `onRecord` throws is kept so it reaches the caller as it was (csv-parse would wrap it).
+ */
+class RecordFeed {
+  row = 0;
+  badByte = -1;
+  badValue = 0;
+  private header: string[] | undefined;
+  private ours: { error: unknown } | undefined;
+
+  constructor(private readonly onRecord: (record: string[], row: number, bytes: number) => void) {}
+
+  readonly handle = (record: string[], info: { bytes: number }): null => {
+    if (this.row === 0 && record.every((cell) => cell.trim() === "")) return null;
+    this.row++;
+    try {
+      if (this.badByte >= 0 && info.bytes > this.badByte) throw invalidUtf8(record, this.row, this.header, this.badValue);
+      if (this.row === 1) this.header = record.map((name) => name.trim());
+      this.onRecord(record, this.row, info.bytes);
+    } catch (error) {
+      this.ours = { error };
+      throw error;
+    }
+    return null;
+  };
+
+  /** What to throw for an error out of csv-parse: ours as it was, else csv-parse's own one-line message. */
+  failure(err: unknown): unknown {
+    if (this.ours) return this.ours.error;
+    return new CsvSyntaxError(String((err as Error).message ?? err).split("\n")[0]!, this.row + 1);
+  }
+
+  /** Once all is read: a bad byte no record held (in a trailing blank stretch) is still refused. */
+  finish(): number {
+    if (this.badByte >= 0) {
+      const row = this.row + 1;
+      throw new CsvError(`row ${row}: invalid UTF-8 (byte 0x${this.badValue.toString(16).toUpperCase()}); save the file as UTF-8`, row);
+    }
+    return this.row;
+  }
+}
+
+/**
  * Parses CSV text and hands each record to `onRecord` with its row number (the header is row 1) and the bytes
- * read so far. Whitespace-only
- * lines before the header are skipped like blank lines. Returns the number of records, header included.
- * Throws CsvError for binary data, invalid UTF-8 (naming the row and column) and CSV syntax errors.
+ * read so far. Whitespace-only lines before the header are skipped like blank lines. Returns the number of
+ * records, header included. Throws CsvError for binary data, invalid UTF-8 (naming the row and column) and CSV
+ * syntax errors.
  */
 export function readCsvRecords(input: Uint8Array | string, onRecord: (record: string[], row: number, bytes: number) => void): number {
+  const feed = new RecordFeed(onRecord);
   let buf: Buffer;
-  let badByte = -1;
   if (typeof input === "string") buf = Buffer.from(input, "utf8");
   else {
     // Zero-copy view: csv-parse needs Buffer methods, not just a Uint8Array.
     buf = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
     const kind = binaryKind(buf);
     if (kind !== undefined) throw new CsvError(notCsvMessage(kind));
-    if (!isUtf8(buf)) badByte = firstInvalidUtf8(buf);
+    if (!isUtf8(buf)) {
+      feed.badByte = firstInvalidUtf8(buf);
+      feed.badValue = buf[feed.badByte]!;
+    }
   }
-  let header: string[] | undefined;
-  let row = 0;
-  // Whatever onRecord throws reaches the caller as it was, not as a CSV syntax error.
-  let ours: { error: unknown } | undefined;
   try {
-    parse(buf, {
-      ...CSV_PARSE_OPTIONS,
-      on_record: (record: string[], info: { bytes: number }): null => {
-        if (row === 0 && record.every((cell) => cell.trim() === "")) return null;
-        row++;
-        try {
-          if (badByte >= 0 && info.bytes > badByte) throw invalidUtf8(record, row, header, buf[badByte]!);
-          if (row === 1) header = record.map((name) => name.trim());
-          onRecord(record, row, info.bytes);
-        } catch (error) {
-          ours = { error };
-          throw error;
-        }
-        return null;
-      },
-    });
+    parse(buf, { ...CSV_PARSE_OPTIONS, on_record: feed.handle });
   } catch (err) {
-    if (ours) throw ours.error;
-    // csv-parse's own errors (unclosed or stray quotes, ...): keep its one-line message.
-    throw new CsvSyntaxError(String((err as Error).message ?? err).split("\n")[0]!, row + 1);
+    throw feed.failure(err);
   }
-  if (badByte >= 0) {
-    // The bad byte sat in a trailing blank or unterminated stretch: still refuse it.
-    throw new CsvError(`row ${row + 1}: invalid UTF-8 (byte 0x${buf[badByte]!.toString(16).toUpperCase()}); save the file as UTF-8`, row + 1);
-  }
-  return row;
+  return feed.finish();
 }
 
 /** Bytes at the end of `chunk` that start a UTF-8 sequence the chunk cuts short (0-3). */
@@ -174,27 +196,8 @@ export async function readCsvStream(
   onRecord: (record: string[], row: number, bytes: number) => void,
 ): Promise<number> {
   const { parse: parseStream } = await import("csv-parse");
-  let header: string[] | undefined;
-  let row = 0;
-  let badByte = -1;
-  let badValue = 0;
-  let ours: { error: unknown } | undefined;
-  const parser = parseStream({
-    ...CSV_PARSE_OPTIONS,
-    on_record: (record: string[], info: { bytes: number }): null => {
-      if (row === 0 && record.every((cell) => cell.trim() === "")) return null;
-      row++;
-      try {
-        if (badByte >= 0 && info.bytes > badByte) throw invalidUtf8(record, row, header, badValue);
-        if (row === 1) header = record.map((name) => name.trim());
-        onRecord(record, row, info.bytes);
-      } catch (error) {
-        ours = { error };
-        throw error;
-      }
-      return null;
-    },
-  });
+  const feed = new RecordFeed(onRecord);
+  const parser = parseStream({ ...CSV_PARSE_OPTIONS, on_record: feed.handle });
   let failed: unknown;
   const done = new Promise<void>((resolve) => {
     parser.on("error", (err) => {
@@ -213,15 +216,15 @@ export async function readCsvStream(
       const kind = binaryKind(chunk);
       if (kind !== undefined) throw new CsvError(notCsvMessage(kind));
     }
-    if (badByte < 0) {
+    if (feed.badByte < 0) {
       // Validate what this chunk completes: the bytes carried over (a sequence cut short), then all but its own.
       const data = tail.length > 0 ? Buffer.concat([tail, chunk]) : chunk;
       const keep = incompleteTail(data);
       const span = data.subarray(0, data.length - keep);
       if (!isUtf8(span)) {
         const at = firstInvalidUtf8(span);
-        badByte = offset - tail.length + at;
-        badValue = span[at]!;
+        feed.badByte = offset - tail.length + at;
+        feed.badValue = span[at]!;
       }
       tail = data.subarray(data.length - keep);
     }
@@ -229,17 +232,13 @@ export async function readCsvStream(
     if (!parser.write(chunk)) await new Promise<void>((resolve) => parser.once("drain", resolve).once("error", () => resolve()));
   }
   if (!failed) {
-    if (badByte < 0 && tail.length > 0) {
-      badByte = offset - tail.length;
-      badValue = tail[0]!;
+    if (feed.badByte < 0 && tail.length > 0) {
+      feed.badByte = offset - tail.length;
+      feed.badValue = tail[0]!;
     }
     parser.end();
   }
   await done;
-  if (ours) throw ours.error;
-  if (failed) throw new CsvSyntaxError(String((failed as Error).message ?? failed).split("\n")[0]!, row + 1);
-  if (badByte >= 0) {
-    throw new CsvError(`row ${row + 1}: invalid UTF-8 (byte 0x${badValue.toString(16).toUpperCase()}); save the file as UTF-8`, row + 1);
-  }
-  return row;
+  if (failed) throw feed.failure(failed);
+  return feed.finish();
 }
