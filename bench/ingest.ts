@@ -30,19 +30,24 @@ function ensureFlights(ctx: SectionContext): string {
   return target;
 }
 
-/** The first `limit` rows of the Parquet table as CSV (and gzip-compressed), written once. */
-async function writeCsv(parquet: string, path: string, limit: number, gzip: boolean): Promise<void> {
+/**
+ * The first `limit` rows of the Parquet table as CSV (and gzip-compressed), written once. `numeric`: only the
+ * numeric columns, the date as epoch days (what the reader of fc21793 could read).
+ */
+async function writeCsv(parquet: string, path: string, limit: number, gzip: boolean, numeric = false): Promise<void> {
   if (existsSync(path)) return;
   const lines: string[] = [];
-  const cell = (v: CellValue) => (v === null || v === undefined ? "" : v instanceof Date ? v.toISOString().slice(0, 16).replace("T", " ") : String(v));
+  const cell = (v: CellValue) =>
+    v === null || v === undefined ? "" : v instanceof Date ? (numeric ? String(v.getTime() / 86_400_000) : v.toISOString().slice(0, 16).replace("T", " ")) : String(v);
+  const keep = (values: CellValue[]) => (numeric ? values.slice(0, 3) : values);
   const rows = (async function* () {
     const table = await openTable(fileSource(parquet));
     let n = 0;
     const batch: string[] = [];
     await table.read({
-      header: (names) => void lines.push(names.join(",")),
+      header: (names) => void lines.push(keep(names).join(",")),
       row: (values) => {
-        if (n++ < limit) batch.push(values.map(cell).join(","));
+        if (n++ < limit) batch.push(keep(values).map(cell).join(","));
       },
     });
     yield `${lines[0]}\n`;
@@ -64,8 +69,8 @@ interface Measured {
   maxRssMb: number;
 }
 
-function measure(ctx: SectionContext, file?: string): Measured {
-  const run = spawnSync(process.execPath, ["--import", "tsx", "bench/ingest-child.ts", ...(file ? [file, "delay"] : [])], {
+function measure(ctx: SectionContext, file?: string, whole = false): Measured {
+  const run = spawnSync(process.execPath, ["--import", "tsx", "bench/ingest-child.ts", ...(file ? [file, "delay", ...(whole ? ["whole"] : [])] : [])], {
     encoding: "utf8",
     env: ctx.env,
     maxBuffer: 16 * MB,
@@ -82,14 +87,22 @@ export const ingestSection: Section = async (ctx) => {
   ctx.log(`ingest: writing ${rows} rows of flights as CSV and .csv.gz (once)`);
   await writeCsv(parquet, csv, rows, false);
   await writeCsv(parquet, gz, rows, true);
+  const numericCsv = join(ctx.cacheDir, `flights-${rows}-numeric.csv`);
+  await writeCsv(parquet, numericCsv, rows, false, true);
   const inputs = ctx.quick ? [csv, gz] : [parquet, csv, gz];
   const baseline = measure(ctx);
   const results = inputs.map((file) => {
     ctx.log(`ingest: ${file}`);
     return { file, ...measure(ctx, file) };
   });
+  // Side by side on a table the old reader can read: streamed vs the whole file in memory.
+  ctx.log(`ingest: ${numericCsv}, streamed and whole`);
+  const streamed = { file: numericCsv, ...measure(ctx, numericCsv) };
+  const whole = { file: numericCsv, ...measure(ctx, numericCsv, true) };
+  streamed.format = "numeric csv (streamed)";
+  results.push(streamed, whole);
   const table = {
-    title: `Ingest: flights (${rows.toLocaleString("en-US")} rows; date, delay, distance, origin, destination), label delay`,
+    title: `Ingest: flights (${rows.toLocaleString("en-US")} rows; date, delay, distance, origin, destination; the numeric CSV: date as epoch days, delay, distance), label delay`,
     headers: ["input", "input MB", "pack MB", "peak RSS MB", "RSS over baseline MB", "RSS/input MB", "RSS/pack MB", "rows/s"],
     rows: results.map((r) => {
       const over = r.maxRssMb - baseline.maxRssMb;
@@ -111,6 +124,8 @@ export const ingestSection: Section = async (ctx) => {
       "each input is read once, streamed (CSV in 1 MB chunks, Parquet by row group) into typed columns, then binned into the pack",
     ],
   };
+  const streamedRss = streamed.maxRssMb - baseline.maxRssMb;
+  const wholeRss = whole.maxRssMb - baseline.maxRssMb;
   const byFormat = new Map(results.map((r) => [r.format, r]));
   const csvRss = byFormat.get("csv")!.maxRssMb - baseline.maxRssMb;
   const other = byFormat.get(ctx.quick ? "csv.gz" : "parquet")!;
@@ -124,6 +139,11 @@ export const ingestSection: Section = async (ctx) => {
         `the CSV's text is not held: its peak RSS over baseline is within 15% of the same table's from ${ctx.quick ? ".csv.gz" : "Parquet"} (${csvMb.toFixed(0)} MB of text)`,
         `${csvRss.toFixed(0)} MB vs ${otherRss.toFixed(0)} MB (${(csvRss / otherRss).toFixed(2)}×)`,
         csvRss <= otherRss * 1.15,
+      ),
+      check(
+        "streaming uses less memory than reading the whole file first (fc21793's way), on the same numeric CSV",
+        `${streamedRss.toFixed(0)} MB vs ${wholeRss.toFixed(0)} MB over baseline (${(streamedRss / wholeRss).toFixed(2)}×)`,
+        streamedRss < wholeRss,
       ),
     ],
     raw: { baseline, results },
