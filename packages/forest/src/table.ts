@@ -206,7 +206,7 @@ export class TableBuilder {
       present++;
       if (numeric && numberOf(v) === INVALID) numeric = false;
       if (boolean && booleanOf(v) === INVALID) boolean = false;
-      if (date && !numeric && dateOf(v) === INVALID) date = false;
+      if (date && dateOf(v) === INVALID) date = false;
       if (!numeric && !boolean && !date) distinct.add(categoryOf(v)!);
     }
     if (present === 0 || numeric) return "numeric";

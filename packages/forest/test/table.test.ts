@@ -76,6 +76,11 @@ describe("TableBuilder: column kinds", () => {
     expect(typeof dateOf("2024-02-30")).toBe("symbol"); // not a date
   });
 
+  it("a column is datetime only if every sampled value is a date (numbers among them make it categorical)", () => {
+    const { schema } = table(["d", "y"], [["5", "a"], ["2024-01-01", "b"], ["2024-01-02", "a"], ["2024-01-03", "b"]]);
+    expect(schema.columns[0]).toMatchObject({ name: "d", kind: "categorical" });
+  });
+
   it("reads typed values (Parquet): numbers, bigints, booleans, dates", () => {
     const { schema, dataset } = table(
       ["a", "b", "c", "d", "y"],
