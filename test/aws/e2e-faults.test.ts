@@ -134,11 +134,11 @@ describe("a poison task", () => {
     expect(run.extra).toEqual([]);
     expect(attributes).toMatchObject({ buildId: run.buildId, status: "FAILED" });
     expect(notification).toMatchObject({ type: "build.failed", buildId: run.buildId, status: "FAILED" });
-    const error = /^FormatError: dataset pack is truncated: \d+ bytes, expected \d+$/;
+    const error = /^TaskError: dataset pack packs\/[0-9a-f]{64}\.pack is damaged: dataset pack is truncated: \d+ bytes, expected \d+$/;
     expect(notification.failedGroves).toHaveLength(1);
     expect(notification.failedGroves![0].grove).toBe(1);
     expect(notification.failedGroves![0].error).toMatch(error);
-    expect(notification.reason).toMatch(/^1 of 6 groves failed \(tolerated 0\); grove 1: FormatError: dataset pack is truncated/);
+    expect(notification.reason).toMatch(/^1 of 6 groves failed \(tolerated 0\); grove 1: TaskError: dataset pack packs\/[0-9a-f]{64}\.pack is damaged: dataset pack is truncated/);
 
     // Three deliveries to the trainer, then SQS's redrive, then the dead-letter consumer (once).
     const grove1 = byFn(run, "canopy-trainer").filter((i) => i.failed > 0);

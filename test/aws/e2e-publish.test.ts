@@ -16,6 +16,7 @@ import { receiveMessages, useAwsEmulator } from "./harness.ts";
 
 const BIN = fileURLToPath(new URL("../../packages/cli/bin/canopy.mjs", import.meta.url));
 const IRIS = fileURLToPath(new URL("../fixtures/iris.csv", import.meta.url));
+const FLIGHTS = fileURLToPath(new URL("../fixtures/flights.parquet", import.meta.url));
 const SCHEMA = JSON.parse(readFileSync(new URL("../../schemas/notification.v1.json", import.meta.url), "utf8")) as Schema;
 
 const aws = useAwsEmulator();
@@ -209,6 +210,30 @@ describe("npm run publish, canopy status and canopy watch on the emulator", () =
     expect(await watchQueues()).toEqual([]);
     expect((await subscriptionEndpoints()).filter((e) => e.includes("canopy-watch-"))).toEqual([]);
     expect(devErr).not.toContain("warning");
+  });
+
+  it("publish streams a Parquet table from s3:// (ranged reads), infers its schema and trains it", { timeout: 120_000 }, async () => {
+    const { endpoint } = aws.current.moto;
+    const { PutObjectCommand } = await import("@aws-sdk/client-s3");
+    await clients.s3().send(new PutObjectCommand({ Bucket: "canopy-artifacts", Key: "inputs/flights.data", Body: readFileSync(FLIGHTS) }));
+    const published = await canopy(
+      ["publish", "s3://canopy-artifacts/inputs/flights.data", "--label", "delay", "--trees", "4", "--grove-size", "2", "--wait", "--json", "--endpoint", endpoint],
+      bareEnv(),
+    );
+    expect(published.code, published.stderr).toBe(0);
+    const [submitted, status] = published.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(submitted).toMatchObject({ created: true, groves: 2, trees: 4 });
+    expect(status).toMatchObject({ status: "COMPLETED" });
+    const report = JSON.parse(new TextDecoder().decode(await new S3BlobStore("canopy-artifacts").get(keys.report(submitted!.buildId as string)))) as {
+      dataset: { nRows: number; schema: { columns: { name: string; kind: string }[] } };
+    };
+    expect(report.dataset.nRows).toBe(6000);
+    expect(Object.fromEntries(report.dataset.schema.columns.map((c) => [c.name, c.kind]))).toEqual({
+      date: "datetime",
+      distance: "numeric",
+      origin: "categorical",
+      destination: "categorical",
+    });
   });
 
   it("subscribe --sqs: --status FAILED receives only failed builds, --tag only builds with the tag; queue policies are set", { timeout: 120_000 }, async () => {

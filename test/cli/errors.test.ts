@@ -31,7 +31,8 @@ describe("canopy train refuses bad usage and input before writing anything", () 
     ["an unknown label column", ["train", IRIS, "--label", "kind"], /label column "kind" not found; columns are: sepal_length, .*species/],
     ["--trees 0", ["train", IRIS, "--trees", "0"], "--trees: must be an integer >= 1 (got 0)"],
     ["a grove size above the tree count", ["train", IRIS, "--trees", "5", "--grove-size", "10"], "--grove-size: must be <= n_estimators (5) (got 10)"],
-    ["a non-numeric feature", ["train", "text-feature.csv"], 'row 3, column "b": "oops" is not a number'],
+    // Text makes a column categorical (issue 12); a column read as numbers (--numeric) refuses it.
+    ["a non-numeric feature", ["train", "text-feature.csv", "--numeric", "b"], 'row 3, column "b": "oops" is not a number (--numeric b)'],
     ["an unknown option", ["train", IRIS, "--bogus"], "unknown option '--bogus'"],
     ["a non-number where one is needed", ["train", IRIS, "--trees", "many"], /option '--trees <n>' argument 'many' is invalid/],
     ["a bad --max-features", ["train", IRIS, "--max-features", "most"], /--max-features <f>' argument 'most' is invalid. Expected sqrt, log2, all/],

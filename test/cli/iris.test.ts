@@ -82,7 +82,7 @@ describe("canopy on iris (string labels)", () => {
     const s = JSON.parse(run.stdout);
     expect(s).toMatchObject({
       format: "canopy-forest",
-      version: 1,
+      version: 3,
       task: "classification",
       label: "species",
       trees: 20,

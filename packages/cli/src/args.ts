@@ -48,6 +48,13 @@ export function collectTag(text: string, previous: Record<string, string> | unde
   return { ...previous, [text.slice(0, eq)]: text.slice(eq + 1) };
 }
 
+/** Column names for --categorical / --numeric / --drop: comma-separated, repeatable, accumulated. */
+export function collectColumns(text: string, previous: string[] | undefined): string[] {
+  const names = text.split(",").map((n) => n.trim());
+  if (names.some((n) => n === "")) throw new InvalidArgumentError("Expected column names separated by commas.");
+  return [...(previous ?? []), ...names];
+}
+
 export function parseWorkers(text: string): number {
   const value = parseInteger(text);
   if (value < 1) throw new InvalidArgumentError("Expected an integer >= 1.");

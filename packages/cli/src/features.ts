@@ -1,9 +1,5 @@
-import { parse } from "csv-parse/sync";
-import { CsvError } from "@canopy/forest";
-
-/** Missing-value spellings and number syntax exactly as the engine's CSV reader accepts them. */
-const MISSING = new Set(["", "na", "nan", "n/a", "null"]);
-const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+import type { RowSink } from "@canopy/core";
+import { CsvError, numericSchema, printable, quoted, readCsvRecords, RowEncoder, type CellValue, type TableSchema } from "@canopy/forest";
 
 /** Rows to predict, row-major in the model's feature order. */
 export interface FeatureMatrix {
@@ -12,59 +8,74 @@ export interface FeatureMatrix {
   nCols: number;
 }
 
-function cellValue(cell: string): number | undefined {
-  const t = cell.trim();
-  if (MISSING.has(t.toLowerCase())) return NaN;
-  if (!DECIMAL.test(t)) return undefined;
-  const v = Number(t);
-  return Number.isFinite(v) ? v : undefined;
+/**
+ * Rows to predict, from any table reader: columns are matched to the model's input columns BY NAME, so their
+ * order does not matter and extra columns (the label, ids) are ignored. A column the table lacks is an error
+ * naming it. Each cell goes through the model's schema (numbers, categories, dates, booleans), as in training;
+ * rows are 1-based with the header as row 1, as in the engine's messages. A list of names stands for numeric
+ * columns of those names.
+ */
+export class FeatureReader implements RowSink {
+  private readonly encoder: RowEncoder;
+  private readonly nCols: number;
+  private width = 0;
+  private cols: number[] = [];
+  private data: Float64Array;
+  private nRows = 0;
+  private sawHeader = false;
+
+  constructor(schema: TableSchema | readonly string[]) {
+    this.encoder = new RowEncoder(isSchema(schema) ? schema : numericSchema(schema, ""));
+    this.nCols = this.encoder.nFeatures;
+    this.data = new Float64Array(64 * this.nCols);
+  }
+
+  header(record: string[]): void {
+    this.sawHeader = true;
+    const names = this.encoder.columnNames;
+    const header = record.map((name) => name.trim());
+    const position = new Map<string, number>();
+    header.forEach((name, i) => {
+      if (position.has(name) && name !== "") throw new CsvError(`header row: duplicate column name ${quoted(name)}`, 1, name);
+      position.set(name, i);
+    });
+    const missing = names.filter((name) => !position.has(name));
+    if (missing.length > 0) {
+      const shown = missing.slice(0, 5).map((n) => printable(n));
+      const list = missing.length <= 5 ? shown.join(", ") : `${shown.join(", ")}, … (${missing.length} in all)`;
+      throw new CsvError(`the CSV lacks feature column${missing.length > 1 ? "s" : ""} the model needs: ${list}`, 1, missing[0]);
+    }
+    this.cols = names.map((name) => position.get(name)!);
+    this.width = header.length;
+  }
+
+  row(values: CellValue[], row: number): void {
+    if (values.length !== this.width) throw new CsvError(`row ${row} has ${values.length} fields, expected ${this.width}`, row);
+    const nCols = this.nCols;
+    if ((this.nRows + 1) * nCols > this.data.length) {
+      const grown = new Float64Array(this.data.length * 2);
+      grown.set(this.data);
+      this.data = grown;
+    }
+    for (let c = 0; c < this.cols.length; c++) this.encoder.encode(c, values[this.cols[c]!]!, this.data, this.nRows * nCols, { row });
+    this.nRows++;
+  }
+
+  result(): FeatureMatrix {
+    if (!this.sawHeader) throw new CsvError("CSV is empty: expected a header row");
+    return { data: this.data.subarray(0, this.nRows * this.nCols), nRows: this.nRows, nCols: this.nCols };
+  }
 }
 
-/**
- * Reads a CSV for prediction: columns are matched to the model's features BY NAME, so their order does not
- * matter and extra columns (the label, ids) are ignored. A feature the CSV lacks is an error naming it.
- * Rows are 1-based with the header as row 1, as in the engine's messages.
- */
-export function readFeatureCsv(input: Uint8Array | string, featureNames: readonly string[]): FeatureMatrix {
-  let records: string[][];
-  try {
-    records = parse(typeof input === "string" ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength), {
-      bom: true,
-      skip_empty_lines: true,
-      relax_column_count: true,
-    }) as string[][];
-  } catch (err) {
-    throw new CsvError(`malformed CSV: ${String((err as Error).message).split("\n")[0]}`);
-  }
-  while (records.length > 0 && records[0].every((c) => c.trim() === "")) records.shift();
-  if (records.length === 0) throw new CsvError("CSV is empty: expected a header row");
-  const header = records[0].map((name) => name.trim());
-  const position = new Map<string, number>();
-  header.forEach((name, i) => {
-    if (position.has(name) && name !== "") throw new CsvError(`header row: duplicate column name "${name}"`, 1, name);
-    position.set(name, i);
-  });
-  const missing = featureNames.filter((name) => !position.has(name));
-  if (missing.length > 0) {
-    const list = missing.length <= 5 ? missing.join(", ") : `${missing.slice(0, 5).join(", ")}, … (${missing.length} in all)`;
-    throw new CsvError(`the CSV lacks feature column${missing.length > 1 ? "s" : ""} the model needs: ${list}`, 1, missing[0]);
-  }
-  const cols = featureNames.map((name) => position.get(name)!);
-  const nRows = records.length - 1;
-  const nCols = featureNames.length;
-  const data = new Float64Array(nRows * nCols);
-  for (let r = 0; r < nRows; r++) {
-    const record = records[r + 1];
-    const row = r + 2;
-    if (record.length !== header.length) throw new CsvError(`row ${row} has ${record.length} fields, expected ${header.length}`, row);
-    for (let f = 0; f < nCols; f++) {
-      const cell = record[cols[f]];
-      const v = cellValue(cell);
-      if (v === undefined) throw new CsvError(`row ${row}, column "${featureNames[f]}": ${JSON.stringify(cell)} is not a number`, row, featureNames[f]);
-      data[r * nCols + f] = v;
-    }
-  }
-  return { data, nRows, nCols };
+/** CSV bytes or text read for prediction (see FeatureReader). */
+export function readFeatureCsv(input: Uint8Array | string, schema: TableSchema | readonly string[]): FeatureMatrix {
+  const reader = new FeatureReader(schema);
+  readCsvRecords(input, (record, row) => (row === 1 ? reader.header(record) : reader.row(record, row)));
+  return reader.result();
+}
+
+function isSchema(s: TableSchema | readonly string[]): s is TableSchema {
+  return !Array.isArray(s);
 }
 
 /** One CSV field: quoted when it holds a comma, quote, or line break (RFC 4180). */

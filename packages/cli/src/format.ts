@@ -1,4 +1,5 @@
 import type { StageTimings } from "@canopy/core";
+import type { TableSchema } from "@canopy/forest";
 
 /** Metrics as one line: classification (accuracy, macro-F1, log-loss) or regression (R², MSE, MAE). */
 export function metricsLine(metrics: Record<string, unknown> | null | undefined): string {
@@ -47,4 +48,20 @@ export function paramsLine(params: object): string {
 export function table(rows: [string, string][], indent = ""): string {
   const width = Math.max(0, ...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${indent}${k.padEnd(width)}  ${v}`).join("\n");
+}
+
+/** A column as the schema reads it: `name (kind …)`, names escaped with `printable`. */
+function columnLine(c: TableSchema["columns"][number], printable: (s: string) => string): string {
+  const name = printable(c.name);
+  if (c.kind === "categorical") return `${name} (categorical, ${c.categories!.length}${c.other ? " + other" : ""})`;
+  if (c.kind === "datetime") return `${name} (datetime: days, ${(c.parts ?? []).join(", ")})`;
+  return `${name} (${c.kind})`;
+}
+
+/** The schema as summary rows: the columns used and how, the columns left out and why, and the notes. */
+export function schemaRows(schema: TableSchema, printable: (s: string) => string): [string, string][] {
+  const rows: [string, string][] = [["columns", `${schema.columns.length} used: ${schema.columns.map((c) => columnLine(c, printable)).join(", ")}`]];
+  if (schema.excluded.length > 0) rows.push(["excluded", schema.excluded.map((e) => `${printable(e.name)} (${e.reason})`).join(", ")]);
+  for (const note of schema.notes ?? []) rows.push(["note", printable(note)]);
+  return rows;
 }

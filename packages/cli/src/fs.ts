@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, relative } from "node:path";
 import { fileError, UsageError } from "./errors.ts";
 
@@ -48,10 +48,32 @@ export async function checkOutDir(path: string): Promise<void> {
     throw new UsageError(`--out ${path} already holds other files (${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", ..." : ""}); choose a new or empty directory`);
 }
 
-/** A data file's bytes; a missing or unreadable one is a usage error naming the path. */
+/**
+ * A data file's bytes. Binary data (a .csv.gz, a Parquet or Excel file, a model) is refused here with one line
+ * naming the file, before anything tries to read it as CSV.
+ */
 export async function readDataFile(path: string): Promise<Uint8Array> {
+  let bytes: Uint8Array;
   try {
-    return new Uint8Array(await readFile(path));
+    bytes = new Uint8Array(await readFile(path));
+  } catch (err) {
+    throw fileError(err, path, "data file") ?? err;
+  }
+  const { binaryKind, notCsvMessage, printable } = await import("@canopy/forest");
+  const kind = binaryKind(bytes);
+  if (kind !== undefined) throw new UsageError(`${printable(path)}: ${notCsvMessage(kind)}`);
+  return bytes;
+}
+
+/** A data file that training will stream: it must exist and be readable (its content is checked as it is read). */
+export async function checkDataFile(path: string): Promise<void> {
+  try {
+    const handle = await open(path, "r");
+    try {
+      if (!(await handle.stat()).isFile()) throw Object.assign(new Error("not a file"), { code: "EISDIR" });
+    } finally {
+      await handle.close();
+    }
   } catch (err) {
     throw fileError(err, path, "data file") ?? err;
   }

@@ -137,8 +137,10 @@ export async function main(argv: string[]): Promise<number> {
       if (err.code === "commander.helpDisplayed" || err.code === "commander.version") return EXIT_OK;
       return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     }
-    if (err instanceof InterruptedExit) process.stderr.write(`canopy: ${err.message}\n`);
-    else fail(oneLine(err));
+    const { printable } = await import("@canopy/forest");
+    // Messages quote names and cells from the input: no control character of theirs reaches the terminal.
+    if (err instanceof InterruptedExit) process.stderr.write(`canopy: ${printable(err.message)}\n`);
+    else fail(printable(oneLine(err)));
     if (process.env.CANOPY_DEBUG && err instanceof Error && !(err instanceof UsageError)) process.stderr.write(`${err.stack}\n`);
     const { policyOf } = await import("@canopy/core");
     return exitCodeFor(err, policyOf(err));

@@ -1,5 +1,6 @@
 import type { BuildReport, BuildView } from "@canopy/core";
-import { bytes, duration, metricsLine, table, timingsLine } from "./format.ts";
+import { printable, quoted } from "@canopy/forest";
+import { bytes, duration, metricsLine, schemaRows, table, timingsLine } from "./format.ts";
 
 /** Where a blob key lives, as the user can use it (a path, or s3://bucket/key): the runtime's locate(). */
 export type Locate = (key: string) => string;
@@ -11,7 +12,8 @@ export function summary(report: BuildReport, modelPath: string, reportPath: stri
   const missing = report.missingGroves.length;
   const rows: [string, string][] = [
     ["build", `${report.buildId}: ${report.model.trees} trees in ${report.groves.length} groves${missing ? ` (${missing} grove(s) failed and are missing)` : ""}`],
-    ["data", `${d.nRows} rows × ${d.nFeatures} features, label "${d.labelName}" (${target}); ${d.trainRows} train / ${d.testRows} test`],
+    ["data", `${d.nRows} rows × ${d.nFeatures} features, label ${quoted(d.labelName)} (${target}); ${d.trainRows} train / ${d.testRows} test`],
+    ...(d.schema ? schemaRows(d.schema, printable) : []),
     ["metrics", metricsLine(report.metrics as unknown as Record<string, unknown> | null)],
     ["timings", timingsLine(report.timings)],
     ["model", `${modelPath} (${bytes(report.model.bytes)}, ${report.model.nodes} nodes)`],

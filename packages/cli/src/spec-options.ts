@@ -1,5 +1,5 @@
 import { Option, type Command } from "commander";
-import { collectTag, parseCountOrFraction, parseInteger, parseMaxFeatures, parseNumber } from "./args.ts";
+import { collectColumns, collectTag, parseCountOrFraction, parseInteger, parseMaxFeatures, parseNumber } from "./args.ts";
 
 /**
  * The build spec's options (`SpecFlags`), declared once for every command that starts a build: `canopy train`
@@ -8,6 +8,9 @@ import { collectTag, parseCountOrFraction, parseInteger, parseMaxFeatures, parse
 export function addSpecOptions(command: Command): Command {
   return command
     .option("--label <column>", "label column (default: the last column)")
+    .option("--categorical <columns>", "read these columns as categories (comma-separated; repeatable)", collectColumns)
+    .option("--numeric <columns>", "read these columns as numbers; a cell that is not one is an error (comma-separated; repeatable)", collectColumns)
+    .option("--drop <columns>", "leave these columns out (comma-separated; repeatable)", collectColumns)
     .addOption(new Option("--task <task>", "default: detected from the label column").choices(["classification", "regression", "auto"]))
     .option("--trees <n>", "number of trees, n_estimators (default 100)", parseInteger)
     .option("--grove-size <g>", "trees per grove, one task each (default 10; at most --trees)", parseInteger)

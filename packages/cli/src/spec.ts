@@ -4,6 +4,9 @@ import { UsageError } from "./errors.ts";
 /** `canopy train` options that make up the build spec (commander's camelCase names). */
 export interface SpecFlags {
   label?: string;
+  categorical?: string[];
+  numeric?: string[];
+  drop?: string[];
   task?: "classification" | "regression" | "auto";
   trees?: number;
   groveSize?: number;
@@ -41,6 +44,7 @@ export const FLAG_FOR_FIELD: Record<string, string> = {
   test_fraction: "--test-fraction",
   tolerated_failures: "--tolerate-failures",
   tags: "--tag",
+  columns: "--categorical/--numeric/--drop",
 };
 
 /** The raw spec object: only what the user set, so defaults stay the core's and equal runs share a build id. */
@@ -65,6 +69,13 @@ export function specInput(dataset: string, flags: SpecFlags): Record<string, unk
   set("test_fraction", flags.testFraction);
   set("tolerated_failures", flags.tolerateFailures);
   set("tags", flags.tag);
+  if (flags.categorical || flags.numeric || flags.drop) {
+    const columns: Record<string, string[]> = {};
+    if (flags.categorical) columns.categorical = flags.categorical;
+    if (flags.numeric) columns.numeric = flags.numeric;
+    if (flags.drop) columns.drop = flags.drop;
+    input.columns = columns;
+  }
   return input;
 }
 

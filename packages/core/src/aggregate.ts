@@ -1,4 +1,4 @@
-import { Forest, MISSING_BIN, type DatasetPack } from "@canopy/forest";
+import { Forest, FormatError, MISSING_BIN, type DatasetPack } from "@canopy/forest";
 import { buildCost, type Prices } from "./cost.ts";
 import { evaluateByTrees, type HeldOutEvaluation } from "./curve.ts";
 import { AggregationError, errorLine } from "./errors.ts";
@@ -67,7 +67,14 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
       const key = keys.grove(buildId, grove);
       const bytes = await ports.blobs.get(key);
       if (!bytes) throw new AggregationError(`grove ${grove} landed but ${key} is missing`);
-      const part = Forest.load(bytes);
+      let part: Forest;
+      try {
+        part = Forest.load(bytes);
+      } catch (err) {
+        // A damaged grove fails the build by name; merging whatever it decodes to would publish garbage.
+        if (err instanceof FormatError) throw new AggregationError(`grove ${grove} (${key}) is unreadable: ${err.message}`);
+        throw err;
+      }
       const { treeStart, treeEnd } = manifest.groves[grove];
       const indices = part.trees.map((t) => t.index);
       if (indices.length !== treeEnd - treeStart || indices.some((t, i) => t !== treeStart + i))
@@ -75,10 +82,11 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
       groves.push(part);
     }
     const loaded = clock.now();
-    const forest = Forest.merge(groves);
+    const { pack } = await (ports.packs ?? new PackCache(1)).load(manifest.packHash, manifest.packKey, ports.blobs);
+    // The model carries the table schema, so predictions apply the same column kinds and categories.
+    const forest = Forest.merge(groves).withSchema(pack.schema);
     const merged = clock.now();
 
-    const { pack } = await (ports.packs ?? new PackCache(1)).load(manifest.packHash, manifest.packKey, ports.blobs);
     const split = splitRows(pack.nRows, manifest.spec.test_fraction, manifest.spec.seed);
     const heldOut: HeldOutEvaluation | null = split.test.length > 0 ? evaluateByTrees(forest, pack, split.test) : null;
     const metrics = heldOut?.metrics ?? null;
@@ -114,8 +122,9 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
         classes: forest.classes,
         trainRows: split.train.length,
         testRows: split.test.length,
-        featureTypes: { numeric: pack.nFeatures },
+        featureTypes: featureTypes(pack),
         missingCells: missingCells(pack),
+        ...(pack.schema ? { schema: pack.schema } : {}),
       },
       metrics,
       ...(heldOut ? { metricsByTrees: heldOut.curve } : {}),
@@ -167,6 +176,14 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
 }
 
 /** Feature cells without a value (the pack's missing bin), over all rows. */
+/** Feature columns by kind: the schema's column kinds (a date column counts once), else all numeric (older packs). */
+function featureTypes(pack: DatasetPack): Record<string, number> {
+  if (!pack.schema) return { numeric: pack.nFeatures };
+  const counts: Record<string, number> = {};
+  for (const column of pack.schema.columns) counts[column.kind] = (counts[column.kind] ?? 0) + 1;
+  return counts;
+}
+
 function missingCells(pack: DatasetPack): number {
   let n = 0;
   for (let i = 0; i < pack.bins.length; i++) if (pack.bins[i] === MISSING_BIN) n++;

@@ -31,10 +31,11 @@ export {
   type MetricsSummary,
 } from "./ledger.ts";
 export { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier, type TaskQueue } from "./ports.ts";
-export { canonicalJson, groveCount, MAX_TREES, parseBuildSpec, toFitParams, type BuildSpec } from "./spec.ts";
+export { canonicalJson, groveCount, MAX_TREES, parseBuildSpec, toFitParams, type BuildSpec, type ColumnOverrides } from "./spec.ts";
+export { csvTable, csvRows, type TableSource, type RowSink } from "./table-source.ts";
 export { buildIdFor, planBuild, planGroves, splitRows, type BuildPlan, type GrovePlan, type PackSummary, type RowSplit } from "./plan.ts";
 export { decodeGroveTask, encodeGroveTask, GROVE_TASK_VERSION, type GroveTask } from "./task.ts";
-export { PackCache } from "./pack-cache.ts";
+export { PackCache, verifiedPack } from "./pack-cache.ts";
 export { failGroveTask, trainGrove, type GroveDelivery, type GroveResult, type TrainGrovePorts } from "./train-grove.ts";
 export { aggregate, type AggregateOutcome, type AggregatePorts } from "./aggregate.ts";
 export {
@@ -46,6 +47,7 @@ export {
   resumeBuild,
   submitBuild,
   type PreparedDataset,
+  type PrepareOptions,
   type Resumption,
   type Submission,
   type SubmitPorts,

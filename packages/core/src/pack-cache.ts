@@ -1,4 +1,4 @@
-import { decodePack, type DatasetPack } from "@canopy/forest";
+import { decodePack, FormatError, type DatasetPack } from "@canopy/forest";
 import { TaskError } from "./errors.ts";
 import type { BlobStore } from "./ports.ts";
 
@@ -48,7 +48,21 @@ export class PackCache {
 async function fetchPack(hash: string, key: string, blobs: BlobStore): Promise<DatasetPack> {
   const bytes = await blobs.get(key);
   if (!bytes) throw new TaskError(`dataset pack ${key} not found`);
-  const pack = decodePack(bytes);
-  if (pack.hash !== hash) throw new TaskError(`dataset pack ${key} has hash ${pack.hash}, expected ${hash}`);
+  return verifiedPack(bytes, key, hash);
+}
+
+/**
+ * Decodes a pack read back from a store and checks it against its content address: the SHA-256 of its bytes
+ * must be `hash`, so any damaged byte is refused, naming the key, instead of training on garbage.
+ */
+export function verifiedPack(bytes: Uint8Array, key: string, hash: string): DatasetPack {
+  let pack: DatasetPack;
+  try {
+    pack = decodePack(bytes);
+  } catch (err) {
+    if (err instanceof FormatError) throw new TaskError(`dataset pack ${key} is damaged: ${err.message}`);
+    throw err;
+  }
+  if (pack.hash !== hash) throw new TaskError(`dataset pack ${key} is damaged: it has hash ${pack.hash} (the SHA-256 of its bytes), expected ${hash}`);
   return pack;
 }

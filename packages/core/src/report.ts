@@ -1,4 +1,4 @@
-import type { Forest, Metrics } from "@canopy/forest";
+import type { Forest, Metrics, TableSchema } from "@canopy/forest";
 import type { BuildCost } from "./cost.ts";
 import type { PredictionSample, TreeCurve } from "./curve.ts";
 import type { BuildRecord, GroveStats } from "./ledger.ts";
@@ -55,10 +55,12 @@ export interface BuildReport {
     classes: string[];
     trainRows: number;
     testRows: number;
-    /** Feature columns by type (all "numeric" for now). Absent in older reports. */
+    /** Feature columns by type (numeric, categorical, boolean, datetime; a date column counts once). Absent in older reports. */
     featureTypes?: Record<string, number>;
     /** Feature cells without a value, over all rows. Absent in older reports. */
     missingCells?: number;
+    /** How the input's columns became the features (kinds, categories, excluded columns); absent for old packs. */
+    schema?: TableSchema;
   };
   /** On the held-out split; null when test_fraction is 0. */
   metrics: Metrics | null;

@@ -1,6 +1,7 @@
 import type { BuildRecord, GroveStats } from "./ledger.ts";
 import type { BuildReport } from "./report.ts";
 import type { BuildSpec } from "./spec.ts";
+import type { TableSource } from "./table-source.ts";
 
 /**
  * The one interface both runtimes implement (the embedded one, runtime-local's createLocalRuntime; the AWS one,
@@ -35,7 +36,11 @@ export interface Runtime {
  * on AWS also an s3:// URL). Resuming names an existing build. Requests are a union so that other kinds
  * (a study) can join without new verbs.
  */
-export type BuildRequest = { spec: BuildSpec; data: Uint8Array | string } | { resume: string };
+/**
+ * A new build's data: CSV bytes, a path (or on AWS an s3:// URL) the runtime reads, or a table already opened
+ * (`openTable` of @canopy/core/ingest: CSV, .csv.gz or Parquet, streamed), which is how the CLI hands it over.
+ */
+export type BuildRequest = { spec: BuildSpec; data: Uint8Array | string | TableSource } | { resume: string };
 
 /** What a submission returns: enough to follow the build and to tell a new build from one that existed. */
 export interface BuildHandle {

@@ -15,6 +15,14 @@ export interface BuildSpec extends ForestOptions {
   test_fraction: number;
   tolerated_failures: number;
   tags?: Record<string, string>;
+  /** Column kinds forced, or columns left out (--categorical, --numeric, --drop). */
+  columns?: ColumnOverrides;
+}
+
+export interface ColumnOverrides {
+  categorical?: string[];
+  numeric?: string[];
+  drop?: string[];
 }
 
 export const MAX_TREES = 100_000;
@@ -92,6 +100,7 @@ function resolvesFor(task: "classification" | "regression", options: ForestOptio
 }
 
 const tagKey = /^[A-Za-z0-9_.:/=+@-]{1,128}$/;
+const columnList = z.array(z.string().min(1, { error: "column names are non-empty" }), { error: "must be a list of column names" });
 
 const specSchema = z
   .strictObject({
@@ -110,6 +119,13 @@ const specSchema = z
         { error: "must be an object of string values" },
       )
       .refine((t) => Object.keys(t).length <= 50, { error: "at most 50 tags" })
+      .optional(),
+    columns: z
+      .strictObject({
+        categorical: columnList.optional(),
+        numeric: columnList.optional(),
+        drop: columnList.optional(),
+      })
       .optional(),
     ...forestOptionsShape,
   });

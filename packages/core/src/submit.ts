@@ -1,4 +1,4 @@
-import { buildPack, encodePack, parseCsv, type DatasetPack, type Task } from "@canopy/forest";
+import { buildPack, encodePack, TableBuilder, type DatasetPack, type TableSchema, type Task } from "@canopy/forest";
 import { TaskError } from "./errors.ts";
 import { CONTENT_TYPES, keys } from "./keys.ts";
 import { newBuildRecord, type BuildRecord } from "./ledger.ts";
@@ -8,6 +8,7 @@ import { systemClock, type BlobStore, type BuildLedger, type Clock, type TaskQue
 import { toFitParams, type BuildSpec } from "./spec.ts";
 import type { BuildHandle } from "./runtime.ts";
 import { GROVE_TASK_VERSION, type GroveTask } from "./task.ts";
+import { csvTable, type TableSource } from "./table-source.ts";
 
 export interface PreparedDataset {
   pack: DatasetPack;
@@ -16,20 +17,44 @@ export interface PreparedDataset {
   /** True when this exact pack was already stored (content addressing): nothing was uploaded. */
   reused: boolean;
   prepareMs: number;
+  /** How the input's columns became features (also in the pack). */
+  schema: TableSchema;
+  /** The input's format ("csv", "csv.gz", "parquet") and stored size in bytes, when known. */
+  format: string;
+  inputBytes?: number;
 }
 
-/** Parses the CSV, bins it into a pack and stores the pack under its hash unless it is already there. */
+export interface PrepareOptions {
+  label?: string;
+  task?: Task | "auto";
+  maxBins?: number;
+  shared?: boolean;
+  /** --categorical / --numeric / --drop. */
+  columns?: BuildSpec["columns"];
+}
+
+/**
+ * Reads the table (streamed: CSV in chunks, Parquet by row group) into typed columns, bins them into a pack and
+ * stores the pack under its hash unless it is already there. Peak memory follows the typed columns and the pack,
+ * not the size of the input's text. CSV bytes or text are read as a CSV table.
+ */
 export async function prepareDataset(
-  csv: Uint8Array | string,
-  options: { label?: string; task?: Task | "auto"; maxBins?: number; shared?: boolean },
+  input: TableSource | Uint8Array | string,
+  options: PrepareOptions,
   blobs: BlobStore,
   clock: Clock = systemClock,
 ): Promise<PreparedDataset> {
   const started = clock.now();
-  const dataset = parseCsv(csv, {
+  const source = typeof input === "string" || input instanceof Uint8Array ? csvTable(input) : input;
+  const builder = new TableBuilder({
     ...(options.label !== undefined ? { label: options.label } : {}),
     ...(options.task && options.task !== "auto" ? { task: options.task } : {}),
+    ...(options.columns?.categorical ? { categorical: options.columns.categorical } : {}),
+    ...(options.columns?.numeric ? { numeric: options.columns.numeric } : {}),
+    ...(options.columns?.drop ? { drop: options.columns.drop } : {}),
   });
+  await source.read(builder);
+  const { dataset, schema } = builder.finish();
   const pack = buildPack(dataset, {
     ...(options.maxBins !== undefined ? { maxBins: options.maxBins } : {}),
     ...(options.shared ? { shared: true } : {}),
@@ -37,7 +62,16 @@ export async function prepareDataset(
   const packKey = keys.pack(pack.hash);
   const reused = await blobs.exists(packKey);
   if (!reused) await blobs.put(packKey, encodePack(pack), CONTENT_TYPES.pack);
-  return { pack, packKey, hash: pack.hash, reused, prepareMs: clock.now() - started };
+  return {
+    pack,
+    packKey,
+    hash: pack.hash,
+    reused,
+    prepareMs: clock.now() - started,
+    schema,
+    format: source.format,
+    ...(source.bytes !== undefined ? { inputBytes: source.bytes } : {}),
+  };
 }
 
 /**
@@ -46,12 +80,17 @@ export async function prepareDataset(
  */
 export function prepareBuildData(
   spec: BuildSpec,
-  csv: Uint8Array | string,
+  input: TableSource | Uint8Array | string,
   blobs: BlobStore,
   options: { shared?: boolean; clock?: Clock } = {},
 ): Promise<PreparedDataset> {
-  const prepare = { ...(spec.label !== undefined ? { label: spec.label } : {}), task: spec.task, ...(options.shared ? { shared: true } : {}) };
-  return prepareDataset(csv, prepare, blobs, options.clock);
+  const prepare: PrepareOptions = {
+    ...(spec.label !== undefined ? { label: spec.label } : {}),
+    task: spec.task,
+    ...(spec.columns ? { columns: spec.columns } : {}),
+    ...(options.shared ? { shared: true } : {}),
+  };
+  return prepareDataset(input, prepare, blobs, options.clock);
 }
 
 /** A runtime's answer to a submission, from what it wrote or found. */

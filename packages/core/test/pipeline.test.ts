@@ -62,13 +62,16 @@ describe("a digits build with the memory ports", () => {
 
     const pack = decodePack((await blobs.get(shuffled.prepared.packKey))!);
     const { train } = splitRows(pack.nRows, shuffled.spec.test_fraction, shuffled.spec.seed);
-    const direct = fitForest(pack, toFitParams(shuffled.spec), { rows: train });
+    // The aggregated model is the engine's forest plus the table schema the pack was made with.
+    const direct = fitForest(pack, toFitParams(shuffled.spec), { rows: train }).withSchema(pack.schema);
     expect(Buffer.from(direct.toBinary()).equals(Buffer.from(model))).toBe(true);
 
     const report = await readJson<BuildReport>(blobs, keys.report(id));
     expect(report.metrics?.task).toBe("classification");
     expect(report.metrics && "accuracy" in report.metrics && report.metrics.accuracy).toBeGreaterThan(0.85);
-    expect(report.dataset).toMatchObject({ nRows: 1797, nFeatures: 64, labelName: "digit", testRows: 450, trainRows: 1347 });
+    // 64 pixel columns, 3 of them blank in every image: dropped as constant (issue 12).
+    expect(report.dataset).toMatchObject({ nRows: 1797, nFeatures: 61, labelName: "digit", testRows: 450, trainRows: 1347 });
+    expect(report.dataset.schema?.excluded).toEqual(["pixel0", "pixel32", "pixel39"].map((name) => ({ name, reason: "constant" })));
     expect(report.groves.map((g) => [g.grove, g.trees])).toEqual([[0, 5], [1, 5], [2, 5], [3, 5]]);
     expect(report.model).toMatchObject({ key: keys.model(id), bytes: model.length, trees: 20, nodes: Forest.load(model).nodeCount });
     expect(report.missingGroves).toEqual([]);
@@ -86,7 +89,8 @@ describe("a digits build with the memory ports", () => {
     expect(report.timings.treesPerSecond).toBeCloseTo((20 * 1000) / report.timings.trainWallMs, 6);
     expect(report.timings.prepareMs).toBe(shuffled.prepared.prepareMs);
     expect(report.kind).toBe("build");
-    expect(report.dataset).toMatchObject({ featureTypes: { numeric: 64 }, missingCells: 0 });
+    // 64 pixel columns, 3 of them blank on every row and dropped as constant.
+    expect(report.dataset).toMatchObject({ featureTypes: { numeric: 61 }, missingCells: 0 });
     const curve = report.metricsByTrees!;
     expect(curve).toMatchObject({ rows: "test", n: 450 });
     expect(curve.points.map((p) => p.trees)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));

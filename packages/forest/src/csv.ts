@@ -1,4 +1,5 @@
-import { parse } from "csv-parse/sync";
+import { canonicalNumber, INVALID, isMissingCell, parseCell, printable, quoted } from "./cells.ts";
+import { readCsvRecords } from "./csv-text.ts";
 import { CsvError, OptionsError } from "./errors.ts";
 import type { Dataset, Target, Task } from "./types.ts";
 
@@ -9,55 +10,23 @@ export interface ParseCsvOptions {
   task?: Task;
 }
 
-/** Cells (trimmed, lower-cased) that mean "missing". */
-const MISSING = new Set(["", "na", "nan", "n/a", "null"]);
-/** Plain decimal notation only: no hex/binary/octal, no Infinity, no thousands separators. */
-const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 /** Auto-detect: integer labels with at most this many distinct values are classes. */
 const MAX_AUTO_CLASSES = 50;
 const MAX_CLASSES = 65535;
 const MAX_LISTED_COLUMNS = 20;
 
-/** Marks a cell that is neither a number nor a missing-value spelling. */
-const INVALID = Symbol("invalid");
-
-/** Strict cell → number: NaN for a missing cell, INVALID for anything that is not plain decimal notation. */
-function parseCell(cell: string): number | typeof INVALID {
-  // Fast path for the common case (an unpadded decimal number); Number() alone is too lenient
-  // ("" → 0, "0x10" → 16), hence the first-character and prefix checks.
-  const c0 = cell.charCodeAt(0);
-  if ((c0 >= 48 && c0 <= 57) || c0 === 45) {
-    const v = Number(cell);
-    if (v - v === 0) {
-      const c1 = c0 === 48 ? cell.charCodeAt(1) | 32 : 0; // lower-cased second char
-      if (c1 !== 120 && c1 !== 98 && c1 !== 111) return v; // not 0x / 0b / 0o
-    }
-  }
-  const t = cell.trim();
-  if (MISSING.has(t.toLowerCase())) return NaN;
-  if (!DECIMAL.test(t)) return INVALID;
-  const v = Number(t);
-  return Number.isFinite(v) ? v : INVALID;
-}
-
 function listColumns(names: string[]): string {
-  if (names.length <= MAX_LISTED_COLUMNS) return names.join(", ");
-  return `${names.slice(0, MAX_LISTED_COLUMNS).join(", ")}, … (${names.length} columns)`;
+  const shown = names.slice(0, MAX_LISTED_COLUMNS).map((n) => printable(n));
+  return names.length <= MAX_LISTED_COLUMNS ? shown.join(", ") : `${shown.join(", ")}, … (${names.length} columns)`;
 }
 
 function compareCodeUnits(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function asBuffer(input: Uint8Array | string): Buffer {
-  if (typeof input === "string") return Buffer.from(input, "utf8");
-  // Zero-copy view: csv-parse needs Buffer methods, not just a Uint8Array.
-  return Buffer.from(input.buffer, input.byteOffset, input.byteLength);
-}
-
 /**
  * Parses a CSV with a header row into a numeric Dataset. Feature cells must be plain decimal numbers or a
- * missing-value spelling (empty, NA, NaN, N/A, null; case-insensitive) which becomes NaN. Row numbers in
+ * missing-value spelling (empty, NA, NaN, N/A, null, ?; case-insensitive) which becomes NaN. Row numbers in
  * errors are 1-based with the header as row 1 (blank lines are skipped and not counted).
  */
 export function parseCsv(input: Uint8Array | string, options: ParseCsvOptions = {}): Dataset {
@@ -65,8 +34,7 @@ export function parseCsv(input: Uint8Array | string, options: ParseCsvOptions = 
   if (task !== undefined && task !== "classification" && task !== "regression") {
     throw new OptionsError(`task must be "classification" or "regression", got ${JSON.stringify(task)}`);
   }
-  const buf = asBuffer(input);
-  const totalBytes = buf.byteLength;
+  const totalBytes = typeof input === "string" ? Buffer.byteLength(input, "utf8") : input.byteLength;
 
   let header: string[] | undefined;
   let nCols = 0;
@@ -79,11 +47,7 @@ export function parseCsv(input: Uint8Array | string, options: ParseCsvOptions = 
   let capacity = 0;
   let nRows = 0;
   let headerBytes = 0;
-  // Labels are interned: distinct trimmed texts, their first row (for messages), and a provisional code per row.
-  const labelIds = new Map<string, number>();
-  const labelTexts: string[] = [];
-  const labelFirstRow: number[] = [];
-  let rowLabel = new Uint32Array(0);
+  let labels = new LabelColumn("");
 
   const grow = (min: number) => {
     const next = Math.max(min, Math.ceil(capacity * 1.5), 64);
@@ -92,35 +56,16 @@ export function parseCsv(input: Uint8Array | string, options: ParseCsvOptions = 
       col.set(columns[f]!.subarray(0, nRows));
       columns[f] = col;
     }
-    const labels = new Uint32Array(next);
-    labels.set(rowLabel.subarray(0, nRows));
-    rowLabel = labels;
+    labels.reserve(next);
     capacity = next;
   };
 
   const onHeader = (record: string[], bytes: number) => {
-    const names = record.map((name) => name.trim());
-    const seen = new Map<string, number>();
-    names.forEach((name, i) => {
-      if (name === "") throw new CsvError(`header row: column ${i + 1} has an empty name`, 1);
-      const prev = seen.get(name);
-      if (prev !== undefined) {
-        throw new CsvError(`header row: duplicate column name "${name}" (columns ${prev + 1} and ${i + 1})`, 1, name);
-      }
-      seen.set(name, i);
-    });
-    if (label === undefined) {
-      labelIndex = names.length - 1;
-    } else {
-      labelIndex = names.indexOf(label.trim());
-      if (labelIndex < 0) {
-        throw new CsvError(`label column "${label}" not found; columns are: ${listColumns(names)}`, 1, label);
-      }
-    }
+    const h = readHeader(record, label);
+    const names = h.names;
+    labelIndex = h.labelIndex;
     labelName = names[labelIndex]!;
-    if (names.length < 2) {
-      throw new CsvError(`CSV has no feature columns: the only column is the label "${labelName}"`, 1, labelName);
-    }
+    labels = new LabelColumn(labelName);
     header = names;
     nCols = names.length;
     featurePos = names.map((_, i) => i).filter((i) => i !== labelIndex);
@@ -130,21 +75,18 @@ export function parseCsv(input: Uint8Array | string, options: ParseCsvOptions = 
     grow(64);
   };
 
-  const onRecord = (record: string[], info: { bytes: number }): null => {
+  const onRecord = (record: string[], row: number, bytes: number): void => {
     if (header === undefined) {
-      // Whitespace-only lines before the header are blank lines too.
-      if (record.every((cell) => cell.trim() === "")) return null;
-      onHeader(record, info.bytes);
-      return null;
+      onHeader(record, bytes);
+      return;
     }
-    const row = nRows + 2;
     if (record.length !== nCols) {
       throw new CsvError(`row ${row} has ${record.length} fields, expected ${nCols}`, row);
     }
     if (nRows === capacity) {
       // Size from the average row length so far, so wide files rarely need to copy their columns again.
-      const perRow = (info.bytes - headerBytes) / nRows;
-      const estimate = Math.ceil((nRows + (totalBytes - info.bytes) / perRow) * 1.02) + 16;
+      const perRow = (bytes - headerBytes) / nRows;
+      const estimate = Math.ceil((nRows + (totalBytes - bytes) / perRow) * 1.02) + 16;
       grow(nRows >= 64 ? estimate : nRows * 2);
     }
     for (let f = 0; f < featurePos.length; f++) {
@@ -152,40 +94,15 @@ export function parseCsv(input: Uint8Array | string, options: ParseCsvOptions = 
       const v = parseCell(cell);
       if (v === INVALID) {
         const name = featureNames[f]!;
-        throw new CsvError(`row ${row}, column "${name}": ${JSON.stringify(cell)} is not a number`, row, name);
+        throw new CsvError(`row ${row}, column ${quoted(name)}: ${quoted(cell)} is not a number`, row, name);
       }
       columns[f]![nRows] = v;
     }
-    const text = record[labelIndex]!.trim();
-    let id = labelIds.get(text);
-    if (id === undefined) {
-      if (MISSING.has(text.toLowerCase())) {
-        throw new CsvError(`row ${row}, column "${labelName}": the label is missing`, row, labelName);
-      }
-      id = labelTexts.length;
-      labelIds.set(text, id);
-      labelTexts.push(text);
-      labelFirstRow.push(row);
-    }
-    rowLabel[nRows] = id;
+    labels.add(record[labelIndex]!.trim(), nRows, row);
     nRows++;
-    return null;
   };
 
-  try {
-    parse(buf, {
-      bom: true,
-      skip_empty_lines: true,
-      relax_column_count: true, // we report ragged rows ourselves, with the row number
-      on_record: onRecord,
-    });
-  } catch (err) {
-    if (err instanceof CsvError || err instanceof OptionsError) throw err;
-    // csv-parse's own errors (unclosed or stray quotes, ...): keep its one-line message.
-    const e = err as { message?: string; records?: number };
-    const row = header === undefined ? 1 : nRows + 2;
-    throw new CsvError(`row ${row}: malformed CSV: ${String(e.message ?? err).split("\n")[0]}`, row);
-  }
+  readCsvRecords(input, onRecord);
 
   if (header === undefined) throw new CsvError("CSV is empty: expected a header row and data rows");
   if (nRows === 0) throw new CsvError(`CSV has a header row but no data rows (columns: ${listColumns(header)})`);
@@ -193,10 +110,76 @@ export function parseCsv(input: Uint8Array | string, options: ParseCsvOptions = 
   for (let f = 0; f < columns.length; f++) {
     if (columns[f]!.length !== nRows) columns[f] = columns[f]!.slice(0, nRows);
   }
-  const target = buildTarget(labelTexts, labelFirstRow, rowLabel.subarray(0, nRows), labelName, nRows, task);
-  return { featureNames, labelName, nRows, columns, target };
+  return { featureNames, labelName, nRows, columns, target: labels.target(nRows, task) };
 }
 
+/**
+ * The header row: names trimmed, none empty or repeated, the label found (default the last column) and at
+ * least one other column. Throws CsvError (row 1) naming the problem.
+ */
+export function readHeader(record: string[], label: string | undefined): { names: string[]; labelIndex: number } {
+  const names = record.map((name) => name.trim());
+  const seen = new Map<string, number>();
+  names.forEach((name, i) => {
+    if (name === "") throw new CsvError(`header row: column ${i + 1} has an empty name`, 1);
+    const prev = seen.get(name);
+    if (prev !== undefined) {
+      throw new CsvError(`header row: duplicate column name ${quoted(name)} (columns ${prev + 1} and ${i + 1})`, 1, name);
+    }
+    seen.set(name, i);
+  });
+  let labelIndex = names.length - 1;
+  if (label !== undefined) {
+    labelIndex = names.indexOf(label.trim());
+    if (labelIndex < 0) throw new CsvError(`label column ${quoted(label)} not found; columns are: ${listColumns(names)}`, 1, label);
+  }
+  if (names.length < 2) {
+    throw new CsvError(`CSV has no feature columns: the only column is the label ${quoted(names[labelIndex]!)}`, 1, names[labelIndex]);
+  }
+  return { names, labelIndex };
+}
+
+/** The label column while rows stream in: texts are interned (with their first row, for messages). */
+export class LabelColumn {
+  private readonly ids = new Map<string, number>();
+  private readonly texts: string[] = [];
+  private readonly firstRow: number[] = [];
+  private rowLabel = new Uint32Array(64);
+
+  constructor(readonly name: string) {}
+
+  /** Room for `capacity` rows. */
+  reserve(capacity: number): void {
+    if (capacity <= this.rowLabel.length) return;
+    const next = new Uint32Array(capacity);
+    next.set(this.rowLabel);
+    this.rowLabel = next;
+  }
+
+  /** Row index `r` (0-based) has the trimmed label `text`; `row` is its number in messages. */
+  add(text: string, r: number, row: number): void {
+    let id = this.ids.get(text);
+    if (id === undefined) {
+      if (isMissingCell(text)) throw new CsvError(`row ${row}, column ${quoted(this.name)}: the label is missing`, row, this.name);
+      id = this.texts.length;
+      this.ids.set(text, id);
+      this.texts.push(text);
+      this.firstRow.push(row);
+    }
+    if (r >= this.rowLabel.length) this.reserve(Math.max(64, Math.ceil(this.rowLabel.length * 1.5), r + 1));
+    this.rowLabel[r] = id;
+  }
+
+  target(nRows: number, task: Task | undefined): Target {
+    return buildTarget(this.texts, this.firstRow, this.rowLabel.subarray(0, nRows), this.name, nRows, task);
+  }
+}
+
+/**
+ * The target from the interned label texts. Labels that are all numbers are compared as numbers: "1" and "1.0"
+ * are one class, named by its canonical spelling ("1"), and classes sort numerically. Otherwise labels are
+ * their trimmed text, sorted by code unit.
+ */
 function buildTarget(
   texts: string[],
   firstRow: number[],
@@ -207,12 +190,12 @@ function buildTarget(
 ): Target {
   const values = texts.map((t) => parseCell(t));
   const allNumeric = values.every((v) => v !== INVALID);
+  // Class names: the canonical number for numeric labels, else the text.
+  const names = allNumeric ? values.map((v) => canonicalNumber(v as number)) : texts;
+  const distinct = new Set(names).size;
   if (task === undefined) {
     const integral = allNumeric && values.every((v) => Number.isInteger(v));
-    task =
-      !allNumeric || (integral && texts.length <= MAX_AUTO_CLASSES && texts.length <= nRows / 2)
-        ? "classification"
-        : "regression";
+    task = !allNumeric || (integral && distinct <= MAX_AUTO_CLASSES && distinct <= nRows / 2) ? "classification" : "regression";
   }
 
   if (task === "regression") {
@@ -223,7 +206,7 @@ function buildTarget(
     if (bad >= 0) {
       const row = firstRow[bad]!;
       throw new CsvError(
-        `row ${row}, column "${labelName}": ${JSON.stringify(texts[bad])} is not a number (regression needs numeric labels)`,
+        `row ${row}, column ${quoted(labelName)}: ${quoted(texts[bad]!)} is not a number (regression needs numeric labels)`,
         row,
         labelName,
       );
@@ -233,23 +216,21 @@ function buildTarget(
     return { task: "regression", values: out };
   }
 
-  if (texts.length > MAX_CLASSES) {
+  if (distinct > MAX_CLASSES) {
     throw new CsvError(
-      `label column "${labelName}" has ${texts.length} distinct classes; at most ${MAX_CLASSES} are supported`,
+      `label column ${quoted(labelName)} has ${distinct} distinct classes; at most ${MAX_CLASSES} are supported`,
       undefined,
       labelName,
     );
   }
-  const order = texts.map((_, i) => i);
+  const classes = [...new Set(names)];
   if (allNumeric) {
-    // Numeric order so "2" < "10"; texts with equal values ("1" vs "1.0") fall back to text order.
-    order.sort((a, b) => (values[a] as number) - (values[b] as number) || compareCodeUnits(texts[a]!, texts[b]!));
-  } else {
-    order.sort((a, b) => compareCodeUnits(texts[a]!, texts[b]!));
-  }
-  const rank = new Uint32Array(texts.length);
-  order.forEach((id, k) => (rank[id] = k));
+    const valueOf = new Map(names.map((n, i) => [n, values[i] as number]));
+    classes.sort((a, b) => valueOf.get(a)! - valueOf.get(b)!); // "2" < "10"
+  } else classes.sort(compareCodeUnits);
+  const code = new Map(classes.map((c, k) => [c, k]));
+  const rank = Uint32Array.from(names, (n) => code.get(n)!);
   const codes = new Uint16Array(nRows);
   for (let r = 0; r < nRows; r++) codes[r] = rank[rowLabel[r]!]!;
-  return { task: "classification", classes: order.map((id) => texts[id]!), codes };
+  return { task: "classification", classes, codes };
 }

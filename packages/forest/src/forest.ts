@@ -1,11 +1,23 @@
+import { crc32 } from "node:zlib";
 import { CanopyError, FormatError } from "./errors.ts";
 import { resolveParams, type ResolvedParams } from "./options.ts";
+import { schemaFeatures, schemaProblem, type TableSchema } from "./schema.ts";
 import { MISSING_BIN, type DatasetPack } from "./pack.ts";
 import type { Task, Tree } from "./types.ts";
 
 export const FOREST_FORMAT = "canopy-forest";
-export const FOREST_VERSION = 1;
+/**
+ * Version 2 adds a CRC-32 of the binary encoding (a damaged file is refused instead of predicting garbage);
+ * version 3 adds the table schema (how input columns become features), so a model predicts from the same kind
+ * of rows it was trained on. Versions 1 and 2 still load. The JSON form is the same in both versions and carries no checksum: it is text
+ * people may edit, and it is validated field by field instead.
+ */
+export const FOREST_VERSION = 3;
+const READABLE_VERSIONS = [1, 2, 3];
 const MAGIC = "CNPYFRST";
+/** Binary preamble: magic, version, header length (v1); v2 adds the CRC-32 and a reserved zero word. */
+const PREAMBLE_V1 = 16;
+const PREAMBLE = 24;
 
 /** Rows to predict: an array of rows, or a row-major matrix. NaN marks a missing value. */
 export type Matrix = number[][] | { data: Float64Array; nRows: number; nCols: number };
@@ -29,6 +41,8 @@ export interface ForestJSON {
   labelName: string;
   classes: string[];
   params: ResolvedParams;
+  /** Version 3: how input columns become the features (absent: every feature is a numeric column). */
+  schema?: TableSchema;
   trees: TreeJSON[];
 }
 
@@ -43,7 +57,6 @@ interface BinaryHeader extends Omit<ForestJSON, "trees"> {
  */
 export class Forest {
   readonly format = FOREST_FORMAT;
-  readonly version = FOREST_VERSION;
 
   constructor(
     readonly task: Task,
@@ -53,7 +66,21 @@ export class Forest {
     readonly classes: string[],
     readonly params: ResolvedParams,
     readonly trees: Tree[],
+    /** The format version this forest was loaded from; encoding it always writes FOREST_VERSION. */
+    readonly version: number = FOREST_VERSION,
+    /** How input columns become the features; absent for a forest of numeric columns only. */
+    readonly schema?: TableSchema,
   ) {}
+
+  /** This forest with the table schema of the data it was trained on (the aggregator adds the pack's). */
+  withSchema(schema: TableSchema | undefined): Forest {
+    if (schema === undefined) return this;
+    const names = schemaFeatures(schema).map((f) => f.name);
+    if (names.length !== this.featureNames.length || names.some((n, i) => n !== this.featureNames[i])) {
+      throw new CanopyError("the schema's features are not the forest's features");
+    }
+    return new Forest(this.task, this.featureNames, this.labelName, this.classes, this.params, this.trees, this.version, schema);
+  }
 
   get nTrees(): number {
     return this.trees.length;
@@ -231,6 +258,7 @@ export class Forest {
       labelName: this.labelName,
       classes: this.classes,
       params: this.params,
+      ...(this.schema ? { schema: this.schema } : {}),
     };
   }
 
@@ -251,8 +279,9 @@ export class Forest {
   }
 
   /**
-   * Compact binary form: a JSON header, then per tree its arrays; thresholds and gains are stored for split
-   * nodes only. Deterministic: the same trees always give the same bytes.
+   * Compact binary form: a 24-byte preamble (magic, version, header length, CRC-32), a JSON header, then per
+   * tree its arrays; thresholds and gains are stored for split nodes only. Deterministic: the same trees always
+   * give the same bytes.
    */
   toBinary(): Uint8Array {
     const featureWidth: 2 | 4 = this.nFeatures < 0x8000 ? 2 : 4;
@@ -263,15 +292,15 @@ export class Forest {
       trees: this.trees.map((t) => ({ index: t.index, nodeCount: t.nodeCount, leafCount: t.values.length / width })),
     };
     const headerBytes = new TextEncoder().encode(JSON.stringify(header));
-    let size = align8(16 + headerBytes.length);
+    let size = align8(PREAMBLE + headerBytes.length);
     for (const t of this.trees) size += treeBytes(t.nodeCount, internalCount(t), t.values.length, featureWidth);
     const bytes = new Uint8Array(size);
     for (let i = 0; i < 8; i++) bytes[i] = MAGIC.charCodeAt(i);
     const view = new DataView(bytes.buffer);
     view.setUint32(8, FOREST_VERSION, true);
     view.setUint32(12, headerBytes.length, true);
-    bytes.set(headerBytes, 16);
-    let off = align8(16 + headerBytes.length);
+    bytes.set(headerBytes, PREAMBLE);
+    let off = align8(PREAMBLE + headerBytes.length);
     for (const t of this.trees) {
       const nInternal = internalCount(t);
       const thr = new Float64Array(bytes.buffer, off, nInternal);
@@ -298,6 +327,7 @@ export class Forest {
       bytes.set(t.missingLeft, off);
       off = align8(off + t.nodeCount);
     }
+    view.setUint32(16, checksum(bytes), true);
     return bytes;
   }
 
@@ -350,6 +380,8 @@ function toMatrix(X: Matrix, nFeatures: number): { data: Float64Array; nRows: nu
   return { data: X.data, nRows: X.nRows };
 }
 
+const hex32 = (n: number) => `0x${n.toString(16).padStart(8, "0")}`;
+
 // Not `(n + 7) & ~7`: bitwise ops are 32-bit, and crafted headers can ask for sizes past 2^31.
 const align8 = (n: number) => Math.ceil(n / 8) * 8;
 
@@ -363,8 +395,13 @@ function treeBytes(nodes: number, internal: number, values: number, featureWidth
   return align8(internal * 12 + values * 4 + nodes * (4 + featureWidth + 2));
 }
 
+/** CRC-32 of a v2 encoding: every byte but the checksum's own four (bytes 16-19). */
+function checksum(bytes: Uint8Array): number {
+  return crc32(bytes.subarray(20), crc32(bytes.subarray(0, 16)));
+}
+
 function hasMagic(bytes: Uint8Array): boolean {
-  if (bytes.length < 16) return false;
+  if (bytes.length < PREAMBLE_V1) return false;
   for (let i = 0; i < 8; i++) if (bytes[i] !== MAGIC.charCodeAt(i)) return false;
   return true;
 }
@@ -373,8 +410,10 @@ function checkFormat(format: unknown, version: unknown): void {
   if (format !== FOREST_FORMAT) {
     throw new FormatError(`not a Canopy model: format is ${JSON.stringify(format ?? null)}, expected "${FOREST_FORMAT}"`);
   }
-  if (version !== FOREST_VERSION) {
-    throw new FormatError(`unsupported ${FOREST_FORMAT} version ${JSON.stringify(version)} (this build reads version ${FOREST_VERSION})`);
+  if (!READABLE_VERSIONS.includes(version as number)) {
+    throw new FormatError(
+      `unsupported ${FOREST_FORMAT} version ${JSON.stringify(version)} (this build reads versions ${READABLE_VERSIONS.join(" and ")}: the file is damaged, or from a newer Canopy)`,
+    );
   }
 }
 
@@ -390,28 +429,45 @@ function checkMeta(m: Partial<ForestJSON>): void {
     typeof m.params === "object" &&
     m.params !== null;
   if (!ok) throw new FormatError("corrupt model: bad header fields");
+  if (m.schema !== undefined) {
+    const problem = schemaProblem(m.schema);
+    if (problem !== undefined) throw new FormatError(`corrupt model: ${problem}`);
+    const names = schemaFeatures(m.schema).map((f) => f.name);
+    if (names.length !== m.featureNames!.length || names.some((n, i) => n !== m.featureNames![i]))
+      throw new FormatError("corrupt model: the schema does not match the features");
+  }
 }
 
 function fromBinary(bytes: Uint8Array): Forest {
   const src = bytes.byteOffset % 8 === 0 ? bytes : bytes.slice();
   const view = new DataView(src.buffer, src.byteOffset, src.byteLength);
   const version = view.getUint32(8, true);
+  checkFormat(FOREST_FORMAT, version);
+  const preamble = version === 1 ? PREAMBLE_V1 : PREAMBLE;
+  if (version >= 2) {
+    if (src.length < PREAMBLE) throw new FormatError("corrupt model: truncated header");
+    const stored = view.getUint32(16, true);
+    const actual = checksum(src);
+    if (stored !== actual || view.getUint32(20, true) !== 0) {
+      throw new FormatError(`corrupt model: checksum mismatch (CRC-32 ${hex32(actual)}, recorded ${hex32(stored)}): the file is damaged`);
+    }
+  }
   const headerLength = view.getUint32(12, true);
-  if (16 + headerLength > src.length) throw new FormatError("corrupt model: truncated header");
+  if (preamble + headerLength > src.length) throw new FormatError("corrupt model: truncated header");
   let header: BinaryHeader;
   try {
-    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(src.subarray(16, 16 + headerLength))) as BinaryHeader;
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(src.subarray(preamble, preamble + headerLength))) as BinaryHeader;
   } catch {
     throw new FormatError("corrupt model: unreadable header");
   }
-  checkFormat(header.format, version);
   checkFormat(header.format, header.version);
+  if (header.version !== version) throw new FormatError(`corrupt model: the header says version ${header.version}, the preamble ${version}`);
   checkMeta(header as unknown as Partial<ForestJSON>);
   if ((header.featureWidth !== 2 && header.featureWidth !== 4) || !Array.isArray(header.trees)) {
     throw new FormatError("corrupt model: bad header fields");
   }
   const width = header.task === "classification" ? header.classes.length : 1;
-  let off = align8(16 + headerLength);
+  let off = align8(preamble + headerLength);
   const trees: Tree[] = [];
   for (const th of header.trees) {
     if (th === null || typeof th !== "object") throw new FormatError("corrupt model: bad tree header");
@@ -502,11 +558,14 @@ function fromJSON(json: Partial<ForestJSON>): Forest {
 /** Structural checks that make traversal safe: children ahead of parents, leaf slots and features in range. */
 function checkTree(t: Tree, nFeatures: number, width: number): void {
   if (t.values.length % width !== 0) throw new FormatError("corrupt model: leaf values do not match the class count");
+  for (let i = 0; i < t.values.length; i++) {
+    if (!Number.isFinite(t.values[i])) throw new FormatError(`corrupt model: tree ${t.index} has a leaf value that is not a finite number`);
+  }
   const leaves = t.values.length / width;
   for (let i = 0; i < t.nodeCount; i++) {
     const f = t.feature[i];
     if (f >= 0) {
-      if (f >= nFeatures || i + 1 >= t.nodeCount || t.right[i] <= i + 1 || t.right[i] >= t.nodeCount) {
+      if (f >= nFeatures || i + 1 >= t.nodeCount || t.right[i] <= i + 1 || t.right[i] >= t.nodeCount || Number.isNaN(t.threshold[i])) {
         throw new FormatError(`corrupt model: tree ${t.index} node ${i} is malformed`);
       }
     } else if (f !== -1 || t.right[i] < 0 || t.right[i] >= leaves) {
@@ -529,5 +588,5 @@ function build(meta: Omit<ForestJSON, "trees">, trees: Tree[]): Forest {
     }
     if (i > 0 && index <= trees[i - 1].index) throw new FormatError("corrupt model: trees out of order");
   }
-  return new Forest(meta.task, meta.featureNames, meta.labelName, meta.classes, params, trees);
+  return new Forest(meta.task, meta.featureNames, meta.labelName, meta.classes, params, trees, meta.version, meta.schema);
 }

@@ -2,7 +2,7 @@ export type { Task, Target, Dataset, ForestOptions, Tree } from "./types.ts";
 export * from "./errors.ts";
 export { treeSeed, Rng, shuffledIndices } from "./rng.ts";
 export { buildPack, encodePack, decodePack, computeEdges, binOf, rowMajorBins, MISSING_BIN, MAX_BINS, PACK_VERSION } from "./pack.ts";
-export type { DatasetPack, PackOptions } from "./pack.ts";
+export type { DatasetPack, PackOptions, PackFeature } from "./pack.ts";
 export { resolveParams, featuresPerSplit } from "./options.ts";
 export type { FitParams, ResolvedParams, Engine } from "./options.ts";
 export { fitForest, allRows } from "./fit.ts";
@@ -10,6 +10,21 @@ export type { FitOptions } from "./fit.ts";
 export { Forest, FOREST_FORMAT, FOREST_VERSION } from "./forest.ts";
 export type { Matrix, ForestJSON, TreeJSON } from "./forest.ts";
 export { parseCsv } from "./csv.ts";
+export { parseCell, INVALID, isMissingCell, canonicalNumber, printable, quoted, MISSING_SPELLINGS } from "./cells.ts";
+export { readCsvRecords, readCsvStream, CsvSyntaxError, binaryKind, notCsvMessage, CSV_PARSE_OPTIONS } from "./csv-text.ts";
+export {
+  RowEncoder,
+  schemaFeatures,
+  numericSchema,
+  dateOf,
+  categoryOf,
+  DATE_FORMATS,
+  OTHER_CATEGORY,
+  CATEGORICAL_SPLITS,
+} from "./schema.ts";
+export type { TableSchema, SchemaColumn, ColumnKind, DatePart, ExcludedColumn, FeatureInfo, FeatureKind, CellValue, Where } from "./schema.ts";
+export { TableBuilder, SAMPLE_ROWS, MAX_CATEGORY_CODES } from "./table.ts";
+export type { TableOptions, TableResult } from "./table.ts";
 export type { ParseCsvOptions } from "./csv.ts";
 export { classificationMetrics, regressionMetrics } from "./metrics.ts";
 export type { ClassificationMetrics, RegressionMetrics, Metrics } from "./metrics.ts";

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { FormatError, OptionsError } from "./errors.ts";
+import { schemaProblem, type FeatureKind, type TableSchema } from "./schema.ts";
 import type { Dataset, Target } from "./types.ts";
 
 /** Bin value that marks a missing cell. Real bins are 0..254. */
@@ -7,7 +8,23 @@ export const MISSING_BIN = 255;
 export const MAX_BINS = 255;
 
 const MAGIC = "CNPYPACK";
-export const PACK_VERSION = 1;
+/**
+ * Version 2 records each feature's kind and, for a categorical feature, its category names (bin = category
+ * code, MISSING_BIN for missing), plus the table schema. Version 1 packs (all numeric) still decode.
+ */
+export const PACK_VERSION = 2;
+const READABLE_VERSIONS = [1, 2];
+
+/**
+ * A feature as the pack stores it. `bits` is the width of its bins: 8 today; a feature whose bins need 16 bits
+ * (more than 255 bins or category codes) will say 16 and keep its bins in a section of its own.
+ */
+export interface PackFeature {
+  kind: FeatureKind;
+  /** categorical: category names by code (bin). */
+  categories?: string[];
+  bits: 8;
+}
 
 /**
  * A dataset prepared once for training: every feature quantile-binned to a Uint8 column. Column-major so a
@@ -24,6 +41,10 @@ export interface DatasetPack {
   /** Per feature, ascending; bin(x) = first b with x <= edges[b], else edges.length. */
   edges: Float64Array[];
   target: Target;
+  /** Per feature: numeric (bins are quantile bins of `edges`) or categorical (bins are category codes). */
+  features: PackFeature[];
+  /** How the input's columns became these features, when the pack was made from a table with a schema. */
+  schema?: TableSchema;
   /** sha256 (hex) of `bytes`. */
   hash: string;
   bytes: Uint8Array;
@@ -153,6 +174,14 @@ interface PackHeader {
   edgeCounts: number[];
   task: Target["task"];
   classes?: string[];
+  /** Version 2. */
+  features?: PackFeature[];
+  schema?: TableSchema;
+}
+
+/** Edges that put category code c in bin c (codes are the raw values of a categorical feature). */
+function categoricalEdges(count: number): Float64Array {
+  return Float64Array.from({ length: Math.max(0, count - 1) }, (_, c) => c + 0.5);
 }
 
 // Not `(n + 7) & ~7`: bitwise ops are 32-bit, and crafted headers can ask for sizes past 2^31.
@@ -166,8 +195,18 @@ export function buildPack(dataset: Dataset, options: PackOptions = {}): DatasetP
   }
   const { nRows, columns } = dataset;
   const nFeatures = columns.length;
+  const features: PackFeature[] = columns.map((_, f) => {
+    const info = dataset.features?.[f];
+    if (info?.kind !== "categorical") return { kind: "numeric", bits: 8 };
+    if (info.categories!.length > MAX_BINS) {
+      throw new OptionsError(`feature ${JSON.stringify(info.name)} has ${info.categories!.length} categories; a pack holds at most ${MAX_BINS}`);
+    }
+    return { kind: "categorical", categories: info.categories!, bits: 8 };
+  });
   const ranges = columns.map(integerRange);
-  const edges = columns.map((c, f) => computeEdges(c, maxBins, ranges[f]));
+  const edges = columns.map((c, f) =>
+    features[f]!.kind === "categorical" ? categoricalEdges(features[f]!.categories!.length) : computeEdges(c, maxBins, ranges[f]),
+  );
   const header: PackHeader = {
     featureNames: dataset.featureNames,
     labelName: dataset.labelName,
@@ -175,6 +214,8 @@ export function buildPack(dataset: Dataset, options: PackOptions = {}): DatasetP
     edgeCounts: edges.map((e) => e.length),
     task: dataset.target.task,
     ...(dataset.target.task === "classification" ? { classes: dataset.target.classes } : {}),
+    features,
+    ...(dataset.schema ? { schema: dataset.schema } : {}),
   };
   const layout = layoutFor(header, nFeatures);
   const buffer = options.shared ? new SharedArrayBuffer(layout.total) : new ArrayBuffer(layout.total);
@@ -243,6 +284,7 @@ function layoutFor(header: PackHeader, nFeatures: number): Layout {
 }
 
 function writePreamble(bytes: Uint8Array, headerBytes: Uint8Array): void {
+  // Every pack is written as the current version; version 1 packs are only read.
   for (let i = 0; i < 8; i++) bytes[i] = MAGIC.charCodeAt(i);
   const view = new DataView(bytes.buffer, bytes.byteOffset, 16);
   view.setUint32(8, PACK_VERSION, true);
@@ -265,8 +307,8 @@ export function decodePack(input: Uint8Array): DatasetPack {
   if (magic !== MAGIC) throw new FormatError("not a Canopy dataset pack: bad magic bytes");
   const view = new DataView(bytes.buffer, bytes.byteOffset, 16);
   const version = view.getUint32(8, true);
-  if (version !== PACK_VERSION) {
-    throw new FormatError(`unsupported dataset pack version ${version} (this build reads version ${PACK_VERSION})`);
+  if (!READABLE_VERSIONS.includes(version)) {
+    throw new FormatError(`unsupported dataset pack version ${version} (this build reads versions ${READABLE_VERSIONS.join(" and ")})`);
   }
   const headerLength = view.getUint32(12, true);
   if (16 + headerLength > bytes.length) throw new FormatError("dataset pack is truncated (header)");
@@ -276,7 +318,7 @@ export function decodePack(input: Uint8Array): DatasetPack {
   } catch {
     throw new FormatError("dataset pack header is corrupt");
   }
-  validateHeader(header);
+  validateHeader(header, version);
   const nFeatures = header.featureNames.length;
   const layout = layoutFor(header, nFeatures);
   if (layout.total !== bytes.length) {
@@ -304,6 +346,8 @@ export function decodePack(input: Uint8Array): DatasetPack {
     labelName: header.labelName,
     nRows,
     nFeatures,
+    features: header.features ?? header.featureNames.map(() => ({ kind: "numeric", bits: 8 })),
+    ...(header.schema ? { schema: header.schema } : {}),
     bins: new Uint8Array(buffer, base + layout.binsOffset, nFeatures * nRows),
     edges,
     target,
@@ -312,7 +356,28 @@ export function decodePack(input: Uint8Array): DatasetPack {
   };
 }
 
-function validateHeader(h: PackHeader): void {
+function validateHeader(h: PackHeader, version: number): void {
+  // Version 2 may say what each feature is (absent: all numeric, as in version 1).
+  if (version >= 2 && h !== null && typeof h === "object" && h.features !== undefined) {
+    const features = h.features;
+    const okFeatures =
+      Array.isArray(features) &&
+      Array.isArray(h.featureNames) &&
+      features.length === h.featureNames.length &&
+      features.every(
+        (f, i) =>
+          f !== null &&
+          typeof f === "object" &&
+          f.bits === 8 &&
+          (f.kind === "numeric" ||
+            (f.kind === "categorical" &&
+              Array.isArray(f.categories) &&
+              f.categories.every((c) => typeof c === "string") &&
+              h.edgeCounts?.[i] === Math.max(0, f.categories.length - 1))),
+      );
+    if (!okFeatures) throw new FormatError("dataset pack header is corrupt (features)");
+  }
+  if (version >= 2 && h?.schema !== undefined && schemaProblem(h.schema) !== undefined) throw new FormatError("dataset pack header is corrupt (schema)");
   const ok =
     h !== null &&
     typeof h === "object" &&

@@ -1,3 +1,5 @@
+import type { FeatureInfo, TableSchema } from "./schema.ts";
+
 export type Task = "classification" | "regression";
 
 /** What the model predicts. Class codes index `classes` (0..K-1). */
@@ -5,13 +7,20 @@ export type Target =
   | { task: "classification"; classes: string[]; codes: Uint16Array }
   | { task: "regression"; values: Float64Array };
 
-/** A numeric table ready for binning: one raw column per feature, NaN for a missing cell. */
+/**
+ * A table ready for binning: one raw column per feature, NaN for a missing cell. A categorical feature's values
+ * are its category codes. Without `features`, every feature is numeric.
+ */
 export interface Dataset {
   featureNames: string[];
   labelName: string;
   nRows: number;
   columns: Float64Array[];
   target: Target;
+  /** Each feature's kind (and a categorical one's category names), from the schema. */
+  features?: FeatureInfo[];
+  /** How the input's columns became these features (applied again to rows to predict). */
+  schema?: TableSchema;
 }
 
 /** Options with scikit-learn's names and defaults (RandomForestClassifier / RandomForestRegressor). */

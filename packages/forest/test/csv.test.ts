@@ -95,7 +95,7 @@ describe("parseCsv: format", () => {
 });
 
 describe("parseCsv: cells", () => {
-  it.each(["", "NA", "na", "NaN", "nan", "NAN", "N/A", "n/a", "null", "NULL", "Null", "  NA  ", " "])(
+  it.each(["", "NA", "na", "NaN", "nan", "NAN", "N/A", "n/a", "null", "NULL", "Null", "  NA  ", " ", "?", " ? "])(
     "reads missing cell %j as NaN",
     (cell) => {
       const ds = parseCsv(`a,b,label\n"${cell}",5,x\n1,${cell},y\n`);
@@ -223,9 +223,24 @@ describe("parseCsv: task", () => {
     expect(classes).toEqual(["10", "9", "B", "a", "b"]);
   });
 
-  it("treats integral labels written with decimals as classes and keeps their text", () => {
+  it("treats integral labels written with decimals as classes named by their canonical spelling", () => {
     const { classes } = classesOf(parseCsv("a,y\n1,1.0\n2,2.0\n3,1.0\n4,2.0\n"));
-    expect(classes).toEqual(["1.0", "2.0"]);
+    expect(classes).toEqual(["1", "2"]);
+  });
+
+  it("compares numeric labels as numbers: 1, 1.0 and +1 are one class", () => {
+    const { classes, codes } = classesOf(parseCsv("a,y\n1,1\n2,1.0\n3,2\n4,2.00\n5,+1\n6,2e0\n7,10\n8,1e1\n9,-0\n10,0\n"));
+    expect(classes).toEqual(["0", "1", "2", "10"]);
+    expect(Array.from(codes)).toEqual([1, 1, 2, 2, 1, 2, 3, 3, 0, 0]);
+  });
+
+  it("counts distinct numbers, not spellings, when detecting the task", () => {
+    // Two classes spelled four ways in 6 rows: still classification (2 <= 6 / 2).
+    expect(classesOf(parseCsv("a,y\n1,1\n2,1.0\n3,2\n4,2.0\n5,1\n6,2\n")).classes).toEqual(["1", "2"]);
+  });
+
+  it("keeps text labels as text when any label is not a number", () => {
+    expect(classesOf(parseCsv("a,y\n1,1\n2,1.0\n3,x\n")).classes).toEqual(["1", "1.0", "x"]);
   });
 
   it("auto-detects regression when integer labels are not repeated enough", () => {
@@ -275,7 +290,7 @@ describe("parseCsv: task", () => {
 });
 
 describe("parseCsv: errors", () => {
-  it.each(["", "NA", "null", "  "])("rejects a missing label %j with its row", (cell) => {
+  it.each(["", "NA", "null", "  ", "?"])("rejects a missing label %j with its row", (cell) => {
     const err = csvError(`a,b,species\n1,2,x\n3,4,"${cell}"\n`);
     expect(err.message).toBe('row 3, column "species": the label is missing');
     expect(err.row).toBe(3);
@@ -312,6 +327,37 @@ describe("parseCsv: errors", () => {
 
   it("rejects a file with only the label column", () => {
     expect(csvError("y\nx\n").message).toBe('CSV has no feature columns: the only column is the label "y"');
+  });
+
+  it.each<[string, number[], RegExp]>([
+    ["gzip", [0x1f, 0x8b, 0x08, 0x00, 0x41, 0x42], /^not CSV: the data is gzip-compressed data; canopy reads CSV text/],
+    ["Parquet", [...Buffer.from("PAR1"), 0x15, 0x04], /^not CSV: the data is a Parquet file;/],
+    ["ZIP", [...Buffer.from("PK\x03\x04"), 0x14, 0x00], /^not CSV: the data is a ZIP archive/],
+    ["UTF-16", [0xff, 0xfe, 0x61, 0x00, 0x2c, 0x00], /^not CSV: the data is UTF-16 text; save it as UTF-8$/],
+    ["NUL bytes", [...Buffer.from("a,b\n1,"), 0x00, 0x02, 0x0a], /^not CSV: the data is binary data \(it holds NUL bytes\)/],
+  ])("refuses %s data in one line without echoing its bytes", (_name, bytes, message) => {
+    const err = csvError(Uint8Array.from(bytes));
+    expect(err.message).toMatch(message);
+    expect(err.message).not.toMatch(/[\x00-\x1f\x7f-\x9f\ufffd]/);
+  });
+
+  it("refuses invalid UTF-8 with the row and column", () => {
+    const latin1 = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0));
+    const header = csvError(latin1("size,caf\xe9,y\n1,2,x\n"));
+    expect(header.message).toBe("row 1, column 2: invalid UTF-8 (byte 0xE9); canopy reads UTF-8 text: save the file as UTF-8");
+    expect(header.row).toBe(1);
+    const cell = csvError(latin1("a,city,b\n1,Paris,3\n\n2,S\xe3o Paulo,4\n"), { label: "city" });
+    expect(cell.message).toBe('row 3, column "city": invalid UTF-8 (byte 0xE3); canopy reads UTF-8 text: save the file as UTF-8');
+    expect([cell.row, cell.column]).toEqual([3, "city"]);
+    // A real U+FFFD (valid UTF-8) is text like any other.
+    expect(classesOf(parseCsv("a,y\n1,\uFFFD\n2,b\n")).classes).toEqual(["b", "\uFFFD"]);
+  });
+
+  it("escapes control characters of names and cells in messages", () => {
+    const err = csvError("a,\u001b[2Jb,y\n1,2,x\n3,\u009b31m,y\n");
+    expect(err.message).toBe('row 3, column "\\x1b[2Jb": "\\x9b31m" is not a number');
+    expect(err.column).toBe("\u001b[2Jb");
+    expect(csvError("a,b\n1,2\n", { label: "\u001b]0;x\u0007" }).message).toMatch(/^label column "\\x1b\]0;x\\x07" not found/);
   });
 
   it("wraps csv-parse syntax errors as one-line CsvErrors", () => {

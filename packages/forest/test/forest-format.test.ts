@@ -1,3 +1,4 @@
+import { crc32 } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { CanopyError, FormatError } from "../src/errors.ts";
 import { fitForest } from "../src/fit.ts";
@@ -8,6 +9,14 @@ import type { Dataset } from "../src/types.ts";
 import { classification, fixture, random, regression, rowsOf } from "./fixtures/data.ts";
 
 const align8 = (n: number) => Math.ceil(n / 8) * 8;
+/** The v2 binary preamble: magic, version, header length, CRC-32, a reserved zero word. */
+const PREAMBLE = 24;
+
+/** Recomputes a v2 model's CRC-32 after an edit, so the edit reaches the structural checks behind it. */
+function reseal(bin: Uint8Array): Uint8Array {
+  new DataView(bin.buffer, bin.byteOffset, bin.byteLength).setUint32(16, crc32(bin.subarray(20), crc32(bin.subarray(0, 16))), true);
+  return bin;
+}
 
 /** Iris with a few cells blanked, so that trees route missing values both ways. */
 function irisWithGaps(): Dataset {
@@ -51,27 +60,27 @@ function expectFormatError(fn: () => unknown, message?: RegExp): void {
   expect((caught as Error).message).not.toContain("\n");
 }
 
-/** Re-encodes a binary model with an edited JSON header, keeping its tree section. */
+/** Re-encodes a binary model with an edited JSON header, keeping its tree section (and a valid checksum). */
 function withHeader(bin: Uint8Array, edit: (header: Record<string, unknown>) => void): Uint8Array {
   const view = new DataView(bin.buffer, bin.byteOffset, bin.byteLength);
   const length = view.getUint32(12, true);
-  const header = JSON.parse(new TextDecoder().decode(bin.subarray(16, 16 + length))) as Record<string, unknown>;
+  const header = JSON.parse(new TextDecoder().decode(bin.subarray(PREAMBLE, PREAMBLE + length))) as Record<string, unknown>;
   edit(header);
   const encoded = new TextEncoder().encode(JSON.stringify(header));
-  const body = bin.subarray(align8(16 + length));
-  const out = new Uint8Array(align8(16 + encoded.length) + body.length);
+  const body = bin.subarray(align8(PREAMBLE + length));
+  const out = new Uint8Array(align8(PREAMBLE + encoded.length) + body.length);
   out.set(bin.subarray(0, 12));
   new DataView(out.buffer).setUint32(12, encoded.length, true);
-  out.set(encoded, 16);
-  out.set(body, align8(16 + encoded.length));
-  return out;
+  out.set(encoded, PREAMBLE);
+  out.set(body, align8(PREAMBLE + encoded.length));
+  return reseal(out);
 }
 
 /** Byte offsets of the first tree's arrays in a binary model. */
 function firstTreeLayout(forest: Forest, bin: Uint8Array) {
   const t = forest.trees[0];
   const nInternal = t.feature.filter((f) => f >= 0).length;
-  const start = align8(16 + new DataView(bin.buffer, bin.byteOffset).getUint32(12, true));
+  const start = align8(PREAMBLE + new DataView(bin.buffer, bin.byteOffset).getUint32(12, true));
   const right = start + nInternal * 12 + t.values.length * 4;
   const feature = right + t.nodeCount * 4;
   return { start, right, feature, end: start + align8(nInternal * 12 + t.values.length * 4 + t.nodeCount * 8) };
@@ -151,18 +160,77 @@ describe("forest format: predictions", () => {
   });
 });
 
+/** The same model in the version 1 layout: a 16-byte preamble, no checksum, "version": 1 in the header. */
+function asVersion1(bin: Uint8Array): Uint8Array {
+  const length = new DataView(bin.buffer, bin.byteOffset).getUint32(12, true);
+  const header = JSON.parse(new TextDecoder().decode(bin.subarray(PREAMBLE, PREAMBLE + length))) as Record<string, unknown>;
+  header.version = 1;
+  const encoded = new TextEncoder().encode(JSON.stringify(header));
+  const body = bin.subarray(align8(PREAMBLE + length));
+  const out = new Uint8Array(align8(16 + encoded.length) + body.length);
+  out.set(bin.subarray(0, 8));
+  new DataView(out.buffer).setUint32(8, 1, true);
+  new DataView(out.buffer).setUint32(12, encoded.length, true);
+  out.set(encoded, 16);
+  out.set(body, align8(16 + encoded.length));
+  return out;
+}
+
+describe("forest format: version 2 checksum", () => {
+  it("writes the current version (2 or later) with the CRC-32 of every other byte at offset 16", () => {
+    const bin = classForest.toBinary();
+    const view = new DataView(bin.buffer, bin.byteOffset);
+    expect(FOREST_VERSION).toBeGreaterThanOrEqual(2);
+    expect(view.getUint32(8, true)).toBe(FOREST_VERSION);
+    expect(view.getUint32(16, true)).toBe(crc32(bin.subarray(20), crc32(bin.subarray(0, 16))));
+    expect(view.getUint32(20, true)).toBe(0);
+  });
+
+  it("still loads version 1 files, which predict the same and re-encode as the current version", () => {
+    for (const forest of [classForest, regForest]) {
+      const v1 = asVersion1(forest.toBinary());
+      const loaded = Forest.load(v1);
+      expect(loaded.version).toBe(1);
+      expectSameModel(forest, loaded);
+    }
+    expect(Forest.load({ ...classForest.toJSON(), version: 1 }).version).toBe(1);
+  });
+
+  it("refuses every single-bit flip of a version 2 file", () => {
+    const small = fitForest(irisPack, { n_estimators: 2, max_depth: 3, random_state: 2 });
+    const bin = small.toBinary();
+    for (let i = 0; i < bin.length; i++) {
+      for (let bit = 0; bit < 8; bit++) {
+        const bad = bin.slice();
+        bad[i] ^= 1 << bit;
+        expectFormatError(() => Forest.load(bad));
+      }
+    }
+    const bad = bin.slice();
+    bad[bin.length - 1] ^= 4;
+    expectFormatError(() => Forest.load(bad), /^corrupt model: checksum mismatch \(CRC-32 0x[0-9a-f]{8}, recorded 0x[0-9a-f]{8}\): the file is damaged$/);
+  });
+
+  it("JSON (no checksum) is still validated: a leaf value that is not finite is refused", () => {
+    const json = classForest.toJSON();
+    const tree0 = { ...json.trees[0], values: json.trees[0].values.map((v, i) => (i === 0 ? 1e39 : v)) };
+    expectFormatError(() => Forest.load(JSON.stringify({ ...json, trees: [tree0, ...json.trees.slice(1)] })), /not a finite number/);
+  });
+});
+
 describe("forest format: load rejects what is not a valid model with a FormatError", () => {
   it("another format name, another version (JSON and binary)", () => {
     const json = classForest.toJSON();
     expectFormatError(() => Forest.load({ ...json, format: "sklearn-forest" }), /format/);
-    expectFormatError(() => Forest.load({ ...json, version: 2 }), /version 2/);
+    const next = FOREST_VERSION + 1;
+    expectFormatError(() => Forest.load({ ...json, version: next }), new RegExp(`version ${next}`));
     expectFormatError(() => Forest.load(JSON.stringify({ ...json, version: "1" })), /version/);
     const bin = classForest.toBinary();
-    const v2 = bin.slice();
-    new DataView(v2.buffer).setUint32(8, 2, true);
-    expectFormatError(() => Forest.load(v2), /version 2/);
+    const vNext = bin.slice();
+    new DataView(vNext.buffer).setUint32(8, next, true);
+    expectFormatError(() => Forest.load(reseal(vNext)), new RegExp(`version ${next}`));
     expectFormatError(() => Forest.load(withHeader(bin, (h) => (h.format = "other"))), /format/);
-    expectFormatError(() => Forest.load(withHeader(bin, (h) => (h.version = 2))), /version 2/);
+    expectFormatError(() => Forest.load(withHeader(bin, (h) => (h.version = next))), new RegExp(`version ${next}`));
     // The header rewriter itself keeps a valid model valid.
     expectSameModel(classForest, Forest.load(withHeader(bin, () => {})));
   });
@@ -199,7 +267,8 @@ describe("forest format: load rejects what is not a valid model with a FormatErr
     }
     const longer = new Uint8Array(bin.length + 8);
     longer.set(bin);
-    expectFormatError(() => Forest.load(longer), /trailing/);
+    expectFormatError(() => Forest.load(longer), /checksum mismatch/);
+    expectFormatError(() => Forest.load(reseal(longer)), /trailing/);
   });
 
   it("a child index or a feature out of range in the tree section", () => {
@@ -208,19 +277,19 @@ describe("forest format: load rejects what is not a valid model with a FormatErr
     const t = classForest.trees[0];
     const badChild = bin.slice();
     new DataView(badChild.buffer).setInt32(layout.right, t.nodeCount + 5, true);
-    expectFormatError(() => Forest.load(badChild), /tree 0 node 0 is malformed/);
+    expectFormatError(() => Forest.load(reseal(badChild)), /tree 0 node 0 is malformed/);
     const backwards = bin.slice();
     new DataView(backwards.buffer).setInt32(layout.right, 0, true);
-    expectFormatError(() => Forest.load(backwards), /malformed/);
+    expectFormatError(() => Forest.load(reseal(backwards)), /malformed/);
     const badFeature = bin.slice();
     new DataView(badFeature.buffer).setInt16(layout.feature, 99, true);
-    expectFormatError(() => Forest.load(badFeature), /malformed/);
+    expectFormatError(() => Forest.load(reseal(badFeature)), /malformed/);
     const leafToSplit = bin.slice(); // the last node is a leaf: a split there has no children
     new DataView(leafToSplit.buffer).setInt16(layout.feature + (t.nodeCount - 1) * 2, 0, true);
-    expectFormatError(() => Forest.load(leafToSplit));
+    expectFormatError(() => Forest.load(reseal(leafToSplit)));
   });
 
-  it("any flipped byte in the tree section: a FormatError or a model that still predicts", () => {
+  it("any flipped byte in the tree section, checksum recomputed: a FormatError or a model that still predicts", () => {
     const small = fitForest(irisPack, { n_estimators: 2, max_depth: 4, random_state: 2 });
     const bin = small.toBinary();
     const { start } = firstTreeLayout(small, bin);
@@ -228,6 +297,7 @@ describe("forest format: load rejects what is not a valid model with a FormatErr
     for (let i = start; i < bin.length; i++) {
       const bad = bin.slice();
       bad[i] ^= 0xff;
+      reseal(bad);
       let model: Forest;
       try {
         model = Forest.load(bad);

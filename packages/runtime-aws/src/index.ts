@@ -25,6 +25,7 @@ export { SQS_BATCH_SIZE, SqsTaskQueue, type SqsSender, type SqsTaskQueueOptions 
 export { DynamoStreamReader, type StreamReaderOptions, type StreamRecord } from "./stream-reader.ts";
 export { listOpenBuilds } from "./open-builds.ts";
 export { createAwsRuntime, parseS3Url, type AwsRuntime, type AwsRuntimeOptions } from "./runtime.ts";
+export { s3ByteSource } from "./s3-source.ts";
 export { ALIAS_KEY_PREFIX, aliasKey, DynamoModelRegistry, listBuilds } from "./registry.ts";
 export * from "./emulator/index.ts";
 

@@ -106,8 +106,9 @@ class DeployedRuntime implements AwsRuntime {
       return this.remember(buildHandle({ record, groves: manifest.groves, created: false, queued: requeued }));
     }
     const spec = parseBuildSpec(request.spec);
-    const csv = typeof request.data === "string" ? await this.read(request.data) : request.data;
-    const prepared = await prepareBuildData(spec, csv, this.blobs, { clock: this.clock });
+    // A path or s3:// URL read here is CSV bytes; the CLI hands over an opened table (any format, streamed).
+    const input = typeof request.data === "string" ? await this.read(request.data) : request.data;
+    const prepared = await prepareBuildData(spec, input, this.blobs, { clock: this.clock });
     const { record, plan, created } = await submitBuild(spec, ports, prepared);
     return this.remember(buildHandle({ record, groves: plan.groves, created, queued: created ? plan.groves.map((g) => g.grove) : [], prepared }));
   }

@@ -1,4 +1,3 @@
-import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import {
@@ -24,10 +23,10 @@ import {
   submitBuild,
   systemClock,
   TERMINAL_STATUSES,
-  treesLanded,
   viewOf,
   type BuildEvent,
   type BuildHandle,
+  verifiedPack,
   type BuildNotification,
   type BuildRecord,
   type BuildReport,
@@ -44,7 +43,7 @@ import {
   type ProgressEvent,
   type Runtime,
 } from "@canopy/core";
-import { decodePack } from "@canopy/forest";
+import { fileSource, openTable } from "@canopy/core/ingest";
 import { renderReport } from "@canopy/report";
 import { DiskBlobStore } from "./blob-store.ts";
 import { DiskLedger } from "./disk-ledger.ts";
@@ -209,9 +208,10 @@ class EmbeddedRuntime implements LocalRuntime {
     if ("resume" in request) return this.beginResume(request.resume, startedAt);
     const spec = parseBuildSpec(request.spec);
     this.emit({ type: "stage", stage: "preparing", elapsedMs: 0 });
-    const csv = typeof request.data === "string" ? await readFile(request.data) : request.data;
+    // A path is streamed (CSV, .csv.gz or Parquet, by content); bytes are CSV.
+    const input = typeof request.data === "string" ? await openTable(fileSource(request.data)) : request.data;
     this.checkOpen();
-    const prepared = await prepareBuildData(spec, csv, this.blobs, { shared: true, clock: this.clock });
+    const prepared = await prepareBuildData(spec, input, this.blobs, { shared: true, clock: this.clock });
     this.share(prepared.pack);
     const buildId = buildIdFor(prepared.hash, spec);
     const running = this.running(buildId);
@@ -368,9 +368,7 @@ class EmbeddedRuntime implements LocalRuntime {
     if (!stored) throw new LocalStoreError(`dataset pack ${packKey} is missing from ${this.root}`);
     const bytes = new Uint8Array(new SharedArrayBuffer(stored.length));
     bytes.set(stored);
-    const pack = decodePack(bytes);
-    if (pack.hash !== packHash) throw new LocalStoreError(`dataset pack ${packKey} has hash ${pack.hash}, expected ${packHash}`);
-    this.share(pack);
+    this.share(verifiedPack(bytes, packKey, packHash));
   }
 
   /** The ledger's change feed, as a DynamoDB stream would deliver it: aggregation triggers and progress. */

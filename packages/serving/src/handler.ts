@@ -115,6 +115,7 @@ export function createHandler(options: HandlerOptions): Handler {
           ...modelInfo(model),
           classes: f.classes,
           features: f.featureNames,
+          ...(f.schema ? { schema: f.schema } : {}),
           bytes: model.bytes,
           loadedAt: new Date(model.loadedAt).toISOString(),
           source: model.source,

@@ -1,10 +1,15 @@
-import { parse as parseCsvText } from "csv-parse/sync";
+import { CsvError, CsvSyntaxError, numericSchema, printable, quoted, readCsvRecords, RowEncoder, type CellValue, type TableSchema } from "@canopy/forest";
 import { ServingError } from "./http.ts";
 
-/** What a body must be read against: the served model's features (and its label, which rows may carry). */
+/**
+ * What a body must be read against: the served model's features (and its label, which rows may carry), and its
+ * table schema when it has one: then CSV columns and record fields are the model's input columns (text for
+ * categories and dates), while "rows" stay feature vectors of numbers.
+ */
 export interface FeatureSchema {
   featureNames: readonly string[];
   labelName: string;
+  schema?: TableSchema;
 }
 
 /** Rows to predict, row-major in the model's feature order; NaN marks a missing value. */
@@ -22,9 +27,6 @@ export interface ParsedBody {
 
 export type BodyFormat = "json" | "csv";
 
-/** Missing-value spellings and number syntax exactly as the engine's CSV reader accepts them. */
-const MISSING = new Set(["", "na", "nan", "n/a", "null"]);
-const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 const JSON_FIELDS = new Set(["rows", "records", "proba"]);
 const USAGE = 'send JSON {"rows": [[...], ...]} or {"records": [{"feature": value, ...}, ...]}, or CSV with a header row';
 
@@ -45,7 +47,8 @@ export function bodyFormat(contentType: string | undefined, text: string): BodyF
 }
 
 function featureList(names: readonly string[]): string {
-  return names.length <= 8 ? names.join(", ") : `${names.slice(0, 8).join(", ")}, … (${names.length} in all)`;
+  const shown = names.slice(0, 8).map((n) => printable(n));
+  return names.length <= 8 ? shown.join(", ") : `${shown.join(", ")}, … (${names.length} in all)`;
 }
 
 function tooMany(nRows: number, maxRows: number): ServingError {
@@ -86,7 +89,7 @@ function parseJson(text: string, schema: FeatureSchema, maxRows: number): Parsed
   if (!Array.isArray(list)) throw bad(`"${key}" must be an array`);
   if (list.length === 0) throw bad(`"${key}" is empty: no rows to predict`);
   if (list.length > maxRows) throw tooMany(list.length, maxRows);
-  const X = key === "rows" ? rowsMatrix(list, schema) : recordsMatrix(list, schema);
+  const X = key === "rows" ? rowsMatrix(list, schema) : schema.schema ? schemaRecordsMatrix(list, schema, schema.schema) : recordsMatrix(list, schema);
   return proba === undefined ? { X } : { X, proba };
 }
 
@@ -130,48 +133,94 @@ function recordsMatrix(records: unknown[], schema: FeatureSchema): RowMatrix {
   return { data, nRows: records.length, nCols };
 }
 
-/** CSV with a header row; columns matched to features by name (any order). Rows are numbered with the header as row 1. */
-function parseCsv(text: string, schema: FeatureSchema, maxRows: number): ParsedBody {
-  let records: string[][];
-  try {
-    records = parseCsvText(text, { bom: true, skip_empty_lines: true, relax_column_count: true }) as string[][];
-  } catch (err) {
-    throw bad(`malformed CSV: ${String((err as Error).message).split("\n")[0]}`);
-  }
-  while (records.length > 0 && records[0].every((c) => c.trim() === "")) records.shift();
-  if (records.length === 0) throw bad(`empty CSV: ${USAGE}`);
-  const header = records[0].map((name) => name.trim());
-  const position = new Map<string, number>();
-  const known = new Set(schema.featureNames);
-  header.forEach((name, i) => {
-    if (position.has(name)) throw bad(`CSV header: duplicate column ${JSON.stringify(name)}`);
-    if (!known.has(name) && name !== schema.labelName)
-      throw bad(`CSV header: unknown feature ${JSON.stringify(name)}; the model's features are ${featureList(schema.featureNames)}`);
-    position.set(name, i);
-  });
-  const missing = schema.featureNames.filter((n) => !position.has(n));
-  if (missing.length > 0) throw bad(`CSV header lacks feature${missing.length > 1 ? "s" : ""} ${featureList(missing)}`);
-  const nRows = records.length - 1;
-  if (nRows === 0) throw bad("the CSV has a header but no rows to predict");
-  if (nRows > maxRows) throw tooMany(nRows, maxRows);
-  const nCols = schema.featureNames.length;
-  const cols = schema.featureNames.map((n) => position.get(n)!);
-  const data = new Float64Array(nRows * nCols);
-  for (let r = 0; r < nRows; r++) {
-    const record = records[r + 1];
-    const row = r + 2;
-    if (record.length !== header.length) throw bad(`CSV row ${row} has ${record.length} fields; the header has ${header.length}`);
-    for (let f = 0; f < nCols; f++) {
-      const cell = record[cols[f]].trim();
-      let v: number;
-      if (MISSING.has(cell.toLowerCase())) v = NaN;
-      else if (DECIMAL.test(cell) && Number.isFinite((v = Number(cell)))) {
-        // a number
-      } else throw bad(`CSV row ${row}, column ${JSON.stringify(schema.featureNames[f])}: ${JSON.stringify(record[cols[f]])} is not a number`);
-      data[r * nCols + f] = v;
+/** Records of a model with a schema: fields are its input columns, values JSON scalars (null for missing). */
+function schemaRecordsMatrix(records: unknown[], schema: FeatureSchema, table: TableSchema): RowMatrix {
+  const encoder = new RowEncoder(table);
+  const names = encoder.columnNames;
+  const position = new Map(names.map((n, i) => [n, i]));
+  const nCols = encoder.nFeatures;
+  const data = new Float64Array(records.length * nCols);
+  for (let r = 0; r < records.length; r++) {
+    const rec = records[r];
+    if (rec === null || typeof rec !== "object" || Array.isArray(rec)) throw bad(`records[${r}] is not an object of column names to values`);
+    const fields = rec as Record<string, unknown>;
+    let seen = 0;
+    for (const key of Object.keys(fields)) {
+      const c = position.get(key);
+      if (c === undefined) {
+        if (key === schema.labelName || table.excluded.some((e) => e.name === key)) continue;
+        throw bad(`records[${r}] has unknown column ${quoted(key)}; the model's columns are ${featureList(names)}`);
+      }
+      const value = fields[key];
+      const where = `records[${r}].${printable(key)}`;
+      if (value !== null && typeof value === "object") throw bad(`${where}: ${Array.isArray(value) ? "an array" : "an object"} is not a value`);
+      try {
+        encoder.encode(c, value as CellValue, data, r * nCols, { path: where });
+      } catch (err) {
+        if (err instanceof CsvError) throw bad(err.message);
+        throw err;
+      }
+      seen++;
+    }
+    if (seen !== names.length) {
+      const missing = names.filter((n) => !Object.hasOwn(fields, n));
+      throw bad(`records[${r}] lacks column${missing.length > 1 ? "s" : ""} ${featureList(missing)} (use null for a missing value)`);
     }
   }
-  return { X: { data, nRows, nCols } };
+  return { data, nRows: records.length, nCols };
+}
+
+/**
+ * CSV with a header row; columns matched to features by name (any order). Rows are numbered with the header as
+ * row 1. Records and cells are read by the engine's CSV reader and cell grammar (readCsvRecords, parseCell).
+ */
+function parseCsv(text: string, schema: FeatureSchema, maxRows: number): ParsedBody {
+  const encoder = new RowEncoder(schema.schema ?? numericSchema(schema.featureNames, schema.labelName));
+  const names = encoder.columnNames;
+  const nCols = encoder.nFeatures;
+  // Columns the model was trained without (identifiers, dropped ones) may come along and are ignored.
+  const known = new Set([...names, ...(schema.schema?.excluded.map((e) => e.name) ?? [])]);
+  let width = 0;
+  let cols: number[] = [];
+  let data = new Float64Array(16 * nCols);
+  let nRows = 0;
+  let records: number;
+  try {
+    records = readCsvRecords(text, (record, row) => {
+      if (row === 1) {
+        const header = record.map((name) => name.trim());
+        const position = new Map<string, number>();
+        header.forEach((name, i) => {
+          if (position.has(name)) throw bad(`CSV header: duplicate column ${quoted(name)}`);
+          if (!known.has(name) && name !== schema.labelName)
+            throw bad(`CSV header: unknown feature ${quoted(name)}; the model's features are ${featureList(names)}`);
+          position.set(name, i);
+        });
+        const missing = names.filter((n) => !position.has(n));
+        if (missing.length > 0) throw bad(`CSV header lacks feature${missing.length > 1 ? "s" : ""} ${featureList(missing)}`);
+        cols = names.map((n) => position.get(n)!);
+        width = header.length;
+        return;
+      }
+      if (row - 1 > maxRows) return; // counted, refused below with the total
+      if (record.length !== width) throw bad(`CSV row ${row} has ${record.length} fields; the header has ${width}`);
+      if ((nRows + 1) * nCols > data.length) {
+        const grown = new Float64Array(data.length * 2);
+        grown.set(data);
+        data = grown;
+      }
+      for (let c = 0; c < cols.length; c++) encoder.encode(c, record[cols[c]!]!, data, nRows * nCols, { row });
+      nRows++;
+    });
+  } catch (err) {
+    if (err instanceof CsvSyntaxError) throw bad(`malformed CSV: ${err.detail}`);
+    if (err instanceof CsvError) throw bad(`CSV ${err.message}`);
+    throw err;
+  }
+  if (records === 0) throw bad(`empty CSV: ${USAGE}`);
+  if (records === 1) throw bad("the CSV has a header but no rows to predict");
+  if (records - 1 > maxRows) throw tooMany(records - 1, maxRows);
+  return { X: { data: data.subarray(0, nRows * nCols), nRows, nCols } };
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });

@@ -53,7 +53,7 @@ export async function dev(data: string | undefined, options: DevOptions, io: Dev
   const note = (text: string) => stderr.write(`canopy: ${text}\n`);
   if (options.once && data === undefined) throw new UsageError("--once needs <data.csv>: it waits for the build it submits");
   const spec = data !== undefined ? (await import("../spec.ts")).buildSpec(data, options) : undefined;
-  const csv = data !== undefined ? await (await import("../fs.ts")).readDataFile(data) : undefined;
+  if (data !== undefined) await (await import("../fs.ts")).checkDataFile(data);
 
   const emulator = await (await import("../dev-emulator.ts")).startDevEmulator(options, note);
   const { createAwsRuntime } = await import("@canopy/runtime-aws");
@@ -73,7 +73,8 @@ export async function dev(data: string | undefined, options: DevOptions, io: Dev
 
   let outcome: BuildEnd["view"]["record"] | undefined;
   try {
-    const submitted = spec && csv ? await runtime.submit({ spec, data: csv }) : undefined;
+    const ingest = await import("@canopy/core/ingest");
+    const submitted = spec && data !== undefined ? await runtime.submit({ spec, data: await ingest.openTable(ingest.fileSource(data)) }) : undefined;
     if (submitted && !submitted.created) note(`build ${submitted.buildId} already exists (${submitted.record.status}); watching it`);
     // A build that had already ended shows no new progress: its record is the outcome.
     const status = submitted?.record.status;

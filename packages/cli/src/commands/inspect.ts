@@ -1,5 +1,5 @@
-import { FOREST_FORMAT, FOREST_VERSION } from "@canopy/forest";
-import { bytes, metricsLine, paramsLine, table } from "../format.ts";
+import { FOREST_FORMAT, printable } from "@canopy/forest";
+import { bytes, metricsLine, paramsLine, schemaRows, table } from "../format.ts";
 import { loadModelRef } from "../model.ts";
 
 export interface InspectOptions {
@@ -19,6 +19,8 @@ export interface ModelSummary {
   nodes: number;
   features: number;
   classes: string[];
+  /** How input columns become the features; null for a model of numeric columns only. */
+  schema: import("@canopy/forest").TableSchema | null;
   params: object;
   /** From the build's report (held-out split), when it is available. */
   metrics: Record<string, unknown> | null;
@@ -38,13 +40,14 @@ export async function summarize(ref: string, root: string): Promise<ModelSummary
     bytes: size,
     buildId: buildId ?? null,
     format: FOREST_FORMAT,
-    version: FOREST_VERSION,
+    version: forest.version,
     task: forest.task,
     label: forest.labelName,
     trees: forest.nTrees,
     nodes: forest.nodeCount,
     features: forest.nFeatures,
     classes: forest.classes,
+    schema: forest.schema ?? null,
     params: forest.params,
     metrics: (report?.metrics as Record<string, unknown> | null | undefined) ?? null,
     featureImportances: top,
@@ -62,16 +65,17 @@ export async function inspect(ref: string, options: InspectOptions, out: NodeJS.
     ["build", s.buildId ?? "unknown"],
     ["format", `${s.format} v${s.version}`],
     ["task", s.task],
-    ["label", s.label],
+    ["label", printable(s.label)],
     ["trees", String(s.trees)],
     ["nodes", String(s.nodes)],
     ["features", String(s.features)],
   ];
-  if (s.task === "classification") rows.push(["classes", `${s.classes.length}: ${s.classes.join(", ")}`]);
+  if (s.schema) rows.push(...schemaRows(s.schema, printable));
+  if (s.task === "classification") rows.push(["classes", `${s.classes.length}: ${s.classes.map((c) => printable(c)).join(", ")}`]);
   rows.push(["params", paramsLine(s.params)]);
   rows.push(["metrics", s.metrics ? metricsLine(s.metrics) : "unknown (no report.json for this model)"]);
   const imp = table(
-    s.featureImportances.map(({ feature, importance }) => [feature, importance.toFixed(4)]),
+    s.featureImportances.map(({ feature, importance }) => [printable(feature), importance.toFixed(4)]),
     "  ",
   );
   out.write(`${table(rows)}\nfeature importances (top ${s.featureImportances.length}):\n${imp}\n`);

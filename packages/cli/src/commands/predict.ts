@@ -1,6 +1,6 @@
-import { readFile } from "node:fs/promises";
-import { fileError, UsageError } from "../errors.ts";
-import { csvField, readFeatureCsv } from "../features.ts";
+import { UsageError } from "../errors.ts";
+import { checkDataFile } from "../fs.ts";
+import { csvField, FeatureReader } from "../features.ts";
 import { loadModelRef } from "../model.ts";
 
 export interface PredictOptions {
@@ -9,19 +9,16 @@ export interface PredictOptions {
   root: string;
 }
 
-async function readData(path: string): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await readFile(path));
-  } catch (err) {
-    throw fileError(err, path, "data file") ?? err;
-  }
-}
-
 /** Predictions as CSV on stdout: one column named after the label, or one probability column per class. */
 export async function predict(data: string, options: PredictOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
   const { forest } = await loadModelRef(options.model, options.root);
   if (options.proba && forest.task !== "classification") throw new UsageError("--proba needs a classification model; this one is regression");
-  const X = readFeatureCsv(await readData(data), forest.featureNames);
+  // Any table training reads (CSV, .csv.gz, Parquet), streamed through the model's schema.
+  await checkDataFile(data);
+  const ingest = await import("@canopy/core/ingest");
+  const reader = new FeatureReader(forest.schema ?? forest.featureNames);
+  await (await ingest.openTable(ingest.fileSource(data))).read(reader);
+  const X = reader.result();
   const lines: string[] = [];
   if (options.proba) {
     const k = forest.classes.length;

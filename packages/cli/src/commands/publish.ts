@@ -23,7 +23,7 @@ export function addPublishCommand(canopy: Command): Command {
         "`npx sst shell --stage <name> -- npm run publish -- ...`). With --wait, shows canopy train's progress from the " +
         "ledger and prints the result; exit 0 when the build completes, 1 when it fails.",
     )
-    .argument("<data>", "a CSV file, or s3://bucket/key of a CSV");
+    .argument("<data>", "a CSV, .csv.gz or Parquet file, or s3://bucket/key of one");
   addSpecOptions(command)
     .option("--wait", "wait for the build: progress, then metrics, timings and cost (exit 1 if it fails)")
     .option("--json", "print JSON lines on stdout: the submission, and with --wait the final status");
@@ -56,13 +56,17 @@ export async function publish(data: string, options: PublishOptions, io: Publish
       `--trees ${spec.n_estimators} in groves of ${spec.grove_size} make ${groves} groves; a build on AWS has at most ${aws.DYNAMO_MAX_GROVES}: ` +
         `use --grove-size ${Math.ceil(spec.n_estimators / aws.DYNAMO_MAX_GROVES)} or more`,
     );
-  const local = aws.parseS3Url(data) ? undefined : await (await import("../fs.ts")).readDataFile(data);
+  if (!aws.parseS3Url(data)) await (await import("../fs.ts")).checkDataFile(data);
 
   const target = await (await import("../aws-target.ts")).connectAws(options, ["bucket", "table", "queueUrl"]);
   const runtime = aws.createAwsRuntime({ resources: target.resources, ...(io.pollMs ? { pollIntervalMs: io.pollMs } : {}) });
   try {
-    // An s3:// CSV is read by the runtime. Rules the data decides (an unknown label column) are the user's to fix: exit 2.
-    const handle = await runtime.submit({ spec, data: local ?? data }).catch((err: unknown) => {
+    // Streamed from the file or the s3:// object: CSV, .csv.gz or Parquet, by content. Rules the data decides (an
+    // unknown label column) are the user's to fix: exit 2.
+    const ingest = await import("@canopy/core/ingest");
+    const s3 = aws.parseS3Url(data);
+    const input = await ingest.openTable(s3 ? await aws.s3ByteSource(data, s3) : ingest.fileSource(data));
+    const handle = await runtime.submit({ spec, data: input }).catch((err: unknown) => {
       throw err instanceof SpecError ? specUsageError(err) : err;
     });
     const { buildId, created, record, trees } = handle;

@@ -40,7 +40,16 @@ const BODY_BUDGET = 5 * 1024 * 1024;
 const MAX_ATTEMPTS = 4;
 
 interface Summary {
-  model: { buildId: string | null; task: "classification" | "regression"; label: string; features: string[]; classes: string[]; trees: number };
+  model: {
+    buildId: string | null;
+    task: "classification" | "regression";
+    label: string;
+    features: string[];
+    classes: string[];
+    trees: number;
+    /** The model's table schema, when it has one (categorical or date columns). */
+    schema?: import("@canopy/forest").TableSchema;
+  };
   limits: { maxRows: number; maxBodyBytes: number };
 }
 
@@ -272,7 +281,8 @@ export async function remotePredict(data: string, options: RemoteOptions, io: Re
     const summary = JSON.parse(head.body) as Summary;
     const { model, limits } = summary;
     if (options.proba && model.task !== "classification") throw new UsageError("--proba needs a classification model; this one is regression");
-    const X = readFeatureCsv(csv, model.features);
+    // Cells are encoded here with the model's schema and sent as feature rows.
+    const X = readFeatureCsv(csv, model.schema ?? model.features);
     const pinned = new URL(url);
     if (model.buildId) {
       pinned.searchParams.delete("alias");

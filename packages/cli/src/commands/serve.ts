@@ -130,7 +130,8 @@ export async function serve(options: ServeOptions, io: ServeIo = {}): Promise<vo
     throw err;
   }
   const f = first.forest;
-  note(`serving ${what}: ${f.task}, ${f.nTrees} trees, ${f.nFeatures} features, label ${f.labelName}`);
+  const { printable } = await import("@canopy/forest");
+  note(printable(`serving ${what}: ${f.task}, ${f.nTrees} trees, ${f.nFeatures} features, label ${f.labelName}`));
   note(`listening on ${listening.url} (POST / with JSON rows/records or CSV, ?proba=1; GET / for the summary); Ctrl-C to stop`);
   io.onListening?.(listening.url);
 

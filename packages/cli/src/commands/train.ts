@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { isBuildId, SpecError, TERMINAL_STATUSES, type BuildEnd, type BuildHandle } from "@canopy/core";
 import { createLocalRuntime, exportArtifacts, InterruptedError } from "@canopy/runtime-local";
 import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
-import { checkOutDir, readDataFile, shown } from "../fs.ts";
+import { checkDataFile, checkOutDir, shown } from "../fs.ts";
 import { progressPrinter, watchBuild } from "../progress.ts";
 import { summary } from "../render.ts";
 import { buildSpec, FLAG_FOR_FIELD, specUsageError, type SpecFlags } from "../spec.ts";
@@ -32,7 +32,7 @@ export async function train(data: string | undefined, raw: Record<string, unknow
 
   // Everything the user can get wrong is checked before anything is written.
   let spec: ReturnType<typeof buildSpec> | undefined;
-  let csv: Uint8Array | undefined;
+
   if (options.resume !== undefined) {
     if (!isBuildId(options.resume)) throw new UsageError(`--resume: ${JSON.stringify(options.resume)} is not a build id (b- and 16 hex digits)`);
     const ignored = [...(data !== undefined ? ["<data.csv>"] : []), ...typedSpecFlags(command)];
@@ -40,7 +40,7 @@ export async function train(data: string | undefined, raw: Record<string, unknow
   } else {
     if (data === undefined) throw new UsageError("missing <data.csv> (or --resume <build-id>); see canopy train --help");
     spec = buildSpec(data, options);
-    csv = await readDataFile(data);
+    await checkDataFile(data);
   }
   if (options.out !== undefined) await checkOutDir(options.out);
 
@@ -66,7 +66,7 @@ export async function train(data: string | undefined, raw: Record<string, unknow
   let handle: BuildHandle | undefined;
   let end: BuildEnd | undefined;
   try {
-    handle = await runtime.submit(options.resume !== undefined ? { resume: options.resume } : { spec: spec!, data: csv! });
+    handle = await runtime.submit(options.resume !== undefined ? { resume: options.resume } : { spec: spec!, data: data! });
     end = await watchBuild(runtime, handle.buildId, printer);
   } catch (err) {
     if (interrupted || err instanceof InterruptedError) {

@@ -20,7 +20,8 @@ export async function referenceModel(spec: Record<string, unknown>, treeIndices?
   const parsed = parseBuildSpec(spec);
   const { pack } = await prepareDataset(digits, { label: "digit" }, new MemoryBlobStore());
   const { train } = splitRows(pack.nRows, parsed.test_fraction, parsed.seed);
-  return Buffer.from(fitForest(pack, toFitParams(parsed), { rows: train, ...(treeIndices ? { treeIndices } : {}) }).toBinary());
+  // A build's model is the engine's forest plus the table schema it was trained with.
+  return Buffer.from(fitForest(pack, toFitParams(parsed), { rows: train, ...(treeIndices ? { treeIndices } : {}) }).withSchema(pack.schema).toBinary());
 }
 
 const roots: string[] = [];

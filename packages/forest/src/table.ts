@@ -1,0 +1,396 @@
+import { canonicalNumber, INVALID, printable, quoted } from "./cells.ts";
+import { LabelColumn, readHeader } from "./csv.ts";
+import { CsvError, OptionsError } from "./errors.ts";
+import {
+  booleanOf,
+  categoryOf,
+  dateFeatures,
+  dateOf,
+  DATE_FORMATS,
+  hasTimeOfDay,
+  isMissingValue,
+  numberOf,
+  CATEGORICAL_SPLITS,
+  OTHER_CATEGORY,
+  schemaFeatures,
+  type CellValue,
+  type ColumnKind,
+  type DatePart,
+  type ExcludedColumn,
+  type SchemaColumn,
+  type TableSchema,
+} from "./schema.ts";
+import type { Dataset, Task } from "./types.ts";
+
+/** Rows read before the column kinds are decided; the rest of the stream confirms them. */
+export const SAMPLE_ROWS = 10_000;
+/** A text column with at least this share of distinct values in the sample is an identifier. */
+const IDENTIFIER_SHARE = 0.95;
+/** ...when the sample has at least this many values in it. */
+const IDENTIFIER_MIN_VALUES = 20;
+/** Category codes a pack holds today (8-bit bins, 255 is the missing bin): beyond, rare ones are grouped. */
+export const MAX_CATEGORY_CODES = 255;
+
+export interface TableOptions {
+  /** Label column; default the last one. */
+  label?: string;
+  task?: Task;
+  /** Columns forced to a kind, or left out. Unknown names are an error. */
+  categorical?: string[];
+  numeric?: string[];
+  drop?: string[];
+  /** Rows read before kinds are decided (default SAMPLE_ROWS). */
+  sampleRows?: number;
+}
+
+export interface TableResult {
+  dataset: Dataset;
+  schema: TableSchema;
+  /** One line per decision a user should know of (excluded, widened, grouped columns). */
+  notes: string[];
+}
+
+/** A feature column while rows stream in: its kind can widen from numeric or boolean to categorical. */
+interface ColumnStore {
+  name: string;
+  kind: ColumnKind;
+  forced?: "numeric" | "categorical";
+  values: Float64Array;
+  /** categorical: name -> provisional code (first seen order), and counts per code. */
+  dict?: Map<string, number>;
+  names?: string[];
+  counts?: number[];
+  /** datetime: a value had a time of day. */
+  timed?: boolean;
+}
+
+/**
+ * Turns a stream of rows (CSV text cells, or typed Parquet values) into typed feature columns, a label and the
+ * schema that describes them. Kinds are inferred from the first `sampleRows` rows and confirmed on the rest: a
+ * numeric or boolean column that later meets text becomes categorical (earlier values named by their canonical
+ * spelling, 1.0 as "1", true as "true"), unless --numeric forced it; a datetime column that meets a value that
+ * is not a date is an input error naming the row and column. Identifiers (text nearly unique on every row of
+ * the sample) are excluded; constant and empty columns are dropped at the end.
+ */
+export class TableBuilder {
+  private names: string[] = [];
+  private labelIndex = -1;
+  private labels!: LabelColumn;
+  private readonly sample: { values: CellValue[]; row: number }[] = [];
+  private stores: (ColumnStore | undefined)[] | undefined;
+  private readonly excluded: ExcludedColumn[] = [];
+  private readonly notes: string[] = [];
+  private nRows = 0;
+  private capacity = 0;
+  private readonly sampleRows: number;
+
+  constructor(private readonly options: TableOptions = {}) {
+    this.sampleRows = options.sampleRows ?? SAMPLE_ROWS;
+    const { task } = options;
+    if (task !== undefined && task !== "classification" && task !== "regression") {
+      throw new OptionsError(`task must be "classification" or "regression", got ${JSON.stringify(task)}`);
+    }
+  }
+
+  get columns(): readonly string[] {
+    return this.names;
+  }
+
+  /** The header row (row 1). */
+  header(record: string[]): void {
+    const { names, labelIndex } = readHeader(record, this.options.label);
+    this.names = names;
+    this.labelIndex = labelIndex;
+    this.labels = new LabelColumn(names[labelIndex]!);
+    const seen = new Map<string, string>();
+    for (const flag of ["categorical", "numeric", "drop"] as const) {
+      for (const name of this.options[flag] ?? []) {
+        const col = name.trim();
+        if (!names.includes(col)) {
+          const list = names.slice(0, 20).map((n) => printable(n)).join(", ");
+          throw new CsvError(`--${flag}: no column ${quoted(col)}; columns are: ${list}${names.length > 20 ? ", …" : ""}`, 1, col);
+        }
+        if (names.indexOf(col) === labelIndex) throw new CsvError(`--${flag}: ${quoted(col)} is the label column`, 1, col);
+        const other = seen.get(col);
+        if (other !== undefined && other !== flag) throw new CsvError(`column ${quoted(col)} is named by both --${other} and --${flag}`, 1, col);
+        seen.set(col, flag);
+      }
+    }
+  }
+
+  /** One data row; `row` is its number in messages (the header is row 1). */
+  row(values: CellValue[], row: number): void {
+    if (values.length !== this.names.length) throw new CsvError(`row ${row} has ${values.length} fields, expected ${this.names.length}`, row);
+    if (this.stores === undefined) {
+      this.sample.push({ values, row });
+      if (this.sample.length >= this.sampleRows) this.decideKinds();
+      return;
+    }
+    this.add(values, row);
+  }
+
+  finish(): TableResult {
+    if (this.names.length === 0) throw new CsvError("CSV is empty: expected a header row and data rows");
+    if (this.stores === undefined) this.decideKinds();
+    if (this.nRows === 0) throw new CsvError(`CSV has a header row but no data rows (columns: ${this.names.map((n) => printable(n)).join(", ")})`);
+    const target = this.labels.target(this.nRows, this.options.task);
+    const schemaColumns: SchemaColumn[] = [];
+    const columns: Float64Array[] = [];
+    for (const store of this.stores!) {
+      if (!store) continue;
+      const values = store.values.subarray(0, this.nRows);
+      const built = this.finishColumn(store, values);
+      if (!built) continue;
+      schemaColumns.push(built.column);
+      columns.push(...built.features);
+    }
+    if (schemaColumns.length === 0) {
+      const why = this.excluded.map((e) => `${printable(e.name)} (${e.reason})`).join(", ");
+      throw new CsvError(`no feature columns left to train on: ${why}`);
+    }
+    const categorical = schemaColumns.filter((c) => c.kind === "categorical").map((c) => printable(c.name));
+    if (!CATEGORICAL_SPLITS && categorical.length > 0) {
+      this.notes.push(
+        `categorical column${categorical.length > 1 ? "s" : ""} ${categorical.join(", ")}: split on category codes (most frequent first) as if ordered; ` +
+          `splits into sets of categories are not in this engine yet`,
+      );
+    }
+    const labelName = this.names[this.labelIndex]!;
+    const schema: TableSchema = { v: 1, label: labelName, columns: schemaColumns, excluded: this.excluded, ...(this.notes.length > 0 ? { notes: this.notes } : {}) };
+    const features = schemaFeatures(schema);
+    const dataset: Dataset = {
+      featureNames: features.map((f) => f.name),
+      labelName,
+      nRows: this.nRows,
+      columns: columns.map((c) => (c.length === this.nRows ? c : c.slice(0, this.nRows))),
+      target,
+      features,
+      schema,
+    };
+    return { dataset, schema, notes: this.notes };
+  }
+
+  private decideKinds(): void {
+    const forced = new Map<string, "numeric" | "categorical">();
+    for (const name of this.options.numeric ?? []) forced.set(name.trim(), "numeric");
+    for (const name of this.options.categorical ?? []) forced.set(name.trim(), "categorical");
+    const dropped = new Set((this.options.drop ?? []).map((n) => n.trim()));
+    this.stores = this.names.map((name, i) => {
+      if (i === this.labelIndex) return undefined;
+      if (dropped.has(name)) {
+        this.excluded.push({ name, reason: "dropped" });
+        return undefined;
+      }
+      const force = forced.get(name);
+      const kind = force ?? this.inferKind(i);
+      if (kind === undefined) return undefined; // an identifier: excluded, noted
+      const store: ColumnStore = { name, kind, values: new Float64Array(0) };
+      if (force) store.forced = force;
+      if (kind === "categorical") Object.assign(store, { dict: new Map(), names: [], counts: [] });
+      return store;
+    });
+    this.grow(Math.max(64, this.sample.length));
+    for (const { values, row } of this.sample.splice(0)) this.add(values, row);
+  }
+
+  /** The kind the sample's values agree on, or undefined for an identifier (noted). */
+  private inferKind(column: number): ColumnKind | undefined {
+    let present = 0;
+    let numeric = true;
+    let boolean = true;
+    let date = true;
+    const distinct = new Set<string>();
+    for (const { values } of this.sample) {
+      const v = values[column];
+      if (isMissingValue(v)) continue;
+      present++;
+      if (numeric && numberOf(v) === INVALID) numeric = false;
+      if (boolean && booleanOf(v) === INVALID) boolean = false;
+      if (date && dateOf(v) === INVALID) date = false;
+      if (!numeric && !boolean && !date) distinct.add(categoryOf(v)!);
+    }
+    if (present === 0 || numeric) return "numeric";
+    if (boolean) return "boolean";
+    if (date) return "datetime";
+    // Text: an identifier when nearly every sampled row has its own value (counted once text was seen).
+    for (const { values } of this.sample) {
+      const v = values[column];
+      if (!isMissingValue(v)) distinct.add(categoryOf(v)!);
+    }
+    if (present >= IDENTIFIER_MIN_VALUES && distinct.size >= present * IDENTIFIER_SHARE) {
+      const name = this.names[column]!;
+      this.excluded.push({ name, reason: "identifier" });
+      this.notes.push(
+        `column ${quoted(name)}: excluded, an identifier (${distinct.size} of ${present} sampled values distinct); --categorical ${printable(name)} keeps it`,
+      );
+      return undefined;
+    }
+    return "categorical";
+  }
+
+  private grow(min: number): void {
+    const next = Math.max(min, Math.ceil(this.capacity * 1.5), 64);
+    for (const store of this.stores!) {
+      if (!store) continue;
+      const values = new Float64Array(next);
+      values.set(store.values.subarray(0, this.nRows));
+      store.values = values;
+    }
+    this.labels.reserve(next);
+    this.capacity = next;
+  }
+
+  private add(values: CellValue[], row: number): void {
+    if (this.nRows === this.capacity) this.grow(this.nRows * 2);
+    const r = this.nRows;
+    const stores = this.stores!;
+    for (let c = 0; c < stores.length; c++) {
+      const store = stores[c];
+      if (store) this.put(store, values[c], r, row);
+    }
+    const label = values[this.labelIndex];
+    this.labels.add(typeof label === "string" ? label.trim() : (categoryOf(label) ?? ""), r, row);
+    this.nRows++;
+  }
+
+  private put(store: ColumnStore, value: CellValue, r: number, row: number): void {
+    switch (store.kind) {
+      case "numeric":
+      case "boolean": {
+        const v = store.kind === "numeric" ? numberOf(value) : booleanOf(value);
+        if (v !== INVALID) {
+          store.values[r] = v;
+          return;
+        }
+        if (store.forced === "numeric") {
+          throw new CsvError(`row ${row}, column ${quoted(store.name)}: ${quotedValue(value)} is not a number (--numeric ${printable(store.name)})`, row, store.name);
+        }
+        this.widen(store, r, row, value);
+        this.putCategory(store, value, r);
+        return;
+      }
+      case "datetime": {
+        const ms = dateOf(value);
+        if (ms === INVALID) {
+          throw new CsvError(
+            `row ${row}, column ${quoted(store.name)}: ${quotedValue(value)} is not a date/time (${DATE_FORMATS}); ` +
+              `the column was read as dates from its first rows: --categorical ${printable(store.name)} or --drop ${printable(store.name)}`,
+            row,
+            store.name,
+          );
+        }
+        store.values[r] = ms;
+        if (!store.timed && hasTimeOfDay(ms)) store.timed = true;
+        return;
+      }
+      case "categorical":
+        this.putCategory(store, value, r);
+    }
+  }
+
+  private putCategory(store: ColumnStore, value: CellValue, r: number): void {
+    const name = categoryOf(value);
+    if (name === undefined) {
+      store.values[r] = NaN;
+      return;
+    }
+    let code = store.dict!.get(name);
+    if (code === undefined) {
+      code = store.names!.length;
+      store.dict!.set(name, code);
+      store.names!.push(name);
+      store.counts!.push(0);
+    }
+    store.counts![code]!++;
+    store.values[r] = code;
+  }
+
+  /** A numeric or boolean column met text at row `row`: it becomes categorical, earlier values renamed. */
+  private widen(store: ColumnStore, r: number, row: number, value: CellValue): void {
+    const from = store.kind;
+    const spell = (v: number) => (from === "boolean" ? (v === 1 ? "true" : "false") : canonicalNumber(v));
+    Object.assign(store, { kind: "categorical", dict: new Map(), names: [], counts: [] });
+    for (let i = 0; i < r; i++) {
+      const v = store.values[i]!;
+      this.putCategory(store, v !== v ? null : spell(v), i);
+    }
+    this.notes.push(
+      `column ${quoted(store.name)}: read as ${from} from its first rows, categorical from row ${row} on (${quotedValue(value)}); ` +
+        `earlier values are named by their canonical spelling`,
+    );
+  }
+
+  /** The column's schema entry and feature columns, or undefined if it is left out (noted). */
+  private finishColumn(store: ColumnStore, values: Float64Array): { column: SchemaColumn; features: Float64Array[] } | undefined {
+    const exclude = (reason: "constant" | "empty", detail: string) => {
+      this.excluded.push({ name: store.name, reason });
+      this.notes.push(`column ${quoted(store.name)}: excluded, ${detail}`);
+      return undefined;
+    };
+    let first = NaN;
+    let varies = false;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i]!;
+      if (v !== v) continue;
+      if (first !== first) first = v;
+      else if (v !== first) {
+        varies = true;
+        break;
+      }
+    }
+    if (first !== first) return exclude("empty", "every value is missing");
+    if (!varies) {
+      const shown = store.kind === "categorical" ? store.names![first]! : store.kind === "datetime" ? new Date(first).toISOString() : canonicalNumber(first);
+      return exclude("constant", `every value is ${quoted(shown)} (or missing)`);
+    }
+    switch (store.kind) {
+      case "numeric":
+      case "boolean":
+        return { column: { name: store.name, kind: store.kind }, features: [values] };
+      case "datetime": {
+        const parts: DatePart[] = ["year", "month", "day_of_week", ...(store.timed ? (["hour"] as const) : [])];
+        const features = [values, ...parts.map(() => new Float64Array(values.length))];
+        const row = new Float64Array(1 + parts.length);
+        for (let i = 0; i < values.length; i++) {
+          dateFeatures(values[i]!, parts, row, 0);
+          for (let k = 0; k < features.length; k++) features[k]![i] = row[k]!;
+        }
+        return { column: { name: store.name, kind: "datetime", parts }, features };
+      }
+      case "categorical":
+        return this.finishCategorical(store, values);
+    }
+  }
+
+  /**
+   * Codes ordered by frequency (most frequent first, ties by name), so the order is the same whatever the row
+   * order. Beyond MAX_CATEGORY_CODES, the most frequent MAX_CATEGORY_CODES - 1 keep a code and the rest share the
+   * `other` code: category codes above 255 need the pack's 16-bit bins (not there yet).
+   */
+  private finishCategorical(store: ColumnStore, values: Float64Array): { column: SchemaColumn; features: Float64Array[] } {
+    const names = store.names!;
+    const counts = store.counts!;
+    const order = names.map((_, i) => i).sort((a, b) => counts[b]! - counts[a]! || (names[a]! < names[b]! ? -1 : names[a]! > names[b]! ? 1 : 0));
+    const grouped = order.length > MAX_CATEGORY_CODES;
+    const kept = grouped ? MAX_CATEGORY_CODES - 1 : order.length;
+    const remap = new Float64Array(names.length);
+    order.forEach((old, k) => (remap[old] = k < kept ? k : kept));
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i]!;
+      if (v === v) values[i] = remap[v]!;
+    }
+    const column: SchemaColumn = { name: store.name, kind: "categorical", categories: order.slice(0, kept).map((i) => names[i]!) };
+    if (grouped) {
+      column.other = true;
+      const rest = order.length - kept;
+      this.notes.push(
+        `column ${quoted(store.name)}: ${order.length} categories; the ${kept} most frequent are kept and the other ${rest} grouped as ${OTHER_CATEGORY}`,
+      );
+    }
+    return { column, features: [values] };
+  }
+}
+
+function quotedValue(v: CellValue): string {
+  return typeof v === "string" ? quoted(v) : v instanceof Date ? v.toISOString() : String(v);
+}
