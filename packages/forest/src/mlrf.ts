@@ -12,7 +12,7 @@
  * - tree i sees the column sub-matrix `indexes[i]`, so `splitColumn` indexes that subset.
  */
 import { RandomForestClassifier, RandomForestRegression } from "ml-random-forest";
-import { sampleWeights } from "./builder.ts";
+import { sampleWeights } from "./bootstrap.ts";
 import { CanopyError, FormatError, OptionsError } from "./errors.ts";
 import { countOrFraction, featuresPerSplit, resolveParams, type ResolvedParams } from "./options.ts";
 import type { DatasetPack } from "./pack.ts";
