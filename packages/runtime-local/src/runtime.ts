@@ -76,7 +76,7 @@ export interface LocalRuntimeOptions {
   fsync?: boolean;
   /** The task queue; tests pass a LocalQueue subclass that duplicates deliveries. */
   queue?: LocalQueue;
-  /** The trainer thread module (it calls serveTrainer) and data for its hooks; tests inject faults with it. */
+  /** The trainer thread, a JavaScript module that calls serveTrainer, and data for its hooks; tests inject faults with it. */
   trainer?: { module: URL; data?: unknown };
   clock?: Clock;
 }
@@ -114,6 +114,12 @@ export class InterruptedError extends CanopyError {
     super(`build ${buildId} was interrupted; resume it to finish the groves that have not landed`);
   }
 }
+
+/**
+ * The compiled trainer thread (src/worker.ts): beside this code when it is itself compiled (the CLI bundles both),
+ * in the package's dist/ when it runs from sources (`npm run build` makes it; vitest and the bench build first).
+ */
+const TRAINER_THREAD = new URL(import.meta.url.endsWith(".ts") ? "../dist/worker.js" : "./worker.js", import.meta.url);
 
 export function createLocalRuntime(options: LocalRuntimeOptions = {}): LocalRuntime {
   return new Runtime(options);
@@ -158,7 +164,7 @@ class Runtime implements LocalRuntime {
       size: options.workers ?? availableParallelism(),
       init: { root: this.root, fsync, ...(options.trainer?.data !== undefined ? { data: options.trainer.data } : {}) },
       ledger: this.ledger,
-      module: options.trainer?.module ?? new URL(import.meta.url.endsWith(".ts") ? "./worker.ts" : "./worker.js", import.meta.url),
+      module: options.trainer?.module ?? TRAINER_THREAD,
     });
     this.notifier = { publish: (n) => this.publish(n) };
     this.unsubscribe.push(this.ledger.watch((change) => this.onChange(change)));
