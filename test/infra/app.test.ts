@@ -68,6 +68,15 @@ describe("the SST app with its default settings", () => {
     expect(app.functions.trainer!.build.bundleBytes).toBeLessThanOrEqual(5 * 1024 * 1024);
   });
 
+  it("trains with Canopy's learner alone: no function bundles ml-random-forest (or its ml-* parts) or a bundler", () => {
+    const { functions } = describeApp(defaults);
+    const trainer = functions.trainer!.build.packages;
+    expect(trainer).toContain("zod");
+    for (const fn of Object.values(functions)) {
+      expect(fn.build.packages.filter((p) => /^(ml-|esbuild$|@esbuild\/)/.test(p)), fn.build.entry).toEqual([]);
+    }
+  });
+
   it("redrives grove tasks to the DLQ after 3 receives and hides them 6 × the trainer's timeout", () => {
     const { groves, dlq, functions } = describeApp(defaults);
     expect(JSON.parse(groves!.inputs.redrivePolicy)).toEqual({ deadLetterTargetArn: dlq!.state.arn, maxReceiveCount: 3 });

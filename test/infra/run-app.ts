@@ -54,6 +54,8 @@ export interface RecordedBuild {
   /** The handler Lambda runs, relative to the bundle directory. */
   builtHandler: string;
   bundleBytes: number;
+  /** The npm packages whose code is in the bundle (from esbuild's metafile), sorted. */
+  packages: string[];
   links: string[];
 }
 export interface AppReport {
@@ -76,6 +78,16 @@ export const BANNER = [
   `const __dirname = topLevelFileUrlToPath(new topLevelURL(".", import.meta.url))`,
 ].join("\n");
 const NODE_EXTENSIONS = [".ts", ".tsx", ".mts", ".cts", ".js", ".jsx", ".mjs", ".cjs"];
+
+/** npm package names of bundle inputs (paths as esbuild's metafile lists them: node_modules/<name or @scope/name>/...). */
+export function bundledPackages(inputs: string[]): string[] {
+  const names = new Set<string>();
+  for (const input of inputs) {
+    const m = /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input.replaceAll("\\", "/"));
+    if (m) names.add(m[1]);
+  }
+  return [...names].sort();
+}
 
 /** Pulumi secrets arrive wrapped in a signature object; reports want the plain value. */
 function plain(value: unknown): any {
@@ -196,6 +208,7 @@ export async function runApp(root: string, reportPath: string): Promise<AppRepor
       entry: rel,
       builtHandler: target + path.extname(handler),
       bundleBytes: statSync(outfile).size,
+      packages: bundledPackages(Object.keys("metafile" in result && result.metafile ? result.metafile.inputs : {})),
       links: Object.keys(input.links ?? {}).sort(),
     });
     return { handler: target + path.extname(handler), out, errors: [], sourcemaps: [] };

@@ -1,7 +1,10 @@
 #!/usr/bin/env node
-// The packages export TypeScript sources: register tsx's loader, then run the CLI from source.
-import { register } from "tsx/esm/api";
+// The CLI compiled to JavaScript (dist/, made by `npm run build`, which `npm ci` runs).
+import { existsSync } from "node:fs";
 
-register();
-const { main } = await import("../src/main.ts");
-process.exitCode = await main(process.argv.slice(2));
+const main = new URL("../dist/main.js", import.meta.url);
+if (!existsSync(main)) {
+  process.stderr.write("canopy: error: the CLI is not built; run `npm run build` (npm ci does it)\n");
+  process.exit(1);
+}
+process.exitCode = await (await import(main.href)).main(process.argv.slice(2));

@@ -31,7 +31,8 @@ const count = (min: number) => z.number().int().min(min).max(MAX_TREES);
 const paramsSchema = z.strictObject({
   n_estimators: count(1),
   random_state: z.number().int().min(0).max(0xffff_ffff),
-  engine: z.enum(["canopy", "ml-random-forest"]).optional(),
+  // Tasks queued before the learner became the only engine say so; the field is read and dropped.
+  engine: z.literal("canopy", { error: 'must be "canopy": this Canopy trains with its own learner only' }).optional(),
   ...forestOptionsShape,
 });
 
@@ -84,5 +85,6 @@ export function decodeGroveTask(message: string): GroveTask {
     const lines = issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message));
     throw new TaskError(`invalid grove task: ${lines.join("; ")}`);
   }
-  return result.data as GroveTask;
+  const { engine: _obsolete, ...params } = result.data.params;
+  return { ...result.data, params } as GroveTask;
 }

@@ -45,6 +45,16 @@ describe("grove task codec", () => {
     expect(decodeError("[1,2]")).toBe("grove task must be a JSON object");
   });
 
+  it('reads a task queued with params.engine "canopy" (written before the option was dropped) as one without it', () => {
+    expect(decodeGroveTask(JSON.stringify({ ...task, params: { ...task.params, engine: "canopy" } }))).toEqual(task);
+  });
+
+  it("refuses a task for another engine as invalid input, naming the field", () => {
+    expect(decodeError(JSON.stringify({ ...task, params: { ...task.params, engine: "ml-random-forest" } }))).toBe(
+      'invalid grove task: params.engine: must be "canopy": this Canopy trains with its own learner only (got "ml-random-forest")',
+    );
+  });
+
   it("names the bad fields", () => {
     expect(decodeError(JSON.stringify({ ...task, grove: -1 }))).toMatch(/^invalid grove task: grove: /);
     expect(decodeError(JSON.stringify({ ...task, buildId: "../etc" }))).toContain("buildId: must be b- and 16 hex digits");

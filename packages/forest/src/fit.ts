@@ -1,7 +1,6 @@
 import { fitTree } from "./builder.ts";
 import { OptionsError } from "./errors.ts";
 import { Forest } from "./forest.ts";
-import { fitTreeMlrf } from "./mlrf.ts";
 import { resolveParams, type FitParams, type ResolvedParams } from "./options.ts";
 import type { DatasetPack } from "./pack.ts";
 import { treeSeed } from "./rng.ts";
@@ -33,9 +32,7 @@ export function resolveTreeIndices(params: ResolvedParams, treeIndices?: number[
 
 /** Grows one tree of a build: its seed depends only on (random_state, index). */
 export function growTree(pack: DatasetPack, rows: Uint32Array, params: ResolvedParams, index: number): Tree {
-  const seed = treeSeed(params.random_state, index);
-  if (params.engine === "ml-random-forest") return fitTreeMlrf(pack, rows, params, seed, index);
-  return fitTree(pack, rows, params, seed, index);
+  return fitTree(pack, rows, params, treeSeed(params.random_state, index), index);
 }
 
 export function checkRows(pack: DatasetPack, rows: Uint32Array): void {

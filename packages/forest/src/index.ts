@@ -4,7 +4,7 @@ export { treeSeed, Rng, shuffledIndices } from "./rng.ts";
 export { buildPack, encodePack, decodePack, computeEdges, binOf, rowMajorBins, MISSING_BIN, MAX_BINS, PACK_VERSION } from "./pack.ts";
 export type { DatasetPack, PackOptions, PackFeature } from "./pack.ts";
 export { resolveParams, featuresPerSplit } from "./options.ts";
-export type { FitParams, ResolvedParams, Engine } from "./options.ts";
+export type { FitParams, ResolvedParams } from "./options.ts";
 export { fitForest, allRows } from "./fit.ts";
 export type { FitOptions } from "./fit.ts";
 export { Forest, FOREST_FORMAT, FOREST_VERSION } from "./forest.ts";

@@ -1,23 +1,18 @@
 import { OptionsError } from "./errors.ts";
 import type { ForestOptions, Task } from "./types.ts";
 
-export type Engine = "canopy" | "ml-random-forest";
-
 /** Everything that defines a forest build, with scikit-learn's names. */
 export interface FitParams extends ForestOptions {
   /** Trees in the whole build. Default 100. */
   n_estimators?: number;
   /** Build seed; tree t is seeded by treeSeed(random_state, t). Default 0. */
   random_state?: number;
-  /** Default "canopy" (the histogram learner); "ml-random-forest" for comparison. */
-  engine?: Engine;
 }
 
 /** FitParams with every default filled in; stored in models so that merge can check groves agree. */
 export interface ResolvedParams {
   n_estimators: number;
   random_state: number;
-  engine: Engine;
   criterion: "gini" | "entropy" | "squared_error";
   max_depth: number | null;
   min_samples_split: number;
@@ -32,7 +27,6 @@ export interface ResolvedParams {
 const KNOWN = new Set([
   "n_estimators",
   "random_state",
-  "engine",
   "criterion",
   "max_depth",
   "min_samples_split",
@@ -51,13 +45,23 @@ function fail(name: string, rule: string, got: unknown): never {
 const isInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v);
 const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
 
+/**
+ * Models and grove tasks written before the learner became the only engine carry `engine: "canopy"` in their
+ * parameters; it is read and dropped. Any other engine is refused: its trees came from another learner.
+ */
+const LEGACY_ENGINE = "engine";
+
 /** Validates params and fills scikit-learn's defaults for the task. Throws OptionsError naming the option. */
 export function resolveParams(params: FitParams, task: Task): ResolvedParams {
   for (const key of Object.keys(params)) {
-    if (!KNOWN.has(key)) throw new OptionsError(`unknown option "${key}"`);
+    if (!KNOWN.has(key) && key !== LEGACY_ENGINE) throw new OptionsError(`unknown option "${key}"`);
   }
   const p = { ...params } as Record<string, unknown>;
   for (const [k, v] of Object.entries(p)) if (v === undefined) delete p[k];
+  if (LEGACY_ENGINE in p) {
+    if (p[LEGACY_ENGINE] !== "canopy") fail(LEGACY_ENGINE, '"canopy", the only learner (ml-random-forest is an export format)', p[LEGACY_ENGINE]);
+    delete p[LEGACY_ENGINE];
+  }
 
   const n_estimators = p.n_estimators ?? 100;
   if (!isInt(n_estimators) || n_estimators < 1) fail("n_estimators", "an integer >= 1", n_estimators);
@@ -65,9 +69,6 @@ export function resolveParams(params: FitParams, task: Task): ResolvedParams {
   if (!isInt(random_state) || random_state < 0 || random_state > Number.MAX_SAFE_INTEGER) {
     fail("random_state", "an integer >= 0", random_state);
   }
-  const engine = p.engine ?? "canopy";
-  if (engine !== "canopy" && engine !== "ml-random-forest") fail("engine", '"canopy" or "ml-random-forest"', engine);
-
   const criterion = p.criterion ?? (task === "classification" ? "gini" : "squared_error");
   if (criterion === "squared_error" && task === "classification") {
     throw new OptionsError('criterion: "squared_error" is for regression; use "gini" or "entropy"');
@@ -121,7 +122,6 @@ export function resolveParams(params: FitParams, task: Task): ResolvedParams {
   return {
     n_estimators: n_estimators as number,
     random_state: random_state as number,
-    engine: engine as Engine,
     criterion: criterion as ResolvedParams["criterion"],
     max_depth: max_depth as number | null,
     min_samples_split: min_samples_split as number,

@@ -1,5 +1,6 @@
-import { proxy, type CriterionName } from "./criterion.ts";
+import { addRegressionSample, type Criterion } from "./criterion.ts";
 import { MISSING_BIN } from "./pack.ts";
+import { COLUMN_PASS_MIN_SAMPLES, type SamplePartition } from "./partition.ts";
 import type { Rng } from "./rng.ts";
 
 /** The best split found at a node. Statistics of the left child are in `leftStats`. */
@@ -14,36 +15,17 @@ export interface Split {
 }
 
 export interface SplitterConfig {
-  /** Column-major bins: bins[f * nRows + r]. */
-  bins: Uint8Array;
-  nRows: number;
-  nFeatures: number;
-  criterion: CriterionName;
-  /** Statistics per sample: K class weights for classification, 3 for regression. */
-  width: number;
   /**
    * The tree's samples, partitioned by the builder: pack rows (ascending within a node) for large nodes, and
-   * row numbers in the subtree's row copy for small ones.
+   * row numbers in the subtree's row copy for small ones; targets and weights move with them.
    */
-  idx: Uint32Array;
-  /** Class code of idx[i] (classification) — or null. Moves with idx. */
-  codeAt: Uint16Array | null;
-  /** Target of idx[i] (regression) — or null. Moves with idx. */
-  valueAt: Float64Array | null;
-  /** Weight of idx[i] (bootstrap count × class weight). Moves with idx. */
-  weightAt: Float64Array;
+  samples: SamplePartition;
+  criterion: Criterion;
   maxFeatures: number;
   minSamplesLeaf: number;
   rng: Rng;
 }
 
-/**
- * Nodes with at least this many samples read each drawn feature's column of the pack directly (samples are in
- * ascending row order, so a column is read forwards). Smaller nodes live in a subtree buffer of whole rows
- * (cache-resident); they first gather the drawn features of each row into a small block, then build each
- * histogram from that block.
- */
-export const COLUMN_PASS_MIN_SAMPLES = 4096;
 /** Up to this many samples, the non-empty bins are tracked as they fill instead of found by a 255-bin sweep. */
 const TRACK_TOUCHED_MAX_SAMPLES = 64;
 /**
@@ -54,10 +36,11 @@ const SORTED_MAX_SAMPLES = 32;
 const BINS = 256;
 
 /**
- * Best-split search on binned features with bin × statistics histograms. Feature sampling follows sklearn's
- * BestSplitter: up to max_features features are drawn without replacement (known-constant ones count as drawn
- * but cost nothing), drawing goes on until one non-constant feature was seen, and features found constant are
- * remembered for the subtree (they lead `features`, the first `nTotalConstants` entries).
+ * Best-split search on binned features with bin × statistics histograms, in scikit-learn's Splitter role
+ * (sklearn/tree/_splitter.pyx, BestSplitter). Feature sampling follows BestSplitter: up to max_features features
+ * are drawn without replacement (known-constant ones count as drawn but cost nothing), drawing goes on until one
+ * non-constant feature was seen, and features found constant are remembered for the subtree (they lead
+ * `features`, the first `nTotalConstants` entries). Candidates are scored by the criterion.
  */
 export class HistogramSplitter {
   readonly features: Int32Array;
@@ -70,7 +53,6 @@ export class HistogramSplitter {
   private readonly block: Uint8Array;
   private readonly order: Int32Array;
   private readonly perm: Int32Array;
-  private readonly left: Float64Array;
   private readonly leftMissing: Float64Array;
   private readonly best: Split;
   /** Total constants (known + newly found) after the last findBestSplit. */
@@ -79,7 +61,9 @@ export class HistogramSplitter {
   private nTouched = -1;
 
   constructor(private readonly cfg: SplitterConfig) {
-    const { nFeatures, maxFeatures, width } = cfg;
+    const { maxFeatures } = cfg;
+    const { nFeatures } = cfg.samples;
+    const { width } = cfg.criterion;
     this.features = new Int32Array(nFeatures);
     for (let f = 0; f < nFeatures; f++) this.features[f] = f;
     this.constantFeatures = new Int32Array(nFeatures);
@@ -90,7 +74,6 @@ export class HistogramSplitter {
     this.block = new Uint8Array(maxFeatures * COLUMN_PASS_MIN_SAMPLES);
     this.order = new Int32Array(BINS);
     this.perm = new Int32Array(SORTED_MAX_SAMPLES);
-    this.left = new Float64Array(width);
     this.leftMissing = new Float64Array(width);
     this.best = {
       feature: -1,
@@ -109,7 +92,8 @@ export class HistogramSplitter {
    * idx refers to in a small subtree, or null to read the pack's columns. Null if no valid split exists.
    */
   findBestSplit(start: number, end: number, total: Float64Array, w: number, nKnownConstants: number, rows: Uint8Array | null): Split | null {
-    const { nFeatures, maxFeatures, rng } = this.cfg;
+    const { maxFeatures, rng } = this.cfg;
+    const { nFeatures } = this.cfg.samples;
     const features = this.features;
     const batch = this.batch;
     const best = this.best;
@@ -147,7 +131,7 @@ export class HistogramSplitter {
       }
       if (nb === 0) continue;
       if (rows !== null) this.gather(rows, start, end, nb);
-      const sorted = rows !== null && end - start <= SORTED_MAX_SAMPLES && this.cfg.criterion !== "entropy";
+      const sorted = rows !== null && end - start <= SORTED_MAX_SAMPLES && this.cfg.criterion.constantTimeProxy;
       for (let j = 0; j < nb; j++) {
         const f = batch[j];
         let outcome = sorted ? this.evaluateSorted(j, f, start, end, total, w) : -1;
@@ -181,7 +165,7 @@ export class HistogramSplitter {
 
   /** block[j * n + i] = bin of batch feature j for the node's i-th sample. */
   private gather(rows: Uint8Array, start: number, end: number, nb: number): void {
-    const { nFeatures, idx } = this.cfg;
+    const { nFeatures, idx } = this.cfg.samples;
     const block = this.block;
     const batch = this.batch;
     const n = end - start;
@@ -193,7 +177,8 @@ export class HistogramSplitter {
 
   /** Histogram of the gathered block's feature j; tracks touched bins in small nodes. */
   private histogramFromBlock(j: number, start: number, end: number): void {
-    const { width, codeAt, valueAt, weightAt } = this.cfg;
+    const { codeAt, valueAt, weightAt } = this.cfg.samples;
+    const { width } = this.cfg.criterion;
     const hist = this.hist;
     const cnt = this.cnt;
     const block = this.block;
@@ -212,7 +197,7 @@ export class HistogramSplitter {
         for (let i = start; i < end; i++) {
           const b = block[lo + i];
           if (cnt[b]++ === 0) touched[nt++] = b;
-          addRegression(hist, b, weightAt[i], valueAt![i]);
+          addRegressionSample(hist, b * 3, weightAt[i], valueAt![i]);
         }
       }
       this.nTouched = nt;
@@ -228,7 +213,7 @@ export class HistogramSplitter {
       for (let i = start; i < end; i++) {
         const b = block[lo + i];
         cnt[b]++;
-        addRegression(hist, b, weightAt[i], valueAt![i]);
+        addRegressionSample(hist, b * 3, weightAt[i], valueAt![i]);
       }
     }
     this.nTouched = -1;
@@ -236,7 +221,8 @@ export class HistogramSplitter {
 
   /** Histogram of feature f read from the pack's column (large nodes). */
   private histogramFromColumn(f: number, start: number, end: number): void {
-    const { bins, nRows, width, idx, codeAt, valueAt, weightAt } = this.cfg;
+    const { bins, nRows, idx, codeAt, valueAt, weightAt } = this.cfg.samples;
+    const { width } = this.cfg.criterion;
     const hist = this.hist;
     const cnt = this.cnt;
     const col = f * nRows;
@@ -250,21 +236,21 @@ export class HistogramSplitter {
       for (let i = start; i < end; i++) {
         const b = bins[col + idx[i]];
         cnt[b]++;
-        addRegression(hist, b, weightAt[i], valueAt![i]);
+        addRegressionSample(hist, b * 3, weightAt[i], valueAt![i]);
       }
     }
     this.nTouched = -1;
   }
 
   /**
-   * Scores the gathered feature j of a small node by sorting its samples by bin. Returns 1 if scored, 0 if the
-   * feature is constant here, -1 if it has missing values (the histogram path handles their two directions).
+   * Scores the gathered feature j of a small node by sorting its samples by bin and sweeping them one at a time
+   * (criteria with an O(1) proxy). Returns 1 if scored, 0 if the feature is constant here, -1 if it has missing
+   * values (the histogram path handles their two directions).
    */
   private evaluateSorted(j: number, f: number, start: number, end: number, total: Float64Array, w: number): number {
-    const { width, codeAt, valueAt, weightAt, minSamplesLeaf } = this.cfg;
+    const { criterion, minSamplesLeaf } = this.cfg;
     const block = this.block;
     const perm = this.perm;
-    const left = this.left;
     const best = this.best;
     const n = end - start;
     const lo = j * n;
@@ -279,59 +265,23 @@ export class HistogramSplitter {
       perm[k] = i;
     }
     if (block[lo + perm[0]] === block[lo + perm[n - 1]]) return 0;
-    for (let c = 0; c < width; c++) left[c] = 0; // scan() leaves its sums behind
-    let lw = 0;
-    if (codeAt !== null) {
-      let sqL = 0;
-      let sqR = 0;
-      for (let c = 0; c < width; c++) sqR += total[c] * total[c];
-      for (let k = 0; k < n - 1; k++) {
-        const i = perm[k];
-        const c = codeAt[start + i];
-        const v = weightAt[start + i];
-        const l = left[c];
-        sqL += v * (2 * l + v);
-        sqR += v * (v - 2 * (total[c] - l));
-        left[c] = l + v;
-        lw += v;
-        const b = block[lo + i];
-        if (block[lo + perm[k + 1]] === b) continue;
-        const ln = k + 1;
-        if (ln < minSamplesLeaf || n - ln < minSamplesLeaf) continue;
-        const p = sqL / lw + sqR / (w - lw);
-        if (p > best.proxy) this.record(f, b, n - ln > ln ? false : true, p, lw, ln, left);
-      }
-    } else {
-      const ys = valueAt!;
-      let sy = 0;
-      let syy = 0;
-      for (let k = 0; k < n - 1; k++) {
-        const i = perm[k];
-        const v = weightAt[start + i];
-        const y = ys[start + i];
-        lw += v;
-        sy += v * y;
-        syy += v * y * y;
-        const b = block[lo + i];
-        if (block[lo + perm[k + 1]] === b) continue;
-        const ln = k + 1;
-        if (ln < minSamplesLeaf || n - ln < minSamplesLeaf) continue;
-        const sr = total[1] - sy;
-        const p = (sy * sy) / lw + (sr * sr) / (w - lw);
-        if (p > best.proxy) {
-          left[0] = lw;
-          left[1] = sy;
-          left[2] = syy;
-          this.record(f, b, n - ln > ln ? false : true, p, lw, ln, left);
-        }
-      }
+    criterion.reset(total, w);
+    for (let k = 0; k < n - 1; k++) {
+      const i = perm[k];
+      criterion.addSample(start + i);
+      const b = block[lo + i];
+      if (block[lo + perm[k + 1]] === b) continue;
+      const ln = k + 1;
+      if (ln < minSamplesLeaf || n - ln < minSamplesLeaf) continue;
+      const p = criterion.proxyHere();
+      if (p > best.proxy) this.record(f, b, n - ln > ln ? false : true, p, criterion.leftWeight, ln, criterion.left);
     }
     return 1;
   }
 
   /** Scans the histogram just built for feature f into `best` and clears it; false if f is constant here. */
   private evaluate(f: number, n: number, total: Float64Array, w: number): boolean {
-    const { width } = this.cfg;
+    const { width } = this.cfg.criterion;
     const hist = this.hist;
     const cnt = this.cnt;
     const order = this.order;
@@ -371,59 +321,30 @@ export class HistogramSplitter {
     return !constant;
   }
 
+  /** Sweeps the non-missing bins left to right; at each boundary, missing values go right, then left. */
   private scan(f: number, nb: number, nMissing: number, n: number, total: Float64Array, w: number): void {
-    const { width, criterion, minSamplesLeaf } = this.cfg;
+    const { criterion, minSamplesLeaf } = this.cfg;
+    const { width } = criterion;
     const hist = this.hist;
     const cnt = this.cnt;
     const order = this.order;
-    const left = this.left;
+    const left = criterion.left;
     const withMissing = this.leftMissing;
     const best = this.best;
-    left.fill(0);
-    const weightSlot = criterion === "squared_error";
     const mo = MISSING_BIN * width;
-    let missingW = 0;
-    if (nMissing > 0) {
-      if (weightSlot) missingW = hist[mo];
-      else for (let c = 0; c < width; c++) missingW += hist[mo + c];
-    }
-    const gini = criterion === "gini";
-    // Gini keeps sum of squared class weights per side up to date bin by bin, so a candidate costs O(1).
-    let sqL = 0;
-    let sqR = 0;
-    if (gini) for (let c = 0; c < width; c++) sqR += total[c] * total[c];
-    let lw = 0;
+    const missingW = nMissing > 0 ? criterion.weightOf(hist, mo) : 0;
+    criterion.reset(total, w);
     let ln = 0;
     for (let k = 0; k < nb; k++) {
       const b = order[k];
-      const o = b * width;
-      if (gini) {
-        for (let c = 0; c < width; c++) {
-          const v = hist[o + c];
-          if (v !== 0) {
-            const l = left[c];
-            sqL += v * (2 * l + v);
-            sqR += v * (v - 2 * (total[c] - l));
-            left[c] = l + v;
-            lw += v;
-          }
-        }
-      } else if (weightSlot) {
-        lw += hist[o];
-        for (let c = 0; c < width; c++) left[c] += hist[o + c];
-      } else {
-        for (let c = 0; c < width; c++) {
-          const v = hist[o + c];
-          left[c] += v;
-          lw += v;
-        }
-      }
+      criterion.addBin(hist, b * width);
       ln += cnt[b];
       const last = k === nb - 1;
       if (last && nMissing === 0) break;
+      const lw = criterion.leftWeight;
       // Missing values to the right (also the only option once every non-missing bin is on the left).
       if (ln >= minSamplesLeaf && n - ln >= minSamplesLeaf) {
-        const p = gini ? sqL / lw + sqR / (w - lw) : proxy(criterion, left, total, width, lw, w - lw);
+        const p = criterion.proxyHere();
         if (p > best.proxy) this.record(f, b, false, p, lw, ln, left);
       }
       if (nMissing > 0 && !last) {
@@ -431,7 +352,7 @@ export class HistogramSplitter {
         const mlw = lw + missingW;
         const mln = ln + nMissing;
         if (mln >= minSamplesLeaf && n - mln >= minSamplesLeaf) {
-          const p = proxy(criterion, withMissing, total, width, mlw, w - mlw);
+          const p = criterion.proxy(withMissing, total, mlw, w - mlw);
           if (p > best.proxy) this.record(f, b, true, p, mlw, mln, withMissing);
         }
       }
@@ -450,12 +371,4 @@ export class HistogramSplitter {
     best.leftCount = ln;
     best.leftStats.set(stats);
   }
-}
-
-function addRegression(hist: Float64Array, b: number, w: number, y: number): void {
-  const o = b * 3;
-  const wy = w * y;
-  hist[o] += w;
-  hist[o + 1] += wy;
-  hist[o + 2] += wy * y;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { sampleWeights } from "../src/builder.ts";
+import { sampleWeights } from "../src/bootstrap.ts";
 import { allRows, fitForest } from "../src/fit.ts";
 import { resolveParams, type FitParams } from "../src/options.ts";
 import { buildPack, MISSING_BIN, type DatasetPack } from "../src/pack.ts";

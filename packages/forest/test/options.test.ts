@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { OptionsError } from "../src/errors.ts";
 import { fitForest } from "../src/fit.ts";
+import { Forest } from "../src/forest.ts";
 import { featuresPerSplit, resolveParams, type FitParams } from "../src/options.ts";
 import { buildPack } from "../src/pack.ts";
 import { classification } from "./fixtures/data.ts";
@@ -25,7 +26,6 @@ describe("resolveParams: defaults", () => {
     expect(resolveParams({}, "classification")).toEqual({
       n_estimators: 100,
       random_state: 0,
-      engine: "canopy",
       criterion: "gini",
       max_depth: null,
       min_samples_split: 2,
@@ -75,7 +75,7 @@ describe("resolveParams: every invalid value is an OptionsError naming the optio
     [{ n_estimators: "10" as unknown as number }, C, "n_estimators"],
     [{ random_state: -1 }, C, "random_state"],
     [{ random_state: 1.5 }, C, "random_state"],
-    [{ engine: "xgboost" as "canopy" }, C, "engine"],
+    [{ engine: "xgboost" } as FitParams, C, "engine"],
     [{ max_depth: 0 }, C, "max_depth"],
     [{ max_depth: -3 }, R, "max_depth"],
     [{ max_depth: 2.5 }, C, "max_depth"],
@@ -122,6 +122,29 @@ describe("resolveParams: every invalid value is an OptionsError naming the optio
     expect(() => fitForest(pack, { n_estimators: 3 }, { treeIndices: [3] })).toThrow(/tree index 3/);
     expect(() => fitForest(pack, {}, { rows: new Uint32Array(0) })).toThrow(OptionsError);
     expect(() => fitForest(pack, {}, { rows: Uint32Array.from([0, 4]) })).toThrow(/row 4/);
+  });
+});
+
+describe("resolveParams: the obsolete engine option", () => {
+  it('reads engine "canopy" (in models and grove tasks written while it existed) and drops it', () => {
+    expect(resolveParams({ engine: "canopy", max_depth: 3 } as FitParams, "classification")).toEqual(resolveParams({ max_depth: 3 }, "classification"));
+  });
+
+  it("refuses any other engine, naming the option", () => {
+    expect(rejection({ engine: "ml-random-forest" } as FitParams, "classification", "engine").message).toBe(
+      'engine: must be "canopy", the only learner (ml-random-forest is an export format) (got "ml-random-forest")',
+    );
+  });
+
+  it('loads a model whose parameters carry engine "canopy" as the same model trained now', () => {
+    const forest = fitForest(buildPack(classification([[1, 2, 3, 4, 5, 6]], ["a", "a", "a", "b", "b", "b"])), { n_estimators: 3, random_state: 2 });
+    const old = forest.toJSON();
+    old.params = { ...old.params, engine: "canopy" } as typeof old.params;
+    const loaded = Forest.load(old);
+    expect(loaded.params).toEqual(forest.params);
+    expect(loaded.toBinary()).toEqual(forest.toBinary());
+    old.params = { ...old.params, engine: "ml-random-forest" } as typeof old.params;
+    expect(() => Forest.load(old)).toThrow(/bad parameters \(engine: must be "canopy"/);
   });
 });
 

@@ -1,7 +1,8 @@
-import type { Worker } from "node:worker_threads";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
 import { InputError, InternalError, type BuildLedger, type GroveResult } from "@canopy/core";
 import { decodePack, rowMajorBins, type DatasetPack } from "@canopy/forest";
-import { startModuleWorker } from "@canopy/forest/threads";
 import { TrainerTaskError } from "./errors.ts";
 import { LEDGER_METHODS, serializeError, type FromTrainer, type ToTrainer, type TrainerInit } from "./protocol.ts";
 
@@ -26,6 +27,7 @@ export interface GrovePoolOptions {
   size: number;
   init: TrainerInit;
   ledger: BuildLedger;
+  /** The trainer thread: a JavaScript module (Node runs worker threads without a TypeScript loader). */
   module: URL;
 }
 
@@ -40,6 +42,7 @@ export class GrovePool {
 
   constructor(private readonly options: GrovePoolOptions) {
     if (!Number.isInteger(options.size) || options.size < 1) throw new InputError(`workers must be an integer >= 1 (got ${options.size})`);
+    checkModule(options.module);
     this.size = options.size;
   }
 
@@ -86,7 +89,7 @@ export class GrovePool {
   }
 
   private spawn(): Slot {
-    const worker = startModuleWorker(this.options.module, { workerData: this.options.init });
+    const worker = new Worker(this.options.module, { workerData: this.options.init });
     const slot: Slot = { worker, packs: new Set() };
     worker.on("message", (message: FromTrainer) => {
       if (message.kind === "ledger") {
@@ -130,6 +133,14 @@ export class GrovePool {
     );
     this.ledgerCalls.add(call);
     void call.finally(() => this.ledgerCalls.delete(call));
+  }
+}
+
+/** A trainer module that cannot start would fail every grove; say why once, up front (an internal fault, not input). */
+function checkModule(module: URL): void {
+  if (!/\.[cm]?js$/.test(module.pathname)) throw new InternalError(`the trainer thread must be a JavaScript module (got ${module.href})`);
+  if (module.protocol === "file:" && !existsSync(fileURLToPath(module))) {
+    throw new InternalError(`the trainer thread ${fileURLToPath(module)} is missing: run \`npm run build\``);
   }
 }
 

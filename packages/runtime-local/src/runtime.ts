@@ -73,7 +73,7 @@ export interface LocalRuntimeOptions {
   fsync?: boolean;
   /** The task queue; tests pass a LocalQueue subclass that duplicates deliveries. */
   queue?: LocalQueue;
-  /** The trainer thread module (it calls serveTrainer) and data for its hooks; tests inject faults with it. */
+  /** The trainer thread, a JavaScript module that calls serveTrainer, and data for its hooks; tests inject faults with it. */
   trainer?: { module: URL; data?: unknown };
   clock?: Clock;
 }
@@ -107,6 +107,12 @@ export interface LocalRuntime extends Runtime {
   /** submit({ resume }) and wait: re-queues only the groves of `buildId` that have not landed. */
   resume(buildId: string): Promise<BuildOutcome>;
 }
+
+/**
+ * The compiled trainer thread (src/worker.ts): beside this code when it is itself compiled (the CLI bundles both),
+ * in the package's dist/ when it runs from sources (`npm run build` makes it; vitest and the bench build first).
+ */
+const TRAINER_THREAD = new URL(import.meta.url.endsWith(".ts") ? "../dist/worker.js" : "./worker.js", import.meta.url);
 
 export function createLocalRuntime(options: LocalRuntimeOptions = {}): LocalRuntime {
   return new EmbeddedRuntime(options);
@@ -157,7 +163,7 @@ class EmbeddedRuntime implements LocalRuntime {
       size: options.workers ?? availableParallelism(),
       init: { root: this.root, fsync, ...(options.trainer?.data !== undefined ? { data: options.trainer.data } : {}) },
       ledger: this.ledger,
-      module: options.trainer?.module ?? new URL(import.meta.url.endsWith(".ts") ? "./worker.ts" : "./worker.js", import.meta.url),
+      module: options.trainer?.module ?? TRAINER_THREAD,
     });
     const announced = announce({ ...options, warn: (m) => this.warn(m) });
     this.notifier = { publish: async (n) => (await announced(n), this.runs.get(n.buildId)?.finish(n)) };

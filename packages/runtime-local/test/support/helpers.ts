@@ -5,8 +5,14 @@ import { join } from "node:path";
 import { parseBuildSpec, prepareDataset, splitRows, toFitParams, type BuildNotification } from "@canopy/core";
 import { MemoryBlobStore } from "@canopy/core/testing";
 import { fitForest } from "@canopy/forest";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { bundleFile, ROOT } from "../../../../scripts/build.ts";
 import { createLocalRuntime, type LocalRuntimeOptions, type ProgressEvent } from "../../src/index.ts";
 import type { Fault, FaultData } from "./faulty-trainer.ts";
+
+/** The fault-injecting trainer thread, compiled (worker threads run JavaScript) where its imports resolve. */
+const FAULTY_TRAINER = join(ROOT, "node_modules", ".cache", "canopy", "faulty-trainer.mjs");
+await bundleFile(fileURLToPath(new URL("./faulty-trainer.ts", import.meta.url)), FAULTY_TRAINER);
 
 export const DIGITS_PATH = new URL("../../../../test/fixtures/digits.csv", import.meta.url);
 export const digits = readFileSync(DIGITS_PATH);
@@ -42,7 +48,7 @@ export function recordingRuntime(options: LocalRuntimeOptions & { faults?: Recor
   const { faults, log, ...rest } = options;
   const trainer =
     log !== undefined
-      ? { trainer: { module: new URL("./faulty-trainer.ts", import.meta.url), data: { log, faults: faults ?? {} } satisfies FaultData } }
+      ? { trainer: { module: pathToFileURL(FAULTY_TRAINER), data: { log, faults: faults ?? {} } satisfies FaultData } }
       : {};
   const runtime = createLocalRuntime({
     onProgress: (e) => events.push(e),

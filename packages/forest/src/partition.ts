@@ -1,0 +1,146 @@
+import type { SampleTargets } from "./criterion.ts";
+import { MISSING_BIN, rowMajorBins, type DatasetPack } from "./pack.ts";
+
+/**
+ * Nodes with at least this many samples read each drawn feature's column of the pack directly (samples are in
+ * ascending row order, so a column is read forwards); smaller ones read a row-major copy of their subtree's rows.
+ */
+export const COLUMN_PASS_MIN_SAMPLES = 4096;
+
+/** Sizes below which a subtree's rows are copied into a contiguous buffer (outermost first). */
+const SUBTREE_LEVELS = [COLUMN_PASS_MIN_SAMPLES, 512, 64];
+
+/** A row-major copy of the rows of samples [start, end), or start = end = -1 when it holds nothing. */
+interface SubtreeRows {
+  limit: number;
+  rows: Uint8Array;
+  start: number;
+  end: number;
+}
+
+/**
+ * The samples of one tree, in scikit-learn's Partitioner role (sklearn/tree/_partitioner.pyx): the builder grows
+ * the tree depth-first, and the samples of every node are the contiguous range [start, end) of `idx`, split in
+ * place into left then right when the node splits. Each sample's class code or target and its weight are kept
+ * aligned with `idx`, so split searches read them sequentially.
+ *
+ * Large nodes read the pack's bins column by column (idx holds pack rows, ascending within a node). Nodes below
+ * COLUMN_PASS_MIN_SAMPLES work on a row-major copy of their subtree's rows: one contiguous block instead of reads
+ * scattered over the whole pack, copied again at smaller sizes so deep nodes stay in the inner caches. idx then
+ * holds row numbers within the innermost copy.
+ */
+export class SamplePartition implements SampleTargets {
+  readonly idx: Uint32Array;
+  readonly codeAt: Uint16Array | null;
+  readonly valueAt: Float64Array | null;
+  readonly weightAt: Float64Array;
+  /** Column-major bins of the pack: bins[f * nRows + r]. */
+  readonly bins: Uint8Array;
+  readonly nRows: number;
+  readonly nFeatures: number;
+  private readonly rowBins: Uint8Array;
+  private readonly levels: SubtreeRows[];
+  private readonly scratch: Uint32Array;
+  private readonly scratchW: Float64Array;
+  private readonly scratchC: Uint16Array | null;
+  private readonly scratchV: Float64Array | null;
+
+  /** `idx`: the pack rows with a positive weight, ascending (it is partitioned in place); `weight`: per pack row. */
+  constructor(pack: DatasetPack, idx: Uint32Array, weight: Float64Array) {
+    const n = idx.length;
+    const target = pack.target;
+    this.idx = idx;
+    this.bins = pack.bins;
+    this.nRows = pack.nRows;
+    this.nFeatures = pack.nFeatures;
+    this.codeAt = target.task === "classification" ? new Uint16Array(n) : null;
+    this.valueAt = target.task === "classification" ? null : new Float64Array(n);
+    this.weightAt = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const r = idx[i];
+      this.weightAt[i] = weight[r];
+      if (this.codeAt !== null) this.codeAt[i] = (target as { codes: Uint16Array }).codes[r];
+      else this.valueAt![i] = (target as { values: Float64Array }).values[r];
+    }
+    this.rowBins = rowMajorBins(pack);
+    this.levels = SUBTREE_LEVELS.map((limit) => ({ limit, rows: new Uint8Array(Math.min(n, limit) * pack.nFeatures), start: -1, end: -1 }));
+    this.scratch = new Uint32Array(n);
+    this.scratchW = new Float64Array(n);
+    this.scratchC = this.codeAt !== null ? new Uint16Array(n) : null;
+    this.scratchV = this.valueAt !== null ? new Float64Array(n) : null;
+  }
+
+  get size(): number {
+    return this.idx.length;
+  }
+
+  /**
+   * Where node [start, end)'s bins are read: the innermost row copy holding it — made first, if the node has
+   * become small enough for a finer one — or null for the pack's columns. Call on entering each node, in the
+   * builder's depth-first order.
+   */
+  rowsOf(start: number, end: number): Uint8Array | null {
+    const { levels, idx, nFeatures } = this;
+    const count = end - start;
+    let level = -1;
+    for (let k = levels.length - 1; k >= 0; k--) {
+      if (start >= levels[k].start && end <= levels[k].end) {
+        level = k;
+        break;
+      }
+    }
+    const rows: Uint8Array | null = level >= 0 ? levels[level].rows : null;
+    let finer = level + 1;
+    while (finer + 1 < levels.length && count < levels[finer + 1].limit) finer++;
+    if (!(finer < levels.length && count < levels[finer].limit)) return rows;
+    const from = rows ?? this.rowBins;
+    const to = levels[finer];
+    for (let i = 0; i < count; i++) {
+      const r = idx[start + i];
+      to.rows.set(from.subarray(r * nFeatures, (r + 1) * nFeatures), i * nFeatures);
+      idx[start + i] = i;
+    }
+    to.start = start;
+    to.end = end;
+    for (let k = finer + 1; k < levels.length; k++) levels[k].start = levels[k].end = -1;
+    return to.rows;
+  }
+
+  /**
+   * Splits node [start, end) in place, stably: samples with bin <= thresholdBin (and missing ones when
+   * missingLeft) first, both sides keep their order. `rows` is what rowsOf returned for the node. Returns the
+   * first position of the right child.
+   */
+  split(start: number, end: number, rows: Uint8Array | null, feature: number, thresholdBin: number, missingLeft: boolean): number {
+    const { idx, weightAt, codeAt, valueAt, scratch, scratchW, scratchC, scratchV } = this;
+    const src = rows ?? this.bins;
+    const rowStride = rows !== null ? this.nFeatures : 1;
+    const col = rows !== null ? feature : feature * this.nRows;
+    const tb = thresholdBin;
+    const ml = missingLeft;
+    let mid = start;
+    let nRight = 0;
+    for (let i = start; i < end; i++) {
+      const r = idx[i];
+      const b = src[col + r * rowStride];
+      if (b <= tb || (ml && b === MISSING_BIN)) {
+        idx[mid] = r;
+        weightAt[mid] = weightAt[i];
+        if (codeAt !== null) codeAt[mid] = codeAt[i];
+        else valueAt![mid] = valueAt![i];
+        mid++;
+      } else {
+        scratch[nRight] = r;
+        scratchW[nRight] = weightAt[i];
+        if (scratchC !== null) scratchC[nRight] = codeAt![i];
+        else scratchV![nRight] = valueAt![i];
+        nRight++;
+      }
+    }
+    idx.set(scratch.subarray(0, nRight), mid);
+    weightAt.set(scratchW.subarray(0, nRight), mid);
+    if (scratchC !== null) codeAt!.set(scratchC.subarray(0, nRight), mid);
+    else valueAt!.set(scratchV!.subarray(0, nRight), mid);
+    return mid;
+  }
+}
