@@ -8,6 +8,7 @@ import type { SpecFlags } from "../spec.ts";
 export interface PublishOptions extends SpecFlags, AwsTargetOptions {
   wait?: boolean;
   json?: boolean;
+  extend?: string;
 }
 
 /** Adds `canopy publish` (also `npm run publish -- ...`). The SDK and the engine load only when it runs. */
@@ -21,14 +22,18 @@ export function addPublishCommand(canopy: Command): Command {
         "the trainer functions. Prints the build id. An s3:// CSV is downloaded and prepared here the same way. " +
         "Resources come from the flags, the CANOPY_* variables, or the SST app's links (run it as " +
         "`npx sst shell --stage <name> -- npm run publish -- ...`). With --wait, shows canopy train's progress from the " +
-        "ledger and prints the result; exit 0 when the build completes, 1 when it fails.",
+        "ledger and prints the result; exit 0 when the build completes, 1 when it fails. --extend <build-id> --trees N " +
+        "gives a finished build more trees instead: only the new trees are trained, into the model a fresh N-tree build would give.",
     )
-    .argument("<data>", "a CSV, .csv.gz or Parquet file, or s3://bucket/key of one");
+    .argument("[data]", "a CSV, .csv.gz or Parquet file, or s3://bucket/key of one (not with --extend)");
   addSpecOptions(command)
+    .option("--extend <build-id>", "more trees for a finished build: with --trees N, trains only the new trees (same options and seed)")
     .option("--wait", "wait for the build: progress, then metrics, timings and cost (exit 1 if it fails)")
     .option("--json", "print JSON lines on stdout: the submission, and with --wait the final status");
   addAwsOptions(command, ["bucket", "table", "queueUrl"]);
-  return command.action(async (data: string, options: PublishOptions) => {
+  return command.action(async (data: string | undefined, options: PublishOptions) => {
+    if (options.extend !== undefined) return publishExtension(data, { ...options, extend: options.extend });
+    if (data === undefined) throw new UsageError("missing required argument 'data'");
     await publish(data, options);
   });
 }
@@ -77,6 +82,41 @@ export async function publish(data: string, options: PublishOptions, io: Publish
     else note(`build ${buildId} already exists with the same data and options (${record.status}); nothing queued`);
     const { bucket, table } = target.resources;
     const line = { buildId, created, status: record.status, groves: handle.groves, trees, packKey: pack.packKey, packUploaded: !pack.reused, bucket, table };
+    stdout.write(options.json ? `${JSON.stringify(line)}\n` : `${buildId}\n`);
+    if (options.wait) await waitFor(runtime, buildId, { stdout, stderr, json: options.json });
+    else if (!options.json) note(`follow it with: canopy status ${buildId}   (or canopy watch --build ${buildId})`);
+  } catch (err) {
+    throw target.explain(err);
+  } finally {
+    await runtime.close();
+    target.close();
+  }
+}
+
+/**
+ * `publish --extend <build-id> --trees N`: the finished build's groves are copied here (in the bucket), the new ones
+ * queued for the trainer functions. Prints the new build id like publish; --wait and --json as for publish.
+ */
+export async function publishExtension(data: string | undefined, options: PublishOptions & { extend: string }, io: PublishIo = {}): Promise<void> {
+  const stdout = io.stdout ?? process.stdout;
+  const stderr = io.stderr ?? process.stderr;
+  const note = (text: string) => stderr.write(`canopy: ${text}\n`);
+  const { extendRequest, specUsageError } = await import("../spec.ts");
+  const request = extendRequest(options.extend, data, options);
+  const aws = await import("@canopy/runtime-aws");
+  const { SpecError } = await import("@canopy/core");
+  const target = await (await import("../aws-target.ts")).connectAws(options, ["bucket", "table", "queueUrl"]);
+  const runtime = aws.createAwsRuntime({ resources: target.resources, ...(io.pollMs ? { pollIntervalMs: io.pollMs } : {}) });
+  try {
+    const handle = await runtime.submit(request).catch((err: unknown) => {
+      throw err instanceof SpecError ? specUsageError(err) : err;
+    });
+    const { buildId, created, record, trees } = handle;
+    const { extensionNote } = await import("../render.ts");
+    if (created) note(extensionNote(handle));
+    else note(`build ${buildId} is build ${options.extend} with ${trees} trees, and exists already (${record.status}); nothing queued`);
+    const { bucket, table } = target.resources;
+    const line = { buildId, created, status: record.status, groves: handle.groves, trees, extends: options.extend, copied: handle.copied ?? [], queued: handle.queued, bucket, table };
     stdout.write(options.json ? `${JSON.stringify(line)}\n` : `${buildId}\n`);
     if (options.wait) await waitFor(runtime, buildId, { stdout, stderr, json: options.json });
     else if (!options.json) note(`follow it with: canopy status ${buildId}   (or canopy watch --build ${buildId})`);
