@@ -112,6 +112,8 @@ export interface GroveProgress {
   total: number;
   treesDone: number;
   treesTotal: number;
+  /** Of treesDone, the trees an extension copied from its parent rather than trained; absent when none. */
+  treesCopied?: number;
   elapsedMs: number;
 }
 

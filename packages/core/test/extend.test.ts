@@ -3,6 +3,7 @@ import { InternalError, policyOf, SpecError } from "../src/errors.ts";
 import { extendBuild, planExtension } from "../src/extend.ts";
 import { keys } from "../src/keys.ts";
 import { buildIdFor } from "../src/plan.ts";
+import { groveProgress } from "../src/progress.ts";
 import type { BuildReport } from "../src/report.ts";
 import { parseBuildSpec } from "../src/spec.ts";
 import { prepareDataset, readManifest, resumeBuild, submitBuild } from "../src/submit.ts";
@@ -58,6 +59,7 @@ describe("extending a build with more trees", () => {
     const record = (await p.ledger.get(ext.buildId))!;
     expect(record).toMatchObject({ status: "TRAINING", total: 10, remaining: 6, landed: range(0, 4), tags: SPEC.tags });
     expect(range(0, 4).map((g) => record.groveStats[g].copied)).toEqual([true, true, true, true]);
+    expect(groveProgress(record, 100, 0)).toMatchObject({ landed: 4, treesDone: 40, treesCopied: 40 });
     // A copy is the grove the fresh build trained, byte for byte (the parent's trees, stamped n_estimators 100).
     for (const g of range(0, 4)) expect(Buffer.from((await p.blobs.get(keys.grove(ext.buildId, g)))!).equals(reference.groves[g])).toBe(true);
     expect(Buffer.from((await p.blobs.get(keys.grove(parent, 0)))!).equals(reference.groves[0])).toBe(false);
