@@ -42,6 +42,9 @@ describe("canopy train --extend", () => {
     expect(a.length).toBeGreaterThan(1000);
     expect(a.equals(b)).toBe(true);
 
+    const status = await canopy(["status", report.buildId, "--root", ".canopy"], dir);
+    expect(status.stdout).toMatch(new RegExp(`^extends +${parent.buildId} \\(40 trees\\): 4 grove\\(s\\) copied, 60 trees trained$`, "m"));
+
     // Again: the same build, already done.
     const again = await canopy(["train", "--extend", parent.buildId, "--trees", "100"], dir);
     expect(again.code, again.stderr).toBe(0);

@@ -65,6 +65,7 @@ export function statusText(view: BuildView, locate: Locate, page = pageOf(view, 
   rows.push(["submitted", `${new Date(r.createdAt).toISOString()}${lastLanded}, last update after ${duration(r.updatedAt - r.createdAt)}`]);
   const report = view.report;
   if (report) {
+    if (report.extends) rows.push(["extends", extendsLine(report)]);
     rows.push(["metrics", metricsLine(report.metrics as unknown as Record<string, unknown> | null)]);
     rows.push(["timings", timingsLine(report.timings)]);
     const cost = costLine(report);
@@ -93,6 +94,7 @@ export function statusJson(view: BuildView, locate: Locate, page = pageOf(view, 
     updatedAt: r.updatedAt,
     ...(r.reason !== undefined ? { reason: r.reason } : {}),
     ...(r.result ? { metrics: r.result.metrics, model: locate(r.result.modelKey), report: locate(r.result.reportKey) } : {}),
+    ...(report?.extends ? { extends: report.extends } : {}),
     ...(report ? { timings: report.timings, cost: { totals: report.cost.totals, usd: report.cost.usd } } : {}),
     ...(page ? { page } : {}),
   };
