@@ -8,7 +8,8 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { CreateQueueCommand, GetQueueAttributesCommand, ListQueuesCommand } from "@aws-sdk/client-sqs";
 import { ListSubscriptionsByTopicCommand } from "@aws-sdk/client-sns";
-import { keys, parseBuildSpec, prepareDataset, submitBuild, type BuildNotification } from "@canopy/core";
+import { aggregate, isAggregationTrigger, keys, parseBuildSpec, prepareDataset, submitBuild, trainGrove, type BuildNotification } from "@canopy/core";
+import { MemoryBlobStore, MemoryLedger, MemoryNotifier, MemoryQueue } from "@canopy/core/testing";
 import { clients, decodeSnsDelivery, DynamoLedger, S3BlobStore, SqsTaskQueue, type SnsDelivery } from "@canopy/runtime-aws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dev } from "../../packages/cli/src/commands/dev.ts";
@@ -234,6 +235,46 @@ describe("npm run publish, canopy status and canopy watch on the emulator", () =
       origin: "categorical",
       destination: "categorical",
     });
+  });
+
+  it("publish --extend gives a finished build more trees: the new groves queued, the old copied, the fresh build's bytes", { timeout: 120_000 }, async () => {
+    const { endpoint } = aws.current.moto;
+    const base = ["--label", "species", "--grove-size", "2", "--seed", "21", "--endpoint", endpoint];
+    const parent = await canopy(["publish", IRIS, ...base, "--trees", "4", "--wait", "--json"], bareEnv());
+    expect(parent.code, parent.stderr).toBe(0);
+    const parentId = (JSON.parse(parent.stdout.split("\n")[0]) as { buildId: string }).buildId;
+
+    const extended = await canopy(["publish", "--extend", parentId, "--trees", "10", "--wait", "--json", "--endpoint", endpoint], bareEnv());
+    expect(extended.code, extended.stderr).toBe(0);
+    const [submitted, status] = extended.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(submitted).toMatchObject({ created: true, status: "TRAINING", extends: parentId, copied: [0, 1], queued: [2, 3, 4], groves: 5, trees: 10 });
+    expect(status).toMatchObject({ status: "COMPLETED", trees: { landed: 10, total: 10 } });
+    expect(extended.stderr).toContain(`canopy: build ${submitted!.buildId} extends ${parentId} to 10 trees: 2 grove(s) copied from it, 3 grove(s) of new trees queued\n`);
+
+    // The model the deployed functions made is the one a fresh 10-tree build of the same data and spec makes.
+    const spec = parseBuildSpec({ dataset: IRIS, label: "species", n_estimators: 10, grove_size: 2, seed: 21 });
+    const ports = { blobs: new MemoryBlobStore(), ledger: new MemoryLedger(), queue: new MemoryQueue(), notifier: new MemoryNotifier() };
+    const aggregations: Promise<unknown>[] = [];
+    ports.ledger.watch((change) => void (isAggregationTrigger(change) && aggregations.push(aggregate(change.new.buildId, ports))));
+    const fresh = await submitBuild(spec, ports, await prepareDataset(readFileSync(IRIS), { label: "species" }, ports.blobs));
+    for (const task of ports.queue.drain()) await trainGrove(task, ports);
+    await Promise.all(aggregations);
+    expect(fresh.buildId).toBe(submitted!.buildId);
+    const onS3 = await new S3BlobStore("canopy-artifacts").get(keys.model(fresh.buildId));
+    expect(Buffer.from(onS3!).equals(Buffer.from((await ports.blobs.get(keys.model(fresh.buildId)))!))).toBe(true);
+
+    const refusals = await Promise.all([
+      canopy(["publish", "--extend", parentId, "--trees", "4", "--endpoint", endpoint], bareEnv()),
+      canopy(["publish", "--extend", parentId, "--trees", "12", "--seed", "3", "--endpoint", endpoint], bareEnv()),
+      canopy(["publish", IRIS, "--extend", parentId, "--trees", "12", "--endpoint", endpoint], bareEnv()),
+      canopy(["publish", "--extend", "b-0123456789abcdef", "--trees", "12", "--endpoint", endpoint], bareEnv()),
+    ]);
+    expect(refusals.map((r) => [r.code, r.stdout, r.stderr])).toEqual([
+      [2, "", `canopy: error: cannot extend build ${parentId} to 4 trees: it has 4; extending adds trees, so ask for more than 4\n`],
+      [2, "", `canopy: error: --seed: would change build ${parentId}'s seed (21) to 3; an extension keeps every option but the number of trees\n`],
+      [2, "", `canopy: error: --extend trains on the data of build ${parentId}; leave out ${IRIS}\n`],
+      [2, "", "canopy: error: cannot extend build b-0123456789abcdef: it is not in table canopy-builds\n"],
+    ]);
   });
 
   it("subscribe --sqs: --status FAILED receives only failed builds, --tag only builds with the tag; queue policies are set", { timeout: 120_000 }, async () => {

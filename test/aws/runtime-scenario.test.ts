@@ -54,5 +54,6 @@ for (const progress of ["poll", "stream"] as const) {
     data: digits,
     spec: SPEC,
     interruptedSpec: { ...SPEC, grove_size: 1, seed: 9 },
+    extension: { spec: { ...SPEC, n_estimators: 40, grove_size: 10 }, trees: 100 },
   });
 }

@@ -17,7 +17,7 @@ import { launchChromium, type Headless } from "./chromium.ts";
 const SHOTS = fileURLToPath(new URL("./screenshots/", import.meta.url));
 
 let chromium: Headless;
-const builds: Record<"digits" | "diabetes", { dir: string; report: BuildReport }> = {} as never;
+const builds: Record<"digits" | "diabetes" | "extended", { dir: string; report: BuildReport }> = {} as never;
 
 async function train(name: "digits" | "diabetes", args: string[]) {
   const dir = await tempDir();
@@ -26,13 +26,21 @@ async function train(name: "digits" | "diabetes", args: string[]) {
   builds[name] = { dir: join(dir, "out"), report: JSON.parse(readFileSync(join(dir, "out", "report.json"), "utf8")) as BuildReport };
 }
 
+/** The diabetes build extended to 80 trees, in its store: canopy train --extend. */
+async function extend() {
+  const dir = join(builds.diabetes.dir, "..");
+  const run = await canopy(["train", "--extend", builds.diabetes.report.buildId, "--trees", "80", "--workers", "2", "--out", "extended"], dir);
+  if (run.code !== 0) throw new Error(`canopy train --extend exited ${run.code}: ${run.stderr}`);
+  builds.extended = { dir: join(dir, "extended"), report: JSON.parse(readFileSync(join(dir, "extended", "report.json"), "utf8")) as BuildReport };
+}
+
 beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true });
   // The first run on a machine may install chromium (apt-get): minutes, not seconds.
   [chromium] = await Promise.all([
     launchChromium(),
     train("digits", ["--label", "digit", "--trees", "100"]),
-    train("diabetes", ["--trees", "50", "--grove-size", "10"]),
+    train("diabetes", ["--trees", "50", "--grove-size", "10"]).then(extend),
   ]);
 }, 900_000);
 
@@ -142,6 +150,28 @@ describe("report.html in headless Chromium", () => {
         "importance-bar": 10,
       });
       expect(o.marks).not.toHaveProperty("confusion-cell");
+    });
+  });
+
+  it("an extension (diabetes 50 -> 80 trees): the copied groves drawn as one copy bar each on their own row", async () => {
+    const { dir, report } = builds.extended;
+    const file = join(dir, "report.html");
+    await withPage(file, async (o) => {
+      await shoot(o, "extended");
+      expect(o.errors).toEqual([]);
+      expect(o.requests).toEqual([pathToFileURL(file).href]);
+      expect(o.drawn.every((d) => d === "true")).toBe(true);
+      const copied = report.groves.filter((g) => g.copied).length;
+      expect([copied, report.groves.length]).toEqual([5, 8]);
+      expect(o.marks).toMatchObject({
+        "curve-point": 80 + 80,
+        grove: 8,
+        "grove-stage": 3 * 4 + copied, // a trained grove's load, train, store, land; a copy's one bar
+        "grove-wait": 3,
+      });
+      const rows = await o.page.$$eval('figure[data-chart="timeline"] svg g[aria-label="y-axis tick label"] text', (t) => t.map((x) => x.textContent));
+      expect(rows).toContain("copied");
+      expect(await o.page.textContent("header")).toContain(`This build extends build ${builds.diabetes.report.buildId} (50 trees) to 80 trees`);
     });
   });
 

@@ -48,7 +48,7 @@ export function program(): Command {
         "The build is cut into groves of trees trained in parallel on worker threads, then merged and evaluated " +
         "on a held-out split. Same data, options and seed give a byte-identical model whatever --workers and --grove-size.",
     )
-    .argument("[data.csv]", "training data (not needed with --resume)");
+    .argument("[data.csv]", "training data (not needed with --resume or --extend)");
   // The spec options are shared with canopy publish; train adds how and where this machine runs the build.
   addSpecOptions(train)
     .option("--workers <w>", "trainer threads (default: number of CPU cores)", parseWorkers)
@@ -56,6 +56,10 @@ export function program(): Command {
     .addOption(rootOption())
     .option("--notify-url <url>", "POST the build notification as JSON to this URL")
     .option("--resume <build-id>", "finish an interrupted build: only the groves that had not landed are trained")
+    .option(
+      "--extend <build-id>",
+      "more trees for a finished build: with --trees N, trains only the new trees (same options and seed) into the model a fresh N-tree build would give",
+    )
     .option("--json", "print only the final report, as JSON, on stdout")
     .action(async (data: string | undefined, options: Record<string, unknown>, command: Command) => {
       const { train } = await import("./commands/train.ts");

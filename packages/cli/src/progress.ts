@@ -13,17 +13,18 @@ export interface ProgressView {
 
 /**
  * Trees per second and the time left, counting only what this run trained: `base` is the first event seen,
- * so a resumed build's groves that had landed before do not inflate the rate.
+ * so a resumed build's groves that had landed before do not inflate the rate, nor do an extension's copies.
  */
-export function rates(p: GroveProgress, base: Pick<GroveProgress, "treesDone" | "elapsedMs"> = { treesDone: 0, elapsedMs: 0 }) {
+export function rates(p: GroveProgress, base: Pick<GroveProgress, "treesDone" | "treesCopied" | "elapsedMs"> = { treesDone: 0, elapsedMs: 0 }) {
   const elapsed = p.elapsedMs - base.elapsedMs;
-  const treesPerSecond = elapsed > 0 ? ((p.treesDone - base.treesDone) * 1000) / elapsed : 0;
+  const trained = (q: Pick<GroveProgress, "treesDone" | "treesCopied">) => q.treesDone - (q.treesCopied ?? 0);
+  const treesPerSecond = elapsed > 0 ? ((trained(p) - trained(base)) * 1000) / elapsed : 0;
   const left = p.treesTotal - p.treesDone;
   return { treesPerSecond, etaMs: treesPerSecond > 0 ? (left * 1000) / treesPerSecond : undefined };
 }
 
 /** One line per landing, e.g. for logs and CI. */
-export function progressLine(p: GroveProgress, base?: Pick<GroveProgress, "treesDone" | "elapsedMs">): string {
+export function progressLine(p: GroveProgress, base?: Pick<GroveProgress, "treesDone" | "treesCopied" | "elapsedMs">): string {
   const { treesPerSecond, etaMs } = rates(p, base);
   const failed = p.failed > 0 ? `, ${p.failed} failed` : "";
   const eta = p.landed + p.failed < p.total && etaMs !== undefined ? `, ETA ${duration(etaMs)}` : "";

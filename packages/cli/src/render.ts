@@ -1,4 +1,4 @@
-import type { BuildReport, BuildView } from "@canopy/core";
+import type { BuildHandle, BuildReport, BuildView } from "@canopy/core";
 import { printable, quoted } from "@canopy/forest";
 import { bytes, duration, metricsLine, schemaRows, table, timingsLine } from "./format.ts";
 
@@ -12,6 +12,7 @@ export function summary(report: BuildReport, modelPath: string, reportPath: stri
   const missing = report.missingGroves.length;
   const rows: [string, string][] = [
     ["build", `${report.buildId}: ${report.model.trees} trees in ${report.groves.length} groves${missing ? ` (${missing} grove(s) failed and are missing)` : ""}`],
+    ...(report.extends ? [["extends", extendsLine(report)] as [string, string]] : []),
     ["data", `${d.nRows} rows × ${d.nFeatures} features, label ${quoted(d.labelName)} (${target}); ${d.trainRows} train / ${d.testRows} test`],
     ...(d.schema ? schemaRows(d.schema, printable) : []),
     ["metrics", metricsLine(report.metrics as unknown as Record<string, unknown> | null)],
@@ -21,6 +22,19 @@ export function summary(report: BuildReport, modelPath: string, reportPath: stri
     ...(pagePath ? [["page", `${pagePath} (charts; opens offline)`] as [string, string]] : []),
   ];
   return table(rows);
+}
+
+/** What an extension took from its parent and what it trained: "b-… (40 trees): 4 groves copied, 60 trees trained". */
+function extendsLine(report: BuildReport): string {
+  const copied = report.groves.filter((g) => g.copied);
+  const trained = report.groves.filter((g) => !g.copied).reduce((n, g) => n + g.trees, 0);
+  return `${report.extends!.buildId} (${report.extends!.trees} trees): ${copied.length} grove(s) copied, ${trained} trees trained`;
+}
+
+/** The line a command prints when it starts an extension. */
+export function extensionNote(handle: BuildHandle): string {
+  const copied = handle.copied?.length ?? 0;
+  return `build ${handle.buildId} extends ${handle.extends} to ${handle.trees} trees: ${copied} grove(s) copied from it, ${handle.queued.length} grove(s) of new trees queued`;
 }
 
 /** Estimated AWS cost of a build that ran on Lambda, one line (core's cost model: see cost.ts for its assumptions). */
@@ -51,6 +65,7 @@ export function statusText(view: BuildView, locate: Locate, page = pageOf(view, 
   rows.push(["submitted", `${new Date(r.createdAt).toISOString()}${lastLanded}, last update after ${duration(r.updatedAt - r.createdAt)}`]);
   const report = view.report;
   if (report) {
+    if (report.extends) rows.push(["extends", extendsLine(report)]);
     rows.push(["metrics", metricsLine(report.metrics as unknown as Record<string, unknown> | null)]);
     rows.push(["timings", timingsLine(report.timings)]);
     const cost = costLine(report);
@@ -79,6 +94,7 @@ export function statusJson(view: BuildView, locate: Locate, page = pageOf(view, 
     updatedAt: r.updatedAt,
     ...(r.reason !== undefined ? { reason: r.reason } : {}),
     ...(r.result ? { metrics: r.result.metrics, model: locate(r.result.modelKey), report: locate(r.result.reportKey) } : {}),
+    ...(report?.extends ? { extends: report.extends } : {}),
     ...(report ? { timings: report.timings, cost: { totals: report.cost.totals, usd: report.cost.usd } } : {}),
     ...(page ? { page } : {}),
   };

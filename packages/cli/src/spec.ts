@@ -1,4 +1,4 @@
-import { parseBuildSpec, SpecError, type BuildSpec } from "@canopy/core";
+import { isBuildId, parseBuildSpec, SpecError, type BuildSpec, type ExtendRequest } from "@canopy/core";
 import { UsageError } from "./errors.ts";
 
 /** `canopy train` options that make up the build spec (commander's camelCase names). */
@@ -96,4 +96,16 @@ export function buildSpec(dataset: string, flags: SpecFlags): BuildSpec {
   } catch (err) {
     throw err instanceof SpecError ? specUsageError(err) : err;
   }
+}
+
+/**
+ * `--extend <build-id> --trees N` (train and publish) as the runtime's request. The other spec flags the user typed
+ * go along as `expect`: the core refuses those that differ from the build's (they would make another build).
+ */
+export function extendRequest(buildId: string, data: string | undefined, flags: SpecFlags): ExtendRequest {
+  if (!isBuildId(buildId)) throw new UsageError(`--extend: ${JSON.stringify(buildId)} is not a build id (b- and 16 hex digits)`);
+  if (data !== undefined) throw new UsageError(`--extend trains on the data of build ${buildId}; leave out ${data}`);
+  if (flags.trees === undefined) throw new UsageError(`--extend needs --trees: how many trees build ${buildId} should have in all`);
+  const { dataset: _dataset, n_estimators: _trees, ...expect } = specInput("", flags);
+  return { extend: buildId, trees: flags.trees, ...(Object.keys(expect).length > 0 ? { expect } : {}) };
 }

@@ -98,9 +98,11 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
     await ports.blobs.put(modelKey, modelBytes, CONTENT_TYPES.model);
 
     const grovesReport = groveReports(manifest, record);
+    const copied = grovesReport.filter((g) => g.copied).length;
     const completedAt = clock.now();
-    const cost = buildCost(grovesReport, {
+    const cost = buildCost(copied > 0 ? grovesReport.filter((g) => !g.copied) : grovesReport, {
       failedGroves: record.failed.length,
+      ...(copied > 0 ? { copiedGroves: copied } : {}),
       aggregator: { ms: completedAt - started, ...(ports.memoryMb !== undefined ? { memoryMb: ports.memoryMb } : {}) },
       ...(ports.prices ? { prices: ports.prices } : {}),
       artifacts: ports.renderReport ? 3 : 2,
@@ -111,6 +113,7 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
       buildId,
       status: "COMPLETED",
       spec: manifest.spec,
+      ...(manifest.extends ? { extends: { buildId: manifest.extends.buildId, trees: manifest.extends.trees } } : {}),
       tags: record.tags,
       dataset: {
         packKey: manifest.packKey,

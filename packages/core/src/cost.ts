@@ -82,6 +82,11 @@ export interface CostOptions {
   aggregator?: { ms: number; memoryMb?: number };
   /** Files the aggregator stores: the model and report.json (default 2), plus report.html when it renders one. */
   artifacts?: number;
+  /**
+   * Groves an extension copied from its parent instead of training them: one S3 GET, one PUT and one ledger write
+   * each, no Lambda or SQS. Pass only the trained groves as `groves`.
+   */
+  copiedGroves?: number;
 }
 
 /** Billed GB-seconds of a run of `ms` milliseconds at `memoryMb` (Lambda bills whole milliseconds). */
@@ -111,18 +116,19 @@ export function groveCost(g: CostedGrove): GroveCost {
  * pack (counted as uploaded), one grove per landing, the aggregator's `artifacts` (model, report.json and
  * report.html when rendered) (PUTs); the pack per trainer that did
  * not have it cached, the manifest, every grove and the pack again in the aggregator (GETs). One SNS publish.
- * Retries and redeliveries add to all of these.
+ * An extension's `copied` groves add a GET of the parent's grove, a PUT of the copy, a landing and the aggregator's
+ * GET of it each. Retries and redeliveries add to all of these.
  */
-export function requestCounts(groves: CostedGrove[], failed = 0, artifacts = 2): RequestCounts {
+export function requestCounts(groves: CostedGrove[], failed = 0, artifacts = 2, copied = 0): RequestCounts {
   const tasks = groves.length + failed;
   const uncached = groves.filter((g) => !g.packCached).length;
   return {
     lambda: tasks + 1,
     sqs: Math.ceil(tasks / 10) + 2 * tasks,
-    dynamoWrites: tasks + 4,
+    dynamoWrites: tasks + copied + 4,
     dynamoReads: tasks + 2,
-    s3Puts: 2 + groves.length + artifacts,
-    s3Gets: uncached + 1 + groves.length + 1,
+    s3Puts: 2 + groves.length + copied + artifacts,
+    s3Gets: uncached + 1 + groves.length + 2 * copied + 1,
     snsPublishes: 1,
   };
 }
@@ -140,7 +146,7 @@ export function buildCost(groves: CostedGrove[], options: CostOptions = {}): Bui
     ioS: sum((g) => g.ioS),
     billedGbS: sum((g) => g.billedGbS) + aggregatorGbS,
   };
-  const requests = requestCounts(groves, options.failedGroves ?? 0, options.artifacts ?? 2);
+  const requests = requestCounts(groves, options.failedGroves ?? 0, options.artifacts ?? 2, options.copiedGroves ?? 0);
   const usd = {
     lambdaCompute: totals.billedGbS * prices.lambdaGbSecond,
     lambdaRequests: requests.lambda * prices.lambdaRequest,

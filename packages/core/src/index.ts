@@ -52,7 +52,9 @@ export {
   type Submission,
   type SubmitPorts,
 } from "./submit.ts";
-export { decodeManifest, manifestTrees, type BuildManifest } from "./manifest.ts";
+export { decodeManifest, manifestTrees, type BuildManifest, type ManifestParent } from "./manifest.ts";
+export { extendBuild, planExtension, startExtension, type Extension, type ExtensionPlan, type ExtendOptions } from "./extend.ts";
+export { copyGroves } from "./copy-groves.ts";
 export { STRAGGLER_RULE, stragglers, type BuildReport, type GroveReport, type StageTimings } from "./report.ts";
 export { completedNotification, failedNotification, summarizeMetrics, type BuildNotification } from "./notification.ts";
 export {
@@ -87,6 +89,7 @@ export type {
   BuildHandle,
   BuildRequest,
   BuildView,
+  ExtendRequest,
   FollowOptions,
   GroveProgress,
   PreparedSummary,

@@ -26,6 +26,11 @@ export interface GroveStats {
    * a first delivery. Absent rather than 1 because every byte counts in a DynamoDB item holding 2,000 groves.
    */
   attempt?: number;
+  /**
+   * True for a grove copied from the build this one extends instead of trained (see extend.ts): its times are the
+   * copy's. Absent for a trained grove.
+   */
+  copied?: boolean;
 }
 
 /** Scalar metrics only (no confusion matrix): small enough for a DynamoDB item and an SNS message. */

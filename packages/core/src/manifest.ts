@@ -15,6 +15,20 @@ export interface BuildManifest {
   packHash: string;
   groves: GrovePlan[];
   prepareMs?: number;
+  /** Set when this build extends another: the groves it copied from it instead of training them (see extend.ts). */
+  extends?: ManifestParent;
+}
+
+/**
+ * The build an extension continues. Its groves keep their numbers and tree ranges in the extension, so grove g
+ * of the extension is a copy of grove g of the parent for every g in `groves` (the parent's landed groves).
+ */
+export interface ManifestParent {
+  buildId: string;
+  /** The parent's number of trees (its n_estimators). */
+  trees: number;
+  /** Grove numbers copied from the parent, ascending. */
+  groves: number[];
 }
 
 /** The stored manifest of `buildId`, validated; `key` names it in errors. */
@@ -27,6 +41,9 @@ export function decodeManifest(bytes: Uint8Array, buildId: string, key: string):
   }
   if (manifest?.v !== 1 || manifest.buildId !== buildId || !Array.isArray(manifest.groves))
     throw new TaskError(`${key} is not a v1 manifest of build ${buildId}`);
+  const parent = manifest.extends;
+  if (parent !== undefined && (typeof parent?.buildId !== "string" || !Number.isInteger(parent.trees) || !Array.isArray(parent.groves)))
+    throw new TaskError(`${key}: "extends" is not a build id, a number of trees and a list of groves`);
   return { ...manifest, spec: parseBuildSpec(manifest.spec) };
 }
 

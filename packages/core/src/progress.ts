@@ -6,9 +6,15 @@ export function treesLanded(record: BuildRecord): number {
   return record.landed.reduce((sum, g) => sum + (record.groveStats[g]?.trees ?? 0), 0);
 }
 
+/** Trees in the groves that landed as copies (an extension's, from its parent): landed, but not trained. */
+function treesCopied(record: BuildRecord): number {
+  return record.landed.reduce((sum, g) => sum + (record.groveStats[g]?.copied ? record.groveStats[g].trees : 0), 0);
+}
+
 /** A build's counts from its ledger record; without a known total, the trees landed stand for it. */
 export function groveProgress(record: BuildRecord, treesTotal: number | undefined, elapsedMs: number): GroveProgress {
   const treesDone = treesLanded(record);
+  const copied = treesCopied(record);
   return {
     buildId: record.buildId,
     landed: record.landed.length,
@@ -16,6 +22,7 @@ export function groveProgress(record: BuildRecord, treesTotal: number | undefine
     total: record.total,
     treesDone,
     treesTotal: treesTotal ?? treesDone,
+    ...(copied > 0 ? { treesCopied: copied } : {}),
     elapsedMs,
   };
 }

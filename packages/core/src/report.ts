@@ -32,7 +32,7 @@ export interface GroveReport extends GroveStats {
   loadMs: number;
   trainMs: number;
   storeMs: number;
-  /** Ran (started -> landed) much longer than the build's median grove: see STRAGGLER_RULE. */
+  /** Ran (started -> landed) much longer than the build's median grove: see STRAGGLER_RULE. Trained groves only. */
   straggler?: boolean;
 }
 
@@ -44,6 +44,11 @@ export interface BuildReport {
   buildId: string;
   status: "COMPLETED";
   spec: BuildManifest["spec"];
+  /**
+   * The build this one extends (more trees for it, the same spec and seed otherwise): its id and number of trees.
+   * Its groves `copied` in `groves` are the parent's, not trained here. Absent for a build trained from scratch.
+   */
+  extends?: { buildId: string; trees: number };
   tags: Record<string, string>;
   dataset: {
     packKey: string;
@@ -99,7 +104,8 @@ export function groveReports(manifest: BuildManifest, record: BuildRecord): Grov
       storeMs: s.storedAt - s.trainedAt,
     };
   });
-  const slow = stragglers(groves);
+  // A copy is not a run of a trainer: it neither straggles nor counts toward the median.
+  const slow = stragglers(groves.filter((g) => !g.copied));
   return groves.map((g) => ({ ...g, straggler: slow.has(g.grove) }));
 }
 
@@ -120,7 +126,9 @@ export function stragglers(groves: Pick<GroveReport, "grove" | "startedAt" | "la
   return new Set(groves.filter((_, i) => ran[i] >= STRAGGLER_RULE.minMs && ran[i] > STRAGGLER_RULE.multiplier * median).map((g) => g.grove));
 }
 
-export function trainTimings(groves: GroveReport[]): Pick<StageTimings, "trainWallMs" | "trainSumMs" | "parallelism" | "treesPerSecond"> {
+/** Train timings of the groves that were trained (an extension's copied groves are left out). */
+export function trainTimings(all: GroveReport[]): Pick<StageTimings, "trainWallMs" | "trainSumMs" | "parallelism" | "treesPerSecond"> {
+  const groves = all.filter((g) => !g.copied);
   if (groves.length === 0) return { trainWallMs: 0, trainSumMs: 0, parallelism: 0, treesPerSecond: 0 };
   const first = Math.min(...groves.map((g) => g.startedAt));
   const last = Math.max(...groves.map((g) => g.landedAt));

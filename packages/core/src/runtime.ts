@@ -40,7 +40,19 @@ export interface Runtime {
  * A new build's data: CSV bytes, a path (or on AWS an s3:// URL) the runtime reads, or a table already opened
  * (`openTable` of @canopy/core/ingest: CSV, .csv.gz or Parquet, streamed), which is how the CLI hands it over.
  */
-export type BuildRequest = { spec: BuildSpec; data: Uint8Array | string | TableSource } | { resume: string };
+export type BuildRequest = { spec: BuildSpec; data: Uint8Array | string | TableSource } | { resume: string } | ExtendRequest;
+
+/**
+ * More trees for a COMPLETED build: the build of the same spec with n_estimators = `trees`, its id the one a fresh
+ * build of that spec gets; only trees [old, trees) are trained, the parent's groves are copied (core's extend.ts).
+ * If that build exists already (extended before, or trained fresh), it is the answer and nothing is queued.
+ */
+export interface ExtendRequest {
+  extend: string;
+  trees: number;
+  /** Spec fields the caller set besides the trees (a CLI's typed flags): refused (SpecError) where they differ from the parent's. */
+  expect?: Record<string, unknown>;
+}
 
 /** What a submission returns: enough to follow the build and to tell a new build from one that existed. */
 export interface BuildHandle {
@@ -54,6 +66,9 @@ export interface BuildHandle {
   trees: number;
   /** Groves this call queued: all of a new build's, the outstanding ones of a resumed build, else none. */
   queued: number[];
+  /** An extension: the build it extends, and the groves this call copied from it (not trained). */
+  extends?: string;
+  copied?: number[];
   /** The dataset pack this call prepared (absent when resuming). */
   dataset?: PreparedSummary;
 }
@@ -97,6 +112,8 @@ export interface GroveProgress {
   total: number;
   treesDone: number;
   treesTotal: number;
+  /** Of treesDone, the trees an extension copied from its parent rather than trained; absent when none. */
+  treesCopied?: number;
   elapsedMs: number;
 }
 

@@ -146,7 +146,8 @@ export function groveCount(nEstimators: number, groveSize: number): number {
   return Math.ceil(nEstimators / groveSize);
 }
 
-function show(value: unknown): string {
+/** A value as short JSON for messages (at most 60 characters). */
+export function show(value: unknown): string {
   if (value === undefined) return "nothing";
   const text = JSON.stringify(value) ?? String(value);
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;

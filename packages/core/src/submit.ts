@@ -1,4 +1,5 @@
 import { buildPack, encodePack, TableBuilder, type DatasetPack, type TableSchema, type Task } from "@canopy/forest";
+import { copyGroves } from "./copy-groves.ts";
 import { TaskError } from "./errors.ts";
 import { CONTENT_TYPES, keys } from "./keys.ts";
 import { newBuildRecord, type BuildRecord } from "./ledger.ts";
@@ -100,6 +101,9 @@ export function buildHandle(o: {
   created: boolean;
   queued: number[];
   prepared?: Pick<PreparedDataset, "pack" | "packKey" | "reused" | "prepareMs">;
+  /** An extension's parent, and the groves this call copied from it. */
+  extends?: string;
+  copied?: number[];
 }): BuildHandle {
   const p = o.prepared;
   return {
@@ -109,6 +113,8 @@ export function buildHandle(o: {
     groves: o.groves.length,
     trees: manifestTrees(o),
     queued: o.queued,
+    ...(o.extends !== undefined ? { extends: o.extends } : {}),
+    ...(o.copied && o.copied.length > 0 ? { copied: o.copied } : {}),
     ...(p ? { dataset: { packKey: p.packKey, reused: p.reused, nRows: p.pack.nRows, nFeatures: p.pack.nFeatures, bytes: p.pack.bytes.length, prepareMs: p.prepareMs } } : {}),
   };
 }
@@ -192,6 +198,8 @@ export interface Resumption {
   status: BuildRecord["status"];
   /** Groves queued again: neither landed nor given up on. */
   requeued: number[];
+  /** An extension's groves copied from its parent by this call (they had not landed); absent when none were. */
+  copied?: number[];
   /** TRAINING with nothing outstanding: the trigger may have been lost, so the caller should run aggregate(). */
   needsAggregation: boolean;
 }
@@ -199,6 +207,7 @@ export interface Resumption {
 /**
  * Picks an interrupted build back up: re-queues only the groves that have not landed (training is
  * deterministic, so a grove that did land would come out identical anyway). Terminal builds are left alone.
+ * An extension's groves to be copied from its parent are copied here rather than trained.
  */
 export async function resumeBuild(buildId: string, ports: SubmitPorts): Promise<Resumption> {
   const clock = ports.clock ?? systemClock;
@@ -212,6 +221,16 @@ export async function resumeBuild(buildId: string, ports: SubmitPorts): Promise<
   const manifest = await readManifest(ports.blobs, buildId);
   const done = new Set([...record.landed, ...record.failed.map((f) => f.grove)]);
   const outstanding = manifest.groves.filter((g) => !done.has(g.grove));
-  if (outstanding.length > 0) await ports.queue.send(groveTasks(manifest, outstanding, clock.now()));
-  return { buildId, status: record.status, requeued: outstanding.map((g) => g.grove), needsAggregation: outstanding.length === 0 };
+  const copies = new Set(manifest.extends?.groves ?? []);
+  const trained = outstanding.filter((g) => !copies.has(g.grove));
+  if (trained.length > 0) await ports.queue.send(groveTasks(manifest, trained, clock.now()));
+  const toCopy = outstanding.filter((g) => copies.has(g.grove)).map((g) => g.grove);
+  const copied = toCopy.length > 0 ? await copyGroves(manifest, toCopy, ports) : [];
+  return {
+    buildId,
+    status: record.status,
+    requeued: trained.map((g) => g.grove),
+    ...(copied.length > 0 ? { copied } : {}),
+    needsAggregation: outstanding.length === 0,
+  };
 }

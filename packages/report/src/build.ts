@@ -2,9 +2,15 @@
 import { STRAGGLER_RULE, type BuildReport, type GroveReport, type TreeCurve } from "@canopy/core";
 import { bytes, esc, figure, num, page, section, seconds, sortableTable, table, usd } from "./html.ts";
 
-/** Stages of a grove on the timeline, in order, and their colours (the last: the aggregator's run). */
-export const TIMELINE_STAGES = ["queued", "load", "train", "store", "land", "aggregate"] as const;
-const STAGE_COLORS = ["#cbd5e0", "#f6ad55", "#3182ce", "#38a169", "#805ad5", "#d53f8c"];
+/**
+ * Stages of a grove on the timeline, in order, and their colours: a trained grove's five, the aggregator's run, and
+ * a grove an extension copied from its parent (one bar: read, stamp, store, land).
+ */
+export const TIMELINE_STAGES = ["queued", "load", "train", "store", "land", "aggregate", "copy"] as const;
+const STAGE_COLORS = ["#cbd5e0", "#f6ad55", "#3182ce", "#38a169", "#805ad5", "#d53f8c", "#a0aec0"];
+
+/** The timeline row of an extension's copied groves. */
+const COPIED_ROW = "copied";
 
 /** What a curve shows per task: the headline metric first. Higher is better unless `lower`. */
 const CURVE_METRICS = {
@@ -60,7 +66,8 @@ function curveSection(r: BuildReport, charts: Charts): string {
   const note =
     `Each point scores the forest of the first t trees on the held-out rows${sampled}. ` +
     (gains.length ? `${esc(gains.join("; "))}. ` : "") +
-    "This curve is what tells whether extending the model (adding trees) is worth it: still rising at the right edge, more trees are likely to help; flat, they mostly add training time, model size and prediction latency.";
+    "This curve is what tells whether extending the model (adding trees) is worth it: still rising at the right edge, more trees are likely to help; flat, they mostly add training time, model size and prediction latency. " +
+    `To extend it: <code>canopy train --extend ${esc(r.buildId)} --trees N</code> (or <code>canopy publish --extend</code>) trains only the new trees, with the same options and seed, into the model a fresh N-tree build gives.`;
   return section("trees", "Metric by number of trees", `<div class="row">${figures.join("")}</div><p class="note">${note}</p>`);
 }
 
@@ -155,8 +162,8 @@ function importanceSection(r: BuildReport, charts: Charts): string {
   );
 }
 
-/** A grove's timeline row: its worker, or a row of its own when the report does not say. */
-const rowOf = (g: GroveReport) => g.worker ?? `grove ${g.grove}`;
+/** A grove's timeline row: its worker, or a row of its own when the report does not say; copies share one row. */
+const rowOf = (g: GroveReport) => (g.copied ? COPIED_ROW : (g.worker ?? `grove ${g.grove}`));
 
 function timelineSection(r: BuildReport, charts: Charts): string {
   const groves = r.groves;
@@ -169,21 +176,26 @@ function timelineSection(r: BuildReport, charts: Charts): string {
   const aggregateMs = r.timings.aggregateMs;
   if (aggregateMs !== undefined) rows.push("aggregator");
 
+  const parentId = r.extends?.buildId ?? "its parent";
   const segments = groves.flatMap((g) => {
-    const parts: [string, number, number][] = [
-      ["queued", g.queuedAt, g.startedAt],
-      ["load", g.startedAt, g.loadedAt],
-      ["train", g.loadedAt, g.trainedAt],
-      ["store", g.trainedAt, g.storedAt],
-      ["land", g.storedAt, g.landedAt],
-    ];
+    const parts: [string, number, number][] = g.copied
+      ? [["copy", g.startedAt, g.landedAt]]
+      : [
+          ["queued", g.queuedAt, g.startedAt],
+          ["load", g.startedAt, g.loadedAt],
+          ["train", g.loadedAt, g.trainedAt],
+          ["store", g.trainedAt, g.storedAt],
+          ["land", g.storedAt, g.landedAt],
+        ];
     return parts.map(([stage, a, b]) => ({ row: rowOf(g), grove: g.grove, stage, start: s(a), end: s(b), title: `grove ${g.grove}, ${stage}: ${seconds(b - a)}` }));
   });
   const summary = (g: GroveReport) =>
-    [
-      `grove ${g.grove}: trees ${g.treeStart}–${g.treeEnd - 1} on ${rowOf(g)}${g.attempt && g.attempt > 1 ? `, delivery ${g.attempt}` : ""}${g.straggler ? ", straggler" : ""}`,
-      `queued ${seconds(g.waitMs)}, load ${seconds(g.loadMs)}${g.packCached ? " (pack cached)" : ""}, train ${seconds(g.trainMs)}, store ${seconds(g.storeMs)}, land ${seconds(g.landedAt - g.storedAt)}`,
-    ].join("\n");
+    g.copied
+      ? [`grove ${g.grove}: trees ${g.treeStart}–${g.treeEnd - 1} copied from build ${parentId}, not trained`, `read, stamped, stored and landed in ${seconds(g.landedAt - g.startedAt)}`].join("\n")
+      : [
+          `grove ${g.grove}: trees ${g.treeStart}–${g.treeEnd - 1} on ${rowOf(g)}${g.attempt && g.attempt > 1 ? `, delivery ${g.attempt}` : ""}${g.straggler ? ", straggler" : ""}`,
+          `queued ${seconds(g.waitMs)}, load ${seconds(g.loadMs)}${g.packCached ? " (pack cached)" : ""}, train ${seconds(g.trainMs)}, store ${seconds(g.storeMs)}, land ${seconds(g.landedAt - g.storedAt)}`,
+        ].join("\n");
   const aggregation =
     aggregateMs !== undefined
       ? [{ row: "aggregator", stage: "aggregate", start: s(r.completedAt - aggregateMs), end: s(r.completedAt), title: `aggregation: ${seconds(aggregateMs)} (load groves ${seconds(r.timings.loadGrovesMs)}, merge ${seconds(r.timings.mergeMs)}, evaluate ${seconds(r.timings.evaluateMs)})` }]
@@ -203,13 +215,20 @@ function timelineSection(r: BuildReport, charts: Charts): string {
 
   const stragglers = groves.filter((g) => g.straggler);
   const retried = groves.filter((g) => (g.attempt ?? 1) > 1);
-  const workers = rows.length - (aggregateMs !== undefined ? 1 : 0);
+  const copied = groves.filter((g) => g.copied);
+  const trained = groves.filter((g) => !g.copied);
+  const workers = rows.length - (aggregateMs !== undefined ? 1 : 0) - (copied.length > 0 ? 1 : 0);
   const facts = [
-    `${groves.length} groves on ${workers} ${groves.some((g) => g.worker) ? "worker(s)" : "rows (this report does not say which worker trained each grove)"}`,
+    ...(copied.length > 0
+      ? [`${copied.length} grove(s) copied from build ${esc(parentId)}, which this build extends: not trained here (the “${COPIED_ROW}” row)`]
+      : []),
+    `${trained.length} groves trained on ${workers} ${trained.some((g) => g.worker) ? "worker(s)" : "rows (this report does not say which worker trained each grove)"}`,
     stragglers.length
       ? `<span class="bad">${stragglers.length} straggler(s)</span> (outlined: grove ${stragglers.map((g) => g.grove).join(", ")}; ran over ${STRAGGLER_RULE.multiplier}× the median grove and at least ${STRAGGLER_RULE.minMs} ms, Spark's speculation rule)`
       : `No stragglers (none ran over ${STRAGGLER_RULE.multiplier}× the median grove)`,
-    retried.length ? `<span class="bad">${retried.length} grove(s) landed on a retry</span> (marked “retry”: ${retried.map((g) => `grove ${g.grove}, delivery ${g.attempt}`).join("; ")})` : "Every grove landed on its first delivery",
+    retried.length
+      ? `<span class="bad">${retried.length} grove(s) landed on a retry</span> (marked “retry”: ${retried.map((g) => `grove ${g.grove}, delivery ${g.attempt}`).join("; ")})`
+      : `Every ${copied.length > 0 ? "trained " : ""}grove landed on its first delivery`,
   ];
   const missing = r.missingGroves.length
     ? `<p class="bad">${r.missingGroves.length} grove(s) failed and are missing from the model:</p>${sortableTable(r.missingGroves, [
@@ -234,7 +253,10 @@ function timelineSection(r: BuildReport, charts: Charts): string {
   return section(
     "timeline",
     "Build timeline",
-    figure("timeline", "One row per worker, one bar per grove: queued (thin strip), data load, training, store, landing; then the aggregator") +
+    figure(
+      "timeline",
+      `One row per worker, one bar per grove: queued (thin strip), data load, training, store, landing; then the aggregator${copied.length > 0 ? `; groves copied from build ${parentId} on the “${COPIED_ROW}” row` : ""}`,
+    ) +
       `<p class="note">${facts.join(". ")}.</p>${missing}<details><summary>Every grove (sortable)</summary>${groveTable}</details>`,
   );
 }
@@ -337,7 +359,10 @@ function cards(r: BuildReport): string {
   const headline = !m ? ["–", "no held-out rows"] : m.task === "classification" ? [num(m.accuracy), "accuracy (held out)"] : [num(m.r2), "R² (held out)"];
   const items: [string, string][] = [
     [headline[0], headline[1]],
-    [String(r.model.trees), `trees in ${r.groves.length} groves${r.missingGroves.length ? ` (${r.missingGroves.length} missing)` : ""}`],
+    [
+      String(r.model.trees),
+      `trees in ${r.groves.length} groves${r.missingGroves.length ? ` (${r.missingGroves.length} missing)` : ""}${r.extends ? ` (${r.groves.filter((g) => g.copied).length} copied)` : ""}`,
+    ],
     [seconds(r.timings.totalMs), "submitted → report"],
     [bytes(r.model.bytes), `model, ${r.model.nodes} nodes`],
   ];
@@ -359,9 +384,15 @@ export function renderBuild(r: BuildReport): string {
     ["timings", "Timings and cost", timingsSection(r, charts)],
   ];
   const present = parts.filter(([, , html]) => html !== "");
+  const copied = r.groves.filter((g) => g.copied);
+  const extension = r.extends
+    ? `<p>This build extends build ${esc(r.extends.buildId)} (${r.extends.trees} trees) to ${r.spec.n_estimators} trees with the same options and seed: ` +
+      `${copied.length} of its groves were copied, ${r.groves.length - copied.length} trained here. The model is the one a fresh ${r.spec.n_estimators}-tree build gives.</p>`
+    : "";
   const header =
     `<h1>Canopy build ${esc(r.buildId)}: ${esc(name)}</h1>` +
-    `<p>${esc(r.status)} · ${r.dataset.task} of “${esc(r.dataset.labelName)}” · submitted ${esc(time(r.createdAt))}, report ${esc(time(r.completedAt))}</p>`;
+    `<p>${esc(r.status)} · ${r.dataset.task} of “${esc(r.dataset.labelName)}” · submitted ${esc(time(r.createdAt))}, report ${esc(time(r.completedAt))}</p>` +
+    extension;
   return page({
     title: `Canopy ${r.buildId} · ${name}`,
     header,

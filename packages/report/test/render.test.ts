@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { aggregate, isAggregationTrigger, keys, parseBuildSpec, prepareDataset, submitBuild, trainGrove, type BuildReport } from "@canopy/core";
+import { aggregate, extendBuild, isAggregationTrigger, keys, parseBuildSpec, prepareDataset, submitBuild, trainGrove, type BuildReport } from "@canopy/core";
 import { MemoryBlobStore, MemoryLedger, MemoryNotifier, MemoryQueue } from "@canopy/core/testing";
 import { afterAll, describe, expect, it } from "vitest";
 import { chartLibrary, CHART_LIBRARY_FILES, findInNodeModules, renderReport } from "../src/index.ts";
@@ -107,6 +107,37 @@ describe("report.html of a build", () => {
     expect(charts).not.toHaveProperty("curve-accuracy");
     expect(charts.timeline.rows).toEqual(["grove 0", "grove 1", "grove 2", "grove 3"]);
     expect(html).toContain("this report does not say which worker trained each grove");
+  });
+
+  it("an extension: says what it extends, draws its copied groves as copies on a row of their own, not as trained", async () => {
+    const ports = { blobs: new MemoryBlobStore(), ledger: new MemoryLedger(), queue: new MemoryQueue(), notifier: new MemoryNotifier() };
+    const done: Promise<unknown>[] = [];
+    ports.ledger.watch((change) => {
+      if (isAggregationTrigger(change)) done.push(aggregate(change.new.buildId, ports));
+    });
+    const prepared = await prepareDataset(readFileSync(fixture("iris.csv")), {}, ports.blobs);
+    const { buildId: parent } = await submitBuild(parseBuildSpec({ dataset: "test/fixtures/iris.csv", n_estimators: 6, grove_size: 3 }), ports, prepared);
+    const train = async () => {
+      for (const [i, task] of ports.queue.drain().entries()) await trainGrove(task, ports, { worker: `thread-${i % 2}` });
+      await Promise.all(done.splice(0));
+    };
+    await train();
+    const { buildId } = await extendBuild(parent, 12, ports);
+    await train();
+    const report = JSON.parse(new TextDecoder().decode((await ports.blobs.get(keys.report(buildId)))!)) as BuildReport;
+
+    const html = renderReport(report);
+    expect(html).toContain(`This build extends build ${parent} (6 trees) to 12 trees with the same options and seed: 2 of its groves were copied, 2 trained here.`);
+    expect(html).toContain("2 grove(s) copied from build");
+    expect(html).toContain("2 groves trained on 2 worker(s)");
+    const { timeline } = chartsOf(html);
+    expect(timeline.rows).toEqual(["copied", "thread-0", "thread-1", "aggregator"]);
+    expect(timeline.stages).toContain("copy");
+    const stagesOf = (grove: number) => timeline.segments.filter((x: { grove: number }) => x.grove === grove).map((x: { stage: string; row: string }) => `${x.row}:${x.stage}`);
+    expect(stagesOf(0)).toEqual(["copied:copy"]);
+    expect(stagesOf(1)).toEqual(["copied:copy"]);
+    expect(stagesOf(2)).toEqual(["thread-0:queued", "thread-0:load", "thread-0:train", "thread-0:store", "thread-0:land"]);
+    expect(timeline.groves[0].title).toMatch(new RegExp(`^grove 0: trees 0–2 copied from build ${parent}, not trained\n`));
   });
 
   it("dispatches on the report's kind and refuses a kind it does not know", async () => {

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import {
   buildHandle,
+  extendBuild,
   followChanges,
   InputError,
   InternalError,
@@ -20,7 +21,7 @@ import {
   type FollowOptions,
   type Runtime,
 } from "@canopy/core";
-import { DynamoLedger } from "./dynamo-ledger.ts";
+import { DYNAMO_MAX_GROVES, DynamoLedger } from "./dynamo-ledger.ts";
 import type { AwsResources } from "./names.ts";
 import { S3BlobStore } from "./s3-blob-store.ts";
 import { SqsTaskQueue } from "./sqs-task-queue.ts";
@@ -101,9 +102,17 @@ class DeployedRuntime implements AwsRuntime {
       const buildId = request.resume;
       if (!(await this.ledger.get(buildId))) throw new InputError(`build ${buildId} not found in table ${this.options.resources.table}`);
       const manifest = await readManifest(this.blobs, buildId);
-      const { requeued } = await resumeBuild(buildId, ports);
+      const { requeued, copied } = await resumeBuild(buildId, ports);
       const record = (await this.ledger.get(buildId))!;
-      return this.remember(buildHandle({ record, groves: manifest.groves, created: false, queued: requeued }));
+      const parent = manifest.extends ? { extends: manifest.extends.buildId } : {};
+      return this.remember(buildHandle({ record, groves: manifest.groves, created: false, queued: requeued, ...parent, ...(copied ? { copied } : {}) }));
+    }
+    if ("extend" in request) {
+      const { extend: parentId, trees, expect } = request;
+      if (!(await this.ledger.get(parentId))) throw new InputError(`cannot extend build ${parentId}: it is not in table ${this.options.resources.table}`);
+      // The trainers, the aggregator and the stream are the deployed app's, as for any build.
+      const ext = await extendBuild(parentId, trees, ports, { maxGroves: DYNAMO_MAX_GROVES, ...(expect ? { expect } : {}) });
+      return this.remember(buildHandle({ record: ext.record, groves: ext.manifest.groves, created: ext.created, queued: ext.queued, extends: parentId, copied: ext.copied }));
     }
     const spec = parseBuildSpec(request.spec);
     // A path or s3:// URL read here is CSV bytes; the CLI hands over an opened table (any format, streamed).

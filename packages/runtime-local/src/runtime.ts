@@ -15,11 +15,13 @@ import {
   manifestTrees,
   PackCache,
   parseBuildSpec,
+  planExtension,
   prepareBuildData,
   ProgressTracker,
   readBuildView,
   readManifest,
   resumeBuild,
+  startExtension,
   submitBuild,
   systemClock,
   TERMINAL_STATUSES,
@@ -34,6 +36,7 @@ import {
   type BuildSpec,
   type BuildView,
   type Clock,
+  type ExtendRequest,
   type FollowOptions,
   type GrovePlan,
   type GroveTask,
@@ -212,6 +215,7 @@ class EmbeddedRuntime implements LocalRuntime {
     this.checkOpen();
     const startedAt = this.clock.now();
     if ("resume" in request) return this.beginResume(request.resume, startedAt);
+    if ("extend" in request) return this.beginExtension(request, startedAt);
     const spec = parseBuildSpec(request.spec);
     this.emit({ type: "stage", stage: "preparing", elapsedMs: 0 });
     // A path is streamed (CSV, .csv.gz or Parquet, by content); bytes are CSV.
@@ -229,7 +233,7 @@ class EmbeddedRuntime implements LocalRuntime {
       const submission = await submitBuild(spec, { blobs: this.blobs, ledger: this.ledger, queue: this.queue, clock: this.clock }, prepared);
       const { groves } = submission.plan;
       if (!submission.created) {
-        const queued = await this.continueBuild(run, submission.record);
+        const { queued } = await this.continueBuild(run, submission.record);
         return { handle: await this.handleOf(buildId, { prepared, groves, queued }), run };
       }
       this.observe(run, submission.record);
@@ -249,8 +253,39 @@ class EmbeddedRuntime implements LocalRuntime {
     const run = this.track(buildId, startedAt, manifestTrees(manifest));
     try {
       if (!isTerminal(record)) await this.loadPack(manifest.packKey, manifest.packHash);
-      const queued = await this.continueBuild(run, record);
-      return { handle: await this.handleOf(buildId, { groves: manifest.groves, queued }), run };
+      const { queued, copied } = await this.continueBuild(run, record);
+      const parent = manifest.extends ? { extends: manifest.extends.buildId } : {};
+      return { handle: await this.handleOf(buildId, { groves: manifest.groves, queued, ...parent, ...(copied ? { copied } : {}) }), run };
+    } catch (err) {
+      this.drop(run, err);
+      throw err;
+    }
+  }
+
+  /**
+   * More trees for a finished build (core's extension): the parent's groves are copied, the new ones trained here.
+   * The N-tree build found already is finished (ends at once) or was interrupted here (picked up where it stopped).
+   */
+  private async beginExtension(request: ExtendRequest, startedAt: number): Promise<{ handle: BuildHandle; run: Run }> {
+    const parentId = request.extend;
+    if (!(await this.ledger.get(parentId))) throw new InputError(`cannot extend build ${parentId}: it is not in ${this.root}`);
+    const ports = { blobs: this.blobs, ledger: this.ledger, queue: this.queue, clock: this.clock };
+    const plan = await planExtension(parentId, request.trees, ports, request.expect ? { expect: request.expect } : {});
+    const { buildId, groves } = plan.manifest;
+    const running = this.running(buildId);
+    if (running) return { handle: await this.handleOf(buildId, { groves, extends: parentId }), run: running };
+    // Tracked before starting, so the progress feed misses no landing (copies included).
+    const run = this.track(buildId, startedAt, plan.manifest.spec.n_estimators);
+    try {
+      const existing = await this.ledger.get(buildId);
+      if (!existing || !isTerminal(existing)) await this.loadPack(plan.manifest.packKey, plan.manifest.packHash);
+      const ext = await startExtension(plan, ports);
+      if (!ext.created) {
+        const { queued, copied } = await this.continueBuild(run, ext.record);
+        return { handle: await this.handleOf(buildId, { groves, queued, copied, extends: parentId }), run };
+      }
+      this.observe(run, (await this.ledger.get(buildId)) ?? ext.record);
+      return { handle: buildHandle({ record: ext.record, groves, created: true, queued: ext.queued, copied: ext.copied, extends: parentId }), run };
     } catch (err) {
       this.drop(run, err);
       throw err;
@@ -258,7 +293,7 @@ class EmbeddedRuntime implements LocalRuntime {
   }
 
   /** An existing build: finished (it ends the run at once), or interrupted (re-queue what has not landed). */
-  private async continueBuild(run: Run, record: BuildRecord): Promise<number[]> {
+  private async continueBuild(run: Run, record: BuildRecord): Promise<{ queued: number[]; copied?: number[] }> {
     const { buildId } = run;
     if (isTerminal(record)) return this.finished(run, record);
     // This process owns the store, so an AGGREGATING build found here has lost its aggregator: aggregate again.
@@ -268,21 +303,31 @@ class EmbeddedRuntime implements LocalRuntime {
     if (isTerminal(resumption)) return this.finished(run, current);
     if (resumption.needsAggregation) this.runAggregation(buildId);
     this.observe(run, current);
-    return resumption.requeued;
+    return { queued: resumption.requeued, ...(resumption.copied ? { copied: resumption.copied } : {}) };
   }
 
-  private finished(run: Run, record: BuildRecord): number[] {
+  private finished(run: Run, record: BuildRecord): { queued: number[] } {
     this.observe(run, record);
     run.finish();
-    return [];
+    return { queued: [] };
   }
 
   /** The handle of a build that existed: its record as it is now. */
-  private async handleOf(buildId: string, o: { prepared?: PreparedDataset; groves?: GrovePlan[]; queued?: number[] }): Promise<BuildHandle> {
+  private async handleOf(
+    buildId: string,
+    o: { prepared?: PreparedDataset; groves?: GrovePlan[]; queued?: number[]; extends?: string; copied?: number[] },
+  ): Promise<BuildHandle> {
     const record = await this.ledger.get(buildId);
     if (!record) throw new LocalStoreError(`build ${buildId} vanished from the ledger`);
-    const groves = o.groves ?? (await readManifest(this.blobs, buildId)).groves;
-    return buildHandle({ record, groves, created: false, queued: o.queued ?? [], ...(o.prepared ? { prepared: o.prepared } : {}) });
+    const { prepared, groves, queued, ...extension } = o;
+    return buildHandle({
+      record,
+      groves: groves ?? (await readManifest(this.blobs, buildId)).groves,
+      created: false,
+      queued: queued ?? [],
+      ...(prepared ? { prepared } : {}),
+      ...extension,
+    });
   }
 
   /** A run of this build still going on in this runtime (an ended one is replaced by the next submission). */

@@ -25,4 +25,5 @@ describeRuntimeScenario("the embedded runtime", {
   data: digits,
   spec: digitsSpec(10),
   interruptedSpec: digitsSpec(5, { seed: 12 }),
+  extension: { spec: digitsSpec(10, { n_estimators: 40 }), trees: 100 },
 });

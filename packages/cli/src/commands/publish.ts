@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import type { BuildHandle } from "@canopy/core";
 import type { AwsRuntime } from "@canopy/runtime-aws";
 import { addAwsOptions, type AwsTargetOptions } from "../aws-target.ts";
 import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
@@ -8,6 +9,7 @@ import type { SpecFlags } from "../spec.ts";
 export interface PublishOptions extends SpecFlags, AwsTargetOptions {
   wait?: boolean;
   json?: boolean;
+  extend?: string;
 }
 
 /** Adds `canopy publish` (also `npm run publish -- ...`). The SDK and the engine load only when it runs. */
@@ -21,14 +23,18 @@ export function addPublishCommand(canopy: Command): Command {
         "the trainer functions. Prints the build id. An s3:// CSV is downloaded and prepared here the same way. " +
         "Resources come from the flags, the CANOPY_* variables, or the SST app's links (run it as " +
         "`npx sst shell --stage <name> -- npm run publish -- ...`). With --wait, shows canopy train's progress from the " +
-        "ledger and prints the result; exit 0 when the build completes, 1 when it fails.",
+        "ledger and prints the result; exit 0 when the build completes, 1 when it fails. --extend <build-id> --trees N " +
+        "gives a finished build more trees instead: only the new trees are trained, into the model a fresh N-tree build would give.",
     )
-    .argument("<data>", "a CSV, .csv.gz or Parquet file, or s3://bucket/key of one");
+    .argument("[data]", "a CSV, .csv.gz or Parquet file, or s3://bucket/key of one (not with --extend)");
   addSpecOptions(command)
+    .option("--extend <build-id>", "more trees for a finished build: with --trees N, trains only the new trees (same options and seed)")
     .option("--wait", "wait for the build: progress, then metrics, timings and cost (exit 1 if it fails)")
     .option("--json", "print JSON lines on stdout: the submission, and with --wait the final status");
   addAwsOptions(command, ["bucket", "table", "queueUrl"]);
-  return command.action(async (data: string, options: PublishOptions) => {
+  return command.action(async (data: string | undefined, options: PublishOptions) => {
+    if (options.extend !== undefined) return publishExtension(data, { ...options, extend: options.extend });
+    if (data === undefined) throw new UsageError("missing required argument 'data'");
     await publish(data, options);
   });
 }
@@ -41,15 +47,11 @@ export interface PublishIo {
 }
 
 export async function publish(data: string, options: PublishOptions, io: PublishIo = {}): Promise<void> {
-  const stdout = io.stdout ?? process.stdout;
-  const stderr = io.stderr ?? process.stderr;
-  const note = (text: string) => stderr.write(`canopy: ${text}\n`);
-
   // Everything the user can get wrong locally is checked before AWS is touched.
-  const { buildSpec, specUsageError } = await import("../spec.ts");
+  const { buildSpec } = await import("../spec.ts");
   const spec = buildSpec(data, options);
   const aws = await import("@canopy/runtime-aws");
-  const { groveCount, SpecError } = await import("@canopy/core");
+  const { groveCount } = await import("@canopy/core");
   const groves = groveCount(spec.n_estimators, spec.grove_size);
   if (groves > aws.DYNAMO_MAX_GROVES)
     throw new UsageError(
@@ -58,25 +60,65 @@ export async function publish(data: string, options: PublishOptions, io: Publish
     );
   if (!aws.parseS3Url(data)) await (await import("../fs.ts")).checkDataFile(data);
 
-  const target = await (await import("../aws-target.ts")).connectAws(options, ["bucket", "table", "queueUrl"]);
-  const runtime = aws.createAwsRuntime({ resources: target.resources, ...(io.pollMs ? { pollIntervalMs: io.pollMs } : {}) });
-  try {
+  await submitOnAws(options, io, async (runtime, note) => {
     // Streamed from the file or the s3:// object: CSV, .csv.gz or Parquet, by content. Rules the data decides (an
     // unknown label column) are the user's to fix: exit 2.
     const ingest = await import("@canopy/core/ingest");
     const s3 = aws.parseS3Url(data);
     const input = await ingest.openTable(s3 ? await aws.s3ByteSource(data, s3) : ingest.fileSource(data));
-    const handle = await runtime.submit({ spec, data: input }).catch((err: unknown) => {
-      throw err instanceof SpecError ? specUsageError(err) : err;
-    });
+    const handle = await runtime.submit({ spec, data: input });
     const { buildId, created, record, trees } = handle;
     const pack = handle.dataset!;
     const { bytes } = await import("../format.ts");
     note(`pack ${runtime.locate(pack.packKey)} (${pack.nRows} rows × ${pack.nFeatures} features, ${bytes(pack.bytes)}) ${pack.reused ? "was already there; not uploaded again" : "uploaded"}`);
     if (created) note(`build ${buildId}: ${handle.groves} grove task(s) queued, ${trees} trees`);
     else note(`build ${buildId} already exists with the same data and options (${record.status}); nothing queued`);
+    return { handle, fields: { packKey: pack.packKey, packUploaded: !pack.reused } };
+  });
+}
+
+/**
+ * `publish --extend <build-id> --trees N`: the finished build's groves are copied (in the bucket, by this process),
+ * the new ones queued for the trainer functions. Prints the new build id like publish; --wait and --json as for publish.
+ */
+export async function publishExtension(data: string | undefined, options: PublishOptions & { extend: string }, io: PublishIo = {}): Promise<void> {
+  const { extendRequest } = await import("../spec.ts");
+  const request = extendRequest(options.extend, data, options);
+  await submitOnAws(options, io, async (runtime, note) => {
+    const handle = await runtime.submit(request);
+    const { buildId, created, record, trees } = handle;
+    const { extensionNote } = await import("../render.ts");
+    if (created) note(extensionNote(handle));
+    else note(`build ${buildId} is build ${options.extend} with ${trees} trees, and exists already (${record.status}); nothing queued`);
+    return { handle, fields: { extends: options.extend, copied: handle.copied ?? [], queued: handle.queued } };
+  });
+}
+
+/**
+ * What publish and publish --extend share: the app's resources, the runtime, `submit` (which says what it did and
+ * returns its own fields of the JSON line), the build id or the JSON line on stdout, then --wait. A spec error is
+ * the user's (exit 2, naming the flag).
+ */
+async function submitOnAws(
+  options: PublishOptions,
+  io: PublishIo,
+  submit: (runtime: AwsRuntime, note: (text: string) => void) => Promise<{ handle: BuildHandle; fields: Record<string, unknown> }>,
+): Promise<void> {
+  const stdout = io.stdout ?? process.stdout;
+  const stderr = io.stderr ?? process.stderr;
+  const note = (text: string) => stderr.write(`canopy: ${text}\n`);
+  const aws = await import("@canopy/runtime-aws");
+  const { SpecError } = await import("@canopy/core");
+  const { specUsageError } = await import("../spec.ts");
+  const target = await (await import("../aws-target.ts")).connectAws(options, ["bucket", "table", "queueUrl"]);
+  const runtime = aws.createAwsRuntime({ resources: target.resources, ...(io.pollMs ? { pollIntervalMs: io.pollMs } : {}) });
+  try {
+    const { handle, fields } = await submit(runtime, note).catch((err: unknown) => {
+      throw err instanceof SpecError ? specUsageError(err) : err;
+    });
+    const { buildId, created, record, trees } = handle;
     const { bucket, table } = target.resources;
-    const line = { buildId, created, status: record.status, groves: handle.groves, trees, packKey: pack.packKey, packUploaded: !pack.reused, bucket, table };
+    const line = { buildId, created, status: record.status, groves: handle.groves, trees, ...fields, bucket, table };
     stdout.write(options.json ? `${JSON.stringify(line)}\n` : `${buildId}\n`);
     if (options.wait) await waitFor(runtime, buildId, { stdout, stderr, json: options.json });
     else if (!options.json) note(`follow it with: canopy status ${buildId}   (or canopy watch --build ${buildId})`);

@@ -1,13 +1,13 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { isBuildId, SpecError, TERMINAL_STATUSES, type BuildEnd, type BuildHandle } from "@canopy/core";
+import { isBuildId, SpecError, TERMINAL_STATUSES, type BuildEnd, type BuildHandle, type ExtendRequest } from "@canopy/core";
 import { createLocalRuntime, exportArtifacts, InterruptedError } from "@canopy/runtime-local";
 import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
 import { checkDataFile, checkOutDir, shown } from "../fs.ts";
 import { progressPrinter, watchBuild } from "../progress.ts";
-import { summary } from "../render.ts";
-import { buildSpec, FLAG_FOR_FIELD, specUsageError, type SpecFlags } from "../spec.ts";
+import { extensionNote, summary } from "../render.ts";
+import { buildSpec, extendRequest, FLAG_FOR_FIELD, specUsageError, type SpecFlags } from "../spec.ts";
 
 export interface TrainOptions extends SpecFlags {
   workers?: number;
@@ -15,6 +15,7 @@ export interface TrainOptions extends SpecFlags {
   root: string;
   notifyUrl?: string;
   resume?: string;
+  extend?: string;
   json?: boolean;
 }
 
@@ -32,8 +33,12 @@ export async function train(data: string | undefined, raw: Record<string, unknow
 
   // Everything the user can get wrong is checked before anything is written.
   let spec: ReturnType<typeof buildSpec> | undefined;
+  let extension: ExtendRequest | undefined;
 
-  if (options.resume !== undefined) {
+  if (options.resume !== undefined && options.extend !== undefined) throw new UsageError("--resume and --extend: one at a time");
+  if (options.extend !== undefined) {
+    extension = extendRequest(options.extend, data, options);
+  } else if (options.resume !== undefined) {
     if (!isBuildId(options.resume)) throw new UsageError(`--resume: ${JSON.stringify(options.resume)} is not a build id (b- and 16 hex digits)`);
     const ignored = [...(data !== undefined ? ["<data.csv>"] : []), ...typedSpecFlags(command)];
     if (ignored.length > 0) stderr.write(`canopy: --resume uses the data and options recorded with the build; ignoring ${ignored.join(", ")}\n`);
@@ -66,7 +71,8 @@ export async function train(data: string | undefined, raw: Record<string, unknow
   let handle: BuildHandle | undefined;
   let end: BuildEnd | undefined;
   try {
-    handle = await runtime.submit(options.resume !== undefined ? { resume: options.resume } : { spec: spec!, data: data! });
+    handle = await runtime.submit(extension ?? (options.resume !== undefined ? { resume: options.resume } : { spec: spec!, data: data! }));
+    if (handle.created && handle.extends) printer.note(extensionNote(handle));
     end = await watchBuild(runtime, handle.buildId, printer);
   } catch (err) {
     if (interrupted || err instanceof InterruptedError) {
@@ -97,7 +103,12 @@ async function finish(handle: BuildHandle, end: BuildEnd, options: TrainOptions,
   if (options.json) return void process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   // Found finished when submitted: nothing ran.
   if (TERMINAL_STATUSES.includes(handle.record.status)) {
-    const why = options.resume !== undefined ? "had already finished; nothing to resume" : "was already done with the same data and options; nothing to train";
+    const why =
+      options.resume !== undefined
+        ? "had already finished; nothing to resume"
+        : options.extend !== undefined
+          ? `is build ${options.extend} with ${handle.trees} trees, and was already done; nothing to train`
+          : "was already done with the same data and options; nothing to train";
     process.stderr.write(`canopy: build ${record.buildId} ${why}\n`);
   }
   const pagePath = reportPath.replace(/\.json$/, ".html");

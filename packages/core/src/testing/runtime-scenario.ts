@@ -22,6 +22,8 @@ export interface RuntimeScenarioOptions {
   data: Uint8Array;
   spec: Record<string, unknown>;
   interruptedSpec: Record<string, unknown>;
+  /** A spec trained and then extended to `trees` trees (more than its n_estimators). */
+  extension: { spec: Record<string, unknown>; trees: number };
 }
 
 /** The model core makes of `spec` on memory ports, trained in one go: what every runtime must reproduce byte for byte. */
@@ -133,6 +135,43 @@ export function describeRuntimeScenario(name: string, options: RuntimeScenarioOp
       expect(endOf(own).view.record.status).toBe("COMPLETED");
     });
 
+    it("extending a finished build trains only the new trees, copies the parent's groves, and gives the fresh build's bytes", async () => {
+      const { spec: parentSpec, trees } = options.extension;
+      const spec = parseBuildSpec(parentSpec);
+      const parent = await opened.runtime.submit({ spec, data: options.data });
+      expect(endOf(await collect(opened.runtime.follow(parent.buildId))).view.record.status).toBe("COMPLETED");
+
+      const handle = await opened.runtime.submit({ extend: parent.buildId, trees });
+      const copied = Array.from({ length: parent.groves }, (_, g) => g);
+      const groves = parent.groves + Math.ceil((trees - spec.n_estimators) / spec.grove_size);
+      const queued = Array.from({ length: groves - parent.groves }, (_, i) => parent.groves + i);
+      expect(handle).toMatchObject({ created: true, extends: parent.buildId, copied, queued, groves, trees });
+      expect(handle.dataset).toBeUndefined();
+
+      const events = await collect(opened.runtime.follow(handle.buildId));
+      expect(progress(events).at(-1)).toMatchObject({ landed: groves, treesDone: trees, treesTotal: trees });
+      const { view } = endOf(events);
+      expect(view.record.status).toBe("COMPLETED");
+      expect(view.report?.extends).toEqual({ buildId: parent.buildId, trees: spec.n_estimators });
+      expect(view.report?.groves.map((g) => g.copied === true)).toEqual(Array.from({ length: groves }, (_, g) => g < parent.groves));
+      const fresh = { ...parentSpec, n_estimators: trees };
+      expect((await model(handle.buildId)).equals(await referenceModel(options.data, fresh))).toBe(true);
+
+      // Again: the same build, nothing queued; and the fresh N-tree build of the same data and spec is this one.
+      expect(await opened.runtime.submit({ extend: parent.buildId, trees })).toMatchObject({ buildId: handle.buildId, created: false, queued: [] });
+      expect(await opened.runtime.submit({ spec: parseBuildSpec(fresh), data: options.data })).toMatchObject({ buildId: handle.buildId, created: false, queued: [] });
+
+      for (const [request, message] of [
+        [{ extend: parent.buildId, trees: spec.n_estimators }, `cannot extend build ${parent.buildId} to ${spec.n_estimators} trees: it has ${spec.n_estimators}`],
+        [{ extend: parent.buildId, trees, expect: { seed: spec.seed + 1 } }, `seed: would change build ${parent.buildId}'s seed`],
+        [{ extend: "b-0000000000000000", trees }, "cannot extend build b-0000000000000000: it is not in "],
+      ] as const) {
+        const err = await opened.runtime.submit(request).catch((e: unknown) => e);
+        expect(policyOf(err)).toBe("input");
+        expect((err as Error).message.startsWith(message), (err as Error).message).toBe(true);
+      }
+    });
+
     it("a build interrupted part-way, resumed: only what had not landed is queued, and the model is the same bytes", async () => {
       const spec = parseBuildSpec(options.interruptedSpec);
       const handle = await opened.runtime.submit({ spec, data: options.data });
@@ -144,6 +183,11 @@ export function describeRuntimeScenario(name: string, options: RuntimeScenarioOp
       const settled = new Set([...before.record.landed, ...before.record.failed.map((f) => f.grove)]);
       const outstanding = Array.from({ length: handle.groves }, (_, g) => g).filter((g) => !settled.has(g));
       expect(outstanding.length, "the interruption left groves outstanding").toBeGreaterThan(0);
+
+      // An unfinished build cannot be extended.
+      const refused = await opened.runtime.submit({ extend: handle.buildId, trees: handle.trees + 10 }).catch((e: unknown) => e);
+      expect(policyOf(refused)).toBe("input");
+      expect((refused as Error).message).toBe(`cannot extend build ${handle.buildId}: it is TRAINING, not finished; finish it first (resume it)`);
 
       const resumed = await opened.runtime.submit({ resume: handle.buildId });
       expect(resumed).toMatchObject({ buildId: handle.buildId, created: false, queued: outstanding });
