@@ -12,7 +12,7 @@ export {
   TransientError,
   type ErrorPolicy,
 } from "./errors.ts";
-export { CONTENT_TYPES, isBuildId, keys } from "./keys.ts";
+export { CONTENT_TYPES, isBuildId, KEY_PATTERNS, keys, type KeyKind } from "./keys.ts";
 export {
   AGGREGATION_TRIGGER_FILTER,
   buildNotFound,
