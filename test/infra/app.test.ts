@@ -23,8 +23,12 @@ const TUNED = {
   CANOPY_SWEEP_SCHEDULE: "rate(15 minutes)",
 };
 
+/** Provisioned mode for the trainer's mapping. */
+const PROVISIONED = { CANOPY_TRAINER_MIN_POLLERS: "10", CANOPY_TRAINER_MAX_POLLERS: "100" };
+
 let defaults: Evaluation;
 let tuned: AppReport;
+let provisioned: AppReport;
 let wrongHandler: AppReport;
 const scratch: { remove: () => void }[] = [];
 
@@ -32,14 +36,16 @@ beforeAll(async () => {
   const missing = platformMissing();
   if (missing) throw new Error(missing);
   const tunedApp = scratchApp();
+  const provisionedApp = scratchApp();
   const brokenApp = scratchApp((root) => {
     const file = path.join(root, "stacks", "handlers.ts");
     writeFileSync(file, readFileSync(file, "utf8").replace("src/trainer.handler", "src/trainr.handler"));
   });
-  scratch.push(tunedApp, brokenApp);
-  [defaults, tuned, wrongHandler] = await Promise.all([
+  scratch.push(tunedApp, provisionedApp, brokenApp);
+  [defaults, tuned, provisioned, wrongHandler] = await Promise.all([
     evaluateApp(),
     evaluateApp({ root: tunedApp.root, env: TUNED }),
+    evaluateApp({ root: provisionedApp.root, env: PROVISIONED }),
     evaluateApp({ root: brokenApp.root }),
   ]);
 }, 300_000);
@@ -265,6 +271,21 @@ describe("the SST app with tuned settings", () => {
     expect(functions.aggregator!.mappings[0]!.inputs.maximumRetryAttempts).toBe(4);
     expect(rule!.inputs.scheduleExpression).toBe("rate(15 minutes)");
     expect(functions.sweeper!.lambda.inputs.environment.variables.CANOPY_STALL_MINUTES).toBe("45");
+  });
+});
+
+describe("the SST app with provisioned pollers for the trainer", () => {
+  it("gives the trainer's mapping the pollers and no maximum concurrency (Lambda takes one or the other)", () => {
+    expect(wiringProblems(provisioned, readSettings(PROVISIONED))).toEqual([]);
+    const mapping = describeApp(provisioned).functions.trainer!.mappings[0]!.inputs;
+    expect(mapping.provisionedPollerConfig).toEqual({ minimumPollers: 10, maximumPollers: 100 });
+    expect(mapping.scalingConfig).toBeUndefined();
+    expect(describeApp(defaults).functions.trainer!.mappings[0]!.inputs.provisionedPollerConfig).toBeUndefined();
+  });
+
+  it("catches a mapping whose pollers differ from the settings", () => {
+    expect(wiringProblems(defaults, readSettings(PROVISIONED))).toContain("the trainer mapping has a maximum concurrency and provisioned pollers");
+    expect(wiringProblems(provisioned, readSettings({}))).toContain("the trainer mapping is in provisioned mode but no pollers are set");
   });
 });
 

@@ -170,11 +170,23 @@ export function wiringProblems(report: AppReport, settings: AppSettings): string
     (tm.functionResponseTypes ?? []).includes("ReportBatchItemFailures"),
     "trainer mapping does not take partial batch responses",
   );
-  const cap = tm.scalingConfig?.maximumConcurrency;
-  check(
-    cap === settings.trainer.maxConcurrency && cap <= 1000,
-    `trainer maximum concurrency ${cap}, expected ${settings.trainer.maxConcurrency} (≤ 1,000)`,
-  );
+  const pollers = settings.trainer.provisionedPollers;
+  if (pollers) {
+    // Lambda refuses a maximum concurrency in provisioned mode.
+    check(tm.scalingConfig === undefined, "the trainer mapping has a maximum concurrency and provisioned pollers");
+    const config = tm.provisionedPollerConfig ?? {};
+    check(
+      config.minimumPollers === pollers.minimum && config.maximumPollers === pollers.maximum && pollers.minimum >= 2 && pollers.maximum <= 2000,
+      `trainer pollers ${JSON.stringify(config)}, expected ${pollers.minimum}..${pollers.maximum}`,
+    );
+  } else {
+    const cap = tm.scalingConfig?.maximumConcurrency;
+    check(
+      cap === settings.trainer.maxConcurrency && cap <= 1000,
+      `trainer maximum concurrency ${cap}, expected ${settings.trainer.maxConcurrency} (≤ 1,000)`,
+    );
+    check(tm.provisionedPollerConfig === undefined, "the trainer mapping is in provisioned mode but no pollers are set");
+  }
   check(trainer.lambda.inputs.memorySize === settings.trainer.memoryMb, `trainer memory ${trainer.lambda.inputs.memorySize} MB`);
   check(trainerTimeout === settings.trainer.timeoutSeconds, `trainer timeout ${trainerTimeout} s`);
 
