@@ -68,6 +68,22 @@ export {
   type Prices,
   type RequestCounts,
 } from "./cost.ts";
+export {
+  AWS_ASSUMPTIONS,
+  cpuSlowdown,
+  estimateFanout,
+  FULL_VCPU_MB,
+  groveSizeCandidates,
+  HOURS_PER_MONTH,
+  SQS_SEND_IN_FLIGHT,
+  suggestGroveSize,
+  type FanoutAssumptions,
+  type FanoutEstimate,
+  type FanoutInput,
+  type GroveSizeSuggestion,
+  type MappingScaling,
+  type WorkProfile,
+} from "./estimate.ts";
 export { isStalled, lastProgressAt, stalledReason, sweepStalledBuilds } from "./sweep.ts";
 export { sleep } from "./sleep.ts";
 export { lastGroveError, recordGroveError } from "./grove-error.ts";

@@ -2,12 +2,15 @@ import type { Command } from "commander";
 import type { AwsRuntime } from "@canopy/runtime-aws";
 import { addAwsOptions, type AwsTargetOptions } from "../aws-target.ts";
 import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
+import { addEstimateOptions, estimateSettings, type EstimateFlags } from "../estimate-options.ts";
 import { addSpecOptions } from "../spec-options.ts";
 import type { SpecFlags } from "../spec.ts";
+import type { BuildSpec } from "@canopy/core";
 
-export interface PublishOptions extends SpecFlags, AwsTargetOptions {
+export interface PublishOptions extends SpecFlags, AwsTargetOptions, EstimateFlags {
   wait?: boolean;
   json?: boolean;
+  dryRun?: boolean;
 }
 
 /** Adds `canopy publish` (also `npm run publish -- ...`). The SDK and the engine load only when it runs. */
@@ -21,12 +24,15 @@ export function addPublishCommand(canopy: Command): Command {
         "the trainer functions. Prints the build id. An s3:// CSV is downloaded and prepared here the same way. " +
         "Resources come from the flags, the CANOPY_* variables, or the SST app's links (run it as " +
         "`npx sst shell --stage <name> -- npm run publish -- ...`). With --wait, shows canopy train's progress from the " +
-        "ledger and prints the result; exit 0 when the build completes, 1 when it fails.",
+        "ledger and prints the result; exit 0 when the build completes, 1 when it fails. With --dry-run, prints the build " +
+        "id and canopy estimate's time and cost instead, and uploads and queues nothing.",
     )
     .argument("<data>", "a CSV, .csv.gz or Parquet file, or s3://bucket/key of one");
   addSpecOptions(command)
     .option("--wait", "wait for the build: progress, then metrics, timings and cost (exit 1 if it fails)")
-    .option("--json", "print JSON lines on stdout: the submission, and with --wait the final status");
+    .option("--json", "print JSON lines on stdout: the submission, and with --wait the final status")
+    .option("--dry-run", "estimate the build's time and cost (canopy estimate) without uploading or queueing anything");
+  addEstimateOptions(command);
   addAwsOptions(command, ["bucket", "table", "queueUrl"]);
   return command.action(async (data: string, options: PublishOptions) => {
     await publish(data, options);
@@ -57,6 +63,10 @@ export async function publish(data: string, options: PublishOptions, io: Publish
         `use --grove-size ${Math.ceil(spec.n_estimators / aws.DYNAMO_MAX_GROVES)} or more`,
     );
   if (!aws.parseS3Url(data)) await (await import("../fs.ts")).checkDataFile(data);
+  if (options.dryRun) {
+    if (options.wait) throw new UsageError("--wait waits for a build; --dry-run starts none");
+    return dryRun(data, spec, options, { stdout, note });
+  }
 
   const target = await (await import("../aws-target.ts")).connectAws(options, ["bucket", "table", "queueUrl"]);
   const runtime = aws.createAwsRuntime({ resources: target.resources, ...(io.pollMs ? { pollIntervalMs: io.pollMs } : {}) });
@@ -85,6 +95,32 @@ export async function publish(data: string, options: PublishOptions, io: Publish
   } finally {
     await runtime.close();
     target.close();
+  }
+}
+
+/** --dry-run: the build id it would be, and the estimate; nothing leaves this machine but an s3:// data read. */
+async function dryRun(data: string, spec: BuildSpec, options: PublishOptions, io: { stdout: NodeJS.WritableStream; note: (text: string) => void }): Promise<void> {
+  const settings = estimateSettings(options);
+  const aws = await import("@canopy/runtime-aws");
+  const ingest = await import("@canopy/core/ingest");
+  const { emulatorEnv } = await import("../aws-target.ts");
+  const s3 = aws.parseS3Url(data);
+  const restore = s3 && options.endpoint ? emulatorEnv(options.endpoint.replace(/\/$/, "")) : () => {};
+  try {
+    const table = await ingest.openTable(s3 ? await aws.s3ByteSource(data, s3) : ingest.fileSource(data));
+    const { runEstimate } = await import("../estimate.ts");
+    const { shown } = await import("../fs.ts");
+    const { result, text, json } = await runEstimate(spec, table, s3 ? data : shown(data), settings, io.note);
+    const { buildId } = result.measurement;
+    const groves = (await import("@canopy/core")).groveCount(spec.n_estimators, spec.grove_size);
+    if (options.json) io.stdout.write(`${JSON.stringify({ dryRun: true, buildId, groves, trees: spec.n_estimators, estimate: json })}\n`);
+    else {
+      io.note(`dry run: build ${buildId} (${groves} grove task(s), ${spec.n_estimators} trees) was not submitted; nothing uploaded or queued`);
+      io.stdout.write(`${text}\n`);
+    }
+  } finally {
+    restore();
+    aws.resetClients();
   }
 }
 
