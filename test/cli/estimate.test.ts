@@ -28,10 +28,11 @@ interface Row {
 describe("canopy estimate", () => {
   it("trains a grove of the data here and prints wall time and cost for 100, 1,000 and 10,000 trees in both modes", async () => {
     const r = await run(["estimate", fixture("iris.csv"), "--label", "species", "--grove-size", "5", "--json"], bareEnv({ CANOPY_TRAINER_MEMORY_MB: "3538" }));
-    expect(r.stderr).toMatch(/^canopy: estimate: preparing .*iris\.csv and training 5 tree\(s\) here to measure the work$/m);
+    expect(r.stderr).toMatch(/^canopy: estimate: preparing .*iris\.csv and training trees here for about 2 s \(at least two\) to measure the work$/m);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as { measured: { rows: number; trees: number }; settings: { trainerMemoryMb: number }; rows: Row[]; suggestions: { mode: string; fastest: Row; cheapest: Row }[] };
-    expect(out.measured).toMatchObject({ rows: 150, trees: 5 });
+    expect(out.measured.rows).toBe(150);
+    expect(out.measured.trees).toBeGreaterThanOrEqual(2);
     expect(out.settings.trainerMemoryMb).toBe(3538); // the deploy's setting
     expect(out.rows.map((row) => [row.trees, row.groves, row.mapping.mode])).toEqual([
       [100, 20, "default"],

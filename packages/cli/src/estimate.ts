@@ -25,8 +25,14 @@ import { bytes, duration } from "./format.ts";
 
 type TableSource = Awaited<ReturnType<typeof openTable>>;
 
-/** Trees trained here to measure (at most the grove size): enough to average a few trees, short on large data. */
-export const MEASURED_TREES = 5;
+/**
+ * Trees are trained here one at a time until this many seconds have passed (at least two trees, at most
+ * MEASURED_TREES_MAX): on small data the engine's code is still being compiled over the first trees, and a trainer
+ * container that trains many groves runs at the speed of the later ones, so the time per tree is the median of the
+ * second half.
+ */
+export const MEASURE_SECONDS = 2;
+export const MEASURED_TREES_MAX = 200;
 /** The tree counts of the table. */
 export const TABLE_TREES = [100, 1000, 10_000];
 
@@ -38,11 +44,16 @@ export interface Measurement {
   testRows: number;
   packBytes: number;
   trees: number;
-  /** Seconds on this machine (one thread). */
-  trainS: number;
+  /** Seconds a tree on this machine (one thread), once warm: the median of the second half of the trees. */
+  trainPerTreeS: number;
+  /** What the trees took beyond that while the engine's code was being compiled: a fresh process pays it once. */
+  warmupS: number;
   packDecodeS: number;
   loadS: number;
   mergeS: number;
+  /** Predicting the held-out rows with the grove. */
+  predictS: number;
+  /** Evaluating it as the aggregator does (predictions and metrics at each of its `trees` curve points). */
   evaluateS: number;
   groveBytes: number;
   buildId: string;
@@ -63,8 +74,8 @@ const seconds = (since: number) => (performance.now() - since) / 1000;
 
 /**
  * Prepares the pack as a build would, then times on this machine, on one thread, what a trainer and the aggregator
- * do with it: check and decode the pack, train up to MEASURED_TREES trees of the first grove, and (the aggregator)
- * decode the grove, merge and encode it, evaluate it on the held-out rows.
+ * do with it: check and decode the pack, train trees of the build for about MEASURE_SECONDS, and (the aggregator)
+ * decode them as a grove, merge and encode it, evaluate it on the held-out rows.
  */
 export async function measureGrove(spec: BuildSpec, table: TableSource): Promise<Measurement> {
   const blobs = keepingStore();
@@ -76,21 +87,38 @@ export async function measureGrove(spec: BuildSpec, table: TableSource): Promise
   const pack = verifiedPack(packBytes, prepared.packKey, prepared.hash);
   const packDecodeS = seconds(t);
 
-  const trees = Math.min(MEASURED_TREES, spec.grove_size, spec.n_estimators);
-  t = performance.now();
-  const grove = fitForest(pack, toFitParams(spec), { rows: plan.split.train, treeIndices: Array.from({ length: trees }, (_, i) => i) });
-  const encoded = grove.toBinary();
-  const trainS = seconds(t);
+  // (A tree depends on the seed and its index only, so the count is raised for a build of fewer trees.)
+  const params = { ...toFitParams(spec), n_estimators: Math.max(spec.n_estimators, MEASURED_TREES_MAX) };
+  const parts: Forest[] = [];
+  const times: number[] = [];
+  const started = performance.now();
+  while (parts.length < MEASURED_TREES_MAX && (parts.length < 2 || seconds(started) < MEASURE_SECONDS)) {
+    t = performance.now();
+    parts.push(fitForest(pack, params, { rows: plan.split.train, treeIndices: [parts.length] }));
+    times.push(seconds(t));
+  }
+  const later = times.slice(Math.floor(times.length / 2)).sort((a, b) => a - b);
+  const trainPerTreeS = later[Math.floor(later.length / 2)];
+  const warmupS = times.reduce((sum, s) => sum + Math.max(0, s - trainPerTreeS), 0);
+  const encoded = Forest.merge(parts).toBinary();
+  const trees = parts.length;
 
-  t = performance.now();
-  const loaded = Forest.load(encoded);
-  const loadS = seconds(t);
-  t = performance.now();
-  Forest.merge([loaded]).withSchema(pack.schema).toBinary();
-  const mergeS = seconds(t);
-  t = performance.now();
-  if (plan.split.test.length > 0) evaluateByTrees(loaded, pack, plan.split.test);
-  const evaluateS = seconds(t);
+  // The aggregator's steps, each timed on its second run: the first pays for compiling the code, once per build.
+  const timed = <T>(work: () => T): { value: T; s: number } => {
+    work();
+    const start = performance.now();
+    const value = work();
+    return { value, s: seconds(start) };
+  };
+  const { value: loaded, s: loadS } = timed(() => Forest.load(encoded));
+  const { s: mergeS } = timed(() => Forest.merge([loaded]).withSchema(pack.schema).toBinary());
+  let predictS = 0;
+  let evaluateS = 0;
+  if (plan.split.test.length > 0) {
+    const test = plan.split.test;
+    predictS = timed(() => (loaded.task === "classification" ? loaded.predictPackProba(pack, test) : loaded.predictPack(pack, test))).s;
+    evaluateS = timed(() => evaluateByTrees(loaded, pack, test)).s;
+  }
 
   return {
     rows: pack.nRows,
@@ -99,10 +127,12 @@ export async function measureGrove(spec: BuildSpec, table: TableSource): Promise
     testRows: plan.split.test.length,
     packBytes: packBytes.length,
     trees,
-    trainS,
+    trainPerTreeS,
+    warmupS,
     packDecodeS,
     loadS,
     mergeS,
+    predictS,
     evaluateS,
     groveBytes: encoded.length,
     buildId: plan.buildId,
@@ -113,13 +143,16 @@ export async function measureGrove(spec: BuildSpec, table: TableSource): Promise
 export function workProfile(m: Measurement, cpuFactor: number): WorkProfile {
   const perTree = (s: number) => (s / m.trees) * cpuFactor;
   return {
-    trainPerTreeS: perTree(m.trainS),
+    trainPerTreeS: m.trainPerTreeS * cpuFactor,
     bytesPerTree: m.groveBytes / m.trees,
     packBytes: m.packBytes,
     packDecodeS: m.packDecodeS * cpuFactor,
+    warmupS: m.warmupS * cpuFactor,
     loadPerTreeS: perTree(m.loadS),
     mergePerTreeS: perTree(m.mergeS),
-    evaluatePerTreeS: perTree(m.evaluateS),
+    evaluatePerTreeS: perTree(m.predictS),
+    // What evaluating adds to predicting: the metrics at each curve point (every tree of a small grove is one).
+    evaluatePerPointS: perTree(Math.max(0, m.evaluateS - m.predictS)),
   };
 }
 
@@ -168,7 +201,9 @@ export function estimateBuilds(spec: BuildSpec, m: Measurement, s: EstimateSetti
   return { measurement: m, settings: s, profile, rows, suggestions };
 }
 
-const usd = (v: number) => (v >= 0.01 ? `$${v.toFixed(2)}` : `$${v.toFixed(4)}`);
+const usd = (v: number) => (v >= 1 ? `$${v.toFixed(2)}` : `$${Number(v.toPrecision(3))}`);
+/** Short times keep a decimal: a tree of small data takes a millisecond or two. */
+const time = (s: number) => (s < 0.01 ? `${(s * 1000).toFixed(1)} ms` : duration(s * 1000));
 const count = (n: number) => n.toLocaleString("en-US");
 const modeLabel = (scaling: MappingScaling) =>
   scaling.mode === "default" ? `default (≤${scaling.maxConcurrency})` : scaling.mode === "provisioned" ? `provisioned (${scaling.minPollers}–${scaling.maxPollers} pollers)` : `fixed (${scaling.concurrency})`;
@@ -185,8 +220,8 @@ export function estimateText(spec: BuildSpec, dataName: string, r: EstimateResul
   const s = r.settings;
   const lines: string[] = [];
   lines.push(
-    `measured here: ${m.trees} tree(s) of ${dataName} (${count(m.rows)} rows × ${m.features} features, ${count(m.trainRows)} train / ${count(m.testRows)} test) ` +
-      `in ${duration(m.trainS * 1000)} on one thread (${duration((m.trainS / m.trees) * 1000)} a tree), ${bytes(m.groveBytes / m.trees)} of grove a tree; pack ${bytes(m.packBytes)}`,
+    `measured here: ${m.trees} trees of ${dataName} (${count(m.rows)} rows × ${m.features} features, ${count(m.trainRows)} train / ${count(m.testRows)} test) ` +
+      `on one thread: ${time(m.trainPerTreeS)} a tree once warm, ${bytes(m.groveBytes / m.trees)} of grove a tree; pack ${bytes(m.packBytes)}`,
   );
   lines.push(
     `on AWS: trainer ${s.trainerMemoryMb} MB, aggregator ${s.aggregatorMemoryMb} MB, Lambda CPU factor ${s.cpuFactor} (× this machine's time; 1 vCPU at ${1769} MB)`,
@@ -267,7 +302,7 @@ export async function runEstimate(
   const { specUsageError } = await import("./spec.ts");
   // The most groves a build on AWS may have (its ledger item's size).
   const { DYNAMO_MAX_GROVES } = await import("@canopy/runtime-aws");
-  note(`estimate: preparing ${dataName} and training ${Math.min(MEASURED_TREES, spec.grove_size, spec.n_estimators)} tree(s) here to measure the work`);
+  note(`estimate: preparing ${dataName} and training trees here for about ${MEASURE_SECONDS} s (at least two) to measure the work`);
   const measurement = await measureGrove(spec, table).catch((err: unknown) => {
     throw err instanceof SpecError ? specUsageError(err) : err;
   });

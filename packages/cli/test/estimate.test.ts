@@ -4,7 +4,7 @@ import { estimateSettings } from "../src/estimate-options.ts";
 import { estimateBuilds, estimateJson, estimateText, workProfile, type Measurement } from "../src/estimate.ts";
 import { UsageError } from "../src/errors.ts";
 
-/** A measurement as measureGrove reports it: 5 trees in 2 s, a 50 MB pack. */
+/** A measurement as measureGrove reports it: 5 trees, 0.4 s each once warm, a 50 MB pack. */
 const MEASURED: Measurement = {
   rows: 70_000,
   features: 784,
@@ -12,11 +12,13 @@ const MEASURED: Measurement = {
   testRows: 17_500,
   packBytes: 50e6,
   trees: 5,
-  trainS: 2,
+  trainPerTreeS: 0.4,
+  warmupS: 0.5,
   packDecodeS: 0.4,
   loadS: 0.01,
   mergeS: 0.02,
-  evaluateS: 0.3,
+  predictS: 0.125,
+  evaluateS: 0.375,
   groveBytes: 1.5e6,
   buildId: "b-0123456789abcdef",
 };
@@ -64,9 +66,11 @@ describe("the estimate of a build", () => {
       bytesPerTree: 300_000,
       packBytes: 50e6,
       packDecodeS: 0.4,
+      warmupS: 0.5,
       loadPerTreeS: 0.002,
       mergePerTreeS: 0.004,
-      evaluatePerTreeS: 0.06,
+      evaluatePerTreeS: 0.025,
+      evaluatePerPointS: 0.05,
     });
     const doubled = workProfile(MEASURED, 2);
     expect(doubled.trainPerTreeS).toBeCloseTo(0.8, 12);
@@ -114,7 +118,7 @@ describe("the estimate of a build", () => {
   it("prints the measurement, the table, the suggestions and the standing cost of provisioned pollers; --json has the same numbers", () => {
     const r = estimateBuilds(spec, MEASURED, settings, 2000);
     const text = estimateText(spec, "fm.csv", r);
-    expect(text).toContain("measured here: 5 tree(s) of fm.csv (70,000 rows × 784 features, 52,500 train / 17,500 test) in 2.00 s on one thread (400 ms a tree)");
+    expect(text).toContain("measured here: 5 trees of fm.csv (70,000 rows × 784 features, 52,500 train / 17,500 test) on one thread: 400 ms a tree once warm, 293.0 KB of grove a tree");
     expect(text).toMatch(/^trees +groves +grove size +trainer mapping +wall +trainers at once +cold starts +cost$/m);
     expect(text).toMatch(/^10,000 +1,000 +10 +provisioned \(2–200 pollers\) +\S+/m);
     expect(text).toMatch(/^ {2}default mode: fastest --grove-size \d+ \(.+, \$[\d.]+\); cheapest --grove-size \d+ \(.+, \$[\d.]+\)$/m);

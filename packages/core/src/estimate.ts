@@ -1,4 +1,5 @@
 import { buildCost, DEFAULT_PRICES, type CostedGrove, type Prices } from "./cost.ts";
+import { curveTrees } from "./curve.ts";
 import { planGroves } from "./plan.ts";
 
 /**
@@ -105,12 +106,16 @@ export interface WorkProfile {
   packBytes: number;
   /** Seconds to check and decode the pack once read. */
   packDecodeS: number;
+  /** Extra seconds a fresh process spends on its first trees while the engine's code is compiled (once per container). */
+  warmupS: number;
   /** Aggregator: seconds to decode a grove, per tree. */
   loadPerTreeS: number;
   /** Aggregator: seconds to merge and encode the model, per tree. */
   mergePerTreeS: number;
-  /** Aggregator: seconds to evaluate the held-out rows (the metric-by-trees curve), per tree. */
+  /** Aggregator: seconds to predict the held-out rows, per tree. */
   evaluatePerTreeS: number;
+  /** Aggregator: seconds to score the held-out rows at one point of the metric-by-trees curve (curveTrees: at most 500). */
+  evaluatePerPointS: number;
 }
 
 export interface FanoutInput {
@@ -353,7 +358,8 @@ export function estimateFanout(input: FanoutInput): FanoutEstimate {
     const afterGet = startedAt + a.dynamoRequestS;
     agenda.at(afterGet, (t1) => {
       if (packCached) train(t1);
-      else cpu(t1 + a.s3RequestS + p.packBytes / a.s3ReadBytesPerS, p.packDecodeS * trainerSlow, train);
+      // A new container: the pack is read and decoded, and its first trees run while the code is compiled.
+      else cpu(t1 + a.s3RequestS + p.packBytes / a.s3ReadBytesPerS, (p.packDecodeS + p.warmupS) * trainerSlow, train);
     });
   };
 
@@ -369,7 +375,7 @@ export function estimateFanout(input: FanoutInput): FanoutEstimate {
     a.s3RequestS + // the manifest
     plan.length * a.s3RequestS + modelBytes / a.s3ReadBytesPerS + input.trees * p.loadPerTreeS * aggregatorSlow + // the groves, one by one
     a.s3RequestS + p.packBytes / a.s3ReadBytesPerS + p.packDecodeS * aggregatorSlow + // the pack
-    input.trees * (p.mergePerTreeS + p.evaluatePerTreeS) * aggregatorSlow +
+    (input.trees * (p.mergePerTreeS + p.evaluatePerTreeS) + curveTrees(input.trees).length * p.evaluatePerPointS) * aggregatorSlow +
     3 * a.s3RequestS + (modelBytes + a.reportBytes) / a.s3WriteBytesPerS + // model, report.json, report.html
     a.dynamoRequestS + // complete
     a.snsPublishS;

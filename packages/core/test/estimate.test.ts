@@ -27,7 +27,17 @@ const INSTANT: Partial<FanoutAssumptions> = {
 };
 
 /** One second per tree, nothing else. */
-const SECOND_A_TREE: WorkProfile = { trainPerTreeS: 1, bytesPerTree: 0, packBytes: 0, packDecodeS: 0, loadPerTreeS: 0, mergePerTreeS: 0, evaluatePerTreeS: 0 };
+const SECOND_A_TREE: WorkProfile = {
+  trainPerTreeS: 1,
+  bytesPerTree: 0,
+  packBytes: 0,
+  packDecodeS: 0,
+  warmupS: 0,
+  loadPerTreeS: 0,
+  mergePerTreeS: 0,
+  evaluatePerTreeS: 0,
+  evaluatePerPointS: 0,
+};
 
 function fixed(concurrency: number, over: Partial<FanoutInput> = {}): FanoutInput {
   return {
@@ -53,8 +63,8 @@ describe("the fan-out simulation", () => {
   });
 
   it("starts each container cold once and reads the pack once per container", () => {
-    const e = estimateFanout(fixed(2, { coldStarts: true, assumptions: { ...INSTANT, coldStartS: 0.5 }, profile: { ...SECOND_A_TREE, packDecodeS: 0.25 } }));
-    // Cold containers start at 0.5 and decode the pack (0.25) before their first grove; warm ones do neither.
+    const e = estimateFanout(fixed(2, { coldStarts: true, assumptions: { ...INSTANT, coldStartS: 0.5 }, profile: { ...SECOND_A_TREE, packDecodeS: 0.125, warmupS: 0.125 } }));
+    // Cold containers start at 0.5, decode the pack and warm up (0.25 together) on their first grove; warm ones do neither.
     expect(landings(e)).toEqual([1.75, 1.75, 2.75, 2.75, 3.75]);
     expect(e.groveStats.map((g) => g.packCached)).toEqual([false, false, true, true, true]);
     expect(e.containers).toBe(2);
@@ -126,6 +136,17 @@ describe("the fan-out simulation", () => {
     expect(wider.cost.pollers).toBeGreaterThan(0);
     expect(wider.cost.pollers).toBeLessThan((18 * wider.wallS * DEFAULT_PRICES.eventPollerHour) / 3600);
     expect(estimateFanout({ ...input, trainer: { memoryMb: 1769, scaling: { mode: "default", maxConcurrency: 100 } } }).cost.pollers).toBe(0);
+  });
+
+  it("times the aggregator: groves read one by one, the pack, merging and predicting per tree, scoring per curve point", () => {
+    const profile: WorkProfile = { ...SECOND_A_TREE, trainPerTreeS: 0, loadPerTreeS: 0.001, mergePerTreeS: 0.002, evaluatePerTreeS: 0.003, evaluatePerPointS: 0.5, packDecodeS: 2 };
+    // 1,000 trees: 6 ms a tree, and 500 curve points (not 1,000) at 0.5 s, plus the pack's decode; on one vCPU.
+    expect(estimateFanout({ ...fixed(10), trees: 1000, profile }).aggregateS).toBeCloseTo(1000 * 0.006 + 500 * 0.5 + 2, 9);
+    // 100 trees: every tree is a curve point.
+    expect(estimateFanout({ ...fixed(10), trees: 100, profile }).aggregateS).toBeCloseTo(100 * 0.006 + 100 * 0.5 + 2, 9);
+    const withRequests = estimateFanout({ ...fixed(10), trees: 100, profile, assumptions: { ...INSTANT, s3RequestS: 0.1 } });
+    // The manifest, 100 groves, the pack and three artifacts: 105 S3 requests.
+    expect(withRequests.aggregateS - (100 * 0.006 + 100 * 0.5 + 2)).toBeCloseTo(105 * 0.1, 9);
   });
 
   it("is deterministic", () => {
