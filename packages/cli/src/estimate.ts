@@ -1,5 +1,5 @@
 /**
- * `canopy estimate` and `publish --dry-run`: train one grove of the user's data here, turn what it took into the
+ * `canopy estimate` and `publish --dry-run`: train trees of the user's build here, turn what they took into the
  * work of a build on one Lambda vCPU (× the CPU factor), and run core's fan-out simulation for 100, 1,000 and
  * 10,000 trees in both modes of the trainer's SQS mapping, with the grove size that minimises time or cost.
  */

@@ -13,8 +13,8 @@ export function addEstimateCommand(canopy: Command): Command {
     .command("estimate")
     .summary("predict the wall time and cost of a build on AWS, before running it")
     .description(
-      "Estimate what a build of this data would take on the deployed app: trains one grove here (on one thread) to " +
-        "measure the work per tree, scales it to a Lambda vCPU (--cpu-factor), and simulates the fan-out (the trainer " +
+      "Estimate what a build of this data would take on the deployed app: trains trees of the build here on one thread " +
+        "for about 2 s to measure the work per tree, scales it to a Lambda vCPU (--cpu-factor), and simulates the fan-out (the trainer " +
         "mapping's ramp in its default and provisioned modes, cold starts, pack reads, training, landing, aggregation). " +
         "Prints wall time and cost for 100, 1,000 and 10,000 trees (and --trees), and the grove size that minimises " +
         "time or cost. Memory, concurrency and pollers default to the deploy's CANOPY_* settings. Nothing is uploaded.",
