@@ -13,6 +13,7 @@ export default $config({
     };
   },
   async run() {
+    const { linkNamesOnly } = await import("./stacks/access.ts");
     const { readSettings } = await import("./stacks/settings.ts");
     const { storage } = await import("./stacks/storage.ts");
     const { notifications } = await import("./stacks/notifications.ts");
@@ -22,6 +23,8 @@ export default $config({
     const { readServingSettings } = await import("./stacks/serving-settings.ts");
     const { serving } = await import("./stacks/serving.ts");
 
+    // Before any component exists: links carry names, and each function gets its own exact permissions.
+    linkNamesOnly();
     const settings = readSettings(process.env);
     const { bucket, table } = storage();
     const { topic } = notifications();

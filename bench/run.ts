@@ -6,6 +6,7 @@ import { loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { compareEngines } from "./compare.ts";
+import { estimateSection } from "./estimate.ts";
 import { ingestSection } from "./ingest.ts";
 import { pipelineSection } from "./pipeline.ts";
 import { resultsMarkdown, resultsText } from "./report.ts";
@@ -14,8 +15,14 @@ import type { RunInfo } from "./report.ts";
 import type { Section, SectionContext, SectionResult } from "./section.ts";
 import { ensureFashionMnist, ensurePython } from "./setup.ts";
 
-// Each section is a function in its own file. BENCH_ONLY=engines,pipeline,serving,ingest runs some of them.
-const SECTIONS: Record<string, Section> = { engines: compareEngines, pipeline: pipelineSection, serving: servingSection, ingest: ingestSection };
+// Each section is a function in its own file. BENCH_ONLY=engines,pipeline,serving,ingest,estimate runs some of them.
+const SECTIONS: Record<string, Section> = {
+  engines: compareEngines,
+  pipeline: pipelineSection,
+  serving: servingSection,
+  ingest: ingestSection,
+  estimate: estimateSection,
+};
 
 function versionOf(pkgJson: string): string {
   try {

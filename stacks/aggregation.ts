@@ -1,6 +1,7 @@
 import { AGGREGATION_TRIGGER_FILTER } from "@canopy/core";
 import { CHART_LIBRARY_FILES } from "@canopy/report/assets";
 import { LINKS } from "@canopy/runtime-aws/names";
+import { permissionsOf } from "./access.ts";
 import { functionDefaults } from "./defaults.ts";
 import { FOURTEEN_DAYS, HANDLERS } from "./handlers.ts";
 import type { AppSettings } from "./settings.ts";
@@ -32,7 +33,7 @@ export function aggregation(
       description: "Canopy aggregator: merges a build's groves into its model, reports, notifies",
       link: [bucket, table, topic],
       // Lambda sends failed-record metadata with the function's own role.
-      permissions: [{ actions: ["sqs:SendMessage"], resources: [failures.arn] }],
+      permissions: [{ actions: ["sqs:SendMessage"], resources: [failures.arn] }, ...permissionsOf("aggregator", { bucket, table, topic })],
       memory: `${aggregator.memoryMb} MB`,
       timeout: `${aggregator.timeoutSeconds} seconds`,
       // report.html inlines the chart library (d3 and Observable Plot, minified): the renderer reads the two files

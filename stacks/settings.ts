@@ -4,7 +4,7 @@
  * accepts, and a bad one stops the deploy with one line naming the variable. The variables, their ranges and
  * the reader are runtime-aws's, shared with the functions that read them again at run time.
  */
-import { readSetting } from "@canopy/runtime-aws/settings";
+import { isSettingSet, readSetting } from "@canopy/runtime-aws/settings";
 
 export { SETTINGS_ENV, type SettingName } from "@canopy/runtime-aws/settings";
 
@@ -21,8 +21,15 @@ export interface AppSettings {
     timeoutSeconds: number;
     /** Grove tasks per invocation: one, so a failed grove never delays or retries another. */
     batchSize: number;
-    /** Cap on concurrent trainer invocations from the queue (SQS maximum concurrency, 2-1,000). */
+    /** Cap on concurrent trainer invocations from the queue (SQS maximum concurrency, 2-1,000), in the default mode. */
     maxConcurrency: number;
+    /**
+     * Provisioned mode of the trainer's mapping (CANOPY_TRAINER_MIN_POLLERS / _MAX_POLLERS), absent in the default
+     * mode. The default mode starts a few batches at once and adds up to ~300 concurrent invocations a minute;
+     * provisioned pollers are ready at once (10 invocations each) and add up to 1,000 a minute, billed per poller-hour.
+     * Lambda takes this or a maximum concurrency, not both: the cap is then 10 × maximum pollers.
+     */
+    provisionedPollers?: { minimum: number; maximum: number };
   };
   groves: {
     /** Receives before a grove task goes to the dead-letter queue (its consumer fails the grove). */
@@ -51,16 +58,31 @@ export const VISIBILITY_FACTOR = 6;
 
 const SCHEDULE = /^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))$/;
 
+/** The trainer mapping's provisioned pollers, when either bound is set; one line on a bad or conflicting value. */
+function readProvisionedPollers(env: Record<string, string | undefined>): AppSettings["trainer"]["provisionedPollers"] {
+  if (!isSettingSet(env, "CANOPY_TRAINER_MIN_POLLERS") && !isSettingSet(env, "CANOPY_TRAINER_MAX_POLLERS")) return undefined;
+  if (isSettingSet(env, "CANOPY_TRAINER_MAX_CONCURRENCY"))
+    throw new Error(
+      "CANOPY_TRAINER_MAX_CONCURRENCY cannot be set with CANOPY_TRAINER_MIN_POLLERS/_MAX_POLLERS: Lambda takes a maximum concurrency or provisioned pollers (up to 10 invocations each), not both",
+    );
+  const minimum = readSetting(env, "CANOPY_TRAINER_MIN_POLLERS");
+  const maximum = readSetting(env, "CANOPY_TRAINER_MAX_POLLERS");
+  if (minimum > maximum) throw new Error(`CANOPY_TRAINER_MIN_POLLERS (${minimum}) must not exceed CANOPY_TRAINER_MAX_POLLERS (${maximum})`);
+  return { minimum, maximum };
+}
+
 export function readSettings(env: Record<string, string | undefined> = process.env): AppSettings {
   const schedule = env.CANOPY_SWEEP_SCHEDULE?.trim() || "rate(5 minutes)";
   if (!SCHEDULE.test(schedule))
     throw new Error(`CANOPY_SWEEP_SCHEDULE must be an EventBridge rate(...) or cron(...) expression; got "${schedule}"`);
+  const provisionedPollers = readProvisionedPollers(env);
   return {
     trainer: {
       memoryMb: readSetting(env, "CANOPY_TRAINER_MEMORY_MB"),
       timeoutSeconds: readSetting(env, "CANOPY_TRAINER_TIMEOUT_SECONDS"),
       batchSize: readSetting(env, "CANOPY_TRAINER_BATCH_SIZE"),
       maxConcurrency: readSetting(env, "CANOPY_TRAINER_MAX_CONCURRENCY"),
+      ...(provisionedPollers ? { provisionedPollers } : {}),
     },
     groves: { maxReceives: readSetting(env, "CANOPY_MAX_RECEIVES") },
     aggregator: {

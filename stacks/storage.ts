@@ -1,10 +1,25 @@
 import { LINKS } from "@canopy/runtime-aws/names";
 
+/** The bucket's one lifecycle rule: abandoned multipart uploads are aborted a day after they began. */
+export const ABORT_UPLOADS_RULE = "abort-incomplete-multipart-uploads";
+export const ABORT_UPLOADS_AFTER_DAYS = 1;
+
 /** Where everything lives: the artifact bucket and the builds ledger table. */
 export function storage() {
-  // Private (SST blocks public access unless `access` is set): datasets, packs, groves, models and reports under
-  // the stable prefixes of @canopy/core's `keys`.
-  const bucket = new sst.aws.Bucket(LINKS.bucket);
+  // Private (SST blocks public access unless `access` is set, and its policy refuses plain HTTP): datasets, packs,
+  // groves, models and reports under the stable prefixes of @canopy/core's `keys`. No CORS: no browser reads it.
+  const bucket = new sst.aws.Bucket(LINKS.bucket, {
+    cors: false,
+    // Parts of a multipart upload that never completed (a publish killed mid-upload) are billed until aborted.
+    lifecycle: [{ id: ABORT_UPLOADS_RULE }],
+    transform: {
+      lifecycle: (args) => {
+        args.rules = [
+          { id: ABORT_UPLOADS_RULE, status: "Enabled", filter: {}, abortIncompleteMultipartUpload: { daysAfterInitiation: ABORT_UPLOADS_AFTER_DAYS } },
+        ];
+      },
+    },
+  });
 
   // One item per build (the ledger). The aggregator is driven by this table's stream, and its filter reads
   // NewImage, so the stream must carry new images; old images help when inspecting records by hand.

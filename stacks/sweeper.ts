@@ -1,3 +1,4 @@
+import { permissionsOf } from "./access.ts";
 import { functionDefaults } from "./defaults.ts";
 import { HANDLERS } from "./handlers.ts";
 import type { AppSettings } from "./settings.ts";
@@ -14,6 +15,7 @@ export function sweeper(
       handler: HANDLERS.sweeper,
       description: "Canopy sweeper: fails builds that stopped making progress",
       link: [table, topic],
+      permissions: permissionsOf("sweeper", { table, topic }),
       memory: "256 MB",
       timeout: "60 seconds",
       environment: { CANOPY_STALL_MINUTES: String(settings.sweeper.stallMinutes) },

@@ -1,4 +1,5 @@
 import { LINKS } from "@canopy/runtime-aws/names";
+import { permissionsOf } from "./access.ts";
 import { functionDefaults } from "./defaults.ts";
 import { FOURTEEN_DAYS, HANDLERS } from "./handlers.ts";
 import { VISIBILITY_FACTOR, type AppSettings } from "./settings.ts";
@@ -28,12 +29,23 @@ export function training(
       description: "Canopy trainer: trains one grove per task",
       // Reads the pack and writes its grove (bucket), records the landing (table); it publishes nothing.
       link: [bucket, table],
+      permissions: permissionsOf("trainer", { bucket, table }),
       memory: `${trainer.memoryMb} MB`,
       timeout: `${trainer.timeoutSeconds} seconds`,
     },
     {
       batch: { size: trainer.batchSize, partialResponses: true },
-      transform: { eventSourceMapping: { scalingConfig: { maximumConcurrency: trainer.maxConcurrency } } },
+      transform: {
+        eventSourceMapping: trainer.provisionedPollers
+          ? {
+              // Provisioned mode: pollers ready before the burst, scaling 3× faster (the README has what it costs).
+              provisionedPollerConfig: {
+                minimumPollers: trainer.provisionedPollers.minimum,
+                maximumPollers: trainer.provisionedPollers.maximum,
+              },
+            }
+          : { scalingConfig: { maximumConcurrency: trainer.maxConcurrency } },
+      },
     },
   );
 
@@ -44,6 +56,7 @@ export function training(
       description: "Canopy dead letters: gives up on a grove, fails the build past its tolerance",
       // The bucket only to quote the trainer's last recorded error in the failure reason.
       link: [bucket, table, topic],
+      permissions: permissionsOf("dlq", { bucket, table, topic }),
       memory: "256 MB",
       timeout: `${dlqTimeoutSeconds} seconds`,
     },

@@ -277,6 +277,27 @@ describe("npm run publish, canopy status and canopy watch on the emulator", () =
     ]);
   });
 
+  it("publish --dry-run of an s3:// table names the build a publish then creates, and writes nothing", { timeout: 120_000 }, async () => {
+    const { endpoint } = aws.current.moto;
+    const { PutObjectCommand, ListObjectsV2Command } = await import("@aws-sdk/client-s3");
+    await clients.s3().send(new PutObjectCommand({ Bucket: "canopy-artifacts", Key: "inputs/iris-dry.csv", Body: readFileSync(IRIS) }));
+    const listing = async () => ((await clients.s3().send(new ListObjectsV2Command({ Bucket: "canopy-artifacts" }))).Contents ?? []).map((o) => o.Key).sort();
+    const before = await listing();
+    const args = ["publish", "s3://canopy-artifacts/inputs/iris-dry.csv", "--label", "species", "--trees", "6", "--grove-size", "3", "--seed", "11", "--endpoint", endpoint];
+    const dry = await canopy([...args, "--dry-run", "--json"], bareEnv());
+    expect(dry.code, dry.stderr).toBe(0);
+    const planned = JSON.parse(dry.stdout) as { dryRun: boolean; buildId: string; groves: number; estimate: { rows: unknown[] } };
+    expect(planned).toMatchObject({ dryRun: true, groves: 2 });
+    expect(planned.estimate.rows).toHaveLength(8); // 6, 100, 1,000 and 10,000 trees in both modes
+    // Nothing was written: no pack, no manifest, no ledger record.
+    expect(await listing()).toEqual(before);
+    expect(await new DynamoLedger(aws.current.resources.table).get(planned.buildId)).toBeUndefined();
+
+    const published = await canopy([...args, "--json"], bareEnv());
+    expect(published.code, published.stderr).toBe(0);
+    expect(JSON.parse(published.stdout.trim().split("\n")[0]!)).toMatchObject({ buildId: planned.buildId, created: true });
+  });
+
   it("subscribe --sqs: --status FAILED receives only failed builds, --tag only builds with the tag; queue policies are set", { timeout: 120_000 }, async () => {
     const sqs = clients.sqs();
     const queue = async (name: string) => {

@@ -11,28 +11,19 @@ import { keys, parseBuildSpec, prepareDataset, submitBuild, trainGrove } from "@
 import { MemoryQueue } from "@canopy/core/testing";
 import { CHART_LIBRARY_FILES } from "@canopy/report";
 import { clients, DynamoLedger, S3BlobStore } from "@canopy/runtime-aws";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createBuildsTable, useAwsEmulator } from "../aws/harness.ts";
-import { evaluateApp, platformMissing, REPO, removeEvaluations, type Evaluation } from "./harness.ts";
+import { REPO, useEvaluatedApp } from "./harness.ts";
 import { aggregationTriggerEvent, probeFunction, zipEntries, zipRead } from "./lambda-probe.ts";
 import { describeApp } from "./wiring.ts";
 
 const aws = useAwsEmulator({ suffix: "-report-bundle" });
-let app: Evaluation;
-
-beforeAll(async () => {
-  const missing = platformMissing();
-  if (missing) throw new Error(missing);
-  app = await evaluateApp();
-}, 300_000);
-
-afterAll(removeEvaluations);
-
+const evaluated = useEvaluatedApp();
 
 describe("the deployed aggregator and report.html", () => {
   it("has the chart library in its code.zip where the renderer looks, byte for byte", () => {
-    const fn = describeApp(app).functions.aggregator!;
-    const zip = path.join(app.root, ".sst", "artifacts", fn.build.functionID, "code.zip");
+    const fn = describeApp(evaluated.current).functions.aggregator!;
+    const zip = path.join(evaluated.current.root, ".sst", "artifacts", fn.build.functionID, "code.zip");
     const entries = zipEntries(zip);
     for (const file of CHART_LIBRARY_FILES) {
       expect(entries).toContain(`node_modules/${file}`);
@@ -42,13 +33,13 @@ describe("the deployed aggregator and report.html", () => {
     expect(entries).toContain(fn.build.builtHandler.replace(/\.handler$/, ".mjs"));
     const library = CHART_LIBRARY_FILES.reduce((n, f) => n + statSync(path.join(REPO, "node_modules", f)).size, 0);
     console.log(
-      `aggregator: bundle ${(fn.build.bundleBytes / 1024).toFixed(0)} KB (minified ESM), code.zip ${((app.zips[fn.build.functionID] ?? 0) / 1024).toFixed(0)} KB, ` +
+      `aggregator: bundle ${(fn.build.bundleBytes / 1024).toFixed(0)} KB (minified ESM), code.zip ${((evaluated.current.zips[fn.build.functionID] ?? 0) / 1024).toFixed(0)} KB, ` +
         `of which the chart library is ${(library / 1024).toFixed(0)} KB before compression`,
     );
   });
 
   it("run from its code.zip against moto, renders the build's report.html into the bucket", async () => {
-    const described = describeApp(app);
+    const described = describeApp(evaluated.current);
     const fn = described.functions.aggregator!;
     const bucket = described.bucket!.state.bucket!;
     const table = described.table!.state.name!;
@@ -71,7 +62,7 @@ describe("the deployed aggregator and report.html", () => {
     expect(ready).toMatchObject({ status: "TRAINING", remaining: 0 });
 
     const { output } = await probeFunction({
-      codeZip: path.join(app.root, ".sst", "artifacts", fn.build.functionID, "code.zip"),
+      codeZip: path.join(evaluated.current.root, ".sst", "artifacts", fn.build.functionID, "code.zip"),
       handler: fn.build.builtHandler,
       environment: fn.lambda.inputs.environment.variables,
       memoryMb: fn.lambda.inputs.memorySize,

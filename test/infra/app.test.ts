@@ -4,13 +4,13 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { AGGREGATION_TRIGGER_FILTER, encodeGroveTask, type BuildRecord, type GroveTask } from "@canopy/core";
+import { AGGREGATION_TRIGGER_FILTER, type BuildRecord, type GroveTask } from "@canopy/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readSettings } from "../../stacks/settings.ts";
 import { evaluateApp, platformMissing, removeEvaluations, REPO, scratchApp, type Evaluation } from "./harness.ts";
-import { aggregationTriggerEvent, probeFunction } from "./lambda-probe.ts";
+import { aggregationTriggerEvent, groveTaskEvent, probeFunction } from "./lambda-probe.ts";
 import type { AppReport } from "./run-app.ts";
-import { describeApp, sstEnvDeclaration, wiringProblems } from "./wiring.ts";
+import { describeApp, sstEnvDeclaration, statementLine, wiringProblems } from "./wiring.ts";
 
 const TUNED = {
   CANOPY_TRAINER_MEMORY_MB: "3008",
@@ -23,8 +23,12 @@ const TUNED = {
   CANOPY_SWEEP_SCHEDULE: "rate(15 minutes)",
 };
 
+/** Provisioned mode for the trainer's mapping. */
+const PROVISIONED = { CANOPY_TRAINER_MIN_POLLERS: "10", CANOPY_TRAINER_MAX_POLLERS: "100" };
+
 let defaults: Evaluation;
 let tuned: AppReport;
+let provisioned: AppReport;
 let wrongHandler: AppReport;
 const scratch: { remove: () => void }[] = [];
 
@@ -32,14 +36,16 @@ beforeAll(async () => {
   const missing = platformMissing();
   if (missing) throw new Error(missing);
   const tunedApp = scratchApp();
+  const provisionedApp = scratchApp();
   const brokenApp = scratchApp((root) => {
     const file = path.join(root, "stacks", "handlers.ts");
     writeFileSync(file, readFileSync(file, "utf8").replace("src/trainer.handler", "src/trainr.handler"));
   });
-  scratch.push(tunedApp, brokenApp);
-  [defaults, tuned, wrongHandler] = await Promise.all([
+  scratch.push(tunedApp, provisionedApp, brokenApp);
+  [defaults, tuned, provisioned, wrongHandler] = await Promise.all([
     evaluateApp(),
     evaluateApp({ root: tunedApp.root, env: TUNED }),
+    evaluateApp({ root: provisionedApp.root, env: PROVISIONED }),
     evaluateApp({ root: brokenApp.root }),
   ]);
 }, 300_000);
@@ -120,8 +126,60 @@ describe("the SST app with its default settings", () => {
       functions[fn]!.statements.flatMap((s) => [s.Action].flat().map((a) => `${a} ${[s.Resource].flat().join(",")}`));
     expect(functions.trainer!.build.links).toEqual(["CanopyBucket", "CanopyBuilds"]);
     expect(may("trainer").filter((p) => p.startsWith("sns:"))).toEqual([]);
-    expect(may("aggregator")).toContain(`sns:* ${topic!.state.arn}`);
+    expect(may("aggregator")).toContain(`sns:Publish ${topic!.state.arn}`);
     expect(functions.sweeper!.build.links).toEqual(["CanopyBuilds", "CanopyNotifications"]);
+  });
+
+  it("grants each function exactly the actions it uses, on the keys it uses (no wildcard action)", () => {
+    const app = describeApp(defaults);
+    const names: [string, string | undefined][] = [
+      ["bucket", app.bucket!.state.arn],
+      ["table", app.table!.state.arn],
+      ["topic", app.topic!.state.arn],
+      ["groves", app.groves!.state.arn],
+      ["dlq", app.dlq!.state.arn],
+      ["failures", app.failures!.state.arn],
+    ];
+    // ARNs by name (the stream's first: it starts with the table's).
+    const symbolic = (line: string) =>
+      names.reduce((text, [name, arn]) => text.replaceAll(arn!, name), line.replaceAll(app.table!.state.streamArn!, "stream"));
+    const grants = (fn: keyof typeof app.functions) => app.functions[fn]!.statements.map((s) => symbolic(statementLine(s)));
+    const receive = "sqs:ChangeMessageVisibility,sqs:DeleteMessage,sqs:GetQueueAttributes,sqs:GetQueueUrl,sqs:ReceiveMessage";
+    expect(grants("trainer")).toEqual([
+      `${receive} groves`,
+      "s3:GetObject bucket/packs/*.pack",
+      "s3:ListBucket bucket",
+      "s3:PutObject,s3:AbortMultipartUpload bucket/builds/*/groves/*.grove bucket/builds/*/groves/*.error.txt",
+      "dynamodb:GetItem,dynamodb:UpdateItem table",
+    ]);
+    expect(grants("aggregator")).toEqual([
+      "dynamodb:DescribeStream,dynamodb:GetRecords,dynamodb:GetShardIterator,dynamodb:ListStreams stream",
+      "sqs:SendMessage failures",
+      "s3:GetObject bucket/builds/*/groves/*.grove bucket/packs/*.pack bucket/builds/*/spec.json",
+      "s3:ListBucket bucket",
+      "s3:PutObject,s3:AbortMultipartUpload bucket/builds/*/model.canopy bucket/builds/*/report.json bucket/builds/*/report.html",
+      "dynamodb:GetItem,dynamodb:UpdateItem table",
+      "sns:Publish topic",
+    ]);
+    expect(grants("dlq")).toEqual([
+      `${receive} dlq`,
+      "s3:GetObject bucket/builds/*/groves/*.error.txt",
+      "s3:ListBucket bucket",
+      "dynamodb:GetItem,dynamodb:UpdateItem table",
+      "sns:Publish topic",
+    ]);
+    expect(grants("sweeper")).toEqual(["dynamodb:GetItem,dynamodb:Scan,dynamodb:UpdateItem table", "sns:Publish topic"]);
+  });
+
+  it("catches a role granted more than its function's access", () => {
+    const broken = structuredClone(defaults);
+    const role = broken.resources.find((r) => r.name === describeApp(broken).functions.trainer!.role.name)!;
+    const policy = JSON.parse(role.inputs.inlinePolicies[0].policy);
+    policy.Statement.push({ Effect: "Allow", Action: "s3:*", Resource: `${describeApp(broken).bucket!.state.arn}/*` });
+    role.inputs.inlinePolicies[0].policy = JSON.stringify(policy);
+    const problems = wiringProblems(broken, readSettings({}));
+    expect(problems).toContain("trainer may s3:*: a wildcard action");
+    expect(problems.some((p) => p.startsWith("trainer's grants "))).toBe(true);
   });
 
   it("sweeps stalled builds every 5 minutes", () => {
@@ -160,21 +218,7 @@ describe("the deployed functions", () => {
     params: { n_estimators: 10, random_state: 1 },
     queuedAt: 1,
   };
-  const sqsEvent = (queueArn: string, receives: number) => ({
-    Records: [
-      {
-        messageId: "m-1",
-        receiptHandle: "r-1",
-        body: encodeGroveTask(task),
-        attributes: { ApproximateReceiveCount: String(receives), SentTimestamp: "1", SenderId: "probe", ApproximateFirstReceiveTimestamp: "1" },
-        messageAttributes: {},
-        md5OfBody: "",
-        eventSource: "aws:sqs",
-        eventSourceARN: queueArn,
-        awsRegion: "us-east-1",
-      },
-    ],
-  });
+  const sqsEvent = (queueArn: string, receives: number) => groveTaskEvent(task, queueArn, receives);
   const ready: BuildRecord = {
     buildId: task.buildId,
     status: "TRAINING",
@@ -236,6 +280,21 @@ describe("the SST app with tuned settings", () => {
     expect(functions.aggregator!.mappings[0]!.inputs.maximumRetryAttempts).toBe(4);
     expect(rule!.inputs.scheduleExpression).toBe("rate(15 minutes)");
     expect(functions.sweeper!.lambda.inputs.environment.variables.CANOPY_STALL_MINUTES).toBe("45");
+  });
+});
+
+describe("the SST app with provisioned pollers for the trainer", () => {
+  it("gives the trainer's mapping the pollers and no maximum concurrency (Lambda takes one or the other)", () => {
+    expect(wiringProblems(provisioned, readSettings(PROVISIONED))).toEqual([]);
+    const mapping = describeApp(provisioned).functions.trainer!.mappings[0]!.inputs;
+    expect(mapping.provisionedPollerConfig).toEqual({ minimumPollers: 10, maximumPollers: 100 });
+    expect(mapping.scalingConfig).toBeUndefined();
+    expect(describeApp(defaults).functions.trainer!.mappings[0]!.inputs.provisionedPollerConfig).toBeUndefined();
+  });
+
+  it("catches a mapping whose pollers differ from the settings", () => {
+    expect(wiringProblems(defaults, readSettings(PROVISIONED))).toContain("the trainer mapping has a maximum concurrency and provisioned pollers");
+    expect(wiringProblems(provisioned, readSettings({}))).toContain("the trainer mapping is in provisioned mode but no pollers are set");
   });
 });
 

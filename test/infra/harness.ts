@@ -8,6 +8,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { SETTINGS_ENV } from "../../stacks/settings.ts";
+import { afterAll, beforeAll } from "vitest";
 import type { AppReport } from "./run-app.ts";
 
 export const REPO = path.resolve(import.meta.dirname, "../..");
@@ -38,6 +39,26 @@ const scratches: (() => void)[] = [];
 /** Removes the scratch apps evaluateApp made (call from afterAll: test workers may not see a process exit). */
 export function removeEvaluations(): void {
   for (const remove of scratches.splice(0)) remove();
+}
+
+/**
+ * Registers beforeAll/afterAll for one evaluation of the app (default settings) per test file, failing at once when
+ * the platform is missing; read `.current` inside tests.
+ */
+export function useEvaluatedApp(): { readonly current: Evaluation } {
+  let app: Evaluation | undefined;
+  beforeAll(async () => {
+    const missing = platformMissing();
+    if (missing) throw new Error(missing);
+    app = await evaluateApp();
+  }, 300_000);
+  afterAll(removeEvaluations);
+  return {
+    get current() {
+      if (!app) throw new Error("the app was not evaluated (use it inside a test)");
+      return app;
+    },
+  };
 }
 
 /** What evaluateApp returns: the report, and the root whose .sst/artifacts holds the built functions. */

@@ -1,14 +1,15 @@
 /**
  * Runs a built function the way Lambda would — from a copy of its bundle directory outside any node_modules
- * tree (Lambda's /var/task has none), with only the environment the app gives it — against a fake AWS endpoint on 127.0.0.1 that records every request and
- * refuses it. What a handler asks AWS for shows whether it found its resource names through SST's links
- * (resource.enc + SST_KEY) and which resources it reaches.
+ * tree (Lambda's /var/task has none), with only the environment the app gives it — against an endpoint on
+ * 127.0.0.1 that records every request and either refuses it or passes it on to an emulator (moto). What a handler
+ * asks AWS for shows whether it found its resource names through SST's links (resource.enc + SST_KEY), which
+ * resources it reaches, and which IAM actions it needs (`iamRequest`, checked against its role with `allows`).
  */
 import { execFileSync, spawn } from "node:child_process";
-import type { BuildRecord } from "@canopy/core";
+import { encodeGroveTask, type BuildRecord, type GroveTask } from "@canopy/core";
 import { recordToItem } from "@canopy/runtime-aws";
 import { cpSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:http";
+import { createServer, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -18,6 +19,8 @@ export interface ProbeRequest {
   operation: string;
   /** Table name, bucket, topic ARN or queue URL. */
   resource: string;
+  /** S3 object requests: the key. */
+  key?: string;
 }
 
 export interface ProbeOptions {
@@ -25,7 +28,7 @@ export interface ProbeOptions {
   bundleDir?: string;
   /** Or the code.zip SST uploads (bundle and copyFiles): Lambda's /var/task is its contents. */
   codeZip?: string;
-  /** A real endpoint (an emulator) instead of the recording one that refuses everything. */
+  /** An emulator to pass every request on to (still recorded), instead of refusing them all. */
   endpoint?: string;
   /** The handler as Lambda sees it, relative to bundleDir: "path/to/file.export". */
   handler: string;
@@ -58,18 +61,91 @@ function classify(method: string, url: string, headers: Record<string, string | 
       operation: form.get("Action") ?? target.split(".")[1] ?? "",
       resource: String(form.get("TopicArn") ?? json().TopicArn ?? ""),
     };
-  const [, bucket = ""] = new URL(url, "http://probe").pathname.split("/");
-  return { service: "s3", operation: method, resource: decodeURIComponent(bucket) };
+  // Path-style S3 (the SDK's setting for an endpoint URL): /bucket/key?query.
+  const parsed = new URL(url, "http://probe");
+  const [, bucket = "", ...rest] = parsed.pathname.split("/");
+  const key = decodeURIComponent(rest.join("/"));
+  const q = parsed.searchParams;
+  const operation = key
+    ? ({
+        GET: "GetObject",
+        HEAD: "HeadObject",
+        PUT: q.has("uploadId") ? "UploadPart" : headers["x-amz-copy-source"] ? "CopyObject" : "PutObject",
+        POST: q.has("uploads") ? "CreateMultipartUpload" : q.has("uploadId") ? "CompleteMultipartUpload" : "PostObject",
+        DELETE: q.has("uploadId") ? "AbortMultipartUpload" : "DeleteObject",
+      }[method] ?? method)
+    : ({ GET: q.get("list-type") === "2" ? "ListObjectsV2" : "ListObjects", HEAD: "HeadBucket", POST: q.has("delete") ? "DeleteObjects" : "PostBucket" }[method] ?? method);
+  return { service: "s3", operation, resource: decodeURIComponent(bucket), ...(key ? { key } : {}) };
+}
+
+/** The IAM action a request needs (S3's per its authorisation rules) and the ARN it is on, in the mocked account. */
+export function iamRequest(r: ProbeRequest, account: string, region: string): { action: string; arn: string } {
+  switch (r.service) {
+    case "dynamodb":
+      return { action: `dynamodb:${r.operation}`, arn: `arn:aws:dynamodb:${region}:${account}:table/${r.resource}` };
+    case "sns":
+      return { action: `sns:${r.operation}`, arn: r.resource };
+    case "sqs":
+      return { action: `sqs:${r.operation}`, arn: `arn:aws:sqs:${region}:${account}:${r.resource.split("/").at(-1)}` };
+    case "s3": {
+      const actions: Record<string, string> = {
+        GetObject: "s3:GetObject",
+        HeadObject: "s3:GetObject",
+        PutObject: "s3:PutObject",
+        CreateMultipartUpload: "s3:PutObject",
+        UploadPart: "s3:PutObject",
+        CompleteMultipartUpload: "s3:PutObject",
+        AbortMultipartUpload: "s3:AbortMultipartUpload",
+        ListObjects: "s3:ListBucket",
+        ListObjectsV2: "s3:ListBucket",
+        HeadBucket: "s3:ListBucket",
+        DeleteObject: "s3:DeleteObject",
+      };
+      return { action: actions[r.operation] ?? `s3:${r.operation}`, arn: `arn:aws:s3:::${r.resource}${r.key !== undefined ? `/${r.key}` : ""}` };
+    }
+    default:
+      return { action: r.operation, arn: r.resource };
+  }
+}
+
+/** IAM's wildcard match: `*` is any run of characters, `?` any one. */
+function wildcard(pattern: string, value: string): boolean {
+  const source = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*").replaceAll("?", ".");
+  return new RegExp(`^${source}$`).test(value);
+}
+
+/** Whether a role's statements (no conditions used here) allow `action` on `arn`: an Allow matches, no Deny does. */
+export function allows(statements: { Effect: string; Action: string | string[]; Resource: string | string[] }[], action: string, arn: string): boolean {
+  const matching = statements.filter((s) => [s.Action].flat().some((a) => wildcard(a, action)) && [s.Resource].flat().some((p) => wildcard(p, arn)));
+  return matching.some((s) => s.Effect === "Allow") && !matching.some((s) => s.Effect === "Deny");
 }
 
 export async function probeFunction(options: ProbeOptions): Promise<{ requests: ProbeRequest[]; output: string }> {
   const requests: ProbeRequest[] = [];
   const server = createServer((req, res) => {
-    let body = "";
-    req.on("data", (d) => (body += d));
+    const chunks: Buffer[] = [];
+    req.on("data", (d: Buffer) => chunks.push(d));
     req.on("end", () => {
-      const request = classify(req.method ?? "GET", req.url ?? "/", req.headers, body);
+      const body = Buffer.concat(chunks);
+      const request = classify(req.method ?? "GET", req.url ?? "/", req.headers, body.toString("utf8"));
       requests.push(request);
+      if (options.endpoint) {
+        // Passed on as it came (moto does not check signatures), the answer relayed as it comes back.
+        const target = new URL(options.endpoint);
+        const forward = httpRequest(
+          { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
+          (answer) => {
+            res.writeHead(answer.statusCode ?? 500, answer.headers);
+            answer.pipe(res);
+          },
+        );
+        forward.on("error", (err) => {
+          res.writeHead(502);
+          res.end(String(err));
+        });
+        forward.end(body);
+        return;
+      }
       // Non-retryable answers, so the SDK gives up at once: S3 has nothing, everything else is refused.
       if (request.service === "s3") {
         res.writeHead(404, { "content-type": "application/xml" });
@@ -81,7 +157,7 @@ export async function probeFunction(options: ProbeOptions): Promise<{ requests: 
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const endpoint = options.endpoint ?? `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   const taskRoot = mkdtempSync(path.join(tmpdir(), "canopy-task-"));
   if (options.codeZip) unzip(options.codeZip, taskRoot);
@@ -143,6 +219,25 @@ export function zipRead(zip: string, name: string): Buffer {
 
 function unzip(zip: string, dir: string): void {
   execFileSync("python3", ["-c", "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])", zip, dir]);
+}
+
+/** The SQS event Lambda hands a queue's consumer for one grove task, delivered for the `receives`-th time. */
+export function groveTaskEvent(task: GroveTask, queueArn: string, receives: number, messageId = "m-1") {
+  return {
+    Records: [
+      {
+        messageId,
+        receiptHandle: "r-1",
+        body: encodeGroveTask(task),
+        attributes: { ApproximateReceiveCount: String(receives), SentTimestamp: "1", SenderId: "probe", ApproximateFirstReceiveTimestamp: "1" },
+        messageAttributes: {},
+        md5OfBody: "",
+        eventSource: "aws:sqs",
+        eventSourceARN: queueArn,
+        awsRegion: "us-east-1",
+      },
+    ],
+  };
 }
 
 /** The stream event Lambda hands the aggregator when `ready` (remaining 0) was written over `before`. */

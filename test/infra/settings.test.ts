@@ -42,6 +42,25 @@ describe("readSettings", () => {
     expect(() => readSettings({ [name]: value })).toThrow(message);
   });
 
+  it("turns on provisioned pollers for the trainer when either bound is set, Lambda's defaults filling the other", () => {
+    expect(readSettings({}).trainer.provisionedPollers).toBeUndefined();
+    expect(readSettings({ CANOPY_TRAINER_MIN_POLLERS: "10" }).trainer.provisionedPollers).toEqual({ minimum: 10, maximum: 200 });
+    expect(readSettings({ CANOPY_TRAINER_MAX_POLLERS: "50" }).trainer.provisionedPollers).toEqual({ minimum: 2, maximum: 50 });
+    expect(readSettings({ CANOPY_TRAINER_MIN_POLLERS: "5", CANOPY_TRAINER_MAX_POLLERS: "2000", CANOPY_TRAINER_MAX_CONCURRENCY: " " }).trainer.provisionedPollers).toEqual({
+      minimum: 5,
+      maximum: 2000,
+    });
+  });
+
+  it.each([
+    [{ CANOPY_TRAINER_MIN_POLLERS: "1" }, 'CANOPY_TRAINER_MIN_POLLERS must be an integer from 2 to 200; got "1"'],
+    [{ CANOPY_TRAINER_MAX_POLLERS: "2001" }, 'CANOPY_TRAINER_MAX_POLLERS must be an integer from 2 to 2000; got "2001"'],
+    [{ CANOPY_TRAINER_MIN_POLLERS: "20", CANOPY_TRAINER_MAX_POLLERS: "10" }, "CANOPY_TRAINER_MIN_POLLERS (20) must not exceed CANOPY_TRAINER_MAX_POLLERS (10)"],
+    [{ CANOPY_TRAINER_MIN_POLLERS: "10", CANOPY_TRAINER_MAX_CONCURRENCY: "50" }, "CANOPY_TRAINER_MAX_CONCURRENCY cannot be set with CANOPY_TRAINER_MIN_POLLERS/_MAX_POLLERS"],
+  ])("rejects pollers %j in one line", (env, message) => {
+    expect(() => readSettings(env)).toThrow(message);
+  });
+
   it("rejects a schedule EventBridge would not accept", () => {
     expect(() => readSettings({ CANOPY_SWEEP_SCHEDULE: "every 5 minutes" })).toThrow(
       'CANOPY_SWEEP_SCHEDULE must be an EventBridge rate(...) or cron(...) expression; got "every 5 minutes"',

@@ -4,6 +4,7 @@
  */
 import { AGGREGATION_TRIGGER_FILTER } from "@canopy/core";
 import { RESOURCE_LINKS } from "@canopy/runtime-aws";
+import { functionGrants, type FunctionName } from "@canopy/runtime-aws/access";
 import { HANDLERS, type HandlerName } from "../../stacks/handlers.ts";
 import { VISIBILITY_FACTOR, type AppSettings } from "../../stacks/settings.ts";
 import type { AppReport, RecordedBuild, RecordedResource } from "./run-app.ts";
@@ -51,6 +52,8 @@ export function describeApp(report: AppReport) {
   return {
     bucket: find("aws:s3/bucket:Bucket", "CanopyBucketBucket"),
     publicAccessBlock: find("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "CanopyBucketPublicAccessBlock"),
+    bucketPolicy: find("aws:s3/bucketPolicy:BucketPolicy", "CanopyBucketPolicy"),
+    lifecycle: find("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "CanopyBucketLifecycle"),
     table: find("aws:dynamodb/table:Table", "CanopyBuildsTable"),
     groves: find("aws:sqs/queue:Queue", "CanopyGrovesQueue"),
     dlq: find("aws:sqs/queue:Queue", "CanopyGrovesDlqQueue"),
@@ -97,11 +100,28 @@ export function wiringProblems(report: AppReport, settings: AppSettings): string
   check(out.table === table.state.name, `output table ${out.table} is not the builds table`);
   check(out.topic === topic.state.arn, `output topic ${out.topic} is not the topic's ARN`);
 
-  // Bucket: private.
+  // Bucket: private, HTTPS only, abandoned multipart uploads aborted.
   const pab = app.publicAccessBlock?.inputs ?? {};
   check(
     pab.blockPublicAcls && pab.blockPublicPolicy && pab.ignorePublicAcls && pab.restrictPublicBuckets,
     "the bucket does not block all public access",
+  );
+  const bucketPolicy = JSON.parse(app.bucketPolicy?.inputs.policy ?? "{}") as { Statement?: (Statement & { Condition?: unknown })[] };
+  check(
+    (bucketPolicy.Statement ?? []).some(
+      (s) =>
+        s.Effect === "Deny" &&
+        list(s.Action).includes("s3:*") &&
+        list(s.Resource).includes(bucket.state.arn!) &&
+        list(s.Resource).includes(`${bucket.state.arn}/*`) &&
+        JSON.stringify(s.Condition) === JSON.stringify({ Bool: { "aws:SecureTransport": "false" } }),
+    ),
+    "the bucket's policy does not refuse requests without HTTPS",
+  );
+  const rules = (app.lifecycle?.inputs.rules ?? []) as { status: string; filter?: object; abortIncompleteMultipartUpload?: { daysAfterInitiation: number } }[];
+  check(
+    rules.some((r) => r.status === "Enabled" && JSON.stringify(r.filter) === "{}" && (r.abortIncompleteMultipartUpload?.daysAfterInitiation ?? 0) >= 1),
+    "the bucket has no enabled rule aborting incomplete multipart uploads",
   );
 
   // Builds table: buildId hash key, stream with both images.
@@ -150,11 +170,23 @@ export function wiringProblems(report: AppReport, settings: AppSettings): string
     (tm.functionResponseTypes ?? []).includes("ReportBatchItemFailures"),
     "trainer mapping does not take partial batch responses",
   );
-  const cap = tm.scalingConfig?.maximumConcurrency;
-  check(
-    cap === settings.trainer.maxConcurrency && cap <= 1000,
-    `trainer maximum concurrency ${cap}, expected ${settings.trainer.maxConcurrency} (≤ 1,000)`,
-  );
+  const pollers = settings.trainer.provisionedPollers;
+  if (pollers) {
+    // Lambda refuses a maximum concurrency in provisioned mode.
+    check(tm.scalingConfig === undefined, "the trainer mapping has a maximum concurrency and provisioned pollers");
+    const config = tm.provisionedPollerConfig ?? {};
+    check(
+      config.minimumPollers === pollers.minimum && config.maximumPollers === pollers.maximum && pollers.minimum >= 2 && pollers.maximum <= 2000,
+      `trainer pollers ${JSON.stringify(config)}, expected ${pollers.minimum}..${pollers.maximum}`,
+    );
+  } else {
+    const cap = tm.scalingConfig?.maximumConcurrency;
+    check(
+      cap === settings.trainer.maxConcurrency && cap <= 1000,
+      `trainer maximum concurrency ${cap}, expected ${settings.trainer.maxConcurrency} (≤ 1,000)`,
+    );
+    check(tm.provisionedPollerConfig === undefined, "the trainer mapping is in provisioned mode but no pollers are set");
+  }
   check(trainer.lambda.inputs.memorySize === settings.trainer.memoryMb, `trainer memory ${trainer.lambda.inputs.memorySize} MB`);
   check(trainerTimeout === settings.trainer.timeoutSeconds, `trainer timeout ${trainerTimeout} s`);
 
@@ -224,9 +256,20 @@ export function wiringProblems(report: AppReport, settings: AppSettings): string
       `${key} links ${fn.build.links.join(", ")}; expected ${expected.join(", ")}`,
     );
     const allowed = new Set([...expected.flatMap((l) => linkArns[l] ?? []), ...sources[key]]);
+    // Keys under a linked bucket (`<bucket ARN>/packs/*.pack`) are within it.
+    const within = (resource: string) => allowed.has(resource) || [...allowed].some((a) => a.endsWith("/*") && resource.startsWith(a.slice(0, -1)));
     for (const s of fn.statements)
       for (const resource of list(s.Resource))
-        check(allowed.has(resource), `${key} may ${list(s.Action).join(",")} on ${resource}, which it does not use`);
+        check(within(resource), `${key} may ${list(s.Action).join(",")} on ${resource}, which it does not use`);
+    for (const s of fn.statements)
+      for (const action of list(s.Action)) check(!action.includes("*"), `${key} may ${action}: a wildcard action`);
+    // Beyond its event source, a function's role holds exactly its grants in runtime-aws's FUNCTION_ACCESS.
+    const own = fn.statements.filter((s) => !list(s.Resource).some((r) => sources[key].includes(r)));
+    const expectedGrants = grantStatements(key, { bucket: bucket.state.arn!, table: table.state.arn!, topic: topic.state.arn! });
+    check(
+      JSON.stringify(own.map(statementLine)) === JSON.stringify(expectedGrants),
+      `${key}'s grants ${JSON.stringify(own.map(statementLine))} are not FUNCTION_ACCESS's ${JSON.stringify(expectedGrants)}`,
+    );
     const trust = JSON.parse(fn.role.inputs.assumeRolePolicy ?? "{}");
     check(
       JSON.stringify(trust.Statement?.map((s: { Principal: unknown }) => s.Principal)) ===
@@ -250,6 +293,22 @@ export function wiringProblems(report: AppReport, settings: AppSettings): string
     check(app.functions[key]!.build.entry === expected, `${key} bundled from ${app.functions[key]!.build.entry}, expected ${expected}`);
   }
   return problems;
+}
+
+/** A statement as one line: `action,action resource resource`. */
+export function statementLine(s: Statement): string {
+  return `${list(s.Action).join(",")} ${list(s.Resource).join(" ")}`;
+}
+
+/** What runtime-aws's functionGrants says a function's role holds, as statement lines, on the given ARNs. */
+export function grantStatements(name: FunctionName, arns: { bucket: string; table: string; topic: string }): string[] {
+  return functionGrants(name).map((g) =>
+    statementLine({
+      Effect: "Allow",
+      Action: g.actions,
+      Resource: g.on.map((t) => ("bucket" in t ? (t.bucket === "" ? arns.bucket : `${arns.bucket}/${t.bucket}`) : "table" in t ? arns.table : arns.topic)),
+    }),
+  );
 }
 
 /** The `declare module "sst"` block `sst dev` writes into sst-env.d.ts for these links (pkg/types/typescript). */

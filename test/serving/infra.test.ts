@@ -47,8 +47,15 @@ describe("the predict function in the SST app", () => {
     const bucket = defaults.resources.find((r) => r.type === "aws:s3/bucket:Bucket" && r.name === "CanopyBucketBucket")!;
     const table = defaults.resources.find((r) => r.type === "aws:dynamodb/table:Table" && r.name === "CanopyBuildsTable")!;
     const resources = statements.flatMap((s) => [s.Resource].flat());
-    for (const r of resources) expect([bucket.state.arn, `${bucket.state.arn}/*`, table.state.arn, `${table.state.arn}/*`]).toContain(r);
+    // The bucket, keys in it, the table: nothing else.
+    for (const r of resources) expect(r === bucket.state.arn || r.startsWith(`${bucket.state.arn}/`) || [table.state.arn, `${table.state.arn}/*`].includes(r), r).toBe(true);
     expect(statements.flatMap((s) => [s.Action].flat()).some((a) => a.startsWith("sns:") || a.startsWith("sqs:"))).toBe(false);
+    // Reads models and aliases, exactly: GetObject on models, ListBucket (an unknown model is a 404), GetItem.
+    expect(statements.map((s) => `${[s.Action].flat().join(",")} ${[s.Resource].flat().join(" ")}`)).toEqual([
+      `s3:GetObject ${bucket.state.arn}/builds/*/model.canopy`,
+      `s3:ListBucket ${bucket.state.arn}`,
+      `dynamodb:GetItem ${table.state.arn}`,
+    ]);
     expect(lambda.inputs).toMatchObject({ memorySize: 1769, timeout: 30 });
     expect(lambda.inputs.environment.variables).toMatchObject({
       CANOPY_DEFAULT_ALIAS: "production",

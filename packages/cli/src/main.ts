@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { parseHttpUrl, parseWorkers } from "./args.ts";
 import { addDevCommand } from "./commands/dev.ts";
+import { addEstimateCommand } from "./commands/estimate.ts";
 import { addPublishCommand } from "./commands/publish.ts";
 import { addReportCommand } from "./commands/report.ts";
 import { addStatusCommand } from "./commands/status.ts";
@@ -118,6 +119,7 @@ export function program(): Command {
 
   addDevCommand(canopy);
   addPublishCommand(canopy);
+  addEstimateCommand(canopy);
   addStatusCommand(canopy);
   addSubscribeCommand(canopy);
   addWatchCommand(canopy);

@@ -13,6 +13,8 @@ export type CostedGrove = GroveStats & { grove: number };
  *   (aws.amazon.com/dynamodb/pricing/on-demand; halved in November 2024 from $1.25 / $0.25).
  * - S3 Standard: $0.005 per 1,000 PUTs, $0.0004 per 1,000 GETs (aws.amazon.com/s3/pricing).
  * - SNS standard topics: $0.50 per million publishes (aws.amazon.com/sns/pricing).
+ * - Lambda provisioned mode for an SQS event source mapping: $0.00925 per event poller unit (EPU) hour, one EPU per
+ *   poller (aws.amazon.com/lambda/pricing, "Provisioned Mode for SQS ESM"; see the README's "Burst start").
  * Pass your own to price another region, architecture or a later price list.
  */
 export interface Prices {
@@ -24,6 +26,8 @@ export interface Prices {
   s3Put: number;
   s3Get: number;
   snsPublish: number;
+  /** One provisioned event poller of an SQS mapping for an hour (an EPU-hour). */
+  eventPollerHour: number;
 }
 
 export const DEFAULT_PRICES: Prices = {
@@ -35,6 +39,7 @@ export const DEFAULT_PRICES: Prices = {
   s3Put: 0.005 / 1e3,
   s3Get: 0.0004 / 1e3,
   snsPublish: 0.5 / 1e6,
+  eventPollerHour: 0.00925,
 };
 
 /** Where one grove's time went, in seconds, and what its share of the trainer invocation is billed. */

@@ -12,7 +12,7 @@ export {
   TransientError,
   type ErrorPolicy,
 } from "./errors.ts";
-export { CONTENT_TYPES, isBuildId, keys } from "./keys.ts";
+export { CONTENT_TYPES, isBuildId, KEY_PATTERNS, keys, type KeyKind } from "./keys.ts";
 export {
   AGGREGATION_TRIGGER_FILTER,
   buildNotFound,
@@ -70,6 +70,22 @@ export {
   type Prices,
   type RequestCounts,
 } from "./cost.ts";
+export {
+  AWS_ASSUMPTIONS,
+  cpuSlowdown,
+  estimateFanout,
+  FULL_VCPU_MB,
+  groveSizeCandidates,
+  HOURS_PER_MONTH,
+  SQS_SEND_IN_FLIGHT,
+  suggestGroveSize,
+  type FanoutAssumptions,
+  type FanoutEstimate,
+  type FanoutInput,
+  type GroveSizeSuggestion,
+  type MappingScaling,
+  type WorkProfile,
+} from "./estimate.ts";
 export { isStalled, lastProgressAt, stalledReason, sweepStalledBuilds } from "./sweep.ts";
 export { sleep } from "./sleep.ts";
 export { lastGroveError, recordGroveError } from "./grove-error.ts";

@@ -44,6 +44,23 @@ export const keys = {
   },
 };
 
+/**
+ * Each kind of key as an IAM resource pattern (`*` matches any run of characters, `/` included, as in a policy's
+ * Resource), so a function is granted S3 access by the same layout its keys are made from. keys.test.ts checks
+ * that every key matches its own pattern and no other.
+ */
+export const KEY_PATTERNS = {
+  pack: "packs/*.pack",
+  spec: "builds/*/spec.json",
+  grove: "builds/*/groves/*.grove",
+  groveError: "builds/*/groves/*.error.txt",
+  model: "builds/*/model.canopy",
+  report: "builds/*/report.json",
+  reportHtml: "builds/*/report.html",
+} as const satisfies Record<keyof typeof keys, string>;
+
+export type KeyKind = keyof typeof KEY_PATTERNS;
+
 export const CONTENT_TYPES = {
   pack: "application/vnd.canopy.pack",
   grove: "application/vnd.canopy.forest",

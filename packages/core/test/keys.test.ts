@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { TaskError } from "../src/errors.ts";
-import { keys } from "../src/keys.ts";
+import { KEY_PATTERNS, keys } from "../src/keys.ts";
 
 describe("blob keys", () => {
   const id = "b-00ff00ff00ff00ff";
@@ -19,5 +19,30 @@ describe("blob keys", () => {
     expect(() => keys.pack("abc")).toThrow(TaskError);
     expect(() => keys.grove(id, 100_000)).toThrow(TaskError);
     expect(() => keys.grove(id, 1.5)).toThrow(TaskError);
+  });
+});
+
+describe("key patterns (what IAM grants are scoped to)", () => {
+  const id = "b-00ff00ff00ff00ff";
+  // IAM's Resource wildcard: `*` matches any run of characters, `/` included.
+  const matches = (pattern: string, key: string) =>
+    new RegExp(`^${pattern.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`).test(key);
+  const examples: Record<keyof typeof KEY_PATTERNS, string[]> = {
+    pack: [keys.pack("f".repeat(64)), keys.pack("0".repeat(64))],
+    spec: [keys.spec(id)],
+    grove: [keys.grove(id, 0), keys.grove(id, 99_999)],
+    groveError: [keys.groveError(id, 0), keys.groveError(id, 12)],
+    model: [keys.model(id)],
+    report: [keys.report(id)],
+    reportHtml: [keys.reportHtml(id)],
+  };
+
+  it("has a pattern for every kind of key", () => {
+    expect(Object.keys(KEY_PATTERNS).sort()).toEqual(Object.keys(keys).sort());
+  });
+
+  it.each(Object.keys(examples) as (keyof typeof KEY_PATTERNS)[])("%s keys match their pattern and no other", (kind) => {
+    for (const key of examples[kind])
+      for (const [other, pattern] of Object.entries(KEY_PATTERNS)) expect(matches(pattern, key), `${key} against ${other}'s ${pattern}`).toBe(other === kind);
   });
 });

@@ -28,6 +28,10 @@ export const SETTINGS_ENV = {
   // The seed pipelines throttled at 1,000; a lower default leaves most of the account's default regional
   // concurrency (1,000, shared by every function) to everything else while still training 1,000 trees at once.
   CANOPY_TRAINER_MAX_CONCURRENCY: { default: 100, min: 2, max: 1_000 },
+  // Provisioned mode of the trainer's SQS mapping, off unless one of the two is set (Lambda's ranges for SQS; its
+  // defaults, 2 and 200, fill in the other): event pollers kept ready, and the most it scales to (10 invocations each).
+  CANOPY_TRAINER_MIN_POLLERS: { default: 2, min: 2, max: 200 },
+  CANOPY_TRAINER_MAX_POLLERS: { default: 200, min: 2, max: 2_000 },
   CANOPY_MAX_RECEIVES: { default: 3, min: 1, max: 1_000 },
   CANOPY_AGGREGATOR_MEMORY_MB: { default: 3008, min: 128, max: 10_240 },
   CANOPY_AGGREGATOR_TIMEOUT_SECONDS: { default: 300, min: 1, max: 900 },
@@ -63,6 +67,11 @@ function quantitySetting(env: Env, name: string, rule: QuantityRule): number {
   if (!Number.isFinite(value) || value <= rule.above) throw new AwsSetupError(`${name} must be a number of ${rule.unit} > ${rule.above}; got "${text}"`);
   if (value > rule.max) throw new AwsSetupError(`${name} must be at most ${rule.max} ${rule.unit}; got "${text}"`);
   return value;
+}
+
+/** Whether a setting is given (not unset, not blank). */
+export function isSettingSet(env: Env, name: SettingName): boolean {
+  return raw(env, name) !== undefined;
 }
 
 /** One of the app's settings, by its rule in SETTINGS_ENV. */

@@ -3,13 +3,16 @@ import type { BuildHandle } from "@canopy/core";
 import type { AwsRuntime } from "@canopy/runtime-aws";
 import { addAwsOptions, type AwsTargetOptions } from "../aws-target.ts";
 import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
+import { addEstimateOptions, estimateSettings, type EstimateFlags } from "../estimate-options.ts";
 import { addSpecOptions } from "../spec-options.ts";
 import type { SpecFlags } from "../spec.ts";
+import type { BuildSpec } from "@canopy/core";
 
-export interface PublishOptions extends SpecFlags, AwsTargetOptions {
+export interface PublishOptions extends SpecFlags, AwsTargetOptions, EstimateFlags {
   wait?: boolean;
   json?: boolean;
   extend?: string;
+  dryRun?: boolean;
 }
 
 /** Adds `canopy publish` (also `npm run publish -- ...`). The SDK and the engine load only when it runs. */
@@ -23,14 +26,17 @@ export function addPublishCommand(canopy: Command): Command {
         "the trainer functions. Prints the build id. An s3:// CSV is downloaded and prepared here the same way. " +
         "Resources come from the flags, the CANOPY_* variables, or the SST app's links (run it as " +
         "`npx sst shell --stage <name> -- npm run publish -- ...`). With --wait, shows canopy train's progress from the " +
-        "ledger and prints the result; exit 0 when the build completes, 1 when it fails. --extend <build-id> --trees N " +
+        "ledger and prints the result; exit 0 when the build completes, 1 when it fails. With --dry-run, prints the build " +
+        "id and canopy estimate's time and cost instead, and uploads and queues nothing. --extend <build-id> --trees N " +
         "gives a finished build more trees instead: only the new trees are trained, into the model a fresh N-tree build would give.",
     )
     .argument("[data]", "a CSV, .csv.gz or Parquet file, or s3://bucket/key of one (not with --extend)");
   addSpecOptions(command)
     .option("--extend <build-id>", "more trees for a finished build: with --trees N, trains only the new trees (same options and seed)")
     .option("--wait", "wait for the build: progress, then metrics, timings and cost (exit 1 if it fails)")
-    .option("--json", "print JSON lines on stdout: the submission, and with --wait the final status");
+    .option("--json", "print JSON lines on stdout: the submission, and with --wait the final status")
+    .option("--dry-run", "estimate the build's time and cost (canopy estimate) without uploading or queueing anything");
+  addEstimateOptions(command);
   addAwsOptions(command, ["bucket", "table", "queueUrl"]);
   return command.action(async (data: string | undefined, options: PublishOptions) => {
     if (options.extend !== undefined) return publishExtension(data, { ...options, extend: options.extend });
@@ -59,6 +65,11 @@ export async function publish(data: string, options: PublishOptions, io: Publish
         `use --grove-size ${Math.ceil(spec.n_estimators / aws.DYNAMO_MAX_GROVES)} or more`,
     );
   if (!aws.parseS3Url(data)) await (await import("../fs.ts")).checkDataFile(data);
+  if (options.dryRun) {
+    if (options.wait) throw new UsageError("--wait waits for a build; --dry-run starts none");
+    const stderr = io.stderr ?? process.stderr;
+    return dryRun(data, spec, options, { stdout: io.stdout ?? process.stdout, note: (text: string) => stderr.write(`canopy: ${text}\n`) });
+  }
 
   await submitOnAws(options, io, async (runtime, note) => {
     // Streamed from the file or the s3:// object: CSV, .csv.gz or Parquet, by content. Rules the data decides (an
@@ -127,6 +138,32 @@ async function submitOnAws(
   } finally {
     await runtime.close();
     target.close();
+  }
+}
+
+/** --dry-run: the build id it would be, and the estimate; nothing leaves this machine but an s3:// data read. */
+async function dryRun(data: string, spec: BuildSpec, options: PublishOptions, io: { stdout: NodeJS.WritableStream; note: (text: string) => void }): Promise<void> {
+  const settings = estimateSettings(options);
+  const aws = await import("@canopy/runtime-aws");
+  const ingest = await import("@canopy/core/ingest");
+  const { emulatorEnv } = await import("../aws-target.ts");
+  const s3 = aws.parseS3Url(data);
+  const restore = s3 && options.endpoint ? emulatorEnv(options.endpoint.replace(/\/$/, "")) : () => {};
+  try {
+    const table = await ingest.openTable(s3 ? await aws.s3ByteSource(data, s3) : ingest.fileSource(data));
+    const { runEstimate } = await import("../estimate.ts");
+    const { shown } = await import("../fs.ts");
+    const { result, text, json } = await runEstimate(spec, table, s3 ? data : shown(data), settings, io.note);
+    const { buildId } = result.measurement;
+    const groves = (await import("@canopy/core")).groveCount(spec.n_estimators, spec.grove_size);
+    if (options.json) io.stdout.write(`${JSON.stringify({ dryRun: true, buildId, groves, trees: spec.n_estimators, estimate: json })}\n`);
+    else {
+      io.note(`dry run: build ${buildId} (${groves} grove task(s), ${spec.n_estimators} trees) was not submitted; nothing uploaded or queued`);
+      io.stdout.write(`${text}\n`);
+    }
+  } finally {
+    restore();
+    aws.resetClients();
   }
 }
 
