@@ -1,4 +1,4 @@
-import { parseBuildSpec, SpecError, type BuildSpec } from "@canopy/core";
+import { parseBuildSpec, SpecError, type BuildSpec, type DataNote } from "@canopy/core";
 import { UsageError } from "./errors.ts";
 
 /** `canopy train` options that make up the build spec (commander's camelCase names). */
@@ -96,4 +96,12 @@ export function buildSpec(dataset: string, flags: SpecFlags): BuildSpec {
   } catch (err) {
     throw err instanceof SpecError ? specUsageError(err) : err;
   }
+}
+
+/** What the data made of the spec (core's data notes), one line each: a warning about an option names its flag. */
+export function noteLines(notes: readonly DataNote[]): string[] {
+  return notes.map((n) => {
+    const flag = n.path !== undefined ? `${FLAG_FOR_FIELD[n.path] ?? n.path}: ` : "";
+    return n.level === "warning" ? `warning: ${flag}${n.message}` : `${flag}${n.message}`;
+  });
 }

@@ -34,6 +34,7 @@ export { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifie
 export { canonicalJson, groveCount, MAX_TREES, parseBuildSpec, toFitParams, type BuildSpec, type ColumnOverrides } from "./spec.ts";
 export { csvTable, csvRows, type TableSource, type RowSink } from "./table-source.ts";
 export { buildIdFor, planBuild, planGroves, splitRows, type BuildPlan, type GrovePlan, type PackSummary, type RowSplit } from "./plan.ts";
+export { optionWarnings, QUANTITY_CLASSES, taskNote, type DataNote } from "./data-notes.ts";
 export { decodeGroveTask, encodeGroveTask, GROVE_TASK_VERSION, type GroveTask } from "./task.ts";
 export { PackCache, verifiedPack } from "./pack-cache.ts";
 export { failGroveTask, trainGrove, type GroveDelivery, type GroveResult, type TrainGrovePorts } from "./train-grove.ts";

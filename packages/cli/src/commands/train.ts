@@ -7,7 +7,7 @@ import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
 import { checkDataFile, checkOutDir, shown } from "../fs.ts";
 import { progressPrinter, watchBuild } from "../progress.ts";
 import { summary } from "../render.ts";
-import { buildSpec, FLAG_FOR_FIELD, specUsageError, type SpecFlags } from "../spec.ts";
+import { buildSpec, FLAG_FOR_FIELD, noteLines, specUsageError, type SpecFlags } from "../spec.ts";
 
 export interface TrainOptions extends SpecFlags {
   workers?: number;
@@ -67,6 +67,7 @@ export async function train(data: string | undefined, raw: Record<string, unknow
   let end: BuildEnd | undefined;
   try {
     handle = await runtime.submit(options.resume !== undefined ? { resume: options.resume } : { spec: spec!, data: data! });
+    for (const line of noteLines(handle.dataset?.notes ?? [])) printer.note(line);
     end = await watchBuild(runtime, handle.buildId, printer);
   } catch (err) {
     if (interrupted || err instanceof InterruptedError) {
