@@ -31,7 +31,7 @@ describe("canopy on iris (string labels)", () => {
     expect(trainRun.stdout).toContain(report.buildId);
     // Not a TTY: plain progress lines on stderr, one per grove.
     expect(trainRun.stderr.match(/groves \d+\/4 landed/g)).toHaveLength(4);
-    expect((await readdir(join(dir, "out"))).sort()).toEqual(["groves", "model.canopy", "report.html", "report.json", "spec.json"]);
+    expect((await readdir(join(dir, "out"))).sort()).toEqual([".canopy-export.json", "groves", "model.canopy", "report.html", "report.json", "spec.json"]);
     expect((await readdir(join(dir, "out", "groves"))).sort()).toEqual(["00000.grove", "00001.grove", "00002.grove", "00003.grove"]);
     expect(report.model.trees).toBe(20);
     // The printed accuracy is the report's.
