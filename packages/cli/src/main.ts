@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
-import { parseHttpUrl, parseWorkers } from "./args.ts";
+import { parseHttpUrl, parseTrainerThreads, parseWorkers } from "./args.ts";
 import { addDevCommand } from "./commands/dev.ts";
 import { addPublishCommand } from "./commands/publish.ts";
 import { addReportCommand } from "./commands/report.ts";
@@ -10,7 +10,7 @@ import { addWatchCommand } from "./commands/watch.ts";
 import { addModelsCommand } from "./commands/models.ts";
 import { addPromoteCommand } from "./commands/promote.ts";
 import { addServeCommand } from "./commands/serve.ts";
-import { EXIT_OK, EXIT_USAGE, exitCodeFor, InterruptedExit, oneLine, UsageError } from "./errors.ts";
+import { EXIT_OK, EXIT_USAGE, exitCodeFor, InterruptedExit, oneLine, systemError, UsageError } from "./errors.ts";
 import { addSpecOptions } from "./spec-options.ts";
 
 const DEFAULT_ROOT = ".canopy";
@@ -51,10 +51,10 @@ export function program(): Command {
     .argument("[data.csv]", "training data (not needed with --resume)");
   // The spec options are shared with canopy publish; train adds how and where this machine runs the build.
   addSpecOptions(train)
-    .option("--workers <w>", "trainer threads (default: number of CPU cores)", parseWorkers)
+    .option("--workers <w>", "trainer threads (default: number of CPU cores; at most 4 per core)", parseTrainerThreads)
     .option("--out <dir>", "also put model.canopy, report.json and the groves in this directory (new, empty, or an earlier export, which is replaced)")
     .addOption(rootOption())
-    .option("--notify-url <url>", "POST the build notification as JSON to this URL")
+    .option("--notify-url <url>", "POST the build notification as JSON to this http:// or https:// URL", parseHttpUrl)
     .option("--resume <build-id>", "finish an interrupted build: only the groves that had not landed are trained")
     .option("--json", "print only the final report, as JSON, on stdout")
     .action(async (data: string | undefined, options: Record<string, unknown>, command: Command) => {
@@ -131,7 +131,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     await canopy.parseAsync(argv, { from: "user" });
     return EXIT_OK;
-  } catch (err) {
+  } catch (thrown) {
+    // A path the user chose that the system refused (permissions, a file for a directory): theirs to fix, in one line.
+    const err = systemError(thrown) ?? thrown;
     if (err instanceof CommanderError) {
       // Help and --version end here too; commander already printed what it had to say.
       if (err.code === "commander.helpDisplayed" || err.code === "commander.version") return EXIT_OK;
@@ -141,7 +143,7 @@ export async function main(argv: string[]): Promise<number> {
     // Messages quote names and cells from the input: no control character of theirs reaches the terminal.
     if (err instanceof InterruptedExit) process.stderr.write(`canopy: ${printable(err.message)}\n`);
     else fail(printable(oneLine(err)));
-    if (process.env.CANOPY_DEBUG && err instanceof Error && !(err instanceof UsageError)) process.stderr.write(`${err.stack}\n`);
+    if (process.env.CANOPY_DEBUG && thrown instanceof Error && !(thrown instanceof UsageError)) process.stderr.write(`${thrown.stack}\n`);
     const { policyOf } = await import("@canopy/core");
     return exitCodeFor(err, policyOf(err));
   }

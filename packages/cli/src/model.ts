@@ -66,7 +66,11 @@ export async function loadModelRef(ref: string, root: string): Promise<LoadedMod
       throw new UsageError(known ? `build ${ref} has no model yet (not finished; try canopy train --resume ${ref})` : `build ${ref} not found in ${root}`);
     }
   }
-  const bytes = new Uint8Array(await readFile(path));
+  const bytes = new Uint8Array(
+    await readFile(path).catch((err: unknown) => {
+      throw fileError(err, path, "model") ?? err;
+    }),
+  );
   let forest: Forest;
   try {
     forest = Forest.load(bytes);

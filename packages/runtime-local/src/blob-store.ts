@@ -1,7 +1,8 @@
-import { readFile, stat } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { InputError, type BlobStore } from "@canopy/core";
-import { isNotFound, writeFileAtomic } from "./atomic.ts";
+import { isNotFound, nearestExisting, writeFileAtomic } from "./atomic.ts";
 
 /** Path segments of letters, digits and `._-`, none starting with a dot: no `..`, no absolute paths, no temp names. */
 const KEY = /^[A-Za-z0-9_-][A-Za-z0-9._-]*(\/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$/;
@@ -47,5 +48,26 @@ export class DiskBlobStore implements BlobStore {
       if (isNotFound(err)) return false;
       throw err;
     }
+  }
+}
+
+const DENIED = new Set(["EACCES", "EPERM", "EROFS"]);
+
+/**
+ * A store root this process can write: an existing directory, or one it could create (its nearest existing
+ * ancestor is a directory it can write). Checked before anything is prepared, and without creating anything, so a
+ * root that is a file or a directory without permission is one input error naming it, not a Node error from deep
+ * in a write.
+ */
+export async function checkStoreRoot(root: string): Promise<void> {
+  const dir = resolve(root);
+  const existing = await nearestExisting(dir);
+  if (!existing.stats.isDirectory())
+    throw new InputError(existing.path === dir ? `the store ${dir} is a file, not a directory` : `the store ${dir} cannot be made: ${existing.path} is a file`);
+  try {
+    await access(existing.path, constants.W_OK | constants.X_OK);
+  } catch (err) {
+    if (!DENIED.has((err as NodeJS.ErrnoException).code ?? "")) throw err;
+    throw new InputError(existing.path === dir ? `cannot write to the store ${dir}: permission denied` : `cannot create the store ${dir}: ${existing.path} is not writable (permission denied)`);
   }
 }

@@ -45,7 +45,7 @@ import {
 } from "@canopy/core";
 import { fileSource, openTable } from "@canopy/core/ingest";
 import { renderReport } from "@canopy/report";
-import { DiskBlobStore } from "./blob-store.ts";
+import { checkStoreRoot, DiskBlobStore } from "./blob-store.ts";
 import { DiskLedger } from "./disk-ledger.ts";
 import { InterruptedError, LocalStoreError } from "./errors.ts";
 import { announce } from "./notify.ts";
@@ -211,6 +211,7 @@ class EmbeddedRuntime implements LocalRuntime {
   private async begin(request: BuildRequest): Promise<{ handle: BuildHandle; run: Run }> {
     this.checkOpen();
     const startedAt = this.clock.now();
+    await checkStoreRoot(this.root);
     if ("resume" in request) return this.beginResume(request.resume, startedAt);
     const spec = parseBuildSpec(request.spec);
     this.emit({ type: "stage", stage: "preparing", elapsedMs: 0 });
