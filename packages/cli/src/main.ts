@@ -24,9 +24,16 @@ function fail(message: string): void {
   process.stderr.write(`canopy: error: ${message}\n`);
 }
 
+/** Most characters of an error line (core's MAX_ERROR_LINE, which is not loaded at startup): input is echoed only in short. */
+const MAX_LINE = 1_000;
+
+function cut(line: string): string {
+  return line.length <= MAX_LINE ? line : `${line.slice(0, MAX_LINE - 30)} … (${line.length - MAX_LINE + 30} more characters)`;
+}
+
 /** Commander's own errors ("error: unknown option '--x'\n(Did you mean --y?)") as one `canopy: error:` line. */
 function commanderLine(text: string): string {
-  return `canopy: ${text.split("\n").map((l) => l.trim()).filter(Boolean).join(" ")}\n`;
+  return `canopy: ${cut(text.split("\n").map((l) => l.trim()).filter(Boolean).join(" "))}\n`;
 }
 
 const rootOption = () => new Option("--root <dir>", "local store of packs, builds and the ledger").default(DEFAULT_ROOT);
@@ -142,7 +149,7 @@ export async function main(argv: string[]): Promise<number> {
     const { printable } = await import("@canopy/forest");
     // Messages quote names and cells from the input: no control character of theirs reaches the terminal.
     if (err instanceof InterruptedExit) process.stderr.write(`canopy: ${printable(err.message)}\n`);
-    else fail(printable(oneLine(err)));
+    else fail(cut(printable(oneLine(err))));
     if (process.env.CANOPY_DEBUG && thrown instanceof Error && !(thrown instanceof UsageError)) process.stderr.write(`${thrown.stack}\n`);
     const { policyOf } = await import("@canopy/core");
     return exitCodeFor(err, policyOf(err));

@@ -1,6 +1,9 @@
 export {
   AggregationError,
+  cutLine,
   errorLine,
+  inShort,
+  MAX_ERROR_LINE,
   InputError,
   InternalError,
   isRetryable,

@@ -1,4 +1,4 @@
-import { RegistryError } from "./errors.ts";
+import { inShort, RegistryError } from "./errors.ts";
 import { isBuildId } from "./keys.ts";
 import type { BuildRecord, BuildStatus, MetricsSummary } from "./ledger.ts";
 
@@ -38,7 +38,7 @@ export function isAliasName(name: string): boolean {
 export function checkAliasName(name: string): string {
   if (!ALIAS.test(name))
     throw new RegistryError(
-      `invalid alias ${JSON.stringify(name)}: use 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+      `invalid alias ${inShort(name)}: use 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit`,
       "invalid",
     );
   return name;
@@ -51,7 +51,7 @@ export const registryRules = {
    */
   promote(build: BuildRecord | undefined, buildId: string, alias: string, previous: string | undefined, now: number): AliasRecord {
     checkAliasName(alias);
-    if (!isBuildId(buildId)) throw new RegistryError(`invalid build id ${JSON.stringify(buildId)} (expected b- and 16 hex digits)`, "invalid");
+    if (!isBuildId(buildId)) throw new RegistryError(`invalid build id ${inShort(buildId)} (expected b- and 16 hex digits)`, "invalid");
     if (!build) throw new RegistryError(`build ${buildId} not found`, "not-found");
     if (build.status !== "COMPLETED")
       throw new RegistryError(`build ${buildId} is ${build.status}; only a COMPLETED build can be promoted`, "not-completed");

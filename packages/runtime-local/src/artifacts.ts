@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { lstat, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { InputError, isBuildId, keys, type BuildReport } from "@canopy/core";
+import { inShort, InputError, isBuildId, keys, type BuildReport } from "@canopy/core";
 import { Forest } from "@canopy/forest";
 import { renderReport } from "@canopy/report";
 import { isNotFound, nearestExisting } from "./atomic.ts";
@@ -39,7 +39,7 @@ export interface ExportedArtifacts {
  * `outDir` is never half-written. An existing `outDir` is replaced only if it is empty or an earlier export.
  */
 export async function exportArtifacts(root: string, buildId: string, outDir: string): Promise<ExportedArtifacts> {
-  if (!isBuildId(buildId)) throw new InputError(`invalid build id ${JSON.stringify(buildId)} (expected b- and 16 hex digits)`);
+  if (!isBuildId(buildId)) throw new InputError(`invalid build id ${inShort(buildId)} (expected b- and 16 hex digits)`);
   const record = await new DiskLedger(root).get(buildId);
   if (!record) throw new InputError(`build ${buildId} not found in ${resolve(root)}`);
   if (record.status !== "COMPLETED") throw new InputError(`build ${buildId} is ${record.status}; only a COMPLETED build has a model to export`);

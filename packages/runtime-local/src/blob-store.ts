@@ -1,7 +1,7 @@
 import { constants } from "node:fs";
 import { access, readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { InputError, type BlobStore } from "@canopy/core";
+import { inShort, InputError, type BlobStore } from "@canopy/core";
 import { isNotFound, nearestExisting, writeFileAtomic } from "./atomic.ts";
 
 /** Path segments of letters, digits and `._-`, none starting with a dot: no `..`, no absolute paths, no temp names. */
@@ -22,7 +22,7 @@ export class DiskBlobStore implements BlobStore {
 
   /** The file behind a key. Throws on keys that could leave the root. */
   path(key: string): string {
-    if (!KEY.test(key)) throw new InputError(`invalid blob key ${JSON.stringify(key)}`);
+    if (!KEY.test(key)) throw new InputError(`invalid blob key ${inShort(key, 120)}`);
     return join(this.root, key);
   }
 

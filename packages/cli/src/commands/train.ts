@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { isBuildId, SpecError, TERMINAL_STATUSES, type BuildEnd, type BuildHandle } from "@canopy/core";
+import { inShort, isBuildId, SpecError, TERMINAL_STATUSES, type BuildEnd, type BuildHandle } from "@canopy/core";
 import { createLocalRuntime, exportArtifacts, InterruptedError } from "@canopy/runtime-local";
 import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
 import { checkDataFile, checkOutDir, shown } from "../fs.ts";
@@ -34,7 +34,7 @@ export async function train(data: string | undefined, raw: Record<string, unknow
   let spec: ReturnType<typeof buildSpec> | undefined;
 
   if (options.resume !== undefined) {
-    if (!isBuildId(options.resume)) throw new UsageError(`--resume: ${JSON.stringify(options.resume)} is not a build id (b- and 16 hex digits)`);
+    if (!isBuildId(options.resume)) throw new UsageError(`--resume: ${inShort(options.resume)} is not a build id (b- and 16 hex digits)`);
     const ignored = [...(data !== undefined ? ["<data.csv>"] : []), ...typedSpecFlags(command)];
     if (ignored.length > 0) stderr.write(`canopy: --resume uses the data and options recorded with the build; ignoring ${ignored.join(", ")}\n`);
   } else {
