@@ -34,16 +34,21 @@ const USAGE = 'send JSON {"rows": [[...], ...]} or {"records": [{"feature": valu
 const bad = (message: string) => new ServingError(400, message);
 
 /**
- * The body's format from its content type: JSON or CSV. Without a telling type (none, text/plain, curl's
- * default form encoding, octet-stream) the first character decides: `{` is JSON, anything else CSV.
- * Other types are refused (415).
+ * The body's format from its content type: JSON or CSV. Without a telling type (none, curl's default form
+ * encoding, octet-stream) the first character decides: `{` is JSON, anything else CSV. `text/plain` (and a
+ * multipart form) is what a web page may send to any site without asking first, so it is read as CSV only: JSON
+ * sent that way is refused (415) rather than read. Other types are refused (415).
  */
 export function bodyFormat(contentType: string | undefined, text: string): BodyFormat {
   const type = (contentType ?? "").split(";")[0].trim().toLowerCase();
   if (type === "application/json" || type.endsWith("+json")) return "json";
   if (type === "text/csv" || type === "application/csv") return "csv";
-  if (type === "" || type === "text/plain" || type === "application/x-www-form-urlencoded" || type === "application/octet-stream")
-    return text.trimStart().startsWith("{") ? "json" : "csv";
+  const json = text.trimStart().startsWith("{");
+  if (type === "text/plain" || type === "multipart/form-data") {
+    if (json) throw new ServingError(415, `JSON sent as ${type} is not read (a web page can send ${type} to any site): send it as application/json`);
+    return "csv";
+  }
+  if (type === "" || type === "application/x-www-form-urlencoded" || type === "application/octet-stream") return json ? "json" : "csv";
   throw new ServingError(415, `unsupported content type ${inShort(type)}: ${USAGE}`);
 }
 
