@@ -1,8 +1,8 @@
-import { constants } from "node:fs";
-import { access, readFile, stat } from "node:fs/promises";
+import { constants, type Dirent } from "node:fs";
+import { access, readdir, readFile, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { inShort, InputError, type BlobStore } from "@canopy/core";
-import { isNotFound, nearestExisting, writeFileAtomic } from "./atomic.ts";
+import { isNotFound, isTempName, nearestExisting, writeFileAtomic } from "./atomic.ts";
 
 /** Path segments of letters, digits and `._-`, none starting with a dot: no `..`, no absolute paths, no temp names. */
 const KEY = /^[A-Za-z0-9_-][A-Za-z0-9._-]*(\/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$/;
@@ -39,6 +39,34 @@ export class DiskBlobStore implements BlobStore {
   /** The content type is not kept: it follows from the key. */
   async put(key: string, bytes: Uint8Array, _contentType?: string): Promise<void> {
     await writeFileAtomic(this.path(key), bytes, { fsync: this.fsync });
+  }
+
+  /**
+   * Removes the temp files that interrupted writes left under `prefix` (a key prefix such as `builds/<id>`): a
+   * process killed between writing a temp file and renaming it leaves one that nothing will ever rename. Only for
+   * the process that owns the store, which writes there alone. Returns the keys of what it removed.
+   */
+  async removeTemporaries(prefix: string): Promise<string[]> {
+    const removed: string[] = [];
+    const walk = async (dir: string, keyPrefix: string): Promise<void> => {
+      let entries: Dirent[];
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if (isNotFound(err)) return;
+        throw err;
+      }
+      for (const entry of entries) {
+        const key = `${keyPrefix}/${entry.name}`;
+        if (entry.isDirectory()) await walk(join(dir, entry.name), key);
+        else if (entry.isFile() && isTempName(entry.name)) {
+          await rm(join(dir, entry.name), { force: true });
+          removed.push(key);
+        }
+      }
+    };
+    await walk(this.path(prefix), prefix);
+    return removed.sort();
   }
 
   async exists(key: string): Promise<boolean> {

@@ -1,5 +1,5 @@
 import { availableParallelism } from "node:os";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import {
   aggregate,
   buildHandle,
@@ -12,6 +12,7 @@ import {
   InternalError,
   isAggregationTrigger,
   isRetryable,
+  keys,
   manifestTrees,
   PackCache,
   parseBuildSpec,
@@ -262,7 +263,10 @@ class EmbeddedRuntime implements LocalRuntime {
   private async continueBuild(run: Run, record: BuildRecord): Promise<number[]> {
     const { buildId } = run;
     if (isTerminal(record)) return this.finished(run, record);
-    // This process owns the store, so an AGGREGATING build found here has lost its aggregator: aggregate again.
+    // This process owns the store, so an AGGREGATING build found here has lost its aggregator: aggregate again,
+    // and a temp file under the build is a write that was killed half-way: nothing will rename it.
+    const stale = await this.blobs.removeTemporaries(dirname(keys.spec(buildId)));
+    if (stale.length > 0) this.warn(`removed ${stale.length} temp file(s) an interrupted run left: ${stale.slice(0, 3).join(", ")}${stale.length > 3 ? ", ..." : ""}`);
     if (record.status === "AGGREGATING") await this.ledger.reopenAggregation(buildId);
     const resumption = await resumeBuild(buildId, { blobs: this.blobs, ledger: this.ledger, queue: this.queue, clock: this.clock });
     const current = (await this.ledger.get(buildId)) ?? record;

@@ -72,8 +72,7 @@ export async function train(data: string | undefined, raw: Record<string, unknow
   } catch (err) {
     if (interrupted || err instanceof InterruptedError) {
       const id = err instanceof InterruptedError ? err.buildId : handle?.buildId;
-      const root = options.root !== ".canopy" ? ` --root ${options.root}` : "";
-      throw new InterruptedExit(`interrupted${id ? `; finish the build with: canopy train --resume ${id}${root}` : ""}`);
+      throw new InterruptedExit(`interrupted${id ? `; finish the build with: ${resumeCommand(id, options)}` : ""}`);
     }
     // Rules the data decides (e.g. a classification criterion on a label that makes this regression).
     throw err instanceof SpecError ? specUsageError(err) : err;
@@ -82,6 +81,22 @@ export async function train(data: string | undefined, raw: Record<string, unknow
     await runtime.close();
   }
   await finish(handle, end!, options, runtime.root);
+}
+
+/** The command that finishes `buildId` the way this one would have: where the store is, where the export goes, how. */
+export function resumeCommand(buildId: string, options: Pick<TrainOptions, "root" | "out" | "workers" | "notifyUrl" | "json">): string {
+  const args = ["canopy", "train", "--resume", buildId];
+  if (options.root !== ".canopy") args.push("--root", options.root);
+  if (options.out !== undefined) args.push("--out", options.out);
+  if (options.workers !== undefined) args.push("--workers", String(options.workers));
+  if (options.notifyUrl !== undefined) args.push("--notify-url", options.notifyUrl);
+  if (options.json) args.push("--json");
+  return args.map(shellWord).join(" ");
+}
+
+/** A word as a POSIX shell reads it back: as is when it is plain, else in single quotes. */
+function shellWord(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
 }
 
 /** The end of a build on the terminal: the failure, or the summary (or the report, --json), and the --out export. */
