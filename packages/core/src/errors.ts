@@ -94,7 +94,7 @@ export class RegistryError extends CanopyError {
   static readonly policy: ErrorPolicy = "input";
   constructor(
     message: string,
-    readonly code: "invalid" | "not-found" | "not-completed",
+    readonly code: "invalid" | "not-found" | "not-completed" | "incompatible",
   ) {
     super(message);
   }

@@ -77,6 +77,9 @@ export { sleep } from "./sleep.ts";
 export { lastGroveError, recordGroveError } from "./grove-error.ts";
 export {
   checkAliasName,
+  checkPromotion,
+  featureChange,
+  modelFeatures,
   DEFAULT_ALIAS,
   isAliasName,
   listModels,

@@ -1,5 +1,7 @@
+import { Forest } from "@canopy/forest";
 import { inShort, RegistryError } from "./errors.ts";
-import { isBuildId } from "./keys.ts";
+import { isBuildId, keys } from "./keys.ts";
+import type { BlobStore } from "./ports.ts";
 import type { BuildRecord, BuildStatus, MetricsSummary } from "./ledger.ts";
 
 /** The alias a predict endpoint serves when a request names no model. */
@@ -58,6 +60,46 @@ export const registryRules = {
     return { alias, buildId, promotedAt: now, ...(previous !== undefined ? { previous } : {}) };
   },
 };
+
+/** How `next`'s feature names differ from `current`'s, in short; undefined when they are the same, in the same order. */
+export function featureChange(current: readonly string[], next: readonly string[]): string | undefined {
+  if (current.length === next.length && current.every((f, i) => f === next[i])) return undefined;
+  const list = (names: string[]) => `${names.slice(0, 5).map((n) => inShort(n, 40)).join(", ")}${names.length > 5 ? `, … (${names.length})` : ""}`;
+  const lacks = current.filter((f) => !next.includes(f));
+  const adds = next.filter((f) => !current.includes(f));
+  const parts = [...(lacks.length ? [`lacks ${list(lacks)}`] : []), ...(adds.length ? [`adds ${list(adds)}`] : [])];
+  return parts.length > 0 ? parts.join(" and ") : "has the same features in another order (rows are read in feature order)";
+}
+
+/** The feature names of a build's model in the blob store; undefined when it has none (yet). */
+export async function modelFeatures(blobs: Pick<BlobStore, "get">, buildId: string): Promise<string[] | undefined> {
+  if (!isBuildId(buildId)) return undefined;
+  const bytes = await blobs.get(keys.model(buildId));
+  return bytes ? Forest.load(bytes).featureNames : undefined;
+}
+
+/**
+ * A promotion that would break the alias's clients: it points at another build whose model reads other
+ * features, so every request made for the current model would be refused (400) by the new one. Refused unless
+ * forced; a build without a model yet is left to the promotion rule (registryRules) to refuse.
+ */
+export async function checkPromotion(
+  registry: Pick<ModelRegistry, "resolve">,
+  features: (buildId: string) => Promise<readonly string[] | undefined>,
+  buildId: string,
+  alias: string,
+): Promise<void> {
+  const current = await registry.resolve(alias);
+  if (current === undefined || current === buildId) return;
+  const [was, next] = await Promise.all([features(current), features(buildId)]);
+  if (!was || !next) return;
+  const change = featureChange(was, next);
+  if (change)
+    throw new RegistryError(
+      `alias ${alias} serves ${current}; ${buildId}'s model ${change}, so requests made for ${alias} would be refused: use --force to promote it anyway`,
+      "incompatible",
+    );
+}
 
 /** One row of `canopy models`: a build with what the ledger, its report and the registry say about it. */
 export interface ModelListing {
