@@ -109,11 +109,18 @@ export function program(): Command {
   canopy
     .command("export")
     .summary("convert a model to another library's format")
+    .description(
+      "Write the model as JSON for ml-random-forest (RandomForestClassifier.load / RandomForestRegression.load). The export " +
+        "is checked first: its predictions on the build's held-out rows (read from the store) must be the model's, or it is " +
+        "refused with the numbers (ml-random-forest sends missing values right and takes a majority vote of the trees); " +
+        "--force exports it anyway.",
+    )
     .argument("<model>", "a model file, a train --out directory, or the id of a local build")
     .addOption(new Option("--format <format>", "target format").choices(["ml-random-forest"]).makeOptionMandatory())
     .option("--out <file>", "write here instead of stdout")
+    .option("--force", "export even if the export predicts differently from the model on the build's held-out rows, or cannot be checked")
     .addOption(rootOption())
-    .action(async (model: string, options: { format: "ml-random-forest"; out?: string; root: string }) => {
+    .action(async (model: string, options: { format: "ml-random-forest"; out?: string; root: string; force?: boolean }) => {
       const { exportModel } = await import("./commands/export.ts");
       const written = await exportModel(model, options);
       if (written !== undefined) process.stderr.write(`canopy: wrote ${written}\n`);

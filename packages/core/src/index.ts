@@ -38,6 +38,7 @@ export { canonicalJson, groveCount, MAX_TREES, parseBuildSpec, toFitParams, type
 export { csvTable, csvRows, type TableSource, type RowSink } from "./table-source.ts";
 export { buildIdFor, planBuild, planGroves, splitRows, type BuildPlan, type GrovePlan, type PackSummary, type RowSplit } from "./plan.ts";
 export { optionWarnings, QUANTITY_CLASSES, taskNote, type DataNote } from "./data-notes.ts";
+export { checkRows, exportAgreement, packRowsMatrix, predictMlrfExport, type ExportAgreement } from "./export-check.ts";
 export { decodeGroveTask, encodeGroveTask, GROVE_TASK_VERSION, type GroveTask } from "./task.ts";
 export { PackCache, verifiedPack } from "./pack-cache.ts";
 export { failGroveTask, trainGrove, type GroveDelivery, type GroveResult, type TrainGrovePorts } from "./train-grove.ts";
