@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { CONTENT_TYPES, keys, type BlobStore, type BuildLedger } from "@canopy/core";
+import { readFileSync } from "node:fs";
+import { CONTENT_TYPES, keys, prepareDataset, readManifest, type BlobStore, type BuildLedger } from "@canopy/core";
 import type { CanopyHandlers, InvocationInfo } from "@canopy/runtime-aws";
 import type { SQSEvent } from "aws-lambda";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -147,5 +148,30 @@ describe("a poison task", () => {
     expect(run.record).toMatchObject({ status: "FAILED", landed: [0, 2, 3, 4, 5] });
     expect(await ports.blobs.exists(keys.model(run.buildId))).toBe(false);
     expect(byFn(run, "canopy-aggregator")).toHaveLength(0);
+  });
+});
+
+describe("a task whose packKey is not its pack's (issue 9.13)", () => {
+  it("is refused before the trainer reads it, naming both keys; the build ends FAILED, the other pack is never trained on", { timeout: 120_000 }, async () => {
+    const resources = await provision("-pack-key", { maxReceiveCount: 2 });
+    const ports = adapters(resources);
+    let otherKey = "";
+    const run = await runBuild({
+      resources,
+      spec,
+      handlers: handlersOn({ trainer: ports, aggregator: ports, deadLetter: ports }),
+      submit: ports,
+      // Grove 1 keeps digits' packHash but points at another valid pack in the bucket (iris).
+      tasks: async (tasks) => {
+        otherKey = (await prepareDataset(readFileSync(new URL("../fixtures/iris.csv", import.meta.url)), {}, ports.blobs)).packKey;
+        return tasks.map((t) => (t.grove === 1 ? { ...t, packKey: otherKey } : t));
+      },
+    });
+
+    const digitsKey = (await readManifest(ports.blobs, run.buildId)).packKey;
+    const error = `TaskError: grove task's packKey "${otherKey}" is not the key of its packHash (${digitsKey}); the pack is not read`;
+    expect(run.notification.notification).toMatchObject({ type: "build.failed", buildId: run.buildId, failedGroves: [{ grove: 1, error }] });
+    expect(run.record).toMatchObject({ status: "FAILED", landed: [0, 2, 3, 4, 5] });
+    expect(await ports.blobs.exists(keys.grove(run.buildId, 1))).toBe(false);
   });
 });
