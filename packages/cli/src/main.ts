@@ -28,7 +28,8 @@ function fail(message: string): void {
 const MAX_LINE = 1_000;
 
 function cut(line: string): string {
-  return line.length <= MAX_LINE ? line : `${line.slice(0, MAX_LINE - 30)} … (${line.length - MAX_LINE + 30} more characters)`;
+  const keep = MAX_LINE - 40;
+  return line.length <= MAX_LINE ? line : `${line.slice(0, keep)} … (${line.length - keep} more characters)`;
 }
 
 /** Commander's own errors ("error: unknown option '--x'\n(Did you mean --y?)") as one `canopy: error:` line. */

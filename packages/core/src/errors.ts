@@ -112,8 +112,8 @@ export const MAX_ERROR_LINE = 1_000;
 /** A line cut to `max` characters, saying how much was left out (the last resort behind quoting input in short). */
 export function cutLine(line: string, max = MAX_ERROR_LINE): string {
   if (line.length <= max) return line;
-  const rest = ` … (${line.length - max} more characters)`;
-  return `${line.slice(0, Math.max(0, max - rest.length))}${rest}`;
+  const keep = Math.max(0, max - ` … (${line.length} more characters)`.length);
+  return `${line.slice(0, keep)} … (${line.length - keep} more characters)`;
 }
 
 /** Any input value for a message, in short: a string quoted and escaped, anything else as JSON; at most ~60 characters. */
