@@ -212,13 +212,14 @@ class EmbeddedRuntime implements LocalRuntime {
   private async begin(request: BuildRequest): Promise<{ handle: BuildHandle; run: Run }> {
     this.checkOpen();
     const startedAt = this.clock.now();
-    await checkStoreRoot(this.root);
     if ("resume" in request) return this.beginResume(request.resume, startedAt);
     const spec = parseBuildSpec(request.spec);
     this.emit({ type: "stage", stage: "preparing", elapsedMs: 0 });
     // A path is streamed (CSV, .csv.gz or Parquet, by content); bytes are CSV.
     const input = typeof request.data === "string" ? await openTable(fileSource(request.data)) : request.data;
     this.checkOpen();
+    // A root that is a file or cannot be written: one input error naming it, before anything is prepared.
+    await checkStoreRoot(this.root);
     const prepared = await prepareBuildData(spec, input, this.blobs, { shared: true, clock: this.clock });
     this.share(prepared.pack);
     const buildId = buildIdFor(prepared.hash, spec);
