@@ -99,12 +99,12 @@ export function refused(run: Run): string {
 export const SLOW_DIGITS = [fixture("digits.csv"), "--label", "digit", "--trees", "40", "--grove-size", "2", "--workers", "1", "--max-depth", "10"];
 
 /**
- * Starts `canopy train <args>` in `cwd` (default: a new directory) and sends `signal` once a grove has landed;
- * returns the directory, the build and how the process ended.
+ * Starts `canopy train <args>` in `cwd` (default: a new directory) and sends `signal` (default SIGKILL) once
+ * `landed` groves (default 1) have landed; returns the directory, the build and how the process ended.
  */
 export async function interruptedBuild(
   args: string[] = SLOW_DIGITS,
-  options: { cwd?: string; signal?: NodeJS.Signals } = {},
+  options: { cwd?: string; signal?: NodeJS.Signals; landed?: number } = {},
 ): Promise<{ cwd: string; buildId: string; run: Run }> {
   const cwd = options.cwd ?? (await tempDir());
   const child = start(["train", ...args], cwd);
@@ -114,7 +114,7 @@ export async function interruptedBuild(
     child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
       stderr += chunk;
       buildId ||= /build (b-[0-9a-f]{16}):/.exec(stderr)?.[1] ?? "";
-      if ([...stderr.matchAll(/groves (\d+)\/\d+ landed/g)].some((m) => Number(m[1]) >= 1)) resolve();
+      if ([...stderr.matchAll(/groves (\d+)\/\d+ landed/g)].some((m) => Number(m[1]) >= (options.landed ?? 1))) resolve();
     });
   });
   const done = finished(child);
