@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { CONTENT_TYPES, keys, type BlobStore, type BuildLedger } from "@canopy/core";
+import { readFileSync } from "node:fs";
+import { CONTENT_TYPES, keys, prepareDataset, readManifest, type BlobStore, type BuildLedger, type GroveTask } from "@canopy/core";
 import type { CanopyHandlers, InvocationInfo } from "@canopy/runtime-aws";
 import type { SQSEvent } from "aws-lambda";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -109,25 +110,26 @@ describe("faults on moto, each ending in the embedded run's model and exactly on
   });
 });
 
+/** A build on moto whose grove tasks `retarget` rewrites before they are queued (the real handlers train them). */
+async function runRetargeted(suffix: string, maxReceiveCount: number, retarget: (tasks: GroveTask[], blobs: BlobStore) => Promise<GroveTask[]>) {
+  const resources = await provision(suffix, { maxReceiveCount });
+  const ports = adapters(resources);
+  const handlers = handlersOn({ trainer: ports, aggregator: ports, deadLetter: ports });
+  const run = await runBuild({ resources, spec, handlers, submit: ports, tasks: (tasks) => retarget(tasks, ports.blobs) });
+  return { run, ports };
+}
+
 describe("a poison task", () => {
   it("goes to the dead-letter queue; the build ends FAILED with one notification naming the grove and the error", { timeout: 120_000 }, async () => {
-    const resources = await provision("-poison", { maxReceiveCount: 3 });
-    const ports = adapters(resources);
     let corruptKey = "";
-    const run = await runBuild({
-      resources,
-      spec,
-      handlers: handlersOn({ trainer: ports, aggregator: ports, deadLetter: ports }),
-      submit: ports,
+    const { run, ports } = await runRetargeted("-poison", 3, async (tasks, blobs) => {
       // Grove 1 points at a corrupted copy of the pack (truncated), stored under its own hash.
-      tasks: async (tasks) => {
-        const pack = (await ports.blobs.get(tasks[1].packKey))!;
-        const corrupt = pack.slice(0, Math.floor(pack.length / 2));
-        const hash = createHash("sha256").update(corrupt).digest("hex");
-        corruptKey = keys.pack(hash);
-        await ports.blobs.put(corruptKey, corrupt, CONTENT_TYPES.pack);
-        return tasks.map((t) => (t.grove === 1 ? { ...t, packKey: corruptKey, packHash: hash } : t));
-      },
+      const pack = (await blobs.get(tasks[1].packKey))!;
+      const corrupt = pack.slice(0, Math.floor(pack.length / 2));
+      const hash = createHash("sha256").update(corrupt).digest("hex");
+      corruptKey = keys.pack(hash);
+      await blobs.put(corruptKey, corrupt, CONTENT_TYPES.pack);
+      return tasks.map((t) => (t.grove === 1 ? { ...t, packKey: corruptKey, packHash: hash } : t));
     });
 
     const { notification, attributes } = run.notification;
@@ -147,5 +149,22 @@ describe("a poison task", () => {
     expect(run.record).toMatchObject({ status: "FAILED", landed: [0, 2, 3, 4, 5] });
     expect(await ports.blobs.exists(keys.model(run.buildId))).toBe(false);
     expect(byFn(run, "canopy-aggregator")).toHaveLength(0);
+  });
+});
+
+describe("a task whose packKey is not its pack's (issue 9.13)", () => {
+  it("is refused before the trainer reads it, naming both keys; the build ends FAILED, the other pack is never trained on", { timeout: 120_000 }, async () => {
+    let otherKey = "";
+    const { run, ports } = await runRetargeted("-pack-key", 2, async (tasks, blobs) => {
+      // Grove 1 keeps digits' packHash but points at another valid pack in the bucket (iris).
+      otherKey = (await prepareDataset(readFileSync(new URL("../fixtures/iris.csv", import.meta.url)), {}, blobs)).packKey;
+      return tasks.map((t) => (t.grove === 1 ? { ...t, packKey: otherKey } : t));
+    });
+
+    const digitsKey = (await readManifest(ports.blobs, run.buildId)).packKey;
+    const error = `TaskError: grove task's packKey "${otherKey}" is not the key of its packHash (${digitsKey}); the pack is not read`;
+    expect(run.notification.notification).toMatchObject({ type: "build.failed", buildId: run.buildId, failedGroves: [{ grove: 1, error }] });
+    expect(run.record).toMatchObject({ status: "FAILED", landed: [0, 2, 3, 4, 5] });
+    expect(await ports.blobs.exists(keys.grove(run.buildId, 1))).toBe(false);
   });
 });

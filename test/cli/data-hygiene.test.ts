@@ -2,48 +2,14 @@
 // are refused by name; 1 and 1.0 are one class; control characters never reach the terminal; binary files and
 // invalid UTF-8 are refused in one line; "?" is missing in labels and features alike. A refused command leaves
 // the store and --out exactly as they were.
-import { createHash } from "node:crypto";
-import { readdir, readFile, stat, writeFile } from "node:fs/promises";
-import { join, relative } from "node:path";
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { beforeAll, describe, expect, it } from "vitest";
 import { serveInBackground } from "../serving/support.ts";
-import { canopy, exists, finished, fixture, start, tempDir, type Run } from "./support.ts";
+import { canopy, exists, fixture, interruptedBuild, refused, snapshot, tempDir } from "./support.ts";
 
 const IRIS = fixture("iris.csv");
-const DIGITS = fixture("digits.csv");
-
-/** Every file under `dir` with the SHA-256 of its content (an absent dir is empty). */
-async function snapshot(dir: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  const walk = async (d: string): Promise<void> => {
-    let entries: string[];
-    try {
-      entries = await readdir(d);
-    } catch {
-      return;
-    }
-    for (const e of entries.sort()) {
-      const path = join(d, e);
-      if ((await stat(path)).isDirectory()) await walk(path);
-      else out[relative(dir, path)] = createHash("sha256").update(await readFile(path)).digest("hex");
-    }
-  };
-  await walk(dir);
-  return out;
-}
-
-/** Exit 2, nothing on stdout, exactly one `canopy: error:` line on stderr; returns that line. */
-function refused(run: Run): string {
-  expect(run.code, run.stderr).toBe(2);
-  expect(run.stdout).toBe("");
-  const lines = run.stderr.trimEnd().split("\n");
-  expect(lines, run.stderr).toHaveLength(1);
-  expect(lines[0]!.startsWith("canopy: error: ")).toBe(true);
-  // No raw control character (an ANSI escape, a C1 CSI) nor a replacement character reaches the terminal.
-  expect(lines[0]).not.toMatch(/[\u0000-\u001f\u007f-\u009f\ufffd]/);
-  return lines[0]!;
-}
 
 let dir: string;
 let irisBuild: string;
@@ -111,27 +77,6 @@ describe("issue 9.1: a damaged model, grove or pack is refused, naming it", () =
       await server.stop();
     }
   });
-
-  /** Starts a digits build in its own store and kills it once a grove has landed; returns the store and build. */
-  async function interruptedBuild(): Promise<{ cwd: string; buildId: string }> {
-    const cwd = await tempDir();
-    const child = start(["train", DIGITS, "--label", "digit", "--trees", "40", "--grove-size", "2", "--workers", "1", "--max-depth", "10"], cwd);
-    let stderr = "";
-    let buildId = "";
-    const landed = new Promise<void>((resolve) => {
-      child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-        stderr += chunk;
-        buildId ||= /build (b-[0-9a-f]{16}):/.exec(stderr)?.[1] ?? "";
-        if ([...stderr.matchAll(/groves (\d+)\/\d+ landed/g)].some((m) => Number(m[1]) >= 1)) resolve();
-      });
-    });
-    const done = finished(child);
-    await landed;
-    child.kill("SIGKILL");
-    await done;
-    expect(buildId).toMatch(/^b-[0-9a-f]{16}$/);
-    return { cwd, buildId };
-  }
 
   it("a damaged grove in the store fails the build on --resume, naming the grove; no model is written", async () => {
     const { cwd, buildId } = await interruptedBuild();

@@ -3,7 +3,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { canopy, finished, fixture, start, tempDir } from "./support.ts";
+import { canopy, fixture, interruptedBuild, tempDir } from "./support.ts";
 
 const DIGITS = fixture("digits.csv");
 const TREES = "50";
@@ -38,24 +38,8 @@ describe("deterministic builds through the CLI", () => {
   });
 
   it("a build killed mid-way, then --resume'd, gives the same bytes as an uninterrupted one", async () => {
-    const dir = await tempDir();
-    const child = start(["train", DIGITS, ...common, ...REFERENCE], dir);
-    let buildId = "";
-    let stderr = "";
-    const landedTwo = new Promise<void>((resolve) => {
-      child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-        stderr += chunk;
-        buildId ||= /build (b-[0-9a-f]{16}):/.exec(stderr)?.[1] ?? "";
-        const landed = [...stderr.matchAll(/groves (\d+)\/(\d+) landed/g)].map((m) => Number(m[1]));
-        if (landed.some((n) => n >= 2)) resolve();
-      });
-    });
-    const done = finished(child);
-    await landedTwo;
-    child.kill("SIGKILL");
-    const killed = await done;
+    const { cwd: dir, buildId, run: killed } = await interruptedBuild([DIGITS, ...common, ...REFERENCE], { landed: 2 });
     expect(killed.signal).toBe("SIGKILL");
-    expect(buildId).toMatch(/^b-[0-9a-f]{16}$/);
     expect(await readFile(join(dir, ".canopy", "builds", buildId, "model.canopy")).catch(() => undefined)).toBeUndefined();
 
     const resumed = await canopy(["train", "--resume", buildId, "--out", "out"], dir);

@@ -97,7 +97,9 @@ describe("canopy serve", () => {
     const server = await serveInBackground(["--model", "production", "--alias-ttl", "0.2"], dir);
     try {
       expect(server.stderr()).toContain(`serving alias production (${second}): classification, 6 trees, 4 features, label species`);
-      const ask = async () => (await (await fetch(server.url, { method: "POST", body: '{"rows": [[5.1, 3.5, 1.4, 0.2]]}' })).json()) as { model: { buildId: string } };
+      // JSON says so: fetch sends a bare string as text/plain, which is never read as JSON (issue 9.13).
+      const json = { "content-type": "application/json" };
+      const ask = async () => (await (await fetch(server.url, { method: "POST", headers: json, body: '{"rows": [[5.1, 3.5, 1.4, 0.2]]}' })).json()) as { model: { buildId: string } };
       expect((await ask()).model.buildId).toBe(second);
       expect((await canopy(["promote", first, "--alias", "production"], dir)).code).toBe(0);
       let served = (await ask()).model.buildId;

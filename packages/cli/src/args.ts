@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { InvalidArgumentError } from "commander";
 
 /** Plain decimal notation, like the engine's CSV cells: no hex, no Infinity, no empty string. */
@@ -58,6 +59,21 @@ export function collectColumns(text: string, previous: string[] | undefined): st
 export function parseWorkers(text: string): number {
   const value = parseInteger(text);
   if (value < 1) throw new InvalidArgumentError("Expected an integer >= 1.");
+  return value;
+}
+
+/** Trainer threads per CPU core at most: each is CPU-bound and holds its own heap, so more only costs memory. */
+export const WORKERS_PER_CORE = 4;
+
+/** --workers: an integer from 1 to WORKERS_PER_CORE per core of this machine. */
+export function parseTrainerThreads(text: string): number {
+  const value = parseWorkers(text);
+  const cores = availableParallelism();
+  const most = WORKERS_PER_CORE * cores;
+  if (value > most)
+    throw new InvalidArgumentError(
+      `At most ${most} on this machine (${WORKERS_PER_CORE} per CPU core, ${cores} cores): each trainer thread trains on one core and holds its own memory.`,
+    );
   return value;
 }
 

@@ -52,3 +52,27 @@ export function fileError(err: unknown, path: string, what = "file"): UsageError
   if (code === "ENOTDIR") return new UsageError(`${what} not found: ${path}`);
   return undefined;
 }
+
+/** What Node's system error codes mean when the path is the user's (a --root, a working directory, a file). */
+const SYSTEM_MEANING: Record<string, string> = {
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  EROFS: "read-only file system",
+  ENOTDIR: "a part of the path is a file, not a directory",
+  EISDIR: "it is a directory",
+};
+
+const SYSTEM_VERB: Record<string, string> = { mkdir: "create", open: "open", rename: "replace", rmdir: "remove", unlink: "remove", scandir: "list", stat: "read" };
+
+/**
+ * A Node file-system error about a path the user chose (permissions, a file where a directory should be) as one
+ * usage line naming the path; undefined for anything else. The last resort for paths no command checked first.
+ */
+export function systemError(err: unknown): UsageError | undefined {
+  const e = err as NodeJS.ErrnoException;
+  if (!(e instanceof Error) || typeof e.code !== "string" || typeof e.path !== "string") return undefined;
+  const meaning = SYSTEM_MEANING[e.code];
+  if (meaning === undefined) return undefined;
+  const verb = SYSTEM_VERB[e.syscall ?? ""] ?? "use";
+  return new UsageError(`cannot ${verb} ${e.path}: ${meaning}`);
+}

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
-import { basename, dirname, join, relative } from "node:path";
+import { open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileError, UsageError } from "./errors.ts";
 
 /** Temp file in the target's directory, then rename: readers never see half a file. The directory must exist. */
@@ -26,26 +26,22 @@ export async function isDirectory(path: string): Promise<boolean> {
   }
 }
 
-/** What an --out directory may already hold: an earlier export, which the new one replaces whole. */
-const EXPORT_ENTRIES = new Set(["model.canopy", "report.json", "report.html", "spec.json", "groves"]);
-
 /**
- * An --out directory must be new, empty, or an earlier export: the artifacts are moved in whole at the end,
- * and checking first means a long build is not thrown away over it.
+ * An --out directory must be new, empty, or an earlier export that Canopy marked as its own (the runtime's rule:
+ * every file in it listed by its mark): the artifacts are moved in whole at the end, and checking first means a
+ * long build is not thrown away over it.
  */
 export async function checkOutDir(path: string): Promise<void> {
-  let entries: string[];
+  const { exportDirProblem, otherFilesLine } = await import("@canopy/runtime-local");
+  let problem: Awaited<ReturnType<typeof exportDirProblem>>;
   try {
-    entries = await readdir(path);
+    problem = await exportDirProblem(path);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return;
-    if (code === "ENOTDIR") throw new UsageError(`--out ${path} is a file, expected a directory`);
-    throw err;
+    throw fileError(err, path, "--out directory") ?? err;
   }
-  const foreign = entries.filter((e) => !EXPORT_ENTRIES.has(e));
-  if (foreign.length > 0)
-    throw new UsageError(`--out ${path} already holds other files (${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", ..." : ""}); choose a new or empty directory`);
+  if (problem?.kind === "not-a-directory")
+    throw new UsageError(problem.path === resolve(path) ? `--out ${path} is a file, expected a directory` : `--out ${path} cannot be made: ${shown(problem.path)} is a file`);
+  if (problem) throw new UsageError(`--out ${path} ${otherFilesLine(problem.files)}`);
 }
 
 /**

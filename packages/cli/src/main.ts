@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
-import { parseHttpUrl, parseWorkers } from "./args.ts";
+import { parseHttpUrl, parseTrainerThreads, parseWorkers } from "./args.ts";
 import { addDevCommand } from "./commands/dev.ts";
 import { addEstimateCommand } from "./commands/estimate.ts";
 import { addPublishCommand } from "./commands/publish.ts";
@@ -11,7 +11,7 @@ import { addWatchCommand } from "./commands/watch.ts";
 import { addModelsCommand } from "./commands/models.ts";
 import { addPromoteCommand } from "./commands/promote.ts";
 import { addServeCommand } from "./commands/serve.ts";
-import { EXIT_OK, EXIT_USAGE, exitCodeFor, InterruptedExit, oneLine, UsageError } from "./errors.ts";
+import { EXIT_OK, EXIT_USAGE, exitCodeFor, InterruptedExit, oneLine, systemError, UsageError } from "./errors.ts";
 import { addSpecOptions } from "./spec-options.ts";
 
 const DEFAULT_ROOT = ".canopy";
@@ -25,9 +25,17 @@ function fail(message: string): void {
   process.stderr.write(`canopy: error: ${message}\n`);
 }
 
+/** Most characters of an error line (core's MAX_ERROR_LINE, which is not loaded at startup): input is echoed only in short. */
+const MAX_LINE = 1_000;
+
+function cut(line: string): string {
+  const keep = MAX_LINE - 40;
+  return line.length <= MAX_LINE ? line : `${line.slice(0, keep)} … (${line.length - keep} more characters)`;
+}
+
 /** Commander's own errors ("error: unknown option '--x'\n(Did you mean --y?)") as one `canopy: error:` line. */
 function commanderLine(text: string): string {
-  return `canopy: ${text.split("\n").map((l) => l.trim()).filter(Boolean).join(" ")}\n`;
+  return `canopy: ${cut(text.split("\n").map((l) => l.trim()).filter(Boolean).join(" "))}\n`;
 }
 
 const rootOption = () => new Option("--root <dir>", "local store of packs, builds and the ledger").default(DEFAULT_ROOT);
@@ -52,10 +60,10 @@ export function program(): Command {
     .argument("[data.csv]", "training data (not needed with --resume or --extend)");
   // The spec options are shared with canopy publish; train adds how and where this machine runs the build.
   addSpecOptions(train)
-    .option("--workers <w>", "trainer threads (default: number of CPU cores)", parseWorkers)
+    .option("--workers <w>", "trainer threads (default: number of CPU cores; at most 4 per core)", parseTrainerThreads)
     .option("--out <dir>", "also put model.canopy, report.json and the groves in this directory (new, empty, or an earlier export, which is replaced)")
     .addOption(rootOption())
-    .option("--notify-url <url>", "POST the build notification as JSON to this URL")
+    .option("--notify-url <url>", "POST the build notification as JSON to this http:// or https:// URL", parseHttpUrl)
     .option("--resume <build-id>", "finish an interrupted build: only the groves that had not landed are trained")
     .option(
       "--extend <build-id>",
@@ -107,11 +115,18 @@ export function program(): Command {
   canopy
     .command("export")
     .summary("convert a model to another library's format")
+    .description(
+      "Write the model as JSON for ml-random-forest (RandomForestClassifier.load / RandomForestRegression.load). The export " +
+        "is checked first: its predictions on the build's held-out rows (read from the store) must be the model's, or it is " +
+        "refused with the numbers (ml-random-forest sends missing values right and takes a majority vote of the trees); " +
+        "--force exports it anyway.",
+    )
     .argument("<model>", "a model file, a train --out directory, or the id of a local build")
     .addOption(new Option("--format <format>", "target format").choices(["ml-random-forest"]).makeOptionMandatory())
     .option("--out <file>", "write here instead of stdout")
+    .option("--force", "export even if the export predicts differently from the model on the build's held-out rows, or cannot be checked")
     .addOption(rootOption())
-    .action(async (model: string, options: { format: "ml-random-forest"; out?: string; root: string }) => {
+    .action(async (model: string, options: { format: "ml-random-forest"; out?: string; root: string; force?: boolean }) => {
       const { exportModel } = await import("./commands/export.ts");
       const written = await exportModel(model, options);
       if (written !== undefined) process.stderr.write(`canopy: wrote ${written}\n`);
@@ -137,7 +152,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     await canopy.parseAsync(argv, { from: "user" });
     return EXIT_OK;
-  } catch (err) {
+  } catch (thrown) {
+    // A path the user chose that the system refused (permissions, a file for a directory): theirs to fix, in one line.
+    const err = systemError(thrown) ?? thrown;
     if (err instanceof CommanderError) {
       // Help and --version end here too; commander already printed what it had to say.
       if (err.code === "commander.helpDisplayed" || err.code === "commander.version") return EXIT_OK;
@@ -146,8 +163,8 @@ export async function main(argv: string[]): Promise<number> {
     const { printable } = await import("@canopy/forest");
     // Messages quote names and cells from the input: no control character of theirs reaches the terminal.
     if (err instanceof InterruptedExit) process.stderr.write(`canopy: ${printable(err.message)}\n`);
-    else fail(printable(oneLine(err)));
-    if (process.env.CANOPY_DEBUG && err instanceof Error && !(err instanceof UsageError)) process.stderr.write(`${err.stack}\n`);
+    else fail(cut(printable(oneLine(err))));
+    if (process.env.CANOPY_DEBUG && thrown instanceof Error && !(thrown instanceof UsageError)) process.stderr.write(`${thrown.stack}\n`);
     const { policyOf } = await import("@canopy/core");
     return exitCodeFor(err, policyOf(err));
   }

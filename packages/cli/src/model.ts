@@ -63,10 +63,15 @@ export async function loadModelRef(ref: string, root: string): Promise<LoadedMod
     path = join(root, keys.model(ref));
     if (!(await isFile(path))) {
       const known = await isFile(join(root, keys.spec(ref)));
-      throw new UsageError(known ? `build ${ref} has no model yet (not finished; try canopy train --resume ${ref})` : `build ${ref} not found in ${root}`);
+      const resume = `canopy train --resume ${ref}${root !== ".canopy" ? ` --root ${root}` : ""}`;
+      throw new UsageError(known ? `build ${ref} has no model yet (not finished; try ${resume})` : `build ${ref} not found in ${root}`);
     }
   }
-  const bytes = new Uint8Array(await readFile(path));
+  const bytes = new Uint8Array(
+    await readFile(path).catch((err: unknown) => {
+      throw fileError(err, path, "model") ?? err;
+    }),
+  );
   let forest: Forest;
   try {
     forest = Forest.load(bytes);

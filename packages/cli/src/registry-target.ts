@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import type { BuildRecord, ModelRegistry } from "@canopy/core";
+import type { BlobStore, BuildRecord, ModelRegistry } from "@canopy/core";
 import type { ResourceName } from "@canopy/runtime-aws/names";
 import { addAwsOptions, type AwsTargetOptions } from "./aws-target.ts";
 import { UsageError } from "./errors.ts";
@@ -15,6 +15,8 @@ export interface RegistryTarget {
   /** For messages: ".canopy" or "table canopy-builds". */
   where: string;
   registry: ModelRegistry;
+  /** Where the builds' models are (an empty store when no bucket is configured). */
+  blobs: Pick<BlobStore, "get">;
   builds(): Promise<BuildRecord[]>;
   /** The model entry of a build's report.json (trees, bytes), if it can be read. */
   modelOf(buildId: string): Promise<{ trees: number; bytes: number } | undefined>;
@@ -60,6 +62,7 @@ export async function openTarget(options: TargetOptions, names: readonly ("table
     return {
       where: root,
       registry: new DiskModelRegistry(root, { ledger }),
+      blobs,
       builds: () => ledger.list(),
       modelOf: (id) => reportModel(blobs.get(keys.report(id))),
       explain: (err) => err,
@@ -78,6 +81,7 @@ export async function openTarget(options: TargetOptions, names: readonly ("table
   return {
     where,
     registry: new aws.DynamoModelRegistry(table),
+    blobs: blobs ?? { get: async () => undefined },
     builds: () => aws.listBuilds(table),
     modelOf: (id) => reportModel(blobs ? blobs.get(keys.report(id)) : Promise.resolve(undefined)),
     explain: (err) => {

@@ -1,4 +1,4 @@
-import { isBuildId, parseBuildSpec, SpecError, type BuildSpec, type ExtendRequest } from "@canopy/core";
+import { inShort, isBuildId, parseBuildSpec, SpecError, type BuildSpec, type DataNote, type ExtendRequest } from "@canopy/core";
 import { UsageError } from "./errors.ts";
 
 /** `canopy train` options that make up the build spec (commander's camelCase names). */
@@ -103,9 +103,17 @@ export function buildSpec(dataset: string, flags: SpecFlags): BuildSpec {
  * go along as `expect`: the core refuses those that differ from the build's (they would make another build).
  */
 export function extendRequest(buildId: string, data: string | undefined, flags: SpecFlags): ExtendRequest {
-  if (!isBuildId(buildId)) throw new UsageError(`--extend: ${JSON.stringify(buildId)} is not a build id (b- and 16 hex digits)`);
+  if (!isBuildId(buildId)) throw new UsageError(`--extend: ${inShort(buildId)} is not a build id (b- and 16 hex digits)`);
   if (data !== undefined) throw new UsageError(`--extend trains on the data of build ${buildId}; leave out ${data}`);
   if (flags.trees === undefined) throw new UsageError(`--extend needs --trees: how many trees build ${buildId} should have in all`);
   const { dataset: _dataset, n_estimators: _trees, ...expect } = specInput("", flags);
   return { extend: buildId, trees: flags.trees, ...(Object.keys(expect).length > 0 ? { expect } : {}) };
+}
+
+/** What the data made of the spec (core's data notes), one line each: a warning about an option names its flag. */
+export function noteLines(notes: readonly DataNote[]): string[] {
+  return notes.map((n) => {
+    const flag = n.path !== undefined ? `${FLAG_FOR_FIELD[n.path] ?? n.path}: ` : "";
+    return n.level === "warning" ? `warning: ${flag}${n.message}` : `${flag}${n.message}`;
+  });
 }

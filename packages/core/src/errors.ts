@@ -1,4 +1,4 @@
-import { CanopyError } from "@canopy/forest";
+import { CanopyError, printable, quoted } from "@canopy/forest";
 
 /**
  * What a fault means to whoever handles it, declared on the error's class (Powertools-style):
@@ -94,7 +94,7 @@ export class RegistryError extends CanopyError {
   static readonly policy: ErrorPolicy = "input";
   constructor(
     message: string,
-    readonly code: "invalid" | "not-found" | "not-completed",
+    readonly code: "invalid" | "not-found" | "not-completed" | "incompatible",
   ) {
     super(message);
   }
@@ -103,6 +103,22 @@ export class RegistryError extends CanopyError {
 /** One line describing any thrown value, for ledger reasons and notifications. */
 export function errorLine(err: unknown): string {
   const text = err instanceof Error ? `${err.name === "Error" ? "" : `${err.name}: `}${err.message}` : String(err);
-  const line = text.split("\n").filter((l) => l.trim() !== "").join("; ");
-  return line.length > 500 ? `${line.slice(0, 497)}...` : line;
+  return cutLine(text.split("\n").filter((l) => l.trim() !== "").join("; "), 500);
+}
+
+/** Most characters of an error line shown to a client or a terminal: whatever a message quotes, the answer stays short. */
+export const MAX_ERROR_LINE = 1_000;
+
+/** A line cut to `max` characters, saying how much was left out (the last resort behind quoting input in short). */
+export function cutLine(line: string, max = MAX_ERROR_LINE): string {
+  if (line.length <= max) return line;
+  const keep = Math.max(0, max - ` … (${line.length} more characters)`.length);
+  return `${line.slice(0, keep)} … (${line.length - keep} more characters)`;
+}
+
+/** Any input value for a message, in short: a string quoted and escaped, anything else as JSON; at most ~60 characters. */
+export function inShort(value: unknown, max = 60): string {
+  if (typeof value === "string") return quoted(value, max);
+  const text = value === undefined ? "nothing" : (JSON.stringify(value) ?? String(value));
+  return printable(text.length > max ? `${text.slice(0, max)}…` : text);
 }

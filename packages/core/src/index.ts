@@ -1,6 +1,9 @@
 export {
   AggregationError,
+  cutLine,
   errorLine,
+  inShort,
+  MAX_ERROR_LINE,
   InputError,
   InternalError,
   isRetryable,
@@ -34,6 +37,8 @@ export { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifie
 export { canonicalJson, groveCount, MAX_TREES, parseBuildSpec, toFitParams, type BuildSpec, type ColumnOverrides } from "./spec.ts";
 export { csvTable, csvRows, type TableSource, type RowSink } from "./table-source.ts";
 export { buildIdFor, planBuild, planGroves, splitRows, type BuildPlan, type GrovePlan, type PackSummary, type RowSplit } from "./plan.ts";
+export { optionWarnings, QUANTITY_CLASSES, taskNote, type DataNote } from "./data-notes.ts";
+export { checkRows, exportAgreement, packRowsMatrix, predictMlrfExport, type ExportAgreement } from "./export-check.ts";
 export { decodeGroveTask, encodeGroveTask, GROVE_TASK_VERSION, type GroveTask } from "./task.ts";
 export { PackCache, verifiedPack } from "./pack-cache.ts";
 export { failGroveTask, trainGrove, type GroveDelivery, type GroveResult, type TrainGrovePorts } from "./train-grove.ts";
@@ -91,6 +96,9 @@ export { sleep } from "./sleep.ts";
 export { lastGroveError, recordGroveError } from "./grove-error.ts";
 export {
   checkAliasName,
+  checkPromotion,
+  featureChange,
+  modelFeatures,
   DEFAULT_ALIAS,
   isAliasName,
   listModels,

@@ -1,4 +1,4 @@
-import { TaskError } from "./errors.ts";
+import { inShort, TaskError } from "./errors.ts";
 
 /**
  * The blob key layout, shared by S3 and the disk store so a build can move between them.
@@ -12,13 +12,13 @@ export function isBuildId(id: string): boolean {
 }
 
 function buildId(id: string): string {
-  if (!BUILD_ID.test(id)) throw new TaskError(`invalid build id ${JSON.stringify(id)} (expected b- and 16 hex digits)`);
+  if (!BUILD_ID.test(id)) throw new TaskError(`invalid build id ${inShort(id)} (expected b- and 16 hex digits)`);
   return id;
 }
 
 export const keys = {
   pack(hash: string): string {
-    if (!PACK_HASH.test(hash)) throw new TaskError(`invalid pack hash ${JSON.stringify(hash)} (expected 64 hex digits)`);
+    if (!PACK_HASH.test(hash)) throw new TaskError(`invalid pack hash ${inShort(hash, 70)} (expected 64 hex digits)`);
     return `packs/${hash}.pack`;
   },
   spec(id: string): string {

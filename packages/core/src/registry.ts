@@ -1,5 +1,7 @@
-import { RegistryError } from "./errors.ts";
-import { isBuildId } from "./keys.ts";
+import { Forest } from "@canopy/forest";
+import { inShort, RegistryError } from "./errors.ts";
+import { isBuildId, keys } from "./keys.ts";
+import type { BlobStore } from "./ports.ts";
 import type { BuildRecord, BuildStatus, MetricsSummary } from "./ledger.ts";
 
 /** The alias a predict endpoint serves when a request names no model. */
@@ -38,7 +40,7 @@ export function isAliasName(name: string): boolean {
 export function checkAliasName(name: string): string {
   if (!ALIAS.test(name))
     throw new RegistryError(
-      `invalid alias ${JSON.stringify(name)}: use 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+      `invalid alias ${inShort(name)}: use 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit`,
       "invalid",
     );
   return name;
@@ -51,13 +53,53 @@ export const registryRules = {
    */
   promote(build: BuildRecord | undefined, buildId: string, alias: string, previous: string | undefined, now: number): AliasRecord {
     checkAliasName(alias);
-    if (!isBuildId(buildId)) throw new RegistryError(`invalid build id ${JSON.stringify(buildId)} (expected b- and 16 hex digits)`, "invalid");
+    if (!isBuildId(buildId)) throw new RegistryError(`invalid build id ${inShort(buildId)} (expected b- and 16 hex digits)`, "invalid");
     if (!build) throw new RegistryError(`build ${buildId} not found`, "not-found");
     if (build.status !== "COMPLETED")
       throw new RegistryError(`build ${buildId} is ${build.status}; only a COMPLETED build can be promoted`, "not-completed");
     return { alias, buildId, promotedAt: now, ...(previous !== undefined ? { previous } : {}) };
   },
 };
+
+/** How `next`'s feature names differ from `current`'s, in short; undefined when they are the same, in the same order. */
+export function featureChange(current: readonly string[], next: readonly string[]): string | undefined {
+  if (current.length === next.length && current.every((f, i) => f === next[i])) return undefined;
+  const list = (names: string[]) => `${names.slice(0, 5).map((n) => inShort(n, 40)).join(", ")}${names.length > 5 ? `, … (${names.length})` : ""}`;
+  const lacks = current.filter((f) => !next.includes(f));
+  const adds = next.filter((f) => !current.includes(f));
+  const parts = [...(lacks.length ? [`lacks ${list(lacks)}`] : []), ...(adds.length ? [`adds ${list(adds)}`] : [])];
+  return parts.length > 0 ? parts.join(" and ") : "has the same features in another order (rows are read in feature order)";
+}
+
+/** The feature names of a build's model in the blob store; undefined when it has none (yet). */
+export async function modelFeatures(blobs: Pick<BlobStore, "get">, buildId: string): Promise<string[] | undefined> {
+  if (!isBuildId(buildId)) return undefined;
+  const bytes = await blobs.get(keys.model(buildId));
+  return bytes ? Forest.load(bytes).featureNames : undefined;
+}
+
+/**
+ * A promotion that would break the alias's clients: it points at another build whose model reads other
+ * features, so every request made for the current model would be refused (400) by the new one. Refused unless
+ * forced; a build without a model yet is left to the promotion rule (registryRules) to refuse.
+ */
+export async function checkPromotion(
+  registry: Pick<ModelRegistry, "resolve">,
+  features: (buildId: string) => Promise<readonly string[] | undefined>,
+  buildId: string,
+  alias: string,
+): Promise<void> {
+  const current = await registry.resolve(alias);
+  if (current === undefined || current === buildId) return;
+  const [was, next] = await Promise.all([features(current), features(buildId)]);
+  if (!was || !next) return;
+  const change = featureChange(was, next);
+  if (change)
+    throw new RegistryError(
+      `alias ${alias} serves ${current}; ${buildId}'s model ${change}, so requests made for ${alias} would be refused: use --force to promote it anyway`,
+      "incompatible",
+    );
+}
 
 /** One row of `canopy models`: a build with what the ledger, its report and the registry say about it. */
 export interface ModelListing {

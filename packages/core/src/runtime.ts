@@ -1,3 +1,4 @@
+import type { DataNote } from "./data-notes.ts";
 import type { BuildRecord, GroveStats } from "./ledger.ts";
 import type { BuildReport } from "./report.ts";
 import type { BuildSpec } from "./spec.ts";
@@ -82,6 +83,8 @@ export interface PreparedSummary {
   /** Size of the pack. */
   bytes: number;
   prepareMs: number;
+  /** What the data made of the spec: the detected task and why, options worth a warning (core's data-notes). */
+  notes: DataNote[];
 }
 
 export interface FollowOptions {

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { OptionsError, resolveParams, type FitParams, type ForestOptions } from "@canopy/forest";
-import { SpecError } from "./errors.ts";
+import { inShort, SpecError } from "./errors.ts";
 
 /** What a user asks for. Forest options sit at the top level with scikit-learn's names, like its constructor. */
 export interface BuildSpec extends ForestOptions {
@@ -147,11 +147,7 @@ export function groveCount(nEstimators: number, groveSize: number): number {
 }
 
 /** A value as short JSON for messages (at most 60 characters). */
-export function show(value: unknown): string {
-  if (value === undefined) return "nothing";
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
-}
+export const show = (value: unknown): string => inShort(value);
 
 /** Zod issues as "field: rule (got value)" lines, nested union issues collapsed into their field's message. */
 export function issueLines(issues: readonly z.core.$ZodIssue[]): { path: string; message: string }[] {

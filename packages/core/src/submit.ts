@@ -1,5 +1,6 @@
 import { buildPack, encodePack, TableBuilder, type DatasetPack, type TableSchema, type Task } from "@canopy/forest";
 import { copyGroves } from "./copy-groves.ts";
+import { optionWarnings, taskNote, type DataNote } from "./data-notes.ts";
 import { TaskError } from "./errors.ts";
 import { CONTENT_TYPES, keys } from "./keys.ts";
 import { newBuildRecord, type BuildRecord } from "./ledger.ts";
@@ -23,6 +24,8 @@ export interface PreparedDataset {
   /** The input's format ("csv", "csv.gz", "parquet") and stored size in bytes, when known. */
   format: string;
   inputBytes?: number;
+  /** What the data made of the spec (the detected task, options to hear about), said before training. */
+  notes: DataNote[];
 }
 
 export interface PrepareOptions {
@@ -32,6 +35,11 @@ export interface PrepareOptions {
   shared?: boolean;
   /** --categorical / --numeric / --drop. */
   columns?: BuildSpec["columns"];
+  /**
+   * Checks the pack before it is stored (throws to refuse it): an error the data decides leaves nothing behind.
+   * Returns notes about the data for the caller.
+   */
+  check?: (pack: DatasetPack) => DataNote[] | void;
 }
 
 /**
@@ -60,6 +68,7 @@ export async function prepareDataset(
     ...(options.maxBins !== undefined ? { maxBins: options.maxBins } : {}),
     ...(options.shared ? { shared: true } : {}),
   });
+  const notes = options.check?.(pack) ?? [];
   const packKey = keys.pack(pack.hash);
   const reused = await blobs.exists(packKey);
   if (!reused) await blobs.put(packKey, encodePack(pack), CONTENT_TYPES.pack);
@@ -72,12 +81,15 @@ export async function prepareDataset(
     schema,
     format: source.format,
     ...(source.bytes !== undefined ? { inputBytes: source.bytes } : {}),
+    notes,
   };
 }
 
 /**
- * The one place a runtime turns a build's data into a stored pack: the label and task come from the spec.
- * (`shared`: the pack's arrays in shared memory, for trainer threads.)
+ * The one place a runtime turns a build's data into a stored pack: the label and task come from the spec, and the
+ * build is planned on the pack before it is stored, so a spec the data refuses (a classification criterion on a
+ * regression label, no training rows left) writes nothing. (`shared`: the pack's arrays in shared memory, for
+ * trainer threads.)
  */
 export function prepareBuildData(
   spec: BuildSpec,
@@ -90,6 +102,11 @@ export function prepareBuildData(
     task: spec.task,
     ...(spec.columns ? { columns: spec.columns } : {}),
     ...(options.shared ? { shared: true } : {}),
+    check: (pack) => {
+      const { split } = planBuild(spec, pack);
+      const task = taskNote(spec, pack);
+      return [...(task ? [task] : []), ...optionWarnings(spec, pack, split)];
+    },
   };
   return prepareDataset(input, prepare, blobs, options.clock);
 }
@@ -100,7 +117,7 @@ export function buildHandle(o: {
   groves: GrovePlan[];
   created: boolean;
   queued: number[];
-  prepared?: Pick<PreparedDataset, "pack" | "packKey" | "reused" | "prepareMs">;
+  prepared?: Pick<PreparedDataset, "pack" | "packKey" | "reused" | "prepareMs"> & { notes?: DataNote[] };
   /** An extension's parent, and the groves this call copied from it. */
   extends?: string;
   copied?: number[];
@@ -115,7 +132,7 @@ export function buildHandle(o: {
     queued: o.queued,
     ...(o.extends !== undefined ? { extends: o.extends } : {}),
     ...(o.copied && o.copied.length > 0 ? { copied: o.copied } : {}),
-    ...(p ? { dataset: { packKey: p.packKey, reused: p.reused, nRows: p.pack.nRows, nFeatures: p.pack.nFeatures, bytes: p.pack.bytes.length, prepareMs: p.prepareMs } } : {}),
+    ...(p ? { dataset: { packKey: p.packKey, reused: p.reused, nRows: p.pack.nRows, nFeatures: p.pack.nFeatures, bytes: p.pack.bytes.length, prepareMs: p.prepareMs, notes: p.notes ?? [] } } : {}),
   };
 }
 

@@ -1,6 +1,6 @@
 import type { FitParams, ForestOptions } from "@canopy/forest";
 import { z } from "zod";
-import { TaskError } from "./errors.ts";
+import { inShort, TaskError } from "./errors.ts";
 import { isBuildId } from "./keys.ts";
 import { forestOptionIssues, forestOptionsShape, issueLines, MAX_TREES } from "./spec.ts";
 
@@ -76,7 +76,7 @@ export function decodeGroveTask(message: string): GroveTask {
     throw new TaskError("grove task must be a JSON object");
   const v = (value as { v?: unknown }).v;
   if (v !== GROVE_TASK_VERSION)
-    throw new TaskError(`unsupported grove task version ${JSON.stringify(v) ?? "(none)"}; this Canopy reads v${GROVE_TASK_VERSION}`);
+    throw new TaskError(`unsupported grove task version ${v === undefined ? "(none)" : inShort(v)}; this Canopy reads v${GROVE_TASK_VERSION}`);
   const result = taskSchema.safeParse(value, { reportInput: true });
   const issues = result.success
     ? forestOptionIssues(result.data.params as ForestOptions, "auto").map((i) => ({ path: `params.${i.path}`, message: i.message }))

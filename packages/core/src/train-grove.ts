@@ -1,5 +1,5 @@
 import { fitForest } from "@canopy/forest";
-import { errorLine } from "./errors.ts";
+import { errorLine, inShort, TaskError } from "./errors.ts";
 import { CONTENT_TYPES, keys } from "./keys.ts";
 import type { GroveStats } from "./ledger.ts";
 import { failedNotification } from "./notification.ts";
@@ -52,6 +52,10 @@ export async function trainGrove(task: GroveTask, ports: TrainGrovePorts, delive
   if (record.landed.includes(grove)) return skip(`grove ${grove} already landed`);
   if (record.failed.some((f) => f.grove === grove)) return skip(`grove ${grove} was given up on`);
 
+  // The pack is read by its key and checked by its hash: they must name the same pack, or a task could make a
+  // trainer read any blob in the store (and report it as a damaged pack).
+  if (task.packKey !== keys.pack(task.packHash))
+    throw new TaskError(`grove task's packKey ${inShort(task.packKey, 120)} is not the key of its packHash (${keys.pack(task.packHash)}); the pack is not read`);
   const { pack, cached } = await (ports.packs ?? defaultPacks).load(task.packHash, task.packKey, ports.blobs);
   const loadedAt = clock.now();
 

@@ -2,7 +2,9 @@ import { CanopyError, CsvError, FormatError, OptionsError } from "@canopy/forest
 import { describe, expect, it } from "vitest";
 import {
   AggregationError,
+  cutLine,
   errorLine,
+  inShort,
   InputError,
   InternalError,
   isRetryable,
@@ -58,5 +60,21 @@ describe("the error taxonomy: each class declares its policy, and isRetryable re
     expect(policyOf(Object.assign(new CanopyError("x"), { policy: "internal" }))).toBe("internal");
     // Something that is not a policy is ignored.
     expect(policyOf(Object.assign(new Error("x"), { policy: "fatal" }))).toBe("transient");
+  });
+});
+
+describe("inShort and cutLine: input in short, whatever it is", () => {
+  it("quotes, escapes and cuts strings; cuts other values' JSON; cuts a line saying how much was left out", () => {
+    expect(inShort("a\u001b[2Jb")).toBe('"a\\x1b[2Jb"');
+    expect(inShort("x".repeat(100))).toBe(`"${"x".repeat(60)}…"`);
+    expect(inShort([1, 2, 3])).toBe("[1,2,3]");
+    expect(inShort({ a: "y".repeat(100) })).toBe(`{"a":"${"y".repeat(54)}…`);
+    expect(inShort(undefined)).toBe("nothing");
+    expect(cutLine("short")).toBe("short");
+    const cut = cutLine("z".repeat(5_000));
+    const kept = cut.indexOf(" … ");
+    expect(cut.slice(kept)).toBe(` … (${5_000 - kept} more characters)`);
+    expect(cut.length).toBeLessThanOrEqual(1_000);
+    expect(cut.length).toBeGreaterThan(990);
   });
 });

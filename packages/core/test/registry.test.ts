@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkAliasName, isAliasName, listModels, newBuildRecord, registryRules, RegistryError, type AliasRecord, type BuildRecord } from "../src/index.ts";
+import { checkAliasName, checkPromotion, featureChange, isAliasName, listModels, newBuildRecord, registryRules, RegistryError, type AliasRecord, type BuildRecord } from "../src/index.ts";
 import { describeRegistryContract, MemoryLedger, MemoryRegistry } from "../src/testing/index.ts";
 
 describeRegistryContract("MemoryRegistry", async () => {
@@ -81,5 +81,25 @@ describe("listModels", () => {
     expect(rows[1]).toMatchObject({ status: "FAILED", aliases: [], reason: "2 of 2 groves failed" });
     expect(rows[1].bytes).toBeUndefined();
     expect(rows[2]).toMatchObject({ trees: 100, bytes: 1234, metrics: { accuracy: 0.95 }, aliases: ["production"] });
+  });
+});
+
+describe("featureChange and checkPromotion", () => {
+  it("names what the next model lacks and adds, or that only the order differs", () => {
+    expect(featureChange(["a", "b"], ["a", "b"])).toBeUndefined();
+    expect(featureChange(["a", "b", "c"], ["a", "d"])).toBe('lacks "b", "c" and adds "d"');
+    expect(featureChange(["a", "b"], ["b", "a"])).toBe("has the same features in another order (rows are read in feature order)");
+  });
+
+  it("refuses moving an alias to other features; an unset alias, the same build or an unknown model pass", async () => {
+    const registry = { resolve: async (alias: string) => (alias === "production" ? "b-000000000000000a" : undefined) };
+    const features = async (id: string) => ({ "b-000000000000000a": ["a", "b"], "b-000000000000000b": ["a"], "b-000000000000000c": ["a", "b"] })[id];
+    await expect(checkPromotion(registry, features, "b-000000000000000b", "production")).rejects.toMatchObject({
+      code: "incompatible",
+      message: 'alias production serves b-000000000000000a; b-000000000000000b\'s model lacks "b", so requests made for production would be refused: use --force to promote it anyway',
+    });
+    await checkPromotion(registry, features, "b-000000000000000c", "production");
+    await checkPromotion(registry, features, "b-000000000000000b", "staging");
+    await checkPromotion(registry, features, "b-000000000000000d", "production");
   });
 });

@@ -1,16 +1,31 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { InputError, isBuildId, keys, type BuildReport } from "@canopy/core";
+import { inShort, InputError, isBuildId, keys, type BuildReport } from "@canopy/core";
 import { Forest } from "@canopy/forest";
 import { renderReport } from "@canopy/report";
-import { isNotFound } from "./atomic.ts";
+import { isNotFound, nearestExisting } from "./atomic.ts";
 import { DiskBlobStore } from "./blob-store.ts";
 import { DiskLedger } from "./disk-ledger.ts";
 import { LocalStoreError } from "./errors.ts";
 
-/** What an export directory holds; only a directory with nothing else in it is ever replaced. */
-const EXPORT_ENTRIES = new Set(["model.canopy", "report.json", "report.html", "spec.json", "groves"]);
+/**
+ * The mark Canopy leaves in every export: the build it came from and every file it wrote there. An existing
+ * directory is replaced only if it is empty, or holds this mark and no file the mark does not list: a directory
+ * that merely has the same names (`groves/`, `report.json`) is the user's, and nothing of theirs is deleted.
+ */
+export const EXPORT_MARKER = ".canopy-export.json";
+
+interface ExportMarker {
+  format: "canopy-export";
+  v: 1;
+  buildId: string;
+  /** Paths relative to the export directory, `/`-separated. */
+  files: string[];
+}
+
+/** Why an existing directory may not receive an export: it is not a directory, or it holds files Canopy did not write there. */
+export type ExportDirProblem = { kind: "not-a-directory"; path: string } | { kind: "other-files"; files: string[] };
 
 export interface ExportedArtifacts {
   dir: string;
@@ -24,7 +39,7 @@ export interface ExportedArtifacts {
  * `outDir` is never half-written. An existing `outDir` is replaced only if it is empty or an earlier export.
  */
 export async function exportArtifacts(root: string, buildId: string, outDir: string): Promise<ExportedArtifacts> {
-  if (!isBuildId(buildId)) throw new InputError(`invalid build id ${JSON.stringify(buildId)} (expected b- and 16 hex digits)`);
+  if (!isBuildId(buildId)) throw new InputError(`invalid build id ${inShort(buildId)} (expected b- and 16 hex digits)`);
   const record = await new DiskLedger(root).get(buildId);
   if (!record) throw new InputError(`build ${buildId} not found in ${resolve(root)}`);
   if (record.status !== "COMPLETED") throw new InputError(`build ${buildId} is ${record.status}; only a COMPLETED build has a model to export`);
@@ -48,6 +63,10 @@ export async function exportArtifacts(root: string, buildId: string, outDir: str
       if (!bytes) throw new LocalStoreError(`build ${buildId} is COMPLETED but ${key} is missing from ${blobs.root}`);
       await writeFile(join(temp, file), bytes);
     }
+    const marker: ExportMarker = { format: "canopy-export", v: 1, buildId, files: wanted.map(([file]) => file).sort() };
+    await writeFile(join(temp, EXPORT_MARKER), `${JSON.stringify(marker, null, 2)}\n`);
+    // Checked again right before the swap: the build may have run for hours since the first check.
+    await checkReplaceable(target);
     await replaceDir(temp, target);
   } catch (err) {
     await rm(temp, { recursive: true, force: true });
@@ -68,18 +87,52 @@ async function reportHtml(blobs: DiskBlobStore, buildId: string): Promise<Uint8A
   return new TextEncoder().encode(renderReport(JSON.parse(new TextDecoder().decode(json)) as BuildReport));
 }
 
+/**
+ * Whether an export may go to `dir`: undefined when it is absent, empty, or an earlier export (its mark lists
+ * every file in it); otherwise what stands in the way.
+ */
+export async function exportDirProblem(outDir: string): Promise<ExportDirProblem | undefined> {
+  const dir = resolve(outDir);
+  const existing = await nearestExisting(dir);
+  if (!existing.stats.isDirectory()) return { kind: "not-a-directory", path: existing.path };
+  if (existing.path !== dir) return undefined; // made at the end
+  const files = await filesUnder(dir);
+  const listed = new Set((await readMarker(join(dir, EXPORT_MARKER)))?.files ?? []);
+  if (listed.size > 0) listed.add(EXPORT_MARKER);
+  const other = files.filter((f) => !listed.has(f));
+  return other.length > 0 ? { kind: "other-files", files: other } : undefined;
+}
+
+/** The end of the refusal: which files are in the way (a few of them), and what to do. */
+export function otherFilesLine(files: readonly string[]): string {
+  return `already holds other files (${files.slice(0, 3).join(", ")}${files.length > 3 ? ", ..." : ""}); choose a new or empty directory`;
+}
+
 async function checkReplaceable(dir: string): Promise<void> {
-  let entries: string[];
-  try {
-    if (!(await stat(dir)).isDirectory()) throw new InputError(`${dir} exists and is not a directory`);
-    entries = await readdir(dir);
-  } catch (err) {
-    if (isNotFound(err)) return;
-    throw err;
+  const problem = await exportDirProblem(dir);
+  if (problem?.kind === "not-a-directory") throw new InputError(problem.path === dir ? `${dir} exists and is not a directory` : `${dir} cannot be made: ${problem.path} is a file`);
+  if (problem) throw new InputError(`${dir} ${otherFilesLine(problem.files)}`);
+}
+
+/** Every entry under `dir` that is not a directory (files, links, ...), as sorted `/`-separated relative paths. */
+async function filesUnder(dir: string, prefix = ""): Promise<string[]> {
+  const out: string[] = [];
+  for (const name of (await readdir(dir)).sort()) {
+    const path = join(dir, name);
+    if ((await lstat(path)).isDirectory()) out.push(...(await filesUnder(path, `${prefix}${name}/`)));
+    else out.push(`${prefix}${name}`);
   }
-  const foreign = entries.filter((e) => !EXPORT_ENTRIES.has(e));
-  if (foreign.length > 0)
-    throw new InputError(`${dir} already holds other files (${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", ..." : ""}); choose a new or empty directory`);
+  return out;
+}
+
+async function readMarker(path: string): Promise<ExportMarker | undefined> {
+  try {
+    const marker = JSON.parse(await readFile(path, "utf8")) as Partial<ExportMarker> | null;
+    const ok = marker?.format === "canopy-export" && typeof marker.buildId === "string" && Array.isArray(marker.files) && marker.files.every((f) => typeof f === "string");
+    return ok ? (marker as ExportMarker) : undefined;
+  } catch {
+    return undefined; // absent, unreadable or not ours: not a mark
+  }
 }
 
 /** Moves `from` to `to`; a previous `to` is moved aside first and removed after. */

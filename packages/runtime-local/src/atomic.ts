@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readdir, rename, rm } from "node:fs/promises";
+import type { Stats } from "node:fs";
+import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
 /** Temp files are dot-files ending in .tmp, so listings can skip them. */
@@ -53,5 +54,16 @@ export async function jsonFileStems(dir: string): Promise<string[]> {
   } catch (err) {
     if (isNotFound(err)) return [];
     throw err;
+  }
+}
+
+/** `path` if it exists, else its nearest ancestor that does (what a recursive mkdir would build on). */
+export async function nearestExisting(path: string): Promise<{ path: string; stats: Stats }> {
+  for (let at = path; ; at = dirname(at)) {
+    try {
+      return { path: at, stats: await stat(at) };
+    } catch (err) {
+      if (!isNotFound(err) || dirname(at) === at) throw err;
+    }
   }
 }

@@ -1,5 +1,5 @@
 import { availableParallelism } from "node:os";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import {
   aggregate,
   buildHandle,
@@ -12,6 +12,7 @@ import {
   InternalError,
   isAggregationTrigger,
   isRetryable,
+  keys,
   manifestTrees,
   PackCache,
   parseBuildSpec,
@@ -48,7 +49,7 @@ import {
 } from "@canopy/core";
 import { fileSource, openTable } from "@canopy/core/ingest";
 import { renderReport } from "@canopy/report";
-import { DiskBlobStore } from "./blob-store.ts";
+import { checkStoreRoot, DiskBlobStore } from "./blob-store.ts";
 import { DiskLedger } from "./disk-ledger.ts";
 import { InterruptedError, LocalStoreError } from "./errors.ts";
 import { announce } from "./notify.ts";
@@ -221,6 +222,8 @@ class EmbeddedRuntime implements LocalRuntime {
     // A path is streamed (CSV, .csv.gz or Parquet, by content); bytes are CSV.
     const input = typeof request.data === "string" ? await openTable(fileSource(request.data)) : request.data;
     this.checkOpen();
+    // A root that is a file or cannot be written: one input error naming it, before anything is prepared.
+    await checkStoreRoot(this.root);
     const prepared = await prepareBuildData(spec, input, this.blobs, { shared: true, clock: this.clock });
     this.share(prepared.pack);
     const buildId = buildIdFor(prepared.hash, spec);
@@ -296,7 +299,10 @@ class EmbeddedRuntime implements LocalRuntime {
   private async continueBuild(run: Run, record: BuildRecord): Promise<{ queued: number[]; copied?: number[] }> {
     const { buildId } = run;
     if (isTerminal(record)) return this.finished(run, record);
-    // This process owns the store, so an AGGREGATING build found here has lost its aggregator: aggregate again.
+    // This process owns the store, so an AGGREGATING build found here has lost its aggregator: aggregate again,
+    // and a temp file under the build is a write that was killed half-way: nothing will rename it.
+    const stale = await this.blobs.removeTemporaries(dirname(keys.spec(buildId)));
+    if (stale.length > 0) this.warn(`removed ${stale.length} temp file(s) an interrupted run left: ${stale.slice(0, 3).join(", ")}${stale.length > 3 ? ", ..." : ""}`);
     if (record.status === "AGGREGATING") await this.ledger.reopenAggregation(buildId);
     const resumption = await resumeBuild(buildId, { blobs: this.blobs, ledger: this.ledger, queue: this.queue, clock: this.clock });
     const current = (await this.ledger.get(buildId)) ?? record;

@@ -1,4 +1,5 @@
-import { errorLine, policyOf } from "@canopy/core";
+import { errorLine, inShort, policyOf } from "@canopy/core";
+import { printable } from "@canopy/forest";
 import { ServingError } from "./errors.ts";
 import { errorResponse, jsonResponse, type ServingRequest, type ServingResponse } from "./http.ts";
 import { selectorFromQuery, type ModelProvider, type ServedModel } from "./models.ts";
@@ -45,7 +46,12 @@ function probaFromQuery(value: string | undefined): boolean | undefined {
   if (value === undefined) return undefined;
   if (value === "1" || value === "true" || value === "") return true;
   if (value === "0" || value === "false") return false;
-  throw new ServingError(400, `?proba must be 1, true, 0 or false; got ${JSON.stringify(value)}`);
+  throw new ServingError(400, `?proba must be 1, true, 0 or false; got ${inShort(value)}`);
+}
+
+/** A request path for a message: escaped and cut short (a client chooses it, and a URL can be long). */
+function shortPath(path: string): string {
+  return printable(path.length > 80 ? `${path.slice(0, 80)}…` : path);
 }
 
 function byteLength(body: Uint8Array | string | undefined): number {
@@ -131,11 +137,11 @@ export function createHandler(options: HandlerOptions): Handler {
     try {
       const method = request.method.toUpperCase();
       const path = request.path.length > 1 ? request.path.replace(/\/+$/, "") : request.path;
-      if (!PREDICT_PATHS.has(path)) throw new ServingError(404, `no route ${method} ${request.path}: POST / or /predict to predict, GET / for the model summary`);
+      if (!PREDICT_PATHS.has(path)) throw new ServingError(404, `no route ${method} ${shortPath(request.path)}: POST / or /predict to predict, GET / for the model summary`);
       if (method === "POST") return await predict(request);
       if (method === "GET" && path === "/") return await summary(request);
       const allow = path === "/" ? "GET, POST" : "POST";
-      return errorResponse(405, `${method} ${path} is not allowed; use ${allow}`, { allow });
+      return errorResponse(405, `${method} ${shortPath(path)} is not allowed; use ${allow}`, { allow });
     } catch (err) {
       if (err instanceof ServingError) {
         if (err.status >= 500) options.onError?.(err, request);

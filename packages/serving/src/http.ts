@@ -1,3 +1,4 @@
+import { cutLine } from "@canopy/core";
 /**
  * The transport-neutral request and response the handler works on. The Lambda adapter (function URL events)
  * and the node:http adapter (`canopy serve`) both convert to and from these, so they run the same code.
@@ -33,6 +34,7 @@ export function jsonResponse(status: number, body: unknown, headers: Record<stri
   };
 }
 
+/** `{"error": message}`, the message cut short whatever it quotes: an error answer never grows with the request. */
 export function errorResponse(status: number, message: string, headers: Record<string, string> = {}): ServingResponse {
-  return jsonResponse(status, { error: message }, headers);
+  return jsonResponse(status, { error: cutLine(message) }, headers);
 }

@@ -16,4 +16,4 @@ export {
 } from "./models.ts";
 export { bodyFormat, bodyText, parseBody, type BodyFormat, type FeatureSchema, type ParsedBody, type RowMatrix } from "./parse.ts";
 export { servingConfig, type ServingConfig } from "./config.ts";
-export { listen, nodeListener, type Listening, type NodeAdapterOptions } from "./node.ts";
+export { DEFAULT_REQUEST_TIMEOUT_MS, hostName, isLoopback, listen, nodeListener, type Listening, type ListenOptions, type NodeAdapterOptions } from "./node.ts";

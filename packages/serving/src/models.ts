@@ -1,4 +1,4 @@
-import { checkAliasName, DEFAULT_ALIAS, errorLine, isBuildId, keys, RegistryError, systemClock, type BlobStore, type Clock, type ModelRegistry } from "@canopy/core";
+import { checkAliasName, DEFAULT_ALIAS, errorLine, inShort, isBuildId, keys, RegistryError, systemClock, type BlobStore, type Clock, type ModelRegistry } from "@canopy/core";
 import { Forest } from "@canopy/forest";
 import { ServingError } from "./errors.ts";
 
@@ -185,7 +185,7 @@ export function registryModels(store: ModelStore, options: RegistryModelsOptions
       const s = selector ?? defaultSelector;
       if ("buildId" in s) return cache.get(s.buildId);
       const buildId = await aliases.get(s.alias);
-      if (buildId === undefined) throw new ServingError(404, `alias ${JSON.stringify(s.alias)} is not set (canopy promote <build-id> --alias ${s.alias})`);
+      if (buildId === undefined) throw new ServingError(404, `alias ${inShort(s.alias)} is not set (canopy promote <build-id> --alias ${s.alias})`);
       const model = await cache.get(buildId);
       return { ...model, alias: s.alias };
     },
@@ -205,7 +205,7 @@ export function fixedModel(forest: Forest, info: { buildId?: string; bytes: numb
     defaultSelector: info.buildId !== undefined ? { buildId: info.buildId } : { alias: "default" },
     async get(selector) {
       if (selector === undefined || ("buildId" in selector && selector.buildId === info.buildId)) return model;
-      const asked = "buildId" in selector ? `model ${selector.buildId}` : `alias ${JSON.stringify(selector.alias)}`;
+      const asked = "buildId" in selector ? `model ${selector.buildId}` : `alias ${inShort(selector.alias)}`;
       throw new ServingError(404, `${asked} is not served here: this server serves one model (${info.buildId ?? info.source})`);
     },
   };
@@ -217,7 +217,7 @@ export function selectorFromQuery(query: Record<string, string | undefined>): Mo
   const alias = query.alias;
   if (model !== undefined && alias !== undefined) throw new ServingError(400, "give ?model=<build-id> or ?alias=<name>, not both");
   if (model !== undefined) {
-    if (!isBuildId(model)) throw new ServingError(400, `invalid build id ${JSON.stringify(model)} in ?model (expected b- and 16 hex digits)`);
+    if (!isBuildId(model)) throw new ServingError(400, `invalid build id ${inShort(model)} in ?model (expected b- and 16 hex digits)`);
     return { buildId: model };
   }
   if (alias !== undefined) {

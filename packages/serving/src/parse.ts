@@ -1,4 +1,5 @@
 import { CsvError, CsvSyntaxError, numericSchema, printable, quoted, readCsvRecords, RowEncoder, type CellValue, type TableSchema } from "@canopy/forest";
+import { inShort } from "@canopy/core";
 import { ServingError } from "./http.ts";
 
 /**
@@ -33,17 +34,22 @@ const USAGE = 'send JSON {"rows": [[...], ...]} or {"records": [{"feature": valu
 const bad = (message: string) => new ServingError(400, message);
 
 /**
- * The body's format from its content type: JSON or CSV. Without a telling type (none, text/plain, curl's
- * default form encoding, octet-stream) the first character decides: `{` is JSON, anything else CSV.
- * Other types are refused (415).
+ * The body's format from its content type: JSON or CSV. Without a telling type (none, curl's default form
+ * encoding, octet-stream) the first character decides: `{` is JSON, anything else CSV. `text/plain` (and a
+ * multipart form) is what a web page may send to any site without asking first, so it is read as CSV only: JSON
+ * sent that way is refused (415) rather than read. Other types are refused (415).
  */
 export function bodyFormat(contentType: string | undefined, text: string): BodyFormat {
   const type = (contentType ?? "").split(";")[0].trim().toLowerCase();
   if (type === "application/json" || type.endsWith("+json")) return "json";
   if (type === "text/csv" || type === "application/csv") return "csv";
-  if (type === "" || type === "text/plain" || type === "application/x-www-form-urlencoded" || type === "application/octet-stream")
-    return text.trimStart().startsWith("{") ? "json" : "csv";
-  throw new ServingError(415, `unsupported content type ${JSON.stringify(type)}: ${USAGE}`);
+  const json = text.trimStart().startsWith("{");
+  if (type === "text/plain" || type === "multipart/form-data") {
+    if (json) throw new ServingError(415, `JSON sent as ${type} is not read (a web page can send ${type} to any site): send it as application/json`);
+    return "csv";
+  }
+  if (type === "" || type === "application/x-www-form-urlencoded" || type === "application/octet-stream") return json ? "json" : "csv";
+  throw new ServingError(415, `unsupported content type ${inShort(type)}: ${USAGE}`);
 }
 
 function featureList(names: readonly string[]): string {
@@ -62,7 +68,7 @@ function jsonValue(v: unknown, where: string): number {
     return v;
   }
   if (v === null) return NaN;
-  const shown = typeof v === "string" ? JSON.stringify(v) : Array.isArray(v) ? "an array" : typeof v === "object" ? "an object" : String(v);
+  const shown = typeof v === "string" ? inShort(v) : Array.isArray(v) ? "an array" : typeof v === "object" ? "an object" : String(v);
   throw bad(`${where}: ${shown} is not a number (use a JSON number, or null for a missing value)`);
 }
 
@@ -76,11 +82,11 @@ function parseJson(text: string, schema: FeatureSchema, maxRows: number): Parsed
   if (body === null || typeof body !== "object" || Array.isArray(body)) throw bad(`body must be a JSON object: ${USAGE}`);
   const fields = body as Record<string, unknown>;
   const unknown = Object.keys(fields).filter((k) => !JSON_FIELDS.has(k));
-  if (unknown.length > 0) throw bad(`unknown field ${JSON.stringify(unknown[0])} in the body; expected "rows" or "records", and optionally "proba"`);
+  if (unknown.length > 0) throw bad(`unknown field ${inShort(unknown[0])} in the body; expected "rows" or "records", and optionally "proba"`);
   if ("rows" in fields && "records" in fields) throw bad('send "rows" or "records", not both');
   let proba: boolean | undefined;
   if ("proba" in fields) {
-    if (typeof fields.proba !== "boolean") throw bad(`"proba" must be true or false; got ${JSON.stringify(fields.proba)}`);
+    if (typeof fields.proba !== "boolean") throw bad(`"proba" must be true or false; got ${inShort(fields.proba)}`);
     proba = fields.proba;
   }
   const key = "rows" in fields ? "rows" : "records" in fields ? "records" : undefined;
@@ -101,7 +107,7 @@ function rowsMatrix(rows: unknown[], schema: FeatureSchema): RowMatrix {
     if (!Array.isArray(row)) throw bad(`rows[${r}] is not an array: "rows" holds one array of ${nCols} numbers per row (for one row: [[...]])`);
     if (row.length !== nCols)
       throw bad(`rows[${r}] has ${row.length} value${row.length === 1 ? "" : "s"}; the model expects ${nCols} features (${featureList(schema.featureNames)})`);
-    for (let f = 0; f < nCols; f++) data[r * nCols + f] = jsonValue(row[f], `rows[${r}][${f}] (${JSON.stringify(schema.featureNames[f])})`);
+    for (let f = 0; f < nCols; f++) data[r * nCols + f] = jsonValue(row[f], `rows[${r}][${f}] (${quoted(schema.featureNames[f]!)})`);
   }
   return { data, nRows: rows.length, nCols };
 }
@@ -120,7 +126,7 @@ function recordsMatrix(records: unknown[], schema: FeatureSchema): RowMatrix {
       const f = position.get(key);
       if (f === undefined) {
         if (key === schema.labelName) continue; // rows often carry their label: ignored
-        throw bad(`records[${r}] has unknown feature ${JSON.stringify(key)}; the model's features are ${featureList(names)}`);
+        throw bad(`records[${r}] has unknown feature ${quoted(key)}; the model's features are ${featureList(names)}`);
       }
       data[r * nCols + f] = jsonValue(fields[key], `records[${r}].${key}`);
       seen++;

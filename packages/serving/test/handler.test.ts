@@ -101,6 +101,15 @@ describe("predictions", () => {
     }
   });
 
+  it("never reads JSON from text/plain or a multipart form (a page may send them cross-site without a preflight): 415", async () => {
+    const one = [irisRows.rows[60]];
+    for (const type of ["text/plain", "text/plain; charset=UTF-8", "multipart/form-data; boundary=x"]) {
+      const response = await handler(post(rowsBody(one), { type }));
+      expect(response.status).toBe(415);
+      expect(json(response).error).toBe(`JSON sent as ${type.split(";")[0]} is not read (a web page can send ${type.split(";")[0]} to any site): send it as application/json`);
+    }
+  });
+
   it("GET / summarises the default model and the limits", async () => {
     const response = await handler(get());
     expect(response.status).toBe(200);

@@ -49,7 +49,8 @@ describe("the handler on node:http", () => {
     expect(seen.at(-1)).toMatchObject({ method: "POST", path: "/predict", query: { proba: "1", alias: "x" } });
     expect(seen.at(-1)!.headers["content-type"]).toBe("application/json");
 
-    const ok = await fetch(`${server.url}/?model=b-00000000000000aa`, { method: "POST", body: JSON.stringify({ rows: rows.slice(0, 3) }) });
+    // JSON says so: fetch would send a bare string as text/plain, which is never read as JSON (issue 9.13).
+    const ok = await fetch(`${server.url}/?model=b-00000000000000aa`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ rows: rows.slice(0, 3) }) });
     expect(ok.status).toBe(200);
     expect(ok.headers.get("x-canopy-build")).toBe("b-00000000000000aa");
     expect(((await ok.json()) as { predictions: string[] }).predictions).toEqual(iris.predict(rows.slice(0, 3)));
@@ -79,5 +80,38 @@ describe("the handler on node:http", () => {
     const response = await raw("/", [body.slice(0, 1000), body.slice(1000)], { "content-type": "application/json" });
     expect(response.status).toBe(200);
     expect(JSON.parse(response.body).predictions).toHaveLength(100);
+  });
+});
+
+describe("host names (DNS rebinding)", () => {
+  it("reads a Host header's name without its port, and knows loopback addresses", async () => {
+    const { hostName, isLoopback } = await import("../src/index.ts");
+    expect(["localhost:8080", "LOCALHOST", "[::1]:80", "127.0.0.1:1", "evil.example:8080"].map(hostName)).toEqual(["localhost", "localhost", "[::1]", "127.0.0.1", "evil.example"]);
+    expect(["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "0.0.0.0", "192.168.1.5", "::"].map(isLoopback)).toEqual([true, true, true, true, true, false, false, false]);
+  });
+
+  it("a loopback server refuses other names before reading the body; --allow-host names and a wildcard bind take any", async () => {
+    const handler = createHandler({ models: fixedModel(iris, { bytes: 1, source: "iris" }) });
+    const ask = (url: string, host: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = httpRequest(`${url}/`, { method: "GET", headers: { host } }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode!));
+        });
+        req.on("error", reject);
+        req.end();
+      });
+    const loopback = await listen(handler, { port: 0 });
+    const extra = await listen(handler, { port: 0, extraHosts: ["canopy.internal"] });
+    const wildcard = await listen(handler, { port: 0, host: "0.0.0.0" });
+    try {
+      expect(await ask(loopback.url, "localhost:1")).toBe(200);
+      expect(await ask(loopback.url, "evil.example")).toBe(403);
+      expect(await ask(loopback.url, "canopy.internal")).toBe(403);
+      expect(await ask(extra.url, "canopy.internal:9")).toBe(200);
+      expect(await ask(wildcard.url.replace("0.0.0.0", "127.0.0.1"), "any.example")).toBe(200);
+    } finally {
+      await Promise.all([loopback.close(), extra.close(), wildcard.close()]);
+    }
   });
 });

@@ -81,6 +81,7 @@ export async function publish(data: string, options: PublishOptions, io: Publish
     const { buildId, created, record, trees } = handle;
     const pack = handle.dataset!;
     const { bytes } = await import("../format.ts");
+    for (const line of (await import("../spec.ts")).noteLines(pack.notes)) note(line);
     note(`pack ${runtime.locate(pack.packKey)} (${pack.nRows} rows × ${pack.nFeatures} features, ${bytes(pack.bytes)}) ${pack.reused ? "was already there; not uploaded again" : "uploaded"}`);
     if (created) note(`build ${buildId}: ${handle.groves} grove task(s) queued, ${trees} trees`);
     else note(`build ${buildId} already exists with the same data and options (${record.status}); nothing queued`);

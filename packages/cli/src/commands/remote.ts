@@ -241,8 +241,8 @@ export async function remotePredict(data: string, options: RemoteOptions, io: Re
   const url = remoteUrl(options.remote, env, io.cwd ?? process.cwd());
   if (options.model !== undefined) {
     if (url.searchParams.has("alias")) throw new UsageError("--model and an alias in --remote both choose the model; give one");
-    const { isBuildId } = await import("@canopy/core");
-    if (!isBuildId(options.model)) throw new UsageError(`--model with --remote must be a build id (b- and 16 hex digits); got ${JSON.stringify(options.model)}`);
+    const { inShort, isBuildId } = await import("@canopy/core");
+    if (!isBuildId(options.model)) throw new UsageError(`--model with --remote must be a build id (b- and 16 hex digits); got ${inShort(options.model)}`);
     url.searchParams.set("model", options.model);
   }
   const csv = await readFile(data).then(

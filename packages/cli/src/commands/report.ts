@@ -65,11 +65,11 @@ function parseReport(bytes: Uint8Array, where: string): BuildReport {
 
 /** The report and where its page goes by default, from the local store, a model on disk, or the AWS bucket. */
 async function locate(ref: string, options: ReportOptions): Promise<{ report: BuildReport; page: string }> {
-  const { isBuildId, keys } = await import("@canopy/core");
+  const { inShort, isBuildId, keys } = await import("@canopy/core");
   const awsFlags = [options.aws && "--aws", options.endpoint && "--endpoint", options.bucket && "--bucket"].filter(Boolean);
   if (awsFlags.length > 0) {
     if (options.root !== undefined) throw new UsageError(`--root is the local store; it does not go with ${awsFlags.join(", ")}`);
-    if (!isBuildId(ref)) throw new UsageError(`${JSON.stringify(ref)} is not a build id (b- and 16 hex digits); on AWS the report is found by build id`);
+    if (!isBuildId(ref)) throw new UsageError(`${inShort(ref)} is not a build id (b- and 16 hex digits); on AWS the report is found by build id`);
     const { connectAws } = await import("../aws-target.ts");
     const target = await connectAws(options, ["bucket"]);
     try {

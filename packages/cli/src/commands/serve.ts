@@ -11,6 +11,8 @@ export interface ServeOptions {
   maxRows?: number;
   aliasTtl: number;
   verbose?: boolean;
+  allowHost?: string[];
+  requestTimeout: number;
 }
 
 export interface ServeIo {
@@ -31,6 +33,18 @@ function parseSeconds(text: string): number {
   const s = parseNumber(text);
   if (s < 0) throw new InvalidArgumentError("Expected a number of seconds >= 0.");
   return s;
+}
+
+function parsePositiveSeconds(text: string): number {
+  const s = parseNumber(text);
+  if (!(s > 0) || s > 3600) throw new InvalidArgumentError("Expected a number of seconds > 0 and at most 3600.");
+  return s;
+}
+
+function collectHost(text: string, previous: string[] | undefined): string[] {
+  const name = text.trim();
+  if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)$/.test(name)) throw new InvalidArgumentError("Expected a host name or address, without a port.");
+  return [...(previous ?? []), name];
 }
 
 function parseMaxRows(text: string): number {
@@ -56,6 +70,8 @@ export function addServeCommand(canopy: Command): Command {
     .option("--root <dir>", "local store of packs, builds, aliases and the ledger", ".canopy")
     .option("--max-rows <n>", "most rows per request (default 10000)", parseMaxRows)
     .option("--alias-ttl <seconds>", "how long an alias resolution is reused", parseSeconds, 1)
+    .option("--allow-host <name>", "also answer requests for this host name (repeatable); on a loopback --host only localhost, 127.0.0.1 and [::1] are answered", collectHost)
+    .option("--request-timeout <seconds>", "most time for a whole request, body included; a slower one gets 408", parsePositiveSeconds, 30)
     .option("--verbose", "one line per request on stderr")
     .action(async (options: ServeOptions) => {
       await serve(options);
@@ -97,8 +113,8 @@ export async function serve(options: ServeOptions, io: ServeIo = {}): Promise<vo
       const target = await registry.resolve(ref);
       notFound = () =>
         target === undefined
-          ? `alias ${JSON.stringify(ref)} is not set in ${options.root} (canopy promote <build-id> --alias ${ref})`
-          : `alias ${JSON.stringify(ref)} points at build ${target}, which has no model in ${options.root}`;
+          ? `alias ${core.inShort(ref)} is not set in ${options.root} (canopy promote <build-id> --alias ${ref})`
+          : `alias ${core.inShort(ref)} points at build ${target}, which has no model in ${options.root}`;
     }
   }
   // Load the default model now: a wrong --model fails here, not on the first request.
@@ -121,6 +137,8 @@ export async function serve(options: ServeOptions, io: ServeIo = {}): Promise<vo
     listening = await serving.listen(handler, {
       port: options.port,
       host: options.host,
+      requestTimeoutMs: options.requestTimeout * 1000,
+      ...(options.allowHost ? { extraHosts: options.allowHost } : {}),
       ...(options.verbose ? { onResponse: (req, res, ms) => note(`${req.method} ${req.path} ${res.status} ${ms.toFixed(1)} ms`) } : {}),
     });
   } catch (err) {

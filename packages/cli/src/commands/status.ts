@@ -32,8 +32,8 @@ export function addStatusCommand(canopy: Command): Command {
 
 export async function status(buildId: string, options: StatusOptions, io: { stdout?: NodeJS.WritableStream } = {}): Promise<void> {
   const stdout = io.stdout ?? process.stdout;
-  const { isBuildId } = await import("@canopy/core");
-  if (!isBuildId(buildId)) throw new UsageError(`${JSON.stringify(buildId)} is not a build id (b- and 16 hex digits)`);
+  const { inShort, isBuildId } = await import("@canopy/core");
+  if (!isBuildId(buildId)) throw new UsageError(`${inShort(buildId)} is not a build id (b- and 16 hex digits)`);
   if (options.url && options.root !== undefined)
     throw new UsageError("--url presigns an S3 URL of the deployed app's report page; with --root the page is a local file");
   const { statusJson, statusText } = await import("../render.ts");

@@ -1,13 +1,13 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { isBuildId, SpecError, TERMINAL_STATUSES, type BuildEnd, type BuildHandle, type ExtendRequest } from "@canopy/core";
+import { inShort, isBuildId, SpecError, TERMINAL_STATUSES, type BuildEnd, type BuildHandle, type ExtendRequest } from "@canopy/core";
 import { createLocalRuntime, exportArtifacts, InterruptedError } from "@canopy/runtime-local";
 import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
 import { checkDataFile, checkOutDir, shown } from "../fs.ts";
 import { progressPrinter, watchBuild } from "../progress.ts";
 import { extensionNote, summary } from "../render.ts";
-import { buildSpec, extendRequest, FLAG_FOR_FIELD, specUsageError, type SpecFlags } from "../spec.ts";
+import { buildSpec, extendRequest, FLAG_FOR_FIELD, noteLines, specUsageError, type SpecFlags } from "../spec.ts";
 
 export interface TrainOptions extends SpecFlags {
   workers?: number;
@@ -39,7 +39,7 @@ export async function train(data: string | undefined, raw: Record<string, unknow
   if (options.extend !== undefined) {
     extension = extendRequest(options.extend, data, options);
   } else if (options.resume !== undefined) {
-    if (!isBuildId(options.resume)) throw new UsageError(`--resume: ${JSON.stringify(options.resume)} is not a build id (b- and 16 hex digits)`);
+    if (!isBuildId(options.resume)) throw new UsageError(`--resume: ${inShort(options.resume)} is not a build id (b- and 16 hex digits)`);
     const ignored = [...(data !== undefined ? ["<data.csv>"] : []), ...typedSpecFlags(command)];
     if (ignored.length > 0) stderr.write(`canopy: --resume uses the data and options recorded with the build; ignoring ${ignored.join(", ")}\n`);
   } else {
@@ -73,12 +73,12 @@ export async function train(data: string | undefined, raw: Record<string, unknow
   try {
     handle = await runtime.submit(extension ?? (options.resume !== undefined ? { resume: options.resume } : { spec: spec!, data: data! }));
     if (handle.created && handle.extends) printer.note(extensionNote(handle));
+    for (const line of noteLines(handle.dataset?.notes ?? [])) printer.note(line);
     end = await watchBuild(runtime, handle.buildId, printer);
   } catch (err) {
     if (interrupted || err instanceof InterruptedError) {
       const id = err instanceof InterruptedError ? err.buildId : handle?.buildId;
-      const root = options.root !== ".canopy" ? ` --root ${options.root}` : "";
-      throw new InterruptedExit(`interrupted${id ? `; finish the build with: canopy train --resume ${id}${root}` : ""}`);
+      throw new InterruptedExit(`interrupted${id ? `; finish the build with: ${resumeCommand(id, options)}` : ""}`);
     }
     // Rules the data decides (e.g. a classification criterion on a label that makes this regression).
     throw err instanceof SpecError ? specUsageError(err) : err;
@@ -87,6 +87,22 @@ export async function train(data: string | undefined, raw: Record<string, unknow
     await runtime.close();
   }
   await finish(handle, end!, options, runtime.root);
+}
+
+/** The command that finishes `buildId` the way this one would have: where the store is, where the export goes, how. */
+export function resumeCommand(buildId: string, options: Pick<TrainOptions, "root" | "out" | "workers" | "notifyUrl" | "json">): string {
+  const args = ["canopy", "train", "--resume", buildId];
+  if (options.root !== ".canopy") args.push("--root", options.root);
+  if (options.out !== undefined) args.push("--out", options.out);
+  if (options.workers !== undefined) args.push("--workers", String(options.workers));
+  if (options.notifyUrl !== undefined) args.push("--notify-url", options.notifyUrl);
+  if (options.json) args.push("--json");
+  return args.map(shellWord).join(" ");
+}
+
+/** A word as a POSIX shell reads it back: as is when it is plain, else in single quotes. */
+function shellWord(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
 }
 
 /** The end of a build on the terminal: the failure, or the summary (or the report, --json), and the --out export. */
