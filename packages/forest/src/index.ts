@@ -20,7 +20,6 @@ export {
   categoryOf,
   DATE_FORMATS,
   OTHER_CATEGORY,
-  CATEGORICAL_SPLITS,
 } from "./schema.ts";
 export type { TableSchema, SchemaColumn, ColumnKind, DatePart, ExcludedColumn, FeatureInfo, FeatureKind, CellValue, Where } from "./schema.ts";
 export { TableBuilder, SAMPLE_ROWS, MAX_CATEGORY_CODES } from "./table.ts";

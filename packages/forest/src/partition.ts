@@ -137,6 +137,42 @@ export class SamplePartition implements SampleTargets {
         nRight++;
       }
     }
+    return this.placeRight(mid, nRight);
+  }
+
+  /**
+   * Splits node [start, end) in place, stably, as split() does, by a lookup per bin: samples whose bin b has
+   * goesLeft[b] === 1 first (a categorical split: a set of categories, and the missing bin's direction).
+   */
+  splitBySet(start: number, end: number, rows: Uint8Array | null, feature: number, goesLeft: Uint8Array): number {
+    const { idx, weightAt, codeAt, valueAt, scratch, scratchW, scratchC, scratchV } = this;
+    const src = rows ?? this.bins;
+    const rowStride = rows !== null ? this.nFeatures : 1;
+    const col = rows !== null ? feature : feature * this.nRows;
+    let mid = start;
+    let nRight = 0;
+    for (let i = start; i < end; i++) {
+      const r = idx[i];
+      if (goesLeft[src[col + r * rowStride]] === 1) {
+        idx[mid] = r;
+        weightAt[mid] = weightAt[i];
+        if (codeAt !== null) codeAt[mid] = codeAt[i];
+        else valueAt![mid] = valueAt![i];
+        mid++;
+      } else {
+        scratch[nRight] = r;
+        scratchW[nRight] = weightAt[i];
+        if (scratchC !== null) scratchC[nRight] = codeAt![i];
+        else scratchV![nRight] = valueAt![i];
+        nRight++;
+      }
+    }
+    return this.placeRight(mid, nRight);
+  }
+
+  /** Copies the right child's samples, held in the scratch arrays, after the left child's; returns `mid`. */
+  private placeRight(mid: number, nRight: number): number {
+    const { idx, weightAt, codeAt, valueAt, scratch, scratchW, scratchC, scratchV } = this;
     idx.set(scratch.subarray(0, nRight), mid);
     weightAt.set(scratchW.subarray(0, nRight), mid);
     if (scratchC !== null) codeAt!.set(scratchC.subarray(0, nRight), mid);

@@ -57,13 +57,6 @@ export interface FeatureInfo {
 
 export const OTHER_CATEGORY = "(other)";
 
-/**
- * Whether the learner splits a categorical feature into two sets of categories. Until it does (a later engine
- * step: split bitsets in the model), it splits category codes as if they were ordered, and every schema with a
- * categorical column says so in its notes, so the user is told rather than left to assume otherwise.
- */
-export const CATEGORICAL_SPLITS = false;
-
 /** The features a schema produces, in order. */
 export function schemaFeatures(schema: TableSchema): FeatureInfo[] {
   const out: FeatureInfo[] = [];

@@ -3,10 +3,18 @@ import { MISSING_BIN } from "./pack.ts";
 import { COLUMN_PASS_MIN_SAMPLES, type SamplePartition } from "./partition.ts";
 import type { Rng } from "./rng.ts";
 
-/** The best split found at a node. Statistics of the left child are in `leftStats`. */
+/**
+ * The best split found at a node. Statistics of the left child are in `leftStats`. A numeric split sends bins
+ * <= thresholdBin left; a categorical one sends the categories order[0..thresholdBin] left and the rest of the
+ * node's categories, order(thresholdBin..nPresent), right.
+ */
 export interface Split {
   feature: number;
   thresholdBin: number;
+  categorical: boolean;
+  /** Categorical: the categories present at the node (non-missing), in the order they were scanned. */
+  order: Int32Array;
+  nPresent: number;
   missingLeft: boolean;
   proxy: number;
   leftWeight: number;
@@ -24,6 +32,8 @@ export interface SplitterConfig {
   maxFeatures: number;
   minSamplesLeaf: number;
   rng: Rng;
+  /** 1 for a categorical feature (its bins are category codes, split into two sets), 0 for a numeric one. */
+  categorical: Uint8Array;
 }
 
 /** Up to this many samples, the non-empty bins are tracked as they fill instead of found by a 255-bin sweep. */
@@ -54,6 +64,8 @@ export class HistogramSplitter {
   private readonly order: Int32Array;
   private readonly perm: Int32Array;
   private readonly leftMissing: Float64Array;
+  /** Per bin: the key categories are ordered by (their target statistic, see Criterion.categoryKeys). */
+  private readonly catKey: Float64Array;
   private readonly best: Split;
   /** Total constants (known + newly found) after the last findBestSplit. */
   nTotalConstants = 0;
@@ -75,9 +87,13 @@ export class HistogramSplitter {
     this.order = new Int32Array(BINS);
     this.perm = new Int32Array(SORTED_MAX_SAMPLES);
     this.leftMissing = new Float64Array(width);
+    this.catKey = new Float64Array(BINS);
     this.best = {
       feature: -1,
       thresholdBin: 0,
+      categorical: false,
+      order: new Int32Array(BINS),
+      nPresent: 0,
       missingLeft: false,
       proxy: -Infinity,
       leftWeight: 0,
@@ -132,9 +148,10 @@ export class HistogramSplitter {
       if (nb === 0) continue;
       if (rows !== null) this.gather(rows, start, end, nb);
       const sorted = rows !== null && end - start <= SORTED_MAX_SAMPLES && this.cfg.criterion.constantTimeProxy;
+      const categorical = this.cfg.categorical;
       for (let j = 0; j < nb; j++) {
         const f = batch[j];
-        let outcome = sorted ? this.evaluateSorted(j, f, start, end, total, w) : -1;
+        let outcome = sorted && categorical[f] === 0 ? this.evaluateSorted(j, f, start, end, total, w) : -1;
         if (outcome < 0) {
           if (rows !== null) this.histogramFromBlock(j, start, end);
           else this.histogramFromColumn(f, start, end);
@@ -304,7 +321,9 @@ export class HistogramSplitter {
     }
     const nMissing = cnt[MISSING_BIN];
     const constant = nb + (nMissing > 0 ? 1 : 0) <= 1;
-    if (!constant) this.scan(f, nb, nMissing, n, total, w);
+    const categorical = this.cfg.categorical[f] === 1;
+    if (!constant && categorical) this.orderCategories(nb);
+    if (!constant) this.scan(f, nb, nMissing, n, total, w, categorical);
     // Clear what this node wrote.
     for (let k = 0; k < nb; k++) {
       const h = order[k];
@@ -321,8 +340,37 @@ export class HistogramSplitter {
     return !constant;
   }
 
-  /** Sweeps the non-missing bins left to right; at each boundary, missing values go right, then left. */
-  private scan(f: number, nb: number, nMissing: number, n: number, total: Float64Array, w: number): void {
+  /**
+   * Orders a categorical feature's present categories, order[0, nb), by the criterion's key (the mean target, the
+   * share of the second class, or the first principal component of the class shares), ties by code; scanning that
+   * order as if it were a numeric feature's finds the best split into two sets (Breiman et al. 1984 for
+   * regression and two classes; Coppersmith, Hong & Hosking 1999 for more classes).
+   */
+  private orderCategories(nb: number): void {
+    const order = this.order;
+    const key = this.catKey;
+    this.cfg.criterion.categoryKeys(this.hist, order, nb, key);
+    if (nb <= 16) {
+      for (let i = 1; i < nb; i++) {
+        const b = order[i];
+        const kb = key[b];
+        let k = i;
+        while (k > 0 && (key[order[k - 1]] > kb || (key[order[k - 1]] === kb && order[k - 1] > b))) {
+          order[k] = order[k - 1];
+          k--;
+        }
+        order[k] = b;
+      }
+    } else {
+      order.subarray(0, nb).sort((a, b) => key[a] - key[b] || a - b);
+    }
+  }
+
+  /**
+   * Sweeps the non-missing bins in `order` left to right; at each boundary, missing values go right, then left.
+   * A numeric split records its bin; a categorical one its position in the order (kept with the split).
+   */
+  private scan(f: number, nb: number, nMissing: number, n: number, total: Float64Array, w: number, categorical: boolean): void {
     const { criterion, minSamplesLeaf } = this.cfg;
     const { width } = criterion;
     const hist = this.hist;
@@ -342,10 +390,11 @@ export class HistogramSplitter {
       const last = k === nb - 1;
       if (last && nMissing === 0) break;
       const lw = criterion.leftWeight;
+      const at = categorical ? k : b;
       // Missing values to the right (also the only option once every non-missing bin is on the left).
       if (ln >= minSamplesLeaf && n - ln >= minSamplesLeaf) {
         const p = criterion.proxyHere();
-        if (p > best.proxy) this.record(f, b, false, p, lw, ln, left);
+        if (p > best.proxy) this.record(f, at, false, p, lw, ln, left);
       }
       if (nMissing > 0 && !last) {
         for (let c = 0; c < width; c++) withMissing[c] = left[c] + hist[mo + c];
@@ -353,18 +402,25 @@ export class HistogramSplitter {
         const mln = ln + nMissing;
         if (mln >= minSamplesLeaf && n - mln >= minSamplesLeaf) {
           const p = criterion.proxy(withMissing, total, mlw, w - mlw);
-          if (p > best.proxy) this.record(f, b, true, p, mlw, mln, withMissing);
+          if (p > best.proxy) this.record(f, at, true, p, mlw, mln, withMissing);
         }
       }
     }
+    if (best.feature !== f) return;
     // With no missing values here, unseen missing values follow the larger child (as sklearn does).
-    if (nMissing === 0 && best.feature === f) best.missingLeft = best.leftCount >= n - best.leftCount;
+    if (nMissing === 0) best.missingLeft = best.leftCount >= n - best.leftCount;
+    best.categorical = categorical;
+    if (categorical) {
+      best.order.set(order.subarray(0, nb));
+      best.nPresent = nb;
+    }
   }
 
   private record(f: number, b: number, missingLeft: boolean, p: number, lw: number, ln: number, stats: Float64Array): void {
     const best = this.best;
     best.feature = f;
     best.thresholdBin = b;
+    best.categorical = false;
     best.missingLeft = missingLeft;
     best.proxy = p;
     best.leftWeight = lw;

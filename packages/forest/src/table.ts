@@ -10,7 +10,6 @@ import {
   hasTimeOfDay,
   isMissingValue,
   numberOf,
-  CATEGORICAL_SPLITS,
   OTHER_CATEGORY,
   schemaFeatures,
   type CellValue,
@@ -147,13 +146,6 @@ export class TableBuilder {
     if (schemaColumns.length === 0) {
       const why = this.excluded.map((e) => `${printable(e.name)} (${e.reason})`).join(", ");
       throw new CsvError(`no feature columns left to train on: ${why}`);
-    }
-    const categorical = schemaColumns.filter((c) => c.kind === "categorical").map((c) => printable(c.name));
-    if (!CATEGORICAL_SPLITS && categorical.length > 0) {
-      this.notes.push(
-        `categorical column${categorical.length > 1 ? "s" : ""} ${categorical.join(", ")}: split on category codes (most frequent first) as if ordered; ` +
-          `splits into sets of categories are not in this engine yet`,
-      );
     }
     const labelName = this.names[this.labelIndex]!;
     const schema: TableSchema = { v: 1, label: labelName, columns: schemaColumns, excluded: this.excluded, ...(this.notes.length > 0 ? { notes: this.notes } : {}) };
