@@ -81,13 +81,17 @@ export function fitTree(pack: DatasetPack, rows: Uint32Array, params: ResolvedPa
       continue;
     }
     let mid: number;
+    const f = split.feature;
+    const wide = pack.wideColumn !== undefined && pack.wideColumn[f] >= 0;
     if (split.categorical) {
-      const nCodes = pack.edges[split.feature].length + 1;
-      tree.setCategoricalSplit(id, split.feature, sets.words(split, nCodes), split.missingLeft, decrease);
-      mid = samples.splitBySet(start, end, nodeRows, split.feature, sets.goesLeft);
+      const words = sets.words(split, pack.edges[f].length + 1, !wide);
+      tree.setCategoricalSplit(id, f, words, split.missingLeft, decrease);
+      mid = wide ? samples.splitWide(start, end, f, 0, split.missingLeft, words) : samples.splitBySet(start, end, nodeRows, f, sets.goesLeft);
     } else {
-      tree.setSplit(id, split.feature, split.thresholdBin, pack.edges[split.feature], split.missingLeft, decrease);
-      mid = samples.split(start, end, nodeRows, split.feature, split.thresholdBin, split.missingLeft);
+      tree.setSplit(id, f, split.thresholdBin, pack.edges[f], split.missingLeft, decrease);
+      mid = wide
+        ? samples.splitWide(start, end, f, split.thresholdBin, split.missingLeft, null)
+        : samples.split(start, end, nodeRows, f, split.thresholdBin, split.missingLeft);
     }
     const depth = node.depth + 1;
     const nConst = splitter.nTotalConstants;
@@ -107,15 +111,16 @@ class CategorySetBuilder {
   /** Per bin: 1 if its samples go left; the missing bin included. */
   readonly goesLeft = new Uint8Array(MISSING_BIN + 1);
 
-  words(split: Split, nCodes: number): Uint32Array {
+  /** The split's set over the feature's `nCodes` codes; with `table`, also `goesLeft` (an 8-bit feature's). */
+  words(split: Split, nCodes: number, table: boolean): Uint32Array {
     const fill = split.missingLeft ? 1 : 0;
     // Every code outside the node's two sets (absent here, or beyond the feature's codes) follows missing values.
     const words = new Uint32Array(Math.ceil(nCodes / 32)).fill(fill ? 0xffffffff : 0);
-    this.goesLeft.fill(fill);
+    if (table) this.goesLeft.fill(fill);
     for (let k = 0; k < split.nPresent; k++) {
       const c = split.order[k];
       const left = k <= split.thresholdBin ? 1 : 0;
-      this.goesLeft[c] = left;
+      if (table) this.goesLeft[c] = left;
       if (left) words[c >>> 5] |= 1 << (c & 31);
       else words[c >>> 5] &= ~(1 << (c & 31));
     }

@@ -2,7 +2,7 @@ import { crc32 } from "node:zlib";
 import { CanopyError, FormatError } from "./errors.ts";
 import { resolveParams, type ResolvedParams } from "./options.ts";
 import { schemaFeatures, schemaProblem, type TableSchema } from "./schema.ts";
-import { MISSING_BIN, type DatasetPack } from "./pack.ts";
+import { MISSING_BIN, MISSING_WIDE_BIN, type DatasetPack } from "./pack.ts";
 import { narrowBins } from "./tree-arrays.ts";
 import type { CategorySets, Task, Tree } from "./types.ts";
 
@@ -226,8 +226,8 @@ export class Forest {
     const out = new Float64Array(rows.length * width);
     for (const t of this.trees) {
       const { feature, thresholdBin, right, missingLeft, values } = t;
-      if (t.categorical !== undefined) {
-        for (let i = 0; i < rows.length; i++) addLeaf(out, i * width, values, right[binLeaf(t, t.categorical, bins, nRows, rows[i])] * width, width);
+      if (t.categorical !== undefined || pack.wideColumn !== undefined) {
+        for (let i = 0; i < rows.length; i++) addLeaf(out, i * width, values, right[packLeaf(t, pack, rows[i])] * width, width);
         continue;
       }
       for (let i = 0; i < rows.length; i++) {
@@ -485,17 +485,19 @@ function rawLeaf(t: Tree, sets: CategorySets, row: Float64Array, base: number): 
   return node;
 }
 
-/** The leaf pack row r reaches (by its bins) in a tree with categorical splits. */
-function binLeaf(t: Tree, sets: CategorySets, bins: Uint8Array, nRows: number, r: number): number {
+/** The leaf pack row r reaches (by its bins, 8- or 16-bit) in a tree with categorical splits, or on a pack with 16-bit features. */
+function packLeaf(t: Tree, pack: DatasetPack, r: number): number {
   const { feature, thresholdBin, right, missingLeft } = t;
-  const set = sets.set;
+  const { bins, nRows, wideBins, wideColumn } = pack;
+  const sets = t.categorical;
   let node = 0;
   let f = feature[0];
   while (f >= 0) {
-    const b = bins[f * nRows + r];
-    const k = set[node];
-    const left =
-      b === MISSING_BIN ? missingLeft[node] === 1 : k < 0 ? b <= thresholdBin[node] : inSet(sets, k, b, missingLeft[node] === 1);
+    const w = wideColumn === undefined ? -1 : wideColumn[f];
+    const b = w < 0 ? bins[f * nRows + r] : wideBins![w * nRows + r];
+    const k = sets === undefined ? -1 : sets.set[node];
+    const missing = w < 0 ? b === MISSING_BIN : b === MISSING_WIDE_BIN;
+    const left = missing ? missingLeft[node] === 1 : k < 0 ? b <= thresholdBin[node] : inSet(sets!, k, b, missingLeft[node] === 1);
     node = left ? node + 1 : right[node];
     f = feature[node];
   }

@@ -29,7 +29,8 @@ export interface SchemaColumn {
 
 export interface ExcludedColumn {
   name: string;
-  reason: "identifier" | "constant" | "empty" | "dropped";
+  /** "weight": the column of sample weights (--weight-column), read as weights instead of a feature. */
+  reason: "identifier" | "constant" | "empty" | "dropped" | "weight";
 }
 
 export interface TableSchema {

@@ -1,5 +1,5 @@
 import { addRegressionSample, type Criterion } from "./criterion.ts";
-import { MISSING_BIN } from "./pack.ts";
+import { MISSING_BIN, MISSING_WIDE_BIN } from "./pack.ts";
 import { COLUMN_PASS_MIN_SAMPLES, type SamplePartition } from "./partition.ts";
 import type { Rng } from "./rng.ts";
 
@@ -44,6 +44,8 @@ const TRACK_TOUCHED_MAX_SAMPLES = 64;
  */
 const SORTED_MAX_SAMPLES = 32;
 const BINS = 256;
+/** Bins of a 16-bit feature, its missing bin included. */
+const WIDE_BINS = 0x10000;
 
 /**
  * Best-split search on binned features with bin × statistics histograms, in scikit-learn's Splitter role
@@ -60,6 +62,8 @@ export class HistogramSplitter {
   private readonly hist: Float64Array;
   private readonly cnt: Int32Array;
   private readonly touched: Uint8Array;
+  /** 16-bit features: the bins their histogram touched (it is always tracked: 65536 bins are too many to sweep). */
+  private readonly touchedWide: Uint16Array | null;
   private readonly block: Uint8Array;
   private readonly order: Int32Array;
   private readonly perm: Int32Array;
@@ -76,23 +80,25 @@ export class HistogramSplitter {
     const { maxFeatures } = cfg;
     const { nFeatures } = cfg.samples;
     const { width } = cfg.criterion;
+    const bins = cfg.samples.nWide > 0 ? WIDE_BINS : BINS;
     this.features = new Int32Array(nFeatures);
     for (let f = 0; f < nFeatures; f++) this.features[f] = f;
     this.constantFeatures = new Int32Array(nFeatures);
     this.batch = new Int32Array(maxFeatures);
-    this.hist = new Float64Array(BINS * width);
-    this.cnt = new Int32Array(BINS);
+    this.hist = new Float64Array(bins * width);
+    this.cnt = new Int32Array(bins);
     this.touched = new Uint8Array(BINS);
+    this.touchedWide = cfg.samples.nWide > 0 ? new Uint16Array(WIDE_BINS) : null;
     this.block = new Uint8Array(maxFeatures * COLUMN_PASS_MIN_SAMPLES);
-    this.order = new Int32Array(BINS);
+    this.order = new Int32Array(bins);
     this.perm = new Int32Array(SORTED_MAX_SAMPLES);
     this.leftMissing = new Float64Array(width);
-    this.catKey = new Float64Array(BINS);
+    this.catKey = new Float64Array(bins);
     this.best = {
       feature: -1,
       thresholdBin: 0,
       categorical: false,
-      order: new Int32Array(BINS),
+      order: new Int32Array(bins),
       nPresent: 0,
       missingLeft: false,
       proxy: -Infinity,
@@ -149,9 +155,12 @@ export class HistogramSplitter {
       if (rows !== null) this.gather(rows, start, end, nb);
       const sorted = rows !== null && end - start <= SORTED_MAX_SAMPLES && this.cfg.criterion.constantTimeProxy;
       const categorical = this.cfg.categorical;
+      const wide = this.cfg.samples.wideColumn;
       for (let j = 0; j < nb; j++) {
         const f = batch[j];
-        let outcome = sorted && categorical[f] === 0 ? this.evaluateSorted(j, f, start, end, total, w) : -1;
+        let outcome: number;
+        if (wide !== null && wide[f] >= 0) outcome = this.evaluateWide(f, start, end, total, w) ? 1 : 0;
+        else outcome = sorted && categorical[f] === 0 ? this.evaluateSorted(j, f, start, end, total, w) : -1;
         if (outcome < 0) {
           if (rows !== null) this.histogramFromBlock(j, start, end);
           else this.histogramFromColumn(f, start, end);
@@ -298,8 +307,6 @@ export class HistogramSplitter {
 
   /** Scans the histogram just built for feature f into `best` and clears it; false if f is constant here. */
   private evaluate(f: number, n: number, total: Float64Array, w: number): boolean {
-    const { width } = this.cfg.criterion;
-    const hist = this.hist;
     const cnt = this.cnt;
     const order = this.order;
     const nt = this.nTouched;
@@ -319,11 +326,57 @@ export class HistogramSplitter {
         order[k] = b;
       }
     }
-    const nMissing = cnt[MISSING_BIN];
+    return this.scanAndClear(f, nb, MISSING_BIN, n, total, w);
+  }
+
+  /**
+   * A 16-bit feature: its histogram (from the node's row copy or the pack's column), with the touched bins
+   * listed, scanned into `best` and cleared; false if the feature is constant here.
+   */
+  private evaluateWide(f: number, start: number, end: number, total: Float64Array, w: number): boolean {
+    const { idx, codeAt, valueAt, weightAt, wideRows, wideBins, wideColumn, nWide, nRows } = this.cfg.samples;
+    const { width } = this.cfg.criterion;
+    const hist = this.hist;
+    const cnt = this.cnt;
+    const touched = this.touchedWide!;
+    const src = wideRows ?? wideBins!;
+    const stride = wideRows !== null ? nWide : 1;
+    const col = wideRows !== null ? wideColumn![f] : wideColumn![f] * nRows;
+    let nt = 0;
+    if (codeAt !== null) {
+      for (let i = start; i < end; i++) {
+        const b = src[col + idx[i] * stride];
+        if (cnt[b]++ === 0) touched[nt++] = b;
+        hist[b * width + codeAt[i]] += weightAt[i];
+      }
+    } else {
+      for (let i = start; i < end; i++) {
+        const b = src[col + idx[i] * stride];
+        if (cnt[b]++ === 0) touched[nt++] = b;
+        addRegressionSample(hist, b * 3, weightAt[i], valueAt![i]);
+      }
+    }
+    const order = this.order;
+    let nb = 0;
+    for (let t = 0; t < nt; t++) if (touched[t] !== MISSING_WIDE_BIN) order[nb++] = touched[t];
+    if (this.cfg.categorical[f] === 0) order.subarray(0, nb).sort();
+    return this.scanAndClear(f, nb, MISSING_WIDE_BIN, end - start, total, w);
+  }
+
+  /**
+   * Scans the histogram's non-missing bins order[0, nb) (ascending; a categorical feature's are ordered here)
+   * and its `missing` bin into `best`, then clears what the node wrote; false if the feature is constant here.
+   */
+  private scanAndClear(f: number, nb: number, missing: number, n: number, total: Float64Array, w: number): boolean {
+    const { width } = this.cfg.criterion;
+    const hist = this.hist;
+    const cnt = this.cnt;
+    const order = this.order;
+    const nMissing = cnt[missing];
     const constant = nb + (nMissing > 0 ? 1 : 0) <= 1;
     const categorical = this.cfg.categorical[f] === 1;
     if (!constant && categorical) this.orderCategories(nb);
-    if (!constant) this.scan(f, nb, nMissing, n, total, w, categorical);
+    if (!constant) this.scan(f, nb, missing, nMissing, n, total, w, categorical);
     // Clear what this node wrote.
     for (let k = 0; k < nb; k++) {
       const h = order[k];
@@ -332,9 +385,8 @@ export class HistogramSplitter {
       for (let c = 0; c < width; c++) hist[o + c] = 0;
     }
     if (nMissing > 0) {
-      const h = MISSING_BIN;
-      cnt[h] = 0;
-      const o = h * width;
+      cnt[missing] = 0;
+      const o = missing * width;
       for (let c = 0; c < width; c++) hist[o + c] = 0;
     }
     return !constant;
@@ -370,7 +422,7 @@ export class HistogramSplitter {
    * Sweeps the non-missing bins in `order` left to right; at each boundary, missing values go right, then left.
    * A numeric split records its bin; a categorical one its position in the order (kept with the split).
    */
-  private scan(f: number, nb: number, nMissing: number, n: number, total: Float64Array, w: number, categorical: boolean): void {
+  private scan(f: number, nb: number, missing: number, nMissing: number, n: number, total: Float64Array, w: number, categorical: boolean): void {
     const { criterion, minSamplesLeaf } = this.cfg;
     const { width } = criterion;
     const hist = this.hist;
@@ -379,7 +431,7 @@ export class HistogramSplitter {
     const left = criterion.left;
     const withMissing = this.leftMissing;
     const best = this.best;
-    const mo = MISSING_BIN * width;
+    const mo = missing * width;
     const missingW = nMissing > 0 ? criterion.weightOf(hist, mo) : 0;
     criterion.reset(total, w);
     let ln = 0;

@@ -21,6 +21,8 @@ export interface Dataset {
   features?: FeatureInfo[];
   /** How the input's columns became these features (applied again to rows to predict). */
   schema?: TableSchema;
+  /** Per-row sample weights (scikit-learn's sample_weight): finite, >= 0. */
+  weights?: Float64Array;
 }
 
 /** Options with scikit-learn's names and defaults (RandomForestClassifier / RandomForestRegressor). */
