@@ -170,29 +170,10 @@ export class SamplePartition implements SampleTargets {
    * goesLeft[b] === 1 first (a categorical split: a set of categories, and the missing bin's direction).
    */
   splitBySet(start: number, end: number, rows: Uint8Array | null, feature: number, goesLeft: Uint8Array): number {
-    const { idx, weightAt, codeAt, valueAt, scratch, scratchW, scratchC, scratchV } = this;
     const src = rows ?? this.bins;
     const rowStride = rows !== null ? this.nFeatures : 1;
     const col = rows !== null ? feature : feature * this.nRows;
-    let mid = start;
-    let nRight = 0;
-    for (let i = start; i < end; i++) {
-      const r = idx[i];
-      if (goesLeft[src[col + r * rowStride]] === 1) {
-        idx[mid] = r;
-        weightAt[mid] = weightAt[i];
-        if (codeAt !== null) codeAt[mid] = codeAt[i];
-        else valueAt![mid] = valueAt![i];
-        mid++;
-      } else {
-        scratch[nRight] = r;
-        scratchW[nRight] = weightAt[i];
-        if (scratchC !== null) scratchC[nRight] = codeAt![i];
-        else scratchV![nRight] = valueAt![i];
-        nRight++;
-      }
-    }
-    return this.placeRight(mid, nRight);
+    return this.partitionBy(start, end, (r) => goesLeft[src[col + r * rowStride]] === 1);
   }
 
   /**
@@ -201,20 +182,28 @@ export class SamplePartition implements SampleTargets {
    * values by missingLeft). Reads the node's row copy from the last rowsOf, or the pack's 16-bit columns.
    */
   splitWide(start: number, end: number, feature: number, thresholdBin: number, missingLeft: boolean, words: Uint32Array | null): number {
-    const { idx, weightAt, codeAt, valueAt, scratch, scratchW, scratchC, scratchV } = this;
     const rows = this.wideRows;
     const src = rows ?? this.wideBins!;
     const w = this.wideColumn![feature];
     const rowStride = rows !== null ? this.nWide : 1;
     const col = rows !== null ? w : w * this.nRows;
+    return this.partitionBy(start, end, (r) => {
+      const b = src[col + r * rowStride];
+      return b === MISSING_WIDE_BIN ? missingLeft : words === null ? b <= thresholdBin : ((words[b >>> 5] >>> (b & 31)) & 1) === 1;
+    });
+  }
+
+  /**
+   * The stable in-place split of node [start, end) by `goesLeft(r)` of each sample's idx entry r: categorical and
+   * 16-bit splits (the numeric 8-bit split, the most frequent, keeps its own loop in split()).
+   */
+  private partitionBy(start: number, end: number, goesLeft: (r: number) => boolean): number {
+    const { idx, weightAt, codeAt, valueAt, scratch, scratchW, scratchC, scratchV } = this;
     let mid = start;
     let nRight = 0;
     for (let i = start; i < end; i++) {
       const r = idx[i];
-      const b = src[col + r * rowStride];
-      const left =
-        b === MISSING_WIDE_BIN ? missingLeft : words === null ? b <= thresholdBin : ((words[b >>> 5] >>> (b & 31)) & 1) === 1;
-      if (left) {
+      if (goesLeft(r)) {
         idx[mid] = r;
         weightAt[mid] = weightAt[i];
         if (codeAt !== null) codeAt[mid] = codeAt[i];
