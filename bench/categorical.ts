@@ -143,7 +143,7 @@ export const categoricalSection: Section = async (ctx) => {
     notes: [
       "canopy: categorical features split into two sets of categories (defaults: max_features sqrt / all, fully grown trees).",
       "sklearn: RandomForestClassifier/Regressor on the category codes as ordinal numbers (OrdinalEncoder with categories by frequency), NaN native.",
-      "LightGBM: boosting_type=rf with the categorical features declared, bagging_fraction 0.632 / bagging_freq 1, feature_fraction as max_features, num_leaves 131072, min_child_samples 1, other parameters default.",
+      "LightGBM: boosting_type=rf with the categorical features declared, bagging_fraction 0.632 / bagging_freq 1, feature_fraction as max_features, num_leaves = training rows / min_child_samples (at most 4095), min_child_samples 1 (50 on the 3M table), histogram_pool_size 512 MB, other parameters default (so categorical splits as LightGBM configures them: max_cat_threshold 32, cat_smooth 10, min_data_per_group 100).",
     ],
   };
 
