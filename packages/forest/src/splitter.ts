@@ -43,6 +43,13 @@ const TRACK_TOUCHED_MAX_SAMPLES = 64;
  * (O(1) per sample for gini and squared error); histograms would cost more to clear than to fill.
  */
 const SORTED_MAX_SAMPLES = 32;
+/**
+ * A category is ordered and scanned on its own only where the node has at least this many of its samples; rarer
+ * ones join the missing values' side (as scikit-learn's HistGradientBoosting, MIN_CAT_SUPPORT = 10): sorted by
+ * the target statistic of a handful of samples, they let a split isolate them and overfit (a director per film:
+ * R² 0.36 instead of 0.58 on the movies table of the bench; flights, 50k rows: 0.127 instead of 0.158).
+ */
+export const MIN_CATEGORY_SUPPORT = 10;
 const BINS = 256;
 /** Bins of a 16-bit feature, its missing bin included. */
 const WIDE_BINS = 0x10000;
@@ -372,9 +379,10 @@ export class HistogramSplitter {
     const hist = this.hist;
     const cnt = this.cnt;
     const order = this.order;
+    const categorical = this.cfg.categorical[f] === 1;
+    if (categorical) nb = this.poolRareCategories(nb, missing);
     const nMissing = cnt[missing];
     const constant = nb + (nMissing > 0 ? 1 : 0) <= 1;
-    const categorical = this.cfg.categorical[f] === 1;
     if (!constant && categorical) this.orderCategories(nb);
     if (!constant) this.scan(f, nb, missing, nMissing, n, total, w, categorical);
     // Clear what this node wrote.
@@ -390,6 +398,34 @@ export class HistogramSplitter {
       for (let c = 0; c < width; c++) hist[o + c] = 0;
     }
     return !constant;
+  }
+
+  /**
+   * Moves the categories of order[0, nb) with fewer than MIN_CATEGORY_SUPPORT samples here into the `missing`
+   * bin (they go wherever missing values go) and clears their bins; returns how many categories remain.
+   */
+  private poolRareCategories(nb: number, missing: number): number {
+    const { width } = this.cfg.criterion;
+    const hist = this.hist;
+    const cnt = this.cnt;
+    const order = this.order;
+    const mo = missing * width;
+    let kept = 0;
+    for (let k = 0; k < nb; k++) {
+      const b = order[k];
+      if (cnt[b] >= MIN_CATEGORY_SUPPORT) {
+        order[kept++] = b;
+        continue;
+      }
+      cnt[missing] += cnt[b];
+      cnt[b] = 0;
+      const o = b * width;
+      for (let c = 0; c < width; c++) {
+        hist[mo + c] += hist[o + c];
+        hist[o + c] = 0;
+      }
+    }
+    return kept;
   }
 
   /**

@@ -7,6 +7,7 @@ import { Forest, FOREST_VERSION } from "../src/forest.ts";
 import { exportMlrf } from "../src/mlrf.ts";
 import type { FitParams } from "../src/options.ts";
 import { buildPack } from "../src/pack.ts";
+import { MIN_CATEGORY_SUPPORT } from "../src/splitter.ts";
 import type { FeatureInfo } from "../src/schema.ts";
 import type { Dataset, Tree } from "../src/types.ts";
 import { allRows } from "../src/fit.ts";
@@ -147,6 +148,22 @@ describe("categorical splits: the learner", () => {
     const proba = forest.predictProba([[NaN], [5], [17], [1e6], [-1], [2.5]]);
     const expected = forest.predictProba([[NaN]]);
     for (let r = 0; r < 6; r++) expect([proba[2 * r], proba[2 * r + 1]]).toEqual([expected[0], expected[1]]);
+  });
+
+  it(`a category with fewer than ${MIN_CATEGORY_SUPPORT} samples at a node is not ordered on its own: it goes with the missing values`, () => {
+    // Codes 0-5: 40 rows each, "a" for 0-2; code 6: 4 rows of "a" and 5 of "b", which alone would side with 3-5.
+    const x = [...codes(240, 6, random(6)), 6, 6, 6, 6, 6, 6, 6, 6, 6, NaN, NaN, NaN];
+    const y = x.map((c, i) => (Number.isNaN(c) ? "a" : c === 6 ? (i % 2 ? "a" : "b") : c < 3 ? "a" : "b"));
+    const ds = withCategorical(classification([x], y), [7]);
+    const forest = fitForest(buildPack(ds), { n_estimators: 1, bootstrap: false, max_depth: 1 });
+    const t = forest.trees[0];
+    const left = leftCodes(t, 0, 7);
+    expect([left.filter((c) => c < 6), [0, 1, 2, 3, 4, 5].filter((c) => !left.includes(c))]).toContainEqual([0, 1, 2]);
+    // The rare code, missing values and a code never seen share one side: the one missing values went to.
+    expect(left.includes(6)).toBe(t.missingLeft[0] === 1);
+    const p = forest.predictProba([[6], [NaN], [9]]);
+    expect([p[2], p[3]]).toEqual([p[0], p[1]]);
+    expect([p[4], p[5]]).toEqual([p[0], p[1]]);
   });
 
   it("mixes numeric and categorical features; predictPack on the bins agrees with predict on raw values", () => {

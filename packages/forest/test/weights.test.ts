@@ -163,7 +163,7 @@ describe("16-bit features", () => {
 
   it("300 categories: a 16-bit categorical feature split into sets, with numeric and 8-bit categorical ones", () => {
     const rnd = random(11);
-    const n = 8000;
+    const n = 24_000;
     const city = Array.from({ length: n }, () => (rnd() < 0.02 ? NaN : Math.floor(rnd() * 300)));
     const small = Array.from({ length: n }, () => Math.floor(rnd() * 5));
     const num = Array.from({ length: n }, () => rnd());
@@ -179,8 +179,8 @@ describe("16-bit features", () => {
     const pack = buildPack(data);
     expect(pack.features.map((f) => f.bits)).toEqual([16, 8, 8]);
     const split = shuffledIndices(n, 2);
-    const tr = split.slice(0, 6000).sort();
-    const te = split.slice(6000).sort();
+    const tr = split.slice(0, 18_000).sort();
+    const te = split.slice(18_000).sort();
     const p: FitParams = { n_estimators: 12, random_state: 5 };
     const f = fitForest(pack, p, { rows: tr });
     expect(f.trees.every((t) => t.categorical !== undefined)).toBe(true);
