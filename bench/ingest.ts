@@ -15,7 +15,7 @@ import { check, type Section, type SectionContext } from "./section.ts";
 const MB = 1024 * 1024;
 
 /** bench/.cache/flights-3m.parquet, from the npm package (extracted once). */
-function ensureFlights(ctx: SectionContext): string {
+export function ensureFlights(ctx: SectionContext): string {
   const target = join(ctx.cacheDir, "flights-3m.parquet");
   if (existsSync(target)) return target;
   const dir = join(ctx.cacheDir, "vega-datasets");
@@ -34,7 +34,7 @@ function ensureFlights(ctx: SectionContext): string {
  * The first `limit` rows of the Parquet table as CSV (and gzip-compressed), written once. `numeric`: only the
  * numeric columns, the date as epoch days (what the reader of fc21793 could read).
  */
-async function writeCsv(parquet: string, path: string, limit: number, gzip: boolean, numeric = false): Promise<void> {
+export async function writeCsv(parquet: string, path: string, limit: number, gzip: boolean, numeric = false): Promise<void> {
   if (existsSync(path)) return;
   const lines: string[] = [];
   const cell = (v: CellValue) =>

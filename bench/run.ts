@@ -5,6 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { categoricalSection } from "./categorical.ts";
 import { compareEngines } from "./compare.ts";
 import { estimateSection } from "./estimate.ts";
 import { ingestSection } from "./ingest.ts";
@@ -15,13 +16,15 @@ import type { RunInfo } from "./report.ts";
 import type { Section, SectionContext, SectionResult } from "./section.ts";
 import { ensureFashionMnist, ensurePython } from "./setup.ts";
 
-// Each section is a function in its own file. BENCH_ONLY=engines,pipeline,serving,ingest,estimate runs some of them.
+// Each section is a function in its own file. BENCH_ONLY=engines,pipeline,serving,ingest,estimate,categorical runs
+// some of them.
 const SECTIONS: Record<string, Section> = {
   engines: compareEngines,
   pipeline: pipelineSection,
   serving: servingSection,
   ingest: ingestSection,
   estimate: estimateSection,
+  categorical: categoricalSection,
 };
 
 function versionOf(pkgJson: string): string {

@@ -29,6 +29,13 @@ export function ensurePython(log: (s: string) => void = console.log): string {
   return VENV_PYTHON;
 }
 
+/** Installs a package into the bench's venv unless it imports already (e.g. lightgbm for the categorical section). */
+export function ensurePythonPackage(python: string, name: string, log: (s: string) => void = console.log): void {
+  if (run(python, ["-c", `import ${name}`], true) === 0) return;
+  log(`setup: pip install ${name}`);
+  if (run(python, ["-m", "pip", "install", "-q", name]) !== 0) throw new Error(`setup: could not install ${name} into bench/.venv`);
+}
+
 const FM_PACKAGE = "dataset-fashion-mnist";
 
 /** Makes sure Debian's Fashion-MNIST package is installed (installing it when we are root). */

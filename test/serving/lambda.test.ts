@@ -1,7 +1,7 @@
 // The predict function through its real event shape: Lambda function URL events (payload 2.0), on memory ports.
-import { keys } from "@canopy/core";
+import { keys, prepareDataset } from "@canopy/core";
 import { buildWithStatus, MemoryBlobStore, MemoryLedger, MemoryRegistry } from "@canopy/core/testing";
-import { Forest } from "@canopy/forest";
+import { fitForest, Forest, RowEncoder } from "@canopy/forest";
 import { createPredictFunction } from "@canopy/functions";
 import { storeFromPorts, type ModelStore } from "@canopy/serving";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -69,6 +69,41 @@ describe("a 100-tree digits model behind the function URL", () => {
     expect((body.probabilities as number[][]).flat()).toEqual(Array.from(digits.predictProba(digitsRows)));
     expect(body.predictions).toEqual(expected);
     expect(proba.headers?.["x-canopy-build"]).toBe(id);
+  });
+});
+
+describe("a model with categorical splits (penguins: island and sex split into sets) behind the function URL", () => {
+  it("predicts raw CSV rows and JSON records exactly as the engine does through the model's schema", async () => {
+    const csv = fixture("penguins.csv");
+    const prepared = await prepareDataset(csv, { label: "Species" }, new MemoryBlobStore());
+    const model = fitForest(prepared.pack, { n_estimators: 30, random_state: 2 }).withSchema(prepared.schema);
+    expect(model.trees.some((t) => t.categorical !== undefined)).toBe(true);
+    const bytes = model.toBinary();
+    const { registry, store, addBuild } = await ports();
+    const id = await addBuild(bytes);
+    await registry.promote(id, "production");
+    const fn = createPredictFunction({ store: async () => store, logger: quiet(), env: {} });
+
+    // In process: the same rows through the schema's RowEncoder (unseen and missing categories included).
+    const lines = csv.trim().split("\n");
+    const header = lines[0].split(",");
+    const records = lines.slice(1).map((l) => Object.fromEntries(l.split(",").map((v, i) => [header[i], v])));
+    records.push({ ...records[0], Island: "Atlantis" }, { ...records[1], Sex: "" });
+    const encoder = new RowEncoder(model.schema!);
+    const X = records.map((rec, r) => {
+      const out = new Float64Array(encoder.nFeatures);
+      encoder.columnNames.forEach((name, c) => encoder.encode(c, rec[name] ?? null, out, 0, { row: r + 2 }));
+      return Array.from(out);
+    });
+    const expected = Forest.load(bytes).predict(X) as string[];
+    expect(expected.slice(0, 5)).toEqual(model.predict(X).slice(0, 5));
+
+    const viaJson = await fn(functionUrlEvent({ contentType: "application/json", body: JSON.stringify({ records }) }), context());
+    expect(viaJson.statusCode).toBe(200);
+    expect(bodyOf(viaJson).predictions).toEqual(expected);
+    const viaCsv = await fn(functionUrlEvent({ query: { proba: "1" }, contentType: "text/csv", body: csv, base64: true }), context());
+    expect(viaCsv.statusCode).toBe(200);
+    expect((bodyOf(viaCsv).probabilities as number[][]).flat()).toEqual(Array.from(model.predictProba(X.slice(0, -2))));
   });
 });
 

@@ -7,6 +7,9 @@ export interface SpecFlags {
   categorical?: string[];
   numeric?: string[];
   drop?: string[];
+  weightColumn?: string;
+  maxBins?: number;
+  minCategoryRows?: number;
   task?: "classification" | "regression" | "auto";
   trees?: number;
   groveSize?: number;
@@ -45,6 +48,9 @@ export const FLAG_FOR_FIELD: Record<string, string> = {
   tolerated_failures: "--tolerate-failures",
   tags: "--tag",
   columns: "--categorical/--numeric/--drop",
+  weight_column: "--weight-column",
+  max_bins: "--max-bins",
+  min_category_rows: "--min-category-rows",
 };
 
 /** The raw spec object: only what the user set, so defaults stay the core's and equal runs share a build id. */
@@ -69,6 +75,9 @@ export function specInput(dataset: string, flags: SpecFlags): Record<string, unk
   set("test_fraction", flags.testFraction);
   set("tolerated_failures", flags.tolerateFailures);
   set("tags", flags.tag);
+  set("weight_column", flags.weightColumn);
+  set("max_bins", flags.maxBins);
+  set("min_category_rows", flags.minCategoryRows);
   if (flags.categorical || flags.numeric || flags.drop) {
     const columns: Record<string, string[]> = {};
     if (flags.categorical) columns.categorical = flags.categorical;

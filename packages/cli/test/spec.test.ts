@@ -3,6 +3,8 @@ import { InvalidArgumentError } from "commander";
 import { collectTag, parseCountOrFraction, parseHttpUrl, parseInteger, parseMaxFeatures, parseNumber } from "../src/args.ts";
 import { UsageError } from "../src/errors.ts";
 import { buildSpec, specInput } from "../src/spec.ts";
+import { prepareBuildData } from "@canopy/core";
+import { MemoryBlobStore } from "@canopy/core/testing";
 
 describe("option parsers", () => {
   it("accept plain decimals only", () => {
@@ -71,5 +73,38 @@ describe("flags to build spec", () => {
     expect(two).toContain("--test-fraction:");
     expect(two).not.toContain("\n");
     expect(message(() => buildSpec("d.csv", { task: "regression", classWeight: "balanced" }))).toMatch(/^--class-weight: is for classification only/);
+  });
+});
+
+describe("data preparation flags: --weight-column, --max-bins, --min-category-rows", () => {
+  it("become spec fields the core checks, and the pack they prepare carries them", async () => {
+    expect(specInput("d.csv", { weightColumn: "w", maxBins: 1023, minCategoryRows: 5 })).toEqual({
+      dataset: "d.csv",
+      weight_column: "w",
+      max_bins: 1023,
+      min_category_rows: 5,
+    });
+    const usage = (flags: Parameters<typeof buildSpec>[1]) => {
+      try {
+        buildSpec("d.csv", flags);
+      } catch (err) {
+        expect(err).toBeInstanceOf(UsageError);
+        return (err as Error).message;
+      }
+      return "";
+    };
+    expect(usage({ maxBins: 1 })).toBe("--max-bins: must be an integer >= 2 (got 1)");
+    expect(usage({ maxBins: 65536 })).toBe("--max-bins: must be at most 65535 (got 65536)");
+    expect(usage({ minCategoryRows: 0 })).toBe("--min-category-rows: must be an integer >= 1 (got 0)");
+    expect(usage({ weightColumn: "" })).toMatch(/^--weight-column: must be a column name/);
+
+    const csv = ["x,city,w,y", ...Array.from({ length: 300 }, (_, i) => `${i / 7},${i % 60 < 50 ? `c${i % 50}` : `rare${i}`},${i % 3},${i % 2 ? "a" : "b"}`)].join("\n");
+    const spec = buildSpec("d.csv", { weightColumn: "w", maxBins: 1000, minCategoryRows: 2 });
+    const { pack, schema } = await prepareBuildData(spec, csv, new MemoryBlobStore());
+    expect(Array.from(pack.weights!.subarray(0, 4))).toEqual([0, 1, 2, 0]);
+    expect(schema.excluded).toEqual([{ name: "w", reason: "weight" }]);
+    expect(pack.features.map((f) => f.bits)).toEqual([16, 8]);
+    expect(schema.columns[1]).toMatchObject({ name: "city", other: true });
+    expect(schema.columns[1]!.categories).toHaveLength(50);
   });
 });

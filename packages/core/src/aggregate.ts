@@ -1,4 +1,4 @@
-import { Forest, FormatError, MISSING_BIN, type DatasetPack } from "@canopy/forest";
+import { Forest, FormatError, missingCells, type DatasetPack } from "@canopy/forest";
 import { buildCost, type Prices } from "./cost.ts";
 import { evaluateByTrees, type HeldOutEvaluation } from "./curve.ts";
 import { AggregationError, errorLine } from "./errors.ts";
@@ -178,7 +178,6 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
   return done;
 }
 
-/** Feature cells without a value (the pack's missing bin), over all rows. */
 /** Feature columns by kind: the schema's column kinds (a date column counts once), else all numeric (older packs). */
 function featureTypes(pack: DatasetPack): Record<string, number> {
   if (!pack.schema) return { numeric: pack.nFeatures };
@@ -187,8 +186,3 @@ function featureTypes(pack: DatasetPack): Record<string, number> {
   return counts;
 }
 
-function missingCells(pack: DatasetPack): number {
-  let n = 0;
-  for (let i = 0; i < pack.bins.length; i++) if (pack.bins[i] === MISSING_BIN) n++;
-  return n;
-}

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { OptionsError, resolveParams, type FitParams, type ForestOptions } from "@canopy/forest";
+import { MAX_WIDE_BINS, OptionsError, resolveParams, type FitParams, type ForestOptions } from "@canopy/forest";
 import { inShort, SpecError } from "./errors.ts";
 
 /** What a user asks for. Forest options sit at the top level with scikit-learn's names, like its constructor. */
@@ -17,6 +17,12 @@ export interface BuildSpec extends ForestOptions {
   tags?: Record<string, string>;
   /** Column kinds forced, or columns left out (--categorical, --numeric, --drop). */
   columns?: ColumnOverrides;
+  /** The column of per-row sample weights (scikit-learn's fit(sample_weight=...)); not a feature. */
+  weight_column?: string;
+  /** Bins per numeric feature, 2-65535 (default 255); above 255 a feature's bins take 16 bits. */
+  max_bins?: number;
+  /** Categories seen in fewer rows are grouped as "(other)" (default 1: none are). */
+  min_category_rows?: number;
 }
 
 export interface ColumnOverrides {
@@ -127,6 +133,9 @@ const specSchema = z
         drop: columnList.optional(),
       })
       .optional(),
+    weight_column: z.string({ error: "must be a column name" }).min(1, { error: "must be a column name" }).optional(),
+    max_bins: int(2, MAX_WIDE_BINS).optional(),
+    min_category_rows: int(1).optional(),
     ...forestOptionsShape,
   });
 

@@ -35,6 +35,10 @@ export interface PrepareOptions {
   shared?: boolean;
   /** --categorical / --numeric / --drop. */
   columns?: BuildSpec["columns"];
+  /** --weight-column: per-row sample weights, carried by the pack. */
+  weightColumn?: string;
+  /** --min-category-rows. */
+  minCategoryRows?: number;
   /**
    * Checks the pack before it is stored (throws to refuse it): an error the data decides leaves nothing behind.
    * Returns notes about the data for the caller.
@@ -61,6 +65,8 @@ export async function prepareDataset(
     ...(options.columns?.categorical ? { categorical: options.columns.categorical } : {}),
     ...(options.columns?.numeric ? { numeric: options.columns.numeric } : {}),
     ...(options.columns?.drop ? { drop: options.columns.drop } : {}),
+    ...(options.weightColumn !== undefined ? { weight: options.weightColumn } : {}),
+    ...(options.minCategoryRows !== undefined ? { minCategoryRows: options.minCategoryRows } : {}),
   });
   await source.read(builder);
   const { dataset, schema } = builder.finish();
@@ -101,6 +107,9 @@ export function prepareBuildData(
     ...(spec.label !== undefined ? { label: spec.label } : {}),
     task: spec.task,
     ...(spec.columns ? { columns: spec.columns } : {}),
+    ...(spec.weight_column !== undefined ? { weightColumn: spec.weight_column } : {}),
+    ...(spec.max_bins !== undefined ? { maxBins: spec.max_bins } : {}),
+    ...(spec.min_category_rows !== undefined ? { minCategoryRows: spec.min_category_rows } : {}),
     ...(options.shared ? { shared: true } : {}),
     check: (pack) => {
       const { split } = planBuild(spec, pack);

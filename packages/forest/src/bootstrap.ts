@@ -3,30 +3,43 @@ import type { DatasetPack } from "./pack.ts";
 import type { Rng } from "./rng.ts";
 
 /**
- * Sample weights of one tree, as scikit-learn's forest draws them (sklearn/ensemble/_forest.py,
- * `_parallel_build_trees`): bootstrap draw counts (or 1) over the training rows, times balanced class weights.
+ * Sample weights of one tree, as scikit-learn 1.9.1's forest gives them (sklearn/ensemble/_forest.py, `fit` and
+ * `_parallel_build_trees`). The rows' weights are the pack's sample weights (1 without them) times the balanced
+ * class weights; then
+ * - with a bootstrap, rows are drawn with those weights as probabilities (uniformly without any weights) and a
+ *   tree's weights are the draw counts alone (sklearn 1.9 changed this: it used to draw uniformly and multiply
+ *   the counts by the weights, which leaves a rare class rarely drawn);
+ * - without one, a tree's weights are the rows' weights.
  * Returns the weights per pack row and the rows with a positive weight, ascending.
  */
 export function sampleWeights(pack: DatasetPack, rows: Uint32Array, params: ResolvedParams, rng: Rng): { weight: Float64Array; idx: Uint32Array } {
-  const weight = new Float64Array(pack.nRows);
   const m = rows.length;
+  const rowWeight = rowWeights(pack, rows, params);
+  const weight = new Float64Array(pack.nRows);
   if (params.bootstrap) {
-    const draws = params.max_samples === null ? m : Math.max(1, countOrFractionRound(params.max_samples, m));
-    for (let k = 0; k < draws; k++) weight[rows[rng.nextInt(m)]] += 1;
-  } else {
-    for (let i = 0; i < m; i++) weight[rows[i]] = 1;
-  }
-  if (params.class_weight === "balanced" && pack.target.task === "classification") {
-    const { codes, classes } = pack.target;
-    const counts = new Float64Array(classes.length);
-    for (let i = 0; i < m; i++) counts[codes[rows[i]]]++;
-    let present = 0;
-    for (const c of counts) if (c > 0) present++;
-    // sklearn: n_samples / (n_classes * bincount(y)), over the classes present in y.
-    for (let i = 0; i < m; i++) {
-      const r = rows[i];
-      weight[r] *= m / (present * counts[codes[r]]);
+    const total = rowWeight === null ? m : sum(rowWeight);
+    const draws = bootstrapDraws(params.max_samples, m, total);
+    if (rowWeight === null) {
+      for (let k = 0; k < draws; k++) weight[rows[rng.nextInt(m)]] += 1;
+    } else {
+      // numpy's choice(p=w / sum(w)): the first row whose cumulative weight exceeds a uniform draw.
+      const cumulative = new Float64Array(m);
+      let acc = 0;
+      for (let i = 0; i < m; i++) cumulative[i] = acc += rowWeight[i];
+      for (let k = 0; k < draws; k++) {
+        const u = rng.nextDouble() * acc;
+        let lo = 0;
+        let hi = m - 1;
+        while (lo < hi) {
+          const mid = (lo + hi) >>> 1;
+          if (cumulative[mid] > u) hi = mid;
+          else lo = mid + 1;
+        }
+        weight[rows[lo]] += 1;
+      }
     }
+  } else {
+    for (let i = 0; i < m; i++) weight[rows[i]] = rowWeight === null ? 1 : rowWeight[i];
   }
   let n = 0;
   for (let i = 0; i < m; i++) if (weight[rows[i]] > 0) n++;
@@ -36,7 +49,48 @@ export function sampleWeights(pack: DatasetPack, rows: Uint32Array, params: Reso
   return { weight, idx };
 }
 
-/** sklearn's max_samples: an integer count, or round(fraction * n). */
-function countOrFractionRound(v: number, n: number): number {
-  return Number.isInteger(v) && v >= 1 ? Math.min(v, Number.MAX_SAFE_INTEGER) : Math.round(v * n);
+/**
+ * Per training row (aligned with `rows`): sample weight × balanced class weight, or null when every row weighs 1.
+ * sklearn's "balanced": sum(w) / (n_classes * sum of w per class), over the classes present in the rows.
+ */
+export function rowWeights(pack: DatasetPack, rows: Uint32Array, params: ResolvedParams): Float64Array | null {
+  const m = rows.length;
+  const sampleWeight = pack.weights;
+  const balanced = params.class_weight === "balanced" && pack.target.task === "classification";
+  if (sampleWeight === undefined && !balanced) return null;
+  const out = new Float64Array(m);
+  for (let i = 0; i < m; i++) out[i] = sampleWeight === undefined ? 1 : sampleWeight[rows[i]];
+  if (balanced && pack.target.task === "classification") {
+    const { codes, classes } = pack.target;
+    const perClass = new Float64Array(classes.length);
+    const present = new Uint8Array(classes.length);
+    for (let i = 0; i < m; i++) {
+      perClass[codes[rows[i]]] += out[i];
+      present[codes[rows[i]]] = 1;
+    }
+    let nPresent = 0;
+    for (const p of present) nPresent += p;
+    const total = sum(out);
+    for (let i = 0; i < m; i++) {
+      const c = codes[rows[i]];
+      out[i] = perClass[c] > 0 ? out[i] * (total / (nPresent * perClass[c])) : 0;
+    }
+  }
+  return out;
+}
+
+function sum(a: Float64Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i];
+  return s;
+}
+
+/**
+ * sklearn 1.9.1's `_get_n_samples_bootstrap`: all the rows (None), an integer count, or a fraction of the sum of
+ * the weights, max(int(fraction × sum), 1) (the number of rows when unweighted).
+ */
+function bootstrapDraws(maxSamples: number | null, m: number, weightSum: number): number {
+  if (maxSamples === null) return m;
+  if (Number.isInteger(maxSamples) && maxSamples >= 1) return Math.min(maxSamples, Number.MAX_SAFE_INTEGER);
+  return Math.max(Math.floor(maxSamples * weightSum), 1);
 }

@@ -1,10 +1,10 @@
 import { sampleWeights } from "./bootstrap.ts";
 import { createCriterion } from "./criterion.ts";
 import { countOrFraction, featuresPerSplit, type ResolvedParams } from "./options.ts";
-import type { DatasetPack } from "./pack.ts";
+import { MISSING_BIN, type DatasetPack } from "./pack.ts";
 import { SamplePartition } from "./partition.ts";
 import { Rng } from "./rng.ts";
-import { HistogramSplitter } from "./splitter.ts";
+import { HistogramSplitter, type Split } from "./splitter.ts";
 import { TreeArrays } from "./tree-arrays.ts";
 import type { Tree } from "./types.ts";
 
@@ -38,13 +38,16 @@ export function fitTree(pack: DatasetPack, rows: Uint32Array, params: ResolvedPa
   const minSamplesLeaf = countOrFraction(params.min_samples_leaf, rows.length);
   const minSamplesSplit = Math.max(countOrFraction(params.min_samples_split, rows.length), 2, 2 * minSamplesLeaf);
   const maxDepth = params.max_depth ?? Infinity;
+  const categorical = Uint8Array.from(pack.features, (f) => (f.kind === "categorical" ? 1 : 0));
   const splitter = new HistogramSplitter({
     samples,
     criterion,
     maxFeatures: featuresPerSplit(params.max_features, pack.nFeatures),
     minSamplesLeaf,
     rng,
+    categorical,
   });
+  const sets = new CategorySetBuilder();
   const tree = new TreeArrays(samples.size, criterion.valueWidth);
   const width = criterion.width;
 
@@ -77,8 +80,19 @@ export function fitTree(pack: DatasetPack, rows: Uint32Array, params: ResolvedPa
       criterion.nodeValue(stats, w, tree.values, tree.setLeaf(id));
       continue;
     }
-    tree.setSplit(id, split.feature, split.thresholdBin, pack.edges[split.feature], split.missingLeft, decrease);
-    const mid = samples.split(start, end, nodeRows, split.feature, split.thresholdBin, split.missingLeft);
+    let mid: number;
+    const f = split.feature;
+    const wide = pack.wideColumn !== undefined && pack.wideColumn[f] >= 0;
+    if (split.categorical) {
+      const words = sets.words(split, pack.edges[f].length + 1, !wide);
+      tree.setCategoricalSplit(id, f, words, split.missingLeft, decrease);
+      mid = wide ? samples.splitWide(start, end, f, 0, split.missingLeft, words) : samples.splitBySet(start, end, nodeRows, f, sets.goesLeft);
+    } else {
+      tree.setSplit(id, f, split.thresholdBin, pack.edges[f], split.missingLeft, decrease);
+      mid = wide
+        ? samples.splitWide(start, end, f, split.thresholdBin, split.missingLeft, null)
+        : samples.split(start, end, nodeRows, f, split.thresholdBin, split.missingLeft);
+    }
     const depth = node.depth + 1;
     const nConst = splitter.nTotalConstants;
     const leftStats = split.leftStats.slice();
@@ -87,4 +101,29 @@ export function fitTree(pack: DatasetPack, rows: Uint32Array, params: ResolvedPa
     stack.push({ start, end: mid, depth, parent: id, isRight: false, stats: leftStats, weight: split.leftWeight, nKnownConstants: nConst });
   }
   return tree.toTree(index);
+}
+
+/**
+ * A categorical split as the model stores it (a bitset over the feature's codes: the left categories set, the
+ * categories absent from the node following the missing values) and as the partition applies it (per bin).
+ */
+class CategorySetBuilder {
+  /** Per bin: 1 if its samples go left; the missing bin included. */
+  readonly goesLeft = new Uint8Array(MISSING_BIN + 1);
+
+  /** The split's set over the feature's `nCodes` codes; with `table`, also `goesLeft` (an 8-bit feature's). */
+  words(split: Split, nCodes: number, table: boolean): Uint32Array {
+    const fill = split.missingLeft ? 1 : 0;
+    // Every code outside the node's two sets (absent here, or beyond the feature's codes) follows missing values.
+    const words = new Uint32Array(Math.ceil(nCodes / 32)).fill(fill ? 0xffffffff : 0);
+    if (table) this.goesLeft.fill(fill);
+    for (let k = 0; k < split.nPresent; k++) {
+      const c = split.order[k];
+      const left = k <= split.thresholdBin ? 1 : 0;
+      if (table) this.goesLeft[c] = left;
+      if (left) words[c >>> 5] |= 1 << (c & 31);
+      else words[c >>> 5] &= ~(1 << (c & 31));
+    }
+    return words;
+  }
 }

@@ -59,6 +59,12 @@ export interface Criterion {
   addSample(i: number): void;
   /** proxy() of the current sweep position. */
   proxyHere(): number;
+
+  /**
+   * Keys that order a categorical feature's categories before they are scanned as if ordered: keys[b] for each
+   * bin b in order[0, nb), from the histogram's statistics at hist[b * width, (b + 1) * width).
+   */
+  categoryKeys(hist: Float64Array, order: Int32Array, nb: number, keys: Float64Array): void;
 }
 
 export function createCriterion(name: CriterionName, nClasses: number, samples: SampleTargets): Criterion {
@@ -128,6 +134,97 @@ abstract class ClassificationCriterion extends SweepingCriterion {
 
   nodeValue(s: Float64Array, w: number, out: Float32Array, o: number): void {
     for (let c = 0; c < this.width; c++) out[o + c] = s[c] / w;
+  }
+
+  /**
+   * Two classes: the share of the second class (this order holds the best gini or entropy split into two sets;
+   * Breiman et al., Classification and Regression Trees, 1984, 9.4). More classes: the categories' class shares
+   * projected on their first principal component (weighted by the categories' weights), the rule of Coppersmith,
+   * Hong and Hosking (Partitioning nominal attributes in decision trees, 1999), also ranger's for classification.
+   */
+  categoryKeys(hist: Float64Array, order: Int32Array, nb: number, keys: Float64Array): void {
+    const K = this.width;
+    if (K === 2) {
+      for (let i = 0; i < nb; i++) {
+        const o = order[i] * 2;
+        keys[order[i]] = hist[o + 1] / (hist[o] + hist[o + 1]);
+      }
+      return;
+    }
+    const axis = this.principalAxis(hist, order, nb);
+    for (let i = 0; i < nb; i++) {
+      const o = order[i] * K;
+      let wb = 0;
+      let dot = 0;
+      for (let c = 0; c < K; c++) {
+        wb += hist[o + c];
+        dot += axis[c] * hist[o + c];
+      }
+      keys[order[i]] = dot / wb;
+    }
+  }
+
+  private cov: Float64Array | null = null;
+  private axis: Float64Array | null = null;
+  private axisNext: Float64Array | null = null;
+
+  /**
+   * The first eigenvector of the weighted covariance of the categories' class shares, by power iteration from
+   * the axis of largest variance (deterministic; zero if the shares do not vary).
+   */
+  private principalAxis(hist: Float64Array, order: Int32Array, nb: number): Float64Array {
+    const K = this.width;
+    const cov = (this.cov ??= new Float64Array(K * K + K));
+    const axis = (this.axis ??= new Float64Array(K));
+    const next = (this.axisNext ??= new Float64Array(K));
+    cov.fill(0);
+    const mean = cov.subarray(K * K);
+    let W = 0;
+    for (let i = 0; i < nb; i++) {
+      const o = order[i] * K;
+      for (let c = 0; c < K; c++) {
+        mean[c] += hist[o + c];
+        W += hist[o + c];
+      }
+    }
+    for (let c = 0; c < K; c++) mean[c] /= W;
+    for (let i = 0; i < nb; i++) {
+      const o = order[i] * K;
+      let wb = 0;
+      for (let c = 0; c < K; c++) wb += hist[o + c];
+      for (let c = 0; c < K; c++) {
+        const dc = hist[o + c] / wb - mean[c];
+        if (dc === 0) continue;
+        for (let d = c; d < K; d++) cov[c * K + d] += wb * dc * (hist[o + d] / wb - mean[d]);
+      }
+    }
+    let start = 0;
+    for (let c = 0; c < K; c++) {
+      for (let d = 0; d < c; d++) cov[c * K + d] = cov[d * K + c];
+      if (cov[c * K + c] > cov[start * K + start]) start = c;
+    }
+    axis.fill(0);
+    if (!(cov[start * K + start] > 0)) return axis;
+    axis[start] = 1;
+    for (let iter = 0; iter < 100; iter++) {
+      let norm = 0;
+      for (let c = 0; c < K; c++) {
+        let v = 0;
+        for (let d = 0; d < K; d++) v += cov[c * K + d] * axis[d];
+        next[c] = v;
+        norm += v * v;
+      }
+      norm = Math.sqrt(norm);
+      if (!(norm > 0)) break;
+      let change = 0;
+      for (let c = 0; c < K; c++) {
+        const v = next[c] / norm;
+        change += Math.abs(v - axis[c]);
+        axis[c] = v;
+      }
+      if (change < 1e-12) break;
+    }
+    return axis;
   }
 }
 
@@ -310,5 +407,13 @@ export class SquaredError extends SweepingCriterion implements Criterion {
     const v = this.weightAt[i];
     addRegressionSample(this.left, 0, v, this.valueAt[i]);
     this.leftWeight += v;
+  }
+
+  /** The categories' mean targets: this order holds the best squared-error split into two sets (Fisher 1958). */
+  categoryKeys(hist: Float64Array, order: Int32Array, nb: number, keys: Float64Array): void {
+    for (let i = 0; i < nb; i++) {
+      const o = order[i] * 3;
+      keys[order[i]] = hist[o + 1] / hist[o];
+    }
   }
 }

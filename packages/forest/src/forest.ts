@@ -2,18 +2,24 @@ import { crc32 } from "node:zlib";
 import { CanopyError, FormatError } from "./errors.ts";
 import { resolveParams, type ResolvedParams } from "./options.ts";
 import { schemaFeatures, schemaProblem, type TableSchema } from "./schema.ts";
-import { MISSING_BIN, type DatasetPack } from "./pack.ts";
-import type { Task, Tree } from "./types.ts";
+import { MISSING_BIN, MISSING_WIDE_BIN, type DatasetPack } from "./pack.ts";
+import { narrowBins } from "./tree-arrays.ts";
+import type { CategorySets, Task, Tree } from "./types.ts";
 
 export const FOREST_FORMAT = "canopy-forest";
 /**
  * Version 2 adds a CRC-32 of the binary encoding (a damaged file is refused instead of predicting garbage);
  * version 3 adds the table schema (how input columns become features), so a model predicts from the same kind
- * of rows it was trained on. Versions 1 and 2 still load. The JSON form is the same in both versions and carries no checksum: it is text
- * people may edit, and it is validated field by field instead.
+ * of rows it was trained on; version 4 adds splits of categorical features into two sets of categories (stored
+ * as bitsets) and 16-bit bin thresholds. A model is written in the oldest version that holds it: one with
+ * neither is written as version 3, byte for byte as before, so Canopy releases that read version 3 still read
+ * it. Versions 1 to 3 still load. The JSON form carries no checksum: it is text people may edit, and it is
+ * validated field by field instead.
  */
-export const FOREST_VERSION = 3;
-const READABLE_VERSIONS = [1, 2, 3];
+export const FOREST_VERSION = 4;
+/** The version of a model without categorical splits or 16-bit bins. */
+const NUMERIC_VERSION = 3;
+const READABLE_VERSIONS = [1, 2, 3, 4];
 const MAGIC = "CNPYFRST";
 /** Binary preamble: magic, version, header length (v1); v2 adds the CRC-32 and a reserved zero word. */
 const PREAMBLE_V1 = 16;
@@ -31,6 +37,8 @@ export interface TreeJSON {
   missingLeft: number[];
   gain: number[];
   values: number[];
+  /** Version 4: the tree's category sets (see CategorySets). */
+  categorical?: { set: number[]; bounds: number[]; bits: number[] };
 }
 
 export interface ForestJSON {
@@ -48,7 +56,8 @@ export interface ForestJSON {
 
 interface BinaryHeader extends Omit<ForestJSON, "trees"> {
   featureWidth: 2 | 4;
-  trees: { index: number; nodeCount: number; leafCount: number }[];
+  /** Version 4: `categorySets` and `categoryWords` when the tree has categorical splits. */
+  trees: { index: number; nodeCount: number; leafCount: number; categorySets?: number; categoryWords?: number }[];
 }
 
 /**
@@ -66,7 +75,7 @@ export class Forest {
     readonly classes: string[],
     readonly params: ResolvedParams,
     readonly trees: Tree[],
-    /** The format version this forest was loaded from; encoding it always writes FOREST_VERSION. */
+    /** The format version this forest was loaded from; encoding it writes the oldest version that holds it (3 or 4). */
     readonly version: number = FOREST_VERSION,
     /** How input columns become the features; absent for a forest of numeric columns only. */
     readonly schema?: TableSchema,
@@ -185,6 +194,10 @@ export class Forest {
       block.set(data.subarray(r0 * nCols, r1 * nCols));
       for (const t of this.trees) {
         const { feature, threshold, right, missingLeft, values } = t;
+        if (t.categorical !== undefined) {
+          for (let r = r0; r < r1; r++) addLeaf(out, r * width, values, right[rawLeaf(t, t.categorical, block, (r - r0) * nCols)] * width, width);
+          continue;
+        }
         for (let r = r0; r < r1; r++) {
           const base = (r - r0) * nCols;
           let node = 0;
@@ -213,6 +226,10 @@ export class Forest {
     const out = new Float64Array(rows.length * width);
     for (const t of this.trees) {
       const { feature, thresholdBin, right, missingLeft, values } = t;
+      if (t.categorical !== undefined || pack.wideColumn !== undefined) {
+        for (let i = 0; i < rows.length; i++) addLeaf(out, i * width, values, right[packLeaf(t, pack, rows[i])] * width, width);
+        continue;
+      }
       for (let i = 0; i < rows.length; i++) {
         const r = rows[i];
         let node = 0;
@@ -248,11 +265,17 @@ export class Forest {
     return new Forest(first.task, first.featureNames, first.labelName, first.classes, first.params, trees);
   }
 
+  /** The format version this forest is written in: the oldest that holds its trees. */
+  get formatVersion(): number {
+    const needs4 = this.trees.some((t) => t.categorical !== undefined || t.thresholdBin instanceof Uint16Array);
+    return needs4 ? FOREST_VERSION : NUMERIC_VERSION;
+  }
+
   /** The fields both encodings start with. */
   private meta(): Omit<ForestJSON, "trees"> {
     return {
       format: FOREST_FORMAT,
-      version: FOREST_VERSION,
+      version: this.formatVersion,
       task: this.task,
       featureNames: this.featureNames,
       labelName: this.labelName,
@@ -274,6 +297,9 @@ export class Forest {
         missingLeft: Array.from(t.missingLeft),
         gain: Array.from(t.gain),
         values: Array.from(t.values),
+        ...(t.categorical
+          ? { categorical: { set: Array.from(t.categorical.set), bounds: Array.from(t.categorical.bounds), bits: Array.from(t.categorical.bits) } }
+          : {}),
       })),
     };
   }
@@ -286,18 +312,24 @@ export class Forest {
   toBinary(): Uint8Array {
     const featureWidth: 2 | 4 = this.nFeatures < 0x8000 ? 2 : 4;
     const width = this.valueWidth;
+    const version = this.formatVersion;
     const header: BinaryHeader = {
       ...this.meta(),
       featureWidth,
-      trees: this.trees.map((t) => ({ index: t.index, nodeCount: t.nodeCount, leafCount: t.values.length / width })),
+      trees: this.trees.map((t) => ({
+        index: t.index,
+        nodeCount: t.nodeCount,
+        leafCount: t.values.length / width,
+        ...(t.categorical ? { categorySets: t.categorical.bounds.length - 1, categoryWords: t.categorical.bits.length } : {}),
+      })),
     };
     const headerBytes = new TextEncoder().encode(JSON.stringify(header));
     let size = align8(PREAMBLE + headerBytes.length);
-    for (const t of this.trees) size += treeBytes(t.nodeCount, internalCount(t), t.values.length, featureWidth);
+    for (const [i, t] of this.trees.entries()) size += treeBytes(t.nodeCount, internalCount(t), t.values.length, featureWidth, version, header.trees[i]);
     const bytes = new Uint8Array(size);
     for (let i = 0; i < 8; i++) bytes[i] = MAGIC.charCodeAt(i);
     const view = new DataView(bytes.buffer);
-    view.setUint32(8, FOREST_VERSION, true);
+    view.setUint32(8, version, true);
     view.setUint32(12, headerBytes.length, true);
     bytes.set(headerBytes, PREAMBLE);
     let off = align8(PREAMBLE + headerBytes.length);
@@ -322,10 +354,26 @@ export class Forest {
       if (featureWidth === 2) new Int16Array(bytes.buffer, off, t.nodeCount).set(t.feature);
       else new Int32Array(bytes.buffer, off, t.nodeCount).set(t.feature);
       off += t.nodeCount * featureWidth;
-      bytes.set(t.thresholdBin, off);
-      off += t.nodeCount;
+      if (version >= 4) {
+        bytes.set(asBytes(Uint16Array.from(t.thresholdBin)), off);
+        off += t.nodeCount * 2;
+      } else {
+        bytes.set(t.thresholdBin, off);
+        off += t.nodeCount;
+      }
       bytes.set(t.missingLeft, off);
       off = align8(off + t.nodeCount);
+      if (t.categorical) {
+        // The categorical split nodes in pre-order (set k belongs to the k-th), the sets' bounds, their words.
+        const { set, bounds, bits } = t.categorical;
+        const nodes = new Int32Array(bounds.length - 1);
+        for (let i = 0; i < t.nodeCount; i++) if (set[i] >= 0) nodes[set[i]] = i;
+        for (const part of [nodes, bounds, bits]) {
+          bytes.set(asBytes(part), off);
+          off += part.length * 4;
+        }
+        off = align8(off);
+      }
     }
     view.setUint32(16, checksum(bytes), true);
     return bytes;
@@ -391,8 +439,69 @@ function internalCount(t: Tree): number {
   return n;
 }
 
-function treeBytes(nodes: number, internal: number, values: number, featureWidth: number): number {
-  return align8(internal * 12 + values * 4 + nodes * (4 + featureWidth + 2));
+/** Bytes of one tree: version 4 stores bin thresholds in 16 bits, then its category sets if it has any. */
+function treeBytes(
+  nodes: number,
+  internal: number,
+  values: number,
+  featureWidth: number,
+  version: number,
+  sets: { categorySets?: number; categoryWords?: number },
+): number {
+  const binWidth = version >= 4 ? 2 : 1;
+  const m = sets.categorySets ?? 0;
+  const categorical = m > 0 ? align8((2 * m + 1 + (sets.categoryWords ?? 0)) * 4) : 0;
+  return align8(internal * 12 + values * 4 + nodes * (4 + featureWidth + binWidth + 1)) + categorical;
+}
+
+function asBytes(a: Uint16Array | Int32Array | Uint32Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+function addLeaf(out: Float64Array, d: number, values: Float32Array, o: number, width: number): void {
+  for (let c = 0; c < width; c++) out[d + c] += values[o + c];
+}
+
+/** Whether a category code is in set k; anything else (missing, not a code of the set) goes by `otherwise`. */
+function inSet(sets: CategorySets, k: number, code: number, otherwise: boolean): boolean {
+  const start = sets.bounds[k];
+  if (!(code >= 0 && code < (sets.bounds[k + 1] - start) * 32) || code !== Math.floor(code)) return otherwise;
+  return ((sets.bits[start + (code >>> 5)] >>> (code & 31)) & 1) === 1;
+}
+
+/** The leaf a raw row (row[base + f]) reaches in a tree with categorical splits. */
+function rawLeaf(t: Tree, sets: CategorySets, row: Float64Array, base: number): number {
+  const { feature, threshold, right, missingLeft } = t;
+  const set = sets.set;
+  let node = 0;
+  let f = feature[0];
+  while (f >= 0) {
+    const v = row[base + f];
+    const k = set[node];
+    const left = k < 0 ? v <= threshold[node] || (v !== v && missingLeft[node] === 1) : inSet(sets, k, v, missingLeft[node] === 1);
+    node = left ? node + 1 : right[node];
+    f = feature[node];
+  }
+  return node;
+}
+
+/** The leaf pack row r reaches (by its bins, 8- or 16-bit) in a tree with categorical splits, or on a pack with 16-bit features. */
+function packLeaf(t: Tree, pack: DatasetPack, r: number): number {
+  const { feature, thresholdBin, right, missingLeft } = t;
+  const { bins, nRows, wideBins, wideColumn } = pack;
+  const sets = t.categorical;
+  let node = 0;
+  let f = feature[0];
+  while (f >= 0) {
+    const w = wideColumn === undefined ? -1 : wideColumn[f];
+    const b = w < 0 ? bins[f * nRows + r] : wideBins![w * nRows + r];
+    const k = sets === undefined ? -1 : sets.set[node];
+    const missing = w < 0 ? b === MISSING_BIN : b === MISSING_WIDE_BIN;
+    const left = missing ? missingLeft[node] === 1 : k < 0 ? b <= thresholdBin[node] : inSet(sets!, k, b, missingLeft[node] === 1);
+    node = left ? node + 1 : right[node];
+    f = feature[node];
+  }
+  return node;
 }
 
 /** CRC-32 of a v2 encoding: every byte but the checksum's own four (bytes 16-19). */
@@ -477,7 +586,11 @@ function fromBinary(bytes: Uint8Array): Forest {
     }
     const nInternal = nodeCount - leafCount;
     if (nInternal < 0) throw new FormatError("corrupt model: bad tree header");
-    const size = treeBytes(nodeCount, nInternal, leafCount * width, header.featureWidth);
+    const { categorySets = 0, categoryWords = 0 } = version >= 4 ? th : {};
+    if (![categorySets, categoryWords].every((v) => Number.isInteger(v) && v >= 0) || categorySets > nInternal || (categorySets === 0) !== (categoryWords === 0)) {
+      throw new FormatError("corrupt model: bad tree header");
+    }
+    const size = treeBytes(nodeCount, nInternal, leafCount * width, header.featureWidth, version, th);
     if (off + size > src.length) throw new FormatError("corrupt model: truncated tree data");
     const base = src.byteOffset + off;
     const thr = new Float64Array(src.buffer, base, nInternal);
@@ -493,9 +606,26 @@ function fromBinary(bytes: Uint8Array): Forest {
         ? Int32Array.from(new Int16Array(src.buffer, o, nodeCount))
         : new Int32Array(src.buffer.slice(o, o + nodeCount * 4));
     o += nodeCount * header.featureWidth;
-    const thresholdBin = new Uint8Array(src.buffer.slice(o, o + nodeCount));
-    o += nodeCount;
+    const binWidth = version >= 4 ? 2 : 1;
+    const thresholdBin =
+      binWidth === 2 ? narrowBins(new Uint16Array(src.buffer.slice(o, o + nodeCount * 2))) : new Uint8Array(src.buffer.slice(o, o + nodeCount));
+    o += nodeCount * binWidth;
     const missingLeft = new Uint8Array(src.buffer.slice(o, o + nodeCount));
+    o = base + align8(o - base + nodeCount);
+    let categorical: CategorySets | undefined;
+    if (categorySets > 0) {
+      const words = (n: number) => new Uint32Array(src.buffer.slice(o, (o += n * 4)));
+      const nodes = new Int32Array(words(categorySets).buffer);
+      const bounds = words(categorySets + 1);
+      const bits = words(categoryWords);
+      const set = new Int32Array(nodeCount).fill(-1);
+      for (let k = 0; k < categorySets; k++) {
+        const i = nodes[k];
+        if (!(i >= 0 && i < nodeCount && (k === 0 || i > nodes[k - 1]))) throw new FormatError("corrupt model: bad category sets");
+        set[i] = k;
+      }
+      categorical = { set, bounds, bits };
+    }
     const threshold = new Float64Array(nodeCount);
     const gain = new Float32Array(nodeCount);
     let k = 0;
@@ -508,7 +638,7 @@ function fromBinary(bytes: Uint8Array): Forest {
       }
     }
     if (k !== nInternal) throw new FormatError("corrupt model: node kinds disagree with the tree header");
-    const tree: Tree = { index, nodeCount, feature, threshold, thresholdBin, right, missingLeft, gain, values };
+    const tree: Tree = { index, nodeCount, feature, threshold, thresholdBin, right, missingLeft, gain, values, ...(categorical ? { categorical } : {}) };
     checkTree(tree, header.featureNames.length, width);
     trees.push(tree);
     off += size;
@@ -534,17 +664,26 @@ function fromJSON(json: Partial<ForestJSON>): Forest {
     ) {
       throw new FormatError("corrupt model: bad tree");
     }
+    if (t.thresholdBin.some((b) => b < 0 || b > 0xffff)) throw new FormatError("corrupt model: bad tree");
     const tree: Tree = {
       index: t.index,
       nodeCount: t.feature.length,
       feature: Int32Array.from(t.feature),
       threshold: Float64Array.from(t.threshold),
-      thresholdBin: Uint8Array.from(t.thresholdBin),
+      thresholdBin: narrowBins(Uint16Array.from(t.thresholdBin)),
       right: Int32Array.from(t.right),
       missingLeft: Uint8Array.from(t.missingLeft),
       gain: Float32Array.from(t.gain),
       values: Float32Array.from(t.values),
     };
+    if (t.categorical !== undefined) {
+      const c = t.categorical;
+      const ints = (a: unknown, min: number, max: number) => Array.isArray(a) && a.every((v) => Number.isInteger(v) && v >= min && v <= max);
+      if (!c || !ints(c.set, -1, 0x7fffffff) || !ints(c.bounds, 0, 0xffffffff) || !ints(c.bits, 0, 0xffffffff)) {
+        throw new FormatError("corrupt model: bad category sets");
+      }
+      tree.categorical = { set: Int32Array.from(c.set), bounds: Uint32Array.from(c.bounds), bits: Uint32Array.from(c.bits) };
+    }
     const n = tree.nodeCount;
     if (n < 1 || [tree.threshold, tree.thresholdBin, tree.right, tree.missingLeft, tree.gain].some((a) => a.length !== n)) {
       throw new FormatError("corrupt model: tree arrays have different lengths");
@@ -555,8 +694,25 @@ function fromJSON(json: Partial<ForestJSON>): Forest {
   return build(json as ForestJSON, trees);
 }
 
-/** Structural checks that make traversal safe: children ahead of parents, leaf slots and features in range. */
+/**
+ * Structural checks that make traversal safe: children ahead of parents, leaf slots and features in range, and
+ * category sets that split nodes use once each, within the words.
+ */
 function checkTree(t: Tree, nFeatures: number, width: number): void {
+  if (t.categorical !== undefined) {
+    const { set, bounds, bits } = t.categorical;
+    const m = bounds.length - 1;
+    const used = new Uint8Array(Math.max(0, m));
+    if (set.length !== t.nodeCount || m < 1 || bounds[0] !== 0 || bounds[m] !== bits.length) throw new FormatError("corrupt model: bad category sets");
+    for (let k = 0; k < m; k++) if (!(bounds[k + 1] > bounds[k])) throw new FormatError("corrupt model: bad category sets");
+    for (let i = 0; i < t.nodeCount; i++) {
+      const k = set[i];
+      if (k === -1) continue;
+      if (k < 0 || k >= m || used[k] || t.feature[i] < 0) throw new FormatError(`corrupt model: tree ${t.index} node ${i} has a bad category set`);
+      used[k] = 1;
+    }
+    if (used.includes(0)) throw new FormatError("corrupt model: bad category sets");
+  }
   if (t.values.length % width !== 0) throw new FormatError("corrupt model: leaf values do not match the class count");
   for (let i = 0; i < t.values.length; i++) {
     if (!Number.isFinite(t.values[i])) throw new FormatError(`corrupt model: tree ${t.index} has a leaf value that is not a finite number`);
@@ -587,6 +743,9 @@ function build(meta: Omit<ForestJSON, "trees">, trees: Tree[]): Forest {
       throw new FormatError(`corrupt model: tree index ${index} is outside the build's ${params.n_estimators} trees`);
     }
     if (i > 0 && index <= trees[i - 1].index) throw new FormatError("corrupt model: trees out of order");
+    if (meta.version < 4 && (trees[i].categorical !== undefined || trees[i].thresholdBin instanceof Uint16Array)) {
+      throw new FormatError(`corrupt model: version ${meta.version} has no category sets or 16-bit bins`);
+    }
   }
   return new Forest(meta.task, meta.featureNames, meta.labelName, meta.classes, params, trees, meta.version, meta.schema);
 }

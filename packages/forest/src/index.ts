@@ -1,7 +1,21 @@
 export type { Task, Target, Dataset, ForestOptions, Tree } from "./types.ts";
 export * from "./errors.ts";
 export { treeSeed, Rng, shuffledIndices } from "./rng.ts";
-export { buildPack, encodePack, decodePack, computeEdges, binOf, rowMajorBins, MISSING_BIN, MAX_BINS, PACK_VERSION } from "./pack.ts";
+export {
+  buildPack,
+  encodePack,
+  decodePack,
+  computeEdges,
+  binOf,
+  rowMajorBins,
+  rowMajorWideBins,
+  missingCells,
+  MISSING_BIN,
+  MISSING_WIDE_BIN,
+  MAX_BINS,
+  MAX_WIDE_BINS,
+  PACK_VERSION,
+} from "./pack.ts";
 export type { DatasetPack, PackOptions, PackFeature } from "./pack.ts";
 export { resolveParams, featuresPerSplit } from "./options.ts";
 export type { FitParams, ResolvedParams } from "./options.ts";
@@ -20,7 +34,6 @@ export {
   categoryOf,
   DATE_FORMATS,
   OTHER_CATEGORY,
-  CATEGORICAL_SPLITS,
 } from "./schema.ts";
 export type { TableSchema, SchemaColumn, ColumnKind, DatePart, ExcludedColumn, FeatureInfo, FeatureKind, CellValue, Where } from "./schema.ts";
 export { TableBuilder, SAMPLE_ROWS, MAX_CATEGORY_CODES } from "./table.ts";

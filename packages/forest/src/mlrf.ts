@@ -113,6 +113,12 @@ export function exportMlrf(forest: MlrfExportable): object {
   const width = valueWidth(forest);
   const nFeatures = forest.featureNames.length;
   if (forest.trees.length === 0) throw new FormatError("cannot export a forest with no trees to ml-random-forest");
+  const sets = forest.trees.find((t) => t.categorical !== undefined);
+  if (sets !== undefined) {
+    throw new CanopyError(
+      `cannot export to ml-random-forest: tree ${sets.index} splits a categorical feature into two sets of categories, which ml-cart's numeric thresholds cannot express`,
+    );
+  }
   const allFeatures = Array.from({ length: nFeatures }, (_, f) => f);
   let missingLeftSplits = 0;
   let maxDepth = 0;

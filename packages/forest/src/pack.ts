@@ -5,25 +5,34 @@ import type { Dataset, Target } from "./types.ts";
 
 /** Bin value that marks a missing cell. Real bins are 0..254. */
 export const MISSING_BIN = 255;
+/** Bins an 8-bit feature holds; a feature with more bins (or category codes) is a 16-bit feature. */
 export const MAX_BINS = 255;
+/** The missing bin of a 16-bit feature. Its real bins are 0..65534. */
+export const MISSING_WIDE_BIN = 0xffff;
+/** Bins a 16-bit feature holds, and the largest --max-bins. */
+export const MAX_WIDE_BINS = 0xffff;
 
 const MAGIC = "CNPYPACK";
 /**
  * Version 2 records each feature's kind and, for a categorical feature, its category names (bin = category
- * code, MISSING_BIN for missing), plus the table schema. Version 1 packs (all numeric) still decode.
+ * code, MISSING_BIN for missing), plus the table schema. Version 3 adds 16-bit features (more than 255 bins or
+ * category codes; their bins in a section of their own) and per-row sample weights. A pack is written in the
+ * oldest version that holds it, so a pack without either is a version 2 pack, byte for byte (and keeps its
+ * hash). Version 1 packs (all numeric) still decode.
  */
-export const PACK_VERSION = 2;
-const READABLE_VERSIONS = [1, 2];
+export const PACK_VERSION = 3;
+const READABLE_VERSIONS = [1, 2, 3];
 
 /**
- * A feature as the pack stores it. `bits` is the width of its bins: 8 today; a feature whose bins need 16 bits
- * (more than 255 bins or category codes) will say 16 and keep its bins in a section of its own.
+ * A feature as the pack stores it. `bits` is the width of its bins: 8 (bins 0..254, MISSING_BIN 255), or 16
+ * for a feature with more bins or category codes (bins 0..65534, MISSING_WIDE_BIN 65535), kept in the pack's
+ * 16-bit section (`wideBins`).
  */
 export interface PackFeature {
   kind: FeatureKind;
   /** categorical: category names by code (bin). */
   categories?: string[];
-  bits: 8;
+  bits: 8 | 16;
 }
 
 /**
@@ -36,8 +45,14 @@ export interface DatasetPack {
   labelName: string;
   nRows: number;
   nFeatures: number;
-  /** bins[f * nRows + r]; MISSING_BIN for a missing cell. */
+  /** bins[f * nRows + r]; MISSING_BIN for a missing cell. A 16-bit feature's column here is unused (zeros). */
   bins: Uint8Array;
+  /** 16-bit features' bins: wideBins[wideColumn[f] * nRows + r]; MISSING_WIDE_BIN for a missing cell. */
+  wideBins?: Uint16Array;
+  /** Per feature: its column in wideBins, or -1 for an 8-bit feature; absent when every feature is 8-bit. */
+  wideColumn?: Int32Array;
+  /** Per-row sample weights (scikit-learn's sample_weight), when the table has a weight column. */
+  weights?: Float64Array;
   /** Per feature, ascending; bin(x) = first b with x <= edges[b], else edges.length. */
   edges: Float64Array[];
   target: Target;
@@ -50,10 +65,15 @@ export interface DatasetPack {
   bytes: Uint8Array;
   /** Row-major copy of `bins` for training, made once per pack (see rowMajorBins); not part of the encoding. */
   rowBins?: Uint8Array;
+  /** Row-major copy of `wideBins` (rowWideBins[r * nWide + wideColumn[f]]), made once like rowBins. */
+  rowWideBins?: Uint16Array;
 }
 
 export interface PackOptions {
-  /** At most this many bins per feature (plus the missing bin). Default and maximum 255. */
+  /**
+   * At most this many bins per numeric feature (plus the missing bin): default 255 (8-bit bins); up to 65535,
+   * features with more than 255 bins are then 16-bit features.
+   */
   maxBins?: number;
   /** Allocate the encoding in a SharedArrayBuffer (for worker threads). */
   shared?: boolean;
@@ -177,6 +197,8 @@ interface PackHeader {
   /** Version 2. */
   features?: PackFeature[];
   schema?: TableSchema;
+  /** Version 3: the pack holds a weight per row. */
+  weights?: true;
 }
 
 /** Edges that put category code c in bin c (codes are the raw values of a categorical feature). */
@@ -190,23 +212,28 @@ const align8 = (n: number) => Math.ceil(n / 8) * 8;
 /** Bins a dataset and encodes it. The returned pack's arrays are views into its `bytes`. */
 export function buildPack(dataset: Dataset, options: PackOptions = {}): DatasetPack {
   const maxBins = options.maxBins ?? MAX_BINS;
-  if (!Number.isInteger(maxBins) || maxBins < 2 || maxBins > MAX_BINS) {
-    throw new OptionsError(`maxBins must be an integer in [2, ${MAX_BINS}] (got ${maxBins})`);
+  if (!Number.isInteger(maxBins) || maxBins < 2 || maxBins > MAX_WIDE_BINS) {
+    throw new OptionsError(`maxBins must be an integer in [2, ${MAX_WIDE_BINS}] (got ${maxBins})`);
   }
   const { nRows, columns } = dataset;
   const nFeatures = columns.length;
+  const ranges = columns.map(integerRange);
+  const edges = columns.map((c, f) => {
+    const info = dataset.features?.[f];
+    if (info?.kind !== "categorical") return computeEdges(c, maxBins, ranges[f]);
+    if (info.categories!.length > MAX_WIDE_BINS) {
+      throw new OptionsError(`feature ${JSON.stringify(info.name)} has ${info.categories!.length} categories; a pack holds at most ${MAX_WIDE_BINS}`);
+    }
+    return categoricalEdges(info.categories!.length);
+  });
+  // A feature is 16-bit when its bins (edges + 1) do not fit below the 8-bit missing bin.
   const features: PackFeature[] = columns.map((_, f) => {
     const info = dataset.features?.[f];
-    if (info?.kind !== "categorical") return { kind: "numeric", bits: 8 };
-    if (info.categories!.length > MAX_BINS) {
-      throw new OptionsError(`feature ${JSON.stringify(info.name)} has ${info.categories!.length} categories; a pack holds at most ${MAX_BINS}`);
-    }
-    return { kind: "categorical", categories: info.categories!, bits: 8 };
+    const bits = edges[f]!.length + 1 > MAX_BINS ? 16 : 8;
+    return info?.kind === "categorical" ? { kind: "categorical", categories: info.categories!, bits } : { kind: "numeric", bits };
   });
-  const ranges = columns.map(integerRange);
-  const edges = columns.map((c, f) =>
-    features[f]!.kind === "categorical" ? categoricalEdges(features[f]!.categories!.length) : computeEdges(c, maxBins, ranges[f]),
-  );
+  const weights = dataset.weights;
+  if (weights !== undefined) checkWeights(weights, nRows);
   const header: PackHeader = {
     featureNames: dataset.featureNames,
     labelName: dataset.labelName,
@@ -216,11 +243,12 @@ export function buildPack(dataset: Dataset, options: PackOptions = {}): DatasetP
     ...(dataset.target.task === "classification" ? { classes: dataset.target.classes } : {}),
     features,
     ...(dataset.schema ? { schema: dataset.schema } : {}),
+    ...(weights !== undefined ? { weights: true as const } : {}),
   };
   const layout = layoutFor(header, nFeatures);
   const buffer = options.shared ? new SharedArrayBuffer(layout.total) : new ArrayBuffer(layout.total);
   const bytes = new Uint8Array(buffer);
-  writePreamble(bytes, layout.headerBytes);
+  writePreamble(bytes, layout.headerBytes, layout.version);
   let off = layout.edgesOffset;
   for (const e of edges) {
     new Float64Array(buffer, off, e.length).set(e);
@@ -231,19 +259,36 @@ export function buildPack(dataset: Dataset, options: PackOptions = {}): DatasetP
   } else {
     new Float64Array(buffer, layout.targetOffset, nRows).set(dataset.target.values);
   }
+  if (weights !== undefined) new Float64Array(buffer, layout.weightsOffset, nRows).set(weights);
   const bins = new Uint8Array(buffer, layout.binsOffset, nFeatures * nRows);
-  for (let f = 0; f < nFeatures; f++) binColumn(columns[f], edges[f], ranges[f], bins.subarray(f * nRows, (f + 1) * nRows));
+  const wide = layout.nWide > 0 ? new Uint16Array(buffer, layout.wideOffset, layout.nWide * nRows) : new Uint16Array(0);
+  let w = 0;
+  for (let f = 0; f < nFeatures; f++) {
+    if (features[f]!.bits === 8) binColumn(columns[f], edges[f], ranges[f], bins.subarray(f * nRows, (f + 1) * nRows), MISSING_BIN);
+    else binColumn(columns[f], edges[f], ranges[f], wide.subarray(w * nRows, ++w * nRows), MISSING_WIDE_BIN);
+  }
   return decodePack(bytes);
 }
 
-function binColumn(column: Float64Array, edges: Float64Array, range: [number, number] | null, out: Uint8Array): void {
+function checkWeights(weights: Float64Array, nRows: number): void {
+  if (weights.length !== nRows) throw new OptionsError(`sample weights: ${weights.length} for ${nRows} rows`);
+  let total = 0;
+  for (let r = 0; r < nRows; r++) {
+    const v = weights[r];
+    if (!(v >= 0 && v < Infinity)) throw new OptionsError(`sample weight of row ${r + 1} is ${v}: weights are finite numbers >= 0`);
+    total += v;
+  }
+  if (!(total > 0)) throw new OptionsError("sample weights sum to 0");
+}
+
+function binColumn(column: Float64Array, edges: Float64Array, range: [number, number] | null, out: Uint8Array | Uint16Array, missing: number): void {
   if (range !== null) {
     const [min, max] = range;
-    const lut = new Uint8Array(max - min + 1);
+    const lut = new Uint16Array(max - min + 1);
     for (let v = min; v <= max; v++) lut[v - min] = binOf(edges, v);
     for (let r = 0; r < column.length; r++) {
       const x = column[r];
-      out[r] = x === x ? lut[x - min] : MISSING_BIN;
+      out[r] = x === x ? lut[x - min] : missing;
     }
     return;
   }
@@ -251,7 +296,7 @@ function binColumn(column: Float64Array, edges: Float64Array, range: [number, nu
   for (let r = 0; r < column.length; r++) {
     const x = column[r];
     if (x !== x) {
-      out[r] = MISSING_BIN;
+      out[r] = missing;
       continue;
     }
     let lo = 0;
@@ -267,10 +312,20 @@ function binColumn(column: Float64Array, edges: Float64Array, range: [number, nu
 
 interface Layout {
   headerBytes: Uint8Array;
+  version: number;
   edgesOffset: number;
   targetOffset: number;
+  /** Version 3: the weights (weights: true) then the 8-bit bins, then the 16-bit bins. */
+  weightsOffset: number;
   binsOffset: number;
+  nWide: number;
+  wideOffset: number;
   total: number;
+}
+
+/** The pack version a header needs: 3 for 16-bit features or weights, else 2. */
+function versionFor(header: PackHeader): number {
+  return header.weights || header.features?.some((f) => f.bits === 16) ? 3 : 2;
 }
 
 function layoutFor(header: PackHeader, nFeatures: number): Layout {
@@ -279,15 +334,19 @@ function layoutFor(header: PackHeader, nFeatures: number): Layout {
   const totalEdges = header.edgeCounts.reduce((a, b) => a + b, 0);
   const targetOffset = edgesOffset + totalEdges * 8;
   const targetBytes = header.task === "classification" ? header.nRows * 2 : header.nRows * 8;
-  const binsOffset = align8(targetOffset + targetBytes);
-  return { headerBytes, edgesOffset, targetOffset, binsOffset, total: binsOffset + nFeatures * header.nRows };
+  const weightsOffset = align8(targetOffset + targetBytes);
+  const binsOffset = weightsOffset + (header.weights ? header.nRows * 8 : 0);
+  const nWide = header.features?.filter((f) => f.bits === 16).length ?? 0;
+  const wideOffset = align8(binsOffset + nFeatures * header.nRows);
+  const total = nWide > 0 ? wideOffset + nWide * header.nRows * 2 : binsOffset + nFeatures * header.nRows;
+  return { headerBytes, version: versionFor(header), edgesOffset, targetOffset, weightsOffset, binsOffset, nWide, wideOffset, total };
 }
 
-function writePreamble(bytes: Uint8Array, headerBytes: Uint8Array): void {
-  // Every pack is written as the current version; version 1 packs are only read.
+function writePreamble(bytes: Uint8Array, headerBytes: Uint8Array, version: number): void {
+  // Written in the oldest version that holds the pack (2 or 3); version 1 packs are only read.
   for (let i = 0; i < 8; i++) bytes[i] = MAGIC.charCodeAt(i);
   const view = new DataView(bytes.buffer, bytes.byteOffset, 16);
-  view.setUint32(8, PACK_VERSION, true);
+  view.setUint32(8, version, true);
   view.setUint32(12, headerBytes.length, true);
   bytes.set(headerBytes, 16);
 }
@@ -341,13 +400,27 @@ export function decodePack(input: Uint8Array): DatasetPack {
     const k = target.classes.length;
     for (let i = 0; i < nRows; i++) if (target.codes[i] >= k) throw new FormatError("dataset pack is corrupt: class code out of range");
   }
+  const features: PackFeature[] = header.features ?? header.featureNames.map(() => ({ kind: "numeric", bits: 8 }));
+  let wide: { wideBins: Uint16Array; wideColumn: Int32Array } | undefined;
+  if (layout.nWide > 0) {
+    let w = 0;
+    const wideColumn = Int32Array.from(features, (f) => (f.bits === 16 ? w++ : -1));
+    wide = { wideBins: new Uint16Array(buffer, base + layout.wideOffset, layout.nWide * nRows), wideColumn };
+  }
+  let weights: Float64Array | undefined;
+  if (header.weights) {
+    weights = new Float64Array(buffer, base + layout.weightsOffset, nRows);
+    for (let r = 0; r < nRows; r++) if (!(weights[r] >= 0 && weights[r] < Infinity)) throw new FormatError("dataset pack is corrupt: a sample weight is not a finite number >= 0");
+  }
   return {
     featureNames: header.featureNames,
     labelName: header.labelName,
     nRows,
     nFeatures,
-    features: header.features ?? header.featureNames.map(() => ({ kind: "numeric", bits: 8 })),
+    features,
     ...(header.schema ? { schema: header.schema } : {}),
+    ...(wide ?? {}),
+    ...(weights ? { weights } : {}),
     bins: new Uint8Array(buffer, base + layout.binsOffset, nFeatures * nRows),
     edges,
     target,
@@ -368,7 +441,9 @@ function validateHeader(h: PackHeader, version: number): void {
         (f, i) =>
           f !== null &&
           typeof f === "object" &&
-          f.bits === 8 &&
+          (f.bits === 8 || (f.bits === 16 && version >= 3)) &&
+          Number.isInteger(h.edgeCounts?.[i]) &&
+          (f.bits === 8 ? h.edgeCounts[i]! < MAX_BINS : h.edgeCounts[i]! >= MAX_BINS && h.edgeCounts[i]! < MAX_WIDE_BINS) &&
           (f.kind === "numeric" ||
             (f.kind === "categorical" &&
               Array.isArray(f.categories) &&
@@ -388,7 +463,8 @@ function validateHeader(h: PackHeader, version: number): void {
     h.nRows >= 0 &&
     Array.isArray(h.edgeCounts) &&
     h.edgeCounts.length === h.featureNames.length &&
-    h.edgeCounts.every((c) => Number.isInteger(c) && c >= 0 && c < MAX_BINS) &&
+    h.edgeCounts.every((c, i) => Number.isInteger(c) && c >= 0 && c < (h.features?.[i]?.bits === 16 ? MAX_WIDE_BINS : MAX_BINS)) &&
+    (h.weights === undefined || (h.weights === true && version >= 3)) &&
     (h.task === "regression" || (h.task === "classification" && Array.isArray(h.classes) && h.classes.length > 0));
   if (!ok) throw new FormatError("dataset pack header is corrupt");
 }
@@ -415,4 +491,37 @@ export function rowMajorBins(pack: DatasetPack, shared = false): Uint8Array {
   }
   pack.rowBins = out;
   return out;
+}
+
+/** The pack's 16-bit bins row-major (rowWideBins[r * nWide + wideColumn[f]]), made once and kept, as rowMajorBins. */
+export function rowMajorWideBins(pack: DatasetPack, shared = false): Uint16Array | undefined {
+  const wide = pack.wideBins;
+  if (wide === undefined) return undefined;
+  if (pack.rowWideBins && (!shared || pack.rowWideBins.buffer instanceof SharedArrayBuffer)) return pack.rowWideBins;
+  const { nRows } = pack;
+  const nWide = wide.length / nRows;
+  const size = nRows * nWide * 2;
+  const out = new Uint16Array(shared ? new SharedArrayBuffer(size) : new ArrayBuffer(size));
+  for (let w = 0; w < nWide; w++) {
+    const col = w * nRows;
+    for (let r = 0; r < nRows; r++) out[r * nWide + w] = wide[col + r];
+  }
+  pack.rowWideBins = out;
+  return out;
+}
+
+/** Missing cells over every feature of the pack. */
+export function missingCells(pack: DatasetPack): number {
+  const { bins, nRows, wideColumn, wideBins } = pack;
+  let n = 0;
+  for (let f = 0; f < pack.nFeatures; f++) {
+    if (wideColumn !== undefined && wideColumn[f] >= 0) {
+      const col = wideColumn[f] * nRows;
+      for (let r = 0; r < nRows; r++) if (wideBins![col + r] === MISSING_WIDE_BIN) n++;
+    } else {
+      const col = f * nRows;
+      for (let r = 0; r < nRows; r++) if (bins[col + r] === MISSING_BIN) n++;
+    }
+  }
+  return n;
 }

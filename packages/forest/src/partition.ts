@@ -1,5 +1,5 @@
 import type { SampleTargets } from "./criterion.ts";
-import { MISSING_BIN, rowMajorBins, type DatasetPack } from "./pack.ts";
+import { MISSING_BIN, MISSING_WIDE_BIN, rowMajorBins, rowMajorWideBins, type DatasetPack } from "./pack.ts";
 
 /**
  * Nodes with at least this many samples read each drawn feature's column of the pack directly (samples are in
@@ -14,6 +14,8 @@ const SUBTREE_LEVELS = [COLUMN_PASS_MIN_SAMPLES, 512, 64];
 interface SubtreeRows {
   limit: number;
   rows: Uint8Array;
+  /** The same rows' 16-bit features (nWide per row), when the pack has any. */
+  wide: Uint16Array | null;
   start: number;
   end: number;
 }
@@ -38,6 +40,13 @@ export class SamplePartition implements SampleTargets {
   readonly bins: Uint8Array;
   readonly nRows: number;
   readonly nFeatures: number;
+  /** 16-bit features: their column-major bins, each feature's column in them (-1: 8-bit), and their count. */
+  readonly wideBins: Uint16Array | null;
+  readonly wideColumn: Int32Array | null;
+  readonly nWide: number;
+  /** The 16-bit features' row copy of the node last entered (rowsOf), or null when it reads the pack's columns. */
+  wideRows: Uint16Array | null = null;
+  private readonly rowWideBins: Uint16Array | null;
   private readonly rowBins: Uint8Array;
   private readonly levels: SubtreeRows[];
   private readonly scratch: Uint32Array;
@@ -63,7 +72,18 @@ export class SamplePartition implements SampleTargets {
       else this.valueAt![i] = (target as { values: Float64Array }).values[r];
     }
     this.rowBins = rowMajorBins(pack);
-    this.levels = SUBTREE_LEVELS.map((limit) => ({ limit, rows: new Uint8Array(Math.min(n, limit) * pack.nFeatures), start: -1, end: -1 }));
+    this.wideBins = pack.wideBins ?? null;
+    this.wideColumn = pack.wideColumn ?? null;
+    this.nWide = this.wideBins === null ? 0 : this.wideBins.length / pack.nRows;
+    this.rowWideBins = rowMajorWideBins(pack) ?? null;
+    const nWide = this.nWide;
+    this.levels = SUBTREE_LEVELS.map((limit) => ({
+      limit,
+      rows: new Uint8Array(Math.min(n, limit) * pack.nFeatures),
+      wide: nWide > 0 ? new Uint16Array(Math.min(n, limit) * nWide) : null,
+      start: -1,
+      end: -1,
+    }));
     this.scratch = new Uint32Array(n);
     this.scratchW = new Float64Array(n);
     this.scratchC = this.codeAt !== null ? new Uint16Array(n) : null;
@@ -90,16 +110,21 @@ export class SamplePartition implements SampleTargets {
       }
     }
     const rows: Uint8Array | null = level >= 0 ? levels[level].rows : null;
+    this.wideRows = level >= 0 ? levels[level].wide : null;
     let finer = level + 1;
     while (finer + 1 < levels.length && count < levels[finer + 1].limit) finer++;
     if (!(finer < levels.length && count < levels[finer].limit)) return rows;
     const from = rows ?? this.rowBins;
     const to = levels[finer];
+    const fromWide = this.wideRows ?? this.rowWideBins;
+    const nWide = this.nWide;
     for (let i = 0; i < count; i++) {
       const r = idx[start + i];
       to.rows.set(from.subarray(r * nFeatures, (r + 1) * nFeatures), i * nFeatures);
+      if (nWide > 0) to.wide!.set(fromWide!.subarray(r * nWide, (r + 1) * nWide), i * nWide);
       idx[start + i] = i;
     }
+    this.wideRows = to.wide;
     to.start = start;
     to.end = end;
     for (let k = finer + 1; k < levels.length; k++) levels[k].start = levels[k].end = -1;
@@ -137,6 +162,67 @@ export class SamplePartition implements SampleTargets {
         nRight++;
       }
     }
+    return this.placeRight(mid, nRight);
+  }
+
+  /**
+   * Splits node [start, end) in place, stably, as split() does, by a lookup per bin: samples whose bin b has
+   * goesLeft[b] === 1 first (a categorical split: a set of categories, and the missing bin's direction).
+   */
+  splitBySet(start: number, end: number, rows: Uint8Array | null, feature: number, goesLeft: Uint8Array): number {
+    const src = rows ?? this.bins;
+    const rowStride = rows !== null ? this.nFeatures : 1;
+    const col = rows !== null ? feature : feature * this.nRows;
+    return this.partitionBy(start, end, (r) => goesLeft[src[col + r * rowStride]] === 1);
+  }
+
+  /**
+   * Splits node [start, end) of a 16-bit feature in place, stably: a numeric split (bin <= thresholdBin, missing
+   * values by missingLeft) when `words` is null, else a categorical one (code c left iff bit c of `words`, missing
+   * values by missingLeft). Reads the node's row copy from the last rowsOf, or the pack's 16-bit columns.
+   */
+  splitWide(start: number, end: number, feature: number, thresholdBin: number, missingLeft: boolean, words: Uint32Array | null): number {
+    const rows = this.wideRows;
+    const src = rows ?? this.wideBins!;
+    const w = this.wideColumn![feature];
+    const rowStride = rows !== null ? this.nWide : 1;
+    const col = rows !== null ? w : w * this.nRows;
+    return this.partitionBy(start, end, (r) => {
+      const b = src[col + r * rowStride];
+      return b === MISSING_WIDE_BIN ? missingLeft : words === null ? b <= thresholdBin : ((words[b >>> 5] >>> (b & 31)) & 1) === 1;
+    });
+  }
+
+  /**
+   * The stable in-place split of node [start, end) by `goesLeft(r)` of each sample's idx entry r: categorical and
+   * 16-bit splits (the numeric 8-bit split, the most frequent, keeps its own loop in split()).
+   */
+  private partitionBy(start: number, end: number, goesLeft: (r: number) => boolean): number {
+    const { idx, weightAt, codeAt, valueAt, scratch, scratchW, scratchC, scratchV } = this;
+    let mid = start;
+    let nRight = 0;
+    for (let i = start; i < end; i++) {
+      const r = idx[i];
+      if (goesLeft(r)) {
+        idx[mid] = r;
+        weightAt[mid] = weightAt[i];
+        if (codeAt !== null) codeAt[mid] = codeAt[i];
+        else valueAt![mid] = valueAt![i];
+        mid++;
+      } else {
+        scratch[nRight] = r;
+        scratchW[nRight] = weightAt[i];
+        if (scratchC !== null) scratchC[nRight] = codeAt![i];
+        else scratchV![nRight] = valueAt![i];
+        nRight++;
+      }
+    }
+    return this.placeRight(mid, nRight);
+  }
+
+  /** Copies the right child's samples, held in the scratch arrays, after the left child's; returns `mid`. */
+  private placeRight(mid: number, nRight: number): number {
+    const { idx, weightAt, codeAt, valueAt, scratch, scratchW, scratchC, scratchV } = this;
     idx.set(scratch.subarray(0, nRight), mid);
     weightAt.set(scratchW.subarray(0, nRight), mid);
     if (scratchC !== null) codeAt!.set(scratchC.subarray(0, nRight), mid);

@@ -75,6 +75,13 @@ export class Rng {
   nextFloat(): number {
     return this.nextU32() / 0x1_0000_0000;
   }
+
+  /** Uniform double in [0, 1) with 53 random bits (as numpy's random_sample). */
+  nextDouble(): number {
+    const hi = this.nextU32() >>> 5;
+    const lo = this.nextU32() >>> 6;
+    return (hi * 0x400_0000 + lo) / 0x20_0000_0000_0000;
+  }
 }
 
 function rotl(x: number, k: number): number {

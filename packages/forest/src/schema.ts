@@ -29,7 +29,8 @@ export interface SchemaColumn {
 
 export interface ExcludedColumn {
   name: string;
-  reason: "identifier" | "constant" | "empty" | "dropped";
+  /** "weight": the column of sample weights (--weight-column), read as weights instead of a feature. */
+  reason: "identifier" | "constant" | "empty" | "dropped" | "weight";
 }
 
 export interface TableSchema {
@@ -56,13 +57,6 @@ export interface FeatureInfo {
 }
 
 export const OTHER_CATEGORY = "(other)";
-
-/**
- * Whether the learner splits a categorical feature into two sets of categories. Until it does (a later engine
- * step: split bitsets in the model), it splits category codes as if they were ordered, and every schema with a
- * categorical column says so in its notes, so the user is told rather than left to assume otherwise.
- */
-export const CATEGORICAL_SPLITS = false;
 
 /** The features a schema produces, in order. */
 export function schemaFeatures(schema: TableSchema): FeatureInfo[] {

@@ -10,7 +10,6 @@ import {
   hasTimeOfDay,
   isMissingValue,
   numberOf,
-  CATEGORICAL_SPLITS,
   OTHER_CATEGORY,
   schemaFeatures,
   type CellValue,
@@ -28,8 +27,11 @@ export const SAMPLE_ROWS = 10_000;
 const IDENTIFIER_SHARE = 0.95;
 /** ...when the sample has at least this many values in it. */
 const IDENTIFIER_MIN_VALUES = 20;
-/** Category codes a pack holds today (8-bit bins, 255 is the missing bin): beyond, rare ones are grouped. */
-export const MAX_CATEGORY_CODES = 255;
+/**
+ * Category codes a pack holds per feature (16-bit bins; 65535 is the missing bin): beyond, the rarest are grouped.
+ * A feature with up to 255 codes keeps 8-bit bins.
+ */
+export const MAX_CATEGORY_CODES = 65535;
 
 export interface TableOptions {
   /** Label column; default the last one. */
@@ -41,6 +43,10 @@ export interface TableOptions {
   drop?: string[];
   /** Rows read before kinds are decided (default SAMPLE_ROWS). */
   sampleRows?: number;
+  /** The column of per-row sample weights (scikit-learn's sample_weight): numbers >= 0, not a feature. */
+  weight?: string;
+  /** Categories seen in fewer rows than this are grouped as `(other)` (default 1: none are). */
+  minCategoryRows?: number;
 }
 
 export interface TableResult {
@@ -62,6 +68,8 @@ interface ColumnStore {
   counts?: number[];
   /** datetime: a value had a time of day. */
   timed?: boolean;
+  /** The sample weight column (not a feature). */
+  weight?: boolean;
 }
 
 /**
@@ -86,7 +94,10 @@ export class TableBuilder {
 
   constructor(private readonly options: TableOptions = {}) {
     this.sampleRows = options.sampleRows ?? SAMPLE_ROWS;
-    const { task } = options;
+    const { task, minCategoryRows } = options;
+    if (minCategoryRows !== undefined && !(Number.isInteger(minCategoryRows) && minCategoryRows >= 1)) {
+      throw new OptionsError(`--min-category-rows: must be an integer >= 1 (got ${JSON.stringify(minCategoryRows)})`);
+    }
     if (task !== undefined && task !== "classification" && task !== "regression") {
       throw new OptionsError(`task must be "classification" or "regression", got ${JSON.stringify(task)}`);
     }
@@ -103,8 +114,11 @@ export class TableBuilder {
     this.labelIndex = labelIndex;
     this.labels = new LabelColumn(names[labelIndex]!);
     const seen = new Map<string, string>();
-    for (const flag of ["categorical", "numeric", "drop"] as const) {
-      for (const name of this.options[flag] ?? []) {
+    const flags = { categorical: "categorical", numeric: "numeric", drop: "drop", weight: "weight-column" } as const;
+    for (const key of ["categorical", "numeric", "drop", "weight"] as const) {
+      const flag = flags[key];
+      const value = this.options[key];
+      for (const name of typeof value === "string" ? [value] : (value ?? [])) {
         const col = name.trim();
         if (!names.includes(col)) {
           const list = names.slice(0, 20).map((n) => printable(n)).join(", ");
@@ -136,9 +150,14 @@ export class TableBuilder {
     const target = this.labels.target(this.nRows, this.options.task);
     const schemaColumns: SchemaColumn[] = [];
     const columns: Float64Array[] = [];
+    let weights: Float64Array | undefined;
     for (const store of this.stores!) {
       if (!store) continue;
       const values = store.values.subarray(0, this.nRows);
+      if (store.weight) {
+        weights = values.slice();
+        continue;
+      }
       const built = this.finishColumn(store, values);
       if (!built) continue;
       schemaColumns.push(built.column);
@@ -147,13 +166,6 @@ export class TableBuilder {
     if (schemaColumns.length === 0) {
       const why = this.excluded.map((e) => `${printable(e.name)} (${e.reason})`).join(", ");
       throw new CsvError(`no feature columns left to train on: ${why}`);
-    }
-    const categorical = schemaColumns.filter((c) => c.kind === "categorical").map((c) => printable(c.name));
-    if (!CATEGORICAL_SPLITS && categorical.length > 0) {
-      this.notes.push(
-        `categorical column${categorical.length > 1 ? "s" : ""} ${categorical.join(", ")}: split on category codes (most frequent first) as if ordered; ` +
-          `splits into sets of categories are not in this engine yet`,
-      );
     }
     const labelName = this.names[this.labelIndex]!;
     const schema: TableSchema = { v: 1, label: labelName, columns: schemaColumns, excluded: this.excluded, ...(this.notes.length > 0 ? { notes: this.notes } : {}) };
@@ -166,6 +178,7 @@ export class TableBuilder {
       target,
       features,
       schema,
+      ...(weights ? { weights } : {}),
     };
     return { dataset, schema, notes: this.notes };
   }
@@ -175,11 +188,16 @@ export class TableBuilder {
     for (const name of this.options.numeric ?? []) forced.set(name.trim(), "numeric");
     for (const name of this.options.categorical ?? []) forced.set(name.trim(), "categorical");
     const dropped = new Set((this.options.drop ?? []).map((n) => n.trim()));
+    const weight = this.options.weight?.trim();
     this.stores = this.names.map((name, i) => {
       if (i === this.labelIndex) return undefined;
       if (dropped.has(name)) {
         this.excluded.push({ name, reason: "dropped" });
         return undefined;
+      }
+      if (name === weight) {
+        this.excluded.push({ name, reason: "weight" });
+        return { name, kind: "numeric", forced: "numeric", weight: true, values: new Float64Array(0) };
       }
       const force = forced.get(name);
       const kind = force ?? this.inferKind(i);
@@ -254,6 +272,18 @@ export class TableBuilder {
   }
 
   private put(store: ColumnStore, value: CellValue, r: number, row: number): void {
+    if (store.weight) {
+      const v = numberOf(value);
+      if (v === INVALID || !(v >= 0 && v < Infinity)) {
+        throw new CsvError(
+          `row ${row}, column ${quoted(store.name)}: ${isMissingValue(value) ? "a missing weight" : quotedValue(value)} is not a sample weight (a number >= 0; --weight-column ${printable(store.name)})`,
+          row,
+          store.name,
+        );
+      }
+      store.values[r] = v;
+      return;
+    }
     switch (store.kind) {
       case "numeric":
       case "boolean": {
@@ -364,15 +394,18 @@ export class TableBuilder {
 
   /**
    * Codes ordered by frequency (most frequent first, ties by name), so the order is the same whatever the row
-   * order. Beyond MAX_CATEGORY_CODES, the most frequent MAX_CATEGORY_CODES - 1 keep a code and the rest share the
-   * `other` code: category codes above 255 need the pack's 16-bit bins (not there yet).
+   * order. Categories seen in fewer than --min-category-rows rows, and beyond MAX_CATEGORY_CODES all but the most
+   * frequent MAX_CATEGORY_CODES - 1, share the `other` code.
    */
   private finishCategorical(store: ColumnStore, values: Float64Array): { column: SchemaColumn; features: Float64Array[] } {
     const names = store.names!;
     const counts = store.counts!;
     const order = names.map((_, i) => i).sort((a, b) => counts[b]! - counts[a]! || (names[a]! < names[b]! ? -1 : names[a]! > names[b]! ? 1 : 0));
-    const grouped = order.length > MAX_CATEGORY_CODES;
-    const kept = grouped ? MAX_CATEGORY_CODES - 1 : order.length;
+    const minRows = this.options.minCategoryRows ?? 1;
+    let frequent = 0;
+    while (frequent < order.length && counts[order[frequent]!]! >= minRows) frequent++;
+    const grouped = frequent < order.length || order.length > MAX_CATEGORY_CODES;
+    const kept = Math.min(frequent, grouped ? MAX_CATEGORY_CODES - 1 : order.length);
     const remap = new Float64Array(names.length);
     order.forEach((old, k) => (remap[old] = k < kept ? k : kept));
     for (let i = 0; i < values.length; i++) {
@@ -383,9 +416,8 @@ export class TableBuilder {
     if (grouped) {
       column.other = true;
       const rest = order.length - kept;
-      this.notes.push(
-        `column ${quoted(store.name)}: ${order.length} categories; the ${kept} most frequent are kept and the other ${rest} grouped as ${OTHER_CATEGORY}`,
-      );
+      const why = kept < frequent ? `the ${kept} most frequent are kept` : `the ${kept} seen in at least ${minRows} rows (--min-category-rows) are kept`;
+      this.notes.push(`column ${quoted(store.name)}: ${order.length} categories; ${why} and the other ${rest} grouped as ${OTHER_CATEGORY}`);
     }
     return { column, features: [values] };
   }

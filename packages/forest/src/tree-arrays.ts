@@ -1,4 +1,4 @@
-import type { Tree } from "./types.ts";
+import type { CategorySets, Tree } from "./types.ts";
 
 /** Largest finite double: the raw threshold of a split that only separates missing values. */
 const ALL_FINITE = Number.MAX_VALUE;
@@ -11,13 +11,17 @@ const ALL_FINITE = Number.MAX_VALUE;
 export class TreeArrays {
   readonly feature: Int32Array;
   readonly threshold: Float64Array;
-  readonly thresholdBin: Uint8Array;
+  readonly thresholdBin: Uint16Array;
   readonly right: Int32Array;
   readonly missingLeft: Uint8Array;
   readonly gain: Float32Array;
   readonly values: Float32Array;
   nodeCount = 0;
   leafCount = 0;
+  /** Categorical splits: per node its set or -1 (allocated at the first one), the sets' bounds and words. */
+  private catSet: Int32Array | null = null;
+  private readonly catBounds: number[] = [0];
+  private catBits = new Uint32Array(0);
 
   constructor(
     nSamples: number,
@@ -27,7 +31,7 @@ export class TreeArrays {
     const capacity = Math.max(1, 2 * nSamples - 1);
     this.feature = new Int32Array(capacity);
     this.threshold = new Float64Array(capacity);
-    this.thresholdBin = new Uint8Array(capacity);
+    this.thresholdBin = new Uint16Array(capacity);
     this.right = new Int32Array(capacity);
     this.missingLeft = new Uint8Array(capacity);
     this.gain = new Float32Array(capacity);
@@ -57,19 +61,55 @@ export class TreeArrays {
     this.gain[id] = gain;
   }
 
+  /**
+   * Makes node `id` a split of a categorical feature into two sets: rows whose code has its bit set in `words`
+   * go left (see CategorySets).
+   */
+  setCategoricalSplit(id: number, feature: number, words: Uint32Array, missingLeft: boolean, gain: number): void {
+    if (this.catSet === null) this.catSet = new Int32Array(this.feature.length).fill(-1);
+    const k = this.catBounds.length - 1;
+    const start = this.catBounds[k]!;
+    const end = start + words.length;
+    if (end > this.catBits.length) {
+      const grown = new Uint32Array(Math.max(end, this.catBits.length * 2, 64));
+      grown.set(this.catBits);
+      this.catBits = grown;
+    }
+    this.catBits.set(words, start);
+    this.catBounds.push(end);
+    this.catSet[id] = k;
+    this.feature[id] = feature;
+    this.thresholdBin[id] = 0;
+    this.threshold[id] = 0;
+    this.missingLeft[id] = missingLeft ? 1 : 0;
+    this.gain[id] = gain;
+  }
+
   /** The finished tree, arrays trimmed to its nodes and leaves. */
   toTree(index: number): Tree {
     const n = this.nodeCount;
-    return {
+    const tree: Tree = {
       index,
       nodeCount: n,
       feature: this.feature.slice(0, n),
       threshold: this.threshold.slice(0, n),
-      thresholdBin: this.thresholdBin.slice(0, n),
+      thresholdBin: narrowBins(this.thresholdBin.subarray(0, n)),
       right: this.right.slice(0, n),
       missingLeft: this.missingLeft.slice(0, n),
       gain: this.gain.slice(0, n),
       values: this.values.slice(0, this.leafCount * this.valueWidth),
     };
+    if (this.catSet !== null) {
+      const bounds = Uint32Array.from(this.catBounds);
+      const sets: CategorySets = { set: this.catSet.slice(0, n), bounds, bits: this.catBits.slice(0, bounds[bounds.length - 1]) };
+      tree.categorical = sets;
+    }
+    return tree;
   }
+}
+
+/** Bin thresholds as a Uint8Array when every one fits in 8 bits (every model before 16-bit bins), else 16-bit. */
+export function narrowBins(bins: Uint16Array): Uint8Array | Uint16Array {
+  for (let i = 0; i < bins.length; i++) if (bins[i] > 0xff) return bins.slice();
+  return Uint8Array.from(bins);
 }

@@ -21,6 +21,8 @@ export interface Dataset {
   features?: FeatureInfo[];
   /** How the input's columns became these features (applied again to rows to predict). */
   schema?: TableSchema;
+  /** Per-row sample weights (scikit-learn's sample_weight): finite, >= 0. */
+  weights?: Float64Array;
 }
 
 /** Options with scikit-learn's names and defaults (RandomForestClassifier / RandomForestRegressor). */
@@ -57,8 +59,11 @@ export interface Tree {
   feature: Int32Array;
   /** Raw-value threshold: x <= threshold goes left. */
   threshold: Float64Array;
-  /** The same split in bin space: bin <= thresholdBin goes left. */
-  thresholdBin: Uint8Array;
+  /**
+   * The same split in bin space: bin <= thresholdBin goes left. A Uint8Array when every value fits in 8 bits (as
+   * every model before 16-bit bins), else a Uint16Array.
+   */
+  thresholdBin: Uint8Array | Uint16Array;
   /** Internal node: index of the right child. Leaf: slot in `values`. */
   right: Int32Array;
   /** 1 if missing values go left at this split. */
@@ -67,4 +72,20 @@ export interface Tree {
   gain: Float32Array;
   /** Leaf values, `valueWidth` per leaf: class probabilities, or the regression mean. */
   values: Float32Array;
+  /** The tree's splits of categorical features into two sets of categories; absent when it has none. */
+  categorical?: CategorySets;
+}
+
+/**
+ * Category sets of a tree's categorical splits (model format 4). A categorical split node i sends a row left iff
+ * bit c of its set is 1, c being the row's category code (32 codes per word, code c in word c >> 5, bit c & 31).
+ * Codes the set does not cover, and missing values, follow `missingLeft`; so do categories that were absent from
+ * the node in training, whose bits are written as `missingLeft`.
+ */
+export interface CategorySets {
+  /** Per node: the index k of its set, or -1 (a leaf or a numeric split). */
+  set: Int32Array;
+  /** Set k is words bits[bounds[k], bounds[k + 1]). */
+  bounds: Uint32Array;
+  bits: Uint32Array;
 }

@@ -164,9 +164,9 @@ describe("binOf and buildPack bins", () => {
     expect(pack.bins.filter((b) => b === MISSING_BIN).length).toBe(floatCol.filter(Number.isNaN).length + intCol.filter(Number.isNaN).length);
   });
 
-  it("rejects a maxBins outside [2, 255] with an OptionsError", () => {
+  it("rejects a maxBins outside [2, 65535] with an OptionsError", () => {
     expect(() => buildPack(small(), { maxBins: 1 })).toThrow(OptionsError);
-    expect(() => buildPack(small(), { maxBins: 256 })).toThrow(/maxBins/);
+    expect(() => buildPack(small(), { maxBins: 65536 })).toThrow(/maxBins/);
     expect(buildPack(small(), { maxBins: 2 }).edges.every((e) => e.length <= 1)).toBe(true);
   });
 });

@@ -4,7 +4,7 @@ import { fitForest } from "../src/fit.ts";
 import { Forest } from "../src/forest.ts";
 import { buildPack, decodePack, MISSING_BIN } from "../src/pack.ts";
 import { dateOf, OTHER_CATEGORY, RowEncoder, type CellValue } from "../src/schema.ts";
-import { TableBuilder, type TableOptions } from "../src/table.ts";
+import { MAX_CATEGORY_CODES, TableBuilder, type TableOptions } from "../src/table.ts";
 
 /** Builds a table from a header and rows of cells (strings, or typed values as Parquet gives them). */
 function table(header: string[], rows: CellValue[][], options: TableOptions = {}) {
@@ -55,7 +55,6 @@ describe("TableBuilder: column kinds", () => {
       'column "id": excluded, an identifier (40 of 40 sampled values distinct); --categorical id keeps it',
       'column "const": excluded, every value is "same" (or missing)',
       'column "blank": excluded, every value is missing',
-      "categorical column colour: split on category codes (most frequent first) as if ordered; splits into sets of categories are not in this engine yet",
     ]);
     expect(dataset.featureNames).toEqual(["num", "flag", "day", "day.year", "day.month", "day.day_of_week", "colour"]);
     expect(dataset.features!.map((f) => f.kind)).toEqual(["numeric", "numeric", "numeric", "numeric", "numeric", "numeric", "categorical"]);
@@ -116,18 +115,43 @@ describe("TableBuilder: the full stream confirms the sample", () => {
     );
   });
 
-  it("keeps the 254 most frequent of more than 255 categories and groups the rest as (other)", () => {
+  it("keeps more than 255 categories (a 16-bit feature); --min-category-rows groups the rare ones as (other)", () => {
     const data: CellValue[][] = [];
     for (let c = 0; c < 300; c++) for (let k = 0; k < (c < 10 ? 3 : 1); k++) data.push([`c${c}`, c % 2 ? "a" : "b"]);
-    const { schema, dataset } = table(["city", "y"], data, { categorical: ["city"] });
+    const all = table(["city", "y"], data, { categorical: ["city"] });
+    expect(all.schema.columns[0]!.categories).toHaveLength(300);
+    expect(all.schema.columns[0]!.other).toBeUndefined();
+    expect(all.schema.notes ?? []).toEqual([]);
+    const pack = buildPack(all.dataset);
+    expect(pack.features[0]).toMatchObject({ kind: "categorical", bits: 16 });
+    expect(Array.from(pack.wideBins!.subarray(0, 3))).toEqual([0, 0, 0]);
+    expect(Math.max(...pack.wideBins!)).toBe(299);
+
+    const { schema, dataset } = table(["city", "y"], data, { categorical: ["city"], minCategoryRows: 2 });
     const city = schema.columns[0]!;
-    expect(city.categories).toHaveLength(254);
+    expect(city.categories).toEqual(Array.from({ length: 10 }, (_, c) => `c${c}`));
     expect(city.other).toBe(true);
-    expect(city.categories!.slice(0, 3)).toEqual(["c0", "c1", "c2"]);
-    expect(dataset.features![0]!.categories).toHaveLength(255);
-    expect(dataset.features![0]!.categories![254]).toBe(OTHER_CATEGORY);
-    expect(Math.max(...dataset.columns[0]!)).toBe(254);
-    expect(schema.notes![0]).toBe('column "city": 300 categories; the 254 most frequent are kept and the other 46 grouped as (other)');
+    expect(dataset.features![0]!.categories).toHaveLength(11);
+    expect(dataset.features![0]!.categories![10]).toBe(OTHER_CATEGORY);
+    expect(Math.max(...dataset.columns[0]!)).toBe(10);
+    expect(schema.notes![0]).toBe('column "city": 300 categories; the 10 seen in at least 2 rows (--min-category-rows) are kept and the other 290 grouped as (other)');
+    expect(buildPack(dataset).features[0]).toMatchObject({ kind: "categorical", bits: 8 });
+  });
+
+  it(`beyond ${MAX_CATEGORY_CODES} codes, the most frequent keep one and the rest are grouped as (other)`, () => {
+    const n = MAX_CATEGORY_CODES + 9;
+    const data: CellValue[][] = Array.from({ length: n }, (_, i) => [`k${i}`, i % 2 ? "a" : "b"]);
+    data.push(["k7", "a"], ["k3", "b"]);
+    const { schema } = table(["key", "y"], data, { categorical: ["key"] });
+    const key = schema.columns[0]!;
+    expect(key.categories).toHaveLength(MAX_CATEGORY_CODES - 1);
+    expect(key.categories!.slice(0, 2)).toEqual(["k3", "k7"]);
+    expect(key.other).toBe(true);
+    expect(schema.notes![0]).toBe(`column "key": ${n} categories; the ${MAX_CATEGORY_CODES - 1} most frequent are kept and the other 10 grouped as (other)`);
+  });
+
+  it("--min-category-rows must be an integer >= 1", () => {
+    for (const bad of [0, 1.5, -2]) expect(() => new TableBuilder({ minCategoryRows: bad })).toThrow(/^--min-category-rows: must be an integer >= 1/);
   });
 });
 
@@ -178,7 +202,8 @@ describe("schema through the pack and the model", () => {
     const forest = fitForest(buildPack(dataset), { n_estimators: 3, random_state: 1 }).withSchema(schema);
     for (const loaded of [Forest.load(forest.toBinary()), Forest.load(JSON.stringify(forest.toJSON()))]) {
       expect(loaded.schema).toEqual(schema);
-      expect(loaded.version).toBe(3);
+      // Version 4: its trees split the categorical column into sets of categories.
+      expect(loaded.version).toBe(4);
     }
     const encoder = new RowEncoder(schema);
     const out = new Float64Array(encoder.nFeatures);
