@@ -297,7 +297,7 @@ describe("npm run publish, canopy status and canopy watch on the emulator", () =
       canopy(["watch", "--status", "DONE"]),
       canopy(["status", "b-123"]),
       canopy(["publish", IRIS, "--trees", "0"]),
-      canopy(["publish", IRIS, "--trees", "3000", "--grove-size", "1"]),
+      canopy(["publish", IRIS, "--trees", "20000", "--grove-size", "1"]),
     ]);
     const lines = runs.map((run) => {
       expect(run.code).toBe(2);
@@ -311,7 +311,7 @@ describe("npm run publish, canopy status and canopy watch on the emulator", () =
       "canopy: error: option '--status <list>' argument 'DONE' is invalid. Expected a comma-separated list of COMPLETED, FAILED.\n",
       'canopy: error: "b-123" is not a build id (b- and 16 hex digits)\n',
       "canopy: error: --trees: must be an integer >= 1 (got 0)\n",
-      "canopy: error: --trees 3000 in groves of 1 make 3000 groves; a build on AWS has at most 2000: use --grove-size 2 or more\n",
+      "canopy: error: --trees 20000 in groves of 1 make 20000 groves; a build on AWS has at most 10000: use --grove-size 2 or more\n",
     ]);
     expect(await watchQueues()).toEqual([]);
   });

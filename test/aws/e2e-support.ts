@@ -28,6 +28,7 @@ import {
   provisionResources,
   S3BlobStore,
   SnsNotifier,
+  SqsDeadLetters,
   SqsTaskQueue,
   startEmulator,
   type CanopyHandlers,
@@ -74,10 +75,17 @@ export function provision(suffix: string, options: { visibilityTimeoutSeconds?: 
   return provisionResources({ suffix, visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 1, maxReceiveCount: options.maxReceiveCount ?? 3 });
 }
 
-/** The real handlers on the given ports (the trainer's and dead-letter consumer's ports may be wrapped by a test). */
-export function handlersOn(ports: { trainer: Pick<Ports, "blobs" | "ledger">; aggregator: Omit<Ports, "queue">; deadLetter: Omit<Ports, "queue"> }): CanopyHandlers {
+/**
+ * The real handlers on the given ports (the trainer's and dead-letter consumer's ports may be wrapped by a test). With
+ * the dead-letter queue's URL, the trainer sends tasks that can never succeed there at once, as deployed.
+ */
+export function handlersOn(
+  ports: { trainer: Pick<Ports, "blobs" | "ledger">; aggregator: Omit<Ports, "queue">; deadLetter: Omit<Ports, "queue"> },
+  options: { deadLetterQueueUrl?: string } = {},
+): CanopyHandlers {
+  const url = options.deadLetterQueueUrl;
   return {
-    trainer: createTrainer({ ports: async () => ports.trainer, logger: quietLogger() }),
+    trainer: createTrainer({ ports: async () => ports.trainer, logger: quietLogger(), deadLetters: async () => (url ? new SqsDeadLetters(url) : undefined) }),
     aggregator: createAggregator({ ports: async () => ports.aggregator, logger: quietLogger() }),
     deadLetter: createDeadLetterConsumer({ ports: async () => ports.deadLetter, logger: quietLogger() }),
   };

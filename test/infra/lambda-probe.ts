@@ -5,8 +5,8 @@
  * (resource.enc + SST_KEY) and which resources it reaches.
  */
 import { execFileSync, spawn } from "node:child_process";
-import type { BuildRecord } from "@canopy/core";
-import { recordToItem } from "@canopy/runtime-aws";
+import type { BuildSummary } from "@canopy/core";
+import { summaryToItem } from "@canopy/runtime-aws";
 import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -146,7 +146,7 @@ function unzip(zip: string, dir: string): void {
 }
 
 /** The stream event Lambda hands the aggregator when `ready` (remaining 0) was written over `before`. */
-export function aggregationTriggerEvent(streamArn: string, ready: BuildRecord, before: BuildRecord) {
+export function aggregationTriggerEvent(streamArn: string, ready: BuildSummary, before: BuildSummary) {
   return {
     Records: [
       {
@@ -158,8 +158,8 @@ export function aggregationTriggerEvent(streamArn: string, ready: BuildRecord, b
         eventSourceARN: streamArn,
         dynamodb: {
           Keys: { buildId: { S: ready.buildId } },
-          NewImage: recordToItem(ready),
-          OldImage: recordToItem(before),
+          NewImage: summaryToItem(ready),
+          OldImage: summaryToItem(before),
           SequenceNumber: "100",
           SizeBytes: 100,
           StreamViewType: "NEW_AND_OLD_IMAGES",

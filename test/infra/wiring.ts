@@ -70,7 +70,9 @@ export const EXPECTED_LINKS: Record<HandlerName, string[]> = {
   trainer: ["CanopyBucket", "CanopyBuilds"],
   aggregator: ["CanopyBucket", "CanopyBuilds", "CanopyNotifications"],
   dlq: ["CanopyBucket", "CanopyBuilds", "CanopyNotifications"],
-  sweeper: ["CanopyBuilds", "CanopyNotifications"],
+  // The sweeper reads the open-builds index and counters, the grove queue's depth (queued work is not stalled), queues
+  // lost groves again from their build's manifest (bucket), and announces builds it fails.
+  sweeper: ["CanopyBucket", "CanopyBuilds", "CanopyGroves", "CanopyNotifications"],
 };
 
 export function wiringProblems(report: AppReport, settings: AppSettings): string[] {
@@ -209,9 +211,11 @@ export function wiringProblems(report: AppReport, settings: AppSettings): string
     CanopyBucket: arnsOf(bucket),
     CanopyBuilds: arnsOf(table),
     CanopyNotifications: arnsOf(topic),
+    CanopyGroves: arnsOf(groves),
   };
   const sources: Record<HandlerName, string[]> = {
-    trainer: [groves.state.arn!],
+    // The trainer sends a task that can never succeed to the dead-letter queue at once.
+    trainer: [groves.state.arn!, dlq.state.arn!],
     aggregator: [table.state.streamArn!, failures.state.arn!],
     dlq: [dlq.state.arn!],
     sweeper: [],
@@ -236,7 +240,11 @@ export function wiringProblems(report: AppReport, settings: AppSettings): string
   }
   const actions = (key: HandlerName) => app.functions[key]!.statements.flatMap((s) => list(s.Action));
   check(!actions("trainer").some((a) => a.startsWith("sns:")), "the trainer may publish to SNS");
-  check(!actions("sweeper").some((a) => a.startsWith("s3:")), "the sweeper may use S3");
+  check(
+    trainer.statements.some((s) => list(s.Action).includes("sqs:SendMessage") && list(s.Resource).includes(dlq.state.arn!)),
+    "the trainer may not send to the grove dead-letter queue",
+  );
+  check(trainer.lambda.inputs.environment?.variables?.CANOPY_DLQ_URL === dlq.state.url, "the trainer is not told the dead-letter queue's URL");
 
   // The link names and properties the adapters read (RESOURCE_LINKS in @canopy/runtime-aws) exist in the app.
   for (const { link, property } of Object.values(RESOURCE_LINKS)) {

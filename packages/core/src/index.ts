@@ -15,14 +15,22 @@ export {
 export { CONTENT_TYPES, isBuildId, keys } from "./keys.ts";
 export {
   AGGREGATION_TRIGGER_FILTER,
+  boundedError,
   buildNotFound,
+  checkNewRecord,
+  groveEntry,
   isAggregationTrigger,
   ledgerRules,
+  MAX_ERROR_CHARS,
   newBuildRecord,
+  recordOf,
+  summaryOf,
   TERMINAL_STATUSES,
+  toleranceReason,
   type BuildRecord,
   type BuildResult,
   type BuildStatus,
+  type BuildSummary,
   type Decision,
   type FailGroveResult,
   type GroveStats,
@@ -34,9 +42,18 @@ export { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifie
 export { canonicalJson, groveCount, MAX_TREES, parseBuildSpec, toFitParams, type BuildSpec, type ColumnOverrides } from "./spec.ts";
 export { csvTable, csvRows, type TableSource, type RowSink } from "./table-source.ts";
 export { buildIdFor, planBuild, planGroves, splitRows, type BuildPlan, type GrovePlan, type PackSummary, type RowSplit } from "./plan.ts";
-export { decodeGroveTask, encodeGroveTask, GROVE_TASK_VERSION, type GroveTask } from "./task.ts";
+export { decodeGroveTask, encodeGroveTask, GROVE_TASK_VERSION, groveTaskRef, type GroveTask, type GroveTaskRef } from "./task.ts";
 export { PackCache, verifiedPack } from "./pack-cache.ts";
-export { failGroveTask, trainGrove, type GroveDelivery, type GroveResult, type TrainGrovePorts } from "./train-grove.ts";
+export {
+  failGroveTask,
+  ManifestCache,
+  sha256Hex,
+  taskDisagreements,
+  trainGrove,
+  type GroveDelivery,
+  type GroveResult,
+  type TrainGrovePorts,
+} from "./train-grove.ts";
 export { aggregate, type AggregateOutcome, type AggregatePorts } from "./aggregate.ts";
 export {
   buildHandle,
@@ -48,6 +65,7 @@ export {
   submitBuild,
   type PreparedDataset,
   type PrepareOptions,
+  type ResumeOptions,
   type Resumption,
   type Submission,
   type SubmitPorts,
@@ -68,7 +86,7 @@ export {
   type Prices,
   type RequestCounts,
 } from "./cost.ts";
-export { isStalled, lastProgressAt, stalledReason, sweepStalledBuilds } from "./sweep.ts";
+export { lastProgressAt, sweepBuilds, sweepDecision, type QueueState, type SweepAction, type SweepPolicy, type SweepPorts, type SweepResult } from "./sweep.ts";
 export { sleep } from "./sleep.ts";
 export { lastGroveError, recordGroveError } from "./grove-error.ts";
 export {
@@ -102,6 +120,7 @@ export { followChanges, pollBuild, type FollowLedgerOptions, type FollowPorts } 
 export {
   curveTrees,
   evaluateByTrees,
+  TreeEvaluator,
   MAX_CURVE_POINTS,
   MAX_PREDICTION_SAMPLE,
   type HeldOutEvaluation,

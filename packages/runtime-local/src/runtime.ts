@@ -30,6 +30,7 @@ import {
   type BuildNotification,
   type BuildRecord,
   type BuildReport,
+  type BuildSummary,
   type BuildRequest,
   type BuildSpec,
   type BuildView,
@@ -123,7 +124,7 @@ interface Run {
   abort(err: Error): void;
 }
 
-const isTerminal = (r: Pick<BuildRecord, "status">) => TERMINAL_STATUSES.includes(r.status);
+const isTerminal = (r: Pick<BuildSummary, "status">) => TERMINAL_STATUSES.includes(r.status);
 
 class EmbeddedRuntime implements LocalRuntime {
   readonly root: string;
@@ -252,20 +253,19 @@ class EmbeddedRuntime implements LocalRuntime {
   }
 
   /** An existing build: finished (it ends the run at once), or interrupted (re-queue what has not landed). */
-  private async continueBuild(run: Run, record: BuildRecord): Promise<number[]> {
+  private async continueBuild(run: Run, record: BuildSummary): Promise<number[]> {
     const { buildId } = run;
     if (isTerminal(record)) return this.finished(run, record);
-    // This process owns the store, so an AGGREGATING build found here has lost its aggregator: aggregate again.
-    if (record.status === "AGGREGATING") await this.ledger.reopenAggregation(buildId);
-    const resumption = await resumeBuild(buildId, { blobs: this.blobs, ledger: this.ledger, queue: this.queue, clock: this.clock });
-    const current = (await this.ledger.get(buildId)) ?? record;
+    // This process owns the store, so an AGGREGATING build found here has lost its aggregator (lease 0): resuming
+    // reopens it, and a build with every grove in fires its trigger again; the change feed aggregates either.
+    const resumption = await resumeBuild(buildId, { blobs: this.blobs, ledger: this.ledger, queue: this.queue, clock: this.clock }, { aggregationLeaseMs: 0 });
+    const current = (await this.ledger.summary(buildId)) ?? record;
     if (isTerminal(resumption)) return this.finished(run, current);
-    if (resumption.needsAggregation) this.runAggregation(buildId);
     this.observe(run, current);
     return resumption.requeued;
   }
 
-  private finished(run: Run, record: BuildRecord): number[] {
+  private finished(run: Run, record: BuildSummary): number[] {
     this.observe(run, record);
     run.finish();
     return [];
@@ -378,8 +378,8 @@ class EmbeddedRuntime implements LocalRuntime {
     if (run) this.observe(run, change.new);
   }
 
-  /** Core's progress rules on one snapshot of a run's record. */
-  private observe(run: Run, record: BuildRecord): void {
+  /** Core's progress rules on one snapshot of a run's counter. */
+  private observe(run: Run, record: BuildSummary): void {
     for (const event of run.tracker.observe(record, this.clock.now())) this.emit(event, run);
   }
 
