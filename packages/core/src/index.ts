@@ -72,7 +72,7 @@ export {
 } from "./submit.ts";
 export { decodeManifest, manifestTrees, type BuildManifest } from "./manifest.ts";
 export { STRAGGLER_RULE, stragglers, type BuildReport, type GroveReport, type StageTimings } from "./report.ts";
-export { completedNotification, failedNotification, summarizeMetrics, type BuildNotification } from "./notification.ts";
+export { completedNotification, failedNotification, MAX_NOTIFIED_FAILURES, summarizeMetrics, type BuildNotification } from "./notification.ts";
 export {
   billedGbSeconds,
   buildCost,
