@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from "commander";
 import { parseHttpUrl, parseWorkers } from "./args.ts";
 import { addDevCommand } from "./commands/dev.ts";
 import { addPublishCommand } from "./commands/publish.ts";
+import { addResumeCommand } from "./commands/resume.ts";
 import { addReportCommand } from "./commands/report.ts";
 import { addStatusCommand } from "./commands/status.ts";
 import { addSubscribeCommand } from "./commands/subscribe.ts";
@@ -114,6 +115,7 @@ export function program(): Command {
 
   addDevCommand(canopy);
   addPublishCommand(canopy);
+  addResumeCommand(canopy);
   addStatusCommand(canopy);
   addSubscribeCommand(canopy);
   addWatchCommand(canopy);

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import type { BuildHandle } from "@canopy/core";
 import type { AwsRuntime } from "@canopy/runtime-aws";
 import { addAwsOptions, type AwsTargetOptions } from "../aws-target.ts";
 import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
@@ -74,7 +75,7 @@ export async function publish(data: string, options: PublishOptions, io: Publish
     const { bytes } = await import("../format.ts");
     note(`pack ${runtime.locate(pack.packKey)} (${pack.nRows} rows × ${pack.nFeatures} features, ${bytes(pack.bytes)}) ${pack.reused ? "was already there; not uploaded again" : "uploaded"}`);
     if (created) note(`build ${buildId}: ${handle.groves} grove task(s) queued, ${trees} trees`);
-    else note(`build ${buildId} already exists with the same data and options (${record.status}); nothing queued`);
+    else note(`build ${buildId} already exists with the same data and options: ${resumedLine(handle)}`);
     const { bucket, table } = target.resources;
     const line = { buildId, created, status: record.status, groves: handle.groves, trees, packKey: pack.packKey, packUploaded: !pack.reused, bucket, table };
     stdout.write(options.json ? `${JSON.stringify(line)}\n` : `${buildId}\n`);
@@ -88,8 +89,21 @@ export async function publish(data: string, options: PublishOptions, io: Publish
   }
 }
 
+/** What submitting (or resuming) an existing build did, in words. */
+export function resumedLine(handle: Pick<BuildHandle, "record" | "queued">): string {
+  const { record, queued } = handle;
+  if (record.status === "COMPLETED" || record.status === "FAILED") return `it is ${record.status}; nothing to do`;
+  if (queued.length > 0) return `${record.status}; queued again the ${queued.length} grove(s) that had not landed (${shortList(queued)})`;
+  if (record.status === "AGGREGATING")
+    return `AGGREGATING (claimed ${Math.round((Date.now() - (record.claimedAt ?? record.updatedAt)) / 1000)} s ago); its aggregator has until its time limit before a resume or the sweeper reopens it`;
+  if (record.remaining === 0) return "every grove is in; the aggregation was asked for again";
+  return `${record.status}; nothing to queue`;
+}
+
+const shortList = (groves: number[]) => (groves.length <= 8 ? groves.join(", ") : `${groves.slice(0, 8).join(", ")}, ...`);
+
 /** --wait: canopy train's progress from the ledger, then the result; Ctrl-C stops waiting, not the build. */
-async function waitFor(runtime: AwsRuntime, buildId: string, io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WriteStream; json?: boolean }): Promise<void> {
+export async function waitFor(runtime: AwsRuntime, buildId: string, io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WriteStream; json?: boolean }): Promise<void> {
   const { progressPrinter, watchBuild } = await import("../progress.ts");
   const { costLine, statusJson, summary } = await import("../render.ts");
   const stop = (await import("../signals.ts")).stopOn(["SIGINT", "SIGTERM"]);
