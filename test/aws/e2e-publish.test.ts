@@ -12,6 +12,7 @@ import { keys, parseBuildSpec, prepareDataset, submitBuild, type BuildNotificati
 import { clients, decodeSnsDelivery, DynamoLedger, S3BlobStore, SqsTaskQueue, type SnsDelivery } from "@canopy/runtime-aws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dev } from "../../packages/cli/src/commands/dev.ts";
+import { until } from "./e2e-support.ts";
 import { receiveMessages, useAwsEmulator } from "./harness.ts";
 
 const BIN = fileURLToPath(new URL("../../packages/cli/bin/canopy.mjs", import.meta.url));
@@ -100,16 +101,6 @@ function start(args: string[], env: NodeJS.ProcessEnv = process.env): ChildProce
 }
 
 const canopy = (args: string[], env?: NodeJS.ProcessEnv) => start(args, env).done;
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 /** The environment without the CANOPY_* resources and the endpoint: publish must find them from --endpoint alone. */
 function bareEnv(): NodeJS.ProcessEnv {

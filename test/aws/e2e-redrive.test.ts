@@ -4,7 +4,6 @@
  * same build again, or `canopy resume <id>`. Each ends COMPLETED with the embedded run's model bytes and exactly one
  * notification, through the real handlers on moto.
  */
-import { Writable } from "node:stream";
 import { PurgeQueueCommand } from "@aws-sdk/client-sqs";
 import { keys, parseBuildSpec, prepareDataset, submitBuild } from "@canopy/core";
 import { canopyEventSources, clients, DynamoLedger, provisionResources, S3BlobStore, startEmulator, type ProvisionedResources } from "@canopy/runtime-aws";
@@ -13,7 +12,7 @@ import { dev } from "../../packages/cli/src/commands/dev.ts";
 import { publish } from "../../packages/cli/src/commands/publish.ts";
 import { resume } from "../../packages/cli/src/commands/resume.ts";
 import { receiveNotifications, useAwsEmulator } from "./harness.ts";
-import { adapters, digits, handlersOn, referenceModel } from "./e2e-support.ts";
+import { adapters, capture, digits, handlersOn, referenceModel, until } from "./e2e-support.ts";
 
 const aws = useAwsEmulator();
 
@@ -21,27 +20,6 @@ const DATA = "test/fixtures/digits.csv";
 /** 6 groves of 2 trees; no tags, so `canopy publish` with the same flags makes the same build id. */
 const SPEC = { dataset: DATA, label: "digit", n_estimators: 12, grove_size: 2, seed: 7 };
 const FLAGS = { label: "digit", trees: 12, groveSize: 2, seed: 7 };
-
-function capture() {
-  let text = "";
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      text += String(chunk);
-      done();
-    },
-  });
-  return { stream: stream as unknown as NodeJS.WriteStream, text: () => text };
-}
-
-async function until<T>(what: string, read: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /**
  * The first `canopy dev`, killed: its trainers ran (here, the trainer and dead-letter consumer under the emulator)
@@ -55,7 +33,7 @@ async function trainWithoutAggregator(resources: ProvisionedResources, landed = 
   try {
     const prepared = await prepareDataset(digits, { label: "digit" }, ports.blobs);
     const { buildId } = await submitBuild(parseBuildSpec(SPEC), ports, prepared);
-    await until(`${landed} groves landed`, async () => ((await ports.ledger.summary(buildId))!.landedCount >= landed ? true : undefined));
+    await until(`${landed} groves landed`, async () => ((await ports.ledger.summary(buildId))!.landedCount >= landed ? true : undefined), 60_000);
     return buildId;
   } finally {
     await emulator.stop();
