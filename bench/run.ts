@@ -5,6 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { aggregatorSection } from "./aggregator.ts";
 import { compareEngines } from "./compare.ts";
 import { ingestSection } from "./ingest.ts";
 import { pipelineSection } from "./pipeline.ts";
@@ -14,8 +15,14 @@ import type { RunInfo } from "./report.ts";
 import type { Section, SectionContext, SectionResult } from "./section.ts";
 import { ensureFashionMnist, ensurePython } from "./setup.ts";
 
-// Each section is a function in its own file. BENCH_ONLY=engines,pipeline,serving,ingest runs some of them.
-const SECTIONS: Record<string, Section> = { engines: compareEngines, pipeline: pipelineSection, serving: servingSection, ingest: ingestSection };
+// Each section is a function in its own file. BENCH_ONLY=engines,pipeline,serving,ingest,aggregator runs some of them.
+const SECTIONS: Record<string, Section> = {
+  engines: compareEngines,
+  pipeline: pipelineSection,
+  serving: servingSection,
+  ingest: ingestSection,
+  aggregator: aggregatorSection,
+};
 
 function versionOf(pkgJson: string): string {
   try {
