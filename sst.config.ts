@@ -30,7 +30,7 @@ export default $config({
     const { topic } = notifications();
     const { groves } = training(settings, { bucket, table, topic });
     aggregation(settings, { bucket, table, topic });
-    sweeper(settings, { table, topic });
+    sweeper(settings, { bucket, table, topic, groves });
     const { predict } = serving(readServingSettings(process.env), { bucket, table });
 
     return {

@@ -27,7 +27,7 @@ interface PipelineRun {
 }
 
 /** The train and test images as one CSV (label last), written once into the cache. */
-function writeCsv(c: BenchCase, path: string): void {
+export function writeCsv(c: BenchCase, path: string): void {
   const all: Part[] = [c.train, c.test];
   const rows = c.train.nRows + c.test.nRows;
   if (existsSync(path) && statSync(path).size > rows * c.nFeatures) return;

@@ -6,6 +6,7 @@ import { loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { categoricalSection } from "./categorical.ts";
+import { aggregatorSection } from "./aggregator.ts";
 import { compareEngines } from "./compare.ts";
 import { estimateSection } from "./estimate.ts";
 import { ingestSection } from "./ingest.ts";
@@ -16,8 +17,8 @@ import type { RunInfo } from "./report.ts";
 import type { Section, SectionContext, SectionResult } from "./section.ts";
 import { ensureFashionMnist, ensurePython } from "./setup.ts";
 
-// Each section is a function in its own file. BENCH_ONLY=engines,pipeline,serving,ingest,estimate,categorical runs
-// some of them.
+// Each section is a function in its own file. BENCH_ONLY=engines,pipeline,serving,ingest,estimate,categorical,aggregator
+// runs some of them.
 const SECTIONS: Record<string, Section> = {
   engines: compareEngines,
   pipeline: pipelineSection,
@@ -25,6 +26,7 @@ const SECTIONS: Record<string, Section> = {
   ingest: ingestSection,
   estimate: estimateSection,
   categorical: categoricalSection,
+  aggregator: aggregatorSection,
 };
 
 function versionOf(pkgJson: string): string {

@@ -4,7 +4,7 @@ import { LINKS } from "@canopy/runtime-aws/names";
 import { permissionsOf } from "./access.ts";
 import { functionDefaults } from "./defaults.ts";
 import { FOURTEEN_DAYS, HANDLERS } from "./handlers.ts";
-import type { AppSettings } from "./settings.ts";
+import { ledgerEnvironment, type AppSettings } from "./settings.ts";
 
 /**
  * The aggregator, on the builds table's stream. Only the MODIFY that brings `remaining` to 0 while TRAINING
@@ -14,7 +14,8 @@ import type { AppSettings } from "./settings.ts";
  * build and notifies on any error after its claim, so a record rarely fails; when one does (say the claim hits
  * DynamoDB throttling; the handler reports it as a batch item failure), Lambda retries it `retries` times, then
  * skips it and sends the record's metadata to an on-failure queue, so the shard moves on. The build is then
- * left TRAINING with nothing remaining, which the stalled-build sweeper fails and notifies.
+ * left TRAINING with nothing remaining, and the sweeper fires its trigger again (a redrive). An aggregator that dies
+ * (out of time or memory) leaves its claim; past the aggregator's time limit the sweeper reopens it.
  */
 export function aggregation(
   settings: AppSettings,
@@ -36,6 +37,7 @@ export function aggregation(
       permissions: [{ actions: ["sqs:SendMessage"], resources: [failures.arn] }, ...permissionsOf("aggregator", { bucket, table, topic })],
       memory: `${aggregator.memoryMb} MB`,
       timeout: `${aggregator.timeoutSeconds} seconds`,
+      environment: ledgerEnvironment(settings),
       // report.html inlines the chart library (d3 and Observable Plot, minified): the renderer reads the two files
       // from node_modules above it, so they go into the zip at node_modules/ of its root, where it finds them.
       copyFiles: CHART_LIBRARY_FILES.map((file) => ({ from: `node_modules/${file}`, to: `node_modules/${file}` })),

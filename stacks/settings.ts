@@ -4,7 +4,7 @@
  * accepts, and a bad one stops the deploy with one line naming the variable. The variables, their ranges and
  * the reader are runtime-aws's, shared with the functions that read them again at run time.
  */
-import { isSettingSet, readSetting } from "@canopy/runtime-aws/settings";
+import { isSettingSet, readSetting, settingsConflict } from "@canopy/runtime-aws/settings";
 
 export { SETTINGS_ENV, type SettingName } from "@canopy/runtime-aws/settings";
 
@@ -48,8 +48,16 @@ export interface AppSettings {
   sweeper: {
     /** EventBridge schedule of the stalled-build sweeper. */
     schedule: string;
-    /** A non-terminal build with no progress for this long is failed by the sweeper. */
+    /**
+     * A build with groves outstanding and no progress for this long, while no task waits in the grove queue, has lost
+     * its tasks: the sweeper queues them again (three times, then fails the build). Longer than a failing grove's
+     * retries and than an aggregation may take (checked at deploy).
+     */
     stallMinutes: number;
+  };
+  ledger: {
+    /** Days a finished build's ledger items are kept before DynamoDB's TTL deletes them (models stay in S3). */
+    retentionDays: number;
   };
 }
 
@@ -76,7 +84,7 @@ export function readSettings(env: Record<string, string | undefined> = process.e
   if (!SCHEDULE.test(schedule))
     throw new Error(`CANOPY_SWEEP_SCHEDULE must be an EventBridge rate(...) or cron(...) expression; got "${schedule}"`);
   const provisionedPollers = readProvisionedPollers(env);
-  return {
+  const settings: AppSettings = {
     trainer: {
       memoryMb: readSetting(env, "CANOPY_TRAINER_MEMORY_MB"),
       timeoutSeconds: readSetting(env, "CANOPY_TRAINER_TIMEOUT_SECONDS"),
@@ -91,5 +99,19 @@ export function readSettings(env: Record<string, string | undefined> = process.e
       retries: readSetting(env, "CANOPY_AGGREGATOR_RETRIES"),
     },
     sweeper: { schedule, stallMinutes: readSetting(env, "CANOPY_STALL_MINUTES") },
+    ledger: { retentionDays: readSetting(env, "CANOPY_LEDGER_RETENTION_DAYS") },
   };
+  const conflict = settingsConflict({
+    stallMinutes: settings.sweeper.stallMinutes,
+    visibilityTimeoutSeconds: settings.trainer.timeoutSeconds * VISIBILITY_FACTOR,
+    maxReceives: settings.groves.maxReceives,
+    aggregatorTimeoutSeconds: settings.aggregator.timeoutSeconds,
+  });
+  if (conflict) throw new Error(conflict);
+  return settings;
+}
+
+/** What every function that writes the ledger reads at run time (the retention of the items it writes). */
+export function ledgerEnvironment(settings: AppSettings): Record<string, string> {
+  return { CANOPY_LEDGER_RETENTION_DAYS: String(settings.ledger.retentionDays) };
 }

@@ -1,4 +1,4 @@
-import { LINKS } from "@canopy/runtime-aws/names";
+import { LINKS, OPEN_BUILDS_INDEX, TTL_ATTRIBUTE } from "@canopy/runtime-aws/names";
 
 /** The bucket's one lifecycle rule: abandoned multipart uploads are aborted a day after they began. */
 export const ABORT_UPLOADS_RULE = "abort-incomplete-multipart-uploads";
@@ -21,11 +21,17 @@ export function storage() {
     },
   });
 
-  // One item per build (the ledger). The aggregator is driven by this table's stream, and its filter reads
-  // NewImage, so the stream must carry new images; old images help when inspecting records by hand.
+  // The ledger: per build a counter item and one item per settled grove (see runtime-aws's ledger-item.ts). The
+  // aggregator is driven by this table's stream, and its filter reads NewImage, so the stream must carry new images;
+  // old images help when inspecting records by hand. Finished builds' items expire (TTL); the sweeper queries the
+  // sparse index of open builds instead of scanning the table.
   const table = new sst.aws.Dynamo(LINKS.table, {
-    fields: { buildId: "string" },
+    fields: { buildId: "string", [OPEN_BUILDS_INDEX.hashKey]: "string", [OPEN_BUILDS_INDEX.rangeKey]: "number" },
     primaryIndex: { hashKey: "buildId" },
+    globalIndexes: {
+      [OPEN_BUILDS_INDEX.name]: { hashKey: OPEN_BUILDS_INDEX.hashKey, rangeKey: OPEN_BUILDS_INDEX.rangeKey, projection: "keys-only" },
+    },
+    ttl: TTL_ATTRIBUTE,
     stream: "new-and-old-images",
   });
 

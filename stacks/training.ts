@@ -1,8 +1,8 @@
-import { LINKS } from "@canopy/runtime-aws/names";
+import { DEAD_LETTER_QUEUE_ENV, LINKS } from "@canopy/runtime-aws/names";
 import { permissionsOf } from "./access.ts";
 import { functionDefaults } from "./defaults.ts";
 import { FOURTEEN_DAYS, HANDLERS } from "./handlers.ts";
-import { VISIBILITY_FACTOR, type AppSettings } from "./settings.ts";
+import { ledgerEnvironment, VISIBILITY_FACTOR, type AppSettings } from "./settings.ts";
 
 /** The grove queue, its dead-letter queue, the trainer that consumes it and the consumer of the dead letters. */
 export function training(
@@ -27,11 +27,14 @@ export function training(
       ...functionDefaults(),
       handler: HANDLERS.trainer,
       description: "Canopy trainer: trains one grove per task",
-      // Reads the pack and writes its grove (bucket), records the landing (table); it publishes nothing.
+      // Reads the manifest and pack and writes its grove (bucket), records the landing (table); it publishes nothing.
       link: [bucket, table],
-      permissions: permissionsOf("trainer", { bucket, table }),
+      permissions: permissionsOf("trainer", { bucket, table, dlq }),
       memory: `${trainer.memoryMb} MB`,
       timeout: `${trainer.timeoutSeconds} seconds`,
+      // A task that can never succeed (an input error) goes to the dead-letter queue at once instead of being retried:
+      // the trainer only sends there (a variable and its grant, not a link).
+      environment: { ...ledgerEnvironment(settings), [DEAD_LETTER_QUEUE_ENV]: dlq.url },
     },
     {
       batch: { size: trainer.batchSize, partialResponses: true },
@@ -59,6 +62,7 @@ export function training(
       permissions: permissionsOf("dlq", { bucket, table, topic }),
       memory: "256 MB",
       timeout: `${dlqTimeoutSeconds} seconds`,
+      environment: ledgerEnvironment(settings),
     },
     { batch: { size: 10, partialResponses: true } },
   );

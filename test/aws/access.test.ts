@@ -77,7 +77,7 @@ describe("the IAM actions each adapter method needs", () => {
     // submitBuild: get (is it there?), create, startTraining (and S3 for the manifest).
     const submitted = await actionsOf(async () => (buildId = (await submitBuild(spec, { blobs, ledger, queue: new MemoryQueue() }, prepared)).buildId));
     within([...ledgerActions.get, ...ledgerActions.create, ...ledgerActions.startTraining])(submitted.filter((a) => a.startsWith("dynamodb:")));
-    const stats: GroveStats = { trees: 1, nodes: 1, bytes: 1, queuedAt: 1, startedAt: 1, loadedAt: 1, trainedAt: 1, storedAt: 1, landedAt: 1, packCached: false };
+    const stats: GroveStats = { trees: 1, nodes: 1, bytes: 1, queuedAt: 1, startedAt: 1, loadedAt: 1, trainedAt: 1, storedAt: 1, landedAt: 1, packCached: false, digest: "0".repeat(64) };
     within(ledgerActions.landGrove)(await actionsOf(() => ledger.landGrove(buildId, 0, stats)));
     within(ledgerActions.landGrove)(await actionsOf(() => ledger.landGrove(buildId, 0, stats))); // a duplicate landing
     within(ledgerActions.failGrove)(await actionsOf(() => ledger.failGrove(buildId, 1, "boom")));

@@ -1,23 +1,11 @@
-import { Writable } from "node:stream";
 import { keys } from "@canopy/core";
 import { dev } from "../../packages/cli/src/commands/dev.ts";
 import { S3BlobStore } from "@canopy/runtime-aws";
 import { describe, expect, it } from "vitest";
 import { useAwsEmulator } from "./harness.ts";
-import { referenceModel } from "./e2e-support.ts";
+import { capture, referenceModel } from "./e2e-support.ts";
 
 const aws = useAwsEmulator();
-
-function capture() {
-  let text = "";
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      text += String(chunk);
-      done();
-    },
-  });
-  return { stream: stream as unknown as NodeJS.WriteStream, text: () => text };
-}
 
 describe("canopy dev", () => {
   it("provisions, submits, runs the handlers through the emulator and prints canopy train's progress and summary", { timeout: 120_000 }, async () => {

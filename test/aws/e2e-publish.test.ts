@@ -13,6 +13,7 @@ import { MemoryBlobStore, MemoryLedger, MemoryNotifier, MemoryQueue } from "@can
 import { clients, decodeSnsDelivery, DynamoLedger, S3BlobStore, SqsTaskQueue, type SnsDelivery } from "@canopy/runtime-aws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dev } from "../../packages/cli/src/commands/dev.ts";
+import { until } from "./e2e-support.ts";
 import { receiveMessages, useAwsEmulator } from "./harness.ts";
 
 const BIN = fileURLToPath(new URL("../../packages/cli/bin/canopy.mjs", import.meta.url));
@@ -101,16 +102,6 @@ function start(args: string[], env: NodeJS.ProcessEnv = process.env): ChildProce
 }
 
 const canopy = (args: string[], env?: NodeJS.ProcessEnv) => start(args, env).done;
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 /** The environment without the CANOPY_* resources and the endpoint: publish must find them from --endpoint alone. */
 function bareEnv(): NodeJS.ProcessEnv {
@@ -359,7 +350,7 @@ describe("npm run publish, canopy status and canopy watch on the emulator", () =
       canopy(["watch", "--status", "DONE"]),
       canopy(["status", "b-123"]),
       canopy(["publish", IRIS, "--trees", "0"]),
-      canopy(["publish", IRIS, "--trees", "3000", "--grove-size", "1"]),
+      canopy(["publish", IRIS, "--trees", "20000", "--grove-size", "1"]),
     ]);
     const lines = runs.map((run) => {
       expect(run.code).toBe(2);
@@ -373,7 +364,7 @@ describe("npm run publish, canopy status and canopy watch on the emulator", () =
       "canopy: error: option '--status <list>' argument 'DONE' is invalid. Expected a comma-separated list of COMPLETED, FAILED.\n",
       'canopy: error: "b-123" is not a build id (b- and 16 hex digits)\n',
       "canopy: error: --trees: must be an integer >= 1 (got 0)\n",
-      "canopy: error: --trees 3000 in groves of 1 make 3000 groves; a build on AWS has at most 2000: use --grove-size 2 or more\n",
+      "canopy: error: --trees 20000 in groves of 1 make 20000 groves; a build on AWS has at most 10000: use --grove-size 2 or more\n",
     ]);
     expect(await watchQueues()).toEqual([]);
   });

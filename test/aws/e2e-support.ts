@@ -4,6 +4,7 @@
  * embedded run (core's submit on memory ports) makes of the same spec.
  */
 import { readFileSync } from "node:fs";
+import { Writable } from "node:stream";
 import { Logger } from "@aws-lambda-powertools/logger";
 import {
   aggregate,
@@ -28,6 +29,7 @@ import {
   provisionResources,
   S3BlobStore,
   SnsNotifier,
+  SqsDeadLetters,
   SqsTaskQueue,
   startEmulator,
   type CanopyHandlers,
@@ -74,10 +76,17 @@ export function provision(suffix: string, options: { visibilityTimeoutSeconds?: 
   return provisionResources({ suffix, visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 1, maxReceiveCount: options.maxReceiveCount ?? 3 });
 }
 
-/** The real handlers on the given ports (the trainer's and dead-letter consumer's ports may be wrapped by a test). */
-export function handlersOn(ports: { trainer: Pick<Ports, "blobs" | "ledger">; aggregator: Omit<Ports, "queue">; deadLetter: Omit<Ports, "queue"> }): CanopyHandlers {
+/**
+ * The real handlers on the given ports (the trainer's and dead-letter consumer's ports may be wrapped by a test). With
+ * the dead-letter queue's URL, the trainer sends tasks that can never succeed there at once, as deployed.
+ */
+export function handlersOn(
+  ports: { trainer: Pick<Ports, "blobs" | "ledger">; aggregator: Omit<Ports, "queue">; deadLetter: Omit<Ports, "queue"> },
+  options: { deadLetterQueueUrl?: string } = {},
+): CanopyHandlers {
+  const url = options.deadLetterQueueUrl;
   return {
-    trainer: createTrainer({ ports: async () => ports.trainer, logger: quietLogger() }),
+    trainer: createTrainer({ ports: async () => ports.trainer, logger: quietLogger(), deadLetters: async () => (url ? new SqsDeadLetters(url) : undefined) }),
     aggregator: createAggregator({ ports: async () => ports.aggregator, logger: quietLogger() }),
     deadLetter: createDeadLetterConsumer({ ports: async () => ports.deadLetter, logger: quietLogger() }),
   };
@@ -157,4 +166,27 @@ export function unitHash(seed: number, grove: number, attempt: number): number {
   t = Math.imul(t ^ (t >>> 15), t | 1);
   t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
   return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+
+/** A writable that keeps what is written to it: a command's stdout or stderr, in process. */
+export function capture(): { stream: NodeJS.WriteStream; text: () => string } {
+  let text = "";
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      text += String(chunk);
+      done();
+    },
+  });
+  return { stream: stream as unknown as NodeJS.WriteStream, text: () => text };
+}
+
+/** Polls `probe` every 100 ms until it gives a value (not undefined). */
+export async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }

@@ -4,7 +4,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { AGGREGATION_TRIGGER_FILTER, type BuildRecord, type GroveTask } from "@canopy/core";
+import { AGGREGATION_TRIGGER_FILTER, type BuildSummary, type GroveTask } from "@canopy/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readSettings } from "../../stacks/settings.ts";
 import { evaluateApp, platformMissing, removeEvaluations, REPO, scratchApp, type Evaluation } from "./harness.ts";
@@ -19,7 +19,8 @@ const TUNED = {
   CANOPY_TRAINER_MAX_CONCURRENCY: "250",
   CANOPY_MAX_RECEIVES: "5",
   CANOPY_AGGREGATOR_RETRIES: "4",
-  CANOPY_STALL_MINUTES: "45",
+  // Longer than a failing grove's retries with these settings (300 s × 6 × 5 receives = 150 minutes).
+  CANOPY_STALL_MINUTES: "180",
   CANOPY_SWEEP_SCHEDULE: "rate(15 minutes)",
 };
 
@@ -127,7 +128,7 @@ describe("the SST app with its default settings", () => {
     expect(functions.trainer!.build.links).toEqual(["CanopyBucket", "CanopyBuilds"]);
     expect(may("trainer").filter((p) => p.startsWith("sns:"))).toEqual([]);
     expect(may("aggregator")).toContain(`sns:Publish ${topic!.state.arn}`);
-    expect(functions.sweeper!.build.links).toEqual(["CanopyBuilds", "CanopyNotifications"]);
+    expect(functions.sweeper!.build.links).toEqual(["CanopyBucket", "CanopyBuilds", "CanopyGroves", "CanopyNotifications"]);
   });
 
   it("grants each function exactly the actions it uses, on the keys it uses (no wildcard action)", () => {
@@ -147,10 +148,11 @@ describe("the SST app with its default settings", () => {
     const receive = "sqs:ChangeMessageVisibility,sqs:DeleteMessage,sqs:GetQueueAttributes,sqs:GetQueueUrl,sqs:ReceiveMessage";
     expect(grants("trainer")).toEqual([
       `${receive} groves`,
-      "s3:GetObject bucket/packs/*.pack",
+      "s3:GetObject bucket/packs/*.pack bucket/builds/*/spec.json",
       "s3:ListBucket bucket",
       "s3:PutObject,s3:AbortMultipartUpload bucket/builds/*/groves/*.grove bucket/builds/*/groves/*.error.txt",
-      "dynamodb:GetItem,dynamodb:UpdateItem table",
+      "dynamodb:GetItem,dynamodb:PutItem,dynamodb:UpdateItem table",
+      "sqs:SendMessage dlq",
     ]);
     expect(grants("aggregator")).toEqual([
       "dynamodb:DescribeStream,dynamodb:GetRecords,dynamodb:GetShardIterator,dynamodb:ListStreams stream",
@@ -158,17 +160,25 @@ describe("the SST app with its default settings", () => {
       "s3:GetObject bucket/builds/*/groves/*.grove bucket/packs/*.pack bucket/builds/*/spec.json",
       "s3:ListBucket bucket",
       "s3:PutObject,s3:AbortMultipartUpload bucket/builds/*/model.canopy bucket/builds/*/report.json bucket/builds/*/report.html",
-      "dynamodb:GetItem,dynamodb:UpdateItem table",
+      "dynamodb:BatchGetItem,dynamodb:GetItem,dynamodb:UpdateItem table",
       "sns:Publish topic",
     ]);
     expect(grants("dlq")).toEqual([
       `${receive} dlq`,
       "s3:GetObject bucket/builds/*/groves/*.error.txt",
       "s3:ListBucket bucket",
-      "dynamodb:GetItem,dynamodb:UpdateItem table",
+      "dynamodb:BatchGetItem,dynamodb:GetItem,dynamodb:PutItem,dynamodb:UpdateItem table",
       "sns:Publish topic",
     ]);
-    expect(grants("sweeper")).toEqual(["dynamodb:GetItem,dynamodb:Scan,dynamodb:UpdateItem table", "sns:Publish topic"]);
+    expect(grants("sweeper")).toEqual([
+      "s3:GetObject bucket/builds/*/groves/*.grove bucket/builds/*/spec.json",
+      "s3:ListBucket bucket",
+      "s3:PutObject,s3:AbortMultipartUpload bucket/builds/*/groves/*.grove",
+      "dynamodb:BatchGetItem,dynamodb:GetItem,dynamodb:PutItem,dynamodb:UpdateItem table",
+      "dynamodb:Query table/index/open-builds",
+      "sns:Publish topic",
+      "sqs:GetQueueAttributes,sqs:SendMessage groves",
+    ]);
   });
 
   it("catches a role granted more than its function's access", () => {
@@ -182,10 +192,24 @@ describe("the SST app with its default settings", () => {
     expect(problems.some((p) => p.startsWith("trainer's grants "))).toBe(true);
   });
 
-  it("sweeps stalled builds every 5 minutes", () => {
+  it("sweeps every 5 minutes, with a stall limit longer than a failing grove's retries and an aggregation's time limit", () => {
     const { rule, functions } = describeApp(defaults);
     expect(rule!.inputs.scheduleExpression).toBe("rate(5 minutes)");
-    expect(functions.sweeper!.lambda.inputs.environment.variables.CANOPY_STALL_MINUTES).toBe("30");
+    expect(functions.sweeper!.lambda.inputs.environment.variables).toMatchObject({
+      CANOPY_STALL_MINUTES: "45",
+      CANOPY_AGGREGATOR_TIMEOUT_SECONDS: "300",
+      CANOPY_LEDGER_RETENTION_DAYS: "90",
+    });
+  });
+
+  it("keeps the ledger small to sweep: an open-builds index (keys only) and a TTL on finished items", () => {
+    const { table, functions } = describeApp(defaults);
+    expect(table!.inputs.ttl).toEqual({ attributeName: "expiresAt", enabled: true });
+    expect(table!.inputs.globalSecondaryIndexes).toEqual([
+      { name: "open-builds", hashKey: "open", rangeKey: "createdAt", projectionType: "KEYS_ONLY" },
+    ]);
+    for (const fn of ["trainer", "aggregator", "dlq", "sweeper"] as const)
+      expect(functions[fn]!.lambda.inputs.environment.variables.CANOPY_LEDGER_RETENTION_DAYS, fn).toBe("90");
   });
 
   it("outputs the bucket, queue, table and topic", () => {
@@ -219,29 +243,31 @@ describe("the deployed functions", () => {
     queuedAt: 1,
   };
   const sqsEvent = (queueArn: string, receives: number) => groveTaskEvent(task, queueArn, receives);
-  const ready: BuildRecord = {
+  const ready: BuildSummary = {
     buildId: task.buildId,
     status: "TRAINING",
     total: 1,
     remaining: 0,
-    landed: [0],
-    failed: [],
+    landedCount: 1,
+    failedCount: 0,
+    treesLanded: 10,
     tolerated: 0,
     createdAt: 1,
     updatedAt: 2,
     lastLandedAt: 2,
-    groveStats: {},
     tags: {},
   };
-  const streamEvent = (streamArn: string) => aggregationTriggerEvent(streamArn, ready, { ...ready, remaining: 1, landed: [] });
+  const streamEvent = (streamArn: string) => aggregationTriggerEvent(streamArn, ready, { ...ready, remaining: 1, landedCount: 0, treesLanded: 0 });
 
   // Each function runs from a copy of its bundle with only its Lambda environment, against a fake AWS endpoint:
   // the names in its requests can only have come from SST's links (resource.enc, decrypted with SST_KEY).
   it.each([
+    // Every ledger transition reads the build's counter first (the probe refuses it, so nothing follows).
     ["trainer", "GetItem"],
-    ["aggregator", "UpdateItem"],
-    ["dlq", "UpdateItem"],
-    ["sweeper", "Scan"],
+    ["aggregator", "GetItem"],
+    ["dlq", "GetItem"],
+    // The open-builds index.
+    ["sweeper", "Query"],
   ] as const)("the %s finds the builds table through its links and reaches only what it links", async (key, operation) => {
     const app = describeApp(defaults);
     const fn = app.functions[key]!;
@@ -262,6 +288,7 @@ describe("the deployed functions", () => {
       CanopyBucket: app.bucket!.state.bucket!,
       CanopyBuilds: app.table!.state.name!,
       CanopyNotifications: app.topic!.state.arn!,
+      CanopyGroves: app.groves!.state.url!,
     };
     const reachable = fn.build.links.map((l) => linked[l]);
     expect(requests, output.trim().split("\n").at(-1)).toContainEqual({ service: "dynamodb", operation, resource: app.table!.state.name });
@@ -279,7 +306,13 @@ describe("the SST app with tuned settings", () => {
     expect(functions.trainer!.mappings[0]!.inputs).toMatchObject({ batchSize: 4, scalingConfig: { maximumConcurrency: 250 } });
     expect(functions.aggregator!.mappings[0]!.inputs.maximumRetryAttempts).toBe(4);
     expect(rule!.inputs.scheduleExpression).toBe("rate(15 minutes)");
-    expect(functions.sweeper!.lambda.inputs.environment.variables.CANOPY_STALL_MINUTES).toBe("45");
+    expect(functions.sweeper!.lambda.inputs.environment.variables.CANOPY_STALL_MINUTES).toBe("180");
+  });
+
+  it("refuses settings that contradict each other, in one line", () => {
+    expect(() => readSettings({ ...TUNED, CANOPY_STALL_MINUTES: "45" })).toThrow(
+      /^CANOPY_STALL_MINUTES \(45\) must be longer than a failing grove takes to reach the dead-letter queue: a visibility timeout of 1800 s × CANOPY_MAX_RECEIVES 5 = 150 minutes/,
+    );
   });
 });
 

@@ -6,8 +6,8 @@
  * resources it reaches, and which IAM actions it needs (`iamRequest`, checked against its role with `allows`).
  */
 import { execFileSync, spawn } from "node:child_process";
-import { encodeGroveTask, type BuildRecord, type GroveTask } from "@canopy/core";
-import { recordToItem } from "@canopy/runtime-aws";
+import { encodeGroveTask, type BuildSummary, type GroveTask } from "@canopy/core";
+import { summaryToItem } from "@canopy/runtime-aws";
 import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -241,7 +241,7 @@ export function groveTaskEvent(task: GroveTask, queueArn: string, receives: numb
 }
 
 /** The stream event Lambda hands the aggregator when `ready` (remaining 0) was written over `before`. */
-export function aggregationTriggerEvent(streamArn: string, ready: BuildRecord, before: BuildRecord) {
+export function aggregationTriggerEvent(streamArn: string, ready: BuildSummary, before: BuildSummary) {
   return {
     Records: [
       {
@@ -253,8 +253,8 @@ export function aggregationTriggerEvent(streamArn: string, ready: BuildRecord, b
         eventSourceARN: streamArn,
         dynamodb: {
           Keys: { buildId: { S: ready.buildId } },
-          NewImage: recordToItem(ready),
-          OldImage: recordToItem(before),
+          NewImage: summaryToItem(ready),
+          OldImage: summaryToItem(before),
           SequenceNumber: "100",
           SizeBytes: 100,
           StreamViewType: "NEW_AND_OLD_IMAGES",

@@ -7,7 +7,8 @@ describe("readSettings", () => {
       trainer: { memoryMb: 1769, timeoutSeconds: 120, batchSize: 1, maxConcurrency: 100 },
       groves: { maxReceives: 3 },
       aggregator: { memoryMb: 3008, timeoutSeconds: 300, retries: 2 },
-      sweeper: { schedule: "rate(5 minutes)", stallMinutes: 30 },
+      sweeper: { schedule: "rate(5 minutes)", stallMinutes: 45 },
+      ledger: { retentionDays: 90 },
     });
   });
 
@@ -23,7 +24,12 @@ describe("readSettings", () => {
       CANOPY_MAX_RECEIVES: "7",
       CANOPY_AGGREGATOR_RETRIES: "0",
       CANOPY_SWEEP_SCHEDULE: "cron(0/10 * * * ? *)",
+      // 7 receives × 720 s = 84 minutes: the stall limit must be longer.
+      CANOPY_STALL_MINUTES: "90",
+      CANOPY_LEDGER_RETENTION_DAYS: "30",
     });
+    expect(s.sweeper.stallMinutes).toBe(90);
+    expect(s.ledger.retentionDays).toBe(30);
     expect(s.trainer.memoryMb).toBe(2048);
     expect(s.trainer.timeoutSeconds).toBe(120);
     expect(s.groves.maxReceives).toBe(7);
@@ -59,6 +65,13 @@ describe("readSettings", () => {
     [{ CANOPY_TRAINER_MIN_POLLERS: "10", CANOPY_TRAINER_MAX_CONCURRENCY: "50" }, "CANOPY_TRAINER_MAX_CONCURRENCY cannot be set with CANOPY_TRAINER_MIN_POLLERS/_MAX_POLLERS"],
   ])("rejects pollers %j in one line", (env, message) => {
     expect(() => readSettings(env)).toThrow(message);
+  });
+
+  it("rejects timings that contradict each other in one line: a stall limit a failing grove's retries outlast", () => {
+    expect(() => readSettings({ CANOPY_MAX_RECEIVES: "7" })).toThrow(
+      "CANOPY_STALL_MINUTES (45) must be longer than a failing grove takes to reach the dead-letter queue: a visibility timeout of 720 s × CANOPY_MAX_RECEIVES 7 = 84 minutes; raise it, or lower CANOPY_TRAINER_TIMEOUT_SECONDS or CANOPY_MAX_RECEIVES",
+    );
+    expect(() => readSettings({ CANOPY_LEDGER_RETENTION_DAYS: "3" })).toThrow('CANOPY_LEDGER_RETENTION_DAYS must be an integer from 7 to 3650; got "3"');
   });
 
   it("rejects a schedule EventBridge would not accept", () => {

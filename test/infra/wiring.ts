@@ -4,7 +4,7 @@
  */
 import { AGGREGATION_TRIGGER_FILTER } from "@canopy/core";
 import { RESOURCE_LINKS } from "@canopy/runtime-aws";
-import { functionGrants, type FunctionName } from "@canopy/runtime-aws/access";
+import { functionGrants, type FunctionName, type GrantTarget } from "@canopy/runtime-aws/access";
 import { HANDLERS, type HandlerName } from "../../stacks/handlers.ts";
 import { VISIBILITY_FACTOR, type AppSettings } from "../../stacks/settings.ts";
 import type { AppReport, RecordedBuild, RecordedResource } from "./run-app.ts";
@@ -73,7 +73,9 @@ export const EXPECTED_LINKS: Record<HandlerName, string[]> = {
   trainer: ["CanopyBucket", "CanopyBuilds"],
   aggregator: ["CanopyBucket", "CanopyBuilds", "CanopyNotifications"],
   dlq: ["CanopyBucket", "CanopyBuilds", "CanopyNotifications"],
-  sweeper: ["CanopyBuilds", "CanopyNotifications"],
+  // The sweeper reads the open-builds index and counters, the grove queue's depth (queued work is not stalled), queues
+  // lost groves again from their build's manifest (bucket), and announces builds it fails.
+  sweeper: ["CanopyBucket", "CanopyBuilds", "CanopyGroves", "CanopyNotifications"],
 };
 
 export function wiringProblems(report: AppReport, settings: AppSettings): string[] {
@@ -241,13 +243,18 @@ export function wiringProblems(report: AppReport, settings: AppSettings): string
     CanopyBucket: arnsOf(bucket),
     CanopyBuilds: arnsOf(table),
     CanopyNotifications: arnsOf(topic),
+    CanopyGroves: arnsOf(groves),
   };
+  // What SST grants for a function's event source (receive, or the stream and its failure destination).
   const sources: Record<HandlerName, string[]> = {
     trainer: [groves.state.arn!],
     aggregator: [table.state.streamArn!, failures.state.arn!],
     dlq: [dlq.state.arn!],
     sweeper: [],
   };
+  // Resources a function is granted on without linking them: the trainer sends a task that can never succeed to the
+  // dead-letter queue at once (a variable and its grant).
+  const unlinked: Record<HandlerName, string[]> = { trainer: [dlq.state.arn!], aggregator: [], dlq: [], sweeper: [] };
   for (const key of Object.keys(HANDLERS) as HandlerName[]) {
     const fn = app.functions[key]!;
     const expected = EXPECTED_LINKS[key];
@@ -255,7 +262,7 @@ export function wiringProblems(report: AppReport, settings: AppSettings): string
       JSON.stringify(fn.build.links) === JSON.stringify(expected),
       `${key} links ${fn.build.links.join(", ")}; expected ${expected.join(", ")}`,
     );
-    const allowed = new Set([...expected.flatMap((l) => linkArns[l] ?? []), ...sources[key]]);
+    const allowed = new Set([...expected.flatMap((l) => linkArns[l] ?? []), ...sources[key], ...unlinked[key]]);
     // Keys under a linked bucket (`<bucket ARN>/packs/*.pack`) are within it.
     const within = (resource: string) => allowed.has(resource) || [...allowed].some((a) => a.endsWith("/*") && resource.startsWith(a.slice(0, -1)));
     for (const s of fn.statements)
@@ -265,7 +272,7 @@ export function wiringProblems(report: AppReport, settings: AppSettings): string
       for (const action of list(s.Action)) check(!action.includes("*"), `${key} may ${action}: a wildcard action`);
     // Beyond its event source, a function's role holds exactly its grants in runtime-aws's FUNCTION_ACCESS.
     const own = fn.statements.filter((s) => !list(s.Resource).some((r) => sources[key].includes(r)));
-    const expectedGrants = grantStatements(key, { bucket: bucket.state.arn!, table: table.state.arn!, topic: topic.state.arn! });
+    const expectedGrants = grantStatements(key, { bucket: bucket.state.arn!, table: table.state.arn!, topic: topic.state.arn!, groves: groves.state.arn!, dlq: dlq.state.arn! });
     check(
       JSON.stringify(own.map(statementLine)) === JSON.stringify(expectedGrants),
       `${key}'s grants ${JSON.stringify(own.map(statementLine))} are not FUNCTION_ACCESS's ${JSON.stringify(expectedGrants)}`,
@@ -279,7 +286,11 @@ export function wiringProblems(report: AppReport, settings: AppSettings): string
   }
   const actions = (key: HandlerName) => app.functions[key]!.statements.flatMap((s) => list(s.Action));
   check(!actions("trainer").some((a) => a.startsWith("sns:")), "the trainer may publish to SNS");
-  check(!actions("sweeper").some((a) => a.startsWith("s3:")), "the sweeper may use S3");
+  check(
+    trainer.statements.some((s) => list(s.Action).includes("sqs:SendMessage") && list(s.Resource).includes(dlq.state.arn!)),
+    "the trainer may not send to the grove dead-letter queue",
+  );
+  check(trainer.lambda.inputs.environment?.variables?.CANOPY_DLQ_URL === dlq.state.url, "the trainer is not told the dead-letter queue's URL");
 
   // The link names and properties the adapters read (RESOURCE_LINKS in @canopy/runtime-aws) exist in the app.
   for (const { link, property } of Object.values(RESOURCE_LINKS)) {
@@ -301,14 +312,15 @@ export function statementLine(s: Statement): string {
 }
 
 /** What runtime-aws's functionGrants says a function's role holds, as statement lines, on the given ARNs. */
-export function grantStatements(name: FunctionName, arns: { bucket: string; table: string; topic: string }): string[] {
-  return functionGrants(name).map((g) =>
-    statementLine({
-      Effect: "Allow",
-      Action: g.actions,
-      Resource: g.on.map((t) => ("bucket" in t ? (t.bucket === "" ? arns.bucket : `${arns.bucket}/${t.bucket}`) : "table" in t ? arns.table : arns.topic)),
-    }),
-  );
+export function grantStatements(name: FunctionName, arns: { bucket: string; table: string; topic: string; groves: string; dlq: string }): string[] {
+  const arnOf = (t: GrantTarget): string => {
+    if ("bucket" in t) return t.bucket === "" ? arns.bucket : `${arns.bucket}/${t.bucket}`;
+    if ("table" in t) return arns.table;
+    if ("tableIndex" in t) return `${arns.table}/index/${t.tableIndex}`;
+    if ("queue" in t) return t.queue === "groves" ? arns.groves : arns.dlq;
+    return arns.topic;
+  };
+  return functionGrants(name).map((g) => statementLine({ Effect: "Allow", Action: g.actions, Resource: g.on.map(arnOf) }));
 }
 
 /** The `declare module "sst"` block `sst dev` writes into sst-env.d.ts for these links (pkg/types/typescript). */

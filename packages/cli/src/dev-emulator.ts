@@ -8,6 +8,8 @@ export interface DevEmulatorOptions {
   visibilityTimeout?: number;
   maxReceiveCount?: number;
   verbose?: boolean;
+  /** How often the sweeper runs, as the deployed app's schedule would (default every 60 s). */
+  sweepIntervalMs?: number;
 }
 
 export interface DevEmulator {
@@ -27,7 +29,8 @@ export async function startDevEmulator(options: DevEmulatorOptions, note: (text:
   const restoreEnv = emulatorEnv(endpoint);
   const aws = await import("@canopy/runtime-aws");
   const functions = await import("@canopy/functions");
-  const { errorLine } = await import("@canopy/core");
+  const { errorLine, sweepBuilds } = await import("@canopy/core");
+  const { aggregationLeaseMs, stallLimitMs } = await import("@canopy/runtime-aws/settings");
 
   aws.resetClients();
   let resources: Awaited<ReturnType<typeof aws.provisionResources>>;
@@ -49,6 +52,35 @@ export async function startDevEmulator(options: DevEmulatorOptions, note: (text:
   note(`dev: to publish builds here, use AWS_ENDPOINT_URL=${endpoint} ${Object.entries(resourceVars).map(([k, v]) => `${k}=${v}`).join(" ")}`);
 
   const logger = (fn: string) => functions.functionLogger(fn, options.verbose ? "INFO" : "SILENT");
+  // The handlers get this emulator's resources directly (not through the CANOPY_* variables, which a process that runs
+  // canopy dev twice, as tests do, would have resolved once for good).
+  const ports = {
+    blobs: new aws.S3BlobStore(resources.bucket),
+    ledger: new aws.DynamoLedger(resources.table),
+    notifier: new aws.SnsNotifier(resources.topicArn),
+  };
+  // The sweeper, as the deployed app schedules it. The first sweep, before the handlers start, recovers what a previous
+  // canopy dev left: its aggregators died with it (a claim of any age is dead: lease 0, and none of this process can
+  // exist yet) and a trigger it had not handled is lost (no grace); tasks it left on the queue are still there, so
+  // groves outstanding wait for the trainers as usual.
+  const sweepPorts = {
+    ...ports,
+    queue: new aws.SqsTaskQueue(resources.queueUrl),
+    queueState: () => aws.queueState(resources.queueUrl),
+  };
+  const sweep = async (policy: Parameters<typeof sweepBuilds>[1], what: string) => {
+    try {
+      for (const r of await sweepBuilds(await aws.listOpenBuilds(resources.table), policy, sweepPorts)) {
+        if (r.error) note(`warning: ${what}: build ${r.buildId} could not be swept: ${r.error}`);
+        else if (r.action !== "none" && !r.skipped) note(`dev: ${what}: build ${r.buildId}: ${r.action}: ${r.detail}`);
+      }
+    } catch (err) {
+      note(`warning: ${what} failed: ${errorLine(err)}`);
+    }
+  };
+  // The aggregator's stream mapping reads from before the recovery's writes (and the usual 5 s of slack).
+  const since = Date.now() - 5000;
+  await sweep({ stallMs: Number.POSITIVE_INFINITY, leaseMs: 0, triggerGraceMs: 0 }, "recovery");
   const emulator = aws.startEmulator({
     ...aws.canopyEventSources({
       queueUrl: resources.queueUrl,
@@ -57,10 +89,15 @@ export async function startDevEmulator(options: DevEmulatorOptions, note: (text:
       memoryMb: options.memory ?? 1769,
       // As many trainer batches in flight as invocations may run (the limit itself is global).
       trainerPollers: options.concurrency ?? 1,
+      since,
       handlers: {
-        trainer: functions.createTrainer({ logger: logger("trainer") }),
-        aggregator: functions.createAggregator({ logger: logger("aggregator") }),
-        deadLetter: functions.createDeadLetterConsumer({ logger: logger("dlq") }),
+        trainer: functions.createTrainer({
+          ports: async () => ports,
+          deadLetters: async () => new aws.SqsDeadLetters(resources.deadLetterQueueUrl),
+          logger: logger("trainer"),
+        }),
+        aggregator: functions.createAggregator({ ports: async () => ports, logger: logger("aggregator") }),
+        deadLetter: functions.createDeadLetterConsumer({ ports: async () => ports, logger: logger("dlq") }),
       },
     }),
     ...(options.concurrency !== undefined ? { maxConcurrency: options.concurrency } : {}),
@@ -71,9 +108,13 @@ export async function startDevEmulator(options: DevEmulatorOptions, note: (text:
     onError: (err) => note(`warning: ${errorLine(err)}`),
   });
 
+  const sweeper = setInterval(() => void sweep({ stallMs: stallLimitMs(), leaseMs: aggregationLeaseMs() }, "sweeper"), options.sweepIntervalMs ?? 60_000);
+  sweeper.unref();
+
   return {
     resources,
     async stop() {
+      clearInterval(sweeper);
       await emulator.stop();
       for (const [key, value] of savedVars) {
         if (value === undefined) delete process.env[key];

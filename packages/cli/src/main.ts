@@ -4,6 +4,7 @@ import { parseHttpUrl, parseTrainerThreads, parseWorkers } from "./args.ts";
 import { addDevCommand } from "./commands/dev.ts";
 import { addEstimateCommand } from "./commands/estimate.ts";
 import { addPublishCommand } from "./commands/publish.ts";
+import { addResumeCommand } from "./commands/resume.ts";
 import { addReportCommand } from "./commands/report.ts";
 import { addStatusCommand } from "./commands/status.ts";
 import { addSubscribeCommand } from "./commands/subscribe.ts";
@@ -135,6 +136,7 @@ export function program(): Command {
   addDevCommand(canopy);
   addPublishCommand(canopy);
   addEstimateCommand(canopy);
+  addResumeCommand(canopy);
   addStatusCommand(canopy);
   addSubscribeCommand(canopy);
   addWatchCommand(canopy);

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import type { BlobStore, BuildRecord, ModelRegistry } from "@canopy/core";
+import type { BlobStore, BuildSummary, ModelRegistry } from "@canopy/core";
 import type { ResourceName } from "@canopy/runtime-aws/names";
 import { addAwsOptions, type AwsTargetOptions } from "./aws-target.ts";
 import { UsageError } from "./errors.ts";
@@ -17,7 +17,7 @@ export interface RegistryTarget {
   registry: ModelRegistry;
   /** Where the builds' models are (an empty store when no bucket is configured). */
   blobs: Pick<BlobStore, "get">;
-  builds(): Promise<BuildRecord[]>;
+  builds(): Promise<BuildSummary[]>;
   /** The model entry of a build's report.json (trees, bytes), if it can be read. */
   modelOf(buildId: string): Promise<{ trees: number; bytes: number } | undefined>;
   /** AWS errors that mean "wrong place" as one line; others unchanged. */

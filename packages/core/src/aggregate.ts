@@ -1,14 +1,17 @@
-import { Forest, FormatError, missingCells, type DatasetPack } from "@canopy/forest";
+import { FormatError, ForestMerger, ImportanceSum, missingCells, type DatasetPack, type Forest } from "@canopy/forest";
 import { buildCost, type Prices } from "./cost.ts";
-import { evaluateByTrees, type HeldOutEvaluation } from "./curve.ts";
+import { TreeEvaluator, type HeldOutEvaluation } from "./curve.ts";
 import { AggregationError, errorLine } from "./errors.ts";
 import { CONTENT_TYPES, keys } from "./keys.ts";
 import { completedNotification, failedNotification, summarizeMetrics, type BuildNotification } from "./notification.ts";
 import { PackCache } from "./pack-cache.ts";
 import { splitRows } from "./plan.ts";
+import type { BuildRecord } from "./ledger.ts";
+import type { BuildManifest } from "./manifest.ts";
 import { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier } from "./ports.ts";
 import { groveReports, topImportances, trainTimings, type BuildReport } from "./report.ts";
 import { readManifest } from "./submit.ts";
+import { sha256Hex } from "./digest.ts";
 
 export interface AggregatePorts {
   blobs: BlobStore;
@@ -45,9 +48,14 @@ export type AggregateOutcome =
   | { outcome: "failed"; buildId: string; reason: string };
 
 /**
- * Turns a build whose groves are all in (landed, or failed within tolerance) into a model: claim, merge in
- * grove order, evaluate on the held-out split, store model and report, complete, notify once. Safe to call
- * on every trigger: only the claim winner proceeds. Any error after the claim fails the build (and notifies).
+ * Turns a build whose groves are all in (landed, or failed within tolerance) into a model: claim, merge in grove
+ * order, evaluate on the held-out split, store model and report, complete, notify once. Safe to call on every
+ * trigger: only the claim winner proceeds. Any error after the claim fails the build (and notifies).
+ *
+ * The model is never held whole: the groves are read one at a time (plus one read ahead), twice. The first pass
+ * checks each against the digest its trainer recorded, and evaluates and sums importances tree by tree; the second
+ * streams the model file (preamble and header first, then each grove's tree data as stored). Memory is the largest
+ * grove and the held-out rows' sums, plus the pack, whatever the model's size.
  */
 export async function aggregate(buildId: string, ports: AggregatePorts): Promise<AggregateOutcome> {
   const clock = ports.clock ?? systemClock;
@@ -61,41 +69,51 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
     if (!record) throw new AggregationError(`build ${buildId} vanished from the ledger`);
     const manifest = await readManifest(ports.blobs, buildId);
     if (record.landed.length === 0) throw new AggregationError("no grove landed");
-
-    const groves: Forest[] = [];
-    for (const grove of record.landed) {
-      const key = keys.grove(buildId, grove);
-      const bytes = await ports.blobs.get(key);
-      if (!bytes) throw new AggregationError(`grove ${grove} landed but ${key} is missing`);
-      let part: Forest;
-      try {
-        part = Forest.load(bytes);
-      } catch (err) {
-        // A damaged grove fails the build by name; merging whatever it decodes to would publish garbage.
-        if (err instanceof FormatError) throw new AggregationError(`grove ${grove} (${key}) is unreadable: ${err.message}`);
-        throw err;
-      }
-      const { treeStart, treeEnd } = manifest.groves[grove];
-      const indices = part.trees.map((t) => t.index);
-      if (indices.length !== treeEnd - treeStart || indices.some((t, i) => t !== treeStart + i))
-        throw new AggregationError(`grove ${grove} holds trees [${indices.join(",")}], expected ${treeStart}..${treeEnd - 1}`);
-      groves.push(part);
-    }
-    const loaded = clock.now();
+    if (record.landed.length !== record.landedCount)
+      throw new AggregationError(`the ledger counts ${record.landedCount} landed groves but holds entries for ${record.landed.length}`);
     const { pack } = await (ports.packs ?? new PackCache(1)).load(manifest.packHash, manifest.packKey, ports.blobs);
-    // The model carries the table schema, so predictions apply the same column kinds and categories.
-    const forest = Forest.merge(groves).withSchema(pack.schema);
-    const merged = clock.now();
-
     const split = splitRows(pack.nRows, manifest.spec.test_fraction, manifest.spec.seed);
-    const heldOut: HeldOutEvaluation | null = split.test.length > 0 ? evaluateByTrees(forest, pack, split.test) : null;
-    const metrics = heldOut?.metrics ?? null;
-    const evaluated = clock.now();
+    const time = { loadMs: 0, mergeMs: 0, evaluateMs: 0 };
+    const timed = async <T>(phase: keyof typeof time, work: () => T | Promise<T>): Promise<T> => {
+      const t0 = clock.now();
+      try {
+        return await work();
+      } finally {
+        time[phase] += clock.now() - t0;
+      }
+    };
 
+    // Pass 1: verify, decode, evaluate and sum importances, one grove at a time.
+    const merger = new ForestMerger();
+    const importances = new ImportanceSum(pack.nFeatures);
+    const nTrees = record.landed.reduce((sum, g) => sum + manifest.groves[g].treeEnd - manifest.groves[g].treeStart, 0);
+    let evaluator: TreeEvaluator | undefined;
+    let first: Forest | undefined;
+    for await (const { grove, bytes } of verifiedGroves(buildId, record, ports.blobs, (work) => timed("loadMs", work))) {
+      const part = await timed("mergeMs", () => mergeGrove(merger, grove, bytes, manifest));
+      first ??= part;
+      if (split.test.length > 0) evaluator ??= new TreeEvaluator(part, pack, split.test, nTrees);
+      await timed("evaluateMs", () => {
+        for (const t of part.trees) {
+          importances.add(t);
+          evaluator?.add(t);
+        }
+      });
+    }
+    const heldOut: HeldOutEvaluation | null = evaluator ? evaluator.finish() : null;
+    const metrics = heldOut?.metrics ?? null;
+    const forest = first!;
+
+    // Pass 2: the model file, streamed: preamble and header (the model carries the pack's schema), then the groves.
     const modelKey = keys.model(buildId);
     const reportKey = keys.report(buildId);
-    const modelBytes = forest.toBinary();
-    await ports.blobs.put(modelKey, modelBytes, CONTENT_TYPES.model);
+    const { bytes: head, size: modelSize } = merger.prefix(pack.schema);
+    const chunks = async function* () {
+      yield head;
+      let i = 0;
+      for await (const { bytes } of verifiedGroves(buildId, record, ports.blobs)) yield merger.body(i++, bytes);
+    };
+    await timed("mergeMs", () => storeStream(ports.blobs, modelKey, chunks(), CONTENT_TYPES.model));
 
     const grovesReport = groveReports(manifest, record);
     const copied = grovesReport.filter((g) => g.copied).length;
@@ -135,16 +153,16 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
       timings: {
         ...(manifest.prepareMs !== undefined ? { prepareMs: manifest.prepareMs } : {}),
         ...trainTimings(grovesReport),
-        loadGrovesMs: loaded - started,
-        mergeMs: merged - loaded,
-        evaluateMs: evaluated - merged,
+        loadGrovesMs: time.loadMs,
+        mergeMs: time.mergeMs,
+        evaluateMs: time.evaluateMs,
         totalMs: completedAt - record.createdAt,
         aggregateMs: completedAt - started,
       },
       groves: grovesReport,
       missingGroves: record.failed.map((f) => ({ ...f, treeStart: manifest.groves[f.grove].treeStart, treeEnd: manifest.groves[f.grove].treeEnd })),
-      model: { key: modelKey, bytes: modelBytes.length, trees: forest.nTrees, nodes: forest.nodeCount },
-      featureImportances: topImportances(forest),
+      model: { key: modelKey, bytes: modelSize, trees: merger.nTrees, nodes: merger.nodeCount },
+      featureImportances: topImportances(forest.featureNames, importances.result()),
       cost,
       createdAt: record.createdAt,
       completedAt,
@@ -176,6 +194,70 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
   // Outside the try: once COMPLETED, a publishing error must not turn into a failed build. At most once.
   await ports.notifier.publish(notification);
   return done;
+}
+
+/** Reads lookahead: one grove read ahead of the one being processed. */
+const READ_AHEAD = 1;
+
+/**
+ * The landed groves of a build in grove order, each checked against the digest its trainer recorded: a grove that
+ * is missing, or whose bytes are not the ones that landed, fails the build by name.
+ */
+async function* verifiedGroves(
+  buildId: string,
+  record: BuildRecord,
+  blobs: BlobStore,
+  timed: <T>(work: () => Promise<T>) => Promise<T> = (work) => work(),
+): AsyncGenerator<{ grove: number; bytes: Uint8Array }> {
+  const read = async (grove: number) => {
+    const key = keys.grove(buildId, grove);
+    const bytes = await blobs.get(key);
+    if (!bytes) throw new AggregationError(`grove ${grove} landed but ${key} is missing`);
+    const recorded = record.groveStats[grove]?.digest;
+    if (!recorded) throw new AggregationError(`grove ${grove} landed without a digest; it cannot be checked`);
+    const actual = sha256Hex(bytes);
+    if (actual !== recorded)
+      throw new AggregationError(`grove ${grove} (${key}) is not the grove that landed: its SHA-256 is ${actual.slice(0, 12)}..., the trainer recorded ${recorded.slice(0, 12)}...`);
+    return { grove, bytes };
+  };
+  // While the caller works on one grove, the next READ_AHEAD are being read: at most 1 + READ_AHEAD in memory.
+  const pending: Promise<{ grove: number; bytes: Uint8Array }>[] = [];
+  let next = 0;
+  for (;;) {
+    while (next < record.landed.length && pending.length < 1 + READ_AHEAD) {
+      const p = read(record.landed[next++]);
+      p.catch(() => {}); // awaited in order below; a read ahead of a failure must not go unhandled
+      pending.push(p);
+    }
+    if (pending.length === 0) return;
+    yield await timed(() => pending.shift()!);
+  }
+}
+
+/** Adds a grove to the merge: decodable, and holding exactly the trees its manifest range names. */
+function mergeGrove(merger: ForestMerger, grove: number, bytes: Uint8Array, manifest: BuildManifest): Forest {
+  const key = keys.grove(manifest.buildId, grove);
+  let part: Forest;
+  try {
+    part = merger.add(bytes);
+  } catch (err) {
+    // A damaged grove fails the build by name; merging whatever it decodes to would publish garbage.
+    if (err instanceof FormatError) throw new AggregationError(`grove ${grove} (${key}) is unreadable: ${err.message}`);
+    throw new AggregationError(`grove ${grove} (${key}): ${(err as Error).message}`);
+  }
+  const { treeStart, treeEnd } = manifest.groves[grove];
+  const indices = part.trees.map((t) => t.index);
+  if (indices.length !== treeEnd - treeStart || indices.some((t, i) => t !== treeStart + i))
+    throw new AggregationError(`grove ${grove} holds trees [${indices.join(",")}], expected ${treeStart}..${treeEnd - 1}`);
+  return part;
+}
+
+/** Streams to the store when it can (nothing half-written on failure), else collects the chunks and puts them. */
+async function storeStream(blobs: BlobStore, key: string, chunks: AsyncIterable<Uint8Array>, contentType: string): Promise<void> {
+  if (blobs.putStream) return blobs.putStream(key, chunks, contentType);
+  const parts: Uint8Array[] = [];
+  for await (const chunk of chunks) parts.push(chunk);
+  await blobs.put(key, Buffer.concat(parts), contentType);
 }
 
 /** Feature columns by kind: the schema's column kinds (a date column counts once), else all numeric (older packs). */

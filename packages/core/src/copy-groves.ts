@@ -5,6 +5,7 @@ import type { GroveStats } from "./ledger.ts";
 import type { BuildManifest } from "./manifest.ts";
 import { systemClock, type BlobStore, type BuildLedger, type Clock } from "./ports.ts";
 import { canonicalJson, toFitParams } from "./spec.ts";
+import { sha256Hex } from "./digest.ts";
 
 /** Copies run this many at a time: each is a read, a write and a ledger landing. */
 const COPY_CONCURRENCY = 4;
@@ -66,6 +67,7 @@ async function copyGrove(manifest: BuildManifest, parentId: string, grove: numbe
     trees: part.nTrees,
     nodes: part.nodeCount,
     bytes: copy.length,
+    digest: sha256Hex(copy),
     queuedAt,
     startedAt,
     loadedAt,

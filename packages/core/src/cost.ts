@@ -2,7 +2,8 @@ import { InputError } from "./errors.ts";
 import type { GroveStats } from "./ledger.ts";
 
 /** What costing needs of a grove: its number and the stats its trainer measured (a report row fits). */
-export type CostedGrove = GroveStats & { grove: number };
+/** A grove as the cost model sees it: its times and sizes (its digest does not cost anything). */
+export type CostedGrove = Omit<GroveStats, "digest"> & { grove: number };
 
 /**
  * Unit prices in USD. Defaults: AWS public on-demand prices for us-east-1 (x86), as listed on the pricing pages

@@ -1,4 +1,4 @@
-import { classificationMetrics, Forest, regressionMetrics, type DatasetPack, type Metrics } from "@canopy/forest";
+import { classificationMetrics, Forest, regressionMetrics, type DatasetPack, type Metrics, type Tree } from "@canopy/forest";
 import { AggregationError } from "./errors.ts";
 
 /** One point of the metric-by-number-of-trees curve: the scalar metrics of the forest of the first `trees` trees. */
@@ -63,49 +63,79 @@ function scalars(metrics: Metrics): Record<string, number> {
  * forest's own order and scaled as it scales them, so the last point's metrics are evaluate()'s, bit for bit.
  */
 export function evaluateByTrees(forest: Forest, pack: DatasetPack, rows: Uint32Array, maxPoints = MAX_CURVE_POINTS): HeldOutEvaluation {
-  if (rows.length === 0) throw new AggregationError("nothing to evaluate: no held-out rows");
-  if (forest.nTrees === 0) throw new AggregationError("nothing to evaluate: the forest has no trees");
-  const target = pack.target;
-  if (target.task !== forest.task) throw new AggregationError(`a ${forest.task} model cannot be scored on ${target.task} data`);
+  const evaluator = new TreeEvaluator(forest, pack, rows, forest.nTrees, maxPoints);
+  for (const tree of forest.trees) evaluator.add(tree);
+  return evaluator.finish();
+}
 
-  const wanted = new Set(curveTrees(forest.nTrees, maxPoints));
-  const width = forest.valueWidth;
-  const sums = new Float64Array(rows.length * width);
-  const scaled = new Float64Array(rows.length * width);
-  const points: TreeCurvePoint[] = [];
-  let last: Metrics | undefined;
+/**
+ * evaluateByTrees for trees that arrive a grove at a time (the aggregator merging a build without holding its
+ * model): memory is the running sums over the held-out rows, whatever the number of trees. `model` is any forest of
+ * the build (one grove): its task, classes and parameters; `nTrees` is how many trees will be added, in order.
+ */
+export class TreeEvaluator {
+  private readonly wanted: Set<number>;
+  private readonly sums: Float64Array;
+  private readonly scaled: Float64Array;
+  private readonly truthCodes: Uint16Array;
+  private readonly truthValues: Float64Array;
+  private readonly points: TreeCurvePoint[] = [];
+  private last?: Metrics;
+  private added = 0;
 
-  const truthCodes = new Uint16Array(rows.length);
-  const truthValues = new Float64Array(rows.length);
-  if (target.task === "classification") {
-    if (target.classes.join("\u0000") !== forest.classes.join("\u0000")) throw new AggregationError("the model's classes differ from the dataset's");
-    for (let i = 0; i < rows.length; i++) truthCodes[i] = target.codes[rows[i]];
-  } else {
-    for (let i = 0; i < rows.length; i++) truthValues[i] = target.values[rows[i]];
+  constructor(
+    private readonly model: Forest,
+    private readonly pack: DatasetPack,
+    private readonly rows: Uint32Array,
+    private readonly nTrees: number,
+    maxPoints = MAX_CURVE_POINTS,
+  ) {
+    if (rows.length === 0) throw new AggregationError("nothing to evaluate: no held-out rows");
+    if (nTrees === 0) throw new AggregationError("nothing to evaluate: the forest has no trees");
+    const target = pack.target;
+    if (target.task !== model.task) throw new AggregationError(`a ${model.task} model cannot be scored on ${target.task} data`);
+    this.wanted = new Set(curveTrees(nTrees, maxPoints));
+    const width = model.valueWidth;
+    this.sums = new Float64Array(rows.length * width);
+    this.scaled = new Float64Array(rows.length * width);
+    this.truthCodes = new Uint16Array(rows.length);
+    this.truthValues = new Float64Array(rows.length);
+    if (target.task === "classification") {
+      if (target.classes.join("\u0000") !== model.classes.join("\u0000")) throw new AggregationError("the model's classes differ from the dataset's");
+      for (let i = 0; i < rows.length; i++) this.truthCodes[i] = target.codes[rows[i]];
+    } else {
+      for (let i = 0; i < rows.length; i++) this.truthValues[i] = target.values[rows[i]];
+    }
   }
 
-  forest.trees.forEach((tree, t) => {
-    const one = new Forest(forest.task, forest.featureNames, forest.labelName, forest.classes, forest.params, [tree]);
-    const values = forest.task === "classification" ? one.predictPackProba(pack, rows) : (one.predictPack(pack, rows) as Float64Array);
+  /** The next tree, in the model's order. */
+  add(tree: Tree): void {
+    const m = this.model;
+    const one = new Forest(m.task, m.featureNames, m.labelName, m.classes, m.params, [tree]);
+    const values = m.task === "classification" ? one.predictPackProba(this.pack, this.rows) : (one.predictPack(this.pack, this.rows) as Float64Array);
+    const { sums, scaled } = this;
     for (let i = 0; i < sums.length; i++) sums[i] += values[i];
-    const trees = t + 1;
-    if (!wanted.has(trees)) return;
+    const trees = ++this.added;
+    if (!this.wanted.has(trees)) return;
     const inv = 1 / trees;
     for (let i = 0; i < sums.length; i++) scaled[i] = sums[i] * inv;
-    last = forest.task === "classification" ? classificationMetrics(truthCodes, scaled, forest.classes) : regressionMetrics(truthValues, scaled);
-    points.push({ trees, ...scalars(last) });
-  });
-
-  const result: HeldOutEvaluation = { metrics: last!, curve: { rows: "test", n: rows.length, points } };
-  if (forest.task === "regression") {
-    const step = Math.max(1, Math.ceil(rows.length / MAX_PREDICTION_SAMPLE));
-    const actual: number[] = [];
-    const predicted: number[] = [];
-    for (let i = 0; i < rows.length; i += step) {
-      actual.push(truthValues[i]);
-      predicted.push(scaled[i]);
-    }
-    result.predictions = { n: rows.length, step, actual, predicted };
+    this.last = m.task === "classification" ? classificationMetrics(this.truthCodes, scaled, m.classes) : regressionMetrics(this.truthValues, scaled);
+    this.points.push({ trees, ...scalars(this.last) });
   }
-  return result;
+
+  finish(): HeldOutEvaluation {
+    if (this.added !== this.nTrees) throw new AggregationError(`evaluated ${this.added} trees, expected ${this.nTrees}`);
+    const result: HeldOutEvaluation = { metrics: this.last!, curve: { rows: "test", n: this.rows.length, points: this.points } };
+    if (this.model.task === "regression") {
+      const step = Math.max(1, Math.ceil(this.rows.length / MAX_PREDICTION_SAMPLE));
+      const actual: number[] = [];
+      const predicted: number[] = [];
+      for (let i = 0; i < this.rows.length; i += step) {
+        actual.push(this.truthValues[i]);
+        predicted.push(this.scaled[i]);
+      }
+      result.predictions = { n: this.rows.length, step, actual, predicted };
+    }
+    return result;
+  }
 }

@@ -18,14 +18,22 @@ export {
 export { CONTENT_TYPES, isBuildId, KEY_PATTERNS, keys, type KeyKind } from "./keys.ts";
 export {
   AGGREGATION_TRIGGER_FILTER,
+  boundedError,
   buildNotFound,
+  checkNewRecord,
+  groveEntry,
   isAggregationTrigger,
   ledgerRules,
+  MAX_ERROR_CHARS,
   newBuildRecord,
+  recordOf,
+  summaryOf,
   TERMINAL_STATUSES,
+  toleranceReason,
   type BuildRecord,
   type BuildResult,
   type BuildStatus,
+  type BuildSummary,
   type Decision,
   type FailGroveResult,
   type GroveStats,
@@ -39,9 +47,18 @@ export { csvTable, csvRows, type TableSource, type RowSink } from "./table-sourc
 export { buildIdFor, planBuild, planGroves, splitRows, type BuildPlan, type GrovePlan, type PackSummary, type RowSplit } from "./plan.ts";
 export { optionWarnings, QUANTITY_CLASSES, taskNote, type DataNote } from "./data-notes.ts";
 export { checkRows, exportAgreement, packRowsMatrix, predictMlrfExport, type ExportAgreement } from "./export-check.ts";
-export { decodeGroveTask, encodeGroveTask, GROVE_TASK_VERSION, type GroveTask } from "./task.ts";
+export { decodeGroveTask, encodeGroveTask, GROVE_TASK_VERSION, groveTaskRef, type GroveTask, type GroveTaskRef } from "./task.ts";
 export { PackCache, verifiedPack } from "./pack-cache.ts";
-export { failGroveTask, trainGrove, type GroveDelivery, type GroveResult, type TrainGrovePorts } from "./train-grove.ts";
+export {
+  failGroveTask,
+  ManifestCache,
+  taskDisagreements,
+  trainGrove,
+  type GroveDelivery,
+  type GroveResult,
+  type TrainGrovePorts,
+} from "./train-grove.ts";
+export { sha256Hex } from "./digest.ts";
 export { aggregate, type AggregateOutcome, type AggregatePorts } from "./aggregate.ts";
 export {
   buildHandle,
@@ -53,6 +70,7 @@ export {
   submitBuild,
   type PreparedDataset,
   type PrepareOptions,
+  type ResumeOptions,
   type Resumption,
   type Submission,
   type SubmitPorts,
@@ -61,7 +79,7 @@ export { decodeManifest, manifestTrees, type BuildManifest, type ManifestParent 
 export { extendBuild, planExtension, startExtension, type Extension, type ExtensionPlan, type ExtendOptions } from "./extend.ts";
 export { copyGroves } from "./copy-groves.ts";
 export { STRAGGLER_RULE, stragglers, type BuildReport, type GroveReport, type StageTimings } from "./report.ts";
-export { completedNotification, failedNotification, summarizeMetrics, type BuildNotification } from "./notification.ts";
+export { completedNotification, failedNotification, MAX_NOTIFIED_FAILURES, summarizeMetrics, type BuildNotification } from "./notification.ts";
 export {
   billedGbSeconds,
   buildCost,
@@ -91,7 +109,7 @@ export {
   type MappingScaling,
   type WorkProfile,
 } from "./estimate.ts";
-export { isStalled, lastProgressAt, stalledReason, sweepStalledBuilds } from "./sweep.ts";
+export { lastProgressAt, sweepBuilds, sweepDecision, type QueueState, type SweepAction, type SweepPolicy, type SweepPorts, type SweepResult } from "./sweep.ts";
 export { sleep } from "./sleep.ts";
 export { lastGroveError, recordGroveError } from "./grove-error.ts";
 export {
@@ -129,6 +147,7 @@ export { followChanges, pollBuild, type FollowLedgerOptions, type FollowPorts } 
 export {
   curveTrees,
   evaluateByTrees,
+  TreeEvaluator,
   MAX_CURVE_POINTS,
   MAX_PREDICTION_SAMPLE,
   type HeldOutEvaluation,

@@ -9,6 +9,11 @@ export interface GroveStats {
   nodes: number;
   /** Size of the stored grove blob. */
   bytes: number;
+  /**
+   * SHA-256 (hex) of the grove blob the trainer stored. The aggregator merges a grove only if the blob it reads
+   * has this digest, so a grove changed after landing fails the build by name instead of changing the model.
+   */
+  digest: string;
   queuedAt: number;
   startedAt: number;
   loadedAt: number;
@@ -21,10 +26,7 @@ export interface GroveStats {
   memoryMb?: number;
   /** Which trainer trained it: a worker thread, a Lambda container (its log stream). Absent when not told. */
   worker?: string;
-  /**
-   * The delivery that trained it when that was a retry (2, 3, ...: SQS's ApproximateReceiveCount); absent for
-   * a first delivery. Absent rather than 1 because every byte counts in a DynamoDB item holding 2,000 groves.
-   */
+  /** The delivery that trained it when that was a retry (2, 3, ...: SQS's ApproximateReceiveCount); absent for a first delivery. */
   attempt?: number;
   /**
    * True for a grove copied from the build this one extends instead of trained (see extend.ts): its times are the
@@ -42,30 +44,58 @@ export interface BuildResult {
   metrics: MetricsSummary | null;
 }
 
+/** One grove's entry in the ledger: landed with what its trainer measured, or given up on with the error. */
+export type SettledGrove = { grove: number; outcome: "landed"; stats: GroveStats } | { grove: number; outcome: "failed"; error: string };
+
+/** Longest error kept for a grove (and in a reason): whatever one grove says, the entries stay bounded. */
+export const MAX_ERROR_CHARS = 500;
+
 /**
- * One build's row in the ledger. `remaining` counts groves neither landed nor failed; the aggregation trigger
- * watches it reach 0. DynamoDB stores `status` (S) and `remaining` (N) as top-level attributes: the stream
- * filter below matches on them.
+ * A build's counter: everything about a build but its groves, of a size that does not grow with the build.
+ * It is the fan-in's top half (the groves' entries are the other): `remaining` counts groves neither landed nor
+ * failed, and the aggregation trigger watches it reach 0. DynamoDB stores it as one item whose `status` (S) and
+ * `remaining` (N) are top-level attributes, which the stream filter below matches on.
  */
-export interface BuildRecord {
+export interface BuildSummary {
   buildId: string;
   status: BuildStatus;
   total: number;
   remaining: number;
+  /** How many failed groves the build survives. */
+  tolerated: number;
+  landedCount: number;
+  failedCount: number;
+  /** Trees in the landed groves. */
+  treesLanded: number;
+  /** Trees in the landed groves that were copied from the build this one extends (not trained); absent when none. */
+  treesCopied?: number;
+  createdAt: number;
+  /** The last write of any kind: a landing, a failure, a claim, a re-trigger, a re-queue. */
+  updatedAt: number;
+  lastLandedAt?: number;
+  /** The grove the last landing or failure settled, so a change feed can name it without reading the groves. */
+  lastSettled?: SettledGrove;
+  /** Aggregations started (claims won); each is one aggregator run. */
+  claims?: number;
+  /** When the aggregation was last claimed: a claim older than the aggregator's time limit is dead. */
+  claimedAt?: number;
+  /** Times the aggregation was asked for again (a lost trigger re-fired, a dead claim reopened). */
+  redrives?: number;
+  /** Times outstanding groves were queued again (resume, the sweeper). */
+  requeues?: number;
+  reason?: string;
+  result?: BuildResult;
+  tags: Record<string, string>;
+}
+
+/** A build as the ledger holds it: its counter, and every grove settled so far. */
+export interface BuildRecord extends BuildSummary {
   /** Landed grove numbers, ascending. */
   landed: number[];
   /** Groves given up on, ascending by grove. */
   failed: { grove: number; error: string }[];
-  /** How many failed groves the build survives. */
-  tolerated: number;
-  createdAt: number;
-  updatedAt: number;
-  lastLandedAt?: number;
   /** Keyed by grove number (as a string in JSON). */
   groveStats: Record<number, GroveStats>;
-  reason?: string;
-  result?: BuildResult;
-  tags: Record<string, string>;
 }
 
 export interface LandResult {
@@ -82,9 +112,13 @@ export interface FailGroveResult {
   buildFailed: boolean;
 }
 
+/**
+ * One write to a build's counter, as a change feed (a DynamoDB stream) delivers it. A landing or a failure names
+ * its grove in `new.lastSettled`; the groves' own entries are not part of the change.
+ */
 export interface LedgerChange {
-  old?: BuildRecord;
-  new: BuildRecord;
+  old?: BuildSummary;
+  new: BuildSummary;
 }
 
 export function newBuildRecord(init: {
@@ -99,26 +133,110 @@ export function newBuildRecord(init: {
     status: "PENDING",
     total: init.total,
     remaining: init.total,
-    landed: [],
-    failed: [],
     tolerated: init.tolerated,
+    landedCount: 0,
+    failedCount: 0,
+    treesLanded: 0,
     createdAt: init.now,
     updatedAt: init.now,
-    groveStats: {},
     tags: { ...(init.tags ?? {}) },
+    landed: [],
+    failed: [],
+    groveStats: {},
   };
 }
 
-/** The aggregation trigger: remaining just reached 0 while the build is still TRAINING. */
+const SUMMARY_KEYS = [
+  "buildId",
+  "status",
+  "total",
+  "remaining",
+  "tolerated",
+  "landedCount",
+  "failedCount",
+  "treesLanded",
+  "treesCopied",
+  "createdAt",
+  "updatedAt",
+  "lastLandedAt",
+  "lastSettled",
+  "claims",
+  "claimedAt",
+  "redrives",
+  "requeues",
+  "reason",
+  "result",
+  "tags",
+] as const satisfies readonly (keyof BuildSummary)[];
+
+/** The counter of a record (absent optional fields stay absent). */
+export function summaryOf(record: BuildSummary): BuildSummary {
+  const out: Record<string, unknown> = {};
+  for (const key of SUMMARY_KEYS) if (record[key] !== undefined) out[key] = record[key];
+  return out as unknown as BuildSummary;
+}
+
+/** A record from its counter and its groves' entries (in any order). */
+export function recordOf(summary: BuildSummary, groves: Iterable<SettledGrove>): BuildRecord {
+  const landed: number[] = [];
+  const failed: { grove: number; error: string }[] = [];
+  const groveStats: Record<number, GroveStats> = {};
+  for (const g of groves) {
+    if (g.outcome === "landed") {
+      landed.push(g.grove);
+      groveStats[g.grove] = g.stats;
+    } else failed.push({ grove: g.grove, error: g.error });
+  }
+  landed.sort((a, b) => a - b);
+  failed.sort((a, b) => a.grove - b.grove);
+  return { ...summaryOf(summary), landed, failed, groveStats };
+}
+
+/** The entry of one grove in a full record, or undefined while it is outstanding. */
+export function groveEntry(record: BuildRecord, grove: number): SettledGrove | undefined {
+  if (record.landed.includes(grove)) return { grove, outcome: "landed", stats: record.groveStats[grove] };
+  const failed = record.failed.find((f) => f.grove === grove);
+  return failed && { grove, outcome: "failed", error: failed.error };
+}
+
+/**
+ * Whether a fresh counter may be created: nothing settled yet, every grove remaining. Builds start empty; groves
+ * arrive through landGrove (also copied ones), so the counts and the entries always agree.
+ */
+export function checkNewRecord(record: BuildRecord): void {
+  const fresh =
+    record.remaining === record.total &&
+    record.landedCount === 0 &&
+    record.failedCount === 0 &&
+    record.treesLanded === 0 &&
+    record.landed.length === 0 &&
+    record.failed.length === 0 &&
+    Object.keys(record.groveStats).length === 0 &&
+    !TERMINAL_STATUSES.includes(record.status) &&
+    record.status !== "AGGREGATING";
+  if (!fresh) throw new LedgerError(`build ${record.buildId}: a new record starts with no grove settled (make it with newBuildRecord)`);
+  if (!Number.isInteger(record.total) || record.total < 1) throw new LedgerError(`build ${record.buildId}: total must be a positive integer; got ${record.total}`);
+  if (!Number.isInteger(record.tolerated) || record.tolerated < 0 || record.tolerated >= record.total)
+    throw new LedgerError(`build ${record.buildId}: tolerated must be 0..${record.total - 1}; got ${record.tolerated}`);
+}
+
+/**
+ * The aggregation trigger: a write that leaves the build TRAINING with nothing remaining, after a state that was
+ * not already that: the last grove settling, a dead claim reopened, or a lost trigger re-fired (redrives grew).
+ */
 export function isAggregationTrigger(change: LedgerChange): boolean {
-  return change.new.status === "TRAINING" && change.new.remaining === 0 && change.old?.remaining !== 0;
+  const n = change.new;
+  if (n.status !== "TRAINING" || n.remaining !== 0) return false;
+  const o = change.old;
+  return !o || o.status !== "TRAINING" || o.remaining !== 0 || (o.redrives ?? 0) !== (n.redrives ?? 0);
 }
 
 /**
  * Lambda event-source filter for the ledger table's DynamoDB stream (NEW_AND_OLD_IMAGES): pass it as
- * `{ Pattern: JSON.stringify(AGGREGATION_TRIGGER_FILTER) }`. It cannot compare old and new images, but after
- * remaining reaches 0 the next write is the claim (status AGGREGATING), so in practice one event matches;
- * claimAggregation keeps it exactly-once regardless.
+ * `{ Pattern: JSON.stringify(AGGREGATION_TRIGGER_FILTER) }`. It cannot compare old and new images; the writes it
+ * lets through are exactly the triggers above (the last landing, a reopen, a re-trigger: nothing else leaves a
+ * build TRAINING with remaining 0, and the next write is the claim, status AGGREGATING). Groves' entries and
+ * alias items carry neither attribute, so they never match. claimAggregation keeps it exactly-once regardless.
  */
 export const AGGREGATION_TRIGGER_FILTER = {
   eventName: ["MODIFY"],
@@ -130,86 +248,110 @@ export const AGGREGATION_TRIGGER_FILTER = {
   },
 } as const;
 
-/** A rule's verdict: the record to write (undefined = write nothing) and what the caller returns. */
+/**
+ * A rule's verdict: the counter to write and the grove entry to add (both undefined = write nothing), and what
+ * the caller returns. A ledger applies `next` and `settle` together or not at all.
+ */
 export interface Decision<R> {
-  next?: BuildRecord;
+  next?: BuildSummary;
+  settle?: SettledGrove;
   result: R;
 }
 
-function checkGrove(record: BuildRecord, grove: number): void {
-  if (!Number.isInteger(grove) || grove < 0 || grove >= record.total)
-    throw new LedgerError(`build ${record.buildId} has groves 0..${record.total - 1}; got ${grove}`);
+function checkGrove(s: BuildSummary, grove: number): void {
+  if (!Number.isInteger(grove) || grove < 0 || grove >= s.total)
+    throw new LedgerError(`build ${s.buildId} has groves 0..${s.total - 1}; got ${grove}`);
 }
 
-function insertSorted(list: number[], value: number): number[] {
-  const out = [...list, value];
-  out.sort((a, b) => a - b);
-  return out;
+/** One line of at most MAX_ERROR_CHARS characters. */
+export function boundedError(error: string): string {
+  const line = error.replace(/\s*\n\s*/g, "; ");
+  return line.length > MAX_ERROR_CHARS ? `${line.slice(0, MAX_ERROR_CHARS - 3)}...` : line;
+}
+
+/** Why a build failed when a grove took it over its tolerance (bounded: the grove's error is). */
+export function toleranceReason(s: Pick<BuildSummary, "total" | "tolerated">, failedCount: number, grove: number, error: string): string {
+  return `${failedCount} of ${s.total} groves failed (tolerated ${s.tolerated}); grove ${grove}: ${boundedError(error)}`;
 }
 
 /**
- * The ledger's transitions as pure functions of the current record. In-process and disk ledgers apply them
- * under their lock; the DynamoDB ledger expresses the same rules as condition expressions, and the contract
- * suite checks both agree.
+ * The ledger's transitions as pure functions of the current counter (and, for landings and failures, the grove's
+ * entry if it has one). In-process ledgers apply them atomically; the DynamoDB ledger expresses the same rules as
+ * condition expressions (the counter and the grove's entry in one transaction), and the contract suite checks that
+ * both agree. These are the rules of any fan-in of counted members: a study counting its builds is the same shape.
  */
 export const ledgerRules = {
-  startTraining(r: BuildRecord, now: number): Decision<boolean> {
-    if (r.status !== "PENDING") return { result: false };
-    return { next: { ...r, status: "TRAINING", updatedAt: now }, result: true };
+  startTraining(s: BuildSummary, now: number): Decision<boolean> {
+    if (s.status !== "PENDING") return { result: false };
+    return { next: { ...s, status: "TRAINING", updatedAt: now }, result: true };
   },
 
-  landGrove(r: BuildRecord, grove: number, stats: GroveStats, now: number): Decision<LandResult> {
-    checkGrove(r, grove);
-    const seen = r.landed.includes(grove) || r.failed.some((f) => f.grove === grove);
-    if (r.status !== "TRAINING" || seen) return { result: { landed: false, remaining: r.remaining } };
-    const next: BuildRecord = {
-      ...r,
-      landed: insertSorted(r.landed, grove),
-      remaining: r.remaining - 1,
-      groveStats: { ...r.groveStats, [grove]: stats },
+  landGrove(s: BuildSummary, entry: SettledGrove | undefined, grove: number, stats: GroveStats, now: number): Decision<LandResult> {
+    checkGrove(s, grove);
+    if (s.status !== "TRAINING" || entry) return { result: { landed: false, remaining: s.remaining } };
+    const settle: SettledGrove = { grove, outcome: "landed", stats };
+    const next: BuildSummary = {
+      ...s,
+      remaining: s.remaining - 1,
+      landedCount: s.landedCount + 1,
+      treesLanded: s.treesLanded + stats.trees,
+      ...(stats.copied ? { treesCopied: (s.treesCopied ?? 0) + stats.trees } : {}),
+      lastSettled: settle,
       lastLandedAt: now,
       updatedAt: now,
     };
-    return { next, result: { landed: true, remaining: next.remaining } };
+    return { next, settle, result: { landed: true, remaining: next.remaining } };
   },
 
-  failGrove(r: BuildRecord, grove: number, error: string, now: number): Decision<FailGroveResult> {
-    checkGrove(r, grove);
-    const seen = r.landed.includes(grove) || r.failed.some((f) => f.grove === grove);
-    if (r.status !== "TRAINING" || seen) return { result: { recorded: false, remaining: r.remaining, buildFailed: false } };
-    const failed = [...r.failed, { grove, error }].sort((a, b) => a.grove - b.grove);
-    const next: BuildRecord = { ...r, failed, remaining: r.remaining - 1, updatedAt: now };
-    const buildFailed = failed.length > r.tolerated;
+  failGrove(s: BuildSummary, entry: SettledGrove | undefined, grove: number, error: string, now: number): Decision<FailGroveResult> {
+    checkGrove(s, grove);
+    if (s.status !== "TRAINING" || entry) return { result: { recorded: false, remaining: s.remaining, buildFailed: false } };
+    const settle: SettledGrove = { grove, outcome: "failed", error: boundedError(error) };
+    const failedCount = s.failedCount + 1;
+    const next: BuildSummary = { ...s, remaining: s.remaining - 1, failedCount, lastSettled: settle, updatedAt: now };
+    const buildFailed = failedCount > s.tolerated;
     if (buildFailed) {
       next.status = "FAILED";
-      next.reason = `${failed.length} of ${r.total} groves failed (tolerated ${r.tolerated}); grove ${grove}: ${error}`;
+      next.reason = toleranceReason(s, failedCount, grove, error);
     }
-    return { next, result: { recorded: true, remaining: next.remaining, buildFailed } };
+    return { next, settle, result: { recorded: true, remaining: next.remaining, buildFailed } };
   },
 
-  claimAggregation(r: BuildRecord, now: number): Decision<boolean> {
-    if (r.status !== "TRAINING" || r.remaining !== 0) return { result: false };
-    return { next: { ...r, status: "AGGREGATING", updatedAt: now }, result: true };
+  claimAggregation(s: BuildSummary, now: number): Decision<boolean> {
+    if (s.status !== "TRAINING" || s.remaining !== 0) return { result: false };
+    return { next: { ...s, status: "AGGREGATING", claims: (s.claims ?? 0) + 1, claimedAt: now, updatedAt: now }, result: true };
   },
 
   /**
-   * AGGREGATING -> TRAINING (remaining stays 0), so the aggregation can be claimed again: for an aggregator
-   * known to have died mid-way (the embedded runtime resuming a store it alone owns). Not an aggregation
-   * trigger by itself: the caller aggregates.
+   * AGGREGATING -> TRAINING (remaining stays 0) for an aggregator known to be dead (its claim older than its time
+   * limit, or a store this process alone owns). It is an aggregation trigger: the next aggregator claims it. With
+   * `claim`, only if that is still the number of claims (a claim made since is alive).
    */
-  reopenAggregation(r: BuildRecord, now: number): Decision<boolean> {
-    if (r.status !== "AGGREGATING") return { result: false };
-    return { next: { ...r, status: "TRAINING", updatedAt: now }, result: true };
+  reopenAggregation(s: BuildSummary, now: number, claim?: number): Decision<boolean> {
+    if (s.status !== "AGGREGATING" || (claim !== undefined && (s.claims ?? 0) !== claim)) return { result: false };
+    return { next: { ...s, status: "TRAINING", redrives: (s.redrives ?? 0) + 1, updatedAt: now }, result: true };
   },
 
-  complete(r: BuildRecord, result: BuildResult, now: number): Decision<boolean> {
-    if (r.status !== "AGGREGATING") return { result: false };
-    return { next: { ...r, status: "COMPLETED", result, updatedAt: now }, result: true };
+  /** TRAINING with nothing remaining and no aggregator: fires the aggregation trigger again (a lost one). */
+  redriveAggregation(s: BuildSummary, now: number): Decision<boolean> {
+    if (s.status !== "TRAINING" || s.remaining !== 0) return { result: false };
+    return { next: { ...s, redrives: (s.redrives ?? 0) + 1, updatedAt: now }, result: true };
   },
 
-  fail(r: BuildRecord, reason: string, now: number): Decision<boolean> {
-    if (TERMINAL_STATUSES.includes(r.status)) return { result: false };
-    return { next: { ...r, status: "FAILED", reason, updatedAt: now }, result: true };
+  /** Notes that the outstanding groves of a TRAINING build were queued again (resume, the sweeper). */
+  recordRequeue(s: BuildSummary, now: number): Decision<boolean> {
+    if (s.status !== "TRAINING" || s.remaining === 0) return { result: false };
+    return { next: { ...s, requeues: (s.requeues ?? 0) + 1, updatedAt: now }, result: true };
+  },
+
+  complete(s: BuildSummary, result: BuildResult, now: number): Decision<boolean> {
+    if (s.status !== "AGGREGATING") return { result: false };
+    return { next: { ...s, status: "COMPLETED", result, updatedAt: now }, result: true };
+  },
+
+  fail(s: BuildSummary, reason: string, now: number): Decision<boolean> {
+    if (TERMINAL_STATUSES.includes(s.status)) return { result: false };
+    return { next: { ...s, status: "FAILED", reason: boundedError(reason), updatedAt: now }, result: true };
   },
 };
 

@@ -18,8 +18,23 @@ export interface BuildNotification {
   modelKey?: string;
   reportKey?: string;
   reason?: string;
-  /** Groves given up on: the reason a build failed, or the groves a completed build is missing. */
+  /**
+   * Groves given up on: the reason a build failed, or the groves a completed build is missing. At most
+   * MAX_NOTIFIED_FAILURES (lowest grove numbers first), so a message stays far below SNS's 256 KB whatever the build
+   * tolerates; the report and the ledger have them all.
+   */
   failedGroves?: { grove: number; error: string }[];
+  /** How many more groves failed than failedGroves lists (absent when it lists them all). */
+  failedGrovesOmitted?: number;
+}
+
+/** Most failed groves a notification lists (each error is at most 500 characters: about 27 KB in all). */
+export const MAX_NOTIFIED_FAILURES = 50;
+
+function failures(record: Pick<BuildRecord, "failed">): Pick<BuildNotification, "failedGroves" | "failedGrovesOmitted"> {
+  if (record.failed.length === 0) return {};
+  const omitted = record.failed.length - MAX_NOTIFIED_FAILURES;
+  return { failedGroves: record.failed.slice(0, MAX_NOTIFIED_FAILURES), ...(omitted > 0 ? { failedGrovesOmitted: omitted } : {}) };
 }
 
 /**
@@ -43,7 +58,7 @@ export function failedNotification(record: BuildRecord, reason: string): BuildNo
     status: "FAILED",
     tags: record.tags,
     reason,
-    ...(record.failed.length > 0 ? { failedGroves: record.failed } : {}),
+    ...failures(record),
   };
 }
 
@@ -59,6 +74,6 @@ export function completedNotification(record: BuildRecord, report: BuildReport):
     cost: { totals: report.cost.totals, requests: report.cost.requests, usd: report.cost.usd },
     modelKey: report.model.key,
     reportKey: keys.report(record.buildId),
-    ...(record.failed.length > 0 ? { failedGroves: record.failed } : {}),
+    ...failures(record),
   };
 }

@@ -1,10 +1,12 @@
 import type {
   BuildRecord,
   BuildResult,
+  BuildSummary,
   FailGroveResult,
   GroveStats,
   LandResult,
   LedgerChange,
+  SettledGrove,
 } from "./ledger.ts";
 import type { BuildNotification } from "./notification.ts";
 import type { GroveTask } from "./task.ts";
@@ -13,6 +15,12 @@ import type { GroveTask } from "./task.ts";
 export interface BlobStore {
   get(key: string): Promise<Uint8Array | undefined>;
   put(key: string, bytes: Uint8Array, contentType?: string): Promise<void>;
+  /**
+   * Stores the concatenation of `chunks` under `key` without holding it whole (a model merged grove by grove), and
+   * nothing at all if the chunks or the store fail: the key keeps what it had. Optional: callers fall back to
+   * collecting the chunks and calling put.
+   */
+  putStream?(key: string, chunks: AsyncIterable<Uint8Array>, contentType?: string): Promise<void>;
   exists(key: string): Promise<boolean>;
 }
 
@@ -34,12 +42,13 @@ export interface Clock {
 export const systemClock: Clock = { now: () => Date.now() };
 
 /**
- * The build ledger (DynamoDB, a file, memory). Every update is atomic per build and follows `ledgerRules`;
- * updates on an unknown build throw LedgerError with code "not-found". Run `describeLedgerContract` against
- * any implementation.
+ * The build ledger (DynamoDB, a file, memory): per build, a counter of constant size (`BuildSummary`) and one entry
+ * per settled grove, so recording a grove costs the same whatever the build's size. Every update is atomic per
+ * build (the counter and the grove's entry together) and follows `ledgerRules`; updates on an unknown build throw
+ * LedgerError with code "not-found". Run `describeLedgerContract` against any implementation.
  */
 export interface BuildLedger {
-  /** False if a record with this id already exists (nothing is written). */
+  /** A new record (newBuildRecord: nothing settled). False if one with this id already exists (nothing is written). */
   create(record: BuildRecord): Promise<boolean>;
   /** PENDING -> TRAINING. */
   startTraining(buildId: string): Promise<boolean>;
@@ -47,19 +56,30 @@ export interface BuildLedger {
   landGrove(buildId: string, grove: number, stats: GroveStats): Promise<LandResult>;
   /** Counts toward the tolerance; over it, the same write moves the build to FAILED. */
   failGrove(buildId: string, grove: number, error: string): Promise<FailGroveResult>;
-  /** TRAINING with remaining 0 -> AGGREGATING; one winner. */
+  /** TRAINING with remaining 0 -> AGGREGATING; one winner. Counts the claim and stamps its time (the lease). */
   claimAggregation(buildId: string): Promise<boolean>;
-  /** AGGREGATING -> TRAINING, to aggregate again after an aggregator died mid-way (see ledgerRules). */
-  reopenAggregation(buildId: string): Promise<boolean>;
+  /**
+   * AGGREGATING -> TRAINING, an aggregation trigger: for an aggregator known to be dead. With `claim`, only while
+   * the build's claim count is still that (see ledgerRules).
+   */
+  reopenAggregation(buildId: string, options?: { claim?: number }): Promise<boolean>;
+  /** TRAINING with remaining 0: fires the aggregation trigger again (one that was lost). */
+  redriveAggregation(buildId: string): Promise<boolean>;
+  /** Notes that the outstanding groves of a TRAINING build were queued again. */
+  recordRequeue(buildId: string): Promise<boolean>;
   /** AGGREGATING -> COMPLETED. */
   complete(buildId: string, result: BuildResult): Promise<boolean>;
   /** Any non-terminal status -> FAILED. */
   fail(buildId: string, reason: string): Promise<boolean>;
+  /** The counter and every grove's entry: reads that grow with the build (status, aggregation, reports). */
   get(buildId: string): Promise<BuildRecord | undefined>;
+  /** The counter alone, one small read whatever the build's size (progress, sweeping, trainers). */
+  summary(buildId: string): Promise<BuildSummary | undefined>;
+  /** One grove's entry; undefined while it is outstanding (or the build is unknown). */
+  grove(buildId: string, grove: number): Promise<SettledGrove | undefined>;
   /**
-   * A change feed like a DynamoDB stream: the listener sees every successful write (create included), in order
-   * per build, possibly after the write's promise resolved. Returns an unsubscribe function.
+   * A change feed like a DynamoDB stream: the listener sees every successful write of a counter (create included),
+   * in order per build, possibly after the write's promise resolved. Returns an unsubscribe function.
    */
   watch(listener: (change: LedgerChange) => void): () => void;
 }
-

@@ -1,24 +1,24 @@
-import { TERMINAL_STATUSES, type BuildRecord } from "./ledger.ts";
+import { TERMINAL_STATUSES, type BuildSummary } from "./ledger.ts";
 import type { GroveProgress, ProgressEvent, SettledGrove } from "./runtime.ts";
 
 /** Trees in the groves that landed. */
-export function treesLanded(record: BuildRecord): number {
-  return record.landed.reduce((sum, g) => sum + (record.groveStats[g]?.trees ?? 0), 0);
+export function treesLanded(record: Pick<BuildSummary, "treesLanded">): number {
+  return record.treesLanded;
 }
 
 /** Trees in the groves that landed as copies (an extension's, from its parent): landed, but not trained. */
-function treesCopied(record: BuildRecord): number {
-  return record.landed.reduce((sum, g) => sum + (record.groveStats[g]?.copied ? record.groveStats[g].trees : 0), 0);
+function treesCopied(record: Pick<BuildSummary, "treesCopied">): number {
+  return record.treesCopied ?? 0;
 }
 
-/** A build's counts from its ledger record; without a known total, the trees landed stand for it. */
-export function groveProgress(record: BuildRecord, treesTotal: number | undefined, elapsedMs: number): GroveProgress {
+/** A build's counts from its ledger counter; without a known total, the trees landed stand for it. */
+export function groveProgress(record: BuildSummary, treesTotal: number | undefined, elapsedMs: number): GroveProgress {
   const treesDone = treesLanded(record);
   const copied = treesCopied(record);
   return {
     buildId: record.buildId,
-    landed: record.landed.length,
-    failed: record.failed.length,
+    landed: record.landedCount,
+    failed: record.failedCount,
     total: record.total,
     treesDone,
     treesTotal: treesTotal ?? treesDone,
@@ -27,10 +27,10 @@ export function groveProgress(record: BuildRecord, treesTotal: number | undefine
   };
 }
 
-const settledOf = (r: BuildRecord) => r.landed.length + r.failed.length;
+const settledOf = (r: BuildSummary) => r.landedCount + r.failedCount;
 
 /**
- * The one place progress is computed: successive snapshots of one build's ledger record in, progress events out.
+ * The one place progress is computed: successive snapshots of one build's ledger counter in, progress events out.
  * Snapshots may come from a change feed (the embedded ledger, a DynamoDB stream: one write each) or from polling
  * (several groves may settle between two reads); repeated or stale ones (fewer groves settled than already
  * reported) give nothing, so a feed and a first read may overlap.
@@ -41,7 +41,7 @@ const settledOf = (r: BuildRecord) => r.landed.length + r.failed.length;
  *   miss it; a completed build did aggregate); COMPLETED or FAILED gives `done`, after which it is `ended`.
  */
 export class ProgressTracker {
-  private last?: BuildRecord;
+  private last?: BuildSummary;
   private started = false;
   /** Seen training (not found finished). */
   private training = false;
@@ -60,7 +60,7 @@ export class ProgressTracker {
   }
 
   /** Events for a new snapshot; `now` is when it was true (the runtime's clock, or the record's updatedAt). */
-  observe(record: BuildRecord, now: number): ProgressEvent[] {
+  observe(record: BuildSummary, now: number): ProgressEvent[] {
     if (this.finished || record.buildId !== this.buildId) return [];
     const elapsedMs = now - this.origin;
     const terminal = TERMINAL_STATUSES.includes(record.status);
@@ -92,11 +92,7 @@ export class ProgressTracker {
   }
 }
 
-/** The one grove that settled between two snapshots, or undefined when none or several did. */
-function settledGrove(before: BuildRecord, after: BuildRecord): SettledGrove | undefined {
-  const landed = after.landed.filter((g) => !before.landed.includes(g));
-  const failed = after.failed.filter((f) => !before.failed.some((o) => o.grove === f.grove));
-  if (landed.length + failed.length !== 1) return undefined;
-  if (landed.length === 1) return { grove: landed[0], outcome: "landed", stats: after.groveStats[landed[0]] };
-  return { grove: failed[0].grove, outcome: "failed", error: failed[0].error };
+/** The one grove that settled between two snapshots (the counter names the last), or undefined when none or several did. */
+function settledGrove(before: BuildSummary, after: BuildSummary): SettledGrove | undefined {
+  return settledOf(after) - settledOf(before) === 1 ? after.lastSettled : undefined;
 }

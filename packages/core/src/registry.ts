@@ -2,7 +2,7 @@ import { Forest } from "@canopy/forest";
 import { inShort, RegistryError } from "./errors.ts";
 import { isBuildId, keys } from "./keys.ts";
 import type { BlobStore } from "./ports.ts";
-import type { BuildRecord, BuildStatus, MetricsSummary } from "./ledger.ts";
+import type { BuildStatus, BuildSummary, MetricsSummary } from "./ledger.ts";
 
 /** The alias a predict endpoint serves when a request names no model. */
 export const DEFAULT_ALIAS = "production";
@@ -49,9 +49,9 @@ export function checkAliasName(name: string): string {
 export const registryRules = {
   /**
    * The one promotion rule: the alias name is valid, the build exists and is COMPLETED (only a completed build
-   * has a model). `build` is the ledger's record of `buildId`, or undefined. Returns the record to store.
+   * has a model). `build` is the ledger's counter of `buildId`, or undefined. Returns the record to store.
    */
-  promote(build: BuildRecord | undefined, buildId: string, alias: string, previous: string | undefined, now: number): AliasRecord {
+  promote(build: Pick<BuildSummary, "status"> | undefined, buildId: string, alias: string, previous: string | undefined, now: number): AliasRecord {
     checkAliasName(alias);
     if (!isBuildId(buildId)) throw new RegistryError(`invalid build id ${inShort(buildId)} (expected b- and 16 hex digits)`, "invalid");
     if (!build) throw new RegistryError(`build ${buildId} not found`, "not-found");
@@ -119,7 +119,7 @@ export interface ModelListing {
 
 /** Builds newest first, each with its aliases and model size. `model(buildId)` is the report's model entry, if any. */
 export function listModels(
-  builds: BuildRecord[],
+  builds: BuildSummary[],
   aliases: AliasRecord[],
   model: (buildId: string) => { trees: number; bytes: number } | undefined,
 ): ModelListing[] {

@@ -143,9 +143,8 @@ export function trainTimings(all: GroveReport[]): Pick<StageTimings, "trainWallM
   };
 }
 
-export function topImportances(forest: Forest, k = 10): { feature: string; importance: number }[] {
-  const imp = forest.featureImportances();
-  return forest.featureNames
+export function topImportances(featureNames: string[], imp: Float64Array, k = 10): { feature: string; importance: number }[] {
+  return featureNames
     .map((feature, i) => ({ feature, importance: imp[i] }))
     .sort((a, b) => b.importance - a.importance || a.feature.localeCompare(b.feature))
     .slice(0, k);

@@ -1,5 +1,5 @@
 import type { DataNote } from "./data-notes.ts";
-import type { BuildRecord, GroveStats } from "./ledger.ts";
+import type { BuildRecord, GroveStats, SettledGrove } from "./ledger.ts";
 import type { BuildReport } from "./report.ts";
 import type { BuildSpec } from "./spec.ts";
 import type { TableSource } from "./table-source.ts";
@@ -120,8 +120,8 @@ export interface GroveProgress {
   elapsedMs: number;
 }
 
-/** The grove whose settling an event reports, when exactly one settled since the previous event. */
-export type SettledGrove = { grove: number; outcome: "landed"; stats: GroveStats } | { grove: number; outcome: "failed"; error: string };
+/** The grove whose settling an event reports, when exactly one settled since the previous event (the ledger's entry). */
+export type { SettledGrove } from "./ledger.ts";
 
 export type ProgressEvent =
   /** `buildId` is absent while preparing: the id depends on the prepared data. */

@@ -145,8 +145,12 @@ function crossFieldIssues(s: BuildSpec): { path: string; message: string }[] {
   const add = (path: string, message: string, got: unknown) => issues.push({ path, message: `${message} (got ${show(got)})` });
   const groves = groveCount(s.n_estimators, s.grove_size);
   if (s.grove_size > s.n_estimators) add("grove_size", `must be <= n_estimators (${s.n_estimators})`, s.grove_size);
-  else if (s.tolerated_failures >= groves)
-    add("tolerated_failures", `must be < the number of groves (${groves})`, s.tolerated_failures);
+  else if (s.tolerated_failures > Math.floor(groves / 2))
+    add(
+      "tolerated_failures",
+      `must be at most half the groves (${Math.floor(groves / 2)} of ${groves}), so a completed model keeps at least half its trees`,
+      s.tolerated_failures,
+    );
   issues.push(...forestOptionIssues(s, s.task));
   return issues;
 }

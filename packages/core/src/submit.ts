@@ -226,37 +226,68 @@ export interface Resumption {
   requeued: number[];
   /** An extension's groves copied from its parent by this call (they had not landed); absent when none were. */
   copied?: number[];
-  /** TRAINING with nothing outstanding: the trigger may have been lost, so the caller should run aggregate(). */
-  needsAggregation: boolean;
+  /**
+   * The aggregation was asked for again: every grove was in but no aggregator had it (a lost trigger fired again),
+   * or its claim was older than the lease (a dead aggregator's claim reopened). The ledger's change feed carries
+   * the trigger to whoever aggregates (the stream's aggregator, the embedded runtime).
+   */
+  redriven: boolean;
+  /** AGGREGATING under a claim younger than the lease: an aggregator may be at work, so it was left alone. */
+  aggregating: boolean;
+}
+
+export interface ResumeOptions {
+  /**
+   * How long an aggregation claim may live: an AGGREGATING build claimed longer ago than this has a dead aggregator
+   * and is reopened. 0 for a store this process alone owns (its aggregators died with the previous process);
+   * default Infinity (never reopened).
+   */
+  aggregationLeaseMs?: number;
 }
 
 /**
- * Picks an interrupted build back up: re-queues only the groves that have not landed (training is
- * deterministic, so a grove that did land would come out identical anyway). Terminal builds are left alone.
- * An extension's groves to be copied from its parent are copied here rather than trained.
+ * Picks an unfinished build back up, like a redrive: re-queues only the groves that have not settled (training is
+ * deterministic, so a grove that did land would come out identical anyway), and asks for the aggregation again
+ * when every grove is in but nothing is aggregating it. Terminal builds are left alone. An extension's groves to be
+ * copied from its parent are copied here rather than trained (their landings fire the trigger like any other).
  */
-export async function resumeBuild(buildId: string, ports: SubmitPorts): Promise<Resumption> {
+export async function resumeBuild(buildId: string, ports: SubmitPorts, options: ResumeOptions = {}): Promise<Resumption> {
   const clock = ports.clock ?? systemClock;
-  let record = await ports.ledger.get(buildId);
-  if (!record) throw new TaskError(`build ${buildId} not found`);
-  if (record.status === "PENDING") {
+  let summary = await ports.ledger.summary(buildId);
+  if (!summary) throw new TaskError(`build ${buildId} not found`);
+  if (summary.status === "PENDING") {
     await ports.ledger.startTraining(buildId);
-    record = (await ports.ledger.get(buildId)) ?? record;
+    summary = (await ports.ledger.summary(buildId)) ?? summary;
   }
-  if (record.status !== "TRAINING") return { buildId, status: record.status, requeued: [], needsAggregation: false };
+  const out = (o: Partial<Resumption> = {}): Resumption => ({
+    buildId,
+    status: summary!.status,
+    requeued: [],
+    redriven: false,
+    aggregating: false,
+    ...o,
+  });
+  if (summary.status === "AGGREGATING") {
+    const leaseMs = options.aggregationLeaseMs ?? Number.POSITIVE_INFINITY;
+    const dead = clock.now() - (summary.claimedAt ?? summary.updatedAt) >= leaseMs;
+    if (dead && (await ports.ledger.reopenAggregation(buildId, { claim: summary.claims ?? 0 }))) return out({ status: "TRAINING", redriven: true });
+    return out({ aggregating: true });
+  }
+  if (summary.status !== "TRAINING") return out();
+  if (summary.remaining === 0) return out({ redriven: await ports.ledger.redriveAggregation(buildId) });
+  const record = await ports.ledger.get(buildId);
+  if (!record) throw new TaskError(`build ${buildId} not found`);
   const manifest = await readManifest(ports.blobs, buildId);
   const done = new Set([...record.landed, ...record.failed.map((f) => f.grove)]);
   const outstanding = manifest.groves.filter((g) => !done.has(g.grove));
+  if (outstanding.length === 0) return out();
   const copies = new Set(manifest.extends?.groves ?? []);
   const trained = outstanding.filter((g) => !copies.has(g.grove));
-  if (trained.length > 0) await ports.queue.send(groveTasks(manifest, trained, clock.now()));
+  if (trained.length > 0) {
+    await ports.queue.send(groveTasks(manifest, trained, clock.now()));
+    await ports.ledger.recordRequeue(buildId);
+  }
   const toCopy = outstanding.filter((g) => copies.has(g.grove)).map((g) => g.grove);
   const copied = toCopy.length > 0 ? await copyGroves(manifest, toCopy, ports) : [];
-  return {
-    buildId,
-    status: record.status,
-    requeued: trained.map((g) => g.grove),
-    ...(copied.length > 0 ? { copied } : {}),
-    needsAggregation: outstanding.length === 0,
-  };
+  return out({ requeued: trained.map((g) => g.grove), ...(copied.length > 0 ? { copied } : {}) });
 }

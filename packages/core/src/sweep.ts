@@ -1,51 +1,179 @@
-import { TERMINAL_STATUSES, type BuildRecord } from "./ledger.ts";
+import { errorLine } from "./errors.ts";
+import { TERMINAL_STATUSES, type BuildSummary } from "./ledger.ts";
 import { failedNotification } from "./notification.ts";
-import { systemClock, type BuildLedger, type Clock, type Notifier } from "./ports.ts";
+import { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier, type TaskQueue } from "./ports.ts";
+import { resumeBuild } from "./submit.ts";
 
 /**
- * When the build last made progress: its last landing, else its creation. A grove given up on or the
- * aggregation claim also count (both bump updatedAt), so a build whose last groves went to the dead-letter
- * queue, or whose aggregator died after claiming, is judged from that write rather than from an old landing.
+ * When the build last made progress: its last landing, else its creation, or any later write (a grove given up on,
+ * a claim, a re-trigger, a re-queue: all bump updatedAt).
  */
-export function lastProgressAt(record: BuildRecord): number {
+export function lastProgressAt(record: Pick<BuildSummary, "createdAt" | "updatedAt" | "lastLandedAt">): number {
   return Math.max(record.lastLandedAt ?? record.createdAt, record.updatedAt);
 }
 
-/** A non-terminal build that has not progressed for longer than `limitMs`. */
-export function isStalled(record: BuildRecord, now: number, limitMs: number): boolean {
-  if (TERMINAL_STATUSES.includes(record.status)) return false;
-  return now - lastProgressAt(record) > limitMs;
+/** How the sweeper judges builds. Every limit is in milliseconds. */
+export interface SweepPolicy {
+  /**
+   * A build with groves outstanding that made no progress for this long, while no task waited in the grove queue
+   * (its tasks were lost), is re-queued; queued work is never stalled: it waits its turn.
+   */
+  stallMs: number;
+  /** How long an aggregation claim may live: the aggregator's time limit plus a margin. An older claim is dead. */
+  leaseMs: number;
+  /** TRAINING with every grove in and no claim for this long: the trigger was lost. Default: leaseMs. */
+  triggerGraceMs?: number;
+  /** Times lost tasks are re-queued before the build fails as stalled. Default 3. */
+  maxRequeues?: number;
+  /** Aggregations started before a build whose aggregator keeps dying fails. Default 3. */
+  maxClaims?: number;
+  /** Times the aggregation is asked for again (re-triggers and reopened claims) before the build fails. Default 6. */
+  maxRedrives?: number;
 }
 
-export function stalledReason(record: BuildRecord, now: number, limitMs: number): string {
-  const idle = Math.round((now - lastProgressAt(record)) / 1000);
-  const landed = `${record.landed.length} of ${record.total} groves landed`;
-  return `stalled: no progress for ${idle} s (limit ${Math.round(limitMs / 1000)} s) while ${record.status}; ${landed}`;
+/** What the sweeper knows of the grove queue: whether any task is visible, in flight or delayed there. */
+export interface QueueState {
+  busy: boolean;
+}
+
+export type SweepAction =
+  | { action: "none"; why: string }
+  /** Every grove is in, nothing claimed it: fire the trigger again. */
+  | { action: "redrive"; why: string }
+  /** The claim outlived its lease: its aggregator is dead; reopen that claim (an aggregation trigger). */
+  | { action: "reopen"; claim: number; why: string }
+  /** Groves outstanding, no progress, nothing queued: their tasks were lost; queue them again. */
+  | { action: "requeue"; why: string }
+  | { action: "fail"; reason: string };
+
+const seconds = (ms: number) => `${Math.round(ms / 1000)} s`;
+
+/**
+ * The sweeper's rule for one build (its counter as it is now). A build whose groves have all landed is always
+ * finished: a lost trigger is fired again and a dead claim reopened, like a redrive, and only an aggregation that
+ * keeps dying or never starts fails the build, with a reason that says so. A build with groves outstanding is
+ * stalled only if nothing could have made progress: no task waited in the queue, and none landed for stallMs.
+ */
+export function sweepDecision(s: BuildSummary, now: number, policy: SweepPolicy, queue: () => QueueState): SweepAction {
+  const maxClaims = policy.maxClaims ?? 3;
+  const maxRedrives = policy.maxRedrives ?? 6;
+  if (TERMINAL_STATUSES.includes(s.status)) return { action: "none", why: s.status };
+
+  if (s.status === "AGGREGATING") {
+    const age = now - (s.claimedAt ?? s.updatedAt);
+    if (age < policy.leaseMs) return { action: "none", why: `aggregating for ${seconds(age)}` };
+    const claims = s.claims ?? 0;
+    if (claims >= maxClaims || (s.redrives ?? 0) >= maxRedrives)
+      return {
+        action: "fail",
+        reason: `aggregation did not finish: ${claims} aggregator run(s) each outlived ${seconds(policy.leaseMs)} (out of time or memory?); every grove is in (${s.landedCount} landed)`,
+      };
+    return { action: "reopen", claim: claims, why: `claimed ${seconds(age)} ago, past the ${seconds(policy.leaseMs)} lease` };
+  }
+
+  const idle = now - lastProgressAt(s);
+  if (s.status === "TRAINING" && s.remaining === 0) {
+    const grace = policy.triggerGraceMs ?? policy.leaseMs;
+    if (idle < grace) return { action: "none", why: "every grove is in; the trigger is on its way" };
+    if ((s.redrives ?? 0) >= maxRedrives)
+      return {
+        action: "fail",
+        reason: `every grove is in (${s.landedCount} landed) but no aggregator claimed the build after ${s.redrives} re-triggers: is the aggregator's stream mapping enabled?`,
+      };
+    return { action: "redrive", why: `every grove is in and nothing claimed the build for ${seconds(idle)}` };
+  }
+
+  // PENDING, or TRAINING with groves outstanding.
+  if (idle <= policy.stallMs) return { action: "none", why: `progress ${seconds(idle)} ago` };
+  if (queue().busy) return { action: "none", why: `no progress for ${seconds(idle)}, but tasks wait in the grove queue: queued, not stalled` };
+  const requeues = s.requeues ?? 0;
+  if (requeues >= (policy.maxRequeues ?? 3))
+    return {
+      action: "fail",
+      reason:
+        `stalled: no progress for ${seconds(idle)} (limit ${seconds(policy.stallMs)}) while ${s.status}; ${s.landedCount} of ${s.total} groves landed; ` +
+        `the grove queue is empty and the outstanding groves were queued again ${requeues} time(s)`,
+    };
+  return { action: "requeue", why: `no progress for ${seconds(idle)} and the grove queue is empty: the outstanding tasks were lost` };
+}
+
+export interface SweepPorts {
+  ledger: BuildLedger;
+  notifier: Notifier;
+  /** To re-queue lost groves (their tasks come from the manifest). */
+  blobs: BlobStore;
+  queue: TaskQueue;
+  /** Read once per sweep, and only when a build needs it. */
+  queueState: () => Promise<QueueState>;
+  clock?: Clock;
+}
+
+export interface SweepResult {
+  buildId: string;
+  action: SweepAction["action"];
+  /** Why (or, for a failed build, its reason). */
+  detail: string;
+  /** The write did not happen (another writer got there first), or the build changed meanwhile. */
+  skipped?: boolean;
+  /** This build could not be swept; the others were. */
+  error?: string;
 }
 
 /**
- * Fails the stalled builds among `records` (a listing of non-terminal builds) and notifies once per build:
- * ledger.fail only succeeds for a build not yet terminal, so a sweeper racing a late landing or another
- * sweeper does not notify twice. Returns the ids it failed.
+ * Sweeps the given open builds (ids or listed counters; each is read again, listings go stale), each on its own:
+ * an error on one build is reported in its result and the sweep goes on with the next. A build failed here is
+ * notified once (ledger.fail succeeds for one writer only).
  */
-export async function sweepStalledBuilds(
-  records: Iterable<BuildRecord>,
-  limitMs: number,
-  ports: { ledger: BuildLedger; notifier: Notifier; clock?: Clock },
-): Promise<string[]> {
+export async function sweepBuilds(listed: Iterable<string | Pick<BuildSummary, "buildId">>, policy: SweepPolicy, ports: SweepPorts): Promise<SweepResult[]> {
   const clock = ports.clock ?? systemClock;
-  const failed: string[] = [];
-  for (const listed of records) {
-    const now = clock.now();
-    if (!isStalled(listed, now, limitMs)) continue;
-    // The listing may be stale: decide on the current record.
-    const current = await ports.ledger.get(listed.buildId);
-    if (!current || !isStalled(current, now, limitMs)) continue;
-    const reason = stalledReason(current, now, limitMs);
-    if (!(await ports.ledger.fail(current.buildId, reason))) continue;
-    const after = (await ports.ledger.get(current.buildId)) ?? { ...current, status: "FAILED" as const, reason };
-    await ports.notifier.publish(failedNotification(after, reason));
-    failed.push(current.buildId);
+  let queueState: QueueState | undefined;
+  const results: SweepResult[] = [];
+  for (const item of listed) {
+    const buildId = typeof item === "string" ? item : item.buildId;
+    try {
+      const current = await ports.ledger.summary(buildId);
+      if (!current) continue;
+      // The queue's state matters only for a build that looks stalled: read it then, at most once per sweep.
+      const now = clock.now();
+      let asked = false;
+      let decision = sweepDecision(current, now, policy, () => {
+        asked = true;
+        return queueState ?? { busy: true };
+      });
+      if (asked && queueState === undefined) {
+        queueState = await ports.queueState();
+        decision = sweepDecision(current, now, policy, () => queueState!);
+      }
+      results.push(await apply(buildId, decision, ports));
+    } catch (err) {
+      results.push({ buildId, action: "none", detail: "could not be swept", error: errorLine(err) });
+    }
   }
-  return failed;
+  return results;
+}
+
+async function apply(buildId: string, decision: SweepAction, ports: SweepPorts): Promise<SweepResult> {
+  switch (decision.action) {
+    case "none":
+      return { buildId, action: "none", detail: decision.why };
+    case "redrive": {
+      const done = await ports.ledger.redriveAggregation(buildId);
+      return { buildId, action: "redrive", detail: decision.why, ...(done ? {} : { skipped: true }) };
+    }
+    case "reopen": {
+      const done = await ports.ledger.reopenAggregation(buildId, { claim: decision.claim });
+      return { buildId, action: "reopen", detail: decision.why, ...(done ? {} : { skipped: true }) };
+    }
+    case "requeue": {
+      const resumed = await resumeBuild(buildId, ports);
+      const detail = `${decision.why}; queued groves ${resumed.requeued.join(", ") || "(none)"}`;
+      return { buildId, action: "requeue", detail, ...(resumed.requeued.length > 0 ? {} : { skipped: true }) };
+    }
+    case "fail": {
+      if (!(await ports.ledger.fail(buildId, decision.reason))) return { buildId, action: "fail", detail: decision.reason, skipped: true };
+      const record = await ports.ledger.get(buildId);
+      if (record) await ports.notifier.publish(failedNotification(record, record.reason ?? decision.reason));
+      return { buildId, action: "fail", detail: decision.reason };
+    }
+  }
 }

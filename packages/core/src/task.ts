@@ -88,3 +88,30 @@ export function decodeGroveTask(message: string): GroveTask {
   const { engine: _obsolete, ...params } = result.data.params;
   return { ...result.data, params } as GroveTask;
 }
+
+/** Which grove of which build a message asks for: all a trainer needs, since the build's manifest says the rest. */
+export type GroveTaskRef = Pick<GroveTask, "buildId" | "grove"> & Partial<Omit<GroveTask, "buildId" | "grove">>;
+
+/**
+ * A queued message as a grove reference: the whole task when it is valid; otherwise, when it still names a build id
+ * and a grove number, just those (and queuedAt), with what is wrong in `problems`; otherwise no task at all.
+ */
+export function groveTaskRef(message: string): { task?: GroveTaskRef; problems: string[] } {
+  try {
+    return { task: decodeGroveTask(message), problems: [] };
+  } catch (err) {
+    const problems = [(err as Error).message];
+    let value: unknown;
+    try {
+      value = JSON.parse(message);
+    } catch {
+      return { problems };
+    }
+    const v = value as { buildId?: unknown; grove?: unknown; queuedAt?: unknown } | null;
+    const grove = v?.grove;
+    if (typeof v?.buildId !== "string" || !isBuildId(v.buildId) || typeof grove !== "number" || !Number.isInteger(grove) || grove < 0 || grove > 99_999)
+      return { problems };
+    const queuedAt = typeof v.queuedAt === "number" && v.queuedAt >= 0 ? { queuedAt: v.queuedAt } : {};
+    return { task: { buildId: v.buildId, grove, ...queuedAt }, problems };
+  }
+}

@@ -2,11 +2,15 @@ import { fitForest } from "@canopy/forest";
 import { errorLine, inShort, TaskError } from "./errors.ts";
 import { CONTENT_TYPES, keys } from "./keys.ts";
 import type { GroveStats } from "./ledger.ts";
+import type { BuildManifest } from "./manifest.ts";
 import { failedNotification } from "./notification.ts";
 import { PackCache } from "./pack-cache.ts";
 import { splitRows } from "./plan.ts";
 import { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier } from "./ports.ts";
-import type { GroveTask } from "./task.ts";
+import { toFitParams } from "./spec.ts";
+import { readManifest } from "./submit.ts";
+import type { GroveTask, GroveTaskRef } from "./task.ts";
+import { sha256Hex } from "./digest.ts";
 
 export interface TrainGrovePorts {
   blobs: BlobStore;
@@ -14,6 +18,8 @@ export interface TrainGrovePorts {
   clock?: Clock;
   /** Reused across calls so a warm trainer decodes each pack once. */
   packs?: PackCache;
+  /** Reused across calls so a warm trainer reads each build's manifest once. */
+  manifests?: ManifestCache;
   /** The trainer's memory size (Lambda), recorded in the grove's stats for cost accounting. */
   memoryMb?: number;
 }
@@ -27,9 +33,9 @@ export interface GroveDelivery {
 }
 
 export type GroveResult =
-  | { status: "landed"; buildId: string; grove: number; remaining: number; stats: GroveStats }
+  | { status: "landed"; buildId: string; grove: number; remaining: number; stats: GroveStats; disagreements?: string[] }
   /** Trained and stored, but the ledger had already counted this grove or the build stopped TRAINING meanwhile. */
-  | { status: "not-landed"; buildId: string; grove: number; remaining: number; stats: GroveStats }
+  | { status: "not-landed"; buildId: string; grove: number; remaining: number; stats: GroveStats; disagreements?: string[] }
   /** Nothing done: the build is unknown, not TRAINING, or already has this grove. */
   | { status: "skipped"; buildId: string; grove: number; reason: string };
 
@@ -37,31 +43,96 @@ export type GroveResult =
 const defaultPacks = new PackCache();
 
 /**
- * Trains one grove: trees [treeStart, treeEnd) on the build's train split, stores them, lands them in the
- * ledger. Deterministic, so a redelivered task rewrites identical bytes. Throws on failure; the runtime retries
- * (see isRetryable) and finally calls failGroveTask.
+ * Manifests by store and build id, kept across calls. A manifest is written once, before its build's record exists,
+ * and never changes, so a cached one cannot be stale; the same id in another store (another root, another bucket) is
+ * another build. Least recently used ones are dropped beyond `maxEntries` per store.
  */
-export async function trainGrove(task: GroveTask, ports: TrainGrovePorts, delivery: GroveDelivery = {}): Promise<GroveResult> {
+export class ManifestCache {
+  private readonly stores = new WeakMap<BlobStore, Map<string, Promise<BuildManifest>>>();
+
+  constructor(private readonly maxEntries = 16) {}
+
+  async load(buildId: string, blobs: BlobStore): Promise<BuildManifest> {
+    let entries = this.stores.get(blobs);
+    if (!entries) this.stores.set(blobs, (entries = new Map()));
+    const hit = entries.get(buildId) ?? readManifest(blobs, buildId);
+    entries.delete(buildId);
+    entries.set(buildId, hit);
+    while (entries.size > this.maxEntries) entries.delete(entries.keys().next().value as string);
+    try {
+      return await hit;
+    } catch (err) {
+      if (entries.get(buildId) === hit) entries.delete(buildId);
+      throw err;
+    }
+  }
+}
+
+const defaultManifests = new ManifestCache();
+
+/**
+ * Where a task message says something other than its build's manifest (another pack, other parameters or trees):
+ * one line per field. The manifest is what the build was submitted with, so it wins; a message is only a pointer
+ * to (build, grove).
+ */
+export function taskDisagreements(task: GroveTaskRef, manifest: BuildManifest): string[] {
+  const plan = manifest.groves[task.grove];
+  const expected: Partial<Record<keyof GroveTask, unknown>> = {
+    packKey: manifest.packKey,
+    packHash: manifest.packHash,
+    seed: manifest.spec.seed,
+    testFraction: manifest.spec.test_fraction,
+    treeStart: plan?.treeStart,
+    treeEnd: plan?.treeEnd,
+    params: toFitParams(manifest.spec),
+  };
+  const out: string[] = [];
+  for (const [field, value] of Object.entries(expected)) {
+    if (!(field in task)) continue;
+    const got = task[field as keyof GroveTaskRef];
+    if (JSON.stringify(got) !== JSON.stringify(value)) out.push(`${field}: the message says ${short(got)}, the manifest ${short(value)}`);
+  }
+  return out;
+}
+
+const short = (value: unknown) => {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+};
+
+
+/**
+ * Trains one grove: trees [treeStart, treeEnd) on the build's train split, stores them, lands them in the ledger
+ * with their digest. The pack, parameters, split and trees come from the build's manifest (written at submit), not
+ * from the message, so a stray or altered message cannot train another model into the build. Deterministic, so a
+ * redelivered task rewrites identical bytes. Throws on failure; the runtime retries (see isRetryable) and finally
+ * calls failGroveTask.
+ */
+export async function trainGrove(task: GroveTaskRef, ports: TrainGrovePorts, delivery: GroveDelivery = {}): Promise<GroveResult> {
   const clock = ports.clock ?? systemClock;
   const { buildId, grove } = task;
   const startedAt = clock.now();
-  const record = await ports.ledger.get(buildId);
+  const [record, entry] = await Promise.all([ports.ledger.summary(buildId), ports.ledger.grove(buildId, grove)]);
   const skip = (reason: string): GroveResult => ({ status: "skipped", buildId, grove, reason });
   if (!record) return skip(`build ${buildId} not found`);
   if (record.status !== "TRAINING") return skip(`build is ${record.status}`);
-  if (record.landed.includes(grove)) return skip(`grove ${grove} already landed`);
-  if (record.failed.some((f) => f.grove === grove)) return skip(`grove ${grove} was given up on`);
+  if (entry?.outcome === "landed") return skip(`grove ${grove} already landed`);
+  if (entry?.outcome === "failed") return skip(`grove ${grove} was given up on`);
 
-  // The pack is read by its key and checked by its hash: they must name the same pack, or a task could make a
-  // trainer read any blob in the store (and report it as a damaged pack).
-  if (task.packKey !== keys.pack(task.packHash))
+  // The trainer reads the manifest's pack, never the message's; still, a message whose packKey is not the key of its
+  // packHash was altered or forged, and is refused before anything is read (issue 9.13).
+  if (task.packKey !== undefined && task.packHash !== undefined && task.packKey !== keys.pack(task.packHash))
     throw new TaskError(`grove task's packKey ${inShort(task.packKey, 120)} is not the key of its packHash (${keys.pack(task.packHash)}); the pack is not read`);
-  const { pack, cached } = await (ports.packs ?? defaultPacks).load(task.packHash, task.packKey, ports.blobs);
+  const manifest = await (ports.manifests ?? defaultManifests).load(buildId, ports.blobs);
+  const plan = manifest.groves[grove];
+  if (!plan || plan.grove !== grove) throw new TaskError(`builds/${buildId}/spec.json has no grove ${grove} (groves 0..${manifest.groves.length - 1})`);
+  const disagreements = taskDisagreements(task, manifest);
+  const { pack, cached } = await (ports.packs ?? defaultPacks).load(manifest.packHash, manifest.packKey, ports.blobs);
   const loadedAt = clock.now();
 
-  const { train } = splitRows(pack.nRows, task.testFraction, task.seed);
-  const treeIndices = Array.from({ length: task.treeEnd - task.treeStart }, (_, i) => task.treeStart + i);
-  const forest = fitForest(pack, task.params, { rows: train, treeIndices });
+  const { train } = splitRows(pack.nRows, manifest.spec.test_fraction, manifest.spec.seed);
+  const treeIndices = Array.from({ length: plan.treeEnd - plan.treeStart }, (_, i) => plan.treeStart + i);
+  const forest = fitForest(pack, toFitParams(manifest.spec), { rows: train, treeIndices });
   const bytes = forest.toBinary();
   const trainedAt = clock.now();
 
@@ -72,7 +143,8 @@ export async function trainGrove(task: GroveTask, ports: TrainGrovePorts, delive
     trees: forest.nTrees,
     nodes: forest.nodeCount,
     bytes: bytes.length,
-    queuedAt: task.queuedAt,
+    digest: sha256Hex(bytes),
+    queuedAt: task.queuedAt ?? startedAt,
     startedAt,
     loadedAt,
     trainedAt,
@@ -84,7 +156,8 @@ export async function trainGrove(task: GroveTask, ports: TrainGrovePorts, delive
     ...(delivery.attempt !== undefined && delivery.attempt > 1 ? { attempt: delivery.attempt } : {}),
   };
   const landing = await ports.ledger.landGrove(buildId, grove, stats);
-  return { status: landing.landed ? "landed" : "not-landed", buildId, grove, remaining: landing.remaining, stats };
+  const noted = disagreements.length > 0 ? { disagreements } : {};
+  return { status: landing.landed ? "landed" : "not-landed", buildId, grove, remaining: landing.remaining, stats, ...noted };
 }
 
 /**

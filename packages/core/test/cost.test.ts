@@ -9,7 +9,7 @@ function grove(n: number, t0: number, ms: { wait: number; load: number; train: n
   const storedAt = trainedAt + ms.store;
   return {
     grove: n, treeStart: n * 5, treeEnd: n * 5 + 5, trees: 5, nodes: 100, bytes: 1000,
-    queuedAt: t0, startedAt, loadedAt, trainedAt, storedAt, landedAt: storedAt + 1, packCached: false,
+    queuedAt: t0, startedAt, loadedAt, trainedAt, storedAt, landedAt: storedAt + 1, packCached: false, digest: "0".repeat(64),
     waitMs: ms.wait, loadMs: ms.load, trainMs: ms.train, storeMs: ms.store, ...extra,
   };
 }

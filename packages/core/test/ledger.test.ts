@@ -13,12 +13,18 @@ const record = (patch: Partial<BuildRecord> = {}): BuildRecord => ({
 });
 
 describe("isAggregationTrigger", () => {
-  it("fires only on the change that brings remaining to 0 while TRAINING", () => {
+  it("fires on the change that brings remaining to 0 while TRAINING, and on a re-trigger or a reopened claim", () => {
     expect(isAggregationTrigger({ old: record({ remaining: 1 }), new: record({ remaining: 0 }) })).toBe(true);
     expect(isAggregationTrigger({ old: record({ remaining: 0 }), new: record({ remaining: 0 }) })).toBe(false);
     expect(isAggregationTrigger({ old: record({ remaining: 2 }), new: record({ remaining: 1 }) })).toBe(false);
     expect(isAggregationTrigger({ old: record({ remaining: 1 }), new: record({ remaining: 0, status: "FAILED" }) })).toBe(false);
     expect(isAggregationTrigger({ old: record({ remaining: 0 }), new: record({ remaining: 0, status: "AGGREGATING" }) })).toBe(false);
+    // redriveAggregation: the same state, one more redrive.
+    expect(isAggregationTrigger({ old: record({ remaining: 0 }), new: record({ remaining: 0, redrives: 1 }) })).toBe(true);
+    // reopenAggregation: AGGREGATING -> TRAINING.
+    expect(isAggregationTrigger({ old: record({ remaining: 0, status: "AGGREGATING" }), new: record({ remaining: 0, redrives: 1 }) })).toBe(true);
+    // A change feed that starts at a build already complete-but-unclaimed counts as a trigger (no old image).
+    expect(isAggregationTrigger({ new: record({ remaining: 0 }) })).toBe(true);
   });
 
   it("matches the DynamoDB stream filter's fields", () => {
@@ -33,18 +39,30 @@ describe("ledgerRules", () => {
   it("never mutates the record it decides on", () => {
     const r = record();
     const frozen = structuredClone(r);
-    ledgerRules.landGrove(r, 1, groveStats(1), 5);
-    ledgerRules.failGrove(r, 2, "x", 5);
+    ledgerRules.landGrove(r, undefined, 1, groveStats(1), 5);
+    ledgerRules.failGrove(r, undefined, 2, "x", 5);
     ledgerRules.claimAggregation(r, 5);
+    ledgerRules.redriveAggregation(r, 5);
+    ledgerRules.recordRequeue(r, 5);
     ledgerRules.fail(r, "y", 5);
     expect(r).toEqual(frozen);
   });
 
   it("says why the build failed when a grove failure exceeds the tolerance", () => {
-    const decision = ledgerRules.failGrove(record({ tolerated: 0 }), 2, "worker crashed", 9);
+    const decision = ledgerRules.failGrove(record({ tolerated: 0 }), undefined, 2, "worker crashed", 9);
     expect(decision.next?.status).toBe("FAILED");
     expect(decision.next?.reason).toBe("1 of 3 groves failed (tolerated 0); grove 2: worker crashed");
     expect(decision.next?.updatedAt).toBe(9);
+    expect(decision.settle).toEqual({ grove: 2, outcome: "failed", error: "worker crashed" });
+  });
+
+  it("writes nothing for a grove that already has an entry, landed or failed", () => {
+    const landed = { grove: 1, outcome: "landed" as const, stats: groveStats(1) };
+    expect(ledgerRules.landGrove(record(), landed, 1, groveStats(1), 5)).toEqual({ result: { landed: false, remaining: 3 } });
+    expect(ledgerRules.failGrove(record(), landed, 1, "x", 5)).toEqual({ result: { recorded: false, remaining: 3, buildFailed: false } });
+    const land = ledgerRules.landGrove(record(), undefined, 1, groveStats(1), 5);
+    expect(land.settle).toEqual(landed);
+    expect(land.next).toMatchObject({ remaining: 2, landedCount: 1, treesLanded: 5, lastSettled: landed, lastLandedAt: 5 });
   });
 });
 
@@ -66,6 +84,7 @@ describe("MemoryLedger", () => {
     const r = newBuildRecord({ buildId: "b-0000000000000003", total: 2, tolerated: 0, now: 0 });
     await ledger.create(r);
     r.landed.push(1);
+    r.landedCount = 9;
     const got = await ledger.get(r.buildId);
     got!.tags.evil = "yes";
     expect(await ledger.get(r.buildId)).toEqual(newBuildRecord({ buildId: r.buildId, total: 2, tolerated: 0, now: 0 }));

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { aggregate } from "../src/aggregate.ts";
 import { isRetryable, SpecError } from "../src/errors.ts";
 import { keys } from "../src/keys.ts";
+import { newBuildRecord } from "../src/ledger.ts";
 import type { BuildReport } from "../src/report.ts";
 import { parseBuildSpec } from "../src/spec.ts";
 import { prepareDataset, readManifest, resumeBuild, submitBuild } from "../src/submit.ts";
@@ -56,8 +57,10 @@ describe("training groves", () => {
     // Replay the task in a second world whose ledger has not seen the grove land.
     const replay = { blobs: new MemoryBlobStore(), ledger: new MemoryLedger() };
     await replay.blobs.put(p.prepared.packKey, p.prepared.pack.bytes);
+    await replay.blobs.put(keys.spec(p.id), (await p.blobs.get(keys.spec(p.id)))!);
     const record = (await p.ledger.get(p.id))!;
-    await replay.ledger.create({ ...record, landed: [], remaining: record.total, groveStats: {} });
+    await replay.ledger.create(newBuildRecord({ buildId: record.buildId, total: record.total, tolerated: record.tolerated, now: record.createdAt }));
+    await replay.ledger.startTraining(record.buildId);
     expect((await trainGrove(p.tasks[1], replay)).status).toBe("landed");
     const original = (await p.blobs.get(keys.grove(p.id, 1)))!;
     expect(Buffer.from((await replay.blobs.get(keys.grove(p.id, 1)))!).equals(Buffer.from(original))).toBe(true);
@@ -134,13 +137,14 @@ describe("resumeBuild", () => {
     await trainGrove(p.tasks[2], p);
     // The process died; the other two tasks were lost with it.
     const resumed = await resumeBuild(p.id, p);
-    expect(resumed).toEqual({ buildId: p.id, status: "TRAINING", requeued: [0, 3], needsAggregation: false });
+    expect(resumed).toEqual({ buildId: p.id, status: "TRAINING", requeued: [0, 3], redriven: false, aggregating: false });
+    expect((await p.ledger.summary(p.id))?.requeues).toBe(1);
     const again = p.queue.drain();
     expect(again.map((t) => [t.grove, t.treeStart, t.treeEnd])).toEqual([[0, 0, 2], [3, 6, 8]]);
     for (const task of again) await trainGrove(task, p);
     const [outcome] = await Promise.all(p.aggregations);
     expect(outcome.outcome).toBe("completed");
-    expect(await resumeBuild(p.id, p)).toEqual({ buildId: p.id, status: "COMPLETED", requeued: [], needsAggregation: false });
+    expect(await resumeBuild(p.id, p)).toEqual({ buildId: p.id, status: "COMPLETED", requeued: [], redriven: false, aggregating: false });
   });
 });
 

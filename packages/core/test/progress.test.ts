@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { EventLog } from "../src/event-log.ts";
-import { ledgerRules, newBuildRecord, type BuildRecord } from "../src/ledger.ts";
+import { ledgerRules, newBuildRecord, summaryOf, type BuildSummary, type Decision, type SettledGrove } from "../src/ledger.ts";
 import { ProgressTracker } from "../src/progress.ts";
 import type { ProgressEvent } from "../src/runtime.ts";
 import { groveStats } from "../src/testing/index.ts";
@@ -8,19 +8,23 @@ import { groveStats } from "../src/testing/index.ts";
 const ID = "b-0123456789abcdef";
 const T0 = 1_700_000_000_000;
 
-/** A build of 4 groves of 5 trees, moved through the ledger's own rules. */
+/** A build of 4 groves of 5 trees, moved through the ledger's own rules: its counter, as a feed or a poll sees it. */
 function build() {
-  let r: BuildRecord = newBuildRecord({ buildId: ID, total: 4, tolerated: 1, now: T0 });
-  const apply = (next: BuildRecord | undefined) => (r = next ?? r);
+  let r: BuildSummary = summaryOf(newBuildRecord({ buildId: ID, total: 4, tolerated: 1, now: T0 }));
+  const entries = new Map<number, SettledGrove>();
+  const apply = (d: Decision<unknown>) => {
+    if (d.settle) entries.set(d.settle.grove, d.settle);
+    return (r = d.next ?? r);
+  };
   return {
     get record() {
       return r;
     },
-    start: () => apply(ledgerRules.startTraining(r, T0 + 1).next),
-    land: (g: number, at: number) => apply(ledgerRules.landGrove(r, g, groveStats(g), at).next),
-    failGrove: (g: number, at: number) => apply(ledgerRules.failGrove(r, g, "boom", at).next),
-    claim: (at: number) => apply(ledgerRules.claimAggregation(r, at).next),
-    complete: (at: number) => apply(ledgerRules.complete(r, { modelKey: "m", reportKey: "r", metrics: null }, at).next),
+    start: () => apply(ledgerRules.startTraining(r, T0 + 1)),
+    land: (g: number, at: number) => apply(ledgerRules.landGrove(r, entries.get(g), g, groveStats(g), at)),
+    failGrove: (g: number, at: number) => apply(ledgerRules.failGrove(r, entries.get(g), g, "boom", at)),
+    claim: (at: number) => apply(ledgerRules.claimAggregation(r, at)),
+    complete: (at: number) => apply(ledgerRules.complete(r, { modelKey: "m", reportKey: "r", metrics: null }, at)),
   };
 }
 
@@ -32,7 +36,7 @@ describe("ProgressTracker: ledger snapshots in, progress events out", () => {
     const b = build();
     const t = new ProgressTracker(ID, 20, T0);
     const events: ProgressEvent[] = [];
-    const see = (r: BuildRecord) => events.push(...t.observe(r, r.updatedAt));
+    const see = (r: BuildSummary) => events.push(...t.observe(r, r.updatedAt));
     see(b.record); // PENDING: nothing yet
     see(b.start());
     see(b.land(2, T0 + 100));

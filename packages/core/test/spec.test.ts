@@ -115,9 +115,14 @@ describe("parseBuildSpec", () => {
       "grove_size: must be <= n_estimators (5) (got 10)",
     );
     expect(specError({ dataset: "d.csv", n_estimators: 20, grove_size: 10, tolerated_failures: 2 }).message).toBe(
-      "tolerated_failures: must be < the number of groves (2) (got 2)",
+      "tolerated_failures: must be at most half the groves (1 of 2), so a completed model keeps at least half its trees (got 2)",
     );
-    expect(parseBuildSpec({ dataset: "d.csv", n_estimators: 21, grove_size: 10, tolerated_failures: 2 }).tolerated_failures).toBe(2);
+    // 1,999 of 2,000 groves was accepted once: a "completed" model of one grove.
+    expect(specError({ dataset: "d.csv", n_estimators: 20_000, grove_size: 10, tolerated_failures: 1999 }).message).toBe(
+      "tolerated_failures: must be at most half the groves (1000 of 2000), so a completed model keeps at least half its trees (got 1999)",
+    );
+    expect(parseBuildSpec({ dataset: "d.csv", n_estimators: 40, grove_size: 10, tolerated_failures: 2 }).tolerated_failures).toBe(2);
+    expect(parseBuildSpec({ dataset: "d.csv", n_estimators: 20_000, grove_size: 10, tolerated_failures: 1000 }).tolerated_failures).toBe(1000);
     expect(specError({ dataset: "d.csv", task: "regression", criterion: "gini" }).issues[0].path).toBe("criterion");
     expect(specError({ dataset: "d.csv", task: "classification", criterion: "squared_error" }).issues[0].path).toBe("criterion");
     expect(specError({ dataset: "d.csv", task: "regression", class_weight: "balanced" }).issues[0].path).toBe("class_weight");

@@ -135,28 +135,9 @@ export class Forest {
 
   /** Mean decrease in impurity, normalised per tree then averaged (sklearn's feature_importances_). */
   featureImportances(): Float64Array {
-    const total = new Float64Array(this.nFeatures);
-    const perTree = new Float64Array(this.nFeatures);
-    let used = 0;
-    for (const t of this.trees) {
-      if (t.nodeCount <= 1) continue;
-      perTree.fill(0);
-      let sum = 0;
-      for (let i = 0; i < t.nodeCount; i++) {
-        if (t.feature[i] >= 0) {
-          perTree[t.feature[i]] += t.gain[i];
-          sum += t.gain[i];
-        }
-      }
-      if (sum <= 0) continue;
-      for (let f = 0; f < perTree.length; f++) total[f] += perTree[f] / sum;
-      used++;
-    }
-    if (used === 0) return total;
-    let s = 0;
-    for (const v of total) s += v;
-    for (let f = 0; f < total.length; f++) total[f] /= s;
-    return total;
+    const sum = new ImportanceSum(this.nFeatures);
+    for (const t of this.trees) sum.add(t);
+    return sum.result();
   }
 
   private requireTask(task: Task, what: string): void {
@@ -272,7 +253,7 @@ export class Forest {
   }
 
   /** The fields both encodings start with. */
-  private meta(): Omit<ForestJSON, "trees"> {
+  meta(): Omit<ForestJSON, "trees"> {
     return {
       format: FOREST_FORMAT,
       version: this.formatVersion,
@@ -310,72 +291,18 @@ export class Forest {
    * give the same bytes.
    */
   toBinary(): Uint8Array {
-    const featureWidth: 2 | 4 = this.nFeatures < 0x8000 ? 2 : 4;
+    const featureWidth = featureWidthOf(this.nFeatures);
     const width = this.valueWidth;
     const version = this.formatVersion;
-    const header: BinaryHeader = {
-      ...this.meta(),
-      featureWidth,
-      trees: this.trees.map((t) => ({
-        index: t.index,
-        nodeCount: t.nodeCount,
-        leafCount: t.values.length / width,
-        ...(t.categorical ? { categorySets: t.categorical.bounds.length - 1, categoryWords: t.categorical.bits.length } : {}),
-      })),
-    };
-    const headerBytes = new TextEncoder().encode(JSON.stringify(header));
+    const treeHeaders = this.trees.map((t) => treeHeader(t, width));
+    const headerBytes = encodeHeader(this.meta(), featureWidth, treeHeaders);
     let size = align8(PREAMBLE + headerBytes.length);
-    for (const [i, t] of this.trees.entries()) size += treeBytes(t.nodeCount, internalCount(t), t.values.length, featureWidth, version, header.trees[i]);
+    for (const [i, t] of this.trees.entries()) size += treeBytes(t.nodeCount, internalCount(t), t.values.length, featureWidth, version, treeHeaders[i]);
     const bytes = new Uint8Array(size);
-    for (let i = 0; i < 8; i++) bytes[i] = MAGIC.charCodeAt(i);
-    const view = new DataView(bytes.buffer);
-    view.setUint32(8, version, true);
-    view.setUint32(12, headerBytes.length, true);
-    bytes.set(headerBytes, PREAMBLE);
+    writePreamble(bytes, headerBytes, version);
     let off = align8(PREAMBLE + headerBytes.length);
-    for (const t of this.trees) {
-      const nInternal = internalCount(t);
-      const thr = new Float64Array(bytes.buffer, off, nInternal);
-      off += nInternal * 8;
-      new Float32Array(bytes.buffer, off, t.values.length).set(t.values);
-      off += t.values.length * 4;
-      const gain = new Float32Array(bytes.buffer, off, nInternal);
-      off += nInternal * 4;
-      let k = 0;
-      for (let i = 0; i < t.nodeCount; i++) {
-        if (t.feature[i] >= 0) {
-          thr[k] = t.threshold[i];
-          gain[k] = t.gain[i];
-          k++;
-        }
-      }
-      new Int32Array(bytes.buffer, off, t.nodeCount).set(t.right);
-      off += t.nodeCount * 4;
-      if (featureWidth === 2) new Int16Array(bytes.buffer, off, t.nodeCount).set(t.feature);
-      else new Int32Array(bytes.buffer, off, t.nodeCount).set(t.feature);
-      off += t.nodeCount * featureWidth;
-      if (version >= 4) {
-        bytes.set(asBytes(Uint16Array.from(t.thresholdBin)), off);
-        off += t.nodeCount * 2;
-      } else {
-        bytes.set(t.thresholdBin, off);
-        off += t.nodeCount;
-      }
-      bytes.set(t.missingLeft, off);
-      off = align8(off + t.nodeCount);
-      if (t.categorical) {
-        // The categorical split nodes in pre-order (set k belongs to the k-th), the sets' bounds, their words.
-        const { set, bounds, bits } = t.categorical;
-        const nodes = new Int32Array(bounds.length - 1);
-        for (let i = 0; i < t.nodeCount; i++) if (set[i] >= 0) nodes[set[i]] = i;
-        for (const part of [nodes, bounds, bits]) {
-          bytes.set(asBytes(part), off);
-          off += part.length * 4;
-        }
-        off = align8(off);
-      }
-    }
-    view.setUint32(16, checksum(bytes), true);
+    for (const t of this.trees) off = writeTree(bytes, off, t, featureWidth, version);
+    new DataView(bytes.buffer).setUint32(16, checksum(bytes), true);
     return bytes;
   }
 
@@ -437,6 +364,79 @@ function internalCount(t: Tree): number {
   let n = 0;
   for (let i = 0; i < t.nodeCount; i++) if (t.feature[i] >= 0) n++;
   return n;
+}
+
+const featureWidthOf = (nFeatures: number): 2 | 4 => (nFeatures < 0x8000 ? 2 : 4);
+
+type TreeHeader = BinaryHeader["trees"][number];
+
+function treeHeader(t: Tree, width: number): TreeHeader {
+  return {
+    index: t.index,
+    nodeCount: t.nodeCount,
+    leafCount: t.values.length / width,
+    ...(t.categorical ? { categorySets: t.categorical.bounds.length - 1, categoryWords: t.categorical.bits.length } : {}),
+  };
+}
+
+/** The binary header's JSON: the same fields in the same order for a model written whole or grove by grove. */
+function encodeHeader(meta: Omit<ForestJSON, "trees">, featureWidth: 2 | 4, trees: TreeHeader[]): Uint8Array {
+  const header: BinaryHeader = { ...meta, featureWidth, trees };
+  return new TextEncoder().encode(JSON.stringify(header));
+}
+
+/** Magic, version, header length and the header; the checksum (bytes 16-19) is written last. */
+function writePreamble(bytes: Uint8Array, headerBytes: Uint8Array, version: number): void {
+  for (let i = 0; i < 8; i++) bytes[i] = MAGIC.charCodeAt(i);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  view.setUint32(8, version, true);
+  view.setUint32(12, headerBytes.length, true);
+  bytes.set(headerBytes, PREAMBLE);
+}
+
+/** One tree's arrays at `off` (8-aligned) in format `version`; returns where the next tree starts. */
+function writeTree(bytes: Uint8Array, off: number, t: Tree, featureWidth: 2 | 4, version: number): number {
+  const nInternal = internalCount(t);
+  const thr = new Float64Array(bytes.buffer, bytes.byteOffset + off, nInternal);
+  off += nInternal * 8;
+  new Float32Array(bytes.buffer, bytes.byteOffset + off, t.values.length).set(t.values);
+  off += t.values.length * 4;
+  const gain = new Float32Array(bytes.buffer, bytes.byteOffset + off, nInternal);
+  off += nInternal * 4;
+  let k = 0;
+  for (let i = 0; i < t.nodeCount; i++) {
+    if (t.feature[i] >= 0) {
+      thr[k] = t.threshold[i];
+      gain[k] = t.gain[i];
+      k++;
+    }
+  }
+  new Int32Array(bytes.buffer, bytes.byteOffset + off, t.nodeCount).set(t.right);
+  off += t.nodeCount * 4;
+  if (featureWidth === 2) new Int16Array(bytes.buffer, bytes.byteOffset + off, t.nodeCount).set(t.feature);
+  else new Int32Array(bytes.buffer, bytes.byteOffset + off, t.nodeCount).set(t.feature);
+  off += t.nodeCount * featureWidth;
+  if (version >= 4) {
+    bytes.set(asBytes(Uint16Array.from(t.thresholdBin)), off);
+    off += t.nodeCount * 2;
+  } else {
+    bytes.set(t.thresholdBin, off);
+    off += t.nodeCount;
+  }
+  bytes.set(t.missingLeft, off);
+  off = align8(off + t.nodeCount);
+  if (t.categorical) {
+    // The categorical split nodes in pre-order (set k belongs to the k-th), the sets' bounds, their words.
+    const { set, bounds, bits } = t.categorical;
+    const nodes = new Int32Array(bounds.length - 1);
+    for (let i = 0; i < t.nodeCount; i++) if (set[i] >= 0) nodes[set[i]] = i;
+    for (const part of [nodes, bounds, bits]) {
+      bytes.set(asBytes(part), off);
+      off += part.length * 4;
+    }
+    off = align8(off);
+  }
+  return off;
 }
 
 /** Bytes of one tree: version 4 stores bin thresholds in 16 bits, then its category sets if it has any. */
@@ -502,6 +502,208 @@ function packLeaf(t: Tree, pack: DatasetPack, r: number): number {
     f = feature[node];
   }
   return node;
+}
+
+/**
+ * Feature importances summed tree by tree (mean decrease in impurity, normalised per tree, then averaged, as
+ * sklearn's feature_importances_): the forest's own computation, usable on trees that arrive one grove at a time.
+ */
+export class ImportanceSum {
+  private readonly total: Float64Array;
+  private readonly perTree: Float64Array;
+  private used = 0;
+
+  constructor(readonly nFeatures: number) {
+    this.total = new Float64Array(nFeatures);
+    this.perTree = new Float64Array(nFeatures);
+  }
+
+  add(t: Tree): void {
+    if (t.nodeCount <= 1) return;
+    const perTree = this.perTree;
+    perTree.fill(0);
+    let sum = 0;
+    for (let i = 0; i < t.nodeCount; i++) {
+      if (t.feature[i] >= 0) {
+        perTree[t.feature[i]] += t.gain[i];
+        sum += t.gain[i];
+      }
+    }
+    if (sum <= 0) return;
+    for (let f = 0; f < perTree.length; f++) this.total[f] += perTree[f] / sum;
+    this.used++;
+  }
+
+  result(): Float64Array {
+    const total = this.total.slice();
+    if (this.used === 0) return total;
+    let s = 0;
+    for (const v of total) s += v;
+    for (let f = 0; f < total.length; f++) total[f] /= s;
+    return total;
+  }
+}
+
+/** One grove's tree data in each format version the model may be written in (see ForestMerger). */
+interface MergePart {
+  /** The version the grove is stored in: its stored tree data is that version's encoding. */
+  stored: number;
+  /** CRC-32 and length of its tree data by format version, from the oldest that holds its trees to the newest. */
+  encodings: Map<number, { crc: number; length: number }>;
+}
+
+/**
+ * Writes the model of a build grove by grove, without ever holding it: the bytes are exactly those of
+ * `Forest.merge(groves).withSchema(schema).toBinary()`. Two passes over the groves, in tree order:
+ * 1. `add(bytes)` each grove (validated and decoded, returned for evaluation); its tree headers, the CRC-32 and
+ *    length of its tree data are kept (a few bytes per tree).
+ * 2. `prefix(schema)` gives the preamble and header (the checksum is the CRC-32 of the whole file, combined from
+ *    the parts), then `body(i, bytes)` each grove again: its tree data as stored, which is what toBinary writes for
+ *    those trees (the same encoder wrote the grove). A grove whose data changed between the passes is refused.
+ * Format versions: a forest is written in the oldest version that holds its trees (4 for category sets or 16-bit
+ * bins, else 3), so groves of one build can differ, and the model's version is only known after the last grove. Pass
+ * 1 therefore keeps each grove's CRC in every version it could be written in (one encode of its trees per version
+ * besides the stored one), and pass 2 re-encodes a grove stored in another version than the model's.
+ * Memory: one grove at a time plus the header.
+ */
+export class ForestMerger {
+  private first?: Forest;
+  private signature = "";
+  private readonly treeHeaders: TreeHeader[] = [];
+  private readonly parts: MergePart[] = [];
+  private nodes = 0;
+  private lastIndex = -1;
+  private version = NUMERIC_VERSION;
+
+  get nTrees(): number {
+    return this.treeHeaders.length;
+  }
+
+  get nodeCount(): number {
+    return this.nodes;
+  }
+
+  /** Pass 1: one grove (binary, as a trainer stores it), after the previous one in tree order. */
+  add(bytes: Uint8Array): Forest {
+    const grove = Forest.load(bytes);
+    const layout = groveLayout(bytes, grove);
+    if (this.first === undefined) {
+      this.first = grove;
+      this.signature = compatibilityKey(grove);
+    } else if (compatibilityKey(grove) !== this.signature) {
+      throw new CanopyError("cannot merge groves of different builds (task, features, classes or parameters differ)");
+    }
+    const width = grove.valueWidth;
+    for (const t of grove.trees) {
+      if (t.index <= this.lastIndex) throw new CanopyError(`tree ${t.index} comes after tree ${this.lastIndex}: groves must be merged in tree order, each tree once`);
+      this.lastIndex = t.index;
+      this.treeHeaders.push(treeHeader(t, width));
+      this.nodes += t.nodeCount;
+    }
+    const body = bytes.subarray(layout.bodyOffset);
+    const encodings = new Map<number, { crc: number; length: number }>();
+    for (let v = grove.formatVersion; v <= FOREST_VERSION; v++) {
+      const data = v === grove.version ? body : encodeTrees(grove, v);
+      encodings.set(v, { crc: crc32(data), length: data.length });
+    }
+    this.version = Math.max(this.version, grove.formatVersion);
+    this.parts.push({ stored: grove.version, encodings });
+    return grove;
+  }
+
+  /** After pass 1: the model's first bytes (preamble with its final checksum, header, padding) and its total size. */
+  prefix(schema?: TableSchema): { bytes: Uint8Array; size: number } {
+    if (this.first === undefined) throw new CanopyError("nothing to merge: no groves");
+    const meta = { ...this.first.withSchema(schema).meta(), version: this.version };
+    const headerBytes = encodeHeader(meta, featureWidthOf(this.first.nFeatures), this.treeHeaders);
+    const bytes = new Uint8Array(align8(PREAMBLE + headerBytes.length));
+    writePreamble(bytes, headerBytes, this.version);
+    let crc = crc32(bytes.subarray(20), crc32(bytes.subarray(0, 16)));
+    let size = bytes.length;
+    for (const part of this.parts) {
+      const written = part.encodings.get(this.version)!;
+      crc = crc32Combine(crc, written.crc, written.length);
+      size += written.length;
+    }
+    new DataView(bytes.buffer).setUint32(16, crc, true);
+    return { bytes, size };
+  }
+
+  /** Pass 2: the tree data of the `i`-th grove added, from its bytes read again. */
+  body(i: number, bytes: Uint8Array): Uint8Array {
+    const part = this.parts[i];
+    if (!part) throw new CanopyError(`grove ${i} was not added`);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (!hasMagic(bytes) || bytes.length < PREAMBLE) throw new FormatError("not a Canopy grove in the binary format");
+    const changed = () => new FormatError("the grove's tree data changed between the two passes of the merge");
+    const stored = bytes.subarray(align8(PREAMBLE + view.getUint32(12, true)));
+    const storedCrc = part.encodings.get(part.stored);
+    if (storedCrc && (stored.length !== storedCrc.length || crc32(stored) !== storedCrc.crc)) throw changed();
+    const body = part.stored === this.version ? stored : encodeTrees(Forest.load(bytes), this.version);
+    const expected = part.encodings.get(this.version)!;
+    if (body.length !== expected.length || crc32(body) !== expected.crc) throw changed();
+    return body;
+  }
+}
+
+/** A forest's tree data (what follows the header) in format `version`. */
+function encodeTrees(forest: Forest, version: number): Uint8Array {
+  const featureWidth = featureWidthOf(forest.nFeatures);
+  const width = forest.valueWidth;
+  let size = 0;
+  for (const t of forest.trees) size += treeBytes(t.nodeCount, internalCount(t), t.values.length, featureWidth, version, treeHeader(t, width));
+  const bytes = new Uint8Array(size);
+  let off = 0;
+  for (const t of forest.trees) off = writeTree(bytes, off, t, featureWidth, version);
+  return bytes;
+}
+
+/** Where a grove's tree data starts; only groves in the binary formats trainers write (3 and 4) qualify. */
+function groveLayout(bytes: Uint8Array, grove: Forest): { bodyOffset: number } {
+  if (!hasMagic(bytes) || (grove.version !== FOREST_VERSION && grove.version !== NUMERIC_VERSION))
+    throw new FormatError(`a grove to merge must be in the binary format version ${NUMERIC_VERSION} or ${FOREST_VERSION}, as trainers store it`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(PREAMBLE, PREAMBLE + view.getUint32(12, true)))) as BinaryHeader;
+  if (header.featureWidth !== featureWidthOf(grove.nFeatures)) throw new FormatError("corrupt grove: unexpected feature width");
+  return { bodyOffset: align8(PREAMBLE + view.getUint32(12, true)) };
+}
+
+/**
+ * zlib's crc32_combine: the CRC-32 of A followed by B from crc(A), crc(B) and B's length, by applying B's length
+ * in zeros to crc(A) as a linear operator over GF(2) (squared per bit of the length).
+ */
+export function crc32Combine(crcA: number, crcB: number, lengthB: number): number {
+  if (lengthB <= 0) return crcA >>> 0;
+  const gf2Times = (mat: Uint32Array, vec: number) => {
+    let sum = 0;
+    for (let i = 0; vec !== 0; i++, vec >>>= 1) if (vec & 1) sum ^= mat[i];
+    return sum >>> 0;
+  };
+  const gf2Square = (square: Uint32Array, mat: Uint32Array) => {
+    for (let n = 0; n < 32; n++) square[n] = gf2Times(mat, mat[n]);
+  };
+  const even = new Uint32Array(32);
+  const odd = new Uint32Array(32);
+  odd[0] = 0xedb88320; // the CRC-32 polynomial: the operator for one zero bit
+  let row = 1;
+  for (let n = 1; n < 32; n++) {
+    odd[n] = row;
+    row <<= 1;
+  }
+  gf2Square(even, odd); // two zero bits
+  gf2Square(odd, even); // four zero bits
+  let crc = crcA >>> 0;
+  let len = lengthB;
+  do {
+    gf2Square(even, odd); // first pass: one zero byte
+    if (len & 1) crc = gf2Times(even, crc);
+    len = Math.floor(len / 2);
+    if (len === 0) break;
+    gf2Square(odd, even);
+    if (len & 1) crc = gf2Times(odd, crc);
+    len = Math.floor(len / 2);
+  } while (len !== 0);
+  return (crc ^ crcB) >>> 0;
 }
 
 /** CRC-32 of a v2 encoding: every byte but the checksum's own four (bytes 16-19). */

@@ -21,7 +21,7 @@ export { resolveParams, featuresPerSplit } from "./options.ts";
 export type { FitParams, ResolvedParams } from "./options.ts";
 export { fitForest, allRows } from "./fit.ts";
 export type { FitOptions } from "./fit.ts";
-export { Forest, FOREST_FORMAT, FOREST_VERSION } from "./forest.ts";
+export { crc32Combine, Forest, FOREST_FORMAT, FOREST_VERSION, ForestMerger, ImportanceSum } from "./forest.ts";
 export type { Matrix, ForestJSON, TreeJSON } from "./forest.ts";
 export { parseCsv } from "./csv.ts";
 export { parseCell, INVALID, isMissingCell, canonicalNumber, printable, quoted, MISSING_SPELLINGS } from "./cells.ts";

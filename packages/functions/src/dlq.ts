@@ -1,6 +1,6 @@
 import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
 import type { Logger } from "@aws-lambda-powertools/logger";
-import { decodeGroveTask, errorLine, failGroveTask, lastGroveError, type BlobStore, type BuildLedger, type GroveTask, type Notifier } from "@canopy/core";
+import { errorLine, failGroveTask, groveTaskRef, lastGroveError, LedgerError, type BlobStore, type BuildLedger, type Notifier } from "@canopy/core";
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { resources } from "./resources.ts";
 import { functionLogger } from "./runtime.ts";
@@ -34,18 +34,25 @@ export function createDeadLetterConsumer(deps: DeadLetterDeps = {}) {
     logger.addContext(context);
     const ports = await getPorts();
     const handle = async (record: SQSRecord) => {
-      let task: GroveTask;
-      try {
-        task = decodeGroveTask(record.body);
-      } catch (err) {
-        // No build to attribute it to: dropping it is all that can be done (the sweeper fails a build it starved).
-        logger.error("dead letter is not a grove task; dropped", { error: errorLine(err), body: record.body.slice(0, 500) });
+      // The grove it names is all that matters (a message with other fields wrong still names its grove).
+      const { task, problems } = groveTaskRef(record.body);
+      if (!task) {
+        // No build to attribute it to: dropping it is all that can be done.
+        logger.error("dead letter is not a grove task; dropped", { error: problems.join("; "), body: record.body.slice(0, 500) });
         return "dropped";
       }
       const deliveries = record.attributes.ApproximateReceiveCount;
       const recorded = ports.blobs ? await lastGroveError(task, ports.blobs) : undefined;
       const error = recorded ?? `no error recorded by the trainer; gave up after ${deliveries} deliveries`;
-      const outcome = await failGroveTask(task, error, ports);
+      let outcome: Awaited<ReturnType<typeof failGroveTask>>;
+      try {
+        outcome = await failGroveTask(task, error, ports);
+      } catch (err) {
+        // A grove its build does not have, or a build that is gone: nothing to record, and retrying cannot change that.
+        if (!(err instanceof LedgerError)) throw err;
+        logger.error("dead letter names no grove of a known build; dropped", { buildId: task.buildId, grove: task.grove, error: errorLine(err) });
+        return "dropped";
+      }
       logger[outcome.buildFailed ? "error" : "warn"]("grove given up on", { buildId: task.buildId, grove: task.grove, error, ...outcome });
       return outcome;
     };

@@ -3,5 +3,5 @@ export { createDeadLetterConsumer, type DeadLetterDeps } from "./dlq.ts";
 export { createPredictFunction, requestFromEvent, resultFromResponse, type PredictDeps } from "./predict.ts";
 export { resources } from "./resources.ts";
 export { containerId, functionLogger, memoryMb } from "./runtime.ts";
-export { createSweeper, stallLimitMs, type SweeperDeps } from "./sweeper.ts";
+export { aggregationLeaseMs, createSweeper, stallLimitMs, type SweeperDeps, type SweeperPorts, type SweepSummary } from "./sweeper.ts";
 export { createTrainer, type TrainerDeps } from "./trainer.ts";

@@ -1,5 +1,5 @@
-import type { BlobStore, BuildLedger, BuildRecord, Notifier } from "@canopy/core";
-import { DynamoLedger, listOpenBuilds, resolveResources, S3BlobStore, SnsNotifier, type ResourceName } from "@canopy/runtime-aws";
+import type { BlobStore, BuildLedger, Notifier, QueueState, TaskQueue } from "@canopy/core";
+import { DynamoLedger, listOpenBuilds, queueState, resolveResources, S3BlobStore, SnsNotifier, SqsTaskQueue, type ResourceName } from "@canopy/runtime-aws";
 import { Resource } from "sst";
 
 /**
@@ -31,8 +31,13 @@ export const resources = {
   blobs: once<BlobStore>(async () => new S3BlobStore(await resourceName("bucket"))),
   ledger: once<BuildLedger>(async () => new DynamoLedger(await resourceName("table"))),
   notifier: once<Notifier>(async () => new SnsNotifier(await resourceName("topicArn"))),
-  openBuilds: once<() => Promise<BuildRecord[]>>(async () => {
+  queue: once<TaskQueue>(async () => new SqsTaskQueue(await resourceName("queueUrl"))),
+  openBuilds: once<() => Promise<string[]>>(async () => {
     const table = await resourceName("table");
     return () => listOpenBuilds(table);
+  }),
+  queueState: once<() => Promise<QueueState>>(async () => {
+    const url = await resourceName("queueUrl");
+    return () => queueState(url);
   }),
 };

@@ -1,40 +1,84 @@
-import { isAggregationTrigger, keys, PackCache, type BuildReport } from "@canopy/core";
+import { CONTENT_TYPES, isAggregationTrigger, keys, PackCache, type BlobStore, type BuildReport } from "@canopy/core";
 import { MemoryBlobStore } from "@canopy/core/testing";
 import { describe, expect, it } from "vitest";
 import { createAggregator } from "../src/aggregator.ts";
 import { createDeadLetterConsumer } from "../src/dlq.ts";
 import { containerId, memoryMb } from "../src/runtime.ts";
-import { createSweeper, stallLimitMs } from "../src/sweeper.ts";
+import { aggregationLeaseMs, createSweeper, stallLimitMs } from "../src/sweeper.ts";
 import { createTrainer } from "../src/trainer.ts";
 import { context, irisBuild, quiet, sqsEvent, streamRecord, taskEvent } from "./support.ts";
 
 type Build = Awaited<ReturnType<typeof irisBuild>>;
-const trainerFor = (b: Build, packs = new PackCache()) =>
-  createTrainer({ ports: async () => ({ blobs: b.blobs, ledger: b.ledger }), packs, logger: quiet(), clock: b.clock });
+/** Messages the trainer sent to the dead-letter queue at once, per build. */
+const deadLetters = new Map<string, { body: string; cause: string }[]>();
+const trainerFor = (b: Build, packs = new PackCache(), blobs: BlobStore = b.blobs) =>
+  createTrainer({
+    ports: async () => ({ blobs, ledger: b.ledger }),
+    deadLetters: async () => ({ send: async (body, cause) => void deadLetters.set(b.id, [...(deadLetters.get(b.id) ?? []), { body, cause }]) }),
+    packs,
+    logger: quiet(),
+    clock: b.clock,
+  });
+/** The build's blob store, with writes of one grove's blob failing as an unknown (transient) fault would. */
+const failingPutOf = (b: Build, grove: number): BlobStore => ({
+  get: (key) => b.blobs.get(key),
+  exists: (key) => b.blobs.exists(key),
+  put: async (key, bytes, type) => {
+    if (key === keys.grove(b.id, grove)) throw new Error("SlowDown: please reduce your request rate");
+    return b.blobs.put(key, bytes, type);
+  },
+});
 const aggregatorFor = (b: Build) =>
   createAggregator({ ports: async () => ({ blobs: b.blobs, ledger: b.ledger, notifier: b.notifier }), logger: quiet(), clock: b.clock, prices: {} });
 const dlqFor = (b: Build) => createDeadLetterConsumer({ ports: async () => ({ blobs: b.blobs, ledger: b.ledger, notifier: b.notifier }), logger: quiet() });
 const triggers = (b: Build) => b.changes.filter(isAggregationTrigger).map(streamRecord);
 
 describe("trainer", () => {
-  it("trains each record, reports only the failing ones, and keeps the pack across invocations", async () => {
+  it("trains each record from its build's manifest, reports only the failing ones, and keeps the pack across invocations", async () => {
     const b = await irisBuild();
     const packs = new PackCache();
-    const trainer = trainerFor(b, packs);
-    const bad = { ...b.tasks[2], packHash: "0".repeat(64), packKey: keys.pack("0".repeat(64)) };
-    const event = { Records: [...taskEvent([b.tasks[0], b.tasks[0]]).Records, ...taskEvent([bad]).Records, ...sqsEvent(["not json"]).Records] };
+    const trainer = trainerFor(b, packs, failingPutOf(b, 2));
+    // A message pointing grove 1 at another pack: the manifest is the truth, so grove 1 trains on the build's pack.
+    const astray = { ...b.tasks[1], packHash: "0".repeat(64), packKey: keys.pack("0".repeat(64)) };
+    const event = { Records: [...taskEvent([b.tasks[0], b.tasks[0], astray, b.tasks[2]]).Records, ...sqsEvent(["not json"]).Records] };
     const response = await trainer(event, context(1769));
-    expect(response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual([event.Records[2].messageId, event.Records[3].messageId]);
+    expect(response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual([event.Records[3].messageId, event.Records[4].messageId]);
 
     const record = (await b.ledger.get(b.id))!;
-    expect(record.landed).toEqual([0]);
+    expect(record.landed).toEqual([0, 1]);
     expect(record.groveStats[0]).toMatchObject({ memoryMb: 1769, packCached: false });
-    // The bad task's error is kept for the dead-letter consumer; the build is untouched by it.
-    expect(new TextDecoder().decode((await b.blobs.get(keys.groveError(b.id, 2)))!)).toMatch(/^TaskError: dataset pack packs\/0{64}\.pack not found$/);
+    // The failing grove's error is kept for the dead-letter consumer; the build is untouched by it.
+    expect(new TextDecoder().decode((await b.blobs.get(keys.groveError(b.id, 2)))!)).toBe("SlowDown: please reduce your request rate");
+    expect(record.failed).toEqual([]);
 
     // A warm container: the next grove's pack comes from memory.
-    expect((await trainer(taskEvent([b.tasks[1]]), context(1769))).batchItemFailures).toEqual([]);
-    expect((await b.ledger.get(b.id))!.groveStats[1].packCached).toBe(true);
+    expect((await trainerFor(b, packs)(taskEvent([b.tasks[2]]), context(1769))).batchItemFailures).toEqual([]);
+    expect((await b.ledger.get(b.id))!.groveStats[2].packCached).toBe(true);
+  });
+
+  it("sends a task that can never succeed (a damaged pack: an input error) to the dead-letter queue at once, never retried", async () => {
+    const b = await irisBuild({ tolerated_failures: 1 });
+    const pack = (await b.blobs.get(b.prepared.packKey))!;
+    await b.blobs.put(b.prepared.packKey, pack.slice(0, pack.length - 10), CONTENT_TYPES.pack);
+    const trainer = trainerFor(b);
+    const events = [taskEvent([b.tasks[0]]), taskEvent([b.tasks[1]])];
+    for (const event of events) expect((await trainer(event, context())).batchItemFailures).toEqual([]); // done: not redelivered
+    const sent = deadLetters.get(b.id)!;
+    expect(sent.map((m) => m.body)).toEqual(events.map((e) => e.Records[0].body));
+    expect(sent[0].cause).toMatch(/^input error, not retried: TaskError: dataset pack packs\/[0-9a-f]{64}\.pack is damaged/);
+    expect(await b.ledger.summary(b.id)).toMatchObject({ status: "TRAINING", failedCount: 0 }); // the consumer decides
+    // The dead-letter consumer gives each grove up with the error the trainer saved: the second takes it over its tolerance.
+    const dlq = dlqFor(b);
+    expect((await dlq(sqsEvent([sent[0].body]), context())).batchItemFailures).toEqual([]);
+    expect(b.notifier.published).toEqual([]); // within the tolerance
+    expect((await dlq(sqsEvent([sent[1].body]), context())).batchItemFailures).toEqual([]);
+    const record = (await b.ledger.get(b.id))!;
+    expect(record.status).toBe("FAILED");
+    expect(record.failed.map((f) => f.grove)).toEqual([0, 1]);
+    expect(record.failed[0].error).toMatch(/^TaskError: dataset pack packs\/[0-9a-f]{64}\.pack is damaged: /);
+    expect(b.notifier.published).toHaveLength(1);
+    expect(b.notifier.published[0]).toMatchObject({ type: "build.failed", buildId: b.id });
+    expect(b.notifier.published[0].reason).toMatch(/^2 of 3 groves failed \(tolerated 1\); grove 1: TaskError: dataset pack .* is damaged/);
   });
 
   it("records the container (from its log stream) and the delivery that trained each grove", async () => {
@@ -120,17 +164,16 @@ describe("aggregator", () => {
 describe("dead-letter consumer", () => {
   it("over the tolerance: fails the build once, naming the grove and the trainer's error", async () => {
     const b = await irisBuild();
-    const bad = { ...b.tasks[1], packHash: "f".repeat(64), packKey: keys.pack("f".repeat(64)) };
-    await trainerFor(b)(taskEvent([b.tasks[0], bad]), context());
+    await trainerFor(b, new PackCache(), failingPutOf(b, 1))(taskEvent([b.tasks[0], b.tasks[1]]), context());
     const dlq = dlqFor(b);
-    const letters = taskEvent([bad], 3);
+    const letters = taskEvent([b.tasks[1]], 3);
     expect((await dlq(letters, context())).batchItemFailures).toEqual([]);
     expect((await dlq(letters, context())).batchItemFailures).toEqual([]); // a redelivered dead letter changes nothing
     expect(b.notifier.published).toHaveLength(1);
     const note = b.notifier.published[0];
     expect(note).toMatchObject({ type: "build.failed", buildId: b.id, status: "FAILED" });
-    expect(note.failedGroves).toEqual([{ grove: 1, error: `TaskError: dataset pack ${bad.packKey} not found` }]);
-    expect(note.reason).toBe(`1 of 3 groves failed (tolerated 0); grove 1: TaskError: dataset pack ${bad.packKey} not found`);
+    expect(note.failedGroves).toEqual([{ grove: 1, error: "SlowDown: please reduce your request rate" }]);
+    expect(note.reason).toBe("1 of 3 groves failed (tolerated 0); grove 1: SlowDown: please reduce your request rate");
   });
 
   it("within the tolerance: the last grove resolving triggers aggregation, which completes with the groves it has", async () => {
@@ -152,33 +195,73 @@ describe("dead-letter consumer", () => {
     expect(report.missingGroves).toMatchObject([{ grove: 1, treeStart: 2, treeEnd: 4 }]);
   });
 
-  it("drops a dead letter that is not a grove task", async () => {
+  it("drops a dead letter that is not a grove task, or names a grove its build does not have", async () => {
     const b = await irisBuild();
-    expect((await dlqFor(b)(sqsEvent(["garbage"]), context())).batchItemFailures).toEqual([]);
+    const beyond = JSON.stringify({ buildId: b.id, grove: 9 });
+    expect((await dlqFor(b)(sqsEvent(["garbage", beyond]), context())).batchItemFailures).toEqual([]);
     expect(b.notifier.published).toEqual([]);
+    expect((await b.ledger.summary(b.id))?.failedCount).toBe(0);
+  });
+
+  it("fails the grove a dead letter names even when the rest of the message is not valid", async () => {
+    const b = await irisBuild({ tolerated_failures: 1 });
+    const damaged = JSON.stringify({ ...b.tasks[2], params: { n_estimators: "many" } });
+    expect((await dlqFor(b)(sqsEvent([damaged], 3), context())).batchItemFailures).toEqual([]);
+    expect((await b.ledger.get(b.id))?.failed).toEqual([{ grove: 2, error: "no error recorded by the trainer; gave up after 3 deliveries" }]);
   });
 });
 
 describe("sweeper", () => {
-  it("fails stalled builds through the listing, once", async () => {
-    const b = await irisBuild();
-    let now = (await b.ledger.get(b.id))!.updatedAt + 31 * 60_000;
-    const sweeper = createSweeper({
-      ports: async () => ({ ledger: b.ledger, notifier: b.notifier, openBuilds: async () => [(await b.ledger.get(b.id))!] }),
+  const MIN = 60_000;
+  const sweeperFor = (b: Build, now: () => number, queueBusy = false) =>
+    createSweeper({
+      ports: async () => ({
+        ledger: b.ledger,
+        notifier: b.notifier,
+        blobs: b.blobs,
+        queue: b.queue,
+        queueState: async () => ({ busy: queueBusy }),
+        openBuilds: async () => [b.id],
+      }),
       logger: quiet(),
-      clock: { now: () => now },
+      clock: { now },
+      policy: { stallMs: 45 * MIN, leaseMs: 6 * MIN },
     });
-    expect(await sweeper({}, context())).toEqual({ open: 1, failed: [b.id] });
-    now += 60_000;
-    expect(await sweeper({}, context())).toEqual({ open: 1, failed: [] });
-    expect(b.notifier.published).toHaveLength(1);
-    expect(b.notifier.published[0].reason).toMatch(/^stalled: no progress for 1860 s \(limit 1800 s\) while TRAINING; 0 of 3 groves landed$/);
+
+  it("queues the groves of a build whose tasks were lost again, leaves one whose tasks wait in the queue alone", async () => {
+    const b = await irisBuild();
+    const now = (await b.ledger.summary(b.id))!.updatedAt + 46 * MIN;
+    expect(await sweeperFor(b, () => now, true)({}, context())).toMatchObject({ open: 1, failed: [], requeued: [] });
+    expect(await sweeperFor(b, () => now)({}, context())).toMatchObject({ open: 1, failed: [], requeued: [b.id] });
+    expect(b.queue.drain().map((t) => t.grove)).toEqual([0, 1, 2]);
+    expect((await b.ledger.summary(b.id))?.requeues).toBe(1);
+    expect(b.notifier.published).toEqual([]);
   });
 
-  it("reads its limit from CANOPY_STALL_MINUTES", () => {
-    expect(stallLimitMs({})).toBe(30 * 60_000);
+  it("fires a lost aggregation trigger again, and fails (once) a build whose aggregator keeps dying", async () => {
+    const b = await irisBuild();
+    await trainerFor(b)(taskEvent(b.tasks), context());
+    let now = (await b.ledger.summary(b.id))!.updatedAt + 7 * MIN;
+    expect(await sweeperFor(b, () => now)({}, context())).toMatchObject({ redriven: [b.id] });
+    for (let claim = 1; claim <= 3; claim++) {
+      expect(await b.ledger.claimAggregation(b.id)).toBe(true); // an aggregator starts, then dies
+      now = (await b.ledger.summary(b.id))!.claimedAt! + 7 * MIN;
+      const swept = await sweeperFor(b, () => now)({}, context());
+      if (claim < 3) expect(swept).toMatchObject({ reopened: [b.id], failed: [] });
+      else expect(swept).toMatchObject({ reopened: [], failed: [b.id] });
+    }
+    expect(await sweeperFor(b, () => now)({}, context())).toMatchObject({ failed: [] });
+    expect(b.notifier.published).toHaveLength(1);
+    expect(b.notifier.published[0].reason).toBe(
+      "aggregation did not finish: 3 aggregator run(s) each outlived 360 s (out of time or memory?); every grove is in (3 landed)",
+    );
+  });
+
+  it("reads its limits from CANOPY_STALL_MINUTES and the aggregator's time limit", () => {
+    expect(stallLimitMs({})).toBe(45 * 60_000);
     expect(stallLimitMs({ CANOPY_STALL_MINUTES: "5" })).toBe(5 * 60_000);
     expect(() => stallLimitMs({ CANOPY_STALL_MINUTES: "soon" })).toThrow('CANOPY_STALL_MINUTES must be a number of minutes > 0; got "soon"');
+    expect(aggregationLeaseMs({ CANOPY_AGGREGATOR_TIMEOUT_SECONDS: "600" })).toBe(660_000);
   });
 });
 

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { encodeGroveTask, parseBuildSpec, prepareDataset, submitBuild, type Clock, type GroveTask, type LedgerChange } from "@canopy/core";
 import { MemoryBlobStore, MemoryLedger, MemoryNotifier, MemoryQueue } from "@canopy/core/testing";
-import { lambdaContext, recordToItem, sqsRecord } from "@canopy/runtime-aws";
+import { lambdaContext, sqsRecord, summaryToItem } from "@canopy/runtime-aws";
 import type { DynamoDBRecord, SQSEvent } from "aws-lambda";
 
 export const quiet = () => new Logger({ serviceName: "canopy-test", logLevel: "SILENT" });
@@ -36,8 +36,8 @@ export function streamRecord(change: LedgerChange): DynamoDBRecord {
     eventSource: "aws:dynamodb",
     dynamodb: {
       Keys: { buildId: { S: change.new.buildId } },
-      NewImage: recordToItem(change.new) as never,
-      ...(change.old ? { OldImage: recordToItem(change.old) as never } : {}),
+      NewImage: summaryToItem(change.new) as never,
+      ...(change.old ? { OldImage: summaryToItem(change.old) as never } : {}),
       SequenceNumber: String(++sequence).padStart(21, "0"),
       StreamViewType: "NEW_AND_OLD_IMAGES",
     },
@@ -56,5 +56,5 @@ export async function irisBuild(spec: object = {}) {
   const iris = readFileSync(new URL("../../../test/fixtures/iris.csv", import.meta.url));
   const prepared = await prepareDataset(iris, {}, blobs, clock);
   const submission = await submitBuild(parseBuildSpec({ dataset: "iris.csv", n_estimators: 6, grove_size: 2, seed: 1, ...spec }), { blobs, ledger, queue, clock }, prepared);
-  return { clock, blobs, ledger, notifier, changes, prepared, id: submission.buildId, tasks: queue.drain() };
+  return { clock, blobs, ledger, notifier, queue, changes, prepared, id: submission.buildId, tasks: queue.drain() };
 }

@@ -9,31 +9,43 @@
  * call it makes is allowed by its role, and the exact lists.
  */
 import { KEY_PATTERNS, type KeyKind } from "@canopy/core/keys";
+import { OPEN_BUILDS_INDEX } from "./names.ts";
 
 /**
  * The IAM action(s) each adapter method needs. S3: HeadObject is authorised by s3:GetObject, and a multipart upload
  * (S3BlobStore.put at or above its threshold) by s3:PutObject, plus s3:AbortMultipartUpload when it fails.
  */
 export const ADAPTER_ACTIONS = {
-  /** S3BlobStore. */
+  /** S3BlobStore. putStream is a multipart upload (s3:PutObject), aborted on failure. */
   blobs: {
     get: ["s3:GetObject"],
     exists: ["s3:GetObject"],
     put: ["s3:PutObject", "s3:AbortMultipartUpload"],
+    putStream: ["s3:PutObject", "s3:AbortMultipartUpload"],
   },
-  /** DynamoLedger (dynamo-ledger.ts): one GetItem, PutItem or conditional UpdateItem per method. */
+  /**
+   * DynamoLedger (dynamo-ledger.ts): a counter item and one entry item per settled grove. Every transition reads the
+   * counter (GetItem) and writes it conditioned on what it read (UpdateItem); a landing or a failure also reads the
+   * grove's entry and puts it in the same transaction (TransactWriteItems is authorised per item: PutItem, UpdateItem).
+   * `get` reads the counter and the entries (BatchGetItem).
+   */
   ledger: {
-    get: ["dynamodb:GetItem"],
+    get: ["dynamodb:GetItem", "dynamodb:BatchGetItem"],
+    summary: ["dynamodb:GetItem"],
+    grove: ["dynamodb:GetItem"],
     create: ["dynamodb:PutItem"],
-    startTraining: ["dynamodb:UpdateItem"],
-    landGrove: ["dynamodb:UpdateItem"],
-    failGrove: ["dynamodb:UpdateItem"],
-    claimAggregation: ["dynamodb:UpdateItem"],
-    complete: ["dynamodb:UpdateItem"],
-    fail: ["dynamodb:UpdateItem"],
+    startTraining: ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+    landGrove: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+    failGrove: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+    claimAggregation: ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+    reopenAggregation: ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+    redriveAggregation: ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+    recordRequeue: ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+    complete: ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+    fail: ["dynamodb:GetItem", "dynamodb:UpdateItem"],
   },
-  /** listOpenBuilds (open-builds.ts): the sweeper's read of every unfinished build. */
-  openBuilds: { list: ["dynamodb:Scan"] },
+  /** listOpenBuilds (open-builds.ts): the sweeper's Query of the sparse open-builds index. */
+  openBuilds: { list: ["dynamodb:Query"] },
   /** DynamoModelRegistry (registry.ts): alias items in the builds table. */
   registry: {
     resolve: ["dynamodb:GetItem"],
@@ -42,6 +54,10 @@ export const ADAPTER_ACTIONS = {
   },
   /** SnsNotifier. */
   notifier: { publish: ["sns:Publish"] },
+  /** SqsTaskQueue on the grove queue (SendMessageBatch is authorised by sqs:SendMessage) and queueState. */
+  groves: { send: ["sqs:SendMessage"], state: ["sqs:GetQueueAttributes"] },
+  /** SqsDeadLetters: the trainer's send of a task that can never succeed to the grove dead-letter queue. */
+  deadLetters: { send: ["sqs:SendMessage"] },
 } as const;
 
 type Adapters = typeof ADAPTER_ACTIONS;
@@ -57,6 +73,8 @@ export interface FunctionAccess {
   openBuilds?: Calls<"openBuilds">;
   registry?: Calls<"registry">;
   notifier?: Calls<"notifier">;
+  groves?: Calls<"groves">;
+  deadLetters?: Calls<"deadLetters">;
 }
 
 /** The app's functions: the four pipeline handlers and the predict endpoint. */
@@ -64,11 +82,12 @@ export type FunctionName = "trainer" | "aggregator" | "dlq" | "sweeper" | "predi
 
 /** What each function does (packages/functions/src): change it with the handler, and the infra test checks both. */
 export const FUNCTION_ACCESS: Record<FunctionName, FunctionAccess> = {
-  // core's trainGrove: reads the record and the pack (the task carries the rest), stores its grove, lands it; on
-  // an error, recordGroveError writes the note the dead-letter consumer quotes.
-  trainer: { reads: ["pack"], writes: ["grove", "groveError"], ledger: ["get", "landGrove"] },
-  // core's aggregate: claims, reads the manifest, the groves and the pack, writes model and reports, completes (or
-  // fails) the build and publishes its notification.
+  // core's trainGrove: reads the counter and its grove's entry, the build's manifest and the pack, stores its grove,
+  // lands it; on an error, recordGroveError writes the note the dead-letter consumer quotes, and a task that can never
+  // succeed (an input error) is sent to the dead-letter queue at once.
+  trainer: { reads: ["spec", "pack"], writes: ["grove", "groveError"], ledger: ["summary", "grove", "landGrove"], deadLetters: ["send"] },
+  // core's aggregate: claims, reads the manifest, the record, the groves (twice: verify and evaluate, then stream) and
+  // the pack, streams the model and writes the reports, completes (or fails) the build and publishes its notification.
   aggregator: {
     reads: ["spec", "grove", "pack"],
     writes: ["model", "report", "reportHtml"],
@@ -77,14 +96,26 @@ export const FUNCTION_ACCESS: Record<FunctionName, FunctionAccess> = {
   },
   // core's failGroveTask, quoting the trainer's last error note.
   dlq: { reads: ["groveError"], ledger: ["failGrove", "get"], notifier: ["publish"] },
-  // core's sweepStalledBuilds over the open builds.
-  sweeper: { openBuilds: ["list"], ledger: ["fail", "get"], notifier: ["publish"] },
+  // core's sweepBuilds over the open builds: redrives and reopens aggregations, queues lost groves again (core's
+  // resumeBuild: the manifest, the grove queue; an extension's groves not yet copied are copied), fails what cannot
+  // finish.
+  sweeper: {
+    reads: ["spec", "grove"],
+    writes: ["grove"],
+    openBuilds: ["list"],
+    ledger: ["summary", "get", "startTraining", "landGrove", "redriveAggregation", "reopenAggregation", "recordRequeue", "fail"],
+    groves: ["send", "state"],
+    notifier: ["publish"],
+  },
   // Aliases from the table, models from the bucket.
   predict: { reads: ["model"], registry: ["resolve"] },
 };
 
-/** Which of the app's resources a grant is on: the bucket itself, keys in it, the builds table, the topic. */
-export type GrantTarget = { bucket: string } | { table: true } | { topic: true };
+/**
+ * Which of the app's resources a grant is on: the bucket itself, keys in it, the builds table, its open-builds index,
+ * the topic, the grove queue or its dead-letter queue.
+ */
+export type GrantTarget = { bucket: string } | { table: true } | { tableIndex: string } | { topic: true } | { queue: "groves" | "dlq" };
 
 export interface Grant {
   actions: string[];
@@ -110,9 +141,15 @@ export function functionGrants(name: FunctionName, access: FunctionAccess = FUNC
   if (writes.length > 0) grants.push({ actions: [...ADAPTER_ACTIONS.blobs.put], on: writes.map((k) => ({ bucket: KEY_PATTERNS[k] })) });
   const pick = <A extends keyof Adapters>(adapter: A, calls: Calls<A> | undefined) =>
     (calls ?? []).flatMap((call) => ADAPTER_ACTIONS[adapter][call] as readonly string[]);
-  const table = sorted([...pick("ledger", access.ledger), ...pick("openBuilds", access.openBuilds), ...pick("registry", access.registry)]);
+  const table = sorted([...pick("ledger", access.ledger), ...pick("registry", access.registry)]);
   if (table.length > 0) grants.push({ actions: table, on: [{ table: true }] });
+  const index = sorted(pick("openBuilds", access.openBuilds));
+  if (index.length > 0) grants.push({ actions: index, on: [{ tableIndex: OPEN_BUILDS_INDEX.name }] });
   const topic = sorted(pick("notifier", access.notifier));
   if (topic.length > 0) grants.push({ actions: topic, on: [{ topic: true }] });
+  const groves = sorted(pick("groves", access.groves));
+  if (groves.length > 0) grants.push({ actions: groves, on: [{ queue: "groves" }] });
+  const deadLetters = sorted(pick("deadLetters", access.deadLetters));
+  if (deadLetters.length > 0) grants.push({ actions: deadLetters, on: [{ queue: "dlq" }] });
   return grants;
 }

@@ -8,7 +8,19 @@ import { SqsTaskQueue } from "./sqs-task-queue.ts";
 export { AwsBusyError, AwsInternalError, AwsSetupError } from "./errors.ts";
 export { clients, clientSettings, EMULATOR_REGION, resetClients, type ClientSettings } from "./clients.ts";
 export { changeFromStreamRecord, DYNAMO_MAX_GROVES, DynamoLedger, type DynamoLedgerOptions } from "./dynamo-ledger.ts";
-export { isBuildItem, itemToRecord, recordToItem, type Item } from "./ledger-item.ts";
+export {
+  entryToItem,
+  groveKey,
+  isBuildItem,
+  itemSize,
+  itemToEntry,
+  itemToSummary,
+  OPEN_BUILDS_INDEX,
+  summaryToItem,
+  TTL_ATTRIBUTE,
+  writeUnits,
+  type Item,
+} from "./ledger-item.ts";
 export { DEV_RESOURCES, provisionResources, resourceEnv, type ProvisionedResources, type ProvisionOptions } from "./provision.ts";
 export {
   loadSstResource,
@@ -21,7 +33,7 @@ export {
 } from "./resources.ts";
 export { S3BlobStore, type S3BlobStoreOptions } from "./s3-blob-store.ts";
 export { decodeSnsDelivery, notificationAttributes, SnsNotifier, type SnsDelivery } from "./sns-notifier.ts";
-export { SQS_BATCH_SIZE, SqsTaskQueue, type SqsSender, type SqsTaskQueueOptions } from "./sqs-task-queue.ts";
+export { queueState, SQS_BATCH_SIZE, SqsDeadLetters, SqsTaskQueue, type SqsSender, type SqsTaskQueueOptions } from "./sqs-task-queue.ts";
 export { DynamoStreamReader, type StreamReaderOptions, type StreamRecord } from "./stream-reader.ts";
 export { listOpenBuilds } from "./open-builds.ts";
 export { createAwsRuntime, parseS3Url, type AwsRuntime, type AwsRuntimeOptions } from "./runtime.ts";

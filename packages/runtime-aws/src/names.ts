@@ -40,3 +40,19 @@ export const RESOURCE_ENV: Record<ResourceName, string> = {
   queueUrl: "CANOPY_QUEUE_URL",
   topicArn: "CANOPY_TOPIC_ARN",
 };
+
+/**
+ * The grove dead-letter queue's URL, for the trainer: a grove that can never succeed (an input error) goes there at
+ * once instead of being retried. Handed to the trainer as a variable (not a link: it only sends to that queue).
+ */
+export const DEAD_LETTER_QUEUE_ENV = "CANOPY_DLQ_URL";
+
+/** The ledger table's TTL attribute (epoch seconds): written when a build finishes, and on each grove's entry. */
+export const TTL_ATTRIBUTE = "expiresAt";
+
+/**
+ * The ledger table's sparse index of unfinished builds: a build's counter carries `open` = "1" from its creation
+ * until it finishes, and nothing else does, so the sweeper's Query reads open builds only. Keys only: the sweeper
+ * reads each counter itself, and a keys-only index is not written when a counter's other attributes change.
+ */
+export const OPEN_BUILDS_INDEX = { name: "open-builds", hashKey: "open", rangeKey: "createdAt", value: "1" } as const;

@@ -1,29 +1,29 @@
-import { ScanCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import type { BuildRecord } from "@canopy/core";
+import { QueryCommand, type AttributeValue, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { clients } from "./clients.ts";
-import { isBuildItem, itemToRecord } from "./ledger-item.ts";
+import { OPEN_BUILDS_INDEX } from "./ledger-item.ts";
 
 /**
- * Every build of the ledger table that is not COMPLETED or FAILED, for the stalled-build sweeper. A Scan
- * with a filter on `status`: it reads the whole table (read units are charged for every item scanned), which
- * is fine for a ledger of builds; a table with many finished builds would want a sparse index on open builds.
+ * The ids of the builds that are not COMPLETED or FAILED, oldest first, for the sweeper: a Query of the sparse
+ * `open-builds` index (counters carry its key only until they finish), so it reads the open builds and nothing else,
+ * however many finished builds and grove entries the table holds. The index is eventually consistent and keys-only:
+ * the caller reads each build's counter itself.
  */
-export async function listOpenBuilds(table: string, client: DynamoDBClient = clients.dynamodb()): Promise<BuildRecord[]> {
-  const out: BuildRecord[] = [];
-  let start: Record<string, never> | undefined;
+export async function listOpenBuilds(table: string, client: DynamoDBClient = clients.dynamodb()): Promise<string[]> {
+  const out: string[] = [];
+  let start: Record<string, AttributeValue> | undefined;
   do {
     const page = await client.send(
-      new ScanCommand({
+      new QueryCommand({
         TableName: table,
-        FilterExpression: "#status IN (:pending, :training, :aggregating)",
-        ExpressionAttributeNames: { "#status": "status" },
-        ExpressionAttributeValues: { ":pending": { S: "PENDING" }, ":training": { S: "TRAINING" }, ":aggregating": { S: "AGGREGATING" } },
-        ConsistentRead: true,
+        IndexName: OPEN_BUILDS_INDEX.name,
+        KeyConditionExpression: "#open = :open",
+        ExpressionAttributeNames: { "#open": OPEN_BUILDS_INDEX.hashKey },
+        ExpressionAttributeValues: { ":open": { S: OPEN_BUILDS_INDEX.value } },
         ...(start ? { ExclusiveStartKey: start } : {}),
       }),
     );
-    for (const item of page.Items ?? []) if (isBuildItem(item)) out.push(itemToRecord(item));
-    start = page.LastEvaluatedKey as Record<string, never> | undefined;
+    for (const item of page.Items ?? []) if (item.buildId?.S) out.push(item.buildId.S);
+    start = page.LastEvaluatedKey;
   } while (start);
   return out;
 }

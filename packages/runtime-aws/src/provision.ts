@@ -1,8 +1,16 @@
-import { CreateTableCommand, DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  DescribeTimeToLiveCommand,
+  UpdateTableCommand,
+  UpdateTimeToLiveCommand,
+  type DynamoDBClient,
+} from "@aws-sdk/client-dynamodb";
 import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
 import { CreateTopicCommand, SubscribeCommand, type SNSClient } from "@aws-sdk/client-sns";
 import { CreateQueueCommand, GetQueueAttributesCommand, SetQueueAttributesCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { clients } from "./clients.ts";
+import { DEAD_LETTER_QUEUE_ENV, OPEN_BUILDS_INDEX, TTL_ATTRIBUTE } from "./names.ts";
 import { RESOURCE_ENV, type AwsResources } from "./resources.ts";
 import { AwsBusyError, AwsSetupError } from "./errors.ts";
 
@@ -12,8 +20,8 @@ import { AwsBusyError, AwsSetupError } from "./errors.ts";
  */
 export const DEV_RESOURCES = {
   bucket: { name: "canopy-artifacts" },
-  /** Partition key `buildId` (S); the aggregator reads the stream. */
-  table: { name: "canopy-builds", partitionKey: "buildId", streamViewType: "NEW_AND_OLD_IMAGES" },
+  /** Partition key `buildId` (S); the aggregator reads the stream; the open-builds index; finished items expire. */
+  table: { name: "canopy-builds", partitionKey: "buildId", streamViewType: "NEW_AND_OLD_IMAGES", openBuildsIndex: OPEN_BUILDS_INDEX, ttlAttribute: TTL_ATTRIBUTE },
   /** Grove tasks. A message received this many times goes to the dead-letter queue. */
   queue: { name: "canopy-groves", visibilityTimeoutSeconds: 30, maxReceiveCount: 3 },
   deadLetterQueue: { name: "canopy-groves-dlq", retentionSeconds: 14 * 24 * 3600 },
@@ -61,12 +69,26 @@ export async function provisionResources(options: ProvisionOptions = {}): Promis
   }
 
   const table = name(R.table.name);
+  const index = R.table.openBuildsIndex;
+  const indexAttributes = [
+    { AttributeName: index.hashKey, AttributeType: "S" as const },
+    { AttributeName: index.rangeKey, AttributeType: "N" as const },
+  ];
+  const indexSpec = {
+    IndexName: index.name,
+    KeySchema: [
+      { AttributeName: index.hashKey, KeyType: "HASH" as const },
+      { AttributeName: index.rangeKey, KeyType: "RANGE" as const },
+    ],
+    Projection: { ProjectionType: "KEYS_ONLY" as const },
+  };
   try {
     await dynamodb.send(
       new CreateTableCommand({
         TableName: table,
-        AttributeDefinitions: [{ AttributeName: R.table.partitionKey, AttributeType: "S" }],
+        AttributeDefinitions: [{ AttributeName: R.table.partitionKey, AttributeType: "S" }, ...indexAttributes],
         KeySchema: [{ AttributeName: R.table.partitionKey, KeyType: "HASH" }],
+        GlobalSecondaryIndexes: [indexSpec],
         BillingMode: "PAY_PER_REQUEST",
         StreamSpecification: { StreamEnabled: true, StreamViewType: R.table.streamViewType },
       }),
@@ -75,6 +97,8 @@ export async function provisionResources(options: ProvisionOptions = {}): Promis
     if (!isName(err, "ResourceInUseException")) throw err;
   }
   const streamArn = await activeTableStream(dynamodb, table);
+  await ensureOpenBuildsIndex(dynamodb, table, indexAttributes, indexSpec);
+  await ensureTimeToLive(dynamodb, table, R.table.ttlAttribute);
 
   const queueArnOf = async (url: string) =>
     (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }))).Attributes?.QueueArn ?? "";
@@ -132,12 +156,32 @@ async function activeTableStream(dynamodb: DynamoDBClient, table: string): Promi
   throw new AwsBusyError(`table ${table} did not become ACTIVE within 10 s`);
 }
 
-/** The CANOPY_* variables that make `resolveResources` find these resources. */
-export function resourceEnv(resources: AwsResources): Record<string, string> {
+/** A table created by an earlier canopy dev has no open-builds index: add it (the sweeper queries it). */
+async function ensureOpenBuildsIndex(
+  dynamodb: DynamoDBClient,
+  table: string,
+  attributes: { AttributeName: string; AttributeType: "S" | "N" }[],
+  index: { IndexName: string; KeySchema: { AttributeName: string; KeyType: "HASH" | "RANGE" }[]; Projection: { ProjectionType: "KEYS_ONLY" } },
+): Promise<void> {
+  const t = (await dynamodb.send(new DescribeTableCommand({ TableName: table }))).Table;
+  if (t?.GlobalSecondaryIndexes?.some((i) => i.IndexName === index.IndexName)) return;
+  await dynamodb.send(new UpdateTableCommand({ TableName: table, AttributeDefinitions: attributes, GlobalSecondaryIndexUpdates: [{ Create: index }] }));
+  await activeTableStream(dynamodb, table);
+}
+
+async function ensureTimeToLive(dynamodb: DynamoDBClient, table: string, attribute: string): Promise<void> {
+  const ttl = (await dynamodb.send(new DescribeTimeToLiveCommand({ TableName: table }))).TimeToLiveDescription;
+  if (ttl?.AttributeName === attribute && (ttl.TimeToLiveStatus === "ENABLED" || ttl.TimeToLiveStatus === "ENABLING")) return;
+  await dynamodb.send(new UpdateTimeToLiveCommand({ TableName: table, TimeToLiveSpecification: { AttributeName: attribute, Enabled: true } }));
+}
+
+/** The CANOPY_* variables that make `resolveResources` (and the trainer, its dead-letter queue) find these resources. */
+export function resourceEnv(resources: AwsResources & { deadLetterQueueUrl?: string }): Record<string, string> {
   return {
     [RESOURCE_ENV.bucket]: resources.bucket,
     [RESOURCE_ENV.table]: resources.table,
     [RESOURCE_ENV.queueUrl]: resources.queueUrl,
     [RESOURCE_ENV.topicArn]: resources.topicArn,
+    ...(resources.deadLetterQueueUrl ? { [DEAD_LETTER_QUEUE_ENV]: resources.deadLetterQueueUrl } : {}),
   };
 }

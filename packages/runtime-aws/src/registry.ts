@@ -5,18 +5,19 @@ import {
   systemClock,
   type AliasRecord,
   type BuildLedger,
-  type BuildRecord,
+  type BuildSummary,
   type Clock,
   type ModelRegistry,
 } from "@canopy/core";
 import { clients } from "./clients.ts";
 import { DynamoLedger } from "./dynamo-ledger.ts";
-import { isBuildItem, itemToRecord, type Item } from "./ledger-item.ts";
+import { isBuildItem, itemToSummary, type Item } from "./ledger-item.ts";
 
 /**
  * Alias items live in the builds table under this key prefix (`buildId = "alias#production"`), so there is no
  * second table. Build ids start with `b-`, so the two never collide, and an alias item has no `status` or
- * `remaining`: the aggregator's stream filter, `changeFromStreamRecord` and the sweeper's Scan all skip it.
+ * `remaining`: the aggregator's stream filter and `changeFromStreamRecord` skip it, and it is not in the open-builds
+ * index the sweeper reads.
  */
 export const ALIAS_KEY_PREFIX = "alias#";
 
@@ -39,13 +40,13 @@ function itemToAlias(item: Item): AliasRecord | undefined {
  * consistent too: a promotion is visible to the next resolve (the predict function caches it briefly).
  */
 export class DynamoModelRegistry implements ModelRegistry {
-  private readonly ledger: Pick<BuildLedger, "get">;
+  private readonly ledger: Pick<BuildLedger, "summary">;
   private readonly clock: Clock;
 
   constructor(
     readonly table: string,
     private readonly client: DynamoDBClient = clients.dynamodb(),
-    options: { ledger?: Pick<BuildLedger, "get">; clock?: Clock } = {},
+    options: { ledger?: Pick<BuildLedger, "summary">; clock?: Clock } = {},
   ) {
     this.ledger = options.ledger ?? new DynamoLedger(table, client);
     this.clock = options.clock ?? systemClock;
@@ -53,7 +54,7 @@ export class DynamoModelRegistry implements ModelRegistry {
 
   async promote(buildId: string, alias: string): Promise<AliasRecord> {
     checkAliasName(alias);
-    const build = await this.ledger.get(buildId);
+    const build = await this.ledger.summary(buildId);
     // Checked before writing; `previous` comes from the write itself.
     const record = registryRules.promote(build, buildId, alias, undefined, this.clock.now());
     const out = await this.client.send(
@@ -91,12 +92,16 @@ export class DynamoModelRegistry implements ModelRegistry {
 }
 
 /**
- * Every build record in the table (alias items skipped), for `canopy models`. A Scan reads the whole table; a
- * ledger of builds is small, and this runs on demand from the CLI, never on a request path.
+ * Every build's counter in the table (grove entries and alias items skipped), for `canopy models`. A Scan reads the
+ * whole table (finished builds expire after the ledger's retention); it runs on demand from the CLI, never on a
+ * request path.
  */
-export async function listBuilds(table: string, client: DynamoDBClient = clients.dynamodb()): Promise<BuildRecord[]> {
-  const items = await scanAll(client, table, {});
-  return items.filter(isBuildItem).map(itemToRecord);
+export async function listBuilds(table: string, client: DynamoDBClient = clients.dynamodb()): Promise<BuildSummary[]> {
+  const items = await scanAll(client, table, {
+    FilterExpression: "attribute_exists(#status) AND attribute_exists(#remaining)",
+    ExpressionAttributeNames: { "#status": "status", "#remaining": "remaining" },
+  });
+  return items.filter(isBuildItem).map(itemToSummary);
 }
 
 async function scanAll(

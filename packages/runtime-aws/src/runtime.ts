@@ -13,6 +13,7 @@ import {
   resumeBuild,
   submitBuild,
   systemClock,
+  TERMINAL_STATUSES,
   type BuildEvent,
   type BuildHandle,
   type BuildRequest,
@@ -22,6 +23,7 @@ import {
   type Runtime,
 } from "@canopy/core";
 import { DYNAMO_MAX_GROVES, DynamoLedger } from "./dynamo-ledger.ts";
+import { aggregationLeaseMs } from "./settings.ts";
 import type { AwsResources } from "./names.ts";
 import { S3BlobStore } from "./s3-blob-store.ts";
 import { SqsTaskQueue } from "./sqs-task-queue.ts";
@@ -40,6 +42,12 @@ export interface AwsRuntimeOptions {
   /** Between two reads of the stream. Default: the ledger's (250 ms). */
   streamPollIntervalMs?: number;
   clock?: Clock;
+  /**
+   * How long an aggregation claim lives before resuming reopens it (its aggregator is dead). Default: the aggregator's
+   * time limit plus a margin (CANOPY_AGGREGATOR_TIMEOUT_SECONDS, default 300 s, + 60 s); `canopy dev` passes 0 for an
+   * emulator it just started (no aggregator of it can be running).
+   */
+  aggregationLeaseMs?: number;
   /**
    * A build whose progress could not be read (its manifest or report), or a stream read that failed; following
    * goes on with the other builds. Default: following every build throws, following one build throws.
@@ -91,18 +99,19 @@ class DeployedRuntime implements AwsRuntime {
   readonly locate = (key: string): string => `s3://${this.options.resources.bucket}/${key}`;
 
   /**
-   * A build that exists already is left as it is (the functions may be training it): only `resume` re-queues.
-   * Resuming re-queues the groves neither landed nor given up on; a grove still in flight may then train twice,
-   * which lands once (the ledger's rule). A build stuck AGGREGATING, or with nothing outstanding but no trigger,
-   * is the sweeper's to fail: another aggregator may be at work, so it is not reopened from here.
+   * Submitting a build that exists already, or resuming one, picks up what is unfinished, like a redrive: the groves
+   * neither landed nor given up on are queued again (a grove still in flight may then train twice, which lands once:
+   * the ledger's rule), a build with every grove in that nothing aggregates has its trigger fired again, and a claim
+   * older than the aggregator's time limit is reopened (its aggregator is dead). A finished build is left as it is.
    */
   async submit(request: BuildRequest): Promise<BuildHandle> {
     const ports = { blobs: this.blobs, ledger: this.ledger, queue: this.queue(), clock: this.clock };
+    const leaseMs = this.options.aggregationLeaseMs ?? aggregationLeaseMs();
     if ("resume" in request) {
       const buildId = request.resume;
-      if (!(await this.ledger.get(buildId))) throw new InputError(`build ${buildId} not found in table ${this.options.resources.table}`);
+      if (!(await this.ledger.summary(buildId))) throw new InputError(`build ${buildId} not found in table ${this.options.resources.table}`);
       const manifest = await readManifest(this.blobs, buildId);
-      const { requeued, copied } = await resumeBuild(buildId, ports);
+      const { requeued, copied } = await resumeBuild(buildId, ports, { aggregationLeaseMs: leaseMs });
       const record = (await this.ledger.get(buildId))!;
       const parent = manifest.extends ? { extends: manifest.extends.buildId } : {};
       return this.remember(buildHandle({ record, groves: manifest.groves, created: false, queued: requeued, ...parent, ...(copied ? { copied } : {}) }));
@@ -118,8 +127,13 @@ class DeployedRuntime implements AwsRuntime {
     // A path or s3:// URL read here is CSV bytes; the CLI hands over an opened table (any format, streamed).
     const input = typeof request.data === "string" ? await this.read(request.data) : request.data;
     const prepared = await prepareBuildData(spec, input, this.blobs, { clock: this.clock });
-    const { record, plan, created } = await submitBuild(spec, ports, prepared);
-    return this.remember(buildHandle({ record, groves: plan.groves, created, queued: created ? plan.groves.map((g) => g.grove) : [], prepared }));
+    const submission = await submitBuild(spec, ports, prepared);
+    const { plan, created } = submission;
+    if (created || TERMINAL_STATUSES.includes(submission.record.status))
+      return this.remember(buildHandle({ record: submission.record, groves: plan.groves, created, queued: created ? plan.groves.map((g) => g.grove) : [], prepared }));
+    const { requeued } = await resumeBuild(submission.buildId, ports, { aggregationLeaseMs: leaseMs });
+    const record = (await this.ledger.get(submission.buildId)) ?? submission.record;
+    return this.remember(buildHandle({ record, groves: plan.groves, created: false, queued: requeued, prepared }));
   }
 
   private remember(handle: BuildHandle): BuildHandle {

@@ -1,4 +1,5 @@
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { Readable } from "node:stream";
 import { Upload } from "@aws-sdk/lib-storage";
 import type { BlobStore } from "@canopy/core";
 import { clients } from "./clients.ts";
@@ -58,6 +59,15 @@ export class S3BlobStore implements BlobStore {
       return;
     }
     // Parts in parallel, each retried by the SDK; a failed upload is aborted rather than left to accrue storage.
+    await new Upload({ client: this.client, params, partSize: this.partSize, queueSize: this.queueSize, leavePartsOnError: false }).done();
+  }
+
+  /**
+   * A multipart upload fed chunk by chunk (at most `queueSize` parts of `partSize` held at once): the object appears
+   * whole when the upload completes, and a failure part-way aborts it, leaving the key as it was.
+   */
+  async putStream(key: string, chunks: AsyncIterable<Uint8Array>, contentType?: string): Promise<void> {
+    const params = { Bucket: this.bucket, Key: key, Body: Readable.from(chunks, { objectMode: false }), ...(contentType ? { ContentType: contentType } : {}) };
     await new Upload({ client: this.client, params, partSize: this.partSize, queueSize: this.queueSize, leavePartsOnError: false }).done();
   }
 

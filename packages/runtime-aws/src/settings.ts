@@ -36,8 +36,12 @@ export const SETTINGS_ENV = {
   CANOPY_AGGREGATOR_MEMORY_MB: { default: 3008, min: 128, max: 10_240 },
   CANOPY_AGGREGATOR_TIMEOUT_SECONDS: { default: 300, min: 1, max: 900 },
   CANOPY_AGGREGATOR_RETRIES: { default: 2, min: 0, max: 10_000 },
-  // Minutes need not be whole (a short limit is handy on an emulator); at most a week.
-  CANOPY_STALL_MINUTES: { default: 30, above: 0, max: 7 * 24 * 60, unit: "minutes" },
+  // Minutes need not be whole (a short limit is handy on an emulator); at most a week. The default outlives a
+  // grove's retries with the default trainer settings (120 s × 6 × 3 receives = 36 minutes): see settingsConflict.
+  CANOPY_STALL_MINUTES: { default: 45, above: 0, max: 7 * 24 * 60, unit: "minutes" },
+  // How long a finished build's ledger counter (and each grove's entry) is kept before DynamoDB's TTL deletes it.
+  // At least a week, so an entry never expires under a build that is still running. Models and reports stay in S3.
+  CANOPY_LEDGER_RETENTION_DAYS: { default: 90, min: 7, max: 3650 },
 } as const satisfies Record<string, IntegerRule | QuantityRule>;
 
 export type SettingName = keyof typeof SETTINGS_ENV;
@@ -80,7 +84,52 @@ export function readSetting(env: Env, name: SettingName): number {
   return "unit" in rule ? quantitySetting(env, name, rule) : integerSetting(env, name, rule);
 }
 
-/** CANOPY_STALL_MINUTES as milliseconds: how long a build may make no progress before the sweeper fails it. */
+/**
+ * CANOPY_STALL_MINUTES as milliseconds: how long a build with groves outstanding may make no progress, while no task
+ * waits in the grove queue, before the sweeper queues its groves again (and after three times, fails it).
+ */
 export function stallLimitMs(env: Env = process.env): number {
   return readSetting(env, "CANOPY_STALL_MINUTES") * 60_000;
 }
+
+/** How far past the aggregator's time limit its claim is still presumed alive. */
+export const LEASE_MARGIN_SECONDS = 60;
+
+/** How long an aggregation claim lives: the aggregator's time limit (Lambda ends it there) plus a margin. */
+export function aggregationLeaseMs(env: Env = process.env): number {
+  return (readSetting(env, "CANOPY_AGGREGATOR_TIMEOUT_SECONDS") + LEASE_MARGIN_SECONDS) * 1000;
+}
+
+/** The settings that decide how long things may take, as the deploy checks them against each other. */
+export interface TimingSettings {
+  stallMinutes: number;
+  /** The grove queue's visibility timeout: how long a received task stays hidden before it is delivered again. */
+  visibilityTimeoutSeconds: number;
+  maxReceives: number;
+  aggregatorTimeoutSeconds: number;
+}
+
+/**
+ * The first pair of settings that contradict each other, as one line, or undefined. A build's groves may legitimately
+ * take visibility timeout × max receives to reach the dead-letter queue (where a failing grove gets its real error),
+ * and an aggregation its time limit: a stall limit shorter than either would judge healthy work stalled.
+ */
+export function settingsConflict(s: TimingSettings): string | undefined {
+  const stallSeconds = s.stallMinutes * 60;
+  const retries = s.visibilityTimeoutSeconds * s.maxReceives;
+  if (stallSeconds <= retries)
+    return (
+      `CANOPY_STALL_MINUTES (${s.stallMinutes}) must be longer than a failing grove takes to reach the dead-letter queue: ` +
+      `a visibility timeout of ${s.visibilityTimeoutSeconds} s × CANOPY_MAX_RECEIVES ${s.maxReceives} = ${minutes(retries)} minutes; ` +
+      `raise it, or lower CANOPY_TRAINER_TIMEOUT_SECONDS or CANOPY_MAX_RECEIVES`
+    );
+  const lease = s.aggregatorTimeoutSeconds + LEASE_MARGIN_SECONDS;
+  if (stallSeconds <= lease)
+    return (
+      `CANOPY_STALL_MINUTES (${s.stallMinutes}) must be longer than an aggregation may take: CANOPY_AGGREGATOR_TIMEOUT_SECONDS ` +
+      `${s.aggregatorTimeoutSeconds} + ${LEASE_MARGIN_SECONDS} s = ${minutes(lease)} minutes`
+    );
+  return undefined;
+}
+
+const minutes = (seconds: number) => String(Math.round((seconds / 60) * 100) / 100);

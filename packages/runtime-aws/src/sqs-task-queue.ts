@@ -1,5 +1,8 @@
 import {
+  GetQueueAttributesCommand,
   SendMessageBatchCommand,
+  SendMessageCommand,
+  type SQSClient,
   type BatchResultErrorEntry,
   type SendMessageBatchCommandOutput,
   type SendMessageBatchRequestEntry,
@@ -85,5 +88,44 @@ export class SqsTaskQueue implements TaskQueue {
       pending = pending.filter((e) => ids.has(e.Id));
       await this.sleep(Math.random() * this.baseDelayMs * 2 ** (attempt - 1));
     }
+  }
+}
+
+/**
+ * Whether the grove queue holds any task: visible, in flight (received, not yet deleted) or delayed. SQS's counts are
+ * approximate (they lag by up to a minute), which suits the sweeper: it only needs to know whether trainers still
+ * have work that could be some stalled-looking build's.
+ */
+export async function queueState(queueUrl: string, client: SQSClient = clients.sqs()): Promise<{ busy: boolean; messages: number }> {
+  const out = await client.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"],
+    }),
+  );
+  const a = out.Attributes ?? {};
+  const messages = Number(a.ApproximateNumberOfMessages ?? 0) + Number(a.ApproximateNumberOfMessagesNotVisible ?? 0) + Number(a.ApproximateNumberOfMessagesDelayed ?? 0);
+  return { busy: messages > 0, messages };
+}
+
+/**
+ * The grove dead-letter queue, written to by the trainer: a task whose grove can never succeed (an input error) is
+ * sent there at once, as SQS's redrive would after the last receive, and its consumer gives the grove up (quoting
+ * the error the trainer saved). `cause` goes along as a message attribute for whoever inspects the queue.
+ */
+export class SqsDeadLetters {
+  constructor(
+    readonly queueUrl: string,
+    private readonly client: SQSClient = clients.sqs(),
+  ) {}
+
+  async send(body: string, cause: string): Promise<void> {
+    await this.client.send(
+      new SendMessageCommand({
+        QueueUrl: this.queueUrl,
+        MessageBody: body,
+        MessageAttributes: { cause: { DataType: "String", StringValue: cause.slice(0, 1000) } },
+      }),
+    );
   }
 }

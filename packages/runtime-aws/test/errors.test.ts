@@ -2,7 +2,7 @@ import { isRetryable, policyOf } from "@canopy/core";
 import { describe, expect, it } from "vitest";
 import { checkFilterPattern } from "../src/emulator/filter.ts";
 import { AwsBusyError, AwsInternalError, AwsSetupError } from "../src/errors.ts";
-import { itemToRecord } from "../src/ledger-item.ts";
+import { itemToSummary } from "../src/ledger-item.ts";
 import { resolveResources } from "../src/resources.ts";
 import { readSetting } from "../src/settings.ts";
 
@@ -31,7 +31,7 @@ describe("the AWS adapters' faults carry their policy", () => {
   });
 
   it("an item Canopy did not write is internal; a busy resource is transient; both are retried", async () => {
-    const item = await thrown(() => itemToRecord({ buildId: { S: "b-1" } }));
+    const item = await thrown(() => itemToSummary({ buildId: { S: "b-1" } }));
     expect(item).toBeInstanceOf(AwsInternalError);
     expect(policyOf(item)).toBe("internal");
     expect(policyOf(new AwsBusyError("gave up after 5 conflicting writes"))).toBe("transient");

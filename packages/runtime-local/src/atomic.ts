@@ -9,18 +9,23 @@ export function isTempName(name: string): boolean {
 }
 
 /**
- * Writes a file so readers see the old content or the new, never a part: a temp file in the same directory
+ * Writes a file (bytes, or chunks as they come) so readers see the old content or the new, never a part: a temp file in the same directory
  * (same file system, so rename is atomic) renamed over the target. With `fsync`, the data and then the
  * directory entry are flushed, so the write also survives a power loss, not only a crashed process.
  */
-export async function writeFileAtomic(path: string, bytes: Uint8Array | string, options: { fsync?: boolean } = {}): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  bytes: Uint8Array | string | AsyncIterable<Uint8Array>,
+  options: { fsync?: boolean } = {},
+): Promise<void> {
   const dir = dirname(path);
   await mkdir(dir, { recursive: true });
   const temp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
   try {
     const handle = await open(temp, "w");
     try {
-      await handle.writeFile(bytes);
+      if (typeof bytes === "string" || bytes instanceof Uint8Array) await handle.writeFile(bytes);
+      else for await (const chunk of bytes) await handle.write(chunk);
       if (options.fsync) await handle.sync();
     } finally {
       await handle.close();

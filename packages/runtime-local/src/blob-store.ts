@@ -69,6 +69,11 @@ export class DiskBlobStore implements BlobStore {
     return removed.sort();
   }
 
+  /** Chunk by chunk into a temp file renamed over the key at the end: never a part of the blob under the key. */
+  async putStream(key: string, chunks: AsyncIterable<Uint8Array>, _contentType?: string): Promise<void> {
+    await writeFileAtomic(this.path(key), chunks, { fsync: this.fsync });
+  }
+
   async exists(key: string): Promise<boolean> {
     try {
       return (await stat(this.path(key))).isFile();

@@ -2,17 +2,23 @@ import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import {
   buildNotFound,
+  checkNewRecord,
+  groveEntry,
   isBuildId,
   LedgerError,
   ledgerRules,
+  recordOf,
+  summaryOf,
   systemClock,
   type BuildLedger,
   type BuildRecord,
   type BuildResult,
+  type BuildSummary,
   type Clock,
   type Decision,
   type GroveStats,
   type LedgerChange,
+  type SettledGrove,
 } from "@canopy/core";
 import { isNotFound, jsonFileStems, writeFileAtomic } from "./atomic.ts";
 import { LocalStoreError } from "./errors.ts";
@@ -26,7 +32,8 @@ export interface DiskLedgerOptions {
 }
 
 /**
- * The build ledger as one JSON file per build, `<root>/ledger/<buildId>.json`. Every update reads the file,
+ * The build ledger as one JSON file per build, `<root>/ledger/<buildId>.json` (its counter and its groves' entries).
+ * Every update reads the file,
  * applies core's `ledgerRules` and writes the result atomically (temp file + rename), under a per-build async
  * mutex, so concurrent landings in this process are serialised. Nothing is cached: a new DiskLedger on the
  * same root (a resumed run) sees exactly what the previous one wrote. One process should own a root at a
@@ -50,9 +57,10 @@ export class DiskLedger implements BuildLedger {
   async create(record: BuildRecord): Promise<boolean> {
     const file = this.file(record.buildId);
     if (!file) throw new LedgerError(`invalid build id ${JSON.stringify(record.buildId)}`);
+    checkNewRecord(record);
     return this.exclusive(record.buildId, async () => {
       if (await this.read(record.buildId)) return false;
-      await this.write(undefined, structuredClone(record));
+      await this.write(undefined, recordOf(summaryOf(structuredClone(record)), []));
       return true;
     });
   }
@@ -62,19 +70,27 @@ export class DiskLedger implements BuildLedger {
   }
 
   landGrove(buildId: string, grove: number, stats: GroveStats) {
-    return this.update(buildId, (r, now) => ledgerRules.landGrove(r, grove, stats, now));
+    return this.update(buildId, (r, now) => ledgerRules.landGrove(r, groveEntry(r, grove), grove, stats, now));
   }
 
   failGrove(buildId: string, grove: number, error: string) {
-    return this.update(buildId, (r, now) => ledgerRules.failGrove(r, grove, error, now));
+    return this.update(buildId, (r, now) => ledgerRules.failGrove(r, groveEntry(r, grove), grove, error, now));
   }
 
   claimAggregation(buildId: string): Promise<boolean> {
     return this.update(buildId, (r, now) => ledgerRules.claimAggregation(r, now));
   }
 
-  reopenAggregation(buildId: string): Promise<boolean> {
-    return this.update(buildId, (r, now) => ledgerRules.reopenAggregation(r, now));
+  reopenAggregation(buildId: string, options: { claim?: number } = {}): Promise<boolean> {
+    return this.update(buildId, (r, now) => ledgerRules.reopenAggregation(r, now, options.claim));
+  }
+
+  redriveAggregation(buildId: string): Promise<boolean> {
+    return this.update(buildId, (r, now) => ledgerRules.redriveAggregation(r, now));
+  }
+
+  recordRequeue(buildId: string): Promise<boolean> {
+    return this.update(buildId, (r, now) => ledgerRules.recordRequeue(r, now));
   }
 
   complete(buildId: string, result: BuildResult): Promise<boolean> {
@@ -88,6 +104,16 @@ export class DiskLedger implements BuildLedger {
   /** Reads the file as it is now; a rename is atomic, so this never sees half a write. */
   get(buildId: string): Promise<BuildRecord | undefined> {
     return this.read(buildId);
+  }
+
+  async summary(buildId: string): Promise<BuildSummary | undefined> {
+    const record = await this.read(buildId);
+    return record && summaryOf(record);
+  }
+
+  async grove(buildId: string, grove: number): Promise<SettledGrove | undefined> {
+    const record = await this.read(buildId);
+    return record && groveEntry(record, grove);
   }
 
   /** Every build on this root, oldest first. */
@@ -118,11 +144,13 @@ export class DiskLedger implements BuildLedger {
       if (isNotFound(err)) return undefined;
       throw err;
     }
+    let record: BuildRecord;
     try {
-      return JSON.parse(text) as BuildRecord;
+      record = JSON.parse(text) as BuildRecord;
     } catch {
       throw new LocalStoreError(`ledger file ${file} is not valid JSON`);
     }
+    return record.landedCount === undefined ? fromEarlierVersion(record) : record;
   }
 
   private update<R>(buildId: string, rule: (record: BuildRecord, now: number) => Decision<R>): Promise<R> {
@@ -130,7 +158,10 @@ export class DiskLedger implements BuildLedger {
       const current = await this.read(buildId);
       if (!current) throw buildNotFound(buildId);
       const decision = rule(current, this.clock.now());
-      if (decision.next) await this.write(current, structuredClone(decision.next));
+      if (decision.next) {
+        const groves = [...current.landed.map((g) => groveEntry(current, g)!), ...current.failed.map((f) => groveEntry(current, f.grove)!)];
+        await this.write(current, recordOf(structuredClone(decision.next), decision.settle ? [...groves, structuredClone(decision.settle)] : groves));
+      }
       return decision.result;
     });
   }
@@ -140,7 +171,7 @@ export class DiskLedger implements BuildLedger {
     // Still under the build's lock: the feed is in write order per build.
     for (const listener of [...this.listeners]) {
       try {
-        listener({ ...(old ? { old: structuredClone(old) } : {}), new: structuredClone(next) });
+        listener({ ...(old ? { old: summaryOf(structuredClone(old)) } : {}), new: summaryOf(structuredClone(next)) });
       } catch (err) {
         this.onListenerError(err);
       }
@@ -161,4 +192,10 @@ export class DiskLedger implements BuildLedger {
     });
     return run;
   }
+}
+
+/** A record written before the counter kept its own counts (landedCount, failedCount, treesLanded). */
+function fromEarlierVersion(record: BuildRecord): BuildRecord {
+  const treesLanded = record.landed.reduce((sum, g) => sum + (record.groveStats[g]?.trees ?? 0), 0);
+  return { ...record, landedCount: record.landed.length, failedCount: record.failed.length, treesLanded };
 }

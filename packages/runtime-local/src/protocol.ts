@@ -3,7 +3,21 @@ import { policyOf, type GroveResult } from "@canopy/core";
 import type { SerializedError } from "./errors.ts";
 
 /** The ledger calls a trainer may make; they run on the main thread's ledger. */
-export const LEDGER_METHODS = ["get", "landGrove", "failGrove", "startTraining", "claimAggregation", "complete", "fail", "create"] as const;
+export const LEDGER_METHODS = [
+  "get",
+  "summary",
+  "grove",
+  "landGrove",
+  "failGrove",
+  "startTraining",
+  "claimAggregation",
+  "reopenAggregation",
+  "redriveAggregation",
+  "recordRequeue",
+  "complete",
+  "fail",
+  "create",
+] as const;
 export type LedgerMethod = (typeof LEDGER_METHODS)[number];
 
 export type { SerializedError } from "./errors.ts";

@@ -33,6 +33,7 @@ import {
   type BuildNotification,
   type BuildRecord,
   type BuildReport,
+  type BuildSummary,
   type BuildRequest,
   type BuildSpec,
   type BuildView,
@@ -133,7 +134,7 @@ interface Run {
   abort(err: Error): void;
 }
 
-const isTerminal = (r: Pick<BuildRecord, "status">) => TERMINAL_STATUSES.includes(r.status);
+const isTerminal = (r: Pick<BuildSummary, "status">) => TERMINAL_STATUSES.includes(r.status);
 
 class EmbeddedRuntime implements LocalRuntime {
   readonly root: string;
@@ -296,23 +297,22 @@ class EmbeddedRuntime implements LocalRuntime {
   }
 
   /** An existing build: finished (it ends the run at once), or interrupted (re-queue what has not landed). */
-  private async continueBuild(run: Run, record: BuildRecord): Promise<{ queued: number[]; copied?: number[] }> {
+  private async continueBuild(run: Run, record: BuildSummary): Promise<{ queued: number[]; copied?: number[] }> {
     const { buildId } = run;
     if (isTerminal(record)) return this.finished(run, record);
-    // This process owns the store, so an AGGREGATING build found here has lost its aggregator: aggregate again,
-    // and a temp file under the build is a write that was killed half-way: nothing will rename it.
+    // A temp file under the build is a write that was killed half-way: nothing will rename it.
     const stale = await this.blobs.removeTemporaries(dirname(keys.spec(buildId)));
     if (stale.length > 0) this.warn(`removed ${stale.length} temp file(s) an interrupted run left: ${stale.slice(0, 3).join(", ")}${stale.length > 3 ? ", ..." : ""}`);
-    if (record.status === "AGGREGATING") await this.ledger.reopenAggregation(buildId);
-    const resumption = await resumeBuild(buildId, { blobs: this.blobs, ledger: this.ledger, queue: this.queue, clock: this.clock });
-    const current = (await this.ledger.get(buildId)) ?? record;
+    // This process owns the store, so an AGGREGATING build found here has lost its aggregator (lease 0): resuming
+    // reopens it, and a build with every grove in fires its trigger again; the change feed aggregates either.
+    const resumption = await resumeBuild(buildId, { blobs: this.blobs, ledger: this.ledger, queue: this.queue, clock: this.clock }, { aggregationLeaseMs: 0 });
+    const current = (await this.ledger.summary(buildId)) ?? record;
     if (isTerminal(resumption)) return this.finished(run, current);
-    if (resumption.needsAggregation) this.runAggregation(buildId);
     this.observe(run, current);
     return { queued: resumption.requeued, ...(resumption.copied ? { copied: resumption.copied } : {}) };
   }
 
-  private finished(run: Run, record: BuildRecord): { queued: number[] } {
+  private finished(run: Run, record: BuildSummary): { queued: number[] } {
     this.observe(run, record);
     run.finish();
     return { queued: [] };
@@ -435,8 +435,8 @@ class EmbeddedRuntime implements LocalRuntime {
     if (run) this.observe(run, change.new);
   }
 
-  /** Core's progress rules on one snapshot of a run's record. */
-  private observe(run: Run, record: BuildRecord): void {
+  /** Core's progress rules on one snapshot of a run's counter. */
+  private observe(run: Run, record: BuildSummary): void {
     for (const event of run.tracker.observe(record, this.clock.now())) this.emit(event, run);
   }
 

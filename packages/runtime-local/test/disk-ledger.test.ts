@@ -67,7 +67,7 @@ describe("DiskLedger on disk", () => {
     const ledger = new DiskLedger(root, { fsync: false });
     const reader = new DiskLedger(root, { fsync: false });
     const seen: Promise<[LedgerChange, unknown]>[] = [];
-    ledger.watch((change) => seen.push(reader.get(change.new.buildId).then((onDisk) => [change, onDisk])));
+    ledger.watch((change) => seen.push(reader.summary(change.new.buildId).then((onDisk) => [change, onDisk])));
     const id = "b-0000000000000003";
     await ledger.create(newBuildRecord({ buildId: id, total: 3, tolerated: 0, now: 1 }));
     await ledger.startTraining(id);

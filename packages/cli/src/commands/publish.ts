@@ -1,12 +1,12 @@
 import type { Command } from "commander";
-import type { BuildHandle } from "@canopy/core";
 import type { AwsRuntime } from "@canopy/runtime-aws";
 import { addAwsOptions, type AwsTargetOptions } from "../aws-target.ts";
-import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
+import { resumedLine, waitFor } from "../aws-build.ts";
 import { addEstimateOptions, estimateSettings, type EstimateFlags } from "../estimate-options.ts";
 import { addSpecOptions } from "../spec-options.ts";
 import type { SpecFlags } from "../spec.ts";
-import type { BuildSpec } from "@canopy/core";
+import type { BuildHandle, BuildSpec } from "@canopy/core";
 
 export interface PublishOptions extends SpecFlags, AwsTargetOptions, EstimateFlags {
   wait?: boolean;
@@ -84,7 +84,7 @@ export async function publish(data: string, options: PublishOptions, io: Publish
     for (const line of (await import("../spec.ts")).noteLines(pack.notes)) note(line);
     note(`pack ${runtime.locate(pack.packKey)} (${pack.nRows} rows × ${pack.nFeatures} features, ${bytes(pack.bytes)}) ${pack.reused ? "was already there; not uploaded again" : "uploaded"}`);
     if (created) note(`build ${buildId}: ${handle.groves} grove task(s) queued, ${trees} trees`);
-    else note(`build ${buildId} already exists with the same data and options (${record.status}); nothing queued`);
+    else note(`build ${buildId} already exists with the same data and options: ${resumedLine(handle)}`);
     return { handle, fields: { packKey: pack.packKey, packUploaded: !pack.reused } };
   });
 }
@@ -166,25 +166,4 @@ async function dryRun(data: string, spec: BuildSpec, options: PublishOptions, io
     restore();
     aws.resetClients();
   }
-}
-
-/** --wait: canopy train's progress from the ledger, then the result; Ctrl-C stops waiting, not the build. */
-async function waitFor(runtime: AwsRuntime, buildId: string, io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WriteStream; json?: boolean }): Promise<void> {
-  const { progressPrinter, watchBuild } = await import("../progress.ts");
-  const { costLine, statusJson, summary } = await import("../render.ts");
-  const stop = (await import("../signals.ts")).stopOn(["SIGINT", "SIGTERM"]);
-  const end = await watchBuild(runtime, buildId, progressPrinter(io.stderr, { announce: false }), stop.signal).finally(stop.dispose);
-  if (!end) throw new InterruptedExit(`stopped waiting; build ${buildId} goes on in AWS: canopy status ${buildId}`);
-  const { record, report } = end.view;
-  if (io.json) io.stdout.write(`${JSON.stringify(statusJson(end.view, runtime.locate))}\n`);
-  if (record.status === "FAILED") {
-    for (const f of record.failed) io.stderr.write(`canopy: grove ${f.grove} failed: ${f.error}\n`);
-    throw new FailedError(`build ${buildId} failed: ${record.reason ?? "no reason recorded"}`);
-  }
-  if (io.json) return;
-  if (!report) throw new FailedError(`build ${buildId} completed but its report ${runtime.locate(record.result?.reportKey ?? "")} is not readable`);
-  io.stdout.write(`${summary(report, runtime.locate(report.model.key), runtime.locate(record.result!.reportKey))}\n`);
-  const cost = costLine(report);
-  // A row under the summary's table ("timings" is its widest key).
-  if (cost) io.stdout.write(`${"cost".padEnd("timings".length)}  ${cost}\n`);
 }

@@ -1,7 +1,15 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { LedgerError } from "../errors.ts";
-import { isAggregationTrigger, newBuildRecord, type BuildRecord, type GroveStats, type LedgerChange } from "../ledger.ts";
+import {
+  isAggregationTrigger,
+  MAX_ERROR_CHARS,
+  newBuildRecord,
+  summaryOf,
+  type BuildRecord,
+  type GroveStats,
+  type LedgerChange,
+} from "../ledger.ts";
 import type { BuildLedger } from "../ports.ts";
 
 export interface LedgerContractOptions {
@@ -32,6 +40,7 @@ export function groveStats(grove: number, overrides: Partial<GroveStats> = {}): 
     storedAt: t + 310,
     landedAt: t + 320,
     packCached: grove % 2 === 0,
+    digest: grove.toString(16).padStart(64, "0"),
     ...overrides,
   };
 }
@@ -296,7 +305,8 @@ export function describeLedgerContract(name: string, make: Make, options: Ledger
           expect(mine().filter((c) => c.old === undefined)).toHaveLength(1); // one create
           const trigger = mine().find(isAggregationTrigger);
           expect(trigger?.old?.remaining).toBe(1);
-          expect(trigger?.new.failed).toEqual([{ grove: 1, error: "spot instance reclaimed" }]);
+          expect(trigger?.new.lastSettled).toEqual({ grove: 1, outcome: "failed", error: "spot instance reclaimed" });
+          expect(trigger?.new).toMatchObject({ landedCount: 3, failedCount: 1, treesLanded: 15 });
           // Writes only: startTraining + 3 landings + 1 failure + claim, after the create.
           expect(mine().map((c) => c.new.status)).toEqual([
             "PENDING",
@@ -310,6 +320,128 @@ export function describeLedgerContract(name: string, make: Make, options: Ledger
         } finally {
           stop();
         }
+      }));
+
+    it("refuses to create a record that does not start empty, writing nothing", () =>
+      withLedger(async (ledger) => {
+        const fresh = newBuildRecord({ buildId: newId(), total: 3, tolerated: 0, now: Date.now() });
+        for (const bad of [
+          { ...fresh, landed: [0], landedCount: 1, remaining: 2, groveStats: { 0: groveStats(0) } },
+          { ...fresh, remaining: 2 },
+          { ...fresh, status: "COMPLETED" as const },
+          { ...fresh, tolerated: 3 },
+        ]) await expect(ledger.create(bad)).rejects.toThrow(LedgerError);
+        expect(await ledger.get(fresh.buildId)).toBeUndefined();
+      }));
+
+    it("keeps the counter apart from the groves: summary() is get() without them, grove() is one entry, the counts agree", () =>
+      withLedger(async (ledger) => {
+        const id = await training(ledger, 4, 1, { team: "ml" });
+        await landAll(ledger, id, [3, 0]);
+        await ledger.failGrove(id, 2, "out of memory");
+        const record = (await ledger.get(id))!;
+        const summary = await ledger.summary(id);
+        expect(summary).toEqual(summaryOf(record));
+        expect(summary).not.toHaveProperty("landed");
+        expect(summary).not.toHaveProperty("groveStats");
+        expect(summary).toMatchObject({ landedCount: 2, failedCount: 1, treesLanded: 10, remaining: 1, tags: { team: "ml" } });
+        expect(summary?.lastSettled).toEqual({ grove: 2, outcome: "failed", error: "out of memory" });
+        expect(await ledger.grove(id, 3)).toEqual({ grove: 3, outcome: "landed", stats: groveStats(3) });
+        expect(await ledger.grove(id, 2)).toEqual({ grove: 2, outcome: "failed", error: "out of memory" });
+        expect(await ledger.grove(id, 1)).toBeUndefined();
+        expect(await ledger.summary(newId())).toBeUndefined();
+        expect(await ledger.grove(newId(), 0)).toBeUndefined();
+        // A landing names its grove and stats in the counter.
+        await landAll(ledger, id, [1]);
+        expect((await ledger.summary(id))?.lastSettled).toEqual({ grove: 1, outcome: "landed", stats: groveStats(1) });
+      }));
+
+    it(`cuts a grove's error to one line of at most ${MAX_ERROR_CHARS} characters, and the reason that quotes it`, () =>
+      withLedger(async (ledger) => {
+        const id = await training(ledger, 3, 0);
+        const long = `first line\n${"x".repeat(3000)}`;
+        expect((await ledger.failGrove(id, 1, long)).buildFailed).toBe(true);
+        const record = (await ledger.get(id))!;
+        expect(record.failed[0].error.length).toBeLessThanOrEqual(MAX_ERROR_CHARS);
+        expect(record.failed[0].error).toMatch(/^first line; x+\.\.\.$/);
+        expect(record.reason!.length).toBeLessThan(MAX_ERROR_CHARS + 100);
+        expect(record.reason).toMatch(/^1 of 3 groves failed \(tolerated 0\); grove 1: first line; x+\.\.\.$/);
+      }));
+
+    it("holds a build that tolerates many long failures: each grove's entry is bounded, the counter does not grow", () =>
+      withLedger(async (ledger) => {
+        const total = 60;
+        const id = await training(ledger, total, 30);
+        const error = (g: number) => `grove ${g}: ${"e".repeat(2000)}`;
+        const before = JSON.stringify(await ledger.summary(id)).length;
+        await pool(Array.from({ length: 30 }, (_, g) => () => ledger.failGrove(id, g, error(g))), concurrency);
+        await pool(Array.from({ length: 30 }, (_, i) => () => ledger.landGrove(id, 30 + i, groveStats(30 + i))), concurrency);
+        const summary = (await ledger.summary(id))!;
+        expect(summary).toMatchObject({ status: "TRAINING", remaining: 0, failedCount: 30, landedCount: 30 });
+        // The counter holds one grove's entry (the last settled), not the list: its size does not follow the count.
+        expect(JSON.stringify(summary).length).toBeLessThan(before + 1000);
+        const record = (await ledger.get(id))!;
+        expect(record.failed.map((f) => f.grove)).toEqual(Array.from({ length: 30 }, (_, g) => g));
+        expect(record.failed.every((f) => f.error.length <= MAX_ERROR_CHARS)).toBe(true);
+        expect(await ledger.claimAggregation(id)).toBe(true);
+      }));
+
+    it("counts claims and stamps the claim's time; reopens only the claim it was told of", () =>
+      withLedger(async (ledger) => {
+        const id = await training(ledger, 1);
+        await landAll(ledger, id, [0]);
+        const t0 = Date.now();
+        expect(await ledger.claimAggregation(id)).toBe(true);
+        const claimed = (await ledger.summary(id))!;
+        expect(claimed.claims).toBe(1);
+        expect(claimed.claimedAt).toBeGreaterThanOrEqual(t0 - 1000);
+        expect(await ledger.reopenAggregation(id, { claim: 2 })).toBe(false); // not the current claim
+        expect((await ledger.summary(id))?.status).toBe("AGGREGATING");
+        expect(await ledger.reopenAggregation(id, { claim: 1 })).toBe(true);
+        expect(await ledger.claimAggregation(id)).toBe(true);
+        const again = (await ledger.summary(id))!;
+        expect(again).toMatchObject({ status: "AGGREGATING", claims: 2, redrives: 1 });
+        expect(await ledger.reopenAggregation(id, { claim: 1 })).toBe(false); // a claim made since is alive
+      }));
+
+    it("re-fires the aggregation trigger of a TRAINING build with nothing remaining, and only of such a build", () =>
+      withLedger(async (ledger) => {
+        const changes: LedgerChange[] = [];
+        const stop = ledger.watch((change) => changes.push(change));
+        try {
+          const id = await training(ledger, 2);
+          expect(await ledger.redriveAggregation(id)).toBe(false); // groves outstanding
+          await landAll(ledger, id, [0, 1]);
+          expect(await ledger.redriveAggregation(id)).toBe(true);
+          expect(await ledger.redriveAggregation(id)).toBe(true);
+          expect((await ledger.summary(id))?.redrives).toBe(2);
+          expect(await ledger.claimAggregation(id)).toBe(true);
+          expect(await ledger.redriveAggregation(id)).toBe(false); // claimed: an aggregator is at work
+          expect(await ledger.reopenAggregation(id)).toBe(true); // known dead: the trigger fires again
+          expect(await ledger.claimAggregation(id)).toBe(true);
+          await ledger.complete(id, { modelKey: "m", reportKey: "r", metrics: null });
+          expect(await ledger.redriveAggregation(id)).toBe(false);
+          const mine = () => changes.filter((c) => c.new.buildId === id);
+          await waitFor(() => mine().some((c) => c.new.status === "COMPLETED"), "the completion", feedTimeoutMs);
+          // The last landing, two re-triggers and the reopen: four triggers, for two claims.
+          expect(mine().filter(isAggregationTrigger)).toHaveLength(4);
+          expect(mine().filter((c) => c.new.status === "AGGREGATING" && c.old?.status === "TRAINING")).toHaveLength(2);
+        } finally {
+          stop();
+        }
+      }));
+
+    it("notes a re-queue only while groves are outstanding", () =>
+      withLedger(async (ledger) => {
+        const id = await training(ledger, 2);
+        expect(await ledger.recordRequeue(id)).toBe(true);
+        expect((await ledger.summary(id))?.requeues).toBe(1);
+        await landAll(ledger, id, [0, 1]);
+        expect(await ledger.recordRequeue(id)).toBe(false);
+        expect(await ledger.fail(id, "cancelled")).toBe(true);
+        expect(await ledger.recordRequeue(id)).toBe(false);
+        await expect(ledger.recordRequeue(newId())).rejects.toMatchObject({ code: "not-found" });
+        await expect(ledger.redriveAggregation(newId())).rejects.toMatchObject({ code: "not-found" });
       }));
 
     it("stops delivering changes after unsubscribe", () =>

@@ -1,4 +1,17 @@
-import { buildNotFound, ledgerRules, type BuildRecord, type BuildResult, type Decision, type GroveStats, type LedgerChange } from "../ledger.ts";
+import {
+  buildNotFound,
+  checkNewRecord,
+  ledgerRules,
+  recordOf,
+  summaryOf,
+  type BuildRecord,
+  type BuildResult,
+  type BuildSummary,
+  type Decision,
+  type GroveStats,
+  type LedgerChange,
+  type SettledGrove,
+} from "../ledger.ts";
 import type { BuildNotification } from "../notification.ts";
 import { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier, type TaskQueue } from "../ports.ts";
 import { decodeGroveTask, encodeGroveTask, type GroveTask } from "../task.ts";
@@ -18,6 +31,17 @@ export class MemoryBlobStore implements BlobStore {
     this.blobs.set(key, { bytes: bytes.slice(), contentType });
     this.putCount.set(key, (this.putCount.get(key) ?? 0) + 1);
   }
+
+  /** Stored only once every chunk arrived: a failure part-way leaves the key as it was. */
+  async putStream(key: string, chunks: AsyncIterable<Uint8Array>, contentType?: string): Promise<void> {
+    const parts: Uint8Array[] = [];
+    for await (const chunk of chunks) parts.push(chunk.slice());
+    await this.put(key, Buffer.concat(parts), contentType);
+    this.streamed.add(key);
+  }
+
+  /** Keys written with putStream. */
+  readonly streamed = new Set<string>();
 
   async exists(key: string): Promise<boolean> {
     return this.blobs.has(key);
@@ -52,12 +76,14 @@ export class MemoryNotifier implements Notifier {
 }
 
 /**
- * The reference ledger. Each update reads, decides (ledgerRules) and writes with no await in between, so
- * concurrent async callers are serialised by the event loop. The change feed is delivered synchronously after
- * each write; a listener that throws is reported through `onListenerError` and does not fail the write.
+ * The reference ledger: a counter per build and a Map of its groves' entries. Each update reads, decides
+ * (ledgerRules) and writes with no await in between, so concurrent async callers are serialised by the event loop.
+ * The change feed is delivered synchronously after each write; a listener that throws is reported through
+ * `onListenerError` and does not fail the write.
  */
 export class MemoryLedger implements BuildLedger {
-  private readonly records = new Map<string, BuildRecord>();
+  private readonly counters = new Map<string, BuildSummary>();
+  private readonly groves = new Map<string, Map<number, SettledGrove>>();
   private readonly listeners = new Set<(change: LedgerChange) => void>();
   private readonly clock: Clock;
   private readonly onListenerError: (err: unknown) => void;
@@ -68,44 +94,66 @@ export class MemoryLedger implements BuildLedger {
   }
 
   async create(record: BuildRecord): Promise<boolean> {
+    checkNewRecord(record);
     await Promise.resolve(); // let concurrent callers interleave between calls, as they would over a network
-    if (this.records.has(record.buildId)) return false;
-    this.write(undefined, structuredClone(record));
+    if (this.counters.has(record.buildId)) return false;
+    this.groves.set(record.buildId, new Map());
+    this.write(undefined, { next: summaryOf(structuredClone(record)), result: true });
     return true;
   }
 
   async startTraining(buildId: string): Promise<boolean> {
-    return this.update(buildId, (r, now) => ledgerRules.startTraining(r, now));
+    return this.update(buildId, (s, now) => ledgerRules.startTraining(s, now));
   }
 
   async landGrove(buildId: string, grove: number, stats: GroveStats) {
-    return this.update(buildId, (r, now) => ledgerRules.landGrove(r, grove, stats, now));
+    return this.update(buildId, (s, now, entry) => ledgerRules.landGrove(s, entry(grove), grove, stats, now));
   }
 
   async failGrove(buildId: string, grove: number, error: string) {
-    return this.update(buildId, (r, now) => ledgerRules.failGrove(r, grove, error, now));
+    return this.update(buildId, (s, now, entry) => ledgerRules.failGrove(s, entry(grove), grove, error, now));
   }
 
   async claimAggregation(buildId: string): Promise<boolean> {
-    return this.update(buildId, (r, now) => ledgerRules.claimAggregation(r, now));
+    return this.update(buildId, (s, now) => ledgerRules.claimAggregation(s, now));
   }
 
-  async reopenAggregation(buildId: string): Promise<boolean> {
-    return this.update(buildId, (r, now) => ledgerRules.reopenAggregation(r, now));
+  async reopenAggregation(buildId: string, options: { claim?: number } = {}): Promise<boolean> {
+    return this.update(buildId, (s, now) => ledgerRules.reopenAggregation(s, now, options.claim));
+  }
+
+  async redriveAggregation(buildId: string): Promise<boolean> {
+    return this.update(buildId, (s, now) => ledgerRules.redriveAggregation(s, now));
+  }
+
+  async recordRequeue(buildId: string): Promise<boolean> {
+    return this.update(buildId, (s, now) => ledgerRules.recordRequeue(s, now));
   }
 
   async complete(buildId: string, result: BuildResult): Promise<boolean> {
-    return this.update(buildId, (r, now) => ledgerRules.complete(r, result, now));
+    return this.update(buildId, (s, now) => ledgerRules.complete(s, result, now));
   }
 
   async fail(buildId: string, reason: string): Promise<boolean> {
-    return this.update(buildId, (r, now) => ledgerRules.fail(r, reason, now));
+    return this.update(buildId, (s, now) => ledgerRules.fail(s, reason, now));
   }
 
   async get(buildId: string): Promise<BuildRecord | undefined> {
     await Promise.resolve();
-    const record = this.records.get(buildId);
-    return record && structuredClone(record);
+    const counter = this.counters.get(buildId);
+    return counter && structuredClone(recordOf(counter, this.groves.get(buildId)!.values()));
+  }
+
+  async summary(buildId: string): Promise<BuildSummary | undefined> {
+    await Promise.resolve();
+    const counter = this.counters.get(buildId);
+    return counter && structuredClone(counter);
+  }
+
+  async grove(buildId: string, grove: number): Promise<SettledGrove | undefined> {
+    await Promise.resolve();
+    const entry = this.groves.get(buildId)?.get(grove);
+    return entry && structuredClone(entry);
   }
 
   watch(listener: (change: LedgerChange) => void): () => void {
@@ -115,20 +163,26 @@ export class MemoryLedger implements BuildLedger {
     };
   }
 
-  private async update<R>(buildId: string, rule: (record: BuildRecord, now: number) => Decision<R>): Promise<R> {
+  private async update<R>(
+    buildId: string,
+    rule: (summary: BuildSummary, now: number, entry: (grove: number) => SettledGrove | undefined) => Decision<R>,
+  ): Promise<R> {
     await Promise.resolve();
-    const current = this.records.get(buildId);
+    const current = this.counters.get(buildId);
     if (!current) throw buildNotFound(buildId);
-    const decision = rule(current, this.clock.now());
-    if (decision.next) this.write(current, structuredClone(decision.next));
+    const groves = this.groves.get(buildId)!;
+    const decision = rule(current, this.clock.now(), (g) => groves.get(g));
+    if (decision.next) this.write(current, decision);
     return decision.result;
   }
 
-  private write(old: BuildRecord | undefined, next: BuildRecord): void {
-    this.records.set(next.buildId, next);
+  private write(old: BuildSummary | undefined, decision: Decision<unknown>): void {
+    const next = structuredClone(decision.next!);
+    this.counters.set(next.buildId, next);
+    if (decision.settle) this.groves.get(next.buildId)!.set(decision.settle.grove, structuredClone(decision.settle));
     for (const listener of [...this.listeners]) {
       try {
-        listener({ old: old && structuredClone(old), new: structuredClone(next) });
+        listener({ ...(old ? { old: structuredClone(old) } : {}), new: structuredClone(next) });
       } catch (err) {
         this.onListenerError(err);
       }
