@@ -43,7 +43,7 @@ describe("the harness", () => {
     const { moto, resources } = aws.current;
     expect(moto.endpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(process.env.AWS_ENDPOINT_URL).toBe(moto.endpoint);
-    expect(clientSettings()).toEqual({ region: "us-east-1", forcePathStyle: true });
+    expect(clientSettings()).toEqual({ region: "us-east-1", forcePathStyle: true, useQueueUrlAsEndpoint: false });
     expect(resources.table).toBe(DEV_RESOURCES.table.name);
     expect(resources.streamArn).toContain(`table/${DEV_RESOURCES.table.name}/stream/`);
     console.log(`moto_server answered ${moto.startupMs.toFixed(0)} ms after spawn`);

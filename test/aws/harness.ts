@@ -197,11 +197,27 @@ export async function startAwsEmulator(options: ProvisionOptions = {}): Promise<
 export async function createBuildsTable(name: string): Promise<void> {
   const { CreateTableCommand } = await import("@aws-sdk/client-dynamodb");
   const key = DEV_RESOURCES.table.partitionKey;
+  const index = DEV_RESOURCES.table.openBuildsIndex;
   await clients.dynamodb().send(
     new CreateTableCommand({
       TableName: name,
-      AttributeDefinitions: [{ AttributeName: key, AttributeType: "S" }],
+      AttributeDefinitions: [
+        { AttributeName: key, AttributeType: "S" },
+        { AttributeName: index.hashKey, AttributeType: "S" },
+        { AttributeName: index.rangeKey, AttributeType: "N" },
+      ],
       KeySchema: [{ AttributeName: key, KeyType: "HASH" }],
+      // The sweeper's open-builds index, as the app declares it.
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: index.name,
+          KeySchema: [
+            { AttributeName: index.hashKey, KeyType: "HASH" },
+            { AttributeName: index.rangeKey, KeyType: "RANGE" },
+          ],
+          Projection: { ProjectionType: "KEYS_ONLY" },
+        },
+      ],
       BillingMode: "PAY_PER_REQUEST",
     }),
   );

@@ -171,10 +171,9 @@ describe("the SST app with its default settings", () => {
       "sns:Publish topic",
     ]);
     expect(grants("sweeper")).toEqual([
-      "s3:GetObject bucket/builds/*/groves/*.grove bucket/builds/*/spec.json",
+      "s3:GetObject bucket/builds/*/spec.json",
       "s3:ListBucket bucket",
-      "s3:PutObject,s3:AbortMultipartUpload bucket/builds/*/groves/*.grove",
-      "dynamodb:BatchGetItem,dynamodb:GetItem,dynamodb:PutItem,dynamodb:UpdateItem table",
+      "dynamodb:BatchGetItem,dynamodb:GetItem,dynamodb:UpdateItem table",
       "dynamodb:Query table/index/open-builds",
       "sns:Publish topic",
       "sqs:GetQueueAttributes,sqs:SendMessage groves",
@@ -291,7 +290,7 @@ describe("the deployed functions", () => {
       CanopyGroves: app.groves!.state.url!,
     };
     const reachable = fn.build.links.map((l) => linked[l]);
-    expect(requests, output.trim().split("\n").at(-1)).toContainEqual({ service: "dynamodb", operation, resource: app.table!.state.name });
+    expect(requests, output.trim().split("\n").at(-1)).toContainEqual(expect.objectContaining({ service: "dynamodb", operation, resource: app.table!.state.name }));
     for (const r of requests) expect(reachable).toContain(r.resource);
   });
 });

@@ -21,6 +21,10 @@ export interface ProbeRequest {
   resource: string;
   /** S3 object requests: the key. */
   key?: string;
+  /** DynamoDB: the index a Query or Scan reads. */
+  index?: string;
+  /** DynamoDB TransactWriteItems: each item's own action (IAM authorises a transaction per item). */
+  items?: string[];
 }
 
 export interface ProbeOptions {
@@ -50,8 +54,14 @@ function classify(method: string, url: string, headers: Record<string, string | 
   };
   if (target.startsWith("DynamoDB_")) {
     const b = json();
+    const operation = target.split(".")[1] ?? target;
+    if (operation === "TransactWriteItems") {
+      const entries = ((b.TransactItems as Record<string, { TableName?: string }>[] | undefined) ?? []).map((item) => Object.entries(item)[0]);
+      const kinds: Record<string, string> = { Put: "PutItem", Update: "UpdateItem", Delete: "DeleteItem", ConditionCheck: "ConditionCheckItem" };
+      return { service: "dynamodb", operation, resource: String(entries[0]?.[1].TableName ?? ""), items: entries.map(([kind]) => kinds[kind] ?? kind) };
+    }
     const table = b.TableName ?? Object.keys((b.RequestItems as object) ?? {})[0] ?? "";
-    return { service: "dynamodb", operation: target.split(".")[1] ?? target, resource: String(table) };
+    return { service: "dynamodb", operation, resource: String(table), ...(typeof b.IndexName === "string" ? { index: b.IndexName } : {}) };
   }
   if (target.startsWith("AmazonSQS.")) return { service: "sqs", operation: target.slice(10), resource: String(json().QueueUrl ?? "") };
   const form = new URLSearchParams(body);
@@ -78,15 +88,25 @@ function classify(method: string, url: string, headers: Record<string, string | 
   return { service: "s3", operation, resource: decodeURIComponent(bucket), ...(key ? { key } : {}) };
 }
 
-/** The IAM action a request needs (S3's per its authorisation rules) and the ARN it is on, in the mocked account. */
+/**
+ * The IAM actions a request needs (S3's per its authorisation rules, a DynamoDB transaction's per item) and the ARN
+ * each is on, in the mocked account.
+ */
+export function iamRequests(r: ProbeRequest, account: string, region: string): { action: string; arn: string }[] {
+  if (r.service === "dynamodb" && r.items) return r.items.map((item) => ({ action: `dynamodb:${item}`, arn: `arn:aws:dynamodb:${region}:${account}:table/${r.resource}` }));
+  return [iamRequest(r, account, region)];
+}
+
+/** The IAM action a single request needs and the ARN it is on (see iamRequests). */
 export function iamRequest(r: ProbeRequest, account: string, region: string): { action: string; arn: string } {
   switch (r.service) {
     case "dynamodb":
-      return { action: `dynamodb:${r.operation}`, arn: `arn:aws:dynamodb:${region}:${account}:table/${r.resource}` };
+      return { action: `dynamodb:${r.operation}`, arn: `arn:aws:dynamodb:${region}:${account}:table/${r.resource}${r.index ? `/index/${r.index}` : ""}` };
     case "sns":
       return { action: `sns:${r.operation}`, arn: r.resource };
     case "sqs":
-      return { action: `sqs:${r.operation}`, arn: `arn:aws:sqs:${region}:${account}:${r.resource.split("/").at(-1)}` };
+      // SendMessageBatch is authorised by sqs:SendMessage.
+      return { action: `sqs:${r.operation === "SendMessageBatch" ? "SendMessage" : r.operation}`, arn: `arn:aws:sqs:${region}:${account}:${r.resource.split("/").at(-1)}` };
     case "s3": {
       const actions: Record<string, string> = {
         GetObject: "s3:GetObject",

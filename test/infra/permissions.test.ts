@@ -9,9 +9,10 @@
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { CreateBucketCommand } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, DeleteObjectCommand } from "@aws-sdk/client-s3";
+import { CreateQueueCommand } from "@aws-sdk/client-sqs";
 import { CreateTopicCommand } from "@aws-sdk/client-sns";
-import { parseBuildSpec, prepareDataset, submitBuild, trainGrove, type BuildRecord, type GroveTask } from "@canopy/core";
+import { keys, parseBuildSpec, prepareDataset, submitBuild, trainGrove, type BuildRecord, type GroveTask } from "@canopy/core";
 import { MemoryQueue } from "@canopy/core/testing";
 import { clients, DynamoLedger, DynamoModelRegistry, S3BlobStore } from "@canopy/runtime-aws";
 import { FUNCTION_ACCESS, type FunctionName } from "@canopy/runtime-aws/access";
@@ -19,7 +20,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { createBuildsTable, useAwsEmulator } from "../aws/harness.ts";
 import { functionUrlEvent } from "../serving/support.ts";
 import { REPO, useEvaluatedApp } from "./harness.ts";
-import { aggregationTriggerEvent, allows, groveTaskEvent, iamRequest, probeFunction, type ProbeRequest } from "./lambda-probe.ts";
+import { aggregationTriggerEvent, allows, groveTaskEvent, iamRequests, probeFunction, type ProbeRequest } from "./lambda-probe.ts";
 import { MOCK_ACCOUNT, MOCK_REGION } from "./run-app.ts";
 import { describeApp, type Statement } from "./wiring.ts";
 
@@ -40,6 +41,9 @@ function built(name: FunctionName) {
   return { build, lambda, statements };
 }
 
+/** moto's URLs of the app's queues (CANOPY_QUEUE_URL and CANOPY_DLQ_URL give the functions moto's queue names). */
+const queueUrls: Record<"groves" | "dlq", string> = { groves: "", dlq: "" };
+
 const used: Record<FunctionName, ProbeRequest[]> = { trainer: [], aggregator: [], dlq: [], sweeper: [], predict: [] };
 
 /** Runs one function from its bundle on moto; every request it makes must be allowed by its role. */
@@ -49,16 +53,19 @@ async function run(name: FunctionName, event: unknown): Promise<{ requests: Prob
     // What Lambda runs: the code.zip (the aggregator's carries report.html's chart library).
     codeZip: path.join(evaluated.current.root, ".sst", "artifacts", fn.build.functionID, "code.zip"),
     handler: fn.build.builtHandler,
-    environment: fn.lambda.inputs.environment.variables,
+    environment: {
+      ...fn.lambda.inputs.environment.variables,
+      ...(name === "trainer" ? { CANOPY_DLQ_URL: queueUrls.dlq } : {}),
+      ...(name === "sweeper" ? { CANOPY_QUEUE_URL: queueUrls.groves } : {}),
+    },
     memoryMb: fn.lambda.inputs.memorySize,
     endpoint: aws.current.moto.endpoint,
     event,
     timeoutMs: 120_000,
   });
-  for (const r of result.requests) {
-    const { action, arn } = iamRequest(r, MOCK_ACCOUNT, MOCK_REGION);
-    expect(allows(fn.statements, action, arn), `${name} calls ${r.operation} (${action} on ${arn}), which its role does not allow`).toBe(true);
-  }
+  for (const r of result.requests)
+    for (const { action, arn } of iamRequests(r, MOCK_ACCOUNT, MOCK_REGION))
+      expect(allows(fn.statements, action, arn), `${name} calls ${r.operation} (${action} on ${arn}), which its role does not allow`).toBe(true);
   used[name].push(...result.requests);
   return result;
 }
@@ -77,6 +84,9 @@ describe("each function's role allows exactly what the function does", () => {
     await clients.s3().send(new CreateBucketCommand({ Bucket: described.bucket!.state.bucket! }));
     await createBuildsTable(described.table!.state.name!);
     await clients.sns().send(new CreateTopicCommand({ Name: described.topic!.state.arn!.split(":").at(-1)! }));
+    // The queues the trainer (dead letters) and the sweeper (lost groves, the queue's depth) send to and read.
+    for (const [name, queue] of [["groves", described.groves!], ["dlq", described.dlq!]] as const)
+      queueUrls[name] = (await clients.sqs().send(new CreateQueueCommand({ QueueName: queue.state.name! }))).QueueUrl!;
     blobs = new S3BlobStore(described.bucket!.state.bucket!);
     ledger = new DynamoLedger(described.table!.state.name!);
     const prepared = await prepareDataset(digits, { label: "digit" }, blobs);
@@ -85,31 +95,37 @@ describe("each function's role allows exactly what the function does", () => {
       train: { n_estimators: 4, grove_size: 2, seed: 1 },
       aggregate: { n_estimators: 4, grove_size: 2, seed: 2 },
       stalled: { n_estimators: 2, grove_size: 1, seed: 3 },
+      exhausted: { n_estimators: 2, grove_size: 1, seed: 4 },
     };
     for (const [name, spec] of Object.entries(specs)) {
       const queue = new MemoryQueue();
-      // The stalled build's record was last touched two hours ago (the sweeper's limit is 30 minutes).
-      const clock = name === "stalled" ? { now: () => Date.now() - 2 * 3600_000 } : undefined;
+      // The stalled builds' records were last touched two hours ago (the sweeper's limit is 45 minutes).
+      const clock = name === "stalled" || name === "exhausted" ? { now: () => Date.now() - 2 * 3600_000 } : undefined;
       const writer = clock ? new DynamoLedger(described.table!.state.name!, undefined, { clock }) : ledger;
       const full = parseBuildSpec({ dataset: "test/fixtures/digits.csv", label: "digit", ...spec });
       ids[name] = (await submitBuild(full, { blobs, ledger: writer, queue, ...(clock ? { clock } : {}) }, prepared)).buildId;
       tasks[name] = queue.drain();
+      // Its groves were queued again three times already, and still nothing landed.
+      if (name === "exhausted") for (let i = 0; i < 3; i++) await writer.recordRequeue(ids[name]);
     }
     for (const task of tasks.aggregate) await trainGrove(task, { blobs, ledger, memoryMb: 1769 });
   }, 120_000);
 
-  it("the trainer: trains and lands a grove; a grove whose pack is missing leaves its error note", async () => {
+  it("the trainer: trains and lands a grove; a grove whose build lost its manifest leaves its error note and is dead-lettered at once", async () => {
     const [good, bad] = tasks.train;
     const landed = await run("trainer", sqsEvent(good, 1, "groves"));
     expect(landed.output).toContain('handler returned {"batchItemFailures":[]}');
     expect((await ledger.get(ids.train))?.landed).toEqual([good.grove]);
-    const missing = { ...bad, packKey: `packs/${"0".repeat(64)}.pack`, packHash: "0".repeat(64) };
-    const failed = await run("trainer", sqsEvent(missing, 1, "groves"));
-    expect(failed.output).toContain(`"itemIdentifier":"m-${bad.buildId}-${bad.grove}-1"`);
+    // The manifest is the trainer's source of truth: without it a grove can never train (an input error).
+    await clients.s3().send(new DeleteObjectCommand({ Bucket: describeApp(evaluated.current).bucket!.state.bucket!, Key: keys.spec(ids.train) }));
+    const failed = await run("trainer", sqsEvent(bad, 1, "groves"));
+    expect(failed.output).toContain('handler returned {"batchItemFailures":[]}');
     expect(failed.requests.map((r) => `${r.operation} ${r.key ?? ""}`.trim())).toEqual([
       "GetItem",
-      `GetObject ${missing.packKey}`,
+      "GetItem",
+      `GetObject builds/${bad.buildId}/spec.json`,
       `PutObject builds/${bad.buildId}/groves/0000${bad.grove}.error.txt`,
+      "SendMessage",
     ]);
   });
 
@@ -133,10 +149,11 @@ describe("each function's role allows exactly what the function does", () => {
     expect((await ledger.get(ids.aggregate))?.status).toBe("COMPLETED");
   });
 
-  it("the sweeper: finds the stalled build, fails it and notifies", async () => {
+  it("the sweeper: queues a stalled build's groves again, and fails (and notifies) one requeued three times already", async () => {
     const { output } = await run("sweeper", {});
     expect(output).toContain(ids.stalled);
-    expect((await ledger.get(ids.stalled))?.status).toBe("FAILED");
+    expect(await ledger.summary(ids.stalled)).toMatchObject({ status: "TRAINING", requeues: 1 });
+    expect((await ledger.get(ids.exhausted))?.status).toBe("FAILED");
   });
 
   it("predict: serves the production model by alias, and refuses an unknown build with 404", async () => {
@@ -152,10 +169,15 @@ describe("each function's role allows exactly what the function does", () => {
     const authorisationOnly = new Set(["s3:ListBucket", "s3:AbortMultipartUpload"]);
     for (const name of Object.keys(FUNCTION_ACCESS) as FunctionName[]) {
       const fn = built(name);
-      const calls = used[name].map((r) => iamRequest(r, MOCK_ACCOUNT, MOCK_REGION));
+      const calls = used[name].flatMap((r) => iamRequests(r, MOCK_ACCOUNT, MOCK_REGION));
       expect(calls.length, name).toBeGreaterThan(0);
       // The function's own grants: not its event source's (which Lambda's poller uses, not the function).
-      const own = fn.statements.filter((s) => [s.Action].flat().every((a) => /^(s3|dynamodb|sns):/.test(a)) && ![s.Resource].flat().some((r) => r.includes("/stream/")));
+      // Not what Lambda uses on the function's behalf: receiving from its queue, reading its stream, sending a failed
+      // stream batch to its on-failure destination.
+      const failures = describeApp(evaluated.current).failures!.state.arn!;
+      const own = fn.statements.filter(
+        (s) => ![s.Action].flat().includes("sqs:ReceiveMessage") && ![s.Resource].flat().some((r) => r.includes("/stream/") || r === failures),
+      );
       for (const s of own)
         for (const action of [s.Action].flat())
           for (const resource of [s.Resource].flat()) {

@@ -243,6 +243,12 @@ export interface ResumeOptions {
    * default Infinity (never reopened).
    */
   aggregationLeaseMs?: number;
+  /**
+   * Whether an extension's groves still to be copied from its parent are copied here (default) or queued for the
+   * trainers, which give the same bytes (a copy is stamped to be the fresh build's grove): the sweeper queues them,
+   * so it needs no access to groves.
+   */
+  copy?: boolean;
 }
 
 /**
@@ -281,7 +287,7 @@ export async function resumeBuild(buildId: string, ports: SubmitPorts, options: 
   const done = new Set([...record.landed, ...record.failed.map((f) => f.grove)]);
   const outstanding = manifest.groves.filter((g) => !done.has(g.grove));
   if (outstanding.length === 0) return out();
-  const copies = new Set(manifest.extends?.groves ?? []);
+  const copies = new Set(options.copy === false ? [] : (manifest.extends?.groves ?? []));
   const trained = outstanding.filter((g) => !copies.has(g.grove));
   if (trained.length > 0) {
     await ports.queue.send(groveTasks(manifest, trained, clock.now()));

@@ -165,7 +165,8 @@ async function apply(buildId: string, decision: SweepAction, ports: SweepPorts):
       return { buildId, action: "reopen", detail: decision.why, ...(done ? {} : { skipped: true }) };
     }
     case "requeue": {
-      const resumed = await resumeBuild(buildId, ports);
+      // An extension's uncopied groves are trained instead (the same bytes), so the sweeper never writes groves.
+      const resumed = await resumeBuild(buildId, ports, { copy: false });
       const detail = `${decision.why}; queued groves ${resumed.requeued.join(", ") || "(none)"}`;
       return { buildId, action: "requeue", detail, ...(resumed.requeued.length > 0 ? {} : { skipped: true }) };
     }

@@ -232,4 +232,28 @@ describe("extending a build with more trees", () => {
     await drain(p);
     expect((await model(p, childId)).equals((await fresh({ ...SPEC, grove_size: 5, n_estimators: 100 })).model)).toBe(true);
   });
+
+  it("resumed by the sweeper (copy: false), the groves left to copy are trained instead, into the same bytes", async () => {
+    const p = memoryPipeline();
+    const parent = await trained(p, { ...SPEC, grove_size: 5 });
+    const childId = buildIdFor((await readManifest(p.blobs, parent)).packHash, parseBuildSpec({ ...SPEC, grove_size: 5, n_estimators: 100 }));
+    const put = p.blobs.put.bind(p.blobs);
+    let failing = true;
+    p.blobs.put = async (key, bytes, type) => {
+      if (failing && key === keys.grove(childId, 3)) {
+        failing = false;
+        throw new Error("connection reset");
+      }
+      return put(key, bytes, type);
+    };
+    await expect(extendBuild(parent, 100, p)).rejects.toThrow("connection reset");
+    p.queue.drain(); // lost with the submitter
+    const copiedBefore = (await p.ledger.get(childId))!.landed;
+    const resumed = await resumeBuild(childId, p, { copy: false });
+    expect(resumed.copied).toBeUndefined();
+    expect(resumed.requeued).toEqual(range(0, 20).filter((g) => !copiedBefore.includes(g)));
+    expect(resumed.requeued).toContain(3);
+    await drain(p);
+    expect((await model(p, childId)).equals((await fresh({ ...SPEC, grove_size: 5, n_estimators: 100 })).model)).toBe(true);
+  });
 });

@@ -97,13 +97,12 @@ export const FUNCTION_ACCESS: Record<FunctionName, FunctionAccess> = {
   // core's failGroveTask, quoting the trainer's last error note.
   dlq: { reads: ["groveError"], ledger: ["failGrove", "get"], notifier: ["publish"] },
   // core's sweepBuilds over the open builds: redrives and reopens aggregations, queues lost groves again (core's
-  // resumeBuild: the manifest, the grove queue; an extension's groves not yet copied are copied), fails what cannot
-  // finish.
+  // resumeBuild: the manifest, the grove queue; an extension's uncopied groves are queued for training, not copied),
+  // fails what cannot finish.
   sweeper: {
-    reads: ["spec", "grove"],
-    writes: ["grove"],
+    reads: ["spec"],
     openBuilds: ["list"],
-    ledger: ["summary", "get", "startTraining", "landGrove", "redriveAggregation", "reopenAggregation", "recordRequeue", "fail"],
+    ledger: ["summary", "get", "startTraining", "redriveAggregation", "reopenAggregation", "recordRequeue", "fail"],
     groves: ["send", "state"],
     notifier: ["publish"],
   },

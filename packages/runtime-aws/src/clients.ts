@@ -12,6 +12,11 @@ export interface ClientSettings {
   region?: string;
   /** True when AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3) points S3 at an emulator: bucket names go in the path. */
   forcePathStyle: boolean;
+  /**
+   * False when AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_SQS) is set: the SQS client then sends to that endpoint, not to
+   * the host in a queue's URL (which names AWS for a deployed app's queue).
+   */
+  useQueueUrlAsEndpoint: boolean;
 }
 
 /**
@@ -22,7 +27,7 @@ export interface ClientSettings {
 export function clientSettings(env: NodeJS.ProcessEnv = process.env): ClientSettings {
   const emulated = Boolean(env.AWS_ENDPOINT_URL || env.AWS_ENDPOINT_URL_S3);
   const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || (emulated ? EMULATOR_REGION : undefined);
-  return { region, forcePathStyle: emulated };
+  return { region, forcePathStyle: emulated, useQueueUrlAsEndpoint: !(env.AWS_ENDPOINT_URL || env.AWS_ENDPOINT_URL_SQS) };
 }
 
 interface Clients {
@@ -49,7 +54,7 @@ export const clients = {
   s3: once("s3", (s) => new S3Client({ ...regional(s), forcePathStyle: s.forcePathStyle })),
   dynamodb: once("dynamodb", (s) => new DynamoDBClient(regional(s))),
   dynamodbStreams: once("dynamodbStreams", (s) => new DynamoDBStreamsClient(regional(s))),
-  sqs: once("sqs", (s) => new SQSClient(regional(s))),
+  sqs: once("sqs", (s) => new SQSClient({ ...regional(s), useQueueUrlAsEndpoint: s.useQueueUrlAsEndpoint })),
   sns: once("sns", (s) => new SNSClient(regional(s))),
 };
 

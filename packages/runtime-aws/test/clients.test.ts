@@ -13,12 +13,14 @@ afterEach(() => {
 
 describe("clientSettings", () => {
   it("defaults the region to us-east-1 and uses path-style S3 only against an emulator", () => {
-    expect(clientSettings({ AWS_ENDPOINT_URL: "http://127.0.0.1:5000" })).toEqual({ region: "us-east-1", forcePathStyle: true });
-    expect(clientSettings({ AWS_ENDPOINT_URL_S3: "http://127.0.0.1:5000" })).toEqual({ region: "us-east-1", forcePathStyle: true });
-    expect(clientSettings({ AWS_ENDPOINT_URL: "http://localhost:4566", AWS_REGION: "eu-west-1" })).toEqual({ region: "eu-west-1", forcePathStyle: true });
-    expect(clientSettings({ AWS_DEFAULT_REGION: "ap-south-1" })).toEqual({ region: "ap-south-1", forcePathStyle: false });
+    expect(clientSettings({ AWS_ENDPOINT_URL: "http://127.0.0.1:5000" })).toEqual({ region: "us-east-1", forcePathStyle: true, useQueueUrlAsEndpoint: false });
+    expect(clientSettings({ AWS_ENDPOINT_URL_S3: "http://127.0.0.1:5000" })).toEqual({ region: "us-east-1", forcePathStyle: true, useQueueUrlAsEndpoint: true });
+    // An SQS endpoint override: requests go there, not to the host a queue's URL names.
+    expect(clientSettings({ AWS_ENDPOINT_URL_SQS: "http://127.0.0.1:5000", AWS_REGION: "eu-west-1" })).toEqual({ region: "eu-west-1", forcePathStyle: false, useQueueUrlAsEndpoint: false });
+    expect(clientSettings({ AWS_ENDPOINT_URL: "http://localhost:4566", AWS_REGION: "eu-west-1" })).toEqual({ region: "eu-west-1", forcePathStyle: true, useQueueUrlAsEndpoint: false });
+    expect(clientSettings({ AWS_DEFAULT_REGION: "ap-south-1" })).toEqual({ region: "ap-south-1", forcePathStyle: false, useQueueUrlAsEndpoint: true });
     // Deployed without an override the SDK resolves the region itself.
-    expect(clientSettings({})).toEqual({ region: undefined, forcePathStyle: false });
+    expect(clientSettings({})).toEqual({ region: undefined, forcePathStyle: false, useQueueUrlAsEndpoint: true });
   });
 });
 
