@@ -202,21 +202,26 @@ describe("extending a build with more trees", () => {
     expect(p.blobs.keys()).toEqual(before);
   });
 
-  it("a crash part-way through the copies resumes like any build: the rest copied, only unlanded groves trained, same bytes", async () => {
+  /** An extension of a 40-tree build to 100 trees whose submitter dies on the first write of the copy of `grove`. */
+  async function interruptedExtension(grove: number) {
     const p = memoryPipeline();
     const parent = await trained(p, { ...SPEC, grove_size: 5 });
     const childId = buildIdFor((await readManifest(p.blobs, parent)).packHash, parseBuildSpec({ ...SPEC, grove_size: 5, n_estimators: 100 }));
-    // The store fails the first write of the extension's grove 5: the submitter dies there.
     const put = p.blobs.put.bind(p.blobs);
     let failing = true;
     p.blobs.put = async (key, bytes, type) => {
-      if (failing && key === keys.grove(childId, 5)) {
+      if (failing && key === keys.grove(childId, grove)) {
         failing = false;
         throw new Error("connection reset");
       }
       return put(key, bytes, type);
     };
     await expect(extendBuild(parent, 100, p)).rejects.toThrow("connection reset");
+    return { p, childId };
+  }
+
+  it("a crash part-way through the copies resumes like any build: the rest copied, only unlanded groves trained, same bytes", async () => {
+    const { p, childId } = await interruptedExtension(5);
     const tasks = p.queue.drain();
     expect(tasks.map((t) => t.grove)).toEqual(range(8, 20));
     await trainGrove(tasks[0], p); // one trained grove landed; the other tasks were lost with the submitter
@@ -234,19 +239,7 @@ describe("extending a build with more trees", () => {
   });
 
   it("resumed by the sweeper (copy: false), the groves left to copy are trained instead, into the same bytes", async () => {
-    const p = memoryPipeline();
-    const parent = await trained(p, { ...SPEC, grove_size: 5 });
-    const childId = buildIdFor((await readManifest(p.blobs, parent)).packHash, parseBuildSpec({ ...SPEC, grove_size: 5, n_estimators: 100 }));
-    const put = p.blobs.put.bind(p.blobs);
-    let failing = true;
-    p.blobs.put = async (key, bytes, type) => {
-      if (failing && key === keys.grove(childId, 3)) {
-        failing = false;
-        throw new Error("connection reset");
-      }
-      return put(key, bytes, type);
-    };
-    await expect(extendBuild(parent, 100, p)).rejects.toThrow("connection reset");
+    const { p, childId } = await interruptedExtension(3);
     p.queue.drain(); // lost with the submitter
     const copiedBefore = (await p.ledger.get(childId))!.landed;
     const resumed = await resumeBuild(childId, p, { copy: false });
