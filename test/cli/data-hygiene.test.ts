@@ -191,6 +191,17 @@ describe("issue 9.5: nothing from the input reaches the terminal raw; binary fil
     expect(predicted.code, predicted.stderr).toBe(0);
     expect(predicted.stdout.trimEnd().split("\n")).toHaveLength(151);
   });
+  it.each<[string, (gz: Buffer) => Buffer]>([
+    ["an unknown compression method", (gz) => Buffer.concat([gz.subarray(0, 2), Buffer.from([0x07]), gz.subarray(3)])],
+    ["a byte changed in the compressed data", (gz) => Buffer.concat([gz.subarray(0, 100), Buffer.from([gz[100]! ^ 0xff]), gz.subarray(101)])],
+    ["a wrong checksum at the end", (gz) => Buffer.concat([gz.subarray(0, gz.length - 8), Buffer.from([gz[gz.length - 8]! ^ 0xff]), gz.subarray(gz.length - 7)])],
+    ["cut short", (gz) => gz.subarray(0, Math.floor(gz.length / 2))],
+  ])("a damaged .csv.gz (%s) is refused in one line naming the file, by train and by predict", async (_, damage) => {
+    await writeFile(join(dir, "damaged.csv.gz"), damage(gzipSync(await readFile(IRIS))));
+    const message = /^canopy: error: damaged\.csv\.gz: the gzip data is damaged \([^)]+\)$/;
+    expect(await refusedLeavingStore(["train", "damaged.csv.gz", "--out", "out"])).toMatch(message);
+    expect(await refusedLeavingStore(["predict", "--model", irisBuild, "damaged.csv.gz"])).toMatch(message);
+  });
 });
 
 describe("issue 9.6: one rule for labels and features; invalid UTF-8 is refused with the row and column", () => {

@@ -43,9 +43,16 @@ export function oneLine(err: unknown): string {
     .join("; ");
 }
 
+/** A path as messages show it: whole, unless it is too long to be a real one (echoed input stays short). */
+function shownPath(path: string): string {
+  return path.length <= 240 ? path : `${path.slice(0, 60)}…(${path.length} characters)`;
+}
+
 /** Node's file errors as a user-facing usage error naming the path, or undefined for anything else. */
-export function fileError(err: unknown, path: string, what = "file"): UsageError | undefined {
+export function fileError(err: unknown, fullPath: string, what = "file"): UsageError | undefined {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const path = shownPath(fullPath);
+  if (code === "ENAMETOOLONG") return new UsageError(`${what} name too long: ${path}`);
   if (code === "ENOENT") return new UsageError(`${what} not found: ${path}`);
   if (code === "EISDIR") return new UsageError(`${path} is a directory, expected a ${what}`);
   if (code === "EACCES" || code === "EPERM") return new UsageError(`cannot read ${path}: permission denied`);
@@ -60,6 +67,7 @@ const SYSTEM_MEANING: Record<string, string> = {
   EROFS: "read-only file system",
   ENOTDIR: "a part of the path is a file, not a directory",
   EISDIR: "it is a directory",
+  ENAMETOOLONG: "the name is too long",
 };
 
 const SYSTEM_VERB: Record<string, string> = { mkdir: "create", open: "open", rename: "replace", rmdir: "remove", unlink: "remove", scandir: "list", stat: "read" };
@@ -74,5 +82,5 @@ export function systemError(err: unknown): UsageError | undefined {
   const meaning = SYSTEM_MEANING[e.code];
   if (meaning === undefined) return undefined;
   const verb = SYSTEM_VERB[e.syscall ?? ""] ?? "use";
-  return new UsageError(`cannot ${verb} ${e.path}: ${meaning}`);
+  return new UsageError(`cannot ${verb} ${shownPath(e.path)}: ${meaning}`);
 }

@@ -82,9 +82,14 @@ export async function openTable(source: ByteSource): Promise<TableSource> {
 }
 
 async function gzipRows(source: ByteSource, sink: RowSink): Promise<void> {
-  const gunzip = Readable.from(source.stream()).pipe(createGunzip());
   let first = true;
   const checked = (async function* () {
+    // Made when the rows are first pulled, so that the iteration below is listening before gunzip can fail: a damaged
+    // header errors at once, and an 'error' event nobody listens to would crash the process.
+    const input = Readable.from(source.stream());
+    const gunzip = createGunzip();
+    input.on("error", (err) => gunzip.destroy(err));
+    input.pipe(gunzip);
     try {
       for await (const chunk of gunzip as AsyncIterable<Uint8Array>) {
         if (first) {
