@@ -46,6 +46,7 @@ export function fitTree(pack: DatasetPack, rows: Uint32Array, params: ResolvedPa
     minSamplesLeaf,
     rng,
     categorical,
+    binCounts: Int32Array.from(pack.edges, (e) => e.length + 1),
   });
   const sets = new CategorySetBuilder();
   const tree = new TreeArrays(samples.size, criterion.valueWidth);
