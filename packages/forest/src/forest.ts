@@ -3,14 +3,17 @@ import { CanopyError, FormatError } from "./errors.ts";
 import { resolveParams, type ResolvedParams } from "./options.ts";
 import { schemaFeatures, schemaProblem, type TableSchema } from "./schema.ts";
 import { MISSING_BIN, MISSING_WIDE_BIN, type DatasetPack } from "./pack.ts";
-import { CompiledTrees } from "./predictor.ts";
+import { BinnedTrees } from "./predictor.ts";
 import { narrowBins } from "./tree-arrays.ts";
 import type { CategorySets, Task, Tree } from "./types.ts";
 
 export const FOREST_FORMAT = "canopy-forest";
 
-/** Each forest's trees compiled for prediction, made on its first raw predict (a WeakMap: not part of the forest's value). */
-const COMPILED = new WeakMap<Forest, CompiledTrees>();
+/**
+ * Each forest's binned form for prediction (null: it has none), made on its first raw predict; a WeakMap, so it
+ * is not part of the forest's value.
+ */
+const BINNED = new WeakMap<Forest, BinnedTrees | null>();
 /**
  * Version 2 adds a CRC-32 of the binary encoding (a damaged file is refused instead of predicting garbage);
  * version 3 adds the table schema (how input columns become features), so a model predicts from the same kind
@@ -183,34 +186,66 @@ export class Forest {
   }
 
   /**
-   * Sum of leaf values over trees for raw rows. Each block of rows is first copied (one sequential read) into a
-   * small buffer that stays in cache while every tree walks it: walking rows in place makes each level a
-   * dependent read from memory, and that, not the trees, was most of the time. The trees walk their compiled
-   * layout (see CompiledTrees), made once per forest.
+   * Sum of leaf values over trees for raw rows: on the forest's binned form (see BinnedTrees, made once per
+   * forest) when it has one, else by walking the stored trees.
    */
   private sumRaw(data: Float64Array, nRows: number): Float64Array {
+    let binned = BINNED.get(this);
+    if (binned === undefined) {
+      binned = BinnedTrees.of(this.trees, this.nFeatures, this.valueWidth);
+      BINNED.set(this, binned);
+    }
+    return binned === null ? this.walkRaw(data, nRows) : this.sumBinned(binned, data, nRows);
+  }
+
+  private sumBinned(binned: BinnedTrees, data: Float64Array, nRows: number): Float64Array {
     const width = this.valueWidth;
     const nCols = this.nFeatures;
     const out = new Float64Array(nRows * width);
-    let compiled = COMPILED.get(this);
-    if (compiled === undefined) {
-      compiled = CompiledTrees.of(this.trees, width);
-      COMPILED.set(this, compiled);
+    // Up to 1024 rows of bins (784 KB for 784 features): more rows share each tree's nodes while it is in cache.
+    const BLOCK = Math.max(16, Math.min(1024, Math.floor((1 << 20) / Math.max(1, nCols))));
+    const block = new Uint8Array(Math.min(nRows, BLOCK) * nCols);
+    for (let r0 = 0; r0 < nRows; r0 += BLOCK) {
+      const r1 = Math.min(nRows, r0 + BLOCK);
+      binned.bin(data, nCols, r0, r1, block);
+      for (let k = 0; k < this.trees.length; k++) binned.addLeaves(k, block, nCols, r0, r1, out, width);
     }
-    // About 192 KB of rows (32 rows of 784 features; 256 of 64), which stays in L2 while every tree walks them.
-    const BLOCK = Math.max(16, Math.min(256, Math.floor(24576 / Math.max(1, nCols))));
+    return out;
+  }
+
+  /**
+   * Sum of leaf values over trees for raw rows, walking the stored trees. Each block of rows is first copied (one
+   * sequential read) into a small buffer that stays in cache while every tree walks it: walking rows in place
+   * makes each level a dependent read from memory, and that, not the trees, was most of the time.
+   */
+  private walkRaw(data: Float64Array, nRows: number): Float64Array {
+    const width = this.valueWidth;
+    const nCols = this.nFeatures;
+    const out = new Float64Array(nRows * width);
+    const BLOCK = 64;
     const block = new Float64Array(Math.min(nRows, BLOCK) * nCols);
-    const trees = this.trees;
     for (let r0 = 0; r0 < nRows; r0 += BLOCK) {
       const r1 = Math.min(nRows, r0 + BLOCK);
       block.set(data.subarray(r0 * nCols, r1 * nCols));
-      for (let k = 0; k < trees.length; k++) {
-        const t = trees[k];
+      for (const t of this.trees) {
+        const { feature, threshold, right, missingLeft, values } = t;
         if (t.categorical !== undefined) {
-          for (let r = r0; r < r1; r++) addLeaf(out, r * width, t.values, t.right[rawLeaf(t, t.categorical, block, (r - r0) * nCols)] * width, width);
+          for (let r = r0; r < r1; r++) addLeaf(out, r * width, values, right[rawLeaf(t, t.categorical, block, (r - r0) * nCols)] * width, width);
           continue;
         }
-        compiled.addLeaves(k, block, nCols, r0, r1, out, width);
+        for (let r = r0; r < r1; r++) {
+          const base = (r - r0) * nCols;
+          let node = 0;
+          let f = feature[0];
+          while (f >= 0) {
+            const v = block[base + f];
+            node = v <= threshold[node] || (v !== v && missingLeft[node] === 1) ? node + 1 : right[node];
+            f = feature[node];
+          }
+          const o = right[node] * width;
+          const d = r * width;
+          for (let c = 0; c < width; c++) out[d + c] += values[o + c];
+        }
       }
     }
     return out;

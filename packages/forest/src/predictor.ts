@@ -1,68 +1,117 @@
 import type { Tree } from "./types.ts";
 
+/** The bin of a missing value; a feature with more distinct thresholds than this is not binned. */
+const MISSING = 255;
+/** Integer inputs are binned through a lookup table when the thresholds span at most this many integers. */
+const MAX_LOOKUP = 4096;
+
+/** Integer-valued inputs in [lo, hi] are binned by table[x - lo]; below lo bin 0, above hi the last bin. */
+interface Lookup {
+  lo: number;
+  hi: number;
+  table: Uint8Array;
+}
+
 /**
- * A forest's trees laid out for prediction on raw rows: every tree's nodes in one pair of arrays (pre-order as the
- * model stores them, so the left child of node i is still i + 1), a node's feature and right child side by side,
- * and the leaves pointing straight at their values. Trees with categorical set splits are not compiled (base -1):
- * the caller walks them as stored.
+ * A forest compiled for prediction on raw rows: each row is binned once by the thresholds the trees use, then
+ * the trees compare bytes. Rows are binned a block at a time (a byte per feature, so a block of a thousand
+ * 784-feature rows stays in cache while every tree walks it); a tree's nodes sit in one array, a node's feature,
+ * threshold rank and right child side by side; four rows walk a tree together so their memory reads overlap.
  *
- * The comparisons are the model's own (`x <= threshold`, NaN by missingLeft), on the same raw values, and the leaf
- * values are added tree by tree in the model's order, so predictions are the same to the last bit.
+ * Exactness: let t_0 < ... < t_{m-1} be the distinct thresholds of feature f's splits and bin(x) the first k
+ * with x <= t_k (m if none). For a non-NaN x, x <= t_j iff bin(x) <= j: if x <= t_j then bin(x) <= j; if
+ * bin(x) = k <= j then x <= t_k <= t_j; if no k exists, x > t_j. So a node with threshold t_j sends x left iff
+ * bin(x) <= j, exactly as the stored comparison does, infinities and values outside the training range
+ * included (they bin by the same comparisons). NaN gets bin 255, above every rank (m <= 254), and goes by the
+ * node's missingLeft. Integer inputs read bin(x) from a table filled by the same search. Leaf values are added
+ * tree by tree in the model's order, so predictions are the same to the last bit.
+ *
+ * Forests this cannot hold exactly in bytes (categorical set splits, a feature with more than 254 distinct
+ * thresholds, a NaN threshold) are not compiled: `of` returns null and the caller walks the stored trees.
  */
-export class CompiledTrees {
+export class BinnedTrees {
   private constructor(
-    /** Per node two words: [feature, or ~valueOffset for a leaf; right child | missingLeft << 31]. */
-    readonly nodes: Int32Array,
-    readonly threshold: Float64Array,
+    /** Per feature the thresholds its splits use, ascending and distinct. */
+    private readonly cuts: Float64Array[],
+    private readonly lookups: (Lookup | null)[],
+    /** Features some split uses: the only ones binned. */
+    private readonly used: Int32Array,
+    /** Per node two words: [feature << 8 | threshold rank, or ~valueOffset for a leaf; right child | missingLeft << 31]. */
+    private readonly nodes: Int32Array,
     /** Every tree's leaf values, concatenated. */
-    readonly values: Float32Array,
-    /** Per tree: its root in `nodes`, or -1 for a tree left uncompiled. */
-    readonly base: Int32Array,
+    private readonly values: Float32Array,
+    /** Per tree: its root in `nodes`. */
+    private readonly roots: Int32Array,
   ) {}
 
-  static of(trees: Tree[], width: number): CompiledTrees {
+  static of(trees: Tree[], nFeatures: number, width: number): BinnedTrees | null {
+    if (nFeatures >= 1 << 23) return null;
+    const sets: Set<number>[] = Array.from({ length: nFeatures }, () => new Set());
     let nodeCount = 0;
     let valueCount = 0;
     for (const t of trees) {
-      if (t.categorical !== undefined) continue;
+      if (t.categorical !== undefined) return null;
+      for (let i = 0; i < t.nodeCount; i++) {
+        if (t.feature[i] < 0) continue;
+        if (Number.isNaN(t.threshold[i])) return null;
+        sets[t.feature[i]].add(t.threshold[i]);
+      }
       nodeCount += t.nodeCount;
       valueCount += t.values.length;
     }
+    if (sets.some((s) => s.size >= MISSING)) return null;
+    const cuts = sets.map((s) => Float64Array.from(s).sort());
     const nodes = new Int32Array(2 * nodeCount);
-    const threshold = new Float64Array(nodeCount);
     const values = new Float32Array(valueCount);
-    const base = new Int32Array(trees.length).fill(-1);
+    const roots = new Int32Array(trees.length);
     let nb = 0;
     let vb = 0;
     trees.forEach((t, k) => {
-      if (t.categorical !== undefined) return;
-      base[k] = nb;
-      const { feature, right, missingLeft } = t;
+      roots[k] = nb;
+      const { feature, threshold, right, missingLeft } = t;
       for (let i = 0; i < t.nodeCount; i++) {
         const j = nb + i;
         if (feature[i] < 0) {
           nodes[2 * j] = ~(vb + right[i] * width);
           continue;
         }
-        nodes[2 * j] = feature[i];
+        nodes[2 * j] = (feature[i] << 8) | rank(cuts[feature[i]], threshold[i]);
         nodes[2 * j + 1] = (nb + right[i]) | (missingLeft[i] << 31);
-        threshold[j] = t.threshold[i];
       }
       values.set(t.values, vb);
       nb += t.nodeCount;
       vb += t.values.length;
     });
-    return new CompiledTrees(nodes, threshold, values, base);
+    const used = Int32Array.from(cuts.flatMap((c, f) => (c.length > 0 ? [f] : [])));
+    return new BinnedTrees(cuts, cuts.map(lookupOf), used, nodes, values, roots);
+  }
+
+  /** Bins rows r0..r1 of `data` (nCols per row) into block[(r - r0) * nCols + f], for the features splits use. */
+  bin(data: Float64Array, nCols: number, r0: number, r1: number, block: Uint8Array): void {
+    const { cuts, lookups, used } = this;
+    for (let u = 0; u < used.length; u++) {
+      const f = used[u];
+      const c = cuts[f];
+      const m = c.length;
+      const lookup = lookups[f];
+      for (let r = r0; r < r1; r++) {
+        const x = data[r * nCols + f];
+        let b: number;
+        if (lookup !== null && (x | 0) === x) b = x < lookup.lo ? 0 : x > lookup.hi ? m : lookup.table[x - lookup.lo];
+        else if (x !== x) b = MISSING;
+        else b = rank(c, x);
+        block[(r - r0) * nCols + f] = b;
+      }
+    }
   }
 
   /**
-   * Adds tree k's leaf values for rows r0..r1 of `out` (`width` per row); row r's features are
-   * block[(r - r0) * nCols, ...). Four rows walk the tree together: their reads are independent, so the memory
-   * latency of one row's next node overlaps the others' (a single walk waits on every level).
+   * Adds tree k's leaf values for the block's rows r0..r1 to `out` (`width` per row); row r's bins are
+   * block[(r - r0) * nCols, ...).
    */
-  addLeaves(k: number, block: Float64Array, nCols: number, r0: number, r1: number, out: Float64Array, width: number): void {
-    const { nodes, threshold, values } = this;
-    const root = this.base[k];
+  addLeaves(k: number, block: Uint8Array, nCols: number, r0: number, r1: number, out: Float64Array, width: number): void {
+    const { nodes, values } = this;
+    const root = this.roots[k];
     let r = r0;
     for (; r + 4 <= r1; r += 4) {
       const b0 = (r - r0) * nCols;
@@ -73,55 +122,78 @@ export class CompiledTrees {
       let i1 = root;
       let i2 = root;
       let i3 = root;
-      let f0 = nodes[2 * root];
-      let f1 = f0;
-      let f2 = f0;
-      let f3 = f0;
+      let a0 = nodes[2 * root];
+      let a1 = a0;
+      let a2 = a0;
+      let a3 = a0;
       // Until all four reach a leaf (a negative word): the sign bit of the AND is set only then.
-      while ((f0 & f1 & f2 & f3) >= 0) {
-        if (f0 >= 0) {
-          const v = block[b0 + f0];
+      while ((a0 & a1 & a2 & a3) >= 0) {
+        if (a0 >= 0) {
+          const b = block[b0 + (a0 >>> 8)];
           const n = nodes[2 * i0 + 1];
-          i0 = v <= threshold[i0] || (v !== v && n < 0) ? i0 + 1 : n & 0x7fffffff;
-          f0 = nodes[2 * i0];
+          i0 = b <= (a0 & 0xff) || (b === MISSING && n < 0) ? i0 + 1 : n & 0x7fffffff;
+          a0 = nodes[2 * i0];
         }
-        if (f1 >= 0) {
-          const v = block[b1 + f1];
+        if (a1 >= 0) {
+          const b = block[b1 + (a1 >>> 8)];
           const n = nodes[2 * i1 + 1];
-          i1 = v <= threshold[i1] || (v !== v && n < 0) ? i1 + 1 : n & 0x7fffffff;
-          f1 = nodes[2 * i1];
+          i1 = b <= (a1 & 0xff) || (b === MISSING && n < 0) ? i1 + 1 : n & 0x7fffffff;
+          a1 = nodes[2 * i1];
         }
-        if (f2 >= 0) {
-          const v = block[b2 + f2];
+        if (a2 >= 0) {
+          const b = block[b2 + (a2 >>> 8)];
           const n = nodes[2 * i2 + 1];
-          i2 = v <= threshold[i2] || (v !== v && n < 0) ? i2 + 1 : n & 0x7fffffff;
-          f2 = nodes[2 * i2];
+          i2 = b <= (a2 & 0xff) || (b === MISSING && n < 0) ? i2 + 1 : n & 0x7fffffff;
+          a2 = nodes[2 * i2];
         }
-        if (f3 >= 0) {
-          const v = block[b3 + f3];
+        if (a3 >= 0) {
+          const b = block[b3 + (a3 >>> 8)];
           const n = nodes[2 * i3 + 1];
-          i3 = v <= threshold[i3] || (v !== v && n < 0) ? i3 + 1 : n & 0x7fffffff;
-          f3 = nodes[2 * i3];
+          i3 = b <= (a3 & 0xff) || (b === MISSING && n < 0) ? i3 + 1 : n & 0x7fffffff;
+          a3 = nodes[2 * i3];
         }
       }
-      addValues(out, r * width, values, ~f0, width);
-      addValues(out, (r + 1) * width, values, ~f1, width);
-      addValues(out, (r + 2) * width, values, ~f2, width);
-      addValues(out, (r + 3) * width, values, ~f3, width);
+      addValues(out, r * width, values, ~a0, width);
+      addValues(out, (r + 1) * width, values, ~a1, width);
+      addValues(out, (r + 2) * width, values, ~a2, width);
+      addValues(out, (r + 3) * width, values, ~a3, width);
     }
     for (; r < r1; r++) {
-      const b = (r - r0) * nCols;
+      const b0 = (r - r0) * nCols;
       let i = root;
-      let f = nodes[2 * root];
-      while (f >= 0) {
-        const v = block[b + f];
+      let a = nodes[2 * root];
+      while (a >= 0) {
+        const b = block[b0 + (a >>> 8)];
         const n = nodes[2 * i + 1];
-        i = v <= threshold[i] || (v !== v && n < 0) ? i + 1 : n & 0x7fffffff;
-        f = nodes[2 * i];
+        i = b <= (a & 0xff) || (b === MISSING && n < 0) ? i + 1 : n & 0x7fffffff;
+        a = nodes[2 * i];
       }
-      addValues(out, r * width, values, ~f, width);
+      addValues(out, r * width, values, ~a, width);
     }
   }
+}
+
+/** The first k with x <= cuts[k], or cuts.length (x not NaN). */
+function rank(cuts: Float64Array, x: number): number {
+  let lo = 0;
+  let hi = cuts.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (cuts[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** A table of rank(cuts, x) for the integers x from just below the first threshold to just above the last. */
+function lookupOf(cuts: Float64Array): Lookup | null {
+  if (cuts.length === 0) return null;
+  const lo = Math.ceil(cuts[0]) - 1;
+  const hi = Math.floor(cuts[cuts.length - 1]) + 1;
+  if (!(hi - lo < MAX_LOOKUP) || lo < -(2 ** 31) || hi >= 2 ** 31) return null;
+  const table = new Uint8Array(hi - lo + 1);
+  for (let x = lo; x <= hi; x++) table[x - lo] = rank(cuts, x);
+  return { lo, hi, table };
 }
 
 function addValues(out: Float64Array, d: number, values: Float32Array, o: number, width: number): void {

@@ -1,4 +1,4 @@
-// The compiled predictor (predictor.ts) against the model as stored: the leaf every row reaches by walking the
+// The binned predictor (predictor.ts) against the model as stored: the leaf every row reaches by walking the
 // stored arrays (fixtures' path()), its values summed tree by tree, must be exactly what predict returns, on every
 // row kind (NaN, infinities, out-of-range values, -0), every block size remainder and forests mixing trees with
 // and without categorical set splits.
@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { fitForest } from "../src/fit.ts";
 import { Forest } from "../src/forest.ts";
 import { buildPack } from "../src/pack.ts";
+import { BinnedTrees } from "../src/predictor.ts";
 import type { FeatureInfo } from "../src/schema.ts";
 import type { Dataset, Tree } from "../src/types.ts";
 import { classification, fixture, leafValue, path, random, regression } from "./fixtures/data.ts";
@@ -60,17 +61,20 @@ function reference(forest: Forest, rows: number[][]): Float64Array {
 
 const bits = (a: Float64Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length * 2));
 
-describe("compiled predictor: the same predictions as the stored trees, to the last bit", () => {
-  it("classification with missing values: every row count from 1 to past a block, probabilities bit for bit", () => {
+const binnable = (f: Forest) => BinnedTrees.of(f.trees, f.nFeatures, f.valueWidth) !== null;
+
+describe("binned predictor: the same predictions as the stored trees, to the last bit", () => {
+  it("classification with missing values (integer inputs: lookup tables): every row count from 1 to past a block", () => {
     const ds = fixture("digits");
     const rnd = random(5);
     const withMissing = { ...ds, columns: ds.columns.map((c) => c.map((v) => (rnd() < 0.1 ? NaN : v))) };
     const forest = fitForest(buildPack(withMissing), { n_estimators: 7, random_state: 3 });
+    expect(binnable(forest)).toBe(true);
     const rows = probeRows(withMissing, 300, 6);
     const want = reference(forest, rows);
     expect(bits(forest.predictProba(rows))).toEqual(bits(want));
     // Row counts that leave every remainder of the 4-row walk and of a block.
-    for (const n of [1, 2, 3, 4, 5, 7, 255, 257, 259]) {
+    for (const n of [1, 2, 3, 4, 5, 7, 255, 257, 259, 600]) {
       const some = rows.slice(0, n);
       expect(bits(forest.predictProba(some))).toEqual(bits(want.subarray(0, n * forest.valueWidth)));
     }
@@ -78,9 +82,10 @@ describe("compiled predictor: the same predictions as the stored trees, to the l
     for (let r = 0; r < 40; r++) expect(bits(forest.predictProba([rows[r + 300]]))).toEqual(bits(want.subarray(r * 10 + 3000, r * 10 + 3010)));
   });
 
-  it("regression, a row-major matrix input and a loaded copy agree bit for bit", () => {
+  it("regression on continuous values (binary search), a row-major matrix input and a loaded copy agree bit for bit", () => {
     const ds = fixture("diabetes");
     const forest = fitForest(buildPack(ds), { n_estimators: 5, random_state: 1, max_features: 0.5 });
+    expect(binnable(forest)).toBe(true);
     const rows = probeRows(ds, 200, 7);
     const want = reference(forest, rows);
     const matrix = { data: Float64Array.from(rows.flat()), nRows: rows.length, nCols: ds.columns.length };
@@ -88,7 +93,18 @@ describe("compiled predictor: the same predictions as the stored trees, to the l
     expect(bits(Forest.load(forest.toBinary()).predict(rows) as Float64Array)).toEqual(bits(want));
   });
 
-  it("a forest mixing trees with and without categorical set splits, and single-leaf trees", () => {
+  it("a feature with more than 254 distinct thresholds: not binned, the stored trees walked, same predictions", () => {
+    const rnd = random(11);
+    const x = Array.from({ length: 3000 }, () => rnd() * 100);
+    const y = x.map((v) => Math.sin(v) + rnd() * 0.1);
+    const ds = regression([x, x.map((v) => Math.round(v))], y);
+    const forest = fitForest(buildPack(ds, { maxBins: 2000 }), { n_estimators: 3, random_state: 4 });
+    expect(binnable(forest)).toBe(false);
+    const rows = probeRows(ds, 300, 12);
+    expect(bits(forest.predict(rows) as Float64Array)).toEqual(bits(reference(forest, rows)));
+  });
+
+  it("a forest mixing trees with and without categorical set splits (not binned), and single-leaf trees", () => {
     const rnd = random(9);
     const n = 400;
     const code = Array.from({ length: n }, () => Math.floor(rnd() * 6));
@@ -105,6 +121,7 @@ describe("compiled predictor: the same predictions as the stored trees, to the l
     expect(mixed.trees.some((t) => t.categorical !== undefined)).toBe(true);
     expect(mixed.trees.some((t) => t.categorical === undefined && t.nodeCount > 1)).toBe(true);
     expect(stump.trees.every((t) => t.nodeCount === 1)).toBe(true);
+    expect([binnable(mixed), binnable(plain), binnable(stump)]).toEqual([false, true, true]);
     const rows = probeRows(ds, 150, 8);
     expect(bits(mixed.predictProba(rows))).toEqual(bits(reference(mixed, rows)));
     const xs = rows.map((r) => [r[1]]);
