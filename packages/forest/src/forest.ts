@@ -14,6 +14,8 @@ export const FOREST_FORMAT = "canopy-forest";
  * is not part of the forest's value.
  */
 const BINNED = new WeakMap<Forest, BinnedTrees | null>();
+/** The same for rows of a pack's bins (predictPack). */
+const PACK_BINNED = new WeakMap<Forest, BinnedTrees | null>();
 /**
  * Version 2 adds a CRC-32 of the binary encoding (a damaged file is refused instead of predicting garbage);
  * version 3 adds the table schema (how input columns become features), so a model predicts from the same kind
@@ -258,6 +260,14 @@ export class Forest {
     const width = this.valueWidth;
     const bins = pack.bins;
     const nRows = pack.nRows;
+    if (pack.wideColumn === undefined) {
+      let binned = PACK_BINNED.get(this);
+      if (binned === undefined) {
+        binned = BinnedTrees.onPackBins(this.trees, this.nFeatures, width);
+        PACK_BINNED.set(this, binned);
+      }
+      if (binned !== null) return this.sumPackBinned(binned, pack, rows);
+    }
     const out = new Float64Array(rows.length * width);
     for (const t of this.trees) {
       const { feature, thresholdBin, right, missingLeft, values } = t;
@@ -279,6 +289,25 @@ export class Forest {
         const d = i * width;
         for (let c = 0; c < width; c++) out[d + c] += values[o + c];
       }
+    }
+    return out;
+  }
+
+  /** sumPack on the forest's form for pack bins: each block of rows copied row-major from the pack's columns, then walked as sumBinned. */
+  private sumPackBinned(binned: BinnedTrees, pack: DatasetPack, rows: Uint32Array): Float64Array {
+    const width = this.valueWidth;
+    const nCols = this.nFeatures;
+    const { bins, nRows } = pack;
+    const out = new Float64Array(rows.length * width);
+    const BLOCK = Math.max(16, Math.min(1024, Math.floor((1 << 20) / Math.max(1, nCols))));
+    const block = new Uint8Array(Math.min(rows.length, BLOCK) * nCols);
+    for (let i0 = 0; i0 < rows.length; i0 += BLOCK) {
+      const i1 = Math.min(rows.length, i0 + BLOCK);
+      for (let f = 0; f < nCols; f++) {
+        const col = f * nRows;
+        for (let i = i0; i < i1; i++) block[(i - i0) * nCols + f] = bins[col + rows[i]];
+      }
+      for (let k = 0; k < this.trees.length; k++) binned.addLeaves(k, block, nCols, i0, i1, out, width);
     }
     return out;
   }

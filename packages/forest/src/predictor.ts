@@ -31,7 +31,7 @@ interface Lookup {
  */
 export class BinnedTrees {
   private constructor(
-    /** Per feature the thresholds its splits use, ascending and distinct. */
+    /** Per feature the thresholds its splits use, ascending and distinct (empty for a form on a pack's bins). */
     private readonly cuts: Float64Array[],
     private readonly lookups: (Lookup | null)[],
     /** Features some split uses: the only ones binned. */
@@ -44,46 +44,33 @@ export class BinnedTrees {
     private readonly roots: Int32Array,
   ) {}
 
+  /** The form for raw rows (rank = the threshold's place among its feature's thresholds), or null. */
   static of(trees: Tree[], nFeatures: number, width: number): BinnedTrees | null {
-    if (nFeatures >= 1 << 23) return null;
+    if (nFeatures >= 1 << 23 || trees.some((t) => t.categorical !== undefined)) return null;
     const sets: Set<number>[] = Array.from({ length: nFeatures }, () => new Set());
-    let nodeCount = 0;
-    let valueCount = 0;
     for (const t of trees) {
-      if (t.categorical !== undefined) return null;
       for (let i = 0; i < t.nodeCount; i++) {
         if (t.feature[i] < 0) continue;
         if (Number.isNaN(t.threshold[i])) return null;
         sets[t.feature[i]].add(t.threshold[i]);
       }
-      nodeCount += t.nodeCount;
-      valueCount += t.values.length;
     }
     if (sets.some((s) => s.size >= MISSING)) return null;
     const cuts = sets.map((s) => Float64Array.from(s).sort());
-    const nodes = new Int32Array(2 * nodeCount);
-    const values = new Float32Array(valueCount);
-    const roots = new Int32Array(trees.length);
-    let nb = 0;
-    let vb = 0;
-    trees.forEach((t, k) => {
-      roots[k] = nb;
-      const { feature, threshold, right, missingLeft } = t;
-      for (let i = 0; i < t.nodeCount; i++) {
-        const j = nb + i;
-        if (feature[i] < 0) {
-          nodes[2 * j] = ~(vb + right[i] * width);
-          continue;
-        }
-        nodes[2 * j] = (feature[i] << 8) | rank(cuts[feature[i]], threshold[i]);
-        nodes[2 * j + 1] = (nb + right[i]) | (missingLeft[i] << 31);
-      }
-      values.set(t.values, vb);
-      nb += t.nodeCount;
-      vb += t.values.length;
-    });
     const used = Int32Array.from(cuts.flatMap((c, f) => (c.length > 0 ? [f] : [])));
+    const [nodes, values, roots] = layout(trees, width, (t, i) => rank(cuts[t.feature[i]], t.threshold[i]));
     return new BinnedTrees(cuts, cuts.map(lookupOf), used, nodes, values, roots);
+  }
+
+  /**
+   * The form for rows of a pack's 8-bit bins (rank = the split's bin threshold, compared with the row's bin as
+   * the stored tree does), or null when a tree has categorical sets or a 16-bit threshold.
+   */
+  static onPackBins(trees: Tree[], nFeatures: number, width: number): BinnedTrees | null {
+    if (nFeatures >= 1 << 23 || trees.some((t) => t.categorical !== undefined)) return null;
+    for (const t of trees) for (let i = 0; i < t.nodeCount; i++) if (t.feature[i] >= 0 && t.thresholdBin[i] >= MISSING) return null;
+    const [nodes, values, roots] = layout(trees, width, (t, i) => t.thresholdBin[i]);
+    return new BinnedTrees([], [], new Int32Array(0), nodes, values, roots);
   }
 
   /** Bins rows r0..r1 of `data` (nCols per row) into block[(r - r0) * nCols + f], for the features splits use. */
@@ -171,6 +158,38 @@ export class BinnedTrees {
       addValues(out, r * width, values, ~a, width);
     }
   }
+}
+
+/** Every tree's nodes in one array (see BinnedTrees.nodes), with `rankOf` a split's threshold rank. */
+function layout(trees: Tree[], width: number, rankOf: (t: Tree, i: number) => number): [Int32Array, Float32Array, Int32Array] {
+  let nodeCount = 0;
+  let valueCount = 0;
+  for (const t of trees) {
+    nodeCount += t.nodeCount;
+    valueCount += t.values.length;
+  }
+  const nodes = new Int32Array(2 * nodeCount);
+  const values = new Float32Array(valueCount);
+  const roots = new Int32Array(trees.length);
+  let nb = 0;
+  let vb = 0;
+  trees.forEach((t, k) => {
+    roots[k] = nb;
+    const { feature, right, missingLeft } = t;
+    for (let i = 0; i < t.nodeCount; i++) {
+      const j = nb + i;
+      if (feature[i] < 0) {
+        nodes[2 * j] = ~(vb + right[i] * width);
+        continue;
+      }
+      nodes[2 * j] = (feature[i] << 8) | rankOf(t, i);
+      nodes[2 * j + 1] = (nb + right[i]) | (missingLeft[i] << 31);
+    }
+    values.set(t.values, vb);
+    nb += t.nodeCount;
+    vb += t.values.length;
+  });
+  return [nodes, values, roots];
 }
 
 /** The first k with x <= cuts[k], or cuts.length (x not NaN). */

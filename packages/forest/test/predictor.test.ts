@@ -128,4 +128,30 @@ describe("binned predictor: the same predictions as the stored trees, to the las
     expect(bits(plain.predictProba(xs))).toEqual(bits(reference(plain, xs)));
     expect(Array.from(stump.predict(xs.slice(0, 9)) as Float64Array)).toEqual(Array(9).fill(3));
   });
+
+  it("predictPack on a pack's bins: the stored bin thresholds, missing bins by missingLeft, any rows in any order", () => {
+    const ds = fixture("digits");
+    const rnd = random(13);
+    const withMissing = { ...ds, columns: ds.columns.map((c) => c.map((v) => (rnd() < 0.1 ? NaN : v))) };
+    const pack = buildPack(withMissing);
+    const forest = fitForest(pack, { n_estimators: 6, random_state: 8 });
+    expect(BinnedTrees.onPackBins(forest.trees, forest.nFeatures, forest.valueWidth)).not.toBeNull();
+    const k = forest.valueWidth;
+    const rows = Uint32Array.from({ length: 1031 }, () => Math.floor(rnd() * pack.nRows));
+    const want = new Float64Array(rows.length * k);
+    for (const t of forest.trees) {
+      rows.forEach((r, i) => {
+        let node = 0;
+        while (t.feature[node] >= 0) {
+          const b = pack.bins[t.feature[node] * pack.nRows + r];
+          const left = b === 255 ? t.missingLeft[node] === 1 : b <= t.thresholdBin[node];
+          node = left ? node + 1 : t.right[node];
+        }
+        leafValue(t, node, k).forEach((v, c) => (want[i * k + c] += v));
+      });
+    }
+    for (let i = 0; i < want.length; i++) want[i] *= 1 / forest.trees.length;
+    expect(bits(forest.predictPackProba(pack, rows))).toEqual(bits(want));
+    expect(bits(forest.predictPackProba(pack, rows.subarray(0, 7)))).toEqual(bits(want.subarray(0, 7 * k)));
+  });
 });
