@@ -1,3 +1,4 @@
+import { binOf } from "./pack.ts";
 import type { Tree } from "./types.ts";
 
 /** The bin of a missing value; a feature with more distinct thresholds than this is not binned. */
@@ -213,17 +214,8 @@ function layout(trees: Tree[], width: number, rankOf: (t: Tree, i: number) => nu
   return [nodes, values, roots];
 }
 
-/** The first k with x <= cuts[k], or cuts.length (x not NaN). */
-function rank(cuts: Float64Array, x: number): number {
-  let lo = 0;
-  let hi = cuts.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (cuts[mid] < x) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
+/** The first k with x <= cuts[k], or cuts.length, for an x that is not NaN: a pack's bin under these edges. */
+const rank = binOf;
 
 /** A table of rank(cuts, x) for the integers x from just below the first threshold to just above the last. */
 function lookupOf(cuts: Float64Array): Lookup | null {
