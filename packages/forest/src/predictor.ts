@@ -28,7 +28,8 @@ interface Lookup {
  * tree by tree in the model's order, so predictions are the same to the last bit.
  *
  * Forests this cannot hold exactly in bytes (categorical set splits, a feature with more than 254 distinct
- * thresholds, a NaN threshold) are not compiled: `of` returns null and the caller walks the stored trees.
+ * thresholds, a NaN threshold), and forests whose walks are shorter than binning a row (fewer levels through all
+ * the trees than twice the features used), are not compiled: `of` returns null and the caller walks the stored trees.
  */
 export class BinnedTrees {
   private constructor(
@@ -51,6 +52,10 @@ export class BinnedTrees {
     const cuts = distinctThresholds(trees, nFeatures);
     if (cuts === null) return null;
     const used = Int32Array.from(cuts.flatMap((c, f) => (c.length > 0 ? [f] : [])));
+    // Binning a row costs about as much as walking a tree level per feature used; it pays back when the walks
+    // are at least twice as long (100 FM trees: ~1,800 levels for 784 features, 2.4× faster; 10 FM trees: ~180
+    // levels, 2.5× slower; 10 digits trees: 78 levels for ~60 features, 10% slower).
+    if (meanLevels(trees) < 2 * used.length) return null;
     const [nodes, values, roots] = layout(trees, width, (t, i) => rank(cuts[t.feature[i]], t.threshold[i]));
     return new BinnedTrees(cuts, cuts.map(lookupOf), used, nodes, values, roots);
   }
@@ -180,6 +185,30 @@ function distinctThresholds(trees: Tree[], nFeatures: number): Float64Array[] | 
     cuts.push(sorted.slice(0, m));
   }
   return cuts;
+}
+
+/** The levels a row walks through all the trees, estimated by each tree's mean leaf depth. */
+function meanLevels(trees: Tree[]): number {
+  let levels = 0;
+  let depth = new Int32Array(0);
+  for (const t of trees) {
+    if (depth.length < t.nodeCount) depth = new Int32Array(t.nodeCount);
+    let sum = 0;
+    let leaves = 0;
+    depth[0] = 0;
+    // Pre-order: both children come after their parent.
+    for (let i = 0; i < t.nodeCount; i++) {
+      if (t.feature[i] < 0) {
+        sum += depth[i];
+        leaves++;
+        continue;
+      }
+      depth[i + 1] = depth[i] + 1;
+      depth[t.right[i]] = depth[i] + 1;
+    }
+    levels += sum / leaves;
+  }
+  return levels;
 }
 
 /** Every tree's nodes in one array (see BinnedTrees.nodes), with `rankOf` a split's threshold rank. */

@@ -68,8 +68,11 @@ describe("binned predictor: the same predictions as the stored trees, to the las
     const ds = fixture("digits");
     const rnd = random(5);
     const withMissing = { ...ds, columns: ds.columns.map((c) => c.map((v) => (rnd() < 0.1 ? NaN : v))) };
-    const forest = fitForest(buildPack(withMissing), { n_estimators: 7, random_state: 3 });
+    // 30 trees: enough levels per row (about 8 a tree) for binning its ~60 features to pay, so the binned form is made.
+    const forest = fitForest(buildPack(withMissing), { n_estimators: 30, random_state: 3 });
     expect(binnable(forest)).toBe(true);
+    // Two trees walk ~16 levels a row: fewer than binning ~60 features costs, so they walk the stored trees.
+    expect(binnable(fitForest(buildPack(withMissing), { n_estimators: 2, random_state: 3 }))).toBe(false);
     const rows = probeRows(withMissing, 300, 6);
     const want = reference(forest, rows);
     expect(bits(forest.predictProba(rows))).toEqual(bits(want));
