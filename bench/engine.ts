@@ -1,10 +1,10 @@
 // Canopy, in-process and single-threaded: Dataset from arrays → buildPack → fitForest → predictProba.
 import { performance } from "node:perf_hooks";
 import { buildPack, fitForest } from "@canopy/forest";
-import type { Dataset } from "@canopy/forest";
+import type { Dataset, Forest } from "@canopy/forest";
 import type { BenchCase, Part } from "./data.ts";
 import type { EngineResult } from "./results.ts";
-import { argmaxRow } from "./stats.ts";
+import { argmaxRow, quantile } from "./stats.ts";
 
 export interface RunOptions {
   trees: number;
@@ -13,6 +13,19 @@ export interface RunOptions {
   predictRepeats: number;
   /** scikit-learn's n_jobs (default 1). */
   jobs?: number;
+  /** max_depth (default: none, fully grown trees). */
+  maxDepth?: number;
+  /** Also time a second pack + fit in the same process (the JIT warm), beside the first (default: no). */
+  warm?: boolean;
+  /** Single-row predict latency is measured over this many test rows, one call each (default: not measured). */
+  latencyRows?: number;
+}
+
+/** Single-row predict latency in process: one predictProba call per row, after a warm-up. */
+export interface Latency {
+  p50Ms: number;
+  p99Ms: number;
+  rows: number;
 }
 
 /** Column-major float64 columns, the shape a Dataset wants (built outside the timed region). */
@@ -43,8 +56,17 @@ export function runCanopy(c: BenchCase, opts: RunOptions): EngineResult {
   const t0 = performance.now();
   const pack = buildPack(dataset);
   const t1 = performance.now();
-  const forest = fitForest(pack, { n_estimators: opts.trees, random_state: opts.seed, max_features: "sqrt", bootstrap: true });
+  const params = { n_estimators: opts.trees, random_state: opts.seed, max_features: "sqrt" as const, bootstrap: true, max_depth: opts.maxDepth ?? null };
+  const forest = fitForest(pack, params);
   const t2 = performance.now();
+  let warm: { fitSeconds: number; packSeconds: number } | undefined;
+  if (opts.warm) {
+    const w0 = performance.now();
+    const again = buildPack(dataset);
+    const w1 = performance.now();
+    fitForest(again, params);
+    warm = { fitSeconds: (performance.now() - w0) / 1000, packSeconds: (w1 - w0) / 1000 };
+  }
 
   let best = Infinity;
   let proba: Float64Array = new Float64Array(0);
@@ -60,6 +82,7 @@ export function runCanopy(c: BenchCase, opts: RunOptions): EngineResult {
     if (forest.classes[argmaxRow(proba, k, r)] === c.classes[c.test.y[r]]) correct++;
   }
   const predictSeconds = best / 1000;
+  const latency = opts.latencyRows ? singleRowLatency(forest, c, opts.latencyRows) : undefined;
   return {
     engine: "canopy",
     caseId: c.id,
@@ -72,5 +95,23 @@ export function runCanopy(c: BenchCase, opts: RunOptions): EngineResult {
     accuracy: correct / c.test.nRows,
     modelBytes: forest.toBinary().byteLength,
     nodeCount: forest.nodeCount,
+    ...(latency && { latency }),
+    ...(warm && { warm }),
   };
+}
+
+/** p50 / p99 of predictProba on one row at a time (rows of the test set in turn; the first 10% are warm-up). */
+function singleRowLatency(forest: Forest, c: BenchCase, n: number): Latency {
+  const nf = c.nFeatures;
+  const warm = Math.ceil(n / 10);
+  const times: number[] = [];
+  for (let i = 0; i < warm + n; i++) {
+    const r = i % c.test.nRows;
+    const row = { data: Float64Array.from(c.test.X.subarray(r * nf, (r + 1) * nf)), nRows: 1, nCols: nf };
+    const s = performance.now();
+    forest.predictProba(row);
+    const t = performance.now() - s;
+    if (i >= warm) times.push(t);
+  }
+  return { p50Ms: quantile(times, 0.5), p99Ms: quantile(times, 0.99), rows: n };
 }

@@ -19,6 +19,10 @@ export interface EngineResult {
   accuracy?: number;
   modelBytes?: number;
   nodeCount?: number;
+  /** Canopy: a second pack + fit of the same case in the same process (compiled code warm), when measured. */
+  warm?: { fitSeconds: number; packSeconds: number };
+  /** Single-row predict latency in process (one call per row), when measured. */
+  latency?: { p50Ms: number; p99Ms: number; rows: number };
   /** Extra engine facts worth keeping in the raw JSON (versions, fingerprints). */
   info?: Record<string, string | number>;
 }

@@ -31,6 +31,8 @@ export async function runSklearn(python: string, caseDir: string, caseId: string
     SKLEARN_SCRIPT, "fit", caseDir,
     "--trees", String(opts.trees), "--seed", String(opts.seed), "--predict-repeats", String(opts.predictRepeats),
     "--jobs", String(opts.jobs ?? 1),
+    ...(opts.maxDepth !== undefined ? ["--max-depth", String(opts.maxDepth)] : []),
+    ...(opts.latencyRows ? ["--latency-rows", String(opts.latencyRows)] : []),
   ]);
   const j = JSON.parse(stdout.trim().split("\n").pop()!);
   if (j.fingerprint !== fingerprint) throw new Error(`sklearn read different data for ${caseId} (fingerprint mismatch)`);
@@ -45,6 +47,7 @@ export async function runSklearn(python: string, caseDir: string, caseId: string
     accuracy: j.accuracy,
     modelBytes: j.modelBytes,
     nodeCount: j.nodeCount,
+    ...(j.latency && { latency: j.latency }),
     info: { version: j.version },
   };
 }

@@ -10,6 +10,7 @@ import argparse
 import gzip
 import hashlib
 import json
+import math
 import os
 import pickle
 import sys
@@ -50,7 +51,12 @@ def fit(args):
     x_train = x_train.astype(np.float32)
     x_test = x_test.astype(np.float32)
     model = RandomForestClassifier(
-        n_estimators=args.trees, max_features="sqrt", bootstrap=True, random_state=args.seed, n_jobs=args.jobs
+        n_estimators=args.trees,
+        max_features="sqrt",
+        bootstrap=True,
+        random_state=args.seed,
+        n_jobs=args.jobs,
+        max_depth=args.max_depth,
     )
     t0 = time.perf_counter()
     model.fit(x_train, y_train)
@@ -64,6 +70,23 @@ def fit(args):
         best = min(best, time.perf_counter() - t0)
     pred = model.classes_[np.argmax(proba, axis=1)]
     accuracy = float(np.mean(pred == y_test))
+
+    latency = None
+    if args.latency_rows > 0:
+        # One predict_proba call per test row, as Canopy's in-process latency; the first 10% are warm-up.
+        warm = -(-args.latency_rows // 10)
+        times = []
+        for i in range(warm + args.latency_rows):
+            r = i % len(x_test)
+            row = x_test[r : r + 1]
+            t0 = time.perf_counter()
+            model.predict_proba(row)
+            t = (time.perf_counter() - t0) * 1000
+            if i >= warm:
+                times.append(t)
+        times.sort()
+        rank = lambda q: times[min(len(times) - 1, max(0, math.ceil(q * len(times)) - 1))]
+        latency = {"p50Ms": rank(0.5), "p99Ms": rank(0.99), "rows": args.latency_rows}
 
     out = {
         "engine": "sklearn",
@@ -79,6 +102,8 @@ def fit(args):
         "modelBytes": len(pickle.dumps(model)),
         "nodeCount": node_count(model),
     }
+    if latency is not None:
+        out["latency"] = latency
     json.dump(out, sys.stdout)
     sys.stdout.write("\n")
 
@@ -110,6 +135,8 @@ def main():
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--predict-repeats", type=int, default=3)
     f.add_argument("--jobs", type=int, default=1)
+    f.add_argument("--max-depth", type=int, default=None)
+    f.add_argument("--latency-rows", type=int, default=0)
     k = sub.add_parser("peek-idx")
     k.add_argument("images")
     k.add_argument("labels")

@@ -26,3 +26,10 @@ export function argmaxRow(m: ArrayLike<number>, k: number, r: number): number {
   for (let j = 1; j < k; j++) if (m[r * k + j] > m[r * k + best]) best = j;
   return best;
 }
+
+/** The q-quantile (0..1) of `xs` by the nearest-rank method (xs is not modified). */
+export function quantile(xs: number[], q: number): number {
+  if (xs.length === 0) throw new Error("quantile: no values");
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}

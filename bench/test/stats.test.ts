@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { argmaxRow, scalingExponent } from "../stats.ts";
+import { argmaxRow, quantile, scalingExponent } from "../stats.ts";
 
 describe("scalingExponent", () => {
   it("recovers k from t = c·n^k", () => {
@@ -23,5 +23,19 @@ describe("argmaxRow", () => {
     const m = [0.1, 0.7, 0.2, 0.4, 0.2, 0.4];
     expect(argmaxRow(m, 3, 0)).toBe(1);
     expect(argmaxRow(m, 3, 1)).toBe(0);
+  });
+});
+
+describe("quantile", () => {
+  it("is the nearest-rank quantile and leaves its input alone", () => {
+    const xs = [5, 1, 4, 2, 3, 10, 9, 8, 7, 6];
+    expect(quantile(xs, 0.5)).toBe(5);
+    expect(quantile(xs, 0.99)).toBe(10);
+    expect(quantile(xs, 0.1)).toBe(1);
+    expect(quantile(xs, 0)).toBe(1);
+    expect(xs[0]).toBe(5);
+  });
+  it("needs a value", () => {
+    expect(() => quantile([], 0.5)).toThrow(/no values/);
   });
 });

@@ -11,16 +11,39 @@ import type { Tree } from "./types.ts";
 /** Below this, sklearn treats a node as pure. */
 const EPSILON = 2.220446049250313e-16;
 
-/** A node waiting on the builder's stack: its samples [start, end) and what its parent learnt about them. */
+/**
+ * A node waiting on the builder's stack: its samples [start, end) and what its parent learnt about them. Its
+ * statistics are slot `slot` of the builder's stats pool (the stack position it was pushed at), so growing a
+ * tree allocates nothing per node.
+ */
 interface Pending {
   start: number;
   end: number;
   depth: number;
   parent: number;
   isRight: boolean;
-  stats: Float64Array;
   weight: number;
   nKnownConstants: number;
+}
+
+/** Node statistics by stack position: a node's children take its slot (right) and the next one (left). */
+class StatsPool {
+  private pool: Float64Array;
+
+  constructor(private readonly width: number) {
+    this.pool = new Float64Array(width * 64);
+  }
+
+  /** Slot k's statistics (a view, valid until the pool grows). */
+  slot(k: number): Float64Array {
+    const need = (k + 1) * this.width;
+    if (need > this.pool.length) {
+      const grown = new Float64Array(Math.max(need, this.pool.length * 2));
+      grown.set(this.pool);
+      this.pool = grown;
+    }
+    return this.pool.subarray(k * this.width, need);
+  }
 }
 
 /**
@@ -46,20 +69,24 @@ export function fitTree(pack: DatasetPack, rows: Uint32Array, params: ResolvedPa
     minSamplesLeaf,
     rng,
     categorical,
+    binCounts: Int32Array.from(pack.edges, (e) => e.length + 1),
   });
   const sets = new CategorySetBuilder();
   const tree = new TreeArrays(samples.size, criterion.valueWidth);
   const width = criterion.width;
 
-  const rootStats = new Float64Array(width);
-  const rootWeight = criterion.nodeStats(0, samples.size, rootStats);
+  const pool = new StatsPool(width);
+  const rootWeight = criterion.nodeStats(0, samples.size, pool.slot(0));
   const minDecrease = params.min_impurity_decrease * rootWeight;
-  const stack: Pending[] = [{ start: 0, end: samples.size, depth: 0, parent: -1, isRight: false, stats: rootStats, weight: rootWeight, nKnownConstants: 0 }];
+  const stack: Pending[] = [{ start: 0, end: samples.size, depth: 0, parent: -1, isRight: false, weight: rootWeight, nKnownConstants: 0 }];
+  const rightStats = new Float64Array(width);
 
   while (stack.length > 0) {
     const node = stack.pop()!;
+    const slot = stack.length;
+    const stats = pool.slot(slot);
     const id = tree.addNode(node.parent, node.isRight);
-    const { start, end, stats, weight: w } = node;
+    const { start, end, weight: w } = node;
     const nodeRows = samples.rowsOf(start, end);
     const imp = criterion.impurity(stats, w);
     let split = null;
@@ -67,9 +94,7 @@ export function fitTree(pack: DatasetPack, rows: Uint32Array, params: ResolvedPa
       split = splitter.findBestSplit(start, end, stats, w, node.nKnownConstants, nodeRows);
     }
     let decrease = 0;
-    let rightStats: Float64Array | null = null;
     if (split !== null) {
-      rightStats = new Float64Array(width);
       for (let c = 0; c < width; c++) rightStats[c] = stats[c] - split.leftStats[c];
       const leftImp = criterion.impurity(split.leftStats, split.leftWeight);
       const rightImp = criterion.impurity(rightStats, w - split.leftWeight);
@@ -95,10 +120,11 @@ export function fitTree(pack: DatasetPack, rows: Uint32Array, params: ResolvedPa
     }
     const depth = node.depth + 1;
     const nConst = splitter.nTotalConstants;
-    const leftStats = split.leftStats.slice();
-    // Right first, so the left child is popped next and gets id + 1.
-    stack.push({ start: mid, end, depth, parent: id, isRight: true, stats: rightStats!, weight: w - split.leftWeight, nKnownConstants: nConst });
-    stack.push({ start, end: mid, depth, parent: id, isRight: false, stats: leftStats, weight: split.leftWeight, nKnownConstants: nConst });
+    // Right first, so the left child is popped next and gets id + 1. The right child takes this node's slot.
+    stats.set(rightStats);
+    pool.slot(slot + 1).set(split.leftStats);
+    stack.push({ start: mid, end, depth, parent: id, isRight: true, weight: w - split.leftWeight, nKnownConstants: nConst });
+    stack.push({ start, end: mid, depth, parent: id, isRight: false, weight: split.leftWeight, nKnownConstants: nConst });
   }
   return tree.toTree(index);
 }

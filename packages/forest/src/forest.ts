@@ -3,10 +3,21 @@ import { CanopyError, FormatError } from "./errors.ts";
 import { resolveParams, type ResolvedParams } from "./options.ts";
 import { schemaFeatures, schemaProblem, type TableSchema } from "./schema.ts";
 import { MISSING_BIN, MISSING_WIDE_BIN, type DatasetPack } from "./pack.ts";
+import { BinnedTrees } from "./predictor.ts";
 import { narrowBins } from "./tree-arrays.ts";
 import type { CategorySets, Task, Tree } from "./types.ts";
 
 export const FOREST_FORMAT = "canopy-forest";
+
+/**
+ * Each forest's binned form for prediction (null: it has none), made on its first raw predict; a WeakMap, so it
+ * is not part of the forest's value.
+ */
+const BINNED = new WeakMap<Forest, BinnedTrees | null>();
+/** Batches of fewer raw rows are predicted by walking the stored trees. */
+const BINNED_MIN_ROWS = 64;
+/** The same for rows of a pack's bins (predictPack). */
+const PACK_BINNED = new WeakMap<Forest, BinnedTrees | null>();
 /**
  * Version 2 adds a CRC-32 of the binary encoding (a damaged file is refused instead of predicting garbage);
  * version 3 adds the table schema (how input columns become features), so a model predicts from the same kind
@@ -160,11 +171,42 @@ export class Forest {
   }
 
   /**
-   * Sum of leaf values over trees for raw rows. Each block of rows is first copied (one sequential read) into a
-   * small buffer that stays in cache while every tree walks it: walking rows in place makes each level a
-   * dependent read from memory, and that, not the trees, was most of the time.
+   * Sum of leaf values over trees for raw rows: on the forest's binned form (see BinnedTrees, made once per
+   * forest, at the first batch of BINNED_MIN_ROWS rows) when it has one, else by walking the stored trees. A few
+   * rows (a server's single-row request) walk the stored trees: binning pays over many rows, and a first
+   * request does not wait for the binned form (about 0.1 s for a 100-tree FM model).
    */
   private sumRaw(data: Float64Array, nRows: number): Float64Array {
+    if (nRows < BINNED_MIN_ROWS) return this.walkRaw(data, nRows);
+    let binned = BINNED.get(this);
+    if (binned === undefined) {
+      binned = BinnedTrees.of(this.trees, this.nFeatures, this.valueWidth);
+      BINNED.set(this, binned);
+    }
+    return binned === null ? this.walkRaw(data, nRows) : this.sumBinned(binned, data, nRows);
+  }
+
+  private sumBinned(binned: BinnedTrees, data: Float64Array, nRows: number): Float64Array {
+    const width = this.valueWidth;
+    const nCols = this.nFeatures;
+    const out = new Float64Array(nRows * width);
+    // Up to 1024 rows of bins (784 KB for 784 features): more rows share each tree's nodes while it is in cache.
+    const BLOCK = Math.max(16, Math.min(1024, Math.floor((1 << 20) / Math.max(1, nCols))));
+    const block = new Uint8Array(Math.min(nRows, BLOCK) * nCols);
+    for (let r0 = 0; r0 < nRows; r0 += BLOCK) {
+      const r1 = Math.min(nRows, r0 + BLOCK);
+      binned.bin(data, nCols, r0, r1, block);
+      for (let k = 0; k < this.trees.length; k++) binned.addLeaves(k, block, nCols, r0, r1, out, width);
+    }
+    return out;
+  }
+
+  /**
+   * Sum of leaf values over trees for raw rows, walking the stored trees. Each block of rows is first copied (one
+   * sequential read) into a small buffer that stays in cache while every tree walks it: walking rows in place
+   * makes each level a dependent read from memory, and that, not the trees, was most of the time.
+   */
+  private walkRaw(data: Float64Array, nRows: number): Float64Array {
     const width = this.valueWidth;
     const nCols = this.nFeatures;
     const out = new Float64Array(nRows * width);
@@ -204,6 +246,14 @@ export class Forest {
     const width = this.valueWidth;
     const bins = pack.bins;
     const nRows = pack.nRows;
+    if (pack.wideColumn === undefined) {
+      let binned = PACK_BINNED.get(this);
+      if (binned === undefined) {
+        binned = BinnedTrees.onPackBins(this.trees, this.nFeatures, width);
+        PACK_BINNED.set(this, binned);
+      }
+      if (binned !== null) return this.sumPackBinned(binned, pack, rows);
+    }
     const out = new Float64Array(rows.length * width);
     for (const t of this.trees) {
       const { feature, thresholdBin, right, missingLeft, values } = t;
@@ -225,6 +275,25 @@ export class Forest {
         const d = i * width;
         for (let c = 0; c < width; c++) out[d + c] += values[o + c];
       }
+    }
+    return out;
+  }
+
+  /** sumPack on the forest's form for pack bins: each block of rows copied row-major from the pack's columns, then walked as sumBinned. */
+  private sumPackBinned(binned: BinnedTrees, pack: DatasetPack, rows: Uint32Array): Float64Array {
+    const width = this.valueWidth;
+    const nCols = this.nFeatures;
+    const { bins, nRows } = pack;
+    const out = new Float64Array(rows.length * width);
+    const BLOCK = Math.max(16, Math.min(1024, Math.floor((1 << 20) / Math.max(1, nCols))));
+    const block = new Uint8Array(Math.min(rows.length, BLOCK) * nCols);
+    for (let i0 = 0; i0 < rows.length; i0 += BLOCK) {
+      const i1 = Math.min(rows.length, i0 + BLOCK);
+      for (let f = 0; f < nCols; f++) {
+        const col = f * nRows;
+        for (let i = i0; i < i1; i++) block[(i - i0) * nCols + f] = bins[col + rows[i]];
+      }
+      for (let k = 0; k < this.trees.length; k++) binned.addLeaves(k, block, nCols, i0, i1, out, width);
     }
     return out;
   }

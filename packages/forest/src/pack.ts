@@ -469,6 +469,8 @@ function validateHeader(h: PackHeader, version: number): void {
   if (!ok) throw new FormatError("dataset pack header is corrupt");
 }
 
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
 /**
  * The pack's bins row-major (rowBins[r * nFeatures + f]), made once and kept on the pack. Training reads each
  * sample's row once per node for all drawn features. `shared` puts it in a SharedArrayBuffer for worker threads.
@@ -479,6 +481,26 @@ export function rowMajorBins(pack: DatasetPack, shared = false): Uint8Array {
   const size = nRows * nFeatures;
   const out = new Uint8Array(shared ? new SharedArrayBuffer(size) : new ArrayBuffer(size));
   const BLOCK = 64; // transpose in tiles so both sides stay in cache
+  if (nFeatures % 4 === 0 && LITTLE_ENDIAN) {
+    // Four features of a row at a time, written as one word (a quarter of the stores of a byte-wise transpose).
+    const words = new Uint32Array(out.buffer);
+    const q = nFeatures / 4;
+    for (let r0 = 0; r0 < nRows; r0 += BLOCK) {
+      const r1 = Math.min(nRows, r0 + BLOCK);
+      for (let g0 = 0; g0 < q; g0 += BLOCK / 4) {
+        const g1 = Math.min(q, g0 + BLOCK / 4);
+        for (let g = g0; g < g1; g++) {
+          const c0 = 4 * g * nRows;
+          const c1 = c0 + nRows;
+          const c2 = c1 + nRows;
+          const c3 = c2 + nRows;
+          for (let r = r0; r < r1; r++) words[r * q + g] = bins[c0 + r] | (bins[c1 + r] << 8) | (bins[c2 + r] << 16) | (bins[c3 + r] << 24);
+        }
+      }
+    }
+    pack.rowBins = out;
+    return out;
+  }
   for (let r0 = 0; r0 < nRows; r0 += BLOCK) {
     const r1 = Math.min(nRows, r0 + BLOCK);
     for (let f0 = 0; f0 < nFeatures; f0 += BLOCK) {

@@ -34,6 +34,8 @@ export interface SplitterConfig {
   rng: Rng;
   /** 1 for a categorical feature (its bins are category codes, split into two sets), 0 for a numeric one. */
   categorical: Uint8Array;
+  /** Per feature: its bins below the missing bin (edges + 1); an 8-bit feature's histogram has no others. */
+  binCounts: Int32Array;
 }
 
 /** Up to this many samples, the non-empty bins are tracked as they fill instead of found by a 255-bin sweep. */
@@ -319,7 +321,9 @@ export class HistogramSplitter {
     const nt = this.nTouched;
     let nb = 0;
     if (nt < 0) {
-      for (let b = 0; b < MISSING_BIN; b++) if (cnt[b] > 0) order[nb++] = b;
+      // Only the feature's own bins: digits' pixels have 17, not 255.
+      const top = Math.min(this.cfg.binCounts[f], MISSING_BIN);
+      for (let b = 0; b < top; b++) if (cnt[b] > 0) order[nb++] = b;
     } else {
       const touched = this.touched;
       for (let t = 0; t < nt; t++) {

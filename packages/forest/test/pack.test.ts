@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { FormatError, OptionsError } from "../src/errors.ts";
-import { binOf, buildPack, computeEdges, decodePack, encodePack, MAX_BINS, MISSING_BIN, PACK_VERSION, type DatasetPack } from "../src/pack.ts";
+import { binOf, buildPack, computeEdges, decodePack, encodePack, MAX_BINS, MISSING_BIN, PACK_VERSION, rowMajorBins, type DatasetPack } from "../src/pack.ts";
 import { classification, fixture, random, regression } from "./fixtures/data.ts";
 
 /** Bin sizes of a column under `edges` (present values only). */
@@ -311,5 +311,22 @@ describe("encodePack / decodePack", () => {
     pack.bins[0] = before;
     // Without shared: an ordinary ArrayBuffer.
     expect(buildPack(fixture("iris")).bytes.buffer).toBeInstanceOf(ArrayBuffer);
+  });
+});
+
+describe("rowMajorBins", () => {
+  it("is the transpose of the column-major bins, whatever the feature count (words of four features, or bytes)", () => {
+    const rnd = random(21);
+    for (const nFeatures of [1, 3, 4, 5, 8, 68]) {
+      const n = 150;
+      const columns = Array.from({ length: nFeatures }, () => Array.from({ length: n }, () => (rnd() < 0.1 ? NaN : Math.floor(rnd() * 200))));
+      const pack = buildPack(regression(columns, Array.from({ length: n }, () => rnd())));
+      for (const shared of [false, true]) {
+        const copy = { ...pack, rowBins: undefined };
+        const rows = rowMajorBins(copy, shared);
+        expect(rows.buffer instanceof SharedArrayBuffer).toBe(shared);
+        for (let r = 0; r < n; r++) for (let f = 0; f < nFeatures; f++) expect(rows[r * nFeatures + f]).toBe(pack.bins[f * n + r]);
+      }
+    }
   });
 });

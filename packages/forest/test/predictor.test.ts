@@ -1,0 +1,160 @@
+// The binned predictor (predictor.ts) against the model as stored: the leaf every row reaches by walking the
+// stored arrays (fixtures' path()), its values summed tree by tree, must be exactly what predict returns, on every
+// row kind (NaN, infinities, out-of-range values, -0), every block size remainder and forests mixing trees with
+// and without categorical set splits.
+import { describe, expect, it } from "vitest";
+import { fitForest } from "../src/fit.ts";
+import { Forest } from "../src/forest.ts";
+import { buildPack } from "../src/pack.ts";
+import { BinnedTrees } from "../src/predictor.ts";
+import type { FeatureInfo } from "../src/schema.ts";
+import type { Dataset, Tree } from "../src/types.ts";
+import { classification, fixture, leafValue, path, random, regression } from "./fixtures/data.ts";
+
+const SPECIALS = [NaN, Infinity, -Infinity, -0, 0, Number.MAX_VALUE, -Number.MAX_VALUE, 1e-300, 0.5, 16, 17, 255, 1e9, -1];
+
+/** Rows of the dataset, then the same rows with a third of their cells replaced by special values. */
+function probeRows(ds: Dataset, n: number, seed: number): number[][] {
+  const rnd = random(seed);
+  const rows: number[][] = [];
+  for (let r = 0; r < n; r++) rows.push(ds.columns.map((c) => c[r % ds.nRows]));
+  for (let r = 0; r < n; r++) rows.push(ds.columns.map((c) => (rnd() < 0.33 ? SPECIALS[Math.floor(rnd() * SPECIALS.length)] : c[Math.floor(rnd() * ds.nRows)])));
+  return rows;
+}
+
+/** The leaf a raw row reaches, walking the stored arrays as the format documents them (categorical sets included). */
+function leafOf(tree: Tree, row: number[]): number {
+  const sets = tree.categorical;
+  if (sets === undefined) {
+    const p = path(tree, row);
+    return p[p.length - 1];
+  }
+  let node = 0;
+  while (tree.feature[node] >= 0) {
+    const v = row[tree.feature[node]];
+    const k = sets.set[node];
+    let left: boolean;
+    if (k < 0) left = Number.isNaN(v) ? tree.missingLeft[node] === 1 : v <= tree.threshold[node];
+    else {
+      const words = sets.bits.subarray(sets.bounds[k], sets.bounds[k + 1]);
+      const known = Number.isInteger(v) && v >= 0 && v < words.length * 32;
+      left = known ? ((words[v >>> 5] >>> (v & 31)) & 1) === 1 : tree.missingLeft[node] === 1;
+    }
+    node = left ? node + 1 : tree.right[node];
+  }
+  return node;
+}
+
+/** Per row, the tree-by-tree sum of its leaves' values (the reference walk), divided by the number of trees. */
+function reference(forest: Forest, rows: number[][]): Float64Array {
+  const k = forest.valueWidth;
+  const out = new Float64Array(rows.length * k);
+  for (const t of forest.trees) {
+    rows.forEach((row, r) => {
+      const v = leafValue(t, leafOf(t, row), k);
+      for (let c = 0; c < k; c++) out[r * k + c] += v[c];
+    });
+  }
+  for (let i = 0; i < out.length; i++) out[i] *= 1 / forest.trees.length;
+  return out;
+}
+
+const bits = (a: Float64Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length * 2));
+
+const binnable = (f: Forest) => BinnedTrees.of(f.trees, f.nFeatures, f.valueWidth) !== null;
+
+describe("binned predictor: the same predictions as the stored trees, to the last bit", () => {
+  it("classification with missing values (integer inputs: lookup tables): every row count from 1 to past a block", () => {
+    const ds = fixture("digits");
+    const rnd = random(5);
+    const withMissing = { ...ds, columns: ds.columns.map((c) => c.map((v) => (rnd() < 0.1 ? NaN : v))) };
+    // 30 trees: enough levels per row (about 8 a tree) for binning its ~60 features to pay, so the binned form is made.
+    const forest = fitForest(buildPack(withMissing), { n_estimators: 30, random_state: 3 });
+    expect(binnable(forest)).toBe(true);
+    // Two trees walk ~16 levels a row: fewer than binning ~60 features costs, so they walk the stored trees.
+    expect(binnable(fitForest(buildPack(withMissing), { n_estimators: 2, random_state: 3 }))).toBe(false);
+    const rows = probeRows(withMissing, 300, 6);
+    const want = reference(forest, rows);
+    expect(bits(forest.predictProba(rows))).toEqual(bits(want));
+    // Row counts that leave every remainder of the 4-row walk and of a block.
+    for (const n of [1, 2, 3, 4, 5, 7, 255, 257, 259, 600]) {
+      const some = rows.slice(0, n);
+      expect(bits(forest.predictProba(some))).toEqual(bits(want.subarray(0, n * forest.valueWidth)));
+    }
+    // One row at a time, as a server predicts.
+    for (let r = 0; r < 40; r++) expect(bits(forest.predictProba([rows[r + 300]]))).toEqual(bits(want.subarray(r * 10 + 3000, r * 10 + 3010)));
+  });
+
+  it("regression on continuous values (binary search), a row-major matrix input and a loaded copy agree bit for bit", () => {
+    const ds = fixture("diabetes");
+    const forest = fitForest(buildPack(ds), { n_estimators: 5, random_state: 1, max_features: 0.5 });
+    expect(binnable(forest)).toBe(true);
+    const rows = probeRows(ds, 200, 7);
+    const want = reference(forest, rows);
+    const matrix = { data: Float64Array.from(rows.flat()), nRows: rows.length, nCols: ds.columns.length };
+    expect(bits(forest.predict(matrix) as Float64Array)).toEqual(bits(want));
+    expect(bits(Forest.load(forest.toBinary()).predict(rows) as Float64Array)).toEqual(bits(want));
+  });
+
+  it("a feature with more than 254 distinct thresholds: not binned, the stored trees walked, same predictions", () => {
+    const rnd = random(11);
+    const x = Array.from({ length: 3000 }, () => rnd() * 100);
+    const y = x.map((v) => Math.sin(v) + rnd() * 0.1);
+    const ds = regression([x, x.map((v) => Math.round(v))], y);
+    const forest = fitForest(buildPack(ds, { maxBins: 2000 }), { n_estimators: 3, random_state: 4 });
+    expect(binnable(forest)).toBe(false);
+    const rows = probeRows(ds, 300, 12);
+    expect(bits(forest.predict(rows) as Float64Array)).toEqual(bits(reference(forest, rows)));
+  });
+
+  it("a forest mixing trees with and without categorical set splits (not binned), and single-leaf trees", () => {
+    const rnd = random(9);
+    const n = 400;
+    const code = Array.from({ length: n }, () => Math.floor(rnd() * 6));
+    const x = Array.from({ length: n }, () => rnd() * 10);
+    const y = code.map((c, i) => ([1, 4].includes(c) !== x[i] > 5 ? "a" : "b"));
+    const features: FeatureInfo[] = [
+      { name: "x0", kind: "categorical", column: 0, categories: ["c0", "c1", "c2", "c3", "c4", "c5"] },
+      { name: "x1", kind: "numeric", column: 1 },
+    ];
+    const ds: Dataset = { ...classification([code, x], y), features };
+    const mixed = fitForest(buildPack(ds), { n_estimators: 12, random_state: 2, max_features: 1, max_depth: 1 });
+    const plain = fitForest(buildPack(classification([x], y)), { n_estimators: 3, random_state: 2, max_depth: 2 });
+    const stump = fitForest(buildPack(regression([Array(20).fill(1)], Array(20).fill(3))), { n_estimators: 2 });
+    expect(mixed.trees.some((t) => t.categorical !== undefined)).toBe(true);
+    expect(mixed.trees.some((t) => t.categorical === undefined && t.nodeCount > 1)).toBe(true);
+    expect(stump.trees.every((t) => t.nodeCount === 1)).toBe(true);
+    expect([binnable(mixed), binnable(plain), binnable(stump)]).toEqual([false, true, true]);
+    const rows = probeRows(ds, 150, 8);
+    expect(bits(mixed.predictProba(rows))).toEqual(bits(reference(mixed, rows)));
+    const xs = rows.map((r) => [r[1]]);
+    expect(bits(plain.predictProba(xs))).toEqual(bits(reference(plain, xs)));
+    expect(Array.from(stump.predict(xs.slice(0, 9)) as Float64Array)).toEqual(Array(9).fill(3));
+  });
+
+  it("predictPack on a pack's bins: the stored bin thresholds, missing bins by missingLeft, any rows in any order", () => {
+    const ds = fixture("digits");
+    const rnd = random(13);
+    const withMissing = { ...ds, columns: ds.columns.map((c) => c.map((v) => (rnd() < 0.1 ? NaN : v))) };
+    const pack = buildPack(withMissing);
+    const forest = fitForest(pack, { n_estimators: 6, random_state: 8 });
+    expect(BinnedTrees.onPackBins(forest.trees, forest.nFeatures, forest.valueWidth)).not.toBeNull();
+    const k = forest.valueWidth;
+    const rows = Uint32Array.from({ length: 1031 }, () => Math.floor(rnd() * pack.nRows));
+    const want = new Float64Array(rows.length * k);
+    for (const t of forest.trees) {
+      rows.forEach((r, i) => {
+        let node = 0;
+        while (t.feature[node] >= 0) {
+          const b = pack.bins[t.feature[node] * pack.nRows + r];
+          const left = b === 255 ? t.missingLeft[node] === 1 : b <= t.thresholdBin[node];
+          node = left ? node + 1 : t.right[node];
+        }
+        leafValue(t, node, k).forEach((v, c) => (want[i * k + c] += v));
+      });
+    }
+    for (let i = 0; i < want.length; i++) want[i] *= 1 / forest.trees.length;
+    expect(bits(forest.predictPackProba(pack, rows))).toEqual(bits(want));
+    expect(bits(forest.predictPackProba(pack, rows.subarray(0, 7)))).toEqual(bits(want.subarray(0, 7 * k)));
+  });
+});
