@@ -155,3 +155,5 @@ export {
   type TreeCurve,
   type TreeCurvePoint,
 } from "./curve.ts";
+export { OobAggregation, OobCurve, encodeOobDecision, decodeOobDecision, MAX_OOB_CURVE_ROWS, NO_OOB_WARNING } from "./oob.ts";
+export type { OobSummary, OobResult, OobDecision } from "./oob.ts";

@@ -32,6 +32,8 @@ describe("key patterns (what IAM grants are scoped to)", () => {
     spec: [keys.spec(id)],
     grove: [keys.grove(id, 0), keys.grove(id, 99_999)],
     groveError: [keys.groveError(id, 0), keys.groveError(id, 12)],
+    groveOob: [keys.groveOob(id, 0), keys.groveOob(id, 99_999)],
+    oob: [keys.oob(id)],
     model: [keys.model(id)],
     report: [keys.report(id)],
     reportHtml: [keys.reportHtml(id)],
