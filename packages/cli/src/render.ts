@@ -16,12 +16,20 @@ export function summary(report: BuildReport, modelPath: string, reportPath: stri
     ["data", `${d.nRows} rows × ${d.nFeatures} features, label ${quoted(d.labelName)} (${target}); ${d.trainRows} train / ${d.testRows} test`],
     ...(d.schema ? schemaRows(d.schema, printable) : []),
     ["metrics", metricsLine(report.metrics as unknown as Record<string, unknown> | null)],
+    ...(report.oob ? [["oob", oobLine(report)] as [string, string]] : []),
     ["timings", timingsLine(report.timings)],
     ["model", `${modelPath} (${bytes(report.model.bytes)}, ${report.model.nodes} nodes)`],
     ["report", reportPath],
     ...(pagePath ? [["page", `${pagePath} (charts; opens offline)`] as [string, string]] : []),
   ];
   return table(rows);
+}
+
+/** "oob_score 0.9464 (accuracy over 112 training rows, each by the trees that did not draw it)" and sklearn's warning. */
+export function oobLine(report: BuildReport): string {
+  const o = report.oob!;
+  const never = o.rowsWithoutOob > 0 ? `; warning: ${o.rowsWithoutOob} row(s) were never out of bag and count as predicted 0, as in scikit-learn (more trees fix it)` : "";
+  return `oob_score ${o.score.toFixed(4)} (${o.metric === "accuracy" ? "accuracy" : "R²"} over ${o.rows} training rows, each by the trees that did not draw it)${never}`;
 }
 
 /** What an extension took from its parent and what it trained: "b-… (40 trees): 4 groves copied, 60 trees trained". */
@@ -67,6 +75,7 @@ export function statusText(view: BuildView, locate: Locate, page = pageOf(view, 
   if (report) {
     if (report.extends) rows.push(["extends", extendsLine(report)]);
     rows.push(["metrics", metricsLine(report.metrics as unknown as Record<string, unknown> | null)]);
+    if (report.oob) rows.push(["oob", oobLine(report)]);
     rows.push(["timings", timingsLine(report.timings)]);
     const cost = costLine(report);
     if (cost) rows.push(["cost", cost]);

@@ -160,7 +160,8 @@ function crossFieldIssues(s: BuildSpec): { path: string; message: string }[] {
     );
   issues.push(...forestOptionIssues(s, s.task));
   // sklearn 1.9.1 raises the same: no row is out of bag when every tree sees every row.
-  if (s.oob_score && s.bootstrap === false) add("oob_score", "Out of bag estimation only available if bootstrap=True", s.oob_score);
+  if (s.oob_score && s.bootstrap === false)
+    issues.push({ path: "oob_score", message: "needs the bootstrap; scikit-learn: Out of bag estimation only available if bootstrap=True (bootstrap is false)" });
   return issues;
 }
 

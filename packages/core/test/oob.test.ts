@@ -141,7 +141,7 @@ describe("out-of-bag scores through the pipeline", () => {
 
   it("oob_score needs bootstrap, as sklearn's ValueError says", () => {
     expect(() => parseBuildSpec({ dataset: "x.csv", oob_score: true, bootstrap: false })).toThrow(SpecError);
-    expect(() => parseBuildSpec({ dataset: "x.csv", oob_score: true, bootstrap: false })).toThrow(/oob_score: Out of bag estimation only available if bootstrap=True/);
+    expect(() => parseBuildSpec({ dataset: "x.csv", oob_score: true, bootstrap: false })).toThrow(/oob_score: needs the bootstrap; scikit-learn: Out of bag estimation only available if bootstrap=True/);
     expect(() => parseBuildSpec({ dataset: "x.csv", oob_score: "yes" })).toThrow(/oob_score: must be true or false/);
   });
 
