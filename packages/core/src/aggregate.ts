@@ -139,6 +139,7 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
       status: "COMPLETED",
       spec: manifest.spec,
       ...(manifest.extends ? { extends: { buildId: manifest.extends.buildId, trees: manifest.extends.trees } } : {}),
+      ...(manifest.refit ? { refitOf: manifest.refit } : {}),
       tags: record.tags,
       dataset: {
         packKey: manifest.packKey,

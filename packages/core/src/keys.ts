@@ -40,6 +40,10 @@ export const keys = {
   oob(id: string): string {
     return `builds/${buildId(id)}/oob.bin`;
   },
+  /** A build's link to its refit (refit.ts): written when the refit is started. */
+  refitLink(id: string): string {
+    return `builds/${buildId(id)}/refit.json`;
+  },
   model(id: string): string {
     return `builds/${buildId(id)}/model.canopy`;
   },
@@ -64,6 +68,7 @@ export const KEY_PATTERNS = {
   groveError: "builds/*/groves/*.error.txt",
   groveOob: "builds/*/groves/*.oob",
   oob: "builds/*/oob.bin",
+  refitLink: "builds/*/refit.json",
   model: "builds/*/model.canopy",
   report: "builds/*/report.json",
   reportHtml: "builds/*/report.html",

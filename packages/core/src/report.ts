@@ -2,7 +2,7 @@ import type { Forest, Metrics, TableSchema } from "@canopy/forest";
 import type { BuildCost } from "./cost.ts";
 import type { PredictionSample, TreeCurve } from "./curve.ts";
 import type { BuildRecord, GroveStats } from "./ledger.ts";
-import type { BuildManifest } from "./manifest.ts";
+import type { BuildManifest, ManifestRefit } from "./manifest.ts";
 import type { OobSummary } from "./oob.ts";
 
 export interface StageTimings {
@@ -84,6 +84,11 @@ export interface BuildReport {
   oob_score?: number;
   /** What oob_score is and where the per-row decision function is stored (builds/<id>/oob.bin). */
   oob?: OobSummary;
+  /**
+   * A refit build (refit.ts): trained on every row after build `refitOf.of` measured the held-out metrics copied
+   * here; `metrics` is null (nothing held out), so these describe the evaluation build's model, not this one.
+   */
+  refitOf?: ManifestRefit;
   /** The OOB score of the first t trees on a sample of the training rows (rows: "oob"). */
   oobMetricsByTrees?: TreeCurve;
   timings: StageTimings;

@@ -34,6 +34,7 @@ describe("key patterns (what IAM grants are scoped to)", () => {
     groveError: [keys.groveError(id, 0), keys.groveError(id, 12)],
     groveOob: [keys.groveOob(id, 0), keys.groveOob(id, 99_999)],
     oob: [keys.oob(id)],
+    refitLink: [keys.refitLink(id)],
     model: [keys.model(id)],
     report: [keys.report(id)],
     reportHtml: [keys.reportHtml(id)],

@@ -341,6 +341,14 @@ function timingsSection(r: BuildReport, charts: Charts): string {
 
 function metricsTable(r: BuildReport): string {
   const m = r.metrics;
+  if (!m && r.refitOf) {
+    const e = r.refitOf.metrics ?? {};
+    const keys = r.dataset.task === "classification" ? ["accuracy", "macro_f1", "log_loss"] : ["r2", "mse", "mae"];
+    return (
+      `<p class="note">Measured by build ${esc(r.refitOf.of)} on its ${r.refitOf.testRows} held-out rows (this model, trained on every row, has none):</p>` +
+      table(keys.map((k): [string, string] => [k, typeof e[k] === "number" ? num(e[k] as number) : "–"]))
+    );
+  }
   if (!m) return '<p class="muted">No held-out rows (test_fraction 0): nothing to score.</p>';
   const rows: [string, string][] =
     m.task === "classification"
@@ -416,10 +424,14 @@ export function renderBuild(r: BuildReport): string {
     ? `<p>This build extends build ${esc(r.extends.buildId)} (${r.extends.trees} trees) to ${r.spec.n_estimators} trees with the same options and seed: ` +
       `${copied.length} of its groves were copied, ${r.groves.length - copied.length} trained here. The model is the one a fresh ${r.spec.n_estimators}-tree build gives.</p>`
     : "";
+  const refit = r.refitOf
+    ? `<p>This model is trained on all ${r.dataset.trainRows} rows, after build ${esc(r.refitOf.of)} (the same options, ${r.refitOf.testRows} rows held out) measured the held-out metrics shown here: they describe that build's model, trained on ${r.refitOf.trainRows} rows.</p>`
+    : "";
   const header =
     `<h1>Canopy build ${esc(r.buildId)}: ${esc(name)}</h1>` +
     `<p>${esc(r.status)} · ${r.dataset.task} of “${esc(r.dataset.labelName)}” · submitted ${esc(time(r.createdAt))}, report ${esc(time(r.completedAt))}</p>` +
-    extension;
+    extension +
+    refit;
   return page({
     title: `Canopy ${r.buildId} · ${name}`,
     header,
