@@ -70,7 +70,7 @@ function curveSection(r: BuildReport, charts: Charts): string {
   const curve = r.metricsByTrees;
   const oob = oobCurveFigure(r, charts);
   if (!curve || curve.points.length === 0) {
-    const why = `<p class="muted">Held-out curve not recorded: ${r.metrics ? "this report predates the curve" : "nothing was held out (test_fraction 0)"}.</p>`;
+    const why = `<p class="muted">${oob ? "Held-out curve not recorded" : "Not recorded"}: ${r.metrics ? "this report predates the curve" : "nothing was held out (test_fraction 0)"}.</p>`;
     return section("trees", "Metric by number of trees", oob ? `<div class="row">${oob.figure}</div><p class="note">${oob.note}</p>${why}` : why);
   }
   const metrics = CURVE_METRICS[r.dataset.task];
