@@ -125,6 +125,18 @@ async function inboxNotifications(ids: string[], timeoutMs = 60_000): Promise<Ma
   return found;
 }
 
+/** The build of iris with `spec` trained end to end in memory (core's pipeline, no AWS): the bytes to compare with. */
+async function embeddedIris(spec: Record<string, unknown>) {
+  const ports = { blobs: new MemoryBlobStore(), ledger: new MemoryLedger(), queue: new MemoryQueue(), notifier: new MemoryNotifier() };
+  const aggregations: Promise<unknown>[] = [];
+  ports.ledger.watch((change) => void (isAggregationTrigger(change) && aggregations.push(aggregate(change.new.buildId, ports))));
+  const parsed = parseBuildSpec({ dataset: IRIS, label: "species", ...spec });
+  const fresh = await submitBuild(parsed, ports, await prepareDataset(readFileSync(IRIS), { label: "species" }, ports.blobs));
+  for (const task of ports.queue.drain()) await trainGrove(task, ports);
+  await Promise.all(aggregations);
+  return { fresh, ports };
+}
+
 async function watchQueues(): Promise<string[]> {
   return (await clients.sqs().send(new ListQueuesCommand({ QueueNamePrefix: "canopy-watch-" }))).QueueUrls ?? [];
 }
@@ -243,13 +255,7 @@ describe("npm run publish, canopy status and canopy watch on the emulator", () =
     expect(extended.stderr).toContain(`canopy: build ${submitted!.buildId} extends ${parentId} to 10 trees: 2 grove(s) copied from it, 3 grove(s) of new trees queued\n`);
 
     // The model the deployed functions made is the one a fresh 10-tree build of the same data and spec makes.
-    const spec = parseBuildSpec({ dataset: IRIS, label: "species", n_estimators: 10, grove_size: 2, seed: 21 });
-    const ports = { blobs: new MemoryBlobStore(), ledger: new MemoryLedger(), queue: new MemoryQueue(), notifier: new MemoryNotifier() };
-    const aggregations: Promise<unknown>[] = [];
-    ports.ledger.watch((change) => void (isAggregationTrigger(change) && aggregations.push(aggregate(change.new.buildId, ports))));
-    const fresh = await submitBuild(spec, ports, await prepareDataset(readFileSync(IRIS), { label: "species" }, ports.blobs));
-    for (const task of ports.queue.drain()) await trainGrove(task, ports);
-    await Promise.all(aggregations);
+    const { fresh, ports } = await embeddedIris({ n_estimators: 10, grove_size: 2, seed: 21 });
     expect(fresh.buildId).toBe(submitted!.buildId);
     const onS3 = await new S3BlobStore("canopy-artifacts").get(keys.model(fresh.buildId));
     expect(Buffer.from(onS3!).equals(Buffer.from((await ports.blobs.get(keys.model(fresh.buildId)))!))).toBe(true);
@@ -291,13 +297,7 @@ describe("npm run publish, canopy status and canopy watch on the emulator", () =
     expect(JSON.parse(new TextDecoder().decode((await s3.get(keys.refitLink(evaluationId)))!))).toEqual({ v: 1, refit: refitted!.buildId });
 
     // The same bytes as the embedded pipeline: the refit's model and oob.bin.
-    const spec = parseBuildSpec({ dataset: IRIS, label: "species", n_estimators: 6, grove_size: 2, seed: 8, oob_score: true, test_fraction: 0 });
-    const ports = { blobs: new MemoryBlobStore(), ledger: new MemoryLedger(), queue: new MemoryQueue(), notifier: new MemoryNotifier() };
-    const aggregations: Promise<unknown>[] = [];
-    ports.ledger.watch((change) => void (isAggregationTrigger(change) && aggregations.push(aggregate(change.new.buildId, ports))));
-    const fresh = await submitBuild(spec, ports, await prepareDataset(readFileSync(IRIS), { label: "species" }, ports.blobs));
-    for (const task of ports.queue.drain()) await trainGrove(task, ports);
-    await Promise.all(aggregations);
+    const { fresh, ports } = await embeddedIris({ n_estimators: 6, grove_size: 2, seed: 8, oob_score: true, test_fraction: 0 });
     expect(fresh.buildId).toBe(refitted!.buildId);
     for (const key of [keys.model(fresh.buildId), keys.oob(fresh.buildId)])
       expect(Buffer.from((await s3.get(key))!).equals(Buffer.from((await ports.blobs.get(key))!)), key).toBe(true);
