@@ -1,6 +1,6 @@
 import { sampleWeights } from "./bootstrap.ts";
 import { FormatError, OptionsError } from "./errors.ts";
-import { forestOf } from "./fit.ts";
+import { Forest } from "./forest.ts";
 import type { ResolvedParams } from "./options.ts";
 import type { DatasetPack } from "./pack.ts";
 import { Rng, treeSeed } from "./rng.ts";
@@ -85,7 +85,8 @@ export class OobSums {
     if (rows.length !== this.nRows) throw new OptionsError(`OOB sums are for ${this.nRows} training rows, not ${rows.length}`);
     const oob = outOfBagRows(pack, rows, params, tree.index);
     if (oob.length === 0) return;
-    const one = forestOf(pack, params, [tree]);
+    const classes = pack.target.task === "classification" ? pack.target.classes : [];
+    const one = new Forest(pack.target.task, pack.featureNames, pack.labelName, classes, params, [tree]);
     const values = this.task === "classification" ? one.predictPackProba(pack, oob) : (one.predictPack(pack, oob) as Float64Array);
     const scale = 2 ** (OOB_FRACTION_BITS - this.exponent);
     const { width, counts, sums } = this;
