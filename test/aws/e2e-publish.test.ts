@@ -282,7 +282,8 @@ describe("npm run publish, canopy status and canopy watch on the emulator", () =
     const evaluationId = submitted!.buildId as string;
     expect(evaluated).toMatchObject({ buildId: evaluationId, status: "COMPLETED" });
     expect(refitted).toMatchObject({ created: true, status: "TRAINING", refitOf: evaluationId, queued: [0, 1, 2], groves: 3, trees: 6 });
-    expect(final).toMatchObject({ buildId: refitted!.buildId, status: "COMPLETED" });
+    expect(final).toMatchObject({ buildId: refitted!.buildId, status: "COMPLETED", refitOf: { of: evaluationId }, oob_score: expect.any(Number) });
+    expect(evaluated).toMatchObject({ oob_score: expect.any(Number) });
     expect(run.stderr).toContain(`canopy: refit: build ${evaluationId} measured the held-out metrics; build ${refitted!.buildId} trains the shipped model on every row: 3 grove task(s) queued\n`);
 
     // The reports in the bucket: the refit's carries the evaluation's held-out metrics and oob_score; both linked.

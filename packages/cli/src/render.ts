@@ -113,6 +113,8 @@ export function statusJson(view: BuildView, locate: Locate, page = pageOf(view, 
     ...(r.reason !== undefined ? { reason: r.reason } : {}),
     ...(r.result ? { metrics: r.result.metrics, model: locate(r.result.modelKey), report: locate(r.result.reportKey) } : {}),
     ...(report?.extends ? { extends: report.extends } : {}),
+    ...(report?.oob_score !== undefined ? { oob_score: report.oob_score } : {}),
+    ...(report?.refitOf ? { refitOf: report.refitOf } : {}),
     ...(report ? { timings: report.timings, cost: { totals: report.cost.totals, usd: report.cost.usd } } : {}),
     ...(page ? { page } : {}),
   };
