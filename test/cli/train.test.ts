@@ -118,6 +118,10 @@ describe("canopy train --oob-score --refit", () => {
     expect(shipped.refitOf).toMatchObject({ trainRows: 112, testRows: 38, metrics: { accuracy: evaluation.metrics.accuracy }, oob_score: evaluation.oob_score });
     expect(shipped.oob).toMatchObject({ metric: "accuracy", rows: 150 });
     expect(JSON.parse(await readFile(join(dir, ".canopy", "builds", evaluationId, "refit.json"), "utf8"))).toEqual({ v: 1, refit: shipped.buildId });
+    // --out exports the refit build, its oob.bin included.
+    const exported = await readFile(join(dir, "out", "oob.bin"));
+    expect(exported.equals(await readFile(join(dir, ".canopy", "builds", shipped.buildId, "oob.bin")))).toBe(true);
+    expect(JSON.parse(await readFile(join(dir, "out", ".canopy-export.json"), "utf8")).files).toContain("oob.bin");
     // The summary says which model the metrics describe, and the out-of-bag score.
     expect(run.stdout).toMatch(new RegExp(`refit\\s+this model is trained on all 150 rows; the held-out metrics are build ${evaluationId}'s \\(trained on 112, tested on 38\\): accuracy \\d\\.\\d{4}`));
     expect(run.stdout).toMatch(/oob\s+oob_score \d\.\d{4} \(accuracy over 150 training rows/);
