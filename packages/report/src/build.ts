@@ -390,7 +390,17 @@ function specAndData(r: BuildReport): string {
 
 function cards(r: BuildReport): string {
   const m = r.metrics;
-  const headline = !m ? ["–", "no held-out rows"] : m.task === "classification" ? [num(m.accuracy), "accuracy (held out)"] : [num(m.r2), "R² (held out)"];
+  const e = r.refitOf?.metrics;
+  const measured = (key: string) => (typeof e?.[key] === "number" ? num(e[key] as number) : "–");
+  const headline = !m
+    ? e
+      ? r.dataset.task === "classification"
+        ? [measured("accuracy"), `accuracy (held out, build ${r.refitOf!.of})`]
+        : [measured("r2"), `R² (held out, build ${r.refitOf!.of})`]
+      : ["–", "no held-out rows"]
+    : m.task === "classification"
+      ? [num(m.accuracy), "accuracy (held out)"]
+      : [num(m.r2), "R² (held out)"];
   const items: [string, string][] = [
     [headline[0], headline[1]],
     ...(r.oob ? [[num(r.oob.score), `${r.oob.metric === "accuracy" ? "accuracy" : "R²"} out of bag (oob_score)`] as [string, string]] : []),
