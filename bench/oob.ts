@@ -3,10 +3,11 @@
 // take in a trainer and in the aggregator (typed arrays, so their sizes are exact); and the aggregator's OOB step (merge, curve, scoring)
 // against its held-out evaluation of the same trees.
 // Alone: `npx tsx bench/oob.ts` (BENCH_QUICK=1 for digits only); in `npm run bench`: BENCH_ONLY=oob.
-import { performance } from "node:perf_hooks";
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { OobAggregation, TreeEvaluator } from "@canopy/core";
 import { buildPack, fitForest, OobSums, resolveParams, type DatasetPack } from "@canopy/forest";
-import { loadDigits, loadFashionMnist, type BenchCase } from "./data.ts";
+import { loadDigits, loadFashionMnist, writeCaseFiles, type BenchCase } from "./data.ts";
 import { toDataset } from "./engine.ts";
 import { check, type Section, type SectionContext, type SectionResult } from "./section.ts";
 import type { Table } from "./table.ts";
@@ -29,6 +30,37 @@ interface CaseResult {
   heldOutS: number;
   oobStepS: number;
   oobScore: number;
+  rowsWithoutOob: number;
+  /** scikit-learn 1.9.1's oob_score_ with as many trees on the same rows (another learner: close, not equal). */
+  sklearnOobScore: number | null;
+  sklearnRowsWithoutOob: number | null;
+}
+
+/** scikit-learn's RandomForestClassifier(oob_score=True) on the case's training rows, one thread. */
+const SKLEARN_OOB = `
+import json, sys, warnings
+sys.path.insert(0, "bench")
+from sklearn_bench import load_case
+from sklearn.ensemble import RandomForestClassifier
+meta, x, y, _, _, _ = load_case(sys.argv[1])
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    m = RandomForestClassifier(n_estimators=int(sys.argv[2]), max_features="sqrt", oob_score=True, random_state=0, n_jobs=1).fit(x, y)
+never = int((m.oob_decision_function_.sum(axis=1) == 0).sum())
+print(json.dumps({"oob_score": m.oob_score_, "rows_without_oob": never}))
+`;
+
+function sklearnOob(ctx: SectionContext, c: BenchCase, trees: number): { oob_score: number; rows_without_oob: number } | null {
+  if (!ctx.python || !existsSync(ctx.python)) return null;
+  const dir = writeCaseFiles(c, ctx.cacheDir);
+  const run = spawnSync(ctx.python, ["-c", SKLEARN_OOB, dir, String(trees)], { encoding: "utf8" });
+  if (run.status !== 0) throw new Error(`scikit-learn's oob_score_ failed: ${run.stderr.trim().split("\n").slice(-2).join(" | ")}`);
+  return JSON.parse(run.stdout.trim()) as { oob_score: number; rows_without_oob: number };
+}
+
+function cpuSeconds(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
 }
 
 function median(xs: number[]): number {
@@ -52,7 +84,8 @@ function packOf(c: BenchCase): { pack: DatasetPack; train: Uint32Array; test: Ui
   return { pack, train, test };
 }
 
-function runCase(c: BenchCase, groveTrees: number, reps: number, log: (line: string) => void): CaseResult {
+function runCase(ctx: SectionContext, c: BenchCase, groveTrees: number, reps: number): CaseResult {
+  const log = ctx.log;
   const { pack, train, test } = packOf(c);
   const params = resolveParams({ n_estimators: groveTrees, random_state: 0, max_features: "sqrt" }, "classification");
   const treeIndices = Array.from({ length: groveTrees }, (_, i) => i);
@@ -64,13 +97,14 @@ function runCase(c: BenchCase, groveTrees: number, reps: number, log: (line: str
     // Alternating, each first in turn.
     const order = r % 2 === 0 ? ["plain", "oob"] : ["oob", "plain"];
     for (const mode of order) {
-      const t0 = performance.now();
+      // CPU time of this (single-threaded) fit: other work on a shared machine slows its wall time far more.
+      const t0 = cpuSeconds();
       if (mode === "plain") forest = fitForest(pack, params, { rows: train, treeIndices });
       else {
         sums = OobSums.of(pack, train);
         fitForest(pack, params, { rows: train, treeIndices, oob: sums });
       }
-      (mode === "plain" ? plain : withOob).push((performance.now() - t0) / 1000);
+      (mode === "plain" ? plain : withOob).push(cpuSeconds() - t0);
     }
     log(`oob: ${c.label} rep ${r + 1}/${reps}: ${plain.at(-1)!.toFixed(2)} s plain, ${withOob.at(-1)!.toFixed(2)} s with OOB`);
   }
@@ -78,17 +112,17 @@ function runCase(c: BenchCase, groveTrees: number, reps: number, log: (line: str
   const k = c.classes.length;
 
   // The aggregator's step on this grove's trees, and its held-out evaluation of the same trees.
-  const t1 = performance.now();
+  const t1 = cpuSeconds();
   const agg = new OobAggregation(pack, train, groveTrees);
   agg.addGrove(0, "bench", blob);
   for (const tree of forest!.trees) agg.addTree(tree, params);
   const result = agg.finish();
-  const oobStepS = (performance.now() - t1) / 1000;
-  const t2 = performance.now();
+  const oobStepS = cpuSeconds() - t1;
+  const t2 = cpuSeconds();
   const evaluator = new TreeEvaluator(forest!, pack, test, groveTrees);
   for (const tree of forest!.trees) evaluator.add(tree);
   evaluator.finish();
-  const heldOutS = (performance.now() - t2) / 1000;
+  const heldOutS = cpuSeconds() - t2;
 
   const rows = train.length;
   const sumsBytes = rows * (4 + 8 * k);
@@ -109,17 +143,22 @@ function runCase(c: BenchCase, groveTrees: number, reps: number, log: (line: str
     heldOutS,
     oobStepS,
     oobScore: result.summary.score,
+    rowsWithoutOob: result.summary.rowsWithoutOob,
+    ...(() => {
+      const sk = sklearnOob(ctx, c, groveTrees);
+      return { sklearnOobScore: sk?.oob_score ?? null, sklearnRowsWithoutOob: sk?.rows_without_oob ?? null };
+    })(),
   };
 }
 
 export const oobSection: Section = async (ctx: SectionContext): Promise<SectionResult> => {
   const cases: [BenchCase, number, number][] = [[loadDigits(), 50, 5]];
   if (!ctx.quick) cases.push([loadFashionMnist(20000), 10, 3]);
-  const results = cases.map(([c, trees, reps]) => runCase(c, trees, reps, ctx.log));
+  const results = cases.map(([c, trees, reps]) => runCase(ctx, c, trees, reps));
   const fmt = (x: number, d = 2) => x.toFixed(d);
   const table: Table = {
     title: "Out-of-bag scores: a grove's train time with and without them, and their memory",
-    headers: ["case", "train rows", "grove", "plain s", "with OOB s", "overhead", "trainer sums", "grove .oob", "aggregator", "OOB step s", "held-out eval s", "oob_score"],
+    headers: ["case", "train rows", "grove", "plain s", "with OOB s", "overhead", "trainer sums", "grove .oob", "aggregator", "OOB step s", "held-out eval s", "oob_score", "sklearn oob_score_"],
     rows: results.map((r) => [
       r.case,
       String(r.rows),
@@ -132,12 +171,14 @@ export const oobSection: Section = async (ctx: SectionContext): Promise<SectionR
       `${fmt(r.aggregatorMb)} MB`,
       fmt(r.oobStepS),
       fmt(r.heldOutS),
-      fmt(r.oobScore, 4),
+      `${fmt(r.oobScore, 4)} (${r.rowsWithoutOob} never OOB)`,
+      r.sklearnOobScore === null ? "-" : `${fmt(r.sklearnOobScore, 4)} (${r.sklearnRowsWithoutOob} never OOB)`,
     ]),
     notes: [
-      "Medians over alternating runs in one process. Trainer sums: rows × (4 + 8 × classes) bytes (Uint32 counts, Float64 fixed-point sums), and the stored .oob blob as much again while it is written.",
+      "plain / with OOB: CPU seconds of the grove's fit (one thread), medians over alternating runs in one process. Trainer sums: rows × (4 + 8 × classes) bytes (Uint32 counts, Float64 fixed-point sums), and the stored .oob blob as much again while it is written.",
       "Aggregator: the merged sums, one grove's blob and its decoded copy, the decision function, oob.bin and the curve's 2,000-row sample (typed arrays: their sizes are exact).",
-      "OOB step: merging the grove's sums, the curve tree by tree (each tree's bootstrap drawn again, its sampled out-of-bag rows predicted) and scoring; held-out eval: the aggregator's evaluation of the same trees on the test rows.",
+      "sklearn oob_score_: scikit-learn 1.9.1's RandomForestClassifier(n_estimators = the grove's trees, max_features='sqrt', oob_score=True, random_state=0) on the same training rows; another learner and other random draws, so close, not equal.",
+      "OOB step (CPU seconds): merging the grove's sums, the curve tree by tree (each tree's bootstrap drawn again, its sampled out-of-bag rows predicted) and scoring; held-out eval: the aggregator's evaluation of the same trees on the test rows.",
     ],
   };
   const targets = results.map((r) =>
@@ -151,7 +192,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const { formatTable } = await import("./table.ts");
   const { loadavg } = await import("node:os");
   const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
-  const result = await oobSection({ quick: process.env.BENCH_QUICK === "1", python: "", cacheDir: "bench/.cache", env: process.env, log });
+  const { mkdirSync } = await import("node:fs");
+  mkdirSync("bench/.cache", { recursive: true });
+  const python = "bench/.venv/bin/python";
+  const result = await oobSection({ quick: process.env.BENCH_QUICK === "1", python: existsSync(python) ? python : "", cacheDir: "bench/.cache", env: process.env, log });
   for (const t of result.tables) process.stdout.write(`${formatTable(t)}\n`);
   for (const t of result.targets) process.stdout.write(`${t.result}  ${t.target}: ${t.measured}\n`);
   process.stdout.write(`load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}\n`);
