@@ -128,3 +128,19 @@ describe("canopy train --oob-score --refit", () => {
     expect(run.stderr).toContain(`refit: build ${evaluationId} measured the held-out metrics; build ${shipped.buildId} trains the shipped model on every row`);
   });
 });
+
+describe("canopy train --resume <id> --refit", () => {
+  it("refits a finished build: nothing to resume, then the refit on every row; the interrupt line keeps --refit", async () => {
+    const dir = await tempDir();
+    const first = await canopy(["train", fixture("iris.csv"), "--trees", "10", "--json"], dir);
+    expect(first.code, first.stderr).toBe(0);
+    const evaluationId = JSON.parse(first.stdout).buildId;
+    const run = await canopy(["train", "--resume", evaluationId, "--refit", "--json"], dir);
+    expect(run.code, run.stderr).toBe(0);
+    const refit = JSON.parse(run.stdout);
+    expect(refit.refitOf.of).toBe(evaluationId);
+    expect(refit.dataset.testRows).toBe(0);
+    const { resumeCommand } = await import("../../packages/cli/src/commands/train.ts");
+    expect(resumeCommand(evaluationId, { root: ".canopy", refit: true })).toBe(`canopy train --resume ${evaluationId} --refit`);
+  });
+});

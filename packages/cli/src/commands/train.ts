@@ -88,7 +88,9 @@ export async function train(data: string | undefined, raw: Record<string, unknow
   } catch (err) {
     if (interrupted || err instanceof InterruptedError) {
       const id = err instanceof InterruptedError ? err.buildId : handle?.buildId;
-      throw new InterruptedExit(`interrupted${id ? `; finish the build with: ${resumeCommand(id, options)}` : ""}`);
+      // Interrupted before the refit started, the command that finishes it refits after (the refit is resumed as is).
+      const refit = options.refit === true && handle?.refitOf === undefined;
+      throw new InterruptedExit(`interrupted${id ? `; finish the build with: ${resumeCommand(id, { ...options, refit })}` : ""}`);
     }
     // Rules the data decides (e.g. a classification criterion on a label that makes this regression).
     throw err instanceof SpecError ? specUsageError(err) : err;
@@ -100,12 +102,13 @@ export async function train(data: string | undefined, raw: Record<string, unknow
 }
 
 /** The command that finishes `buildId` the way this one would have: where the store is, where the export goes, how. */
-export function resumeCommand(buildId: string, options: Pick<TrainOptions, "root" | "out" | "workers" | "notifyUrl" | "json">): string {
+export function resumeCommand(buildId: string, options: Pick<TrainOptions, "root" | "out" | "workers" | "notifyUrl" | "json" | "refit">): string {
   const args = ["canopy", "train", "--resume", buildId];
   if (options.root !== ".canopy") args.push("--root", options.root);
   if (options.out !== undefined) args.push("--out", options.out);
   if (options.workers !== undefined) args.push("--workers", String(options.workers));
   if (options.notifyUrl !== undefined) args.push("--notify-url", options.notifyUrl);
+  if (options.refit) args.push("--refit");
   if (options.json) args.push("--json");
   return args.map(shellWord).join(" ");
 }
