@@ -2,13 +2,13 @@ import { describe, expect, it } from "vitest";
 import { Forest, OobSums, allRows, buildPack, decodePack, fitForest, parseCsv, resolveParams } from "@canopy/forest";
 import { extendBuild } from "../src/extend.ts";
 import { keys } from "../src/keys.ts";
-import { decodeOobDecision, NO_OOB_WARNING, OobCurve } from "../src/oob.ts";
+import { decodeOobDecision, encodeOobDecision, NO_OOB_WARNING, OobCurve } from "../src/oob.ts";
 import { splitRows } from "../src/plan.ts";
 import type { BuildReport } from "../src/report.ts";
 import { SpecError } from "../src/errors.ts";
 import { parseBuildSpec } from "../src/spec.ts";
 import { prepareDataset, submitBuild } from "../src/submit.ts";
-import { trainGrove } from "../src/train-grove.ts";
+import { failGroveTask, trainGrove } from "../src/train-grove.ts";
 import { fixture, memoryPipeline } from "./support.ts";
 
 type Pipeline = ReturnType<typeof memoryPipeline>;
@@ -137,6 +137,26 @@ describe("out-of-bag scores through the pipeline", () => {
     decision.counts.forEach((c, i) => {
       if (c === 0) expect(Array.from(decision.values.slice(i * 3, i * 3 + 3))).toEqual([0, 0, 0]);
     });
+  });
+
+  it("a grove given up on within tolerance: the score is the landed trees' (the curve too)", async () => {
+    const p = memoryPipeline();
+    const spec = parseBuildSpec({ dataset: "iris.csv", n_estimators: 15, grove_size: 5, seed: 7, oob_score: true, tolerated_failures: 1 });
+    const { buildId } = await submitBuild(spec, p, await prepareDataset(fixture("iris"), {}, p.blobs, p.clock));
+    const [t0, t1, t2] = p.queue.drain();
+    await trainGrove(t0, p);
+    await failGroveTask(t1, new Error("lost"), p);
+    await trainGrove(t2, p);
+    await Promise.all(p.aggregations.splice(0));
+    const report = JSON.parse(new TextDecoder().decode((await p.blobs.get(keys.report(buildId)))!)) as BuildReport;
+    expect(report.model.trees).toBe(10);
+    const pack = decodePack((await p.blobs.get(report.dataset.packKey))!);
+    const { train } = splitRows(pack.nRows, 0.25, 7);
+    const sums = OobSums.of(pack, train);
+    fitForest(pack, { n_estimators: 15, random_state: 7 }, { rows: train, treeIndices: [0, 1, 2, 3, 4, 10, 11, 12, 13, 14], oob: sums });
+    expect(report.oob_score).toBe(sums.score(pack, train));
+    expect(Buffer.from((await p.blobs.get(keys.oob(buildId)))!)).toEqual(Buffer.from(encodeOobDecision(train, sums)));
+    expect(report.oobMetricsByTrees!.points.at(-1)!.trees).toBe(10);
   });
 
   it("oob_score needs bootstrap, as sklearn's ValueError says", () => {
