@@ -56,7 +56,8 @@ export type AggregateOutcome =
  * The model is never held whole: the groves are read one at a time (plus one read ahead), twice. The first pass
  * checks each against the digest its trainer recorded, and evaluates and sums importances tree by tree; the second
  * streams the model file (preamble and header first, then each grove's tree data as stored). Memory is the largest
- * grove and the held-out rows' sums, plus the pack, whatever the model's size.
+ * grove and the held-out rows' sums, plus the pack, whatever the model's size; with oob_score, also the training
+ * rows' out-of-bag sums (oob.ts).
  */
 export async function aggregate(buildId: string, ports: AggregatePorts): Promise<AggregateOutcome> {
   const clock = ports.clock ?? systemClock;
