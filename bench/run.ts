@@ -10,6 +10,7 @@ import { aggregatorSection } from "./aggregator.ts";
 import { compareEngines } from "./compare.ts";
 import { estimateSection } from "./estimate.ts";
 import { ingestSection } from "./ingest.ts";
+import { oobSection } from "./oob.ts";
 import { pipelineSection } from "./pipeline.ts";
 import { resultsMarkdown, resultsText } from "./report.ts";
 import { servingSection } from "./serving.ts";
@@ -17,7 +18,7 @@ import type { RunInfo } from "./report.ts";
 import type { Section, SectionContext, SectionResult } from "./section.ts";
 import { ensureFashionMnist, ensurePython } from "./setup.ts";
 
-// Each section is a function in its own file. BENCH_ONLY=engines,pipeline,serving,ingest,estimate,categorical,aggregator
+// Each section is a function in its own file. BENCH_ONLY=engines,pipeline,serving,ingest,estimate,categorical,aggregator,oob
 // runs some of them.
 const SECTIONS: Record<string, Section> = {
   engines: compareEngines,
@@ -27,6 +28,7 @@ const SECTIONS: Record<string, Section> = {
   estimate: estimateSection,
   categorical: categoricalSection,
   aggregator: aggregatorSection,
+  oob: oobSection,
 };
 
 function versionOf(pkgJson: string): string {

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { CreateQueueCommand, GetQueueAttributesCommand, ListQueuesCommand } from "@aws-sdk/client-sqs";
 import { ListSubscriptionsByTopicCommand } from "@aws-sdk/client-sns";
-import { aggregate, isAggregationTrigger, keys, parseBuildSpec, prepareDataset, submitBuild, trainGrove, type BuildNotification } from "@canopy/core";
+import { aggregate, isAggregationTrigger, keys, parseBuildSpec, prepareDataset, submitBuild, trainGrove, type BuildNotification, type BuildReport } from "@canopy/core";
 import { MemoryBlobStore, MemoryLedger, MemoryNotifier, MemoryQueue } from "@canopy/core/testing";
 import { clients, decodeSnsDelivery, DynamoLedger, S3BlobStore, SqsTaskQueue, type SnsDelivery } from "@canopy/runtime-aws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -123,6 +123,18 @@ async function inboxNotifications(ids: string[], timeoutMs = 60_000): Promise<Ma
   const missing = ids.filter((id) => !found.has(id));
   if (missing.length > 0) throw new Error(`no notification for ${missing.join(", ")}`);
   return found;
+}
+
+/** The build of iris with `spec` trained end to end in memory (core's pipeline, no AWS): the bytes to compare with. */
+async function embeddedIris(spec: Record<string, unknown>) {
+  const ports = { blobs: new MemoryBlobStore(), ledger: new MemoryLedger(), queue: new MemoryQueue(), notifier: new MemoryNotifier() };
+  const aggregations: Promise<unknown>[] = [];
+  ports.ledger.watch((change) => void (isAggregationTrigger(change) && aggregations.push(aggregate(change.new.buildId, ports))));
+  const parsed = parseBuildSpec({ dataset: IRIS, label: "species", ...spec });
+  const fresh = await submitBuild(parsed, ports, await prepareDataset(readFileSync(IRIS), { label: "species" }, ports.blobs));
+  for (const task of ports.queue.drain()) await trainGrove(task, ports);
+  await Promise.all(aggregations);
+  return { fresh, ports };
 }
 
 async function watchQueues(): Promise<string[]> {
@@ -243,13 +255,7 @@ describe("npm run publish, canopy status and canopy watch on the emulator", () =
     expect(extended.stderr).toContain(`canopy: build ${submitted!.buildId} extends ${parentId} to 10 trees: 2 grove(s) copied from it, 3 grove(s) of new trees queued\n`);
 
     // The model the deployed functions made is the one a fresh 10-tree build of the same data and spec makes.
-    const spec = parseBuildSpec({ dataset: IRIS, label: "species", n_estimators: 10, grove_size: 2, seed: 21 });
-    const ports = { blobs: new MemoryBlobStore(), ledger: new MemoryLedger(), queue: new MemoryQueue(), notifier: new MemoryNotifier() };
-    const aggregations: Promise<unknown>[] = [];
-    ports.ledger.watch((change) => void (isAggregationTrigger(change) && aggregations.push(aggregate(change.new.buildId, ports))));
-    const fresh = await submitBuild(spec, ports, await prepareDataset(readFileSync(IRIS), { label: "species" }, ports.blobs));
-    for (const task of ports.queue.drain()) await trainGrove(task, ports);
-    await Promise.all(aggregations);
+    const { fresh, ports } = await embeddedIris({ n_estimators: 10, grove_size: 2, seed: 21 });
     expect(fresh.buildId).toBe(submitted!.buildId);
     const onS3 = await new S3BlobStore("canopy-artifacts").get(keys.model(fresh.buildId));
     expect(Buffer.from(onS3!).equals(Buffer.from((await ports.blobs.get(keys.model(fresh.buildId)))!))).toBe(true);
@@ -266,6 +272,36 @@ describe("npm run publish, canopy status and canopy watch on the emulator", () =
       [2, "", `canopy: error: --extend trains on the data of build ${parentId}; leave out ${IRIS}\n`],
       [2, "", "canopy: error: cannot extend build b-0123456789abcdef: it is not in table canopy-builds\n"],
     ]);
+  });
+
+  it("publish --oob-score --refit: the held-out metrics measured by the deployed functions, then the shipped model on every row", { timeout: 120_000 }, async () => {
+    const { endpoint } = aws.current.moto;
+    const run = await canopy(["publish", IRIS, "--label", "species", "--trees", "6", "--grove-size", "2", "--seed", "8", "--oob-score", "--refit", "--wait", "--json", "--endpoint", endpoint], bareEnv());
+    expect(run.code, run.stderr).toBe(0);
+    const [submitted, evaluated, refitted, final] = run.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const evaluationId = submitted!.buildId as string;
+    expect(evaluated).toMatchObject({ buildId: evaluationId, status: "COMPLETED" });
+    expect(refitted).toMatchObject({ created: true, status: "TRAINING", refitOf: evaluationId, queued: [0, 1, 2], groves: 3, trees: 6 });
+    expect(final).toMatchObject({ buildId: refitted!.buildId, status: "COMPLETED", refitOf: { of: evaluationId }, oob_score: expect.any(Number) });
+    expect(evaluated).toMatchObject({ oob_score: expect.any(Number) });
+    expect(run.stderr).toContain(`canopy: refit: build ${evaluationId} measured the held-out metrics; build ${refitted!.buildId} trains the shipped model on every row: 3 grove task(s) queued\n`);
+
+    // The reports in the bucket: the refit's carries the evaluation's held-out metrics and oob_score; both linked.
+    const s3 = new S3BlobStore("canopy-artifacts");
+    const json = async (key: string) => JSON.parse(new TextDecoder().decode((await s3.get(key))!)) as BuildReport;
+    const [evaluation, refit] = await Promise.all([json(keys.report(evaluationId)), json(keys.report(refitted!.buildId as string))]);
+    expect(refit.refitOf).toMatchObject({ of: evaluationId, trainRows: 112, testRows: 38, oob_score: evaluation.oob_score });
+    expect(refit.refitOf!.metrics).toMatchObject({ accuracy: (evaluation.metrics as { accuracy: number }).accuracy });
+    expect(refit.metrics).toBeNull();
+    expect(refit.oob).toMatchObject({ metric: "accuracy", rows: 150, key: keys.oob(refitted!.buildId as string) });
+    expect(evaluation.oob).toMatchObject({ rows: 112 });
+    expect(JSON.parse(new TextDecoder().decode((await s3.get(keys.refitLink(evaluationId)))!))).toEqual({ v: 1, refit: refitted!.buildId });
+
+    // The same bytes as the embedded pipeline: the refit's model and oob.bin.
+    const { fresh, ports } = await embeddedIris({ n_estimators: 6, grove_size: 2, seed: 8, oob_score: true, test_fraction: 0 });
+    expect(fresh.buildId).toBe(refitted!.buildId);
+    for (const key of [keys.model(fresh.buildId), keys.oob(fresh.buildId)])
+      expect(Buffer.from((await s3.get(key))!).equals(Buffer.from((await ports.blobs.get(key))!)), key).toBe(true);
   });
 
   it("publish --dry-run of an s3:// table names the build a publish then creates, and writes nothing", { timeout: 120_000 }, async () => {

@@ -38,6 +38,24 @@ describe("deterministic builds through the CLI", () => {
     expect(model.equals(reference)).toBe(true);
   });
 
+  it("--oob-score: oob.bin and oob_score are the same bytes with 1 worker in groves of 2 and 2 workers in groves of 10", async () => {
+    const run = async (extra: string[]) => {
+      const dir = await tempDir();
+      const done = await canopy(["train", DIGITS, ...common, "--oob-score", ...extra, "--out", "out"], dir);
+      expect(done.code, done.stderr).toBe(0);
+      const report = JSON.parse(await readFile(join(dir, "out", "report.json"), "utf8"));
+      return { oob: await readFile(join(dir, "out", "oob.bin")), model: await readFile(join(dir, "out", "model.canopy")), report };
+    };
+    const [a, b] = await Promise.all([run(REFERENCE), run(["--workers", "2", "--grove-size", "10"])]);
+    expect(a.report.groves).toHaveLength(25);
+    expect(b.report.groves).toHaveLength(5);
+    expect(a.oob.equals(b.oob)).toBe(true);
+    expect(a.report.oob_score).toBe(b.report.oob_score);
+    expect(a.report.oobMetricsByTrees).toEqual(b.report.oobMetricsByTrees);
+    // The model is the one trained without --oob-score.
+    expect(a.model.equals(reference)).toBe(true);
+  });
+
   it("a build killed mid-way, then --resume'd, gives the same bytes as an uninterrupted one", async () => {
     const { cwd: dir, buildId, run: killed } = await interruptedBuild([DIGITS, ...common, ...REFERENCE], { landed: 2 });
     expect(killed.signal).toBe("SIGKILL");

@@ -36,6 +36,8 @@ describe("canopy train refuses bad usage and input before writing anything", () 
     ["an unknown option", ["train", IRIS, "--bogus"], "unknown option '--bogus'"],
     ["a non-number where one is needed", ["train", IRIS, "--trees", "many"], /option '--trees <n>' argument 'many' is invalid/],
     ["a bad --max-features", ["train", IRIS, "--max-features", "most"], /--max-features <f>' argument 'most' is invalid. Expected sqrt, log2, all/],
+    ["--refit with nothing held out", ["train", IRIS, "--refit", "--test-fraction", "0"], "--refit: --test-fraction 0 holds nothing out, so there are no metrics to measure first and the model is already trained on every row"],
+    ["--oob-score without the bootstrap", ["train", IRIS, "--oob-score", "--no-bootstrap"], "--oob-score: needs the bootstrap; scikit-learn: Out of bag estimation only available if bootstrap=True (bootstrap is false)"],
     ["a regression criterion for classification", ["train", IRIS, "--task", "classification", "--criterion", "squared_error"], /^canopy: error: --criterion: "squared_error" is for regression/],
     [
       "a criterion the label rules out (known once the data is read)",

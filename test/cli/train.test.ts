@@ -104,3 +104,43 @@ describe("canopy train --notify-url", () => {
     }
   });
 });
+
+describe("canopy train --oob-score --refit", () => {
+  it("measures on the held-out rows, then ships a model trained on every row whose report says whose metrics it carries", async () => {
+    const dir = await tempDir();
+    const run = await canopy(["train", fixture("iris.csv"), "--trees", "20", "--oob-score", "--refit", "--out", "out"], dir);
+    expect(run.code, run.stderr).toBe(0);
+    const shipped = JSON.parse(await readFile(join(dir, "out", "report.json"), "utf8"));
+    const evaluationId = shipped.refitOf.of;
+    const evaluation = JSON.parse(await readFile(join(dir, ".canopy", "builds", evaluationId, "report.json"), "utf8"));
+    expect(shipped.dataset).toMatchObject({ trainRows: 150, testRows: 0 });
+    expect(shipped.metrics).toBeNull();
+    expect(shipped.refitOf).toMatchObject({ trainRows: 112, testRows: 38, metrics: { accuracy: evaluation.metrics.accuracy }, oob_score: evaluation.oob_score });
+    expect(shipped.oob).toMatchObject({ metric: "accuracy", rows: 150 });
+    expect(JSON.parse(await readFile(join(dir, ".canopy", "builds", evaluationId, "refit.json"), "utf8"))).toEqual({ v: 1, refit: shipped.buildId });
+    // --out exports the refit build, its oob.bin included.
+    const exported = await readFile(join(dir, "out", "oob.bin"));
+    expect(exported.equals(await readFile(join(dir, ".canopy", "builds", shipped.buildId, "oob.bin")))).toBe(true);
+    expect(JSON.parse(await readFile(join(dir, "out", ".canopy-export.json"), "utf8")).files).toContain("oob.bin");
+    // The summary says which model the metrics describe, and the out-of-bag score.
+    expect(run.stdout).toMatch(new RegExp(`refit\\s+this model is trained on all 150 rows; the held-out metrics are build ${evaluationId}'s \\(trained on 112, tested on 38\\): accuracy \\d\\.\\d{4}`));
+    expect(run.stdout).toMatch(/oob\s+oob_score \d\.\d{4} \(accuracy over 150 training rows/);
+    expect(run.stderr).toContain(`refit: build ${evaluationId} measured the held-out metrics; build ${shipped.buildId} trains the shipped model on every row`);
+  });
+});
+
+describe("canopy train --resume <id> --refit", () => {
+  it("refits a finished build: nothing to resume, then the refit on every row; the interrupt line keeps --refit", async () => {
+    const dir = await tempDir();
+    const first = await canopy(["train", fixture("iris.csv"), "--trees", "10", "--json"], dir);
+    expect(first.code, first.stderr).toBe(0);
+    const evaluationId = JSON.parse(first.stdout).buildId;
+    const run = await canopy(["train", "--resume", evaluationId, "--refit", "--json"], dir);
+    expect(run.code, run.stderr).toBe(0);
+    const refit = JSON.parse(run.stdout);
+    expect(refit.refitOf.of).toBe(evaluationId);
+    expect(refit.dataset.testRows).toBe(0);
+    const { resumeCommand } = await import("../../packages/cli/src/commands/train.ts");
+    expect(resumeCommand(evaluationId, { root: ".canopy", refit: true })).toBe(`canopy train --resume ${evaluationId} --refit`);
+  });
+});

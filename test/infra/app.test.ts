@@ -150,16 +150,16 @@ describe("the SST app with its default settings", () => {
       `${receive} groves`,
       "s3:GetObject bucket/packs/*.pack bucket/builds/*/spec.json",
       "s3:ListBucket bucket",
-      "s3:PutObject,s3:AbortMultipartUpload bucket/builds/*/groves/*.grove bucket/builds/*/groves/*.error.txt",
+      "s3:PutObject,s3:AbortMultipartUpload bucket/builds/*/groves/*.grove bucket/builds/*/groves/*.error.txt bucket/builds/*/groves/*.oob",
       "dynamodb:GetItem,dynamodb:PutItem,dynamodb:UpdateItem table",
       "sqs:SendMessage dlq",
     ]);
     expect(grants("aggregator")).toEqual([
       "dynamodb:DescribeStream,dynamodb:GetRecords,dynamodb:GetShardIterator,dynamodb:ListStreams stream",
       "sqs:SendMessage failures",
-      "s3:GetObject bucket/builds/*/groves/*.grove bucket/packs/*.pack bucket/builds/*/spec.json",
+      "s3:GetObject bucket/builds/*/groves/*.grove bucket/builds/*/groves/*.oob bucket/packs/*.pack bucket/builds/*/spec.json",
       "s3:ListBucket bucket",
-      "s3:PutObject,s3:AbortMultipartUpload bucket/builds/*/model.canopy bucket/builds/*/report.json bucket/builds/*/report.html",
+      "s3:PutObject,s3:AbortMultipartUpload bucket/builds/*/model.canopy bucket/builds/*/oob.bin bucket/builds/*/report.json bucket/builds/*/report.html",
       "dynamodb:BatchGetItem,dynamodb:GetItem,dynamodb:UpdateItem table",
       "sns:Publish topic",
     ]);

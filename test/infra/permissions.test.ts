@@ -92,8 +92,9 @@ describe("each function's role allows exactly what the function does", () => {
     const prepared = await prepareDataset(digits, { label: "digit" }, blobs);
     // Three builds of digits: one for the trainer and the dead letters, one to aggregate, one left to stall.
     const specs = {
-      train: { n_estimators: 4, grove_size: 2, seed: 1 },
-      aggregate: { n_estimators: 4, grove_size: 2, seed: 2 },
+      // With out-of-bag scores: the trainer also stores a grove's sums, the aggregator reads them and writes oob.bin.
+      train: { n_estimators: 4, grove_size: 2, seed: 1, oob_score: true },
+      aggregate: { n_estimators: 4, grove_size: 2, seed: 2, oob_score: true },
       stalled: { n_estimators: 2, grove_size: 1, seed: 3 },
       exhausted: { n_estimators: 2, grove_size: 1, seed: 4 },
     };
@@ -144,7 +145,7 @@ describe("each function's role allows exactly what the function does", () => {
     const { output, requests } = await run("aggregator", aggregationTriggerEvent(describeApp(evaluated.current).table!.state.streamArn!, ready, before));
     expect(output).toContain('handler returned {"batchItemFailures":[]}');
     expect(requests.filter((r) => r.operation === "PutObject").map((r) => r.key)).toEqual(
-      ["model.canopy", "report.json", "report.html"].map((f) => `builds/${ids.aggregate}/${f}`),
+      ["model.canopy", "oob.bin", "report.json", "report.html"].map((f) => `builds/${ids.aggregate}/${f}`),
     );
     expect((await ledger.get(ids.aggregate))?.status).toBe("COMPLETED");
   });

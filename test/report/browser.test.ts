@@ -17,11 +17,11 @@ import { launchChromium, type Headless } from "./chromium.ts";
 const SHOTS = fileURLToPath(new URL("./screenshots/", import.meta.url));
 
 let chromium: Headless;
-const builds: Record<"digits" | "diabetes" | "extended", { dir: string; report: BuildReport }> = {} as never;
+const builds: Record<"digits" | "diabetes" | "extended" | "oob", { dir: string; report: BuildReport }> = {} as never;
 
-async function train(name: "digits" | "diabetes", args: string[]) {
+async function train(name: "digits" | "diabetes" | "oob", args: string[]) {
   const dir = await tempDir();
-  const run = await canopy(["train", fixture(`${name}.csv`), ...args, "--workers", "2", "--out", "out"], dir);
+  const run = await canopy(["train", fixture(`${name === "oob" ? "iris" : name}.csv`), ...args, "--workers", "2", "--out", "out"], dir);
   if (run.code !== 0) throw new Error(`canopy train ${name} exited ${run.code}: ${run.stderr}`);
   builds[name] = { dir: join(dir, "out"), report: JSON.parse(readFileSync(join(dir, "out", "report.json"), "utf8")) as BuildReport };
 }
@@ -41,6 +41,7 @@ beforeAll(async () => {
     launchChromium(),
     train("digits", ["--label", "digit", "--trees", "100"]),
     train("diabetes", ["--trees", "50", "--grove-size", "10"]).then(extend),
+    train("oob", ["--trees", "30", "--oob-score"]),
   ]);
 }, 900_000);
 
@@ -172,6 +173,24 @@ describe("report.html in headless Chromium", () => {
       const rows = await o.page.$$eval('figure[data-chart="timeline"] svg g[aria-label="y-axis tick label"] text', (t) => t.map((x) => x.textContent));
       expect(rows).toContain("copied");
       expect(await o.page.textContent("header")).toContain(`This build extends build ${builds.diabetes.report.buildId} (50 trees) to 80 trees`);
+    });
+  });
+
+  it("an iris build with --oob-score: the out-of-bag curve beside the held-out ones, oob_score on a card", async () => {
+    const { dir, report } = builds.oob;
+    const file = join(dir, "report.html");
+    await withPage(file, async (o) => {
+      await shoot(o, "oob");
+      expect(o.errors).toEqual([]);
+      expect(o.requests).toEqual([pathToFileURL(file).href]);
+      expect(o.drawn.every((d) => d === "true")).toBe(true);
+      const oobPoints = report.oobMetricsByTrees!.points.length;
+      expect(oobPoints).toBeGreaterThanOrEqual(29);
+      expect(o.marks).toMatchObject({ "curve-point": 30 + 30 + oobPoints });
+      const drawnOob = await o.page.$$eval('figure[data-chart="curve-oob"] svg g[aria-description="curve-point"]', (g) => g.reduce((n, x) => n + x.childElementCount, 0));
+      expect(drawnOob).toBe(oobPoints);
+      expect(await o.page.textContent(".cards")).toContain("out of bag (oob_score)");
+      expect(await o.page.textContent("#trees")).toContain(`oob_score ${report.oob_score!.toFixed(4)}`);
     });
   });
 

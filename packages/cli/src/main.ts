@@ -70,6 +70,10 @@ export function program(): Command {
       "--extend <build-id>",
       "more trees for a finished build: with --trees N, trains only the new trees (same options and seed) into the model a fresh N-tree build would give",
     )
+    .option(
+      "--refit",
+      "after the held-out metrics are measured, train the shipped model on every row (a second build, test fraction 0, whose report carries the first one's metrics)",
+    )
     .option("--json", "print only the final report, as JSON, on stdout")
     .action(async (data: string | undefined, options: Record<string, unknown>, command: Command) => {
       const { train } = await import("./commands/train.ts");

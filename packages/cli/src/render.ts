@@ -15,13 +15,29 @@ export function summary(report: BuildReport, modelPath: string, reportPath: stri
     ...(report.extends ? [["extends", extendsLine(report)] as [string, string]] : []),
     ["data", `${d.nRows} rows × ${d.nFeatures} features, label ${quoted(d.labelName)} (${target}); ${d.trainRows} train / ${d.testRows} test`],
     ...(d.schema ? schemaRows(d.schema, printable) : []),
-    ["metrics", metricsLine(report.metrics as unknown as Record<string, unknown> | null)],
+    ["metrics", report.refitOf ? "none held out by this model (see refit)" : metricsLine(report.metrics as unknown as Record<string, unknown> | null)],
+    ...(report.oob ? [["oob", oobLine(report)] as [string, string]] : []),
+    ...(report.refitOf ? [["refit", refitLine(report)] as [string, string]] : []),
     ["timings", timingsLine(report.timings)],
     ["model", `${modelPath} (${bytes(report.model.bytes)}, ${report.model.nodes} nodes)`],
     ["report", reportPath],
     ...(pagePath ? [["page", `${pagePath} (charts; opens offline)`] as [string, string]] : []),
   ];
   return table(rows);
+}
+
+/** "oob_score 0.9464 (accuracy over 112 training rows, each by the trees that did not draw it)" and sklearn's warning. */
+export function oobLine(report: BuildReport): string {
+  const o = report.oob!;
+  const never = o.rowsWithoutOob > 0 ? `; warning: ${o.rowsWithoutOob} row(s) were never out of bag and count as predicted 0, as in scikit-learn (more trees fix it)` : "";
+  return `oob_score ${o.score.toFixed(4)} (${o.metric === "accuracy" ? "accuracy" : "R²"} over ${o.rows} training rows, each by the trees that did not draw it)${never}`;
+}
+
+/** A refit: which model the metrics describe, and what this one was trained on. */
+export function refitLine(report: BuildReport): string {
+  const r = report.refitOf!;
+  const oob = r.oob_score !== undefined ? `, oob_score ${r.oob_score.toFixed(4)}` : "";
+  return `this model is trained on all ${report.dataset.trainRows} rows; the held-out metrics are build ${r.of}'s (trained on ${r.trainRows}, tested on ${r.testRows}): ${metricsLine(r.metrics)}${oob}`;
 }
 
 /** What an extension took from its parent and what it trained: "b-… (40 trees): 4 groves copied, 60 trees trained". */
@@ -67,6 +83,8 @@ export function statusText(view: BuildView, locate: Locate, page = pageOf(view, 
   if (report) {
     if (report.extends) rows.push(["extends", extendsLine(report)]);
     rows.push(["metrics", metricsLine(report.metrics as unknown as Record<string, unknown> | null)]);
+    if (report.oob) rows.push(["oob", oobLine(report)]);
+    if (report.refitOf) rows.push(["refit", refitLine(report)]);
     rows.push(["timings", timingsLine(report.timings)]);
     const cost = costLine(report);
     if (cost) rows.push(["cost", cost]);
@@ -95,6 +113,8 @@ export function statusJson(view: BuildView, locate: Locate, page = pageOf(view, 
     ...(r.reason !== undefined ? { reason: r.reason } : {}),
     ...(r.result ? { metrics: r.result.metrics, model: locate(r.result.modelKey), report: locate(r.result.reportKey) } : {}),
     ...(report?.extends ? { extends: report.extends } : {}),
+    ...(report?.oob_score !== undefined ? { oob_score: report.oob_score } : {}),
+    ...(report?.refitOf ? { refitOf: report.refitOf } : {}),
     ...(report ? { timings: report.timings, cost: { totals: report.cost.totals, usd: report.cost.usd } } : {}),
     ...(page ? { page } : {}),
   };

@@ -37,6 +37,7 @@ export function addSpecOptions(command: Command): Command {
     )
     .option("--no-bootstrap", "train every tree on all training rows instead of a bootstrap sample")
     .option("--max-samples <x>", "rows drawn per bootstrap sample: an integer count or a fraction in (0, 1) (default: all)", parseCountOrFraction)
+    .option("--oob-score", "score each training row with the trees that did not draw it (scikit-learn's oob_score_; needs the bootstrap)")
     .option("--test-fraction <f>", "fraction of rows held out for evaluation, in [0, 1) (default 0.25)", parseNumber)
     .option("--tolerate-failures <k>", "groves allowed to fail, at most half of them; the model then has fewer trees (default 0)", parseInteger)
     .option("--tag <key=value>", "tag the build; repeatable", collectTag);

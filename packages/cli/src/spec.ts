@@ -23,6 +23,8 @@ export interface SpecFlags {
   /** Only `false` is ever passed on (--no-bootstrap), so an unset option does not change the build id. */
   bootstrap?: boolean;
   maxSamples?: number;
+  /** --oob-score: only `true` is passed on. */
+  oobScore?: boolean;
   testFraction?: number;
   tolerateFailures?: number;
   tag?: Record<string, string>;
@@ -44,6 +46,7 @@ export const FLAG_FOR_FIELD: Record<string, string> = {
   criterion: "--criterion",
   bootstrap: "--no-bootstrap",
   max_samples: "--max-samples",
+  oob_score: "--oob-score",
   test_fraction: "--test-fraction",
   tolerated_failures: "--tolerate-failures",
   tags: "--tag",
@@ -72,6 +75,7 @@ export function specInput(dataset: string, flags: SpecFlags): Record<string, unk
   set("criterion", flags.criterion);
   if (flags.bootstrap === false) input.bootstrap = false;
   set("max_samples", flags.maxSamples);
+  if (flags.oobScore === true) input.oob_score = true;
   set("test_fraction", flags.testFraction);
   set("tolerated_failures", flags.tolerateFailures);
   set("tags", flags.tag);

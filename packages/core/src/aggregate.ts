@@ -4,6 +4,7 @@ import { TreeEvaluator, type HeldOutEvaluation } from "./curve.ts";
 import { AggregationError, errorLine } from "./errors.ts";
 import { CONTENT_TYPES, keys } from "./keys.ts";
 import { completedNotification, failedNotification, summarizeMetrics, type BuildNotification } from "./notification.ts";
+import { OobAggregation, type OobResult } from "./oob.ts";
 import { PackCache } from "./pack-cache.ts";
 import { splitRows } from "./plan.ts";
 import type { BuildRecord } from "./ledger.ts";
@@ -55,7 +56,8 @@ export type AggregateOutcome =
  * The model is never held whole: the groves are read one at a time (plus one read ahead), twice. The first pass
  * checks each against the digest its trainer recorded, and evaluates and sums importances tree by tree; the second
  * streams the model file (preamble and header first, then each grove's tree data as stored). Memory is the largest
- * grove and the held-out rows' sums, plus the pack, whatever the model's size.
+ * grove and the held-out rows' sums, plus the pack, whatever the model's size; with oob_score, also the training
+ * rows' out-of-bag sums (oob.ts).
  */
 export async function aggregate(buildId: string, ports: AggregatePorts): Promise<AggregateOutcome> {
   const clock = ports.clock ?? systemClock;
@@ -89,18 +91,23 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
     const nTrees = record.landed.reduce((sum, g) => sum + manifest.groves[g].treeEnd - manifest.groves[g].treeStart, 0);
     let evaluator: TreeEvaluator | undefined;
     let first: Forest | undefined;
-    for await (const { grove, bytes } of verifiedGroves(buildId, record, ports.blobs, (work) => timed("loadMs", work))) {
+    // Out-of-bag sums merged grove by grove (exact, so the grove split does not matter), the curve tree by tree.
+    const oob = manifest.spec.oob_score ? new OobAggregation(pack, split.train, nTrees) : undefined;
+    for await (const { grove, bytes, oobBytes } of verifiedGroves(buildId, record, ports.blobs, (work) => timed("loadMs", work), oob !== undefined)) {
       const part = await timed("mergeMs", () => mergeGrove(merger, grove, bytes, manifest));
       first ??= part;
       if (split.test.length > 0) evaluator ??= new TreeEvaluator(part, pack, split.test, nTrees);
       await timed("evaluateMs", () => {
+        if (oob) oob.addGrove(grove, keys.groveOob(buildId, grove), oobBytes!);
         for (const t of part.trees) {
           importances.add(t);
           evaluator?.add(t);
+          oob?.addTree(t, part.params);
         }
       });
     }
     const heldOut: HeldOutEvaluation | null = evaluator ? evaluator.finish() : null;
+    const oobResult: OobResult | undefined = oob ? await timed("evaluateMs", () => oob.finish()) : undefined;
     const metrics = heldOut?.metrics ?? null;
     const forest = first!;
 
@@ -114,6 +121,7 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
       for await (const { bytes } of verifiedGroves(buildId, record, ports.blobs)) yield merger.body(i++, bytes);
     };
     await timed("mergeMs", () => storeStream(ports.blobs, modelKey, chunks(), CONTENT_TYPES.model));
+    if (oobResult) await ports.blobs.put(keys.oob(buildId), oobResult.decision, CONTENT_TYPES.oob);
 
     const grovesReport = groveReports(manifest, record);
     const copied = grovesReport.filter((g) => g.copied).length;
@@ -123,7 +131,7 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
       ...(copied > 0 ? { copiedGroves: copied } : {}),
       aggregator: { ms: completedAt - started, ...(ports.memoryMb !== undefined ? { memoryMb: ports.memoryMb } : {}) },
       ...(ports.prices ? { prices: ports.prices } : {}),
-      artifacts: ports.renderReport ? 3 : 2,
+      artifacts: (ports.renderReport ? 3 : 2) + (oobResult ? 1 : 0),
     });
     const report: BuildReport = {
       v: 1,
@@ -132,6 +140,7 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
       status: "COMPLETED",
       spec: manifest.spec,
       ...(manifest.extends ? { extends: { buildId: manifest.extends.buildId, trees: manifest.extends.trees } } : {}),
+      ...(manifest.refit ? { refitOf: manifest.refit } : {}),
       tags: record.tags,
       dataset: {
         packKey: manifest.packKey,
@@ -150,6 +159,13 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
       metrics,
       ...(heldOut ? { metricsByTrees: heldOut.curve } : {}),
       ...(heldOut?.predictions ? { predictions: heldOut.predictions } : {}),
+      ...(oobResult
+        ? {
+            oob_score: oobResult.summary.score,
+            oob: { ...oobResult.summary, key: keys.oob(buildId), bytes: oobResult.decision.length },
+            oobMetricsByTrees: oobResult.curve,
+          }
+        : {}),
       timings: {
         ...(manifest.prepareMs !== undefined ? { prepareMs: manifest.prepareMs } : {}),
         ...trainTimings(grovesReport),
@@ -208,8 +224,9 @@ async function* verifiedGroves(
   record: BuildRecord,
   blobs: BlobStore,
   timed: <T>(work: () => Promise<T>) => Promise<T> = (work) => work(),
-): AsyncGenerator<{ grove: number; bytes: Uint8Array }> {
-  const read = async (grove: number) => {
+  withOob = false,
+): AsyncGenerator<VerifiedGrove> {
+  const read = async (grove: number): Promise<VerifiedGrove> => {
     const key = keys.grove(buildId, grove);
     const bytes = await blobs.get(key);
     if (!bytes) throw new AggregationError(`grove ${grove} landed but ${key} is missing`);
@@ -218,10 +235,10 @@ async function* verifiedGroves(
     const actual = sha256Hex(bytes);
     if (actual !== recorded)
       throw new AggregationError(`grove ${grove} (${key}) is not the grove that landed: its SHA-256 is ${actual.slice(0, 12)}..., the trainer recorded ${recorded.slice(0, 12)}...`);
-    return { grove, bytes };
+    return withOob ? { grove, bytes, oobBytes: await readGroveOob(buildId, grove, record, blobs) } : { grove, bytes };
   };
   // While the caller works on one grove, the next READ_AHEAD are being read: at most 1 + READ_AHEAD in memory.
-  const pending: Promise<{ grove: number; bytes: Uint8Array }>[] = [];
+  const pending: Promise<VerifiedGrove>[] = [];
   let next = 0;
   for (;;) {
     while (next < record.landed.length && pending.length < 1 + READ_AHEAD) {
@@ -232,6 +249,26 @@ async function* verifiedGroves(
     if (pending.length === 0) return;
     yield await timed(() => pending.shift()!);
   }
+}
+
+interface VerifiedGrove {
+  grove: number;
+  bytes: Uint8Array;
+  /** The grove's out-of-bag sums, when asked for (a build with oob_score). */
+  oobBytes?: Uint8Array;
+}
+
+/** A grove's out-of-bag sums, checked against the digest its trainer recorded like the grove itself. */
+async function readGroveOob(buildId: string, grove: number, record: BuildRecord, blobs: BlobStore): Promise<Uint8Array> {
+  const key = keys.groveOob(buildId, grove);
+  const recorded = record.groveStats[grove]?.oob?.digest;
+  if (!recorded) throw new AggregationError(`grove ${grove} landed without out-of-bag sums; the build asks for oob_score`);
+  const bytes = await blobs.get(key);
+  if (!bytes) throw new AggregationError(`grove ${grove} landed but its out-of-bag sums ${key} are missing`);
+  const actual = sha256Hex(bytes);
+  if (actual !== recorded)
+    throw new AggregationError(`grove ${grove}'s out-of-bag sums (${key}) are not the ones that landed: their SHA-256 is ${actual.slice(0, 12)}..., the trainer recorded ${recorded.slice(0, 12)}...`);
+  return bytes;
 }
 
 /** Adds a grove to the merge: decodable, and holding exactly the trees its manifest range names. */

@@ -1,4 +1,4 @@
-import { Forest, FormatError, resolveParams } from "@canopy/forest";
+import { Forest, FormatError, OobSums, resolveParams } from "@canopy/forest";
 import { InternalError } from "./errors.ts";
 import { CONTENT_TYPES, keys } from "./keys.ts";
 import type { GroveStats } from "./ledger.ts";
@@ -60,7 +60,10 @@ async function copyGrove(manifest: BuildManifest, parentId: string, grove: numbe
   if (canonicalJson({ ...part.params, n_estimators: params.n_estimators }) !== canonicalJson(params))
     throw new InternalError(`grove ${grove} of build ${parentId} was trained with other options than build ${manifest.buildId}'s`);
   const copy = new Forest(part.task, part.featureNames, part.labelName, part.classes, params, part.trees).toBinary();
+  // Out-of-bag sums do not depend on the number of trees: copied as they are (the spec, oob_score included, is the parent's).
+  const oob = manifest.spec.oob_score ? await parentOob(parentId, grove, blobs) : undefined;
   const trainedAt = clock.now();
+  if (oob) await blobs.put(keys.groveOob(manifest.buildId, grove), oob, CONTENT_TYPES.oob);
   await blobs.put(keys.grove(manifest.buildId, grove), copy, CONTENT_TYPES.grove);
   const storedAt = clock.now();
   return {
@@ -76,5 +79,19 @@ async function copyGrove(manifest: BuildManifest, parentId: string, grove: numbe
     landedAt: clock.now(),
     packCached: false,
     copied: true,
+    ...(oob ? { oob: { bytes: oob.length, digest: sha256Hex(oob) } } : {}),
   };
+}
+
+async function parentOob(parentId: string, grove: number, blobs: BlobStore): Promise<Uint8Array> {
+  const from = keys.groveOob(parentId, grove);
+  const bytes = await blobs.get(from);
+  if (!bytes) throw new InternalError(`grove ${grove} of build ${parentId} has no out-of-bag sums (${from}): they cannot be copied`);
+  try {
+    OobSums.load(bytes);
+  } catch (err) {
+    if (err instanceof FormatError) throw new InternalError(`grove ${grove} of build ${parentId}'s out-of-bag sums (${from}) are unreadable: ${err.message}`);
+    throw err;
+  }
+  return bytes;
 }

@@ -13,8 +13,8 @@ export interface TreeCurvePoint {
  * points are every t up to MAX_CURVE_POINTS trees, then evenly spaced t (always ending at T).
  */
 export interface TreeCurve {
-  /** The rows scored: the held-out split (an out-of-bag curve would say "oob"). */
-  rows: "test";
+  /** The rows scored: the held-out split, or a sample of the training rows out of bag (see oob.ts). */
+  rows: "test" | "oob";
   /** How many rows. */
   n: number;
   points: TreeCurvePoint[];

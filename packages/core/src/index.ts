@@ -68,6 +68,7 @@ export {
   readManifest,
   resumeBuild,
   submitBuild,
+  startBuild,
   type PreparedDataset,
   type PrepareOptions,
   type ResumeOptions,
@@ -75,8 +76,9 @@ export {
   type Submission,
   type SubmitPorts,
 } from "./submit.ts";
-export { decodeManifest, manifestTrees, type BuildManifest, type ManifestParent } from "./manifest.ts";
+export { decodeManifest, manifestTrees, type BuildManifest, type ManifestParent, type ManifestRefit } from "./manifest.ts";
 export { extendBuild, planExtension, startExtension, type Extension, type ExtensionPlan, type ExtendOptions } from "./extend.ts";
+export { refitBuild, planRefit, startRefit, refitSpec, readRefitLink, type RefitPlan, type RefitLink } from "./refit.ts";
 export { copyGroves } from "./copy-groves.ts";
 export { STRAGGLER_RULE, stragglers, type BuildReport, type GroveReport, type StageTimings } from "./report.ts";
 export { completedNotification, failedNotification, MAX_NOTIFIED_FAILURES, summarizeMetrics, type BuildNotification } from "./notification.ts";
@@ -132,6 +134,7 @@ export type {
   BuildRequest,
   BuildView,
   ExtendRequest,
+  RefitRequest,
   FollowOptions,
   GroveProgress,
   PreparedSummary,
@@ -155,3 +158,5 @@ export {
   type TreeCurve,
   type TreeCurvePoint,
 } from "./curve.ts";
+export { OobAggregation, OobCurve, encodeOobDecision, decodeOobDecision, MAX_OOB_CURVE_ROWS, NO_OOB_WARNING } from "./oob.ts";
+export type { OobSummary, OobResult, OobDecision } from "./oob.ts";

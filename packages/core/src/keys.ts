@@ -32,6 +32,18 @@ export const keys = {
   groveError(id: string, grove: number): string {
     return `${keys.grove(id, grove).slice(0, -".grove".length)}.error.txt`;
   },
+  /** A grove's out-of-bag sums (builds with oob_score): @canopy/forest's OobSums binary. */
+  groveOob(id: string, grove: number): string {
+    return `${keys.grove(id, grove).slice(0, -".grove".length)}.oob`;
+  },
+  /** The merged out-of-bag decision function per training row (see oob.ts, encodeOobDecision). */
+  oob(id: string): string {
+    return `builds/${buildId(id)}/oob.bin`;
+  },
+  /** A build's link to its refit (refit.ts): written when the refit is started. */
+  refitLink(id: string): string {
+    return `builds/${buildId(id)}/refit.json`;
+  },
   model(id: string): string {
     return `builds/${buildId(id)}/model.canopy`;
   },
@@ -54,6 +66,9 @@ export const KEY_PATTERNS = {
   spec: "builds/*/spec.json",
   grove: "builds/*/groves/*.grove",
   groveError: "builds/*/groves/*.error.txt",
+  groveOob: "builds/*/groves/*.oob",
+  oob: "builds/*/oob.bin",
+  refitLink: "builds/*/refit.json",
   model: "builds/*/model.canopy",
   report: "builds/*/report.json",
   reportHtml: "builds/*/report.html",
@@ -64,6 +79,7 @@ export type KeyKind = keyof typeof KEY_PATTERNS;
 export const CONTENT_TYPES = {
   pack: "application/vnd.canopy.pack",
   grove: "application/vnd.canopy.forest",
+  oob: "application/octet-stream",
   model: "application/vnd.canopy.forest",
   json: "application/json",
   html: "text/html; charset=utf-8",

@@ -33,6 +33,8 @@ export interface GroveStats {
    * copy's. Absent for a trained grove.
    */
   copied?: boolean;
+  /** A build with oob_score: the size and SHA-256 of the grove's out-of-bag sums (keys.groveOob), checked like the grove's. */
+  oob?: { bytes: number; digest: string };
 }
 
 /** Scalar metrics only (no confusion matrix): small enough for a DynamoDB item and an SNS message. */

@@ -1,5 +1,6 @@
 import { TaskError } from "./errors.ts";
 import type { GrovePlan } from "./plan.ts";
+import type { MetricsSummary } from "./ledger.ts";
 import { parseBuildSpec, type BuildSpec } from "./spec.ts";
 
 /**
@@ -17,6 +18,24 @@ export interface BuildManifest {
   prepareMs?: number;
   /** Set when this build extends another: the groves it copied from it instead of training them (see extend.ts). */
   extends?: ManifestParent;
+  /**
+   * Set when this build is the refit of an evaluation build (see refit.ts): the same spec with test_fraction 0,
+   * trained on every row; the held-out metrics that describe it are the evaluation build's, copied here.
+   */
+  refit?: ManifestRefit;
+}
+
+/** The evaluation build a refit build was trained after, and what it measured on its held-out rows. */
+export interface ManifestRefit {
+  /** The evaluation build. */
+  of: string;
+  /** Its test_fraction, rows trained on and held out. */
+  testFraction: number;
+  trainRows: number;
+  testRows: number;
+  /** Its held-out metrics (scalars), its oob_score when it had one. */
+  metrics: MetricsSummary | null;
+  oob_score?: number;
 }
 
 /**
@@ -44,6 +63,9 @@ export function decodeManifest(bytes: Uint8Array, buildId: string, key: string):
   const parent = manifest.extends;
   if (parent !== undefined && (typeof parent?.buildId !== "string" || !Number.isInteger(parent.trees) || !Array.isArray(parent.groves)))
     throw new TaskError(`${key}: "extends" is not a build id, a number of trees and a list of groves`);
+  const refit = manifest.refit;
+  if (refit !== undefined && (typeof refit?.of !== "string" || typeof refit.testFraction !== "number"))
+    throw new TaskError(`${key}: "refit" does not name an evaluation build`);
   return { ...manifest, spec: parseBuildSpec(manifest.spec) };
 }
 

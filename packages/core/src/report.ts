@@ -2,7 +2,8 @@ import type { Forest, Metrics, TableSchema } from "@canopy/forest";
 import type { BuildCost } from "./cost.ts";
 import type { PredictionSample, TreeCurve } from "./curve.ts";
 import type { BuildRecord, GroveStats } from "./ledger.ts";
-import type { BuildManifest } from "./manifest.ts";
+import type { BuildManifest, ManifestRefit } from "./manifest.ts";
+import type { OobSummary } from "./oob.ts";
 
 export interface StageTimings {
   /** CSV -> pack, measured by the submitter (absent if it did not say). */
@@ -76,6 +77,20 @@ export interface BuildReport {
   metricsByTrees?: TreeCurve;
   /** Regression: a sample of held-out (actual, predicted) pairs. */
   predictions?: PredictionSample;
+  /**
+   * spec oob_score: scikit-learn 1.9.1's oob_score_ (accuracy or R² over the training rows, each predicted by the
+   * trees whose bootstrap left it out), the same bytes whatever the grove split. Absent without oob_score.
+   */
+  oob_score?: number;
+  /** What oob_score is and where the per-row decision function is stored (builds/<id>/oob.bin). */
+  oob?: OobSummary;
+  /**
+   * A refit build (refit.ts): trained on every row after build `refitOf.of` measured the held-out metrics copied
+   * here; `metrics` is null (nothing held out), so these describe the evaluation build's model, not this one.
+   */
+  refitOf?: ManifestRefit;
+  /** The OOB score of the first t trees on a sample of the training rows (rows: "oob"). */
+  oobMetricsByTrees?: TreeCurve;
   timings: StageTimings;
   groves: GroveReport[];
   /** Groves that failed within the tolerance: the model has fewer trees than asked for. */

@@ -41,7 +41,15 @@ export interface Runtime {
  * A new build's data: CSV bytes, a path (or on AWS an s3:// URL) the runtime reads, or a table already opened
  * (`openTable` of @canopy/core/ingest: CSV, .csv.gz or Parquet, streamed), which is how the CLI hands it over.
  */
-export type BuildRequest = { spec: BuildSpec; data: Uint8Array | string | TableSource } | { resume: string } | ExtendRequest;
+export type BuildRequest = { spec: BuildSpec; data: Uint8Array | string | TableSource } | { resume: string } | ExtendRequest | RefitRequest;
+
+/**
+ * The refit of a COMPLETED build that held rows out: the same spec with test_fraction 0, trained on every row, its
+ * report carrying the evaluation build's held-out metrics (core's refit.ts). Exists already: it is the answer.
+ */
+export interface RefitRequest {
+  refit: string;
+}
 
 /**
  * More trees for a COMPLETED build: the build of the same spec with n_estimators = `trees`, its id the one a fresh
@@ -67,6 +75,8 @@ export interface BuildHandle {
   trees: number;
   /** Groves this call queued: all of a new build's, the outstanding ones of a resumed build, else none. */
   queued: number[];
+  /** A refit: the evaluation build whose held-out metrics describe it. */
+  refitOf?: string;
   /** An extension: the build it extends, and the groves this call copied from it (not trained). */
   extends?: string;
   copied?: number[];

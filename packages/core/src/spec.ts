@@ -23,6 +23,12 @@ export interface BuildSpec extends ForestOptions {
   max_bins?: number;
   /** Categories seen in fewer rows are grouped as "(other)" (default 1: none are). */
   min_category_rows?: number;
+  /**
+   * Out-of-bag score, scikit-learn 1.9.1's oob_score=True: report.json's oob_score (accuracy or R² of each training
+   * row predicted by the trees that did not draw it) and builds/<id>/oob.bin. Needs bootstrap. false is dropped, so
+   * it names the same build as leaving it out. The model is the same bytes either way.
+   */
+  oob_score?: boolean;
 }
 
 export interface ColumnOverrides {
@@ -136,6 +142,7 @@ const specSchema = z
     weight_column: z.string({ error: "must be a column name" }).min(1, { error: "must be a column name" }).optional(),
     max_bins: int(2, MAX_WIDE_BINS).optional(),
     min_category_rows: int(1).optional(),
+    oob_score: z.boolean({ error: "must be true or false" }).optional(),
     ...forestOptionsShape,
   });
 
@@ -152,6 +159,9 @@ function crossFieldIssues(s: BuildSpec): { path: string; message: string }[] {
       s.tolerated_failures,
     );
   issues.push(...forestOptionIssues(s, s.task));
+  // sklearn 1.9.1 raises the same: no row is out of bag when every tree sees every row.
+  if (s.oob_score && s.bootstrap === false)
+    issues.push({ path: "oob_score", message: "needs the bootstrap; scikit-learn: Out of bag estimation only available if bootstrap=True (bootstrap is false)" });
   return issues;
 }
 
@@ -188,6 +198,7 @@ export function parseBuildSpec(input: unknown): BuildSpec {
   const result = specSchema.safeParse(input, { reportInput: true });
   if (!result.success) throw new SpecError(issueLines(result.error.issues));
   const spec = dropUndefined(result.data) as BuildSpec;
+  if (spec.oob_score === false) delete spec.oob_score;
   const issues = crossFieldIssues(spec);
   if (issues.length > 0) throw new SpecError(issues);
   return spec;

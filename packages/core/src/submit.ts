@@ -130,6 +130,8 @@ export function buildHandle(o: {
   /** An extension's parent, and the groves this call copied from it. */
   extends?: string;
   copied?: number[];
+  /** A refit's evaluation build. */
+  refitOf?: string;
 }): BuildHandle {
   const p = o.prepared;
   return {
@@ -141,6 +143,7 @@ export function buildHandle(o: {
     queued: o.queued,
     ...(o.extends !== undefined ? { extends: o.extends } : {}),
     ...(o.copied && o.copied.length > 0 ? { copied: o.copied } : {}),
+    ...(o.refitOf !== undefined ? { refitOf: o.refitOf } : {}),
     ...(p ? { dataset: { packKey: p.packKey, reused: p.reused, nRows: p.pack.nRows, nFeatures: p.pack.nFeatures, bytes: p.pack.bytes.length, prepareMs: p.prepareMs, notes: p.notes ?? [] } } : {}),
   };
 }
@@ -204,19 +207,26 @@ export async function submitBuild(spec: BuildSpec, ports: SubmitPorts, prepared:
     groves: plan.groves,
     prepareMs: prepared.prepareMs,
   };
+  return { buildId, plan, ...(await startBuild(manifest, { ...ports, clock })) };
+}
+
+/**
+ * Starts a build from its manifest: the manifest, the ledger record (PENDING -> TRAINING), every grove queued.
+ * created: false when the record existed (an identical submission won the race: that one queues the work).
+ */
+export async function startBuild(manifest: BuildManifest, ports: SubmitPorts): Promise<{ created: boolean; record: BuildRecord }> {
+  const clock = ports.clock ?? systemClock;
+  const { buildId, spec, groves } = manifest;
   // Written before the record exists, so anyone who sees the record can read the manifest.
   const specKey = keys.spec(buildId);
   if (!(await ports.blobs.exists(specKey)))
     await ports.blobs.put(specKey, new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`), CONTENT_TYPES.json);
 
-  const record = newBuildRecord({ buildId, total: plan.groves.length, tolerated: spec.tolerated_failures, tags: spec.tags, now: clock.now() });
-  if (!(await ports.ledger.create(record))) {
-    // Lost a race with an identical submission: that one queues the work.
-    return { buildId, plan, created: false, record: (await ports.ledger.get(buildId)) ?? record };
-  }
+  const record = newBuildRecord({ buildId, total: groves.length, tolerated: spec.tolerated_failures, tags: spec.tags, now: clock.now() });
+  if (!(await ports.ledger.create(record))) return { created: false, record: (await ports.ledger.get(buildId)) ?? record };
   await ports.ledger.startTraining(buildId);
-  await ports.queue.send(groveTasks(manifest, plan.groves, clock.now()));
-  return { buildId, plan, created: true, record: (await ports.ledger.get(buildId)) ?? record };
+  await ports.queue.send(groveTasks(manifest, groves, clock.now()));
+  return { created: true, record: (await ports.ledger.get(buildId)) ?? record };
 }
 
 export interface Resumption {

@@ -1,4 +1,4 @@
-import { fitForest } from "@canopy/forest";
+import { fitForest, OobSums } from "@canopy/forest";
 import { errorLine, inShort, TaskError } from "./errors.ts";
 import { CONTENT_TYPES, keys } from "./keys.ts";
 import type { GroveStats } from "./ledger.ts";
@@ -132,10 +132,15 @@ export async function trainGrove(task: GroveTaskRef, ports: TrainGrovePorts, del
 
   const { train } = splitRows(pack.nRows, manifest.spec.test_fraction, manifest.spec.seed);
   const treeIndices = Array.from({ length: plan.treeEnd - plan.treeStart }, (_, i) => plan.treeStart + i);
-  const forest = fitForest(pack, toFitParams(manifest.spec), { rows: train, treeIndices });
+  // Out-of-bag sums: training rows × (4 + 8 × classes) bytes more while the grove trains.
+  const oob = manifest.spec.oob_score ? OobSums.of(pack, train) : undefined;
+  const forest = fitForest(pack, toFitParams(manifest.spec), { rows: train, treeIndices, ...(oob ? { oob } : {}) });
   const bytes = forest.toBinary();
+  const oobBytes = oob?.toBinary();
   const trainedAt = clock.now();
 
+  // The sums first: a landed grove's sums are in the store.
+  if (oobBytes) await ports.blobs.put(keys.groveOob(buildId, grove), oobBytes, CONTENT_TYPES.oob);
   await ports.blobs.put(keys.grove(buildId, grove), bytes, CONTENT_TYPES.grove);
   const storedAt = clock.now();
 
@@ -154,6 +159,7 @@ export async function trainGrove(task: GroveTaskRef, ports: TrainGrovePorts, del
     ...(ports.memoryMb !== undefined ? { memoryMb: ports.memoryMb } : {}),
     ...(delivery.worker !== undefined ? { worker: delivery.worker } : {}),
     ...(delivery.attempt !== undefined && delivery.attempt > 1 ? { attempt: delivery.attempt } : {}),
+    ...(oobBytes ? { oob: { bytes: oobBytes.length, digest: sha256Hex(oobBytes) } } : {}),
   };
   const landing = await ports.ledger.landGrove(buildId, grove, stats);
   const noted = disagreements.length > 0 ? { disagreements } : {};

@@ -4,6 +4,7 @@ import { Forest } from "./forest.ts";
 import { resolveParams, type FitParams, type ResolvedParams } from "./options.ts";
 import type { DatasetPack } from "./pack.ts";
 import { treeSeed } from "./rng.ts";
+import type { OobSums } from "./oob.ts";
 import type { Tree } from "./types.ts";
 
 export interface FitOptions {
@@ -11,6 +12,8 @@ export interface FitOptions {
   rows?: Uint32Array;
   /** Which trees of the build to grow; default 0..n_estimators-1. A grove passes its own range. */
   treeIndices?: number[];
+  /** Accumulates each tree's out-of-bag predictions on `rows` (sized for them: OobSums.of(pack, rows)). */
+  oob?: OobSums;
 }
 
 export function allRows(n: number): Uint32Array {
@@ -48,6 +51,7 @@ export function fitForest(pack: DatasetPack, params: FitParams = {}, options: Fi
   const rows = options.rows ?? allRows(pack.nRows);
   checkRows(pack, rows);
   const trees = resolveTreeIndices(resolved, options.treeIndices).map((t) => growTree(pack, rows, resolved, t));
+  if (options.oob) for (const tree of trees) options.oob.addTree(pack, rows, resolved, tree);
   return forestOf(pack, resolved, trees);
 }
 

@@ -45,10 +45,34 @@ function halfwayGain(curve: TreeCurve, key: string, label: string): string | und
   return `${label} at ${half.trees} trees ${num(half[key])}, at ${last.trees} trees ${num(last[key])} (${d >= 0 ? "+" : ""}${num(d)})`;
 }
 
+/** The out-of-bag curve (spec oob_score): the headline metric of the first t trees on the training rows out of bag. */
+function oobCurveFigure(r: BuildReport, charts: Charts): { figure: string; note: string } | undefined {
+  const curve = r.oobMetricsByTrees;
+  if (!curve || curve.points.length === 0) return undefined;
+  const m = CURVE_METRICS[r.dataset.task][0];
+  charts["curve-oob"] = {
+    kind: "curve",
+    label: `${m.label} out of bag, ${curve.n} training rows`,
+    maxTrees: curve.points.at(-1)!.trees,
+    points: curve.points.map((p) => ({ trees: p.trees, value: p[m.key], title: `${p.trees} trees: ${m.label} ${num(p[m.key])} on ${p.oob_rows} rows out of bag` })),
+  };
+  const gain = halfwayGain(curve, m.key, `${m.label} out of bag`);
+  const sampled = curve.n < r.dataset.trainRows ? ` (every ${Math.ceil(r.dataset.trainRows / curve.n)}th of the ${r.dataset.trainRows} training rows)` : "";
+  return {
+    figure: figure("curve-oob", `${m.label} out of bag, first t trees`),
+    note:
+      `The out-of-bag curve scores each training row${sampled} with those of the first t trees whose bootstrap sample left it out, over the rows left out by at least one of them; ` +
+      `at all ${r.model.trees} trees over every training row it is oob_score ${num(r.oob_score ?? NaN)} (scikit-learn's oob_score_). ${gain ? `${esc(gain)}. ` : ""}`,
+  };
+}
+
 function curveSection(r: BuildReport, charts: Charts): string {
   const curve = r.metricsByTrees;
-  if (!curve || curve.points.length === 0)
-    return section("trees", "Metric by number of trees", `<p class="muted">Not recorded: ${r.metrics ? "this report predates the curve" : "nothing was held out (test_fraction 0)"}.</p>`);
+  const oob = oobCurveFigure(r, charts);
+  if (!curve || curve.points.length === 0) {
+    const why = `<p class="muted">${oob ? "Held-out curve not recorded" : "Not recorded"}: ${r.metrics ? "this report predates the curve" : "nothing was held out (test_fraction 0)"}.</p>`;
+    return section("trees", "Metric by number of trees", oob ? `<div class="row">${oob.figure}</div><p class="note">${oob.note}</p>${why}` : why);
+  }
   const metrics = CURVE_METRICS[r.dataset.task];
   const maxTrees = curve.points.at(-1)!.trees;
   const figures = metrics.map((m) => {
@@ -61,13 +85,15 @@ function curveSection(r: BuildReport, charts: Charts): string {
     };
     return figure(id, `${m.label} of the first t trees`);
   });
+  if (oob) figures.push(oob.figure);
   const gains = metrics.map((m) => halfwayGain(curve, m.key, m.label)).filter(Boolean);
   const sampled = curve.points.length < maxTrees ? ` (${curve.points.length} evenly spaced points of ${maxTrees})` : "";
   const note =
     `Each point scores the forest of the first t trees on the held-out rows${sampled}. ` +
     (gains.length ? `${esc(gains.join("; "))}. ` : "") +
     "This curve is what tells whether extending the model (adding trees) is worth it: still rising at the right edge, more trees are likely to help; flat, they mostly add training time, model size and prediction latency. " +
-    `To extend it: <code>canopy train --extend ${esc(r.buildId)} --trees N</code> (or <code>canopy publish --extend</code>) trains only the new trees, with the same options and seed, into the model a fresh N-tree build gives.`;
+    `To extend it: <code>canopy train --extend ${esc(r.buildId)} --trees N</code> (or <code>canopy publish --extend</code>) trains only the new trees, with the same options and seed, into the model a fresh N-tree build gives.` +
+    (oob ? ` ${oob.note}` : "");
   return section("trees", "Metric by number of trees", `<div class="row">${figures.join("")}</div><p class="note">${note}</p>`);
 }
 
@@ -315,6 +341,14 @@ function timingsSection(r: BuildReport, charts: Charts): string {
 
 function metricsTable(r: BuildReport): string {
   const m = r.metrics;
+  if (!m && r.refitOf) {
+    const e = r.refitOf.metrics ?? {};
+    const keys = r.dataset.task === "classification" ? ["accuracy", "macro_f1", "log_loss"] : ["r2", "mse", "mae"];
+    return (
+      `<p class="note">Measured by build ${esc(r.refitOf.of)} on its ${r.refitOf.testRows} held-out rows (this model, trained on every row, has none):</p>` +
+      table(keys.map((k): [string, string] => [k, typeof e[k] === "number" ? num(e[k] as number) : "–"]))
+    );
+  }
   if (!m) return '<p class="muted">No held-out rows (test_fraction 0): nothing to score.</p>';
   const rows: [string, string][] =
     m.task === "classification"
@@ -356,9 +390,20 @@ function specAndData(r: BuildReport): string {
 
 function cards(r: BuildReport): string {
   const m = r.metrics;
-  const headline = !m ? ["–", "no held-out rows"] : m.task === "classification" ? [num(m.accuracy), "accuracy (held out)"] : [num(m.r2), "R² (held out)"];
+  const e = r.refitOf?.metrics;
+  const measured = (key: string) => (typeof e?.[key] === "number" ? num(e[key] as number) : "–");
+  const headline = !m
+    ? e
+      ? r.dataset.task === "classification"
+        ? [measured("accuracy"), `accuracy (held out, build ${r.refitOf!.of})`]
+        : [measured("r2"), `R² (held out, build ${r.refitOf!.of})`]
+      : ["–", "no held-out rows"]
+    : m.task === "classification"
+      ? [num(m.accuracy), "accuracy (held out)"]
+      : [num(m.r2), "R² (held out)"];
   const items: [string, string][] = [
     [headline[0], headline[1]],
+    ...(r.oob ? [[num(r.oob.score), `${r.oob.metric === "accuracy" ? "accuracy" : "R²"} out of bag (oob_score)`] as [string, string]] : []),
     [
       String(r.model.trees),
       `trees in ${r.groves.length} groves${r.missingGroves.length ? ` (${r.missingGroves.length} missing)` : ""}${r.extends ? ` (${r.groves.filter((g) => g.copied).length} copied)` : ""}`,
@@ -389,10 +434,14 @@ export function renderBuild(r: BuildReport): string {
     ? `<p>This build extends build ${esc(r.extends.buildId)} (${r.extends.trees} trees) to ${r.spec.n_estimators} trees with the same options and seed: ` +
       `${copied.length} of its groves were copied, ${r.groves.length - copied.length} trained here. The model is the one a fresh ${r.spec.n_estimators}-tree build gives.</p>`
     : "";
+  const refit = r.refitOf
+    ? `<p>This model is trained on all ${r.dataset.trainRows} rows, after build ${esc(r.refitOf.of)} (the same options, ${r.refitOf.testRows} rows held out) measured the held-out metrics shown here: they describe that build's model, trained on ${r.refitOf.trainRows} rows.</p>`
+    : "";
   const header =
     `<h1>Canopy build ${esc(r.buildId)}: ${esc(name)}</h1>` +
     `<p>${esc(r.status)} · ${r.dataset.task} of “${esc(r.dataset.labelName)}” · submitted ${esc(time(r.createdAt))}, report ${esc(time(r.completedAt))}</p>` +
-    extension;
+    extension +
+    refit;
   return page({
     title: `Canopy ${r.buildId} · ${name}`,
     header,

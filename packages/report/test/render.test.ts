@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { aggregate, extendBuild, isAggregationTrigger, keys, parseBuildSpec, prepareDataset, submitBuild, trainGrove, type BuildReport } from "@canopy/core";
+import { aggregate, extendBuild, isAggregationTrigger, refitBuild, keys, parseBuildSpec, prepareDataset, submitBuild, trainGrove, type BuildReport } from "@canopy/core";
 import { MemoryBlobStore, MemoryLedger, MemoryNotifier, MemoryQueue } from "@canopy/core/testing";
 import { afterAll, describe, expect, it } from "vitest";
 import { chartLibrary, CHART_LIBRARY_FILES, findInNodeModules, renderReport } from "../src/index.ts";
@@ -138,6 +138,32 @@ describe("report.html of a build", () => {
     expect(stagesOf(1)).toEqual(["copied:copy"]);
     expect(stagesOf(2)).toEqual(["thread-0:queued", "thread-0:load", "thread-0:train", "thread-0:store", "thread-0:land"]);
     expect(timeline.groves[0].title).toMatch(new RegExp(`^grove 0: trees 0–2 copied from build ${parent}, not trained\n`));
+  });
+
+  it("a refit with oob_score: the evaluation's held-out metrics, named as its, and the out-of-bag curve alone", async () => {
+    const ports = { blobs: new MemoryBlobStore(), ledger: new MemoryLedger(), queue: new MemoryQueue(), notifier: new MemoryNotifier() };
+    const done: Promise<unknown>[] = [];
+    ports.ledger.watch((change) => void (isAggregationTrigger(change) && done.push(aggregate(change.new.buildId, ports))));
+    const train = async () => {
+      for (const task of ports.queue.drain()) await trainGrove(task, ports);
+      await Promise.all(done.splice(0));
+    };
+    const prepared = await prepareDataset(readFileSync(fixture("iris.csv")), {}, ports.blobs);
+    const { buildId } = await submitBuild(parseBuildSpec({ dataset: "iris.csv", n_estimators: 10, grove_size: 5, oob_score: true }), ports, prepared);
+    await train();
+    const refit = await refitBuild(buildId, ports);
+    await train();
+    const report = JSON.parse(new TextDecoder().decode((await ports.blobs.get(keys.report(refit.buildId)))!)) as BuildReport;
+    const html = renderReport(report);
+    expect(html).toContain(`This model is trained on all 150 rows, after build ${buildId} (the same options, 38 rows held out) measured the held-out metrics shown here`);
+    expect(html).toContain(`accuracy (held out, build ${buildId})</span>`);
+    expect(html).toContain(`Measured by build ${buildId} on its 38 held-out rows`);
+    expect(html).toContain("out of bag (oob_score)");
+    expect(html).toContain("Held-out curve not recorded: nothing was held out (test_fraction 0).");
+    const charts = chartsOf(html);
+    expect(charts).not.toHaveProperty("curve-accuracy");
+    expect(charts["curve-oob"].points).toHaveLength(report.oobMetricsByTrees!.points.length);
+    expect(charts["curve-oob"].label).toBe("accuracy out of bag, 150 training rows");
   });
 
   it("dispatches on the report's kind and refuses a kind it does not know", async () => {

@@ -82,15 +82,16 @@ export type FunctionName = "trainer" | "aggregator" | "dlq" | "sweeper" | "predi
 
 /** What each function does (packages/functions/src): change it with the handler, and the infra test checks both. */
 export const FUNCTION_ACCESS: Record<FunctionName, FunctionAccess> = {
-  // core's trainGrove: reads the counter and its grove's entry, the build's manifest and the pack, stores its grove,
-  // lands it; on an error, recordGroveError writes the note the dead-letter consumer quotes, and a task that can never
+  // core's trainGrove: reads the counter and its grove's entry, the build's manifest and the pack, stores its grove
+  // (and its out-of-bag sums when the build has oob_score), lands it; on an error, recordGroveError writes the note the dead-letter consumer quotes, and a task that can never
   // succeed (an input error) is sent to the dead-letter queue at once.
-  trainer: { reads: ["spec", "pack"], writes: ["grove", "groveError"], ledger: ["summary", "grove", "landGrove"], deadLetters: ["send"] },
-  // core's aggregate: claims, reads the manifest, the record, the groves (twice: verify and evaluate, then stream) and
-  // the pack, streams the model and writes the reports, completes (or fails) the build and publishes its notification.
+  trainer: { reads: ["spec", "pack"], writes: ["grove", "groveOob", "groveError"], ledger: ["summary", "grove", "landGrove"], deadLetters: ["send"] },
+  // core's aggregate: claims, reads the manifest, the record, the groves (twice: verify and evaluate, then stream),
+  // their out-of-bag sums and the pack, streams the model and writes the reports (and oob.bin), completes (or
+  // fails) the build and publishes its notification.
   aggregator: {
-    reads: ["spec", "grove", "pack"],
-    writes: ["model", "report", "reportHtml"],
+    reads: ["spec", "grove", "groveOob", "pack"],
+    writes: ["model", "report", "reportHtml", "oob"],
     ledger: ["claimAggregation", "get", "complete", "fail"],
     notifier: ["publish"],
   },

@@ -6,11 +6,13 @@ import {
   InputError,
   InternalError,
   parseBuildSpec,
+  planRefit,
   pollBuild,
   prepareBuildData,
   readBuildView,
   readManifest,
   resumeBuild,
+  startRefit,
   submitBuild,
   systemClock,
   TERMINAL_STATUSES,
@@ -122,6 +124,17 @@ class DeployedRuntime implements AwsRuntime {
       // The trainers, the aggregator and the stream are the deployed app's, as for any build.
       const ext = await extendBuild(parentId, trees, ports, { maxGroves: DYNAMO_MAX_GROVES, ...(expect ? { expect } : {}) });
       return this.remember(buildHandle({ record: ext.record, groves: ext.manifest.groves, created: ext.created, queued: ext.queued, extends: parentId, copied: ext.copied }));
+    }
+    if ("refit" in request) {
+      const evaluationId = request.refit;
+      if (!(await this.ledger.get(evaluationId))) throw new InputError(`cannot refit build ${evaluationId}: it is not in table ${this.options.resources.table}`);
+      const plan = await planRefit(evaluationId, ports);
+      const refit = await startRefit(plan, ports);
+      const groves = plan.manifest.groves;
+      if (refit.created || TERMINAL_STATUSES.includes(refit.record.status))
+        return this.remember(buildHandle({ record: refit.record, groves, created: refit.created, queued: refit.queued, refitOf: evaluationId }));
+      const { requeued } = await resumeBuild(refit.buildId, ports, { aggregationLeaseMs: leaseMs });
+      return this.remember(buildHandle({ record: (await this.ledger.get(refit.buildId)) ?? refit.record, groves, created: false, queued: requeued, refitOf: evaluationId }));
     }
     const spec = parseBuildSpec(request.spec);
     // A path or s3:// URL read here is CSV bytes; the CLI hands over an opened table (any format, streamed).

@@ -35,7 +35,8 @@ export interface ExportedArtifacts {
 
 /**
  * Copies a completed build out of the runtime root: `model.canopy`, `report.json`, `report.html` (rendered
- * from report.json if the build predates it), `spec.json` (the manifest) and `groves/<00000>.grove`. Written into a temp directory next to `outDir`, then renamed into place, so
+ * from report.json if the build predates it), `spec.json` (the manifest), `groves/<00000>.grove` and, for a build
+ * with oob_score, `oob.bin` (the out-of-bag decision function per training row). Written into a temp directory next to `outDir`, then renamed into place, so
  * `outDir` is never half-written. An existing `outDir` is replaced only if it is empty or an earlier export.
  */
 export async function exportArtifacts(root: string, buildId: string, outDir: string): Promise<ExportedArtifacts> {
@@ -51,6 +52,7 @@ export async function exportArtifacts(root: string, buildId: string, outDir: str
     ["spec.json", keys.spec(buildId)],
     ...record.landed.map((g): [string, string] => [`groves/${String(g).padStart(5, "0")}.grove`, keys.grove(buildId, g)]),
   ];
+  if (await blobs.exists(keys.oob(buildId))) wanted.push(["oob.bin", keys.oob(buildId)]);
 
   const target = resolve(outDir);
   await checkReplaceable(target);

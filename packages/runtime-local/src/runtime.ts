@@ -17,12 +17,14 @@ import {
   PackCache,
   parseBuildSpec,
   planExtension,
+  planRefit,
   prepareBuildData,
   ProgressTracker,
   readBuildView,
   readManifest,
   resumeBuild,
   startExtension,
+  startRefit,
   submitBuild,
   systemClock,
   TERMINAL_STATUSES,
@@ -218,6 +220,7 @@ class EmbeddedRuntime implements LocalRuntime {
     const startedAt = this.clock.now();
     if ("resume" in request) return this.beginResume(request.resume, startedAt);
     if ("extend" in request) return this.beginExtension(request, startedAt);
+    if ("refit" in request) return this.beginRefit(request.refit, startedAt);
     const spec = parseBuildSpec(request.spec);
     this.emit({ type: "stage", stage: "preparing", elapsedMs: 0 });
     // A path is streamed (CSV, .csv.gz or Parquet, by content); bytes are CSV.
@@ -296,6 +299,34 @@ class EmbeddedRuntime implements LocalRuntime {
     }
   }
 
+  /**
+   * The refit of a finished build (core's refit.ts): its spec with test_fraction 0, trained here on every row. Found
+   * already, it is finished (ends at once) or was interrupted here (picked up where it stopped).
+   */
+  private async beginRefit(evaluationId: string, startedAt: number): Promise<{ handle: BuildHandle; run: Run }> {
+    if (!(await this.ledger.get(evaluationId))) throw new InputError(`cannot refit build ${evaluationId}: it is not in ${this.root}`);
+    const ports = { blobs: this.blobs, ledger: this.ledger, queue: this.queue, clock: this.clock };
+    const plan = await planRefit(evaluationId, ports);
+    const { buildId, groves } = plan.manifest;
+    const running = this.running(buildId);
+    if (running) return { handle: await this.handleOf(buildId, { groves, refitOf: evaluationId }), run: running };
+    const run = this.track(buildId, startedAt, plan.manifest.spec.n_estimators);
+    try {
+      const existing = await this.ledger.get(buildId);
+      if (!existing || !isTerminal(existing)) await this.loadPack(plan.manifest.packKey, plan.manifest.packHash);
+      const refit = await startRefit(plan, ports);
+      if (!refit.created) {
+        const { queued } = await this.continueBuild(run, refit.record);
+        return { handle: await this.handleOf(buildId, { groves, queued, refitOf: evaluationId }), run };
+      }
+      this.observe(run, (await this.ledger.get(buildId)) ?? refit.record);
+      return { handle: buildHandle({ record: refit.record, groves, created: true, queued: refit.queued, refitOf: evaluationId }), run };
+    } catch (err) {
+      this.drop(run, err);
+      throw err;
+    }
+  }
+
   /** An existing build: finished (it ends the run at once), or interrupted (re-queue what has not landed). */
   private async continueBuild(run: Run, record: BuildSummary): Promise<{ queued: number[]; copied?: number[] }> {
     const { buildId } = run;
@@ -321,7 +352,7 @@ class EmbeddedRuntime implements LocalRuntime {
   /** The handle of a build that existed: its record as it is now. */
   private async handleOf(
     buildId: string,
-    o: { prepared?: PreparedDataset; groves?: GrovePlan[]; queued?: number[]; extends?: string; copied?: number[] },
+    o: { prepared?: PreparedDataset; groves?: GrovePlan[]; queued?: number[]; extends?: string; copied?: number[]; refitOf?: string },
   ): Promise<BuildHandle> {
     const record = await this.ledger.get(buildId);
     if (!record) throw new LocalStoreError(`build ${buildId} vanished from the ledger`);

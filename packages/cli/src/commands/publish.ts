@@ -12,6 +12,7 @@ export interface PublishOptions extends SpecFlags, AwsTargetOptions, EstimateFla
   wait?: boolean;
   json?: boolean;
   extend?: string;
+  refit?: boolean;
   dryRun?: boolean;
 }
 
@@ -33,6 +34,10 @@ export function addPublishCommand(canopy: Command): Command {
     .argument("[data]", "a CSV, .csv.gz or Parquet file, or s3://bucket/key of one (not with --extend)");
   addSpecOptions(command)
     .option("--extend <build-id>", "more trees for a finished build: with --trees N, trains only the new trees (same options and seed)")
+    .option(
+      "--refit",
+      "wait for the build's held-out metrics, then start the shipped model's build on every row (test fraction 0; its report carries the first one's metrics); prints both ids",
+    )
     .option("--wait", "wait for the build: progress, then metrics, timings and cost (exit 1 if it fails)")
     .option("--json", "print JSON lines on stdout: the submission, and with --wait the final status")
     .option("--dry-run", "estimate the build's time and cost (canopy estimate) without uploading or queueing anything");
@@ -65,7 +70,10 @@ export async function publish(data: string, options: PublishOptions, io: Publish
         `use --grove-size ${Math.ceil(spec.n_estimators / aws.DYNAMO_MAX_GROVES)} or more`,
     );
   if (!aws.parseS3Url(data)) await (await import("../fs.ts")).checkDataFile(data);
+  if (options.refit && spec.test_fraction === 0)
+    throw new UsageError("--refit: --test-fraction 0 holds nothing out, so there are no metrics to measure first and the model is already trained on every row");
   if (options.dryRun) {
+    if (options.refit) throw new UsageError("--refit waits for a build; --dry-run starts none");
     if (options.wait) throw new UsageError("--wait waits for a build; --dry-run starts none");
     const stderr = io.stderr ?? process.stderr;
     return dryRun(data, spec, options, { stdout: io.stdout ?? process.stdout, note: (text: string) => stderr.write(`canopy: ${text}\n`) });
@@ -125,13 +133,25 @@ async function submitOnAws(
   const target = await (await import("../aws-target.ts")).connectAws(options, ["bucket", "table", "queueUrl"]);
   const runtime = aws.createAwsRuntime({ resources: target.resources, ...(io.pollMs ? { pollIntervalMs: io.pollMs } : {}) });
   try {
-    const { handle, fields } = await submit(runtime, note).catch((err: unknown) => {
+    let { handle, fields } = await submit(runtime, note).catch((err: unknown) => {
       throw err instanceof SpecError ? specUsageError(err) : err;
     });
-    const { buildId, created, record, trees } = handle;
     const { bucket, table } = target.resources;
-    const line = { buildId, created, status: record.status, groves: handle.groves, trees, ...fields, bucket, table };
-    stdout.write(options.json ? `${JSON.stringify(line)}\n` : `${buildId}\n`);
+    const emit = (h: BuildHandle, extra: Record<string, unknown>) => {
+      const line = { buildId: h.buildId, created: h.created, status: h.record.status, groves: h.groves, trees: h.trees, ...extra, bucket, table };
+      stdout.write(options.json ? `${JSON.stringify(line)}\n` : `${h.buildId}\n`);
+    };
+    emit(handle, fields);
+    if (options.refit) {
+      // The held-out metrics first (this build), then the shipped model on every row (core's refit.ts).
+      const evaluation = handle.buildId;
+      await waitFor(runtime, evaluation, { stdout, stderr, json: options.json });
+      handle = await runtime.submit({ refit: evaluation });
+      note(`refit: build ${evaluation} measured the held-out metrics; build ${handle.buildId} trains the shipped model on every row${handle.created ? `: ${handle.groves} grove task(s) queued` : ` (exists already: ${resumedLine(handle)})`}`);
+      fields = { refitOf: evaluation, queued: handle.queued };
+      emit(handle, fields);
+    }
+    const { buildId } = handle;
     if (options.wait) await waitFor(runtime, buildId, { stdout, stderr, json: options.json });
     else if (!options.json) note(`follow it with: canopy status ${buildId}   (or canopy watch --build ${buildId})`);
   } catch (err) {

@@ -16,6 +16,7 @@ export interface TrainOptions extends SpecFlags {
   notifyUrl?: string;
   resume?: string;
   extend?: string;
+  refit?: boolean;
   json?: boolean;
 }
 
@@ -47,6 +48,8 @@ export async function train(data: string | undefined, raw: Record<string, unknow
     spec = buildSpec(data, options);
     await checkDataFile(data);
   }
+  if (options.refit && spec?.test_fraction === 0)
+    throw new UsageError("--refit: --test-fraction 0 holds nothing out, so there are no metrics to measure first and the model is already trained on every row");
   if (options.out !== undefined) await checkOutDir(options.out);
 
   const printer = progressPrinter(stderr);
@@ -75,10 +78,19 @@ export async function train(data: string | undefined, raw: Record<string, unknow
     if (handle.created && handle.extends) printer.note(extensionNote(handle));
     for (const line of noteLines(handle.dataset?.notes ?? [])) printer.note(line);
     end = await watchBuild(runtime, handle.buildId, printer);
+    if (options.refit && end!.view.record.status === "COMPLETED") {
+      // The metrics are measured; the model shipped is trained on every row (core's refit.ts).
+      const evaluation = handle.buildId;
+      handle = await runtime.submit({ refit: evaluation });
+      printer.note(`refit: build ${evaluation} measured the held-out metrics; build ${handle.buildId} trains the shipped model on every row${handle.created ? "" : " (it exists already)"}`);
+      end = await watchBuild(runtime, handle.buildId, printer);
+    }
   } catch (err) {
     if (interrupted || err instanceof InterruptedError) {
       const id = err instanceof InterruptedError ? err.buildId : handle?.buildId;
-      throw new InterruptedExit(`interrupted${id ? `; finish the build with: ${resumeCommand(id, options)}` : ""}`);
+      // Interrupted before the refit started, the command that finishes it refits after (the refit is resumed as is).
+      const refit = options.refit === true && handle?.refitOf === undefined;
+      throw new InterruptedExit(`interrupted${id ? `; finish the build with: ${resumeCommand(id, { ...options, refit })}` : ""}`);
     }
     // Rules the data decides (e.g. a classification criterion on a label that makes this regression).
     throw err instanceof SpecError ? specUsageError(err) : err;
@@ -90,12 +102,13 @@ export async function train(data: string | undefined, raw: Record<string, unknow
 }
 
 /** The command that finishes `buildId` the way this one would have: where the store is, where the export goes, how. */
-export function resumeCommand(buildId: string, options: Pick<TrainOptions, "root" | "out" | "workers" | "notifyUrl" | "json">): string {
+export function resumeCommand(buildId: string, options: Pick<TrainOptions, "root" | "out" | "workers" | "notifyUrl" | "json" | "refit">): string {
   const args = ["canopy", "train", "--resume", buildId];
   if (options.root !== ".canopy") args.push("--root", options.root);
   if (options.out !== undefined) args.push("--out", options.out);
   if (options.workers !== undefined) args.push("--workers", String(options.workers));
   if (options.notifyUrl !== undefined) args.push("--notify-url", options.notifyUrl);
+  if (options.refit) args.push("--refit");
   if (options.json) args.push("--json");
   return args.map(shellWord).join(" ");
 }
