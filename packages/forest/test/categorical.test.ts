@@ -150,20 +150,28 @@ describe("categorical splits: the learner", () => {
     for (let r = 0; r < 6; r++) expect([proba[2 * r], proba[2 * r + 1]]).toEqual([expected[0], expected[1]]);
   });
 
-  it(`a category with fewer than ${MIN_CATEGORY_SUPPORT} samples at a node is not ordered on its own: it goes with the missing values`, () => {
-    // Codes 0-5: 40 rows each, "a" for 0-2; code 6: 4 rows of "a" and 5 of "b", which alone would side with 3-5.
-    const x = [...codes(240, 6, random(6)), 6, 6, 6, 6, 6, 6, 6, 6, 6, NaN, NaN, NaN];
-    const y = x.map((c, i) => (Number.isNaN(c) ? "a" : c === 6 ? (i % 2 ? "a" : "b") : c < 3 ? "a" : "b"));
-    const ds = withCategorical(classification([x], y), [7]);
+  it(`a category with fewer than ${MIN_CATEGORY_SUPPORT} samples at a node is not ordered on its own: one sample goes with the missing values, two are ordered`, () => {
+    expect(MIN_CATEGORY_SUPPORT).toBe(2);
+    // Codes 0-5: 40 rows each, "a" for 0-2. Code 6 has one row, code 7 two; both are "b", so ordered by their
+    // own labels they side with 3-5. Missing values are "a".
+    const x = [...codes(240, 6, random(6)), 6, 7, 7, NaN, NaN, NaN, NaN, NaN];
+    const y = x.map((c) => (Number.isNaN(c) ? "a" : c >= 6 ? "b" : c < 3 ? "a" : "b"));
+    const ds = withCategorical(classification([x], y), [8]);
     const forest = fitForest(buildPack(ds), { n_estimators: 1, bootstrap: false, max_depth: 1 });
     const t = forest.trees[0];
-    const left = leftCodes(t, 0, 7);
+    const left = leftCodes(t, 0, 8);
     expect([left.filter((c) => c < 6), [0, 1, 2, 3, 4, 5].filter((c) => !left.includes(c))]).toContainEqual([0, 1, 2]);
+    const sideOfA = left.includes(0);
+    expect(t.missingLeft[0] === 1).toBe(sideOfA);
     // The rare code, missing values and a code never seen share one side: the one missing values went to.
-    expect(left.includes(6)).toBe(t.missingLeft[0] === 1);
-    const p = forest.predictProba([[6], [NaN], [9]]);
+    expect(left.includes(6)).toBe(sideOfA);
+    // Two samples are enough to be keyed by their own labels: code 7 sides with 3-5.
+    expect(left.includes(7)).toBe(!sideOfA);
+    const p = forest.predictProba([[6], [NaN], [9], [7], [3]]);
     expect([p[2], p[3]]).toEqual([p[0], p[1]]);
     expect([p[4], p[5]]).toEqual([p[0], p[1]]);
+    expect([p[6], p[7]]).toEqual([p[8], p[9]]);
+    expect([p[6], p[7]]).not.toEqual([p[0], p[1]]);
   });
 
   it("mixes numeric and categorical features; predictPack on the bins agrees with predict on raw values", () => {
