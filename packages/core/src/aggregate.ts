@@ -5,7 +5,7 @@ import { AggregationError, errorLine } from "./errors.ts";
 import { CONTENT_TYPES, keys } from "./keys.ts";
 import { completedNotification, failedNotification, summarizeMetrics, type BuildNotification } from "./notification.ts";
 import { PackCache } from "./pack-cache.ts";
-import { splitRows } from "./plan.ts";
+import { buildSplit } from "./plan.ts";
 import type { BuildRecord } from "./ledger.ts";
 import type { BuildManifest } from "./manifest.ts";
 import { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier } from "./ports.ts";
@@ -72,7 +72,7 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
     if (record.landed.length !== record.landedCount)
       throw new AggregationError(`the ledger counts ${record.landedCount} landed groves but holds entries for ${record.landed.length}`);
     const { pack } = await (ports.packs ?? new PackCache(1)).load(manifest.packHash, manifest.packKey, ports.blobs);
-    const split = splitRows(pack.nRows, manifest.spec.test_fraction, manifest.spec.seed);
+    const split = buildSplit(manifest.spec, pack);
     const time = { loadMs: 0, mergeMs: 0, evaluateMs: 0 };
     const timed = async <T>(phase: keyof typeof time, work: () => T | Promise<T>): Promise<T> => {
       const t0 = clock.now();

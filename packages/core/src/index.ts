@@ -42,9 +42,10 @@ export {
   type MetricsSummary,
 } from "./ledger.ts";
 export { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier, type TaskQueue } from "./ports.ts";
-export { canonicalJson, groveCount, MAX_TREES, parseBuildSpec, toFitParams, type BuildSpec, type ColumnOverrides } from "./spec.ts";
+export { canonicalJson, groveCount, MAX_CV_SPLITS, MAX_TREES, parseBuildSpec, toFitParams, type BuildSpec, type ColumnOverrides, type CvFold } from "./spec.ts";
+export { foldSplit, kFoldAssignment, stratifiedKFoldAssignment } from "./folds.ts";
 export { csvTable, csvRows, type TableSource, type RowSink } from "./table-source.ts";
-export { buildIdFor, planBuild, planGroves, splitRows, type BuildPlan, type GrovePlan, type PackSummary, type RowSplit } from "./plan.ts";
+export { buildIdFor, buildSplit, planBuild, planGroves, splitRows, type BuildPlan, type GrovePlan, type PackSummary, type RowSplit } from "./plan.ts";
 export { optionWarnings, QUANTITY_CLASSES, taskNote, type DataNote } from "./data-notes.ts";
 export { checkRows, exportAgreement, packRowsMatrix, predictMlrfExport, type ExportAgreement } from "./export-check.ts";
 export { decodeGroveTask, encodeGroveTask, GROVE_TASK_VERSION, groveTaskRef, type GroveTask, type GroveTaskRef } from "./task.ts";

@@ -5,7 +5,7 @@ import type { GroveStats } from "./ledger.ts";
 import type { BuildManifest } from "./manifest.ts";
 import { failedNotification } from "./notification.ts";
 import { PackCache } from "./pack-cache.ts";
-import { splitRows } from "./plan.ts";
+import { buildSplit } from "./plan.ts";
 import { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier } from "./ports.ts";
 import { toFitParams } from "./spec.ts";
 import { readManifest } from "./submit.ts";
@@ -130,7 +130,7 @@ export async function trainGrove(task: GroveTaskRef, ports: TrainGrovePorts, del
   const { pack, cached } = await (ports.packs ?? defaultPacks).load(manifest.packHash, manifest.packKey, ports.blobs);
   const loadedAt = clock.now();
 
-  const { train } = splitRows(pack.nRows, manifest.spec.test_fraction, manifest.spec.seed);
+  const { train } = buildSplit(manifest.spec, pack);
   const treeIndices = Array.from({ length: plan.treeEnd - plan.treeStart }, (_, i) => plan.treeStart + i);
   const forest = fitForest(pack, toFitParams(manifest.spec), { rows: train, treeIndices });
   const bytes = forest.toBinary();
