@@ -11,6 +11,7 @@ import type { BuildManifest } from "./manifest.ts";
 import { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier } from "./ports.ts";
 import { groveReports, topImportances, trainTimings, type BuildReport } from "./report.ts";
 import { readManifest } from "./submit.ts";
+import { settleMember } from "./study.ts";
 import { sha256Hex } from "./digest.ts";
 
 export interface AggregatePorts {
@@ -189,10 +190,13 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
       const record = await ports.ledger.get(buildId);
       if (record) await ports.notifier.publish(failedNotification(record, reason));
     }
+    await settleMember(buildId, ports);
     return { outcome: "failed", buildId, reason };
   }
   // Outside the try: once COMPLETED, a publishing error must not turn into a failed build. At most once.
   await ports.notifier.publish(notification);
+  // A study's member lands there once finished (idempotent; the sweeper lands what a crash here left).
+  await settleMember(buildId, ports);
   return done;
 }
 

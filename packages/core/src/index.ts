@@ -15,7 +15,7 @@ export {
   TransientError,
   type ErrorPolicy,
 } from "./errors.ts";
-export { CONTENT_TYPES, isBuildId, KEY_PATTERNS, keys, type KeyKind } from "./keys.ts";
+export { CONTENT_TYPES, isBuildId, isLedgerId, isStudyId, KEY_PATTERNS, keys, type KeyKind } from "./keys.ts";
 export {
   AGGREGATION_TRIGGER_FILTER,
   boundedError,
@@ -39,9 +39,55 @@ export {
   type GroveStats,
   type LandResult,
   type LedgerChange,
+  type MemberOf,
   type MetricsSummary,
 } from "./ledger.ts";
-export { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier, type TaskQueue } from "./ports.ts";
+export { systemClock, type BlobStore, type BuildLedger, type CanopyNotification, type Clock, type Notifier, type TaskQueue } from "./ports.ts";
+export {
+  candidateSpec,
+  defaultScoring,
+  parseStudySpec,
+  planStudy,
+  scoreOf,
+  SCORINGS,
+  SEARCHABLE,
+  showParams,
+  STUDY_LIMITS,
+  studyCandidates,
+  studyIdFor,
+  type ParamDistribution,
+  type Params,
+  type ParamValue,
+  type Scoring,
+  type StudyManifest,
+  type StudyMember,
+  type StudySpec,
+} from "./study-spec.ts";
+export {
+  aggregateStudy,
+  decodeStudyManifest,
+  landMember,
+  memberStats,
+  rankCandidates,
+  readStudyManifest,
+  resumeStudy,
+  settleMember,
+  settleStudy,
+  submitStudy,
+  type StudyAggregateOutcome,
+  type StudyAggregatePorts,
+  type StudyPorts,
+  type StudyResumption,
+  type StudySubmission,
+} from "./study.ts";
+export {
+  MAX_NOTIFIED_CANDIDATES,
+  studyCompletedNotification,
+  studyFailedNotification,
+  type StudyCandidate,
+  type StudyNotification,
+  type StudyReport,
+} from "./study-report.ts";
 export { canonicalJson, groveCount, MAX_CV_SPLITS, MAX_TREES, parseBuildSpec, toFitParams, type BuildSpec, type ColumnOverrides, type CvFold } from "./spec.ts";
 export { foldSplit, kFoldAssignment, stratifiedKFoldAssignment } from "./folds.ts";
 export { csvTable, csvRows, type TableSource, type RowSink } from "./table-source.ts";

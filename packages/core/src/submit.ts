@@ -3,7 +3,7 @@ import { copyGroves } from "./copy-groves.ts";
 import { optionWarnings, taskNote, type DataNote } from "./data-notes.ts";
 import { TaskError } from "./errors.ts";
 import { CONTENT_TYPES, keys } from "./keys.ts";
-import { newBuildRecord, type BuildRecord } from "./ledger.ts";
+import { newBuildRecord, type BuildRecord, type MemberOf } from "./ledger.ts";
 import { decodeManifest, manifestTrees, type BuildManifest } from "./manifest.ts";
 import { planBuild, type BuildPlan, type GrovePlan } from "./plan.ts";
 import { systemClock, type BlobStore, type BuildLedger, type Clock, type TaskQueue } from "./ports.ts";
@@ -188,7 +188,12 @@ export function groveTasks(manifest: BuildManifest, groves: GrovePlan[], queuedA
  * Starts a build: manifest, ledger record (PENDING -> TRAINING), one task per grove. The id is derived from
  * (pack, spec), so submitting the same thing twice returns the existing build instead of training it again.
  */
-export async function submitBuild(spec: BuildSpec, ports: SubmitPorts, prepared: Pick<PreparedDataset, "pack" | "packKey" | "prepareMs">): Promise<Submission> {
+export async function submitBuild(
+  spec: BuildSpec,
+  ports: SubmitPorts,
+  prepared: Pick<PreparedDataset, "pack" | "packKey"> & { prepareMs?: number },
+  options: { memberOf?: MemberOf } = {},
+): Promise<Submission> {
   const clock = ports.clock ?? systemClock;
   const plan = planBuild(spec, prepared.pack);
   const { buildId } = plan;
@@ -202,14 +207,21 @@ export async function submitBuild(spec: BuildSpec, ports: SubmitPorts, prepared:
     packKey: prepared.packKey,
     packHash: prepared.pack.hash,
     groves: plan.groves,
-    prepareMs: prepared.prepareMs,
+    ...(prepared.prepareMs !== undefined ? { prepareMs: prepared.prepareMs } : {}),
   };
   // Written before the record exists, so anyone who sees the record can read the manifest.
   const specKey = keys.spec(buildId);
   if (!(await ports.blobs.exists(specKey)))
     await ports.blobs.put(specKey, new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`), CONTENT_TYPES.json);
 
-  const record = newBuildRecord({ buildId, total: plan.groves.length, tolerated: spec.tolerated_failures, tags: spec.tags, now: clock.now() });
+  const record = newBuildRecord({
+    buildId,
+    total: plan.groves.length,
+    tolerated: spec.tolerated_failures,
+    tags: spec.tags,
+    now: clock.now(),
+    ...(options.memberOf ? { memberOf: options.memberOf } : {}),
+  });
   if (!(await ports.ledger.create(record))) {
     // Lost a race with an identical submission: that one queues the work.
     return { buildId, plan, created: false, record: (await ports.ledger.get(buildId)) ?? record };

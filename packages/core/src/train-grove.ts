@@ -9,6 +9,7 @@ import { buildSplit } from "./plan.ts";
 import { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier } from "./ports.ts";
 import { toFitParams } from "./spec.ts";
 import { readManifest } from "./submit.ts";
+import { settleMember } from "./study.ts";
 import type { GroveTask, GroveTaskRef } from "./task.ts";
 import { sha256Hex } from "./digest.ts";
 
@@ -168,12 +169,13 @@ export async function trainGrove(task: GroveTaskRef, ports: TrainGrovePorts, del
 export async function failGroveTask(
   task: Pick<GroveTask, "buildId" | "grove">,
   error: unknown,
-  ports: { ledger: BuildLedger; notifier: Notifier },
+  ports: { ledger: BuildLedger; notifier: Notifier; blobs?: BlobStore },
 ): Promise<{ recorded: boolean; buildFailed: boolean }> {
   const outcome = await ports.ledger.failGrove(task.buildId, task.grove, errorLine(error));
   if (outcome.buildFailed) {
     const record = await ports.ledger.get(task.buildId);
     if (record) await ports.notifier.publish(failedNotification(record, record.reason ?? errorLine(error)));
+    if (ports.blobs) await settleMember(task.buildId, { blobs: ports.blobs, ledger: ports.ledger });
   }
   return { recorded: outcome.recorded, buildFailed: outcome.buildFailed };
 }

@@ -1,0 +1,172 @@
+import { describe, expect, it } from "vitest";
+import { aggregate } from "../src/aggregate.ts";
+import { keys } from "../src/keys.ts";
+import { isAggregationTrigger } from "../src/ledger.ts";
+import { prepareBuildData, resumeStudy, submitStudy } from "../src/index.ts";
+import { aggregateStudy, rankCandidates, settleStudy } from "../src/study.ts";
+import { parseStudySpec, planStudy, studyCandidates, STUDY_LIMITS } from "../src/study-spec.ts";
+import type { StudyReport } from "../src/study-report.ts";
+import { trainGrove } from "../src/train-grove.ts";
+import { isStudyId } from "../src/keys.ts";
+import { MemoryBlobStore, MemoryLedger, MemoryNotifier, MemoryQueue } from "../src/testing/index.ts";
+import { fixture, tickingClock } from "./support.ts";
+
+/** Memory ports where every trigger (a build's or a study's) runs its aggregator `deliveries` times. */
+function studyPipeline(deliveries = 1) {
+  const clock = tickingClock();
+  const blobs = new MemoryBlobStore();
+  const ledger = new MemoryLedger({ clock });
+  const queue = new MemoryQueue();
+  const notifier = new MemoryNotifier();
+  const work: Promise<unknown>[] = [];
+  ledger.watch((change) => {
+    if (!isAggregationTrigger(change)) return;
+    const id = change.new.buildId;
+    for (let i = 0; i < deliveries; i++)
+      work.push(isStudyId(id) ? aggregateStudy(id, { blobs, ledger, notifier, clock }) : aggregate(id, { blobs, ledger, notifier, clock }));
+  });
+  const drain = async (order: (n: number) => number[] = (n) => [...Array(n).keys()], copies = 1) => {
+    for (;;) {
+      const tasks = queue.drain();
+      if (tasks.length === 0 && work.length === 0) return;
+      for (const i of order(tasks.length)) for (let c = 0; c < copies; c++) await trainGrove(tasks[i], { blobs, ledger });
+      while (work.length > 0) await work.shift();
+    }
+  };
+  return { clock, blobs, ledger, queue, notifier, drain };
+}
+
+const base = { dataset: "iris.csv", label: "species", n_estimators: 12, grove_size: 4, seed: 3 };
+
+describe("study spec", () => {
+  it("expands a grid as sklearn's ParameterGrid: names sorted, the last varying fastest", () => {
+    const spec = parseStudySpec({ base, grid: { max_features: ["sqrt", 0.5], max_depth: [2, null, 8] }, cv: 3 });
+    expect(studyCandidates(spec)).toEqual([
+      { max_depth: 2, max_features: "sqrt" },
+      { max_depth: 2, max_features: 0.5 },
+      { max_depth: null, max_features: "sqrt" },
+      { max_depth: null, max_features: 0.5 },
+      { max_depth: 8, max_features: "sqrt" },
+      { max_depth: 8, max_features: 0.5 },
+    ]);
+  });
+
+  it("refuses a key that is not a forest option, a value of the wrong type, an empty grid, a scoring for the other task", () => {
+    expect(() => parseStudySpec({ base, grid: { n_trees: [1] } })).toThrow(/grid.n_trees: "n_trees" is not a forest option/);
+    expect(() => parseStudySpec({ base, grid: { max_depth: [2, "deep"] } })).toThrow(/max_depth: .*\(candidate max_depth=deep\)/);
+    expect(() => parseStudySpec({ base, grid: {} })).toThrow(/grid: is empty/);
+    expect(() => parseStudySpec({ base, grid: { max_depth: [] } })).toThrow(/grid.max_depth: must be a non-empty list/);
+    expect(() => parseStudySpec({ base })).toThrow(/needs a search space/);
+    expect(() => parseStudySpec({ base, grid: { max_depth: [2] }, scoring: "r2" }, "classification")).toThrow(/r2 does not score classification/);
+    expect(() => parseStudySpec({ base, grid: { max_depth: [2] }, scoring: "auc" })).toThrow(/scoring: must be one of/);
+    expect(() => parseStudySpec({ base, grid: { max_depth: [2] }, cv: 1 })).toThrow(/cv: must be an integer 2..20/);
+  });
+
+  it("states the cap in builds and groves and refuses a study over it before writing anything", () => {
+    const spec = parseStudySpec({ base: { ...base, n_estimators: 1000, grove_size: 1 }, grid: { max_depth: Array.from({ length: 40 }, (_, i) => i + 1) }, cv: 5 });
+    expect(() => planStudy(spec, { hash: "c".repeat(64), nRows: 150, target: { task: "classification" } })).toThrow(
+      new RegExp(`40 candidates x 5 folds x 1000 groves = 200 builds and 200000 groves; a study is at most ${STUDY_LIMITS.maxBuilds} builds and ${STUDY_LIMITS.maxGroves} groves`),
+    );
+  });
+
+  it("draws random candidates reproducibly from the seed", () => {
+    const random = { n_iter: 5, params: { min_samples_leaf: { int: [1, 20] }, max_features: { values: ["sqrt", 0.5] } } };
+    const a = studyCandidates(parseStudySpec({ base, random }));
+    expect(a).toEqual(studyCandidates(parseStudySpec({ base, random })));
+    expect(a).toHaveLength(5);
+    for (const p of a) expect(p.min_samples_leaf as number).toBeGreaterThanOrEqual(1);
+    expect(studyCandidates(parseStudySpec({ base: { ...base, seed: 4 }, random }))).not.toEqual(a);
+  });
+});
+
+describe("rankCandidates (sklearn 1.9.1's rank_test_score)", () => {
+  it("ranks by mean with ties at the lowest rank, NaN last, the first rank 1 best", () => {
+    const r = rankCandidates([[0.5, 0.25], [0.25, 0.5], [Number.NaN, 1], [1, 0.5]]);
+    expect(r.mean[0]).toBe(0.375);
+    expect(r.std[0]).toBe(0.125);
+    expect(r.rank).toEqual([2, 2, 4, 1]);
+    expect(r.best).toBe(3);
+    expect(rankCandidates([[Number.NaN], [Number.NaN]]).rank).toEqual([1, 1]);
+  });
+});
+
+async function runStudy(order?: (n: number) => number[], copies = 1, deliveries = 1) {
+  const p = studyPipeline(deliveries);
+  const spec = parseStudySpec({ base, grid: { max_depth: [1, null], max_features: ["sqrt", 1.0] }, cv: 3 });
+  const prepared = await prepareBuildData(spec.base, fixture("iris"), p.blobs, { clock: p.clock });
+  const submission = await submitStudy(spec, p, prepared);
+  await p.drain(order, copies);
+  return { ...p, submission };
+}
+
+describe("a study with the memory ports", () => {
+  it("counts its builds exactly once and ends with one ranked study notification", async () => {
+    const { submission, ledger, notifier, blobs } = await runStudy(undefined, 2, 2);
+    const { studyId, manifest } = submission;
+    expect(manifest.members).toHaveLength(12);
+    const study = await ledger.get(studyId);
+    expect(study).toMatchObject({ status: "COMPLETED", total: 12, remaining: 0, landedCount: 12, failedCount: 0, claims: 1 });
+    expect(notifier.studies).toHaveLength(1);
+    expect(notifier.published).toHaveLength(12);
+    const report = JSON.parse(new TextDecoder().decode(await blobs.get(keys.studyReport(studyId)))) as StudyReport;
+    expect(report.candidates.map((c) => c.rank_test_score).sort()).toContain(1);
+    // Each candidate's fold scores are its builds' held-out accuracies on their folds.
+    for (const c of report.candidates)
+      for (const [fold, buildId] of c.buildIds.entries()) {
+        const build = await ledger.summary(buildId);
+        expect(build?.memberOf).toEqual({ id: studyId, member: c.index * 3 + fold });
+        expect(c.split_test_scores[fold]).toBe(build?.result?.metrics?.accuracy);
+      }
+    expect(notifier.studies[0]).toMatchObject({ type: "study.completed", studyId, best_params_: report.best_params_, best_score_: report.best_score_, candidates: 4, cv: 3 });
+  });
+
+  it("gives the same members, models and ranking whatever the delivery order and duplicates", async () => {
+    const a = await runStudy();
+    const b = await runStudy((n) => [...Array(n).keys()].reverse(), 2, 2);
+    expect(b.submission.studyId).toBe(a.submission.studyId);
+    const ra = JSON.parse(new TextDecoder().decode(await a.blobs.get(keys.studyReport(a.submission.studyId))));
+    const rb = JSON.parse(new TextDecoder().decode(await b.blobs.get(keys.studyReport(b.submission.studyId))));
+    expect(rb.candidates.map((c: { mean_test_score: number }) => c.mean_test_score)).toEqual(ra.candidates.map((c: { mean_test_score: number }) => c.mean_test_score));
+    for (const m of a.submission.manifest.members) expect(await b.blobs.get(keys.model(m.buildId))).toEqual(await a.blobs.get(keys.model(m.buildId)));
+  });
+
+  it("lands builds that exist already (another study's) and trains only the new ones", async () => {
+    const p = studyPipeline();
+    const first = parseStudySpec({ base, grid: { max_depth: [1, 3] }, cv: 2 });
+    const prepared = await prepareBuildData(first.base, fixture("iris"), p.blobs, { clock: p.clock });
+    const a = await submitStudy(first, p, prepared);
+    await p.drain();
+    const second = await submitStudy(parseStudySpec({ base, grid: { max_depth: [1, 3, 5] }, cv: 2 }), p, prepared);
+    expect(second.studyId).not.toBe(a.studyId);
+    // Only max_depth=5's two folds are new; the four others landed in the new study at submission.
+    expect(second.submitted).toHaveLength(2);
+    expect((await p.ledger.summary(second.studyId))?.landedCount).toBe(4);
+    await p.drain();
+    expect(await p.ledger.summary(second.studyId)).toMatchObject({ status: "COMPLETED", landedCount: 6 });
+    expect(p.notifier.studies.map((n) => n.studyId)).toEqual([a.studyId, second.studyId]);
+    // The same study spec again: nothing new is queued, it is found finished.
+    expect(await submitStudy(first, p, prepared)).toMatchObject({ created: false, submitted: [] });
+    expect(p.queue.messages).toHaveLength(0);
+    expect(await settleStudy(a.studyId, p)).toBe(0);
+    expect((await resumeStudy(a.studyId, p)).status).toBe("COMPLETED");
+  });
+
+  it("resumes a study interrupted part-way into the same ranking", async () => {
+    const reference = await runStudy();
+    const p = studyPipeline();
+    const spec = parseStudySpec({ base, grid: { max_depth: [1, null], max_features: ["sqrt", 1.0] }, cv: 3 });
+    const prepared = await prepareBuildData(spec.base, fixture("iris"), p.blobs, { clock: p.clock });
+    const { studyId } = await submitStudy(spec, p, prepared);
+    const tasks = p.queue.drain();
+    // Half the groves train, the rest are lost with their messages.
+    for (const t of tasks.slice(0, tasks.length / 2)) await trainGrove(t, { blobs: p.blobs, ledger: p.ledger });
+    const resumed = await resumeStudy(studyId, p);
+    expect(resumed.resumed.length).toBeGreaterThan(0);
+    await p.drain();
+    const a = JSON.parse(new TextDecoder().decode(await reference.blobs.get(keys.studyReport(studyId))));
+    const b = JSON.parse(new TextDecoder().decode(await p.blobs.get(keys.studyReport(studyId))));
+    expect(b.best_params_).toEqual(a.best_params_);
+    expect(b.candidates.map((c: { split_test_scores: number[] }) => c.split_test_scores)).toEqual(a.candidates.map((c: { split_test_scores: number[] }) => c.split_test_scores));
+    expect(p.notifier.studies).toHaveLength(1);
+  });
+});
