@@ -170,3 +170,24 @@ describe("a study with the memory ports", () => {
     expect(p.notifier.studies).toHaveLength(1);
   });
 });
+
+describe("the study notification", () => {
+  it("is valid against schemas/study-notification.v1.json, completed or failed, and declares every field it has", async () => {
+    const { readFileSync } = await import("node:fs");
+    const { validate } = await import("../../../test/json-schema.ts");
+    const schema = JSON.parse(readFileSync(new URL("../../../schemas/study-notification.v1.json", import.meta.url), "utf8"));
+    const { notifier, ledger } = await runStudy();
+    const ledgerOf = (_: unknown, id: string) => ledger.summary(id);
+    const done = notifier.studies[0];
+    const { studyFailedNotification } = await import("../src/study-report.ts");
+    const summary = (await ledgerOf(notifier, done.studyId))!;
+    const failed = studyFailedNotification(summary, "study aggregation failed: every candidate failed");
+    for (const n of [done, failed]) {
+      expect(validate(n, schema)).toEqual([]);
+      expect(Object.keys(n).filter((k) => !(k in schema.properties))).toEqual([]);
+    }
+    expect(validate({ ...done, studyId: "b-0123456789abcdef" }, schema)).not.toEqual([]);
+    const { ranking: _r, ...withoutRanking } = done;
+    expect(validate(withoutRanking, schema)).toEqual(["$: missing ranking"]);
+  });
+});
