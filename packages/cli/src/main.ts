@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
-import { parseHttpUrl, parseTrainerThreads, parseWorkers } from "./args.ts";
+import { parseHttpUrl, parseInteger, parseTrainerThreads, parseWorkers } from "./args.ts";
 import { addDevCommand } from "./commands/dev.ts";
 import { addEstimateCommand } from "./commands/estimate.ts";
 import { addPublishCommand } from "./commands/publish.ts";
@@ -74,6 +74,35 @@ export function program(): Command {
     .action(async (data: string | undefined, options: Record<string, unknown>, command: Command) => {
       const { train } = await import("./commands/train.ts");
       await train(data, options, command);
+    });
+
+  const tune = canopy
+    .command("tune")
+    .summary("search forest options by cross-validation (a study)")
+    .description(
+      "A study, as scikit-learn 1.9.1's GridSearchCV / RandomizedSearchCV: every candidate of the search space is scored " +
+        "by K-fold cross-validation on the training rows (StratifiedKFold for classification, KFold for regression, " +
+        "the same folds for every candidate); the candidates are ranked by their mean fold score (rank_test_score, " +
+        "best_params_). Every candidate x fold is an ordinary build over one shared pack, all their groves on one queue. " +
+        "The train options are fixed across candidates.",
+    )
+    .argument("[data.csv]", "training data (not needed with --resume)");
+  addSpecOptions(tune)
+    .option("--grid <name=values>", "search these values of a forest option, e.g. max_depth=8,16,none (repeatable; every combination)", (v: string, p: string[] = []) => [...p, v])
+    .option("--random <n>", "draw n candidates (RandomizedSearchCV) from --param distributions and --grid lists", parseInteger)
+    .option("--param <name=dist>", "a distribution for --random: int:LO..HI, float:LO..HI or v1,v2,... (repeatable)", (v: string, p: string[] = []) => [...p, v])
+    .addOption(new Option("--scoring <name>", "scikit-learn scorer (default: accuracy, or r2 for regression)").choices(["accuracy", "f1_macro", "neg_log_loss", "r2", "neg_mean_squared_error"]))
+    .option("--cv <k>", "folds per candidate, 2-20 (default 5, as sklearn)", parseInteger)
+    .option("--oob", "score candidates out of bag instead of by folds (not available yet)")
+    .option("--halving", "successive halving over trees (not available yet)")
+    .option("--workers <w>", "trainer threads (default: number of CPU cores; at most 4 per core)", parseTrainerThreads)
+    .addOption(rootOption())
+    .option("--notify-url <url>", "POST the study notification (and each build's) as JSON to this http:// or https:// URL", parseHttpUrl)
+    .option("--resume <study-id>", "finish an interrupted study: only what had not finished is trained")
+    .option("--json", "print only the study's report (every candidate, fold scores and builds), as JSON, on stdout")
+    .action(async (data: string | undefined, options: Record<string, unknown>) => {
+      const { tune } = await import("./commands/tune.ts");
+      await tune(data, options);
     });
 
   canopy

@@ -101,7 +101,7 @@ export function prepareBuildData(
   spec: BuildSpec,
   input: TableSource | Uint8Array | string,
   blobs: BlobStore,
-  options: { shared?: boolean; clock?: Clock } = {},
+  options: { shared?: boolean; clock?: Clock; /** More checks of the pack before it is stored (a study's). */ check?: (pack: DatasetPack) => void } = {},
 ): Promise<PreparedDataset> {
   const prepare: PrepareOptions = {
     ...(spec.label !== undefined ? { label: spec.label } : {}),
@@ -113,6 +113,7 @@ export function prepareBuildData(
     ...(options.shared ? { shared: true } : {}),
     check: (pack) => {
       const { split } = planBuild(spec, pack);
+      options.check?.(pack);
       const task = taskNote(spec, pack);
       return [...(task ? [task] : []), ...optionWarnings(spec, pack, split)];
     },

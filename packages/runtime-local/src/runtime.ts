@@ -290,7 +290,12 @@ class EmbeddedRuntime implements LocalRuntime {
     const input = typeof source === "string" ? await openTable(fileSource(source)) : source;
     this.checkOpen();
     await checkStoreRoot(this.root);
-    const prepared = await prepareBuildData(spec.base, input, this.blobs, { shared: true, clock: this.clock });
+    // The scoring against the task and the limits are checked before the pack is stored: a refused study writes nothing.
+    const prepared = await prepareBuildData(spec.base, input, this.blobs, {
+      shared: true,
+      clock: this.clock,
+      check: (pack) => void planStudy(parseStudySpec(spec, pack.target.task), pack),
+    });
     this.share(prepared.pack);
     const checked = parseStudySpec(spec, prepared.pack.target.task);
     const plan = planStudy(checked, prepared.pack);
