@@ -41,8 +41,8 @@ export interface StudyReport {
   best_params_: Params;
   best_score_: number;
   builds: { total: number; completed: number; failed: number };
-  /** The builds' estimated cost summed, and the study aggregator's run. */
-  cost: { buildsUsd: number; aggregateMs: number; usd: number };
+  /** The builds' estimated cost and billed Lambda GB-seconds summed (0 when trained off Lambda), and the study aggregator's run. */
+  cost: { buildsUsd: number; billedGbS: number; aggregateMs: number; usd: number };
   tags: Record<string, string>;
   createdAt: number;
   completedAt: number;

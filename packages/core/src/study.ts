@@ -250,6 +250,7 @@ export async function aggregateStudy(studyId: string, ports: StudyAggregatePorts
     const scores: number[][] = manifest.candidates.map(() => new Array<number>(K).fill(Number.NaN));
     const perCandidate = manifest.candidates.map(() => ({ trees: 0, ms: 0, usd: 0, failed: [] as string[], builds: [] as string[] }));
     let buildsUsd = 0;
+    let billedGbS = 0;
     for (const [member, m] of manifest.members.entries()) {
       const entry = entries.get(member);
       const c = perCandidate[m.candidate];
@@ -269,6 +270,7 @@ export async function aggregateStudy(studyId: string, ports: StudyAggregatePorts
       c.ms += r.timings.totalMs;
       c.usd += r.cost.usd.total;
       buildsUsd += r.cost.usd.total;
+      billedGbS += r.cost.totals.billedGbS;
     }
     const ranked = rankCandidates(scores);
     const candidates: StudyCandidate[] = manifest.candidates.map((params, i) => ({
@@ -304,7 +306,7 @@ export async function aggregateStudy(studyId: string, ports: StudyAggregatePorts
       best_params_: manifest.candidates[best],
       best_score_: ranked.mean[best],
       builds: { total: manifest.members.length, completed: record.landed.length, failed: record.failed.length },
-      cost: { buildsUsd, aggregateMs: completedAt - started, usd: buildsUsd },
+      cost: { buildsUsd, billedGbS, aggregateMs: completedAt - started, usd: buildsUsd },
       tags: record.tags,
       createdAt: record.createdAt,
       completedAt,

@@ -664,7 +664,7 @@ class EmbeddedRuntime implements LocalRuntime {
   private runStudyAggregation(studyId: string): void {
     if (this.closed) return;
     this.inBackground(
-      aggregateStudy(studyId, { blobs: this.blobs, ledger: this.ledger, notifier: this.notifier, clock: this.clock }).catch((err) => {
+      aggregateStudy(studyId, { blobs: this.blobs, ledger: this.ledger, notifier: this.notifier, clock: this.clock, renderReport }).catch((err) => {
         this.warn(`aggregation of study ${studyId} failed: ${errorLine(err)}`);
         this.studies.get(studyId)?.abort(err instanceof Error ? err : new Error(String(err)));
       }),

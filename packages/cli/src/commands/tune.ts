@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { isStudyId, parseStudySpec, SEARCHABLE, showParams, SpecError, type ParamDistribution, type ParamValue, type StudyReport, type StudySpec } from "@canopy/core";
@@ -171,6 +172,7 @@ export async function tune(data: string | undefined, raw: Record<string, unknown
   if (options.json) return void process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   if (!outcome.notification) stderr.write(`canopy: study ${report.studyId} was already done with the same data and search; nothing to train\n`);
   const reportPath = shown(join(runtime.root, `studies/${report.studyId}/report.json`));
+  const pagePath = join(runtime.root, `studies/${report.studyId}/report.html`);
   process.stdout.write(
     [
       `study ${report.studyId}: ${report.candidates.length} candidates x ${report.cv} folds (${report.builds.total} builds, ${report.builds.failed} failed)`,
@@ -179,6 +181,7 @@ export async function tune(data: string | undefined, raw: Record<string, unknown
       rankingTable(report),
       "",
       `report ${reportPath}`,
+      ...(existsSync(pagePath) ? [`page   ${shown(pagePath)}`] : []),
       "",
     ].join("\n"),
   );
