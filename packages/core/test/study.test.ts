@@ -191,3 +191,43 @@ describe("the study notification", () => {
     expect(validate(withoutRanking, schema)).toEqual(["$: missing ranking"]);
   });
 });
+
+describe("the sweeper never loses a study", () => {
+  it("lands the member builds a crash left unlanded (after their completion), and the study finishes", async () => {
+    const { sweepBuilds, studySweepDecision } = await import("../src/sweep.ts");
+    const clock = tickingClock();
+    const blobs = new MemoryBlobStore();
+    const ledger = new MemoryLedger({ clock });
+    const queue = new MemoryQueue();
+    const notifier = new MemoryNotifier();
+    // The builds' aggregator dies right after completing each build: landing it in the study throws.
+    const crashing = Object.create(ledger, {
+      landGrove: { value: (id: string, g: number, s: Parameters<MemoryLedger["landGrove"]>[2]) => (isStudyId(id) ? Promise.reject(new Error("killed")) : ledger.landGrove(id, g, s)) },
+    }) as MemoryLedger;
+    const work: Promise<unknown>[] = [];
+    ledger.watch((c) => {
+      if (!isAggregationTrigger(c)) return;
+      const id = c.new.buildId;
+      work.push((isStudyId(id) ? aggregateStudy(id, { blobs, ledger, notifier, clock }) : aggregate(id, { blobs, ledger: crashing, notifier, clock })).catch(() => "crashed"));
+    });
+    const spec = parseStudySpec({ base, grid: { max_depth: [1, 3] }, cv: 2 });
+    const prepared = await prepareBuildData(spec.base, fixture("iris"), blobs, { clock });
+    const { studyId, manifest } = await submitStudy(spec, { blobs, ledger, queue, clock }, prepared);
+    for (const t of queue.drain()) await trainGrove(t, { blobs, ledger });
+    while (work.length > 0) await work.shift();
+    for (const m of manifest.members) expect((await ledger.summary(m.buildId))?.status).toBe("COMPLETED");
+    const stuck = (await ledger.summary(studyId))!;
+    expect(stuck).toMatchObject({ status: "TRAINING", remaining: 4 });
+    const policy = { stallMs: 60_000, leaseMs: 60_000 };
+    // Within stallMs of its last write the study is left alone; after it, the finished members are landed.
+    expect(studySweepDecision(stuck, stuck.updatedAt + 1000, policy).action).toBe("none");
+    const late = { now: () => stuck.updatedAt + 120_000 };
+    const [result] = await sweepBuilds([studyId], policy, { ledger, notifier, blobs, queue, queueState: async () => ({ busy: false }), clock: late });
+    expect(result).toMatchObject({ buildId: studyId, action: "settle", detail: expect.stringMatching(/landed 4$/) });
+    while (work.length > 0) await work.shift();
+    expect((await ledger.summary(studyId))?.status).toBe("COMPLETED");
+    expect(notifier.studies).toHaveLength(1);
+    // Nothing was re-queued: a study's members are builds, swept on their own.
+    expect(queue.messages).toHaveLength(0);
+  });
+});

@@ -2,6 +2,8 @@ import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-p
 import type { Logger } from "@aws-lambda-powertools/logger";
 import {
   aggregate,
+  aggregateStudy,
+  isStudyId,
   isAggregationTrigger,
   PackCache,
   pricesFromEnv,
@@ -55,6 +57,14 @@ export function createAggregator(deps: AggregatorDeps = {}) {
         return "ignored";
       }
       const { buildId } = change.new;
+      // A study's record reaches its trigger the same way when its last member build lands.
+      if (isStudyId(buildId)) {
+        const study = await aggregateStudy(buildId, { ...ports, renderReport, ...(deps.clock ? { clock: deps.clock } : {}) });
+        if (study.outcome === "completed") logger.info("study completed", { studyId: buildId, best: study.report.best_params_, score: study.report.best_score_ });
+        else if (study.outcome === "failed") logger.error("study failed in aggregation", { studyId: buildId, reason: study.reason });
+        else logger.info("study aggregation not claimed (already claimed, or not ready)", { studyId: buildId });
+        return study.outcome;
+      }
       const outcome = await aggregate(buildId, {
         ...ports,
         packs,
