@@ -5,6 +5,9 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CreateQueueCommand, GetQueueAttributesCommand, ListQueuesCommand } from "@aws-sdk/client-sqs";
 import { ListSubscriptionsByTopicCommand } from "@aws-sdk/client-sns";
@@ -153,6 +156,47 @@ describe("npm run publish, canopy status and canopy watch on the emulator", () =
     expect(await watchQueues()).toEqual([]);
     expect((await subscriptionEndpoints()).filter((e) => e.includes("canopy-watch-"))).toEqual([]);
     expect(devErr).not.toContain("warning");
+  });
+
+  it("publish --tune --wait: a study on the emulator ends with its ranking, the embedded run's, and one study notification", { timeout: 240_000 }, async () => {
+    const { endpoint } = aws.current.moto;
+    const search = ["--label", "species", "--trees", "4", "--grove-size", "2", "--seed", "9", "--grid", "max_depth=1,none", "--grid", "min_samples_leaf=1,5", "--cv", "2"];
+    // Study notifications only: the 8 builds' own are filtered out by SNS on the type attribute.
+    const watcher = start(["watch", "--json", "--type", "study.completed,study.failed", "--endpoint", endpoint, "--topic", aws.current.resources.topicArn]);
+    await until("watch to subscribe", () => (/watching .*"type":\["study.completed","study.failed"\]/.test(watcher.err()) ? true : undefined));
+    const published = await canopy(["publish", IRIS, ...search, "--tune", "--wait", "--json", "--endpoint", endpoint], bareEnv());
+    expect(published.code, published.stderr).toBe(0);
+    const [first, last] = published.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(first).toMatchObject({ created: true, candidates: 4, builds: 8, groves: 16 });
+    expect(published.stderr).toMatch(new RegExp(`study ${first.studyId}: 4 candidates x 2 folds = 8 builds, 16 grove task\\(s\\) queued`));
+    expect(published.stderr).toMatch(new RegExp(`study ${first.studyId}: builds 8/8 done`));
+    expect(last).toMatchObject({ kind: "study", studyId: first.studyId, builds: { total: 8, completed: 8, failed: 0 } });
+    // The same study embedded: the same id, fold scores and best.
+    const dir = await mkdtemp(join(tmpdir(), "canopy-tune-"));
+    try {
+      const embedded = await canopy(["tune", IRIS, ...search, "--workers", "1", "--root", join(dir, "store"), "--json"]);
+      expect(embedded.code, embedded.stderr).toBe(0);
+      const local = JSON.parse(embedded.stdout);
+      expect(local.studyId).toBe(first.studyId);
+      expect(last.candidates.map((c: { split_test_scores: number[] }) => c.split_test_scores)).toEqual(local.candidates.map((c: { split_test_scores: number[] }) => c.split_test_scores));
+      expect(last.best_params_).toEqual(local.best_params_);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    // Submitting it again finds it done.
+    const again = await canopy(["publish", IRIS, ...search, "--tune", "--endpoint", endpoint], bareEnv());
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toContain(`study ${first.studyId} already exists with the same data and search (COMPLETED)`);
+    const refused = await canopy(["publish", IRIS, "--label", "species", "--grid", "max_depth=1,2", "--endpoint", endpoint], bareEnv());
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("--grid searches candidates: add --tune to start a study");
+    await until("the study notification", () => (watcher.out().trim() ? true : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    watcher.kill("SIGINT");
+    expect((await watcher.done).code).toBe(0);
+    const lines = watcher.out().trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ v: 1, type: "study.completed", studyId: first.studyId, best_params_: last.best_params_, candidates: 4, cv: 2 });
   });
 
   it("publish streams a Parquet table from s3:// (ranged reads), infers its schema and trains it", { timeout: 120_000 }, async () => {

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
-import { parseHttpUrl, parseInteger, parseTrainerThreads, parseWorkers } from "./args.ts";
+import { parseHttpUrl, parseTrainerThreads, parseWorkers } from "./args.ts";
 import { addDevCommand } from "./commands/dev.ts";
 import { addEstimateCommand } from "./commands/estimate.ts";
 import { addPublishCommand } from "./commands/publish.ts";
@@ -14,6 +14,7 @@ import { addPromoteCommand } from "./commands/promote.ts";
 import { addServeCommand } from "./commands/serve.ts";
 import { EXIT_OK, EXIT_USAGE, exitCodeFor, InterruptedExit, oneLine, systemError, UsageError } from "./errors.ts";
 import { addSpecOptions } from "./spec-options.ts";
+import { addStudyOptions } from "./study-options.ts";
 
 const DEFAULT_ROOT = ".canopy";
 
@@ -87,12 +88,7 @@ export function program(): Command {
         "The train options are fixed across candidates.",
     )
     .argument("[data.csv]", "training data (not needed with --resume)");
-  addSpecOptions(tune)
-    .option("--grid <name=values>", "search these values of a forest option, e.g. max_depth=8,16,none (repeatable; every combination)", (v: string, p: string[] = []) => [...p, v])
-    .option("--random <n>", "draw n candidates (RandomizedSearchCV) from --param distributions and --grid lists", parseInteger)
-    .option("--param <name=dist>", "a distribution for --random: int:LO..HI, float:LO..HI or v1,v2,... (repeatable)", (v: string, p: string[] = []) => [...p, v])
-    .addOption(new Option("--scoring <name>", "scikit-learn scorer (default: accuracy, or r2 for regression)").choices(["accuracy", "f1_macro", "neg_log_loss", "r2", "neg_mean_squared_error"]))
-    .option("--cv <k>", "folds per candidate, 2-20 (default 5, as sklearn)", parseInteger)
+  addStudyOptions(addSpecOptions(tune))
     .option("--oob", "score candidates out of bag instead of by folds (not available yet)")
     .option("--halving", "successive halving over trees (not available yet)")
     .option("--workers <w>", "trainer threads (default: number of CPU cores; at most 4 per core)", parseTrainerThreads)

@@ -1,19 +1,15 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { isStudyId, parseStudySpec, SEARCHABLE, showParams, SpecError, type ParamDistribution, type ParamValue, type StudyReport, type StudySpec } from "@canopy/core";
+import { isStudyId, showParams, SpecError, type StudyReport, type StudySpec } from "@canopy/core";
 import { createLocalRuntime, InterruptedError, type StudyOutcome, type StudyProgress } from "@canopy/runtime-local";
 import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
-import { duration } from "../format.ts";
 import { checkDataFile, shown } from "../fs.ts";
-import { FLAG_FOR_FIELD, specInput, specUsageError, type SpecFlags } from "../spec.ts";
+import { studySpec, studyUsageError } from "../study-flags.ts";
+import { rankingTable, studyProgressLine } from "./tune-render.ts";
+import type { StudyFlags } from "../study-options.ts";
 
-export interface TuneOptions extends SpecFlags {
-  grid?: string[];
-  random?: number;
-  param?: string[];
-  scoring?: string;
-  cv?: number;
+export interface TuneOptions extends StudyFlags {
   oob?: boolean;
   halving?: boolean;
   workers?: number;
@@ -21,96 +17,6 @@ export interface TuneOptions extends SpecFlags {
   notifyUrl?: string;
   resume?: string;
   json?: boolean;
-}
-
-/** A grid or list value as typed: none -> None (null), true/false, a number, else the word (sqrt, log2, gini...). */
-export function parseParamValue(text: string): ParamValue {
-  const t = text.trim();
-  if (/^(none|null)$/i.test(t)) return null;
-  if (t === "true" || t === "false") return t === "true";
-  if (t !== "" && Number.isFinite(Number(t))) return Number(t);
-  return t;
-}
-
-/** `name=v1,v2,...` (--grid) as [name, values]; the name as sklearn spells it (max_depth) or as its flag (max-depth). */
-function splitAssignment(text: string, flag: string): [string, string] {
-  const eq = text.indexOf("=");
-  if (eq <= 0 || eq === text.length - 1) throw new UsageError(`${flag}: expected name=values, e.g. max_depth=8,16,none; got ${JSON.stringify(text)}`);
-  return [text.slice(0, eq).trim().replace(/-/g, "_"), text.slice(eq + 1)];
-}
-
-/** `name=int:LO..HI`, `name=float:LO..HI` or `name=v1,v2,...` (--param, for --random). */
-export function parseDistribution(text: string): [string, ParamDistribution] {
-  const [name, spec] = splitAssignment(text, "--param");
-  const range = /^(int|float):\s*(-?[\d.e+-]+)\s*\.\.\s*(-?[\d.e+-]+)$/.exec(spec.trim());
-  if (range) {
-    const lo = Number(range[2]);
-    const hi = Number(range[3]);
-    if (!Number.isFinite(lo) || !Number.isFinite(hi)) throw new UsageError(`--param ${name}: ${spec} is not a range of numbers`);
-    return [name, range[1] === "int" ? { int: [lo, hi] } : { float: [lo, hi] }];
-  }
-  if (/^(int|float):/.test(spec)) throw new UsageError(`--param ${name}: expected int:LO..HI or float:LO..HI; got ${JSON.stringify(spec)}`);
-  return [name, { values: spec.split(",").map(parseParamValue) }];
-}
-
-/** The study spec from the command line; every error is one usage line naming the flag. */
-export function studySpec(data: string, options: TuneOptions): StudySpec {
-  const grid: Record<string, ParamValue[]> = {};
-  for (const g of options.grid ?? []) {
-    const [name, values] = splitAssignment(g, "--grid");
-    if (name in grid) throw new UsageError(`--grid ${name}: given twice`);
-    grid[name] = values.split(",").map(parseParamValue);
-  }
-  const params = Object.fromEntries((options.param ?? []).map(parseDistribution));
-  if (options.random === undefined && (options.param?.length ?? 0) > 0) throw new UsageError("--param draws candidates for --random N; add --random");
-  // A random search takes --grid lists as value lists too (RandomizedSearchCV's lists).
-  const random = options.random !== undefined ? { n_iter: options.random, params: { ...Object.fromEntries(Object.entries(grid).map(([k, v]) => [k, { values: v }])), ...params } } : undefined;
-  const base = specInput(data, options);
-  for (const name of [...Object.keys(grid), ...Object.keys(params)]) {
-    if (base[name] !== undefined) throw new UsageError(`${FLAG_FOR_FIELD[name] ?? name} is fixed but ${name} is also searched (--grid/--param): one or the other`);
-  }
-  try {
-    return parseStudySpec({
-      base,
-      ...(random ? { random } : Object.keys(grid).length > 0 || options.grid ? { grid } : {}),
-      ...(options.scoring !== undefined ? { scoring: options.scoring } : {}),
-      cv: options.cv ?? 5,
-    });
-  } catch (err) {
-    if (!(err instanceof SpecError)) throw err;
-    throw studyUsageError(err);
-  }
-}
-
-function studyUsageError(err: SpecError): UsageError {
-  return new UsageError(
-    err.issues
-      .map((i) => {
-        const [head, name] = i.path.split(".");
-        if (head === "grid") return `--grid${name ? ` ${name}` : ""}: ${i.message}`;
-        if (head === "random") return `--random/--param${i.path.split(".")[2] ? ` ${i.path.split(".")[2]}` : ""}: ${i.message}`;
-        if (head === "scoring" || head === "cv") return `--${head}: ${i.message}`;
-        // A candidate's value of the wrong type: the searched option is named by the grid (its flag would be wrong).
-        if (/\(candidate /.test(i.message) && (SEARCHABLE as string[]).includes(head)) return `--grid ${head}: ${i.message}`;
-        return specUsageError(new SpecError([i])).message;
-      })
-      .join("; "),
-  );
-}
-
-/** One line per progress step: builds and groves settled, and the time left at the rate so far. */
-export function studyProgressLine(p: StudyProgress): string {
-  const eta = p.etaMs !== undefined ? `, ETA ${duration(p.etaMs)}` : "";
-  return `canopy: study ${p.studyId}: builds ${p.buildsDone}/${p.buildsTotal} done, groves ${p.grovesDone}/${p.grovesTotal} (${duration(p.elapsedMs)}${eta})`;
-}
-
-/** The ranked candidates as a table, best first (as sklearn's cv_results_ sorted by rank_test_score). */
-export function rankingTable(report: StudyReport): string {
-  const rows = [...report.candidates].sort((a, b) => a.rank_test_score - b.rank_test_score || a.index - b.index);
-  const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(4) : "nan");
-  const lines = [["rank", `mean ${report.scoring}`, "std", "params"], ...rows.map((c) => [String(c.rank_test_score), fmt(c.mean_test_score), fmt(c.std_test_score), showParams(c.params) + (c.status === "FAILED" ? "  (failed)" : "")])];
-  const widths = lines[0].map((_, i) => Math.max(...lines.map((l) => l[i].length)));
-  return lines.map((l) => l.map((cell, i) => (i === l.length - 1 ? cell : cell.padEnd(widths[i]))).join("  ")).join("\n");
 }
 
 export async function tune(data: string | undefined, raw: Record<string, unknown>): Promise<void> {
