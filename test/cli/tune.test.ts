@@ -59,6 +59,15 @@ describe("canopy tune on iris", () => {
     expect(again.stderr).toMatch(/already done with the same data and search; nothing to train/);
     expect(again.stdout).toMatch(new RegExp(`best accuracy ${ra.best_score_.toFixed(4)}`));
     expect(again.stdout).toMatch(/^rank\s+mean accuracy\s+std\s+params$/m);
+    // canopy status understands a study id.
+    const status = await canopy(["status", ra.studyId, "--root", ".canopy"], a);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(new RegExp(`^study +${ra.studyId}  COMPLETED$`, "m"));
+    expect(status.stdout).toMatch(/^builds +12\/12 done$/m);
+    expect(status.stdout).toMatch(/^groves +36\/36 settled$/m);
+    expect(status.stdout).toMatch(/^page +\S+report\.html$/m);
+    const json = JSON.parse((await canopy(["status", ra.studyId, "--root", ".canopy", "--json"], a)).stdout);
+    expect(json).toMatchObject({ studyId: ra.studyId, status: "COMPLETED", best_params_: ra.best_params_, best_score_: ra.best_score_, builds: { total: 12, done: 12, failed: 0 } });
   });
 
   it("a study killed mid-way and resumed ends identical", { timeout: 180_000 }, async () => {

@@ -70,6 +70,7 @@ export {
   memberStats,
   rankCandidates,
   readStudyManifest,
+  readStudyView,
   resumeStudy,
   settleMember,
   settleStudy,
@@ -78,6 +79,7 @@ export {
   type StudyAggregatePorts,
   type StudyPorts,
   type StudyResumption,
+  type StudyView,
   type StudySubmission,
 } from "./study.ts";
 export {

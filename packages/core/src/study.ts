@@ -353,3 +353,37 @@ export function rankCandidates(scores: number[][]): { mean: number[]; std: numbe
   const best = rank.indexOf(Math.min(...rank));
   return { mean, std, rank, best };
 }
+
+/** What `canopy status <study-id>` shows: the study's counter, its members' groves settled, and its report once ranked. */
+export interface StudyView {
+  summary: BuildSummary;
+  builds: { total: number; done: number; failed: number };
+  groves: { total: number; settled: number };
+  report?: StudyReport;
+  reportKey?: string;
+  pageKey?: string;
+}
+
+/** Reads a study's view (one counter read per member for the groves); undefined for an unknown study. */
+export async function readStudyView(ports: { blobs: BlobStore; ledger: BuildLedger }, studyId: string): Promise<StudyView | undefined> {
+  const summary = await ports.ledger.summary(studyId);
+  if (!summary) return undefined;
+  const manifest = await readStudyManifest(ports.blobs, studyId);
+  let settled = 0;
+  for (const m of manifest.members) {
+    const s = await ports.ledger.summary(m.buildId);
+    if (s) settled += s.landedCount + s.failedCount;
+  }
+  const view: StudyView = {
+    summary,
+    builds: { total: summary.total, done: summary.landedCount + summary.failedCount, failed: summary.failedCount },
+    groves: { total: manifest.groves, settled },
+  };
+  if (summary.status === "COMPLETED" && summary.result) {
+    const bytes = await ports.blobs.get(summary.result.reportKey);
+    if (bytes) view.report = JSON.parse(new TextDecoder().decode(bytes)) as StudyReport;
+    view.reportKey = summary.result.reportKey;
+    if (await ports.blobs.exists(keys.studyReportHtml(studyId))) view.pageKey = keys.studyReportHtml(studyId);
+  }
+  return view;
+}
