@@ -23,6 +23,8 @@ describe("canopy tune: bad usage is one line and exit 2, and writes nothing", ()
     ["an option both fixed and searched", ["--grid", "max_depth=2,3", "--max-depth", "4"], /--max-depth is fixed but max_depth is also searched/],
     ["a study over the cap", ["--grid", `max_depth=${Array.from({ length: 40 }, (_, i) => i + 1).join(",")}`, "--trees", "1000", "--grove-size", "1", "--cv", "5"], /200 builds and 200000 groves; a study is at most 10000 builds and 100000 groves/],
     ["one fold", ["--grid", "max_depth=2,3", "--cv", "1"], /--cv: must be an integer 2..20/],
+    ["--factor without --halving", ["--grid", "max_depth=2,3", "--factor", "2"], /--factor is a setting of --halving; add --halving/],
+    ["halving with nothing to halve", ["--grid", "max_depth=2,3", "--trees", "4", "--grove-size", "2", "--halving"], /--halving: 2 candidates and 4 trees make one round/],
   ];
   it.each(cases)("%s", async (_, args, message) => {
     const dir = await tempDir();
@@ -90,4 +92,24 @@ describe("canopy tune on iris", () => {
     expect(report.candidates.map((c) => c.split_test_scores)).toEqual(reference.candidates.map((c) => c.split_test_scores));
     expect(await models(dir, report)).toEqual(await models(ref, reference));
   });
+
+  it("--halving: the same rounds, survivors and best for 1 or 2 workers; the survivors' builds are extensions", { timeout: 180_000 }, async () => {
+    const args = ["tune", IRIS, "--label", "species", "--grid", "max_depth=1,2,none", "--grid", "min_samples_leaf=1,4,8", "--cv", "3", "--trees", "18", "--grove-size", "3", "--halving", "--min-trees", "2", "--json"];
+    const [a, b] = [await tempDir(), await tempDir()];
+    const one = await canopy([...args, "--workers", "1"], a);
+    const two = await canopy([...args, "--workers", "2"], b);
+    expect(one.code, one.stderr).toBe(0);
+    expect(two.code, two.stderr).toBe(0);
+    const [ra, rb] = [JSON.parse(one.stdout) as StudyReport, JSON.parse(two.stdout) as StudyReport];
+    expect(ra.rounds!.map((r) => [r.trees, r.candidates.length])).toEqual([[2, 9], [6, 3], [18, 1]]);
+    expect(rb.rounds!.map((r) => r.candidates.map((c) => c.split_test_scores))).toEqual(ra.rounds!.map((r) => r.candidates.map((c) => c.split_test_scores)));
+    expect(rb.best_params_).toEqual(ra.best_params_);
+    expect(await models(b, rb)).toEqual(await models(a, ra));
+    for (const id of ra.candidates[0].buildIds) {
+      const manifest = JSON.parse(await readFile(join(a, ".canopy", "builds", id, "spec.json"), "utf8"));
+      expect(manifest.extends).toMatchObject({ trees: 6 });
+    }
+    expect(one.stderr).toMatch(/builds 39\/39 done/);
+  });
 });
+

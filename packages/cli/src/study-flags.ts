@@ -43,6 +43,7 @@ export function studySpec(data: string, options: StudyFlags): StudySpec {
   }
   const params = Object.fromEntries((options.param ?? []).map(parseDistribution));
   if (options.random === undefined && (options.param?.length ?? 0) > 0) throw new UsageError("--param draws candidates for --random N; add --random");
+  if (!options.halving && (options.factor !== undefined || options.minTrees !== undefined)) throw new UsageError(`--${options.factor !== undefined ? "factor" : "min-trees"} is a setting of --halving; add --halving`);
   // A random search takes --grid lists as value lists too (RandomizedSearchCV's lists).
   const random = options.random !== undefined ? { n_iter: options.random, params: { ...Object.fromEntries(Object.entries(grid).map(([k, v]) => [k, { values: v }])), ...params } } : undefined;
   const base = specInput(data, options);
@@ -55,6 +56,7 @@ export function studySpec(data: string, options: StudyFlags): StudySpec {
       ...(random ? { random } : Object.keys(grid).length > 0 || options.grid ? { grid } : {}),
       ...(options.scoring !== undefined ? { scoring: options.scoring } : {}),
       cv: options.cv ?? 5,
+      ...(options.halving ? { halving: { factor: options.factor ?? 3, ...(options.minTrees !== undefined ? { min_resources: options.minTrees } : {}) } } : {}),
     });
   } catch (err) {
     if (!(err instanceof SpecError)) throw err;
@@ -70,6 +72,7 @@ export function studyUsageError(err: SpecError): UsageError {
         if (head === "grid") return `--grid${name ? ` ${name}` : ""}: ${i.message}`;
         if (head === "random") return `--random/--param${i.path.split(".")[2] ? ` ${i.path.split(".")[2]}` : ""}: ${i.message}`;
         if (head === "scoring" || head === "cv") return `--${head}: ${i.message}`;
+        if (head === "halving") return `${name === "factor" ? "--factor" : name === "min_resources" ? "--min-trees" : "--halving"}: ${i.message}`;
         // A candidate's value of the wrong type: the searched option is named by the grid (its flag would be wrong).
         if (/\(candidate /.test(i.message) && (SEARCHABLE as string[]).includes(head)) return `--grid ${head}: ${i.message}`;
         return specUsageError(new SpecError([i])).message;

@@ -69,6 +69,11 @@ export const keys = {
   studyReportHtml(id: string): string {
     return `studies/${studyId(id)}/report.html`;
   },
+  /** Round `round`'s ranking in a halving study (the last round's is the study's report). */
+  studyRound(id: string, round: number): string {
+    if (!Number.isInteger(round) || round < 0 || round > 99) throw new TaskError(`invalid study round ${round}`);
+    return `studies/${studyId(id)}/rounds/${String(round).padStart(2, "0")}.json`;
+  },
 };
 
 /**
@@ -87,6 +92,7 @@ export const KEY_PATTERNS = {
   study: "studies/*/study.json",
   studyReport: "studies/*/report.json",
   studyReportHtml: "studies/*/report.html",
+  studyRound: "studies/*/rounds/*.json",
 } as const satisfies Record<keyof typeof keys, string>;
 
 export type KeyKind = keyof typeof KEY_PATTERNS;

@@ -41,6 +41,8 @@ export interface StudyReport {
   best_params_: Params;
   best_score_: number;
   builds: { total: number; completed: number; failed: number };
+  /** Successive halving: every round's trees and candidates (the last round's are `candidates`). */
+  rounds?: { round: number; trees: number; candidates: StudyCandidate[] }[];
   /** The builds' estimated cost and billed Lambda GB-seconds summed (0 when trained off Lambda), and the study aggregator's run. */
   cost: { buildsUsd: number; billedGbS: number; aggregateMs: number; usd: number };
   tags: Record<string, string>;

@@ -21,6 +21,44 @@ export interface StudySpec {
   scoring: Scoring;
   /** K of the K folds (StratifiedKFold for classification, KFold for regression). */
   cv: number;
+  /**
+   * Successive halving over trees (HalvingGridSearchCV with resource="n_estimators", max_resources = base.n_estimators):
+   * every candidate starts with few trees, the best 1/factor are extended (extendBuild: nothing retrained) each round.
+   * `min_resources` absent: sklearn's "exhaust".
+   */
+  halving?: { factor: number; min_resources?: number };
+}
+
+/** One round of successive halving: trees per build and how many candidates take part. */
+export interface HalvingRound {
+  trees: number;
+  candidates: number;
+}
+
+/**
+ * The rounds scikit-learn 1.9.1's successive halving runs (aggressive_elimination=False): n_required = 1 +
+ * floor(log_factor(candidates)); min_resources "exhaust" = max(1, max // factor^(n_required - 1)); n_possible = 1 +
+ * floor(log_factor(max // min)); rounds = min of both; round i has min * factor^i resources (at most max) and
+ * ceil(candidates / factor^i) candidates (each round keeps the ceiling of a factor-th of the previous).
+ */
+export function halvingRounds(candidates: number, maxResources: number, factor: number, minResources?: number): HalvingRound[] {
+  const log = (x: number) => Math.floor(Math.log(x) / Math.log(factor) + 1e-9);
+  const required = 1 + log(candidates);
+  const min = minResources ?? Math.max(1, Math.floor(maxResources / factor ** (required - 1)));
+  const possible = 1 + log(Math.floor(maxResources / min));
+  const rounds: HalvingRound[] = [];
+  let n = candidates;
+  for (let i = 0; i < Math.min(required, possible); i++) {
+    rounds.push({ trees: Math.min(Math.floor(factor ** i * min), maxResources), candidates: n });
+    n = Math.ceil(n / factor);
+  }
+  return rounds;
+}
+
+/** The ledger record of round `round` of a halving study: the study's own for round 0. */
+export function roundIdFor(studyId: string, round: number): string {
+  if (round === 0) return studyId;
+  return `s-${createHash("sha256").update(`canopy-study-round-v1\n${studyId}\n${round}`).digest("hex").slice(0, 16)}`;
 }
 
 export type ParamValue = number | string | boolean | null;
@@ -66,7 +104,7 @@ export const SEARCHABLE = Object.keys(forestOptionsShape) as (keyof ForestOption
 const bad = (path: string, message: string) => new SpecError([{ path, message }]);
 
 /** Checks a study spec's own fields (the base is parsed as a build spec); throws SpecError naming the field. */
-export function parseStudySpec(input: { base: unknown; grid?: unknown; random?: unknown; scoring?: unknown; cv?: unknown }, task?: "classification" | "regression"): StudySpec {
+export function parseStudySpec(input: { base: unknown; grid?: unknown; random?: unknown; scoring?: unknown; cv?: unknown; halving?: unknown }, task?: "classification" | "regression"): StudySpec {
   const base = parseBuildSpec(input.base);
   if (base.cv) throw bad("cv", "the base spec of a study names no fold: the study makes one build per fold");
   const cv = input.cv ?? 5;
@@ -80,10 +118,31 @@ export function parseStudySpec(input: { base: unknown; grid?: unknown; random?: 
   const grid = input.grid === undefined ? undefined : parseGrid(input.grid);
   const random = input.random === undefined ? undefined : parseRandom(input.random);
   if (!grid && !random) throw bad("grid", "a study needs a search space: --grid name=v1,v2 or --random N --param ...");
-  const spec: StudySpec = { base, ...(grid ? { grid } : {}), ...(random ? { random } : {}), scoring: (scoring ?? "accuracy") as Scoring, cv };
+  const halving = input.halving === undefined ? undefined : parseHalving(input.halving, base.n_estimators);
+  const spec: StudySpec = { base, ...(grid ? { grid } : {}), ...(random ? { random } : {}), scoring: (scoring ?? "accuracy") as Scoring, cv, ...(halving ? { halving } : {}) };
+  if (halving && studyRounds(spec).length < 2)
+    throw bad("halving", `${studyCandidates(spec).length} candidates and ${base.n_estimators} trees make one round: nothing to halve (more candidates or trees, or a smaller min_resources)`);
   // Every candidate must be a valid build: a value of the wrong type is named by its parameter.
   for (const params of studyCandidates(spec)) candidateSpec(spec, params);
   return spec;
+}
+
+function parseHalving(input: unknown, trees: number): NonNullable<StudySpec["halving"]> {
+  const h = input as { factor?: unknown; min_resources?: unknown };
+  if (typeof h !== "object" || h === null) throw bad("halving", `must be { factor, min_resources? } (got ${show(input)})`);
+  const factor = h.factor ?? 3;
+  if (typeof factor !== "number" || !Number.isInteger(factor) || factor < 2) throw bad("halving.factor", `must be an integer >= 2 (got ${show(factor)})`);
+  const min = h.min_resources;
+  if (min !== undefined && (typeof min !== "number" || !Number.isInteger(min) || min < 1 || min >= trees))
+    throw bad("halving.min_resources", `must be an integer 1..${trees - 1}: the trees of the first round, below --trees (got ${show(min)})`);
+  return { factor, ...(min !== undefined ? { min_resources: min } : {}) };
+}
+
+/** The rounds of a study: one (every candidate at base.n_estimators trees) without halving. */
+export function studyRounds(spec: Pick<StudySpec, "halving" | "base" | "grid" | "random">): HalvingRound[] {
+  const n = studyCandidates(spec).length;
+  if (!spec.halving) return [{ trees: spec.base.n_estimators, candidates: n }];
+  return halvingRounds(n, spec.base.n_estimators, spec.halving.factor, spec.halving.min_resources);
 }
 
 function checkName(name: string, path: string): void {
@@ -155,9 +214,9 @@ export function studyCandidates(spec: Pick<StudySpec, "grid" | "random" | "base"
 }
 
 /** The build spec of a candidate (the base with its parameters), validated; errors name the parameter's values. */
-export function candidateSpec(spec: Pick<StudySpec, "base">, params: Params, fold?: { n_splits: number; fold: number }): BuildSpec {
+export function candidateSpec(spec: Pick<StudySpec, "base">, params: Params, fold?: { n_splits: number; fold: number }, trees?: number): BuildSpec {
   try {
-    return parseBuildSpec({ ...spec.base, ...params, ...(fold ? { cv: fold } : {}) });
+    return parseBuildSpec({ ...spec.base, ...params, ...(fold ? { cv: fold } : {}), ...(trees !== undefined ? { n_estimators: trees, grove_size: Math.min(spec.base.grove_size, trees) } : {}) });
   } catch (err) {
     if (!(err instanceof SpecError)) throw err;
     throw new SpecError(err.issues.map((i) => ({ path: i.path, message: `${i.message} (candidate ${showParams(params)})` })));
@@ -176,6 +235,8 @@ export interface StudyMember {
   candidate: number;
   fold: number;
   groves: number;
+  /** A later round's member: the build of the round before that it extends. */
+  extends?: string;
 }
 
 /** builds/…'s sibling for a study: studies/<id>/study.json. */
@@ -188,9 +249,12 @@ export interface StudyManifest {
   packHash: string;
   candidates: Params[];
   members: StudyMember[];
-  /** Trees per member build (the base's n_estimators) and groves in all, for progress. */
+  /** Groves of the members, for progress. */
   groves: number;
   createdAt: number;
+  /** Successive halving: the rounds planned (round 0's manifest), or which round this record counts (later rounds). */
+  rounds?: HalvingRound[];
+  round?: { index: number; root: string; trees: number };
 }
 
 /** Same data + same study spec = same id (the dataset reference aside), as buildIdFor. */
@@ -206,7 +270,9 @@ export function planStudy(spec: StudySpec, pack: PackSummary): { studyId: string
   if (candidates.length > STUDY_LIMITS.maxCandidates)
     throw bad("grid", `${candidates.length} candidates; a study has at most ${STUDY_LIMITS.maxCandidates}`);
   const builds = candidates.length * spec.cv;
-  const grovesEach = groveCount(spec.base.n_estimators, spec.base.grove_size);
+  // With halving the first round's trees; the later rounds extend fewer builds (their groves are checked then).
+  const trees = studyRounds(spec)[0].trees;
+  const grovesEach = groveCount(trees, Math.min(spec.base.grove_size, trees));
   const groves = builds * grovesEach;
   if (builds > STUDY_LIMITS.maxBuilds || groves > STUDY_LIMITS.maxGroves)
     throw bad(
@@ -218,7 +284,7 @@ export function planStudy(spec: StudySpec, pack: PackSummary): { studyId: string
   const specs: BuildSpec[] = [];
   candidates.forEach((params, candidate) => {
     for (let fold = 0; fold < spec.cv; fold++) {
-      const s = candidateSpec(spec, params, { n_splits: spec.cv, fold });
+      const s = candidateSpec(spec, params, { n_splits: spec.cv, fold }, spec.halving ? trees : undefined);
       specs.push(s);
       members.push({ buildId: buildIdFor(pack.hash, s), candidate, fold, groves: planGroves(s.n_estimators, s.grove_size).length });
     }

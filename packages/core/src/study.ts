@@ -6,7 +6,8 @@ import { PackCache } from "./pack-cache.ts";
 import { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier, type TaskQueue } from "./ports.ts";
 import type { BuildReport } from "./report.ts";
 import { resumeBuild, submitBuild, type PreparedDataset } from "./submit.ts";
-import { candidateSpec, parseStudySpec, planStudy, scoreOf, type StudyManifest, type StudySpec } from "./study-spec.ts";
+import { candidateSpec, parseStudySpec, planStudy, roundIdFor, scoreOf, studyRounds, type StudyManifest, type StudyMember, type StudySpec } from "./study-spec.ts";
+import { extendBuild, planExtension } from "./extend.ts";
 import { studyCompletedNotification, studyFailedNotification, type StudyReport, type StudyCandidate } from "./study-report.ts";
 
 /**
@@ -55,6 +56,7 @@ export async function submitStudy(spec: StudySpec, ports: StudyPorts, prepared: 
     members: plan.members,
     groves: plan.groves,
     createdAt: clock.now(),
+    ...(checked.halving ? { rounds: studyRounds(checked) } : {}),
   };
   const key = keys.study(studyId);
   const existing = await ports.blobs.get(key);
@@ -184,6 +186,9 @@ export interface StudyResumption {
  */
 export async function resumeStudy(studyId: string, ports: StudyPorts & { packs?: PackCache }, options: { aggregationLeaseMs?: number } = {}): Promise<StudyResumption> {
   const clock = ports.clock ?? systemClock;
+  // A halving study is at its latest round: resume that one.
+  const head = await studyHead(ports.ledger, studyId);
+  if (head && head.id !== studyId) return { ...(await resumeStudy(head.id, ports, options)), studyId };
   let summary = await ports.ledger.summary(studyId);
   if (!summary) throw new TaskError(`study ${studyId} not found`);
   const manifest = await readStudyManifest(ports.blobs, studyId);
@@ -193,9 +198,19 @@ export async function resumeStudy(studyId: string, ports: StudyPorts & { packs?:
   if (summary.status !== "AGGREGATING") {
     const missing = [];
     for (const m of manifest.members) if (!(await ports.ledger.summary(m.buildId))) missing.push(m);
-    if (missing.length > 0) {
+    if (missing.length > 0 && manifest.round) {
+      // A round of a halving study whose aggregator died while extending: extend what it had not.
+      for (const m of missing) {
+        const member = manifest.members.indexOf(m);
+        const parent = m.extends ? await ports.ledger.summary(m.extends) : undefined;
+        if (parent?.status === "COMPLETED") await extendBuild(m.extends!, manifest.round.trees, ports, { memberOf: { id: studyId, member } });
+        else await ports.ledger.failGrove(studyId, member, `build ${m.extends ?? "?"} of round ${manifest.round.index - 1} did not complete; nothing to extend`);
+        out.submitted.push(m.buildId);
+      }
+    } else if (missing.length > 0) {
       const { pack } = await (ports.packs ?? new PackCache(1)).load(manifest.packHash, manifest.packKey, ports.blobs);
-      const specs = manifest.members.map((m) => candidateSpec(manifest.spec, manifest.candidates[m.candidate], { n_splits: manifest.spec.cv, fold: m.fold }));
+      const trees = manifest.rounds ? manifest.rounds[0].trees : undefined;
+      const specs = manifest.members.map((m) => candidateSpec(manifest.spec, manifest.candidates[m.candidate], { n_splits: manifest.spec.cv, fold: m.fold }, trees));
       out.submitted = await submitMembers(manifest, specs, ports, { pack, packKey: manifest.packKey });
     }
     for (const m of manifest.members) {
@@ -218,6 +233,8 @@ export interface StudyAggregatePorts {
   blobs: BlobStore;
   ledger: BuildLedger;
   notifier: Notifier;
+  /** For successive halving: the next round's new trees are queued here (extendBuild). */
+  queue?: TaskQueue;
   clock?: Clock;
   /** Renders report.html of the study (see @canopy/report); stored beside report.json when given. */
   renderReport?: (report: StudyReport) => string;
@@ -226,113 +243,233 @@ export interface StudyAggregatePorts {
 export type StudyAggregateOutcome =
   | { outcome: "not-claimed"; studyId: string }
   | { outcome: "completed"; studyId: string; report: StudyReport; reportKey: string }
+  /** A round of successive halving ranked: its best candidates' builds extended into the next round's record. */
+  | { outcome: "advanced"; studyId: string; round: number; next: string; survivors: number[] }
   | { outcome: "failed"; studyId: string; reason: string };
+
+/** What one round's members scored: per candidate taking part, its fold scores and what its builds cost. */
+interface RoundResult {
+  index: number;
+  trees: number;
+  candidates: StudyCandidate[];
+  buildsUsd: number;
+  billedGbS: number;
+  builds: { total: number; completed: number; failed: number };
+}
+
+async function scoreRound(manifest: StudyManifest, record: NonNullable<Awaited<ReturnType<BuildLedger["get"]>>>, blobs: BlobStore): Promise<RoundResult> {
+  const entries = new Map<number, SettledGrove>();
+  for (const g of record.landed) entries.set(g, { grove: g, outcome: "landed", stats: record.groveStats[g] });
+  for (const f of record.failed) entries.set(f.grove, { grove: f.grove, outcome: "failed", error: f.error });
+  const K = manifest.spec.cv;
+  const taking = [...new Set(manifest.members.map((m) => m.candidate))].sort((a, b) => a - b);
+  const slot = new Map(taking.map((c, i) => [c, i]));
+  const scores: number[][] = taking.map(() => new Array<number>(K).fill(Number.NaN));
+  const per = taking.map(() => ({ trees: 0, ms: 0, usd: 0, failed: [] as string[], builds: [] as string[] }));
+  let buildsUsd = 0;
+  let billedGbS = 0;
+  for (const [member, m] of manifest.members.entries()) {
+    const i = slot.get(m.candidate)!;
+    const c = per[i];
+    c.builds.push(m.buildId);
+    const entry = entries.get(member);
+    if (!entry) throw new AggregationError(`member ${member} (build ${m.buildId}) has not landed`);
+    if (entry.outcome === "failed") {
+      c.failed.push(entry.error);
+      continue;
+    }
+    const key = keys.report(m.buildId);
+    const bytes = await blobs.get(key);
+    if (!bytes) throw new AggregationError(`member ${member} landed but ${key} is missing`);
+    if (sha256Hex(bytes) !== entry.stats.digest) throw new AggregationError(`member ${member}: ${key} is not the report that landed`);
+    const r = JSON.parse(new TextDecoder().decode(bytes)) as BuildReport;
+    scores[i][m.fold] = scoreOf(manifest.spec.scoring, r.metrics as unknown as Record<string, number>);
+    c.trees += r.model.trees;
+    c.ms += r.timings.totalMs;
+    c.usd += r.cost.usd.total;
+    buildsUsd += r.cost.usd.total;
+    billedGbS += r.cost.totals.billedGbS;
+  }
+  const ranked = rankCandidates(scores);
+  const candidates: StudyCandidate[] = taking.map((index, i) => ({
+    index,
+    params: manifest.candidates[index],
+    buildIds: per[i].builds,
+    split_test_scores: scores[i],
+    mean_test_score: ranked.mean[i],
+    std_test_score: ranked.std[i],
+    rank_test_score: ranked.rank[i],
+    status: per[i].failed.length === 0 ? "COMPLETED" : "FAILED",
+    ...(per[i].failed.length > 0 ? { error: per[i].failed[0] } : {}),
+    trees: per[i].trees,
+    timeMs: per[i].ms,
+    usd: per[i].usd,
+  }));
+  return {
+    index: manifest.round?.index ?? 0,
+    trees: manifest.round?.trees ?? (manifest.rounds ? manifest.rounds[0].trees : manifest.spec.base.n_estimators),
+    candidates,
+    buildsUsd,
+    billedGbS,
+    builds: { total: manifest.members.length, completed: record.landed.length, failed: record.failed.length },
+  };
+}
+
+/**
+ * The `k` best candidates of a round, as sklearn's _top_k: by mean score, NaN below every number; ties keep the
+ * lower candidate index (a stable order).
+ */
+export function topCandidates(candidates: Pick<StudyCandidate, "index" | "mean_test_score">[], k: number): number[] {
+  const key = (c: Pick<StudyCandidate, "mean_test_score">) => (Number.isNaN(c.mean_test_score) ? Number.NEGATIVE_INFINITY : c.mean_test_score);
+  return [...candidates]
+    .sort((a, b) => key(b) - key(a) || a.index - b.index)
+    .slice(0, k)
+    .map((c) => c.index)
+    .sort((a, b) => a - b);
+}
 
 /**
  * Ranks a study whose members are all in, as GridSearchCV does (scikit-learn 1.9.1, `_format_results`): per candidate
  * the mean and (population) standard deviation of its fold scores, `rank_test_score` = rankdata(-mean, "min") with
  * NaN means ranked last, `best_index_` the first rank 1. A member that failed scores NaN (error_score=nan). Safe on
  * every trigger: only the claim winner proceeds; one notification.
+ *
+ * With successive halving, a round other than the last keeps its best ceil(candidates / factor) and extends their
+ * fold builds to the next round's trees (extendBuild: the trees already trained are copied, not retrained) as the
+ * members of the next round's record; the last round ranks the survivors and publishes the study's notification.
  */
 export async function aggregateStudy(studyId: string, ports: StudyAggregatePorts): Promise<StudyAggregateOutcome> {
   const clock = ports.clock ?? systemClock;
   if (!(await ports.ledger.claimAggregation(studyId))) return { outcome: "not-claimed", studyId };
   let report: StudyReport;
+  let root = studyId;
   try {
     const started = clock.now();
     const record = await ports.ledger.get(studyId);
     if (!record) throw new AggregationError(`study ${studyId} vanished from the ledger`);
     const manifest = await readStudyManifest(ports.blobs, studyId);
-    const entries = new Map<number, SettledGrove>();
-    for (const g of record.landed) entries.set(g, { grove: g, outcome: "landed", stats: record.groveStats[g] });
-    for (const f of record.failed) entries.set(f.grove, { grove: f.grove, outcome: "failed", error: f.error });
-    const K = manifest.spec.cv;
-    const scores: number[][] = manifest.candidates.map(() => new Array<number>(K).fill(Number.NaN));
-    const perCandidate = manifest.candidates.map(() => ({ trees: 0, ms: 0, usd: 0, failed: [] as string[], builds: [] as string[] }));
-    let buildsUsd = 0;
-    let billedGbS = 0;
-    for (const [member, m] of manifest.members.entries()) {
-      const entry = entries.get(member);
-      const c = perCandidate[m.candidate];
-      c.builds.push(m.buildId);
-      if (!entry) throw new AggregationError(`member ${member} (build ${m.buildId}) has not landed`);
-      if (entry.outcome === "failed") {
-        c.failed.push(entry.error);
-        continue;
-      }
-      const key = keys.report(m.buildId);
-      const bytes = await ports.blobs.get(key);
-      if (!bytes) throw new AggregationError(`member ${member} landed but ${key} is missing`);
-      if (sha256Hex(bytes) !== entry.stats.digest) throw new AggregationError(`member ${member}: ${key} is not the report that landed`);
-      const r = JSON.parse(new TextDecoder().decode(bytes)) as BuildReport;
-      scores[m.candidate][m.fold] = scoreOf(manifest.spec.scoring, r.metrics as unknown as Record<string, number>);
-      c.trees += r.model.trees;
-      c.ms += r.timings.totalMs;
-      c.usd += r.cost.usd.total;
-      buildsUsd += r.cost.usd.total;
-      billedGbS += r.cost.totals.billedGbS;
+    root = manifest.round?.root ?? studyId;
+    const rootManifest = manifest.round ? await readStudyManifest(ports.blobs, root) : manifest;
+    const rounds = rootManifest.rounds;
+    const result = await scoreRound(manifest, record, ports.blobs);
+    if (rounds && result.index < rounds.length - 1) {
+      const next = await startNextRound(rootManifest, manifest, result, ports);
+      await ports.blobs.put(keys.studyRound(root, result.index), encode(result), CONTENT_TYPES.json);
+      if (!(await ports.ledger.complete(studyId, { reportKey: keys.studyRound(root, result.index), metrics: { next_round: next.id, round: result.index } })))
+        throw new AggregationError("the round left AGGREGATING while it was being ranked");
+      return { outcome: "advanced", studyId, round: result.index, next: next.id, survivors: next.survivors };
     }
-    const ranked = rankCandidates(scores);
-    const candidates: StudyCandidate[] = manifest.candidates.map((params, i) => ({
-      index: i,
-      params,
-      buildIds: perCandidate[i].builds,
-      split_test_scores: scores[i],
-      mean_test_score: ranked.mean[i],
-      std_test_score: ranked.std[i],
-      rank_test_score: ranked.rank[i],
-      status: perCandidate[i].failed.length === 0 ? "COMPLETED" : "FAILED",
-      ...(perCandidate[i].failed.length > 0 ? { error: perCandidate[i].failed[0] } : {}),
-      trees: perCandidate[i].trees,
-      timeMs: perCandidate[i].ms,
-      usd: perCandidate[i].usd,
-    }));
-    const best = ranked.best;
-    if (Number.isNaN(ranked.mean[best])) throw new AggregationError("every candidate failed or scored NaN: there is no best candidate");
+    // The last round (or the only one): the study's result.
+    const earlier: RoundResult[] = [];
+    for (let i = 0; i < result.index; i++) {
+      const bytes = await ports.blobs.get(keys.studyRound(root, i));
+      if (!bytes) throw new AggregationError(`round ${i} of study ${root} has no result (${keys.studyRound(root, i)})`);
+      const r = JSON.parse(new TextDecoder().decode(bytes)) as RoundResult;
+      // JSON has no NaN: a failed candidate's scores were written as null.
+      for (const c of r.candidates) {
+        c.split_test_scores = c.split_test_scores.map((x) => x ?? Number.NaN);
+        c.mean_test_score ??= Number.NaN;
+        c.std_test_score ??= Number.NaN;
+      }
+      earlier.push(r);
+    }
+    const best = result.candidates.find((c) => c.rank_test_score === Math.min(...result.candidates.map((x) => x.rank_test_score)))!;
+    if (!Number.isFinite(best.mean_test_score)) throw new AggregationError("every candidate failed or scored NaN: there is no best candidate");
+    const all = [...earlier, result];
+    const buildsUsd = all.reduce((sum, r) => sum + r.buildsUsd, 0);
     const completedAt = clock.now();
+    const rootRecord = root === studyId ? record : await ports.ledger.summary(root);
     report = {
       v: 1,
       kind: "study",
-      studyId,
+      studyId: root,
       status: "COMPLETED",
-      spec: manifest.spec,
-      task: manifest.task,
-      scoring: manifest.spec.scoring,
+      spec: rootManifest.spec,
+      task: rootManifest.task,
+      scoring: rootManifest.spec.scoring,
       greaterIsBetter: true,
-      cv: K,
-      packKey: manifest.packKey,
-      candidates,
-      best_index_: best,
-      best_params_: manifest.candidates[best],
-      best_score_: ranked.mean[best],
-      builds: { total: manifest.members.length, completed: record.landed.length, failed: record.failed.length },
-      cost: { buildsUsd, billedGbS, aggregateMs: completedAt - started, usd: buildsUsd },
-      tags: record.tags,
-      createdAt: record.createdAt,
+      cv: rootManifest.spec.cv,
+      packKey: rootManifest.packKey,
+      candidates: result.candidates,
+      best_index_: best.index,
+      best_params_: best.params,
+      best_score_: best.mean_test_score,
+      builds: all.reduce((b, r) => ({ total: b.total + r.builds.total, completed: b.completed + r.builds.completed, failed: b.failed + r.builds.failed }), { total: 0, completed: 0, failed: 0 }),
+      ...(rounds ? { rounds: all.map((r) => ({ round: r.index, trees: r.trees, candidates: r.candidates })) } : {}),
+      cost: { buildsUsd, billedGbS: all.reduce((sum, r) => sum + r.billedGbS, 0), aggregateMs: completedAt - started, usd: buildsUsd },
+      tags: rootRecord?.tags ?? record.tags,
+      createdAt: rootRecord?.createdAt ?? record.createdAt,
       completedAt,
     };
-    const reportKey = keys.studyReport(studyId);
+    const reportKey = keys.studyReport(root);
     await ports.blobs.put(reportKey, encode(report), CONTENT_TYPES.json);
     if (ports.renderReport) {
       try {
-        await ports.blobs.put(keys.studyReportHtml(studyId), new TextEncoder().encode(ports.renderReport(report)), CONTENT_TYPES.html);
+        await ports.blobs.put(keys.studyReportHtml(root), new TextEncoder().encode(ports.renderReport(report)), CONTENT_TYPES.html);
       } catch {
         // The page is a view of report.json: failing to make it must not fail the study.
       }
     }
-    const metrics = { [manifest.spec.scoring]: report.best_score_, best_index: best };
+    const metrics = { [rootManifest.spec.scoring]: report.best_score_, best_index: report.best_index_ };
     if (!(await ports.ledger.complete(studyId, { reportKey, metrics })))
       throw new AggregationError("the study left AGGREGATING while it was being ranked");
   } catch (err) {
     const reason = `study aggregation failed: ${errorLine(err)}`;
     if (await ports.ledger.fail(studyId, reason)) {
       const summary = await ports.ledger.summary(studyId);
-      if (summary) await ports.notifier.publish(studyFailedNotification(summary, reason));
+      if (summary) await ports.notifier.publish(studyFailedNotification({ ...summary, buildId: root }, reason));
     }
     return { outcome: "failed", studyId, reason };
   }
   await ports.notifier.publish(studyCompletedNotification(report));
-  return { outcome: "completed", studyId, report, reportKey: keys.studyReport(studyId) };
+  return { outcome: "completed", studyId: root, report, reportKey: keys.studyReport(root) };
+}
+
+/**
+ * The next round of a halving study: its manifest and record (TRAINING before any member can land), then each
+ * survivor's fold builds extended to the round's trees, naming the round's record. Idempotent: a redriven round
+ * finds the record and the extensions made before it died and lands the finished ones.
+ */
+async function startNextRound(root: StudyManifest, current: StudyManifest, result: RoundResult, ports: StudyAggregatePorts): Promise<{ id: string; survivors: number[] }> {
+  if (!ports.queue) throw new AggregationError("successive halving needs the grove queue to extend the survivors' builds");
+  const clock = ports.clock ?? systemClock;
+  const rounds = root.rounds!;
+  const index = result.index + 1;
+  const { trees, candidates: keep } = rounds[index];
+  const survivors = topCandidates(result.candidates, keep);
+  const id = roundIdFor(root.studyId, index);
+  const K = root.spec.cv;
+  const byCandidateFold = new Map(current.members.map((m) => [`${m.candidate}/${m.fold}`, m.buildId]));
+  const parents = survivors.flatMap((c) => Array.from({ length: K }, (_, fold) => ({ candidate: c, fold, parent: byCandidateFold.get(`${c}/${fold}`)! })));
+  const members: StudyMember[] = [];
+  for (const p of parents) {
+    const plan = await planExtension(p.parent, trees, ports).catch(() => undefined); // a FAILED parent: the member fails below
+    members.push({ buildId: plan?.manifest.buildId ?? p.parent, candidate: p.candidate, fold: p.fold, groves: plan?.manifest.groves.length ?? 0, extends: p.parent });
+  }
+  const manifest: StudyManifest = {
+    ...root,
+    studyId: id,
+    members,
+    groves: members.reduce((sum, m) => sum + m.groves, 0),
+    createdAt: clock.now(),
+    round: { index, root: root.studyId, trees },
+  };
+  delete manifest.rounds;
+  const key = keys.study(id);
+  if (!(await ports.blobs.exists(key))) await ports.blobs.put(key, encode(manifest), CONTENT_TYPES.json);
+  if (await ports.ledger.create(newBuildRecord({ buildId: id, total: members.length, tolerated: members.length - 1, tags: root.spec.base.tags, now: clock.now() })))
+    await ports.ledger.startTraining(id);
+  const submit = { blobs: ports.blobs, ledger: ports.ledger, queue: ports.queue, clock };
+  for (const [member, p] of parents.entries()) {
+    const parent = await ports.ledger.summary(p.parent);
+    if (parent?.status !== "COMPLETED") {
+      await ports.ledger.failGrove(id, member, `build ${p.parent} of round ${index - 1} did not complete; nothing to extend`);
+      continue;
+    }
+    await extendBuild(p.parent, trees, submit, { memberOf: { id, member } });
+  }
+  await settleStudy(id, { blobs: ports.blobs, ledger: ports.ledger, clock, manifest });
+  return { id, survivors };
 }
 
 /**
@@ -354,9 +491,29 @@ export function rankCandidates(scores: number[][]): { mean: number[]; std: numbe
   return { mean, std, rank, best };
 }
 
+/**
+ * The record a study is at: its own, or with successive halving the latest round's (a ranked round names the next in
+ * its result). What status, resume and waiting read.
+ */
+export async function studyHead(ledger: BuildLedger, studyId: string): Promise<{ id: string; round: number; summary: BuildSummary } | undefined> {
+  let id = studyId;
+  let summary = await ledger.summary(id);
+  let round = 0;
+  while (summary?.status === "COMPLETED" && typeof summary.result?.metrics?.next_round === "string") {
+    const next = await ledger.summary(summary.result.metrics.next_round);
+    if (!next) break; // the next round's record is being made: this one is the head until it exists
+    id = summary.result.metrics.next_round;
+    summary = next;
+    round++;
+  }
+  return summary && { id, round, summary };
+}
+
 /** What `canopy status <study-id>` shows: the study's counter, its members' groves settled, and its report once ranked. */
 export interface StudyView {
   summary: BuildSummary;
+  /** Successive halving: the round under way (absent for round 0 and studies without rounds). */
+  round?: number;
   builds: { total: number; done: number; failed: number };
   groves: { total: number; settled: number };
   report?: StudyReport;
@@ -366,9 +523,10 @@ export interface StudyView {
 
 /** Reads a study's view (one counter read per member for the groves); undefined for an unknown study. */
 export async function readStudyView(ports: { blobs: BlobStore; ledger: BuildLedger }, studyId: string): Promise<StudyView | undefined> {
-  const summary = await ports.ledger.summary(studyId);
-  if (!summary) return undefined;
-  const manifest = await readStudyManifest(ports.blobs, studyId);
+  const head = await studyHead(ports.ledger, studyId);
+  if (!head) return undefined;
+  const summary = head.round > 0 ? { ...head.summary, buildId: studyId } : head.summary;
+  const manifest = await readStudyManifest(ports.blobs, head.id);
   let settled = 0;
   for (const m of manifest.members) {
     const s = await ports.ledger.summary(m.buildId);
@@ -376,13 +534,14 @@ export async function readStudyView(ports: { blobs: BlobStore; ledger: BuildLedg
   }
   const view: StudyView = {
     summary,
+    ...(head.round > 0 ? { round: head.round } : {}),
     builds: { total: summary.total, done: summary.landedCount + summary.failedCount, failed: summary.failedCount },
     groves: { total: manifest.groves, settled },
   };
   if (summary.status === "COMPLETED" && summary.result) {
-    const bytes = await ports.blobs.get(summary.result.reportKey);
+    const bytes = await ports.blobs.get(keys.studyReport(studyId));
     if (bytes) view.report = JSON.parse(new TextDecoder().decode(bytes)) as StudyReport;
-    view.reportKey = summary.result.reportKey;
+    view.reportKey = keys.studyReport(studyId);
     if (await ports.blobs.exists(keys.studyReportHtml(studyId))) view.pageKey = keys.studyReportHtml(studyId);
   }
   return view;

@@ -40,6 +40,7 @@ describe("key patterns (what IAM grants are scoped to)", () => {
     study: [keys.study("s-00ff00ff00ff00ff")],
     studyReport: [keys.studyReport("s-00ff00ff00ff00ff")],
     studyReportHtml: [keys.studyReportHtml("s-00ff00ff00ff00ff")],
+    studyRound: [keys.studyRound("s-00ff00ff00ff00ff", 0), keys.studyRound("s-00ff00ff00ff00ff", 12)],
   };
 
   it("has a pattern for every kind of key", () => {

@@ -3,8 +3,8 @@ import { aggregate } from "../src/aggregate.ts";
 import { keys } from "../src/keys.ts";
 import { isAggregationTrigger } from "../src/ledger.ts";
 import { prepareBuildData, resumeStudy, submitStudy } from "../src/index.ts";
-import { aggregateStudy, rankCandidates, settleStudy } from "../src/study.ts";
-import { parseStudySpec, planStudy, studyCandidates, STUDY_LIMITS } from "../src/study-spec.ts";
+import { aggregateStudy, rankCandidates, settleStudy, topCandidates } from "../src/study.ts";
+import { halvingRounds, parseStudySpec, planStudy, studyCandidates, studyRounds, STUDY_LIMITS } from "../src/study-spec.ts";
 import type { StudyReport } from "../src/study-report.ts";
 import { trainGrove } from "../src/train-grove.ts";
 import { isStudyId } from "../src/keys.ts";
@@ -23,7 +23,7 @@ function studyPipeline(deliveries = 1) {
     if (!isAggregationTrigger(change)) return;
     const id = change.new.buildId;
     for (let i = 0; i < deliveries; i++)
-      work.push(isStudyId(id) ? aggregateStudy(id, { blobs, ledger, notifier, clock }) : aggregate(id, { blobs, ledger, notifier, clock }));
+      work.push(isStudyId(id) ? aggregateStudy(id, { blobs, ledger, notifier, queue, clock }) : aggregate(id, { blobs, ledger, notifier, clock }));
   });
   const drain = async (order: (n: number) => number[] = (n) => [...Array(n).keys()], copies = 1) => {
     for (;;) {
@@ -229,5 +229,66 @@ describe("the sweeper never loses a study", () => {
     expect(notifier.studies).toHaveLength(1);
     // Nothing was re-queued: a study's members are builds, swept on their own.
     expect(queue.messages).toHaveLength(0);
+  });
+});
+
+describe("successive halving over trees", () => {
+  it("plans the rounds as scikit-learn 1.9.1's HalvingGridSearchCV (min_resources exhaust, factor 3)", () => {
+    // 12 candidates, 100 trees: n_required 3, min 100 // 9 = 11; rounds 11, 33, 99 trees for 12, 4, 2 candidates.
+    expect(halvingRounds(12, 100, 3)).toEqual([
+      { trees: 11, candidates: 12 },
+      { trees: 33, candidates: 4 },
+      { trees: 99, candidates: 2 },
+    ]);
+    expect(halvingRounds(8, 40, 2, 5)).toEqual([
+      { trees: 5, candidates: 8 },
+      { trees: 10, candidates: 4 },
+      { trees: 20, candidates: 2 },
+      { trees: 40, candidates: 1 },
+    ]);
+    // Too few trees to halve as often as the candidates would need: the rounds the trees allow.
+    expect(halvingRounds(27, 9, 3, 3)).toEqual([
+      { trees: 3, candidates: 27 },
+      { trees: 9, candidates: 9 },
+    ]);
+    expect(() => parseStudySpec({ base, grid: { max_depth: [1] }, halving: { factor: 3 } })).toThrow(/halving: 1 candidates and 12 trees make one round/);
+  });
+
+  it("keeps the best third each round and extends their builds, nothing retrained: the survivors' forests are the fresh full-size builds' bytes", async () => {
+    const p = studyPipeline();
+    const spec = parseStudySpec({ base: { ...base, n_estimators: 18, grove_size: 2 }, grid: { max_depth: [1, 2, null], min_samples_leaf: [1, 4, 8] }, cv: 2, halving: { factor: 3, min_resources: 2 } });
+    // 9 candidates, 18 trees from 2: rounds of 2, 6 and 18 trees for 9, 3 and 1 candidates.
+    expect(studyRounds(spec)).toEqual([
+      { trees: 2, candidates: 9 },
+      { trees: 6, candidates: 3 },
+      { trees: 18, candidates: 1 },
+    ]);
+    const prepared = await prepareBuildData(spec.base, fixture("iris"), p.blobs, { clock: p.clock });
+    const { studyId } = await submitStudy(spec, p, prepared);
+    await p.drain();
+    expect(p.notifier.studies).toHaveLength(1);
+    expect(p.notifier.studies[0].type, p.notifier.studies[0].reason).toBe("study.completed");
+    const report = JSON.parse(new TextDecoder().decode(await p.blobs.get(keys.studyReport(studyId)))) as StudyReport;
+    expect(report.rounds!.map((r) => [r.trees, r.candidates.length])).toEqual([[2, 9], [6, 3], [18, 1]]);
+    // Each round's survivors are the previous round's best.
+    for (let i = 1; i < 3; i++) expect(report.rounds![i].candidates.map((c) => c.index)).toEqual(topCandidates(report.rounds![i - 1].candidates, report.rounds![i].candidates.length));
+    expect(report.best_index_).toBe(report.rounds![2].candidates[0].index);
+    expect(report.builds).toEqual({ total: 18 + 6 + 2, completed: 26, failed: 0 });
+    // The best's 18-tree fold builds were extended (groves copied) and are the bytes a fresh 18-tree build gives.
+    const fresh = studyPipeline();
+    const freshPrepared = await prepareBuildData(spec.base, fixture("iris"), fresh.blobs, { clock: fresh.clock });
+    for (const [fold, buildId] of report.candidates[0].buildIds.entries()) {
+      const manifest = JSON.parse(new TextDecoder().decode(await p.blobs.get(keys.spec(buildId))));
+      expect(manifest.extends.trees).toBe(6);
+      const { submitBuild } = await import("../src/submit.ts");
+      const { candidateSpec } = await import("../src/study-spec.ts");
+      const s = await submitBuild(candidateSpec(spec, report.best_params_, { n_splits: 2, fold }, 18), fresh, freshPrepared);
+      expect(s.buildId).toBe(buildId);
+      await fresh.drain();
+      expect(await fresh.blobs.get(keys.model(buildId))).toEqual(await p.blobs.get(keys.model(buildId)));
+    }
+    // The study record is round 0's; the view follows the rounds to the last.
+    const { readStudyView } = await import("../src/study.ts");
+    expect(await readStudyView(p, studyId)).toMatchObject({ round: 2, builds: { total: 2, done: 2 }, report: { best_index_: report.best_index_ } });
   });
 });

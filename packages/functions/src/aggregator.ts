@@ -13,6 +13,7 @@ import {
   type Clock,
   type Notifier,
   type Prices,
+  type TaskQueue,
 } from "@canopy/core";
 import { renderReport } from "@canopy/report";
 import { changeFromStreamRecord } from "@canopy/runtime-aws";
@@ -21,7 +22,8 @@ import { resources } from "./resources.ts";
 import { functionLogger, memoryMb } from "./runtime.ts";
 
 export interface AggregatorDeps {
-  ports?: () => Promise<{ blobs: BlobStore; ledger: BuildLedger; notifier: Notifier }>;
+  /** `queue`: where a halving study's next round queues its new trees (the aggregator extends the survivors' builds). */
+  ports?: () => Promise<{ blobs: BlobStore; ledger: BuildLedger; notifier: Notifier; queue?: TaskQueue }>;
   packs?: PackCache;
   logger?: Logger;
   clock?: Clock;
@@ -42,7 +44,8 @@ export function createAggregator(deps: AggregatorDeps = {}) {
   const packs = deps.packs ?? new PackCache(2);
   const logger = deps.logger ?? functionLogger("aggregator");
   const getPorts =
-    deps.ports ?? (async () => ({ blobs: await resources.blobs(), ledger: await resources.ledger(), notifier: await resources.notifier() }));
+    deps.ports ??
+    (async () => ({ blobs: await resources.blobs(), ledger: await resources.ledger(), notifier: await resources.notifier(), queue: await resources.queue() }));
   let prices = deps.prices;
 
   return async (event: DynamoDBStreamEvent, context: Context): Promise<DynamoDBBatchResponse> => {

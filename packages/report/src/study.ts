@@ -68,6 +68,30 @@ function rankedTable(r: StudyReport): string {
   );
 }
 
+/** Successive halving: each round's trees, candidates and the best there. */
+function roundsSection(r: StudyReport): string {
+  if (!r.rounds) return "";
+  const rows = r.rounds.map((round) => {
+    const best = [...round.candidates].sort((a, b) => a.rank_test_score - b.rank_test_score || a.index - b.index)[0];
+    return { round, best };
+  });
+  return section(
+    "rounds",
+    "Rounds of successive halving",
+    sortableTable(
+      rows,
+      [
+        { head: "round", cell: (x) => String(x.round.round), numeric: true },
+        { head: "trees", cell: (x) => String(x.round.trees), numeric: true },
+        { head: "candidates", cell: (x) => String(x.round.candidates.length), numeric: true },
+        { head: `best mean ${r.scoring}`, cell: (x) => num(x.best?.mean_test_score), numeric: true },
+        { head: "best there", cell: (x) => esc(x.best ? showParams(x.best.params) : "–") },
+      ],
+      `Each round keeps the best 1/${r.spec.halving?.factor ?? 3} and extends their builds with more trees (the trees already trained are copied, not retrained)`,
+    ),
+  );
+}
+
 function bestSection(r: StudyReport): string {
   const best = r.candidates[r.best_index_];
   const links = best.buildIds
@@ -121,6 +145,7 @@ export function renderStudy(r: StudyReport): string {
   const parts: [string, string][] = [
     ["ranking", rankedTable(r)],
     ["params", paramCharts(r, charts)],
+    ["rounds", roundsSection(r)],
     ["best", bestSection(r)],
     ["spec", specSection(r)],
   ];
@@ -132,6 +157,7 @@ export function renderStudy(r: StudyReport): string {
     nav: [
       ["ranking", "Ranking"],
       ["params", "Score by parameter"],
+      ...(r.rounds ? ([["rounds", "Rounds"]] as [string, string][]) : []),
       ["best", "Best"],
       ["spec", "Search"],
     ],

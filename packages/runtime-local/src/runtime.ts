@@ -8,7 +8,10 @@ import {
   planStudy,
   readStudyManifest,
   resumeStudy,
+  roundIdFor,
   settleStudy,
+  studyHead,
+  studyRounds,
   submitStudy,
   type CanopyNotification,
   type StudyNotification,
@@ -161,6 +164,10 @@ export interface LocalRuntime extends Runtime {
 interface StudyRun {
   studyId: string;
   members: Map<string, { settled: number; groves: number }>;
+  /** Its ledger records: the study's, and with successive halving each round's, with their members settled. */
+  records: Map<string, number>;
+  /** Member builds over every round (the plan's), when known. */
+  plannedBuilds?: number;
   buildsDone: number;
   startedAt: number;
   onProgress?: (progress: StudyProgress) => void;
@@ -299,9 +306,11 @@ class EmbeddedRuntime implements LocalRuntime {
     this.share(prepared.pack);
     const checked = parseStudySpec(spec, prepared.pack.target.task);
     const plan = planStudy(checked, prepared.pack);
-    const existing = await this.ledger.summary(plan.studyId);
-    if (existing && !isTerminal(existing)) return this.resumeStudy(plan.studyId, options);
-    const run = this.trackStudy(plan.studyId, plan.members, options.onProgress);
+    const existing = (await studyHead(this.ledger, plan.studyId))?.summary;
+    if (existing && (!isTerminal(existing) || existing.result?.metrics?.next_round)) return this.resumeStudy(plan.studyId, options);
+    const rounds = studyRounds(checked);
+    const run = this.trackStudy(plan.studyId, plan.members, options.onProgress, rounds.length);
+    run.plannedBuilds = rounds.reduce((sum, r) => sum + r.candidates * checked.cv, 0);
     try {
       if (!existing) await submitStudy(checked, this.ports(), prepared);
       await this.studyStarted(run);
@@ -318,9 +327,11 @@ class EmbeddedRuntime implements LocalRuntime {
     const manifest = await readStudyManifest(this.blobs, studyId);
     const running = this.studies.get(studyId);
     if (running) return running.outcome;
-    const run = this.trackStudy(studyId, manifest.members, options.onProgress);
+    const run = this.trackStudy(studyId, manifest.members, options.onProgress, manifest.rounds?.length ?? 1);
+    if (manifest.rounds) run.plannedBuilds = manifest.rounds.reduce((sum, r) => sum + r.candidates * manifest.spec.cv, 0);
     try {
-      if (!isTerminal(summary)) {
+      const head = (await studyHead(this.ledger, studyId))!.summary;
+      if (!isTerminal(head) || head.result?.metrics?.next_round) {
         await this.loadPack(manifest.packKey, manifest.packHash);
         // This process owns the store: a claim found here is dead (lease 0), as for a build.
         await resumeStudy(studyId, { ...this.ports(), packs: this.packs }, { aggregationLeaseMs: 0 });
@@ -336,7 +347,7 @@ class EmbeddedRuntime implements LocalRuntime {
     return { blobs: this.blobs, ledger: this.ledger, queue: this.queue, clock: this.clock };
   }
 
-  private trackStudy(studyId: string, members: { buildId: string; groves: number }[], onProgress?: (p: StudyProgress) => void): StudyRun {
+  private trackStudy(studyId: string, members: { buildId: string; groves: number }[], onProgress?: (p: StudyProgress) => void, rounds = 1): StudyRun {
     let finish!: (n?: StudyNotification) => void;
     let abort!: (err: Error) => void;
     const ended = new Promise<StudyNotification | undefined>((res, rej) => {
@@ -346,6 +357,7 @@ class EmbeddedRuntime implements LocalRuntime {
     const run: StudyRun = {
       studyId,
       members: new Map(members.map((m) => [m.buildId, { settled: 0, groves: m.groves }])),
+      records: new Map(Array.from({ length: rounds }, (_, i) => [roundIdFor(studyId, i), 0])),
       buildsDone: 0,
       startedAt: this.clock.now(),
       ...(onProgress ? { onProgress } : {}),
@@ -368,10 +380,15 @@ class EmbeddedRuntime implements LocalRuntime {
       const s = await this.ledger.summary(buildId);
       if (s) m.settled = Math.max(m.settled, s.landedCount + s.failedCount);
     }
-    const summary = await this.ledger.summary(run.studyId);
-    if (summary) run.buildsDone = Math.max(run.buildsDone, summary.landedCount + summary.failedCount);
+    const head = await studyHead(this.ledger, run.studyId);
+    for (let i = 0; i <= (head?.round ?? 0); i++) {
+      const id = roundIdFor(run.studyId, i);
+      const s = await this.ledger.summary(id);
+      if (s) run.records.set(id, s.landedCount + s.failedCount);
+    }
+    run.buildsDone = [...run.records.values()].reduce((a, b) => a + b, 0);
     this.studyProgress(run);
-    if (summary && isTerminal(summary)) run.finish();
+    if (head && isTerminal(head.summary) && !(head.summary.status === "COMPLETED" && head.summary.result?.metrics?.next_round)) run.finish();
   }
 
   private studyProgress(run: StudyRun): void {
@@ -385,19 +402,21 @@ class EmbeddedRuntime implements LocalRuntime {
     const elapsedMs = this.clock.now() - run.startedAt;
     const eta = grovesDone > 0 && grovesDone < grovesTotal ? { etaMs: Math.round((elapsedMs * (grovesTotal - grovesDone)) / grovesDone) } : {};
     try {
-      run.onProgress({ studyId: run.studyId, buildsDone: run.buildsDone, buildsTotal: run.members.size, grovesDone, grovesTotal, elapsedMs, ...eta });
+      run.onProgress({ studyId: run.studyId, buildsDone: run.buildsDone, buildsTotal: Math.max(run.plannedBuilds ?? 0, run.members.size), grovesDone, grovesTotal, elapsedMs, ...eta });
     } catch (err) {
       this.warn(`progress callback failed: ${errorLine(err)}`);
     }
   }
 
   private async studyOutcome(studyId: string, notification?: StudyNotification): Promise<StudyOutcome> {
-    const record = await this.ledger.summary(studyId);
-    if (!record) throw new LocalStoreError(`study ${studyId} vanished from the ledger`);
+    const head = await studyHead(this.ledger, studyId);
+    if (!head) throw new LocalStoreError(`study ${studyId} vanished from the ledger`);
+    const record = head.summary;
     const base = { studyId, record, ...(notification ? { notification } : {}) };
     if (record.status === "COMPLETED" && record.result) {
-      const bytes = await this.blobs.get(record.result.reportKey);
-      if (!bytes) throw new LocalStoreError(`study ${studyId} is COMPLETED but ${record.result.reportKey} is missing`);
+      const key = keys.studyReport(studyId);
+      const bytes = await this.blobs.get(key);
+      if (!bytes) throw new LocalStoreError(`study ${studyId} is COMPLETED but ${key} is missing`);
       return { ...base, status: "COMPLETED", report: JSON.parse(new TextDecoder().decode(bytes)) as StudyReport };
     }
     if (record.status === "FAILED") return { ...base, status: "FAILED", reason: record.reason ?? "unknown reason" };
@@ -626,6 +645,8 @@ class EmbeddedRuntime implements LocalRuntime {
       else this.runAggregation(change.new.buildId);
     }
     for (const study of this.studies.values()) {
+      const round = change.new.memberOf && study.records.has(change.new.memberOf.id) ? change.new.memberOf : undefined;
+      if (round && !study.members.has(change.new.buildId)) study.members.set(change.new.buildId, { settled: 0, groves: change.new.total });
       const member = study.members.get(change.new.buildId);
       if (member) {
         member.settled = Math.max(member.settled, change.new.landedCount + change.new.failedCount);
@@ -633,8 +654,10 @@ class EmbeddedRuntime implements LocalRuntime {
         if (isTerminal(change.new) && change.new.memberOf?.id !== study.studyId && !this.closed)
           this.inBackground(settleStudy(study.studyId, { blobs: this.blobs, ledger: this.ledger, clock: this.clock }).catch((err) => this.warn(`settling study ${study.studyId}: ${errorLine(err)}`)));
       }
-      else if (change.new.buildId === study.studyId) study.buildsDone = Math.max(study.buildsDone, change.new.landedCount + change.new.failedCount);
-      else continue;
+      else if (study.records.has(change.new.buildId)) {
+        study.records.set(change.new.buildId, Math.max(study.records.get(change.new.buildId)!, change.new.landedCount + change.new.failedCount));
+        study.buildsDone = [...study.records.values()].reduce((a, b) => a + b, 0);
+      } else continue;
       this.studyProgress(study);
     }
     const run = this.running(change.new.buildId);
@@ -664,7 +687,7 @@ class EmbeddedRuntime implements LocalRuntime {
   private runStudyAggregation(studyId: string): void {
     if (this.closed) return;
     this.inBackground(
-      aggregateStudy(studyId, { blobs: this.blobs, ledger: this.ledger, notifier: this.notifier, clock: this.clock, renderReport }).catch((err) => {
+      aggregateStudy(studyId, { blobs: this.blobs, ledger: this.ledger, notifier: this.notifier, queue: this.queue, clock: this.clock, renderReport }).catch((err) => {
         this.warn(`aggregation of study ${studyId} failed: ${errorLine(err)}`);
         this.studies.get(studyId)?.abort(err instanceof Error ? err : new Error(String(err)));
       }),

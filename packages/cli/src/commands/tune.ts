@@ -11,7 +11,6 @@ import type { StudyFlags } from "../study-options.ts";
 
 export interface TuneOptions extends StudyFlags {
   oob?: boolean;
-  halving?: boolean;
   workers?: number;
   root: string;
   notifyUrl?: string;
@@ -22,7 +21,6 @@ export interface TuneOptions extends StudyFlags {
 export async function tune(data: string | undefined, raw: Record<string, unknown>): Promise<void> {
   const options = raw as unknown as TuneOptions;
   if (options.oob) throw new UsageError("--oob: out-of-bag scoring of a study is not available yet; use --cv K");
-  if (options.halving) throw new UsageError("--halving: successive halving is not available yet; use a grid or --random");
   let spec: StudySpec | undefined;
   if (options.resume !== undefined) {
     if (!isStudyId(options.resume)) throw new UsageError(`--resume: ${JSON.stringify(options.resume).slice(0, 40)} is not a study id (s- and 16 hex digits)`);
@@ -81,7 +79,9 @@ export async function tune(data: string | undefined, raw: Record<string, unknown
   const pagePath = join(runtime.root, `studies/${report.studyId}/report.html`);
   process.stdout.write(
     [
-      `study ${report.studyId}: ${report.candidates.length} candidates x ${report.cv} folds (${report.builds.total} builds, ${report.builds.failed} failed)`,
+      report.rounds
+        ? `study ${report.studyId}: successive halving, ${report.rounds.map((r) => `${r.candidates.length} candidates x ${r.trees} trees`).join(", then ")}; ${report.cv} folds (${report.builds.total} builds, ${report.builds.failed} failed)`
+        : `study ${report.studyId}: ${report.candidates.length} candidates x ${report.cv} folds (${report.builds.total} builds, ${report.builds.failed} failed)`,
       `best ${report.scoring} ${report.best_score_.toFixed(4)} with ${showParams(report.best_params_)}`,
       "",
       rankingTable(report),
