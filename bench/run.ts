@@ -13,11 +13,12 @@ import { ingestSection } from "./ingest.ts";
 import { pipelineSection } from "./pipeline.ts";
 import { resultsMarkdown, resultsText } from "./report.ts";
 import { servingSection } from "./serving.ts";
+import { studySection } from "./study.ts";
 import type { RunInfo } from "./report.ts";
 import type { Section, SectionContext, SectionResult } from "./section.ts";
 import { ensureFashionMnist, ensurePython } from "./setup.ts";
 
-// Each section is a function in its own file. BENCH_ONLY=engines,pipeline,serving,ingest,estimate,categorical,aggregator
+// Each section is a function in its own file. BENCH_ONLY=engines,pipeline,serving,ingest,estimate,categorical,aggregator,study
 // runs some of them.
 const SECTIONS: Record<string, Section> = {
   engines: compareEngines,
@@ -27,6 +28,7 @@ const SECTIONS: Record<string, Section> = {
   estimate: estimateSection,
   categorical: categoricalSection,
   aggregator: aggregatorSection,
+  study: studySection,
 };
 
 function versionOf(pkgJson: string): string {
