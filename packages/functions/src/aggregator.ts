@@ -45,7 +45,13 @@ export function createAggregator(deps: AggregatorDeps = {}) {
   const logger = deps.logger ?? functionLogger("aggregator");
   const getPorts =
     deps.ports ??
-    (async () => ({ blobs: await resources.blobs(), ledger: await resources.ledger(), notifier: await resources.notifier(), queue: await resources.queue() }));
+    (async () => ({
+      blobs: await resources.blobs(),
+      ledger: await resources.ledger(),
+      notifier: await resources.notifier(),
+      // Resolved on first use: only a halving study's next round sends tasks (the grove queue must be linked then).
+      queue: { send: async (tasks: Parameters<TaskQueue["send"]>[0]) => (await resources.queue()).send(tasks) },
+    }));
   let prices = deps.prices;
 
   return async (event: DynamoDBStreamEvent, context: Context): Promise<DynamoDBBatchResponse> => {
