@@ -4,15 +4,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { buildSplit, PackCache, parseStudySpec, readManifest, splitRows, type StudyReport } from "@canopy/core";
+import { buildSplit, kFoldAssignment, PackCache, parseStudySpec, readManifest, splitRows, stratifiedKFoldAssignment, type StudyReport } from "@canopy/core";
 import { createLocalRuntime } from "@canopy/runtime-local";
 import { ensurePython } from "../../bench/setup.ts";
+import { labels } from "./support.ts";
 
 const DIGITS = fileURLToPath(new URL("../fixtures/digits.csv", import.meta.url));
 const dirs: string[] = [];
 afterAll(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
 
 /**
+ * One file for every test that asks scikit-learn (bench/.venv, installed on first use): they run one after the other.
+ *
  * scikit-learn 1.9.1's GridSearchCV(RandomForestClassifier) on the same training rows (the study's outer split),
  * with its own StratifiedKFold: its folds, cv_results_ and best_params_.
  */
@@ -45,6 +48,50 @@ print(json.dumps({
   if (r.status !== 0) throw new Error(`python failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as { params: Record<string, unknown>[]; mean: number[]; rank: number[]; best_params: Record<string, unknown>; folds: number[] };
 }
+
+/** scikit-learn 1.9.1's test fold per position, for each case (StratifiedKFold when labels are given, else KFold). */
+function sklearnFolds(cases: { y?: number[]; n: number; k: number }[]): number[][] {
+  const script = `
+import json, sys
+import numpy as np
+from sklearn.model_selection import KFold, StratifiedKFold
+out = []
+for c in json.load(sys.stdin):
+    fold = np.empty(c["n"], dtype=int)
+    if "y" in c:
+        splits = StratifiedKFold(n_splits=c["k"]).split(np.zeros((c["n"], 1)), np.array(c["y"]))
+    else:
+        splits = KFold(n_splits=c["k"]).split(np.zeros((c["n"], 1)))
+    for i, (_, test) in enumerate(splits):
+        fold[test] = i
+    out.append(fold.tolist())
+print(json.dumps(out))
+`;
+  const r = spawnSync(ensurePython(() => {}), ["-W", "ignore", "-c", script], { input: JSON.stringify(cases), encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`python failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as number[][];
+}
+
+describe("the folds of a study are scikit-learn 1.9.1's", () => {
+  it("StratifiedKFold and KFold give every row the fold sklearn gives it", { timeout: 600_000 }, () => {
+    const cases = [
+      { y: labels(150, 3, 1), n: 150, k: 3 },
+      { y: labels(101, 4, 7, true), n: 101, k: 5 },
+      { y: labels(57, 2, 3, true), n: 57, k: 4 },
+      { y: labels(1000, 10, 11, true), n: 1000, k: 3 },
+      { y: [5, 5, 2, 2, 2, 9, 5, 2, 9, 9, 5, 2], n: 12, k: 3 },
+      { n: 10, k: 3 },
+      { n: 101, k: 5 },
+      { n: 7, k: 7 },
+    ];
+    const expected = sklearnFolds(cases);
+    cases.forEach((c, i) => {
+      const ours = c.y ? stratifiedKFoldAssignment(c.y, c.k) : kFoldAssignment(c.n, c.k);
+      expect([...ours], `case ${i}`).toEqual(expected[i]);
+    });
+  });
+
+});
 
 describe("a study agrees with scikit-learn's GridSearchCV on the same folds", () => {
   it("digits, max_depth x max_features, 3 folds: the same best candidate or every mean score within 0.01", { timeout: 900_000 }, async () => {
