@@ -183,6 +183,9 @@ export async function publishStudy(data: string, options: PublishOptions, io: Pu
   const spec = studySpec(data, options);
   if (options.dryRun) throw new UsageError("--dry-run estimates one build; it does not estimate a study");
   const aws = await import("@canopy/runtime-aws");
+  const groves = (await import("@canopy/core")).groveCount(spec.base.n_estimators, spec.base.grove_size);
+  if (groves > aws.DYNAMO_MAX_GROVES)
+    throw new UsageError(`--trees ${spec.base.n_estimators} in groves of ${spec.base.grove_size} make ${groves} groves per build; a build on AWS has at most ${aws.DYNAMO_MAX_GROVES}`);
   if (!aws.parseS3Url(data)) await (await import("../fs.ts")).checkDataFile(data);
   const stdout = io.stdout ?? process.stdout;
   const stderr = io.stderr ?? process.stderr;
