@@ -88,25 +88,22 @@ export const FUNCTION_ACCESS: Record<FunctionName, FunctionAccess> = {
   trainer: { reads: ["spec", "pack"], writes: ["grove", "groveError"], ledger: ["summary", "grove", "landGrove"], deadLetters: ["send"] },
   // core's aggregate: claims, reads the manifest, the record, the groves (twice: verify and evaluate, then stream) and
   // the pack, streams the model and writes the reports, completes (or fails) the build and publishes its notification.
-  // A study's member then lands in its study (settleMember: the build's counter and report, the study's entry); a
-  // study's trigger runs aggregateStudy (its manifest, each member's report; the study's report and page).
   aggregator: {
-    reads: ["spec", "grove", "pack", "report", "study", "studyRound"],
-    writes: ["model", "report", "reportHtml", "studyReport", "studyReportHtml", "studyRound"],
-    ledger: ["claimAggregation", "get", "summary", "landGrove", "failGrove", "complete", "fail"],
+    reads: ["spec", "grove", "pack"],
+    writes: ["model", "report", "reportHtml"],
+    ledger: ["claimAggregation", "get", "complete", "fail"],
     notifier: ["publish"],
   },
-  // core's failGroveTask, quoting the trainer's last error note; a build that fails there fails in its study (settleMember).
-  dlq: { reads: ["groveError"], ledger: ["failGrove", "get", "summary"], notifier: ["publish"] },
+  // core's failGroveTask, quoting the trainer's last error note.
+  dlq: { reads: ["groveError"], ledger: ["failGrove", "get"], notifier: ["publish"] },
   // core's sweepBuilds over the open builds: redrives and reopens aggregations, queues lost groves again (core's
   // resumeBuild: the manifest, the grove queue; an extension's groves not yet copied are copied), fails what cannot
   // finish.
-  // A study's finished members that a crash left unlanded are landed (settleStudy: its manifest, their reports).
   sweeper: {
-    reads: ["spec", "grove", "study", "report"],
+    reads: ["spec", "grove"],
     writes: ["grove"],
     openBuilds: ["list"],
-    ledger: ["summary", "get", "startTraining", "landGrove", "failGrove", "redriveAggregation", "reopenAggregation", "recordRequeue", "fail"],
+    ledger: ["summary", "get", "startTraining", "landGrove", "redriveAggregation", "reopenAggregation", "recordRequeue", "fail"],
     groves: ["send", "state"],
     notifier: ["publish"],
   },

@@ -242,7 +242,7 @@ export async function publishStudy(data: string, options: PublishOptions, io: Pu
     const report = JSON.parse(new TextDecoder().decode(bytesOf)) as import("@canopy/core").StudyReport;
     if (options.json) return void stdout.write(`${JSON.stringify(report)}\n`);
     const { showParams } = core;
-    const { rankingTable } = await import("./tune-render.ts");
+    const { rankingTable } = await import("../study-render.ts");
     stdout.write(`best ${report.scoring} ${report.best_score_.toFixed(4)} with ${showParams(report.best_params_)}\n\n${rankingTable(report)}\n\nreport ${runtime.locate(core.keys.studyReport(handle.studyId))}\n`);
   } catch (err) {
     throw target.explain(err);

@@ -34,7 +34,7 @@ export async function status(buildId: string, options: StatusOptions, io: { stdo
   const stdout = io.stdout ?? process.stdout;
   const { inShort, isBuildId, isStudyId } = await import("@canopy/core");
   if (isStudyId(buildId)) return studyStatus(buildId, options, stdout);
-  if (!isBuildId(buildId)) throw new UsageError(`${inShort(buildId)} is not a build id (b- and 16 hex digits) nor a study id (s-)`);
+  if (!isBuildId(buildId)) throw new UsageError(`${inShort(buildId)} is not a build id (b- and 16 hex digits)`);
   if (options.url && options.root !== undefined)
     throw new UsageError("--url presigns an S3 URL of the deployed app's report page; with --root the page is a local file");
   const { statusJson, statusText } = await import("../render.ts");

@@ -6,7 +6,7 @@ import { createLocalRuntime, InterruptedError, type StudyOutcome, type StudyProg
 import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
 import { checkDataFile, shown } from "../fs.ts";
 import { studySpec, studyUsageError } from "../study-flags.ts";
-import { rankingTable, studyProgressLine } from "./tune-render.ts";
+import { rankingTable, studyProgressLine } from "../study-render.ts";
 import type { StudyFlags } from "../study-options.ts";
 
 export interface TuneOptions extends StudyFlags {

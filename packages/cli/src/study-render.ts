@@ -1,6 +1,6 @@
 import { showParams, type StudyReport } from "@canopy/core";
 import type { StudyProgress } from "@canopy/runtime-local";
-import { duration } from "../format.ts";
+import { duration } from "./format.ts";
 
 /** The ranked candidates as a table, best first (as sklearn's cv_results_ sorted by rank_test_score). */
 export function rankingTable(report: StudyReport): string {
