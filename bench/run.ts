@@ -14,12 +14,13 @@ import { oobSection } from "./oob.ts";
 import { pipelineSection } from "./pipeline.ts";
 import { resultsMarkdown, resultsText } from "./report.ts";
 import { servingSection } from "./serving.ts";
+import { studySection } from "./study.ts";
 import type { RunInfo } from "./report.ts";
 import type { Section, SectionContext, SectionResult } from "./section.ts";
 import { ensureFashionMnist, ensurePython } from "./setup.ts";
 
-// Each section is a function in its own file. BENCH_ONLY=engines,pipeline,serving,ingest,estimate,categorical,aggregator,oob
-// runs some of them.
+// Each section is a function in its own file. BENCH_ONLY=engines,pipeline,serving,ingest,estimate,categorical,aggregator,oob,
+// study runs some of them.
 const SECTIONS: Record<string, Section> = {
   engines: compareEngines,
   pipeline: pipelineSection,
@@ -29,6 +30,7 @@ const SECTIONS: Record<string, Section> = {
   categorical: categoricalSection,
   aggregator: aggregatorSection,
   oob: oobSection,
+  study: studySection,
 };
 
 function versionOf(pkgJson: string): string {

@@ -5,6 +5,9 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CreateQueueCommand, GetQueueAttributesCommand, ListQueuesCommand } from "@aws-sdk/client-sqs";
 import { ListSubscriptionsByTopicCommand } from "@aws-sdk/client-sns";
@@ -14,6 +17,7 @@ import { clients, decodeSnsDelivery, DynamoLedger, S3BlobStore, SqsTaskQueue, ty
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dev } from "../../packages/cli/src/commands/dev.ts";
 import { until } from "./e2e-support.ts";
+import { validate, type Schema } from "../json-schema.ts";
 import { receiveMessages, useAwsEmulator } from "./harness.ts";
 
 const BIN = fileURLToPath(new URL("../../packages/cli/bin/canopy.mjs", import.meta.url));
@@ -22,56 +26,6 @@ const FLIGHTS = fileURLToPath(new URL("../fixtures/flights.parquet", import.meta
 const SCHEMA = JSON.parse(readFileSync(new URL("../../schemas/notification.v1.json", import.meta.url), "utf8")) as Schema;
 
 const aws = useAwsEmulator();
-
-// ---------------------------------------------------------------------------------------------------------------
-// A JSON Schema validator for the keywords schemas/notification.v1.json uses (no validator library is installed).
-// Unknown keywords fail loudly, so the schema cannot silently use one this does not check.
-type Schema = { [keyword: string]: unknown };
-const KNOWN = new Set(["$schema", "title", "description", "$defs", "type", "const", "enum", "required", "properties", "additionalProperties", "items", "pattern", "minimum", "oneOf", "allOf", "if", "then", "$ref"]);
-
-function typeOf(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "array";
-  if (typeof value === "number") return Number.isInteger(value) ? "integer" : "number";
-  return typeof value;
-}
-
-function validate(value: unknown, schema: Schema, path = "$", root: Schema = schema): string[] {
-  for (const k of Object.keys(schema)) if (!KNOWN.has(k)) throw new Error(`schema keyword ${k} at ${path} is not supported by the test's validator`);
-  if (typeof schema.$ref === "string") {
-    const target = schema.$ref.replace(/^#\//, "").split("/").reduce<unknown>((node, part) => (node as Schema)[part], root);
-    if (!target) throw new Error(`unresolved $ref ${schema.$ref}`);
-    return validate(value, target as Schema, path, root);
-  }
-  const errors: string[] = [];
-  if (schema.type !== undefined) {
-    const types = ([] as string[]).concat(schema.type as string | string[]);
-    const t = typeOf(value);
-    if (!types.includes(t) && !(t === "integer" && types.includes("number"))) return [`${path}: expected ${types.join("|")}, got ${t}`];
-  }
-  if ("const" in schema && JSON.stringify(value) !== JSON.stringify(schema.const)) errors.push(`${path}: expected ${JSON.stringify(schema.const)}`);
-  if (schema.enum && !(schema.enum as unknown[]).some((e) => JSON.stringify(e) === JSON.stringify(value))) errors.push(`${path}: ${JSON.stringify(value)} not in enum`);
-  if (typeof schema.pattern === "string" && typeof value === "string" && !new RegExp(schema.pattern, "u").test(value)) errors.push(`${path}: does not match ${schema.pattern}`);
-  if (typeof schema.minimum === "number" && typeof value === "number" && value < schema.minimum) errors.push(`${path}: below ${schema.minimum}`);
-  if (typeOf(value) === "object") {
-    const obj = value as Record<string, unknown>;
-    for (const r of (schema.required as string[] | undefined) ?? []) if (!(r in obj)) errors.push(`${path}: missing ${r}`);
-    const props = (schema.properties as Record<string, Schema> | undefined) ?? {};
-    for (const [k, v] of Object.entries(obj)) {
-      if (props[k]) errors.push(...validate(v, props[k], `${path}.${k}`, root));
-      else if (schema.additionalProperties === false) errors.push(`${path}: unexpected property ${k}`);
-      else if (typeof schema.additionalProperties === "object") errors.push(...validate(v, schema.additionalProperties as Schema, `${path}.${k}`, root));
-    }
-  }
-  if (Array.isArray(value) && schema.items) value.forEach((item, i) => errors.push(...validate(item, schema.items as Schema, `${path}[${i}]`, root)));
-  if (schema.oneOf) {
-    const passing = (schema.oneOf as Schema[]).filter((s) => validate(value, s, path, root).length === 0).length;
-    if (passing !== 1) errors.push(`${path}: matches ${passing} of oneOf's schemas, expected 1`);
-  }
-  for (const s of (schema.allOf as Schema[] | undefined) ?? []) errors.push(...validate(value, s, path, root));
-  if (schema.if && validate(value, schema.if as Schema, path, root).length === 0 && schema.then) errors.push(...validate(value, schema.then as Schema, path, root));
-  return errors;
-}
 
 /** Valid against the schema, and every top-level field is one the schema declares (it documents them all). */
 function expectValidNotification(n: unknown): asserts n is BuildNotification {
@@ -214,6 +168,47 @@ describe("npm run publish, canopy status and canopy watch on the emulator", () =
     expect(await watchQueues()).toEqual([]);
     expect((await subscriptionEndpoints()).filter((e) => e.includes("canopy-watch-"))).toEqual([]);
     expect(devErr).not.toContain("warning");
+  });
+
+  it("publish --tune --wait: a study on the emulator ends with its ranking, the embedded run's, and one study notification", { timeout: 240_000 }, async () => {
+    const { endpoint } = aws.current.moto;
+    const search = ["--label", "species", "--trees", "4", "--grove-size", "2", "--seed", "9", "--grid", "max_depth=1,none", "--grid", "min_samples_leaf=1,5", "--cv", "2"];
+    // Study notifications only: the 8 builds' own are filtered out by SNS on the type attribute.
+    const watcher = start(["watch", "--json", "--type", "study.completed,study.failed", "--endpoint", endpoint, "--topic", aws.current.resources.topicArn]);
+    await until("watch to subscribe", () => (/watching .*"type":\["study.completed","study.failed"\]/.test(watcher.err()) ? true : undefined));
+    const published = await canopy(["publish", IRIS, ...search, "--tune", "--wait", "--json", "--endpoint", endpoint], bareEnv());
+    expect(published.code, published.stderr).toBe(0);
+    const [first, last] = published.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(first).toMatchObject({ created: true, candidates: 4, builds: 8, groves: 16 });
+    expect(published.stderr).toMatch(new RegExp(`study ${first.studyId}: 4 candidates x 2 folds = 8 builds, 16 grove task\\(s\\) queued`));
+    expect(published.stderr).toMatch(new RegExp(`study ${first.studyId}: builds 8/8 done`));
+    expect(last).toMatchObject({ kind: "study", studyId: first.studyId, builds: { total: 8, completed: 8, failed: 0 } });
+    // The same study embedded: the same id, fold scores and best.
+    const dir = await mkdtemp(join(tmpdir(), "canopy-tune-"));
+    try {
+      const embedded = await canopy(["tune", IRIS, ...search, "--workers", "1", "--root", join(dir, "store"), "--json"]);
+      expect(embedded.code, embedded.stderr).toBe(0);
+      const local = JSON.parse(embedded.stdout);
+      expect(local.studyId).toBe(first.studyId);
+      expect(last.candidates.map((c: { split_test_scores: number[] }) => c.split_test_scores)).toEqual(local.candidates.map((c: { split_test_scores: number[] }) => c.split_test_scores));
+      expect(last.best_params_).toEqual(local.best_params_);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    // Submitting it again finds it done.
+    const again = await canopy(["publish", IRIS, ...search, "--tune", "--endpoint", endpoint], bareEnv());
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toContain(`study ${first.studyId} already exists with the same data and search (COMPLETED)`);
+    const refused = await canopy(["publish", IRIS, "--label", "species", "--grid", "max_depth=1,2", "--endpoint", endpoint], bareEnv());
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("--grid searches candidates: add --tune to start a study");
+    await until("the study notification", () => (watcher.out().trim() ? true : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    watcher.kill("SIGINT");
+    expect((await watcher.done).code).toBe(0);
+    const lines = watcher.out().trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ v: 1, type: "study.completed", studyId: first.studyId, best_params_: last.best_params_, candidates: 4, cv: 2 });
   });
 
   it("publish streams a Parquet table from s3:// (ranged reads), infers its schema and trains it", { timeout: 120_000 }, async () => {

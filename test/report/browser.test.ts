@@ -8,7 +8,7 @@
 import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import type { BuildReport } from "@canopy/core";
+import type { BuildReport, StudyReport } from "@canopy/core";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { canopy, fixture, tempDir } from "../cli/support.ts";
@@ -34,11 +34,24 @@ async function extend() {
   builds.extended = { dir: join(dir, "extended"), report: JSON.parse(readFileSync(join(dir, "extended", "report.json"), "utf8")) as BuildReport };
 }
 
+let study: { page: string; report: StudyReport };
+
+/** A small study of iris: 3 x 2 candidates (max_depth with None: a band per value), 3 folds, as canopy tune writes it. */
+async function tuneIris() {
+  const dir = await tempDir();
+  const args = ["tune", fixture("iris.csv"), "--label", "species", "--grid", "max_depth=1,3,none", "--grid", "min_samples_leaf=1,5", "--cv", "3", "--trees", "10"];
+  const run = await canopy([...args, "--workers", "2", "--json"], dir);
+  if (run.code !== 0) throw new Error(`canopy tune exited ${run.code}: ${run.stderr}`);
+  const report = JSON.parse(run.stdout) as StudyReport;
+  study = { page: join(dir, ".canopy", "studies", report.studyId, "report.html"), report };
+}
+
 beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true });
   // The first run on a machine may install chromium (apt-get): minutes, not seconds.
   [chromium] = await Promise.all([
     launchChromium(),
+    tuneIris(),
     train("digits", ["--label", "digit", "--trees", "100"]),
     train("diabetes", ["--trees", "50", "--grove-size", "10"]).then(extend),
     train("oob", ["--trees", "30", "--oob-score"]),
@@ -192,6 +205,26 @@ describe("report.html in headless Chromium", () => {
       expect(await o.page.textContent(".cards")).toContain("out of bag (oob_score)");
       expect(await o.page.textContent("#trees")).toContain(`oob_score ${report.oob_score!.toFixed(4)}`);
     });
+  });
+
+  it("a study (iris, 6 candidates x 3 folds): the ranked table, a point and a spread per candidate against each parameter, the best marked", async () => {
+    const r = study.report;
+    const o = await open(study.page);
+    expect(o.errors).toEqual([]);
+    expect(o.requests.filter((u) => !u.startsWith("file://"))).toEqual([]);
+    expect(o.drawn).toEqual(["true", "true"]);
+    // Two charts (max_depth, min_samples_leaf), each a dot and a spread per candidate and one best ring.
+    expect(o.marks["param-point"]).toBe(2 * r.candidates.length);
+    expect(o.marks["param-spread"]).toBe(2 * r.candidates.length);
+    expect(o.marks["param-best"]).toBe(2 * r.candidates.filter((c) => c.rank_test_score === 1).length);
+    // max_depth has None among its values: its axis is one band per value, in the grid's order.
+    const ticks = await o.page.$$eval('figure[data-chart="param-max_depth"] svg [aria-label="x-axis tick label"] text', (t) => t.map((e) => e.textContent));
+    expect(ticks).toEqual(["1", "3", "None"]);
+    const ranks = await o.page.$$eval("#ranking table.sortable tbody tr", (rows) => rows.map((row) => Number(row.querySelector("td")!.textContent)));
+    expect(ranks).toEqual([...r.candidates.map((c) => c.rank_test_score)].sort((a, b) => a - b));
+    expect(await o.page.$$eval("#best li a", (a) => a.map((e) => e.textContent))).toEqual(r.candidates[r.best_index_].buildIds);
+    await o.page.screenshot({ path: join(SHOTS, "study.png"), fullPage: true });
+    await o.page.close();
   });
 
   it("sorts the grove table by a column on click", async () => {

@@ -14,6 +14,7 @@ import { addPromoteCommand } from "./commands/promote.ts";
 import { addServeCommand } from "./commands/serve.ts";
 import { EXIT_OK, EXIT_USAGE, exitCodeFor, InterruptedExit, oneLine, systemError, UsageError } from "./errors.ts";
 import { addSpecOptions } from "./spec-options.ts";
+import { addStudyOptions } from "./study-options.ts";
 
 const DEFAULT_ROOT = ".canopy";
 
@@ -78,6 +79,29 @@ export function program(): Command {
     .action(async (data: string | undefined, options: Record<string, unknown>, command: Command) => {
       const { train } = await import("./commands/train.ts");
       await train(data, options, command);
+    });
+
+  const tune = canopy
+    .command("tune")
+    .summary("search forest options by cross-validation (a study)")
+    .description(
+      "A study, as scikit-learn 1.9.1's GridSearchCV / RandomizedSearchCV: every candidate of the search space is scored " +
+        "by K-fold cross-validation on the training rows (StratifiedKFold for classification, KFold for regression, " +
+        "the same folds for every candidate); the candidates are ranked by their mean fold score (rank_test_score, " +
+        "best_params_). Every candidate x fold is an ordinary build over one shared pack, all their groves on one queue. " +
+        "The train options are fixed across candidates.",
+    )
+    .argument("[data.csv]", "training data (not needed with --resume)");
+  addStudyOptions(addSpecOptions(tune))
+    .option("--oob", "score candidates out of bag instead of by folds (not available yet)")
+    .option("--workers <w>", "trainer threads (default: number of CPU cores; at most 4 per core)", parseTrainerThreads)
+    .addOption(rootOption())
+    .option("--notify-url <url>", "POST the study notification (and each build's) as JSON to this http:// or https:// URL", parseHttpUrl)
+    .option("--resume <study-id>", "finish an interrupted study: only what had not finished is trained")
+    .option("--json", "print only the study's report (every candidate, fold scores and builds), as JSON, on stdout")
+    .action(async (data: string | undefined, options: Record<string, unknown>) => {
+      const { tune } = await import("./commands/tune.ts");
+      await tune(data, options);
     });
 
   canopy

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, type Command } from "commander";
-import type { BuildNotification } from "@canopy/core";
+import type { BuildNotification, CanopyNotification, StudyNotification } from "@canopy/core";
 import { collectTag } from "./args.ts";
 import { UsageError } from "./errors.ts";
 import { duration, metricsLine } from "./format.ts";
@@ -8,10 +8,29 @@ import { duration, metricsLine } from "./format.ts";
 export const NOTIFIED_STATUSES = ["COMPLETED", "FAILED"] as const;
 export type NotifiedStatus = (typeof NOTIFIED_STATUSES)[number];
 
+/** The kinds of notification (the `type` attribute): a build's end, or a study's. */
+export const NOTIFIED_TYPES = ["build.completed", "build.failed", "study.completed", "study.failed"] as const;
+export type NotifiedType = (typeof NOTIFIED_TYPES)[number];
+
 export interface FilterOptions {
   build?: string;
+  study?: string;
   status?: NotifiedStatus[];
+  type?: NotifiedType[];
   tag?: Record<string, string>;
+}
+
+/** --type build.completed,study.failed (repeated values collapse). */
+export function parseTypes(text: string): NotifiedType[] {
+  const values = text.split(",").map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const bad = values.filter((v) => !(NOTIFIED_TYPES as readonly string[]).includes(v));
+  if (values.length === 0 || bad.length > 0) throw new InvalidArgumentError(`Expected a comma-separated list of ${NOTIFIED_TYPES.join(", ")}.`);
+  return [...new Set(values)] as NotifiedType[];
+}
+
+function parseStudyId(text: string): string {
+  if (!/^s-[0-9a-f]{16}$/.test(text)) throw new InvalidArgumentError("Expected a study id (s- and 16 hex digits).");
+  return text;
 }
 
 /** --status COMPLETED,FAILED (any case; repeated values collapse). */
@@ -33,7 +52,9 @@ function parseBuildId(text: string): string {
 export function addFilterOptions(command: Command): Command {
   return command
     .option("--build <id>", "only this build's notification", parseBuildId)
+    .option("--study <id>", "only this study's notification", parseStudyId)
     .option("--status <list>", "only these outcomes: COMPLETED, FAILED or COMPLETED,FAILED", parseStatuses)
+    .option("--type <list>", `only these kinds: ${NOTIFIED_TYPES.join(", ")} (comma-separated)`, parseTypes)
     .option("--tag <key=value>", "only builds with this tag (repeatable; all must match)", collectTag);
 }
 
@@ -54,13 +75,15 @@ export interface SnsFilter {
  */
 export function filterPolicy(f: FilterOptions): SnsFilter | undefined {
   const tags = Object.entries(f.tag ?? {});
-  const keys = (f.build ? 1 : 0) + (f.status?.length ? 1 : 0) + tags.length;
+  const keys = (f.build ? 1 : 0) + (f.study ? 1 : 0) + (f.status?.length ? 1 : 0) + (f.type?.length ? 1 : 0) + tags.length;
   if (keys > MAX_FILTER_KEYS)
-    throw new UsageError(`an SNS filter policy takes at most ${MAX_FILTER_KEYS} keys; --build, --status and ${tags.length} --tag make ${keys}`);
+    throw new UsageError(`an SNS filter policy takes at most ${MAX_FILTER_KEYS} keys; --build, --study, --status, --type and ${tags.length} --tag make ${keys}`);
   if (keys === 0) return undefined;
   const policy: Record<string, unknown> = {};
   if (f.build) policy.buildId = [f.build];
+  if (f.study) policy.studyId = [f.study];
   if (f.status?.length) policy.status = [...f.status];
+  if (f.type?.length) policy.type = [...f.type];
   if (tags.length === 0) return { policy, scope: "MessageAttributes" };
   policy.tags = Object.fromEntries(tags.map(([k, v]) => [k, [v]]));
   return { policy, scope: "MessageBody" };
@@ -104,13 +127,28 @@ export function withStatement(existing: string | undefined, statement: Record<st
 }
 
 /** One line per notification (`canopy watch`): id, outcome, metrics or reason, total time, cost, tags. */
-export function notificationLine(n: BuildNotification): string {
+export function notificationLine(n: CanopyNotification): string {
+  if ("studyId" in n) return studyLine(n);
   const parts: string[] = [n.buildId, n.status];
   if (n.status === "COMPLETED") {
     parts.push(metricsLine(n.metrics ?? null));
     if (n.timings) parts.push(`total ${duration(n.timings.totalMs)}`);
     if (n.cost?.usd) parts.push(`$${n.cost.usd.total.toFixed(6)}`);
     if (n.failedGroves?.length) parts.push(`${n.failedGroves.length} grove(s) missing`);
+  } else parts.push(n.reason ?? "no reason given");
+  const tags = Object.entries(n.tags ?? {});
+  if (tags.length > 0) parts.push(tags.map(([k, v]) => `${k}=${v}`).join(" "));
+  return parts.join("  ");
+}
+
+/** A study's line: id, outcome, the best parameters and score (or the reason), candidates, cost, tags. */
+function studyLine(n: StudyNotification): string {
+  const parts: string[] = [n.studyId, n.status];
+  if (n.status === "COMPLETED") {
+    if (n.best_score_ !== undefined) parts.push(`best ${n.scoring} ${n.best_score_.toFixed(4)}`);
+    if (n.best_params_) parts.push(Object.entries(n.best_params_).map(([k, v]) => `${k}=${v === null ? "none" : String(v)}`).join(" "));
+    if (n.candidates !== undefined) parts.push(`${n.candidates} candidates x ${n.cv} folds`);
+    if (n.cost?.usd) parts.push(`$${n.cost.usd.toFixed(6)}`);
   } else parts.push(n.reason ?? "no reason given");
   const tags = Object.entries(n.tags ?? {});
   if (tags.length > 0) parts.push(tags.map(([k, v]) => `${k}=${v}`).join(" "));

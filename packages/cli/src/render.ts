@@ -93,7 +93,7 @@ export function statusText(view: BuildView, locate: Locate, page = pageOf(view, 
     if (page) rows.push(["page", page]);
   } else if (r.result) {
     rows.push(["metrics", metricsLine(r.result.metrics)]);
-    rows.push(["model", locate(r.result.modelKey)]);
+    if (r.result.modelKey) rows.push(["model", locate(r.result.modelKey)]);
   }
   return table(rows);
 }
@@ -111,7 +111,7 @@ export function statusJson(view: BuildView, locate: Locate, page = pageOf(view, 
     createdAt: r.createdAt,
     updatedAt: r.updatedAt,
     ...(r.reason !== undefined ? { reason: r.reason } : {}),
-    ...(r.result ? { metrics: r.result.metrics, model: locate(r.result.modelKey), report: locate(r.result.reportKey) } : {}),
+    ...(r.result ? { metrics: r.result.metrics, ...(r.result.modelKey ? { model: locate(r.result.modelKey) } : {}), report: locate(r.result.reportKey) } : {}),
     ...(report?.extends ? { extends: report.extends } : {}),
     ...(report?.oob_score !== undefined ? { oob_score: report.oob_score } : {}),
     ...(report?.refitOf ? { refitOf: report.refitOf } : {}),

@@ -1,4 +1,4 @@
-import type { Runtime } from "@canopy/core";
+import type { BlobStore, BuildLedger, Runtime } from "@canopy/core";
 import type { ResourceName } from "@canopy/runtime-aws/names";
 import type { AwsTargetOptions } from "./aws-target.ts";
 import { UsageError } from "./errors.ts";
@@ -6,6 +6,8 @@ import { UsageError } from "./errors.ts";
 /** A runtime to read builds from (status): the local store with --root, else the deployed app (or an emulator). */
 export interface OpenedRuntime {
   runtime: Runtime;
+  /** The runtime's store and ledger, to read what Runtime does not speak of yet (a study). */
+  stores: { blobs: BlobStore; ledger: BuildLedger };
   /** For messages: "the local store .canopy" or "table canopy-builds". */
   where: string;
   /** Where a key lives, as the user can use it (a path relative to here when shorter, or s3://). */
@@ -26,7 +28,7 @@ export async function openRuntime(options: AwsTargetOptions & { root?: string },
     const { shown } = await import("./fs.ts");
     // Reading only: no trainer thread is ever started (they start with the first grove).
     const runtime = createLocalRuntime({ root: options.root, workers: 1 });
-    return { runtime, where: `the local store ${options.root}`, locate: (key) => shown(runtime.locate(key)), explain: (err) => err, close: () => runtime.close() };
+    return { runtime, stores: runtime, where: `the local store ${options.root}`, locate: (key) => shown(runtime.locate(key)), explain: (err) => err, close: () => runtime.close() };
   }
   const { connectAws } = await import("./aws-target.ts");
   const target = await connectAws(options, names);
@@ -35,6 +37,7 @@ export async function openRuntime(options: AwsTargetOptions & { root?: string },
   const runtime = createAwsRuntime({ resources });
   return {
     runtime,
+    stores: runtime,
     where: `table ${resources.table}`,
     locate: runtime.locate,
     async presign(key) {

@@ -6,12 +6,13 @@ import { CONTENT_TYPES, keys } from "./keys.ts";
 import { completedNotification, failedNotification, summarizeMetrics, type BuildNotification } from "./notification.ts";
 import { OobAggregation, type OobResult } from "./oob.ts";
 import { PackCache } from "./pack-cache.ts";
-import { splitRows } from "./plan.ts";
+import { buildSplit } from "./plan.ts";
 import type { BuildRecord } from "./ledger.ts";
 import type { BuildManifest } from "./manifest.ts";
 import { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier } from "./ports.ts";
 import { groveReports, topImportances, trainTimings, type BuildReport } from "./report.ts";
 import { readManifest } from "./submit.ts";
+import { settleMember } from "./study.ts";
 import { sha256Hex } from "./digest.ts";
 
 export interface AggregatePorts {
@@ -74,7 +75,7 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
     if (record.landed.length !== record.landedCount)
       throw new AggregationError(`the ledger counts ${record.landedCount} landed groves but holds entries for ${record.landed.length}`);
     const { pack } = await (ports.packs ?? new PackCache(1)).load(manifest.packHash, manifest.packKey, ports.blobs);
-    const split = splitRows(pack.nRows, manifest.spec.test_fraction, manifest.spec.seed);
+    const split = buildSplit(manifest.spec, pack);
     const time = { loadMs: 0, mergeMs: 0, evaluateMs: 0 };
     const timed = async <T>(phase: keyof typeof time, work: () => T | Promise<T>): Promise<T> => {
       const t0 = clock.now();
@@ -205,10 +206,13 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
       const record = await ports.ledger.get(buildId);
       if (record) await ports.notifier.publish(failedNotification(record, reason));
     }
+    await settleMember(buildId, ports);
     return { outcome: "failed", buildId, reason };
   }
   // Outside the try: once COMPLETED, a publishing error must not turn into a failed build. At most once.
   await ports.notifier.publish(notification);
+  // A study's member lands there once finished (idempotent; the sweeper lands what a crash here left).
+  await settleMember(buildId, ports);
   return done;
 }
 

@@ -1,7 +1,7 @@
 import { copyGroves } from "./copy-groves.ts";
 import { InputError, InternalError, SpecError } from "./errors.ts";
 import { CONTENT_TYPES, keys } from "./keys.ts";
-import { newBuildRecord, type BuildRecord } from "./ledger.ts";
+import { newBuildRecord, type BuildRecord, type MemberOf } from "./ledger.ts";
 import type { BuildManifest } from "./manifest.ts";
 import { buildIdFor, planGroves } from "./plan.ts";
 import { systemClock, type BlobStore, type BuildLedger } from "./ports.ts";
@@ -37,6 +37,8 @@ export interface ExtendOptions {
   expect?: Record<string, unknown>;
   /** Most groves a build may have in this runtime (DynamoDB's item size on AWS); more is refused before anything is written. */
   maxGroves?: number;
+  /** The study (round) that counts the extension as a member: it lands there when it finishes. */
+  memberOf?: MemberOf;
 }
 
 /** What an extension will be, worked out from the parent before anything is written. */
@@ -129,7 +131,7 @@ function changedFields(parentId: string, parent: BuildSpec, trees: number, expec
  * parent's groves copied and landed. If the N-tree build already exists it is returned as it is (created: false),
  * as submitBuild does for the same data and spec.
  */
-export async function startExtension(plan: ExtensionPlan, ports: SubmitPorts): Promise<Extension> {
+export async function startExtension(plan: ExtensionPlan, ports: SubmitPorts, options: Pick<ExtendOptions, "memberOf"> = {}): Promise<Extension> {
   const clock = ports.clock ?? systemClock;
   const { manifest, parentId } = plan;
   const { buildId } = manifest;
@@ -141,7 +143,14 @@ export async function startExtension(plan: ExtensionPlan, ports: SubmitPorts): P
   const specKey = keys.spec(buildId);
   if (!(await ports.blobs.exists(specKey)))
     await ports.blobs.put(specKey, new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`), CONTENT_TYPES.json);
-  const record = newBuildRecord({ buildId, total: manifest.groves.length, tolerated: manifest.spec.tolerated_failures, tags: manifest.spec.tags, now: clock.now() });
+  const record = newBuildRecord({
+    buildId,
+    total: manifest.groves.length,
+    tolerated: manifest.spec.tolerated_failures,
+    tags: manifest.spec.tags,
+    now: clock.now(),
+    ...(options.memberOf ? { memberOf: options.memberOf } : {}),
+  });
   if (!(await ports.ledger.create(record))) return unchanged((await ports.ledger.get(buildId)) ?? record);
   await ports.ledger.startTraining(buildId);
 
@@ -155,5 +164,5 @@ export async function startExtension(plan: ExtensionPlan, ports: SubmitPorts): P
 
 /** Extends build `parentId` to `trees` trees: planExtension, then startExtension. What a study's aggregator calls. */
 export async function extendBuild(parentId: string, trees: number, ports: SubmitPorts, options: ExtendOptions = {}): Promise<Extension> {
-  return startExtension(await planExtension(parentId, trees, ports, options), ports);
+  return startExtension(await planExtension(parentId, trees, ports, options), ports, options);
 }

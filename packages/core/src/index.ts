@@ -15,7 +15,7 @@ export {
   TransientError,
   type ErrorPolicy,
 } from "./errors.ts";
-export { CONTENT_TYPES, isBuildId, KEY_PATTERNS, keys, type KeyKind } from "./keys.ts";
+export { CONTENT_TYPES, isBuildId, isLedgerId, isStudyId, KEY_PATTERNS, keys, type KeyKind } from "./keys.ts";
 export {
   AGGREGATION_TRIGGER_FILTER,
   boundedError,
@@ -39,12 +39,67 @@ export {
   type GroveStats,
   type LandResult,
   type LedgerChange,
+  type MemberOf,
   type MetricsSummary,
 } from "./ledger.ts";
-export { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier, type TaskQueue } from "./ports.ts";
-export { canonicalJson, groveCount, MAX_TREES, parseBuildSpec, toFitParams, type BuildSpec, type ColumnOverrides } from "./spec.ts";
+export { systemClock, type BlobStore, type BuildLedger, type CanopyNotification, type Clock, type Notifier, type TaskQueue } from "./ports.ts";
+export {
+  candidateSpec,
+  defaultScoring,
+  parseStudySpec,
+  planStudy,
+  scoreOf,
+  SCORINGS,
+  SEARCHABLE,
+  showParams,
+  STUDY_LIMITS,
+  studyCandidates,
+  studyIdFor,
+  halvingRounds,
+  roundIdFor,
+  studyRounds,
+  type HalvingRound,
+  type ParamDistribution,
+  type Params,
+  type ParamValue,
+  type Scoring,
+  type StudyManifest,
+  type StudyMember,
+  type StudySpec,
+} from "./study-spec.ts";
+export {
+  aggregateStudy,
+  decodeStudyManifest,
+  landMember,
+  memberStats,
+  rankCandidates,
+  readStudyManifest,
+  readStudyView,
+  studyHead,
+  topCandidates,
+  resumeStudy,
+  settleMember,
+  settleStudy,
+  submitStudy,
+  type StudyAggregateOutcome,
+  type StudyAggregatePorts,
+  type StudyPorts,
+  type StudyResumption,
+  type StudyView,
+  type StudySubmission,
+} from "./study.ts";
+export {
+  MAX_NOTIFIED_CANDIDATES,
+  studyCompletedNotification,
+  studyFailedNotification,
+  type StudyCandidate,
+  type StudyNotification,
+  type StudyReport,
+} from "./study-report.ts";
+export { canonicalJson, groveCount, MAX_CV_SPLITS, MAX_TREES, parseBuildSpec, toFitParams, type BuildSpec, type ColumnOverrides, type CvFold } from "./spec.ts";
+export { foldSplit, kFoldAssignment, stratifiedKFoldAssignment } from "./folds.ts";
 export { csvTable, csvRows, type TableSource, type RowSink } from "./table-source.ts";
-export { buildIdFor, planBuild, planGroves, splitRows, type BuildPlan, type GrovePlan, type PackSummary, type RowSplit } from "./plan.ts";
+export { buildIdFor, buildSplit, planBuild, planGroves, splitRows, type BuildPlan, type GrovePlan, type PackSummary, type RowSplit } from "./plan.ts";
 export { optionWarnings, QUANTITY_CLASSES, taskNote, type DataNote } from "./data-notes.ts";
 export { checkRows, exportAgreement, packRowsMatrix, predictMlrfExport, type ExportAgreement } from "./export-check.ts";
 export { decodeGroveTask, encodeGroveTask, GROVE_TASK_VERSION, groveTaskRef, type GroveTask, type GroveTaskRef } from "./task.ts";

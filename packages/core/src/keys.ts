@@ -7,8 +7,25 @@ import { inShort, TaskError } from "./errors.ts";
 const BUILD_ID = /^b-[0-9a-f]{16}$/;
 const PACK_HASH = /^[0-9a-f]{64}$/;
 
+const STUDY_ID = /^s-[0-9a-f]{16}$/;
+
 export function isBuildId(id: string): boolean {
   return BUILD_ID.test(id);
+}
+
+/** A study's id: `s-` and 16 hex digits. Its ledger record sits beside the builds' (a fan-in whose members are builds). */
+export function isStudyId(id: string): boolean {
+  return STUDY_ID.test(id);
+}
+
+/** What may name a ledger record: a build or a study. */
+export function isLedgerId(id: string): boolean {
+  return BUILD_ID.test(id) || STUDY_ID.test(id);
+}
+
+function studyId(id: string): string {
+  if (!STUDY_ID.test(id)) throw new TaskError(`invalid study id ${inShort(id)} (expected s- and 16 hex digits)`);
+  return id;
 }
 
 function buildId(id: string): string {
@@ -54,6 +71,21 @@ export const keys = {
   reportHtml(id: string): string {
     return `builds/${buildId(id)}/report.html`;
   },
+  /** A study's manifest: its spec, pack, candidates and member builds. */
+  study(id: string): string {
+    return `studies/${studyId(id)}/study.json`;
+  },
+  studyReport(id: string): string {
+    return `studies/${studyId(id)}/report.json`;
+  },
+  studyReportHtml(id: string): string {
+    return `studies/${studyId(id)}/report.html`;
+  },
+  /** Round `round`'s ranking in a halving study (the last round's is the study's report). */
+  studyRound(id: string, round: number): string {
+    if (!Number.isInteger(round) || round < 0 || round > 99) throw new TaskError(`invalid study round ${round}`);
+    return `studies/${studyId(id)}/rounds/${String(round).padStart(2, "0")}.json`;
+  },
 };
 
 /**
@@ -72,6 +104,10 @@ export const KEY_PATTERNS = {
   model: "builds/*/model.canopy",
   report: "builds/*/report.json",
   reportHtml: "builds/*/report.html",
+  study: "studies/*/study.json",
+  studyReport: "studies/*/report.json",
+  studyReportHtml: "studies/*/report.html",
+  studyRound: "studies/*/rounds/*.json",
 } as const satisfies Record<keyof typeof keys, string>;
 
 export type KeyKind = keyof typeof KEY_PATTERNS;

@@ -41,7 +41,8 @@ export interface GroveStats {
 export type MetricsSummary = Record<string, number | string>;
 
 export interface BuildResult {
-  modelKey: string;
+  /** The model; absent for a study (its report names the candidates' builds). */
+  modelKey?: string;
   reportKey: string;
   metrics: MetricsSummary | null;
 }
@@ -88,6 +89,16 @@ export interface BuildSummary {
   reason?: string;
   result?: BuildResult;
   tags: Record<string, string>;
+  /**
+   * The fan-in one level up that counts this build as a member (a study: `member` is its index there). When the
+   * build finishes, its outcome lands in that record (study.ts), like a grove's in its build. Absent otherwise.
+   */
+  memberOf?: MemberOf;
+}
+
+export interface MemberOf {
+  id: string;
+  member: number;
 }
 
 /** A build as the ledger holds it: its counter, and every grove settled so far. */
@@ -129,6 +140,7 @@ export function newBuildRecord(init: {
   tolerated: number;
   tags?: Record<string, string>;
   now: number;
+  memberOf?: MemberOf;
 }): BuildRecord {
   return {
     buildId: init.buildId,
@@ -142,6 +154,7 @@ export function newBuildRecord(init: {
     createdAt: init.now,
     updatedAt: init.now,
     tags: { ...(init.tags ?? {}) },
+    ...(init.memberOf ? { memberOf: { ...init.memberOf } } : {}),
     landed: [],
     failed: [],
     groveStats: {},
@@ -169,6 +182,7 @@ const SUMMARY_KEYS = [
   "reason",
   "result",
   "tags",
+  "memberOf",
 ] as const satisfies readonly (keyof BuildSummary)[];
 
 /** The counter of a record (absent optional fields stay absent). */

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { shuffledIndices, type DatasetPack } from "@canopy/forest";
 import { SpecError } from "./errors.ts";
+import { foldSplit, kFoldAssignment, stratifiedKFoldAssignment } from "./folds.ts";
 import { canonicalJson, forestOptionIssues, groveCount, type BuildSpec } from "./spec.ts";
 
 export interface GrovePlan {
@@ -21,8 +22,8 @@ export interface BuildPlan {
   split: RowSplit;
 }
 
-/** What planning needs from a pack; the full pack fits. */
-export type PackSummary = Pick<DatasetPack, "hash" | "nRows"> & { target: { task: DatasetPack["target"]["task"] } };
+/** What planning needs from a pack; the full pack fits. A CV build's split needs the labels (the full pack's target). */
+export type PackSummary = Pick<DatasetPack, "hash" | "nRows"> & { target: { task: DatasetPack["target"]["task"] } | DatasetPack["target"] };
 
 /**
  * Same data + same spec = same id, so re-submitting is idempotent. The dataset reference is left out (the
@@ -59,6 +60,26 @@ export function splitRows(nRows: number, testFraction: number, seed: number): Ro
   return { test: order.slice(0, nTest).sort(), train: order.slice(nTest).sort() };
 }
 
+/**
+ * The rows a build trains on and scores: the held-out split of `splitRows`, or for a CV build (`spec.cv`) fold k of
+ * the training rows scored and the other folds trained on (StratifiedKFold on the labels for classification, KFold
+ * for regression, as scikit-learn 1.9.1 without shuffling). The trainers, the aggregator and planning all call this.
+ */
+export function buildSplit(spec: Pick<BuildSpec, "test_fraction" | "seed" | "cv">, pack: Pick<PackSummary, "nRows" | "target">): RowSplit {
+  const outer = splitRows(pack.nRows, spec.test_fraction, spec.seed);
+  if (!spec.cv) return outer;
+  const { n_splits: k, fold } = spec.cv;
+  const target = pack.target;
+  let assignment: Uint32Array;
+  if (target.task === "classification") {
+    if (!("codes" in target)) throw new RangeError("a stratified CV split needs the pack's labels");
+    const labels = new Uint16Array(outer.train.length);
+    for (let i = 0; i < labels.length; i++) labels[i] = target.codes[outer.train[i]];
+    assignment = stratifiedKFoldAssignment(labels, k);
+  } else assignment = kFoldAssignment(outer.train.length, k);
+  return foldSplit(outer.train, assignment, fold);
+}
+
 /** Plans a build of `spec` over `pack`, checking what only the data can tell (the task, enough rows). */
 export function planBuild(spec: BuildSpec, pack: PackSummary): BuildPlan {
   const task = pack.target.task;
@@ -68,7 +89,17 @@ export function planBuild(spec: BuildSpec, pack: PackSummary): BuildPlan {
   if (spec.task === "auto") {
     for (const issue of forestOptionIssues(spec, task)) issues.push({ ...issue, message: `${issue.message} (the label makes this ${task})` });
   }
-  const split = splitRows(pack.nRows, spec.test_fraction, spec.seed);
+  let split = splitRows(pack.nRows, spec.test_fraction, spec.seed);
+  if (spec.cv && split.train.length > 0) {
+    try {
+      const folds = buildSplit(spec, pack);
+      split = folds;
+      if (folds.train.length === 0) issues.push({ path: "cv", message: `fold ${spec.cv.fold} of ${spec.cv.n_splits} leaves no rows to train on` });
+    } catch (err) {
+      if (!(err instanceof SpecError)) throw err;
+      issues.push(...err.issues);
+    }
+  }
   if (split.train.length === 0)
     issues.push({ path: "test_fraction", message: `leaves no training rows out of ${pack.nRows}` });
   if (issues.length > 0) throw new SpecError(issues);

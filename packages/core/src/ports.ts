@@ -9,6 +9,7 @@ import type {
   SettledGrove,
 } from "./ledger.ts";
 import type { BuildNotification } from "./notification.ts";
+import type { StudyNotification } from "./study-report.ts";
 import type { GroveTask } from "./task.ts";
 
 /** Content-addressed and per-build blobs (S3, a directory, memory). Keys come from keys.ts. */
@@ -29,9 +30,12 @@ export interface TaskQueue {
   send(tasks: GroveTask[]): Promise<void>;
 }
 
-/** Announces finished builds (SNS, stdout, a webhook). */
+/** Any message a Notifier publishes: a build's or a study's (tell them apart by `type`). */
+export type CanopyNotification = BuildNotification | StudyNotification;
+
+/** Announces finished builds and studies (SNS, stdout, a webhook). */
 export interface Notifier {
-  publish(notification: BuildNotification): Promise<void>;
+  publish(notification: CanopyNotification): Promise<void>;
 }
 
 export interface Clock {

@@ -29,7 +29,21 @@ export interface BuildSpec extends ForestOptions {
    * it names the same build as leaving it out. The model is the same bytes either way.
    */
   oob_score?: boolean;
+  /**
+   * A cross-validation build (a study's member): of the training rows (after the held-out split), fold `fold` of
+   * `n_splits` is scored and the rest trains; folds as scikit-learn 1.9.1's StratifiedKFold (classification) or
+   * KFold (regression) without shuffling (folds.ts).
+   */
+  cv?: CvFold;
 }
+
+export interface CvFold {
+  n_splits: number;
+  fold: number;
+}
+
+/** Most folds a study may ask for (scikit-learn has no cap; 20 keeps a study's fan-out within its limits). */
+export const MAX_CV_SPLITS = 20;
 
 export interface ColumnOverrides {
   categorical?: string[];
@@ -143,6 +157,7 @@ const specSchema = z
     max_bins: int(2, MAX_WIDE_BINS).optional(),
     min_category_rows: int(1).optional(),
     oob_score: z.boolean({ error: "must be true or false" }).optional(),
+    cv: z.strictObject({ n_splits: int(2, MAX_CV_SPLITS), fold: int(0, MAX_CV_SPLITS - 1) }, { error: "must be { n_splits, fold }" }).optional(),
     ...forestOptionsShape,
   });
 
@@ -158,6 +173,7 @@ function crossFieldIssues(s: BuildSpec): { path: string; message: string }[] {
       `must be at most half the groves (${Math.floor(groves / 2)} of ${groves}), so a completed model keeps at least half its trees`,
       s.tolerated_failures,
     );
+  if (s.cv && s.cv.fold >= s.cv.n_splits) add("cv.fold", `must be below n_splits (${s.cv.n_splits})`, s.cv.fold);
   issues.push(...forestOptionIssues(s, s.task));
   // sklearn 1.9.1 raises the same: no row is out of bag when every tree sees every row.
   if (s.oob_score && s.bootstrap === false)

@@ -3,7 +3,7 @@ import { copyGroves } from "./copy-groves.ts";
 import { optionWarnings, taskNote, type DataNote } from "./data-notes.ts";
 import { TaskError } from "./errors.ts";
 import { CONTENT_TYPES, keys } from "./keys.ts";
-import { newBuildRecord, type BuildRecord } from "./ledger.ts";
+import { newBuildRecord, type BuildRecord, type MemberOf } from "./ledger.ts";
 import { decodeManifest, manifestTrees, type BuildManifest } from "./manifest.ts";
 import { planBuild, type BuildPlan, type GrovePlan } from "./plan.ts";
 import { systemClock, type BlobStore, type BuildLedger, type Clock, type TaskQueue } from "./ports.ts";
@@ -101,7 +101,7 @@ export function prepareBuildData(
   spec: BuildSpec,
   input: TableSource | Uint8Array | string,
   blobs: BlobStore,
-  options: { shared?: boolean; clock?: Clock } = {},
+  options: { shared?: boolean; clock?: Clock; /** More checks of the pack before it is stored (a study's). */ check?: (pack: DatasetPack) => void } = {},
 ): Promise<PreparedDataset> {
   const prepare: PrepareOptions = {
     ...(spec.label !== undefined ? { label: spec.label } : {}),
@@ -113,6 +113,7 @@ export function prepareBuildData(
     ...(options.shared ? { shared: true } : {}),
     check: (pack) => {
       const { split } = planBuild(spec, pack);
+      options.check?.(pack);
       const task = taskNote(spec, pack);
       return [...(task ? [task] : []), ...optionWarnings(spec, pack, split)];
     },
@@ -191,7 +192,12 @@ export function groveTasks(manifest: BuildManifest, groves: GrovePlan[], queuedA
  * Starts a build: manifest, ledger record (PENDING -> TRAINING), one task per grove. The id is derived from
  * (pack, spec), so submitting the same thing twice returns the existing build instead of training it again.
  */
-export async function submitBuild(spec: BuildSpec, ports: SubmitPorts, prepared: Pick<PreparedDataset, "pack" | "packKey" | "prepareMs">): Promise<Submission> {
+export async function submitBuild(
+  spec: BuildSpec,
+  ports: SubmitPorts,
+  prepared: Pick<PreparedDataset, "pack" | "packKey"> & { prepareMs?: number },
+  options: { memberOf?: MemberOf } = {},
+): Promise<Submission> {
   const clock = ports.clock ?? systemClock;
   const plan = planBuild(spec, prepared.pack);
   const { buildId } = plan;
@@ -205,16 +211,20 @@ export async function submitBuild(spec: BuildSpec, ports: SubmitPorts, prepared:
     packKey: prepared.packKey,
     packHash: prepared.pack.hash,
     groves: plan.groves,
-    prepareMs: prepared.prepareMs,
+    ...(prepared.prepareMs !== undefined ? { prepareMs: prepared.prepareMs } : {}),
   };
-  return { buildId, plan, ...(await startBuild(manifest, { ...ports, clock })) };
+  return { buildId, plan, ...(await startBuild(manifest, { ...ports, clock }, options)) };
 }
 
 /**
  * Starts a build from its manifest: the manifest, the ledger record (PENDING -> TRAINING), every grove queued.
  * created: false when the record existed (an identical submission won the race: that one queues the work).
  */
-export async function startBuild(manifest: BuildManifest, ports: SubmitPorts): Promise<{ created: boolean; record: BuildRecord }> {
+export async function startBuild(
+  manifest: BuildManifest,
+  ports: SubmitPorts,
+  options: { memberOf?: MemberOf } = {},
+): Promise<{ created: boolean; record: BuildRecord }> {
   const clock = ports.clock ?? systemClock;
   const { buildId, spec, groves } = manifest;
   // Written before the record exists, so anyone who sees the record can read the manifest.
@@ -222,7 +232,14 @@ export async function startBuild(manifest: BuildManifest, ports: SubmitPorts): P
   if (!(await ports.blobs.exists(specKey)))
     await ports.blobs.put(specKey, new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`), CONTENT_TYPES.json);
 
-  const record = newBuildRecord({ buildId, total: groves.length, tolerated: spec.tolerated_failures, tags: spec.tags, now: clock.now() });
+  const record = newBuildRecord({
+    buildId,
+    total: groves.length,
+    tolerated: spec.tolerated_failures,
+    tags: spec.tags,
+    now: clock.now(),
+    ...(options.memberOf ? { memberOf: options.memberOf } : {}),
+  });
   if (!(await ports.ledger.create(record))) return { created: false, record: (await ports.ledger.get(buildId)) ?? record };
   await ports.ledger.startTraining(buildId);
   await ports.queue.send(groveTasks(manifest, groves, clock.now()));

@@ -3,6 +3,8 @@ import { TERMINAL_STATUSES, type BuildSummary } from "./ledger.ts";
 import { failedNotification } from "./notification.ts";
 import { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier, type TaskQueue } from "./ports.ts";
 import { resumeBuild } from "./submit.ts";
+import { isStudyId } from "./keys.ts";
+import { settleStudy } from "./study.ts";
 
 /**
  * When the build last made progress: its last landing, else its creation, or any later write (a grove given up on,
@@ -44,6 +46,8 @@ export type SweepAction =
   | { action: "reopen"; claim: number; why: string }
   /** Groves outstanding, no progress, nothing queued: their tasks were lost; queue them again. */
   | { action: "requeue"; why: string }
+  /** A study with members outstanding and no landing for stallMs: land the member builds that finished (settleStudy). */
+  | { action: "settle"; why: string }
   | { action: "fail"; reason: string };
 
 const seconds = (ms: number) => `${Math.round(ms / 1000)} s`;
@@ -97,6 +101,20 @@ export function sweepDecision(s: BuildSummary, now: number, policy: SweepPolicy,
   return { action: "requeue", why: `no progress for ${seconds(idle)} and the grove queue is empty: the outstanding tasks were lost` };
 }
 
+/**
+ * The sweeper's rule for a study (a record whose members are builds). Its members are builds swept on their own, so
+ * a study never stalls nor is re-queued: with members outstanding and no landing for stallMs, the finished ones are
+ * landed (a crash between a build's completion and its landing in the study); with every member in, the rules of a
+ * build's aggregation apply (a lost trigger fired again, a dead claim reopened).
+ */
+export function studySweepDecision(s: BuildSummary, now: number, policy: SweepPolicy): SweepAction {
+  if (TERMINAL_STATUSES.includes(s.status)) return { action: "none", why: s.status };
+  if (s.status === "AGGREGATING" || (s.status === "TRAINING" && s.remaining === 0)) return sweepDecision(s, now, policy, () => ({ busy: true }));
+  const idle = now - lastProgressAt(s);
+  if (idle <= policy.stallMs) return { action: "none", why: `a member landed ${seconds(idle)} ago` };
+  return { action: "settle", why: `no member landed for ${seconds(idle)}: landing the builds that finished` };
+}
+
 export interface SweepPorts {
   ledger: BuildLedger;
   notifier: Notifier;
@@ -136,6 +154,10 @@ export async function sweepBuilds(listed: Iterable<string | Pick<BuildSummary, "
       // The queue's state matters only for a build that looks stalled: read it then, at most once per sweep.
       const now = clock.now();
       let asked = false;
+      if (isStudyId(buildId)) {
+        results.push(await apply(buildId, studySweepDecision(current, now, policy), ports));
+        continue;
+      }
       let decision = sweepDecision(current, now, policy, () => {
         asked = true;
         return queueState ?? { busy: true };
@@ -169,6 +191,11 @@ async function apply(buildId: string, decision: SweepAction, ports: SweepPorts):
       const resumed = await resumeBuild(buildId, ports, { copy: false });
       const detail = `${decision.why}; queued groves ${resumed.requeued.join(", ") || "(none)"}`;
       return { buildId, action: "requeue", detail, ...(resumed.requeued.length > 0 ? {} : { skipped: true }) };
+    }
+    case "settle": {
+      await ports.ledger.startTraining(buildId); // a study left PENDING by a crash in its submission
+      const landed = await settleStudy(buildId, ports);
+      return { buildId, action: "settle", detail: `${decision.why}; landed ${landed}`, ...(landed > 0 ? {} : { skipped: true }) };
     }
     case "fail": {
       if (!(await ports.ledger.fail(buildId, decision.reason))) return { buildId, action: "fail", detail: decision.reason, skipped: true };

@@ -5,10 +5,11 @@ import type { GroveStats } from "./ledger.ts";
 import type { BuildManifest } from "./manifest.ts";
 import { failedNotification } from "./notification.ts";
 import { PackCache } from "./pack-cache.ts";
-import { splitRows } from "./plan.ts";
+import { buildSplit } from "./plan.ts";
 import { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier } from "./ports.ts";
 import { toFitParams } from "./spec.ts";
 import { readManifest } from "./submit.ts";
+import { settleMember } from "./study.ts";
 import type { GroveTask, GroveTaskRef } from "./task.ts";
 import { sha256Hex } from "./digest.ts";
 
@@ -130,7 +131,7 @@ export async function trainGrove(task: GroveTaskRef, ports: TrainGrovePorts, del
   const { pack, cached } = await (ports.packs ?? defaultPacks).load(manifest.packHash, manifest.packKey, ports.blobs);
   const loadedAt = clock.now();
 
-  const { train } = splitRows(pack.nRows, manifest.spec.test_fraction, manifest.spec.seed);
+  const { train } = buildSplit(manifest.spec, pack);
   const treeIndices = Array.from({ length: plan.treeEnd - plan.treeStart }, (_, i) => plan.treeStart + i);
   // Out-of-bag sums: training rows × (4 + 8 × classes) bytes more while the grove trains.
   const oob = manifest.spec.oob_score ? OobSums.of(pack, train) : undefined;
@@ -174,12 +175,13 @@ export async function trainGrove(task: GroveTaskRef, ports: TrainGrovePorts, del
 export async function failGroveTask(
   task: Pick<GroveTask, "buildId" | "grove">,
   error: unknown,
-  ports: { ledger: BuildLedger; notifier: Notifier },
+  ports: { ledger: BuildLedger; notifier: Notifier; blobs?: BlobStore },
 ): Promise<{ recorded: boolean; buildFailed: boolean }> {
   const outcome = await ports.ledger.failGrove(task.buildId, task.grove, errorLine(error));
   if (outcome.buildFailed) {
     const record = await ports.ledger.get(task.buildId);
     if (record) await ports.notifier.publish(failedNotification(record, record.reason ?? errorLine(error)));
+    if (ports.blobs) await settleMember(task.buildId, { blobs: ports.blobs, ledger: ports.ledger });
   }
   return { recorded: outcome.recorded, buildFailed: outcome.buildFailed };
 }

@@ -19,6 +19,8 @@ describe("blob keys", () => {
     expect(() => keys.pack("abc")).toThrow(TaskError);
     expect(() => keys.grove(id, 100_000)).toThrow(TaskError);
     expect(() => keys.grove(id, 1.5)).toThrow(TaskError);
+    expect(() => keys.study(id)).toThrow(TaskError);
+    expect(() => keys.spec("s-00ff00ff00ff00ff")).toThrow(TaskError);
   });
 });
 
@@ -38,6 +40,10 @@ describe("key patterns (what IAM grants are scoped to)", () => {
     model: [keys.model(id)],
     report: [keys.report(id)],
     reportHtml: [keys.reportHtml(id)],
+    study: [keys.study("s-00ff00ff00ff00ff")],
+    studyReport: [keys.studyReport("s-00ff00ff00ff00ff")],
+    studyReportHtml: [keys.studyReportHtml("s-00ff00ff00ff00ff")],
+    studyRound: [keys.studyRound("s-00ff00ff00ff00ff", 0), keys.studyRound("s-00ff00ff00ff00ff", 12)],
   };
 
   it("has a pattern for every kind of key", () => {

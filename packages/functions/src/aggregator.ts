@@ -2,6 +2,8 @@ import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-p
 import type { Logger } from "@aws-lambda-powertools/logger";
 import {
   aggregate,
+  aggregateStudy,
+  isStudyId,
   isAggregationTrigger,
   PackCache,
   pricesFromEnv,
@@ -11,6 +13,7 @@ import {
   type Clock,
   type Notifier,
   type Prices,
+  type TaskQueue,
 } from "@canopy/core";
 import { renderReport } from "@canopy/report";
 import { changeFromStreamRecord } from "@canopy/runtime-aws";
@@ -19,7 +22,8 @@ import { resources } from "./resources.ts";
 import { functionLogger, memoryMb } from "./runtime.ts";
 
 export interface AggregatorDeps {
-  ports?: () => Promise<{ blobs: BlobStore; ledger: BuildLedger; notifier: Notifier }>;
+  /** `queue`: where a halving study's next round queues its new trees (the aggregator extends the survivors' builds). */
+  ports?: () => Promise<{ blobs: BlobStore; ledger: BuildLedger; notifier: Notifier; queue?: TaskQueue }>;
   packs?: PackCache;
   logger?: Logger;
   clock?: Clock;
@@ -40,7 +44,14 @@ export function createAggregator(deps: AggregatorDeps = {}) {
   const packs = deps.packs ?? new PackCache(2);
   const logger = deps.logger ?? functionLogger("aggregator");
   const getPorts =
-    deps.ports ?? (async () => ({ blobs: await resources.blobs(), ledger: await resources.ledger(), notifier: await resources.notifier() }));
+    deps.ports ??
+    (async () => ({
+      blobs: await resources.blobs(),
+      ledger: await resources.ledger(),
+      notifier: await resources.notifier(),
+      // Resolved on first use: only a halving study's next round sends tasks (the grove queue must be linked then).
+      queue: { send: async (tasks: Parameters<TaskQueue["send"]>[0]) => (await resources.queue()).send(tasks) },
+    }));
   let prices = deps.prices;
 
   return async (event: DynamoDBStreamEvent, context: Context): Promise<DynamoDBBatchResponse> => {
@@ -55,6 +66,14 @@ export function createAggregator(deps: AggregatorDeps = {}) {
         return "ignored";
       }
       const { buildId } = change.new;
+      // A study's record reaches its trigger the same way when its last member build lands.
+      if (isStudyId(buildId)) {
+        const study = await aggregateStudy(buildId, { ...ports, renderReport, ...(deps.clock ? { clock: deps.clock } : {}) });
+        if (study.outcome === "completed") logger.info("study completed", { studyId: buildId, best: study.report.best_params_, score: study.report.best_score_ });
+        else if (study.outcome === "failed") logger.error("study failed in aggregation", { studyId: buildId, reason: study.reason });
+        else logger.info("study aggregation not claimed (already claimed, or not ready)", { studyId: buildId });
+        return study.outcome;
+      }
       const outcome = await aggregate(buildId, {
         ...ports,
         packs,

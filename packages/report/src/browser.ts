@@ -72,6 +72,20 @@ export const BROWSER_SCRIPT = String.raw`(function () {
       });
     },
 
+    param: function (c) {
+      var best = c.points.filter(function (d) { return d.best; });
+      return Plot.plot({
+        width: 420, height: 280, marginLeft: 60, marginBottom: 44,
+        x: c.categorical ? { label: c.name, domain: c.domain, padding: 0.3 } : { label: c.name, grid: true, nice: true },
+        y: { label: c.yLabel, grid: true, nice: true },
+        marks: [
+          Plot.ruleX(c.points, { x: "x", y1: "lo", y2: "hi", stroke: BLUE, strokeOpacity: 0.35, ariaDescription: "param-spread" }),
+          Plot.dot(c.points, { x: "x", y: "y", r: 3.5, fill: BLUE, title: "title", ariaDescription: "param-point" }),
+          Plot.dot(best, { x: "x", y: "y", r: 7, stroke: "#c53030", strokeWidth: 2, fill: "none", title: "title", ariaDescription: "param-best" })
+        ]
+      });
+    },
+
     timeline: function (c) {
       var waits = c.segments.filter(function (d) { return d.stage === "queued"; });
       var work = c.segments.filter(function (d) { return d.stage !== "queued"; });

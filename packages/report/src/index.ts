@@ -1,5 +1,6 @@
-import type { BuildReport } from "@canopy/core";
+import type { BuildReport, StudyReport } from "@canopy/core";
 import { renderBuild } from "./build.ts";
+import { renderStudy } from "./study.ts";
 
 export { CHART_LIBRARY_FILES, chartLibrary, findInNodeModules, type ChartLibrary } from "./assets.ts";
 export { TIMELINE_STAGES } from "./build.ts";
@@ -8,14 +9,17 @@ export { TIMELINE_STAGES } from "./build.ts";
  * What can be rendered: a report.json by its kind. A build's report says kind "build" (older ones say nothing).
  * A study or a partitioned run adds its kind here and a renderer beside renderBuild.
  */
-export type ReportDocument = BuildReport;
+export type ReportDocument = BuildReport | StudyReport;
+export { renderStudy };
 
 /** report.html: one self-contained page (styles, data, d3, Plot and the page script inline; no network). */
 export function renderReport(report: ReportDocument): string {
   const kind = (report as { kind?: string }).kind ?? "build";
   switch (kind) {
     case "build":
-      return renderBuild(report);
+      return renderBuild(report as BuildReport);
+    case "study":
+      return renderStudy(report as StudyReport);
     default:
       throw new Error(`cannot render a report of kind ${JSON.stringify(kind)}`);
   }

@@ -168,7 +168,7 @@ describe("report.html of a build", () => {
 
   it("dispatches on the report's kind and refuses a kind it does not know", async () => {
     const report = await digits;
-    expect(() => renderReport({ ...report, kind: "study" } as unknown as BuildReport)).toThrow('cannot render a report of kind "study"');
+    expect(() => renderReport({ ...report, kind: "partition" } as unknown as BuildReport)).toThrow('cannot render a report of kind "partition"');
   });
 });
 

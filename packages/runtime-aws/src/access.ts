@@ -89,21 +89,26 @@ export const FUNCTION_ACCESS: Record<FunctionName, FunctionAccess> = {
   // core's aggregate: claims, reads the manifest, the record, the groves (twice: verify and evaluate, then stream),
   // their out-of-bag sums and the pack, streams the model and writes the reports (and oob.bin), completes (or
   // fails) the build and publishes its notification.
+  // A study's trigger comes the same way: it ranks the members from their reports and writes the study's report, page
+  // and round; a build that is a study's member is landed (or failed) in its study when it finishes.
   aggregator: {
-    reads: ["spec", "grove", "groveOob", "pack"],
-    writes: ["model", "report", "reportHtml", "oob"],
-    ledger: ["claimAggregation", "get", "complete", "fail"],
+    reads: ["spec", "grove", "groveOob", "pack", "report", "study", "studyRound"],
+    writes: ["model", "report", "reportHtml", "oob", "studyReport", "studyReportHtml", "studyRound"],
+    ledger: ["claimAggregation", "get", "summary", "landGrove", "failGrove", "complete", "fail"],
     notifier: ["publish"],
   },
-  // core's failGroveTask, quoting the trainer's last error note.
-  dlq: { reads: ["groveError"], ledger: ["failGrove", "get"], notifier: ["publish"] },
+  // core's failGroveTask, quoting the trainer's last error note; a failed build that is a study's member is failed in
+  // its study (its counter read first).
+  dlq: { reads: ["groveError"], ledger: ["failGrove", "get", "summary"], notifier: ["publish"] },
   // core's sweepBuilds over the open builds: redrives and reopens aggregations, queues lost groves again (core's
   // resumeBuild: the manifest, the grove queue; an extension's uncopied groves are queued for training, not copied),
   // fails what cannot finish.
+  // A study is never re-queued: its members are swept as builds, and a finished member a crash left unlanded is
+  // landed (or failed) in it from the member's report.
   sweeper: {
-    reads: ["spec"],
+    reads: ["spec", "study", "report"],
     openBuilds: ["list"],
-    ledger: ["summary", "get", "startTraining", "redriveAggregation", "reopenAggregation", "recordRequeue", "fail"],
+    ledger: ["summary", "get", "startTraining", "redriveAggregation", "reopenAggregation", "recordRequeue", "landGrove", "failGrove", "fail"],
     groves: ["send", "state"],
     notifier: ["publish"],
   },

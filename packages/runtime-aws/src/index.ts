@@ -36,7 +36,7 @@ export { decodeSnsDelivery, notificationAttributes, SnsNotifier, type SnsDeliver
 export { queueState, SQS_BATCH_SIZE, SqsDeadLetters, SqsTaskQueue, type SqsSender, type SqsTaskQueueOptions } from "./sqs-task-queue.ts";
 export { DynamoStreamReader, type StreamReaderOptions, type StreamRecord } from "./stream-reader.ts";
 export { listOpenBuilds } from "./open-builds.ts";
-export { createAwsRuntime, parseS3Url, type AwsRuntime, type AwsRuntimeOptions } from "./runtime.ts";
+export { createAwsRuntime, parseS3Url, type AwsRuntime, type AwsRuntimeOptions, type StudyHandle } from "./runtime.ts";
 export { s3ByteSource } from "./s3-source.ts";
 export { ALIAS_KEY_PREFIX, aliasKey, DynamoModelRegistry, listBuilds } from "./registry.ts";
 export * from "./emulator/index.ts";

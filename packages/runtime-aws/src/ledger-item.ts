@@ -1,6 +1,6 @@
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
-import { isBuildId, summaryOf, type BuildStatus, type BuildSummary, type GroveStats, type SettledGrove } from "@canopy/core";
+import { isLedgerId, summaryOf, type BuildStatus, type BuildSummary, type GroveStats, type SettledGrove } from "@canopy/core";
 import { AwsInternalError } from "./errors.ts";
 import { OPEN_BUILDS_INDEX, TTL_ATTRIBUTE } from "./names.ts";
 
@@ -47,7 +47,7 @@ export const STORAGE_ATTRIBUTES = [OPEN_BUILDS_INDEX.hashKey, TTL_ATTRIBUTE] as 
  */
 export function isBuildItem(item: Item | undefined): item is Item {
   const id = item?.buildId?.S;
-  return Boolean(id && isBuildId(id) && item!.status?.S && STATUSES.includes(item!.status.S as BuildStatus) && item!.total?.N && item!.remaining?.N);
+  return Boolean(id && isLedgerId(id) && item!.status?.S && STATUSES.includes(item!.status.S as BuildStatus) && item!.total?.N && item!.remaining?.N);
 }
 
 /** A counter item as a BuildSummary (absent optional fields stay absent). Reads counters of earlier versions too. */

@@ -23,6 +23,12 @@ import {
   type Clock,
   type FollowOptions,
   type Runtime,
+  parseStudySpec,
+  planStudy,
+  resumeStudy,
+  submitStudy,
+  type StudySpec,
+  type TableSource,
 } from "@canopy/core";
 import { DYNAMO_MAX_GROVES, DynamoLedger } from "./dynamo-ledger.ts";
 import { aggregationLeaseMs } from "./settings.ts";
@@ -65,6 +71,23 @@ export interface AwsRuntimeOptions {
 export interface AwsRuntime extends Runtime {
   readonly blobs: S3BlobStore;
   readonly ledger: DynamoLedger;
+  /**
+   * Starts a study (core's submitStudy: one pack, every candidate x fold build queued for the deployed trainers), or
+   * picks an unfinished one with the same data and spec up (resumeStudy). The deployed aggregator ranks it.
+   */
+  tune(spec: StudySpec, data: TableSource | Uint8Array): Promise<StudyHandle>;
+}
+
+export interface StudyHandle {
+  studyId: string;
+  created: boolean;
+  status: string;
+  candidates: number;
+  builds: number;
+  groves: number;
+  /** Member builds this call created (their groves queued). */
+  submitted: number;
+  pack: { packKey: string; reused: boolean; nRows: number; nFeatures: number; bytes: number };
 }
 
 export function createAwsRuntime(options: AwsRuntimeOptions): AwsRuntime {
@@ -147,6 +170,38 @@ class DeployedRuntime implements AwsRuntime {
     const { requeued } = await resumeBuild(submission.buildId, ports, { aggregationLeaseMs: leaseMs });
     const record = (await this.ledger.get(submission.buildId)) ?? submission.record;
     return this.remember(buildHandle({ record, groves: plan.groves, created: false, queued: requeued, prepared }));
+  }
+
+  async tune(spec: StudySpec, data: TableSource | Uint8Array): Promise<StudyHandle> {
+    const ports = { blobs: this.blobs, ledger: this.ledger, queue: this.queue(), clock: this.clock };
+    // The scoring against the task and the limits are checked before the pack is uploaded.
+    const prepared = await prepareBuildData(spec.base, data, this.blobs, {
+      clock: this.clock,
+      check: (pack) => void planStudy(parseStudySpec(spec, pack.target.task), pack),
+    });
+    const plan = planStudy(parseStudySpec(spec, prepared.pack.target.task), prepared.pack);
+    const existing = await this.ledger.summary(plan.studyId);
+    let created = false;
+    let submitted = 0;
+    if (existing && !TERMINAL_STATUSES.includes(existing.status)) {
+      const r = await resumeStudy(plan.studyId, ports, { aggregationLeaseMs: this.options.aggregationLeaseMs ?? aggregationLeaseMs() });
+      submitted = r.submitted.length;
+    } else if (!existing) {
+      const s = await submitStudy(spec, ports, prepared);
+      created = s.created;
+      submitted = s.submitted.length;
+    }
+    const p = prepared.pack;
+    return {
+      studyId: plan.studyId,
+      created,
+      status: (await this.ledger.summary(plan.studyId))?.status ?? "PENDING",
+      candidates: plan.candidates.length,
+      builds: plan.members.length,
+      groves: plan.groves,
+      submitted,
+      pack: { packKey: prepared.packKey, reused: prepared.reused, nRows: p.nRows, nFeatures: p.nFeatures, bytes: p.bytes.length },
+    };
   }
 
   private remember(handle: BuildHandle): BuildHandle {

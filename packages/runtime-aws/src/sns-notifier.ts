@@ -1,17 +1,17 @@
 import { PublishCommand, type MessageAttributeValue, type SNSClient } from "@aws-sdk/client-sns";
-import type { BuildNotification, Notifier } from "@canopy/core";
+import type { BuildNotification, CanopyNotification, Notifier } from "@canopy/core";
 import { clients } from "./clients.ts";
 import { AwsSetupError } from "./errors.ts";
 
 /**
- * Message attributes for subscription filter policies: `buildId`, `status` and `type` as Strings, and `tags`
- * as the JSON of the tag map (String). To filter on one tag, use a policy with FilterPolicyScope
+ * Message attributes for subscription filter policies: `buildId` (a study's: `studyId`), `status` and `type` as
+ * Strings, and `tags` as the JSON of the tag map (String). To filter on one tag, use a policy with FilterPolicyScope
  * MessageBody on `tags.<name>`: the message body is the notification JSON.
  */
-export function notificationAttributes(n: BuildNotification): Record<string, MessageAttributeValue> {
+export function notificationAttributes(n: CanopyNotification): Record<string, MessageAttributeValue> {
   const str = (value: string): MessageAttributeValue => ({ DataType: "String", StringValue: value });
   return {
-    buildId: str(n.buildId),
+    ...("studyId" in n ? { studyId: str(n.studyId) } : { buildId: str(n.buildId) }),
     status: str(n.status),
     type: str(n.type),
     tags: str(JSON.stringify(n.tags ?? {})),
@@ -25,11 +25,12 @@ export class SnsNotifier implements Notifier {
     private readonly client: SNSClient = clients.sns(),
   ) {}
 
-  async publish(notification: BuildNotification): Promise<void> {
+  async publish(notification: CanopyNotification): Promise<void> {
+    const subject = "studyId" in notification ? `Canopy study ${notification.studyId}` : `Canopy build ${notification.buildId}`;
     await this.client.send(
       new PublishCommand({
         TopicArn: this.topicArn,
-        Subject: `Canopy build ${notification.buildId} ${notification.status}`.slice(0, 100),
+        Subject: `${subject} ${notification.status}`.slice(0, 100),
         Message: JSON.stringify(notification),
         MessageAttributes: notificationAttributes(notification),
       }),

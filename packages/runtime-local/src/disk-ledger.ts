@@ -5,6 +5,7 @@ import {
   checkNewRecord,
   groveEntry,
   isBuildId,
+  isLedgerId,
   LedgerError,
   ledgerRules,
   recordOf,
@@ -131,7 +132,7 @@ export class DiskLedger implements BuildLedger {
   }
 
   private file(buildId: string): string | undefined {
-    return isBuildId(buildId) ? join(this.dir, `${buildId}.json`) : undefined;
+    return isLedgerId(buildId) ? join(this.dir, `${buildId}.json`) : undefined;
   }
 
   private async read(buildId: string): Promise<BuildRecord | undefined> {

@@ -6,7 +6,11 @@ import { InternalError, TransientError, type ErrorPolicy } from "@canopy/core";
  */
 export class InterruptedError extends TransientError {
   constructor(readonly buildId: string) {
-    super(`build ${buildId} was interrupted; resume it to finish the groves that have not landed`);
+    super(
+      buildId.startsWith("s-")
+        ? `study ${buildId} was interrupted; resume it to finish the builds that have not finished`
+        : `build ${buildId} was interrupted; resume it to finish the groves that have not landed`,
+    );
   }
 }
 

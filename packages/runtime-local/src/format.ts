@@ -1,11 +1,20 @@
-import type { BuildNotification } from "@canopy/core";
+import { showParams, type BuildNotification, type CanopyNotification, type StudyNotification } from "@canopy/core";
 
 /** The one terminal line for a notification, e.g. `canopy: build b-… COMPLETED accuracy=0.9733 model builds/b-…/model.canopy`. */
-export function formatNotification(n: BuildNotification): string {
+export function formatNotification(n: CanopyNotification): string {
+  if ("studyId" in n) return formatStudyNotification(n);
   if (n.type === "build.failed") return `canopy: build ${n.buildId} FAILED: ${n.reason ?? "unknown reason"}`;
   const metrics = Object.entries(n.metrics ?? {})
     .filter(([key, value]) => key !== "task" && key !== "n" && typeof value === "number")
     .map(([key, value]) => `${key}=${Number((value as number).toFixed(4))}`);
   const missing = n.failedGroves?.length ? ` (${n.failedGroves.length} grove(s) missing: ${n.failedGroves.map((f) => f.grove).join(", ")})` : "";
   return [`canopy: build ${n.buildId} COMPLETED`, ...metrics, ...(n.modelKey ? [`model ${n.modelKey}`] : [])].join(" ") + missing;
+}
+
+/** e.g. `canopy: study s-… COMPLETED best accuracy=0.9533 (max_depth=8 max_features=sqrt), 12 candidates x 3 folds`. */
+function formatStudyNotification(n: StudyNotification): string {
+  if (n.type === "study.failed") return `canopy: study ${n.studyId} FAILED: ${n.reason ?? "unknown reason"}`;
+  const score = n.best_score_ !== undefined ? ` best ${n.scoring}=${Number(n.best_score_.toFixed(4))}` : "";
+  const params = n.best_params_ ? ` (${showParams(n.best_params_)})` : "";
+  return `canopy: study ${n.studyId} COMPLETED${score}${params}, ${n.candidates} candidates x ${n.cv} folds${n.reportKey ? ` report ${n.reportKey}` : ""}`;
 }

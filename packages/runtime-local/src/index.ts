@@ -1,5 +1,5 @@
 export { InterruptedError, LocalStoreError, TrainerTaskError } from "./errors.ts";
-export { createLocalRuntime, type BuildOutcome, type GroveProgress, type LocalRuntime, type LocalRuntimeOptions, type ProgressEvent, type Stage } from "./runtime.ts";
+export { createLocalRuntime, type BuildOutcome, type GroveProgress, type LocalRuntime, type LocalRuntimeOptions, type ProgressEvent, type Stage, type StudyOutcome, type StudyProgress } from "./runtime.ts";
 export { checkStoreRoot, DiskBlobStore } from "./blob-store.ts";
 export { DiskLedger, type DiskLedgerOptions } from "./disk-ledger.ts";
 export { LocalQueue, type QueueMessage } from "./queue.ts";

@@ -1,13 +1,13 @@
-import { errorLine, type BuildNotification } from "@canopy/core";
+import { errorLine, type CanopyNotification } from "@canopy/core";
 import { formatNotification } from "./format.ts";
 
 /**
  * Where the embedded runtime announces a build: one terminal line on stderr (or `onNotify` instead) and, with
  * `notifyUrl`, a JSON POST. Never throws: a failed callback or POST is a warning, not a failed build.
  */
-export function announce(options: { onNotify?: (n: BuildNotification) => void; notifyUrl?: string; warn: (message: string) => void }) {
+export function announce(options: { onNotify?: (n: CanopyNotification) => void; notifyUrl?: string; warn: (message: string) => void }) {
   const { warn } = options;
-  return async (notification: BuildNotification): Promise<void> => {
+  return async (notification: CanopyNotification): Promise<void> => {
     try {
       if (options.onNotify) options.onNotify(notification);
       else process.stderr.write(`${formatNotification(notification)}\n`);

@@ -2,6 +2,21 @@ import { availableParallelism } from "node:os";
 import { dirname, resolve } from "node:path";
 import {
   aggregate,
+  aggregateStudy,
+  isStudyId,
+  parseStudySpec,
+  planStudy,
+  readStudyManifest,
+  resumeStudy,
+  roundIdFor,
+  settleStudy,
+  studyHead,
+  studyRounds,
+  submitStudy,
+  type CanopyNotification,
+  type StudyNotification,
+  type StudyReport,
+  type StudySpec,
   buildHandle,
   buildIdFor,
   decodeGroveTask,
@@ -55,6 +70,7 @@ import { renderReport } from "@canopy/report";
 import { checkStoreRoot, DiskBlobStore } from "./blob-store.ts";
 import { DiskLedger } from "./disk-ledger.ts";
 import { InterruptedError, LocalStoreError } from "./errors.ts";
+import { formatNotification } from "./format.ts";
 import { announce } from "./notify.ts";
 import { GrovePool } from "./pool.ts";
 import { LocalQueue, type QueueMessage } from "./queue.ts";
@@ -74,6 +90,8 @@ export interface LocalRuntimeOptions {
   onProgress?: (event: ProgressEvent) => void;
   /** Receives each build notification instead of the default one line on stderr. */
   onNotify?: (notification: BuildNotification) => void;
+  /** Receives each study notification instead of the default one line on stderr. */
+  onStudyNotify?: (notification: StudyNotification) => void;
   /** Default: one line on stderr. */
   onWarning?: (message: string) => void;
   /** Flush blobs and ledger records to disk on every write (survives power loss). Default true. */
@@ -90,6 +108,28 @@ interface OutcomeBase {
   record: BuildRecord;
   /** Published by this call; absent when the build had already finished before it (nothing was run). */
   notification?: BuildNotification;
+}
+
+/** A study's progress: member builds finished, groves settled over all of them, and a linear ETA. */
+export interface StudyProgress {
+  studyId: string;
+  buildsDone: number;
+  buildsTotal: number;
+  grovesDone: number;
+  grovesTotal: number;
+  elapsedMs: number;
+  /** Remaining groves at the rate so far; absent until a grove settled. */
+  etaMs?: number;
+}
+
+export interface StudyOutcome {
+  studyId: string;
+  status: "COMPLETED" | "FAILED";
+  record: BuildSummary;
+  report?: StudyReport;
+  reason?: string;
+  /** Published by this call; absent when the study had ended before it. */
+  notification?: StudyNotification;
 }
 
 export type BuildOutcome =
@@ -113,6 +153,29 @@ export interface LocalRuntime extends Runtime {
   train(spec: BuildSpec | Record<string, unknown>, data?: Uint8Array | string): Promise<BuildOutcome>;
   /** submit({ resume }) and wait: re-queues only the groves of `buildId` that have not landed. */
   resume(buildId: string): Promise<BuildOutcome>;
+  /**
+   * Runs a study (every candidate x fold build over one pack, core's submitStudy) and resolves when it ends. The same
+   * data and study spec again returns the finished study, or picks an unfinished one up where it stopped.
+   */
+  tune(spec: StudySpec, data?: Uint8Array | string, options?: { onProgress?: (progress: StudyProgress) => void }): Promise<StudyOutcome>;
+  /** Picks an unfinished study up by id (core's resumeStudy) and waits for it. */
+  resumeStudy(studyId: string, options?: { onProgress?: (progress: StudyProgress) => void }): Promise<StudyOutcome>;
+}
+
+/** A study this runtime runs: its members' progress and its outcome once it ends. */
+interface StudyRun {
+  studyId: string;
+  members: Map<string, { settled: number; groves: number }>;
+  /** Its ledger records: the study's, and with successive halving each round's, with their members settled. */
+  records: Map<string, number>;
+  /** Member builds over every round (the plan's), when known. */
+  plannedBuilds?: number;
+  buildsDone: number;
+  startedAt: number;
+  onProgress?: (progress: StudyProgress) => void;
+  outcome: Promise<StudyOutcome>;
+  finish(notification?: StudyNotification): void;
+  abort(err: Error): void;
 }
 
 /**
@@ -148,6 +211,7 @@ class EmbeddedRuntime implements LocalRuntime {
   private readonly packs = new PackCache(4);
   private readonly notifier: Notifier;
   private readonly runs = new Map<string, Run>();
+  private readonly studies = new Map<string, StudyRun>();
   /** Followers of every build (follow() without an id): each gets the events from when it started. */
   private readonly watchers = new Set<EventLog<BuildEvent>>();
   /** Aggregations and dead-letterings under way: close() lets them finish so no build is left half-moved. */
@@ -172,8 +236,21 @@ class EmbeddedRuntime implements LocalRuntime {
       ledger: this.ledger,
       module: options.trainer?.module ?? TRAINER_THREAD,
     });
-    const announced = announce({ ...options, warn: (m) => this.warn(m) });
-    this.notifier = { publish: async (n) => (await announced(n), this.runs.get(n.buildId)?.finish(n)) };
+    const announced = announce({
+      ...(options.notifyUrl !== undefined ? { notifyUrl: options.notifyUrl } : {}),
+      onNotify: (n) => {
+        if ("studyId" in n) (options.onStudyNotify ?? ((s) => process.stderr.write(`${formatNotification(s)}\n`)))(n);
+        else (options.onNotify ?? ((b) => process.stderr.write(`${formatNotification(b)}\n`)))(n);
+      },
+      warn: (m) => this.warn(m),
+    });
+    this.notifier = {
+      publish: async (n: CanopyNotification) => {
+        await announced(n);
+        if ("studyId" in n) this.studies.get(n.studyId)?.finish(n);
+        else this.runs.get(n.buildId)?.finish(n);
+      },
+    };
     this.unsubscribe.push(this.ledger.watch((change) => this.onChange(change)));
     this.unsubscribe.push(this.queue.onAvailable(() => this.pump()));
   }
@@ -212,7 +289,140 @@ class EmbeddedRuntime implements LocalRuntime {
     while (this.background.size > 0) await Promise.allSettled([...this.background]);
     for (const stop of this.unsubscribe.splice(0)) stop();
     for (const run of this.runs.values()) run.abort(new InterruptedError(run.buildId));
+    for (const run of this.studies.values()) run.abort(new InterruptedError(run.studyId));
     for (const log of this.watchers) log.close();
+  }
+
+  async tune(spec: StudySpec, data?: Uint8Array | string, options: { onProgress?: (progress: StudyProgress) => void } = {}): Promise<StudyOutcome> {
+    this.checkOpen();
+    const source = data ?? spec.base.dataset;
+    const input = typeof source === "string" ? await openTable(fileSource(source)) : source;
+    this.checkOpen();
+    await checkStoreRoot(this.root);
+    // The scoring against the task and the limits are checked before the pack is stored: a refused study writes nothing.
+    const prepared = await prepareBuildData(spec.base, input, this.blobs, {
+      shared: true,
+      clock: this.clock,
+      check: (pack) => void planStudy(parseStudySpec(spec, pack.target.task), pack),
+    });
+    this.share(prepared.pack);
+    const checked = parseStudySpec(spec, prepared.pack.target.task);
+    const plan = planStudy(checked, prepared.pack);
+    const existing = (await studyHead(this.ledger, plan.studyId))?.summary;
+    if (existing && (!isTerminal(existing) || existing.result?.metrics?.next_round)) return this.resumeStudy(plan.studyId, options);
+    const rounds = studyRounds(checked);
+    const run = this.trackStudy(plan.studyId, plan.members, options.onProgress, rounds.length);
+    run.plannedBuilds = rounds.reduce((sum, r) => sum + r.candidates * checked.cv, 0);
+    try {
+      if (!existing) await submitStudy(checked, this.ports(), prepared);
+      await this.studyStarted(run);
+    } catch (err) {
+      run.abort(err instanceof Error ? err : new Error(String(err)));
+    }
+    return run.outcome;
+  }
+
+  async resumeStudy(studyId: string, options: { onProgress?: (progress: StudyProgress) => void } = {}): Promise<StudyOutcome> {
+    this.checkOpen();
+    const summary = await this.ledger.summary(studyId);
+    if (!summary || !isStudyId(studyId)) throw new InputError(`study ${studyId} not found in ${this.root}`);
+    const manifest = await readStudyManifest(this.blobs, studyId);
+    const running = this.studies.get(studyId);
+    if (running) return running.outcome;
+    const run = this.trackStudy(studyId, manifest.members, options.onProgress, manifest.rounds?.length ?? 1);
+    if (manifest.rounds) run.plannedBuilds = manifest.rounds.reduce((sum, r) => sum + r.candidates * manifest.spec.cv, 0);
+    try {
+      const head = (await studyHead(this.ledger, studyId))!.summary;
+      if (!isTerminal(head) || head.result?.metrics?.next_round) {
+        await this.loadPack(manifest.packKey, manifest.packHash);
+        // This process owns the store: a claim found here is dead (lease 0), as for a build.
+        await resumeStudy(studyId, { ...this.ports(), packs: this.packs }, { aggregationLeaseMs: 0 });
+      }
+      await this.studyStarted(run);
+    } catch (err) {
+      run.abort(err instanceof Error ? err : new Error(String(err)));
+    }
+    return run.outcome;
+  }
+
+  private ports() {
+    return { blobs: this.blobs, ledger: this.ledger, queue: this.queue, clock: this.clock };
+  }
+
+  private trackStudy(studyId: string, members: { buildId: string; groves: number }[], onProgress?: (p: StudyProgress) => void, rounds = 1): StudyRun {
+    let finish!: (n?: StudyNotification) => void;
+    let abort!: (err: Error) => void;
+    const ended = new Promise<StudyNotification | undefined>((res, rej) => {
+      finish = res;
+      abort = rej;
+    });
+    const run: StudyRun = {
+      studyId,
+      members: new Map(members.map((m) => [m.buildId, { settled: 0, groves: m.groves }])),
+      records: new Map(Array.from({ length: rounds }, (_, i) => [roundIdFor(studyId, i), 0])),
+      buildsDone: 0,
+      startedAt: this.clock.now(),
+      ...(onProgress ? { onProgress } : {}),
+      outcome: ended.then((n) => this.studyOutcome(studyId, n)),
+      finish,
+      abort,
+    };
+    run.outcome.catch(() => {});
+    run.outcome.finally(() => {
+      if (this.studies.get(studyId) === run) this.studies.delete(studyId);
+    }).catch(() => {});
+    this.studies.set(studyId, run);
+    if (this.closed) abort(new InterruptedError(studyId));
+    return run;
+  }
+
+  /** After submitting or resuming: the counts so far, and the end at once for a study that had ended. */
+  private async studyStarted(run: StudyRun): Promise<void> {
+    for (const [buildId, m] of run.members) {
+      const s = await this.ledger.summary(buildId);
+      if (s) m.settled = Math.max(m.settled, s.landedCount + s.failedCount);
+    }
+    const head = await studyHead(this.ledger, run.studyId);
+    for (let i = 0; i <= (head?.round ?? 0); i++) {
+      const id = roundIdFor(run.studyId, i);
+      const s = await this.ledger.summary(id);
+      if (s) run.records.set(id, s.landedCount + s.failedCount);
+    }
+    run.buildsDone = [...run.records.values()].reduce((a, b) => a + b, 0);
+    this.studyProgress(run);
+    if (head && isTerminal(head.summary) && !(head.summary.status === "COMPLETED" && head.summary.result?.metrics?.next_round)) run.finish();
+  }
+
+  private studyProgress(run: StudyRun): void {
+    if (!run.onProgress) return;
+    let grovesDone = 0;
+    let grovesTotal = 0;
+    for (const m of run.members.values()) {
+      grovesDone += m.settled;
+      grovesTotal += m.groves;
+    }
+    const elapsedMs = this.clock.now() - run.startedAt;
+    const eta = grovesDone > 0 && grovesDone < grovesTotal ? { etaMs: Math.round((elapsedMs * (grovesTotal - grovesDone)) / grovesDone) } : {};
+    try {
+      run.onProgress({ studyId: run.studyId, buildsDone: run.buildsDone, buildsTotal: Math.max(run.plannedBuilds ?? 0, run.members.size), grovesDone, grovesTotal, elapsedMs, ...eta });
+    } catch (err) {
+      this.warn(`progress callback failed: ${errorLine(err)}`);
+    }
+  }
+
+  private async studyOutcome(studyId: string, notification?: StudyNotification): Promise<StudyOutcome> {
+    const head = await studyHead(this.ledger, studyId);
+    if (!head) throw new LocalStoreError(`study ${studyId} vanished from the ledger`);
+    const record = head.summary;
+    const base = { studyId, record, ...(notification ? { notification } : {}) };
+    if (record.status === "COMPLETED" && record.result) {
+      const key = keys.studyReport(studyId);
+      const bytes = await this.blobs.get(key);
+      if (!bytes) throw new LocalStoreError(`study ${studyId} is COMPLETED but ${key} is missing`);
+      return { ...base, status: "COMPLETED", report: JSON.parse(new TextDecoder().decode(bytes)) as StudyReport };
+    }
+    if (record.status === "FAILED") return { ...base, status: "FAILED", reason: record.reason ?? "unknown reason" };
+    throw new InternalError(`study ${studyId} is ${record.status}, not finished`);
   }
 
   private async begin(request: BuildRequest): Promise<{ handle: BuildHandle; run: Run }> {
@@ -437,7 +647,7 @@ class EmbeddedRuntime implements LocalRuntime {
       const bytes = await this.blobs.get(record.result.reportKey);
       if (!bytes) throw new LocalStoreError(`build ${buildId} is COMPLETED but ${record.result.reportKey} is missing`);
       const report = JSON.parse(new TextDecoder().decode(bytes)) as BuildReport;
-      const modelKey = record.result.modelKey;
+      const modelKey = record.result.modelKey ?? keys.model(buildId);
       return { ...base, status: "COMPLETED", report, modelKey, modelPath: this.blobs.path(modelKey) };
     }
     if (record.status === "FAILED") return { ...base, status: "FAILED", reason: record.reason ?? "unknown reason" };
@@ -461,7 +671,26 @@ class EmbeddedRuntime implements LocalRuntime {
 
   /** The ledger's change feed, as a DynamoDB stream would deliver it: aggregation triggers and progress. */
   private onChange(change: LedgerChange): void {
-    if (isAggregationTrigger(change)) this.runAggregation(change.new.buildId);
+    if (isAggregationTrigger(change)) {
+      if (isStudyId(change.new.buildId)) this.runStudyAggregation(change.new.buildId);
+      else this.runAggregation(change.new.buildId);
+    }
+    for (const study of this.studies.values()) {
+      const round = change.new.memberOf && study.records.has(change.new.memberOf.id) ? change.new.memberOf : undefined;
+      if (round && !study.members.has(change.new.buildId)) study.members.set(change.new.buildId, { settled: 0, groves: change.new.total });
+      const member = study.members.get(change.new.buildId);
+      if (member) {
+        member.settled = Math.max(member.settled, change.new.landedCount + change.new.failedCount);
+        // A member shared with another study (it names that one) lands in this one here.
+        if (isTerminal(change.new) && change.new.memberOf?.id !== study.studyId && !this.closed)
+          this.inBackground(settleStudy(study.studyId, { blobs: this.blobs, ledger: this.ledger, clock: this.clock }).catch((err) => this.warn(`settling study ${study.studyId}: ${errorLine(err)}`)));
+      }
+      else if (study.records.has(change.new.buildId)) {
+        study.records.set(change.new.buildId, Math.max(study.records.get(change.new.buildId)!, change.new.landedCount + change.new.failedCount));
+        study.buildsDone = [...study.records.values()].reduce((a, b) => a + b, 0);
+      } else continue;
+      this.studyProgress(study);
+    }
     const run = this.running(change.new.buildId);
     if (run) this.observe(run, change.new);
   }
@@ -483,6 +712,16 @@ class EmbeddedRuntime implements LocalRuntime {
           this.runs.get(buildId)?.abort(err instanceof Error ? err : new Error(String(err)));
         },
       ),
+    );
+  }
+
+  private runStudyAggregation(studyId: string): void {
+    if (this.closed) return;
+    this.inBackground(
+      aggregateStudy(studyId, { blobs: this.blobs, ledger: this.ledger, notifier: this.notifier, queue: this.queue, clock: this.clock, renderReport }).catch((err) => {
+        this.warn(`aggregation of study ${studyId} failed: ${errorLine(err)}`);
+        this.studies.get(studyId)?.abort(err instanceof Error ? err : new Error(String(err)));
+      }),
     );
   }
 
@@ -521,7 +760,7 @@ class EmbeddedRuntime implements LocalRuntime {
       } else {
         this.queue.ack(message);
         this.inBackground(
-          failGroveTask(task, err, { ledger: this.ledger, notifier: this.notifier }).catch((e) =>
+          failGroveTask(task, err, { ledger: this.ledger, notifier: this.notifier, blobs: this.blobs }).catch((e) =>
             this.warn(`could not record the failure of grove ${task.grove} of ${task.buildId}: ${errorLine(e)}`),
           ),
         );

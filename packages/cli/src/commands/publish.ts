@@ -5,10 +5,11 @@ import { UsageError } from "../errors.ts";
 import { resumedLine, waitFor } from "../aws-build.ts";
 import { addEstimateOptions, estimateSettings, type EstimateFlags } from "../estimate-options.ts";
 import { addSpecOptions } from "../spec-options.ts";
-import type { SpecFlags } from "../spec.ts";
+import { addStudyOptions, type StudyFlags } from "../study-options.ts";
 import type { BuildHandle, BuildSpec } from "@canopy/core";
 
-export interface PublishOptions extends SpecFlags, AwsTargetOptions, EstimateFlags {
+export interface PublishOptions extends StudyFlags, AwsTargetOptions, EstimateFlags {
+  tune?: boolean;
   wait?: boolean;
   json?: boolean;
   extend?: string;
@@ -40,12 +41,17 @@ export function addPublishCommand(canopy: Command): Command {
     )
     .option("--wait", "wait for the build: progress, then metrics, timings and cost (exit 1 if it fails)")
     .option("--json", "print JSON lines on stdout: the submission, and with --wait the final status")
-    .option("--dry-run", "estimate the build's time and cost (canopy estimate) without uploading or queueing anything");
+    .option("--dry-run", "estimate the build's time and cost (canopy estimate) without uploading or queueing anything")
+    .option("--tune", "start a study instead (canopy tune's search, by --grid or --random, --scoring and --cv): every candidate x fold build on the deployed app, one study notification");
+  addStudyOptions(command);
   addEstimateOptions(command);
   addAwsOptions(command, ["bucket", "table", "queueUrl"]);
   return command.action(async (data: string | undefined, options: PublishOptions) => {
     if (options.extend !== undefined) return publishExtension(data, { ...options, extend: options.extend });
     if (data === undefined) throw new UsageError("missing required argument 'data'");
+    if (options.tune) return publishStudy(data, options);
+    const searched = ["grid", "random", "param", "scoring", "cv"].filter((k) => options[k as keyof PublishOptions] !== undefined);
+    if (searched.length > 0) throw new UsageError(`--${searched[0]} searches candidates: add --tune to start a study`);
     await publish(data, options);
   });
 }
@@ -185,5 +191,86 @@ async function dryRun(data: string, spec: BuildSpec, options: PublishOptions, io
   } finally {
     restore();
     aws.resetClients();
+  }
+}
+
+/**
+ * `publish --tune`: a study on the deployed app. Prints the study id (or a JSON line); with --wait, the builds done
+ * (from the study's ledger record) until it ends, then the ranking (or the study report, --json).
+ */
+export async function publishStudy(data: string, options: PublishOptions, io: PublishIo = {}): Promise<void> {
+  const { studySpec } = await import("../study-flags.ts");
+  const spec = studySpec(data, options);
+  if (options.dryRun) throw new UsageError("--dry-run estimates one build; it does not estimate a study");
+  // A halving round's aggregator queues the survivors' new groves; the deployed aggregator is not given the grove
+  // queue yet, so the rounds after the first could not start.
+  if (spec.halving) throw new UsageError("--halving runs embedded only for now (canopy tune --halving); publish --tune without it");
+  const aws = await import("@canopy/runtime-aws");
+  const groves = (await import("@canopy/core")).groveCount(spec.base.n_estimators, spec.base.grove_size);
+  if (groves > aws.DYNAMO_MAX_GROVES)
+    throw new UsageError(`--trees ${spec.base.n_estimators} in groves of ${spec.base.grove_size} make ${groves} groves per build; a build on AWS has at most ${aws.DYNAMO_MAX_GROVES}`);
+  if (!aws.parseS3Url(data)) await (await import("../fs.ts")).checkDataFile(data);
+  const stdout = io.stdout ?? process.stdout;
+  const stderr = io.stderr ?? process.stderr;
+  const note = (text: string) => stderr.write(`canopy: ${text}\n`);
+  const core = await import("@canopy/core");
+  const target = await (await import("../aws-target.ts")).connectAws(options, ["bucket", "table", "queueUrl"]);
+  const runtime = aws.createAwsRuntime({ resources: target.resources });
+  try {
+    const ingest = await import("@canopy/core/ingest");
+    const s3 = aws.parseS3Url(data);
+    const input = await ingest.openTable(s3 ? await aws.s3ByteSource(data, s3) : ingest.fileSource(data));
+    const { studyUsageError } = await import("../study-flags.ts");
+    const handle = await runtime.tune(spec, input).catch((err: unknown) => {
+      throw err instanceof core.SpecError ? studyUsageError(err) : err;
+    });
+    const { bytes } = await import("../format.ts");
+    const p = handle.pack;
+    note(`pack ${runtime.locate(p.packKey)} (${p.nRows} rows × ${p.nFeatures} features, ${bytes(p.bytes)}) ${p.reused ? "was already there; not uploaded again" : "uploaded"}`);
+    note(
+      handle.created
+        ? `study ${handle.studyId}: ${handle.candidates} candidates x ${spec.cv} folds = ${handle.builds} builds, ${handle.groves} grove task(s) queued (${handle.submitted} builds new)`
+        : `study ${handle.studyId} already exists with the same data and search (${handle.status})${handle.submitted ? `; submitted ${handle.submitted} missing builds` : ""}`,
+    );
+    const { bucket, table } = target.resources;
+    stdout.write(options.json ? `${JSON.stringify({ studyId: handle.studyId, created: handle.created, status: handle.status, candidates: handle.candidates, builds: handle.builds, groves: handle.groves, bucket, table })}\n` : `${handle.studyId}\n`);
+    if (!options.wait) {
+      if (!options.json) note(`follow it with: canopy watch --type study.completed,study.failed`);
+      return;
+    }
+    const stop = (await import("../signals.ts")).stopOn(["SIGINT", "SIGTERM"]);
+    try {
+      let shown = -1;
+      for (;;) {
+        const s = await runtime.ledger.summary(handle.studyId);
+        if (!s) throw new core.InternalError(`study ${handle.studyId} vanished from the ledger`);
+        const done = s.landedCount + s.failedCount;
+        if (done !== shown) note(`study ${handle.studyId}: builds ${(shown = done)}/${s.total} done${s.status === "AGGREGATING" ? "; ranking" : ""}`);
+        if (s.status === "FAILED") {
+          const { FailedError } = await import("../errors.ts");
+          throw new FailedError(`study ${handle.studyId} failed: ${s.reason ?? "no reason recorded"}`);
+        }
+        if (s.status === "COMPLETED") break;
+        if (stop.signal.aborted) {
+          const { InterruptedExit } = await import("../errors.ts");
+          throw new InterruptedExit(`stopped waiting; study ${handle.studyId} goes on in AWS`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, io.pollMs ?? 1000));
+      }
+    } finally {
+      stop.dispose();
+    }
+    const bytesOf = await runtime.blobs.get(core.keys.studyReport(handle.studyId));
+    if (!bytesOf) throw new core.InternalError(`study ${handle.studyId} completed but ${runtime.locate(core.keys.studyReport(handle.studyId))} is not readable`);
+    const report = JSON.parse(new TextDecoder().decode(bytesOf)) as import("@canopy/core").StudyReport;
+    if (options.json) return void stdout.write(`${JSON.stringify(report)}\n`);
+    const { showParams } = core;
+    const { rankingTable } = await import("../study-render.ts");
+    stdout.write(`best ${report.scoring} ${report.best_score_.toFixed(4)} with ${showParams(report.best_params_)}\n\n${rankingTable(report)}\n\nreport ${runtime.locate(core.keys.studyReport(handle.studyId))}\n`);
+  } catch (err) {
+    throw target.explain(err);
+  } finally {
+    await runtime.close();
+    target.close();
   }
 }

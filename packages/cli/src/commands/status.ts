@@ -13,14 +13,14 @@ export interface StatusOptions extends AwsTargetOptions {
 export function addStatusCommand(canopy: Command): Command {
   const command = canopy
     .command("status")
-    .summary("show a build's state, groves, timings, metrics and cost")
+    .summary("show a build's (or a study's) state, groves, timings, metrics and cost")
     .description(
       "Show a build from the ledger: its state, groves landed and failed (with their errors), when it was submitted and " +
         "last progressed, and once it has completed its metrics, stage timings, estimated AWS cost and where the model is. " +
         "Reads the deployed app's table and bucket (flags, CANOPY_* variables or SST links, as canopy publish), or with " +
         "--root the local store of canopy train.",
     )
-    .argument("<build-id>", "b- and 16 hex digits, as publish and train print it")
+    .argument("<build-id>", "b- and 16 hex digits, as publish and train print it; or a study's s- id (canopy tune, publish --tune)")
     .option("--json", "print the status as one JSON object")
     .option("--root <dir>", "read canopy train's local store (e.g. .canopy) instead of AWS")
     .option("--url", "show the report page (report.html) as a presigned HTTPS URL, valid for an hour (AWS)");
@@ -32,7 +32,8 @@ export function addStatusCommand(canopy: Command): Command {
 
 export async function status(buildId: string, options: StatusOptions, io: { stdout?: NodeJS.WritableStream } = {}): Promise<void> {
   const stdout = io.stdout ?? process.stdout;
-  const { inShort, isBuildId } = await import("@canopy/core");
+  const { inShort, isBuildId, isStudyId } = await import("@canopy/core");
+  if (isStudyId(buildId)) return studyStatus(buildId, options, stdout);
   if (!isBuildId(buildId)) throw new UsageError(`${inShort(buildId)} is not a build id (b- and 16 hex digits)`);
   if (options.url && options.root !== undefined)
     throw new UsageError("--url presigns an S3 URL of the deployed app's report page; with --root the page is a local file");
@@ -50,4 +51,50 @@ export async function status(buildId: string, options: StatusOptions, io: { stdo
   }
   if (!view) throw new FailedError(`build ${buildId} not found in ${opened.where}`);
   stdout.write(options.json ? `${JSON.stringify(statusJson(view, opened.locate, page), null, 2)}\n` : `${statusText(view, opened.locate, page)}\n`);
+}
+
+/** `canopy status <study-id>`: builds done of the total, groves settled over its builds, the best once ranked. */
+async function studyStatus(studyId: string, options: StatusOptions, stdout: NodeJS.WritableStream): Promise<void> {
+  const { readStudyView, showParams } = await import("@canopy/core");
+  const opened = await (await import("../runtime-target.ts")).openRuntime(options, ["bucket", "table"]);
+  let view: Awaited<ReturnType<typeof readStudyView>>;
+  let page: string | undefined;
+  try {
+    view = await readStudyView(opened.stores, studyId);
+    if (view?.pageKey !== undefined) page = options.url ? await opened.presign!(view.pageKey) : opened.locate(view.pageKey);
+  } catch (err) {
+    throw opened.explain(err);
+  } finally {
+    await opened.close();
+  }
+  if (!view) throw new FailedError(`study ${studyId} not found in ${opened.where}`);
+  const s = view.summary;
+  const r = view.report;
+  if (options.json) {
+    const out = {
+      studyId,
+      status: s.status,
+      builds: view.builds,
+      groves: view.groves,
+      tags: s.tags,
+      createdAt: s.createdAt,
+      updatedAt: s.updatedAt,
+      ...(s.reason !== undefined ? { reason: s.reason } : {}),
+      ...(r ? { scoring: r.scoring, best_params_: r.best_params_, best_score_: r.best_score_, candidates: r.candidates.length, cv: r.cv, cost: r.cost } : {}),
+      ...(view.reportKey ? { report: opened.locate(view.reportKey) } : {}),
+      ...(page ? { page } : {}),
+    };
+    return void stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+  }
+  const rows: [string, string][] = [
+    ["study", `${studyId}  ${s.status}`],
+    ["builds", `${view.builds.done}/${view.builds.total} done${view.builds.failed ? ` (${view.builds.failed} failed)` : ""}`],
+    ["groves", `${view.groves.settled}/${view.groves.total} settled`],
+  ];
+  if (s.reason) rows.push(["reason", s.reason]);
+  if (r) rows.push(["best", `${r.scoring} ${r.best_score_.toFixed(4)} with ${showParams(r.best_params_)} (${r.candidates.length} candidates x ${r.cv} folds)`]);
+  if (view.reportKey) rows.push(["report", opened.locate(view.reportKey)]);
+  if (page) rows.push(["page", page]);
+  const { table } = await import("../format.ts");
+  stdout.write(`${table(rows)}\n`);
 }

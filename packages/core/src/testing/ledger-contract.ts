@@ -26,6 +26,7 @@ type Make = () => Promise<{ ledger: BuildLedger; cleanup?: () => Promise<void> }
 
 /** Fresh ids per test, so shared tables (DynamoDB) need no cleanup between tests. */
 const newId = () => `b-${randomBytes(8).toString("hex")}`;
+const newStudyId = () => `s-${randomBytes(8).toString("hex")}`;
 
 export function groveStats(grove: number, overrides: Partial<GroveStats> = {}): GroveStats {
   const t = 1_700_000_000_000 + grove * 1000;
@@ -464,6 +465,67 @@ export function describeLedgerContract(name: string, make: Make, options: Ledger
           stopAll();
         }
       }));
+
+    // The second level of the same fan-in: a study's record counts its builds (members) with the same rules.
+    describe("a study: a record whose members are builds", () => {
+      it("keeps a build's membership (memberOf) and a study's record beside the builds'", () =>
+        withLedger(async (ledger) => {
+          const studyId = newStudyId();
+          const study = newBuildRecord({ buildId: studyId, total: 3, tolerated: 2, tags: { study: "grid" }, now: 1 });
+          expect(await ledger.create(study)).toBe(true);
+          expect(await ledger.get(studyId)).toEqual(study);
+          const build = newBuildRecord({ buildId: newId(), total: 2, tolerated: 0, now: 2, memberOf: { id: studyId, member: 2 } });
+          expect(await ledger.create(build)).toBe(true);
+          expect(await ledger.summary(build.buildId)).toEqual(summaryOf(build));
+          expect((await ledger.summary(build.buildId))?.memberOf).toEqual({ id: studyId, member: 2 });
+        }));
+
+      it(`lands each finished build once, whatever the duplicates; one landing sees 0; one claim wins (concurrency ${concurrency})`, () =>
+        withLedger(async (ledger) => {
+          const changes: LedgerChange[] = [];
+          const stop = ledger.watch((change) => changes.push(change));
+          try {
+            const studyId = newStudyId();
+            await ledger.create(newBuildRecord({ buildId: studyId, total: 4, tolerated: 3, now: Date.now() }));
+            await ledger.startTraining(studyId);
+            // Builds 0, 1 and 3 land twice (a re-delivered stream record, the sweeper settling what the aggregator did); 2 failed, twice.
+            const calls: (() => Promise<{ wrote: boolean; remaining: number }>)[] = [3, 0, 1, 3, 0, 1].map((m) => async () => {
+              const r = await ledger.landGrove(studyId, m, groveStats(m, { trees: 100 }));
+              return { wrote: r.landed, remaining: r.remaining };
+            });
+            for (let i = 0; i < 2; i++)
+              calls.push(async () => {
+                const r = await ledger.failGrove(studyId, 2, "build b-0 failed: 2 of 10 groves failed");
+                return { wrote: r.recorded, remaining: r.remaining };
+              });
+            const results = await pool(calls, concurrency);
+            const wrote = results.filter((r) => r.wrote);
+            expect(wrote).toHaveLength(4);
+            expect(wrote.filter((r) => r.remaining === 0)).toHaveLength(1);
+            expect(await ledger.summary(studyId)).toMatchObject({ status: "TRAINING", remaining: 0, landedCount: 3, failedCount: 1, treesLanded: 300 });
+            const claims = await Promise.all([ledger.claimAggregation(studyId), ledger.claimAggregation(studyId)]);
+            expect(claims.filter(Boolean)).toHaveLength(1);
+            expect(await ledger.landGrove(studyId, 1, groveStats(1))).toEqual({ landed: false, remaining: 0 });
+            const mine = () => changes.filter((c) => c.new.buildId === studyId);
+            await waitFor(() => mine().some((c) => c.new.status === "AGGREGATING"), "the study's claim", feedTimeoutMs);
+            expect(mine().filter(isAggregationTrigger)).toHaveLength(1);
+            const record = await ledger.get(studyId);
+            expect(record?.landed).toEqual([0, 1, 3]);
+            expect(record?.failed).toEqual([{ grove: 2, error: "build b-0 failed: 2 of 10 groves failed" }]);
+          } finally {
+            stop();
+          }
+        }));
+
+      it("a study whose every member failed fails in the write of the last failure", () =>
+        withLedger(async (ledger) => {
+          const studyId = newStudyId();
+          await ledger.create(newBuildRecord({ buildId: studyId, total: 2, tolerated: 1, now: Date.now() }));
+          await ledger.startTraining(studyId);
+          expect((await ledger.failGrove(studyId, 0, "no")).buildFailed).toBe(false);
+          expect((await ledger.failGrove(studyId, 1, "no")).buildFailed).toBe(true);
+          expect((await ledger.summary(studyId))?.status).toBe("FAILED");
+        }));
+    });
   });
 }
-

@@ -13,7 +13,8 @@ import {
   type SettledGrove,
 } from "../ledger.ts";
 import type { BuildNotification } from "../notification.ts";
-import { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier, type TaskQueue } from "../ports.ts";
+import { systemClock, type BlobStore, type BuildLedger, type CanopyNotification, type Clock, type Notifier, type TaskQueue } from "../ports.ts";
+import type { StudyNotification } from "../study-report.ts";
 import { decodeGroveTask, encodeGroveTask, type GroveTask } from "../task.ts";
 
 /** Blobs in a Map. Stores and returns copies, like a real store: callers cannot alias what is stored. */
@@ -67,11 +68,16 @@ export class MemoryQueue implements TaskQueue {
 }
 
 export class MemoryNotifier implements Notifier {
+  /** Builds' notifications. */
   readonly published: BuildNotification[] = [];
+  /** Studies' notifications. */
+  readonly studies: StudyNotification[] = [];
 
-  async publish(notification: BuildNotification): Promise<void> {
+  async publish(notification: CanopyNotification): Promise<void> {
     // Round-trip through JSON like any real transport would.
-    this.published.push(JSON.parse(JSON.stringify(notification)) as BuildNotification);
+    const copy = JSON.parse(JSON.stringify(notification)) as CanopyNotification;
+    if ("studyId" in copy) this.studies.push(copy);
+    else this.published.push(copy);
   }
 }
 

@@ -1,0 +1,294 @@
+import { describe, expect, it } from "vitest";
+import { aggregate } from "../src/aggregate.ts";
+import { keys } from "../src/keys.ts";
+import { isAggregationTrigger } from "../src/ledger.ts";
+import { prepareBuildData, resumeStudy, submitStudy } from "../src/index.ts";
+import { aggregateStudy, rankCandidates, settleStudy, topCandidates } from "../src/study.ts";
+import { halvingRounds, parseStudySpec, planStudy, studyCandidates, studyRounds, STUDY_LIMITS } from "../src/study-spec.ts";
+import type { StudyReport } from "../src/study-report.ts";
+import { trainGrove } from "../src/train-grove.ts";
+import { isStudyId } from "../src/keys.ts";
+import { MemoryBlobStore, MemoryLedger, MemoryNotifier, MemoryQueue } from "../src/testing/index.ts";
+import { fixture, tickingClock } from "./support.ts";
+
+/** Memory ports where every trigger (a build's or a study's) runs its aggregator `deliveries` times. */
+function studyPipeline(deliveries = 1) {
+  const clock = tickingClock();
+  const blobs = new MemoryBlobStore();
+  const ledger = new MemoryLedger({ clock });
+  const queue = new MemoryQueue();
+  const notifier = new MemoryNotifier();
+  const work: Promise<unknown>[] = [];
+  ledger.watch((change) => {
+    if (!isAggregationTrigger(change)) return;
+    const id = change.new.buildId;
+    for (let i = 0; i < deliveries; i++)
+      work.push(isStudyId(id) ? aggregateStudy(id, { blobs, ledger, notifier, queue, clock }) : aggregate(id, { blobs, ledger, notifier, clock }));
+  });
+  const drain = async (order: (n: number) => number[] = (n) => [...Array(n).keys()], copies = 1) => {
+    for (;;) {
+      const tasks = queue.drain();
+      if (tasks.length === 0 && work.length === 0) return;
+      for (const i of order(tasks.length)) for (let c = 0; c < copies; c++) await trainGrove(tasks[i], { blobs, ledger });
+      while (work.length > 0) await work.shift();
+    }
+  };
+  return { clock, blobs, ledger, queue, notifier, drain };
+}
+
+const base = { dataset: "iris.csv", label: "species", n_estimators: 12, grove_size: 4, seed: 3 };
+
+describe("study spec", () => {
+  it("expands a grid as sklearn's ParameterGrid: names sorted, the last varying fastest", () => {
+    const spec = parseStudySpec({ base, grid: { max_features: ["sqrt", 0.5], max_depth: [2, null, 8] }, cv: 3 });
+    expect(studyCandidates(spec)).toEqual([
+      { max_depth: 2, max_features: "sqrt" },
+      { max_depth: 2, max_features: 0.5 },
+      { max_depth: null, max_features: "sqrt" },
+      { max_depth: null, max_features: 0.5 },
+      { max_depth: 8, max_features: "sqrt" },
+      { max_depth: 8, max_features: 0.5 },
+    ]);
+  });
+
+  it("refuses a key that is not a forest option, a value of the wrong type, an empty grid, a scoring for the other task", () => {
+    expect(() => parseStudySpec({ base, grid: { n_trees: [1] } })).toThrow(/grid.n_trees: "n_trees" is not a forest option/);
+    expect(() => parseStudySpec({ base, grid: { max_depth: [2, "deep"] } })).toThrow(/max_depth: .*\(candidate max_depth=deep\)/);
+    expect(() => parseStudySpec({ base, grid: {} })).toThrow(/grid: is empty/);
+    expect(() => parseStudySpec({ base, grid: { max_depth: [] } })).toThrow(/grid.max_depth: must be a non-empty list/);
+    expect(() => parseStudySpec({ base })).toThrow(/needs a search space/);
+    expect(() => parseStudySpec({ base, grid: { max_depth: [2] }, scoring: "r2" }, "classification")).toThrow(/r2 does not score classification/);
+    expect(() => parseStudySpec({ base, grid: { max_depth: [2] }, scoring: "auc" })).toThrow(/scoring: must be one of/);
+    expect(() => parseStudySpec({ base, grid: { max_depth: [2] }, cv: 1 })).toThrow(/cv: must be an integer 2..20/);
+  });
+
+  it("states the cap in builds and groves and refuses a study over it before writing anything", () => {
+    const spec = parseStudySpec({ base: { ...base, n_estimators: 1000, grove_size: 1 }, grid: { max_depth: Array.from({ length: 40 }, (_, i) => i + 1) }, cv: 5 });
+    expect(() => planStudy(spec, { hash: "c".repeat(64), nRows: 150, target: { task: "classification" } })).toThrow(
+      new RegExp(`40 candidates x 5 folds x 1000 groves = 200 builds and 200000 groves; a study is at most ${STUDY_LIMITS.maxBuilds} builds and ${STUDY_LIMITS.maxGroves} groves`),
+    );
+  });
+
+  it("draws random candidates reproducibly from the seed", () => {
+    const random = { n_iter: 5, params: { min_samples_leaf: { int: [1, 20] }, max_features: { values: ["sqrt", 0.5] } } };
+    const a = studyCandidates(parseStudySpec({ base, random }));
+    expect(a).toEqual(studyCandidates(parseStudySpec({ base, random })));
+    expect(a).toHaveLength(5);
+    for (const p of a) expect(p.min_samples_leaf as number).toBeGreaterThanOrEqual(1);
+    expect(studyCandidates(parseStudySpec({ base: { ...base, seed: 4 }, random }))).not.toEqual(a);
+  });
+});
+
+describe("rankCandidates (sklearn 1.9.1's rank_test_score)", () => {
+  it("ranks by mean with ties at the lowest rank, NaN last, the first rank 1 best", () => {
+    const r = rankCandidates([[0.5, 0.25], [0.25, 0.5], [Number.NaN, 1], [1, 0.5]]);
+    expect(r.mean[0]).toBe(0.375);
+    expect(r.std[0]).toBe(0.125);
+    expect(r.rank).toEqual([2, 2, 4, 1]);
+    expect(r.best).toBe(3);
+    expect(rankCandidates([[Number.NaN], [Number.NaN]]).rank).toEqual([1, 1]);
+  });
+});
+
+async function runStudy(order?: (n: number) => number[], copies = 1, deliveries = 1) {
+  const p = studyPipeline(deliveries);
+  const spec = parseStudySpec({ base, grid: { max_depth: [1, null], max_features: ["sqrt", 1.0] }, cv: 3 });
+  const prepared = await prepareBuildData(spec.base, fixture("iris"), p.blobs, { clock: p.clock });
+  const submission = await submitStudy(spec, p, prepared);
+  await p.drain(order, copies);
+  return { ...p, submission };
+}
+
+describe("a study with the memory ports", () => {
+  it("counts its builds exactly once and ends with one ranked study notification", async () => {
+    const { submission, ledger, notifier, blobs } = await runStudy(undefined, 2, 2);
+    const { studyId, manifest } = submission;
+    expect(manifest.members).toHaveLength(12);
+    const study = await ledger.get(studyId);
+    expect(study).toMatchObject({ status: "COMPLETED", total: 12, remaining: 0, landedCount: 12, failedCount: 0, claims: 1 });
+    expect(notifier.studies).toHaveLength(1);
+    expect(notifier.published).toHaveLength(12);
+    const report = JSON.parse(new TextDecoder().decode(await blobs.get(keys.studyReport(studyId)))) as StudyReport;
+    expect(report.candidates.map((c) => c.rank_test_score).sort()).toContain(1);
+    // Each candidate's fold scores are its builds' held-out accuracies on their folds.
+    for (const c of report.candidates)
+      for (const [fold, buildId] of c.buildIds.entries()) {
+        const build = await ledger.summary(buildId);
+        expect(build?.memberOf).toEqual({ id: studyId, member: c.index * 3 + fold });
+        expect(c.split_test_scores[fold]).toBe(build?.result?.metrics?.accuracy);
+      }
+    expect(notifier.studies[0]).toMatchObject({ type: "study.completed", studyId, best_params_: report.best_params_, best_score_: report.best_score_, candidates: 4, cv: 3 });
+  });
+
+  it("gives the same members, models and ranking whatever the delivery order and duplicates", async () => {
+    const a = await runStudy();
+    const b = await runStudy((n) => [...Array(n).keys()].reverse(), 2, 2);
+    expect(b.submission.studyId).toBe(a.submission.studyId);
+    const ra = JSON.parse(new TextDecoder().decode(await a.blobs.get(keys.studyReport(a.submission.studyId))));
+    const rb = JSON.parse(new TextDecoder().decode(await b.blobs.get(keys.studyReport(b.submission.studyId))));
+    expect(rb.candidates.map((c: { mean_test_score: number }) => c.mean_test_score)).toEqual(ra.candidates.map((c: { mean_test_score: number }) => c.mean_test_score));
+    for (const m of a.submission.manifest.members) expect(await b.blobs.get(keys.model(m.buildId))).toEqual(await a.blobs.get(keys.model(m.buildId)));
+  });
+
+  it("lands builds that exist already (another study's) and trains only the new ones", async () => {
+    const p = studyPipeline();
+    const first = parseStudySpec({ base, grid: { max_depth: [1, 3] }, cv: 2 });
+    const prepared = await prepareBuildData(first.base, fixture("iris"), p.blobs, { clock: p.clock });
+    const a = await submitStudy(first, p, prepared);
+    await p.drain();
+    const second = await submitStudy(parseStudySpec({ base, grid: { max_depth: [1, 3, 5] }, cv: 2 }), p, prepared);
+    expect(second.studyId).not.toBe(a.studyId);
+    // Only max_depth=5's two folds are new; the four others landed in the new study at submission.
+    expect(second.submitted).toHaveLength(2);
+    expect((await p.ledger.summary(second.studyId))?.landedCount).toBe(4);
+    await p.drain();
+    expect(await p.ledger.summary(second.studyId)).toMatchObject({ status: "COMPLETED", landedCount: 6 });
+    expect(p.notifier.studies.map((n) => n.studyId)).toEqual([a.studyId, second.studyId]);
+    // The same study spec again: nothing new is queued, it is found finished.
+    expect(await submitStudy(first, p, prepared)).toMatchObject({ created: false, submitted: [] });
+    expect(p.queue.messages).toHaveLength(0);
+    expect(await settleStudy(a.studyId, p)).toBe(0);
+    expect((await resumeStudy(a.studyId, p)).status).toBe("COMPLETED");
+  });
+
+  it("resumes a study interrupted part-way into the same ranking", async () => {
+    const reference = await runStudy();
+    const p = studyPipeline();
+    const spec = parseStudySpec({ base, grid: { max_depth: [1, null], max_features: ["sqrt", 1.0] }, cv: 3 });
+    const prepared = await prepareBuildData(spec.base, fixture("iris"), p.blobs, { clock: p.clock });
+    const { studyId } = await submitStudy(spec, p, prepared);
+    const tasks = p.queue.drain();
+    // Half the groves train, the rest are lost with their messages.
+    for (const t of tasks.slice(0, tasks.length / 2)) await trainGrove(t, { blobs: p.blobs, ledger: p.ledger });
+    const resumed = await resumeStudy(studyId, p);
+    expect(resumed.resumed.length).toBeGreaterThan(0);
+    await p.drain();
+    const a = JSON.parse(new TextDecoder().decode(await reference.blobs.get(keys.studyReport(studyId))));
+    const b = JSON.parse(new TextDecoder().decode(await p.blobs.get(keys.studyReport(studyId))));
+    expect(b.best_params_).toEqual(a.best_params_);
+    expect(b.candidates.map((c: { split_test_scores: number[] }) => c.split_test_scores)).toEqual(a.candidates.map((c: { split_test_scores: number[] }) => c.split_test_scores));
+    expect(p.notifier.studies).toHaveLength(1);
+  });
+});
+
+describe("the study notification", () => {
+  it("is valid against schemas/study-notification.v1.json, completed or failed, and declares every field it has", async () => {
+    const { readFileSync } = await import("node:fs");
+    const { validate } = await import("../../../test/json-schema.ts");
+    const schema = JSON.parse(readFileSync(new URL("../../../schemas/study-notification.v1.json", import.meta.url), "utf8"));
+    const { notifier, ledger } = await runStudy();
+    const ledgerOf = (_: unknown, id: string) => ledger.summary(id);
+    const done = notifier.studies[0];
+    const { studyFailedNotification } = await import("../src/study-report.ts");
+    const summary = (await ledgerOf(notifier, done.studyId))!;
+    const failed = studyFailedNotification(summary, "study aggregation failed: every candidate failed");
+    for (const n of [done, failed]) {
+      expect(validate(n, schema)).toEqual([]);
+      expect(Object.keys(n).filter((k) => !(k in schema.properties))).toEqual([]);
+    }
+    expect(validate({ ...done, studyId: "b-0123456789abcdef" }, schema)).not.toEqual([]);
+    const { ranking: _r, ...withoutRanking } = done;
+    expect(validate(withoutRanking, schema)).toEqual(["$: missing ranking"]);
+  });
+});
+
+describe("the sweeper never loses a study", () => {
+  it("lands the member builds a crash left unlanded (after their completion), and the study finishes", async () => {
+    const { sweepBuilds, studySweepDecision } = await import("../src/sweep.ts");
+    const clock = tickingClock();
+    const blobs = new MemoryBlobStore();
+    const ledger = new MemoryLedger({ clock });
+    const queue = new MemoryQueue();
+    const notifier = new MemoryNotifier();
+    // The builds' aggregator dies right after completing each build: landing it in the study throws.
+    const crashing = Object.create(ledger, {
+      landGrove: { value: (id: string, g: number, s: Parameters<MemoryLedger["landGrove"]>[2]) => (isStudyId(id) ? Promise.reject(new Error("killed")) : ledger.landGrove(id, g, s)) },
+    }) as MemoryLedger;
+    const work: Promise<unknown>[] = [];
+    ledger.watch((c) => {
+      if (!isAggregationTrigger(c)) return;
+      const id = c.new.buildId;
+      work.push((isStudyId(id) ? aggregateStudy(id, { blobs, ledger, notifier, clock }) : aggregate(id, { blobs, ledger: crashing, notifier, clock })).catch(() => "crashed"));
+    });
+    const spec = parseStudySpec({ base, grid: { max_depth: [1, 3] }, cv: 2 });
+    const prepared = await prepareBuildData(spec.base, fixture("iris"), blobs, { clock });
+    const { studyId, manifest } = await submitStudy(spec, { blobs, ledger, queue, clock }, prepared);
+    for (const t of queue.drain()) await trainGrove(t, { blobs, ledger });
+    while (work.length > 0) await work.shift();
+    for (const m of manifest.members) expect((await ledger.summary(m.buildId))?.status).toBe("COMPLETED");
+    const stuck = (await ledger.summary(studyId))!;
+    expect(stuck).toMatchObject({ status: "TRAINING", remaining: 4 });
+    const policy = { stallMs: 60_000, leaseMs: 60_000 };
+    // Within stallMs of its last write the study is left alone; after it, the finished members are landed.
+    expect(studySweepDecision(stuck, stuck.updatedAt + 1000, policy).action).toBe("none");
+    const late = { now: () => stuck.updatedAt + 120_000 };
+    const [result] = await sweepBuilds([studyId], policy, { ledger, notifier, blobs, queue, queueState: async () => ({ busy: false }), clock: late });
+    expect(result).toMatchObject({ buildId: studyId, action: "settle", detail: expect.stringMatching(/landed 4$/) });
+    while (work.length > 0) await work.shift();
+    expect((await ledger.summary(studyId))?.status).toBe("COMPLETED");
+    expect(notifier.studies).toHaveLength(1);
+    // Nothing was re-queued: a study's members are builds, swept on their own.
+    expect(queue.messages).toHaveLength(0);
+  });
+});
+
+describe("successive halving over trees", () => {
+  it("plans the rounds as scikit-learn 1.9.1's HalvingGridSearchCV (min_resources exhaust, factor 3)", () => {
+    // 12 candidates, 100 trees: n_required 3, min 100 // 9 = 11; rounds 11, 33, 99 trees for 12, 4, 2 candidates.
+    expect(halvingRounds(12, 100, 3)).toEqual([
+      { trees: 11, candidates: 12 },
+      { trees: 33, candidates: 4 },
+      { trees: 99, candidates: 2 },
+    ]);
+    expect(halvingRounds(8, 40, 2, 5)).toEqual([
+      { trees: 5, candidates: 8 },
+      { trees: 10, candidates: 4 },
+      { trees: 20, candidates: 2 },
+      { trees: 40, candidates: 1 },
+    ]);
+    // Too few trees to halve as often as the candidates would need: the rounds the trees allow.
+    expect(halvingRounds(27, 9, 3, 3)).toEqual([
+      { trees: 3, candidates: 27 },
+      { trees: 9, candidates: 9 },
+    ]);
+    expect(() => parseStudySpec({ base, grid: { max_depth: [1] }, halving: { factor: 3 } })).toThrow(/halving: 1 candidates and 12 trees make one round/);
+  });
+
+  it("keeps the best third each round and extends their builds, nothing retrained: the survivors' forests are the fresh full-size builds' bytes", async () => {
+    const p = studyPipeline();
+    const spec = parseStudySpec({ base: { ...base, n_estimators: 18, grove_size: 2 }, grid: { max_depth: [1, 2, null], min_samples_leaf: [1, 4, 8] }, cv: 2, halving: { factor: 3, min_resources: 2 } });
+    // 9 candidates, 18 trees from 2: rounds of 2, 6 and 18 trees for 9, 3 and 1 candidates.
+    expect(studyRounds(spec)).toEqual([
+      { trees: 2, candidates: 9 },
+      { trees: 6, candidates: 3 },
+      { trees: 18, candidates: 1 },
+    ]);
+    const prepared = await prepareBuildData(spec.base, fixture("iris"), p.blobs, { clock: p.clock });
+    const { studyId } = await submitStudy(spec, p, prepared);
+    await p.drain();
+    expect(p.notifier.studies).toHaveLength(1);
+    expect(p.notifier.studies[0].type, p.notifier.studies[0].reason).toBe("study.completed");
+    const report = JSON.parse(new TextDecoder().decode(await p.blobs.get(keys.studyReport(studyId)))) as StudyReport;
+    expect(report.rounds!.map((r) => [r.trees, r.candidates.length])).toEqual([[2, 9], [6, 3], [18, 1]]);
+    // Each round's survivors are the previous round's best.
+    for (let i = 1; i < 3; i++) expect(report.rounds![i].candidates.map((c) => c.index)).toEqual(topCandidates(report.rounds![i - 1].candidates, report.rounds![i].candidates.length));
+    expect(report.best_index_).toBe(report.rounds![2].candidates[0].index);
+    expect(report.builds).toEqual({ total: 18 + 6 + 2, completed: 26, failed: 0 });
+    // The best's 18-tree fold builds were extended (groves copied) and are the bytes a fresh 18-tree build gives.
+    const fresh = studyPipeline();
+    const freshPrepared = await prepareBuildData(spec.base, fixture("iris"), fresh.blobs, { clock: fresh.clock });
+    for (const [fold, buildId] of report.candidates[0].buildIds.entries()) {
+      const manifest = JSON.parse(new TextDecoder().decode(await p.blobs.get(keys.spec(buildId))));
+      expect(manifest.extends.trees).toBe(6);
+      const { submitBuild } = await import("../src/submit.ts");
+      const { candidateSpec } = await import("../src/study-spec.ts");
+      const s = await submitBuild(candidateSpec(spec, report.best_params_, { n_splits: 2, fold }, 18), fresh, freshPrepared);
+      expect(s.buildId).toBe(buildId);
+      await fresh.drain();
+      expect(await fresh.blobs.get(keys.model(buildId))).toEqual(await p.blobs.get(keys.model(buildId)));
+    }
+    // The study record is round 0's; the view follows the rounds to the last.
+    const { readStudyView } = await import("../src/study.ts");
+    expect(await readStudyView(p, studyId)).toMatchObject({ round: 2, builds: { total: 2, done: 2 }, report: { best_index_: report.best_index_ } });
+  });
+});
