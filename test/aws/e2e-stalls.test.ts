@@ -48,11 +48,14 @@ describe("the sweeper fails no healthy build", () => {
     const ports = adapters(resources);
     const handlers = handlersOn({ trainer: ports, aggregator: ports, deadLetter: ports });
     const emulator = startEmulator({ ...canopyEventSources({ ...resources, handlers, trainerPollers: 1 }), maxConcurrency: 2 });
-    const sweeps = sweepRepeatedly(resources, ports, { stallMs: 1000, leaseMs: 60_000 });
+    // The stall limit is a fraction of how long the small build waits, whatever the machine's speed: the big build's
+    // 60 groves go first on one poller.
+    const stallMs = 500;
+    const sweeps = sweepRepeatedly(resources, ports, { stallMs, leaseMs: 60_000 });
     let waited = 0;
     try {
       const prepared = await prepareDataset(digits, { label: "digit" }, ports.blobs);
-      const big = await submitBuild(parseBuildSpec({ ...SPEC, n_estimators: 60, grove_size: 2, seed: 11 }), ports, prepared);
+      const big = await submitBuild(parseBuildSpec({ ...SPEC, n_estimators: 120, grove_size: 2, seed: 11 }), ports, prepared);
       const small = await submitBuild(parseBuildSpec(SPEC), ports, prepared);
       const notes = await receiveNotifications(resources.inboxUrl, { count: 2, timeoutMs: 150_000 });
       expect(notes.map((n) => [n.notification.buildId, n.notification.type]).sort()).toEqual(
@@ -70,7 +73,7 @@ describe("the sweeper fails no healthy build", () => {
       await sweeps.stop();
       await emulator.stop();
     }
-    expect(waited).toBeGreaterThan(3000);
+    expect(waited).toBeGreaterThan(4 * stallMs);
     expect(sweeps.summaries.length).toBeGreaterThan(5);
     expect(acted(sweeps.summaries)).toEqual([]);
   });
