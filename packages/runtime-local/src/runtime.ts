@@ -48,6 +48,7 @@ import {
   type BuildHandle,
   verifiedPack,
   type BuildNotification,
+  type BuildManifest,
   type BuildRecord,
   type BuildReport,
   type BuildSummary,
@@ -488,25 +489,7 @@ class EmbeddedRuntime implements LocalRuntime {
     if (!(await this.ledger.get(parentId))) throw new InputError(`cannot extend build ${parentId}: it is not in ${this.root}`);
     const ports = { blobs: this.blobs, ledger: this.ledger, queue: this.queue, clock: this.clock };
     const plan = await planExtension(parentId, request.trees, ports, request.expect ? { expect: request.expect } : {});
-    const { buildId, groves } = plan.manifest;
-    const running = this.running(buildId);
-    if (running) return { handle: await this.handleOf(buildId, { groves, extends: parentId }), run: running };
-    // Tracked before starting, so the progress feed misses no landing (copies included).
-    const run = this.track(buildId, startedAt, plan.manifest.spec.n_estimators);
-    try {
-      const existing = await this.ledger.get(buildId);
-      if (!existing || !isTerminal(existing)) await this.loadPack(plan.manifest.packKey, plan.manifest.packHash);
-      const ext = await startExtension(plan, ports);
-      if (!ext.created) {
-        const { queued, copied } = await this.continueBuild(run, ext.record);
-        return { handle: await this.handleOf(buildId, { groves, queued, copied, extends: parentId }), run };
-      }
-      this.observe(run, (await this.ledger.get(buildId)) ?? ext.record);
-      return { handle: buildHandle({ record: ext.record, groves, created: true, queued: ext.queued, copied: ext.copied, extends: parentId }), run };
-    } catch (err) {
-      this.drop(run, err);
-      throw err;
-    }
+    return this.beginDerived(plan.manifest, startedAt, { extends: parentId }, () => startExtension(plan, ports));
   }
 
   /**
@@ -517,20 +500,35 @@ class EmbeddedRuntime implements LocalRuntime {
     if (!(await this.ledger.get(evaluationId))) throw new InputError(`cannot refit build ${evaluationId}: it is not in ${this.root}`);
     const ports = { blobs: this.blobs, ledger: this.ledger, queue: this.queue, clock: this.clock };
     const plan = await planRefit(evaluationId, ports);
-    const { buildId, groves } = plan.manifest;
+    return this.beginDerived(plan.manifest, startedAt, { refitOf: evaluationId }, () => startRefit(plan, ports));
+  }
+
+  /**
+   * A build made from another one (an extension, a refit), planned as `manifest` and started by `start`: a run of it
+   * going on here is joined; found finished, it ends at once; interrupted here, it is picked up where it stopped.
+   * Tracked before starting, so the progress feed misses no landing (an extension's copies included).
+   */
+  private async beginDerived(
+    manifest: BuildManifest,
+    startedAt: number,
+    link: { extends: string } | { refitOf: string },
+    start: () => Promise<{ created: boolean; record: BuildRecord; queued: number[]; copied?: number[] }>,
+  ): Promise<{ handle: BuildHandle; run: Run }> {
+    const { buildId, groves } = manifest;
     const running = this.running(buildId);
-    if (running) return { handle: await this.handleOf(buildId, { groves, refitOf: evaluationId }), run: running };
-    const run = this.track(buildId, startedAt, plan.manifest.spec.n_estimators);
+    if (running) return { handle: await this.handleOf(buildId, { groves, ...link }), run: running };
+    const run = this.track(buildId, startedAt, manifest.spec.n_estimators);
     try {
       const existing = await this.ledger.get(buildId);
-      if (!existing || !isTerminal(existing)) await this.loadPack(plan.manifest.packKey, plan.manifest.packHash);
-      const refit = await startRefit(plan, ports);
-      if (!refit.created) {
-        const { queued } = await this.continueBuild(run, refit.record);
-        return { handle: await this.handleOf(buildId, { groves, queued, refitOf: evaluationId }), run };
+      if (!existing || !isTerminal(existing)) await this.loadPack(manifest.packKey, manifest.packHash);
+      const started = await start();
+      if (!started.created) {
+        const { queued, copied } = await this.continueBuild(run, started.record);
+        return { handle: await this.handleOf(buildId, { groves, queued, ...(copied ? { copied } : {}), ...link }), run };
       }
-      this.observe(run, (await this.ledger.get(buildId)) ?? refit.record);
-      return { handle: buildHandle({ record: refit.record, groves, created: true, queued: refit.queued, refitOf: evaluationId }), run };
+      this.observe(run, (await this.ledger.get(buildId)) ?? started.record);
+      const copied = started.copied ? { copied: started.copied } : {};
+      return { handle: buildHandle({ record: started.record, groves, created: true, queued: started.queued, ...copied, ...link }), run };
     } catch (err) {
       this.drop(run, err);
       throw err;
