@@ -1,7 +1,7 @@
 // Issue 9 (items 3, 4, 7-12, 14-17) end to end through the real CLI: every bad input a new user hits gets one
 // clear line; a refusal leaves the store and --out exactly as they were; what scikit-learn 1.9.1 takes silently or
 // warns about is said before training. (Items 3 and 13 over HTTP: test/serving/hardening.test.ts.)
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { chmod, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
@@ -108,17 +108,26 @@ describe("issue 9.7: --out replaces only what Canopy marked as its export", () =
 });
 
 /**
- * Runs the CLI as a user without write permission where the test made directories read-only: as nobody when the
- * tests run as root (root ignores file modes), else as this user.
+ * How to run the CLI without root's right to ignore file modes, when the tests run as root: as nobody, if nobody
+ * can reach the CLI (a checkout under a private directory, such as `mktemp -d`'s, it cannot); else as root without
+ * the DAC capabilities (util-linux's setpriv), so that file modes hold for it as for the files' owner.
+ */
+const unprivilegedWay = ((): "self" | "nobody" | "setpriv" => {
+  if (process.getuid?.() !== 0) return "self";
+  const nobodyReaches = spawnSync(process.execPath, ["-e", `require("fs").accessSync(${JSON.stringify(BIN)}, require("fs").constants.R_OK)`], { uid: 65534, gid: 65534 });
+  return nobodyReaches.status === 0 ? "nobody" : "setpriv";
+})();
+
+/**
+ * Runs the CLI where the test made directories read-only and files unreadable, as a user without root's bypass
+ * (see unprivilegedWay).
  */
 function unprivileged(args: string[], cwd: string): Promise<Run> {
-  const asRoot = process.getuid?.() === 0;
-  const child = spawn(process.execPath, [BIN, ...args], {
-    cwd,
-    env: { ...process.env, NO_COLOR: "1" },
-    stdio: ["ignore", "pipe", "pipe"],
-    ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
-  });
+  const options = { cwd, env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] as ["ignore", "pipe", "pipe"] };
+  const child =
+    unprivilegedWay === "setpriv"
+      ? spawn("setpriv", ["--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search", "--", process.execPath, BIN, ...args], options)
+      : spawn(process.execPath, [BIN, ...args], { ...options, ...(unprivilegedWay === "nobody" ? { uid: 65534, gid: 65534 } : {}) });
   return finished(child);
 }
 
@@ -136,7 +145,8 @@ describe("issue 9.8: a store or model the system refuses is one line, exit 2", (
     await mkdir(locked);
     const trained = await canopy(["train", IRIS, "--trees", "2", "--grove-size", "1", "--out", "m"], cwd);
     expect(trained.code, trained.stderr).toBe(0);
-    await chmod(join(cwd, "m", "model.canopy"), 0o600);
+    // Unreadable even to its owner: with setpriv the CLI runs as root, the owner, without the bypass.
+    await chmod(join(cwd, "m", "model.canopy"), 0o000);
     await chmod(locked, 0o555);
     const before = await snapshot(cwd);
 
