@@ -15,6 +15,16 @@ export {
   TransientError,
   type ErrorPolicy,
 } from "./errors.ts";
+export {
+  isPartitionRunId,
+  parsePartitionedModel,
+  partitionKey,
+  partitionedModelSchema,
+  PARTITIONED_MODEL_FORMAT,
+  PARTITIONED_MODEL_VERSION,
+  type PartitionedModel,
+  type PartitionModelRef,
+} from "./partitioned-model.ts";
 export { CONTENT_TYPES, isBuildId, isLedgerId, isStudyId, KEY_PATTERNS, keys, type KeyKind } from "./keys.ts";
 export {
   AGGREGATION_TRIGGER_FILTER,

@@ -1,4 +1,5 @@
 import { inShort, TaskError } from "./errors.ts";
+import { isPartitionRunId } from "./partitioned-model.ts";
 
 /**
  * The blob key layout, shared by S3 and the disk store so a build can move between them.
@@ -25,6 +26,11 @@ export function isLedgerId(id: string): boolean {
 
 function studyId(id: string): string {
   if (!STUDY_ID.test(id)) throw new TaskError(`invalid study id ${inShort(id)} (expected s- and 16 hex digits)`);
+  return id;
+}
+
+function partitionRunId(id: string): string {
+  if (!isPartitionRunId(id)) throw new TaskError(`invalid partitioned run id ${inShort(id)} (expected p- and 16 hex digits)`);
   return id;
 }
 
@@ -86,6 +92,10 @@ export const keys = {
     if (!Number.isInteger(round) || round < 0 || round > 99) throw new TaskError(`invalid study round ${round}`);
     return `studies/${studyId(id)}/rounds/${String(round).padStart(2, "0")}.json`;
   },
+  /** A partitioned run's model: the manifest over its partitions' builds (partitioned-model.ts). */
+  partitionedModel(id: string): string {
+    return `partitions/${partitionRunId(id)}/model.json`;
+  },
 };
 
 /**
@@ -108,6 +118,7 @@ export const KEY_PATTERNS = {
   studyReport: "studies/*/report.json",
   studyReportHtml: "studies/*/report.html",
   studyRound: "studies/*/rounds/*.json",
+  partitionedModel: "partitions/*/model.json",
 } as const satisfies Record<keyof typeof keys, string>;
 
 export type KeyKind = keyof typeof KEY_PATTERNS;

@@ -44,6 +44,7 @@ describe("key patterns (what IAM grants are scoped to)", () => {
     studyReport: [keys.studyReport("s-00ff00ff00ff00ff")],
     studyReportHtml: [keys.studyReportHtml("s-00ff00ff00ff00ff")],
     studyRound: [keys.studyRound("s-00ff00ff00ff00ff", 0), keys.studyRound("s-00ff00ff00ff00ff", 12)],
+    partitionedModel: [keys.partitionedModel("p-00ff00ff00ff00ff")],
   };
 
   it("has a pattern for every kind of key", () => {
