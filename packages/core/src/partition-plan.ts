@@ -16,9 +16,10 @@ import { canonicalJson, groveCount, type BuildSpec } from "./spec.ts";
 export const DEFAULT_MIN_PARTITION_ROWS = 30;
 
 /**
- * What one run can carry. Every member build is one entry in the run's record (the study's cap: DynamoDB's item
- * holds the run's counter, and the members' entries stay far below its 400 KB at 10,000), every grove one SQS
- * message (at most 120,000 in flight per standard queue, so a run stays at 100,000 with room for other builds).
+ * What one run can carry. Every member build (each partition's, and the fallback's) is one entry of the run's ledger
+ * record, and a record on DynamoDB has at most 10,000 (runtime-aws's DYNAMO_MAX_GROVES: its aggregator reads every
+ * entry; a study has the same cap); every grove is one SQS message (at most 120,000 in flight per standard queue, so
+ * a run stays at 100,000 with room for other builds).
  */
 export const PARTITION_LIMITS = { maxPartitions: STUDY_LIMITS.maxBuilds - 1, maxGroves: STUDY_LIMITS.maxGroves } as const;
 

@@ -9,7 +9,8 @@ import { progressPrinter, watchBuild } from "../progress.ts";
 import { extensionNote, summary } from "../render.ts";
 import { buildSpec, extendRequest, FLAG_FOR_FIELD, noteLines, specUsageError, type SpecFlags } from "../spec.ts";
 import type { PartitionFlags } from "../partition-options.ts";
-import { checkPartitionFlags, partitionOptions, trainPartitioned } from "../partition-run.ts";
+import { checkPartitionFlags, partitionOptions } from "../partition-render.ts";
+import { trainPartitioned } from "../partition-run.ts";
 
 export interface TrainOptions extends SpecFlags, PartitionFlags {
   workers?: number;
