@@ -203,3 +203,40 @@ describe("the partitioned run's notification", () => {
     expect(validate(withoutCounts, schema)).toEqual(["$: missing counts"]);
   });
 });
+
+describe("the sweeper never loses a partitioned run", () => {
+  it("lands the partition builds a crash left unlanded (after their completion), and the run finishes with one notification", async () => {
+    const { sweepBuilds } = await import("../src/sweep.ts");
+    const clock = tickingClock();
+    const blobs = new MemoryBlobStore();
+    const ledger = new MemoryLedger({ clock });
+    const queue = new MemoryQueue();
+    const notifier = new MemoryNotifier();
+    // The builds' aggregator dies right after completing each build: landing it in the run throws.
+    const crashing = Object.create(ledger, {
+      landGrove: { value: (id: string, g: number, s: Parameters<MemoryLedger["landGrove"]>[2]) => (isPartitionRunId(id) ? Promise.reject(new Error("killed")) : ledger.landGrove(id, g, s)) },
+    }) as MemoryLedger;
+    const work: Promise<unknown>[] = [];
+    ledger.watch((c) => {
+      if (!isAggregationTrigger(c)) return;
+      const id = c.new.buildId;
+      work.push((isPartitionRunId(id) ? aggregatePartitionedRun(id, { blobs, ledger, notifier, clock }) : aggregate(id, { blobs, ledger: crashing, notifier, clock })).catch(() => "crashed"));
+    });
+    const prepared = await preparePartitions(spec(), options, csvTable(csv(table())), blobs);
+    const { runId, manifest } = await submitPartitionedRun(spec(), options, { blobs, ledger, queue, clock }, prepared);
+    for (const t of queue.drain()) await trainGrove(t, { blobs, ledger });
+    while (work.length > 0) await work.shift();
+    for (const m of manifest.members) expect((await ledger.summary(m.buildId))?.status).toBe("COMPLETED");
+    const stuck = (await ledger.summary(runId))!;
+    expect(stuck).toMatchObject({ status: "TRAINING", remaining: 4 });
+    const policy = { stallMs: 60_000, leaseMs: 60_000 };
+    const early = await sweepBuilds([runId], policy, { ledger, notifier, blobs, queue, queueState: async () => ({ busy: false }), clock: { now: () => stuck.updatedAt + 1000 } });
+    expect(early[0]).toMatchObject({ action: "none" });
+    const [result] = await sweepBuilds([runId], policy, { ledger, notifier, blobs, queue, queueState: async () => ({ busy: false }), clock: { now: () => stuck.updatedAt + 120_000 } });
+    expect(result).toMatchObject({ buildId: runId, action: "settle", detail: expect.stringMatching(/landed 4$/) });
+    while (work.length > 0) await work.shift();
+    expect((await ledger.summary(runId))?.status).toBe("COMPLETED");
+    expect(notifier.partitions).toHaveLength(1);
+    expect(queue.messages).toHaveLength(0);
+  });
+});

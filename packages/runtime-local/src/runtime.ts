@@ -8,6 +8,7 @@ import {
   aggregatePartitionedRun,
   planPartitionRun,
   readPartitionRun,
+  resumeMembers,
   resumePartitionedRun,
   settlePartitionedRun,
   submitPartitionedRun,
@@ -415,7 +416,12 @@ class EmbeddedRuntime implements LocalRuntime {
     if (existing && !isTerminal(existing)) return this.resumePartitions(manifest.runId, callbacks);
     const run = this.trackPartitions(manifest.runId, manifest.members, callbacks);
     try {
-      if (!existing) await submitPartitionedRun(parsed, options, this.ports(), prepared);
+      if (!existing) {
+        const submission = await submitPartitionedRun(parsed, options, this.ports(), prepared);
+        // A partition's build found unfinished (an interrupted train of the same rows) was interrupted here: picked up.
+        const found = manifest.members.map((m) => m.buildId).filter((id) => !submission.submitted.includes(id));
+        await resumeMembers(found, this.ports(), { aggregationLeaseMs: 0 });
+      }
       await this.studyStarted(run);
     } catch (err) {
       run.abort(err instanceof Error ? err : new Error(String(err)));
