@@ -5,6 +5,7 @@ import type { PartitionProgress } from "@canopy/core/ingest";
 import { FailedError, InterruptedExit } from "./errors.ts";
 import { shown } from "./fs.ts";
 import { partitionProgressLine, partitionSummary } from "./partition-render.ts";
+import { throttledProgress } from "./study-render.ts";
 import { specUsageError } from "./spec.ts";
 
 export interface PartitionCliOptions {
@@ -37,16 +38,10 @@ function resumeCommand(runId: string, o: PartitionCliOptions): string {
  */
 export async function trainPartitioned(request: { spec: BuildSpec; options: PartitionRunOptions } | { resume: string }, o: PartitionCliOptions): Promise<void> {
   const stderr = process.stderr;
-  let printed = { groves: -1, partitions: -1 };
-  const onProgress = (p: PartitionRunProgress) => {
-    const grovesStep = Math.max(1, Math.ceil(p.grovesTotal / 50));
-    const partsStep = Math.max(1, Math.ceil(p.partitionsTotal / 20));
-    const groves = p.grovesDone - printed.groves >= grovesStep || (p.grovesDone === p.grovesTotal && printed.groves !== p.grovesDone);
-    const parts = p.partitionsDone !== printed.partitions && (p.partitionsDone % partsStep === 0 || p.partitionsDone === p.partitionsTotal);
-    if (!groves && !parts) return;
-    printed = { groves: p.grovesDone, partitions: p.partitionsDone };
-    stderr.write(`${partitionProgressLine(p)}\n`);
-  };
+  const onProgress = throttledProgress(
+    (p: PartitionRunProgress) => ({ groves: p.grovesDone, grovesTotal: p.grovesTotal, builds: p.partitionsDone, buildsTotal: p.partitionsTotal }),
+    (p) => stderr.write(`${partitionProgressLine(p)}\n`),
+  );
   let lastPacked = 0;
   const onPrepare = (p: PartitionProgress) => {
     if (p.stage === "packing" && p.packed! < p.partitions && p.packed! - lastPacked < Math.max(1, Math.ceil(p.partitions / 10))) return;

@@ -240,28 +240,7 @@ export async function publishStudy(data: string, options: PublishOptions, io: Pu
       if (!options.json) note(`follow it with: canopy watch --type study.completed,study.failed`);
       return;
     }
-    const stop = (await import("../signals.ts")).stopOn(["SIGINT", "SIGTERM"]);
-    try {
-      let shown = -1;
-      for (;;) {
-        const s = await runtime.ledger.summary(handle.studyId);
-        if (!s) throw new core.InternalError(`study ${handle.studyId} vanished from the ledger`);
-        const done = s.landedCount + s.failedCount;
-        if (done !== shown) note(`study ${handle.studyId}: builds ${(shown = done)}/${s.total} done${s.status === "AGGREGATING" ? "; ranking" : ""}`);
-        if (s.status === "FAILED") {
-          const { FailedError } = await import("../errors.ts");
-          throw new FailedError(`study ${handle.studyId} failed: ${s.reason ?? "no reason recorded"}`);
-        }
-        if (s.status === "COMPLETED") break;
-        if (stop.signal.aborted) {
-          const { InterruptedExit } = await import("../errors.ts");
-          throw new InterruptedExit(`stopped waiting; study ${handle.studyId} goes on in AWS`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, io.pollMs ?? 1000));
-      }
-    } finally {
-      stop.dispose();
-    }
+    await waitForRecord(runtime, handle.studyId, `study ${handle.studyId}`, (done, s) => `study ${handle.studyId}: builds ${done}/${s.total} done${s.status === "AGGREGATING" ? "; ranking" : ""}`, note, io.pollMs);
     const bytesOf = await runtime.blobs.get(core.keys.studyReport(handle.studyId));
     if (!bytesOf) throw new core.InternalError(`study ${handle.studyId} completed but ${runtime.locate(core.keys.studyReport(handle.studyId))} is not readable`);
     const report = JSON.parse(new TextDecoder().decode(bytesOf)) as import("@canopy/core").StudyReport;
@@ -326,28 +305,14 @@ export async function publishPartitions(data: string, options: PublishOptions, i
       if (!options.json) note(`follow it with: canopy status ${handle.runId}   (or canopy watch --type partitions.completed,partitions.failed)`);
       return;
     }
-    const stop = (await import("../signals.ts")).stopOn(["SIGINT", "SIGTERM"]);
-    try {
-      let shown = -1;
-      for (;;) {
-        const s = await runtime.ledger.summary(handle.runId);
-        if (!s) throw new core.InternalError(`partitioned run ${handle.runId} vanished from the ledger`);
-        const done = s.landedCount + s.failedCount;
-        if (done !== shown) note(`${handle.runId}: partitions ${(shown = done)}/${s.total} done${s.status === "AGGREGATING" ? "; writing the partitioned model" : ""}`);
-        if (s.status === "FAILED") {
-          const { FailedError } = await import("../errors.ts");
-          throw new FailedError(`partitioned run ${handle.runId} failed: ${s.reason ?? "no reason recorded"}`);
-        }
-        if (s.status === "COMPLETED") break;
-        if (stop.signal.aborted) {
-          const { InterruptedExit } = await import("../errors.ts");
-          throw new InterruptedExit(`stopped waiting; partitioned run ${handle.runId} goes on in AWS`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, io.pollMs ?? 1000));
-      }
-    } finally {
-      stop.dispose();
-    }
+    await waitForRecord(
+      runtime,
+      handle.runId,
+      `partitioned run ${handle.runId}`,
+      (done, s) => `${handle.runId}: partitions ${done}/${s.total} done${s.status === "AGGREGATING" ? "; writing the partitioned model" : ""}`,
+      note,
+      io.pollMs,
+    );
     const reportKey = core.keys.partitionReport(handle.runId);
     const bytesOf = await runtime.blobs.get(reportKey);
     if (!bytesOf) throw new core.InternalError(`partitioned run ${handle.runId} completed but ${runtime.locate(reportKey)} is not readable`);
@@ -359,5 +324,37 @@ export async function publishPartitions(data: string, options: PublishOptions, i
   } finally {
     await runtime.close();
     target.close();
+  }
+}
+
+/**
+ * --wait for a fan-in record (a study's, a partitioned run's) from its ledger counter: a line when its members done
+ * change, until it is COMPLETED; FAILED throws (exit 1); Ctrl-C stops waiting, the work goes on in AWS.
+ */
+async function waitForRecord(
+  runtime: AwsRuntime,
+  id: string,
+  what: string,
+  line: (done: number, summary: import("@canopy/core").BuildSummary) => string,
+  note: (text: string) => void,
+  pollMs = 1000,
+): Promise<void> {
+  const { InternalError } = await import("@canopy/core");
+  const { FailedError, InterruptedExit } = await import("../errors.ts");
+  const stop = (await import("../signals.ts")).stopOn(["SIGINT", "SIGTERM"]);
+  try {
+    let shown = -1;
+    for (;;) {
+      const s = await runtime.ledger.summary(id);
+      if (!s) throw new InternalError(`${what} vanished from the ledger`);
+      const done = s.landedCount + s.failedCount;
+      if (done !== shown) note(line((shown = done), s));
+      if (s.status === "FAILED") throw new FailedError(`${what} failed: ${s.reason ?? "no reason recorded"}`);
+      if (s.status === "COMPLETED") return;
+      if (stop.signal.aborted) throw new InterruptedExit(`stopped waiting; ${what} goes on in AWS`);
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    }
+  } finally {
+    stop.dispose();
   }
 }
