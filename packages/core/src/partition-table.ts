@@ -62,9 +62,13 @@ class PartitionSpill implements RowSink {
   private size = 0;
   private buffered = 0;
 
+  /** Removes the spill if the process exits before close() (a second Ctrl-C): nothing of it is left behind. */
+  private readonly onExit = () => rmSync(this.dir, { recursive: true, force: true });
+
   constructor(private readonly partitionBy: string, tmp: string) {
     this.dir = mkdtempSync(join(tmp, "canopy-partitions-"));
     this.fd = openSync(join(this.dir, "rows.bin"), "w+");
+    process.on("exit", this.onExit);
   }
 
   header(record: string[]): void {
@@ -129,8 +133,9 @@ class PartitionSpill implements RowSink {
   }
 
   close(): void {
+    process.off("exit", this.onExit);
     closeSync(this.fd);
-    rmSync(this.dir, { recursive: true, force: true });
+    this.onExit();
   }
 }
 

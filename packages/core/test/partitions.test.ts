@@ -186,6 +186,21 @@ describe("a partitioned run", () => {
   });
 });
 
+describe("the spill", () => {
+  it("is removed when preparing ends, done or refused", async () => {
+    const { mkdtempSync, readdirSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const tmp = mkdtempSync(join(tmpdir(), "canopy-spill-test-"));
+    const blobs = new MemoryBlobStore();
+    const prepared = await preparePartitions(spec(), options, csvTable(csv(table())), blobs, { tmpDir: tmp });
+    expect(prepared.partitions).toHaveLength(4);
+    expect(readdirSync(tmp)).toEqual([]);
+    await expect(preparePartitions(spec(), { ...options, partitionBy: "nope" }, csvTable(csv(table())), blobs, { tmpDir: tmp })).rejects.toThrow(/no column "nope"/);
+    expect(readdirSync(tmp)).toEqual([]);
+  });
+});
+
 describe("the partitioned run's notification", () => {
   it("is valid against schemas/partitions-notification.v1.json, completed or failed, and declares every field it has", async () => {
     const { validate } = await import("../../../test/json-schema.ts");
