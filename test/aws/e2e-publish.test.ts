@@ -23,6 +23,7 @@ import { receiveMessages, useAwsEmulator } from "./harness.ts";
 const BIN = fileURLToPath(new URL("../../packages/cli/bin/canopy.mjs", import.meta.url));
 const IRIS = fileURLToPath(new URL("../fixtures/iris.csv", import.meta.url));
 const FLIGHTS = fileURLToPath(new URL("../fixtures/flights.parquet", import.meta.url));
+const PENGUINS = fileURLToPath(new URL("../fixtures/penguins.csv", import.meta.url));
 const SCHEMA = JSON.parse(readFileSync(new URL("../../schemas/notification.v1.json", import.meta.url), "utf8")) as Schema;
 
 const aws = useAwsEmulator();
@@ -209,6 +210,48 @@ describe("npm run publish, canopy status and canopy watch on the emulator", () =
     const lines = watcher.out().trim().split("\n").map((l) => JSON.parse(l));
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ v: 1, type: "study.completed", studyId: first.studyId, best_params_: last.best_params_, candidates: 4, cv: 2 });
+  });
+
+  it("publish --partition-by --wait: a partitioned run on the emulator ends with the embedded run's models and one partitions notification", { timeout: 240_000 }, async () => {
+    const { endpoint } = aws.current.moto;
+    const options = ["--label", "Species", "--trees", "4", "--grove-size", "2", "--seed", "4", "--partition-by", "Island", "--fallback", "global"];
+    const watcher = start(["watch", "--json", "--type", "partitions.completed,partitions.failed", "--endpoint", endpoint, "--topic", aws.current.resources.topicArn]);
+    await until("watch to subscribe", () => (/watching .*"type":\["partitions.completed","partitions.failed"\]/.test(watcher.err()) ? true : undefined));
+    const published = await canopy(["publish", PENGUINS, ...options, "--wait", "--json", "--endpoint", endpoint], bareEnv());
+    expect(published.code, published.stderr).toBe(0);
+    const [first, last] = published.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(first).toMatchObject({ created: true, builds: 4, groves: 8, skipped: 0 });
+    expect(published.stderr).toMatch(/read 344 rows: 3 partitions/);
+    expect(published.stderr).toMatch(new RegExp(`${first.runId}: partitions 4/4 done`));
+    expect(last).toMatchObject({ kind: "partitions", runId: first.runId, partitionBy: "Island", counts: { partitions: 3, completed: 3, failed: 0, skipped: 0, rows: 344 } });
+    const dir = await mkdtemp(join(tmpdir(), "canopy-partitions-"));
+    try {
+      const embedded = await canopy(["train", PENGUINS, ...options, "--workers", "1", "--root", join(dir, "store"), "--json"]);
+      expect(embedded.code, embedded.stderr).toBe(0);
+      const local = JSON.parse(embedded.stdout);
+      expect(local.runId).toBe(first.runId);
+      const blobs = new S3BlobStore(aws.current.resources.bucket);
+      const model = JSON.parse(new TextDecoder().decode((await blobs.get(keys.partitionedModel(first.runId)))!));
+      const mine = JSON.parse(readFileSync(join(dir, "store", keys.partitionedModel(first.runId)), "utf8"));
+      expect(model).toEqual(mine);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    const again = await canopy(["publish", PENGUINS, ...options, "--endpoint", endpoint], bareEnv());
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toContain(`partitioned run ${first.runId} already exists with the same data and options (COMPLETED)`);
+    const refused = await canopy(["publish", PENGUINS, "--label", "Species", "--partition-by", "Beak Length (mm)", "--endpoint", endpoint], bareEnv());
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/an identifier|no partition to train/);
+    await until("the run's notification", () => (watcher.out().trim() ? true : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    watcher.kill("SIGINT");
+    expect((await watcher.done).code).toBe(0);
+    const lines = watcher.out().trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ v: 1, type: "partitions.completed", runId: first.runId, partitionBy: "Island", fallback: true });
+    const schema = JSON.parse(readFileSync(new URL("../../schemas/partitions-notification.v1.json", import.meta.url), "utf8")) as Schema;
+    expect(validate(lines[0], schema)).toEqual([]);
   });
 
   it("publish streams a Parquet table from s3:// (ranged reads), infers its schema and trains it", { timeout: 120_000 }, async () => {

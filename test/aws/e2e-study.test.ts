@@ -14,17 +14,15 @@ import {
   prepareBuildData,
   submitStudy,
   trainGrove,
-  type BlobStore,
-  type BuildLedger,
   type StudyNotification,
   type StudyReport,
 } from "@canopy/core";
 import { MemoryBlobStore, MemoryLedger, MemoryNotifier, MemoryQueue } from "@canopy/core/testing";
 import { canonicalJson } from "@canopy/core";
-import { canopyEventSources, startEmulator, type InvocationInfo, type SnsDelivery } from "@canopy/runtime-aws";
+import type { SnsDelivery } from "@canopy/runtime-aws";
 import { expect, it } from "vitest";
 import { receiveNotifications, useAwsEmulator } from "./harness.ts";
-import { adapters, handlersOn, provision, unitHash } from "./e2e-support.ts";
+import { adapters, faultyEmulator, provision } from "./e2e-support.ts";
 
 useAwsEmulator();
 const iris = readFileSync(new URL("../fixtures/iris.csv", import.meta.url));
@@ -57,53 +55,9 @@ it("a 12-candidate x 3-fold study with every grove message twice, trainer crashe
   const reference = await embedded();
   const resources = await provision("-study", { visibilityTimeoutSeconds: 1, maxReceiveCount: 6 });
   const ports = adapters(resources);
-  // Seeded crashes of the trainer, per (build, grove, attempt): before storing the grove, or after landing it.
-  const attempts = new Map<string, number>();
-  const injected: string[] = [];
-  const crash = (buildId: string, grove: number, point: "store" | "land") => {
-    const key = `${buildId}/${grove}`;
-    const attempt = attempts.get(`${key}/${point}`) ?? 0;
-    attempts.set(`${key}/${point}`, attempt + 1);
-    const h = unitHash(Number.parseInt(buildId.slice(2, 10), 16) >>> 0, grove, attempt);
-    if ((point === "store" && h < 0.15) || (point === "land" && h >= 0.85)) {
-      injected.push(`${key} ${point} #${attempt}`);
-      throw new Error(`injected crash ${point === "store" ? "before storing" : "after landing"} grove ${grove} of ${buildId}`);
-    }
-  };
-  const trainerBlobs: BlobStore = {
-    get: (k) => ports.blobs.get(k),
-    exists: (k) => ports.blobs.exists(k),
-    async put(k, bytes, type) {
-      const m = /^builds\/(b-[0-9a-f]{16})\/groves\/(\d+)\.grove$/.exec(k);
-      if (m) crash(m[1], Number(m[2]), "store");
-      await ports.blobs.put(k, bytes, type);
-    },
-  };
-  const trainerLedger: BuildLedger = Object.create(ports.ledger, {
-    landGrove: {
-      value: async (buildId: string, grove: number, stats: Parameters<BuildLedger["landGrove"]>[2]) => {
-        const r = await ports.ledger.landGrove(buildId, grove, stats);
-        crash(buildId, grove, "land");
-        return r;
-      },
-    },
-  });
-  const invocations: InvocationInfo[] = [];
-  const errors: unknown[] = [];
-  const emulator = startEmulator({
-    ...canopyEventSources({
-      queueUrl: resources.queueUrl,
-      deadLetterQueueUrl: resources.deadLetterQueueUrl,
-      streamArn: resources.streamArn,
-      handlers: handlersOn({ trainer: { blobs: trainerBlobs, ledger: trainerLedger }, aggregator: ports, deadLetter: ports }),
-      memoryMb: 1769,
-      trainerPollers: 2,
-      streamDeliveries: 2,
-    }),
-    maxConcurrency: 2,
-    onInvocation: (info) => invocations.push(info),
-    onError: (err) => errors.push(err),
-  });
+  // Seeded crashes of the trainer, per (build, grove, attempt): before storing the grove, or after landing it; every
+  // stream record delivered twice.
+  const { emulator, injected, invocations, errors } = faultyEmulator(resources, ports);
   const studies: SnsDelivery[] = [];
   let builds = 0;
   try {

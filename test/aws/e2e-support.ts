@@ -168,6 +168,69 @@ export function unitHash(seed: number, grove: number, attempt: number): number {
   return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
 }
 
+/**
+ * A trainer's ports that crash, seeded per (build, grove, attempt): 15% of attempts before storing the grove, 15%
+ * after landing it. `injected` lists each crash.
+ */
+export function crashingTrainerPorts(ports: Pick<Ports, "blobs" | "ledger">): { blobs: BlobStore; ledger: BuildLedger; injected: string[] } {
+  const attempts = new Map<string, number>();
+  const injected: string[] = [];
+  const crash = (buildId: string, grove: number, point: "store" | "land") => {
+    const key = `${buildId}/${grove}`;
+    const attempt = attempts.get(`${key}/${point}`) ?? 0;
+    attempts.set(`${key}/${point}`, attempt + 1);
+    const h = unitHash(Number.parseInt(buildId.slice(2, 10), 16) >>> 0, grove, attempt);
+    if ((point === "store" && h < 0.15) || (point === "land" && h >= 0.85)) {
+      injected.push(`${key} ${point} #${attempt}`);
+      throw new Error(`injected crash ${point === "store" ? "before storing" : "after landing"} grove ${grove} of ${buildId}`);
+    }
+  };
+  const blobs: BlobStore = {
+    get: (k) => ports.blobs.get(k),
+    exists: (k) => ports.blobs.exists(k),
+    async put(k, bytes, type) {
+      const m = /^builds\/(b-[0-9a-f]{16})\/groves\/(\d+)\.grove$/.exec(k);
+      if (m) crash(m[1], Number(m[2]), "store");
+      await ports.blobs.put(k, bytes, type);
+    },
+  };
+  const ledger: BuildLedger = Object.create(ports.ledger, {
+    landGrove: {
+      value: async (buildId: string, grove: number, stats: Parameters<BuildLedger["landGrove"]>[2]) => {
+        const r = await ports.ledger.landGrove(buildId, grove, stats);
+        crash(buildId, grove, "land");
+        return r;
+      },
+    },
+  });
+  return { blobs, ledger, injected };
+}
+
+/**
+ * The real handlers on `ports` under the emulator, the trainer's ports crashing (crashingTrainerPorts), every stream
+ * record delivered twice, two trainer pollers: what the fault-injected end-to-end runs (a study, a partitioned run) share.
+ */
+export function faultyEmulator(resources: ProvisionedResources, ports: Ports) {
+  const trainer = crashingTrainerPorts(ports);
+  const invocations: InvocationInfo[] = [];
+  const errors: unknown[] = [];
+  const emulator = startEmulator({
+    ...canopyEventSources({
+      queueUrl: resources.queueUrl,
+      deadLetterQueueUrl: resources.deadLetterQueueUrl,
+      streamArn: resources.streamArn,
+      handlers: handlersOn({ trainer: { blobs: trainer.blobs, ledger: trainer.ledger }, aggregator: ports, deadLetter: ports }),
+      memoryMb: 1769,
+      trainerPollers: 2,
+      streamDeliveries: 2,
+    }),
+    maxConcurrency: 2,
+    onInvocation: (info) => invocations.push(info),
+    onError: (err) => errors.push(err),
+  });
+  return { emulator, injected: trainer.injected, invocations, errors };
+}
+
 /** A writable that keeps what is written to it: a command's stdout or stderr, in process. */
 export function capture(): { stream: NodeJS.WriteStream; text: () => string } {
   let text = "";

@@ -157,9 +157,9 @@ describe("the SST app with its default settings", () => {
     expect(grants("aggregator")).toEqual([
       "dynamodb:DescribeStream,dynamodb:GetRecords,dynamodb:GetShardIterator,dynamodb:ListStreams stream",
       "sqs:SendMessage failures",
-      "s3:GetObject bucket/builds/*/groves/*.grove bucket/builds/*/groves/*.oob bucket/packs/*.pack bucket/builds/*/report.json bucket/builds/*/spec.json bucket/studies/*/study.json bucket/studies/*/rounds/*.json",
+      "s3:GetObject bucket/builds/*/groves/*.grove bucket/builds/*/groves/*.oob bucket/builds/*/model.canopy bucket/packs/*.pack bucket/partitions/*/run.json bucket/builds/*/report.json bucket/builds/*/spec.json bucket/studies/*/study.json bucket/studies/*/rounds/*.json",
       "s3:ListBucket bucket",
-      "s3:PutObject,s3:AbortMultipartUpload bucket/builds/*/model.canopy bucket/builds/*/oob.bin bucket/builds/*/report.json bucket/builds/*/report.html bucket/studies/*/report.json bucket/studies/*/report.html bucket/studies/*/rounds/*.json",
+      "s3:PutObject,s3:AbortMultipartUpload bucket/builds/*/model.canopy bucket/builds/*/oob.bin bucket/partitions/*/report.json bucket/partitions/*/model.json bucket/builds/*/report.json bucket/builds/*/report.html bucket/studies/*/report.json bucket/studies/*/report.html bucket/studies/*/rounds/*.json",
       "dynamodb:BatchGetItem,dynamodb:GetItem,dynamodb:PutItem,dynamodb:UpdateItem table",
       "sns:Publish topic",
     ]);
@@ -171,7 +171,7 @@ describe("the SST app with its default settings", () => {
       "sns:Publish topic",
     ]);
     expect(grants("sweeper")).toEqual([
-      "s3:GetObject bucket/builds/*/report.json bucket/builds/*/spec.json bucket/studies/*/study.json",
+      "s3:GetObject bucket/partitions/*/run.json bucket/builds/*/report.json bucket/builds/*/spec.json bucket/studies/*/study.json",
       "s3:ListBucket bucket",
       "dynamodb:BatchGetItem,dynamodb:GetItem,dynamodb:PutItem,dynamodb:UpdateItem table",
       "dynamodb:Query table/index/open-builds",

@@ -45,9 +45,10 @@ function built(name: FunctionName) {
 const queueUrls: Record<"groves" | "dlq", string> = { groves: "", dlq: "" };
 
 /**
- * Grants only a study uses (its aggregation, a member landing in its study, the sweeper settling a member): this probe
- * runs builds, not a study, so they are not exercised here. Studies run through these same handlers on moto in
- * test/aws/e2e-study.test.ts, where moto does not check IAM; a study in this probe is still to be written.
+ * Grants only a study or a partitioned run uses (its aggregation, a member landing in its record, the sweeper settling
+ * a member): this probe runs builds, not a study, so they are not exercised here. Studies and partitioned runs go
+ * through these same handlers on moto in test/aws/e2e-study.test.ts and e2e-partitions.test.ts, where moto does not
+ * check IAM; a study or a run in this probe is still to be written.
  */
 const STUDY_ONLY: Partial<Record<FunctionName, [string, string][]>> = {
   aggregator: [
@@ -57,10 +58,15 @@ const STUDY_ONLY: Partial<Record<FunctionName, [string, string][]>> = {
     ["s3:PutObject", "/studies/*/report.json"],
     ["s3:PutObject", "/studies/*/report.html"],
     ["s3:PutObject", "/studies/*/rounds/*.json"],
+    ["s3:GetObject", "/partitions/*/run.json"],
+    ["s3:GetObject", "/builds/*/model.canopy"],
+    ["s3:PutObject", "/partitions/*/model.json"],
+    ["s3:PutObject", "/partitions/*/report.json"],
     ["dynamodb:PutItem", "table"],
   ],
   sweeper: [
     ["s3:GetObject", "/studies/*/study.json"],
+    ["s3:GetObject", "/partitions/*/run.json"],
     ["s3:GetObject", "/builds/*/report.json"],
     ["dynamodb:PutItem", "table"],
   ],

@@ -15,6 +15,7 @@ import { addServeCommand } from "./commands/serve.ts";
 import { EXIT_OK, EXIT_USAGE, exitCodeFor, InterruptedExit, oneLine, systemError, UsageError } from "./errors.ts";
 import { addSpecOptions } from "./spec-options.ts";
 import { addStudyOptions } from "./study-options.ts";
+import { addPartitionOptions } from "./partition-options.ts";
 
 const DEFAULT_ROOT = ".canopy";
 
@@ -61,12 +62,15 @@ export function program(): Command {
     )
     .argument("[data.csv]", "training data (not needed with --resume or --extend)");
   // The spec options are shared with canopy publish; train adds how and where this machine runs the build.
-  addSpecOptions(train)
+  addPartitionOptions(addSpecOptions(train))
     .option("--workers <w>", "trainer threads (default: number of CPU cores; at most 4 per core)", parseTrainerThreads)
-    .option("--out <dir>", "also put model.canopy, report.json and the groves in this directory (new, empty, or an earlier export, which is replaced)")
+    .option(
+      "--out <dir>",
+      "also put model.canopy, report.json and the groves in this directory (with --partition-by: model.json and partitions/<00000>.canopy) (new, empty, or an earlier export, which is replaced)",
+    )
     .addOption(rootOption())
     .option("--notify-url <url>", "POST the build notification as JSON to this http:// or https:// URL", parseHttpUrl)
-    .option("--resume <build-id>", "finish an interrupted build: only the groves that had not landed are trained")
+    .option("--resume <id>", "finish an interrupted build (or partitioned run, p-…): only what had not landed is trained")
     .option(
       "--extend <build-id>",
       "more trees for a finished build: with --trees N, trains only the new trees (same options and seed) into the model a fresh N-tree build would give",

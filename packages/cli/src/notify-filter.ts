@@ -1,5 +1,5 @@
 import { InvalidArgumentError, type Command } from "commander";
-import type { BuildNotification, CanopyNotification, StudyNotification } from "@canopy/core";
+import type { BuildNotification, CanopyNotification, PartitionNotification, StudyNotification } from "@canopy/core";
 import { collectTag } from "./args.ts";
 import { UsageError } from "./errors.ts";
 import { duration, metricsLine } from "./format.ts";
@@ -8,8 +8,8 @@ import { duration, metricsLine } from "./format.ts";
 export const NOTIFIED_STATUSES = ["COMPLETED", "FAILED"] as const;
 export type NotifiedStatus = (typeof NOTIFIED_STATUSES)[number];
 
-/** The kinds of notification (the `type` attribute): a build's end, or a study's. */
-export const NOTIFIED_TYPES = ["build.completed", "build.failed", "study.completed", "study.failed"] as const;
+/** The kinds of notification (the `type` attribute): a build's end, a study's, or a partitioned run's. */
+export const NOTIFIED_TYPES = ["build.completed", "build.failed", "study.completed", "study.failed", "partitions.completed", "partitions.failed"] as const;
 export type NotifiedType = (typeof NOTIFIED_TYPES)[number];
 
 export interface FilterOptions {
@@ -129,12 +129,26 @@ export function withStatement(existing: string | undefined, statement: Record<st
 /** One line per notification (`canopy watch`): id, outcome, metrics or reason, total time, cost, tags. */
 export function notificationLine(n: CanopyNotification): string {
   if ("studyId" in n) return studyLine(n);
+  if ("runId" in n) return partitionLine(n);
   const parts: string[] = [n.buildId, n.status];
   if (n.status === "COMPLETED") {
     parts.push(metricsLine(n.metrics ?? null));
     if (n.timings) parts.push(`total ${duration(n.timings.totalMs)}`);
     if (n.cost?.usd) parts.push(`$${n.cost.usd.total.toFixed(6)}`);
     if (n.failedGroves?.length) parts.push(`${n.failedGroves.length} grove(s) missing`);
+  } else parts.push(n.reason ?? "no reason given");
+  const tags = Object.entries(n.tags ?? {});
+  if (tags.length > 0) parts.push(tags.map(([k, v]) => `${k}=${v}`).join(" "));
+  return parts.join("  ");
+}
+
+/** A partitioned run's line: id, outcome, partitions trained of all, row-weighted metrics (or the reason), cost, tags. */
+function partitionLine(n: PartitionNotification): string {
+  const parts: string[] = [n.runId, n.status];
+  if (n.status === "COMPLETED") {
+    if (n.counts) parts.push(`${n.counts.completed} of ${n.counts.partitions} partitions by ${n.partitionBy} (${n.counts.skipped} skipped, ${n.counts.failed} failed)`);
+    parts.push(metricsLine(n.metrics ?? null));
+    if (n.cost?.usd) parts.push(`$${n.cost.usd.toFixed(6)}`);
   } else parts.push(n.reason ?? "no reason given");
   const tags = Object.entries(n.tags ?? {});
   if (tags.length > 0) parts.push(tags.map(([k, v]) => `${k}=${v}`).join(" "));

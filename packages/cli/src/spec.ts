@@ -54,6 +54,9 @@ export const FLAG_FOR_FIELD: Record<string, string> = {
   weight_column: "--weight-column",
   max_bins: "--max-bins",
   min_category_rows: "--min-category-rows",
+  partition_by: "--partition-by",
+  min_partition_rows: "--min-partition-rows",
+  fallback: "--fallback",
 };
 
 /** The raw spec object: only what the user set, so defaults stay the core's and equal runs share a build id. */

@@ -18,3 +18,21 @@ export function studyProgressLine(p: StudyProgress): string {
   return `canopy: study ${p.studyId}: builds ${p.buildsDone}/${p.buildsTotal} done, groves ${p.grovesDone}/${p.grovesTotal} (${duration(p.elapsedMs)}${eta})`;
 }
 
+
+/**
+ * A fan-in's progress printer (a study's, a partitioned run's): about every 2% of the groves and every 5% of the
+ * builds, and the end; the same counts twice print once.
+ */
+export function throttledProgress<P>(counts: (p: P) => { groves: number; grovesTotal: number; builds: number; buildsTotal: number }, print: (p: P) => void): (p: P) => void {
+  let printed = { groves: -1, builds: -1 };
+  return (p) => {
+    const c = counts(p);
+    const grovesStep = Math.max(1, Math.ceil(c.grovesTotal / 50));
+    const buildsStep = Math.max(1, Math.ceil(c.buildsTotal / 20));
+    const groves = c.groves - printed.groves >= grovesStep || (c.groves === c.grovesTotal && printed.groves !== c.groves);
+    const builds = c.builds !== printed.builds && (c.builds % buildsStep === 0 || c.builds === c.buildsTotal);
+    if (!groves && !builds) return;
+    printed = { groves: c.groves, builds: c.builds };
+    print(p);
+  };
+}

@@ -20,6 +20,8 @@ export interface ByteSource {
   stream(): AsyncIterable<Uint8Array>;
 }
 
+export { preparePartitions, type PartitionProgress } from "./partition-table.ts";
+
 export const FORMATS_READ = "CSV (UTF-8 text), gzip-compressed CSV (.csv.gz) and Parquet";
 
 /** A file on disk. */

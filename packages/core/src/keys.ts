@@ -19,9 +19,9 @@ export function isStudyId(id: string): boolean {
   return STUDY_ID.test(id);
 }
 
-/** What may name a ledger record: a build or a study. */
+/** What may name a ledger record: a build, a study or a partitioned run. */
 export function isLedgerId(id: string): boolean {
-  return BUILD_ID.test(id) || STUDY_ID.test(id);
+  return BUILD_ID.test(id) || STUDY_ID.test(id) || isPartitionRunId(id);
 }
 
 function studyId(id: string): string {
@@ -96,6 +96,13 @@ export const keys = {
   partitionedModel(id: string): string {
     return `partitions/${partitionRunId(id)}/model.json`;
   },
+  /** A partitioned run's manifest: its spec, partitions and member builds (partitioned-run.ts). */
+  partitionRun(id: string): string {
+    return `partitions/${partitionRunId(id)}/run.json`;
+  },
+  partitionReport(id: string): string {
+    return `partitions/${partitionRunId(id)}/report.json`;
+  },
 };
 
 /**
@@ -119,6 +126,8 @@ export const KEY_PATTERNS = {
   studyReportHtml: "studies/*/report.html",
   studyRound: "studies/*/rounds/*.json",
   partitionedModel: "partitions/*/model.json",
+  partitionRun: "partitions/*/run.json",
+  partitionReport: "partitions/*/report.json",
 } as const satisfies Record<keyof typeof keys, string>;
 
 export type KeyKind = keyof typeof KEY_PATTERNS;

@@ -10,6 +10,7 @@ import type {
 } from "./ledger.ts";
 import type { BuildNotification } from "./notification.ts";
 import type { StudyNotification } from "./study-report.ts";
+import type { PartitionNotification } from "./partition-report.ts";
 import type { GroveTask } from "./task.ts";
 
 /** Content-addressed and per-build blobs (S3, a directory, memory). Keys come from keys.ts. */
@@ -30,8 +31,8 @@ export interface TaskQueue {
   send(tasks: GroveTask[]): Promise<void>;
 }
 
-/** Any message a Notifier publishes: a build's or a study's (tell them apart by `type`). */
-export type CanopyNotification = BuildNotification | StudyNotification;
+/** Any message a Notifier publishes: a build's, a study's or a partitioned run's (tell them apart by `type`). */
+export type CanopyNotification = BuildNotification | StudyNotification | PartitionNotification;
 
 /** Announces finished builds and studies (SNS, stdout, a webhook). */
 export interface Notifier {

@@ -8,6 +8,8 @@ import type { BuildReport } from "./report.ts";
 import { resumeBuild, submitBuild, type PreparedDataset } from "./submit.ts";
 import { candidateSpec, parseStudySpec, planStudy, roundIdFor, scoreOf, studyRounds, type StudyManifest, type StudyMember, type StudySpec } from "./study-spec.ts";
 import { extendBuild, planExtension } from "./extend.ts";
+import { isPartitionRunId } from "./partitioned-model.ts";
+import { partitionsFailedNotification } from "./partition-report.ts";
 import { studyCompletedNotification, studyFailedNotification, type StudyReport, type StudyCandidate } from "./study-report.ts";
 
 /**
@@ -131,9 +133,17 @@ export function memberStats(summary: BuildSummary, report: BuildReport, reportBy
  * an error_score of NaN as sklearn's default). Idempotent: a second landing changes nothing. Returns whether this
  * call wrote (false while the build is unfinished).
  */
-export async function landMember(studyId: string, member: number, build: BuildSummary, ports: { blobs: BlobStore; ledger: BuildLedger; clock?: Clock }): Promise<boolean> {
+export async function landMember(studyId: string, member: number, build: BuildSummary, ports: { blobs: BlobStore; ledger: BuildLedger; clock?: Clock; notifier?: Notifier }): Promise<boolean> {
   const clock = ports.clock ?? systemClock;
-  if (build.status === "FAILED") return (await ports.ledger.failGrove(studyId, member, `build ${build.buildId} failed: ${build.reason ?? "unknown reason"}`)).recorded;
+  if (build.status === "FAILED") {
+    const failed = await ports.ledger.failGrove(studyId, member, `build ${build.buildId} failed: ${build.reason ?? "unknown reason"}`);
+    // Every member of a partitioned run failed: this write failed the run (no aggregation follows), so it notifies.
+    if (failed.buildFailed && ports.notifier && isPartitionRunId(studyId)) {
+      const summary = await ports.ledger.summary(studyId);
+      if (summary) await ports.notifier.publish(partitionsFailedNotification(summary, `every partition's build failed; the last: ${summary.reason ?? "unknown reason"}`));
+    }
+    return failed.recorded;
+  }
   if (build.status !== "COMPLETED" || !build.result) return false;
   const bytes = await ports.blobs.get(build.result.reportKey);
   if (!bytes) throw new AggregationError(`build ${build.buildId} is COMPLETED but ${build.result.reportKey} is missing`);
@@ -142,7 +152,7 @@ export async function landMember(studyId: string, member: number, build: BuildSu
 }
 
 /** After a build finished: lands it in the study it names (if any). Called by the build's aggregator and failures. */
-export async function settleMember(buildId: string, ports: { blobs: BlobStore; ledger: BuildLedger; clock?: Clock }): Promise<boolean> {
+export async function settleMember(buildId: string, ports: { blobs: BlobStore; ledger: BuildLedger; clock?: Clock; notifier?: Notifier }): Promise<boolean> {
   const build = await ports.ledger.summary(buildId);
   if (!build?.memberOf) return false;
   return landMember(build.memberOf.id, build.memberOf.member, build, ports);
@@ -156,15 +166,49 @@ export async function settleStudy(studyId: string, ports: { blobs: BlobStore; le
   const summary = await ports.ledger.summary(studyId);
   if (!summary || summary.status !== "TRAINING" || summary.remaining === 0) return 0;
   const manifest = ports.manifest ?? (await readStudyManifest(ports.blobs, studyId));
-  const record = await ports.ledger.get(studyId);
-  const settled = new Set([...(record?.landed ?? []), ...(record?.failed ?? []).map((f) => f.grove)]);
+  return settleMembers(studyId, manifest.members.map((m) => m.buildId), ports);
+}
+
+/**
+ * Lands in the fan-in record `id` (a study's, a partitioned run's) each of its member builds (`buildIds[member]`)
+ * that finished and has not landed. Returns how many it landed.
+ */
+export async function settleMembers(id: string, buildIds: string[], ports: { blobs: BlobStore; ledger: BuildLedger; clock?: Clock; notifier?: Notifier }): Promise<number> {
+  const record = await ports.ledger.get(id);
+  if (!record || record.status !== "TRAINING") return 0;
+  const settled = new Set([...record.landed, ...record.failed.map((f) => f.grove)]);
   let landed = 0;
-  for (const [member, m] of manifest.members.entries()) {
+  for (const [member, buildId] of buildIds.entries()) {
     if (settled.has(member)) continue;
-    const build = await ports.ledger.summary(m.buildId);
-    if (build && (await landMember(studyId, member, build, ports))) landed++;
+    const build = await ports.ledger.summary(buildId);
+    if (build && (await landMember(id, member, build, ports))) landed++;
   }
   return landed;
+}
+
+/** Resumes each unfinished member build (resumeBuild); returns the ones that had work queued, copied or redriven. */
+export async function resumeMembers(buildIds: string[], ports: StudyPorts, options: { aggregationLeaseMs?: number } = {}): Promise<string[]> {
+  const resumed: string[] = [];
+  for (const buildId of buildIds) {
+    const build = await ports.ledger.summary(buildId);
+    if (!build || build.status === "COMPLETED" || build.status === "FAILED") continue;
+    const r = await resumeBuild(buildId, ports, options);
+    if (r.requeued.length > 0 || r.redriven || (r.copied?.length ?? 0) > 0) resumed.push(buildId);
+  }
+  return resumed;
+}
+
+/**
+ * A fan-in record with every member in asks for its aggregation again; one AGGREGATING past the lease is reopened.
+ * Returns whether it asked.
+ */
+export async function redriveFanIn(id: string, ports: { ledger: BuildLedger; clock?: Clock }, options: { aggregationLeaseMs?: number } = {}): Promise<boolean> {
+  const clock = ports.clock ?? systemClock;
+  const summary = await ports.ledger.summary(id);
+  if (summary?.status === "TRAINING" && summary.remaining === 0) return ports.ledger.redriveAggregation(id);
+  if (summary?.status === "AGGREGATING" && clock.now() - (summary.claimedAt ?? summary.updatedAt) >= (options.aggregationLeaseMs ?? Number.POSITIVE_INFINITY))
+    return ports.ledger.reopenAggregation(id, { claim: summary.claims ?? 0 });
+  return false;
 }
 
 export interface StudyResumption {
@@ -189,7 +233,7 @@ export async function resumeStudy(studyId: string, ports: StudyPorts & { packs?:
   // A halving study is at its latest round: resume that one.
   const head = await studyHead(ports.ledger, studyId);
   if (head && head.id !== studyId) return { ...(await resumeStudy(head.id, ports, options)), studyId };
-  let summary = await ports.ledger.summary(studyId);
+  const summary = await ports.ledger.summary(studyId);
   if (!summary) throw new TaskError(`study ${studyId} not found`);
   const manifest = await readStudyManifest(ports.blobs, studyId);
   if (summary.status === "PENDING") await ports.ledger.startTraining(studyId);
@@ -213,18 +257,10 @@ export async function resumeStudy(studyId: string, ports: StudyPorts & { packs?:
       const specs = manifest.members.map((m) => candidateSpec(manifest.spec, manifest.candidates[m.candidate], { n_splits: manifest.spec.cv, fold: m.fold }, trees));
       out.submitted = await submitMembers(manifest, specs, ports, { pack, packKey: manifest.packKey });
     }
-    for (const m of manifest.members) {
-      const build = await ports.ledger.summary(m.buildId);
-      if (!build || build.status === "COMPLETED" || build.status === "FAILED") continue;
-      const r = await resumeBuild(m.buildId, ports, options);
-      if (r.requeued.length > 0 || r.redriven || (r.copied?.length ?? 0) > 0) out.resumed.push(m.buildId);
-    }
+    out.resumed = await resumeMembers(manifest.members.map((m) => m.buildId), ports, options);
     out.settled = await settleStudy(studyId, { ...ports, manifest });
   }
-  summary = (await ports.ledger.summary(studyId))!;
-  if (summary.status === "TRAINING" && summary.remaining === 0) out.redriven = await ports.ledger.redriveAggregation(studyId);
-  else if (summary.status === "AGGREGATING" && clock.now() - (summary.claimedAt ?? summary.updatedAt) >= (options.aggregationLeaseMs ?? Number.POSITIVE_INFINITY))
-    out.redriven = await ports.ledger.reopenAggregation(studyId, { claim: summary.claims ?? 0 });
+  out.redriven = await redriveFanIn(studyId, { ledger: ports.ledger, clock }, options);
   out.status = (await ports.ledger.summary(studyId))!.status;
   return out;
 }

@@ -5,7 +5,7 @@ import { TaskError } from "./errors.ts";
 import { CONTENT_TYPES, keys } from "./keys.ts";
 import { newBuildRecord, type BuildRecord, type MemberOf } from "./ledger.ts";
 import { decodeManifest, manifestTrees, type BuildManifest } from "./manifest.ts";
-import { planBuild, type BuildPlan, type GrovePlan } from "./plan.ts";
+import { planBuild, type BuildPlan, type GrovePlan, type PackSummary } from "./plan.ts";
 import { systemClock, type BlobStore, type BuildLedger, type Clock, type TaskQueue } from "./ports.ts";
 import { toFitParams, type BuildSpec } from "./spec.ts";
 import type { BuildHandle } from "./runtime.ts";
@@ -195,7 +195,8 @@ export function groveTasks(manifest: BuildManifest, groves: GrovePlan[], queuedA
 export async function submitBuild(
   spec: BuildSpec,
   ports: SubmitPorts,
-  prepared: Pick<PreparedDataset, "pack" | "packKey"> & { prepareMs?: number },
+  /** The pack's summary is enough (a partitioned run submits over packs it no longer holds). */
+  prepared: { pack: PackSummary; packKey: string; prepareMs?: number },
   options: { memberOf?: MemberOf } = {},
 ): Promise<Submission> {
   const clock = ports.clock ?? systemClock;

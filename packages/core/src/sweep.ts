@@ -4,6 +4,8 @@ import { failedNotification } from "./notification.ts";
 import { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier, type TaskQueue } from "./ports.ts";
 import { resumeBuild } from "./submit.ts";
 import { isStudyId } from "./keys.ts";
+import { isPartitionRunId } from "./partitioned-model.ts";
+import { settlePartitionedRun } from "./partitioned-run.ts";
 import { settleStudy } from "./study.ts";
 
 /**
@@ -154,7 +156,8 @@ export async function sweepBuilds(listed: Iterable<string | Pick<BuildSummary, "
       // The queue's state matters only for a build that looks stalled: read it then, at most once per sweep.
       const now = clock.now();
       let asked = false;
-      if (isStudyId(buildId)) {
+      // A study and a partitioned run are fan-ins of builds: swept as records whose members are swept on their own.
+      if (isStudyId(buildId) || isPartitionRunId(buildId)) {
         results.push(await apply(buildId, studySweepDecision(current, now, policy), ports));
         continue;
       }
@@ -193,8 +196,8 @@ async function apply(buildId: string, decision: SweepAction, ports: SweepPorts):
       return { buildId, action: "requeue", detail, ...(resumed.requeued.length > 0 ? {} : { skipped: true }) };
     }
     case "settle": {
-      await ports.ledger.startTraining(buildId); // a study left PENDING by a crash in its submission
-      const landed = await settleStudy(buildId, ports);
+      await ports.ledger.startTraining(buildId); // a study (or run) left PENDING by a crash in its submission
+      const landed = await (isPartitionRunId(buildId) ? settlePartitionedRun : settleStudy)(buildId, ports);
       return { buildId, action: "settle", detail: `${decision.why}; landed ${landed}`, ...(landed > 0 ? {} : { skipped: true }) };
     }
     case "fail": {

@@ -181,7 +181,7 @@ export async function failGroveTask(
   if (outcome.buildFailed) {
     const record = await ports.ledger.get(task.buildId);
     if (record) await ports.notifier.publish(failedNotification(record, record.reason ?? errorLine(error)));
-    if (ports.blobs) await settleMember(task.buildId, { blobs: ports.blobs, ledger: ports.ledger });
+    if (ports.blobs) await settleMember(task.buildId, { blobs: ports.blobs, ledger: ports.ledger, notifier: ports.notifier });
   }
   return { recorded: outcome.recorded, buildFailed: outcome.buildFailed };
 }

@@ -45,6 +45,8 @@ describe("key patterns (what IAM grants are scoped to)", () => {
     studyReportHtml: [keys.studyReportHtml("s-00ff00ff00ff00ff")],
     studyRound: [keys.studyRound("s-00ff00ff00ff00ff", 0), keys.studyRound("s-00ff00ff00ff00ff", 12)],
     partitionedModel: [keys.partitionedModel("p-00ff00ff00ff00ff")],
+    partitionRun: [keys.partitionRun("p-00ff00ff00ff00ff")],
+    partitionReport: [keys.partitionReport("p-00ff00ff00ff00ff")],
   };
 
   it("has a pattern for every kind of key", () => {

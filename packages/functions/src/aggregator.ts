@@ -2,7 +2,9 @@ import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-p
 import type { Logger } from "@aws-lambda-powertools/logger";
 import {
   aggregate,
+  aggregatePartitionedRun,
   aggregateStudy,
+  isPartitionRunId,
   isStudyId,
   isAggregationTrigger,
   PackCache,
@@ -73,6 +75,14 @@ export function createAggregator(deps: AggregatorDeps = {}) {
         else if (study.outcome === "failed") logger.error("study failed in aggregation", { studyId: buildId, reason: study.reason });
         else logger.info("study aggregation not claimed (already claimed, or not ready)", { studyId: buildId });
         return study.outcome;
+      }
+      // A partitioned run's record too, when its last partition's build lands: it writes the partitioned model.
+      if (isPartitionRunId(buildId)) {
+        const run = await aggregatePartitionedRun(buildId, { ...ports, ...(deps.clock ? { clock: deps.clock } : {}) });
+        if (run.outcome === "completed") logger.info("partitioned run completed", { runId: buildId, counts: run.report.counts, metrics: run.report.metrics });
+        else if (run.outcome === "failed") logger.error("partitioned run failed in aggregation", { runId: buildId, reason: run.reason });
+        else logger.info("partitioned run aggregation not claimed (already claimed, or not ready)", { runId: buildId });
+        return run.outcome;
       }
       const outcome = await aggregate(buildId, {
         ...ports,

@@ -91,9 +91,11 @@ export const FUNCTION_ACCESS: Record<FunctionName, FunctionAccess> = {
   // fails) the build and publishes its notification.
   // A study's trigger comes the same way: it ranks the members from their reports and writes the study's report, page
   // and round; a build that is a study's member is landed (or failed) in its study when it finishes.
+  // A partitioned run's trigger too: it reads the run's manifest, each partition's report and model (its SHA-256 for
+  // the partitioned model) and writes the partitioned model and the run's report.
   aggregator: {
-    reads: ["spec", "grove", "groveOob", "pack", "report", "study", "studyRound"],
-    writes: ["model", "report", "reportHtml", "oob", "studyReport", "studyReportHtml", "studyRound"],
+    reads: ["spec", "grove", "groveOob", "pack", "report", "study", "studyRound", "partitionRun", "model"],
+    writes: ["model", "report", "reportHtml", "oob", "studyReport", "studyReportHtml", "studyRound", "partitionedModel", "partitionReport"],
     ledger: ["claimAggregation", "get", "summary", "landGrove", "failGrove", "complete", "fail"],
     notifier: ["publish"],
   },
@@ -103,10 +105,10 @@ export const FUNCTION_ACCESS: Record<FunctionName, FunctionAccess> = {
   // core's sweepBuilds over the open builds: redrives and reopens aggregations, queues lost groves again (core's
   // resumeBuild: the manifest, the grove queue; an extension's uncopied groves are queued for training, not copied),
   // fails what cannot finish.
-  // A study is never re-queued: its members are swept as builds, and a finished member a crash left unlanded is
-  // landed (or failed) in it from the member's report.
+  // A study (or a partitioned run) is never re-queued: its members are swept as builds, and a finished member a crash
+  // left unlanded is landed (or failed) in it from the member's report.
   sweeper: {
-    reads: ["spec", "study", "report"],
+    reads: ["spec", "study", "report", "partitionRun"],
     openBuilds: ["list"],
     ledger: ["summary", "get", "startTraining", "redriveAggregation", "reopenAggregation", "recordRequeue", "landGrove", "failGrove", "fail"],
     groves: ["send", "state"],

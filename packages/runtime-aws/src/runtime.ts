@@ -24,9 +24,15 @@ import {
   type FollowOptions,
   type Runtime,
   parseStudySpec,
+  planPartitionRun,
   planStudy,
+  resumePartitionedRun,
   resumeStudy,
+  submitPartitionedRun,
   submitStudy,
+  type BuildSpec,
+  type PartitionRunOptions,
+  type PreparedPartitions,
   type StudySpec,
   type TableSource,
 } from "@canopy/core";
@@ -76,6 +82,24 @@ export interface AwsRuntime extends Runtime {
    * picks an unfinished one with the same data and spec up (resumeStudy). The deployed aggregator ranks it.
    */
   tune(spec: StudySpec, data: TableSource | Uint8Array): Promise<StudyHandle>;
+  /**
+   * Starts a partitioned run over partitions prepared and uploaded by the caller (core/ingest's preparePartitions
+   * with this runtime's blobs): one build per partition queued for the deployed trainers, or picks an unfinished
+   * run with the same data and options up (resumePartitionedRun). The deployed aggregator writes the partitioned model.
+   */
+  partitions(spec: BuildSpec, options: PartitionRunOptions, prepared: PreparedPartitions): Promise<PartitionRunHandle>;
+}
+
+export interface PartitionRunHandle {
+  runId: string;
+  created: boolean;
+  status: string;
+  /** Member builds: the partitions trained (and the fallback's). */
+  builds: number;
+  groves: number;
+  skipped: number;
+  /** Member builds this call created (their groves queued). */
+  submitted: number;
 }
 
 export interface StudyHandle {
@@ -201,6 +225,31 @@ class DeployedRuntime implements AwsRuntime {
       groves: plan.groves,
       submitted,
       pack: { packKey: prepared.packKey, reused: prepared.reused, nRows: p.nRows, nFeatures: p.nFeatures, bytes: p.bytes.length },
+    };
+  }
+
+  async partitions(spec: BuildSpec, options: PartitionRunOptions, prepared: PreparedPartitions): Promise<PartitionRunHandle> {
+    const ports = { blobs: this.blobs, ledger: this.ledger, queue: this.queue(), clock: this.clock };
+    const plan = planPartitionRun(spec, options, prepared, this.clock.now());
+    const existing = await this.ledger.summary(plan.runId);
+    let created = false;
+    let submitted = 0;
+    if (existing && !TERMINAL_STATUSES.includes(existing.status)) {
+      const r = await resumePartitionedRun(plan.runId, ports, { aggregationLeaseMs: this.options.aggregationLeaseMs ?? aggregationLeaseMs() });
+      submitted = r.submitted.length;
+    } else if (!existing) {
+      const s = await submitPartitionedRun(spec, options, ports, prepared);
+      created = s.created;
+      submitted = s.submitted.length;
+    }
+    return {
+      runId: plan.runId,
+      created,
+      status: (await this.ledger.summary(plan.runId))?.status ?? "PENDING",
+      builds: plan.members.length,
+      groves: plan.groves,
+      skipped: plan.skipped.length,
+      submitted,
     };
   }
 

@@ -4,14 +4,14 @@ import { clients } from "./clients.ts";
 import { AwsSetupError } from "./errors.ts";
 
 /**
- * Message attributes for subscription filter policies: `buildId` (a study's: `studyId`), `status` and `type` as
+ * Message attributes for subscription filter policies: `buildId` (a study's: `studyId`, a partitioned run's: `runId`), `status` and `type` as
  * Strings, and `tags` as the JSON of the tag map (String). To filter on one tag, use a policy with FilterPolicyScope
  * MessageBody on `tags.<name>`: the message body is the notification JSON.
  */
 export function notificationAttributes(n: CanopyNotification): Record<string, MessageAttributeValue> {
   const str = (value: string): MessageAttributeValue => ({ DataType: "String", StringValue: value });
   return {
-    ...("studyId" in n ? { studyId: str(n.studyId) } : { buildId: str(n.buildId) }),
+    ...("studyId" in n ? { studyId: str(n.studyId) } : "runId" in n ? { runId: str(n.runId) } : { buildId: str(n.buildId) }),
     status: str(n.status),
     type: str(n.type),
     tags: str(JSON.stringify(n.tags ?? {})),
@@ -26,7 +26,8 @@ export class SnsNotifier implements Notifier {
   ) {}
 
   async publish(notification: CanopyNotification): Promise<void> {
-    const subject = "studyId" in notification ? `Canopy study ${notification.studyId}` : `Canopy build ${notification.buildId}`;
+    const subject =
+      "studyId" in notification ? `Canopy study ${notification.studyId}` : "runId" in notification ? `Canopy partitioned run ${notification.runId}` : `Canopy build ${notification.buildId}`;
     await this.client.send(
       new PublishCommand({
         TopicArn: this.topicArn,

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { lstat, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { inShort, InputError, isBuildId, keys, type BuildReport } from "@canopy/core";
+import { inShort, InputError, isBuildId, isPartitionRunId, keys, parsePartitionedModel, sha256Hex, type BuildReport, type PartitionedModel } from "@canopy/core";
 import { Forest } from "@canopy/forest";
 import { renderReport } from "@canopy/report";
 import { isNotFound, nearestExisting } from "./atomic.ts";
@@ -53,19 +53,28 @@ export async function exportArtifacts(root: string, buildId: string, outDir: str
     ...record.landed.map((g): [string, string] => [`groves/${String(g).padStart(5, "0")}.grove`, keys.grove(buildId, g)]),
   ];
   if (await blobs.exists(keys.oob(buildId))) wanted.push(["oob.bin", keys.oob(buildId)]);
+  return writeExport(outDir, buildId, wanted, async (file, key) => {
+    const bytes = file === "report.html" ? await reportHtml(blobs, buildId) : await blobs.get(key);
+    if (!bytes) throw new LocalStoreError(`build ${buildId} is COMPLETED but ${key} is missing from ${blobs.root}`);
+    return bytes;
+  });
+}
 
+/**
+ * Writes `files` ([relative path, what to read]) and the mark into a temp directory next to `outDir`, then renames
+ * it into place: `outDir` is never half-written, and replaced only if it is empty or an earlier export.
+ */
+async function writeExport(outDir: string, id: string, files: [string, string][], read: (file: string, key: string) => Promise<Uint8Array>): Promise<ExportedArtifacts> {
   const target = resolve(outDir);
   await checkReplaceable(target);
   await mkdir(dirname(target), { recursive: true });
   const temp = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString("hex")}.tmp`);
   try {
-    await mkdir(join(temp, "groves"), { recursive: true });
-    for (const [file, key] of wanted) {
-      const bytes = file === "report.html" ? await reportHtml(blobs, buildId) : await blobs.get(key);
-      if (!bytes) throw new LocalStoreError(`build ${buildId} is COMPLETED but ${key} is missing from ${blobs.root}`);
-      await writeFile(join(temp, file), bytes);
+    for (const [file, key] of files) {
+      await mkdir(dirname(join(temp, file)), { recursive: true });
+      await writeFile(join(temp, file), await read(file, key));
     }
-    const marker: ExportMarker = { format: "canopy-export", v: 1, buildId, files: wanted.map(([file]) => file).sort() };
+    const marker: ExportMarker = { format: "canopy-export", v: 1, buildId: id, files: files.map(([file]) => file).sort() };
     await writeFile(join(temp, EXPORT_MARKER), `${JSON.stringify(marker, null, 2)}\n`);
     // Checked again right before the swap: the build may have run for hours since the first check.
     await checkReplaceable(target);
@@ -74,7 +83,44 @@ export async function exportArtifacts(root: string, buildId: string, outDir: str
     await rm(temp, { recursive: true, force: true });
     throw err;
   }
-  return { dir: target, files: wanted.map(([file]) => file).sort() };
+  return { dir: target, files: files.map(([file]) => file).sort() };
+}
+
+/**
+ * Copies a completed partitioned run out of the runtime root as one directory: `model.json` (the partitioned
+ * model with `file` set on every ref), `partitions/<00000>.canopy` in the manifest's key order (code units),
+ * `fallback.canopy` with --fallback global, and the run's `report.json`. Each model file is its build's
+ * model.canopy, checked against the manifest's SHA-256. Same safety as exportArtifacts.
+ */
+export async function exportPartitionedModel(root: string, runId: string, outDir: string): Promise<ExportedArtifacts> {
+  if (!isPartitionRunId(runId)) throw new InputError(`invalid partitioned run id ${inShort(runId)} (expected p- and 16 hex digits)`);
+  const blobs = new DiskBlobStore(root, { fsync: false });
+  const modelKey = keys.partitionedModel(runId);
+  const stored = await blobs.get(modelKey);
+  if (!stored) throw new InputError(`partitioned run ${runId} has no model in ${resolve(root)} (not COMPLETED)`);
+  const model = parsePartitionedModel(new TextDecoder().decode(stored), blobs.path(modelKey));
+  const files: [string, string][] = [];
+  const refs = Object.keys(model.partitions).sort();
+  const exported: PartitionedModel = { ...model, partitions: {} };
+  refs.forEach((key, i) => {
+    const file = `partitions/${String(i).padStart(5, "0")}.canopy`;
+    exported.partitions[key] = { ...model.partitions[key]!, file };
+    files.push([file, keys.model(model.partitions[key]!.build)]);
+  });
+  if (model.fallback) {
+    exported.fallback = { ...model.fallback, file: "fallback.canopy" };
+    files.push(["fallback.canopy", keys.model(model.fallback.build)]);
+  }
+  const sha = new Map([...Object.values(exported.partitions), ...(exported.fallback ? [exported.fallback] : [])].map((r) => [r.file!, r.sha256]));
+  const manifest = new TextEncoder().encode(`${JSON.stringify(exported, null, 2)}\n`);
+  files.push(["model.json", modelKey], ["report.json", keys.partitionReport(runId)]);
+  return writeExport(outDir, runId, files, async (file, key) => {
+    if (file === "model.json") return manifest;
+    const bytes = await blobs.get(key);
+    if (!bytes) throw new LocalStoreError(`partitioned run ${runId} is COMPLETED but ${key} is missing from ${blobs.root}`);
+    if (sha.has(file) && sha256Hex(bytes) !== sha.get(file)) throw new LocalStoreError(`${key} is not the model partitioned run ${runId} names (its SHA-256 differs)`);
+    return bytes;
+  });
 }
 
 /**

@@ -1,8 +1,9 @@
-import { showParams, type BuildNotification, type CanopyNotification, type StudyNotification } from "@canopy/core";
+import { showParams, type BuildNotification, type CanopyNotification, type PartitionNotification, type StudyNotification } from "@canopy/core";
 
 /** The one terminal line for a notification, e.g. `canopy: build b-… COMPLETED accuracy=0.9733 model builds/b-…/model.canopy`. */
 export function formatNotification(n: CanopyNotification): string {
   if ("studyId" in n) return formatStudyNotification(n);
+  if ("runId" in n) return formatPartitionNotification(n);
   if (n.type === "build.failed") return `canopy: build ${n.buildId} FAILED: ${n.reason ?? "unknown reason"}`;
   const metrics = Object.entries(n.metrics ?? {})
     .filter(([key, value]) => key !== "task" && key !== "n" && typeof value === "number")
@@ -17,4 +18,16 @@ function formatStudyNotification(n: StudyNotification): string {
   const score = n.best_score_ !== undefined ? ` best ${n.scoring}=${Number(n.best_score_.toFixed(4))}` : "";
   const params = n.best_params_ ? ` (${showParams(n.best_params_)})` : "";
   return `canopy: study ${n.studyId} COMPLETED${score}${params}, ${n.candidates} candidates x ${n.cv} folds${n.reportKey ? ` report ${n.reportKey}` : ""}`;
+}
+
+/** e.g. `canopy: partitioned run p-… COMPLETED 48 of 50 partitions by store (2 skipped) accuracy=0.91 model partitions/p-…/model.json`. */
+function formatPartitionNotification(n: PartitionNotification): string {
+  if (n.type === "partitions.failed") return `canopy: partitioned run ${n.runId} FAILED: ${n.reason ?? "unknown reason"}`;
+  const c = n.counts;
+  const counts = c ? ` ${c.completed} of ${c.partitions} partitions by ${n.partitionBy}${c.skipped + c.failed > 0 ? ` (${c.skipped} skipped, ${c.failed} failed)` : ""}` : "";
+  const metrics = Object.entries(n.metrics ?? {})
+    .filter(([key, value]) => key !== "n" && typeof value === "number")
+    .map(([key, value]) => ` ${key}=${Number((value as number).toFixed(4))}`)
+    .join("");
+  return `canopy: partitioned run ${n.runId} COMPLETED${counts}${metrics}${n.modelKey ? ` model ${n.modelKey}` : ""}`;
 }

@@ -1,9 +1,9 @@
 export { InterruptedError, LocalStoreError, TrainerTaskError } from "./errors.ts";
-export { createLocalRuntime, type BuildOutcome, type GroveProgress, type LocalRuntime, type LocalRuntimeOptions, type ProgressEvent, type Stage, type StudyOutcome, type StudyProgress } from "./runtime.ts";
+export { createLocalRuntime, type BuildOutcome, type GroveProgress, type LocalRuntime, type LocalRuntimeOptions, type ProgressEvent, type Stage, type StudyOutcome, type StudyProgress, type PartitionRunCallbacks, type PartitionRunOutcome, type PartitionRunProgress } from "./runtime.ts";
 export { checkStoreRoot, DiskBlobStore } from "./blob-store.ts";
 export { DiskLedger, type DiskLedgerOptions } from "./disk-ledger.ts";
 export { LocalQueue, type QueueMessage } from "./queue.ts";
-export { EXPORT_MARKER, exportArtifacts, exportDirProblem, loadModel, otherFilesLine, type ExportDirProblem, type ExportedArtifacts } from "./artifacts.ts";
+export { EXPORT_MARKER, exportArtifacts, exportPartitionedModel, exportDirProblem, loadModel, otherFilesLine, type ExportDirProblem, type ExportedArtifacts } from "./artifacts.ts";
 export { formatNotification } from "./format.ts";
 export { serveTrainer, type TrainerHooks } from "./trainer.ts";
 export { writeFileAtomic } from "./atomic.ts";

@@ -4,6 +4,18 @@ import {
   aggregate,
   aggregateStudy,
   isStudyId,
+  isPartitionRunId,
+  aggregatePartitionedRun,
+  planPartitionRun,
+  readPartitionRun,
+  resumeMembers,
+  resumePartitionedRun,
+  settlePartitionedRun,
+  submitPartitionedRun,
+  type PartitionNotification,
+  type PartitionReport,
+  type PartitionRunOptions,
+  type PartitionedModel,
   parseStudySpec,
   planStudy,
   readStudyManifest,
@@ -19,6 +31,7 @@ import {
   type StudySpec,
   buildHandle,
   buildIdFor,
+  csvTable,
   decodeGroveTask,
   errorLine,
   EventLog,
@@ -66,7 +79,7 @@ import {
   type ProgressEvent,
   type Runtime,
 } from "@canopy/core";
-import { fileSource, openTable } from "@canopy/core/ingest";
+import { fileSource, openTable, preparePartitions, type PartitionProgress } from "@canopy/core/ingest";
 import { renderReport } from "@canopy/report";
 import { checkStoreRoot, DiskBlobStore } from "./blob-store.ts";
 import { DiskLedger } from "./disk-ledger.ts";
@@ -93,6 +106,8 @@ export interface LocalRuntimeOptions {
   onNotify?: (notification: BuildNotification) => void;
   /** Receives each study notification instead of the default one line on stderr. */
   onStudyNotify?: (notification: StudyNotification) => void;
+  /** Receives each partitioned run's notification instead of the default one line on stderr. */
+  onPartitionNotify?: (notification: PartitionNotification) => void;
   /** Default: one line on stderr. */
   onWarning?: (message: string) => void;
   /** Flush blobs and ledger records to disk on every write (survives power loss). Default true. */
@@ -133,6 +148,35 @@ export interface StudyOutcome {
   notification?: StudyNotification;
 }
 
+/** A partitioned run's progress: partition builds finished, groves settled over all of them, and a linear ETA. */
+export interface PartitionRunProgress {
+  runId: string;
+  partitionsDone: number;
+  partitionsTotal: number;
+  grovesDone: number;
+  grovesTotal: number;
+  elapsedMs: number;
+  etaMs?: number;
+}
+
+export interface PartitionRunOutcome {
+  runId: string;
+  status: "COMPLETED" | "FAILED";
+  record: BuildSummary;
+  report?: PartitionReport;
+  /** The partitioned model (partitions/<p-id>/model.json). */
+  model?: PartitionedModel;
+  reason?: string;
+  /** Published by this call; absent when the run had ended before it. */
+  notification?: PartitionNotification;
+}
+
+export interface PartitionRunCallbacks {
+  onProgress?: (progress: PartitionRunProgress) => void;
+  /** Reading the input and packing its partitions, before any build is queued. */
+  onPrepare?: (progress: PartitionProgress) => void;
+}
+
 export type BuildOutcome =
   | (OutcomeBase & { status: "COMPLETED"; report: BuildReport; modelKey: string; modelPath: string })
   | (OutcomeBase & { status: "FAILED"; reason: string });
@@ -161,10 +205,18 @@ export interface LocalRuntime extends Runtime {
   tune(spec: StudySpec, data?: Uint8Array | string, options?: { onProgress?: (progress: StudyProgress) => void }): Promise<StudyOutcome>;
   /** Picks an unfinished study up by id (core's resumeStudy) and waits for it. */
   resumeStudy(studyId: string, options?: { onProgress?: (progress: StudyProgress) => void }): Promise<StudyOutcome>;
+  /**
+   * Trains one model per value of `options.partitionBy` (core's partitioned run: the input read once, a pack per
+   * partition, every partition's groves on this runtime's trainers) and resolves when the run ends. The same data,
+   * spec and options again return the finished run, or pick an unfinished one up where it stopped.
+   */
+  trainPartitions(spec: BuildSpec, options: PartitionRunOptions, data?: Uint8Array | string, callbacks?: PartitionRunCallbacks): Promise<PartitionRunOutcome>;
+  /** Picks an unfinished partitioned run up by id (core's resumePartitionedRun) and waits for it. */
+  resumePartitions(runId: string, callbacks?: PartitionRunCallbacks): Promise<PartitionRunOutcome>;
 }
 
-/** A study this runtime runs: its members' progress and its outcome once it ends. */
-interface StudyRun {
+/** A study (or a partitioned run: the same fan-in of builds) this runtime runs: its members' progress and its outcome once it ends. */
+interface StudyRun<O = StudyOutcome> {
   studyId: string;
   members: Map<string, { settled: number; groves: number }>;
   /** Its ledger records: the study's, and with successive halving each round's, with their members settled. */
@@ -174,8 +226,8 @@ interface StudyRun {
   buildsDone: number;
   startedAt: number;
   onProgress?: (progress: StudyProgress) => void;
-  outcome: Promise<StudyOutcome>;
-  finish(notification?: StudyNotification): void;
+  outcome: Promise<O>;
+  finish(notification?: StudyNotification | PartitionNotification): void;
   abort(err: Error): void;
 }
 
@@ -212,7 +264,7 @@ class EmbeddedRuntime implements LocalRuntime {
   private readonly packs = new PackCache(4);
   private readonly notifier: Notifier;
   private readonly runs = new Map<string, Run>();
-  private readonly studies = new Map<string, StudyRun>();
+  private readonly studies = new Map<string, StudyRun<StudyOutcome | PartitionRunOutcome>>();
   /** Followers of every build (follow() without an id): each gets the events from when it started. */
   private readonly watchers = new Set<EventLog<BuildEvent>>();
   /** Aggregations and dead-letterings under way: close() lets them finish so no build is left half-moved. */
@@ -241,6 +293,7 @@ class EmbeddedRuntime implements LocalRuntime {
       ...(options.notifyUrl !== undefined ? { notifyUrl: options.notifyUrl } : {}),
       onNotify: (n) => {
         if ("studyId" in n) (options.onStudyNotify ?? ((s) => process.stderr.write(`${formatNotification(s)}\n`)))(n);
+        else if ("runId" in n) (options.onPartitionNotify ?? ((s) => process.stderr.write(`${formatNotification(s)}\n`)))(n);
         else (options.onNotify ?? ((b) => process.stderr.write(`${formatNotification(b)}\n`)))(n);
       },
       warn: (m) => this.warn(m),
@@ -249,6 +302,7 @@ class EmbeddedRuntime implements LocalRuntime {
       publish: async (n: CanopyNotification) => {
         await announced(n);
         if ("studyId" in n) this.studies.get(n.studyId)?.finish(n);
+        else if ("runId" in n) this.studies.get(n.runId)?.finish(n);
         else this.runs.get(n.buildId)?.finish(n);
       },
     };
@@ -312,7 +366,7 @@ class EmbeddedRuntime implements LocalRuntime {
     const existing = (await studyHead(this.ledger, plan.studyId))?.summary;
     if (existing && (!isTerminal(existing) || existing.result?.metrics?.next_round)) return this.resumeStudy(plan.studyId, options);
     const rounds = studyRounds(checked);
-    const run = this.trackStudy(plan.studyId, plan.members, options.onProgress, rounds.length);
+    const run = this.trackStudy(plan.studyId, plan.members, options.onProgress, rounds.length, (n) => this.studyOutcome(plan.studyId, n as StudyNotification | undefined));
     run.plannedBuilds = rounds.reduce((sum, r) => sum + r.candidates * checked.cv, 0);
     try {
       if (!existing) await submitStudy(checked, this.ports(), prepared);
@@ -329,8 +383,8 @@ class EmbeddedRuntime implements LocalRuntime {
     if (!summary || !isStudyId(studyId)) throw new InputError(`study ${studyId} not found in ${this.root}`);
     const manifest = await readStudyManifest(this.blobs, studyId);
     const running = this.studies.get(studyId);
-    if (running) return running.outcome;
-    const run = this.trackStudy(studyId, manifest.members, options.onProgress, manifest.rounds?.length ?? 1);
+    if (running) return running.outcome as Promise<StudyOutcome>;
+    const run = this.trackStudy(studyId, manifest.members, options.onProgress, manifest.rounds?.length ?? 1, (n) => this.studyOutcome(studyId, n as StudyNotification | undefined));
     if (manifest.rounds) run.plannedBuilds = manifest.rounds.reduce((sum, r) => sum + r.candidates * manifest.spec.cv, 0);
     try {
       const head = (await studyHead(this.ledger, studyId))!.summary;
@@ -346,25 +400,111 @@ class EmbeddedRuntime implements LocalRuntime {
     return run.outcome;
   }
 
+  async trainPartitions(spec: BuildSpec, options: PartitionRunOptions, data?: Uint8Array | string, callbacks: PartitionRunCallbacks = {}): Promise<PartitionRunOutcome> {
+    this.checkOpen();
+    const parsed = parseBuildSpec(spec);
+    const source = data ?? parsed.dataset;
+    const input = typeof source === "string" ? await openTable(fileSource(source)) : csvTable(source);
+    this.checkOpen();
+    await checkStoreRoot(this.root);
+    // The packs are not put in shared memory: each trainer reads a partition's pack from the store when it first
+    // trains one of its groves (a run's packs together may not fit in memory; each one does).
+    const prepared = await preparePartitions(parsed, options, input, this.blobs, { clock: this.clock, ...(callbacks.onPrepare ? { onProgress: callbacks.onPrepare } : {}) });
+    this.checkOpen();
+    const manifest = planPartitionRun(parsed, options, prepared, this.clock.now());
+    const existing = await this.ledger.summary(manifest.runId);
+    if (existing && !isTerminal(existing)) return this.resumePartitions(manifest.runId, callbacks);
+    const run = this.trackPartitions(manifest.runId, manifest.members, callbacks);
+    try {
+      if (!existing) {
+        const submission = await submitPartitionedRun(parsed, options, this.ports(), prepared);
+        // A partition's build found unfinished (an interrupted train of the same rows) was interrupted here: picked up.
+        const found = manifest.members.map((m) => m.buildId).filter((id) => !submission.submitted.includes(id));
+        await resumeMembers(found, this.ports(), { aggregationLeaseMs: 0 });
+      }
+      await this.studyStarted(run);
+    } catch (err) {
+      run.abort(err instanceof Error ? err : new Error(String(err)));
+    }
+    return run.outcome;
+  }
+
+  async resumePartitions(runId: string, callbacks: PartitionRunCallbacks = {}): Promise<PartitionRunOutcome> {
+    this.checkOpen();
+    const summary = isPartitionRunId(runId) ? await this.ledger.summary(runId) : undefined;
+    if (!summary) throw new InputError(`partitioned run ${runId} not found in ${this.root}`);
+    const running = this.studies.get(runId);
+    if (running) return running.outcome as Promise<PartitionRunOutcome>;
+    const manifest = await readPartitionRun(this.blobs, runId);
+    const run = this.trackPartitions(runId, manifest.members, callbacks);
+    try {
+      // This process owns the store: a claim found here is dead (lease 0), as for a build.
+      if (!isTerminal(summary)) await resumePartitionedRun(runId, this.ports(), { aggregationLeaseMs: 0 });
+      await this.studyStarted(run);
+    } catch (err) {
+      run.abort(err instanceof Error ? err : new Error(String(err)));
+    }
+    return run.outcome;
+  }
+
+  private trackPartitions(runId: string, members: { buildId: string; groves: number }[], callbacks: PartitionRunCallbacks): StudyRun<PartitionRunOutcome> {
+    const user = callbacks.onProgress;
+    const onProgress = user
+      ? (p: StudyProgress) =>
+          user({
+            runId,
+            partitionsDone: p.buildsDone,
+            partitionsTotal: p.buildsTotal,
+            grovesDone: p.grovesDone,
+            grovesTotal: p.grovesTotal,
+            elapsedMs: p.elapsedMs,
+            ...(p.etaMs !== undefined ? { etaMs: p.etaMs } : {}),
+          })
+      : undefined;
+    return this.trackStudy(runId, members, onProgress, 1, (n) => this.partitionOutcome(runId, n as PartitionNotification | undefined));
+  }
+
+  private async partitionOutcome(runId: string, notification?: PartitionNotification): Promise<PartitionRunOutcome> {
+    const record = await this.ledger.summary(runId);
+    if (!record) throw new LocalStoreError(`partitioned run ${runId} vanished from the ledger`);
+    const base = { runId, record, ...(notification ? { notification } : {}) };
+    if (record.status === "COMPLETED" && record.result) {
+      const read = async (key: string) => {
+        const bytes = await this.blobs.get(key);
+        if (!bytes) throw new LocalStoreError(`partitioned run ${runId} is COMPLETED but ${key} is missing`);
+        return JSON.parse(new TextDecoder().decode(bytes));
+      };
+      return { ...base, status: "COMPLETED", report: (await read(keys.partitionReport(runId))) as PartitionReport, model: (await read(keys.partitionedModel(runId))) as PartitionedModel };
+    }
+    if (record.status === "FAILED") return { ...base, status: "FAILED", reason: record.reason ?? "unknown reason" };
+    throw new InternalError(`partitioned run ${runId} is ${record.status}, not finished`);
+  }
+
   private ports() {
     return { blobs: this.blobs, ledger: this.ledger, queue: this.queue, clock: this.clock };
   }
 
-  private trackStudy(studyId: string, members: { buildId: string; groves: number }[], onProgress?: (p: StudyProgress) => void, rounds = 1): StudyRun {
-    let finish!: (n?: StudyNotification) => void;
+  private trackStudy<O extends StudyOutcome | PartitionRunOutcome>(
+    studyId: string,
+    members: { buildId: string; groves: number }[],
+    onProgress: ((p: StudyProgress) => void) | undefined,
+    rounds: number,
+    outcome: (n?: StudyNotification | PartitionNotification) => Promise<O>,
+  ): StudyRun<O> {
+    let finish!: (n?: StudyNotification | PartitionNotification) => void;
     let abort!: (err: Error) => void;
-    const ended = new Promise<StudyNotification | undefined>((res, rej) => {
+    const ended = new Promise<StudyNotification | PartitionNotification | undefined>((res, rej) => {
       finish = res;
       abort = rej;
     });
-    const run: StudyRun = {
+    const run: StudyRun<O> = {
       studyId,
       members: new Map(members.map((m) => [m.buildId, { settled: 0, groves: m.groves }])),
       records: new Map(Array.from({ length: rounds }, (_, i) => [roundIdFor(studyId, i), 0])),
       buildsDone: 0,
       startedAt: this.clock.now(),
       ...(onProgress ? { onProgress } : {}),
-      outcome: ended.then((n) => this.studyOutcome(studyId, n)),
+      outcome: ended.then(outcome),
       finish,
       abort,
     };
@@ -378,7 +518,7 @@ class EmbeddedRuntime implements LocalRuntime {
   }
 
   /** After submitting or resuming: the counts so far, and the end at once for a study that had ended. */
-  private async studyStarted(run: StudyRun): Promise<void> {
+  private async studyStarted(run: StudyRun<unknown>): Promise<void> {
     for (const [buildId, m] of run.members) {
       const s = await this.ledger.summary(buildId);
       if (s) m.settled = Math.max(m.settled, s.landedCount + s.failedCount);
@@ -394,7 +534,7 @@ class EmbeddedRuntime implements LocalRuntime {
     if (head && isTerminal(head.summary) && !(head.summary.status === "COMPLETED" && head.summary.result?.metrics?.next_round)) run.finish();
   }
 
-  private studyProgress(run: StudyRun): void {
+  private studyProgress(run: StudyRun<unknown>): void {
     if (!run.onProgress) return;
     let grovesDone = 0;
     let grovesTotal = 0;
@@ -671,6 +811,7 @@ class EmbeddedRuntime implements LocalRuntime {
   private onChange(change: LedgerChange): void {
     if (isAggregationTrigger(change)) {
       if (isStudyId(change.new.buildId)) this.runStudyAggregation(change.new.buildId);
+      else if (isPartitionRunId(change.new.buildId)) this.runPartitionAggregation(change.new.buildId);
       else this.runAggregation(change.new.buildId);
     }
     for (const study of this.studies.values()) {
@@ -681,7 +822,11 @@ class EmbeddedRuntime implements LocalRuntime {
         member.settled = Math.max(member.settled, change.new.landedCount + change.new.failedCount);
         // A member shared with another study (it names that one) lands in this one here.
         if (isTerminal(change.new) && change.new.memberOf?.id !== study.studyId && !this.closed)
-          this.inBackground(settleStudy(study.studyId, { blobs: this.blobs, ledger: this.ledger, clock: this.clock }).catch((err) => this.warn(`settling study ${study.studyId}: ${errorLine(err)}`)));
+          this.inBackground(
+            (isPartitionRunId(study.studyId) ? settlePartitionedRun : settleStudy)(study.studyId, { blobs: this.blobs, ledger: this.ledger, clock: this.clock }).catch((err) =>
+              this.warn(`settling ${study.studyId}: ${errorLine(err)}`),
+            ),
+          );
       }
       else if (study.records.has(change.new.buildId)) {
         study.records.set(change.new.buildId, Math.max(study.records.get(change.new.buildId)!, change.new.landedCount + change.new.failedCount));
@@ -719,6 +864,16 @@ class EmbeddedRuntime implements LocalRuntime {
       aggregateStudy(studyId, { blobs: this.blobs, ledger: this.ledger, notifier: this.notifier, queue: this.queue, clock: this.clock, renderReport }).catch((err) => {
         this.warn(`aggregation of study ${studyId} failed: ${errorLine(err)}`);
         this.studies.get(studyId)?.abort(err instanceof Error ? err : new Error(String(err)));
+      }),
+    );
+  }
+
+  private runPartitionAggregation(runId: string): void {
+    if (this.closed) return;
+    this.inBackground(
+      aggregatePartitionedRun(runId, { blobs: this.blobs, ledger: this.ledger, notifier: this.notifier, clock: this.clock }).catch((err) => {
+        this.warn(`aggregation of partitioned run ${runId} failed: ${errorLine(err)}`);
+        this.studies.get(runId)?.abort(err instanceof Error ? err : new Error(String(err)));
       }),
     );
   }

@@ -6,9 +6,10 @@ import { resumedLine, waitFor } from "../aws-build.ts";
 import { addEstimateOptions, estimateSettings, type EstimateFlags } from "../estimate-options.ts";
 import { addSpecOptions } from "../spec-options.ts";
 import { addStudyOptions, type StudyFlags } from "../study-options.ts";
+import { addPartitionOptions, type PartitionFlags } from "../partition-options.ts";
 import type { BuildHandle, BuildSpec } from "@canopy/core";
 
-export interface PublishOptions extends StudyFlags, AwsTargetOptions, EstimateFlags {
+export interface PublishOptions extends StudyFlags, AwsTargetOptions, EstimateFlags, PartitionFlags {
   tune?: boolean;
   wait?: boolean;
   json?: boolean;
@@ -33,7 +34,7 @@ export function addPublishCommand(canopy: Command): Command {
         "gives a finished build more trees instead: only the new trees are trained, into the model a fresh N-tree build would give.",
     )
     .argument("[data]", "a CSV, .csv.gz or Parquet file, or s3://bucket/key of one (not with --extend)");
-  addSpecOptions(command)
+  addPartitionOptions(addSpecOptions(command))
     .option("--extend <build-id>", "more trees for a finished build: with --trees N, trains only the new trees (same options and seed)")
     .option(
       "--refit",
@@ -49,6 +50,7 @@ export function addPublishCommand(canopy: Command): Command {
   return command.action(async (data: string | undefined, options: PublishOptions) => {
     if (options.extend !== undefined) return publishExtension(data, { ...options, extend: options.extend });
     if (data === undefined) throw new UsageError("missing required argument 'data'");
+    if (options.partitionBy !== undefined || options.fallback !== undefined || options.minPartitionRows !== undefined) return publishPartitions(data, options);
     if (options.tune) return publishStudy(data, options);
     const searched = ["grid", "random", "param", "scoring", "cv"].filter((k) => options[k as keyof PublishOptions] !== undefined);
     if (searched.length > 0) throw new UsageError(`--${searched[0]} searches candidates: add --tune to start a study`);
@@ -238,28 +240,7 @@ export async function publishStudy(data: string, options: PublishOptions, io: Pu
       if (!options.json) note(`follow it with: canopy watch --type study.completed,study.failed`);
       return;
     }
-    const stop = (await import("../signals.ts")).stopOn(["SIGINT", "SIGTERM"]);
-    try {
-      let shown = -1;
-      for (;;) {
-        const s = await runtime.ledger.summary(handle.studyId);
-        if (!s) throw new core.InternalError(`study ${handle.studyId} vanished from the ledger`);
-        const done = s.landedCount + s.failedCount;
-        if (done !== shown) note(`study ${handle.studyId}: builds ${(shown = done)}/${s.total} done${s.status === "AGGREGATING" ? "; ranking" : ""}`);
-        if (s.status === "FAILED") {
-          const { FailedError } = await import("../errors.ts");
-          throw new FailedError(`study ${handle.studyId} failed: ${s.reason ?? "no reason recorded"}`);
-        }
-        if (s.status === "COMPLETED") break;
-        if (stop.signal.aborted) {
-          const { InterruptedExit } = await import("../errors.ts");
-          throw new InterruptedExit(`stopped waiting; study ${handle.studyId} goes on in AWS`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, io.pollMs ?? 1000));
-      }
-    } finally {
-      stop.dispose();
-    }
+    await waitForRecord(runtime, handle.studyId, `study ${handle.studyId}`, (done, s) => `study ${handle.studyId}: builds ${done}/${s.total} done${s.status === "AGGREGATING" ? "; ranking" : ""}`, note, io.pollMs);
     const bytesOf = await runtime.blobs.get(core.keys.studyReport(handle.studyId));
     if (!bytesOf) throw new core.InternalError(`study ${handle.studyId} completed but ${runtime.locate(core.keys.studyReport(handle.studyId))} is not readable`);
     const report = JSON.parse(new TextDecoder().decode(bytesOf)) as import("@canopy/core").StudyReport;
@@ -272,5 +253,108 @@ export async function publishStudy(data: string, options: PublishOptions, io: Pu
   } finally {
     await runtime.close();
     target.close();
+  }
+}
+
+/**
+ * `publish --partition-by <col>`: the input read once here, one pack per partition uploaded, one build per partition
+ * queued for the deployed trainers in one fan-out; the deployed aggregator writes the partitioned model and publishes
+ * one partitions.* notification. Prints the run id (or a JSON line); with --wait, partitions done until it ends,
+ * then the summary (or the run's report, --json).
+ */
+export async function publishPartitions(data: string, options: PublishOptions, io: PublishIo = {}): Promise<void> {
+  const { checkPartitionFlags, partitionOptions, partitionSummary } = await import("../partition-render.ts");
+  checkPartitionFlags(options);
+  if (options.tune) throw new UsageError("--tune with --partition-by is not available yet: publish --partition-by trains each partition with the given options");
+  if (options.dryRun) throw new UsageError("--dry-run estimates one build; it does not estimate a partitioned run");
+  const { buildSpec, specUsageError } = await import("../spec.ts");
+  const spec = buildSpec(data, options);
+  const aws = await import("@canopy/runtime-aws");
+  const core = await import("@canopy/core");
+  const groves = core.groveCount(spec.n_estimators, spec.grove_size);
+  if (groves > aws.DYNAMO_MAX_GROVES)
+    throw new UsageError(`--trees ${spec.n_estimators} in groves of ${spec.grove_size} make ${groves} groves per build; a build on AWS has at most ${aws.DYNAMO_MAX_GROVES}`);
+  if (!aws.parseS3Url(data)) await (await import("../fs.ts")).checkDataFile(data);
+  const stdout = io.stdout ?? process.stdout;
+  const stderr = io.stderr ?? process.stderr;
+  const note = (text: string) => stderr.write(`canopy: ${text}\n`);
+  const target = await (await import("../aws-target.ts")).connectAws(options, ["bucket", "table", "queueUrl"]);
+  const runtime = aws.createAwsRuntime({ resources: target.resources });
+  try {
+    const ingest = await import("@canopy/core/ingest");
+    const s3 = aws.parseS3Url(data);
+    const input = await ingest.openTable(s3 ? await aws.s3ByteSource(data, s3) : ingest.fileSource(data));
+    const runOptions = partitionOptions(options);
+    const handle = await (async () => {
+      const prepared = await ingest.preparePartitions(spec, runOptions, input, runtime.blobs, {
+        onProgress: (p) => (p.stage === "reading" ? note(`read ${p.rows} rows: ${p.partitions} partitions`) : undefined),
+      });
+      note(`${prepared.partitions.length} pack(s) in ${runtime.locate("packs/")}; ${prepared.skipped.length} partition(s) skipped`);
+      return runtime.partitions(spec, runOptions, prepared);
+    })().catch((err: unknown) => {
+      throw err instanceof core.SpecError ? specUsageError(err) : err;
+    });
+    note(
+      handle.created
+        ? `partitioned run ${handle.runId}: ${handle.builds} builds, ${handle.groves} grove task(s) queued (${handle.submitted} builds new)`
+        : `partitioned run ${handle.runId} already exists with the same data and options (${handle.status})${handle.submitted ? `; submitted ${handle.submitted} missing builds` : ""}`,
+    );
+    const { bucket, table } = target.resources;
+    stdout.write(options.json ? `${JSON.stringify({ runId: handle.runId, created: handle.created, status: handle.status, builds: handle.builds, groves: handle.groves, skipped: handle.skipped, bucket, table })}\n` : `${handle.runId}\n`);
+    if (!options.wait) {
+      if (!options.json) note(`follow it with: canopy status ${handle.runId}   (or canopy watch --type partitions.completed,partitions.failed)`);
+      return;
+    }
+    await waitForRecord(
+      runtime,
+      handle.runId,
+      `partitioned run ${handle.runId}`,
+      (done, s) => `${handle.runId}: partitions ${done}/${s.total} done${s.status === "AGGREGATING" ? "; writing the partitioned model" : ""}`,
+      note,
+      io.pollMs,
+    );
+    const reportKey = core.keys.partitionReport(handle.runId);
+    const bytesOf = await runtime.blobs.get(reportKey);
+    if (!bytesOf) throw new core.InternalError(`partitioned run ${handle.runId} completed but ${runtime.locate(reportKey)} is not readable`);
+    const report = JSON.parse(new TextDecoder().decode(bytesOf)) as import("@canopy/core").PartitionReport;
+    if (options.json) return void stdout.write(`${JSON.stringify(report)}\n`);
+    stdout.write(`${partitionSummary(report, runtime.locate(report.modelKey), runtime.locate(reportKey))}\n`);
+  } catch (err) {
+    throw target.explain(err);
+  } finally {
+    await runtime.close();
+    target.close();
+  }
+}
+
+/**
+ * --wait for a fan-in record (a study's, a partitioned run's) from its ledger counter: a line when its members done
+ * change, until it is COMPLETED; FAILED throws (exit 1); Ctrl-C stops waiting, the work goes on in AWS.
+ */
+async function waitForRecord(
+  runtime: AwsRuntime,
+  id: string,
+  what: string,
+  line: (done: number, summary: import("@canopy/core").BuildSummary) => string,
+  note: (text: string) => void,
+  pollMs = 1000,
+): Promise<void> {
+  const { InternalError } = await import("@canopy/core");
+  const { FailedError, InterruptedExit } = await import("../errors.ts");
+  const stop = (await import("../signals.ts")).stopOn(["SIGINT", "SIGTERM"]);
+  try {
+    let shown = -1;
+    for (;;) {
+      const s = await runtime.ledger.summary(id);
+      if (!s) throw new InternalError(`${what} vanished from the ledger`);
+      const done = s.landedCount + s.failedCount;
+      if (done !== shown) note(line((shown = done), s));
+      if (s.status === "FAILED") throw new FailedError(`${what} failed: ${s.reason ?? "no reason recorded"}`);
+      if (s.status === "COMPLETED") return;
+      if (stop.signal.aborted) throw new InterruptedExit(`stopped waiting; ${what} goes on in AWS`);
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    }
+  } finally {
+    stop.dispose();
   }
 }

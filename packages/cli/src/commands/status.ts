@@ -20,7 +20,7 @@ export function addStatusCommand(canopy: Command): Command {
         "Reads the deployed app's table and bucket (flags, CANOPY_* variables or SST links, as canopy publish), or with " +
         "--root the local store of canopy train.",
     )
-    .argument("<build-id>", "b- and 16 hex digits, as publish and train print it; or a study's s- id (canopy tune, publish --tune)")
+    .argument("<build-id>", "b- and 16 hex digits, as publish and train print it; or a study's s- id (canopy tune, publish --tune), or a partitioned run's p- id (--partition-by)")
     .option("--json", "print the status as one JSON object")
     .option("--root <dir>", "read canopy train's local store (e.g. .canopy) instead of AWS")
     .option("--url", "show the report page (report.html) as a presigned HTTPS URL, valid for an hour (AWS)");
@@ -32,8 +32,9 @@ export function addStatusCommand(canopy: Command): Command {
 
 export async function status(buildId: string, options: StatusOptions, io: { stdout?: NodeJS.WritableStream } = {}): Promise<void> {
   const stdout = io.stdout ?? process.stdout;
-  const { inShort, isBuildId, isStudyId } = await import("@canopy/core");
+  const { inShort, isBuildId, isPartitionRunId, isStudyId } = await import("@canopy/core");
   if (isStudyId(buildId)) return studyStatus(buildId, options, stdout);
+  if (isPartitionRunId(buildId)) return partitionStatus(buildId, options, stdout);
   if (!isBuildId(buildId)) throw new UsageError(`${inShort(buildId)} is not a build id (b- and 16 hex digits)`);
   if (options.url && options.root !== undefined)
     throw new UsageError("--url presigns an S3 URL of the deployed app's report page; with --root the page is a local file");
@@ -96,5 +97,54 @@ async function studyStatus(studyId: string, options: StatusOptions, stdout: Node
   if (view.reportKey) rows.push(["report", opened.locate(view.reportKey)]);
   if (page) rows.push(["page", page]);
   const { table } = await import("../format.ts");
+  stdout.write(`${table(rows)}\n`);
+}
+
+/** `canopy status <p-id>`: partitions done of the total, groves settled over their builds, counts and metrics once done. */
+async function partitionStatus(runId: string, options: StatusOptions, stdout: NodeJS.WritableStream): Promise<void> {
+  const { readPartitionView } = await import("@canopy/core");
+  if (options.url) throw new UsageError("--url: a partitioned run has no report page; its report.json and model.json are listed");
+  const opened = await (await import("../runtime-target.ts")).openRuntime(options, ["bucket", "table"]);
+  let view: Awaited<ReturnType<typeof readPartitionView>>;
+  try {
+    view = await readPartitionView(opened.stores, runId);
+  } catch (err) {
+    throw opened.explain(err);
+  } finally {
+    await opened.close();
+  }
+  if (!view) throw new FailedError(`partitioned run ${runId} not found in ${opened.where}`);
+  const s = view.summary;
+  const r = view.report;
+  if (options.json) {
+    const out = {
+      runId,
+      status: s.status,
+      partitions: view.builds,
+      groves: view.groves,
+      tags: s.tags,
+      createdAt: s.createdAt,
+      updatedAt: s.updatedAt,
+      ...(s.reason !== undefined ? { reason: s.reason } : {}),
+      ...(r ? { partitionBy: r.partitionBy, counts: r.counts, metrics: r.metrics, cost: r.cost } : {}),
+      ...(view.modelKey ? { model: opened.locate(view.modelKey) } : {}),
+      ...(view.reportKey ? { report: opened.locate(view.reportKey) } : {}),
+    };
+    return void stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+  }
+  const { metricsLine, table } = await import("../format.ts");
+  const rows: [string, string][] = [
+    ["run", `${runId}  ${s.status}`],
+    ["builds", `${view.builds.done}/${view.builds.total} done${view.builds.failed ? ` (${view.builds.failed} failed)` : ""}`],
+    ["groves", `${view.groves.settled}/${view.groves.total} settled`],
+  ];
+  if (s.reason) rows.push(["reason", s.reason]);
+  if (r) {
+    const c = r.counts;
+    rows.push(["partitions", `${c.completed} of ${c.partitions} by ${r.partitionBy} trained (${c.skipped} skipped, ${c.failed} failed)`]);
+    rows.push(["metrics", `${metricsLine(r.metrics)} (row-weighted)`]);
+  }
+  if (view.modelKey) rows.push(["model", opened.locate(view.modelKey)]);
+  if (view.reportKey) rows.push(["report", opened.locate(view.reportKey)]);
   stdout.write(`${table(rows)}\n`);
 }

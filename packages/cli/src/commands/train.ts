@@ -1,15 +1,18 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { inShort, isBuildId, SpecError, TERMINAL_STATUSES, type BuildEnd, type BuildHandle, type ExtendRequest } from "@canopy/core";
+import { inShort, isBuildId, isPartitionRunId, SpecError, TERMINAL_STATUSES, type BuildEnd, type BuildHandle, type ExtendRequest } from "@canopy/core";
 import { createLocalRuntime, exportArtifacts, InterruptedError } from "@canopy/runtime-local";
 import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
 import { checkDataFile, checkOutDir, shown } from "../fs.ts";
 import { progressPrinter, watchBuild } from "../progress.ts";
 import { extensionNote, summary } from "../render.ts";
 import { buildSpec, extendRequest, FLAG_FOR_FIELD, noteLines, specUsageError, type SpecFlags } from "../spec.ts";
+import type { PartitionFlags } from "../partition-options.ts";
+import { checkPartitionFlags, partitionOptions } from "../partition-render.ts";
+import { trainPartitioned } from "../partition-run.ts";
 
-export interface TrainOptions extends SpecFlags {
+export interface TrainOptions extends SpecFlags, PartitionFlags {
   workers?: number;
   out?: string;
   root: string;
@@ -37,6 +40,22 @@ export async function train(data: string | undefined, raw: Record<string, unknow
   let extension: ExtendRequest | undefined;
 
   if (options.resume !== undefined && options.extend !== undefined) throw new UsageError("--resume and --extend: one at a time");
+  checkPartitionFlags(options);
+  // A partitioned run (--partition-by, or resuming a p- id): one model per value of a column, in one fan-out.
+  if (options.resume !== undefined && isPartitionRunId(options.resume)) {
+    const ignored = [...(data !== undefined ? ["<data.csv>"] : []), ...typedSpecFlags(command)];
+    if (ignored.length > 0) stderr.write(`canopy: --resume uses the data and options recorded with the run; ignoring ${ignored.join(", ")}\n`);
+    if (options.out !== undefined) await checkOutDir(options.out);
+    return trainPartitioned({ resume: options.resume }, options);
+  }
+  if (options.partitionBy !== undefined) {
+    if (options.resume !== undefined) throw new UsageError("--resume <build-id> and --partition-by: one at a time (resume a partitioned run by its p- id)");
+    if (data === undefined) throw new UsageError("missing <data.csv> (or --resume <p-id>); see canopy train --help");
+    const partitioned = buildSpec(data, options);
+    await checkDataFile(data);
+    if (options.out !== undefined) await checkOutDir(options.out);
+    return trainPartitioned({ spec: partitioned, options: partitionOptions(options) }, options);
+  }
   if (options.extend !== undefined) {
     extension = extendRequest(options.extend, data, options);
   } else if (options.resume !== undefined) {

@@ -6,7 +6,7 @@ import { createLocalRuntime, InterruptedError, type StudyOutcome, type StudyProg
 import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
 import { checkDataFile, shown } from "../fs.ts";
 import { studySpec, studyUsageError } from "../study-flags.ts";
-import { rankingTable, studyProgressLine } from "../study-render.ts";
+import { rankingTable, studyProgressLine, throttledProgress } from "../study-render.ts";
 import type { StudyFlags } from "../study-options.ts";
 
 export interface TuneOptions extends StudyFlags {
@@ -30,17 +30,10 @@ export async function tune(data: string | undefined, raw: Record<string, unknown
     await checkDataFile(data);
   }
   const stderr = process.stderr;
-  let printed = { groves: -1, builds: -1 };
-  const onProgress = (p: StudyProgress) => {
-    // About every 2% of the groves and every 5% of the builds; the same counts twice print once.
-    const grovesStep = Math.max(1, Math.ceil(p.grovesTotal / 50));
-    const buildsStep = Math.max(1, Math.ceil(p.buildsTotal / 20));
-    const groves = p.grovesDone - printed.groves >= grovesStep || (p.grovesDone === p.grovesTotal && printed.groves !== p.grovesDone);
-    const builds = p.buildsDone !== printed.builds && (p.buildsDone % buildsStep === 0 || p.buildsDone === p.buildsTotal);
-    if (!groves && !builds) return;
-    printed = { groves: p.grovesDone, builds: p.buildsDone };
-    stderr.write(`${studyProgressLine(p)}\n`);
-  };
+  const onProgress = throttledProgress(
+    (p: StudyProgress) => ({ groves: p.grovesDone, grovesTotal: p.grovesTotal, builds: p.buildsDone, buildsTotal: p.buildsTotal }),
+    (p) => stderr.write(`${studyProgressLine(p)}\n`),
+  );
   const runtime = createLocalRuntime({
     root: options.root,
     ...(options.workers !== undefined ? { workers: options.workers } : {}),

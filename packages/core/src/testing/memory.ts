@@ -15,6 +15,7 @@ import {
 import type { BuildNotification } from "../notification.ts";
 import { systemClock, type BlobStore, type BuildLedger, type CanopyNotification, type Clock, type Notifier, type TaskQueue } from "../ports.ts";
 import type { StudyNotification } from "../study-report.ts";
+import type { PartitionNotification } from "../partition-report.ts";
 import { decodeGroveTask, encodeGroveTask, type GroveTask } from "../task.ts";
 
 /** Blobs in a Map. Stores and returns copies, like a real store: callers cannot alias what is stored. */
@@ -72,11 +73,14 @@ export class MemoryNotifier implements Notifier {
   readonly published: BuildNotification[] = [];
   /** Studies' notifications. */
   readonly studies: StudyNotification[] = [];
+  /** Partitioned runs' notifications. */
+  readonly partitions: PartitionNotification[] = [];
 
   async publish(notification: CanopyNotification): Promise<void> {
     // Round-trip through JSON like any real transport would.
     const copy = JSON.parse(JSON.stringify(notification)) as CanopyNotification;
     if ("studyId" in copy) this.studies.push(copy);
+    else if ("runId" in copy) this.partitions.push(copy);
     else this.published.push(copy);
   }
 }

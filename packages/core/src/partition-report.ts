@@ -1,0 +1,117 @@
+import type { BuildStatus, BuildSummary, MetricsSummary } from "./ledger.ts";
+import { keys } from "./keys.ts";
+import type { PartitionFallback } from "./partition-plan.ts";
+import type { BuildSpec } from "./spec.ts";
+
+/** One partition (or the fallback) in a run's report. */
+export interface PartitionOutcome {
+  /** partitionKey(value); absent for the fallback. */
+  key?: string;
+  value?: string;
+  fallback?: true;
+  buildId: string;
+  rows: number;
+  status: "COMPLETED" | "FAILED";
+  /** Held-out scalar metrics (null with test_fraction 0); absent when it failed. */
+  metrics?: MetricsSummary | null;
+  trainRows?: number;
+  testRows?: number;
+  trees?: number;
+  modelBytes?: number;
+  usd?: number;
+  error?: string;
+}
+
+/** partitions/<p-id>/report.json: a finished partitioned run. */
+export interface PartitionReport {
+  v: 1;
+  kind: "partitions";
+  runId: string;
+  status: "COMPLETED";
+  partitionBy: string;
+  spec: BuildSpec;
+  task: "classification" | "regression";
+  minPartitionRows: number;
+  fallback?: PartitionFallback;
+  /** Every member, partitions in key order then the fallback. */
+  partitions: PartitionOutcome[];
+  /** Not trained: fewer rows than minPartitionRows, or their build failed (served as unknown values are). */
+  skipped: { value: string; rows: number; reason: string }[];
+  counts: { partitions: number; completed: number; failed: number; skipped: number; rows: number; unkeyed: number };
+  /** The completed partitions' held-out metrics averaged with their held-out rows as weights (fallback not included). */
+  metrics: MetricsSummary;
+  modelKey: string;
+  cost: { buildsUsd: number; billedGbS: number; aggregateMs: number; usd: number };
+  tags: Record<string, string>;
+  createdAt: number;
+  completedAt: number;
+}
+
+/** The one message published when a partitioned run ends. Versioned; schemas/partitions-notification.v1.json. */
+export interface PartitionNotification {
+  v: 1;
+  type: "partitions.completed" | "partitions.failed";
+  runId: string;
+  status: BuildStatus;
+  tags: Record<string, string>;
+  partitionBy?: string;
+  task?: "classification" | "regression";
+  counts?: PartitionReport["counts"];
+  /** Row-weighted held-out metrics over the completed partitions; the report has each partition's. */
+  metrics?: MetricsSummary;
+  fallback?: boolean;
+  cost?: { usd: number };
+  modelKey?: string;
+  reportKey?: string;
+  reason?: string;
+}
+
+/**
+ * The held-out metrics of several models as one: each numeric metric's mean over the outcomes that have it, weighted
+ * by their held-out rows (`n`). For accuracy, log loss, MSE and MAE this is the metric over all held-out rows at
+ * once; for R² and macro F1 it is a weighted mean of the partitions' values, not the pooled statistic.
+ */
+export function weightedMetrics(outcomes: Pick<PartitionOutcome, "metrics">[]): MetricsSummary {
+  const sums = new Map<string, { sum: number; weight: number }>();
+  let n = 0;
+  let task: string | undefined;
+  for (const o of outcomes) {
+    const m = o.metrics;
+    const w = typeof m?.n === "number" ? m.n : 0;
+    if (!m || w <= 0) continue;
+    n += w;
+    if (typeof m.task === "string") task = m.task;
+    for (const [key, value] of Object.entries(m)) {
+      if (key === "n" || typeof value !== "number" || !Number.isFinite(value)) continue;
+      const s = sums.get(key) ?? { sum: 0, weight: 0 };
+      s.sum += value * w;
+      s.weight += w;
+      sums.set(key, s);
+    }
+  }
+  const out: MetricsSummary = { ...(task !== undefined ? { task } : {}), n };
+  for (const [key, s] of [...sums].sort(([a], [b]) => (a < b ? -1 : 1))) out[key] = s.sum / s.weight;
+  return out;
+}
+
+export function partitionsCompletedNotification(report: PartitionReport): PartitionNotification {
+  return {
+    v: 1,
+    type: "partitions.completed",
+    runId: report.runId,
+    status: "COMPLETED",
+    tags: report.tags,
+    partitionBy: report.partitionBy,
+    task: report.task,
+    counts: report.counts,
+    metrics: report.metrics,
+    fallback: report.fallback !== undefined,
+    cost: { usd: report.cost.usd },
+    modelKey: report.modelKey,
+    reportKey: keys.partitionReport(report.runId),
+  };
+}
+
+export function partitionsFailedNotification(summary: BuildSummary, reason: string): PartitionNotification {
+  return { v: 1, type: "partitions.failed", runId: summary.buildId, status: "FAILED", tags: summary.tags, reason };
+}

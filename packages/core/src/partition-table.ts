@@ -1,0 +1,259 @@
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { deserialize, serialize } from "node:v8";
+import { CsvError, printable, type CellValue } from "@canopy/forest";
+import { InputError, SpecError } from "./errors.ts";
+import { partitionKey } from "./partitioned-model.ts";
+import {
+  checkPartitionOptions,
+  PARTITION_IDENTIFIER,
+  PARTITION_LIMITS,
+  partitionMemberSpec,
+  tooManyPartitions,
+  type PartitionRunOptions,
+} from "./partition-plan.ts";
+import type { PreparedPartition, PreparedPartitions } from "./partitioned-run.ts";
+import { systemClock, type BlobStore, type Clock } from "./ports.ts";
+import type { BuildSpec } from "./spec.ts";
+import { prepareBuildData } from "./submit.ts";
+import type { RowSink, TableSource } from "./table-source.ts";
+
+/**
+ * Preparing a partitioned run: the input is read once; each row goes to its partition (partitionKey of its cell, the
+ * rule predict routes by) and is spilled to one temporary file in per-partition chunks, so memory holds the spill
+ * buffers (SPILL_BUFFER_BYTES in all), not the table. Then each partition's rows are replayed, in their order, into
+ * prepareBuildData with the run's spec and the partition column dropped: the pack `canopy train <its rows> --drop
+ * <col>` makes (kinds inferred on its rows alone), stored, and released before the next. With `--fallback global`
+ * the same single read also feeds the fallback's table (every row), which holds all rows as typed columns, as
+ * `canopy train` of the whole table would.
+ */
+
+/** Rows buffered before a partition's chunk is written, and in all before every buffer is written. */
+const CHUNK_BYTES = 256 * 1024;
+const SPILL_BUFFER_BYTES = 32 * 1024 * 1024;
+
+interface Group {
+  value: string;
+  rows: number;
+  chunks: { at: number; length: number }[];
+  buffer: [number, CellValue[]][];
+  bytes: number;
+}
+
+/** A cell as the key it routes by: Parquet's INT64 (bigint) as its digits, a date as its ISO text. */
+function cellKey(value: CellValue): string | undefined {
+  if (typeof value === "bigint") return partitionKey(value.toString());
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? undefined : partitionKey(value.toISOString());
+  return partitionKey(value);
+}
+
+const cellText = (value: CellValue): string => (value instanceof Date ? value.toISOString() : String(value).trim());
+
+/** Rows of every partition, spilled to a file as they stream by. */
+class PartitionSpill implements RowSink {
+  readonly groups = new Map<string, Group>();
+  names: string[] = [];
+  column = -1;
+  rows = 0;
+  unkeyed = 0;
+  private readonly dir: string;
+  private readonly fd: number;
+  private size = 0;
+  private buffered = 0;
+
+  /** Removes the spill if the process exits before close() (a second Ctrl-C): nothing of it is left behind. */
+  private readonly onExit = () => rmSync(this.dir, { recursive: true, force: true });
+
+  constructor(private readonly partitionBy: string, tmp: string) {
+    this.dir = mkdtempSync(join(tmp, "canopy-partitions-"));
+    this.fd = openSync(join(this.dir, "rows.bin"), "w+");
+    process.on("exit", this.onExit);
+  }
+
+  header(record: string[]): void {
+    this.names = record.map((n) => n.trim());
+    this.column = this.names.indexOf(this.partitionBy);
+    if (this.column < 0) {
+      const list = this.names.slice(0, 20).map((n) => printable(n)).join(", ");
+      throw new InputError(`--partition-by: no column ${JSON.stringify(printable(this.partitionBy))}; columns are: ${list}${this.names.length > 20 ? ", …" : ""}`);
+    }
+  }
+
+  row(values: CellValue[], row: number): void {
+    if (values.length !== this.names.length) throw new CsvError(`row ${row} has ${values.length} fields, expected ${this.names.length}`, row);
+    this.rows++;
+    const key = cellKey(values[this.column]);
+    if (key === undefined) {
+      this.unkeyed++;
+      return;
+    }
+    let group = this.groups.get(key);
+    if (!group) {
+      if (this.groups.size >= PARTITION_LIMITS.maxPartitions) throw tooManyPartitions(this.partitionBy, this.groups.size, this.rows, true);
+      group = { value: cellText(values[this.column]), rows: 0, chunks: [], buffer: [], bytes: 0 };
+      this.groups.set(key, group);
+    }
+    group.rows++;
+    group.buffer.push([row, values]);
+    let bytes = 16 * values.length;
+    for (const v of values) if (typeof v === "string") bytes += v.length;
+    group.bytes += bytes;
+    this.buffered += bytes;
+    if (group.bytes >= CHUNK_BYTES) this.flush(group);
+    if (this.buffered >= SPILL_BUFFER_BYTES) for (const g of this.groups.values()) this.flush(g);
+  }
+
+  flush(group: Group): void {
+    if (group.buffer.length === 0) return;
+    const bytes = serialize(group.buffer);
+    writeSync(this.fd, bytes, 0, bytes.length, this.size);
+    group.chunks.push({ at: this.size, length: bytes.length });
+    this.size += bytes.length;
+    this.buffered -= group.bytes;
+    group.buffer = [];
+    group.bytes = 0;
+  }
+
+  /** A partition's rows as a table: the header, then its rows in input order with their row numbers. */
+  table(key: string, name: string): TableSource {
+    const group = this.groups.get(key)!;
+    return {
+      name,
+      format: "partition",
+      read: async (sink) => {
+        sink.header(this.names);
+        for (const { at, length } of group.chunks) {
+          const bytes = Buffer.allocUnsafe(length);
+          readSync(this.fd, bytes, 0, length, at);
+          for (const [row, values] of deserialize(bytes) as [number, CellValue[]][]) sink.row(values, row);
+        }
+      },
+    };
+  }
+
+  close(): void {
+    process.off("exit", this.onExit);
+    closeSync(this.fd);
+    this.onExit();
+  }
+}
+
+/** The input's columns a row must carry: without the label, weight, dropped columns and the partition column. */
+function featureColumns(names: string[], spec: BuildSpec, partitionBy: string): string[] {
+  const label = spec.label?.trim() ?? names[names.length - 1];
+  const out = new Set([label, spec.weight_column?.trim(), partitionBy, ...(spec.columns?.drop ?? []).map((c) => c.trim())]);
+  return names.filter((n) => !out.has(n));
+}
+
+export interface PartitionProgress {
+  stage: "reading" | "packing";
+  rows: number;
+  partitions: number;
+  /** Partitions packed so far (stage packing). */
+  packed?: number;
+}
+
+/**
+ * Reads the table once and stores one pack per partition of at least `minPartitionRows` rows (and the fallback's,
+ * with `fallback: "global"`). Refused before any pack is stored: a missing partition column (naming it), more
+ * partitions than a run carries, a column with nearly one value per row. A partition whose own rows the build
+ * refuses (no feature left, no training row) is skipped with that reason; partitions whose labels make them another
+ * task than the first's are refused: --task decides then.
+ */
+export async function preparePartitions(
+  spec: BuildSpec,
+  options: PartitionRunOptions,
+  source: TableSource,
+  blobs: BlobStore,
+  o: { clock?: Clock; tmpDir?: string; onProgress?: (p: PartitionProgress) => void } = {},
+): Promise<PreparedPartitions> {
+  const clock = o.clock ?? systemClock;
+  const started = clock.now();
+  const partitionBy = options.partitionBy.trim();
+  checkPartitionOptions(spec, { ...options, partitionBy });
+  const memberSpec = partitionMemberSpec(spec, partitionBy);
+  const spill = new PartitionSpill(partitionBy, o.tmpDir ?? tmpdir());
+  try {
+    let fallback: PreparedPartition | undefined;
+    if (options.fallback === "global") {
+      // The one read drives both: each row goes to the fallback's table and to its partition.
+      const tee: TableSource = {
+        name: source.name,
+        format: source.format,
+        read: (sink) =>
+          source.read({
+            header: (names) => {
+              spill.header(names);
+              sink.header(names);
+            },
+            row: (values, row) => {
+              spill.row(values, row);
+              sink.row(values, row);
+            },
+          }),
+      };
+      const prepared = await prepareBuildData(memberSpec, tee, blobs, { clock, check: () => checkGroups(spill, partitionBy) });
+      fallback = { fallback: true, rows: spill.rows, packKey: prepared.packKey, pack: { hash: prepared.hash, nRows: prepared.pack.nRows, target: { task: prepared.pack.target.task } } };
+    } else {
+      await source.read(spill);
+      if (spill.names.length === 0) throw new CsvError(`${printable(source.name)}: CSV is empty: expected a header row and data rows`);
+      checkGroups(spill, partitionBy);
+    }
+    for (const g of spill.groups.values()) spill.flush(g);
+    o.onProgress?.({ stage: "reading", rows: spill.rows, partitions: spill.groups.size });
+
+    const keys = [...spill.groups.keys()].sort();
+    const partitions: PreparedPartition[] = [];
+    const skipped: PreparedPartitions["skipped"] = [];
+    let task = fallback?.pack.target.task;
+    let taskFrom = fallback ? "the fallback (every row)" : undefined;
+    for (const [i, key] of keys.entries()) {
+      const group = spill.groups.get(key)!;
+      const named = `partition ${JSON.stringify(printable(group.value))}`;
+      if (group.rows < options.minPartitionRows) {
+        skipped.push({ value: group.value, rows: group.rows, reason: `${group.rows} rows, fewer than --min-partition-rows ${options.minPartitionRows}` });
+        continue;
+      }
+      let prepared;
+      try {
+        prepared = await prepareBuildData(memberSpec, spill.table(key, `${source.name} (${named})`), blobs, { clock });
+      } catch (err) {
+        // Its own rows refuse the build (no feature left, no training row): skipped with the reason, as train would refuse them.
+        if (!(err instanceof CsvError || err instanceof SpecError)) throw err;
+        skipped.push({ value: group.value, rows: group.rows, reason: err.message.split("\n")[0]!.slice(0, 300) });
+        continue;
+      }
+      const t = prepared.pack.target.task;
+      if (task !== undefined && t !== task)
+        throw new SpecError([{ path: "task", message: `${named} is ${t} but ${taskFrom} is ${task} (each decided on its own rows); pass --task` }]);
+      task = t;
+      taskFrom ??= named;
+      partitions.push({ key, value: group.value, rows: group.rows, packKey: prepared.packKey, pack: { hash: prepared.hash, nRows: prepared.pack.nRows, target: { task: t } } });
+      o.onProgress?.({ stage: "packing", rows: spill.rows, partitions: keys.length, packed: i + 1 });
+    }
+    if (partitions.length === 0)
+      throw new InputError(
+        `--partition-by ${JSON.stringify(partitionBy)}: no partition to train: ${keys.length} partitions, ${skipped.filter((s) => s.rows < options.minPartitionRows).length} with fewer than --min-partition-rows ${options.minPartitionRows} rows` +
+          (skipped.length > 0 ? ` (e.g. ${JSON.stringify(printable(skipped[0]!.value))}: ${skipped[0]!.reason})` : ""),
+      );
+    return {
+      partitionBy,
+      task: task!,
+      features: featureColumns(spill.names, spec, partitionBy),
+      partitions: fallback ? [...partitions, fallback] : partitions,
+      skipped,
+      rows: spill.rows,
+      unkeyed: spill.unkeyed,
+      prepareMs: clock.now() - started,
+    };
+  } finally {
+    spill.close();
+  }
+}
+
+/** A column with nearly one value per row is an identifier, not a group. */
+function checkGroups(spill: PartitionSpill, partitionBy: string): void {
+  const keyed = spill.rows - spill.unkeyed;
+  if (keyed >= PARTITION_IDENTIFIER.minRows && spill.groups.size >= keyed * PARTITION_IDENTIFIER.share) throw tooManyPartitions(partitionBy, spill.groups.size, keyed, false);
+}
