@@ -211,6 +211,28 @@ describe("npm run publish, canopy status and canopy watch on the emulator", () =
     expect(lines[0]).toMatchObject({ v: 1, type: "study.completed", studyId: first.studyId, best_params_: last.best_params_, candidates: 4, cv: 2 });
   });
 
+  it("publish --tune --oob --wait: one build per candidate scored out of bag, the embedded run's ranking", { timeout: 240_000 }, async () => {
+    const { endpoint } = aws.current.moto;
+    const search = ["--label", "species", "--trees", "6", "--grove-size", "3", "--seed", "4", "--grid", "max_depth=1,none", "--grid", "min_samples_leaf=1,5", "--oob"];
+    const published = await canopy(["publish", IRIS, ...search, "--tune", "--wait", "--json", "--endpoint", endpoint], bareEnv());
+    expect(published.code, published.stderr).toBe(0);
+    const [first, last] = published.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(first).toMatchObject({ created: true, candidates: 4, builds: 4, groves: 8 });
+    expect(published.stderr).toMatch(new RegExp(`study ${first.studyId}: 4 candidates scored out of bag = 4 builds, 8 grove task\\(s\\) queued`));
+    expect(last).toMatchObject({ kind: "study", studyId: first.studyId, cv: 1, spec: { oob: true }, builds: { total: 4, completed: 4, failed: 0 } });
+    const dir = await mkdtemp(join(tmpdir(), "canopy-tune-"));
+    try {
+      const embedded = await canopy(["tune", IRIS, ...search, "--workers", "1", "--root", join(dir, "store"), "--json"]);
+      expect(embedded.code, embedded.stderr).toBe(0);
+      const local = JSON.parse(embedded.stdout);
+      expect(local.studyId).toBe(first.studyId);
+      expect(last.candidates.map((c: { split_test_scores: number[] }) => c.split_test_scores)).toEqual(local.candidates.map((c: { split_test_scores: number[] }) => c.split_test_scores));
+      expect(last.best_params_).toEqual(local.best_params_);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("publish streams a Parquet table from s3:// (ranged reads), infers its schema and trains it", { timeout: 120_000 }, async () => {
     const { endpoint } = aws.current.moto;
     const { PutObjectCommand } = await import("@aws-sdk/client-s3");

@@ -24,6 +24,8 @@ describe("canopy tune: bad usage is one line and exit 2, and writes nothing", ()
     ["a study over the cap", ["--grid", `max_depth=${Array.from({ length: 40 }, (_, i) => i + 1).join(",")}`, "--trees", "1000", "--grove-size", "1", "--cv", "5"], /200 builds and 200000 groves; a study is at most 10000 builds and 100000 groves/],
     ["one fold", ["--grid", "max_depth=2,3", "--cv", "1"], /--cv: must be an integer 2..20/],
     ["--factor without --halving", ["--grid", "max_depth=2,3", "--factor", "2"], /--factor is a setting of --halving; add --halving/],
+    ["--cv with --oob", ["--grid", "max_depth=2,3", "--cv", "3", "--oob"], /--cv and --oob are exclusive/],
+    ["neg_log_loss out of bag", ["--grid", "max_depth=2,3", "--oob", "--scoring", "neg_log_loss"], /--scoring neg_log_loss and --oob do not go together/],
     ["halving with nothing to halve", ["--grid", "max_depth=2,3", "--trees", "4", "--grove-size", "2", "--halving"], /--halving: 2 candidates and 4 trees make one round/],
   ];
   it.each(cases)("%s", async (_, args, message) => {
@@ -111,5 +113,26 @@ describe("canopy tune on iris", () => {
     }
     expect(one.stderr).toMatch(/builds 39\/39 done/);
   });
-});
 
+  it("--oob: one build per candidate scored out of bag; the same models and ranking for 1 or 2 workers", { timeout: 180_000 }, async () => {
+    const args = ["tune", IRIS, "--label", "species", "--grid", "max_depth=1,none", "--grid", "max_features=sqrt,0.5", "--oob", "--trees", "12", "--seed", "5"];
+    const [a, b] = [await tempDir(), await tempDir()];
+    const one = await canopy([...args, "--workers", "1", "--json"], a);
+    expect(one.code, one.stderr).toBe(0);
+    const ra = JSON.parse(one.stdout) as StudyReport;
+    expect(ra.spec).toMatchObject({ oob: true, cv: 1 });
+    expect(ra.builds).toEqual({ total: 4, completed: 4, failed: 0 });
+    for (const c of ra.candidates) {
+      const build = JSON.parse(await readFile(join(a, ".canopy", "builds", c.buildIds[0], "report.json"), "utf8"));
+      expect(c.split_test_scores).toEqual([build.oob_score]);
+    }
+    const two = await canopy([...args, "--workers", "2", "--grove-size", "5"], b);
+    expect(two.code, two.stderr).toBe(0);
+    expect(two.stdout).toMatch(/^study s-[0-9a-f]{16}: 4 candidates scored out of bag \(4 builds, 0 failed\)$/m);
+    expect(two.stdout).toMatch(new RegExp(`^best out-of-bag accuracy ${ra.best_score_.toFixed(4)} with `, "m"));
+    const id = /^study (s-[0-9a-f]{16})/m.exec(two.stdout)![1];
+    const rb = JSON.parse(await readFile(join(b, ".canopy", "studies", id, "report.json"), "utf8")) as StudyReport;
+    expect(await models(b, rb)).toEqual(await models(a, ra));
+    expect(rb.best_params_).toEqual(ra.best_params_);
+  });
+});

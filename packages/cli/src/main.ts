@@ -93,7 +93,6 @@ export function program(): Command {
     )
     .argument("[data.csv]", "training data (not needed with --resume)");
   addStudyOptions(addSpecOptions(tune))
-    .option("--oob", "score candidates out of bag instead of by folds (not available yet)")
     .option("--workers <w>", "trainer threads (default: number of CPU cores; at most 4 per core)", parseTrainerThreads)
     .addOption(rootOption())
     .option("--notify-url <url>", "POST the study notification (and each build's) as JSON to this http:// or https:// URL", parseHttpUrl)

@@ -59,6 +59,8 @@ export interface StudyNotification {
   tags: Record<string, string>;
   scoring?: Scoring;
   cv?: number;
+  /** The candidates were scored out of bag (cv is 1). */
+  oob?: true;
   candidates?: number;
   builds?: { total: number; completed: number; failed: number };
   best_params_?: Params;
@@ -88,6 +90,7 @@ export function studyCompletedNotification(report: StudyReport): StudyNotificati
     tags: report.tags,
     scoring: report.scoring,
     cv: report.cv,
+    ...(report.spec.oob ? { oob: true as const } : {}),
     candidates: report.candidates.length,
     builds: report.builds,
     best_params_: report.best_params_,

@@ -6,7 +6,7 @@ import { PackCache } from "./pack-cache.ts";
 import { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier, type TaskQueue } from "./ports.ts";
 import type { BuildReport } from "./report.ts";
 import { resumeBuild, submitBuild, type PreparedDataset } from "./submit.ts";
-import { candidateSpec, parseStudySpec, planStudy, roundIdFor, scoreOf, studyRounds, type StudyManifest, type StudyMember, type StudySpec } from "./study-spec.ts";
+import { memberScore, memberSpec, parseStudySpec, planStudy, roundIdFor, studyRounds, type StudyManifest, type StudyMember, type StudySpec } from "./study-spec.ts";
 import { extendBuild, planExtension } from "./extend.ts";
 import { studyCompletedNotification, studyFailedNotification, type StudyReport, type StudyCandidate } from "./study-report.ts";
 
@@ -210,7 +210,7 @@ export async function resumeStudy(studyId: string, ports: StudyPorts & { packs?:
     } else if (missing.length > 0) {
       const { pack } = await (ports.packs ?? new PackCache(1)).load(manifest.packHash, manifest.packKey, ports.blobs);
       const trees = manifest.rounds ? manifest.rounds[0].trees : undefined;
-      const specs = manifest.members.map((m) => candidateSpec(manifest.spec, manifest.candidates[m.candidate], { n_splits: manifest.spec.cv, fold: m.fold }, trees));
+      const specs = manifest.members.map((m) => memberSpec(manifest.spec, manifest.candidates[m.candidate], m.fold, trees));
       out.submitted = await submitMembers(manifest, specs, ports, { pack, packKey: manifest.packKey });
     }
     for (const m of manifest.members) {
@@ -283,7 +283,7 @@ async function scoreRound(manifest: StudyManifest, record: NonNullable<Awaited<R
     if (!bytes) throw new AggregationError(`member ${member} landed but ${key} is missing`);
     if (sha256Hex(bytes) !== entry.stats.digest) throw new AggregationError(`member ${member}: ${key} is not the report that landed`);
     const r = JSON.parse(new TextDecoder().decode(bytes)) as BuildReport;
-    scores[i][m.fold] = scoreOf(manifest.spec.scoring, r.metrics as unknown as Record<string, number>);
+    scores[i][m.fold] = memberScore(manifest.spec, r);
     c.trees += r.model.trees;
     c.ms += r.timings.totalMs;
     c.usd += r.cost.usd.total;

@@ -292,3 +292,93 @@ describe("successive halving over trees", () => {
     expect(await readStudyView(p, studyId)).toMatchObject({ round: 2, builds: { total: 2, done: 2 }, report: { best_index_: report.best_index_ } });
   });
 });
+
+describe("a study scored out of bag (oob)", () => {
+  it("refuses folds next to oob, neg_log_loss out of bag, and oob without the bootstrap", () => {
+    expect(() => parseStudySpec({ base, grid: { max_depth: [1, 2] }, oob: true, cv: 3 })).toThrow(/--cv and --oob are exclusive/);
+    expect(() => parseStudySpec({ base, grid: { max_depth: [1, 2] }, oob: true, scoring: "neg_log_loss" })).toThrow(/--scoring neg_log_loss and --oob do not go together/);
+    expect(() => parseStudySpec({ base: { ...base, bootstrap: false }, grid: { max_depth: [1, 2] }, oob: true })).toThrow(/oob: needs the bootstrap/);
+    const spec = parseStudySpec({ base, grid: { max_depth: [1, 2] }, oob: true });
+    expect(spec).toMatchObject({ oob: true, cv: 1 });
+    // A parsed spec parses again to itself (the runtimes check it once more against the data's task).
+    expect(parseStudySpec(spec, "classification")).toEqual(spec);
+  });
+
+  async function oobStudy(scoring: "accuracy" | "f1_macro", copies = 1, deliveries = 1) {
+    const p = studyPipeline(deliveries);
+    const spec = parseStudySpec({ base, grid: { max_depth: [1, null], max_features: ["sqrt", 1.0] }, oob: true, scoring });
+    const prepared = await prepareBuildData(spec.base, fixture("iris"), p.blobs, { clock: p.clock });
+    const submission = await submitStudy(spec, p, prepared);
+    await p.drain(undefined, copies);
+    const report = JSON.parse(new TextDecoder().decode(await p.blobs.get(keys.studyReport(submission.studyId)))) as StudyReport;
+    return { ...p, submission, report, prepared };
+  }
+
+  it("is one build per candidate over the training rows with oob_score, ranked by its oob_score_", async () => {
+    const { submission, report, ledger, blobs, notifier } = await oobStudy("accuracy", 2, 2);
+    expect(submission.manifest.members).toHaveLength(4);
+    expect(report.builds).toEqual({ total: 4, completed: 4, failed: 0 });
+    for (const c of report.candidates) {
+      expect(c.buildIds).toHaveLength(1);
+      const [buildId] = c.buildIds;
+      expect(await ledger.summary(buildId)).toMatchObject({ memberOf: { id: submission.studyId, member: c.index } });
+      const manifest = JSON.parse(new TextDecoder().decode(await blobs.get(keys.spec(buildId))));
+      expect(manifest.spec).toMatchObject({ oob_score: true, test_fraction: 0.25 });
+      expect(manifest.spec.cv).toBeUndefined();
+      const build = JSON.parse(new TextDecoder().decode(await blobs.get(keys.report(buildId))));
+      // Scored by its out-of-bag rows, never by the held-out split.
+      expect(c.split_test_scores).toEqual([build.oob_score]);
+      expect(c.mean_test_score).toBe(build.oob_score);
+      expect(c.std_test_score).toBe(0);
+    }
+    const means = report.candidates.map((c) => [c.mean_test_score]);
+    expect(report.candidates.map((c) => c.rank_test_score)).toEqual(rankCandidates(means).rank);
+    expect(notifier.studies).toHaveLength(1);
+    expect(notifier.studies[0]).toMatchObject({ type: "study.completed", oob: true, cv: 1, candidates: 4, best_score_: report.best_score_ });
+    const { readFileSync } = await import("node:fs");
+    const { validate } = await import("../../../test/json-schema.ts");
+    const schema = JSON.parse(readFileSync(new URL("../../../schemas/study-notification.v1.json", import.meta.url), "utf8"));
+    expect(validate(notifier.studies[0], schema)).toEqual([]);
+  });
+
+  it("scores f1_macro on the out-of-bag decision function (oob.bin), as sklearn's callable oob_score", async () => {
+    const { report, blobs, prepared } = await oobStudy("f1_macro");
+    const { decodeOobDecision } = await import("../src/oob.ts");
+    const { classificationMetrics } = await import("@canopy/forest");
+    const target = prepared.pack.target;
+    if (target.task !== "classification") throw new Error("iris is a classification table");
+    for (const c of report.candidates) {
+      const d = decodeOobDecision((await blobs.get(keys.oob(c.buildIds[0])))!);
+      const f1 = classificationMetrics(Uint16Array.from(d.rows, (r) => target.codes[r]), d.values, target.classes).macro_f1;
+      expect(c.split_test_scores).toEqual([f1]);
+    }
+  });
+
+  it("halves over trees out of bag: the survivors' builds are extended and equal fresh oob builds", async () => {
+    const p = studyPipeline();
+    const spec = parseStudySpec({ base: { ...base, n_estimators: 18, grove_size: 2 }, grid: { max_depth: [1, 2, null], min_samples_leaf: [1, 4, 8] }, oob: true, halving: { factor: 3, min_resources: 2 } });
+    const prepared = await prepareBuildData(spec.base, fixture("iris"), p.blobs, { clock: p.clock });
+    const { studyId } = await submitStudy(spec, p, prepared);
+    await p.drain();
+    expect(p.notifier.studies.map((n) => n.type)).toEqual(["study.completed"]);
+    const report = JSON.parse(new TextDecoder().decode(await p.blobs.get(keys.studyReport(studyId)))) as StudyReport;
+    expect(report.rounds!.map((r) => [r.trees, r.candidates.length])).toEqual([[2, 9], [6, 3], [18, 1]]);
+    expect(report.builds).toEqual({ total: 9 + 3 + 1, completed: 13, failed: 0 });
+    // Each round's score is the candidate's OOB score at that round's trees.
+    for (const round of report.rounds!)
+      for (const c of round.candidates) {
+        const build = JSON.parse(new TextDecoder().decode(await p.blobs.get(keys.report(c.buildIds[0]))));
+        expect(build.model.trees).toBe(round.trees);
+        expect(c.split_test_scores).toEqual([build.oob_score]);
+      }
+    const [best] = report.candidates[0].buildIds;
+    const fresh = studyPipeline();
+    const { submitBuild } = await import("../src/submit.ts");
+    const { memberSpec } = await import("../src/study-spec.ts");
+    const s = await submitBuild(memberSpec(spec, report.best_params_, 0), fresh, await prepareBuildData(spec.base, fixture("iris"), fresh.blobs, { clock: fresh.clock }));
+    expect(s.buildId).toBe(best);
+    await fresh.drain();
+    expect(await fresh.blobs.get(keys.model(best))).toEqual(await p.blobs.get(keys.model(best)));
+    expect(await fresh.blobs.get(keys.oob(best))).toEqual(await p.blobs.get(keys.oob(best)));
+  });
+});

@@ -8,6 +8,9 @@ function time(ms: number): string {
   return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
 }
 
+/** Out of bag: one score per candidate, its OOB score; else the mean over its folds. */
+const over = (r: StudyReport) => (r.spec.oob ? "out of bag" : `over ${r.cv} folds`);
+
 const label = (v: ParamValue) => (v === null ? "None" : String(v));
 
 /** The parameters the study searched, in the candidates' order (sorted names, as sklearn's ParameterGrid). */
@@ -30,7 +33,7 @@ function paramCharts(r: StudyReport, charts: Charts): string {
     charts[id] = {
       kind: "param",
       name,
-      yLabel: `mean ${r.scoring} over ${r.cv} folds`,
+      yLabel: `mean ${r.scoring} ${over(r)}`,
       categorical: !numeric,
       domain: numeric ? undefined : [...new Set(values.map(label))],
       points: ok.map((c) => ({
@@ -54,7 +57,7 @@ function rankedTable(r: StudyReport): string {
     { head: `mean ${r.scoring}`, cell: (c) => num(c.mean_test_score), sort: (c) => (Number.isFinite(c.mean_test_score) ? c.mean_test_score : -Infinity), numeric: true },
     { head: "std", cell: (c) => num(c.std_test_score), numeric: true },
     ...names.map((n): Column<StudyCandidate> => ({ head: n, cell: (c) => esc(label(c.params[n] ?? null)) })),
-    ...Array.from({ length: r.cv }, (_, k): Column<StudyCandidate> => ({ head: `fold ${k}`, cell: (c) => num(c.split_test_scores[k]), numeric: true })),
+    ...Array.from({ length: r.spec.oob ? 0 : r.cv }, (_, k): Column<StudyCandidate> => ({ head: `fold ${k}`, cell: (c) => num(c.split_test_scores[k]), numeric: true })),
     { head: "status", cell: (c) => (c.status === "FAILED" ? `<span class="bad" title="${esc(c.error ?? "")}">FAILED</span>` : "COMPLETED") },
     { head: "trees", cell: (c) => String(c.trees), numeric: true },
     { head: "time", cell: (c) => seconds(c.timeMs), sort: (c) => c.timeMs, numeric: true },
@@ -64,7 +67,13 @@ function rankedTable(r: StudyReport): string {
   return section(
     "ranking",
     "Candidates ranked",
-    sortableTable(rows, columns, `${r.candidates.length} candidates, ${r.cv} folds each (scikit-learn 1.9.1's rank_test_score: by mean fold score, ties share the lowest rank)`),
+    sortableTable(
+      rows,
+      columns,
+      r.spec.oob
+        ? `${r.candidates.length} candidates, each scored by its out-of-bag rows (scikit-learn 1.9.1's oob_score_; rank_test_score: ties share the lowest rank)`
+        : `${r.candidates.length} candidates, ${r.cv} folds each (scikit-learn 1.9.1's rank_test_score: by mean fold score, ties share the lowest rank)`,
+    ),
   );
 }
 
@@ -95,7 +104,7 @@ function roundsSection(r: StudyReport): string {
 function bestSection(r: StudyReport): string {
   const best = r.candidates[r.best_index_];
   const links = best.buildIds
-    .map((id, k) => `<li>fold ${k}: <a href="../../builds/${esc(id)}/report.html">${esc(id)}</a> (${r.scoring} ${num(best.split_test_scores[k])})</li>`)
+    .map((id, k) => `<li>${r.spec.oob ? "build" : `fold ${k}`}: <a href="../../builds/${esc(id)}/report.html">${esc(id)}</a> (${r.scoring} ${num(best.split_test_scores[k])})</li>`)
     .join("");
   return section(
     "best",
@@ -104,7 +113,9 @@ function bestSection(r: StudyReport): string {
       ["best_params_", esc(showParams(r.best_params_))],
       [`best_score_ (${r.scoring})`, `${num(r.best_score_)} ± ${num(best.std_test_score)}`],
     ]) +
-      `<p class="note">Its fold builds (each trained on the other folds, scored on its own; the held-out test split was not used to choose):</p><ul>${links}</ul>`,
+      (r.spec.oob
+        ? `<p class="note">Its build (trained on the training rows, scored by the rows each tree's bootstrap left out; the held-out test split was not used to choose):</p><ul>${links}</ul>`
+        : `<p class="note">Its fold builds (each trained on the other folds, scored on its own; the held-out test split was not used to choose):</p><ul>${links}</ul>`),
   );
 }
 
@@ -121,7 +132,9 @@ function specSection(r: StudyReport): string {
       ["task", esc(r.task)],
       ["search space", esc(space)],
       ["scoring", `${esc(r.scoring)} (greater is better)`],
-      ["folds", `${r.cv} (${r.task === "classification" ? "StratifiedKFold" : "KFold"}, no shuffling, on the training rows)`],
+      r.spec.oob
+        ? ["scored", "out of bag: one build per candidate over the training rows, each row predicted by the trees whose bootstrap left it out"]
+        : ["folds", `${r.cv} (${r.task === "classification" ? "StratifiedKFold" : "KFold"}, no shuffling, on the training rows)`],
       ["fixed options", `<code>${esc(JSON.stringify(fixed))}</code>`],
     ]),
   );
@@ -130,7 +143,7 @@ function specSection(r: StudyReport): string {
 function cards(r: StudyReport): string {
   const items: [string, string][] = [
     [num(r.best_score_), `best mean ${r.scoring}`],
-    [`${r.candidates.length} × ${r.cv}`, "candidates × folds"],
+    r.spec.oob ? [String(r.candidates.length), "candidates, scored out of bag"] : [`${r.candidates.length} × ${r.cv}`, "candidates × folds"],
     [String(r.builds.total), `builds${r.builds.failed ? ` (${r.builds.failed} failed)` : ""}`],
     [seconds(r.completedAt - r.createdAt), "submitted → ranked"],
   ];

@@ -229,7 +229,7 @@ export async function publishStudy(data: string, options: PublishOptions, io: Pu
     note(`pack ${runtime.locate(p.packKey)} (${p.nRows} rows × ${p.nFeatures} features, ${bytes(p.bytes)}) ${p.reused ? "was already there; not uploaded again" : "uploaded"}`);
     note(
       handle.created
-        ? `study ${handle.studyId}: ${handle.candidates} candidates x ${spec.cv} folds = ${handle.builds} builds, ${handle.groves} grove task(s) queued (${handle.submitted} builds new)`
+        ? `study ${handle.studyId}: ${handle.candidates} candidates ${spec.oob ? "scored out of bag" : `x ${spec.cv} folds`} = ${handle.builds} builds, ${handle.groves} grove task(s) queued (${handle.submitted} builds new)`
         : `study ${handle.studyId} already exists with the same data and search (${handle.status})${handle.submitted ? `; submitted ${handle.submitted} missing builds` : ""}`,
     );
     const { bucket, table } = target.resources;

@@ -92,7 +92,7 @@ async function studyStatus(studyId: string, options: StatusOptions, stdout: Node
     ["groves", `${view.groves.settled}/${view.groves.total} settled`],
   ];
   if (s.reason) rows.push(["reason", s.reason]);
-  if (r) rows.push(["best", `${r.scoring} ${r.best_score_.toFixed(4)} with ${showParams(r.best_params_)} (${r.candidates.length} candidates x ${r.cv} folds)`]);
+  if (r) rows.push(["best", `${r.scoring} ${r.best_score_.toFixed(4)} with ${showParams(r.best_params_)} (${r.candidates.length} candidates ${r.spec.oob ? "scored out of bag" : `x ${r.cv} folds`})`]);
   if (view.reportKey) rows.push(["report", opened.locate(view.reportKey)]);
   if (page) rows.push(["page", page]);
   const { table } = await import("../format.ts");

@@ -10,7 +10,6 @@ import { rankingTable, studyProgressLine } from "../study-render.ts";
 import type { StudyFlags } from "../study-options.ts";
 
 export interface TuneOptions extends StudyFlags {
-  oob?: boolean;
   workers?: number;
   root: string;
   notifyUrl?: string;
@@ -20,7 +19,6 @@ export interface TuneOptions extends StudyFlags {
 
 export async function tune(data: string | undefined, raw: Record<string, unknown>): Promise<void> {
   const options = raw as unknown as TuneOptions;
-  if (options.oob) throw new UsageError("--oob: out-of-bag scoring of a study is not available yet; use --cv K");
   let spec: StudySpec | undefined;
   if (options.resume !== undefined) {
     if (!isStudyId(options.resume)) throw new UsageError(`--resume: ${JSON.stringify(options.resume).slice(0, 40)} is not a study id (s- and 16 hex digits)`);
@@ -80,9 +78,9 @@ export async function tune(data: string | undefined, raw: Record<string, unknown
   process.stdout.write(
     [
       report.rounds
-        ? `study ${report.studyId}: successive halving, ${report.rounds.map((r) => `${r.candidates.length} candidates x ${r.trees} trees`).join(", then ")}; ${report.cv} folds (${report.builds.total} builds, ${report.builds.failed} failed)`
-        : `study ${report.studyId}: ${report.candidates.length} candidates x ${report.cv} folds (${report.builds.total} builds, ${report.builds.failed} failed)`,
-      `best ${report.scoring} ${report.best_score_.toFixed(4)} with ${showParams(report.best_params_)}`,
+        ? `study ${report.studyId}: successive halving, ${report.rounds.map((r) => `${r.candidates.length} candidates x ${r.trees} trees`).join(", then ")}; ${scoredBy(report)} (${report.builds.total} builds, ${report.builds.failed} failed)`
+        : `study ${report.studyId}: ${report.candidates.length} candidates ${report.spec.oob ? scoredBy(report) : `x ${scoredBy(report)}`} (${report.builds.total} builds, ${report.builds.failed} failed)`,
+      `best ${report.spec.oob ? "out-of-bag " : ""}${report.scoring} ${report.best_score_.toFixed(4)} with ${showParams(report.best_params_)}`,
       "",
       rankingTable(report),
       "",
@@ -92,3 +90,6 @@ export async function tune(data: string | undefined, raw: Record<string, unknown
     ].join("\n"),
   );
 }
+
+/** How the candidates were scored: by K folds, or out of bag. */
+const scoredBy = (report: StudyReport) => (report.spec.oob ? "scored out of bag" : `${report.cv} folds`);
