@@ -136,3 +136,64 @@ describe("canopy tune on iris", () => {
     expect(rb.best_params_).toEqual(ra.best_params_);
   });
 });
+
+describe("canopy tune's final model (refit, the default)", () => {
+  it("builds the best parameters over the training rows, prints its test score and exports it; the bytes canopy train gives", { timeout: 180_000 }, async () => {
+    const dir = await tempDir();
+    const run = await canopy(["tune", IRIS, ...SEARCH, "--workers", "2", "--out", "final"], dir);
+    expect(run.code, run.stderr).toBe(0);
+    const m = /^final model (b-[0-9a-f]{16}): test accuracy (\d\.\d{4}) on (\d+) held-out rows \(trained on (\d+) rows: 12 trees, /m.exec(run.stdout);
+    expect(m, run.stdout).not.toBeNull();
+    expect(run.stdout).toMatch(/^model  final\/model\.canopy$/m);
+    expect(run.stderr).toMatch(new RegExp(`; final model ${m![1]}: groves (\\d+)/\\1 `));
+    const id = /^study (s-[0-9a-f]{16})/m.exec(run.stdout)![1];
+    const report = JSON.parse(await readFile(join(dir, ".canopy", "studies", id, "report.json"), "utf8")) as StudyReport;
+    expect(report.final).toMatchObject({ buildId: m![1], testRows: Number(m![3]), trainRows: Number(m![4]) });
+    expect((report.final!.metrics!.accuracy as number).toFixed(4)).toBe(m![2]);
+    // canopy train of the same options + best_params_ (as flags) on the same data: the same build, the same bytes.
+    // (max_depth None is train's default: no flag.)
+    const flags = Object.entries(report.best_params_).flatMap(([k, v]) => (v === null ? [] : [`--${k.replace(/_/g, "-")}`, String(v)]));
+    const other = await tempDir();
+    const train = await canopy(["train", IRIS, "--label", "species", "--trees", "12", "--seed", "5", ...flags, "--json"], other);
+    expect(train.code, train.stderr).toBe(0);
+    expect(JSON.parse(train.stdout).buildId).toBe(m![1]);
+    expect(await readFile(join(other, ".canopy", "builds", m![1], "model.canopy"))).toEqual(await readFile(join(dir, "final", "model.canopy")));
+    // status of the study names its final model.
+    const status = await canopy(["status", id, "--root", ".canopy"], dir);
+    expect(status.stdout).toMatch(new RegExp(`^study +${id}  COMPLETED$`, "m"));
+    expect(status.stdout).toMatch(/^builds +12\/12 done$/m);
+    expect(status.stdout).toMatch(new RegExp(`^final +${m![1]}: test accuracy ${m![2]} on ${m![3]} held-out rows$`, "m"));
+    // --no-refit: ranks only; --out has nothing to export then.
+    const none = await canopy(["tune", IRIS, ...SEARCH, "--no-refit", "--workers", "2", "--json"], dir);
+    expect(none.code, none.stderr).toBe(0);
+    const ranked = JSON.parse(none.stdout) as StudyReport;
+    expect(ranked.final).toBeUndefined();
+    expect(ranked.studyId).not.toBe(id);
+    expect(ranked.candidates.map((c) => c.split_test_scores)).toEqual(report.candidates.map((c) => c.split_test_scores));
+    const refused = await canopy(["tune", IRIS, ...SEARCH, "--no-refit", "--out", "x"], dir);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/--out exports the study's final model; --no-refit builds none/);
+  });
+
+  it("a study killed while its final model trains: tune --resume finishes it, the same final model", { timeout: 180_000 }, async () => {
+    const ref = await tempDir();
+    const reference = JSON.parse((await canopy(["tune", IRIS, ...SEARCH, "--workers", "1", "--grove-size", "1", "--json"], ref)).stdout) as StudyReport;
+    const dir = await tempDir();
+    const child = start(["tune", IRIS, ...SEARCH, "--workers", "1", "--grove-size", "1"], dir);
+    let stderr = "";
+    child.stderr!.setEncoding("utf8").on("data", (d: string) => {
+      stderr += d;
+      if (/final model b-[0-9a-f]{16}: groves ([1-9]|1[01])\/12/.test(stderr)) child.kill("SIGKILL");
+    });
+    const killed = await finished(child);
+    expect(killed.signal, stderr).toBe("SIGKILL");
+    const studyId = /study (s-[0-9a-f]{16})/.exec(stderr)![1];
+    const resumed = await canopy(["tune", "--resume", studyId, "--json"], dir);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    const report = JSON.parse(resumed.stdout) as StudyReport;
+    expect(report.final!.buildId).toBe(reference.final!.buildId);
+    expect(report.final!.metrics).toEqual(reference.final!.metrics);
+    const model = (root: string) => readFile(join(root, ".canopy", "builds", reference.final!.buildId, "model.canopy"));
+    expect(await model(dir)).toEqual(await model(ref));
+  });
+});

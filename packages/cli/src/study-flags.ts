@@ -58,6 +58,8 @@ export function studySpec(data: string, options: StudyFlags): StudySpec {
       ...(options.scoring !== undefined ? { scoring: options.scoring } : {}),
       ...(options.cv !== undefined ? { cv: options.cv } : {}),
       ...(options.oob ? { oob: true } : {}),
+      // sklearn's refit=True is the default: the study ends with its final model.
+      ...(options.refit !== false ? { refit: true } : {}),
       ...(options.halving ? { halving: { factor: options.factor ?? 3, ...(options.minTrees !== undefined ? { min_resources: options.minTrees } : {}) } } : {}),
     });
   } catch (err) {

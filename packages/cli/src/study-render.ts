@@ -15,6 +15,7 @@ export function rankingTable(report: StudyReport): string {
 /** One line per progress step: builds and groves settled, and the time left at the rate so far. */
 export function studyProgressLine(p: StudyProgress): string {
   const eta = p.etaMs !== undefined ? `, ETA ${duration(p.etaMs)}` : "";
-  return `canopy: study ${p.studyId}: builds ${p.buildsDone}/${p.buildsTotal} done, groves ${p.grovesDone}/${p.grovesTotal} (${duration(p.elapsedMs)}${eta})`;
+  const final = p.final ? `; final model ${p.final.buildId}: groves ${p.final.grovesDone}/${p.final.grovesTotal}` : "";
+  return `canopy: study ${p.studyId}: builds ${p.buildsDone}/${p.buildsTotal} done, groves ${p.grovesDone}/${p.grovesTotal}${final} (${duration(p.elapsedMs)}${eta})`;
 }
 

@@ -67,6 +67,10 @@ export {
   studyIdFor,
   halvingRounds,
   roundIdFor,
+  finalStageIdFor,
+  finalSpec,
+  memberSpec,
+  memberScore,
   studyRounds,
   type HalvingRound,
   type ParamDistribution,
@@ -103,6 +107,7 @@ export {
   studyCompletedNotification,
   studyFailedNotification,
   type StudyCandidate,
+  type StudyFinal,
   type StudyNotification,
   type StudyReport,
 } from "./study-report.ts";

@@ -73,6 +73,11 @@ export function roundIdFor(studyId: string, round: number): string {
   return `s-${createHash("sha256").update(`canopy-study-round-v1\n${studyId}\n${round}`).digest("hex").slice(0, 16)}`;
 }
 
+/** The ledger record of a study's final stage (its final build, after the ranking): one per study, derived from its id. */
+export function finalStageIdFor(studyId: string): string {
+  return `s-${createHash("sha256").update(`canopy-study-final-v1\n${studyId}`).digest("hex").slice(0, 16)}`;
+}
+
 export type ParamValue = number | string | boolean | null;
 export type ParamDistribution = { values: ParamValue[] } | { int: [number, number] } | { float: [number, number] };
 export type Params = Record<string, ParamValue>;
@@ -248,7 +253,12 @@ export function studyCandidates(spec: Pick<StudySpec, "grid" | "random" | "base"
 /** The build spec of a candidate (the base with its parameters), validated; errors name the parameter's values. */
 export function candidateSpec(spec: Pick<StudySpec, "base">, params: Params, fold?: { n_splits: number; fold: number }, trees?: number): BuildSpec {
   try {
-    return parseBuildSpec({ ...spec.base, ...params, ...(fold ? { cv: fold } : {}), ...(trees !== undefined ? { n_estimators: trees, grove_size: Math.min(spec.base.grove_size, trees) } : {}) });
+    const built = parseBuildSpec({ ...spec.base, ...params, ...(fold ? { cv: fold } : {}), ...(trees !== undefined ? { n_estimators: trees, grove_size: Math.min(spec.base.grove_size, trees) } : {}) });
+    // None where the option's default is None (max_depth): left out, as `canopy train` leaves it, so the candidate is
+    // the very build (id and bytes) train gives with the same options.
+    const defaults = parseBuildSpec(spec.base) as unknown as Record<string, unknown>;
+    for (const [name, value] of Object.entries(params)) if (value === null && defaults[name] === undefined) delete (built as unknown as Record<string, unknown>)[name];
+    return built;
   } catch (err) {
     if (!(err instanceof SpecError)) throw err;
     throw new SpecError(err.issues.map((i) => ({ path: i.path, message: `${i.message} (candidate ${showParams(params)})` })));
@@ -315,6 +325,12 @@ export interface StudyManifest {
   /** Successive halving: the rounds planned (round 0's manifest), or which round this record counts (later rounds). */
   rounds?: HalvingRound[];
   round?: { index: number; root: string; trees: number };
+  /**
+   * The final stage's record (refit): its one member is the final build (members[0], candidate = the best); its ledger
+   * record counts two, the final build (0) and the ranking (1, landed as the stage starts, its digest the SHA-256 of
+   * the ranked report at `rankedKey`), so a failed final build still triggers the stage's aggregation.
+   */
+  final?: { root: string; candidate: number; rankedKey: string };
 }
 
 /** Same data + same study spec = same id (the dataset reference aside), as buildIdFor. */

@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { aggregate } from "../src/aggregate.ts";
 import { keys } from "../src/keys.ts";
 import { isAggregationTrigger } from "../src/ledger.ts";
-import { prepareBuildData, resumeStudy, submitStudy } from "../src/index.ts";
+import { parseBuildSpec, prepareBuildData, resumeStudy, submitStudy } from "../src/index.ts";
+import type { GroveTask } from "../src/task.ts";
 import { aggregateStudy, rankCandidates, settleStudy, topCandidates } from "../src/study.ts";
 import { halvingRounds, parseStudySpec, planStudy, studyCandidates, studyRounds, STUDY_LIMITS } from "../src/study-spec.ts";
 import type { StudyReport } from "../src/study-report.ts";
@@ -25,11 +26,12 @@ function studyPipeline(deliveries = 1) {
     for (let i = 0; i < deliveries; i++)
       work.push(isStudyId(id) ? aggregateStudy(id, { blobs, ledger, notifier, queue, clock }) : aggregate(id, { blobs, ledger, notifier, clock }));
   });
-  const drain = async (order: (n: number) => number[] = (n) => [...Array(n).keys()], copies = 1) => {
+  /** Trains every queued task (`train` may do otherwise with one) and runs the aggregations, until nothing is left. */
+  const drain = async (order: (n: number) => number[] = (n) => [...Array(n).keys()], copies = 1, train: (task: GroveTask) => Promise<unknown> = (t) => trainGrove(t, { blobs, ledger })) => {
     for (;;) {
       const tasks = queue.drain();
       if (tasks.length === 0 && work.length === 0) return;
-      for (const i of order(tasks.length)) for (let c = 0; c < copies; c++) await trainGrove(tasks[i], { blobs, ledger });
+      for (const i of order(tasks.length)) for (let c = 0; c < copies; c++) await train(tasks[i]);
       while (work.length > 0) await work.shift();
     }
   };
@@ -382,3 +384,153 @@ describe("a study scored out of bag (oob)", () => {
     expect(await fresh.blobs.get(keys.oob(best))).toEqual(await p.blobs.get(keys.oob(best)));
   });
 });
+
+describe("the study's final model (refit)", () => {
+  const search = { grid: { max_depth: [1, null], max_features: ["sqrt", 1.0] }, cv: 3, refit: true };
+
+  async function refitStudy(p: ReturnType<typeof studyPipeline>, extra: Record<string, unknown> = {}) {
+    const spec = parseStudySpec({ base, ...search, ...extra });
+    const prepared = await prepareBuildData(spec.base, fixture("iris"), p.blobs, { clock: p.clock });
+    const submission = await submitStudy(spec, p, prepared);
+    return { spec, prepared, submission };
+  }
+  const readReport = async (blobs: MemoryBlobStore, studyId: string) => JSON.parse(new TextDecoder().decode((await blobs.get(keys.studyReport(studyId)))!)) as StudyReport;
+
+  it("builds base + best_params_ over the training rows once, evaluates it on the held-out rows, and completes the study with it: one notification", async () => {
+    const p = studyPipeline(2);
+    const { spec, prepared, submission } = await refitStudy(p);
+    await p.drain(undefined, 2);
+    const { studyId } = submission;
+    const report = await readReport(p.blobs, studyId);
+    const { candidateSpec, finalStageIdFor } = await import("../src/study-spec.ts");
+    const { buildIdFor } = await import("../src/plan.ts");
+    const finalId = buildIdFor(prepared.hash, candidateSpec(spec, report.best_params_));
+    const build = await p.ledger.summary(finalId);
+    expect(build).toMatchObject({ status: "COMPLETED", memberOf: { id: finalStageIdFor(studyId), member: 0 } });
+    const buildReport = JSON.parse(new TextDecoder().decode((await p.blobs.get(keys.report(finalId)))!));
+    expect(buildReport).toMatchObject({ finalOf: studyId, spec: { test_fraction: 0.25 }, dataset: { testRows: buildReport.dataset.testRows } });
+    expect(buildReport.spec.cv).toBeUndefined();
+    expect(report.final).toEqual({
+      buildId: finalId,
+      reportKey: keys.report(finalId),
+      modelKey: keys.model(finalId),
+      metrics: build!.result!.metrics,
+      trainRows: buildReport.dataset.trainRows,
+      testRows: buildReport.dataset.testRows,
+      model: { bytes: buildReport.model.bytes, trees: 12, nodes: buildReport.model.nodes },
+      usd: buildReport.cost.usd.total,
+    });
+    expect(report.final!.testRows).toBeGreaterThan(0);
+    expect(report.builds).toEqual({ total: 12, completed: 12, failed: 0 });
+    // One study notification (every trigger delivered twice), after the final build's own build notification.
+    expect(p.notifier.studies).toHaveLength(1);
+    expect(p.notifier.published.map((n) => n.buildId)).toContain(finalId);
+    expect(p.notifier.published).toHaveLength(13);
+    expect(p.notifier.studies[0]).toMatchObject({ type: "study.completed", studyId, best_params_: report.best_params_, best_score_: report.best_score_, final: { buildId: finalId, modelKey: keys.model(finalId), metrics: build!.result!.metrics, testRows: report.final!.testRows } });
+    const { readFileSync } = await import("node:fs");
+    const { validate } = await import("../../../test/json-schema.ts");
+    const schema = JSON.parse(readFileSync(new URL("../../../schemas/study-notification.v1.json", import.meta.url), "utf8"));
+    expect(validate(p.notifier.studies[0], schema)).toEqual([]);
+    expect(Object.keys(p.notifier.studies[0]).filter((k) => !(k in schema.properties))).toEqual([]);
+    const { readStudyView } = await import("../src/study.ts");
+    expect(await readStudyView(p, studyId)).toMatchObject({ summary: { status: "COMPLETED", buildId: studyId }, builds: { total: 12, done: 12 }, final: { buildId: finalId, status: "COMPLETED" }, report: { final: { buildId: finalId } } });
+    // The final model is the bytes `canopy train` of the base spec + best_params_ gives on the same data.
+    const fresh = studyPipeline();
+    const { submitBuild } = await import("../src/submit.ts");
+    // As `canopy train` gets them: an option at its default None (max_depth) is not given.
+    const options = Object.fromEntries(Object.entries(report.best_params_).filter(([, v]) => v !== null));
+    const trained = await submitBuild(parseBuildSpecOf({ ...base, ...options }), fresh, await prepareBuildData(spec.base, fixture("iris"), fresh.blobs, { clock: fresh.clock }));
+    expect(trained.buildId).toBe(finalId);
+    await fresh.drain();
+    expect(await fresh.blobs.get(keys.model(finalId))).toEqual(await p.blobs.get(keys.model(finalId)));
+    // Submitted again: found done, nothing queued, no second notification.
+    expect(await submitStudy(spec, p, prepared)).toMatchObject({ created: false, submitted: [] });
+    expect((await resumeStudy(studyId, p)).status).toBe("COMPLETED");
+    expect(p.queue.messages).toHaveLength(0);
+    expect(p.notifier.studies).toHaveLength(1);
+  });
+
+  it("out of bag, the final build is the best candidate's own build: nothing more is trained", async () => {
+    const p = studyPipeline();
+    const spec = parseStudySpec({ base, grid: search.grid, oob: true, refit: true });
+    const prepared = await prepareBuildData(spec.base, fixture("iris"), p.blobs, { clock: p.clock });
+    const { studyId } = await submitStudy(spec, p, prepared);
+    await p.drain();
+    const report = await readReport(p.blobs, studyId);
+    expect(report.final!.buildId).toBe(report.candidates[report.best_index_].buildIds[0]);
+    expect(report.final!.usd).toBe(0);
+    expect(report.final!.metrics).toMatchObject({ accuracy: expect.any(Number) });
+    expect(p.notifier.published).toHaveLength(4);
+    expect(p.notifier.studies.map((n) => n.type)).toEqual(["study.completed"]);
+  });
+
+  it("a failed final build fails the study, naming it, with one study.failed", async () => {
+    const p = studyPipeline();
+    const { submission } = await refitStudy(p);
+    const { finalStageIdFor } = await import("../src/study-spec.ts");
+    const { failGroveTask } = await import("../src/train-grove.ts");
+    const stage = finalStageIdFor(submission.studyId);
+    await p.drain(undefined, 1, async (t) =>
+      (await p.ledger.summary(t.buildId))?.memberOf?.id === stage ? failGroveTask(t, new Error("injected: the final build's trainer ran out of memory"), p) : trainGrove(t, p),
+    );
+    expect(p.notifier.studies).toHaveLength(1);
+    const n = p.notifier.studies[0];
+    expect(n).toMatchObject({ type: "study.failed", studyId: submission.studyId, status: "FAILED" });
+    expect(n.reason).toMatch(/the final build failed: build b-[0-9a-f]{16} failed: .*injected: the final build's trainer ran out of memory/);
+    const { readStudyView } = await import("../src/study.ts");
+    expect((await readStudyView(p, submission.studyId))?.summary.status).toBe("FAILED");
+  });
+
+  it("resume finishes a study whose final build was lost mid-way (its grove messages gone): the same final model", async () => {
+    const reference = studyPipeline();
+    const ref = await refitStudy(reference);
+    await reference.drain();
+    const refReport = await readReport(reference.blobs, ref.submission.studyId);
+    const p = studyPipeline();
+    const { submission } = await refitStudy(p);
+    const { finalStageIdFor } = await import("../src/study-spec.ts");
+    const stage = finalStageIdFor(submission.studyId);
+    // Train everything but the final build: its tasks are lost (a crash took them).
+    let lost = 0;
+    await p.drain(undefined, 1, async (t) => ((await p.ledger.summary(t.buildId))?.memberOf?.id === stage ? lost++ : trainGrove(t, p)));
+    expect(lost).toBeGreaterThan(0);
+    expect(p.notifier.studies).toHaveLength(0);
+    const { studyHead } = await import("../src/study.ts");
+    expect(await studyHead(p.ledger, submission.studyId)).toMatchObject({ id: stage, round: 0, summary: { status: "TRAINING" }, final: { buildId: refReport.final!.buildId } });
+    const resumed = await resumeStudy(submission.studyId, p);
+    expect(resumed.resumed).toEqual([refReport.final!.buildId]);
+    await p.drain();
+    const report = await readReport(p.blobs, submission.studyId);
+    expect(report.final!.buildId).toBe(refReport.final!.buildId);
+    expect(await p.blobs.get(keys.model(report.final!.buildId))).toEqual(await reference.blobs.get(keys.model(report.final!.buildId)));
+    expect(p.notifier.studies.map((x) => x.type)).toEqual(["study.completed"]);
+  });
+
+  it("resume re-queues a final build whose tasks never reached the queue", async () => {
+    const p = studyPipeline();
+    const { submission } = await refitStudy(p);
+    const { finalStageIdFor } = await import("../src/study-spec.ts");
+    const stage = finalStageIdFor(submission.studyId);
+    // The queue refuses the final build's tasks once: startBuild wrote its record, its tasks never went out.
+    const send = p.queue.send.bind(p.queue);
+    let refused = 0;
+    p.queue.send = async (tasks) => {
+      if (refused === 0 && tasks.length > 0 && (await p.ledger.summary(tasks[0].buildId))?.memberOf?.id === stage) {
+        refused++;
+        return;
+      }
+      return send(tasks);
+    };
+    await p.drain();
+    expect(refused).toBe(1);
+    expect(p.notifier.studies).toHaveLength(0);
+    const resumed = await resumeStudy(submission.studyId, p);
+    expect(resumed.resumed).toHaveLength(1);
+    await p.drain();
+    expect(p.notifier.studies.map((x) => x.type)).toEqual(["study.completed"]);
+  });
+});
+
+function parseBuildSpecOf(input: Record<string, unknown>) {
+  return parseBuildSpec(input);
+}

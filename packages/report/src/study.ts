@@ -1,5 +1,5 @@
 /** The report of a study: its candidates ranked, their score against each searched parameter, the best's builds. */
-import { showParams, type ParamValue, type StudyCandidate, type StudyReport } from "@canopy/core";
+import { scoreOf, showParams, type ParamValue, type StudyCandidate, type StudyReport } from "@canopy/core";
 import { esc, figure, num, page, section, seconds, sortableTable, table, usd, type Column } from "./html.ts";
 
 type Charts = Record<string, Record<string, unknown>>;
@@ -119,6 +119,24 @@ function bestSection(r: StudyReport): string {
   );
 }
 
+/** The final model (refit): the best parameters built over the training rows, scored once on the held-out rows. */
+function finalSection(r: StudyReport): string {
+  const f = r.final;
+  if (!f) return "";
+  const metrics = Object.entries(f.metrics ?? {}).filter(([, v]) => typeof v === "number") as [string, number][];
+  return section(
+    "final",
+    "Final model",
+    table([
+      ["build", `<a href="../../builds/${esc(f.buildId)}/report.html">${esc(f.buildId)}</a>`],
+      ["trained on", `${f.trainRows} training rows (every fold), with best_params_`],
+      ["tested on", f.testRows > 0 ? `${f.testRows} held-out rows, used for nothing else` : "nothing held out (test fraction 0)"],
+      ...metrics.map(([k, v]): [string, string] => [`test ${esc(k)}`, num(v)]),
+      ["model", `${f.model.trees} trees, ${f.model.nodes} nodes, ${f.model.bytes} bytes`],
+    ]) + `<p class="note">scikit-learn's refit=True: the model to ship. Its held-out scores estimate how it does on new rows; the ranking above chose it without them.</p>`,
+  );
+}
+
 function specSection(r: StudyReport): string {
   const { dataset, ...fixed } = r.spec.base;
   const space = r.spec.grid
@@ -143,6 +161,7 @@ function specSection(r: StudyReport): string {
 function cards(r: StudyReport): string {
   const items: [string, string][] = [
     [num(r.best_score_), `best mean ${r.scoring}`],
+    ...(r.final && r.final.testRows > 0 ? ([[num(scoreOf(r.scoring, r.final.metrics)), `final model's test ${r.scoring}`]] as [string, string][]) : []),
     r.spec.oob ? [String(r.candidates.length), "candidates, scored out of bag"] : [`${r.candidates.length} × ${r.cv}`, "candidates × folds"],
     [String(r.builds.total), `builds${r.builds.failed ? ` (${r.builds.failed} failed)` : ""}`],
     [seconds(r.completedAt - r.createdAt), "submitted → ranked"],
@@ -160,6 +179,7 @@ export function renderStudy(r: StudyReport): string {
     ["params", paramCharts(r, charts)],
     ["rounds", roundsSection(r)],
     ["best", bestSection(r)],
+    ["final", finalSection(r)],
     ["spec", specSection(r)],
   ];
   return page({
@@ -172,6 +192,7 @@ export function renderStudy(r: StudyReport): string {
       ["params", "Score by parameter"],
       ...(r.rounds ? ([["rounds", "Rounds"]] as [string, string][]) : []),
       ["best", "Best"],
+      ...(r.final ? ([["final", "Final model"]] as [string, string][]) : []),
       ["spec", "Search"],
     ],
     body: cards(r) + parts.map(([, html]) => html).join(""),

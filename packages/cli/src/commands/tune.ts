@@ -1,10 +1,11 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { isStudyId, showParams, SpecError, type StudyReport, type StudySpec } from "@canopy/core";
-import { createLocalRuntime, InterruptedError, type StudyOutcome, type StudyProgress } from "@canopy/runtime-local";
+import { isStudyId, scoreOf, showParams, SpecError, type StudyReport, type StudySpec } from "@canopy/core";
+import { createLocalRuntime, exportArtifacts, InterruptedError, type StudyOutcome, type StudyProgress } from "@canopy/runtime-local";
 import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
-import { checkDataFile, shown } from "../fs.ts";
+import { checkDataFile, checkOutDir, shown } from "../fs.ts";
+import { bytes } from "../format.ts";
 import { studySpec, studyUsageError } from "../study-flags.ts";
 import { rankingTable, studyProgressLine } from "../study-render.ts";
 import type { StudyFlags } from "../study-options.ts";
@@ -15,6 +16,7 @@ export interface TuneOptions extends StudyFlags {
   notifyUrl?: string;
   resume?: string;
   json?: boolean;
+  out?: string;
 }
 
 export async function tune(data: string | undefined, raw: Record<string, unknown>): Promise<void> {
@@ -27,16 +29,21 @@ export async function tune(data: string | undefined, raw: Record<string, unknown
     spec = studySpec(data, options);
     await checkDataFile(data);
   }
+  if (options.out !== undefined && options.refit === false) throw new UsageError("--out exports the study's final model; --no-refit builds none");
+  if (options.out !== undefined) await checkOutDir(options.out);
   const stderr = process.stderr;
-  let printed = { groves: -1, builds: -1 };
+  let printed = { groves: -1, builds: -1, final: -1 };
   const onProgress = (p: StudyProgress) => {
     // About every 2% of the groves and every 5% of the builds; the same counts twice print once.
     const grovesStep = Math.max(1, Math.ceil(p.grovesTotal / 50));
     const buildsStep = Math.max(1, Math.ceil(p.buildsTotal / 20));
     const groves = p.grovesDone - printed.groves >= grovesStep || (p.grovesDone === p.grovesTotal && printed.groves !== p.grovesDone);
     const builds = p.buildsDone !== printed.builds && (p.buildsDone % buildsStep === 0 || p.buildsDone === p.buildsTotal);
-    if (!groves && !builds) return;
-    printed = { groves: p.grovesDone, builds: p.buildsDone };
+    // The final model's groves, about every 10% of them.
+    const f = p.final;
+    const final = f !== undefined && f.grovesDone !== printed.final && (f.grovesDone - printed.final >= Math.max(1, Math.ceil(f.grovesTotal / 10)) || f.grovesDone === f.grovesTotal);
+    if (!groves && !builds && !final) return;
+    printed = { groves: p.grovesDone, builds: p.buildsDone, final: f?.grovesDone ?? -1 };
     stderr.write(`${studyProgressLine(p)}\n`);
   };
   const runtime = createLocalRuntime({
@@ -71,6 +78,8 @@ export async function tune(data: string | undefined, raw: Record<string, unknown
   }
   if (outcome.status === "FAILED") throw new FailedError(`study ${outcome.studyId} failed: ${outcome.reason ?? "unknown reason"}`);
   const report = outcome.report!;
+  // The final model exported as train --out exports a build (from the store, after the runtime closed).
+  if (options.out !== undefined && report.final) await exportArtifacts(runtime.root, report.final.buildId, options.out);
   if (options.json) return void process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   if (!outcome.notification) stderr.write(`canopy: study ${report.studyId} was already done with the same data and search; nothing to train\n`);
   const reportPath = shown(join(runtime.root, `studies/${report.studyId}/report.json`));
@@ -84,11 +93,26 @@ export async function tune(data: string | undefined, raw: Record<string, unknown
       "",
       rankingTable(report),
       "",
+      ...finalLines(report, options.out !== undefined ? join(options.out, "model.canopy") : join(runtime.root, report.final?.modelKey ?? "")),
       `report ${reportPath}`,
       ...(existsSync(pagePath) ? [`page   ${shown(pagePath)}`] : []),
       "",
     ].join("\n"),
   );
+}
+
+/**
+ * The final model: its held-out score by the study's scorer (sklearn's search.score(X_test, y_test)), what it was
+ * trained and tested on, and where it is. Nothing without one (--no-refit).
+ */
+function finalLines(report: StudyReport, modelPath: string): string[] {
+  const f = report.final;
+  if (!f) return [];
+  const test = f.testRows > 0 ? `test ${report.scoring} ${scoreOf(report.scoring, f.metrics).toFixed(4)} on ${f.testRows} held-out rows` : "nothing held out (--test-fraction 0): no test score";
+  return [
+    `final model ${f.buildId}: ${test} (trained on ${f.trainRows} rows: ${f.model.trees} trees, ${bytes(f.model.bytes)})`,
+    `model  ${shown(modelPath)}`,
+  ];
 }
 
 /** How the candidates were scored: by K folds, or out of bag. */
