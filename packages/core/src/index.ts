@@ -94,6 +94,7 @@ export {
   resumeStudy,
   settleMember,
   settleStudy,
+  submitMissingMembers,
   submitStudy,
   type StudyAggregateOutcome,
   type StudyAggregatePorts,

@@ -169,6 +169,27 @@ export async function settleStudy(studyId: string, ports: { blobs: BlobStore; le
   return landed;
 }
 
+/**
+ * Starts the member builds of a study that a crash left unsubmitted (their manifests made from the study's: no pack is
+ * read, no grove written), and a final stage's final build. A later halving round's missing extension is left to
+ * resume (extending copies groves). Returns the builds started. What the sweeper does for a study that stalls.
+ */
+export async function submitMissingMembers(studyId: string, ports: StudyPorts & { manifest?: StudyManifest }): Promise<string[]> {
+  const manifest = ports.manifest ?? (await readStudyManifest(ports.blobs, studyId));
+  if (manifest.final) return (await startFinalBuild(manifest, ports)) ? [manifest.members[0].buildId] : [];
+  if (manifest.round) return [];
+  const started: string[] = [];
+  const trees = manifest.rounds ? manifest.rounds[0].trees : undefined;
+  for (const [member, m] of manifest.members.entries()) {
+    if (await ports.ledger.summary(m.buildId)) continue;
+    const spec = memberSpec(manifest.spec, manifest.candidates[m.candidate], m.fold, trees);
+    if (buildIdFor(manifest.packHash, spec) !== m.buildId) throw new AggregationError(`study ${studyId}: member ${member} was planned as ${m.buildId} but its spec gives ${buildIdFor(manifest.packHash, spec)}`);
+    const build: BuildManifest = { v: 1, buildId: m.buildId, spec, packKey: manifest.packKey, packHash: manifest.packHash, groves: planGroves(spec.n_estimators, spec.grove_size) };
+    if ((await startBuild(build, ports, { memberOf: { id: studyId, member } })).created) started.push(m.buildId);
+  }
+  return started;
+}
+
 export interface StudyResumption {
   studyId: string;
   status: BuildSummary["status"];

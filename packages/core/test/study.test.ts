@@ -534,3 +534,66 @@ describe("the study's final model (refit)", () => {
 function parseBuildSpecOf(input: Record<string, unknown>) {
   return parseBuildSpec(input);
 }
+
+describe("the sweeper submits what a crash left unsubmitted", () => {
+  it("starts the member builds a crashed submission never created (no pack read), and the study finishes as one submitted whole", async () => {
+    const { sweepBuilds } = await import("../src/sweep.ts");
+    const reference = studyPipeline();
+    const spec = parseStudySpec({ base, grid: { max_depth: [1, 3] }, cv: 2, refit: true });
+    const refPrepared = await prepareBuildData(spec.base, fixture("iris"), reference.blobs, { clock: reference.clock });
+    const ref = await submitStudy(spec, reference, refPrepared);
+    await reference.drain();
+    const p = studyPipeline();
+    const prepared = await prepareBuildData(spec.base, fixture("iris"), p.blobs, { clock: p.clock });
+    // The submission dies after creating two of the four member builds.
+    let created = 0;
+    const dying = Object.create(p.ledger, {
+      create: { value: (r: Parameters<MemoryLedger["create"]>[0]) => (!isStudyId(r.buildId) && ++created > 2 ? Promise.reject(new Error("killed")) : p.ledger.create(r)) },
+    }) as MemoryLedger;
+    await expect(submitStudy(spec, { ...p, ledger: dying }, prepared)).rejects.toThrow("killed");
+    await p.drain();
+    const stuck = (await p.ledger.summary(ref.studyId))!;
+    expect(stuck).toMatchObject({ status: "TRAINING", landedCount: 2, remaining: 2 });
+    // Hidden from the sweeper: the pack (it reads none).
+    const blobs = Object.create(p.blobs, { get: { value: (k: string) => (k.startsWith("packs/") ? Promise.reject(new Error(`read ${k}`)) : p.blobs.get(k)) } }) as MemoryBlobStore;
+    const late = { now: () => stuck.updatedAt + 120_000 };
+    const [result] = await sweepBuilds([ref.studyId], { stallMs: 60_000, leaseMs: 60_000 }, { ...p, blobs, queueState: async () => ({ busy: false }), clock: late });
+    expect(result).toMatchObject({ buildId: ref.studyId, action: "settle", detail: expect.stringMatching(/landed 0; submitted 2 member build\(s\) a crash left unsubmitted: b-/) });
+    await p.drain();
+    const a = JSON.parse(new TextDecoder().decode((await reference.blobs.get(keys.studyReport(ref.studyId)))!)) as StudyReport;
+    const b = JSON.parse(new TextDecoder().decode((await p.blobs.get(keys.studyReport(ref.studyId)))!)) as StudyReport;
+    expect(b.candidates.map((c) => c.split_test_scores)).toEqual(a.candidates.map((c) => c.split_test_scores));
+    expect(b.final!.buildId).toBe(a.final!.buildId);
+    for (const c of b.candidates) for (const id of c.buildIds) expect(await p.blobs.get(keys.model(id))).toEqual(await reference.blobs.get(keys.model(id)));
+    expect(p.notifier.studies.map((n) => n.type)).toEqual(["study.completed"]);
+  });
+
+  it("starts a final build that was never queued when the final stage stalls", async () => {
+    const { submitMissingMembers } = await import("../src/study.ts");
+    const { finalStageIdFor } = await import("../src/study-spec.ts");
+    const p = studyPipeline();
+    const spec = parseStudySpec({ base, grid: { max_depth: [1, 3] }, cv: 2, refit: true });
+    const prepared = await prepareBuildData(spec.base, fixture("iris"), p.blobs, { clock: p.clock });
+    const { studyId } = await submitStudy(spec, p, prepared);
+    // The final build's record is never created: the aggregator died right before.
+    const stage = finalStageIdFor(studyId);
+    const create = p.ledger.create.bind(p.ledger);
+    let refused = false;
+    p.ledger.create = async (r) => {
+      if (!refused && r.memberOf?.id === stage) {
+        refused = true;
+        return false; // (as if it had been made: nothing is written)
+      }
+      return create(r);
+    };
+    await p.drain();
+    expect(refused).toBe(true);
+    p.ledger.create = create;
+    const head = (await (await import("../src/study.ts")).studyHead(p.ledger, studyId))!;
+    expect(head.id).toBe(stage);
+    expect(await p.ledger.summary(head.final!.buildId)).toBeUndefined();
+    expect(await submitMissingMembers(stage, p)).toEqual([head.final!.buildId]);
+    await p.drain();
+    expect(p.notifier.studies.map((n) => n.type)).toEqual(["study.completed"]);
+  });
+});
