@@ -192,6 +192,11 @@ describe("npm run publish, canopy status and canopy watch on the emulator", () =
       expect(local.studyId).toBe(first.studyId);
       expect(last.candidates.map((c: { split_test_scores: number[] }) => c.split_test_scores)).toEqual(local.candidates.map((c: { split_test_scores: number[] }) => c.split_test_scores));
       expect(last.best_params_).toEqual(local.best_params_);
+      // Its final model (the default refit), trained by the deployed trainers after the ranking: the embedded one.
+      expect(published.stderr).toMatch(new RegExp(`study ${first.studyId}: ranked; final model ${local.final.buildId}: groves`));
+      expect(last.final).toMatchObject({ buildId: local.final.buildId, metrics: local.final.metrics, testRows: local.final.testRows });
+      const deployed = await new S3BlobStore(aws.current.resources.bucket).get(keys.model(local.final.buildId));
+      expect(Buffer.from(deployed!).equals(readFileSync(join(dir, "store", "builds", local.final.buildId, "model.canopy")))).toBe(true);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -208,7 +213,7 @@ describe("npm run publish, canopy status and canopy watch on the emulator", () =
     expect((await watcher.done).code).toBe(0);
     const lines = watcher.out().trim().split("\n").map((l) => JSON.parse(l));
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ v: 1, type: "study.completed", studyId: first.studyId, best_params_: last.best_params_, candidates: 4, cv: 2 });
+    expect(lines[0]).toMatchObject({ v: 1, type: "study.completed", studyId: first.studyId, best_params_: last.best_params_, candidates: 4, cv: 2, final: { buildId: last.final.buildId } });
   });
 
   it("publish --tune --oob --wait: one build per candidate scored out of bag, the embedded run's ranking", { timeout: 240_000 }, async () => {
@@ -228,6 +233,8 @@ describe("npm run publish, canopy status and canopy watch on the emulator", () =
       expect(local.studyId).toBe(first.studyId);
       expect(last.candidates.map((c: { split_test_scores: number[] }) => c.split_test_scores)).toEqual(local.candidates.map((c: { split_test_scores: number[] }) => c.split_test_scores));
       expect(last.best_params_).toEqual(local.best_params_);
+      // Out of bag the final model is the best candidate's own build: nothing more trained.
+      expect(last.final.buildId).toBe(last.candidates[last.best_index_].buildIds[0]);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -112,6 +112,8 @@ describe("canopy tune on iris", () => {
       expect(manifest.extends).toMatchObject({ trees: 6 });
     }
     expect(one.stderr).toMatch(/builds 39\/39 done/);
+    // Its page renders (best_index_ is a candidate's index; the last round holds a few of them).
+    expect(await exists(join(a, ".canopy", "studies", ra.studyId, "report.html"))).toBe(true);
   });
 
   it("--oob: one build per candidate scored out of bag; the same models and ranking for 1 or 2 workers", { timeout: 180_000 }, async () => {

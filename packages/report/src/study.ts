@@ -102,7 +102,8 @@ function roundsSection(r: StudyReport): string {
 }
 
 function bestSection(r: StudyReport): string {
-  const best = r.candidates[r.best_index_];
+  // best_index_ is the candidate's index; with halving the last round's candidates are a few of them.
+  const best = r.candidates.find((c) => c.index === r.best_index_)!;
   const links = best.buildIds
     .map((id, k) => `<li>${r.spec.oob ? "build" : `fold ${k}`}: <a href="../../builds/${esc(id)}/report.html">${esc(id)}</a> (${r.scoring} ${num(best.split_test_scores[k])})</li>`)
     .join("");

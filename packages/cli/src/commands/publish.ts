@@ -202,9 +202,6 @@ export async function publishStudy(data: string, options: PublishOptions, io: Pu
   const { studySpec } = await import("../study-flags.ts");
   const spec = studySpec(data, options);
   if (options.dryRun) throw new UsageError("--dry-run estimates one build; it does not estimate a study");
-  // A halving round's aggregator queues the survivors' new groves; the deployed aggregator is not given the grove
-  // queue yet, so the rounds after the first could not start.
-  if (spec.halving) throw new UsageError("--halving runs embedded only for now (canopy tune --halving); publish --tune without it");
   const aws = await import("@canopy/runtime-aws");
   const groves = (await import("@canopy/core")).groveCount(spec.base.n_estimators, spec.base.grove_size);
   if (groves > aws.DYNAMO_MAX_GROVES)
@@ -240,17 +237,28 @@ export async function publishStudy(data: string, options: PublishOptions, io: Pu
     }
     const stop = (await import("../signals.ts")).stopOn(["SIGINT", "SIGTERM"]);
     try {
-      let shown = -1;
+      let shown = "";
+      const said = new Set<string>();
       for (;;) {
-        const s = await runtime.ledger.summary(handle.studyId);
-        if (!s) throw new core.InternalError(`study ${handle.studyId} vanished from the ledger`);
-        const done = s.landedCount + s.failedCount;
-        if (done !== shown) note(`study ${handle.studyId}: builds ${(shown = done)}/${s.total} done${s.status === "AGGREGATING" ? "; ranking" : ""}`);
+        // The record the study is at: a halving round's, or once ranked its final stage's (studyHead).
+        const head = await core.studyHead(runtime.ledger, handle.studyId);
+        if (!head) throw new core.InternalError(`study ${handle.studyId} vanished from the ledger`);
+        const s = head.summary;
+        const final = head.final ? await runtime.ledger.summary(head.final.buildId) : undefined;
+        // Ranked between two polls: the builds' last count is said before the final model's.
+        const ranked = head.final?.ranking.summary;
+        const count = ranked ? `study ${handle.studyId}: builds ${ranked.landedCount + ranked.failedCount}/${ranked.total} done` : undefined;
+        if (count && !said.has(count)) note(count);
+        const line = head.final
+          ? `study ${handle.studyId}: ranked; final model ${head.final.buildId}: groves ${final ? final.landedCount + final.failedCount : 0}/${final?.total ?? "?"} settled`
+          : `study ${handle.studyId}: ${head.round > 0 ? `round ${head.round}: ` : ""}builds ${s.landedCount + s.failedCount}/${s.total} done${s.status === "AGGREGATING" ? "; ranking" : ""}`;
+        if (line !== shown) note((shown = line));
+        said.add(line);
         if (s.status === "FAILED") {
           const { FailedError } = await import("../errors.ts");
           throw new FailedError(`study ${handle.studyId} failed: ${s.reason ?? "no reason recorded"}`);
         }
-        if (s.status === "COMPLETED") break;
+        if (s.status === "COMPLETED" && s.result?.metrics?.next_round === undefined) break;
         if (stop.signal.aborted) {
           const { InterruptedExit } = await import("../errors.ts");
           throw new InterruptedExit(`stopped waiting; study ${handle.studyId} goes on in AWS`);
@@ -266,7 +274,10 @@ export async function publishStudy(data: string, options: PublishOptions, io: Pu
     if (options.json) return void stdout.write(`${JSON.stringify(report)}\n`);
     const { showParams } = core;
     const { rankingTable } = await import("../study-render.ts");
-    stdout.write(`best ${report.scoring} ${report.best_score_.toFixed(4)} with ${showParams(report.best_params_)}\n\n${rankingTable(report)}\n\nreport ${runtime.locate(core.keys.studyReport(handle.studyId))}\n`);
+    const final = report.final
+      ? `final model ${report.final.buildId}: ${report.final.testRows > 0 ? `test ${report.scoring} ${core.scoreOf(report.scoring, report.final.metrics).toFixed(4)} on ${report.final.testRows} held-out rows` : "nothing held out"}\nmodel  ${runtime.locate(report.final.modelKey)}\n`
+      : "";
+    stdout.write(`best ${report.scoring} ${report.best_score_.toFixed(4)} with ${showParams(report.best_params_)}\n\n${rankingTable(report)}\n\n${final}report ${runtime.locate(core.keys.studyReport(handle.studyId))}\n`);
   } catch (err) {
     throw target.explain(err);
   } finally {
