@@ -240,6 +240,32 @@ describe("npm run publish, canopy status and canopy watch on the emulator", () =
     }
   });
 
+  it("publish --tune --halving --wait: the deployed aggregator extends each round's survivors and queues the final build; the embedded run's rounds and model", { timeout: 240_000 }, async () => {
+    const { endpoint } = aws.current.moto;
+    const search = ["--label", "species", "--trees", "9", "--grove-size", "3", "--seed", "6", "--grid", "max_depth=1,2,none", "--cv", "2", "--halving", "--min-trees", "3"];
+    const published = await canopy(["publish", IRIS, ...search, "--tune", "--wait", "--json", "--endpoint", endpoint], bareEnv());
+    expect(published.code, published.stderr).toBe(0);
+    const [first, last] = published.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(published.stderr).toMatch(new RegExp(`study ${first.studyId}: round 1: builds 2/2 done`));
+    expect(last.rounds.map((r: { trees: number; candidates: unknown[] }) => [r.trees, r.candidates.length])).toEqual([[3, 3], [9, 1]]);
+    const dir = await mkdtemp(join(tmpdir(), "canopy-tune-"));
+    try {
+      const embedded = await canopy(["tune", IRIS, ...search, "--workers", "1", "--root", join(dir, "store"), "--json"]);
+      expect(embedded.code, embedded.stderr).toBe(0);
+      const local = JSON.parse(embedded.stdout);
+      expect(local.studyId).toBe(first.studyId);
+      expect(last.rounds.map((r: { candidates: { split_test_scores: number[] }[] }) => r.candidates.map((c) => c.split_test_scores))).toEqual(
+        local.rounds.map((r: { candidates: { split_test_scores: number[] }[] }) => r.candidates.map((c) => c.split_test_scores)),
+      );
+      expect(last.final.buildId).toBe(local.final.buildId);
+      const bucket = new S3BlobStore(aws.current.resources.bucket);
+      for (const id of [...last.candidates[0].buildIds, last.final.buildId])
+        expect(Buffer.from((await bucket.get(keys.model(id)))!).equals(readFileSync(join(dir, "store", "builds", id, "model.canopy"))), id).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("publish streams a Parquet table from s3:// (ranged reads), infers its schema and trains it", { timeout: 120_000 }, async () => {
     const { endpoint } = aws.current.moto;
     const { PutObjectCommand } = await import("@aws-sdk/client-s3");
