@@ -35,6 +35,24 @@ const SPEC = parseStudySpec({
   cv: 3,
 });
 
+/**
+ * The inbox until a study notification arrives, and anything that follows within 3 s: more build notifications (a
+ * straggler's), never a second study notification. The study notifications, and how many build notifications came.
+ */
+async function studyNotifications(inboxUrl: string): Promise<{ studies: SnsDelivery[]; builds: number }> {
+  const studies: SnsDelivery[] = [];
+  let builds = 0;
+  const take = (ds: SnsDelivery[]) => {
+    for (const d of ds)
+      if ((d.notification as unknown as { type: string }).type.startsWith("study.")) studies.push(d);
+      else builds++;
+  };
+  const deadline = Date.now() + 480_000;
+  while (studies.length === 0 && Date.now() < deadline) take(await receiveNotifications(inboxUrl, { count: 10, timeoutMs: 2000 }));
+  take(await receiveNotifications(inboxUrl, { count: 50, timeoutMs: 3000 }));
+  return { studies, builds };
+}
+
 /** The embedded run of a study spec (SPEC) on memory ports: the ranking and models every AWS run must reproduce. */
 async function embedded(spec: StudySpec = SPEC) {
   const ports = { blobs: new MemoryBlobStore(), ledger: new MemoryLedger(), queue: new MemoryQueue(), notifier: new MemoryNotifier() };
@@ -112,17 +130,9 @@ it("a 12-candidate x 3-fold study with every grove message twice, trainer crashe
     const queue = { send: (tasks: Parameters<typeof ports.queue.send>[0]) => ports.queue.send([...tasks, ...tasks]) };
     const { studyId } = await submitStudy(SPEC, { ...ports, queue }, prepared);
     expect(studyId).toBe(reference.studyId);
-    const deadline = Date.now() + 480_000;
-    while (studies.length === 0 && Date.now() < deadline) {
-      for (const d of await receiveNotifications(resources.inboxUrl, { count: 10, timeoutMs: 2000 })) {
-        if ((d.notification as unknown as { type: string }).type.startsWith("study.")) studies.push(d);
-        else builds++;
-      }
-    }
-    // Anything that follows within 3 s: more build notifications (a straggler's), never a second study notification.
-    for (const d of await receiveNotifications(resources.inboxUrl, { count: 50, timeoutMs: 3000 }))
-      if ((d.notification as unknown as { type: string }).type.startsWith("study.")) studies.push(d);
-      else builds++;
+    const got = await studyNotifications(resources.inboxUrl);
+    studies.push(...got.studies);
+    builds = got.builds;
   } finally {
     await emulator.stop();
   }
@@ -176,12 +186,7 @@ it("successive halving with the final model on the real handlers, every grove me
     const queue = { send: (tasks: Parameters<typeof ports.queue.send>[0]) => ports.queue.send([...tasks, ...tasks]) };
     const { studyId } = await submitStudy(spec, { ...ports, queue }, prepared);
     expect(studyId).toBe(reference.studyId);
-    const deadline = Date.now() + 480_000;
-    while (studies.length === 0 && Date.now() < deadline)
-      for (const d of await receiveNotifications(resources.inboxUrl, { count: 10, timeoutMs: 2000 }))
-        if ((d.notification as unknown as { type: string }).type.startsWith("study.")) studies.push(d);
-    for (const d of await receiveNotifications(resources.inboxUrl, { count: 50, timeoutMs: 3000 }))
-      if ((d.notification as unknown as { type: string }).type.startsWith("study.")) studies.push(d);
+    studies.push(...(await studyNotifications(resources.inboxUrl)).studies);
   } finally {
     await emulator.stop();
   }

@@ -247,11 +247,13 @@ export async function publishStudy(data: string, options: PublishOptions, io: Pu
         const final = head.final ? await runtime.ledger.summary(head.final.buildId) : undefined;
         // Ranked between two polls: the builds' last count is said before the final model's.
         const ranked = head.final?.ranking.summary;
-        const count = ranked ? `study ${handle.studyId}: builds ${ranked.landedCount + ranked.failedCount}/${ranked.total} done` : undefined;
+        const round = head.round > 0 ? `round ${head.round}: ` : "";
+        const count = ranked ? `study ${handle.studyId}: ${round}builds ${ranked.landedCount + ranked.failedCount}/${ranked.total} done` : undefined;
         if (count && !said.has(count)) note(count);
+        if (count) said.add(count);
         const line = head.final
           ? `study ${handle.studyId}: ranked; final model ${head.final.buildId}: groves ${final ? final.landedCount + final.failedCount : 0}/${final?.total ?? "?"} settled`
-          : `study ${handle.studyId}: ${head.round > 0 ? `round ${head.round}: ` : ""}builds ${s.landedCount + s.failedCount}/${s.total} done${s.status === "AGGREGATING" ? "; ranking" : ""}`;
+          : `study ${handle.studyId}: ${round}builds ${s.landedCount + s.failedCount}/${s.total} done${s.status === "AGGREGATING" ? "; ranking" : ""}`;
         if (line !== shown) note((shown = line));
         said.add(line);
         if (s.status === "FAILED") {
