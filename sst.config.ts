@@ -29,7 +29,7 @@ export default $config({
     const { bucket, table } = storage();
     const { topic } = notifications();
     const { groves } = training(settings, { bucket, table, topic });
-    aggregation(settings, { bucket, table, topic });
+    aggregation(settings, { bucket, table, topic, groves });
     sweeper(settings, { bucket, table, topic, groves });
     const { predict } = serving(readServingSettings(process.env), { bucket, table });
 

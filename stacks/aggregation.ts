@@ -19,7 +19,7 @@ import { ledgerEnvironment, type AppSettings } from "./settings.ts";
  */
 export function aggregation(
   settings: AppSettings,
-  { bucket, table, topic }: { bucket: sst.aws.Bucket; table: sst.aws.Dynamo; topic: sst.aws.SnsTopic },
+  { bucket, table, topic, groves }: { bucket: sst.aws.Bucket; table: sst.aws.Dynamo; topic: sst.aws.SnsTopic; groves: sst.aws.Queue },
 ) {
   const failures = new sst.aws.Queue(LINKS.aggregationFailures, {
     transform: { queue: { messageRetentionSeconds: FOURTEEN_DAYS } },
@@ -31,10 +31,11 @@ export function aggregation(
     {
       ...functionDefaults(),
       handler: HANDLERS.aggregator,
-      description: "Canopy aggregator: merges a build's groves into its model, reports, notifies",
-      link: [bucket, table, topic],
+      description: "Canopy aggregator: merges a build's groves into its model, reports, notifies; ranks studies",
+      // The grove queue: a study's aggregation queues builds (its final model, a halving round's new trees).
+      link: [bucket, table, topic, groves],
       // Lambda sends failed-record metadata with the function's own role.
-      permissions: [{ actions: ["sqs:SendMessage"], resources: [failures.arn] }, ...permissionsOf("aggregator", { bucket, table, topic })],
+      permissions: [{ actions: ["sqs:SendMessage"], resources: [failures.arn] }, ...permissionsOf("aggregator", { bucket, table, topic, groves })],
       memory: `${aggregator.memoryMb} MB`,
       timeout: `${aggregator.timeoutSeconds} seconds`,
       environment: ledgerEnvironment(settings),

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CreateQueueCommand, GetQueueAttributesCommand, ListQueuesCommand } from "@aws-sdk/client-sqs";
 import { ListSubscriptionsByTopicCommand } from "@aws-sdk/client-sns";
-import { aggregate, isAggregationTrigger, keys, parseBuildSpec, prepareDataset, submitBuild, trainGrove, type BuildNotification, type BuildReport } from "@canopy/core";
+import { aggregate, isAggregationTrigger, keys, parseBuildSpec, prepareDataset, submitBuild, trainGrove, type BuildNotification, type BuildReport, type StudyReport } from "@canopy/core";
 import { MemoryBlobStore, MemoryLedger, MemoryNotifier, MemoryQueue } from "@canopy/core/testing";
 import { clients, decodeSnsDelivery, DynamoLedger, S3BlobStore, SqsTaskQueue, type SnsDelivery } from "@canopy/runtime-aws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -90,6 +90,25 @@ async function embeddedIris(spec: Record<string, unknown>) {
   for (const task of ports.queue.drain()) await trainGrove(task, ports);
   await Promise.all(aggregations);
   return { fresh, ports };
+}
+
+/**
+ * The same study embedded (canopy tune in a fresh store): the same id, fold scores and best as `published`'s; then
+ * `more` with its report and store.
+ */
+async function expectEmbeddedTune(search: string[], published: { studyId: string; candidates: { split_test_scores: number[] }[]; best_params_: unknown }, more: (local: StudyReport & Required<Pick<StudyReport, "final">>, store: string) => Promise<void> | void = () => {}) {
+  const dir = await mkdtemp(join(tmpdir(), "canopy-tune-"));
+  try {
+    const embedded = await canopy(["tune", IRIS, ...search, "--workers", "1", "--root", join(dir, "store"), "--json"]);
+    expect(embedded.code, embedded.stderr).toBe(0);
+    const local = JSON.parse(embedded.stdout) as StudyReport & Required<Pick<StudyReport, "final">>;
+    expect(local.studyId).toBe(published.studyId);
+    expect(published.candidates.map((c) => c.split_test_scores)).toEqual(local.candidates.map((c) => c.split_test_scores));
+    expect(published.best_params_).toEqual(local.best_params_);
+    await more(local, join(dir, "store"));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 async function watchQueues(): Promise<string[]> {
@@ -185,17 +204,13 @@ describe("npm run publish, canopy status and canopy watch on the emulator", () =
     expect(published.stderr).toMatch(new RegExp(`study ${first.studyId}: builds 8/8 done`));
     expect(last).toMatchObject({ kind: "study", studyId: first.studyId, builds: { total: 8, completed: 8, failed: 0 } });
     // The same study embedded: the same id, fold scores and best.
-    const dir = await mkdtemp(join(tmpdir(), "canopy-tune-"));
-    try {
-      const embedded = await canopy(["tune", IRIS, ...search, "--workers", "1", "--root", join(dir, "store"), "--json"]);
-      expect(embedded.code, embedded.stderr).toBe(0);
-      const local = JSON.parse(embedded.stdout);
-      expect(local.studyId).toBe(first.studyId);
-      expect(last.candidates.map((c: { split_test_scores: number[] }) => c.split_test_scores)).toEqual(local.candidates.map((c: { split_test_scores: number[] }) => c.split_test_scores));
-      expect(last.best_params_).toEqual(local.best_params_);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    await expectEmbeddedTune(search, last, async (local, store) => {
+      // Its final model (the default refit), trained by the deployed trainers after the ranking: the embedded one.
+      expect(published.stderr).toMatch(new RegExp(`study ${first.studyId}: ranked; final model ${local.final.buildId}: groves`));
+      expect(last.final).toMatchObject({ buildId: local.final.buildId, metrics: local.final.metrics, testRows: local.final.testRows });
+      const deployed = await new S3BlobStore(aws.current.resources.bucket).get(keys.model(local.final.buildId));
+      expect(Buffer.from(deployed!).equals(readFileSync(join(store, "builds", local.final.buildId, "model.canopy")))).toBe(true);
+    });
     // Submitting it again finds it done.
     const again = await canopy(["publish", IRIS, ...search, "--tune", "--endpoint", endpoint], bareEnv());
     expect(again.code, again.stderr).toBe(0);
@@ -209,7 +224,40 @@ describe("npm run publish, canopy status and canopy watch on the emulator", () =
     expect((await watcher.done).code).toBe(0);
     const lines = watcher.out().trim().split("\n").map((l) => JSON.parse(l));
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ v: 1, type: "study.completed", studyId: first.studyId, best_params_: last.best_params_, candidates: 4, cv: 2 });
+    expect(lines[0]).toMatchObject({ v: 1, type: "study.completed", studyId: first.studyId, best_params_: last.best_params_, candidates: 4, cv: 2, final: { buildId: last.final.buildId } });
+  });
+
+  it("publish --tune --oob --wait: one build per candidate scored out of bag, the embedded run's ranking", { timeout: 240_000 }, async () => {
+    const { endpoint } = aws.current.moto;
+    const search = ["--label", "species", "--trees", "6", "--grove-size", "3", "--seed", "4", "--grid", "max_depth=1,none", "--grid", "min_samples_leaf=1,5", "--oob"];
+    const published = await canopy(["publish", IRIS, ...search, "--tune", "--wait", "--json", "--endpoint", endpoint], bareEnv());
+    expect(published.code, published.stderr).toBe(0);
+    const [first, last] = published.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(first).toMatchObject({ created: true, candidates: 4, builds: 4, groves: 8 });
+    expect(published.stderr).toMatch(new RegExp(`study ${first.studyId}: 4 candidates scored out of bag = 4 builds, 8 grove task\\(s\\) queued`));
+    expect(last).toMatchObject({ kind: "study", studyId: first.studyId, cv: 1, spec: { oob: true }, builds: { total: 4, completed: 4, failed: 0 } });
+    await expectEmbeddedTune(search, last);
+    // Out of bag the final model is the best candidate's own build: nothing more trained.
+    expect(last.final.buildId).toBe(last.candidates[last.best_index_].buildIds[0]);
+  });
+
+  it("publish --tune --halving --wait: the deployed aggregator extends each round's survivors and queues the final build; the embedded run's rounds and model", { timeout: 240_000 }, async () => {
+    const { endpoint } = aws.current.moto;
+    const search = ["--label", "species", "--trees", "9", "--grove-size", "3", "--seed", "6", "--grid", "max_depth=1,2,none", "--cv", "2", "--halving", "--min-trees", "3"];
+    const published = await canopy(["publish", IRIS, ...search, "--tune", "--wait", "--json", "--endpoint", endpoint], bareEnv());
+    expect(published.code, published.stderr).toBe(0);
+    const [first, last] = published.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(published.stderr).toMatch(new RegExp(`study ${first.studyId}: round 1: builds 2/2 done`));
+    expect(last.rounds.map((r: { trees: number; candidates: unknown[] }) => [r.trees, r.candidates.length])).toEqual([[3, 3], [9, 1]]);
+    await expectEmbeddedTune(search, last, async (local, store) => {
+      expect(last.rounds.map((r: { candidates: { split_test_scores: number[] }[] }) => r.candidates.map((c) => c.split_test_scores))).toEqual(
+        local.rounds!.map((r) => r.candidates.map((c) => c.split_test_scores)),
+      );
+      expect(last.final.buildId).toBe(local.final.buildId);
+      const bucket = new S3BlobStore(aws.current.resources.bucket);
+      for (const id of [...last.candidates[0].buildIds, last.final.buildId])
+        expect(Buffer.from((await bucket.get(keys.model(id)))!).equals(readFileSync(join(store, "builds", id, "model.canopy"))), id).toBe(true);
+    });
   });
 
   it("publish --partition-by --wait: a partitioned run on the emulator ends with the embedded run's models and one partitions notification", { timeout: 240_000 }, async () => {

@@ -16,13 +16,14 @@ import {
   trainGrove,
   type StudyNotification,
   type StudyReport,
+  type StudySpec,
 } from "@canopy/core";
 import { MemoryBlobStore, MemoryLedger, MemoryNotifier, MemoryQueue } from "@canopy/core/testing";
 import { canonicalJson } from "@canopy/core";
-import type { SnsDelivery } from "@canopy/runtime-aws";
+import { canopyEventSources, startEmulator, type SnsDelivery } from "@canopy/runtime-aws";
 import { expect, it } from "vitest";
 import { receiveNotifications, useAwsEmulator } from "./harness.ts";
-import { adapters, faultyEmulator, provision } from "./e2e-support.ts";
+import { adapters, faultyEmulator, handlersOn, provision } from "./e2e-support.ts";
 
 useAwsEmulator();
 const iris = readFileSync(new URL("../fixtures/iris.csv", import.meta.url));
@@ -32,15 +33,33 @@ const SPEC = parseStudySpec({
   cv: 3,
 });
 
-/** The embedded run of SPEC on memory ports: the ranking and models every AWS run must reproduce. */
-async function embedded() {
+/**
+ * The inbox until a study notification arrives, and anything that follows within 3 s: more build notifications (a
+ * straggler's), never a second study notification. The study notifications, and how many build notifications came.
+ */
+async function studyNotifications(inboxUrl: string): Promise<{ studies: SnsDelivery[]; builds: number }> {
+  const studies: SnsDelivery[] = [];
+  let builds = 0;
+  const take = (ds: SnsDelivery[]) => {
+    for (const d of ds)
+      if ((d.notification as unknown as { type: string }).type.startsWith("study.")) studies.push(d);
+      else builds++;
+  };
+  const deadline = Date.now() + 480_000;
+  while (studies.length === 0 && Date.now() < deadline) take(await receiveNotifications(inboxUrl, { count: 10, timeoutMs: 2000 }));
+  take(await receiveNotifications(inboxUrl, { count: 50, timeoutMs: 3000 }));
+  return { studies, builds };
+}
+
+/** The embedded run of a study spec (SPEC) on memory ports: the ranking and models every AWS run must reproduce. */
+async function embedded(spec: StudySpec = SPEC) {
   const ports = { blobs: new MemoryBlobStore(), ledger: new MemoryLedger(), queue: new MemoryQueue(), notifier: new MemoryNotifier() };
   const work: Promise<unknown>[] = [];
   ports.ledger.watch((c) => {
     if (isAggregationTrigger(c)) work.push(isStudyId(c.new.buildId) ? aggregateStudy(c.new.buildId, ports) : aggregate(c.new.buildId, ports));
   });
-  const prepared = await prepareBuildData(SPEC.base, iris, ports.blobs);
-  const { studyId } = await submitStudy(SPEC, ports, prepared);
+  const prepared = await prepareBuildData(spec.base, iris, ports.blobs);
+  const { studyId } = await submitStudy(spec, ports, prepared);
   for (;;) {
     const tasks = ports.queue.drain();
     if (tasks.length === 0 && work.length === 0) break;
@@ -65,17 +84,9 @@ it("a 12-candidate x 3-fold study with every grove message twice, trainer crashe
     const queue = { send: (tasks: Parameters<typeof ports.queue.send>[0]) => ports.queue.send([...tasks, ...tasks]) };
     const { studyId } = await submitStudy(SPEC, { ...ports, queue }, prepared);
     expect(studyId).toBe(reference.studyId);
-    const deadline = Date.now() + 480_000;
-    while (studies.length === 0 && Date.now() < deadline) {
-      for (const d of await receiveNotifications(resources.inboxUrl, { count: 10, timeoutMs: 2000 })) {
-        if ((d.notification as unknown as { type: string }).type.startsWith("study.")) studies.push(d);
-        else builds++;
-      }
-    }
-    // Anything that follows within 3 s: more build notifications (a straggler's), never a second study notification.
-    for (const d of await receiveNotifications(resources.inboxUrl, { count: 50, timeoutMs: 3000 }))
-      if ((d.notification as unknown as { type: string }).type.startsWith("study.")) studies.push(d);
-      else builds++;
+    const got = await studyNotifications(resources.inboxUrl);
+    studies.push(...got.studies);
+    builds = got.builds;
   } finally {
     await emulator.stop();
   }
@@ -95,4 +106,50 @@ it("a 12-candidate x 3-fold study with every grove message twice, trainer crashe
   expect(study).toMatchObject({ status: "COMPLETED", total: 36, landedCount: 36, claims: 1 });
   expect(await ports.blobs.exists(keys.studyReportHtml(reference.studyId))).toBe(true);
   console.log(`e2e study: ${injected.length} injected crashes, ${invocations.filter((i) => i.functionName === "canopy-trainer").length} trainer invocations, ${invocations.filter((i) => i.functionName === "canopy-aggregator").length} aggregator invocations`);
+});
+
+it("successive halving with the final model on the real handlers, every grove message and stream record twice: one study notification, the embedded rounds and final model", { timeout: 600_000 }, async () => {
+  const spec = parseStudySpec({
+    base: { dataset: "iris.csv", label: "species", n_estimators: 9, grove_size: 3, seed: 12, tags: { suite: "study-halving" } },
+    grid: { max_depth: [1, 2, null], min_samples_leaf: [1, 5, 10] },
+    cv: 2,
+    halving: { factor: 3, min_resources: 1 },
+    refit: true,
+  });
+  const reference = await embedded(spec);
+  const resources = await provision("-study-halving", { visibilityTimeoutSeconds: 1, maxReceiveCount: 6 });
+  const ports = adapters(resources);
+  const errors: unknown[] = [];
+  const emulator = startEmulator({
+    ...canopyEventSources({
+      queueUrl: resources.queueUrl,
+      deadLetterQueueUrl: resources.deadLetterQueueUrl,
+      streamArn: resources.streamArn,
+      // The aggregator's own tasks (the survivors' new trees, the final build) are sent twice too.
+      handlers: handlersOn({ trainer: ports, aggregator: { ...ports, queue: { send: (tasks) => ports.queue.send([...tasks, ...tasks]) } }, deadLetter: ports }),
+      memoryMb: 1769,
+      trainerPollers: 2,
+      streamDeliveries: 2,
+    }),
+    maxConcurrency: 2,
+    onError: (err) => errors.push(err),
+  });
+  const studies: SnsDelivery[] = [];
+  try {
+    const prepared = await prepareBuildData(spec.base, iris, ports.blobs);
+    const queue = { send: (tasks: Parameters<typeof ports.queue.send>[0]) => ports.queue.send([...tasks, ...tasks]) };
+    const { studyId } = await submitStudy(spec, { ...ports, queue }, prepared);
+    expect(studyId).toBe(reference.studyId);
+    studies.push(...(await studyNotifications(resources.inboxUrl)).studies);
+  } finally {
+    await emulator.stop();
+  }
+  expect(studies, `emulator errors: ${errors.map(String).join("; ")}`).toHaveLength(1);
+  const n = studies[0].notification as unknown as StudyNotification;
+  expect(n).toMatchObject({ type: "study.completed", studyId: reference.studyId, final: { buildId: reference.report.final!.buildId, metrics: reference.report.final!.metrics } });
+  const report = JSON.parse(new TextDecoder().decode((await ports.blobs.get(keys.studyReport(reference.studyId)))!)) as StudyReport;
+  expect(report.rounds!.map((r) => r.candidates.map((c) => canonicalJson(c.split_test_scores)))).toEqual(reference.report.rounds!.map((r) => r.candidates.map((c) => canonicalJson(c.split_test_scores))));
+  expect(report.best_params_).toEqual(reference.report.best_params_);
+  for (const id of [...report.candidates.flatMap((c) => c.buildIds), report.final!.buildId])
+    expect(Buffer.from((await ports.blobs.get(keys.model(id)))!).equals(Buffer.from((await reference.blobs.get(keys.model(id)))!)), id).toBe(true);
 });

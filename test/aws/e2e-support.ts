@@ -81,7 +81,8 @@ export function provision(suffix: string, options: { visibilityTimeoutSeconds?: 
  * the dead-letter queue's URL, the trainer sends tasks that can never succeed there at once, as deployed.
  */
 export function handlersOn(
-  ports: { trainer: Pick<Ports, "blobs" | "ledger">; aggregator: Omit<Ports, "queue">; deadLetter: Omit<Ports, "queue"> },
+  // The aggregator's queue: a study's aggregation queues its final build and halving rounds' new trees there.
+  ports: { trainer: Pick<Ports, "blobs" | "ledger">; aggregator: Omit<Ports, "queue"> & Partial<Pick<Ports, "queue">>; deadLetter: Omit<Ports, "queue"> },
   options: { deadLetterQueueUrl?: string } = {},
 ): CanopyHandlers {
   const url = options.deadLetterQueueUrl;

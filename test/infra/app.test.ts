@@ -129,6 +129,7 @@ describe("the SST app with its default settings", () => {
     expect(may("trainer").filter((p) => p.startsWith("sns:"))).toEqual([]);
     expect(may("aggregator")).toContain(`sns:Publish ${topic!.state.arn}`);
     expect(functions.sweeper!.build.links).toEqual(["CanopyBucket", "CanopyBuilds", "CanopyGroves", "CanopyNotifications"]);
+    expect(functions.aggregator!.build.links).toEqual(["CanopyBucket", "CanopyBuilds", "CanopyGroves", "CanopyNotifications"]);
   });
 
   it("grants each function exactly the actions it uses, on the keys it uses (no wildcard action)", () => {
@@ -159,9 +160,11 @@ describe("the SST app with its default settings", () => {
       "sqs:SendMessage failures",
       "s3:GetObject bucket/builds/*/groves/*.grove bucket/builds/*/groves/*.oob bucket/builds/*/model.canopy bucket/packs/*.pack bucket/partitions/*/run.json bucket/builds/*/report.json bucket/builds/*/spec.json bucket/studies/*/study.json bucket/studies/*/rounds/*.json",
       "s3:ListBucket bucket",
-      "s3:PutObject,s3:AbortMultipartUpload bucket/builds/*/model.canopy bucket/builds/*/oob.bin bucket/partitions/*/report.json bucket/partitions/*/model.json bucket/builds/*/report.json bucket/builds/*/report.html bucket/studies/*/report.json bucket/studies/*/report.html bucket/studies/*/rounds/*.json",
+      "s3:PutObject,s3:AbortMultipartUpload bucket/builds/*/groves/*.grove bucket/builds/*/groves/*.oob bucket/builds/*/model.canopy bucket/builds/*/oob.bin bucket/partitions/*/report.json bucket/partitions/*/model.json bucket/builds/*/report.json bucket/builds/*/report.html bucket/builds/*/spec.json bucket/studies/*/study.json bucket/studies/*/report.json bucket/studies/*/report.html bucket/studies/*/rounds/*.json",
       "dynamodb:BatchGetItem,dynamodb:GetItem,dynamodb:PutItem,dynamodb:UpdateItem table",
       "sns:Publish topic",
+      // A study's final build and halving rounds are queued by its aggregation.
+      "sqs:SendMessage groves",
     ]);
     expect(grants("dlq")).toEqual([
       `${receive} dlq`,
@@ -173,6 +176,7 @@ describe("the SST app with its default settings", () => {
     expect(grants("sweeper")).toEqual([
       "s3:GetObject bucket/partitions/*/run.json bucket/builds/*/report.json bucket/builds/*/spec.json bucket/studies/*/study.json",
       "s3:ListBucket bucket",
+      "s3:PutObject,s3:AbortMultipartUpload bucket/builds/*/spec.json",
       "dynamodb:BatchGetItem,dynamodb:GetItem,dynamodb:PutItem,dynamodb:UpdateItem table",
       "dynamodb:Query table/index/open-builds",
       "sns:Publish topic",

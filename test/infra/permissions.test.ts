@@ -4,20 +4,39 @@
  * an endpoint that records every request. Every request it makes must be allowed by its role; and every action its
  * role grants (but the authorisation-only ones) must be used, so a grant nobody needs shows up too. The scenarios
  * walk each function's paths that touch AWS: a grove trained and one failing (its error note written), a grove
- * given up on over tolerance, a build aggregated, a stalled build swept, a model served by alias and an unknown one
- * refused. Needs `sst install` and moto_server.
+ * given up on over tolerance, a build aggregated, a study ranked round by round to its final model (halving extends the
+ * survivors, the last round queues the final build), a stalled build and a stalled study swept, a model served by
+ * alias and an unknown one refused. Needs `sst install` and moto_server.
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { CreateBucketCommand, DeleteObjectCommand } from "@aws-sdk/client-s3";
 import { CreateQueueCommand } from "@aws-sdk/client-sqs";
 import { CreateTopicCommand } from "@aws-sdk/client-sns";
-import { keys, parseBuildSpec, prepareDataset, submitBuild, trainGrove, type BuildRecord, type GroveTask } from "@canopy/core";
-import { MemoryQueue } from "@canopy/core/testing";
+import {
+  aggregate,
+  decodeGroveTask,
+  finalStageIdFor,
+  isStudyId,
+  keys,
+  parseBuildSpec,
+  parseStudySpec,
+  prepareDataset,
+  roundIdFor,
+  submitBuild,
+  submitStudy,
+  trainGrove,
+  type BuildLedger,
+  type BuildRecord,
+  type GroveTask,
+  type PreparedDataset,
+  type StudyReport,
+} from "@canopy/core";
+import { MemoryNotifier, MemoryQueue } from "@canopy/core/testing";
 import { clients, DynamoLedger, DynamoModelRegistry, S3BlobStore } from "@canopy/runtime-aws";
 import { FUNCTION_ACCESS, type FunctionName } from "@canopy/runtime-aws/access";
 import { beforeAll, describe, expect, it } from "vitest";
-import { createBuildsTable, useAwsEmulator } from "../aws/harness.ts";
+import { createBuildsTable, receiveMessages, useAwsEmulator } from "../aws/harness.ts";
 import { functionUrlEvent } from "../serving/support.ts";
 import { REPO, useEvaluatedApp } from "./harness.ts";
 import { aggregationTriggerEvent, allows, groveTaskEvent, iamRequests, probeFunction, type ProbeRequest } from "./lambda-probe.ts";
@@ -45,31 +64,18 @@ function built(name: FunctionName) {
 const queueUrls: Record<"groves" | "dlq", string> = { groves: "", dlq: "" };
 
 /**
- * Grants only a study or a partitioned run uses (its aggregation, a member landing in its record, the sweeper settling
- * a member): this probe runs builds, not a study, so they are not exercised here. Studies and partitioned runs go
- * through these same handlers on moto in test/aws/e2e-study.test.ts and e2e-partitions.test.ts, where moto does not
- * check IAM; a study or a run in this probe is still to be written.
+ * Grants only a partitioned run uses (its aggregation, the sweeper settling its members): this probe runs builds and a
+ * study, not a partitioned run, so they are not exercised here. Partitioned runs go through these same handlers on
+ * moto in test/aws/e2e-partitions.test.ts, where moto does not check IAM; a run in this probe is still to be written.
  */
-const STUDY_ONLY: Partial<Record<FunctionName, [string, string][]>> = {
+const PARTITION_ONLY: Partial<Record<FunctionName, [string, string][]>> = {
   aggregator: [
-    ["s3:GetObject", "/builds/*/report.json"],
-    ["s3:GetObject", "/studies/*/study.json"],
-    ["s3:GetObject", "/studies/*/rounds/*.json"],
-    ["s3:PutObject", "/studies/*/report.json"],
-    ["s3:PutObject", "/studies/*/report.html"],
-    ["s3:PutObject", "/studies/*/rounds/*.json"],
     ["s3:GetObject", "/partitions/*/run.json"],
     ["s3:GetObject", "/builds/*/model.canopy"],
     ["s3:PutObject", "/partitions/*/model.json"],
     ["s3:PutObject", "/partitions/*/report.json"],
-    ["dynamodb:PutItem", "table"],
   ],
-  sweeper: [
-    ["s3:GetObject", "/studies/*/study.json"],
-    ["s3:GetObject", "/partitions/*/run.json"],
-    ["s3:GetObject", "/builds/*/report.json"],
-    ["dynamodb:PutItem", "table"],
-  ],
+  sweeper: [["s3:GetObject", "/partitions/*/run.json"]],
 };
 
 const used: Record<FunctionName, ProbeRequest[]> = { trainer: [], aggregator: [], dlq: [], sweeper: [], predict: [] };
@@ -84,7 +90,7 @@ async function run(name: FunctionName, event: unknown): Promise<{ requests: Prob
     environment: {
       ...fn.lambda.inputs.environment.variables,
       ...(name === "trainer" ? { CANOPY_DLQ_URL: queueUrls.dlq } : {}),
-      ...(name === "sweeper" ? { CANOPY_QUEUE_URL: queueUrls.groves } : {}),
+      ...(name === "sweeper" || name === "aggregator" ? { CANOPY_QUEUE_URL: queueUrls.groves } : {}),
     },
     memoryMb: fn.lambda.inputs.memorySize,
     endpoint: aws.current.moto.endpoint,
@@ -106,6 +112,7 @@ describe("each function's role allows exactly what the function does", () => {
   let ledger: DynamoLedger;
   const ids: Record<string, string> = {};
   const tasks: Record<string, GroveTask[]> = {};
+  let prepared: PreparedDataset;
 
   beforeAll(async () => {
     const described = describeApp(evaluated.current);
@@ -117,7 +124,7 @@ describe("each function's role allows exactly what the function does", () => {
       queueUrls[name] = (await clients.sqs().send(new CreateQueueCommand({ QueueName: queue.state.name! }))).QueueUrl!;
     blobs = new S3BlobStore(described.bucket!.state.bucket!);
     ledger = new DynamoLedger(described.table!.state.name!);
-    const prepared = await prepareDataset(digits, { label: "digit" }, blobs);
+    prepared = await prepareDataset(digits, { label: "digit" }, blobs);
     // Three builds of digits: one for the trainer and the dead letters, one to aggregate, one left to stall.
     const specs = {
       // With out-of-bag scores: the trainer also stores a grove's sums, the aggregator reads them and writes oob.bin.
@@ -138,7 +145,30 @@ describe("each function's role allows exactly what the function does", () => {
       if (name === "exhausted") for (let i = 0; i < 3; i++) await writer.recordRequeue(ids[name]);
     }
     for (const task of tasks.aggregate) await trainGrove(task, { blobs, ledger, memoryMb: 1769 });
+    await stalledStudy();
   }, 120_000);
+
+  /**
+   * A study the sweeper finds stalled two hours after its submission died: member 0 trained and completed but never
+   * landed in the study (its aggregator died first), member 1 never created (nor its manifest written).
+   */
+  async function stalledStudy() {
+    const clock = { now: () => Date.now() - 2 * 3600_000 };
+    const old = new DynamoLedger(describeApp(evaluated.current).table!.state.name!, undefined, { clock });
+    const spec = parseStudySpec({ base: { dataset: "test/fixtures/digits.csv", label: "digit", n_estimators: 2, grove_size: 2, seed: 7 }, grid: { max_depth: [3] }, cv: 2 });
+    let builds = 0;
+    const dying = Object.create(old, { create: { value: (r: BuildRecord) => (!isStudyId(r.buildId) && ++builds > 1 ? Promise.reject(new Error("killed")) : old.create(r)) } }) as BuildLedger;
+    const queue = new MemoryQueue();
+    await expect(submitStudy(spec, { blobs, ledger: dying, queue, clock }, prepared)).rejects.toThrow("killed");
+    const [member] = queue.drain();
+    ids.study = (await old.summary(member.buildId))!.memberOf!.id;
+    await trainGrove(member, { blobs, ledger });
+    const unlanding = Object.create(ledger, { landGrove: { value: async (id: string, g: number, st: Parameters<BuildLedger["landGrove"]>[2]) => (isStudyId(id) ? { landed: false, remaining: 1 } : ledger.landGrove(id, g, st)) } }) as BuildLedger;
+    await aggregate(member.buildId, { blobs, ledger: unlanding, notifier: new MemoryNotifier() });
+    // The crash came before member 1's manifest was written, too.
+    const manifest = JSON.parse(new TextDecoder().decode((await blobs.get(keys.study(ids.study)))!)) as { members: { buildId: string }[] };
+    await clients.s3().send(new DeleteObjectCommand({ Bucket: describeApp(evaluated.current).bucket!.state.bucket!, Key: keys.spec(manifest.members[1].buildId) }));
+  }
 
   it("the trainer: trains and lands a grove; a grove whose build lost its manifest leaves its error note and is dead-lettered at once", async () => {
     const [good, bad] = tasks.train;
@@ -178,11 +208,58 @@ describe("each function's role allows exactly what the function does", () => {
     expect((await ledger.get(ids.aggregate))?.status).toBe("COMPLETED");
   });
 
-  it("the sweeper: queues a stalled build's groves again, and fails (and notifies) one requeued three times already", async () => {
+  it("the aggregator: ranks a study's halving round and extends the survivor (groves and OOB sums copied, new trees queued), ranks the last round and queues the final build, then completes the study with it", async () => {
+    const streamArn = describeApp(evaluated.current).table!.state.streamArn!;
+    const spec = parseStudySpec({
+      base: { dataset: "test/fixtures/digits.csv", label: "digit", n_estimators: 4, grove_size: 1, seed: 5 },
+      grid: { max_depth: [2, 4, 8] },
+      oob: true,
+      halving: { factor: 3, min_resources: 1 },
+      refit: true,
+    });
+    const queue = new MemoryQueue();
+    const { studyId } = await submitStudy(spec, { blobs, ledger, queue }, prepared);
+    // Builds train and aggregate here (their own grants were probed above); a finished build lands in its study.
+    const build = async (groveTasks: GroveTask[]) => {
+      for (const t of groveTasks) await trainGrove(t, { blobs, ledger });
+      for (const id of new Set(groveTasks.map((t) => t.buildId))) await aggregate(id, { blobs, ledger, notifier: new MemoryNotifier() });
+    };
+    const fromQueue = async (count: number) => (await receiveMessages(queueUrls.groves, { count, timeoutMs: 20_000 })).map((m) => decodeGroveTask(m.body));
+    const trigger = async (id: string) => {
+      const ready = (await ledger.summary(id))!;
+      expect(ready).toMatchObject({ status: "TRAINING", remaining: 0 });
+      const { output } = await run("aggregator", aggregationTriggerEvent(streamArn, ready, { ...ready, remaining: 1 }));
+      expect(output).toContain('handler returned {"batchItemFailures":[]}');
+    };
+    await build(queue.drain());
+    // Round 0 (3 candidates x 1 tree) ranked: the best extended to 3 trees, its first grove copied, two queued.
+    await trigger(studyId);
+    const round1 = roundIdFor(studyId, 1);
+    expect((await ledger.summary(studyId))?.result?.metrics).toMatchObject({ next_round: round1 });
+    await build(await fromQueue(2));
+    // Round 1 (the last) ranked: the final build (4 trees, base + best_params_) queued in the final stage.
+    await trigger(round1);
+    const stage = finalStageIdFor(studyId);
+    await build(await fromQueue(4));
+    await trigger(stage);
+    expect((await ledger.summary(stage))?.status).toBe("COMPLETED");
+    const report = JSON.parse(new TextDecoder().decode((await blobs.get(keys.studyReport(studyId)))!)) as StudyReport;
+    expect(report.final).toMatchObject({ model: { trees: 4 } });
+    expect(await blobs.exists(keys.studyReportHtml(studyId))).toBe(true);
+  });
+
+  it("the sweeper: queues a stalled build's groves again, fails (and notifies) one requeued three times already, and settles a stalled study", async () => {
     const { output } = await run("sweeper", {});
     expect(output).toContain(ids.stalled);
     expect(await ledger.summary(ids.stalled)).toMatchObject({ status: "TRAINING", requeues: 1 });
     expect((await ledger.get(ids.exhausted))?.status).toBe("FAILED");
+    // The study: its finished member landed from its report, its missing member started (manifest, record, tasks).
+    expect(output).toContain(ids.study);
+    const study = (await ledger.get(ids.study))!;
+    expect(study.landed).toEqual([0]);
+    const missing = (await receiveMessages(queueUrls.groves, { count: 10, timeoutMs: 5000 })).map((m) => decodeGroveTask(m.body)).filter((t) => t.buildId !== ids.stalled);
+    expect(missing.map((t) => t.buildId)).toEqual([missing[0].buildId]);
+    expect(await ledger.summary(missing[0].buildId)).toMatchObject({ status: "TRAINING", memberOf: { id: ids.study, member: 1 } });
   });
 
   it("predict: serves the production model by alias, and refuses an unknown build with 404", async () => {
@@ -211,7 +288,7 @@ describe("each function's role allows exactly what the function does", () => {
         for (const action of [s.Action].flat())
           for (const resource of [s.Resource].flat()) {
             if (authorisationOnly.has(action)) continue;
-            if (STUDY_ONLY[name]?.some(([a, suffix]) => a === action && (resource.endsWith(suffix) || suffix === "table"))) continue;
+            if (PARTITION_ONLY[name]?.some(([a, suffix]) => a === action && resource.endsWith(suffix))) continue;
             const exercised = calls.some((c) => allows([{ Effect: "Allow", Action: action, Resource: resource }], c.action, c.arn));
             expect(exercised, `${name} is granted ${action} on ${resource} but never used it`).toBe(true);
           }

@@ -71,7 +71,7 @@ export function describeApp(report: AppReport) {
 /** The links each handler gets: exactly what it uses, so a trainer cannot, say, publish notifications. */
 export const EXPECTED_LINKS: Record<HandlerName, string[]> = {
   trainer: ["CanopyBucket", "CanopyBuilds"],
-  aggregator: ["CanopyBucket", "CanopyBuilds", "CanopyNotifications"],
+  aggregator: ["CanopyBucket", "CanopyBuilds", "CanopyGroves", "CanopyNotifications"],
   dlq: ["CanopyBucket", "CanopyBuilds", "CanopyNotifications"],
   // The sweeper reads the open-builds index and counters, the grove queue's depth (queued work is not stalled), queues
   // lost groves again from their build's manifest (bucket), and announces builds it fails.

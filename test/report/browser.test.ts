@@ -223,6 +223,12 @@ describe("report.html in headless Chromium", () => {
     const ranks = await o.page.$$eval("#ranking table.sortable tbody tr", (rows) => rows.map((row) => Number(row.querySelector("td")!.textContent)));
     expect(ranks).toEqual([...r.candidates.map((c) => c.rank_test_score)].sort((a, b) => a - b));
     expect(await o.page.$$eval("#best li a", (a) => a.map((e) => e.textContent))).toEqual(r.candidates[r.best_index_].buildIds);
+    // The final model (canopy tune's default refit): its build and its held-out scores, measured once.
+    expect(await o.page.$$eval("#final a", (a) => a.map((e) => e.textContent))).toEqual([r.final!.buildId]);
+    const finalText = await o.page.textContent("#final");
+    expect(finalText).toContain(`${r.final!.testRows} held-out rows`);
+    expect(finalText).toMatch(/test accuracy\s*0\.\d+/);
+    expect(await o.page.textContent(".cards")).toContain("final model's test accuracy");
     await o.page.screenshot({ path: join(SHOTS, "study.png"), fullPage: true });
     await o.page.close();
   });

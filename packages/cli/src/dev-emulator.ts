@@ -96,7 +96,8 @@ export async function startDevEmulator(options: DevEmulatorOptions, note: (text:
           deadLetters: async () => new aws.SqsDeadLetters(resources.deadLetterQueueUrl),
           logger: logger("trainer"),
         }),
-        aggregator: functions.createAggregator({ ports: async () => ports, logger: logger("aggregator") }),
+        // With the grove queue, as deployed: a study's aggregation queues its final build and halving rounds.
+        aggregator: functions.createAggregator({ ports: async () => ({ ...ports, queue: sweepPorts.queue }), logger: logger("aggregator") }),
         deadLetter: functions.createDeadLetterConsumer({ ports: async () => ports, logger: logger("dlq") }),
       },
     }),

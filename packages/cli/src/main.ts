@@ -97,7 +97,8 @@ export function program(): Command {
     )
     .argument("[data.csv]", "training data (not needed with --resume)");
   addStudyOptions(addSpecOptions(tune))
-    .option("--oob", "score candidates out of bag instead of by folds (not available yet)")
+    .option("--refit", "(the default) build the best parameters over the training rows and evaluate that final model once on the held-out rows")
+    .option("--out <dir>", "also put the final model's model.canopy, report.json and groves in this directory (as train --out)")
     .option("--workers <w>", "trainer threads (default: number of CPU cores; at most 4 per core)", parseTrainerThreads)
     .addOption(rootOption())
     .option("--notify-url <url>", "POST the study notification (and each build's) as JSON to this http:// or https:// URL", parseHttpUrl)

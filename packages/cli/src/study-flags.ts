@@ -41,6 +41,7 @@ export function studySpec(data: string, options: StudyFlags): StudySpec {
     if (name in grid) throw new UsageError(`--grid ${name}: given twice`);
     grid[name] = values.split(",").map(parseParamValue);
   }
+  if (options.oob && options.cv !== undefined) throw new UsageError("--cv and --oob are exclusive: a candidate is scored by K folds or by its out-of-bag rows, not both");
   const params = Object.fromEntries((options.param ?? []).map(parseDistribution));
   if (options.random === undefined && (options.param?.length ?? 0) > 0) throw new UsageError("--param draws candidates for --random N; add --random");
   if (!options.halving && (options.factor !== undefined || options.minTrees !== undefined)) throw new UsageError(`--${options.factor !== undefined ? "factor" : "min-trees"} is a setting of --halving; add --halving`);
@@ -55,7 +56,10 @@ export function studySpec(data: string, options: StudyFlags): StudySpec {
       base,
       ...(random ? { random } : Object.keys(grid).length > 0 || options.grid ? { grid } : {}),
       ...(options.scoring !== undefined ? { scoring: options.scoring } : {}),
-      cv: options.cv ?? 5,
+      ...(options.cv !== undefined ? { cv: options.cv } : {}),
+      ...(options.oob ? { oob: true } : {}),
+      // sklearn's refit=True is the default: the study ends with its final model.
+      ...(options.refit !== false ? { refit: true } : {}),
       ...(options.halving ? { halving: { factor: options.factor ?? 3, ...(options.minTrees !== undefined ? { min_resources: options.minTrees } : {}) } } : {}),
     });
   } catch (err) {
@@ -72,6 +76,7 @@ export function studyUsageError(err: SpecError): UsageError {
         if (head === "grid") return `--grid${name ? ` ${name}` : ""}: ${i.message}`;
         if (head === "random") return `--random/--param${i.path.split(".")[2] ? ` ${i.path.split(".")[2]}` : ""}: ${i.message}`;
         if (head === "scoring" || head === "cv") return `--${head}: ${i.message}`;
+        if (head === "oob") return i.message.startsWith("--") ? i.message : `--oob: ${i.message}`;
         if (head === "halving") return `${name === "factor" ? "--factor" : name === "min_resources" ? "--min-trees" : "--halving"}: ${i.message}`;
         // A candidate's value of the wrong type: the searched option is named by the grid (its flag would be wrong).
         if (/\(candidate /.test(i.message) && (SEARCHABLE as string[]).includes(head)) return `--grid ${head}: ${i.message}`;

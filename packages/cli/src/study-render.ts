@@ -15,7 +15,8 @@ export function rankingTable(report: StudyReport): string {
 /** One line per progress step: builds and groves settled, and the time left at the rate so far. */
 export function studyProgressLine(p: StudyProgress): string {
   const eta = p.etaMs !== undefined ? `, ETA ${duration(p.etaMs)}` : "";
-  return `canopy: study ${p.studyId}: builds ${p.buildsDone}/${p.buildsTotal} done, groves ${p.grovesDone}/${p.grovesTotal} (${duration(p.elapsedMs)}${eta})`;
+  const final = p.final ? `; final model ${p.final.buildId}: groves ${p.final.grovesDone}/${p.final.grovesTotal}` : "";
+  return `canopy: study ${p.studyId}: builds ${p.buildsDone}/${p.buildsTotal} done, groves ${p.grovesDone}/${p.grovesTotal}${final} (${duration(p.elapsedMs)}${eta})`;
 }
 
 
@@ -23,16 +24,22 @@ export function studyProgressLine(p: StudyProgress): string {
  * A fan-in's progress printer (a study's, a partitioned run's): about every 2% of the groves and every 5% of the
  * builds, and the end; the same counts twice print once.
  */
-export function throttledProgress<P>(counts: (p: P) => { groves: number; grovesTotal: number; builds: number; buildsTotal: number }, print: (p: P) => void): (p: P) => void {
-  let printed = { groves: -1, builds: -1 };
+export function throttledProgress<P>(
+  counts: (p: P) => { groves: number; grovesTotal: number; builds: number; buildsTotal: number; final?: { groves: number; grovesTotal: number } },
+  print: (p: P) => void,
+): (p: P) => void {
+  let printed = { groves: -1, builds: -1, final: -1 };
   return (p) => {
     const c = counts(p);
     const grovesStep = Math.max(1, Math.ceil(c.grovesTotal / 50));
     const buildsStep = Math.max(1, Math.ceil(c.buildsTotal / 20));
     const groves = c.groves - printed.groves >= grovesStep || (c.groves === c.grovesTotal && printed.groves !== c.groves);
     const builds = c.builds !== printed.builds && (c.builds % buildsStep === 0 || c.builds === c.buildsTotal);
-    if (!groves && !builds) return;
-    printed = { groves: c.groves, builds: c.builds };
+    // A study's final model: about every 10% of its groves.
+    const f = c.final;
+    const final = f !== undefined && f.groves !== printed.final && (f.groves - printed.final >= Math.max(1, Math.ceil(f.grovesTotal / 10)) || f.groves === f.grovesTotal);
+    if (!groves && !builds && !final) return;
+    printed = { groves: c.groves, builds: c.builds, final: f?.groves ?? -1 };
     print(p);
   };
 }

@@ -142,6 +142,7 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
       spec: manifest.spec,
       ...(manifest.extends ? { extends: { buildId: manifest.extends.buildId, trees: manifest.extends.trees } } : {}),
       ...(manifest.refit ? { refitOf: manifest.refit } : {}),
+      ...(manifest.finalOf ? { finalOf: manifest.finalOf } : {}),
       tags: record.tags,
       dataset: {
         packKey: manifest.packKey,

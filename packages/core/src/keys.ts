@@ -87,7 +87,10 @@ export const keys = {
   studyReportHtml(id: string): string {
     return `studies/${studyId(id)}/report.html`;
   },
-  /** Round `round`'s ranking in a halving study (the last round's is the study's report). */
+  /**
+   * Round `round`'s ranking in a halving study. With a final build (refit), the last round's (round 0's without
+   * halving) is the study's report while the final build trains: report.json is that report with the final model.
+   */
   studyRound(id: string, round: number): string {
     if (!Number.isInteger(round) || round < 0 || round > 99) throw new TaskError(`invalid study round ${round}`);
     return `studies/${studyId(id)}/rounds/${String(round).padStart(2, "0")}.json`;

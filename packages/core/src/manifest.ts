@@ -23,6 +23,11 @@ export interface BuildManifest {
    * trained on every row; the held-out metrics that describe it are the evaluation build's, copied here.
    */
   refit?: ManifestRefit;
+  /**
+   * Set when a study started this build as its final model (study.ts): the study's id. The spec is the one
+   * `canopy train` with the best parameters gives (the same id and bytes); absent when the build existed before.
+   */
+  finalOf?: string;
 }
 
 /** The evaluation build a refit build was trained after, and what it measured on its held-out rows. */

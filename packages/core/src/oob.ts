@@ -1,4 +1,4 @@
-import { Forest, FormatError, OobSums, oobScore, outOfBagRows, type DatasetPack, type ResolvedParams, type Task, type Tree } from "@canopy/forest";
+import { classificationMetrics, Forest, FormatError, OobSums, oobScore, outOfBagRows, regressionMetrics, type DatasetPack, type ResolvedParams, type Task, type Tree } from "@canopy/forest";
 import { curveTrees, MAX_CURVE_POINTS, type TreeCurve, type TreeCurvePoint } from "./curve.ts";
 import { AggregationError } from "./errors.ts";
 
@@ -28,6 +28,12 @@ export interface OobSummary {
   /** Rows no tree left out of its sample: predicted 0 and still scored, as sklearn does. */
   rowsWithoutOob: number;
   warning?: string;
+  /**
+   * Other scores of the same decision function, what scikit-learn 1.9.1 computes with a callable `oob_score`
+   * (metric(y, argmax of oob_decision_function_) for a classifier, metric(y, oob_prediction_) for a regressor):
+   * accuracy and macro_f1, or r2, mse and mae. A study scored out of bag (`--oob --scoring f1_macro`) ranks by them.
+   */
+  metrics?: Record<string, number>;
   /** builds/<id>/oob.bin: the decision function per training row (encodeOobDecision's format). */
   key: string;
   bytes: number;
@@ -82,9 +88,21 @@ export class OobAggregation {
       rows: rows.length,
       rowsWithoutOob,
       ...(rowsWithoutOob > 0 ? { warning: NO_OOB_WARNING } : {}),
+      ...(rows.length > 0 ? { metrics: oobMetrics(pack, rows, sums.decisionFunction()) } : {}),
     };
     return { summary, curve: this.curve.finish(), decision: encodeOobDecision(rows, sums) };
   }
+}
+
+/** OobSummary.metrics: the held-out metrics' definitions (@canopy/forest's metrics) on the OOB decision function. */
+function oobMetrics(pack: DatasetPack, rows: Uint32Array, decision: Float64Array): Record<string, number> {
+  const target = pack.target;
+  if (target.task === "classification") {
+    const m = classificationMetrics(Uint16Array.from(rows, (r) => target.codes[r]), decision, target.classes);
+    return { accuracy: m.accuracy, macro_f1: m.macro_f1 };
+  }
+  const m = regressionMetrics(Float64Array.from(rows, (r) => target.values[r]), decision);
+  return { r2: m.r2, mse: m.mse, mae: m.mae };
 }
 
 /**

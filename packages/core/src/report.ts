@@ -89,6 +89,8 @@ export interface BuildReport {
    * here; `metrics` is null (nothing held out), so these describe the evaluation build's model, not this one.
    */
   refitOf?: ManifestRefit;
+  /** The study whose final model this build is (its manifest's finalOf). */
+  finalOf?: string;
   /** The OOB score of the first t trees on a sample of the training rows (rows: "oob"). */
   oobMetricsByTrees?: TreeCurve;
   timings: StageTimings;

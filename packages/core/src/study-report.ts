@@ -1,4 +1,4 @@
-import type { BuildStatus, BuildSummary } from "./ledger.ts";
+import type { BuildStatus, BuildSummary, MetricsSummary } from "./ledger.ts";
 import { keys } from "./keys.ts";
 import type { Params, Scoring, StudySpec } from "./study-spec.ts";
 
@@ -19,6 +19,23 @@ export interface StudyCandidate {
   /** Trees over its fold builds, their submission -> report time summed, and their estimated USD summed. */
   trees: number;
   timeMs: number;
+  usd: number;
+}
+
+/**
+ * The study's final model (spec refit): the base spec with best_params_ built over the training rows and evaluated once
+ * on the held-out rows, which chose nothing. Its own report is reportKey; `metrics` are its held-out scalars.
+ */
+export interface StudyFinal {
+  buildId: string;
+  reportKey: string;
+  modelKey: string;
+  /** Held-out metrics (accuracy, macro_f1, log_loss / mse, mae, r2); null when nothing was held out (test_fraction 0). */
+  metrics: MetricsSummary | null;
+  trainRows: number;
+  testRows: number;
+  model: { bytes: number; trees: number; nodes: number };
+  /** Its estimated cost (0 when it is a member's build, counted there: out of bag, the best candidate's own). */
   usd: number;
 }
 
@@ -43,7 +60,9 @@ export interface StudyReport {
   builds: { total: number; completed: number; failed: number };
   /** Successive halving: every round's trees and candidates (the last round's are `candidates`). */
   rounds?: { round: number; trees: number; candidates: StudyCandidate[] }[];
-  /** The builds' estimated cost and billed Lambda GB-seconds summed (0 when trained off Lambda), and the study aggregator's run. */
+  /** The final model (spec refit): absent for a study that ends at its ranking. */
+  final?: StudyFinal;
+  /** The builds' estimated cost (the final build's included in usd) and billed Lambda GB-seconds summed (0 when trained off Lambda), and the study aggregator's run. */
   cost: { buildsUsd: number; billedGbS: number; aggregateMs: number; usd: number };
   tags: Record<string, string>;
   createdAt: number;
@@ -59,6 +78,8 @@ export interface StudyNotification {
   tags: Record<string, string>;
   scoring?: Scoring;
   cv?: number;
+  /** The candidates were scored out of bag (cv is 1). */
+  oob?: true;
   candidates?: number;
   builds?: { total: number; completed: number; failed: number };
   best_params_?: Params;
@@ -66,6 +87,8 @@ export interface StudyNotification {
   /** The top candidates (at most MAX_NOTIFIED_CANDIDATES), best first; the report has them all. */
   ranking?: { index: number; params: Params; mean_test_score: number | null; std_test_score: number | null; rank_test_score: number }[];
   cost?: { usd: number };
+  /** The study's final model (refit): its build, model and held-out (test) metrics. */
+  final?: { buildId: string; modelKey: string; metrics: MetricsSummary | null; testRows: number };
   reportKey?: string;
   reason?: string;
 }
@@ -88,12 +111,14 @@ export function studyCompletedNotification(report: StudyReport): StudyNotificati
     tags: report.tags,
     scoring: report.scoring,
     cv: report.cv,
+    ...(report.spec.oob ? { oob: true as const } : {}),
     candidates: report.candidates.length,
     builds: report.builds,
     best_params_: report.best_params_,
     best_score_: report.best_score_,
     ranking,
     cost: { usd: report.cost.usd },
+    ...(report.final ? { final: { buildId: report.final.buildId, modelKey: report.final.modelKey, metrics: report.final.metrics, testRows: report.final.testRows } } : {}),
     reportKey: keys.studyReport(report.studyId),
   };
 }

@@ -19,8 +19,20 @@ export interface StudySpec {
   random?: { n_iter: number; params: Record<string, ParamDistribution> };
   /** A scikit-learn scorer name; greater is better for each (the losses are negated, as sklearn's). */
   scoring: Scoring;
-  /** K of the K folds (StratifiedKFold for classification, KFold for regression). */
+  /** K of the K folds (StratifiedKFold for classification, KFold for regression); 1 with `oob` (one score per candidate). */
   cv: number;
+  /**
+   * Out-of-bag scoring instead of folds: each candidate is ONE build over every training row with oob_score, scored
+   * by its out-of-bag decision function (sklearn 1.9.1's oob_score_: accuracy or R²; f1_macro and
+   * neg_mean_squared_error as a callable oob_score computes them). `cv` is then 1.
+   */
+  oob?: true;
+  /**
+   * The study's final model (sklearn's refit=True): after ranking, the base spec with best_params_ is built over the
+   * training rows and evaluated once on the held-out rows (never used for selection); the study completes with it.
+   * Absent: the study ends at its ranking (`canopy tune` asks for it unless --no-refit).
+   */
+  refit?: true;
   /**
    * Successive halving over trees (HalvingGridSearchCV with resource="n_estimators", max_resources = base.n_estimators):
    * every candidate starts with few trees, the best 1/factor are extended (extendBuild: nothing retrained) each round.
@@ -59,6 +71,11 @@ export function halvingRounds(candidates: number, maxResources: number, factor: 
 export function roundIdFor(studyId: string, round: number): string {
   if (round === 0) return studyId;
   return `s-${createHash("sha256").update(`canopy-study-round-v1\n${studyId}\n${round}`).digest("hex").slice(0, 16)}`;
+}
+
+/** The ledger record of a study's final stage (its final build, after the ranking): one per study, derived from its id. */
+export function finalStageIdFor(studyId: string): string {
+  return `s-${createHash("sha256").update(`canopy-study-final-v1\n${studyId}`).digest("hex").slice(0, 16)}`;
 }
 
 export type ParamValue = number | string | boolean | null;
@@ -104,26 +121,46 @@ export const SEARCHABLE = Object.keys(forestOptionsShape) as (keyof ForestOption
 const bad = (path: string, message: string) => new SpecError([{ path, message }]);
 
 /** Checks a study spec's own fields (the base is parsed as a build spec); throws SpecError naming the field. */
-export function parseStudySpec(input: { base: unknown; grid?: unknown; random?: unknown; scoring?: unknown; cv?: unknown; halving?: unknown }, task?: "classification" | "regression"): StudySpec {
+export function parseStudySpec(
+  input: { base: unknown; grid?: unknown; random?: unknown; scoring?: unknown; cv?: unknown; halving?: unknown; oob?: unknown; refit?: unknown },
+  task?: "classification" | "regression",
+): StudySpec {
   const base = parseBuildSpec(input.base);
   if (base.cv) throw bad("cv", "the base spec of a study names no fold: the study makes one build per fold");
-  const cv = input.cv ?? 5;
-  if (typeof cv !== "number" || !Number.isInteger(cv) || cv < 2 || cv > MAX_CV_SPLITS) throw bad("cv", `must be an integer 2..${MAX_CV_SPLITS} (got ${show(cv)})`);
+  if (input.oob !== undefined && typeof input.oob !== "boolean") throw bad("oob", `must be true or false (got ${show(input.oob)})`);
+  if (input.refit !== undefined && typeof input.refit !== "boolean") throw bad("refit", `must be true or false (got ${show(input.refit)})`);
+  const oob = input.oob === true;
+  // A parsed OOB spec carries cv 1 (one score per candidate); anything else next to oob is a second way to score.
+  if (oob && input.cv !== undefined && input.cv !== 1) throw bad("oob", "--cv and --oob are exclusive: a candidate is scored by K folds or by its out-of-bag rows, not both");
+  if (oob && base.bootstrap === false) throw bad("oob", "needs the bootstrap (out-of-bag rows are the ones a tree's bootstrap sample left out); drop --no-bootstrap or use --cv K");
+  const cv = oob ? 1 : (input.cv ?? 5);
+  if (!oob && (typeof cv !== "number" || !Number.isInteger(cv) || cv < 2 || cv > MAX_CV_SPLITS)) throw bad("cv", `must be an integer 2..${MAX_CV_SPLITS} (got ${show(cv)})`);
   const resolved = task ?? (base.task === "auto" ? undefined : base.task);
   const scoring = input.scoring ?? (resolved ? defaultScoring(resolved) : undefined);
   if (scoring !== undefined && !(SCORINGS as readonly unknown[]).includes(scoring))
     throw bad("scoring", `must be one of ${SCORINGS.join(", ")} (got ${show(scoring)})`);
   if (resolved && scoring && CLASSIFICATION_SCORINGS.includes(scoring as Scoring) !== (resolved === "classification"))
     throw bad("scoring", `${scoring} does not score ${resolved}; use ${SCORINGS.filter((s) => CLASSIFICATION_SCORINGS.includes(s) === (resolved === "classification")).join(", ")}`);
+  if (oob && scoring === "neg_log_loss")
+    throw bad("oob", "--scoring neg_log_loss and --oob do not go together: an out-of-bag score is computed on class predictions (sklearn's oob_score), not probabilities; use --cv K or another --scoring");
   const grid = input.grid === undefined ? undefined : parseGrid(input.grid);
   const random = input.random === undefined ? undefined : parseRandom(input.random);
   if (!grid && !random) throw bad("grid", "a study needs a search space: --grid name=v1,v2 or --random N --param ...");
   const halving = input.halving === undefined ? undefined : parseHalving(input.halving, base.n_estimators);
-  const spec: StudySpec = { base, ...(grid ? { grid } : {}), ...(random ? { random } : {}), scoring: (scoring ?? "accuracy") as Scoring, cv, ...(halving ? { halving } : {}) };
+  const spec: StudySpec = {
+    base,
+    ...(grid ? { grid } : {}),
+    ...(random ? { random } : {}),
+    scoring: (scoring ?? "accuracy") as Scoring,
+    cv: cv as number,
+    ...(halving ? { halving } : {}),
+    ...(oob ? { oob: true as const } : {}),
+    ...(input.refit === true ? { refit: true as const } : {}),
+  };
   if (halving && studyRounds(spec).length < 2)
     throw bad("halving", `${studyCandidates(spec).length} candidates and ${base.n_estimators} trees make one round: nothing to halve (more candidates or trees, or a smaller min_resources)`);
   // Every candidate must be a valid build: a value of the wrong type is named by its parameter.
-  for (const params of studyCandidates(spec)) candidateSpec(spec, params);
+  for (const params of studyCandidates(spec)) memberSpec(spec, params, 0);
   return spec;
 }
 
@@ -216,11 +253,44 @@ export function studyCandidates(spec: Pick<StudySpec, "grid" | "random" | "base"
 /** The build spec of a candidate (the base with its parameters), validated; errors name the parameter's values. */
 export function candidateSpec(spec: Pick<StudySpec, "base">, params: Params, fold?: { n_splits: number; fold: number }, trees?: number): BuildSpec {
   try {
-    return parseBuildSpec({ ...spec.base, ...params, ...(fold ? { cv: fold } : {}), ...(trees !== undefined ? { n_estimators: trees, grove_size: Math.min(spec.base.grove_size, trees) } : {}) });
+    const built = parseBuildSpec({ ...spec.base, ...params, ...(fold ? { cv: fold } : {}), ...(trees !== undefined ? { n_estimators: trees, grove_size: Math.min(spec.base.grove_size, trees) } : {}) });
+    // None where the option's default is None (max_depth): left out, as `canopy train` leaves it, so the candidate is
+    // the very build (id and bytes) train gives with the same options.
+    const defaults = parseBuildSpec(spec.base) as unknown as Record<string, unknown>;
+    for (const [name, value] of Object.entries(params)) if (value === null && defaults[name] === undefined) delete (built as unknown as Record<string, unknown>)[name];
+    return built;
   } catch (err) {
     if (!(err instanceof SpecError)) throw err;
     throw new SpecError(err.issues.map((i) => ({ path: i.path, message: `${i.message} (candidate ${showParams(params)})` })));
   }
+}
+
+/**
+ * The build of candidate `params` on `fold`: with folds, the candidate's spec on that fold; out of bag, the candidate's
+ * spec with oob_score over every training row (fold 0, the only one). `trees`: a halving round's.
+ */
+export function memberSpec(spec: Pick<StudySpec, "base" | "cv" | "oob">, params: Params, fold: number, trees?: number): BuildSpec {
+  if (spec.oob) return candidateSpec({ base: { ...spec.base, oob_score: true } }, params, undefined, trees);
+  return candidateSpec(spec, params, { n_splits: spec.cv, fold }, trees);
+}
+
+/**
+ * The study's final build: the base spec with the best parameters over the training rows, evaluated on the held-out
+ * rows, as `canopy train` of that spec builds it (the same id, the same bytes). Out of bag it keeps oob_score, so it is
+ * the best candidate's own build (nothing retrained).
+ */
+export function finalSpec(spec: Pick<StudySpec, "base" | "oob">, params: Params): BuildSpec {
+  return candidateSpec(spec.oob ? { base: { ...spec.base, oob_score: true } } : spec, params);
+}
+
+/**
+ * What a member scored: its held-out metrics on its fold, or out of bag its report's OOB scores (oob_score_ for
+ * accuracy and r2, the OOB decision function's macro F1 or MSE otherwise); NaN when absent.
+ */
+export function memberScore(spec: Pick<StudySpec, "scoring" | "oob">, report: { metrics?: unknown; oob_score?: number; oob?: { metrics?: Record<string, number> } }): number {
+  if (!spec.oob) return scoreOf(spec.scoring, report.metrics as MetricsSummary | null | undefined);
+  const metric = spec.scoring === "accuracy" || spec.scoring === "r2" ? { [spec.scoring]: report.oob_score ?? Number.NaN } : report.oob?.metrics;
+  return scoreOf(spec.scoring, metric);
 }
 
 export function showParams(params: Params): string {
@@ -255,6 +325,12 @@ export interface StudyManifest {
   /** Successive halving: the rounds planned (round 0's manifest), or which round this record counts (later rounds). */
   rounds?: HalvingRound[];
   round?: { index: number; root: string; trees: number };
+  /**
+   * The final stage's record (refit): its one member is the final build (members[0], candidate = the best); its ledger
+   * record counts two, the final build (0) and the ranking (1, landed as the stage starts, its digest the SHA-256 of
+   * the ranked report at `rankedKey`), so a failed final build still triggers the stage's aggregation.
+   */
+  final?: { root: string; candidate: number; rankedKey: string };
 }
 
 /** Same data + same study spec = same id (the dataset reference aside), as buildIdFor. */
@@ -284,7 +360,7 @@ export function planStudy(spec: StudySpec, pack: PackSummary): { studyId: string
   const specs: BuildSpec[] = [];
   candidates.forEach((params, candidate) => {
     for (let fold = 0; fold < spec.cv; fold++) {
-      const s = candidateSpec(spec, params, { n_splits: spec.cv, fold }, spec.halving ? trees : undefined);
+      const s = memberSpec(spec, params, fold, spec.halving ? trees : undefined);
       specs.push(s);
       members.push({ buildId: buildIdFor(pack.hash, s), candidate, fold, groves: planGroves(s.n_estimators, s.grove_size).length });
     }

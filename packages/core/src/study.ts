@@ -1,12 +1,14 @@
 import { AggregationError, errorLine, TaskError } from "./errors.ts";
 import { sha256Hex } from "./digest.ts";
 import { CONTENT_TYPES, keys } from "./keys.ts";
-import { newBuildRecord, type BuildSummary, type GroveStats, type SettledGrove } from "./ledger.ts";
+import { newBuildRecord, type BuildRecord, type BuildSummary, type GroveStats, type SettledGrove } from "./ledger.ts";
+import type { BuildManifest } from "./manifest.ts";
+import { buildIdFor, planGroves } from "./plan.ts";
 import { PackCache } from "./pack-cache.ts";
 import { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier, type TaskQueue } from "./ports.ts";
 import type { BuildReport } from "./report.ts";
-import { resumeBuild, submitBuild, type PreparedDataset } from "./submit.ts";
-import { candidateSpec, parseStudySpec, planStudy, roundIdFor, scoreOf, studyRounds, type StudyManifest, type StudyMember, type StudySpec } from "./study-spec.ts";
+import { resumeBuild, startBuild, submitBuild, type PreparedDataset } from "./submit.ts";
+import { finalSpec, finalStageIdFor, memberScore, memberSpec, parseStudySpec, planStudy, roundIdFor, studyRounds, type StudyManifest, type StudyMember, type StudySpec } from "./study-spec.ts";
 import { extendBuild, planExtension } from "./extend.ts";
 import { isPartitionRunId } from "./partitioned-model.ts";
 import { partitionsFailedNotification } from "./partition-report.ts";
@@ -211,6 +213,27 @@ export async function redriveFanIn(id: string, ports: { ledger: BuildLedger; clo
   return false;
 }
 
+/**
+ * Starts the member builds of a study that a crash left unsubmitted (their manifests made from the study's: no pack is
+ * read, no grove written), and a final stage's final build. A later halving round's missing extension is left to
+ * resume (extending copies groves). Returns the builds started. What the sweeper does for a study that stalls.
+ */
+export async function submitMissingMembers(studyId: string, ports: StudyPorts & { manifest?: StudyManifest }): Promise<string[]> {
+  const manifest = ports.manifest ?? (await readStudyManifest(ports.blobs, studyId));
+  if (manifest.final) return (await startFinalBuild(manifest, ports)) ? [manifest.members[0].buildId] : [];
+  if (manifest.round) return [];
+  const started: string[] = [];
+  const trees = manifest.rounds ? manifest.rounds[0].trees : undefined;
+  for (const [member, m] of manifest.members.entries()) {
+    if (await ports.ledger.summary(m.buildId)) continue;
+    const spec = memberSpec(manifest.spec, manifest.candidates[m.candidate], m.fold, trees);
+    if (buildIdFor(manifest.packHash, spec) !== m.buildId) throw new AggregationError(`study ${studyId}: member ${member} was planned as ${m.buildId} but its spec gives ${buildIdFor(manifest.packHash, spec)}`);
+    const build: BuildManifest = { v: 1, buildId: m.buildId, spec, packKey: manifest.packKey, packHash: manifest.packHash, groves: planGroves(spec.n_estimators, spec.grove_size) };
+    if ((await startBuild(build, ports, { memberOf: { id: studyId, member } })).created) started.push(m.buildId);
+  }
+  return started;
+}
+
 export interface StudyResumption {
   studyId: string;
   status: BuildSummary["status"];
@@ -242,7 +265,10 @@ export async function resumeStudy(studyId: string, ports: StudyPorts & { packs?:
   if (summary.status !== "AGGREGATING") {
     const missing = [];
     for (const m of manifest.members) if (!(await ports.ledger.summary(m.buildId))) missing.push(m);
-    if (missing.length > 0 && manifest.round) {
+    if (missing.length > 0 && manifest.final) {
+      // The final stage whose aggregator died before queueing the final build: queue it.
+      if (await startFinalBuild(manifest, ports)) out.submitted.push(manifest.members[0].buildId);
+    } else if (missing.length > 0 && manifest.round) {
       // A round of a halving study whose aggregator died while extending: extend what it had not.
       for (const m of missing) {
         const member = manifest.members.indexOf(m);
@@ -254,7 +280,7 @@ export async function resumeStudy(studyId: string, ports: StudyPorts & { packs?:
     } else if (missing.length > 0) {
       const { pack } = await (ports.packs ?? new PackCache(1)).load(manifest.packHash, manifest.packKey, ports.blobs);
       const trees = manifest.rounds ? manifest.rounds[0].trees : undefined;
-      const specs = manifest.members.map((m) => candidateSpec(manifest.spec, manifest.candidates[m.candidate], { n_splits: manifest.spec.cv, fold: m.fold }, trees));
+      const specs = manifest.members.map((m) => memberSpec(manifest.spec, manifest.candidates[m.candidate], m.fold, trees));
       out.submitted = await submitMembers(manifest, specs, ports, { pack, packKey: manifest.packKey });
     }
     out.resumed = await resumeMembers(manifest.members.map((m) => m.buildId), ports, options);
@@ -281,6 +307,8 @@ export type StudyAggregateOutcome =
   | { outcome: "completed"; studyId: string; report: StudyReport; reportKey: string }
   /** A round of successive halving ranked: its best candidates' builds extended into the next round's record. */
   | { outcome: "advanced"; studyId: string; round: number; next: string; survivors: number[] }
+  /** Ranked, with a final build (refit): the study completes when the final stage `next` (its final build) does. */
+  | { outcome: "ranked"; studyId: string; next: string; finalBuild: string }
   | { outcome: "failed"; studyId: string; reason: string };
 
 /** What one round's members scored: per candidate taking part, its fold scores and what its builds cost. */
@@ -319,7 +347,7 @@ async function scoreRound(manifest: StudyManifest, record: NonNullable<Awaited<R
     if (!bytes) throw new AggregationError(`member ${member} landed but ${key} is missing`);
     if (sha256Hex(bytes) !== entry.stats.digest) throw new AggregationError(`member ${member}: ${key} is not the report that landed`);
     const r = JSON.parse(new TextDecoder().decode(bytes)) as BuildReport;
-    scores[i][m.fold] = scoreOf(manifest.spec.scoring, r.metrics as unknown as Record<string, number>);
+    scores[i][m.fold] = memberScore(manifest.spec, r);
     c.trees += r.model.trees;
     c.ms += r.timings.totalMs;
     c.usd += r.cost.usd.total;
@@ -384,71 +412,71 @@ export async function aggregateStudy(studyId: string, ports: StudyAggregatePorts
     const record = await ports.ledger.get(studyId);
     if (!record) throw new AggregationError(`study ${studyId} vanished from the ledger`);
     const manifest = await readStudyManifest(ports.blobs, studyId);
-    root = manifest.round?.root ?? studyId;
-    const rootManifest = manifest.round ? await readStudyManifest(ports.blobs, root) : manifest;
-    const rounds = rootManifest.rounds;
-    const result = await scoreRound(manifest, record, ports.blobs);
-    if (rounds && result.index < rounds.length - 1) {
-      const next = await startNextRound(rootManifest, manifest, result, ports);
-      await ports.blobs.put(keys.studyRound(root, result.index), encode(result), CONTENT_TYPES.json);
-      if (!(await ports.ledger.complete(studyId, { reportKey: keys.studyRound(root, result.index), metrics: { next_round: next.id, round: result.index } })))
-        throw new AggregationError("the round left AGGREGATING while it was being ranked");
-      return { outcome: "advanced", studyId, round: result.index, next: next.id, survivors: next.survivors };
-    }
-    // The last round (or the only one): the study's result.
-    const earlier: RoundResult[] = [];
-    for (let i = 0; i < result.index; i++) {
-      const bytes = await ports.blobs.get(keys.studyRound(root, i));
-      if (!bytes) throw new AggregationError(`round ${i} of study ${root} has no result (${keys.studyRound(root, i)})`);
-      const r = JSON.parse(new TextDecoder().decode(bytes)) as RoundResult;
-      // JSON has no NaN: a failed candidate's scores were written as null.
-      for (const c of r.candidates) {
-        c.split_test_scores = c.split_test_scores.map((x) => x ?? Number.NaN);
-        c.mean_test_score ??= Number.NaN;
-        c.std_test_score ??= Number.NaN;
+    root = manifest.final?.root ?? manifest.round?.root ?? studyId;
+    if (manifest.final) {
+      report = await finishFinalStage(manifest, record, ports, started);
+      const reportKey = await storeStudyReport(report, ports);
+      const metrics = { [report.scoring]: report.best_score_, best_index: report.best_index_, final_build: report.final!.buildId };
+      if (!(await ports.ledger.complete(studyId, { reportKey, metrics }))) throw new AggregationError("the study's final stage left AGGREGATING while it was being completed");
+    } else {
+      const rootManifest = manifest.round ? await readStudyManifest(ports.blobs, root) : manifest;
+      const rounds = rootManifest.rounds;
+      const result = await scoreRound(manifest, record, ports.blobs);
+      if (rounds && result.index < rounds.length - 1) {
+        const next = await startNextRound(rootManifest, manifest, result, ports);
+        await ports.blobs.put(keys.studyRound(root, result.index), encode(result), CONTENT_TYPES.json);
+        if (!(await ports.ledger.complete(studyId, { reportKey: keys.studyRound(root, result.index), metrics: { next_round: next.id, round: result.index } })))
+          throw new AggregationError("the round left AGGREGATING while it was being ranked");
+        return { outcome: "advanced", studyId, round: result.index, next: next.id, survivors: next.survivors };
       }
-      earlier.push(r);
-    }
-    const best = result.candidates.find((c) => c.rank_test_score === Math.min(...result.candidates.map((x) => x.rank_test_score)))!;
-    if (!Number.isFinite(best.mean_test_score)) throw new AggregationError("every candidate failed or scored NaN: there is no best candidate");
-    const all = [...earlier, result];
-    const buildsUsd = all.reduce((sum, r) => sum + r.buildsUsd, 0);
-    const completedAt = clock.now();
-    const rootRecord = root === studyId ? record : await ports.ledger.summary(root);
-    report = {
-      v: 1,
-      kind: "study",
-      studyId: root,
-      status: "COMPLETED",
-      spec: rootManifest.spec,
-      task: rootManifest.task,
-      scoring: rootManifest.spec.scoring,
-      greaterIsBetter: true,
-      cv: rootManifest.spec.cv,
-      packKey: rootManifest.packKey,
-      candidates: result.candidates,
-      best_index_: best.index,
-      best_params_: best.params,
-      best_score_: best.mean_test_score,
-      builds: all.reduce((b, r) => ({ total: b.total + r.builds.total, completed: b.completed + r.builds.completed, failed: b.failed + r.builds.failed }), { total: 0, completed: 0, failed: 0 }),
-      ...(rounds ? { rounds: all.map((r) => ({ round: r.index, trees: r.trees, candidates: r.candidates })) } : {}),
-      cost: { buildsUsd, billedGbS: all.reduce((sum, r) => sum + r.billedGbS, 0), aggregateMs: completedAt - started, usd: buildsUsd },
-      tags: rootRecord?.tags ?? record.tags,
-      createdAt: rootRecord?.createdAt ?? record.createdAt,
-      completedAt,
-    };
-    const reportKey = keys.studyReport(root);
-    await ports.blobs.put(reportKey, encode(report), CONTENT_TYPES.json);
-    if (ports.renderReport) {
-      try {
-        await ports.blobs.put(keys.studyReportHtml(root), new TextEncoder().encode(ports.renderReport(report)), CONTENT_TYPES.html);
-      } catch {
-        // The page is a view of report.json: failing to make it must not fail the study.
+      // The last round (or the only one): the study's result.
+      const earlier: RoundResult[] = [];
+      for (let i = 0; i < result.index; i++) {
+        const bytes = await ports.blobs.get(keys.studyRound(root, i));
+        if (!bytes) throw new AggregationError(`round ${i} of study ${root} has no result (${keys.studyRound(root, i)})`);
+        earlier.push(decodeRanking<RoundResult>(bytes));
       }
+      const best = result.candidates.find((c) => c.rank_test_score === Math.min(...result.candidates.map((x) => x.rank_test_score)))!;
+      if (!Number.isFinite(best.mean_test_score)) throw new AggregationError("every candidate failed or scored NaN: there is no best candidate");
+      const all = [...earlier, result];
+      const buildsUsd = all.reduce((sum, r) => sum + r.buildsUsd, 0);
+      const completedAt = clock.now();
+      const rootRecord = root === studyId ? record : await ports.ledger.summary(root);
+      report = {
+        v: 1,
+        kind: "study",
+        studyId: root,
+        status: "COMPLETED",
+        spec: rootManifest.spec,
+        task: rootManifest.task,
+        scoring: rootManifest.spec.scoring,
+        greaterIsBetter: true,
+        cv: rootManifest.spec.cv,
+        packKey: rootManifest.packKey,
+        candidates: result.candidates,
+        best_index_: best.index,
+        best_params_: best.params,
+        best_score_: best.mean_test_score,
+        builds: all.reduce((b, r) => ({ total: b.total + r.builds.total, completed: b.completed + r.builds.completed, failed: b.failed + r.builds.failed }), { total: 0, completed: 0, failed: 0 }),
+        ...(rounds ? { rounds: all.map((r) => ({ round: r.index, trees: r.trees, candidates: r.candidates })) } : {}),
+        cost: { buildsUsd, billedGbS: all.reduce((sum, r) => sum + r.billedGbS, 0), aggregateMs: completedAt - started, usd: buildsUsd },
+        tags: rootRecord?.tags ?? record.tags,
+        createdAt: rootRecord?.createdAt ?? record.createdAt,
+        completedAt,
+      };
+      if (rootManifest.spec.refit) {
+        // The study completes with its final model: the final stage's record counts the final build.
+        const stage = await startFinalStage(rootManifest, report, result.index, ports);
+        const metrics = { [rootManifest.spec.scoring]: report.best_score_, best_index: report.best_index_, next_round: stage.id, final_build: stage.buildId };
+        if (!(await ports.ledger.complete(studyId, { reportKey: stage.rankedKey, metrics })))
+          throw new AggregationError("the study left AGGREGATING while it was being ranked");
+        return { outcome: "ranked", studyId: root, next: stage.id, finalBuild: stage.buildId };
+      }
+      const reportKey = await storeStudyReport(report, ports);
+      const metrics = { [rootManifest.spec.scoring]: report.best_score_, best_index: report.best_index_ };
+      if (!(await ports.ledger.complete(studyId, { reportKey, metrics })))
+        throw new AggregationError("the study left AGGREGATING while it was being ranked");
     }
-    const metrics = { [rootManifest.spec.scoring]: report.best_score_, best_index: report.best_index_ };
-    if (!(await ports.ledger.complete(studyId, { reportKey, metrics })))
-      throw new AggregationError("the study left AGGREGATING while it was being ranked");
   } catch (err) {
     const reason = `study aggregation failed: ${errorLine(err)}`;
     if (await ports.ledger.fail(studyId, reason)) {
@@ -457,8 +485,150 @@ export async function aggregateStudy(studyId: string, ports: StudyAggregatePorts
     }
     return { outcome: "failed", studyId, reason };
   }
+  return published(report, ports);
+}
+
+/** After the study's record COMPLETED (once: its claim's winner): its one notification. */
+async function published(report: StudyReport, ports: StudyAggregatePorts): Promise<StudyAggregateOutcome> {
   await ports.notifier.publish(studyCompletedNotification(report));
-  return { outcome: "completed", studyId: root, report, reportKey: keys.studyReport(root) };
+  return { outcome: "completed", studyId: report.studyId, report, reportKey: keys.studyReport(report.studyId) };
+}
+
+/** report.json of the study, and its page when a renderer is given (a failed page does not fail the study). */
+async function storeStudyReport(report: StudyReport, ports: StudyAggregatePorts): Promise<string> {
+  const reportKey = keys.studyReport(report.studyId);
+  await ports.blobs.put(reportKey, encode(report), CONTENT_TYPES.json);
+  if (ports.renderReport) {
+    try {
+      await ports.blobs.put(keys.studyReportHtml(report.studyId), new TextEncoder().encode(ports.renderReport(report)), CONTENT_TYPES.html);
+    } catch {
+      // The page is a view of report.json: failing to make it must not fail the study.
+    }
+  }
+  return reportKey;
+}
+
+/** A stored study report or round ranking: JSON has no NaN, so a failed candidate's scores come back from null. */
+function decodeRanking<T extends { candidates: StudyCandidate[] }>(bytes: Uint8Array): T {
+  const r = JSON.parse(new TextDecoder().decode(bytes)) as T & { rounds?: { candidates: StudyCandidate[] }[] };
+  for (const c of [...r.candidates, ...(r.rounds ?? []).flatMap((x) => x.candidates)]) {
+    c.split_test_scores = c.split_test_scores.map((x) => x ?? Number.NaN);
+    c.mean_test_score ??= Number.NaN;
+    c.std_test_score ??= Number.NaN;
+  }
+  return r;
+}
+
+/**
+ * The final stage of a ranked study (spec refit): the ranked report stored as the last round's ranking, the stage's
+ * manifest and record (two members: the final build, and the ranking landed at once with the ranked report's digest),
+ * then the final build (finalSpec: base + best_params_, no fold, the held-out rows held out) started as the stage's
+ * member. Idempotent: a redriven ranking finds all of it (the final build is content-addressed: created once) and
+ * lands a final build that existed already (out of bag, the best candidate's own build; or one `canopy train` made).
+ */
+async function startFinalStage(root: StudyManifest, ranked: StudyReport, index: number, ports: StudyAggregatePorts): Promise<{ id: string; buildId: string; rankedKey: string }> {
+  if (!ports.queue) throw new AggregationError("the study's final build (refit) needs the grove queue");
+  const clock = ports.clock ?? systemClock;
+  const id = finalStageIdFor(root.studyId);
+  const rankedKey = keys.studyRound(root.studyId, index);
+  const spec = finalSpec(root.spec, ranked.best_params_);
+  const buildId = buildIdFor(root.packHash, spec);
+  const manifest: StudyManifest = {
+    ...root,
+    studyId: id,
+    members: [{ buildId, candidate: ranked.best_index_, fold: 0, groves: planGroves(spec.n_estimators, spec.grove_size).length }],
+    groves: planGroves(spec.n_estimators, spec.grove_size).length,
+    createdAt: clock.now(),
+    final: { root: root.studyId, candidate: ranked.best_index_, rankedKey },
+  };
+  delete manifest.rounds;
+  delete manifest.round;
+  // A redriven ranking keeps the ranking that landed (its digest is in the stage's record).
+  let rankedBytes = await ports.blobs.get(rankedKey);
+  const stage = await ports.ledger.get(id);
+  if (!rankedBytes || !stage?.groveStats[1]) {
+    rankedBytes = encode(ranked);
+    await ports.blobs.put(rankedKey, rankedBytes, CONTENT_TYPES.json);
+  }
+  const key = keys.study(id);
+  if (!(await ports.blobs.exists(key))) await ports.blobs.put(key, encode(manifest), CONTENT_TYPES.json);
+  const stored = decodeStudyManifest((await ports.blobs.get(key))!, id, key);
+  if (await ports.ledger.create(newBuildRecord({ buildId: id, total: 2, tolerated: 1, tags: root.spec.base.tags, now: clock.now() }))) await ports.ledger.startTraining(id);
+  const now = clock.now();
+  await ports.ledger.landGrove(id, 1, {
+    trees: 0,
+    nodes: 0,
+    bytes: rankedBytes.length,
+    digest: sha256Hex(rankedBytes),
+    queuedAt: now,
+    startedAt: now,
+    loadedAt: now,
+    trainedAt: now,
+    storedAt: now,
+    landedAt: now,
+    packCached: false,
+  });
+  await startFinalBuild(stored, { blobs: ports.blobs, ledger: ports.ledger, queue: ports.queue, clock });
+  await settleStudy(id, { blobs: ports.blobs, ledger: ports.ledger, clock, manifest: stored });
+  return { id, buildId: stored.members[0].buildId, rankedKey };
+}
+
+/** Starts the final build of a final stage unless it exists (made by `canopy train`, an earlier run, or a member). */
+async function startFinalBuild(stage: StudyManifest, ports: StudyPorts): Promise<boolean> {
+  const { buildId } = stage.members[0];
+  if (await ports.ledger.summary(buildId)) return false;
+  const spec = finalSpec(stage.spec, stage.candidates[stage.final!.candidate]);
+  const manifest: BuildManifest = {
+    v: 1,
+    buildId,
+    spec,
+    packKey: stage.packKey,
+    packHash: stage.packHash,
+    groves: planGroves(spec.n_estimators, spec.grove_size),
+    finalOf: stage.final!.root,
+  };
+  if (buildIdFor(stage.packHash, spec) !== buildId) throw new AggregationError(`study ${stage.final!.root}: its final build was planned as ${buildId} but its spec gives ${buildIdFor(stage.packHash, spec)}`);
+  return (await startBuild(manifest, ports, { memberOf: { id: stage.studyId, member: 0 } })).created;
+}
+
+/**
+ * The final stage's aggregation: the final build finished (landed or failed in the stage). Failed: the study fails
+ * naming it. Completed: the ranked report (checked against the digest that landed) with `final` (the build's held-out
+ * metrics and model), which is the study's report.
+ */
+async function finishFinalStage(stage: StudyManifest, record: BuildRecord, ports: StudyAggregatePorts, started: number): Promise<StudyReport> {
+  const clock = ports.clock ?? systemClock;
+  const { buildId } = stage.members[0];
+  const failed = record.failed.find((f) => f.grove === 0);
+  if (failed) throw new AggregationError(`the final build failed: ${failed.error}`);
+  const rankedBytes = await ports.blobs.get(stage.final!.rankedKey);
+  if (!rankedBytes) throw new AggregationError(`the ranking ${stage.final!.rankedKey} is missing`);
+  if (sha256Hex(rankedBytes) !== record.groveStats[1]?.digest) throw new AggregationError(`${stage.final!.rankedKey} is not the ranking that landed`);
+  const ranked = decodeRanking<StudyReport>(rankedBytes);
+  const reportKey = keys.report(buildId);
+  const bytes = await ports.blobs.get(reportKey);
+  if (!bytes) throw new AggregationError(`its final build ${buildId} landed but ${reportKey} is missing`);
+  if (sha256Hex(bytes) !== record.groveStats[0]?.digest) throw new AggregationError(`${reportKey} is not the final build's report that landed`);
+  const build = JSON.parse(new TextDecoder().decode(bytes)) as BuildReport;
+  const summary = await ports.ledger.summary(buildId);
+  const members = [...ranked.candidates, ...(ranked.rounds ?? []).flatMap((r) => r.candidates)].flatMap((c) => c.buildIds);
+  const usd = members.includes(buildId) ? 0 : build.cost.usd.total;
+  const completedAt = clock.now();
+  return {
+    ...ranked,
+    final: {
+      buildId,
+      reportKey,
+      modelKey: build.model.key,
+      metrics: summary?.result?.metrics ?? null,
+      trainRows: build.dataset.trainRows,
+      testRows: build.dataset.testRows,
+      model: { bytes: build.model.bytes, trees: build.model.trees, nodes: build.model.nodes },
+      usd,
+    },
+    cost: { ...ranked.cost, usd: ranked.cost.usd + usd, aggregateMs: ranked.cost.aggregateMs + (completedAt - started) },
+    completedAt,
+  };
 }
 
 /**
@@ -529,20 +699,27 @@ export function rankCandidates(scores: number[][]): { mean: number[]; std: numbe
 
 /**
  * The record a study is at: its own, or with successive halving the latest round's (a ranked round names the next in
- * its result). What status, resume and waiting read.
+ * its result), or with a final build (refit) the final stage's once ranked (`final`; `ranking` is the ranked record).
+ * What status, resume and waiting read.
  */
-export async function studyHead(ledger: BuildLedger, studyId: string): Promise<{ id: string; round: number; summary: BuildSummary } | undefined> {
+export async function studyHead(
+  ledger: BuildLedger,
+  studyId: string,
+): Promise<{ id: string; round: number; summary: BuildSummary; final?: { buildId: string; ranking: { id: string; summary: BuildSummary } } } | undefined> {
   let id = studyId;
   let summary = await ledger.summary(id);
   let round = 0;
+  let final: { buildId: string; ranking: { id: string; summary: BuildSummary } } | undefined;
   while (summary?.status === "COMPLETED" && typeof summary.result?.metrics?.next_round === "string") {
     const next = await ledger.summary(summary.result.metrics.next_round);
     if (!next) break; // the next round's record is being made: this one is the head until it exists
+    const finalBuild = summary.result.metrics.final_build;
+    if (typeof finalBuild === "string") final = { buildId: finalBuild, ranking: { id, summary } };
+    else round++;
     id = summary.result.metrics.next_round;
     summary = next;
-    round++;
   }
-  return summary && { id, round, summary };
+  return summary && { id, round, summary, ...(final ? { final } : {}) };
 }
 
 /** What `canopy status <study-id>` shows: the study's counter, its members' groves settled, and its report once ranked. */
@@ -552,6 +729,8 @@ export interface StudyView {
   round?: number;
   builds: { total: number; done: number; failed: number };
   groves: { total: number; settled: number };
+  /** Ranked, with a final build (refit): that build and its groves (the study is its status once ranked). */
+  final?: { buildId: string; status?: BuildSummary["status"]; groves: { total: number; settled: number } };
   report?: StudyReport;
   reportKey?: string;
   pageKey?: string;
@@ -561,8 +740,10 @@ export interface StudyView {
 export async function readStudyView(ports: { blobs: BlobStore; ledger: BuildLedger }, studyId: string): Promise<StudyView | undefined> {
   const head = await studyHead(ports.ledger, studyId);
   if (!head) return undefined;
-  const summary = head.round > 0 ? { ...head.summary, buildId: studyId } : head.summary;
-  const manifest = await readStudyManifest(ports.blobs, head.id);
+  // Builds and groves are the ranked record's; the status is the head's (the final stage's once ranked).
+  const counted = head.final?.ranking ?? head;
+  const summary = counted.id !== studyId || head.final ? { ...counted.summary, status: head.summary.status, buildId: studyId, ...(head.summary.reason !== undefined ? { reason: head.summary.reason } : {}) } : head.summary;
+  const manifest = await readStudyManifest(ports.blobs, counted.id);
   let settled = 0;
   for (const m of manifest.members) {
     const s = await ports.ledger.summary(m.buildId);
@@ -571,10 +752,14 @@ export async function readStudyView(ports: { blobs: BlobStore; ledger: BuildLedg
   const view: StudyView = {
     summary,
     ...(head.round > 0 ? { round: head.round } : {}),
-    builds: { total: summary.total, done: summary.landedCount + summary.failedCount, failed: summary.failedCount },
+    builds: { total: counted.summary.total, done: counted.summary.landedCount + counted.summary.failedCount, failed: counted.summary.failedCount },
     groves: { total: manifest.groves, settled },
   };
-  if (summary.status === "COMPLETED" && summary.result) {
+  if (head.final) {
+    const b = await ports.ledger.summary(head.final.buildId);
+    view.final = { buildId: head.final.buildId, ...(b ? { status: b.status } : {}), groves: { total: b?.total ?? 0, settled: b ? b.landedCount + b.failedCount : 0 } };
+  }
+  if (head.summary.status === "COMPLETED" && head.summary.result) {
     const bytes = await ports.blobs.get(keys.studyReport(studyId));
     if (bytes) view.report = JSON.parse(new TextDecoder().decode(bytes)) as StudyReport;
     view.reportKey = keys.studyReport(studyId);

@@ -6,7 +6,7 @@ import { resumeBuild } from "./submit.ts";
 import { isStudyId } from "./keys.ts";
 import { isPartitionRunId } from "./partitioned-model.ts";
 import { settlePartitionedRun } from "./partitioned-run.ts";
-import { settleStudy } from "./study.ts";
+import { settleStudy, submitMissingMembers } from "./study.ts";
 
 /**
  * When the build last made progress: its last landing, else its creation, or any later write (a grove given up on,
@@ -48,7 +48,10 @@ export type SweepAction =
   | { action: "reopen"; claim: number; why: string }
   /** Groves outstanding, no progress, nothing queued: their tasks were lost; queue them again. */
   | { action: "requeue"; why: string }
-  /** A study with members outstanding and no landing for stallMs: land the member builds that finished (settleStudy). */
+  /**
+   * A study with members outstanding and no landing for stallMs: land the member builds that finished (settleStudy)
+   * and start those a crash left unsubmitted (submitMissingMembers).
+   */
   | { action: "settle"; why: string }
   | { action: "fail"; reason: string };
 
@@ -106,7 +109,8 @@ export function sweepDecision(s: BuildSummary, now: number, policy: SweepPolicy,
 /**
  * The sweeper's rule for a study (a record whose members are builds). Its members are builds swept on their own, so
  * a study never stalls nor is re-queued: with members outstanding and no landing for stallMs, the finished ones are
- * landed (a crash between a build's completion and its landing in the study); with every member in, the rules of a
+ * landed (a crash between a build's completion and its landing in the study) and the unsubmitted ones started (a crash
+ * in the study's submission, or before its final build was queued); with every member in, the rules of a
  * build's aggregation apply (a lost trigger fired again, a dead claim reopened).
  */
 export function studySweepDecision(s: BuildSummary, now: number, policy: SweepPolicy): SweepAction {
@@ -198,7 +202,10 @@ async function apply(buildId: string, decision: SweepAction, ports: SweepPorts):
     case "settle": {
       await ports.ledger.startTraining(buildId); // a study (or run) left PENDING by a crash in its submission
       const landed = await (isPartitionRunId(buildId) ? settlePartitionedRun : settleStudy)(buildId, ports);
-      return { buildId, action: "settle", detail: `${decision.why}; landed ${landed}`, ...(landed > 0 ? {} : { skipped: true }) };
+      // A study's members (or final build) a crash left unsubmitted are started from its manifest.
+      const submitted = isPartitionRunId(buildId) ? [] : await submitMissingMembers(buildId, ports);
+      const detail = `${decision.why}; landed ${landed}${submitted.length > 0 ? `; submitted ${submitted.length} member build(s) a crash left unsubmitted: ${submitted.join(", ")}` : ""}`;
+      return { buildId, action: "settle", detail, ...(landed > 0 || submitted.length > 0 ? {} : { skipped: true }) };
     }
     case "fail": {
       if (!(await ports.ledger.fail(buildId, decision.reason))) return { buildId, action: "fail", detail: decision.reason, skipped: true };

@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { aggregate } from "../src/aggregate.ts";
 import { keys } from "../src/keys.ts";
 import { isAggregationTrigger } from "../src/ledger.ts";
-import { prepareBuildData, resumeStudy, submitStudy } from "../src/index.ts";
+import { parseBuildSpec, prepareBuildData, resumeStudy, submitStudy } from "../src/index.ts";
+import type { GroveTask } from "../src/task.ts";
 import { aggregateStudy, rankCandidates, settleStudy, topCandidates } from "../src/study.ts";
 import { halvingRounds, parseStudySpec, planStudy, studyCandidates, studyRounds, STUDY_LIMITS } from "../src/study-spec.ts";
 import type { StudyReport } from "../src/study-report.ts";
@@ -25,11 +26,12 @@ function studyPipeline(deliveries = 1) {
     for (let i = 0; i < deliveries; i++)
       work.push(isStudyId(id) ? aggregateStudy(id, { blobs, ledger, notifier, queue, clock }) : aggregate(id, { blobs, ledger, notifier, clock }));
   });
-  const drain = async (order: (n: number) => number[] = (n) => [...Array(n).keys()], copies = 1) => {
+  /** Trains every queued task (`train` may do otherwise with one) and runs the aggregations, until nothing is left. */
+  const drain = async (order: (n: number) => number[] = (n) => [...Array(n).keys()], copies = 1, train: (task: GroveTask) => Promise<unknown> = (t) => trainGrove(t, { blobs, ledger })) => {
     for (;;) {
       const tasks = queue.drain();
       if (tasks.length === 0 && work.length === 0) return;
-      for (const i of order(tasks.length)) for (let c = 0; c < copies; c++) await trainGrove(tasks[i], { blobs, ledger });
+      for (const i of order(tasks.length)) for (let c = 0; c < copies; c++) await train(tasks[i]);
       while (work.length > 0) await work.shift();
     }
   };
@@ -290,5 +292,308 @@ describe("successive halving over trees", () => {
     // The study record is round 0's; the view follows the rounds to the last.
     const { readStudyView } = await import("../src/study.ts");
     expect(await readStudyView(p, studyId)).toMatchObject({ round: 2, builds: { total: 2, done: 2 }, report: { best_index_: report.best_index_ } });
+  });
+});
+
+describe("a study scored out of bag (oob)", () => {
+  it("refuses folds next to oob, neg_log_loss out of bag, and oob without the bootstrap", () => {
+    expect(() => parseStudySpec({ base, grid: { max_depth: [1, 2] }, oob: true, cv: 3 })).toThrow(/--cv and --oob are exclusive/);
+    expect(() => parseStudySpec({ base, grid: { max_depth: [1, 2] }, oob: true, scoring: "neg_log_loss" })).toThrow(/--scoring neg_log_loss and --oob do not go together/);
+    expect(() => parseStudySpec({ base: { ...base, bootstrap: false }, grid: { max_depth: [1, 2] }, oob: true })).toThrow(/oob: needs the bootstrap/);
+    const spec = parseStudySpec({ base, grid: { max_depth: [1, 2] }, oob: true });
+    expect(spec).toMatchObject({ oob: true, cv: 1 });
+    // A parsed spec parses again to itself (the runtimes check it once more against the data's task).
+    expect(parseStudySpec(spec, "classification")).toEqual(spec);
+  });
+
+  async function oobStudy(scoring: "accuracy" | "f1_macro", copies = 1, deliveries = 1) {
+    const p = studyPipeline(deliveries);
+    const spec = parseStudySpec({ base, grid: { max_depth: [1, null], max_features: ["sqrt", 1.0] }, oob: true, scoring });
+    const prepared = await prepareBuildData(spec.base, fixture("iris"), p.blobs, { clock: p.clock });
+    const submission = await submitStudy(spec, p, prepared);
+    await p.drain(undefined, copies);
+    const report = JSON.parse(new TextDecoder().decode(await p.blobs.get(keys.studyReport(submission.studyId)))) as StudyReport;
+    return { ...p, submission, report, prepared };
+  }
+
+  it("is one build per candidate over the training rows with oob_score, ranked by its oob_score_", async () => {
+    const { submission, report, ledger, blobs, notifier } = await oobStudy("accuracy", 2, 2);
+    expect(submission.manifest.members).toHaveLength(4);
+    expect(report.builds).toEqual({ total: 4, completed: 4, failed: 0 });
+    for (const c of report.candidates) {
+      expect(c.buildIds).toHaveLength(1);
+      const [buildId] = c.buildIds;
+      expect(await ledger.summary(buildId)).toMatchObject({ memberOf: { id: submission.studyId, member: c.index } });
+      const manifest = JSON.parse(new TextDecoder().decode(await blobs.get(keys.spec(buildId))));
+      expect(manifest.spec).toMatchObject({ oob_score: true, test_fraction: 0.25 });
+      expect(manifest.spec.cv).toBeUndefined();
+      const build = JSON.parse(new TextDecoder().decode(await blobs.get(keys.report(buildId))));
+      // Scored by its out-of-bag rows, never by the held-out split.
+      expect(c.split_test_scores).toEqual([build.oob_score]);
+      expect(c.mean_test_score).toBe(build.oob_score);
+      expect(c.std_test_score).toBe(0);
+    }
+    const means = report.candidates.map((c) => [c.mean_test_score]);
+    expect(report.candidates.map((c) => c.rank_test_score)).toEqual(rankCandidates(means).rank);
+    expect(notifier.studies).toHaveLength(1);
+    expect(notifier.studies[0]).toMatchObject({ type: "study.completed", oob: true, cv: 1, candidates: 4, best_score_: report.best_score_ });
+    const { readFileSync } = await import("node:fs");
+    const { validate } = await import("../../../test/json-schema.ts");
+    const schema = JSON.parse(readFileSync(new URL("../../../schemas/study-notification.v1.json", import.meta.url), "utf8"));
+    expect(validate(notifier.studies[0], schema)).toEqual([]);
+  });
+
+  it("scores f1_macro on the out-of-bag decision function (oob.bin), as sklearn's callable oob_score", async () => {
+    const { report, blobs, prepared } = await oobStudy("f1_macro");
+    const { decodeOobDecision } = await import("../src/oob.ts");
+    const { classificationMetrics } = await import("@canopy/forest");
+    const target = prepared.pack.target;
+    if (target.task !== "classification") throw new Error("iris is a classification table");
+    for (const c of report.candidates) {
+      const d = decodeOobDecision((await blobs.get(keys.oob(c.buildIds[0])))!);
+      const f1 = classificationMetrics(Uint16Array.from(d.rows, (r) => target.codes[r]), d.values, target.classes).macro_f1;
+      expect(c.split_test_scores).toEqual([f1]);
+    }
+  });
+
+  it("halves over trees out of bag: the survivors' builds are extended and equal fresh oob builds", async () => {
+    const p = studyPipeline();
+    const spec = parseStudySpec({ base: { ...base, n_estimators: 18, grove_size: 2 }, grid: { max_depth: [1, 2, null], min_samples_leaf: [1, 4, 8] }, oob: true, halving: { factor: 3, min_resources: 2 } });
+    const prepared = await prepareBuildData(spec.base, fixture("iris"), p.blobs, { clock: p.clock });
+    const { studyId } = await submitStudy(spec, p, prepared);
+    await p.drain();
+    expect(p.notifier.studies.map((n) => n.type)).toEqual(["study.completed"]);
+    const report = JSON.parse(new TextDecoder().decode(await p.blobs.get(keys.studyReport(studyId)))) as StudyReport;
+    expect(report.rounds!.map((r) => [r.trees, r.candidates.length])).toEqual([[2, 9], [6, 3], [18, 1]]);
+    expect(report.builds).toEqual({ total: 9 + 3 + 1, completed: 13, failed: 0 });
+    // Each round's score is the candidate's OOB score at that round's trees.
+    for (const round of report.rounds!)
+      for (const c of round.candidates) {
+        const build = JSON.parse(new TextDecoder().decode(await p.blobs.get(keys.report(c.buildIds[0]))));
+        expect(build.model.trees).toBe(round.trees);
+        expect(c.split_test_scores).toEqual([build.oob_score]);
+      }
+    const [best] = report.candidates[0].buildIds;
+    const fresh = studyPipeline();
+    const { submitBuild } = await import("../src/submit.ts");
+    const { memberSpec } = await import("../src/study-spec.ts");
+    const s = await submitBuild(memberSpec(spec, report.best_params_, 0), fresh, await prepareBuildData(spec.base, fixture("iris"), fresh.blobs, { clock: fresh.clock }));
+    expect(s.buildId).toBe(best);
+    await fresh.drain();
+    expect(await fresh.blobs.get(keys.model(best))).toEqual(await p.blobs.get(keys.model(best)));
+    expect(await fresh.blobs.get(keys.oob(best))).toEqual(await p.blobs.get(keys.oob(best)));
+  });
+});
+
+describe("the study's final model (refit)", () => {
+  const search = { grid: { max_depth: [1, null], max_features: ["sqrt", 1.0] }, cv: 3, refit: true };
+
+  async function refitStudy(p: ReturnType<typeof studyPipeline>, extra: Record<string, unknown> = {}) {
+    const spec = parseStudySpec({ base, ...search, ...extra });
+    const prepared = await prepareBuildData(spec.base, fixture("iris"), p.blobs, { clock: p.clock });
+    const submission = await submitStudy(spec, p, prepared);
+    return { spec, prepared, submission };
+  }
+  const readReport = async (blobs: MemoryBlobStore, studyId: string) => JSON.parse(new TextDecoder().decode((await blobs.get(keys.studyReport(studyId)))!)) as StudyReport;
+
+  it("builds base + best_params_ over the training rows once, evaluates it on the held-out rows, and completes the study with it: one notification", async () => {
+    const p = studyPipeline(2);
+    const { spec, prepared, submission } = await refitStudy(p);
+    await p.drain(undefined, 2);
+    const { studyId } = submission;
+    const report = await readReport(p.blobs, studyId);
+    const { candidateSpec, finalStageIdFor } = await import("../src/study-spec.ts");
+    const { buildIdFor } = await import("../src/plan.ts");
+    const finalId = buildIdFor(prepared.hash, candidateSpec(spec, report.best_params_));
+    const build = await p.ledger.summary(finalId);
+    expect(build).toMatchObject({ status: "COMPLETED", memberOf: { id: finalStageIdFor(studyId), member: 0 } });
+    const buildReport = JSON.parse(new TextDecoder().decode((await p.blobs.get(keys.report(finalId)))!));
+    expect(buildReport).toMatchObject({ finalOf: studyId, spec: { test_fraction: 0.25 }, dataset: { testRows: buildReport.dataset.testRows } });
+    expect(buildReport.spec.cv).toBeUndefined();
+    expect(report.final).toEqual({
+      buildId: finalId,
+      reportKey: keys.report(finalId),
+      modelKey: keys.model(finalId),
+      metrics: build!.result!.metrics,
+      trainRows: buildReport.dataset.trainRows,
+      testRows: buildReport.dataset.testRows,
+      model: { bytes: buildReport.model.bytes, trees: 12, nodes: buildReport.model.nodes },
+      usd: buildReport.cost.usd.total,
+    });
+    expect(report.final!.testRows).toBeGreaterThan(0);
+    expect(report.builds).toEqual({ total: 12, completed: 12, failed: 0 });
+    // One study notification (every trigger delivered twice), after the final build's own build notification.
+    expect(p.notifier.studies).toHaveLength(1);
+    expect(p.notifier.published.map((n) => n.buildId)).toContain(finalId);
+    expect(p.notifier.published).toHaveLength(13);
+    expect(p.notifier.studies[0]).toMatchObject({ type: "study.completed", studyId, best_params_: report.best_params_, best_score_: report.best_score_, final: { buildId: finalId, modelKey: keys.model(finalId), metrics: build!.result!.metrics, testRows: report.final!.testRows } });
+    const { readFileSync } = await import("node:fs");
+    const { validate } = await import("../../../test/json-schema.ts");
+    const schema = JSON.parse(readFileSync(new URL("../../../schemas/study-notification.v1.json", import.meta.url), "utf8"));
+    expect(validate(p.notifier.studies[0], schema)).toEqual([]);
+    expect(Object.keys(p.notifier.studies[0]).filter((k) => !(k in schema.properties))).toEqual([]);
+    const { readStudyView } = await import("../src/study.ts");
+    expect(await readStudyView(p, studyId)).toMatchObject({ summary: { status: "COMPLETED", buildId: studyId }, builds: { total: 12, done: 12 }, final: { buildId: finalId, status: "COMPLETED" }, report: { final: { buildId: finalId } } });
+    // The final model is the bytes `canopy train` of the base spec + best_params_ gives on the same data.
+    const fresh = studyPipeline();
+    const { submitBuild } = await import("../src/submit.ts");
+    // As `canopy train` gets them: an option at its default None (max_depth) is not given.
+    const options = Object.fromEntries(Object.entries(report.best_params_).filter(([, v]) => v !== null));
+    const trained = await submitBuild(parseBuildSpecOf({ ...base, ...options }), fresh, await prepareBuildData(spec.base, fixture("iris"), fresh.blobs, { clock: fresh.clock }));
+    expect(trained.buildId).toBe(finalId);
+    await fresh.drain();
+    expect(await fresh.blobs.get(keys.model(finalId))).toEqual(await p.blobs.get(keys.model(finalId)));
+    // Submitted again: found done, nothing queued, no second notification.
+    expect(await submitStudy(spec, p, prepared)).toMatchObject({ created: false, submitted: [] });
+    expect((await resumeStudy(studyId, p)).status).toBe("COMPLETED");
+    expect(p.queue.messages).toHaveLength(0);
+    expect(p.notifier.studies).toHaveLength(1);
+  });
+
+  it("out of bag, the final build is the best candidate's own build: nothing more is trained", async () => {
+    const p = studyPipeline();
+    const spec = parseStudySpec({ base, grid: search.grid, oob: true, refit: true });
+    const prepared = await prepareBuildData(spec.base, fixture("iris"), p.blobs, { clock: p.clock });
+    const { studyId } = await submitStudy(spec, p, prepared);
+    await p.drain();
+    const report = await readReport(p.blobs, studyId);
+    expect(report.final!.buildId).toBe(report.candidates[report.best_index_].buildIds[0]);
+    expect(report.final!.usd).toBe(0);
+    expect(report.final!.metrics).toMatchObject({ accuracy: expect.any(Number) });
+    expect(p.notifier.published).toHaveLength(4);
+    expect(p.notifier.studies.map((n) => n.type)).toEqual(["study.completed"]);
+  });
+
+  it("a failed final build fails the study, naming it, with one study.failed", async () => {
+    const p = studyPipeline();
+    const { submission } = await refitStudy(p);
+    const { finalStageIdFor } = await import("../src/study-spec.ts");
+    const { failGroveTask } = await import("../src/train-grove.ts");
+    const stage = finalStageIdFor(submission.studyId);
+    await p.drain(undefined, 1, async (t) =>
+      (await p.ledger.summary(t.buildId))?.memberOf?.id === stage ? failGroveTask(t, new Error("injected: the final build's trainer ran out of memory"), p) : trainGrove(t, p),
+    );
+    expect(p.notifier.studies).toHaveLength(1);
+    const n = p.notifier.studies[0];
+    expect(n).toMatchObject({ type: "study.failed", studyId: submission.studyId, status: "FAILED" });
+    expect(n.reason).toMatch(/the final build failed: build b-[0-9a-f]{16} failed: .*injected: the final build's trainer ran out of memory/);
+    const { readStudyView } = await import("../src/study.ts");
+    expect((await readStudyView(p, submission.studyId))?.summary.status).toBe("FAILED");
+  });
+
+  it("resume finishes a study whose final build was lost mid-way (its grove messages gone): the same final model", async () => {
+    const reference = studyPipeline();
+    const ref = await refitStudy(reference);
+    await reference.drain();
+    const refReport = await readReport(reference.blobs, ref.submission.studyId);
+    const p = studyPipeline();
+    const { submission } = await refitStudy(p);
+    const { finalStageIdFor } = await import("../src/study-spec.ts");
+    const stage = finalStageIdFor(submission.studyId);
+    // Train everything but the final build: its tasks are lost (a crash took them).
+    let lost = 0;
+    await p.drain(undefined, 1, async (t) => ((await p.ledger.summary(t.buildId))?.memberOf?.id === stage ? lost++ : trainGrove(t, p)));
+    expect(lost).toBeGreaterThan(0);
+    expect(p.notifier.studies).toHaveLength(0);
+    const { studyHead } = await import("../src/study.ts");
+    expect(await studyHead(p.ledger, submission.studyId)).toMatchObject({ id: stage, round: 0, summary: { status: "TRAINING" }, final: { buildId: refReport.final!.buildId } });
+    const resumed = await resumeStudy(submission.studyId, p);
+    expect(resumed.resumed).toEqual([refReport.final!.buildId]);
+    await p.drain();
+    const report = await readReport(p.blobs, submission.studyId);
+    expect(report.final!.buildId).toBe(refReport.final!.buildId);
+    expect(await p.blobs.get(keys.model(report.final!.buildId))).toEqual(await reference.blobs.get(keys.model(report.final!.buildId)));
+    expect(p.notifier.studies.map((x) => x.type)).toEqual(["study.completed"]);
+  });
+
+  it("resume re-queues a final build whose tasks never reached the queue", async () => {
+    const p = studyPipeline();
+    const { submission } = await refitStudy(p);
+    const { finalStageIdFor } = await import("../src/study-spec.ts");
+    const stage = finalStageIdFor(submission.studyId);
+    // The queue refuses the final build's tasks once: startBuild wrote its record, its tasks never went out.
+    const send = p.queue.send.bind(p.queue);
+    let refused = 0;
+    p.queue.send = async (tasks) => {
+      if (refused === 0 && tasks.length > 0 && (await p.ledger.summary(tasks[0].buildId))?.memberOf?.id === stage) {
+        refused++;
+        return;
+      }
+      return send(tasks);
+    };
+    await p.drain();
+    expect(refused).toBe(1);
+    expect(p.notifier.studies).toHaveLength(0);
+    const resumed = await resumeStudy(submission.studyId, p);
+    expect(resumed.resumed).toHaveLength(1);
+    await p.drain();
+    expect(p.notifier.studies.map((x) => x.type)).toEqual(["study.completed"]);
+  });
+});
+
+function parseBuildSpecOf(input: Record<string, unknown>) {
+  return parseBuildSpec(input);
+}
+
+describe("the sweeper submits what a crash left unsubmitted", () => {
+  it("starts the member builds a crashed submission never created (no pack read), and the study finishes as one submitted whole", async () => {
+    const { sweepBuilds } = await import("../src/sweep.ts");
+    const reference = studyPipeline();
+    const spec = parseStudySpec({ base, grid: { max_depth: [1, 3] }, cv: 2, refit: true });
+    const refPrepared = await prepareBuildData(spec.base, fixture("iris"), reference.blobs, { clock: reference.clock });
+    const ref = await submitStudy(spec, reference, refPrepared);
+    await reference.drain();
+    const p = studyPipeline();
+    const prepared = await prepareBuildData(spec.base, fixture("iris"), p.blobs, { clock: p.clock });
+    // The submission dies after creating two of the four member builds.
+    let created = 0;
+    const dying = Object.create(p.ledger, {
+      create: { value: (r: Parameters<MemoryLedger["create"]>[0]) => (!isStudyId(r.buildId) && ++created > 2 ? Promise.reject(new Error("killed")) : p.ledger.create(r)) },
+    }) as MemoryLedger;
+    await expect(submitStudy(spec, { ...p, ledger: dying }, prepared)).rejects.toThrow("killed");
+    await p.drain();
+    const stuck = (await p.ledger.summary(ref.studyId))!;
+    expect(stuck).toMatchObject({ status: "TRAINING", landedCount: 2, remaining: 2 });
+    // Hidden from the sweeper: the pack (it reads none).
+    const blobs = Object.create(p.blobs, { get: { value: (k: string) => (k.startsWith("packs/") ? Promise.reject(new Error(`read ${k}`)) : p.blobs.get(k)) } }) as MemoryBlobStore;
+    const late = { now: () => stuck.updatedAt + 120_000 };
+    const [result] = await sweepBuilds([ref.studyId], { stallMs: 60_000, leaseMs: 60_000 }, { ...p, blobs, queueState: async () => ({ busy: false }), clock: late });
+    expect(result).toMatchObject({ buildId: ref.studyId, action: "settle", detail: expect.stringMatching(/landed 0; submitted 2 member build\(s\) a crash left unsubmitted: b-/) });
+    await p.drain();
+    const a = JSON.parse(new TextDecoder().decode((await reference.blobs.get(keys.studyReport(ref.studyId)))!)) as StudyReport;
+    const b = JSON.parse(new TextDecoder().decode((await p.blobs.get(keys.studyReport(ref.studyId)))!)) as StudyReport;
+    expect(b.candidates.map((c) => c.split_test_scores)).toEqual(a.candidates.map((c) => c.split_test_scores));
+    expect(b.final!.buildId).toBe(a.final!.buildId);
+    for (const c of b.candidates) for (const id of c.buildIds) expect(await p.blobs.get(keys.model(id))).toEqual(await reference.blobs.get(keys.model(id)));
+    expect(p.notifier.studies.map((n) => n.type)).toEqual(["study.completed"]);
+  });
+
+  it("starts a final build that was never queued when the final stage stalls", async () => {
+    const { submitMissingMembers } = await import("../src/study.ts");
+    const { finalStageIdFor } = await import("../src/study-spec.ts");
+    const p = studyPipeline();
+    const spec = parseStudySpec({ base, grid: { max_depth: [1, 3] }, cv: 2, refit: true });
+    const prepared = await prepareBuildData(spec.base, fixture("iris"), p.blobs, { clock: p.clock });
+    const { studyId } = await submitStudy(spec, p, prepared);
+    // The final build's record is never created: the aggregator died right before.
+    const stage = finalStageIdFor(studyId);
+    const create = p.ledger.create.bind(p.ledger);
+    let refused = false;
+    p.ledger.create = async (r) => {
+      if (!refused && r.memberOf?.id === stage) {
+        refused = true;
+        return false; // (as if it had been made: nothing is written)
+      }
+      return create(r);
+    };
+    await p.drain();
+    expect(refused).toBe(true);
+    p.ledger.create = create;
+    const head = (await (await import("../src/study.ts")).studyHead(p.ledger, studyId))!;
+    expect(head.id).toBe(stage);
+    expect(await p.ledger.summary(head.final!.buildId)).toBeUndefined();
+    expect(await submitMissingMembers(stage, p)).toEqual([head.final!.buildId]);
+    await p.drain();
+    expect(p.notifier.studies.map((n) => n.type)).toEqual(["study.completed"]);
   });
 });

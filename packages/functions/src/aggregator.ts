@@ -24,7 +24,10 @@ import { resources } from "./resources.ts";
 import { functionLogger, memoryMb } from "./runtime.ts";
 
 export interface AggregatorDeps {
-  /** `queue`: where a halving study's next round queues its new trees (the aggregator extends the survivors' builds). */
+  /**
+   * `queue`: where a study's aggregation queues builds: its final model (refit), a halving round's new trees (the
+   * aggregator extends the survivors' builds).
+   */
   ports?: () => Promise<{ blobs: BlobStore; ledger: BuildLedger; notifier: Notifier; queue?: TaskQueue }>;
   packs?: PackCache;
   logger?: Logger;
@@ -51,7 +54,7 @@ export function createAggregator(deps: AggregatorDeps = {}) {
       blobs: await resources.blobs(),
       ledger: await resources.ledger(),
       notifier: await resources.notifier(),
-      // Resolved on first use: only a halving study's next round sends tasks (the grove queue must be linked then).
+      // The grove queue (linked), resolved on first use: only a study's final build and halving rounds send tasks.
       queue: { send: async (tasks: Parameters<TaskQueue["send"]>[0]) => (await resources.queue()).send(tasks) },
     }));
   let prices = deps.prices;
@@ -71,7 +74,9 @@ export function createAggregator(deps: AggregatorDeps = {}) {
       // A study's record reaches its trigger the same way when its last member build lands.
       if (isStudyId(buildId)) {
         const study = await aggregateStudy(buildId, { ...ports, renderReport, ...(deps.clock ? { clock: deps.clock } : {}) });
-        if (study.outcome === "completed") logger.info("study completed", { studyId: buildId, best: study.report.best_params_, score: study.report.best_score_ });
+        if (study.outcome === "completed") logger.info("study completed", { studyId: study.studyId, best: study.report.best_params_, score: study.report.best_score_, final: study.report.final?.buildId });
+        else if (study.outcome === "ranked") logger.info("study ranked; its final build is queued", { studyId: study.studyId, finalBuild: study.finalBuild, stage: study.next });
+        else if (study.outcome === "advanced") logger.info("study round ranked; the survivors' builds are extended", { studyId: buildId, round: study.round, next: study.next });
         else if (study.outcome === "failed") logger.error("study failed in aggregation", { studyId: buildId, reason: study.reason });
         else logger.info("study aggregation not claimed (already claimed, or not ready)", { studyId: buildId });
         return study.outcome;

@@ -35,6 +35,8 @@ export interface SweepSummary {
   redriven: string[];
   reopened: string[];
   requeued: string[];
+  /** Studies whose finished members were landed or unsubmitted members started. */
+  settled: string[];
   /** Builds that could not be swept this time (each is retried by the next sweep). */
   errors: { buildId: string; error: string }[];
 }
@@ -71,6 +73,7 @@ export function createSweeper(deps: SweeperDeps = {}) {
       redriven: done("redrive"),
       reopened: done("reopen"),
       requeued: done("requeue"),
+      settled: done("settle"),
       errors: results.filter((r) => r.error).map((r) => ({ buildId: r.buildId, error: r.error! })),
     };
     for (const r of results) {

@@ -1,5 +1,5 @@
 /** The report of a study: its candidates ranked, their score against each searched parameter, the best's builds. */
-import { showParams, type ParamValue, type StudyCandidate, type StudyReport } from "@canopy/core";
+import { scoreOf, showParams, type ParamValue, type StudyCandidate, type StudyReport } from "@canopy/core";
 import { esc, figure, num, page, section, seconds, sortableTable, table, usd, type Column } from "./html.ts";
 
 type Charts = Record<string, Record<string, unknown>>;
@@ -7,6 +7,9 @@ type Charts = Record<string, Record<string, unknown>>;
 function time(ms: number): string {
   return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
 }
+
+/** Out of bag: one score per candidate, its OOB score; else the mean over its folds. */
+const over = (r: StudyReport) => (r.spec.oob ? "out of bag" : `over ${r.cv} folds`);
 
 const label = (v: ParamValue) => (v === null ? "None" : String(v));
 
@@ -30,7 +33,7 @@ function paramCharts(r: StudyReport, charts: Charts): string {
     charts[id] = {
       kind: "param",
       name,
-      yLabel: `mean ${r.scoring} over ${r.cv} folds`,
+      yLabel: `mean ${r.scoring} ${over(r)}`,
       categorical: !numeric,
       domain: numeric ? undefined : [...new Set(values.map(label))],
       points: ok.map((c) => ({
@@ -54,7 +57,7 @@ function rankedTable(r: StudyReport): string {
     { head: `mean ${r.scoring}`, cell: (c) => num(c.mean_test_score), sort: (c) => (Number.isFinite(c.mean_test_score) ? c.mean_test_score : -Infinity), numeric: true },
     { head: "std", cell: (c) => num(c.std_test_score), numeric: true },
     ...names.map((n): Column<StudyCandidate> => ({ head: n, cell: (c) => esc(label(c.params[n] ?? null)) })),
-    ...Array.from({ length: r.cv }, (_, k): Column<StudyCandidate> => ({ head: `fold ${k}`, cell: (c) => num(c.split_test_scores[k]), numeric: true })),
+    ...Array.from({ length: r.spec.oob ? 0 : r.cv }, (_, k): Column<StudyCandidate> => ({ head: `fold ${k}`, cell: (c) => num(c.split_test_scores[k]), numeric: true })),
     { head: "status", cell: (c) => (c.status === "FAILED" ? `<span class="bad" title="${esc(c.error ?? "")}">FAILED</span>` : "COMPLETED") },
     { head: "trees", cell: (c) => String(c.trees), numeric: true },
     { head: "time", cell: (c) => seconds(c.timeMs), sort: (c) => c.timeMs, numeric: true },
@@ -64,7 +67,13 @@ function rankedTable(r: StudyReport): string {
   return section(
     "ranking",
     "Candidates ranked",
-    sortableTable(rows, columns, `${r.candidates.length} candidates, ${r.cv} folds each (scikit-learn 1.9.1's rank_test_score: by mean fold score, ties share the lowest rank)`),
+    sortableTable(
+      rows,
+      columns,
+      r.spec.oob
+        ? `${r.candidates.length} candidates, each scored by its out-of-bag rows (scikit-learn 1.9.1's oob_score_; rank_test_score: ties share the lowest rank)`
+        : `${r.candidates.length} candidates, ${r.cv} folds each (scikit-learn 1.9.1's rank_test_score: by mean fold score, ties share the lowest rank)`,
+    ),
   );
 }
 
@@ -93,9 +102,10 @@ function roundsSection(r: StudyReport): string {
 }
 
 function bestSection(r: StudyReport): string {
-  const best = r.candidates[r.best_index_];
+  // best_index_ is the candidate's index; with halving the last round's candidates are a few of them.
+  const best = r.candidates.find((c) => c.index === r.best_index_)!;
   const links = best.buildIds
-    .map((id, k) => `<li>fold ${k}: <a href="../../builds/${esc(id)}/report.html">${esc(id)}</a> (${r.scoring} ${num(best.split_test_scores[k])})</li>`)
+    .map((id, k) => `<li>${r.spec.oob ? "build" : `fold ${k}`}: <a href="../../builds/${esc(id)}/report.html">${esc(id)}</a> (${r.scoring} ${num(best.split_test_scores[k])})</li>`)
     .join("");
   return section(
     "best",
@@ -104,7 +114,27 @@ function bestSection(r: StudyReport): string {
       ["best_params_", esc(showParams(r.best_params_))],
       [`best_score_ (${r.scoring})`, `${num(r.best_score_)} ± ${num(best.std_test_score)}`],
     ]) +
-      `<p class="note">Its fold builds (each trained on the other folds, scored on its own; the held-out test split was not used to choose):</p><ul>${links}</ul>`,
+      (r.spec.oob
+        ? `<p class="note">Its build (trained on the training rows, scored by the rows each tree's bootstrap left out; the held-out test split was not used to choose):</p><ul>${links}</ul>`
+        : `<p class="note">Its fold builds (each trained on the other folds, scored on its own; the held-out test split was not used to choose):</p><ul>${links}</ul>`),
+  );
+}
+
+/** The final model (refit): the best parameters built over the training rows, scored once on the held-out rows. */
+function finalSection(r: StudyReport): string {
+  const f = r.final;
+  if (!f) return "";
+  const metrics = Object.entries(f.metrics ?? {}).filter(([, v]) => typeof v === "number") as [string, number][];
+  return section(
+    "final",
+    "Final model",
+    table([
+      ["build", `<a href="../../builds/${esc(f.buildId)}/report.html">${esc(f.buildId)}</a>`],
+      ["trained on", `${f.trainRows} training rows (every fold), with best_params_`],
+      ["tested on", f.testRows > 0 ? `${f.testRows} held-out rows, used for nothing else` : "nothing held out (test fraction 0)"],
+      ...metrics.map(([k, v]): [string, string] => [`test ${esc(k)}`, num(v)]),
+      ["model", `${f.model.trees} trees, ${f.model.nodes} nodes, ${f.model.bytes} bytes`],
+    ]) + `<p class="note">scikit-learn's refit=True: the model to ship. Its held-out scores estimate how it does on new rows; the ranking above chose it without them.</p>`,
   );
 }
 
@@ -121,7 +151,9 @@ function specSection(r: StudyReport): string {
       ["task", esc(r.task)],
       ["search space", esc(space)],
       ["scoring", `${esc(r.scoring)} (greater is better)`],
-      ["folds", `${r.cv} (${r.task === "classification" ? "StratifiedKFold" : "KFold"}, no shuffling, on the training rows)`],
+      r.spec.oob
+        ? ["scored", "out of bag: one build per candidate over the training rows, each row predicted by the trees whose bootstrap left it out"]
+        : ["folds", `${r.cv} (${r.task === "classification" ? "StratifiedKFold" : "KFold"}, no shuffling, on the training rows)`],
       ["fixed options", `<code>${esc(JSON.stringify(fixed))}</code>`],
     ]),
   );
@@ -130,7 +162,8 @@ function specSection(r: StudyReport): string {
 function cards(r: StudyReport): string {
   const items: [string, string][] = [
     [num(r.best_score_), `best mean ${r.scoring}`],
-    [`${r.candidates.length} × ${r.cv}`, "candidates × folds"],
+    ...(r.final && r.final.testRows > 0 ? ([[num(scoreOf(r.scoring, r.final.metrics)), `final model's test ${r.scoring}`]] as [string, string][]) : []),
+    r.spec.oob ? [String(r.candidates.length), "candidates, scored out of bag"] : [`${r.candidates.length} × ${r.cv}`, "candidates × folds"],
     [String(r.builds.total), `builds${r.builds.failed ? ` (${r.builds.failed} failed)` : ""}`],
     [seconds(r.completedAt - r.createdAt), "submitted → ranked"],
   ];
@@ -147,6 +180,7 @@ export function renderStudy(r: StudyReport): string {
     ["params", paramCharts(r, charts)],
     ["rounds", roundsSection(r)],
     ["best", bestSection(r)],
+    ["final", finalSection(r)],
     ["spec", specSection(r)],
   ];
   return page({
@@ -159,6 +193,7 @@ export function renderStudy(r: StudyReport): string {
       ["params", "Score by parameter"],
       ...(r.rounds ? ([["rounds", "Rounds"]] as [string, string][]) : []),
       ["best", "Best"],
+      ...(r.final ? ([["final", "Final model"]] as [string, string][]) : []),
       ["spec", "Search"],
     ],
     body: cards(r) + parts.map(([, html]) => html).join(""),

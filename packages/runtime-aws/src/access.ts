@@ -90,14 +90,18 @@ export const FUNCTION_ACCESS: Record<FunctionName, FunctionAccess> = {
   // their out-of-bag sums and the pack, streams the model and writes the reports (and oob.bin), completes (or
   // fails) the build and publishes its notification.
   // A study's trigger comes the same way: it ranks the members from their reports and writes the study's report, page
-  // and round; a build that is a study's member is landed (or failed) in its study when it finishes.
+  // and round; a build that is a study's member is landed (or failed) in its study when it finishes. Ranked, it
+  // starts the next stage (core's startBuild / extendBuild: a record created and started, a manifest written, grove
+  // tasks sent): a halving round's survivors extended (their groves copied, out-of-bag sums with them), or the final
+  // build (refit) in its final stage's record, where the ranking lands too.
   // A partitioned run's trigger too: it reads the run's manifest, each partition's report and model (its SHA-256 for
   // the partitioned model) and writes the partitioned model and the run's report.
   aggregator: {
     reads: ["spec", "grove", "groveOob", "pack", "report", "study", "studyRound", "partitionRun", "model"],
-    writes: ["model", "report", "reportHtml", "oob", "studyReport", "studyReportHtml", "studyRound", "partitionedModel", "partitionReport"],
-    ledger: ["claimAggregation", "get", "summary", "landGrove", "failGrove", "complete", "fail"],
+    writes: ["model", "report", "reportHtml", "oob", "studyReport", "studyReportHtml", "studyRound", "study", "spec", "grove", "groveOob", "partitionedModel", "partitionReport"],
+    ledger: ["claimAggregation", "get", "summary", "create", "startTraining", "landGrove", "failGrove", "complete", "fail"],
     notifier: ["publish"],
+    groves: ["send"],
   },
   // core's failGroveTask, quoting the trainer's last error note; a failed build that is a study's member is failed in
   // its study (its counter read first).
@@ -105,12 +109,15 @@ export const FUNCTION_ACCESS: Record<FunctionName, FunctionAccess> = {
   // core's sweepBuilds over the open builds: redrives and reopens aggregations, queues lost groves again (core's
   // resumeBuild: the manifest, the grove queue; an extension's uncopied groves are queued for training, not copied),
   // fails what cannot finish.
-  // A study (or a partitioned run) is never re-queued: its members are swept as builds, and a finished member a crash
-  // left unlanded is landed (or failed) in it from the member's report.
+  // A study (or a partitioned run) is never re-queued: its members are swept as builds, a finished member a crash left
+  // unlanded is landed (or failed) in it from the member's report, and a study's member a crash left unsubmitted is
+  // started (core's startBuild: its manifest written, its record created, its groves queued), as is a final stage's
+  // final build.
   sweeper: {
     reads: ["spec", "study", "report", "partitionRun"],
+    writes: ["spec"],
     openBuilds: ["list"],
-    ledger: ["summary", "get", "startTraining", "redriveAggregation", "reopenAggregation", "recordRequeue", "landGrove", "failGrove", "fail"],
+    ledger: ["summary", "get", "create", "startTraining", "redriveAggregation", "reopenAggregation", "recordRequeue", "landGrove", "failGrove", "fail"],
     groves: ["send", "state"],
     notifier: ["publish"],
   },

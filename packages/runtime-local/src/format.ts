@@ -1,4 +1,4 @@
-import { showParams, type BuildNotification, type CanopyNotification, type PartitionNotification, type StudyNotification } from "@canopy/core";
+import { scoreOf, showParams, type BuildNotification, type CanopyNotification, type PartitionNotification, type StudyNotification } from "@canopy/core";
 
 /** The one terminal line for a notification, e.g. `canopy: build b-… COMPLETED accuracy=0.9733 model builds/b-…/model.canopy`. */
 export function formatNotification(n: CanopyNotification): string {
@@ -17,7 +17,11 @@ function formatStudyNotification(n: StudyNotification): string {
   if (n.type === "study.failed") return `canopy: study ${n.studyId} FAILED: ${n.reason ?? "unknown reason"}`;
   const score = n.best_score_ !== undefined ? ` best ${n.scoring}=${Number(n.best_score_.toFixed(4))}` : "";
   const params = n.best_params_ ? ` (${showParams(n.best_params_)})` : "";
-  return `canopy: study ${n.studyId} COMPLETED${score}${params}, ${n.candidates} candidates x ${n.cv} folds${n.reportKey ? ` report ${n.reportKey}` : ""}`;
+  const scored = n.oob ? "scored out of bag" : `x ${n.cv} folds`;
+  // The final model's held-out score by the same scorer (its metric, sign as sklearn's).
+  const test = n.final && n.scoring ? scoreOf(n.scoring, n.final.metrics) : Number.NaN;
+  const final = n.final ? `; final model ${n.final.buildId}${Number.isFinite(test) ? ` test ${n.scoring}=${Number(test.toFixed(4))}` : ""} model ${n.final.modelKey}` : "";
+  return `canopy: study ${n.studyId} COMPLETED${score}${params}, ${n.candidates} candidates ${scored}${final}${n.reportKey ? ` report ${n.reportKey}` : ""}`;
 }
 
 /** e.g. `canopy: partitioned run p-… COMPLETED 48 of 50 partitions by store (2 skipped) accuracy=0.91 model partitions/p-…/model.json`. */

@@ -21,6 +21,7 @@ import {
   readStudyManifest,
   resumeStudy,
   roundIdFor,
+  finalStageIdFor,
   settleStudy,
   studyHead,
   studyRounds,
@@ -136,6 +137,8 @@ export interface StudyProgress {
   elapsedMs: number;
   /** Remaining groves at the rate so far; absent until a grove settled. */
   etaMs?: number;
+  /** Once ranked, with a final build (refit): its groves settled. */
+  final?: { buildId: string; grovesDone: number; grovesTotal: number };
 }
 
 export interface StudyOutcome {
@@ -223,6 +226,9 @@ interface StudyRun<O = StudyOutcome> {
   records: Map<string, number>;
   /** Member builds over every round (the plan's), when known. */
   plannedBuilds?: number;
+  /** The final stage's record, and its final build once started. */
+  finalStage: string;
+  final?: { buildId: string; settled: number; groves: number };
   buildsDone: number;
   startedAt: number;
   onProgress?: (progress: StudyProgress) => void;
@@ -501,6 +507,7 @@ class EmbeddedRuntime implements LocalRuntime {
       studyId,
       members: new Map(members.map((m) => [m.buildId, { settled: 0, groves: m.groves }])),
       records: new Map(Array.from({ length: rounds }, (_, i) => [roundIdFor(studyId, i), 0])),
+      finalStage: finalStageIdFor(studyId),
       buildsDone: 0,
       startedAt: this.clock.now(),
       ...(onProgress ? { onProgress } : {}),
@@ -530,6 +537,10 @@ class EmbeddedRuntime implements LocalRuntime {
       if (s) run.records.set(id, s.landedCount + s.failedCount);
     }
     run.buildsDone = [...run.records.values()].reduce((a, b) => a + b, 0);
+    if (head?.final) {
+      const s = await this.ledger.summary(head.final.buildId);
+      if (s) run.final = { buildId: s.buildId, settled: s.landedCount + s.failedCount, groves: s.total };
+    }
     this.studyProgress(run);
     if (head && isTerminal(head.summary) && !(head.summary.status === "COMPLETED" && head.summary.result?.metrics?.next_round)) run.finish();
   }
@@ -545,7 +556,8 @@ class EmbeddedRuntime implements LocalRuntime {
     const elapsedMs = this.clock.now() - run.startedAt;
     const eta = grovesDone > 0 && grovesDone < grovesTotal ? { etaMs: Math.round((elapsedMs * (grovesTotal - grovesDone)) / grovesDone) } : {};
     try {
-      run.onProgress({ studyId: run.studyId, buildsDone: run.buildsDone, buildsTotal: Math.max(run.plannedBuilds ?? 0, run.members.size), grovesDone, grovesTotal, elapsedMs, ...eta });
+      const final = run.final ? { final: { buildId: run.final.buildId, grovesDone: run.final.settled, grovesTotal: run.final.groves } } : {};
+      run.onProgress({ studyId: run.studyId, buildsDone: run.buildsDone, buildsTotal: Math.max(run.plannedBuilds ?? 0, run.members.size), grovesDone, grovesTotal, elapsedMs, ...eta, ...final });
     } catch (err) {
       this.warn(`progress callback failed: ${errorLine(err)}`);
     }
@@ -815,6 +827,12 @@ class EmbeddedRuntime implements LocalRuntime {
       else this.runAggregation(change.new.buildId);
     }
     for (const study of this.studies.values()) {
+      if (change.new.memberOf?.id === study.finalStage) {
+        // The final build (after the ranking): its groves, apart from the members'.
+        study.final = { buildId: change.new.buildId, settled: change.new.landedCount + change.new.failedCount, groves: change.new.total };
+        this.studyProgress(study);
+        continue;
+      }
       const round = change.new.memberOf && study.records.has(change.new.memberOf.id) ? change.new.memberOf : undefined;
       if (round && !study.members.has(change.new.buildId)) study.members.set(change.new.buildId, { settled: 0, groves: change.new.total });
       const member = study.members.get(change.new.buildId);

@@ -204,9 +204,6 @@ export async function publishStudy(data: string, options: PublishOptions, io: Pu
   const { studySpec } = await import("../study-flags.ts");
   const spec = studySpec(data, options);
   if (options.dryRun) throw new UsageError("--dry-run estimates one build; it does not estimate a study");
-  // A halving round's aggregator queues the survivors' new groves; the deployed aggregator is not given the grove
-  // queue yet, so the rounds after the first could not start.
-  if (spec.halving) throw new UsageError("--halving runs embedded only for now (canopy tune --halving); publish --tune without it");
   const aws = await import("@canopy/runtime-aws");
   const groves = (await import("@canopy/core")).groveCount(spec.base.n_estimators, spec.base.grove_size);
   if (groves > aws.DYNAMO_MAX_GROVES)
@@ -231,7 +228,7 @@ export async function publishStudy(data: string, options: PublishOptions, io: Pu
     note(`pack ${runtime.locate(p.packKey)} (${p.nRows} rows × ${p.nFeatures} features, ${bytes(p.bytes)}) ${p.reused ? "was already there; not uploaded again" : "uploaded"}`);
     note(
       handle.created
-        ? `study ${handle.studyId}: ${handle.candidates} candidates x ${spec.cv} folds = ${handle.builds} builds, ${handle.groves} grove task(s) queued (${handle.submitted} builds new)`
+        ? `study ${handle.studyId}: ${handle.candidates} candidates ${spec.oob ? "scored out of bag" : `x ${spec.cv} folds`} = ${handle.builds} builds, ${handle.groves} grove task(s) queued (${handle.submitted} builds new)`
         : `study ${handle.studyId} already exists with the same data and search (${handle.status})${handle.submitted ? `; submitted ${handle.submitted} missing builds` : ""}`,
     );
     const { bucket, table } = target.resources;
@@ -240,14 +237,51 @@ export async function publishStudy(data: string, options: PublishOptions, io: Pu
       if (!options.json) note(`follow it with: canopy watch --type study.completed,study.failed`);
       return;
     }
-    await waitForRecord(runtime, handle.studyId, `study ${handle.studyId}`, (done, s) => `study ${handle.studyId}: builds ${done}/${s.total} done${s.status === "AGGREGATING" ? "; ranking" : ""}`, note, io.pollMs);
+    const stop = (await import("../signals.ts")).stopOn(["SIGINT", "SIGTERM"]);
+    try {
+      let shown = "";
+      const said = new Set<string>();
+      for (;;) {
+        // The record the study is at: a halving round's, or once ranked its final stage's (studyHead).
+        const head = await core.studyHead(runtime.ledger, handle.studyId);
+        if (!head) throw new core.InternalError(`study ${handle.studyId} vanished from the ledger`);
+        const s = head.summary;
+        const final = head.final ? await runtime.ledger.summary(head.final.buildId) : undefined;
+        // Ranked between two polls: the builds' last count is said before the final model's.
+        const ranked = head.final?.ranking.summary;
+        const round = head.round > 0 ? `round ${head.round}: ` : "";
+        const count = ranked ? `study ${handle.studyId}: ${round}builds ${ranked.landedCount + ranked.failedCount}/${ranked.total} done` : undefined;
+        if (count && !said.has(count)) note(count);
+        if (count) said.add(count);
+        const line = head.final
+          ? `study ${handle.studyId}: ranked; final model ${head.final.buildId}: groves ${final ? final.landedCount + final.failedCount : 0}/${final?.total ?? "?"} settled`
+          : `study ${handle.studyId}: ${round}builds ${s.landedCount + s.failedCount}/${s.total} done${s.status === "AGGREGATING" ? "; ranking" : ""}`;
+        if (line !== shown) note((shown = line));
+        said.add(line);
+        if (s.status === "FAILED") {
+          const { FailedError } = await import("../errors.ts");
+          throw new FailedError(`study ${handle.studyId} failed: ${s.reason ?? "no reason recorded"}`);
+        }
+        if (s.status === "COMPLETED" && s.result?.metrics?.next_round === undefined) break;
+        if (stop.signal.aborted) {
+          const { InterruptedExit } = await import("../errors.ts");
+          throw new InterruptedExit(`stopped waiting; study ${handle.studyId} goes on in AWS`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, io.pollMs ?? 1000));
+      }
+    } finally {
+      stop.dispose();
+    }
     const bytesOf = await runtime.blobs.get(core.keys.studyReport(handle.studyId));
     if (!bytesOf) throw new core.InternalError(`study ${handle.studyId} completed but ${runtime.locate(core.keys.studyReport(handle.studyId))} is not readable`);
     const report = JSON.parse(new TextDecoder().decode(bytesOf)) as import("@canopy/core").StudyReport;
     if (options.json) return void stdout.write(`${JSON.stringify(report)}\n`);
     const { showParams } = core;
     const { rankingTable } = await import("../study-render.ts");
-    stdout.write(`best ${report.scoring} ${report.best_score_.toFixed(4)} with ${showParams(report.best_params_)}\n\n${rankingTable(report)}\n\nreport ${runtime.locate(core.keys.studyReport(handle.studyId))}\n`);
+    const final = report.final
+      ? `final model ${report.final.buildId}: ${report.final.testRows > 0 ? `test ${report.scoring} ${core.scoreOf(report.scoring, report.final.metrics).toFixed(4)} on ${report.final.testRows} held-out rows` : "nothing held out"}\nmodel  ${runtime.locate(report.final.modelKey)}\n`
+      : "";
+    stdout.write(`best ${report.scoring} ${report.best_score_.toFixed(4)} with ${showParams(report.best_params_)}\n\n${rankingTable(report)}\n\n${final}report ${runtime.locate(core.keys.studyReport(handle.studyId))}\n`);
   } catch (err) {
     throw target.explain(err);
   } finally {

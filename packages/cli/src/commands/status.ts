@@ -56,7 +56,7 @@ export async function status(buildId: string, options: StatusOptions, io: { stdo
 
 /** `canopy status <study-id>`: builds done of the total, groves settled over its builds, the best once ranked. */
 async function studyStatus(studyId: string, options: StatusOptions, stdout: NodeJS.WritableStream): Promise<void> {
-  const { readStudyView, showParams } = await import("@canopy/core");
+  const { readStudyView, scoreOf, showParams } = await import("@canopy/core");
   const opened = await (await import("../runtime-target.ts")).openRuntime(options, ["bucket", "table"]);
   let view: Awaited<ReturnType<typeof readStudyView>>;
   let page: string | undefined;
@@ -82,6 +82,7 @@ async function studyStatus(studyId: string, options: StatusOptions, stdout: Node
       updatedAt: s.updatedAt,
       ...(s.reason !== undefined ? { reason: s.reason } : {}),
       ...(r ? { scoring: r.scoring, best_params_: r.best_params_, best_score_: r.best_score_, candidates: r.candidates.length, cv: r.cv, cost: r.cost } : {}),
+      ...(r?.final ? { final: r.final } : view.final ? { final: view.final } : {}),
       ...(view.reportKey ? { report: opened.locate(view.reportKey) } : {}),
       ...(page ? { page } : {}),
     };
@@ -93,7 +94,10 @@ async function studyStatus(studyId: string, options: StatusOptions, stdout: Node
     ["groves", `${view.groves.settled}/${view.groves.total} settled`],
   ];
   if (s.reason) rows.push(["reason", s.reason]);
-  if (r) rows.push(["best", `${r.scoring} ${r.best_score_.toFixed(4)} with ${showParams(r.best_params_)} (${r.candidates.length} candidates x ${r.cv} folds)`]);
+  if (r) rows.push(["best", `${r.scoring} ${r.best_score_.toFixed(4)} with ${showParams(r.best_params_)} (${r.candidates.length} candidates ${r.spec.oob ? "scored out of bag" : `x ${r.cv} folds`})`]);
+  const f = r?.final;
+  if (f) rows.push(["final", `${f.buildId}: ${f.testRows > 0 ? `test ${r.scoring} ${scoreOf(r.scoring, f.metrics).toFixed(4)} on ${f.testRows} held-out rows` : "nothing held out"}`]);
+  else if (view.final) rows.push(["final", `${view.final.buildId} ${view.final.status ?? "not started"}: groves ${view.final.groves.settled}/${view.final.groves.total} settled`]);
   if (view.reportKey) rows.push(["report", opened.locate(view.reportKey)]);
   if (page) rows.push(["page", page]);
   const { table } = await import("../format.ts");

@@ -1,26 +1,26 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { isStudyId, showParams, SpecError, type StudyReport, type StudySpec } from "@canopy/core";
-import { createLocalRuntime, InterruptedError, type StudyOutcome, type StudyProgress } from "@canopy/runtime-local";
+import { isStudyId, scoreOf, showParams, SpecError, type StudyReport, type StudySpec } from "@canopy/core";
+import { createLocalRuntime, exportArtifacts, InterruptedError, type StudyOutcome, type StudyProgress } from "@canopy/runtime-local";
 import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
-import { checkDataFile, shown } from "../fs.ts";
+import { checkDataFile, checkOutDir, shown } from "../fs.ts";
+import { bytes } from "../format.ts";
 import { studySpec, studyUsageError } from "../study-flags.ts";
 import { rankingTable, studyProgressLine, throttledProgress } from "../study-render.ts";
 import type { StudyFlags } from "../study-options.ts";
 
 export interface TuneOptions extends StudyFlags {
-  oob?: boolean;
   workers?: number;
   root: string;
   notifyUrl?: string;
   resume?: string;
   json?: boolean;
+  out?: string;
 }
 
 export async function tune(data: string | undefined, raw: Record<string, unknown>): Promise<void> {
   const options = raw as unknown as TuneOptions;
-  if (options.oob) throw new UsageError("--oob: out-of-bag scoring of a study is not available yet; use --cv K");
   let spec: StudySpec | undefined;
   if (options.resume !== undefined) {
     if (!isStudyId(options.resume)) throw new UsageError(`--resume: ${JSON.stringify(options.resume).slice(0, 40)} is not a study id (s- and 16 hex digits)`);
@@ -29,9 +29,17 @@ export async function tune(data: string | undefined, raw: Record<string, unknown
     spec = studySpec(data, options);
     await checkDataFile(data);
   }
+  if (options.out !== undefined && options.refit === false) throw new UsageError("--out exports the study's final model; --no-refit builds none");
+  if (options.out !== undefined) await checkOutDir(options.out);
   const stderr = process.stderr;
   const onProgress = throttledProgress(
-    (p: StudyProgress) => ({ groves: p.grovesDone, grovesTotal: p.grovesTotal, builds: p.buildsDone, buildsTotal: p.buildsTotal }),
+    (p: StudyProgress) => ({
+      groves: p.grovesDone,
+      grovesTotal: p.grovesTotal,
+      builds: p.buildsDone,
+      buildsTotal: p.buildsTotal,
+      ...(p.final ? { final: { groves: p.final.grovesDone, grovesTotal: p.final.grovesTotal } } : {}),
+    }),
     (p) => stderr.write(`${studyProgressLine(p)}\n`),
   );
   const runtime = createLocalRuntime({
@@ -66,6 +74,8 @@ export async function tune(data: string | undefined, raw: Record<string, unknown
   }
   if (outcome.status === "FAILED") throw new FailedError(`study ${outcome.studyId} failed: ${outcome.reason ?? "unknown reason"}`);
   const report = outcome.report!;
+  // The final model exported as train --out exports a build (from the store, after the runtime closed).
+  if (options.out !== undefined && report.final) await exportArtifacts(runtime.root, report.final.buildId, options.out);
   if (options.json) return void process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   if (!outcome.notification) stderr.write(`canopy: study ${report.studyId} was already done with the same data and search; nothing to train\n`);
   const reportPath = shown(join(runtime.root, `studies/${report.studyId}/report.json`));
@@ -73,15 +83,33 @@ export async function tune(data: string | undefined, raw: Record<string, unknown
   process.stdout.write(
     [
       report.rounds
-        ? `study ${report.studyId}: successive halving, ${report.rounds.map((r) => `${r.candidates.length} candidates x ${r.trees} trees`).join(", then ")}; ${report.cv} folds (${report.builds.total} builds, ${report.builds.failed} failed)`
-        : `study ${report.studyId}: ${report.candidates.length} candidates x ${report.cv} folds (${report.builds.total} builds, ${report.builds.failed} failed)`,
-      `best ${report.scoring} ${report.best_score_.toFixed(4)} with ${showParams(report.best_params_)}`,
+        ? `study ${report.studyId}: successive halving, ${report.rounds.map((r) => `${r.candidates.length} candidates x ${r.trees} trees`).join(", then ")}; ${scoredBy(report)} (${report.builds.total} builds, ${report.builds.failed} failed)`
+        : `study ${report.studyId}: ${report.candidates.length} candidates ${report.spec.oob ? scoredBy(report) : `x ${scoredBy(report)}`} (${report.builds.total} builds, ${report.builds.failed} failed)`,
+      `best ${report.spec.oob ? "out-of-bag " : ""}${report.scoring} ${report.best_score_.toFixed(4)} with ${showParams(report.best_params_)}`,
       "",
       rankingTable(report),
       "",
+      ...finalLines(report, options.out !== undefined ? join(options.out, "model.canopy") : join(runtime.root, report.final?.modelKey ?? "")),
       `report ${reportPath}`,
       ...(existsSync(pagePath) ? [`page   ${shown(pagePath)}`] : []),
       "",
     ].join("\n"),
   );
 }
+
+/**
+ * The final model: its held-out score by the study's scorer (sklearn's search.score(X_test, y_test)), what it was
+ * trained and tested on, and where it is. Nothing without one (--no-refit).
+ */
+function finalLines(report: StudyReport, modelPath: string): string[] {
+  const f = report.final;
+  if (!f) return [];
+  const test = f.testRows > 0 ? `test ${report.scoring} ${scoreOf(report.scoring, f.metrics).toFixed(4)} on ${f.testRows} held-out rows` : "nothing held out (--test-fraction 0): no test score";
+  return [
+    `final model ${f.buildId}: ${test} (trained on ${f.trainRows} rows: ${f.model.trees} trees, ${bytes(f.model.bytes)})`,
+    `model  ${shown(modelPath)}`,
+  ];
+}
+
+/** How the candidates were scored: by K folds, or out of bag. */
+const scoredBy = (report: StudyReport) => (report.spec.oob ? "scored out of bag" : `${report.cv} folds`);
