@@ -19,9 +19,9 @@ export function isStudyId(id: string): boolean {
   return STUDY_ID.test(id);
 }
 
-/** What may name a ledger record: a build or a study. */
+/** What may name a ledger record: a build, a study or a partitioned run. */
 export function isLedgerId(id: string): boolean {
-  return BUILD_ID.test(id) || STUDY_ID.test(id);
+  return BUILD_ID.test(id) || STUDY_ID.test(id) || isPartitionRunId(id);
 }
 
 function studyId(id: string): string {
