@@ -4,9 +4,9 @@
 import { createHash } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { keys, partitionKey, PARTITIONED_MODEL_FORMAT, PARTITIONED_MODEL_VERSION, type PartitionedModel } from "@canopy/core";
-import { buildWithStatus } from "@canopy/core/testing";
-import { Forest, readCsvRecords } from "@canopy/forest";
+import { keys, PARTITIONED_MODEL_FORMAT, PARTITIONED_MODEL_VERSION, type PartitionedModel } from "@canopy/core";
+import { buildWithStatus, partitionRows } from "@canopy/core/testing";
+import { Forest } from "@canopy/forest";
 import { DiskLedger } from "@canopy/runtime-local";
 import { expect } from "vitest";
 import { canopy } from "./support.ts";
@@ -28,17 +28,7 @@ export async function makePartitioned(
   csvPath: string,
   options: { label: string; partitionBy: string; runId: string; args?: string[]; minRows?: number },
 ): Promise<MadePartitions> {
-  let header: string[] = [];
-  const groups = new Map<string, { value: string; lines: string[][] }>();
-  readCsvRecords(await readFile(csvPath, "utf8"), (record, row) => {
-    if (row === 1) return void (header = record);
-    const value = record[header.indexOf(options.partitionBy)]!;
-    const key = partitionKey(value);
-    if (key === undefined) return;
-    const group = groups.get(key) ?? { value: value.trim(), lines: [] };
-    group.lines.push(record);
-    groups.set(key, group);
-  });
+  const { header, groups } = partitionRows(await readFile(csvPath, "utf8"), options.partitionBy);
   const quote = (cell: string) => (/[",\n]/.test(cell) ? `"${cell.replace(/"/g, '""')}"` : cell);
   await mkdir(join(dir, "parts"), { recursive: true });
   const partitions: PartitionedModel["partitions"] = {};
@@ -46,7 +36,7 @@ export async function makePartitioned(
   const files = new Map<string, string>();
   let features: string[] = [];
   let task: PartitionedModel["task"] = "classification";
-  for (const [key, { value, lines }] of [...groups].sort(([a], [b]) => (a < b ? -1 : 1))) {
+  for (const [key, { value, rows: lines }] of [...groups].sort(([a], [b]) => (a < b ? -1 : 1))) {
     if (lines.length < (options.minRows ?? 1)) {
       skipped.push({ value, rows: lines.length, reason: `fewer than ${options.minRows} rows` });
       continue;

@@ -160,40 +160,19 @@ export function createHandler(options: HandlerOptions): Handler {
 
   async function summary(request: ServingRequest): Promise<ServingResponse> {
     const model = await models.get(selectorFromQuery(request.query));
+    let described: Record<string, unknown>;
     if (isPartitioned(model)) {
       const p = model.model;
-      return jsonResponse(
-        200,
-        {
-          status: "ok",
-          model: {
-            ...partitionedInfo(model),
-            features: p.features,
-            skipped: p.skipped.length,
-            bytes: model.bytes,
-            loadedAt: new Date(model.loadedAt).toISOString(),
-            source: model.source,
-          },
-          defaultModel: models.defaultSelector,
-          limits: { maxRows, maxBodyBytes },
-        },
-        modelHeaders(model),
-      );
+      described = { ...partitionedInfo(model), features: p.features, skipped: p.skipped.length };
+    } else {
+      const f = model.forest;
+      described = { ...modelInfo(model), classes: f.classes, features: f.featureNames, ...(f.schema ? { schema: f.schema } : {}) };
     }
-    const f = model.forest;
     return jsonResponse(
       200,
       {
         status: "ok",
-        model: {
-          ...modelInfo(model),
-          classes: f.classes,
-          features: f.featureNames,
-          ...(f.schema ? { schema: f.schema } : {}),
-          bytes: model.bytes,
-          loadedAt: new Date(model.loadedAt).toISOString(),
-          source: model.source,
-        },
+        model: { ...described, bytes: model.bytes, loadedAt: new Date(model.loadedAt).toISOString(), source: model.source },
         defaultModel: models.defaultSelector,
         limits: { maxRows, maxBodyBytes },
       },

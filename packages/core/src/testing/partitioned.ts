@@ -27,12 +27,8 @@ export interface PartitionedFixture {
 
 const idOf = (prefix: string, text: string) => `${prefix}-${sha256Hex(new TextEncoder().encode(text)).slice(0, 16)}`;
 
-/**
- * A partitioned model trained in memory for tests of what reads one: one forest per value of `partitionBy` on that
- * value's rows of a CSV (the column dropped, so it is no feature), with the manifest over them. Real models, real
- * digests; the build ids are made up (there are no builds behind them).
- */
-export function partitionedFixture(csv: string, options: PartitionedFixtureOptions): PartitionedFixture {
+/** A CSV's header and its rows grouped by `partitionKey` of `partitionBy` (each group with the value as written, trimmed), and all rows. */
+export function partitionRows(csv: string, partitionBy: string): { header: string[]; groups: Map<string, { value: string; rows: string[][] }>; all: string[][] } {
   let header: string[] = [];
   const groups = new Map<string, { value: string; rows: string[][] }>();
   const all: string[][] = [];
@@ -42,13 +38,23 @@ export function partitionedFixture(csv: string, options: PartitionedFixtureOptio
       return;
     }
     all.push(record);
-    const value = record[header.indexOf(options.partitionBy)]!;
+    const value = record[header.indexOf(partitionBy)]!;
     const key = partitionKey(value);
     if (key === undefined) return;
     const group = groups.get(key) ?? { value: value.trim(), rows: [] };
     group.rows.push(record);
     groups.set(key, group);
   });
+  return { header, groups, all };
+}
+
+/**
+ * A partitioned model trained in memory for tests of what reads one: one forest per value of `partitionBy` on that
+ * value's rows of a CSV (the column dropped, so it is no feature), with the manifest over them. Real models, real
+ * digests; the build ids are made up (there are no builds behind them).
+ */
+export function partitionedFixture(csv: string, options: PartitionedFixtureOptions): PartitionedFixture {
+  const { header, groups, all } = partitionRows(csv, options.partitionBy);
   const fit = (rows: string[][]): Forest => {
     const builder = new TableBuilder({ label: options.label, drop: [options.partitionBy] });
     builder.header(header);
