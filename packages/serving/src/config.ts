@@ -15,7 +15,8 @@ export interface ServingConfig {
   /**
    * CANOPY_MODEL_CACHE_MB: the model cache's budget, the loaded models' file sizes summed (single models and
    * partitions alike). Default: a quarter of the function's memory (AWS_LAMBDA_FUNCTION_MEMORY_SIZE), else 256 MB:
-   * a decoded forest takes about twice its file in memory (see the README), and requests need room too.
+   * a decoded forest takes about twice its file in memory once it has predicted (README: measured 2.1-2.3x), and
+   * requests need room too.
    */
   maxModelBytes: number;
 }
