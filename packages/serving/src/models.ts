@@ -152,8 +152,10 @@ export class ModelCache {
   private evict(keep: string): void {
     let bytes = this.heldBytes();
     for (const id of this.entries.keys()) {
-      if (this.entries.size <= this.capacity && bytes <= this.maxBytes) return;
-      if (id === keep) continue;
+      const overCount = this.entries.size > this.capacity;
+      if (!overCount && bytes <= this.maxBytes) return;
+      // A load in flight frees no bytes: it goes only when there are too many entries.
+      if (id === keep || (!overCount && !this.sizes.has(id))) continue;
       this.entries.delete(id);
       bytes -= this.sizes.get(id) ?? 0;
       this.sizes.delete(id);

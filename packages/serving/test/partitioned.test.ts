@@ -184,4 +184,28 @@ describe("ModelCache bounded in bytes", () => {
     expect(cache.heldBytes()).toBe(small.byteLength * 2);
     expect(cache.loads).toBe(3);
   });
+
+  it("does not drop a load in flight to make room in bytes: a request waiting for it still shares it", async () => {
+    const small = train("iris.csv", 2).toBinary();
+    const reads: string[] = [];
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const cache = new ModelCache(
+      async (id) => {
+        reads.push(id);
+        if (id === "b-000000000000000a") await gate;
+        return small;
+      },
+      { maxBytes: small.byteLength },
+    );
+    const slow = cache.get("b-000000000000000a");
+    await cache.get("b-000000000000000b");
+    await cache.get("b-000000000000000c"); // over the budget: b goes, not the pending a
+    expect(cache.held()).toEqual(["b-000000000000000a", "b-000000000000000c"]);
+    const again = cache.get("b-000000000000000a");
+    release();
+    expect(await again).toBe(await slow);
+    expect(reads).toEqual(["b-000000000000000a", "b-000000000000000b", "b-000000000000000c"]);
+    expect(cache.held()).toEqual(["b-000000000000000a"]);
+  });
 });
