@@ -151,7 +151,7 @@ export function createHandler(options: HandlerOptions): Handler {
       const by = printable(model.model.partitionBy);
       out.errors = result.unknown.map((u) => ({
         row: u.row,
-        value: u.value ?? null,
+        value: u.value === undefined ? null : u.value.length > 100 ? `${u.value.slice(0, 100)}…` : u.value, // the request's own cell, in short
         error: u.value === undefined ? `no ${by} value, and no fallback model` : `no model for ${by} ${inShort(u.value, 40)}, and no fallback model`,
       }));
     }

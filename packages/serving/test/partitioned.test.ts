@@ -79,6 +79,15 @@ describe("serving a partitioned model", () => {
     }
   });
 
+  it("echoes a long unknown value only in short, in the refusal and in errors", async () => {
+    const { handler } = await served();
+    const long = record("x".repeat(5000), 40, 18, 190, 3800, "FEMALE");
+    const refused = await handler(post(records(dream, long)));
+    expect(json(refused).error).toBe(`no model for "Island" "${"x".repeat(40)}…" (records[1]): 1 row in all, and the partitioned model has no fallback`);
+    const body = json(await handler(post(records(dream, long), { query: { skip_unknown: "true" } })));
+    expect(body.errors).toEqual([{ row: 1, value: `${"x".repeat(100)}…`, error: `no model for Island "${"x".repeat(40)}…", and no fallback model` }]);
+  });
+
   it("reads CSV too, and gives probabilities over the served partitions' classes", async () => {
     const { handler } = await served();
     const header = Object.keys(torgersen).map((k) => (k.includes(" ") ? `"${k}"` : k));
