@@ -183,14 +183,17 @@ describe("canopy serve with a partitioned model", () => {
     }
   });
 
-  it("serves an exported directory, and refuses a p- id that is not in the store at start (exit 2)", async () => {
+  it("serves an exported directory (with a tiny --cache-mb), and refuses a p- id that is not in the store at start (exit 2)", async () => {
     const out = join(dir, "exported-serve");
     await exportPartitioned(dir, made, out);
-    const server = await serveInBackground(["--model", out], dir);
+    // A cache budget below one partition's model: each request still answers, reloading as it goes.
+    const server = await serveInBackground(["--model", out, "--cache-mb", "0.001"], dir);
     try {
-      const res = await fetch(`${server.url}/`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ records: [recordOf(200)] }) });
-      expect(res.status).toBe(200);
-      expect(((await res.json()) as { predictions: string[] }).predictions).toEqual([expected[200]]);
+      for (const rows of [[200], [0, 250, 200]]) {
+        const res = await fetch(`${server.url}/`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ records: rows.map(recordOf) }) });
+        expect(res.status).toBe(200);
+        expect(((await res.json()) as { predictions: string[] }).predictions).toEqual(rows.map((i) => expected[i]));
+      }
     } finally {
       await server.stop();
     }
