@@ -11,6 +11,7 @@ import { compareEngines } from "./compare.ts";
 import { estimateSection } from "./estimate.ts";
 import { ingestSection } from "./ingest.ts";
 import { oobSection } from "./oob.ts";
+import { partitionsSection } from "./partitions.ts";
 import { pipelineSection } from "./pipeline.ts";
 import { resultsMarkdown, resultsText } from "./report.ts";
 import { servingSection } from "./serving.ts";
@@ -20,7 +21,7 @@ import type { Section, SectionContext, SectionResult } from "./section.ts";
 import { ensureFashionMnist, ensurePython } from "./setup.ts";
 
 // Each section is a function in its own file. BENCH_ONLY=engines,pipeline,serving,ingest,estimate,categorical,aggregator,oob,
-// study runs some of them.
+// study,partitions runs some of them.
 const SECTIONS: Record<string, Section> = {
   engines: compareEngines,
   pipeline: pipelineSection,
@@ -31,6 +32,7 @@ const SECTIONS: Record<string, Section> = {
   aggregator: aggregatorSection,
   oob: oobSection,
   study: studySection,
+  partitions: partitionsSection,
 };
 
 function versionOf(pkgJson: string): string {

@@ -21,15 +21,19 @@ export function readServingSettings(env: Record<string, string | undefined> = pr
   const auth = env.CANOPY_PREDICT_AUTH?.trim() || "iam";
   if (auth !== "iam" && auth !== "none") throw new Error(`CANOPY_PREDICT_AUTH must be "iam" or "none"; got "${auth}"`);
   const config = servingConfig(env);
+  const memoryMb = integerSetting(env, "CANOPY_PREDICT_MEMORY_MB", { default: 1769, min: 128, max: 10_240 });
+  // The model cache's budget follows the function's memory (a quarter) unless CANOPY_MODEL_CACHE_MB says otherwise.
+  const cacheMb = env.CANOPY_MODEL_CACHE_MB?.trim() ? config.maxModelBytes / (1024 * 1024) : Math.floor(memoryMb / 4);
   return {
-    memoryMb: integerSetting(env, "CANOPY_PREDICT_MEMORY_MB", { default: 1769, min: 128, max: 10_240 }),
+    memoryMb,
     timeoutSeconds: integerSetting(env, "CANOPY_PREDICT_TIMEOUT_SECONDS", { default: 30, min: 1, max: 900 }),
     authorization: auth,
     environment: {
       CANOPY_DEFAULT_ALIAS: config.defaultAlias,
       CANOPY_MAX_ROWS: String(config.maxRows),
       CANOPY_ALIAS_TTL_SECONDS: String(config.aliasTtlMs / 1000),
-      CANOPY_MODEL_CACHE: String(config.maxModels),
+      CANOPY_MODEL_CACHE_MB: String(cacheMb),
+      ...(config.maxModels !== undefined ? { CANOPY_MODEL_CACHE: String(config.maxModels) } : {}),
     },
   };
 }

@@ -262,12 +262,15 @@ describe("each function's role allows exactly what the function does", () => {
     expect(await ledger.summary(missing[0].buildId)).toMatchObject({ status: "TRAINING", memberOf: { id: ids.study, member: 1 } });
   });
 
-  it("predict: serves the production model by alias, and refuses an unknown build with 404", async () => {
+  it("predict: serves the production model by alias, and refuses an unknown build or partitioned run with 404", async () => {
     await new DynamoModelRegistry(describeApp(evaluated.current).table!.state.name!).promote(ids.aggregate, "production");
     const summary = await run("predict", functionUrlEvent({ method: "GET" }));
     expect(summary.output).toContain('"statusCode":200');
     const unknown = await run("predict", functionUrlEvent({ method: "GET", query: { model: "b-0123456789abcdef" } }));
     expect(unknown.output).toContain('"statusCode":404');
+    // A partitioned model is read from its manifest first (a missing one is a 404, thanks to ListBucket).
+    const partitioned = await run("predict", functionUrlEvent({ method: "GET", query: { model: "p-0123456789abcdef" } }));
+    expect(partitioned.output).toContain('"statusCode":404');
   });
 
   it("grants nothing a function did not use (but s3:ListBucket and s3:AbortMultipartUpload, which no request names)", () => {

@@ -50,9 +50,9 @@ describe("the predict function in the SST app", () => {
     // The bucket, keys in it, the table: nothing else.
     for (const r of resources) expect(r === bucket.state.arn || r.startsWith(`${bucket.state.arn}/`) || [table.state.arn, `${table.state.arn}/*`].includes(r), r).toBe(true);
     expect(statements.flatMap((s) => [s.Action].flat()).some((a) => a.startsWith("sns:") || a.startsWith("sqs:"))).toBe(false);
-    // Reads models and aliases, exactly: GetObject on models, ListBucket (an unknown model is a 404), GetItem.
+    // Reads models and aliases, exactly: GetObject on models and partitioned models' manifests, ListBucket (an unknown model is a 404), GetItem.
     expect(statements.map((s) => `${[s.Action].flat().join(",")} ${[s.Resource].flat().join(" ")}`)).toEqual([
-      `s3:GetObject ${bucket.state.arn}/builds/*/model.canopy`,
+      `s3:GetObject ${bucket.state.arn}/builds/*/model.canopy ${bucket.state.arn}/partitions/*/model.json`,
       `s3:ListBucket ${bucket.state.arn}`,
       `dynamodb:GetItem ${table.state.arn}`,
     ]);
@@ -61,8 +61,9 @@ describe("the predict function in the SST app", () => {
       CANOPY_DEFAULT_ALIAS: "production",
       CANOPY_MAX_ROWS: "10000",
       CANOPY_ALIAS_TTL_SECONDS: "10",
-      CANOPY_MODEL_CACHE: "2",
+      CANOPY_MODEL_CACHE_MB: "442",
     });
+    expect(lambda.inputs.environment.variables.CANOPY_MODEL_CACHE).toBeUndefined();
     console.log(`predict bundle: ${(build.bundleBytes / 1024 / 1024).toFixed(2)} MB (minified ESM), zip ${((defaults.zips[build.functionID] ?? 0) / 1024 / 1024).toFixed(2)} MB`);
     expect(build.bundleBytes).toBeLessThanOrEqual(5 * 1024 * 1024);
   });

@@ -227,3 +227,47 @@ describe("setup", () => {
     expect(bodyOf(r).error).toBe('predict function not configured: CANOPY_MAX_ROWS must be an integer >= 1; got "many"');
   });
 });
+
+describe("a partitioned model behind the function URL (penguins by island, promoted as production)", () => {
+  it("routes a mixed request by island, answers the documented 400 for an unknown island, and with skip_unknown a null and an errors entry; loads only the partitions asked for", async () => {
+    const { partitionedFixture, storePartitioned } = await import("@canopy/core/testing");
+    const penguins = partitionedFixture(fixture("penguins.csv"), { label: "Species", partitionBy: "Island", trees: 10 });
+    const ledger = new MemoryLedger();
+    const blobs = new MemoryBlobStore();
+    const registry = new MemoryRegistry(ledger);
+    await storePartitioned(blobs, penguins);
+    await buildWithStatus(ledger, "COMPLETED", penguins.model.runId);
+    await registry.promote(penguins.model.runId, "production");
+    const reads: string[] = [];
+    const base = storeFromPorts(registry, blobs);
+    const store: ModelStore = { ...base, modelBytes: (id) => (reads.push(id), base.modelBytes(id)) };
+    const fn = createPredictFunction({ store: async () => store, logger: quiet(), env: { AWS_LAMBDA_FUNCTION_MEMORY_SIZE: "1769" } });
+    const rec = (Island: string, beak: number, depth: number, flipper: number, mass: number, Sex: string) => ({
+      Island,
+      "Beak Length (mm)": beak,
+      "Beak Depth (mm)": depth,
+      "Flipper Length (mm)": flipper,
+      "Body Mass (g)": mass,
+      Sex,
+    });
+    const rows = [rec("Dream", 50.9, 19.1, 196, 3550, "MALE"), rec("Anvers", 40, 18, 190, 3800, "FEMALE"), rec("Biscoe", 46.1, 13.2, 211, 4500, "FEMALE")];
+    const refused = await fn(functionUrlEvent({ contentType: "application/json", body: JSON.stringify({ records: rows }) }), context());
+    expect(refused.statusCode).toBe(400);
+    expect(bodyOf(refused).error).toBe('no model for "Island" "Anvers" (records[1]): 1 row in all, and the partitioned model has no fallback');
+    expect(reads).toEqual([]);
+
+    const answered = await fn(functionUrlEvent({ contentType: "application/json", query: { skip_unknown: "1" }, body: JSON.stringify({ records: rows }) }), context());
+    expect(answered.statusCode).toBe(200);
+    const engine = (island: string, r: Record<string, unknown>) => {
+      const forest = penguins.forests.get(island)!;
+      const encoder = new RowEncoder(forest.schema!);
+      const x = new Float64Array(encoder.nFeatures);
+      encoder.columnNames.forEach((name, c) => encoder.encode(c, r[name] as string | number, x, 0, { path: name }));
+      return forest.predict({ data: x, nRows: 1, nCols: encoder.nFeatures })[0];
+    };
+    expect(bodyOf(answered).predictions).toEqual([engine("Dream", rows[0]!), null, engine("Biscoe", rows[2]!)]);
+    expect(bodyOf(answered).errors).toEqual([{ row: 1, value: "Anvers", error: 'no model for Island "Anvers", and no fallback model' }]);
+    expect(answered.headers?.["x-canopy-build"]).toBe(penguins.model.runId);
+    expect(reads.sort()).toEqual([penguins.model.partitions.Biscoe!.build, penguins.model.partitions.Dream!.build].sort());
+  });
+});

@@ -50,6 +50,12 @@ export function table(rows: [string, string][], indent = ""): string {
   return rows.map(([k, v]) => `${indent}${k.padEnd(width)}  ${v}`).join("\n");
 }
 
+/** Rows of cells (the first a header) in columns padded to their widest cell. */
+export function columns(cells: string[][], indent = ""): string {
+  const width = cells[0]!.map((_, c) => Math.max(...cells.map((row) => row[c]!.length)));
+  return cells.map((row) => indent + row.map((cell, c) => cell.padEnd(width[c]!)).join("  ").trimEnd()).join("\n");
+}
+
 /** A column as the schema reads it: `name (kind …)`, names escaped with `printable`. */
 function columnLine(c: TableSchema["columns"][number], printable: (s: string) => string): string {
   const name = printable(c.name);

@@ -115,16 +115,21 @@ export function program(): Command {
     .description(
       "Predict the rows of a CSV. Feature columns are matched by name, so column order does not matter and extra " +
         "columns (such as the label) are ignored. Prints CSV: one column named after the label, or with --proba " +
-        "one probability column per class. With --remote, the rows go to a predict endpoint (the deployed function " +
+        "one probability column per class. A partitioned model routes each row by its partition column; a value with " +
+        "no model (and no fallback) fails the run naming it, unless --skip-unknown. With --remote, the rows go to a predict endpoint (the deployed function " +
         "or canopy serve) in requests under its limits, signed with SigV4 when AWS credentials are available.",
     )
     .argument("<data.csv>", "rows to predict")
-    .option("--model <file|build-id>", "a model file, a train --out directory, or the id of a local build (with --remote: a build id)")
+    .option(
+      "--model <file|build-id>",
+      "a model file, a train --out directory, an exported partitioned model's directory, the id of a local build or partitioned run (p-…), or a local alias (with --remote: a build id)",
+    )
     .option("--remote <url|alias>", "predict through an endpoint: its URL, or an alias served by CANOPY_PREDICT_URL / the app's predictUrl output")
     .option("--chunk-rows <n>", "with --remote: most rows per request (default: the endpoint's limit)", parseWorkers)
     .option("--proba", "class probabilities instead of labels (classification)")
+    .option("--skip-unknown", "a partitioned model: rows whose partition value has no model get an empty prediction (and a warning) instead of failing")
     .addOption(rootOption())
-    .action(async (data: string, options: { model?: string; remote?: string; chunkRows?: number; proba?: boolean; root: string }) => {
+    .action(async (data: string, options: { model?: string; remote?: string; chunkRows?: number; proba?: boolean; skipUnknown?: boolean; root: string }) => {
       if (options.remote !== undefined) {
         const { remotePredict } = await import("./commands/remote.ts");
         await remotePredict(data, { ...options, remote: options.remote });
@@ -137,8 +142,8 @@ export function program(): Command {
 
   canopy
     .command("inspect")
-    .summary("describe a model: trees, classes, params, metrics, importances")
-    .argument("<model>", "a model file, a train --out directory, or the id of a local build")
+    .summary("describe a model: trees, classes, params, metrics, importances (a partitioned model: its partitions)")
+    .argument("<model>", "a model file, a train --out directory, the id of a local build or partitioned run (p-…), or a local alias")
     .option("--json", "print the summary as JSON")
     .addOption(rootOption())
     .action(async (model: string, options: { json?: boolean; root: string }) => {

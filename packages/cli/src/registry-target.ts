@@ -18,8 +18,8 @@ export interface RegistryTarget {
   /** Where the builds' models are (an empty store when no bucket is configured). */
   blobs: Pick<BlobStore, "get">;
   builds(): Promise<BuildSummary[]>;
-  /** The model entry of a build's report.json (trees, bytes), if it can be read. */
-  modelOf(buildId: string): Promise<{ trees: number; bytes: number } | undefined>;
+  /** The model entry of a build's report.json (trees, bytes), or a partitioned run's sizes from its manifest, if it can be read. */
+  modelOf(buildId: string): Promise<{ trees?: number; bytes: number; partitions?: number } | undefined>;
   /** AWS errors that mean "wrong place" as one line; others unchanged. */
   explain(err: unknown): unknown;
   close(): Promise<void>;
@@ -47,6 +47,26 @@ async function reportModel(get: Promise<Uint8Array | undefined>): Promise<{ tree
   }
 }
 
+/** A partitioned run's model size: its partitions' (and fallback's) model files summed, and how many partitions. */
+async function partitionedSize(blobs: Pick<BlobStore, "get">, runId: string): Promise<{ bytes: number; partitions: number } | undefined> {
+  const { keys, parsePartitionedModel } = await import("@canopy/core");
+  try {
+    const bytes = await blobs.get(keys.partitionedModel(runId));
+    if (!bytes) return undefined;
+    const model = parsePartitionedModel(new TextDecoder().decode(bytes), keys.partitionedModel(runId));
+    const refs = [...Object.values(model.partitions), ...(model.fallback ? [model.fallback] : [])];
+    return { bytes: refs.reduce((sum, r) => sum + r.bytes, 0), partitions: Object.keys(model.partitions).length };
+  } catch {
+    return undefined; // an unreadable manifest only leaves the size out
+  }
+}
+
+/** What `canopy models` says about a finished build's or partitioned run's model. */
+async function modelOf(blobs: Pick<BlobStore, "get">, id: string) {
+  const { isPartitionRunId, keys } = await import("@canopy/core");
+  return isPartitionRunId(id) ? partitionedSize(blobs, id) : reportModel(blobs.get(keys.report(id)));
+}
+
 /**
  * Opens the registry and the build listing: the local store under --root unless --aws, --endpoint or a resource
  * flag asks for the AWS app (DynamoDB + S3, found like canopy publish and status find them).
@@ -64,7 +84,7 @@ export async function openTarget(options: TargetOptions, names: readonly ("table
       registry: new DiskModelRegistry(root, { ledger }),
       blobs,
       builds: () => ledger.list(),
-      modelOf: (id) => reportModel(blobs.get(keys.report(id))),
+      modelOf: (id) => modelOf(blobs, id),
       explain: (err) => err,
       close: async () => {},
     };
@@ -83,7 +103,7 @@ export async function openTarget(options: TargetOptions, names: readonly ("table
     registry: new aws.DynamoModelRegistry(table),
     blobs: blobs ?? { get: async () => undefined },
     builds: () => aws.listBuilds(table),
-    modelOf: (id) => reportModel(blobs ? blobs.get(keys.report(id)) : Promise.resolve(undefined)),
+    modelOf: (id) => (blobs ? modelOf(blobs, id) : Promise.resolve(undefined)),
     explain: (err) => {
       if ((err as { name?: string }).name === "ResourceNotFoundException") return new UsageError(`${where} not found (${(err as Error).message})`);
       return target.explain(err);

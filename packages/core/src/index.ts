@@ -25,6 +25,22 @@ export {
   type PartitionedModel,
   type PartitionModelRef,
 } from "./partitioned-model.ts";
+export {
+  checkPartitionModel,
+  encodeRows,
+  PartitionedPredictor,
+  partitionedInputColumns,
+  recordRows,
+  tableRows,
+  UnknownPartitionError,
+  unknownPartitionMessage,
+  type NamedRows,
+  type PartitionedPrediction,
+  type PartitionedPredictOptions,
+  type PartitionLoader,
+  type PartitionRoute,
+  type UnknownRow,
+} from "./partitioned-predict.ts";
 export { CONTENT_TYPES, isBuildId, isLedgerId, isStudyId, KEY_PATTERNS, keys, type KeyKind } from "./keys.ts";
 export {
   AGGREGATION_TRIGGER_FILTER,

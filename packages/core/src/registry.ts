@@ -1,6 +1,8 @@
 import { Forest } from "@canopy/forest";
 import { inShort, RegistryError } from "./errors.ts";
 import { isBuildId, keys } from "./keys.ts";
+import { isPartitionRunId, parsePartitionedModel } from "./partitioned-model.ts";
+import { partitionedInputColumns } from "./partitioned-predict.ts";
 import type { BlobStore } from "./ports.ts";
 import type { BuildStatus, BuildSummary, MetricsSummary } from "./ledger.ts";
 
@@ -10,7 +12,10 @@ export const DEFAULT_ALIAS = "production";
 /** Letters, digits, `.`, `_`, `-`; starts with a letter or digit; at most 63 characters. Safe as a file name and a key. */
 const ALIAS = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
-/** An alias (e.g. `production`) pointing at one build's model: the model versions are builds, aliases pick one. */
+/**
+ * An alias (e.g. `production`) pointing at one build's model: the model versions are builds, aliases pick one.
+ * `buildId` may also be a partitioned run's `p-` id: the alias then serves its partitioned model.
+ */
 export interface AliasRecord {
   alias: string;
   buildId: string;
@@ -50,13 +55,15 @@ export const registryRules = {
   /**
    * The one promotion rule: the alias name is valid, the build exists and is COMPLETED (only a completed build
    * has a model). `build` is the ledger's counter of `buildId`, or undefined. Returns the record to store.
+   * A partitioned run (`p-` id) follows the same rule: its ledger record completes once its model is written.
    */
   promote(build: Pick<BuildSummary, "status"> | undefined, buildId: string, alias: string, previous: string | undefined, now: number): AliasRecord {
     checkAliasName(alias);
-    if (!isBuildId(buildId)) throw new RegistryError(`invalid build id ${inShort(buildId)} (expected b- and 16 hex digits)`, "invalid");
-    if (!build) throw new RegistryError(`build ${buildId} not found`, "not-found");
+    if (!isBuildId(buildId) && !isPartitionRunId(buildId)) throw new RegistryError(`invalid build id ${inShort(buildId)} (expected b- and 16 hex digits)`, "invalid");
+    const what = isPartitionRunId(buildId) ? "partitioned run" : "build";
+    if (!build) throw new RegistryError(`${what} ${buildId} not found`, "not-found");
     if (build.status !== "COMPLETED")
-      throw new RegistryError(`build ${buildId} is ${build.status}; only a COMPLETED build can be promoted`, "not-completed");
+      throw new RegistryError(`${what} ${buildId} is ${build.status}; only a COMPLETED ${what} can be promoted`, "not-completed");
     return { alias, buildId, promotedAt: now, ...(previous !== undefined ? { previous } : {}) };
   },
 };
@@ -71,8 +78,16 @@ export function featureChange(current: readonly string[], next: readonly string[
   return parts.length > 0 ? parts.join(" and ") : "has the same features in another order (rows are read in feature order)";
 }
 
-/** The feature names of a build's model in the blob store; undefined when it has none (yet). */
+/**
+ * The feature names of a build's model in the blob store; undefined when it has none (yet). A partitioned run's
+ * are its manifest's features and, last, the column rows are routed by (a request must carry it).
+ */
 export async function modelFeatures(blobs: Pick<BlobStore, "get">, buildId: string): Promise<string[] | undefined> {
+  if (isPartitionRunId(buildId)) {
+    const key = keys.partitionedModel(buildId);
+    const manifest = await blobs.get(key);
+    return manifest ? partitionedInputColumns(parsePartitionedModel(new TextDecoder().decode(manifest), key)) : undefined;
+  }
   if (!isBuildId(buildId)) return undefined;
   const bytes = await blobs.get(keys.model(buildId));
   return bytes ? Forest.load(bytes).featureNames : undefined;
@@ -101,7 +116,7 @@ export async function checkPromotion(
     );
 }
 
-/** One row of `canopy models`: a build with what the ledger, its report and the registry say about it. */
+/** One row of `canopy models`: a build (or partitioned run) with what the ledger, its report and the registry say about it. */
 export interface ModelListing {
   buildId: string;
   status: BuildStatus;
@@ -110,6 +125,8 @@ export interface ModelListing {
   /** From the build's report: trees in the model and its size in bytes (COMPLETED builds only). */
   trees?: number;
   bytes?: number;
+  /** A partitioned run: its partition models (fallback included); `bytes` is their sum, `trees` each one's. */
+  partitions?: number;
   metrics: MetricsSummary | null;
   /** Aliases pointing at this build, sorted. */
   aliases: string[];
@@ -117,11 +134,14 @@ export interface ModelListing {
   reason?: string;
 }
 
-/** Builds newest first, each with its aliases and model size. `model(buildId)` is the report's model entry, if any. */
+/**
+ * Builds (and partitioned runs) newest first, each with its aliases and model size. `model(buildId)` is the report's
+ * model entry, if any; for a partitioned run, its partitions' model sizes summed and their count.
+ */
 export function listModels(
   builds: BuildSummary[],
   aliases: AliasRecord[],
-  model: (buildId: string) => { trees: number; bytes: number } | undefined,
+  model: (buildId: string) => { trees?: number; bytes: number; partitions?: number } | undefined,
 ): ModelListing[] {
   const byBuild = new Map<string, string[]>();
   for (const a of aliases) byBuild.set(a.buildId, [...(byBuild.get(a.buildId) ?? []), a.alias]);
@@ -134,7 +154,7 @@ export function listModels(
         status: r.status,
         createdAt: r.createdAt,
         updatedAt: r.updatedAt,
-        ...(m ? { trees: m.trees, bytes: m.bytes } : {}),
+        ...(m ? { ...(m.trees !== undefined ? { trees: m.trees } : {}), bytes: m.bytes, ...(m.partitions !== undefined ? { partitions: m.partitions } : {}) } : {}),
         metrics: r.result?.metrics ?? null,
         aliases: (byBuild.get(r.buildId) ?? []).sort(),
         tags: r.tags,

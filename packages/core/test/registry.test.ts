@@ -103,3 +103,34 @@ describe("featureChange and checkPromotion", () => {
     await checkPromotion(registry, features, "b-000000000000000d", "production");
   });
 });
+
+describe("partitioned runs in the registry", () => {
+  it("modelFeatures of a partitioned run: its manifest's features and the partition column; checkPromotion refuses moving a single model's alias to it", async () => {
+    const { readFileSync } = await import("node:fs");
+    const { modelFeatures, keys } = await import("../src/index.ts");
+    const { MemoryBlobStore, partitionedFixture, storePartitioned } = await import("../src/testing/index.ts");
+    const csv = readFileSync(new URL("../../../test/fixtures/penguins.csv", import.meta.url), "utf8");
+    const fixture = partitionedFixture(csv, { label: "Species", partitionBy: "Island", trees: 2 });
+    const blobs = new MemoryBlobStore();
+    await storePartitioned(blobs, fixture);
+    const runId = fixture.model.runId;
+    const columns = ["Beak Length (mm)", "Beak Depth (mm)", "Flipper Length (mm)", "Body Mass (g)", "Sex", "Island"];
+    expect(await modelFeatures(blobs, runId)).toEqual(columns);
+    expect(await modelFeatures(blobs, "p-00000000000000aa")).toBeUndefined();
+    const single = fixture.model.partitions.Dream!.build;
+    expect(await modelFeatures(blobs, single)).toEqual(columns.slice(0, -1));
+    const registry = { resolve: async () => single };
+    await expect(checkPromotion(registry, (id) => modelFeatures(blobs, id), runId, "production")).rejects.toMatchObject({
+      code: "incompatible",
+      message: `alias production serves ${single}; ${runId}'s model adds "Island", so requests made for production would be refused: use --force to promote it anyway`,
+    });
+    await blobs.put(keys.partitionedModel("p-00000000000000bb"), new TextEncoder().encode('{"format": "canopy-forest"}'));
+    await expect(modelFeatures(blobs, "p-00000000000000bb")).rejects.toThrow(/not a partitioned model/);
+  });
+
+  it("listModels carries a partitioned run's partition count and summed size", () => {
+    const run = record("p-000000000000000a", "COMPLETED", 100, { result: { modelKey: "m", reportKey: "r", metrics: null } });
+    const rows = listModels([run], [{ alias: "production", buildId: run.buildId, promotedAt: 1 }], () => ({ bytes: 5000, partitions: 3 }));
+    expect(rows[0]).toEqual({ buildId: run.buildId, status: "COMPLETED", createdAt: 100, updatedAt: 100, bytes: 5000, partitions: 3, metrics: null, aliases: ["production"], tags: {} });
+  });
+});

@@ -21,7 +21,7 @@ export interface PredictDeps {
   store?: () => Promise<ModelStore>;
   logger?: Logger;
   clock?: Clock;
-  /** Serving settings (CANOPY_DEFAULT_ALIAS, CANOPY_MAX_ROWS, CANOPY_ALIAS_TTL_SECONDS, CANOPY_MODEL_CACHE). Default process.env. */
+  /** Serving settings (CANOPY_DEFAULT_ALIAS, CANOPY_MAX_ROWS, CANOPY_ALIAS_TTL_SECONDS, CANOPY_MODEL_CACHE_MB, CANOPY_MODEL_CACHE). Default process.env. */
   env?: NodeJS.ProcessEnv;
 }
 
@@ -45,7 +45,8 @@ async function defaultStore(): Promise<ModelStore> {
 
 /**
  * The predict function behind a function URL. Everything is built on the first invocation and kept for the
- * container's life: the store's clients, the loaded models (LRU, CANOPY_MODEL_CACHE) and alias resolutions
+ * container's life: the store's clients, the loaded models (an LRU bounded in bytes, CANOPY_MODEL_CACHE_MB; a
+ * partitioned model's partitions load as rows ask for them) and alias resolutions
  * (CANOPY_ALIAS_TTL_SECONDS), so a warm invocation reads nothing from S3 or DynamoDB until an alias expires,
  * and a promotion is served within the TTL without a redeploy. A failed setup is retried on the next call.
  */
@@ -58,7 +59,8 @@ export function createPredictFunction(deps: PredictDeps = {}) {
     const models = registryModels(store, {
       defaultSelector: { alias: config.defaultAlias },
       aliasTtlMs: config.aliasTtlMs,
-      maxModels: config.maxModels,
+      ...(config.maxModels !== undefined ? { maxModels: config.maxModels } : {}),
+      maxModelBytes: config.maxModelBytes,
       ...(deps.clock ? { clock: deps.clock } : {}),
       onStale: (alias, err) => logger.warn("alias refresh failed; serving the previous resolution", { alias, error: errorLine(err) }),
     });

@@ -121,8 +121,8 @@ export const FUNCTION_ACCESS: Record<FunctionName, FunctionAccess> = {
     groves: ["send", "state"],
     notifier: ["publish"],
   },
-  // Aliases from the table, models from the bucket.
-  predict: { reads: ["model"], registry: ["resolve"] },
+  // Aliases from the table, models from the bucket (a partitioned model: its manifest, then its partitions' models).
+  predict: { reads: ["model", "partitionedModel"], registry: ["resolve"] },
 };
 
 /**

@@ -6,6 +6,7 @@ import {
   groveEntry,
   isBuildId,
   isLedgerId,
+  isPartitionRunId,
   LedgerError,
   ledgerRules,
   recordOf,
@@ -117,9 +118,9 @@ export class DiskLedger implements BuildLedger {
     return record && groveEntry(record, grove);
   }
 
-  /** Every build on this root, oldest first. */
+  /** Every build and partitioned run on this root (what `canopy models` lists), oldest first. */
   async list(): Promise<BuildRecord[]> {
-    const ids = (await jsonFileStems(this.dir)).filter(isBuildId);
+    const ids = (await jsonFileStems(this.dir)).filter((id) => isBuildId(id) || isPartitionRunId(id));
     const records = (await Promise.all(ids.map((id) => this.read(id)))).filter((r): r is BuildRecord => r !== undefined);
     return records.sort((a, b) => a.createdAt - b.createdAt || a.buildId.localeCompare(b.buildId));
   }

@@ -2,8 +2,8 @@ import { errorLine, inShort, policyOf } from "@canopy/core";
 import { printable } from "@canopy/forest";
 import { ServingError } from "./errors.ts";
 import { errorResponse, jsonResponse, type ServingRequest, type ServingResponse } from "./http.ts";
-import { selectorFromQuery, type ModelProvider, type ServedModel } from "./models.ts";
-import { bodyText, parseBody } from "./parse.ts";
+import { isPartitioned, selectorFromQuery, type AnyServedModel, type ModelProvider, type ServedModel, type ServedPartitionedModel } from "./models.ts";
+import { bodyText, parseBody, parseNamedBody } from "./parse.ts";
 
 /** Lambda's limit on a synchronous request payload (function URLs included): 6 MB. */
 export const LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024;
@@ -26,6 +26,18 @@ export type Handler = (request: ServingRequest) => Promise<ServingResponse>;
 
 const PREDICT_PATHS = new Set(["/", "/predict"]);
 
+function partitionedInfo(m: ServedPartitionedModel) {
+  const p = m.model;
+  return {
+    buildId: m.buildId,
+    alias: m.alias ?? null,
+    task: p.task,
+    partitionBy: p.partitionBy,
+    partitions: Object.keys(p.partitions).length,
+    fallback: p.fallback !== undefined,
+  };
+}
+
 function modelInfo(m: ServedModel) {
   const f = m.forest;
   return {
@@ -37,16 +49,16 @@ function modelInfo(m: ServedModel) {
   };
 }
 
-function modelHeaders(m: ServedModel): Record<string, string> {
+function modelHeaders(m: AnyServedModel): Record<string, string> {
   return m.buildId ? { "x-canopy-build": m.buildId } : {};
 }
 
-/** `?proba=1|true|0|false`, undefined when absent. */
-function probaFromQuery(value: string | undefined): boolean | undefined {
+/** `?proba=1|true|0|false` (or another such flag), undefined when absent. */
+function probaFromQuery(value: string | undefined, name = "proba"): boolean | undefined {
   if (value === undefined) return undefined;
   if (value === "1" || value === "true" || value === "") return true;
   if (value === "0" || value === "false") return false;
-  throw new ServingError(400, `?proba must be 1, true, 0 or false; got ${inShort(value)}`);
+  throw new ServingError(400, `?${name} must be 1, true, 0 or false; got ${inShort(value)}`);
 }
 
 /** A request path for a message: escaped and cut short (a client chooses it, and a URL can be long). */
@@ -64,7 +76,9 @@ function byteLength(body: Uint8Array | string | undefined): number {
  * - `POST /` or `POST /predict`: JSON `{"rows": [[...]]}` / `{"records": [{...}]}` or CSV with a header; predictions
  *   (labels or regression values), and with `?proba=1` or `"proba": true` class probabilities too.
  * - `GET /`: the model a request without ?model/?alias would get, and the limits.
- * Model: `?model=<build-id>` or `?alias=<name>`, else the provider's default. Errors are JSON `{"error": "..."}`
+ * A partitioned model (`?model=p-…`, or an alias pointing at one) takes records or CSV and routes each row by its
+ * partition value (see predictPartitioned for unknown values).
+ * Model: `?model=<build-id|p-id>` or `?alias=<name>`, else the provider's default. Errors are JSON `{"error": "..."}`
  * with 400 (bad input), 404 (unknown model, alias or route), 405, 413 (body or row count over the limit), 415.
  */
 export function createHandler(options: HandlerOptions): Handler {
@@ -82,6 +96,7 @@ export function createHandler(options: HandlerOptions): Handler {
     if (text.trim() === "")
       throw new ServingError(400, 'empty body: send JSON {"rows": [[...], ...]} or {"records": [{"feature": value, ...}, ...]}, or CSV with a header row');
     const model = await models.get(selector);
+    if (isPartitioned(model)) return predictPartitioned(model, text, request, queryProba);
     const { forest } = model;
     const parsed = parseBody(text, request.headers["content-type"], forest, maxRows);
     const proba = queryProba ?? parsed.proba ?? false;
@@ -110,22 +125,54 @@ export function createHandler(options: HandlerOptions): Handler {
     return jsonResponse(200, out, modelHeaders(model));
   }
 
+  /**
+   * A partitioned model: records or CSV, each row routed by its partition value. A value no model serves refuses
+   * the whole request (400 naming it, nothing predicted) unless `?skip_unknown=1` / `"skip_unknown": true`:
+   * then its prediction is null and `errors` lists it (`{"row": index, "value": ..., "error": ...}`).
+   */
+  async function predictPartitioned(model: ServedPartitionedModel, text: string, request: ServingRequest, queryProba: boolean | undefined): Promise<ServingResponse> {
+    const parsed = parseNamedBody(text, request.headers["content-type"], maxRows, model.model.partitionBy);
+    const proba = queryProba ?? parsed.proba ?? false;
+    const skipUnknown = probaFromQuery(request.query.skip_unknown, "skip_unknown") ?? parsed.skipUnknown ?? false;
+    let result: Awaited<ReturnType<typeof model.predictor.predict>>;
+    try {
+      result = await model.predictor.predict(parsed.rows, { proba, skipUnknown });
+    } catch (err) {
+      // An unknown value, a cell a partition's schema cannot read: the request's, answered with the message alone.
+      if (!(err instanceof ServingError) && policyOf(err) === "input") throw new ServingError(400, (err as Error).message);
+      throw err;
+    }
+    const out: Record<string, unknown> = { model: partitionedInfo(model), predictions: result.predictions };
+    if (proba) {
+      out.classes = result.classes;
+      out.probabilities = result.probabilities;
+    }
+    if (result.unknown.length > 0) {
+      const by = printable(model.model.partitionBy);
+      out.errors = result.unknown.map((u) => ({
+        row: u.row,
+        value: u.value === undefined ? null : u.value.length > 100 ? `${u.value.slice(0, 100)}…` : u.value, // the request's own cell, in short
+        error: u.value === undefined ? `no ${by} value, and no fallback model` : `no model for ${by} ${inShort(u.value, 40)}, and no fallback model`,
+      }));
+    }
+    return jsonResponse(200, out, modelHeaders(model));
+  }
+
   async function summary(request: ServingRequest): Promise<ServingResponse> {
     const model = await models.get(selectorFromQuery(request.query));
-    const f = model.forest;
+    let described: Record<string, unknown>;
+    if (isPartitioned(model)) {
+      const p = model.model;
+      described = { ...partitionedInfo(model), features: p.features, skipped: p.skipped.length };
+    } else {
+      const f = model.forest;
+      described = { ...modelInfo(model), classes: f.classes, features: f.featureNames, ...(f.schema ? { schema: f.schema } : {}) };
+    }
     return jsonResponse(
       200,
       {
         status: "ok",
-        model: {
-          ...modelInfo(model),
-          classes: f.classes,
-          features: f.featureNames,
-          ...(f.schema ? { schema: f.schema } : {}),
-          bytes: model.bytes,
-          loadedAt: new Date(model.loadedAt).toISOString(),
-          source: model.source,
-        },
+        model: { ...described, bytes: model.bytes, loadedAt: new Date(model.loadedAt).toISOString(), source: model.source },
         defaultModel: models.defaultSelector,
         limits: { maxRows, maxBodyBytes },
       },

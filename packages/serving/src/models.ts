@@ -1,11 +1,29 @@
-import { checkAliasName, DEFAULT_ALIAS, errorLine, inShort, isBuildId, keys, RegistryError, systemClock, type BlobStore, type Clock, type ModelRegistry } from "@canopy/core";
+import {
+  checkAliasName,
+  DEFAULT_ALIAS,
+  errorLine,
+  inShort,
+  isBuildId,
+  isPartitionRunId,
+  keys,
+  parsePartitionedModel,
+  PartitionedPredictor,
+  RegistryError,
+  sha256Hex,
+  systemClock,
+  type BlobStore,
+  type Clock,
+  type ModelRegistry,
+  type PartitionedModel,
+} from "@canopy/core";
 import { Forest } from "@canopy/forest";
 import { ServingError } from "./errors.ts";
 
-/** Which model a request wants: a build, an alias, or (undefined) the provider's default. */
+/** Which model a request wants: a build or a partitioned run (`p-` id), an alias, or (undefined) the provider's default. */
 export type ModelSelector = { buildId: string } | { alias: string } | undefined;
 
 export interface ServedModel {
+  kind?: "single";
   forest: Forest;
   /** The build the model came from; undefined for a model file served as is. */
   buildId?: string;
@@ -13,15 +31,38 @@ export interface ServedModel {
   alias?: string;
   /** Size of the model binary. */
   bytes: number;
+  /** SHA-256 (hex) of the model binary, when it was read through the cache. */
+  sha256?: string;
   /** When this container loaded it (epoch ms). */
   loadedAt: number;
   /** Where it came from, for the summary: a file path, or `builds/<id>/model.canopy`. */
   source: string;
 }
 
+/** A partitioned model: its manifest, and a predictor that loads partition forests through the shared model cache. */
+export interface ServedPartitionedModel {
+  kind: "partitioned";
+  model: PartitionedModel;
+  predictor: PartitionedPredictor;
+  /** The partitioned run (`p-` id). */
+  buildId: string;
+  alias?: string;
+  /** Size of the manifest; partition models are counted in the cache as they load. */
+  bytes: number;
+  loadedAt: number;
+  /** `partitions/<p-id>/model.json`, or the exported directory's model.json. */
+  source: string;
+}
+
+export type AnyServedModel = ServedModel | ServedPartitionedModel;
+
+export function isPartitioned(model: AnyServedModel): model is ServedPartitionedModel {
+  return model.kind === "partitioned";
+}
+
 /** Gives the handler a loaded model for a selector; throws ServingError 404 for models it does not have. */
 export interface ModelProvider {
-  get(selector: ModelSelector): Promise<ServedModel>;
+  get(selector: ModelSelector): Promise<AnyServedModel>;
   /** What the default selector is, for the summary. */
   readonly defaultSelector: Exclude<ModelSelector, undefined>;
 }
@@ -30,6 +71,8 @@ export interface ModelProvider {
 export interface ModelStore {
   resolveAlias(alias: string): Promise<string | undefined>;
   modelBytes(buildId: string): Promise<Uint8Array | undefined>;
+  /** A partitioned run's manifest (`partitions/<p-id>/model.json`); a store without one serves no partitioned models. */
+  partitionedModel?(runId: string): Promise<Uint8Array | undefined>;
 }
 
 /** A ModelStore over the pipeline's ports: the registry for aliases, the blob store for `builds/<id>/model.canopy`. */
@@ -37,26 +80,36 @@ export function storeFromPorts(registry: Pick<ModelRegistry, "resolve">, blobs: 
   return {
     resolveAlias: (alias) => registry.resolve(alias),
     modelBytes: (buildId) => blobs.get(keys.model(buildId)),
+    partitionedModel: (runId) => blobs.get(keys.partitionedModel(runId)),
   };
 }
 
+/** Default budget of the model cache: the loaded models' sizes summed (CANOPY_MODEL_CACHE_MB sets it on the predict function). */
+export const DEFAULT_MODEL_CACHE_BYTES = 256 * 1024 * 1024;
+
 /**
- * Loaded models by build id, kept across requests (a warm Lambda container reuses them). At most `capacity`
- * are kept, least recently used evicted first: a model can be tens of MB, and `?model=` can name any build.
- * Concurrent requests for a model being loaded share the one load; a failed load is not kept.
+ * Loaded models by build id, kept across requests (a warm Lambda container reuses them), single models and the
+ * partitions of partitioned ones alike (a partition is a build). The cache is bounded in bytes: the sizes of the
+ * models it holds sum to at most `maxBytes` (and, if given, at most `capacity` models), least recently used
+ * evicted first; the model just loaded is kept even when it alone is over the budget. Concurrent requests for a
+ * model being loaded share the one load; a failed load is not kept.
  */
 export class ModelCache {
   private readonly entries = new Map<string, Promise<ServedModel>>();
+  /** Sizes of the loaded entries (a load in flight counts once it lands). */
+  private readonly sizes = new Map<string, number>();
   private readonly clock: Clock;
   private readonly capacity: number;
+  readonly maxBytes: number;
   /** How many times a model was actually read and decoded (not served from the cache). */
   loads = 0;
 
   constructor(
     private readonly read: (buildId: string) => Promise<Uint8Array | undefined>,
-    options: { capacity?: number; clock?: Clock } = {},
+    options: { capacity?: number; maxBytes?: number; clock?: Clock } = {},
   ) {
-    this.capacity = Math.max(1, options.capacity ?? 2);
+    this.capacity = Math.max(1, options.capacity ?? Number.POSITIVE_INFINITY);
+    this.maxBytes = Math.max(1, options.maxBytes ?? DEFAULT_MODEL_CACHE_BYTES);
     this.clock = options.clock ?? systemClock;
   }
 
@@ -69,16 +122,44 @@ export class ModelCache {
     }
     const load = this.load(buildId);
     this.entries.set(buildId, load);
-    load.catch(() => {
-      if (this.entries.get(buildId) === load) this.entries.delete(buildId);
-    });
-    while (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
+    load.then(
+      (model) => {
+        if (this.entries.get(buildId) !== load) return; // evicted while loading
+        this.sizes.set(buildId, model.bytes);
+        this.evict(buildId);
+      },
+      () => {
+        if (this.entries.get(buildId) === load) this.entries.delete(buildId);
+      },
+    );
+    this.evict(buildId);
     return load;
   }
 
   /** Build ids held, least recently used first. */
   held(): string[] {
     return [...this.entries.keys()];
+  }
+
+  /** Bytes of the models held (loads in flight not counted). */
+  heldBytes(): number {
+    let sum = 0;
+    for (const size of this.sizes.values()) sum += size;
+    return sum;
+  }
+
+  /** Drops least recently used entries (never `keep`) until both bounds hold. */
+  private evict(keep: string): void {
+    let bytes = this.heldBytes();
+    for (const id of this.entries.keys()) {
+      const overCount = this.entries.size > this.capacity;
+      if (!overCount && bytes <= this.maxBytes) return;
+      // A load in flight frees no bytes: it goes only when there are too many entries.
+      if (id === keep || (!overCount && !this.sizes.has(id))) continue;
+      this.entries.delete(id);
+      bytes -= this.sizes.get(id) ?? 0;
+      this.sizes.delete(id);
+    }
   }
 
   private async load(buildId: string): Promise<ServedModel> {
@@ -91,8 +172,28 @@ export class ModelCache {
     } catch (err) {
       throw new ServingError(500, `model ${buildId} cannot be loaded: ${errorLine(err)}`);
     }
-    return { forest, buildId, bytes: bytes.byteLength, loadedAt: this.clock.now(), source: keys.model(buildId) };
+    return { forest, buildId, bytes: bytes.byteLength, sha256: sha256Hex(bytes), loadedAt: this.clock.now(), source: keys.model(buildId) };
   }
+}
+
+/**
+ * A partitioned model served from a manifest: partition forests come from `cache` (by build id) when a row asks
+ * for them, each checked against the manifest's SHA-256 (a mismatch is a 500 naming the file).
+ */
+export function servePartitioned(model: PartitionedModel, cache: ModelCache, info: { bytes: number; source: string; clock?: Clock }): ServedPartitionedModel {
+  const predictor = new PartitionedPredictor(model, async (ref, key) => {
+    const which = key === undefined ? "the fallback" : `partition ${inShort(model.partitions[key]?.value ?? key, 40)}`;
+    const loaded = await cache.get(ref.build).catch((err: unknown) => {
+      // The manifest names it, so a missing model is the store's fault, not the request's.
+      if (err instanceof ServingError && err.status === 404) throw new ServingError(500, `${keys.model(ref.build)} (${which} of ${model.runId}) is missing`);
+      throw err;
+    });
+    if (loaded.bytes !== ref.bytes || loaded.sha256 !== ref.sha256) {
+      throw new ServingError(500, `${loaded.source} (${which} of ${model.runId}) is not the model its manifest names: it was changed or replaced`);
+    }
+    return loaded.forest;
+  });
+  return { kind: "partitioned", model, predictor, buildId: model.runId, bytes: info.bytes, loadedAt: (info.clock ?? systemClock).now(), source: info.source };
 }
 
 interface AliasEntry {
@@ -164,29 +265,64 @@ export interface RegistryModelsOptions {
   defaultSelector?: Exclude<ModelSelector, undefined>;
   /** How long an alias resolution is reused. Default 10 s. */
   aliasTtlMs?: number;
-  /** Models kept loaded. Default 2. */
+  /** Most models kept loaded (partitions count one each). Default: no count limit, only the byte budget. */
   maxModels?: number;
+  /** Budget of the model cache in bytes (the loaded models' sizes summed). Default DEFAULT_MODEL_CACHE_BYTES. */
+  maxModelBytes?: number;
   clock?: Clock;
   /** Called when a failed alias refresh is answered with the previous resolution. */
   onStale?: (alias: string, err: unknown) => void;
 }
 
-/** Models by build id or alias from a ModelStore, behind the model and alias caches. */
+/** Partitioned runs' manifests kept (they are small, and a run's manifest never changes). */
+const MANIFESTS_KEPT = 64;
+
+/** Models by build id, partitioned run id or alias from a ModelStore, behind the model and alias caches. */
 export function registryModels(store: ModelStore, options: RegistryModelsOptions = {}): ModelProvider & { cache: ModelCache; aliases: AliasCache } {
   const clock = options.clock ?? systemClock;
-  const cache = new ModelCache((id) => store.modelBytes(id), { capacity: options.maxModels, clock });
+  const cache = new ModelCache((id) => store.modelBytes(id), {
+    ...(options.maxModels !== undefined ? { capacity: options.maxModels } : {}),
+    ...(options.maxModelBytes !== undefined ? { maxBytes: options.maxModelBytes } : {}),
+    clock,
+  });
   const aliases = new AliasCache((a) => store.resolveAlias(a), { ttlMs: options.aliasTtlMs, clock, onStale: options.onStale });
   const defaultSelector = options.defaultSelector ?? { alias: DEFAULT_ALIAS };
+  const manifests = new Map<string, Promise<ServedPartitionedModel>>();
+
+  const partitioned = (runId: string): Promise<ServedPartitionedModel> => {
+    const hit = manifests.get(runId);
+    if (hit) return hit;
+    const load = (async () => {
+      const bytes = store.partitionedModel ? await store.partitionedModel(runId) : undefined;
+      if (!bytes) throw new ServingError(404, `partitioned model ${runId} not found (no finished partitioned run with that id)`);
+      const source = keys.partitionedModel(runId);
+      let model: PartitionedModel;
+      try {
+        model = parsePartitionedModel(new TextDecoder().decode(bytes), source);
+      } catch (err) {
+        throw new ServingError(500, `partitioned model ${runId} cannot be read: ${errorLine(err)}`);
+      }
+      return servePartitioned(model, cache, { bytes: bytes.byteLength, source, clock });
+    })();
+    manifests.set(runId, load);
+    load.catch(() => {
+      if (manifests.get(runId) === load) manifests.delete(runId);
+    });
+    while (manifests.size > MANIFESTS_KEPT) manifests.delete(manifests.keys().next().value!);
+    return load;
+  };
+  const byId = (id: string): Promise<AnyServedModel> => (isPartitionRunId(id) ? partitioned(id) : cache.get(id));
+
   return {
     cache,
     aliases,
     defaultSelector,
     async get(selector) {
       const s = selector ?? defaultSelector;
-      if ("buildId" in s) return cache.get(s.buildId);
+      if ("buildId" in s) return byId(s.buildId);
       const buildId = await aliases.get(s.alias);
       if (buildId === undefined) throw new ServingError(404, `alias ${inShort(s.alias)} is not set (canopy promote <build-id> --alias ${s.alias})`);
-      const model = await cache.get(buildId);
+      const model = await byId(buildId);
       return { ...model, alias: s.alias };
     },
   };
@@ -211,13 +347,13 @@ export function fixedModel(forest: Forest, info: { buildId?: string; bytes: numb
   };
 }
 
-/** The selector a request's query asks for: `?model=<build-id>` or `?alias=<name>` (not both), else undefined. */
+/** The selector a request's query asks for: `?model=<build-id|p-id>` or `?alias=<name>` (not both), else undefined. */
 export function selectorFromQuery(query: Record<string, string | undefined>): ModelSelector {
   const model = query.model;
   const alias = query.alias;
   if (model !== undefined && alias !== undefined) throw new ServingError(400, "give ?model=<build-id> or ?alias=<name>, not both");
   if (model !== undefined) {
-    if (!isBuildId(model)) throw new ServingError(400, `invalid build id ${inShort(model)} in ?model (expected b- and 16 hex digits)`);
+    if (!isBuildId(model) && !isPartitionRunId(model)) throw new ServingError(400, `invalid build id ${inShort(model)} in ?model (expected b- and 16 hex digits)`);
     return { buildId: model };
   }
   if (alias !== undefined) {

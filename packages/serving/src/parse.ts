@@ -1,5 +1,5 @@
 import { CsvError, CsvSyntaxError, numericSchema, printable, quoted, readCsvRecords, RowEncoder, type CellValue, type TableSchema } from "@canopy/forest";
-import { inShort } from "@canopy/core";
+import { inShort, recordRows, tableRows, type NamedRows } from "@canopy/core";
 import { ServingError } from "./http.ts";
 
 /**
@@ -26,9 +26,17 @@ export interface ParsedBody {
   proba?: boolean;
 }
 
+/** A body for a partitioned model: rows by column name, read by each partition's own schema later. */
+export interface NamedBody {
+  rows: NamedRows;
+  proba?: boolean;
+  /** `"skip_unknown": true` in a JSON body. */
+  skipUnknown?: boolean;
+}
+
 export type BodyFormat = "json" | "csv";
 
-const JSON_FIELDS = new Set(["rows", "records", "proba"]);
+const JSON_FIELDS = new Set(["rows", "records", "proba", "skip_unknown"]);
 const USAGE = 'send JSON {"rows": [[...], ...]} or {"records": [{"feature": value, ...}, ...]}, or CSV with a header row';
 
 const bad = (message: string) => new ServingError(400, message);
@@ -72,7 +80,7 @@ function jsonValue(v: unknown, where: string): number {
   throw bad(`${where}: ${shown} is not a number (use a JSON number, or null for a missing value)`);
 }
 
-function parseJson(text: string, schema: FeatureSchema, maxRows: number): ParsedBody {
+function jsonBody(text: string, maxRows: number): { fields: Record<string, unknown>; key: "rows" | "records"; list: unknown[]; proba?: boolean; skipUnknown?: boolean } {
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -84,17 +92,24 @@ function parseJson(text: string, schema: FeatureSchema, maxRows: number): Parsed
   const unknown = Object.keys(fields).filter((k) => !JSON_FIELDS.has(k));
   if (unknown.length > 0) throw bad(`unknown field ${inShort(unknown[0])} in the body; expected "rows" or "records", and optionally "proba"`);
   if ("rows" in fields && "records" in fields) throw bad('send "rows" or "records", not both');
-  let proba: boolean | undefined;
-  if ("proba" in fields) {
-    if (typeof fields.proba !== "boolean") throw bad(`"proba" must be true or false; got ${inShort(fields.proba)}`);
-    proba = fields.proba;
-  }
+  const flag = (name: string): boolean | undefined => {
+    if (!(name in fields)) return undefined;
+    if (typeof fields[name] !== "boolean") throw bad(`"${name}" must be true or false; got ${inShort(fields[name])}`);
+    return fields[name];
+  };
+  const proba = flag("proba");
+  const skipUnknown = flag("skip_unknown");
   const key = "rows" in fields ? "rows" : "records" in fields ? "records" : undefined;
   if (!key) throw bad(`no "rows" or "records" in the body: ${USAGE}`);
   const list = fields[key];
   if (!Array.isArray(list)) throw bad(`"${key}" must be an array`);
   if (list.length === 0) throw bad(`"${key}" is empty: no rows to predict`);
   if (list.length > maxRows) throw tooMany(list.length, maxRows);
+  return { fields, key, list, ...(proba !== undefined ? { proba } : {}), ...(skipUnknown !== undefined ? { skipUnknown } : {}) };
+}
+
+function parseJson(text: string, schema: FeatureSchema, maxRows: number): ParsedBody {
+  const { key, list, proba } = jsonBody(text, maxRows);
   const X = key === "rows" ? rowsMatrix(list, schema) : schema.schema ? schemaRecordsMatrix(list, schema, schema.schema) : recordsMatrix(list, schema);
   return proba === undefined ? { X } : { X, proba };
 }
@@ -245,4 +260,52 @@ export function bodyText(body: Uint8Array | string): string {
 export function parseBody(text: string, contentType: string | undefined, schema: FeatureSchema, maxRows: number): ParsedBody {
   if (text.trim() === "") throw bad(`empty body: ${USAGE}`);
   return bodyFormat(contentType, text) === "json" ? parseJson(text, schema, maxRows) : parseCsv(text, schema, maxRows);
+}
+
+/**
+ * Reads rows for a partitioned model: JSON `{"records": [...]}` (optionally "proba", "skip_unknown") or CSV with a
+ * header, as cells by column name; each partition's schema reads them once the rows are routed. JSON "rows" are
+ * refused: feature vectors carry no column to route by.
+ */
+export function parseNamedBody(text: string, contentType: string | undefined, maxRows: number, partitionBy: string): NamedBody {
+  if (text.trim() === "") throw bad(`empty body: ${USAGE}`);
+  if (bodyFormat(contentType, text) === "json") {
+    const { key, list, proba, skipUnknown } = jsonBody(text, maxRows);
+    if (key === "rows")
+      throw bad(`this is a partitioned model: send "records" (objects of column -> value, with ${quoted(partitionBy)}) or CSV with a header; "rows" carry no column to route by`);
+    let rows: NamedRows;
+    try {
+      rows = recordRows(list);
+    } catch (err) {
+      throw bad((err as Error).message);
+    }
+    return { rows, ...(proba !== undefined ? { proba } : {}), ...(skipUnknown !== undefined ? { skipUnknown } : {}) };
+  }
+  let header: string[] | undefined;
+  const records: string[][] = [];
+  let count: number;
+  try {
+    count = readCsvRecords(text, (record, row) => {
+      if (row === 1) {
+        header = record.map((name) => name.trim());
+        const seen = new Set<string>();
+        for (const name of header) {
+          if (seen.has(name)) throw bad(`CSV header: duplicate column ${quoted(name)}`);
+          seen.add(name);
+        }
+        return;
+      }
+      if (row - 1 > maxRows) return; // counted, refused below with the total
+      if (record.length !== header!.length) throw bad(`CSV row ${row} has ${record.length} fields; the header has ${header!.length}`);
+      records.push(record);
+    });
+  } catch (err) {
+    if (err instanceof CsvSyntaxError) throw bad(`malformed CSV: ${err.detail}`);
+    if (err instanceof CsvError) throw bad(`CSV ${err.message}`);
+    throw err;
+  }
+  if (count === 0 || header === undefined) throw bad(`empty CSV: ${USAGE}`);
+  if (count === 1) throw bad("the CSV has a header but no rows to predict");
+  if (count - 1 > maxRows) throw tooMany(count - 1, maxRows);
+  return { rows: tableRows(header, records) };
 }

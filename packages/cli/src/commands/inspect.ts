@@ -1,6 +1,6 @@
 import { FOREST_FORMAT, printable } from "@canopy/forest";
-import { bytes, metricsLine, paramsLine, schemaRows, table } from "../format.ts";
-import { loadModelRef } from "../model.ts";
+import { bytes, columns, metricsLine, paramsLine, schemaRows, table } from "../format.ts";
+import { loadModelRef, openModelRef, type LoadedPartitionedModel } from "../model.ts";
 
 export interface InspectOptions {
   json?: boolean;
@@ -54,7 +54,75 @@ export async function summarize(ref: string, root: string): Promise<ModelSummary
   };
 }
 
+/** `canopy inspect` of a partitioned model: its manifest, without loading a partition's forest. */
+export interface PartitionedSummary {
+  kind: "partitioned";
+  path: string;
+  runId: string;
+  task: string;
+  partitionBy: string;
+  features: string[];
+  /** Partitions in key order (sorted), each with its build, rows and model size. */
+  partitions: { value: string; build: string; rows: number; bytes: number }[];
+  /** Model files summed, fallback included. */
+  bytes: number;
+  rows: number;
+  fallback: { build: string; rows: number; bytes: number } | null;
+  skipped: { value: string; rows: number; reason: string }[];
+}
+
+export function summarizePartitioned(opened: LoadedPartitionedModel): PartitionedSummary {
+  const m = opened.model;
+  const partitions = Object.keys(m.partitions)
+    .sort()
+    .map((key) => {
+      const p = m.partitions[key]!;
+      return { value: p.value, build: p.build, rows: p.rows, bytes: p.bytes };
+    });
+  const fallback = m.fallback ? { build: m.fallback.build, rows: m.fallback.rows, bytes: m.fallback.bytes } : null;
+  return {
+    kind: "partitioned",
+    path: opened.path,
+    runId: m.runId,
+    task: m.task,
+    partitionBy: m.partitionBy,
+    features: m.features,
+    partitions,
+    bytes: partitions.reduce((sum, p) => sum + p.bytes, fallback?.bytes ?? 0),
+    rows: partitions.reduce((sum, p) => sum + p.rows, 0),
+    fallback,
+    skipped: m.skipped,
+  };
+}
+
+function inspectPartitioned(s: PartitionedSummary, out: NodeJS.WritableStream): void {
+  const list = (names: string[]) => (names.length <= 12 ? names : [...names.slice(0, 12), `… (${names.length} in all)`]).map((n) => printable(n)).join(", ");
+  const rows: [string, string][] = [
+    ["model", `${s.path} (partitioned, ${bytes(s.bytes)} of models)`],
+    ["run", s.runId],
+    ["task", s.task],
+    ["partition by", printable(s.partitionBy)],
+    ["partitions", `${s.partitions.length} (${s.rows} rows)`],
+    ["features", `${s.features.length}: ${list(s.features)}`],
+    ["fallback", s.fallback ? `${s.fallback.build} (${s.fallback.rows} rows, ${bytes(s.fallback.bytes)})` : "none: rows of other values are refused"],
+    ["skipped", s.skipped.length === 0 ? "none" : `${s.skipped.length}: ${s.skipped.map((k) => `${printable(k.value)} (${k.rows} rows)`).slice(0, 12).join(", ")}${s.skipped.length > 12 ? ", …" : ""}`],
+  ];
+  const parts = columns([["VALUE", "BUILD", "ROWS", "SIZE"], ...s.partitions.map((p) => [printable(p.value), p.build, String(p.rows), bytes(p.bytes)])], "  ");
+  out.write(`${table(rows)}
+partitions:
+${parts}
+`);
+}
+
 export async function inspect(ref: string, options: InspectOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
+  const opened = await openModelRef(ref, options.root);
+  if (opened.kind === "partitioned") {
+    const p = summarizePartitioned(opened);
+    if (options.json) out.write(`${JSON.stringify(p, null, 2)}
+`);
+    else inspectPartitioned(p, out);
+    return;
+  }
   const s = await summarize(ref, options.root);
   if (options.json) {
     out.write(`${JSON.stringify(s, null, 2)}\n`);

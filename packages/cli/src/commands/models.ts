@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import type { ModelListing } from "@canopy/core";
-import { bytes } from "../format.ts";
+import { bytes, columns } from "../format.ts";
 import { addTargetOptions, openTarget, type TargetOptions } from "../registry-target.ts";
 
 export interface ModelsOptions extends TargetOptions {
@@ -42,14 +42,13 @@ export function modelsTable(rows: ModelListing[]): string {
       r.buildId,
       r.status,
       created(r.createdAt),
-      r.trees === undefined ? "-" : String(r.trees),
+      r.partitions !== undefined ? `${r.partitions} partitions` : r.trees === undefined ? "-" : String(r.trees),
       r.bytes === undefined ? "-" : bytes(r.bytes),
       metricsCell(r.metrics),
       r.aliases.join(", ") || "-",
     ]),
   ];
-  const width = cells[0].map((_, c) => Math.max(...cells.map((row) => row[c].length)));
-  return cells.map((row) => row.map((cell, c) => cell.padEnd(width[c])).join("  ").trimEnd()).join("\n");
+  return columns(cells);
 }
 
 export async function models(options: ModelsOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {

@@ -1,17 +1,27 @@
+import type { CellValue } from "@canopy/forest";
 import { UsageError } from "../errors.ts";
 import { checkDataFile } from "../fs.ts";
 import { csvField, FeatureReader } from "../features.ts";
-import { loadModelRef } from "../model.ts";
+import { openModelRef, type LoadedPartitionedModel } from "../model.ts";
 
 export interface PredictOptions {
   model: string;
   proba?: boolean;
+  /** A partitioned model: rows whose partition value has no model (and no fallback) get an empty prediction instead of failing the run. */
+  skipUnknown?: boolean;
   root: string;
 }
 
 /** Predictions as CSV on stdout: one column named after the label, or one probability column per class. */
-export async function predict(data: string, options: PredictOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
-  const { forest } = await loadModelRef(options.model, options.root);
+export async function predict(
+  data: string,
+  options: PredictOptions,
+  out: NodeJS.WritableStream = process.stdout,
+  note: (line: string) => void = (line) => process.stderr.write(`canopy: ${line}\n`),
+): Promise<void> {
+  const opened = await openModelRef(options.model, options.root);
+  if (opened.kind === "partitioned") return predictPartitioned(data, opened, options, out, note);
+  const { forest } = opened;
   if (options.proba && forest.task !== "classification") throw new UsageError("--proba needs a classification model; this one is regression");
   // Any table training reads (CSV, .csv.gz, Parquet), streamed through the model's schema.
   await checkDataFile(data);
@@ -32,4 +42,56 @@ export async function predict(data: string, options: PredictOptions, out: NodeJS
     else for (const v of predictions) lines.push(String(v));
   }
   out.write(`${lines.join("\n")}\n`);
+}
+
+/**
+ * A partitioned model: the table is read once (cells kept as read), rows are routed by core's PartitionedPredictor
+ * (one partition's forest at a time), and the answers written in row order. The column is named after the first
+ * served partition's label. An unknown value fails the run (exit 2) naming it, unless --skip-unknown.
+ */
+async function predictPartitioned(
+  data: string,
+  opened: LoadedPartitionedModel,
+  options: PredictOptions,
+  out: NodeJS.WritableStream,
+  note: (line: string) => void,
+): Promise<void> {
+  const { model } = opened;
+  if (options.proba && model.task !== "classification") throw new UsageError("--proba needs a classification model; this partitioned model is regression");
+  await checkDataFile(data);
+  const core = await import("@canopy/core");
+  const ingest = await import("@canopy/core/ingest");
+  let header: string[] | undefined;
+  const rows: CellValue[][] = [];
+  const numbers: number[] = [];
+  await (await ingest.openTable(ingest.fileSource(data))).read({
+    header: (names) => {
+      header = names;
+    },
+    row: (values, row) => {
+      rows.push(values);
+      numbers.push(row);
+    },
+  });
+  if (header === undefined) throw new UsageError(`${data} is empty: expected a header row`);
+  let label: string | undefined;
+  const predictor = new core.PartitionedPredictor(model, async (ref, key) => {
+    const forest = await opened.load(ref, key);
+    label ??= forest.labelName;
+    return forest;
+  });
+  const result = await predictor.predict(core.tableRows(header, rows, numbers), { proba: options.proba, skipUnknown: options.skipUnknown });
+  const lines: string[] = [];
+  if (options.proba) {
+    const classes = result.classes ?? [];
+    lines.push(classes.map(csvField).join(","));
+    for (const p of result.probabilities ?? []) lines.push(p === null ? ",".repeat(Math.max(0, classes.length - 1)) : p.map(String).join(","));
+  } else {
+    lines.push(csvField(label ?? "prediction"));
+    for (const p of result.predictions) lines.push(p === null ? "" : typeof p === "number" ? String(p) : csvField(p));
+  }
+  out.write(`${lines.join("\n")}\n`);
+  if (result.unknown.length > 0) {
+    note(`warning: ${core.unknownPartitionMessage(model.partitionBy, result.unknown, (r) => `row ${numbers[r]}`)}; their predictions are empty (--skip-unknown)`);
+  }
 }

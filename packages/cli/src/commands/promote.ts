@@ -12,15 +12,16 @@ export function addPromoteCommand(canopy: Command): Command {
   return addTargetOptions(
     canopy
       .command("promote")
-      .summary("point a model alias (e.g. production) at a completed build")
+      .summary("point a model alias (e.g. production) at a completed build or partitioned run")
       .description(
         "Point an alias at a COMPLETED build's model. Predict endpoints serving that alias (canopy serve, the deployed " +
           "function) switch to it within their alias cache time, without a restart or redeploy. Builds are the model " +
-          "versions; promoting an earlier build rolls back. A build whose model reads other features than the one the " +
+          "versions; promoting an earlier build rolls back. A finished partitioned run (p- id) is promoted the same way: the " +
+          "alias then serves its partitioned model (its input columns are its features and the partition column). A build whose model reads other features than the one the " +
           "alias serves is refused (its requests would fail) unless --force. Works on the local store (--root, default " +
           ".canopy), or with --aws, --endpoint or --table and --bucket on the deployed app's table and bucket.",
       )
-      .argument("<build-id>", "a COMPLETED build (see canopy models)")
+      .argument("<build-id>", "a COMPLETED build or partitioned run (see canopy models)")
       .requiredOption("--alias <name>", "the alias, e.g. production or staging")
       .option("--json", "print the alias record as JSON")
       .option("--force", "promote even if the build's model reads other features than the alias's current one"),

@@ -280,6 +280,10 @@ export async function remotePredict(data: string, options: RemoteOptions, io: Re
     if (head.status !== 200) throw refusal(head, credentials !== undefined, what);
     const summary = JSON.parse(head.body) as Summary;
     const { model, limits } = summary;
+    if ((model as { partitionBy?: unknown }).partitionBy !== undefined)
+      throw new UsageError(
+        `${what} serves a partitioned model (${model.buildId}); canopy predict --remote does not send to one yet: POST CSV or {"records": [...]} to it, or predict locally with --model ${model.buildId}`,
+      );
     if (options.proba && model.task !== "classification") throw new UsageError("--proba needs a classification model; this one is regression");
     // Cells are encoded here with the model's schema and sent as feature rows.
     const X = readFeatureCsv(csv, model.schema ?? model.features);

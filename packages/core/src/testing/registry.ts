@@ -43,9 +43,9 @@ const newId = () => `b-${randomBytes(8).toString("hex")}`;
 /** Aliases unique per test, so a shared table (DynamoDB) needs no cleanup between tests. */
 const newAlias = (base: string) => `${base}-${randomBytes(4).toString("hex")}`;
 
-/** A build record walked through the ledger's real transitions to `status`. */
-export async function buildWithStatus(ledger: BuildLedger, status: "PENDING" | "TRAINING" | "AGGREGATING" | "COMPLETED" | "FAILED"): Promise<string> {
-  const buildId = newId();
+/** A build record walked through the ledger's real transitions to `status` (a new b- id, or `id`: e.g. a partitioned run's). */
+export async function buildWithStatus(ledger: BuildLedger, status: "PENDING" | "TRAINING" | "AGGREGATING" | "COMPLETED" | "FAILED", id?: string): Promise<string> {
+  const buildId = id ?? newId();
   await ledger.create(newBuildRecord({ buildId, total: 1, tolerated: 0, now: Date.now() }));
   if (status === "PENDING") return buildId;
   await ledger.startTraining(buildId);
@@ -57,7 +57,12 @@ export async function buildWithStatus(ledger: BuildLedger, status: "PENDING" | "
   await ledger.landGrove(buildId, 0, groveStats(0));
   await ledger.claimAggregation(buildId);
   if (status === "AGGREGATING") return buildId;
-  await ledger.complete(buildId, { modelKey: `builds/${buildId}/model.canopy`, reportKey: `builds/${buildId}/report.json`, metrics: { accuracy: 0.9 } });
+  const partitioned = buildId.startsWith("p-");
+  await ledger.complete(buildId, {
+    modelKey: partitioned ? `partitions/${buildId}/model.json` : `builds/${buildId}/model.canopy`,
+    reportKey: partitioned ? `partitions/${buildId}/report.json` : `builds/${buildId}/report.json`,
+    metrics: { accuracy: 0.9 },
+  });
   return buildId;
 }
 
@@ -118,6 +123,24 @@ export function describeRegistryContract(name: string, make: Make): void {
           await expect(registry.promote(good, bad)).rejects.toMatchObject({ code: "invalid" });
           await expect(registry.resolve(bad)).rejects.toBeInstanceOf(RegistryError);
         }
+      }));
+
+    it("promotes a COMPLETED partitioned run (p- id) like a build, and refuses one that is not finished or not there", () =>
+      withRegistry(async (registry, ledger) => {
+        const alias = newAlias("prod");
+        const run = await buildWithStatus(ledger, "COMPLETED", `p-${randomBytes(8).toString("hex")}`);
+        const build = await buildWithStatus(ledger, "COMPLETED");
+        await registry.promote(build, alias);
+        expect(await registry.promote(run, alias)).toMatchObject({ alias, buildId: run, previous: build });
+        expect(await registry.resolve(alias)).toBe(run);
+        const training = await buildWithStatus(ledger, "TRAINING", `p-${randomBytes(8).toString("hex")}`);
+        await expect(registry.promote(training, alias)).rejects.toMatchObject({
+          code: "not-completed",
+          message: `partitioned run ${training} is TRAINING; only a COMPLETED partitioned run can be promoted`,
+        });
+        const missing = `p-${randomBytes(8).toString("hex")}`;
+        await expect(registry.promote(missing, alias)).rejects.toMatchObject({ code: "not-found", message: `partitioned run ${missing} not found` });
+        expect(await registry.resolve(alias)).toBe(run);
       }));
 
     it("lists aliases sorted by name, each pointing at its own build", () =>
