@@ -3,6 +3,7 @@ import { SpecError, type BuildSpec, type PartitionRunOptions } from "@canopy/cor
 import { createLocalRuntime, exportPartitionedModel, InterruptedError, type PartitionRunOutcome, type PartitionRunProgress } from "@canopy/runtime-local";
 import type { PartitionProgress } from "@canopy/core/ingest";
 import { FailedError, InterruptedExit } from "./errors.ts";
+import { interruptTrainers } from "./signals.ts";
 import { shown } from "./fs.ts";
 import { partitionProgressLine, partitionSummary } from "./partition-render.ts";
 import { throttledProgress } from "./study-render.ts";
@@ -57,15 +58,8 @@ export async function trainPartitioned(request: { spec: BuildSpec; options: Part
     onPartitionNotify: () => {},
     onWarning: (message) => stderr.write(`canopy: warning: ${message}\n`),
   });
-  let interrupted = false;
   let runId = "resume" in request ? request.resume : undefined;
-  const onSigint = () => {
-    if (interrupted) process.exit(new InterruptedExit().exitCode);
-    interrupted = true;
-    stderr.write("canopy: interrupted: stopping the trainers (Ctrl-C again to quit at once)\n");
-    void runtime.close();
-  };
-  process.on("SIGINT", onSigint);
+  const ctrlC = interruptTrainers(runtime, (line) => stderr.write(`canopy: ${line}\n`));
   let outcome: PartitionRunOutcome;
   try {
     outcome =
@@ -79,13 +73,13 @@ export async function trainPartitioned(request: { spec: BuildSpec; options: Part
             onPrepare,
           });
   } catch (err) {
-    if (interrupted || err instanceof InterruptedError) {
+    if (ctrlC.interrupted || err instanceof InterruptedError) {
       const id = err instanceof InterruptedError ? err.buildId : runId;
       throw new InterruptedExit(`interrupted${id ? `; finish the run with: ${resumeCommand(id, o)}` : ""}`);
     }
     throw err instanceof SpecError ? specUsageError(err) : err;
   } finally {
-    process.off("SIGINT", onSigint);
+    ctrlC.dispose();
     await runtime.close();
   }
   if (outcome.status === "FAILED") throw new FailedError(`partitioned run ${outcome.runId} failed: ${outcome.reason ?? "unknown reason"}`);

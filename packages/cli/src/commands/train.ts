@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { inShort, isBuildId, isPartitionRunId, SpecError, TERMINAL_STATUSES, type BuildEnd, type BuildHandle, type ExtendRequest } from "@canopy/core";
 import { createLocalRuntime, exportArtifacts, InterruptedError } from "@canopy/runtime-local";
 import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
+import { interruptTrainers } from "../signals.ts";
 import { checkDataFile, checkOutDir, shown } from "../fs.ts";
 import { progressPrinter, watchBuild } from "../progress.ts";
 import { extensionNote, summary } from "../render.ts";
@@ -81,14 +82,7 @@ export async function train(data: string | undefined, raw: Record<string, unknow
     onWarning: (message) => printer.note(`warning: ${message}`),
   });
   // Ctrl-C closes the runtime: the trainers stop and the build waits for --resume. A second Ctrl-C quits at once.
-  let interrupted = false;
-  const onSigint = () => {
-    if (interrupted) process.exit(new InterruptedExit().exitCode);
-    interrupted = true;
-    printer.note("interrupted: stopping the trainers (Ctrl-C again to quit at once)");
-    void runtime.close();
-  };
-  process.on("SIGINT", onSigint);
+  const ctrlC = interruptTrainers(runtime, (line) => printer.note(line));
 
   let handle: BuildHandle | undefined;
   let end: BuildEnd | undefined;
@@ -105,7 +99,7 @@ export async function train(data: string | undefined, raw: Record<string, unknow
       end = await watchBuild(runtime, handle.buildId, printer);
     }
   } catch (err) {
-    if (interrupted || err instanceof InterruptedError) {
+    if (ctrlC.interrupted || err instanceof InterruptedError) {
       const id = err instanceof InterruptedError ? err.buildId : handle?.buildId;
       // Interrupted before the refit started, the command that finishes it refits after (the refit is resumed as is).
       const refit = options.refit === true && handle?.refitOf === undefined;
@@ -114,7 +108,7 @@ export async function train(data: string | undefined, raw: Record<string, unknow
     // Rules the data decides (e.g. a classification criterion on a label that makes this regression).
     throw err instanceof SpecError ? specUsageError(err) : err;
   } finally {
-    process.off("SIGINT", onSigint);
+    ctrlC.dispose();
     await runtime.close();
   }
   await finish(handle, end!, options, runtime.root);

@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { isStudyId, scoreOf, showParams, SpecError, type StudyReport, type StudySpec } from "@canopy/core";
 import { createLocalRuntime, exportArtifacts, InterruptedError, type StudyOutcome, type StudyProgress } from "@canopy/runtime-local";
 import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
+import { interruptTrainers } from "../signals.ts";
 import { checkDataFile, checkOutDir, shown } from "../fs.ts";
 import { bytes } from "../format.ts";
 import { studySpec, studyUsageError } from "../study-flags.ts";
@@ -51,25 +52,18 @@ export async function tune(data: string | undefined, raw: Record<string, unknown
     onStudyNotify: () => {},
     onWarning: (message) => stderr.write(`canopy: warning: ${message}\n`),
   });
-  let interrupted = false;
-  const onSigint = () => {
-    if (interrupted) process.exit(new InterruptedExit().exitCode);
-    interrupted = true;
-    stderr.write("canopy: interrupted: stopping the trainers (Ctrl-C again to quit at once)\n");
-    void runtime.close();
-  };
-  process.on("SIGINT", onSigint);
+  const ctrlC = interruptTrainers(runtime, (line) => stderr.write(`canopy: ${line}\n`));
   let outcome: StudyOutcome;
   try {
     outcome = spec ? await runtime.tune(spec, data, { onProgress }) : await runtime.resumeStudy(options.resume!, { onProgress });
   } catch (err) {
-    if (interrupted || err instanceof InterruptedError) {
+    if (ctrlC.interrupted || err instanceof InterruptedError) {
       const id = err instanceof InterruptedError ? err.buildId : undefined;
       throw new InterruptedExit(`interrupted${id ? `; finish the study with: canopy tune --resume ${id}${options.root !== ".canopy" ? ` --root ${options.root}` : ""}` : ""}`);
     }
     throw err instanceof SpecError ? studyUsageError(err) : err;
   } finally {
-    process.off("SIGINT", onSigint);
+    ctrlC.dispose();
     await runtime.close();
   }
   if (outcome.status === "FAILED") throw new FailedError(`study ${outcome.studyId} failed: ${outcome.reason ?? "unknown reason"}`);
