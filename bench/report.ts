@@ -32,16 +32,17 @@ export function resultsMarkdown(info: RunInfo, sections: SectionResult[]): strin
     `- Versions: ${versions}`,
     "",
   ];
-  const targets = sections.flatMap((s) => s.targets);
+  const targets = sections.flatMap((s) => s.targets.map((t) => ({ ...t, load: s.load })));
   if (targets.length > 0) {
     out.push("## Targets", "", markdownTable({
       title: "targets",
-      headers: ["target", "measured", "result"],
-      rows: targets.map((t) => [t.target, t.measured, t.result]),
+      headers: ["target", "measured", "result", "load (start / peak)"],
+      rows: targets.map((t) => [t.target, t.measured, t.result, loadText(t.load)]),
     }), "");
   }
   for (const s of sections) {
     out.push(`## ${s.title}`, "");
+    if (s.load) out.push(`- 1-min load average during this section: ${loadText(s.load)} (start / peak)`, "");
     for (const t of s.tables) {
       out.push(`**${t.title}**`, "", markdownTable(t), "");
       for (const n of t.notes ?? []) out.push(`- ${n}`);
@@ -49,6 +50,10 @@ export function resultsMarkdown(info: RunInfo, sections: SectionResult[]): strin
     }
   }
   return out.join("\n");
+}
+
+function loadText(load: SectionResult["load"]): string {
+  return load ? `${load.start.toFixed(2)} / ${load.peak.toFixed(2)}` : "-";
 }
 
 export function resultsText(sections: SectionResult[]): string {

@@ -57,7 +57,12 @@ async function main(): Promise<void> {
 
   // Sampled between steps (a synchronous Canopy fit blocks the timer): other work on the machine skews timings.
   let loadPeak = load;
-  const sampler = setInterval(() => (loadPeak = Math.max(loadPeak, loadavg()[0])), 5000);
+  let sectionPeak = load;
+  const sampler = setInterval(() => {
+    const now = loadavg()[0];
+    loadPeak = Math.max(loadPeak, now);
+    sectionPeak = Math.max(sectionPeak, now);
+  }, 5000);
   sampler.unref();
 
   ensureFashionMnist(log);
@@ -71,7 +76,11 @@ async function main(): Promise<void> {
   for (const name of only ?? []) if (!(name in SECTIONS)) throw new Error(`BENCH_ONLY: no section "${name}" (have ${Object.keys(SECTIONS).join(", ")})`);
   for (const [name, section] of Object.entries(SECTIONS)) {
     if (only && !only.includes(name)) continue;
-    sections.push(await section(ctx));
+    // Each section's own load: a run is long, and other work on the machine may come and go during it.
+    const start = loadavg()[0];
+    sectionPeak = start;
+    const result = await section(ctx);
+    sections.push({ ...result, load: { start, peak: Math.max(sectionPeak, loadavg()[0]) } });
   }
   clearInterval(sampler);
   loadPeak = Math.max(loadPeak, loadavg()[0]);

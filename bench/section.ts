@@ -27,6 +27,8 @@ export interface SectionResult {
   targets: TargetCheck[];
   /** Anything worth keeping in bench/out/results.json. */
   raw: unknown;
+  /** Set by run.ts: the 1-min load average when the section started and its peak while it ran (sampled every 5 s). */
+  load?: { start: number; peak: number };
 }
 
 export type Section = (ctx: SectionContext) => Promise<SectionResult>;
