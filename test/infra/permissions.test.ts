@@ -5,7 +5,7 @@
  * role grants (but the authorisation-only ones) must be used, so a grant nobody needs shows up too. The scenarios
  * walk each function's paths that touch AWS: a grove trained and one failing (its error note written), a grove
  * given up on over tolerance, a build aggregated, a study ranked round by round to its final model (halving extends the
- * survivors, the last round queues the final build), a stalled build and a stalled study swept, a model served by
+ * survivors, the last round queues the final build), a partitioned run completed, a stalled build and a stalled study swept, a model served by
  * alias and an unknown one refused. Needs `sst install` and moto_server.
  */
 import { readFileSync } from "node:fs";
@@ -15,6 +15,7 @@ import { CreateQueueCommand } from "@aws-sdk/client-sqs";
 import { CreateTopicCommand } from "@aws-sdk/client-sns";
 import {
   aggregate,
+  csvTable,
   decodeGroveTask,
   finalStageIdFor,
   isStudyId,
@@ -24,6 +25,7 @@ import {
   prepareDataset,
   roundIdFor,
   submitBuild,
+  submitPartitionedRun,
   submitStudy,
   trainGrove,
   type BuildLedger,
@@ -32,6 +34,7 @@ import {
   type PreparedDataset,
   type StudyReport,
 } from "@canopy/core";
+import { preparePartitions } from "@canopy/core/ingest";
 import { MemoryNotifier, MemoryQueue } from "@canopy/core/testing";
 import { clients, DynamoLedger, DynamoModelRegistry, S3BlobStore } from "@canopy/runtime-aws";
 import { FUNCTION_ACCESS, type FunctionName } from "@canopy/runtime-aws/access";
@@ -64,17 +67,11 @@ function built(name: FunctionName) {
 const queueUrls: Record<"groves" | "dlq", string> = { groves: "", dlq: "" };
 
 /**
- * Grants only a partitioned run uses (its aggregation, the sweeper settling its members): this probe runs builds and a
- * study, not a partitioned run, so they are not exercised here. Partitioned runs go through these same handlers on
- * moto in test/aws/e2e-partitions.test.ts, where moto does not check IAM; a run in this probe is still to be written.
+ * Grants only a stalled partitioned run uses (the sweeper reads its manifest to land a member a crash left unlanded):
+ * this probe sweeps a stalled build and a stalled study, not a stalled partitioned run, so it is not exercised here.
+ * test/aws/e2e-partitions.test.ts and core's partitions tests sweep one on moto and in memory, where IAM is not checked.
  */
 const PARTITION_ONLY: Partial<Record<FunctionName, [string, string][]>> = {
-  aggregator: [
-    ["s3:GetObject", "/partitions/*/run.json"],
-    ["s3:GetObject", "/builds/*/model.canopy"],
-    ["s3:PutObject", "/partitions/*/model.json"],
-    ["s3:PutObject", "/partitions/*/report.json"],
-  ],
   sweeper: [["s3:GetObject", "/partitions/*/run.json"]],
 };
 
@@ -246,6 +243,27 @@ describe("each function's role allows exactly what the function does", () => {
     const report = JSON.parse(new TextDecoder().decode((await blobs.get(keys.studyReport(studyId)))!)) as StudyReport;
     expect(report.final).toMatchObject({ model: { trees: 4 } });
     expect(await blobs.exists(keys.studyReportHtml(studyId))).toBe(true);
+  });
+
+  it("the aggregator: completes a partitioned run (its manifest, each partition's model read for its SHA-256; the partitioned model and the run's report written)", async () => {
+    const streamArn = describeApp(evaluated.current).table!.state.streamArn!;
+    const spec = parseBuildSpec({ dataset: "test/fixtures/penguins.csv", label: "Species", n_estimators: 2, grove_size: 2, seed: 6 });
+    const options = { partitionBy: "Island", minPartitionRows: 30 };
+    const penguins = readFileSync(path.join(REPO, "test/fixtures/penguins.csv"));
+    const prepared = await preparePartitions(spec, options, csvTable(penguins), blobs);
+    const queue = new MemoryQueue();
+    const { runId } = await submitPartitionedRun(spec, options, { blobs, ledger, queue }, prepared);
+    // The partitions' builds train and aggregate here (their grants were probed above); each lands in the run.
+    const groveTasks = queue.drain();
+    for (const t of groveTasks) await trainGrove(t, { blobs, ledger });
+    for (const id of new Set(groveTasks.map((t) => t.buildId))) await aggregate(id, { blobs, ledger, notifier: new MemoryNotifier() });
+    const ready = (await ledger.summary(runId))!;
+    expect(ready).toMatchObject({ status: "TRAINING", remaining: 0, total: 3 });
+    const { output } = await run("aggregator", aggregationTriggerEvent(streamArn, ready, { ...ready, remaining: 1 }));
+    expect(output).toContain('handler returned {"batchItemFailures":[]}');
+    expect((await ledger.summary(runId))?.status).toBe("COMPLETED");
+    const model = JSON.parse(new TextDecoder().decode((await blobs.get(keys.partitionedModel(runId)))!)) as { partitions: Record<string, unknown> };
+    expect(Object.keys(model.partitions)).toEqual(["Biscoe", "Dream", "Torgersen"]);
   });
 
   it("the sweeper: queues a stalled build's groves again, fails (and notifies) one requeued three times already, and settles a stalled study", async () => {
