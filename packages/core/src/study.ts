@@ -139,10 +139,18 @@ export async function landMember(studyId: string, member: number, build: BuildSu
   const clock = ports.clock ?? systemClock;
   if (build.status === "FAILED") {
     const failed = await ports.ledger.failGrove(studyId, member, `build ${build.buildId} failed: ${build.reason ?? "unknown reason"}`);
-    // Every member of a partitioned run failed: this write failed the run (no aggregation follows), so it notifies.
-    if (failed.buildFailed && ports.notifier && isPartitionRunId(studyId)) {
+    // Every member failed: this write failed the record (no aggregation follows), so it notifies, once (only the
+    // write that failed it sees buildFailed). A final stage never fails this way (it tolerates its final build).
+    if (failed.buildFailed && ports.notifier) {
       const summary = await ports.ledger.summary(studyId);
-      if (summary) await ports.notifier.publish(partitionsFailedNotification(summary, `every partition's build failed; the last: ${summary.reason ?? "unknown reason"}`));
+      if (summary && isPartitionRunId(studyId))
+        await ports.notifier.publish(partitionsFailedNotification(summary, `every partition's build failed; the last: ${summary.reason ?? "unknown reason"}`));
+      else if (summary) {
+        // Named by this record's id: the study's for its first round (a later halving round's record would be named,
+        // since finding its study means reading the study's manifest, which the dead-letter consumer may not).
+        const last = `build ${build.buildId} failed: ${build.reason ?? "unknown reason"}`;
+        await ports.notifier.publish(studyFailedNotification(summary, `every build of the study failed (${summary.failedCount} of ${summary.total}); the last: ${last}`));
+      }
     }
     return failed.recorded;
   }

@@ -481,6 +481,23 @@ describe("the study's final model (refit)", () => {
     expect((await readStudyView(p, submission.studyId))?.summary.status).toBe("FAILED");
   });
 
+  it("a study whose every build fails ends with one study.failed (the last member's failure fails it: no aggregation follows)", async () => {
+    const p = studyPipeline();
+    const spec = parseStudySpec({ base, grid: { max_depth: [1, 2] }, cv: 2 });
+    const prepared = await prepareBuildData(spec.base, fixture("iris"), p.blobs, { clock: p.clock });
+    const { studyId } = await submitStudy(spec, p, prepared);
+    const { failGroveTask } = await import("../src/train-grove.ts");
+    let last: GroveTask | undefined;
+    await p.drain(undefined, 1, (t) => failGroveTask((last = t), new Error("injected: every trainer ran out of memory"), p));
+    expect(p.notifier.studies).toHaveLength(1);
+    const n = p.notifier.studies[0];
+    expect(n).toMatchObject({ type: "study.failed", studyId, status: "FAILED" });
+    expect(n.reason).toMatch(/^every build of the study failed \(4 of 4\); the last: build b-[0-9a-f]{16} failed: .*injected: every trainer ran out of memory/);
+    // Failing the same builds' groves again (a redelivered dead letter) publishes nothing more.
+    await failGroveTask(last!, new Error("again"), p);
+    expect(p.notifier.studies).toHaveLength(1);
+  });
+
   it("resume finishes a study whose final build was lost mid-way (its grove messages gone): the same final model", async () => {
     const reference = studyPipeline();
     const ref = await refitStudy(reference);
