@@ -205,10 +205,7 @@ export async function publishStudy(data: string, options: PublishOptions, io: Pu
   const spec = studySpec(data, options);
   if (options.dryRun) throw new UsageError("--dry-run estimates one build; it does not estimate a study");
   const aws = await import("@canopy/runtime-aws");
-  const groves = (await import("@canopy/core")).groveCount(spec.base.n_estimators, spec.base.grove_size);
-  if (groves > aws.DYNAMO_MAX_GROVES)
-    throw new UsageError(`--trees ${spec.base.n_estimators} in groves of ${spec.base.grove_size} make ${groves} groves per build; a build on AWS has at most ${aws.DYNAMO_MAX_GROVES}`);
-  if (!aws.parseS3Url(data)) await (await import("../fs.ts")).checkDataFile(data);
+  await checkMemberBuilds(data, spec.base, aws);
   const stdout = io.stdout ?? process.stdout;
   const stderr = io.stderr ?? process.stderr;
   const note = (text: string) => stderr.write(`canopy: ${text}\n`);
@@ -305,10 +302,7 @@ export async function publishPartitions(data: string, options: PublishOptions, i
   const spec = buildSpec(data, options);
   const aws = await import("@canopy/runtime-aws");
   const core = await import("@canopy/core");
-  const groves = core.groveCount(spec.n_estimators, spec.grove_size);
-  if (groves > aws.DYNAMO_MAX_GROVES)
-    throw new UsageError(`--trees ${spec.n_estimators} in groves of ${spec.grove_size} make ${groves} groves per build; a build on AWS has at most ${aws.DYNAMO_MAX_GROVES}`);
-  if (!aws.parseS3Url(data)) await (await import("../fs.ts")).checkDataFile(data);
+  await checkMemberBuilds(data, spec, aws);
   const stdout = io.stdout ?? process.stdout;
   const stderr = io.stderr ?? process.stderr;
   const note = (text: string) => stderr.write(`canopy: ${text}\n`);
@@ -391,4 +385,15 @@ async function waitForRecord(
   } finally {
     stop.dispose();
   }
+}
+
+/**
+ * Before connecting, for a run of many builds (a study's, a partitioned run's): each build holds at most
+ * DYNAMO_MAX_GROVES groves (one DynamoDB item), and a local data file is readable.
+ */
+async function checkMemberBuilds(data: string, spec: { n_estimators: number; grove_size: number }, aws: typeof import("@canopy/runtime-aws")): Promise<void> {
+  const groves = (await import("@canopy/core")).groveCount(spec.n_estimators, spec.grove_size);
+  if (groves > aws.DYNAMO_MAX_GROVES)
+    throw new UsageError(`--trees ${spec.n_estimators} in groves of ${spec.grove_size} make ${groves} groves per build; a build on AWS has at most ${aws.DYNAMO_MAX_GROVES}`);
+  if (!aws.parseS3Url(data)) await (await import("../fs.ts")).checkDataFile(data);
 }
