@@ -78,6 +78,28 @@ describe("csvRows: streamed CSV", () => {
   });
 });
 
+describe("csvRows: errors keep their row however the bytes are cut", () => {
+  it("a quote that is never closed names the row it opens in; what the row sink throws arrives as it was", async () => {
+    const bad = new TextEncoder().encode('a,b\n1,2\n\n3,4\n5,"x\n6,7\n');
+    for (const size of [1, 5, bad.length]) {
+      const rows: number[] = [];
+      const err = await csvRows(chunked(bad, size), { header: () => undefined, row: (_r, row) => void rows.push(row) }).catch((e: unknown) => e);
+      expect(err, `chunks of ${size}`).toBeInstanceOf(CsvError);
+      expect((err as Error).message, `chunks of ${size}`).toMatch(/^row 4: malformed CSV: /);
+      expect(rows, `chunks of ${size}`).toEqual([2, 3]);
+    }
+    const mine = new Error("the sink's own");
+    const text = new TextEncoder().encode("a,b\n1,2\n3,4\n5,6\n");
+    const thrown = await csvRows(chunked(text, 3), {
+      header: () => undefined,
+      row: (_r, row) => {
+        if (row === 3) throw mine;
+      },
+    }).catch((e: unknown) => e);
+    expect(thrown).toBe(mine);
+  });
+});
+
 describe("prepareDataset: a table source in, a pack with its schema out", () => {
   it("the same table as CSV, .csv.gz or bytes gives the same pack", async () => {
     const csv = fixture("penguins.csv");
