@@ -144,11 +144,53 @@ describe("canopy serve", () => {
       expectUsage(await canopy(["predict", "--remote", server.url, "partial.csv"], dir), "the CSV lacks feature column the model needs: petal_length");
       expectUsage(await canopy(["predict", "--remote", server.url, "--proba", "--model", regression, DIABETES], dir), "--proba needs a classification model; this one is regression");
       expectUsage(await canopy(["predict", "--remote", `${server.url}/?alias=nope`, IRIS], dir), /^canopy: error: remote http:\/\/127\.0\.0\.1:\d+\/: 404 alias "nope" is not set/);
-      expectUsage(await canopy(["predict", "--remote", server.url, "--model", "model.canopy", IRIS], dir), '--model with --remote must be a build id (b- and 16 hex digits); got "model.canopy"');
+      expectUsage(await canopy(["predict", "--remote", server.url, "--model", "model.canopy", IRIS], dir), '--model with --remote must be a build id (b- and 16 hex digits) or a partitioned run\'s (p-); got "model.canopy"');
     } finally {
       await server.stop();
     }
     expectUsage(await canopy(["predict", "--remote", "production", IRIS], dir), /^canopy: error: --remote production: no predict URL for the alias; set CANOPY_PREDICT_URL/);
+  });
+
+  it("predict --remote to a partitioned model prints what a local predict prints: chunks across partitions, classes the islands lack, unknown values", async () => {
+    const PENGUINS = fixturePath("penguins.csv").pathname;
+    const trained = await canopy(["train", PENGUINS, "--label", "Species", "--partition-by", "Island", "--trees", "6", "--grove-size", "3", "--json"], dir);
+    expect(trained.code, trained.stderr).toBe(0);
+    const runId = (JSON.parse(trained.stdout) as { runId: string }).runId;
+    // Torgersen's penguins are all Adelie: its model knows one class, the others two or three.
+    const text = await readFile(PENGUINS, "utf8");
+    const lines = text.trimEnd().split("\n");
+    await writeFile(join(dir, "islands.csv"), [lines[0], ...lines.slice(1, 6), lines[1]!.replace("Torgersen", "Anvers"), ...lines.slice(200, 204)].join("\n") + "\n");
+    const server = await serveInBackground(["--model", runId], dir);
+    try {
+      for (const extra of [[], ["--proba"]]) {
+        const local = await canopy(["predict", "--model", runId, PENGUINS, ...extra], dir);
+        expect(local.code, local.stderr).toBe(0);
+        const remote = await canopy(["predict", "--remote", server.url, PENGUINS, "--chunk-rows", "50", ...extra], dir);
+        expect(remote.code, remote.stderr).toBe(0);
+        expect(remote.stdout).toBe(local.stdout);
+        expect(remote.stderr).toContain(`canopy: ${runId} (3 partitions by Island) at ${server.url}: ${lines.length - 1} rows in ${Math.ceil((lines.length - 1) / 50)} requests`);
+      }
+      // An island no model serves: refused naming its row, as locally; with --skip-unknown an empty prediction and the same warning.
+      const refusedLocal = await canopy(["predict", "--model", runId, "islands.csv"], dir);
+      const refusedRemote = await canopy(["predict", "--remote", server.url, "islands.csv", "--chunk-rows", "4"], dir);
+      expect(refusedLocal.code).toBe(2);
+      // After the progress lines (the requests were answered), the local refusal: nothing printed.
+      expect([refusedRemote.code, refusedRemote.stdout]).toEqual([2, ""]);
+      expect(refusedRemote.stderr.trimEnd().split("\n").at(-1)).toBe(refusedLocal.stderr.trimEnd());
+      expect(refusedRemote.stderr).toContain("row 7");
+      for (const extra of [[], ["--proba"]]) {
+        const local = await canopy(["predict", "--model", runId, "islands.csv", "--skip-unknown", ...extra], dir);
+        const remote = await canopy(["predict", "--remote", server.url, "islands.csv", "--skip-unknown", "--chunk-rows", "4", ...extra], dir);
+        expect(remote.code, remote.stderr).toBe(0);
+        expect(remote.stdout).toBe(local.stdout);
+        const out = remote.stdout.split("\n");
+        expect(out[6]).toBe(extra.length > 0 ? ",".repeat(out[0]!.split(",").length - 1) : "");
+        expect(remote.stderr.trimEnd().split("\n").at(-1)).toBe(local.stderr.trimEnd().split("\n").at(-1));
+      }
+      expectUsage(await canopy(["predict", "--remote", server.url, "--skip-unknown", "--model", first, IRIS], dir), `--skip-unknown is for a partitioned model; ${first} is one forest`);
+    } finally {
+      await server.stop();
+    }
   });
 
   it("serves a model file; refuses models it cannot find (exit 2)", async () => {

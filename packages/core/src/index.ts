@@ -27,6 +27,7 @@ export {
 } from "./partitioned-model.ts";
 export {
   checkPartitionModel,
+  classOrder,
   encodeRows,
   PartitionedPredictor,
   partitionedInputColumns,

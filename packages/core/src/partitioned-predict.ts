@@ -54,6 +54,8 @@ export interface PartitionedPrediction {
   unknown: UnknownRow[];
   /** Which model served how many rows: by partition value (null: the fallback). */
   served: { value: string | null; build: string; rows: number }[];
+  /** The label's name in the first model that served a row (what a prediction column is named); none when none did. */
+  label?: string;
 }
 
 export interface PartitionedPredictOptions {
@@ -97,8 +99,8 @@ export function partitionedInputColumns(model: Pick<PartitionedModel, "features"
   return [...model.features, model.partitionBy];
 }
 
-/** Classes in the engine's order: numerically when all are numbers, else by code unit. */
-function sortClasses(classes: Iterable<string>): string[] {
+/** Classes in the engine's order: numerically when all are numbers, else by code unit (the union of a request's partitions). */
+export function classOrder(classes: Iterable<string>): string[] {
   const list = [...new Set(classes)];
   if (list.every((c) => c.trim() !== "" && Number.isFinite(Number(c)))) return list.sort((a, b) => Number(a) - Number(b));
   return list.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
@@ -148,8 +150,10 @@ export class PartitionedPredictor {
     const predictions: (string | number | null)[] = new Array(n).fill(null);
     const proba: { classes: string[]; p: Float64Array; rows: number[] }[] = [];
     const served: PartitionedPrediction["served"] = [];
+    let label: string | undefined;
     for (const { route, rows } of groups.values()) {
       const forest = await this.load(route.ref, route.key);
+      label ??= forest.labelName;
       const X = encodeRows(forest, input, rows, partitionBy);
       if (options.proba) {
         const p = forest.predictProba(X);
@@ -166,9 +170,9 @@ export class PartitionedPredictor {
       }
       served.push({ value: route.key === undefined ? null : route.ref.value, build: route.ref.build, rows: rows.length });
     }
-    const result: PartitionedPrediction = { predictions, unknown, served };
+    const result: PartitionedPrediction = { predictions, unknown, served, ...(label !== undefined ? { label } : {}) };
     if (options.proba) {
-      const classes = sortClasses(proba.flatMap((g) => g.classes));
+      const classes = classOrder(proba.flatMap((g) => g.classes));
       const position = new Map(classes.map((c, i) => [c, i]));
       const probabilities: (number[] | null)[] = new Array(n).fill(null);
       for (const g of proba) {

@@ -142,7 +142,7 @@ export function createHandler(options: HandlerOptions): Handler {
       if (!(err instanceof ServingError) && policyOf(err) === "input") throw new ServingError(400, (err as Error).message);
       throw err;
     }
-    const out: Record<string, unknown> = { model: partitionedInfo(model), predictions: result.predictions };
+    const out: Record<string, unknown> = { model: partitionedInfo(model), label: result.label ?? null, predictions: result.predictions };
     if (proba) {
       out.classes = result.classes;
       out.probabilities = result.probabilities;

@@ -74,12 +74,7 @@ async function predictPartitioned(
     },
   });
   if (header === undefined) throw new UsageError(`${data} is empty: expected a header row`);
-  let label: string | undefined;
-  const predictor = new core.PartitionedPredictor(model, async (ref, key) => {
-    const forest = await opened.load(ref, key);
-    label ??= forest.labelName;
-    return forest;
-  });
+  const predictor = new core.PartitionedPredictor(model, (ref, key) => opened.load(ref, key));
   const result = await predictor.predict(core.tableRows(header, rows, numbers), { proba: options.proba, skipUnknown: options.skipUnknown });
   const lines: string[] = [];
   if (options.proba) {
@@ -87,7 +82,7 @@ async function predictPartitioned(
     lines.push(classes.map(csvField).join(","));
     for (const p of result.probabilities ?? []) lines.push(p === null ? ",".repeat(Math.max(0, classes.length - 1)) : p.map(String).join(","));
   } else {
-    lines.push(csvField(label ?? "prediction"));
+    lines.push(csvField(result.label ?? "prediction"));
     for (const p of result.predictions) lines.push(p === null ? "" : typeof p === "number" ? String(p) : csvField(p));
   }
   out.write(`${lines.join("\n")}\n`);

@@ -9,9 +9,11 @@ import { csvField, readFeatureCsv, type FeatureMatrix } from "../features.ts";
 export interface RemoteOptions {
   /** A URL, or an alias name (served by the URL in CANOPY_PREDICT_URL or the SST app's outputs). */
   remote: string;
-  /** A build id: pin the requests to it (?model=). */
+  /** A build id or a partitioned run's id: pin the requests to it (?model=). */
   model?: string;
   proba?: boolean;
+  /** A partitioned model: rows whose partition value has no model get an empty prediction instead of failing the run. */
+  skipUnknown?: boolean;
   /** Most rows per request (default: the endpoint's limit). */
   chunkRows?: number;
   /** Requests in flight (default 4). */
@@ -42,6 +44,9 @@ const MAX_ATTEMPTS = 4;
 interface Summary {
   model: {
     buildId: string | null;
+    /** A partitioned model's column and partition count (its summary has no classes, trees or schema). */
+    partitionBy?: string;
+    partitions?: number;
     task: "classification" | "regression";
     label: string;
     features: string[];
@@ -204,8 +209,24 @@ function rowJson(X: FeatureMatrix, r: number): string {
 }
 
 /** Consecutive row ranges whose JSON bodies stay under the byte budget and the row limit. */
-export function chunkRows(X: FeatureMatrix, maxRows: number, budget: number): { start: number; end: number; body: string }[] {
-  const chunks: { start: number; end: number; body: string }[] = [];
+/** One request: rows [start, end) of the input, and its JSON body. */
+interface Chunk {
+  start: number;
+  end: number;
+  body: string;
+}
+
+/** What a predict request answers (a partitioned model's: null for a row skipped, `errors` naming them, `label`). */
+interface Answer {
+  predictions: (string | number | null)[];
+  classes?: string[];
+  probabilities?: (number[] | null)[];
+  errors?: { row: number; value: string | null; error: string }[];
+  label?: string | null;
+}
+
+export function chunkRows(X: FeatureMatrix, maxRows: number, budget: number): Chunk[] {
+  const chunks: Chunk[] = [];
   let start = 0;
   let rows: string[] = [];
   let size = 0;
@@ -228,6 +249,125 @@ export function chunkRows(X: FeatureMatrix, maxRows: number, budget: number): { 
 }
 
 /**
+ * Sends the chunks, a few at a time, and returns their answers in order; a line of progress as they come (every
+ * twentieth on a pipe, all of them in place on a terminal).
+ */
+async function sendChunks<T>(
+  chunks: Chunk[],
+  io: { send: (body: string) => Promise<Reply>; refused: (reply: Reply, chunk: Chunk) => Error; stderr: NodeJS.WritableStream; concurrency?: number },
+): Promise<T[]> {
+  const { stderr } = io;
+  const results: T[] = new Array(chunks.length);
+  const total = chunks.length === 0 ? 0 : chunks[chunks.length - 1]!.end - chunks[0]!.start;
+  let next = 0;
+  let done = 0;
+  let rowsDone = 0;
+  const tty = (stderr as NodeJS.WriteStream).isTTY === true;
+  const every = Math.max(1, Math.ceil(chunks.length / 20));
+  const worker = async () => {
+    while (next < chunks.length) {
+      const i = next++;
+      const chunk = chunks[i]!;
+      const reply = await io.send(chunk.body);
+      if (reply.status !== 200) throw io.refused(reply, chunk);
+      results[i] = JSON.parse(reply.body) as T;
+      done++;
+      rowsDone += chunk.end - chunk.start;
+      const line = `${rowsDone}/${total} rows (${done}/${chunks.length} requests)`;
+      if (tty) stderr.write(`\rcanopy: ${line}${done === chunks.length ? "\n" : ""}`);
+      else if (done % every === 0 || done === chunks.length) stderr.write(`canopy: ${line}\n`);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(io.concurrency ?? 4, chunks.length) }, worker));
+  return results;
+}
+
+/** A table read as a local predict of a partitioned model reads it: its header, its cells as read, their row numbers. */
+interface NamedTable {
+  header: string[];
+  rows: import("@canopy/forest").CellValue[][];
+  numbers: number[];
+}
+
+async function readNamedTable(data: string): Promise<NamedTable> {
+  const ingest = await import("@canopy/core/ingest");
+  let header: string[] | undefined;
+  const rows: NamedTable["rows"] = [];
+  const numbers: number[] = [];
+  await (await ingest.openTable(ingest.fileSource(data))).read({
+    header: (names) => void (header = names),
+    row: (values, row) => {
+      rows.push(values);
+      numbers.push(row);
+    },
+  });
+  if (header === undefined) throw new UsageError(`${data} is empty: expected a header row`);
+  return { header, rows, numbers };
+}
+
+/** A cell as JSON carries it: a date as its ISO text, a Parquet INT64 as its digits. */
+const jsonCell = (v: import("@canopy/forest").CellValue) => (v instanceof Date ? v.toISOString() : typeof v === "bigint" ? v.toString() : (v ?? null));
+
+/** The rows as `{"records": [...]}` bodies under the row and byte limits; every request skips unknown partition values. */
+function recordChunks(table: NamedTable, maxRows: number, budget: number, proba: boolean): Chunk[] {
+  const chunks: Chunk[] = [];
+  const tail = `],"skip_unknown":true${proba ? ',"proba":true' : ""}}`;
+  let start = 0;
+  let records: string[] = [];
+  let size = 0;
+  const flush = (end: number) => {
+    if (records.length === 0) return;
+    chunks.push({ start, end, body: `{"records":[${records.join(",")}${tail}` });
+    start = end;
+    records = [];
+    size = 0;
+  };
+  for (const [r, values] of table.rows.entries()) {
+    const record = JSON.stringify(Object.fromEntries(table.header.map((name, c) => [name, jsonCell(values[c])])));
+    if (record.length + tail.length + 16 > budget) throw new UsageError(`row ${table.numbers[r]} alone is larger than a request may be (${budget} bytes)`);
+    if (records.length >= maxRows || size + record.length + 1 + tail.length + 16 > budget) flush(r);
+    records.push(record);
+    size += record.length + 1;
+  }
+  flush(table.rows.length);
+  return chunks;
+}
+
+/**
+ * A partitioned model's answers, printed as a local predict prints them: the label's column (or one column per class
+ * of every partition that answered, 0 where a partition lacks one), an empty cell for a row no model serves. Unknown
+ * values fail the run (exit 2, naming their rows) unless --skip-unknown, as locally.
+ */
+async function writePartitioned(table: NamedTable, chunks: Chunk[], results: Answer[], partitionBy: string, options: RemoteOptions, out: NodeJS.WritableStream, note: (line: string) => void) {
+  const core = await import("@canopy/core");
+  const unknown: { row: number; value: string | undefined }[] = [];
+  for (const [i, r] of results.entries()) for (const e of r.errors ?? []) unknown.push({ row: chunks[i]!.start + e.row, value: e.value ?? undefined });
+  const where = (r: number) => `row ${table.numbers[r]}`;
+  if (unknown.length > 0 && !options.skipUnknown) throw new UsageError(`${core.unknownPartitionMessage(partitionBy, unknown, where)}, and the partitioned model has no fallback`);
+  const lines: string[] = [];
+  if (options.proba) {
+    const classes = core.classOrder(results.flatMap((r) => r.classes ?? []));
+    const at = new Map(classes.map((c, i) => [c, i]));
+    lines.push(classes.map(csvField).join(","));
+    for (const r of results)
+      for (const p of r.probabilities ?? []) {
+        if (p === null) {
+          lines.push(",".repeat(Math.max(0, classes.length - 1)));
+          continue;
+        }
+        const row = new Array<number>(classes.length).fill(0);
+        p.forEach((v, c) => (row[at.get(r.classes![c]!)!] = v));
+        lines.push(row.map(String).join(","));
+      }
+  } else {
+    lines.push(csvField(results.find((r) => r.label)?.label ?? "prediction"));
+    for (const r of results) for (const p of r.predictions) lines.push(p === null ? "" : typeof p === "number" ? String(p) : csvField(p));
+  }
+  out.write(`${lines.join("\n")}\n`);
+  if (unknown.length > 0) note(`warning: ${core.unknownPartitionMessage(partitionBy, unknown, where)}; their predictions are empty (--skip-unknown)`);
+}
+
+/**
  * `canopy predict --remote`: the CSV is read and checked here (the same errors and row numbers as a local
  * predict), cut into requests under the endpoint's row limit and Lambda's 6 MB, sent a few at a time (signed
  * with SigV4 when AWS credentials are available), and the answers printed as CSV exactly like a local predict.
@@ -241,10 +381,12 @@ export async function remotePredict(data: string, options: RemoteOptions, io: Re
   const url = remoteUrl(options.remote, env, io.cwd ?? process.cwd());
   if (options.model !== undefined) {
     if (url.searchParams.has("alias")) throw new UsageError("--model and an alias in --remote both choose the model; give one");
-    const { inShort, isBuildId } = await import("@canopy/core");
-    if (!isBuildId(options.model)) throw new UsageError(`--model with --remote must be a build id (b- and 16 hex digits); got ${inShort(options.model)}`);
+    const { inShort, isBuildId, isPartitionRunId } = await import("@canopy/core");
+    if (!isBuildId(options.model) && !isPartitionRunId(options.model))
+      throw new UsageError(`--model with --remote must be a build id (b- and 16 hex digits) or a partitioned run's (p-); got ${inShort(options.model)}`);
     url.searchParams.set("model", options.model);
   }
+  // Read before connecting (a missing file is the user's error, whatever the endpoint): a partitioned model reads it again as a table.
   const csv = await readFile(data).then(
     (b) => new Uint8Array(b),
     (err: unknown) => {
@@ -280,13 +422,6 @@ export async function remotePredict(data: string, options: RemoteOptions, io: Re
     if (head.status !== 200) throw refusal(head, credentials !== undefined, what);
     const summary = JSON.parse(head.body) as Summary;
     const { model, limits } = summary;
-    if ((model as { partitionBy?: unknown }).partitionBy !== undefined)
-      throw new UsageError(
-        `${what} serves a partitioned model (${model.buildId}); canopy predict --remote does not send to one yet: POST CSV or {"records": [...]} to it, or predict locally with --model ${model.buildId}`,
-      );
-    if (options.proba && model.task !== "classification") throw new UsageError("--proba needs a classification model; this one is regression");
-    // Cells are encoded here with the model's schema and sent as feature rows.
-    const X = readFeatureCsv(csv, model.schema ?? model.features);
     const pinned = new URL(url);
     if (model.buildId) {
       pinned.searchParams.delete("alias");
@@ -294,38 +429,34 @@ export async function remotePredict(data: string, options: RemoteOptions, io: Re
     }
     if (options.proba) pinned.searchParams.set("proba", "1");
     const maxRows = Math.max(1, Math.min(options.chunkRows ?? limits.maxRows, limits.maxRows));
-    const chunks = chunkRows(X, maxRows, Math.min(BODY_BUDGET, limits.maxBodyBytes));
+    const budget = Math.min(BODY_BUDGET, limits.maxBodyBytes);
+    const post = (chunks: Chunk[], where: (c: Chunk) => string) =>
+      sendChunks<Answer>(chunks, { send: (body) => send("POST", pinned, body), refused: (reply, c) => refusal(reply, credentials !== undefined, `${what} (${where(c)} of ${data})`), stderr, concurrency: options.concurrency });
+    if (model.partitionBy !== undefined) {
+      if (options.proba && model.task !== "classification") throw new UsageError("--proba needs a classification model; this partitioned model is regression");
+      const table = await readNamedTable(data);
+      if (!table.header.includes(model.partitionBy)) throw new UsageError(`${data}: no column ${JSON.stringify(model.partitionBy)}, which the partitioned model routes rows by`);
+      // Every request skips unknown values: they are counted over the whole file, and refused here as a local predict refuses them.
+      const chunks = recordChunks(table, maxRows, budget, options.proba === true);
+      note(`${model.buildId ?? "partitioned model"} (${model.partitions ?? "?"} partitions by ${model.partitionBy}) at ${url.origin}: ${table.rows.length} rows in ${chunks.length} request${chunks.length === 1 ? "" : "s"}`);
+      const results = await post(chunks, (c) => `rows ${table.numbers[c.start]}-${table.numbers[c.end - 1]}`);
+      return writePartitioned(table, chunks, results, model.partitionBy, options, out, note);
+    }
+    if (options.skipUnknown) throw new UsageError(`--skip-unknown is for a partitioned model; ${model.buildId ?? "the endpoint's model"} is one forest`);
+    if (options.proba && model.task !== "classification") throw new UsageError("--proba needs a classification model; this one is regression");
+    // Cells are encoded here with the model's schema and sent as feature rows.
+    const X = readFeatureCsv(csv, model.schema ?? model.features);
+    const chunks = chunkRows(X, maxRows, budget);
     note(`${model.buildId ?? "model"} (${model.trees} trees) at ${url.origin}: ${X.nRows} rows in ${chunks.length} request${chunks.length === 1 ? "" : "s"}`);
-
-    const results: { predictions: (string | number)[]; probabilities?: number[][] }[] = new Array(chunks.length);
-    let next = 0;
-    let done = 0;
-    let rowsDone = 0;
-    const tty = (stderr as NodeJS.WriteStream).isTTY === true;
-    const every = Math.max(1, Math.ceil(chunks.length / 20));
-    const worker = async () => {
-      while (next < chunks.length) {
-        const i = next++;
-        const chunk = chunks[i];
-        const reply = await send("POST", pinned, chunk.body);
-        if (reply.status !== 200) throw refusal(reply, credentials !== undefined, `${what} (rows ${chunk.start + 2}-${chunk.end + 1} of ${data})`);
-        results[i] = JSON.parse(reply.body) as (typeof results)[number];
-        done++;
-        rowsDone += chunk.end - chunk.start;
-        const line = `${rowsDone}/${X.nRows} rows (${done}/${chunks.length} requests)`;
-        if (tty) stderr.write(`\rcanopy: ${line}${done === chunks.length ? "\n" : ""}`);
-        else if (done % every === 0 || done === chunks.length) note(line);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 4, chunks.length) }, worker));
+    const results = await post(chunks, (c) => `rows ${c.start + 2}-${c.end + 1}`);
 
     const lines: string[] = [];
     if (options.proba) {
       lines.push(model.classes.map(csvField).join(","));
-      for (const r of results) for (const p of r.probabilities ?? []) lines.push(p.map(String).join(","));
+      for (const r of results) for (const p of r.probabilities ?? []) lines.push(p!.map(String).join(","));
     } else {
       lines.push(csvField(model.label));
-      for (const r of results) for (const p of r.predictions) lines.push(typeof p === "number" ? String(p) : csvField(p));
+      for (const r of results) for (const p of r.predictions) lines.push(typeof p === "number" ? String(p) : csvField(p as string));
     }
     out.write(`${lines.join("\n")}\n`);
   } finally {
