@@ -163,8 +163,12 @@ export const DATE_FORMATS = "ISO 8601 (2024-01-31, 2024-01-31T13:45:00Z), 2024-0
 
 const MS_PER_DAY = 86_400_000;
 
+const MONTH_DAYS = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+/** Days in month 1-12 of `year` as Date.UTC counts them (it reads a year 0-99 as 1900-1999), without a Date per cell. */
 function daysInMonth(year: number, month: number): number {
-  return new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (month !== 2) return MONTH_DAYS[month]!;
+  const y = year >= 0 && year <= 99 ? year + 1900 : year;
+  return y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : 28;
 }
 
 /** Epoch milliseconds of a date/time cell, NaN if missing, INVALID if not a date in a known format. */
@@ -192,12 +196,8 @@ export function dateOf(v: CellValue): number | typeof INVALID {
   return Date.UTC(y, mo - 1, d, h, mi, s) + Math.round(frac * 1000) - offset * 60_000;
 }
 
-function datePart(ms: number, part: DatePart | "days"): number {
-  if (ms !== ms) return NaN;
-  const date = new Date(ms);
+function datePart(date: Date, part: DatePart): number {
   switch (part) {
-    case "days":
-      return ms / MS_PER_DAY;
     case "year":
       return date.getUTCFullYear();
     case "month":
@@ -216,8 +216,11 @@ export function hasTimeOfDay(ms: number): boolean {
 
 /** The feature values of a datetime column: epoch days, then its parts. */
 export function dateFeatures(ms: number, parts: readonly DatePart[], out: Float64Array, offset: number): void {
-  out[offset] = datePart(ms, "days");
-  for (let i = 0; i < parts.length; i++) out[offset + 1 + i] = datePart(ms, parts[i]!);
+  out[offset] = ms / MS_PER_DAY;
+  if (parts.length === 0) return;
+  // One Date for all the parts of a cell (it was one per part: most of a date column's packing time).
+  const date = ms === ms ? new Date(ms) : undefined;
+  for (let i = 0; i < parts.length; i++) out[offset + 1 + i] = date === undefined ? NaN : datePart(date, parts[i]!);
 }
 
 // ---------------------------------------------------------------------------------------------------------
