@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { SpecError, type BuildSpec, type PartitionRunOptions } from "@canopy/core";
+import { keys, SpecError, type BuildSpec, type PartitionRunOptions } from "@canopy/core";
 import { createLocalRuntime, exportPartitionedModel, InterruptedError, type PartitionRunOutcome, type PartitionRunProgress } from "@canopy/runtime-local";
 import type { PartitionProgress } from "@canopy/core/ingest";
 import { FailedError, InterruptedExit } from "./errors.ts";
@@ -84,7 +84,7 @@ export async function trainPartitioned(request: { spec: BuildSpec; options: Part
   }
   if (outcome.status === "FAILED") throw new FailedError(`partitioned run ${outcome.runId} failed: ${outcome.reason ?? "unknown reason"}`);
   const report = outcome.report!;
-  let modelPath = join(runtime.root, report.modelKey);
+  let modelPath = join(runtime.root, report.modelKey ?? keys.partitionedModel(report.runId));
   let reportPath = join(runtime.root, `partitions/${report.runId}/report.json`);
   if (o.out !== undefined) {
     await exportPartitionedModel(runtime.root, report.runId, o.out);

@@ -2,6 +2,8 @@ import type { BuildStatus, BuildSummary, MetricsSummary } from "./ledger.ts";
 import { keys } from "./keys.ts";
 import type { PartitionFallback } from "./partition-plan.ts";
 import type { BuildSpec } from "./spec.ts";
+import type { Params, Scoring } from "./study-spec.ts";
+import type { PartitionTuningReport } from "./partition-tuning.ts";
 
 /** One partition (or the fallback) in a run's report. */
 export interface PartitionOutcome {
@@ -20,6 +22,8 @@ export interface PartitionOutcome {
   modelBytes?: number;
   usd?: number;
   error?: string;
+  /** A tuned run: the parameters its final build used (its own best, or the shared pick). */
+  params?: Params;
 }
 
 /** partitions/<p-id>/report.json: a finished partitioned run. */
@@ -40,8 +44,11 @@ export interface PartitionReport {
   counts: { partitions: number; completed: number; failed: number; skipped: number; rows: number; unkeyed: number };
   /** The completed partitions' held-out metrics averaged with their held-out rows as weights (fallback not included). */
   metrics: MetricsSummary;
-  modelKey: string;
+  /** Absent for a tuned run with --no-refit (it ends at its rankings). */
+  modelKey?: string;
   cost: { buildsUsd: number; billedGbS: number; aggregateMs: number; usd: number };
+  /** `tune --partition-by`: each partition's ranking (candidates table, best_*), the mode and the shared pick. */
+  tuning?: PartitionTuningReport;
   tags: Record<string, string>;
   createdAt: number;
   completedAt: number;
@@ -64,6 +71,8 @@ export interface PartitionNotification {
   modelKey?: string;
   reportKey?: string;
   reason?: string;
+  /** A tuned run (`tune --partition-by`): how it was tuned, and the shared parameters (mode shared). */
+  tuning?: { mode: "independent" | "shared"; scoring: Scoring; cv?: number; oob?: true; best_params_?: Params };
 }
 
 /**
@@ -107,9 +116,14 @@ export function partitionsCompletedNotification(report: PartitionReport): Partit
     metrics: report.metrics,
     fallback: report.fallback !== undefined,
     cost: { usd: report.cost.usd },
-    modelKey: report.modelKey,
+    ...(report.modelKey ? { modelKey: report.modelKey } : {}),
     reportKey: keys.partitionReport(report.runId),
+    ...(report.tuning ? { tuning: tuningSummary(report.tuning) } : {}),
   };
+}
+
+function tuningSummary(t: PartitionTuningReport): NonNullable<PartitionNotification["tuning"]> {
+  return { mode: t.mode, scoring: t.scoring, ...(t.oob ? { oob: true as const } : { cv: t.cv }), ...(t.shared ? { best_params_: t.shared.best_params_ } : {}) };
 }
 
 export function partitionsFailedNotification(summary: BuildSummary, reason: string): PartitionNotification {
