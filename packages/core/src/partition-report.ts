@@ -72,7 +72,7 @@ export interface PartitionNotification {
   reportKey?: string;
   reason?: string;
   /** A tuned run (`tune --partition-by`): how it was tuned, and the shared parameters (mode shared). */
-  tuning?: { mode: "independent" | "shared"; scoring: Scoring; cv?: number; oob?: true; best_params_?: Params };
+  tuning?: { mode: "independent" | "shared"; scoring: Scoring; cv?: number; oob?: true; refit: boolean; best_params_?: Params };
 }
 
 /**
@@ -118,12 +118,12 @@ export function partitionsCompletedNotification(report: PartitionReport): Partit
     cost: { usd: report.cost.usd },
     ...(report.modelKey ? { modelKey: report.modelKey } : {}),
     reportKey: keys.partitionReport(report.runId),
-    ...(report.tuning ? { tuning: tuningSummary(report.tuning) } : {}),
+    ...(report.tuning ? { tuning: tuningSummary(report.tuning, report.modelKey !== undefined) } : {}),
   };
 }
 
-function tuningSummary(t: PartitionTuningReport): NonNullable<PartitionNotification["tuning"]> {
-  return { mode: t.mode, scoring: t.scoring, ...(t.oob ? { oob: true as const } : { cv: t.cv }), ...(t.shared ? { best_params_: t.shared.best_params_ } : {}) };
+function tuningSummary(t: PartitionTuningReport, refit: boolean): NonNullable<PartitionNotification["tuning"]> {
+  return { mode: t.mode, scoring: t.scoring, ...(t.oob ? { oob: true as const } : { cv: t.cv }), refit, ...(t.shared ? { best_params_: t.shared.best_params_ } : {}) };
 }
 
 export function partitionsFailedNotification(summary: BuildSummary, reason: string): PartitionNotification {

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { aggregate } from "../src/aggregate.ts";
 import { sha256Hex } from "../src/digest.ts";
@@ -145,7 +146,7 @@ describe("tune --partition-by (core)", () => {
     const means = tables[0].map((_, c) => tables.reduce((sum, p) => sum + p[c], 0) / tables.length);
     const argmax = means.indexOf(Math.max(...means));
     expect(report.tuning!.shared!.best_index_).toBe(argmax);
-    expect(a.notifier.partitions[0].tuning).toEqual({ mode: "shared", scoring: "accuracy", cv: 3, best_params_: report.tuning!.candidates[argmax] });
+    expect(a.notifier.partitions[0].tuning).toEqual({ mode: "shared", scoring: "accuracy", cv: 3, refit: true, best_params_: report.tuning!.candidates[argmax] });
     const shared = report.tuning!.shared!.best_params_;
     const ma = parsePartitionedModel(new TextDecoder().decode((await a.blobs.get(keys.partitionedModel(a.submission.runId)))!), "a");
     const mb = parsePartitionedModel(new TextDecoder().decode((await b.blobs.get(keys.partitionedModel(b.submission.runId)))!), "b");
@@ -186,5 +187,26 @@ describe("tune --partition-by (core)", () => {
     const s = parseStudySpec({ base: base({ n_estimators: 1000, grove_size: 1 }), grid: { max_depth: [1, 2, 3, 4, 5] }, cv: 10 });
     const prepared = await preparePartitions(s.base, options, csvTable(csv(table())), p.blobs);
     await expect(submitPartitionTuning(s, options, "independent", p.ports, prepared)).rejects.toThrow(/3 partitions x 5 candidates x 10 folds = 150 builds of 1000 groves \(150000 groves\); a tuned partitioned run is at most 10000 builds/);
+  });
+
+  it("its notification, ranked with a model or rankings only, is valid against schemas/partitions-notification.v1.json", { timeout: 120_000 }, async () => {
+    const { validate } = await import("../../../test/json-schema.ts");
+    const schema = JSON.parse(readFileSync(new URL("../../../schemas/partitions-notification.v1.json", import.meta.url), "utf8"));
+    const data = csv(table());
+    const refit = await tuned(data, study({}, { oob: true, cv: undefined } as never), "shared");
+    await refit.drain();
+    const ranked = await tuned(data, study({}, { refit: undefined }), "independent");
+    await ranked.drain();
+    const [withModel] = refit.notifier.partitions;
+    const [rankingsOnly] = ranked.notifier.partitions;
+    expect(withModel.tuning).toMatchObject({ mode: "shared", oob: true, refit: true });
+    expect(rankingsOnly.tuning).toMatchObject({ mode: "independent", cv: 3, refit: false });
+    for (const n of [withModel, rankingsOnly]) {
+      expect(validate(n, schema)).toEqual([]);
+      expect(Object.keys(n.tuning!).filter((k) => !(k in schema.properties.tuning.properties))).toEqual([]);
+    }
+    // A run that trained models must name its model; only rankings-only may leave it out.
+    const { modelKey: _m, ...withoutModel } = withModel;
+    expect(validate(withoutModel, schema)).toEqual(["$: missing modelKey"]);
   });
 });
