@@ -3,7 +3,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parsePartitionedModel, showParams, type PartitionReport, type StudyReport } from "@canopy/core";
-import { canopy, exists, finished, start, tempDir } from "./support.ts";
+import { canopy, exists, exportedShas, finished, start, tempDir } from "./support.ts";
 
 /**
  * A seeded table of our making: three stores of 54-66 rows whose label depends on x and y differently (so their best
@@ -40,17 +40,6 @@ async function dataDir(): Promise<{ dir: string; data: string; t: ReturnType<typ
   return { dir, data: join(dir, "sales.csv"), t };
 }
 
-/** Every partition's model file's SHA-256 in an export, by key (each checked against the manifest). */
-async function exported(out: string): Promise<Record<string, string>> {
-  const model = parsePartitionedModel(await readFile(join(out, "model.json"), "utf8"), "model.json");
-  const shas: Record<string, string> = {};
-  for (const [key, ref] of Object.entries(model.partitions)) {
-    const bytes = await readFile(join(out, ref.file!));
-    expect(sha(bytes)).toBe(ref.sha256);
-    shas[key] = ref.sha256;
-  }
-  return shas;
-}
 
 /** One partition's rows alone, without the store column kept out (--drop store does that). */
 async function partitionCsv(dir: string, t: ReturnType<typeof table>, key: string): Promise<string> {
@@ -93,7 +82,7 @@ describe("canopy tune --partition-by on a table of our making", () => {
     expect(run.stderr).toMatch(/tuned run p-[0-9a-f]{16}: builds 39\/39 done, groves \d+\/\d+/);
     const report = JSON.parse(await readFile(join(dir, "out", "report.json"), "utf8")) as PartitionReport;
     expect(report.tuning!.mode).toBe("independent");
-    const shas = await exported(join(dir, "out"));
+    const shas = await exportedShas(join(dir, "out"));
     expect(Object.keys(shas)).toEqual(["north", "south", "west"]);
     const picks = new Set<string>();
     for (const key of Object.keys(shas)) {
@@ -124,7 +113,7 @@ describe("canopy tune --partition-by on a table of our making", () => {
     expect(t2.shared!.best_index_).toBe(best);
     expect(t2.shared!.best_params_).toEqual(t2.candidates[best]);
     const shared = t2.candidates[best] as { max_depth: number; min_samples_leaf: number };
-    const shas = await exported(join(dir, "out"));
+    const shas = await exportedShas(join(dir, "out"));
     for (const key of Object.keys(shas)) {
       expect(report.partitions.find((p) => p.key === key)!.params).toEqual(shared);
       const alone = await canopy(
@@ -142,8 +131,8 @@ describe("canopy tune --partition-by on a table of our making", () => {
     expect(one.code, one.stderr).toBe(0);
     const two = await canopy(["tune", data, ...OPTIONS, ...SEARCH, "--partition-by", "store", "--workers", "2", "--grove-size", "1", "--root", "r2", "--out", "two"], dir);
     expect(two.code, two.stderr).toBe(0);
-    const reference = await exported(join(dir, "one"));
-    expect(await exported(join(dir, "two"))).toEqual(reference);
+    const reference = await exportedShas(join(dir, "one"));
+    expect(await exportedShas(join(dir, "two"))).toEqual(reference);
 
     const child = start(["tune", data, ...OPTIONS, ...SEARCH, "--partition-by", "store", "--workers", "1", "--grove-size", "1", "--root", "r3"], dir);
     let stderr = "";
@@ -161,7 +150,7 @@ describe("canopy tune --partition-by on a table of our making", () => {
     const resumed = await canopy(["tune", "--resume", runId, "--root", "r3", "--out", "three"], dir);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stdout).toContain(`tuned partitioned run ${runId}:`);
-    expect(await exported(join(dir, "three"))).toEqual(reference);
+    expect(await exportedShas(join(dir, "three"))).toEqual(reference);
     const status = await canopy(["status", runId, "--root", "r3", "--json"], dir);
     expect(status.code, status.stderr).toBe(0);
     expect(JSON.parse(status.stdout)).toMatchObject({ runId, status: "COMPLETED", partitions: { total: 36, done: 36 }, tuning: { mode: "independent", final: { builds: { total: 3, done: 3 } } }, counts: { completed: 3, skipped: 1 } });

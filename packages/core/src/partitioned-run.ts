@@ -400,15 +400,7 @@ async function assembleRun(
   const tuningRecord = ranking ? await blobs.get(keys.partitionRun(root)) : undefined;
   const createdAt = tuningRecord ? decodePartitionRun(tuningRecord, root, keys.partitionRun(root)).createdAt : record.createdAt;
   const report: PartitionReport = {
-    v: 1,
-    kind: "partitions",
-    runId: root,
-    status: "COMPLETED",
-    partitionBy: manifest.partitionBy,
-    spec: manifest.spec,
-    task: manifest.task,
-    minPartitionRows: manifest.minPartitionRows,
-    ...(manifest.fallback ? { fallback: manifest.fallback } : {}),
+    ...reportHead(root, manifest),
     partitions: outcomes,
     skipped,
     counts: {
@@ -430,21 +422,28 @@ async function assembleRun(
   return { report, model };
 }
 
+/** What every run's report starts with: the run (under the id the user sees) and its options. */
+function reportHead(runId: string, manifest: PartitionRunManifest) {
+  return {
+    v: 1 as const,
+    kind: "partitions" as const,
+    runId,
+    status: "COMPLETED" as const,
+    partitionBy: manifest.partitionBy,
+    spec: manifest.spec,
+    task: manifest.task,
+    minPartitionRows: manifest.minPartitionRows,
+    ...(manifest.fallback ? { fallback: manifest.fallback } : {}),
+  };
+}
+
 /** `--no-refit`: the run ends at its rankings (each partition's candidates table and best_*), no model. */
 function rankingReport(manifest: PartitionRunManifest, ranking: PartitionTuningReport, record: BuildRecord, started: number, completedAt: number): PartitionReport {
   const unranked = ranking.partitions.filter((p) => !Number.isFinite(p.best_score_)).map((p) => ({ value: p.value, rows: p.rows, reason: "every candidate failed or scored NaN" }));
   const skipped = [...manifest.skipped, ...unranked];
   const partitions = ranking.partitions.length + manifest.skipped.length;
   return {
-    v: 1,
-    kind: "partitions",
-    runId: manifest.runId,
-    status: "COMPLETED",
-    partitionBy: manifest.partitionBy,
-    spec: manifest.spec,
-    task: manifest.task,
-    minPartitionRows: manifest.minPartitionRows,
-    ...(manifest.fallback ? { fallback: manifest.fallback } : {}),
+    ...reportHead(manifest.runId, manifest),
     partitions: [],
     skipped,
     counts: { partitions, completed: 0, failed: unranked.length, skipped: manifest.skipped.length, rows: manifest.rows, unkeyed: manifest.unkeyed },

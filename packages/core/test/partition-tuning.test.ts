@@ -1,50 +1,19 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { aggregate } from "../src/aggregate.ts";
 import { sha256Hex } from "../src/digest.ts";
 import { csvTable } from "../src/table-source.ts";
 import { preparePartitions } from "../src/partition-table.ts";
-import { isAggregationTrigger } from "../src/ledger.ts";
-import { isStudyId, keys } from "../src/keys.ts";
+import { keys } from "../src/keys.ts";
 import { parseBuildSpec, type BuildSpec } from "../src/spec.ts";
 import { prepareBuildData, submitBuild } from "../src/submit.ts";
-import { trainGrove } from "../src/train-grove.ts";
 import { partitionMemberSpec } from "../src/partition-plan.ts";
-import { aggregatePartitionedRun, readPartitionView, resumePartitionedRun, submitPartitionTuning } from "../src/partitioned-run.ts";
-import { parsePartitionedModel, isPartitionRunId } from "../src/partitioned-model.ts";
+import { readPartitionView, resumePartitionedRun, submitPartitionTuning } from "../src/partitioned-run.ts";
+import { parsePartitionedModel } from "../src/partitioned-model.ts";
 import type { PartitionReport } from "../src/partition-report.ts";
-import { aggregateStudy } from "../src/study.ts";
 import { finalSpec, parseStudySpec, type Params, type StudySpec } from "../src/study-spec.ts";
 import { submitStudy } from "../src/study.ts";
-import { MemoryBlobStore, MemoryLedger, MemoryNotifier, MemoryQueue } from "../src/testing/index.ts";
-import { tickingClock } from "./support.ts";
-
-/** Memory ports where every trigger (a build's, a study's, a run's) runs its aggregator `deliveries` times. */
-function pipeline(deliveries = 1) {
-  const clock = tickingClock();
-  const blobs = new MemoryBlobStore();
-  const ledger = new MemoryLedger({ clock });
-  const queue = new MemoryQueue();
-  const notifier = new MemoryNotifier();
-  const work: Promise<unknown>[] = [];
-  ledger.watch((change) => {
-    if (!isAggregationTrigger(change)) return;
-    const id = change.new.buildId;
-    const ports = { blobs, ledger, notifier, queue, clock };
-    for (let i = 0; i < deliveries; i++)
-      work.push(isPartitionRunId(id) ? aggregatePartitionedRun(id, ports) : isStudyId(id) ? aggregateStudy(id, ports) : aggregate(id, { blobs, ledger, notifier, clock }));
-  });
-  const drain = async (copies = 1, reverse = false) => {
-    for (;;) {
-      const tasks = queue.drain();
-      if (reverse) tasks.reverse();
-      if (tasks.length === 0 && work.length === 0) return;
-      for (const t of tasks) for (let c = 0; c < copies; c++) await trainGrove(t, { blobs, ledger });
-      while (work.length > 0) await work.shift();
-    }
-  };
-  return { clock, blobs, ledger, queue, notifier, drain, ports: { blobs, ledger, queue, clock } };
-}
+import type { MemoryBlobStore } from "../src/testing/index.ts";
+import { fanInPipeline as pipeline } from "./support.ts";
 
 /** A seeded table of four stores (one below the minimum), a label that depends on x, y and the store. */
 function table(stores = ["A", "B", "C"], rowsEach = 45, seed = 3): { header: string; rows: { store: string; line: string }[] } {

@@ -435,12 +435,19 @@ class EmbeddedRuntime implements LocalRuntime {
     const manifest = planPartitionRun(parsed, options, prepared, this.clock.now());
     const existing = await this.ledger.summary(manifest.runId);
     if (existing && !isTerminal(existing)) return this.resumePartitions(manifest.runId, callbacks);
+    return this.startPartitions(manifest, callbacks, existing ? undefined : () => submitPartitionedRun(parsed, options, this.ports(), prepared));
+  }
+
+  /**
+   * Tracks a run (before submitting, so the progress feed misses nothing), submits it, and picks up the member builds
+   * found unfinished (an interrupted train or tune of the same rows was interrupted here).
+   */
+  private async startPartitions(manifest: PartitionRunManifest, callbacks: PartitionRunCallbacks, submit?: () => Promise<{ submitted: string[] }>): Promise<PartitionRunOutcome> {
     const run = this.trackPartitions(manifest.runId, manifest, callbacks);
     try {
-      if (!existing) {
-        const submission = await submitPartitionedRun(parsed, options, this.ports(), prepared);
-        // A partition's build found unfinished (an interrupted train of the same rows) was interrupted here: picked up.
-        const found = manifest.members.map((m) => m.buildId).filter((id) => !submission.submitted.includes(id));
+      if (submit) {
+        const { submitted } = await submit();
+        const found = manifest.members.map((m) => m.buildId).filter((id) => !submitted.includes(id));
         await resumeMembers(found, this.ports(), { aggregationLeaseMs: 0 });
       }
       await this.studyStarted(run);
@@ -464,17 +471,7 @@ class EmbeddedRuntime implements LocalRuntime {
     const checked = parseStudySpec(spec, prepared.task);
     const manifest = planPartitionTuning(checked, options, mode, prepared, this.clock.now());
     if (await this.ledger.summary(manifest.runId)) return this.resumePartitions(manifest.runId, callbacks);
-    const run = this.trackPartitions(manifest.runId, manifest, callbacks);
-    try {
-      const submission = await submitPartitionTuning(checked, options, mode, this.ports(), prepared);
-      // A member build found unfinished (an interrupted tune of the same rows) was interrupted here: picked up.
-      const found = manifest.members.map((m) => m.buildId).filter((id) => !submission.submitted.includes(id));
-      await resumeMembers(found, this.ports(), { aggregationLeaseMs: 0 });
-      await this.studyStarted(run);
-    } catch (err) {
-      run.abort(err instanceof Error ? err : new Error(String(err)));
-    }
-    return run.outcome;
+    return this.startPartitions(manifest, callbacks, () => submitPartitionTuning(checked, options, mode, this.ports(), prepared));
   }
 
   async resumePartitions(runId: string, callbacks: PartitionRunCallbacks = {}): Promise<PartitionRunOutcome> {
