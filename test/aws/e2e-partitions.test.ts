@@ -12,7 +12,9 @@ import {
   keys,
   parseBuildSpec,
   parsePartitionedModel,
+  parseStudySpec,
   submitPartitionedRun,
+  submitPartitionTuning,
   trainGrove,
   csvTable,
   type PartitionNotification,
@@ -20,7 +22,7 @@ import {
 } from "@canopy/core";
 import { preparePartitions } from "@canopy/core/ingest";
 import { MemoryBlobStore, MemoryLedger, MemoryNotifier, MemoryQueue } from "@canopy/core/testing";
-import type { SnsDelivery } from "@canopy/runtime-aws";
+import { createAwsRuntime, type SnsDelivery } from "@canopy/runtime-aws";
 import { expect, it } from "vitest";
 import { receiveNotifications, useAwsEmulator } from "./harness.ts";
 import { adapters, faultyEmulator, provision } from "./e2e-support.ts";
@@ -109,4 +111,73 @@ it("53 builds of a 52-partition run with every grove message twice, trainer cras
   console.log(
     `e2e partitions: ${injected.length} injected crashes, ${invocations.filter((i) => i.functionName === "canopy-trainer").length} trainer invocations, ${invocations.filter((i) => i.functionName === "canopy-aggregator").length} aggregator invocations`,
   );
+});
+
+/** Four stores of 30-45 rows of the same seeded table (and the tiny one, skipped): a tuned run kept small. */
+const TUNE_DATA = `${DATA.split("\n")
+  .filter((l, i) => i === 0 || /^st0[0-3],|^tiny,/.test(l))
+  .join("\n")}\n`;
+const STUDY = parseStudySpec({ base: SPEC, grid: { max_depth: [1, 3] }, cv: 2, refit: true });
+const TUNE_OPTIONS: PartitionRunOptions = { partitionBy: "store", minPartitionRows: 30 };
+
+it("a tuned run (publish --tune --partition-by --shared-params): submitted twice (the groves queued again), the final builds' grove messages twice, trainer crashes and doubled stream records: one notification, the embedded run's models", { timeout: 600_000 }, async () => {
+  // The embedded run on memory ports (the tuning stage's aggregator queues the final builds: it needs the queue).
+  const memory = { blobs: new MemoryBlobStore(), ledger: new MemoryLedger(), queue: new MemoryQueue(), notifier: new MemoryNotifier() };
+  const work: Promise<unknown>[] = [];
+  memory.ledger.watch((c) => {
+    if (isAggregationTrigger(c)) work.push(isPartitionRunId(c.new.buildId) ? aggregatePartitionedRun(c.new.buildId, memory) : aggregate(c.new.buildId, memory));
+  });
+  const { runId } = await submitPartitionTuning(STUDY, TUNE_OPTIONS, "shared", memory, await preparePartitions(STUDY.base, TUNE_OPTIONS, csvTable(TUNE_DATA), memory.blobs));
+  for (;;) {
+    const tasks = memory.queue.drain();
+    if (tasks.length === 0 && work.length === 0) break;
+    for (const t of tasks) await trainGrove(t, memory);
+    while (work.length > 0) await work.shift();
+  }
+  const reference = parsePartitionedModel(new TextDecoder().decode((await memory.blobs.get(keys.partitionedModel(runId)))!), "reference");
+  expect(Object.keys(reference.partitions)).toEqual(["st00", "st01", "st02", "st03"]);
+
+  const resources = await provision("-tuned", { visibilityTimeoutSeconds: 1, maxReceiveCount: 6 });
+  const ports = adapters(resources);
+  const doubled = { ...ports, queue: { send: (tasks: Parameters<typeof ports.queue.send>[0]) => ports.queue.send([...tasks, ...tasks]) } };
+  const { emulator, injected, errors } = faultyEmulator(resources, doubled);
+  const runs: SnsDelivery[] = [];
+  let builds = 0;
+  try {
+    // What publish --tune --partition-by does: the partitions prepared into the bucket, the run submitted by the AWS runtime.
+    const runtime = createAwsRuntime({ resources });
+    const prepared = await preparePartitions(STUDY.base, TUNE_OPTIONS, csvTable(TUNE_DATA), ports.blobs);
+    const handle = await runtime.tunePartitions(STUDY, TUNE_OPTIONS, "shared", prepared);
+    expect(handle).toMatchObject({ runId, created: true, builds: 16 });
+    // Published again at once: the run is picked up (resumed with no lease: the groves not landed yet are queued a second time).
+    const second = createAwsRuntime({ resources, aggregationLeaseMs: 0 });
+    const again = await second.tunePartitions(STUDY, TUNE_OPTIONS, "shared", prepared);
+    await second.close();
+    expect(again).toMatchObject({ runId, created: false });
+    await runtime.close();
+    const deadline = Date.now() + 480_000;
+    const isRun = (d: SnsDelivery) => (d.notification as unknown as { type: string }).type.startsWith("partitions.");
+    while (runs.length === 0 && Date.now() < deadline) {
+      for (const d of await receiveNotifications(resources.inboxUrl, { count: 10, timeoutMs: 2000 })) {
+        if (isRun(d)) runs.push(d);
+        else builds++;
+      }
+    }
+    for (const d of await receiveNotifications(resources.inboxUrl, { count: 50, timeoutMs: 3000 }))
+      if (isRun(d)) runs.push(d);
+      else builds++;
+  } finally {
+    await emulator.stop();
+  }
+  expect(runs, `emulator errors: ${errors.map(String).join("; ")}`).toHaveLength(1);
+  const n = runs[0].notification as unknown as PartitionNotification;
+  expect(n).toMatchObject({ type: "partitions.completed", runId, counts: { partitions: 5, completed: 4, skipped: 1 }, tuning: { mode: "shared", scoring: "accuracy", cv: 2, refit: true } });
+  // 16 tuning builds and 4 final ones (a final build is a fold build of none: never one of the tuning's).
+  expect(builds).toBe(20);
+  expect(injected.length).toBeGreaterThan(0);
+  const model = parsePartitionedModel(new TextDecoder().decode((await ports.blobs.get(keys.partitionedModel(runId)))!), "aws");
+  expect(model).toEqual(reference);
+  for (const ref of Object.values(model.partitions))
+    expect(Buffer.from((await ports.blobs.get(keys.model(ref.build)))!).equals(Buffer.from((await memory.blobs.get(keys.model(ref.build)))!))).toBe(true);
+  expect(await ports.ledger.get(runId)).toMatchObject({ status: "COMPLETED", total: 16, landedCount: 16, claims: 1 });
 });
