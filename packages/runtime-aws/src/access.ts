@@ -97,8 +97,7 @@ export const FUNCTION_ACCESS: Record<FunctionName, FunctionAccess> = {
   // A partitioned run's trigger too: it reads the run's manifest, each partition's report and model (its SHA-256 for
   // the partitioned model) and writes the partitioned model and the run's report. A tuned run's (tune --partition-by)
   // ranks each partition from its members' reports, writes the ranking and its final stage's manifest, and starts the
-  // final builds (each partition's pack read for a fold's labels is not needed there: a final build has no fold); the
-  // final stage's trigger reads the ranking back.
+  // final builds (their manifests, records and grove tasks); the final stage's trigger reads the ranking back.
   aggregator: {
     reads: ["spec", "grove", "groveOob", "pack", "report", "study", "studyRound", "partitionRun", "partitionTuning", "model"],
     writes: [
