@@ -7,13 +7,18 @@ import { keys } from "../src/keys.ts";
 import { parseBuildSpec, type BuildSpec } from "../src/spec.ts";
 import { prepareBuildData, submitBuild } from "../src/submit.ts";
 import { partitionMemberSpec } from "../src/partition-plan.ts";
-import { readPartitionView, resumePartitionedRun, submitPartitionTuning } from "../src/partitioned-run.ts";
+import { aggregatePartitionedRun, readPartitionView, resumePartitionedRun, submitPartitionTuning } from "../src/partitioned-run.ts";
+import { aggregate } from "../src/aggregate.ts";
+import { isAggregationTrigger } from "../src/ledger.ts";
+import { isPartitionRunId } from "../src/partitioned-model.ts";
+import { trainGrove } from "../src/train-grove.ts";
+import { sweepBuilds } from "../src/sweep.ts";
 import { parsePartitionedModel } from "../src/partitioned-model.ts";
 import type { PartitionReport } from "../src/partition-report.ts";
 import { finalSpec, parseStudySpec, type Params, type StudySpec } from "../src/study-spec.ts";
 import { submitStudy } from "../src/study.ts";
-import type { MemoryBlobStore } from "../src/testing/index.ts";
-import { fanInPipeline as pipeline } from "./support.ts";
+import { MemoryBlobStore, MemoryLedger, MemoryNotifier, MemoryQueue } from "../src/testing/index.ts";
+import { fanInPipeline as pipeline, tickingClock } from "./support.ts";
 
 /** A seeded table of four stores (one below the minimum), a label that depends on x, y and the store. */
 function table(stores = ["A", "B", "C"], rowsEach = 45, seed = 3): { header: string; rows: { store: string; line: string }[] } {
@@ -38,10 +43,10 @@ const study = (o: Record<string, unknown> = {}, s: Partial<StudySpec> = {}): Stu
   parseStudySpec({ base: base(o), grid: { max_depth: [1, 4], min_samples_leaf: [1, 8] }, cv: 3, refit: true, ...s });
 const options = { partitionBy: "store", minPartitionRows: 20 };
 
-async function tuned(data: string, s: StudySpec, mode: "independent" | "shared", deliveries = 1) {
+async function tuned(data: string, s: StudySpec, mode: "independent" | "shared", deliveries = 1, o: Parameters<typeof preparePartitions>[1] = options) {
   const p = pipeline(deliveries);
-  const prepared = await preparePartitions(s.base, options, csvTable(data), p.blobs);
-  const submission = await submitPartitionTuning(s, options, mode, p.ports, prepared);
+  const prepared = await preparePartitions(s.base, o, csvTable(data), p.blobs);
+  const submission = await submitPartitionTuning(s, o, mode, p.ports, prepared);
   return { ...p, prepared, submission };
 }
 
@@ -177,5 +182,122 @@ describe("tune --partition-by (core)", () => {
     // A run that trained models must name its model; only rankings-only may leave it out.
     const { modelKey: _m, ...withoutModel } = withModel;
     expect(validate(withoutModel, schema)).toEqual(["$: missing modelKey"]);
+  });
+
+  it("--fallback global: the fallback is trained in the final stage, untuned: the run's own options (independent) or the shared pick", { timeout: 120_000 }, async () => {
+    const t = table();
+    const all = csv(t);
+    const withFallback = { ...options, fallback: "global" as const };
+    const member = partitionMemberSpec(parseBuildSpec(base()), "store");
+    for (const mode of ["independent", "shared"] as const) {
+      const r = await tuned(all, study(), mode, 1, withFallback);
+      await r.drain();
+      expect(r.notifier.partitions).toHaveLength(1);
+      expect(r.notifier.partitions[0]).toMatchObject({ fallback: true, counts: { completed: 3 } });
+      const report = (await read(r.blobs, keys.partitionReport(r.submission.runId))) as PartitionReport;
+      // The tuning stage tunes the partitions only: 3 x 4 candidates x 3 folds.
+      expect(report.tuning!.builds.total).toBe(36);
+      const params = mode === "shared" ? report.tuning!.shared!.best_params_ : {};
+      const model = parsePartitionedModel(new TextDecoder().decode((await r.blobs.get(keys.partitionedModel(r.submission.runId)))!), mode);
+      const alone = await trainedAlone(all, finalSpec({ base: member }, params));
+      expect(model.fallback!.sha256, mode).toBe(alone.sha256);
+    }
+  });
+
+  it("a tuning aggregator that dies after starting the final stage is reopened: it keeps the ranking that landed; one notification, the same models", { timeout: 120_000 }, async () => {
+    const data = csv(table());
+    const clean = await tuned(data, study(), "independent");
+    await clean.drain();
+    const clock = tickingClock();
+    const blobs = new MemoryBlobStore();
+    const ledger = new MemoryLedger({ clock });
+    const queue = new MemoryQueue();
+    const notifier = new MemoryNotifier();
+    let runId = "";
+    let dead = false;
+    let died!: () => void;
+    const death = new Promise<void>((resolve) => (died = resolve));
+    // The first aggregator of the tuning record hangs where it would complete the record (its process died there).
+    const dying = Object.create(ledger, {
+      complete: {
+        value: (id: string, result: Parameters<MemoryLedger["complete"]>[1]) => {
+          if (id !== runId || dead) return ledger.complete(id, result);
+          dead = true;
+          died();
+          return new Promise<boolean>(() => {});
+        },
+      },
+    }) as MemoryLedger;
+    const work: Promise<unknown>[] = [];
+    ledger.watch((c) => {
+      if (!isAggregationTrigger(c)) return;
+      const id = c.new.buildId;
+      const running = isPartitionRunId(id) ? aggregatePartitionedRun(id, { blobs, ledger: dying, notifier, queue, clock }) : aggregate(id, { blobs, ledger, notifier, clock });
+      // The dying one is waited for up to its death (it never ends).
+      work.push(id === runId && !dead ? death : running);
+    });
+    const drain = async () => {
+      for (;;) {
+        const tasks = queue.drain();
+        if (tasks.length === 0 && work.length === 0) return;
+        for (const t of tasks) await trainGrove(t, { blobs, ledger });
+        while (work.length > 0) await work.shift();
+      }
+    };
+    const prepared = await preparePartitions(study().base, options, csvTable(data), blobs);
+    ({ runId } = await submitPartitionTuning(study(), options, "independent", { blobs, ledger, queue, clock }, prepared));
+    expect(runId).toBe(clean.submission.runId);
+    await drain();
+    expect(dead).toBe(true);
+    // The final stage ran on: its notification is the run's; the tuning record waits, claimed by the dead aggregator.
+    expect(notifier.partitions).toHaveLength(1);
+    expect((await ledger.summary(runId))?.status).toBe("AGGREGATING");
+    const ranked = await blobs.get(keys.partitionTuning(runId));
+    await resumePartitionedRun(runId, { blobs, ledger, queue, clock }, { aggregationLeaseMs: 0 });
+    await drain();
+    const record = (await ledger.summary(runId))!;
+    expect(record.status).toBe("COMPLETED");
+    expect(isPartitionRunId(record.result!.metrics!.next_round as string)).toBe(true);
+    expect(await blobs.get(keys.partitionTuning(runId))).toEqual(ranked);
+    expect(notifier.partitions).toHaveLength(1);
+    expect(await blobs.get(keys.partitionedModel(runId))).toEqual(await clean.blobs.get(keys.partitionedModel(runId)));
+    expect(await readPartitionView({ blobs, ledger }, runId)).toMatchObject({ summary: { status: "COMPLETED" }, final: { builds: { total: 3, done: 3 } } });
+  });
+
+  it("the sweeper lands a final build a crash left unlanded in the final stage; the run completes with one notification", { timeout: 120_000 }, async () => {
+    const clock = tickingClock();
+    const blobs = new MemoryBlobStore();
+    const ledger = new MemoryLedger({ clock });
+    const queue = new MemoryQueue();
+    const notifier = new MemoryNotifier();
+    let runId = "";
+    // The builds' aggregator dies right after completing a final build: landing it in the final stage throws.
+    const crashing = Object.create(ledger, {
+      landGrove: { value: (id: string, g: number, st: Parameters<MemoryLedger["landGrove"]>[2]) => (isPartitionRunId(id) && id !== runId ? Promise.reject(new Error("killed")) : ledger.landGrove(id, g, st)) },
+    }) as MemoryLedger;
+    const work: Promise<unknown>[] = [];
+    ledger.watch((c) => {
+      if (!isAggregationTrigger(c)) return;
+      const id = c.new.buildId;
+      work.push((isPartitionRunId(id) ? aggregatePartitionedRun(id, { blobs, ledger, notifier, queue, clock }) : aggregate(id, { blobs, ledger: crashing, notifier, clock })).catch(() => "crashed"));
+    });
+    const prepared = await preparePartitions(study().base, options, csvTable(csv(table())), blobs);
+    ({ runId } = await submitPartitionTuning(study(), options, "independent", { blobs, ledger, queue, clock }, prepared));
+    for (;;) {
+      const tasks = queue.drain();
+      if (tasks.length === 0 && work.length === 0) break;
+      for (const t of tasks) await trainGrove(t, { blobs, ledger });
+      while (work.length > 0) await work.shift();
+    }
+    const stage = (await ledger.summary(runId))!.result!.metrics!.next_round as string;
+    const stuck = (await ledger.summary(stage))!;
+    // The ranking landed; the three final builds completed but did not land.
+    expect(stuck).toMatchObject({ status: "TRAINING", remaining: 3 });
+    expect(notifier.partitions).toHaveLength(0);
+    const [result] = await sweepBuilds([stage], { stallMs: 60_000, leaseMs: 60_000 }, { ledger, notifier, blobs, queue, queueState: async () => ({ busy: false }), clock: { now: () => stuck.updatedAt + 120_000 } });
+    expect(result).toMatchObject({ buildId: stage, action: "settle", detail: expect.stringMatching(/landed 3$/) });
+    while (work.length > 0) await work.shift();
+    expect(notifier.partitions).toHaveLength(1);
+    expect(notifier.partitions[0]).toMatchObject({ type: "partitions.completed", runId });
   });
 });
