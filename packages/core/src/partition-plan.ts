@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { InputError, SpecError } from "./errors.ts";
 import { finalSpec, memberSpec, STUDY_LIMITS, type Params, type StudySpec } from "./study-spec.ts";
 import { canonicalJson, groveCount, type BuildSpec } from "./spec.ts";
+import type { PackSummary } from "./plan.ts";
 
 /**
  * A partitioned run (`--partition-by <column>`): one ordinary build per value of a column, each over a pack of its
@@ -174,4 +175,27 @@ export function checkPartitionRun(spec: BuildSpec, members: number): void {
           `${PARTITION_LIMITS.maxGroves} groves (SQS holds 120,000 messages in flight per queue): bigger groves (--grove-size), or a higher --min-partition-rows`,
       },
     ]);
+}
+
+/** A partition's prepared pack, as the submission needs it (the pack itself is not held: each is stored already). */
+export interface PreparedPartition {
+  key?: string;
+  value?: string;
+  fallback?: true;
+  rows: number;
+  packKey: string;
+  pack: PackSummary;
+}
+
+/** What preparing a partitioned input made (core/ingest's preparePartitions). */
+export interface PreparedPartitions {
+  partitionBy: string;
+  task: "classification" | "regression";
+  features: string[];
+  /** Partitions in key order, then the fallback. */
+  partitions: PreparedPartition[];
+  skipped: PartitionRunManifest["skipped"];
+  rows: number;
+  unkeyed: number;
+  prepareMs: number;
 }

@@ -3,7 +3,7 @@ import { keys } from "./keys.ts";
 import type { PartitionFallback } from "./partition-plan.ts";
 import type { BuildSpec } from "./spec.ts";
 import type { Params, Scoring } from "./study-spec.ts";
-import type { PartitionTuningReport } from "./partition-tuning.ts";
+import type { StudyCandidate } from "./study-report.ts";
 
 /** One partition (or the fallback) in a run's report. */
 export interface PartitionOutcome {
@@ -24,6 +24,38 @@ export interface PartitionOutcome {
   error?: string;
   /** A tuned run: the parameters its final build used (its own best, or the shared pick). */
   params?: Params;
+}
+
+/** One partition's ranking, as a study's report names it (scikit-learn 1.9.1's cv_results_ and best_*). */
+export interface PartitionRanking {
+  key: string;
+  value: string;
+  rows: number;
+  candidates: StudyCandidate[];
+  best_index_: number;
+  best_params_: Params;
+  /** NaN (null in JSON) when every candidate failed or scored NaN: the partition gets no model. */
+  best_score_: number;
+  builds: { total: number; completed: number; failed: number };
+}
+
+/** partitions/<p-id>/tuning.json, and the `tuning` part of the run's report. */
+export interface PartitionTuningReport {
+  v: 1;
+  runId: string;
+  mode: "independent" | "shared";
+  scoring: Scoring;
+  cv: number;
+  oob?: true;
+  candidates: Params[];
+  partitions: PartitionRanking[];
+  /**
+   * shared: the one candidate every partition's final model uses, the highest mean over the ranked partitions of their
+   * mean_test_score (NaN in any -> ranked last; ties -> the lower index); `mean_test_scores` per candidate.
+   */
+  shared?: { best_index_: number; best_params_: Params; best_score_: number; mean_test_scores: number[] };
+  builds: { total: number; completed: number; failed: number };
+  cost: { buildsUsd: number; billedGbS: number };
 }
 
 /** partitions/<p-id>/report.json: a finished partitioned run. */

@@ -5,8 +5,8 @@ import { buildIdFor, planGroves } from "./plan.ts";
 import type { BlobStore } from "./ports.ts";
 import { canonicalJson, groveCount } from "./spec.ts";
 import { bestCandidate, restoreNaN, scoreRound, topCandidates } from "./study.ts";
-import { STUDY_LIMITS, studyCandidates, type Params, type Scoring, type StudySpec } from "./study-spec.ts";
-import type { StudyCandidate } from "./study-report.ts";
+import { STUDY_LIMITS, studyCandidates, type Params, type StudySpec } from "./study-spec.ts";
+import type { PartitionRanking, PartitionTuningReport } from "./partition-report.ts";
 import {
   checkPartitionRun,
   partitionMemberSpec,
@@ -15,8 +15,8 @@ import {
   type PartitionRunManifest,
   type PartitionRunOptions,
   type PartitionTuningPlan,
+  type PreparedPartitions,
 } from "./partition-plan.ts";
-import type { PreparedPartitions } from "./partitioned-run.ts";
 
 /**
  * `tune --partition-by`: every partition tuned in one fan-out. The tuning stage is a partitioned run's record (`p-…`,
@@ -28,38 +28,7 @@ import type { PreparedPartitions } from "./partitioned-run.ts";
  */
 
 export type PartitionTuningMode = PartitionTuningPlan["mode"];
-
-/** One partition's ranking, as a study's report names it (scikit-learn 1.9.1's cv_results_ and best_*). */
-export interface PartitionRanking {
-  key: string;
-  value: string;
-  rows: number;
-  candidates: StudyCandidate[];
-  best_index_: number;
-  best_params_: Params;
-  /** NaN (null in JSON) when every candidate failed or scored NaN: the partition gets no model. */
-  best_score_: number;
-  builds: { total: number; completed: number; failed: number };
-}
-
-/** partitions/<p-id>/tuning.json, and the `tuning` part of the run's report. */
-export interface PartitionTuningReport {
-  v: 1;
-  runId: string;
-  mode: PartitionTuningMode;
-  scoring: Scoring;
-  cv: number;
-  oob?: true;
-  candidates: Params[];
-  partitions: PartitionRanking[];
-  /**
-   * shared: the one candidate every partition's final model uses, the highest mean over the ranked partitions of their
-   * mean_test_score (NaN in any -> ranked last; ties -> the lower index); `mean_test_scores` per candidate.
-   */
-  shared?: { best_index_: number; best_params_: Params; best_score_: number; mean_test_scores: number[] };
-  builds: { total: number; completed: number; failed: number };
-  cost: { buildsUsd: number; billedGbS: number };
-}
+export type { PartitionRanking, PartitionTuningReport };
 
 /** Same partitions (their packs), search, mode and options = same tuned run. */
 export function partitionTuningIdFor(o: Pick<PartitionRunManifest, "partitionBy" | "minPartitionRows" | "fallback" | "skipped" | "spec"> & { tuning: PartitionTuningPlan }): string {

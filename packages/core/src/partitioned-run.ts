@@ -17,7 +17,9 @@ import {
   type PartitionMember,
   type PartitionRunManifest,
   type PartitionRunOptions,
+  type PreparedPartitions,
 } from "./partition-plan.ts";
+export type { PreparedPartition, PreparedPartitions } from "./partition-plan.ts";
 import { decodePartitionTuning, finalPicks, planPartitionTuning, rankPartitionTuning, type PartitionTuningMode, type PartitionTuningReport } from "./partition-tuning.ts";
 import {
   partitionsCompletedNotification,
@@ -34,29 +36,6 @@ import type { BuildSpec } from "./spec.ts";
  * per partition (and the fallback's), each an ordinary build over its own pack. The study's machinery counts them
  * (memberOf, settleMember, settleMembers, resumeMembers); the run's aggregator writes the partitioned model.
  */
-
-/** A partition's prepared pack, as the submission needs it (the pack itself is not held: each is stored already). */
-export interface PreparedPartition {
-  key?: string;
-  value?: string;
-  fallback?: true;
-  rows: number;
-  packKey: string;
-  pack: PackSummary;
-}
-
-/** What preparing a partitioned input made (core/ingest's preparePartitions). */
-export interface PreparedPartitions {
-  partitionBy: string;
-  task: "classification" | "regression";
-  features: string[];
-  /** Partitions in key order, then the fallback. */
-  partitions: PreparedPartition[];
-  skipped: PartitionRunManifest["skipped"];
-  rows: number;
-  unkeyed: number;
-  prepareMs: number;
-}
 
 export interface PartitionSubmission {
   runId: string;
