@@ -111,9 +111,12 @@ export interface PartitionTuningPlan {
   partitions: { key?: string; value?: string; fallback?: true; rows: number; packKey: string; packHash: string }[];
 }
 
-/** partitions/<p-id>/run.json: what the run is, so it can be resumed, aggregated and shown. */
+/**
+ * partitions/<p-id>/run.json: what the run is, so it can be resumed, aggregated and shown. Version 2 is a tuned run's
+ * stage (`tuning` or `final`): a reader of version 1 only refuses it rather than take its members for partitions.
+ */
 export interface PartitionRunManifest {
-  v: 1;
+  v: 1 | 2;
   runId: string;
   partitionBy: string;
   /** The run's spec as the user gave it (each member's is partitionMemberSpec of it). */

@@ -88,7 +88,7 @@ export function planPartitionTuning(study: StudySpec, options: PartitionRunOptio
   });
   const ids = { partitionBy: options.partitionBy, minPartitionRows: options.minPartitionRows, ...(options.fallback ? { fallback: options.fallback } : {}), skipped: prepared.skipped };
   return {
-    v: 1,
+    v: 2,
     runId: partitionTuningIdFor({ ...ids, spec: base, tuning }),
     spec: base,
     task: prepared.task,

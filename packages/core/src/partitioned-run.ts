@@ -83,7 +83,7 @@ export function planPartitionRun(
     ...(stage ? { final: stage.final } : {}),
   };
   return {
-    v: 1,
+    v: stage ? 2 : 1,
     runId: partitionRunIdFor(base),
     spec,
     task: prepared.task,
@@ -169,7 +169,9 @@ export function decodePartitionRun(bytes: Uint8Array, runId: string, key: string
   } catch {
     throw new TaskError(`${key} is not JSON`);
   }
-  if (manifest?.v !== 1 || manifest.runId !== runId || !Array.isArray(manifest.members)) throw new TaskError(`${key} is not a v1 manifest of partitioned run ${runId}`);
+  const staged = manifest?.tuning !== undefined || manifest?.final !== undefined;
+  if (manifest?.v !== (staged ? 2 : 1) || manifest.runId !== runId || !Array.isArray(manifest.members))
+    throw new TaskError(`${key} is not a v1 or v2 manifest of partitioned run ${runId}`);
   return manifest;
 }
 
