@@ -44,6 +44,20 @@ function table(): string {
 }
 
 const DATA = table();
+
+/**
+ * The inbox until the run's notification arrives (builds' notifications counted), and anything that follows within
+ * 3 s: more build notifications (a straggler's), never a second run notification.
+ */
+async function notifications(inboxUrl: string): Promise<{ runs: SnsDelivery[]; builds: number }> {
+  const runs: SnsDelivery[] = [];
+  let builds = 0;
+  const take = (d: SnsDelivery) => ((d.notification as unknown as { type: string }).type.startsWith("partitions.") ? runs.push(d) : builds++);
+  const deadline = Date.now() + 480_000;
+  while (runs.length === 0 && Date.now() < deadline) for (const d of await receiveNotifications(inboxUrl, { count: 10, timeoutMs: 2000 })) take(d);
+  for (const d of await receiveNotifications(inboxUrl, { count: 50, timeoutMs: 3000 })) take(d);
+  return { runs, builds };
+}
 const SPEC = parseBuildSpec({ dataset: "stores.csv", label: "label", n_estimators: 4, grove_size: 2, seed: 21, tags: { suite: "partitions" } });
 const OPTIONS: PartitionRunOptions = { partitionBy: "store", minPartitionRows: 30, fallback: "global" };
 
@@ -74,25 +88,14 @@ it("53 builds of a 52-partition run with every grove message twice, trainer cras
   // Seeded crashes of the trainer, per (build, grove, attempt): before storing the grove, or after landing it; every
   // stream record delivered twice.
   const { emulator, injected, invocations, errors } = faultyEmulator(resources, ports);
-  const runs: SnsDelivery[] = [];
+  let runs: SnsDelivery[] = [];
   let builds = 0;
   try {
     const prepared = await preparePartitions(SPEC, OPTIONS, csvTable(DATA), ports.blobs);
     const queue = { send: (tasks: Parameters<typeof ports.queue.send>[0]) => ports.queue.send([...tasks, ...tasks]) };
     const { runId } = await submitPartitionedRun(SPEC, OPTIONS, { ...ports, queue }, prepared);
     expect(runId).toBe(reference.runId);
-    const deadline = Date.now() + 480_000;
-    const isRun = (d: SnsDelivery) => (d.notification as unknown as { type: string }).type.startsWith("partitions.");
-    while (runs.length === 0 && Date.now() < deadline) {
-      for (const d of await receiveNotifications(resources.inboxUrl, { count: 10, timeoutMs: 2000 })) {
-        if (isRun(d)) runs.push(d);
-        else builds++;
-      }
-    }
-    // Anything that follows within 3 s: more build notifications (a straggler's), never a second run notification.
-    for (const d of await receiveNotifications(resources.inboxUrl, { count: 50, timeoutMs: 3000 }))
-      if (isRun(d)) runs.push(d);
-      else builds++;
+    ({ runs, builds } = await notifications(resources.inboxUrl));
   } finally {
     await emulator.stop();
   }
@@ -141,7 +144,7 @@ it("a tuned run (publish --tune --partition-by --shared-params): submitted twice
   const ports = adapters(resources);
   const doubled = { ...ports, queue: { send: (tasks: Parameters<typeof ports.queue.send>[0]) => ports.queue.send([...tasks, ...tasks]) } };
   const { emulator, injected, errors } = faultyEmulator(resources, doubled);
-  const runs: SnsDelivery[] = [];
+  let runs: SnsDelivery[] = [];
   let builds = 0;
   try {
     // What publish --tune --partition-by does: the partitions prepared into the bucket, the run submitted by the AWS runtime.
@@ -155,17 +158,7 @@ it("a tuned run (publish --tune --partition-by --shared-params): submitted twice
     await second.close();
     expect(again).toMatchObject({ runId, created: false });
     await runtime.close();
-    const deadline = Date.now() + 480_000;
-    const isRun = (d: SnsDelivery) => (d.notification as unknown as { type: string }).type.startsWith("partitions.");
-    while (runs.length === 0 && Date.now() < deadline) {
-      for (const d of await receiveNotifications(resources.inboxUrl, { count: 10, timeoutMs: 2000 })) {
-        if (isRun(d)) runs.push(d);
-        else builds++;
-      }
-    }
-    for (const d of await receiveNotifications(resources.inboxUrl, { count: 50, timeoutMs: 3000 }))
-      if (isRun(d)) runs.push(d);
-      else builds++;
+    ({ runs, builds } = await notifications(resources.inboxUrl));
   } finally {
     await emulator.stop();
   }

@@ -72,6 +72,16 @@ async function trainedAlone(data: string, spec: BuildSpec): Promise<{ buildId: s
   return { buildId, sha256: sha256Hex((await p.blobs.get(keys.model(buildId)))!) };
 }
 
+/** Trains every queued task and runs the aggregations `work` collects, until nothing is left (a test's own wiring). */
+async function drainAll(queue: MemoryQueue, work: Promise<unknown>[], ports: { blobs: MemoryBlobStore; ledger: MemoryLedger }): Promise<void> {
+  for (;;) {
+    const tasks = queue.drain();
+    if (tasks.length === 0 && work.length === 0) return;
+    for (const t of tasks) await trainGrove(t, ports);
+    while (work.length > 0) await work.shift();
+  }
+}
+
 const partitionRows = (t: ReturnType<typeof table>, key: string) => csv({ header: t.header, rows: t.rows.filter((r) => r.store === key) });
 
 describe("tune --partition-by (core)", () => {
@@ -236,14 +246,7 @@ describe("tune --partition-by (core)", () => {
       // The dying one is waited for up to its death (it never ends).
       work.push(id === runId && !dead ? death : running);
     });
-    const drain = async () => {
-      for (;;) {
-        const tasks = queue.drain();
-        if (tasks.length === 0 && work.length === 0) return;
-        for (const t of tasks) await trainGrove(t, { blobs, ledger });
-        while (work.length > 0) await work.shift();
-      }
-    };
+    const drain = () => drainAll(queue, work, { blobs, ledger });
     const prepared = await preparePartitions(study().base, options, csvTable(data), blobs);
     ({ runId } = await submitPartitionTuning(study(), options, "independent", { blobs, ledger, queue, clock }, prepared));
     expect(runId).toBe(clean.submission.runId);
@@ -283,12 +286,7 @@ describe("tune --partition-by (core)", () => {
     });
     const prepared = await preparePartitions(study().base, options, csvTable(csv(table())), blobs);
     ({ runId } = await submitPartitionTuning(study(), options, "independent", { blobs, ledger, queue, clock }, prepared));
-    for (;;) {
-      const tasks = queue.drain();
-      if (tasks.length === 0 && work.length === 0) break;
-      for (const t of tasks) await trainGrove(t, { blobs, ledger });
-      while (work.length > 0) await work.shift();
-    }
+    await drainAll(queue, work, { blobs, ledger });
     const stage = (await ledger.summary(runId))!.result!.metrics!.next_round as string;
     const stuck = (await ledger.summary(stage))!;
     // The ranking landed; the three final builds completed but did not land.
