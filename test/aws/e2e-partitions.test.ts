@@ -12,7 +12,9 @@ import {
   keys,
   parseBuildSpec,
   parsePartitionedModel,
+  parseStudySpec,
   submitPartitionedRun,
+  submitPartitionTuning,
   trainGrove,
   csvTable,
   type PartitionNotification,
@@ -20,7 +22,7 @@ import {
 } from "@canopy/core";
 import { preparePartitions } from "@canopy/core/ingest";
 import { MemoryBlobStore, MemoryLedger, MemoryNotifier, MemoryQueue } from "@canopy/core/testing";
-import type { SnsDelivery } from "@canopy/runtime-aws";
+import { createAwsRuntime, type SnsDelivery } from "@canopy/runtime-aws";
 import { expect, it } from "vitest";
 import { receiveNotifications, useAwsEmulator } from "./harness.ts";
 import { adapters, faultyEmulator, provision } from "./e2e-support.ts";
@@ -42,6 +44,20 @@ function table(): string {
 }
 
 const DATA = table();
+
+/**
+ * The inbox until the run's notification arrives (builds' notifications counted), and anything that follows within
+ * 3 s: more build notifications (a straggler's), never a second run notification.
+ */
+async function notifications(inboxUrl: string): Promise<{ runs: SnsDelivery[]; builds: number }> {
+  const runs: SnsDelivery[] = [];
+  let builds = 0;
+  const take = (d: SnsDelivery) => ((d.notification as unknown as { type: string }).type.startsWith("partitions.") ? runs.push(d) : builds++);
+  const deadline = Date.now() + 480_000;
+  while (runs.length === 0 && Date.now() < deadline) for (const d of await receiveNotifications(inboxUrl, { count: 10, timeoutMs: 2000 })) take(d);
+  for (const d of await receiveNotifications(inboxUrl, { count: 50, timeoutMs: 3000 })) take(d);
+  return { runs, builds };
+}
 const SPEC = parseBuildSpec({ dataset: "stores.csv", label: "label", n_estimators: 4, grove_size: 2, seed: 21, tags: { suite: "partitions" } });
 const OPTIONS: PartitionRunOptions = { partitionBy: "store", minPartitionRows: 30, fallback: "global" };
 
@@ -72,25 +88,14 @@ it("53 builds of a 52-partition run with every grove message twice, trainer cras
   // Seeded crashes of the trainer, per (build, grove, attempt): before storing the grove, or after landing it; every
   // stream record delivered twice.
   const { emulator, injected, invocations, errors } = faultyEmulator(resources, ports);
-  const runs: SnsDelivery[] = [];
+  let runs: SnsDelivery[] = [];
   let builds = 0;
   try {
     const prepared = await preparePartitions(SPEC, OPTIONS, csvTable(DATA), ports.blobs);
     const queue = { send: (tasks: Parameters<typeof ports.queue.send>[0]) => ports.queue.send([...tasks, ...tasks]) };
     const { runId } = await submitPartitionedRun(SPEC, OPTIONS, { ...ports, queue }, prepared);
     expect(runId).toBe(reference.runId);
-    const deadline = Date.now() + 480_000;
-    const isRun = (d: SnsDelivery) => (d.notification as unknown as { type: string }).type.startsWith("partitions.");
-    while (runs.length === 0 && Date.now() < deadline) {
-      for (const d of await receiveNotifications(resources.inboxUrl, { count: 10, timeoutMs: 2000 })) {
-        if (isRun(d)) runs.push(d);
-        else builds++;
-      }
-    }
-    // Anything that follows within 3 s: more build notifications (a straggler's), never a second run notification.
-    for (const d of await receiveNotifications(resources.inboxUrl, { count: 50, timeoutMs: 3000 }))
-      if (isRun(d)) runs.push(d);
-      else builds++;
+    ({ runs, builds } = await notifications(resources.inboxUrl));
   } finally {
     await emulator.stop();
   }
@@ -109,4 +114,63 @@ it("53 builds of a 52-partition run with every grove message twice, trainer cras
   console.log(
     `e2e partitions: ${injected.length} injected crashes, ${invocations.filter((i) => i.functionName === "canopy-trainer").length} trainer invocations, ${invocations.filter((i) => i.functionName === "canopy-aggregator").length} aggregator invocations`,
   );
+});
+
+/** Four stores of 30-45 rows of the same seeded table (and the tiny one, skipped): a tuned run kept small. */
+const TUNE_DATA = `${DATA.split("\n")
+  .filter((l, i) => i === 0 || /^st0[0-3],|^tiny,/.test(l))
+  .join("\n")}\n`;
+const STUDY = parseStudySpec({ base: SPEC, grid: { max_depth: [1, 3] }, cv: 2, refit: true });
+const TUNE_OPTIONS: PartitionRunOptions = { partitionBy: "store", minPartitionRows: 30 };
+
+it("a tuned run (publish --tune --partition-by --shared-params): submitted twice (the groves queued again), the final builds' grove messages twice, trainer crashes and doubled stream records: one notification, the embedded run's models", { timeout: 600_000 }, async () => {
+  // The embedded run on memory ports (the tuning stage's aggregator queues the final builds: it needs the queue).
+  const memory = { blobs: new MemoryBlobStore(), ledger: new MemoryLedger(), queue: new MemoryQueue(), notifier: new MemoryNotifier() };
+  const work: Promise<unknown>[] = [];
+  memory.ledger.watch((c) => {
+    if (isAggregationTrigger(c)) work.push(isPartitionRunId(c.new.buildId) ? aggregatePartitionedRun(c.new.buildId, memory) : aggregate(c.new.buildId, memory));
+  });
+  const { runId } = await submitPartitionTuning(STUDY, TUNE_OPTIONS, "shared", memory, await preparePartitions(STUDY.base, TUNE_OPTIONS, csvTable(TUNE_DATA), memory.blobs));
+  for (;;) {
+    const tasks = memory.queue.drain();
+    if (tasks.length === 0 && work.length === 0) break;
+    for (const t of tasks) await trainGrove(t, memory);
+    while (work.length > 0) await work.shift();
+  }
+  const reference = parsePartitionedModel(new TextDecoder().decode((await memory.blobs.get(keys.partitionedModel(runId)))!), "reference");
+  expect(Object.keys(reference.partitions)).toEqual(["st00", "st01", "st02", "st03"]);
+
+  const resources = await provision("-tuned", { visibilityTimeoutSeconds: 1, maxReceiveCount: 6 });
+  const ports = adapters(resources);
+  const doubled = { ...ports, queue: { send: (tasks: Parameters<typeof ports.queue.send>[0]) => ports.queue.send([...tasks, ...tasks]) } };
+  const { emulator, injected, errors } = faultyEmulator(resources, doubled);
+  let runs: SnsDelivery[] = [];
+  let builds = 0;
+  try {
+    // What publish --tune --partition-by does: the partitions prepared into the bucket, the run submitted by the AWS runtime.
+    const runtime = createAwsRuntime({ resources });
+    const prepared = await preparePartitions(STUDY.base, TUNE_OPTIONS, csvTable(TUNE_DATA), ports.blobs);
+    const handle = await runtime.tunePartitions(STUDY, TUNE_OPTIONS, "shared", prepared);
+    expect(handle).toMatchObject({ runId, created: true, builds: 16 });
+    // Published again at once: the run is picked up (resumed with no lease: the groves not landed yet are queued a second time).
+    const second = createAwsRuntime({ resources, aggregationLeaseMs: 0 });
+    const again = await second.tunePartitions(STUDY, TUNE_OPTIONS, "shared", prepared);
+    await second.close();
+    expect(again).toMatchObject({ runId, created: false });
+    await runtime.close();
+    ({ runs, builds } = await notifications(resources.inboxUrl));
+  } finally {
+    await emulator.stop();
+  }
+  expect(runs, `emulator errors: ${errors.map(String).join("; ")}`).toHaveLength(1);
+  const n = runs[0].notification as unknown as PartitionNotification;
+  expect(n).toMatchObject({ type: "partitions.completed", runId, counts: { partitions: 5, completed: 4, skipped: 1 }, tuning: { mode: "shared", scoring: "accuracy", cv: 2, refit: true } });
+  // 16 tuning builds and 4 final ones (a final build is a fold build of none: never one of the tuning's).
+  expect(builds).toBe(20);
+  expect(injected.length).toBeGreaterThan(0);
+  const model = parsePartitionedModel(new TextDecoder().decode((await ports.blobs.get(keys.partitionedModel(runId)))!), "aws");
+  expect(model).toEqual(reference);
+  for (const ref of Object.values(model.partitions))
+    expect(Buffer.from((await ports.blobs.get(keys.model(ref.build)))!).equals(Buffer.from((await memory.blobs.get(keys.model(ref.build)))!))).toBe(true);
+  expect(await ports.ledger.get(runId)).toMatchObject({ status: "COMPLETED", total: 16, landedCount: 16, claims: 1 });
 });

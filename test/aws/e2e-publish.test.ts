@@ -302,6 +302,44 @@ describe("npm run publish, canopy status and canopy watch on the emulator", () =
     expect(validate(lines[0], schema)).toEqual([]);
   });
 
+  it("publish --tune --partition-by --wait: a tuned run on the emulator ends with embedded canopy tune --partition-by's models and one partitions notification", { timeout: 240_000 }, async () => {
+    const { endpoint } = aws.current.moto;
+    const options = ["--label", "Species", "--trees", "4", "--grove-size", "2", "--seed", "8", "--partition-by", "Island", "--grid", "max_depth=1,3", "--cv", "2"];
+    const watcher = start(["watch", "--json", "--type", "partitions.completed,partitions.failed", "--endpoint", endpoint, "--topic", aws.current.resources.topicArn]);
+    await until("watch to subscribe", () => (/watching .*"type":\["partitions.completed","partitions.failed"\]/.test(watcher.err()) ? true : undefined));
+    const published = await canopy(["publish", PENGUINS, ...options, "--tune", "--wait", "--json", "--endpoint", endpoint], bareEnv());
+    expect(published.code, published.stderr).toBe(0);
+    const [first, last] = published.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    // 3 islands x 2 candidates x 2 folds.
+    expect(first).toMatchObject({ created: true, builds: 12, groves: 24, skipped: 0 });
+    // Polled: the tuning stage's counts as seen (it may be ranked between two polls), then the final stage's to the end.
+    expect(published.stderr).toMatch(new RegExp(`${first.runId}: builds \\d+/12 done`));
+    expect(published.stderr).toMatch(new RegExp(`${first.runId}: ranked; final builds 3/3 done\n$`));
+    expect(last).toMatchObject({ kind: "partitions", runId: first.runId, counts: { partitions: 3, completed: 3 }, tuning: { mode: "independent", cv: 2 } });
+    const dir = await mkdtemp(join(tmpdir(), "canopy-tuned-"));
+    try {
+      const embedded = await canopy(["tune", PENGUINS, ...options, "--workers", "1", "--root", join(dir, "store"), "--json"]);
+      expect(embedded.code, embedded.stderr).toBe(0);
+      expect(JSON.parse(embedded.stdout).runId).toBe(first.runId);
+      const blobs = new S3BlobStore(aws.current.resources.bucket);
+      const model = JSON.parse(new TextDecoder().decode((await blobs.get(keys.partitionedModel(first.runId)))!));
+      expect(model).toEqual(JSON.parse(readFileSync(join(dir, "store", keys.partitionedModel(first.runId)), "utf8")));
+      for (const ref of Object.values(model.partitions) as { build: string }[])
+        expect(Buffer.from((await blobs.get(keys.model(ref.build)))!).equals(readFileSync(join(dir, "store", keys.model(ref.build)))), ref.build).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    await until("the run's notification", () => (watcher.out().trim() ? true : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    watcher.kill("SIGINT");
+    expect((await watcher.done).code).toBe(0);
+    const lines = watcher.out().trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ type: "partitions.completed", runId: first.runId, tuning: { mode: "independent", scoring: "accuracy", cv: 2, refit: true } });
+    const schema = JSON.parse(readFileSync(new URL("../../schemas/partitions-notification.v1.json", import.meta.url), "utf8")) as Schema;
+    expect(validate(lines[0], schema)).toEqual([]);
+  });
+
   it("publish streams a Parquet table from s3:// (ranged reads), infers its schema and trains it", { timeout: 120_000 }, async () => {
     const { endpoint } = aws.current.moto;
     const { PutObjectCommand } = await import("@aws-sdk/client-s3");

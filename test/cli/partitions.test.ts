@@ -3,7 +3,7 @@ import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parsePartitionedModel, type PartitionReport } from "@canopy/core";
-import { canopy, exists, finished, start, tempDir } from "./support.ts";
+import { canopy, exists, exportedShas, finished, start, tempDir } from "./support.ts";
 
 /**
  * A seeded table of our making: 8 stores of 60-100 rows, store 7 spelled "7", "07" and "7.0" (one partition), a
@@ -41,17 +41,6 @@ async function dataDir(): Promise<{ dir: string; data: string; t: ReturnType<typ
   return { dir, data: join(dir, "sales.csv"), t };
 }
 
-/** Every partition's model file's SHA-256 in an export, by key, and the fallback's. */
-async function exported(out: string): Promise<Record<string, string>> {
-  const model = parsePartitionedModel(await readFile(join(out, "model.json"), "utf8"), "model.json");
-  const shas: Record<string, string> = {};
-  for (const [key, ref] of Object.entries({ ...model.partitions, ...(model.fallback ? { "(fallback)": model.fallback } : {}) })) {
-    const bytes = await readFile(join(out, ref.file!));
-    expect(sha(bytes)).toBe(ref.sha256);
-    shas[key] = ref.sha256;
-  }
-  return shas;
-}
 
 describe("canopy train --partition-by: bad usage and bad input are one line and exit 2, and store no pack", () => {
   const cases: [string, string[], RegExp][] = [
@@ -84,7 +73,7 @@ describe("canopy train --partition-by on a table of our making", () => {
     expect(run.stdout).toMatch(/^skipped: tiny \(6 rows, fewer than --min-partition-rows 30\)$/m);
     expect(run.stderr).toMatch(/read 627 rows: 9 partitions/);
     expect(run.stderr).toMatch(/partitions 9\/9 done, groves 18\/18/);
-    const shas = await exported(join(dir, "out"));
+    const shas = await exportedShas(join(dir, "out"));
     const model = parsePartitionedModel(await readFile(join(dir, "out", "model.json"), "utf8"), "model.json");
     // Files numbered in the keys' code-unit order.
     expect(Object.keys(model.partitions)).toEqual(["7", "s0", "s1", "s2", "s3", "s4", "s5", "s6"]);
@@ -116,8 +105,8 @@ describe("canopy train --partition-by on a table of our making", () => {
     expect(one.code, one.stderr).toBe(0);
     const two = await canopy(["train", data, ...OPTIONS, "--partition-by", "store", "--workers", "2", "--grove-size", "5", "--root", "r2", "--out", "two"], dir);
     expect(two.code, two.stderr).toBe(0);
-    const reference = await exported(join(dir, "one"));
-    expect(await exported(join(dir, "two"))).toEqual(reference);
+    const reference = await exportedShas(join(dir, "one"));
+    expect(await exportedShas(join(dir, "two"))).toEqual(reference);
 
     const child = start(["train", data, ...OPTIONS, "--partition-by", "store", "--workers", "1", "--grove-size", "1", "--root", "r3"], dir);
     let stderr = "";
@@ -136,7 +125,7 @@ describe("canopy train --partition-by on a table of our making", () => {
     expect(resumed.code, resumed.stderr).toBe(0);
     const report = JSON.parse(resumed.stdout) as PartitionReport;
     expect(report.runId).toBe(runId);
-    expect(await exported(join(dir, "three"))).toEqual(reference);
+    expect(await exportedShas(join(dir, "three"))).toEqual(reference);
 
     const status = await canopy(["status", runId, "--root", "r3", "--json"], dir);
     expect(status.code, status.stderr).toBe(0);

@@ -124,3 +124,16 @@ export async function interruptedBuild(
   expect(buildId).toMatch(/^b-[0-9a-f]{16}$/);
   return { cwd, buildId, run };
 }
+
+/** Every partition's model file's SHA-256 in a partitioned model's export, by key, and the fallback's ("(fallback)"); each checked against the manifest. */
+export async function exportedShas(out: string): Promise<Record<string, string>> {
+  const { parsePartitionedModel } = await import("@canopy/core");
+  const model = parsePartitionedModel(await readFile(join(out, "model.json"), "utf8"), "model.json");
+  const shas: Record<string, string> = {};
+  for (const [key, ref] of Object.entries({ ...model.partitions, ...(model.fallback ? { "(fallback)": model.fallback } : {}) })) {
+    const sha256 = createHash("sha256").update(await readFile(join(out, ref.file!))).digest("hex");
+    expect(sha256).toBe(ref.sha256);
+    shas[key] = sha256;
+  }
+  return shas;
+}

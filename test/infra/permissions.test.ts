@@ -5,7 +5,7 @@
  * role grants (but the authorisation-only ones) must be used, so a grant nobody needs shows up too. The scenarios
  * walk each function's paths that touch AWS: a grove trained and one failing (its error note written), a grove
  * given up on over tolerance, a build aggregated, a study ranked round by round to its final model (halving extends the
- * survivors, the last round queues the final build), a partitioned run completed, a stalled build and a stalled study swept, a model served by
+ * survivors, the last round queues the final build), a partitioned run completed, a tuned one ranked and completed, a stalled build and a stalled study swept, a model served by
  * alias and an unknown one refused. Needs `sst install` and moto_server.
  */
 import { readFileSync } from "node:fs";
@@ -26,6 +26,7 @@ import {
   roundIdFor,
   submitBuild,
   submitPartitionedRun,
+  submitPartitionTuning,
   submitStudy,
   trainGrove,
   type BuildLedger,
@@ -263,6 +264,38 @@ describe("each function's role allows exactly what the function does", () => {
     expect(output).toContain('handler returned {"batchItemFailures":[]}');
     expect((await ledger.summary(runId))?.status).toBe("COMPLETED");
     const model = JSON.parse(new TextDecoder().decode((await blobs.get(keys.partitionedModel(runId)))!)) as { partitions: Record<string, unknown> };
+    expect(Object.keys(model.partitions)).toEqual(["Biscoe", "Dream", "Torgersen"]);
+  });
+
+  it("the aggregator: ranks a tuned partitioned run per partition (the ranking and its final stage's manifest written, the final builds queued), then completes its final stage into the partitioned model", async () => {
+    const streamArn = describeApp(evaluated.current).table!.state.streamArn!;
+    const study = parseStudySpec({ base: { dataset: "test/fixtures/penguins.csv", label: "Species", n_estimators: 2, grove_size: 2, seed: 7 }, grid: { max_depth: [1, 2] }, cv: 2, refit: true });
+    const options = { partitionBy: "Island", minPartitionRows: 30 };
+    const penguins = readFileSync(path.join(REPO, "test/fixtures/penguins.csv"));
+    const partitioned = await preparePartitions(study.base, options, csvTable(penguins), blobs);
+    const queue = new MemoryQueue();
+    const { runId } = await submitPartitionTuning(study, options, "shared", { blobs, ledger, queue }, partitioned);
+    // Builds train and aggregate here (their grants were probed above); each lands in its run.
+    const build = async (groveTasks: GroveTask[]) => {
+      for (const t of groveTasks) await trainGrove(t, { blobs, ledger });
+      for (const id of new Set(groveTasks.map((t) => t.buildId))) await aggregate(id, { blobs, ledger, notifier: new MemoryNotifier() });
+    };
+    const trigger = async (id: string) => {
+      const ready = (await ledger.summary(id))!;
+      expect(ready).toMatchObject({ status: "TRAINING", remaining: 0 });
+      const { output } = await run("aggregator", aggregationTriggerEvent(streamArn, ready, { ...ready, remaining: 1 }));
+      expect(output).toContain('handler returned {"batchItemFailures":[]}');
+    };
+    await build(queue.drain());
+    // 3 islands x 2 candidates x 2 folds ranked: the shared pick's final builds (one grove each) queued in the final stage.
+    await trigger(runId);
+    const stage = (await ledger.summary(runId))?.result?.metrics?.next_round as string;
+    expect(stage).toMatch(/^p-[0-9a-f]{16}$/);
+    await build((await receiveMessages(queueUrls.groves, { count: 3, timeoutMs: 20_000 })).map((m) => decodeGroveTask(m.body)));
+    await trigger(stage);
+    expect((await ledger.summary(stage))?.status).toBe("COMPLETED");
+    const model = JSON.parse(new TextDecoder().decode((await blobs.get(keys.partitionedModel(runId)))!)) as { runId: string; partitions: Record<string, unknown> };
+    expect(model.runId).toBe(runId);
     expect(Object.keys(model.partitions)).toEqual(["Biscoe", "Dream", "Torgersen"]);
   });
 

@@ -96,13 +96,14 @@ export function program(): Command {
         "The train options are fixed across candidates.",
     )
     .argument("[data.csv]", "training data (not needed with --resume)");
-  addStudyOptions(addSpecOptions(tune))
+  addPartitionOptions(addStudyOptions(addSpecOptions(tune)))
+    .option("--shared-params", "with --partition-by: one candidate for every partition (the best mean score over the partitions) instead of each partition's own best")
     .option("--refit", "(the default) build the best parameters over the training rows and evaluate that final model once on the held-out rows")
-    .option("--out <dir>", "also put the final model's model.canopy, report.json and groves in this directory (as train --out)")
+    .option("--out <dir>", "also put the final model's model.canopy, report.json and groves in this directory (as train --out; with --partition-by the partitioned model, as train --partition-by --out)")
     .option("--workers <w>", "trainer threads (default: number of CPU cores; at most 4 per core)", parseTrainerThreads)
     .addOption(rootOption())
     .option("--notify-url <url>", "POST the study notification (and each build's) as JSON to this http:// or https:// URL", parseHttpUrl)
-    .option("--resume <study-id>", "finish an interrupted study: only what had not finished is trained")
+    .option("--resume <id>", "finish an interrupted study (or tuned partitioned run, p-…): only what had not finished is trained")
     .option("--json", "print only the study's report (every candidate, fold scores and builds), as JSON, on stdout")
     .action(async (data: string | undefined, options: Record<string, unknown>) => {
       const { tune } = await import("./commands/tune.ts");

@@ -16,7 +16,9 @@ export function rankingTable(report: StudyReport): string {
 export function studyProgressLine(p: StudyProgress): string {
   const eta = p.etaMs !== undefined ? `, ETA ${duration(p.etaMs)}` : "";
   const final = p.final ? `; final model ${p.final.buildId}: groves ${p.final.grovesDone}/${p.final.grovesTotal}` : "";
-  return `canopy: study ${p.studyId}: builds ${p.buildsDone}/${p.buildsTotal} done, groves ${p.grovesDone}/${p.grovesTotal}${final} (${duration(p.elapsedMs)}${eta})`;
+  // A tuned partitioned run (tune --partition-by) is counted as a study is.
+  const what = p.studyId.startsWith("p-") ? "tuned run" : "study";
+  return `canopy: ${what} ${p.studyId}: builds ${p.buildsDone}/${p.buildsTotal} done, groves ${p.grovesDone}/${p.grovesTotal}${final} (${duration(p.elapsedMs)}${eta})`;
 }
 
 

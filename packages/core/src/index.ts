@@ -134,6 +134,7 @@ export {
   type PartitionMember,
   type PartitionRunManifest,
   type PartitionRunOptions,
+  type PartitionTuningPlan,
 } from "./partition-plan.ts";
 export {
   partitionsCompletedNotification,
@@ -152,6 +153,7 @@ export {
   resumePartitionedRun,
   settlePartitionedRun,
   submitPartitionedRun,
+  submitPartitionTuning,
   type PartitionAggregateOutcome,
   type PartitionAggregatePorts,
   type PartitionResumption,
@@ -160,6 +162,14 @@ export {
   type PreparedPartition,
   type PreparedPartitions,
 } from "./partitioned-run.ts";
+export {
+  checkPartitionTuning,
+  planPartitionTuning,
+  sharedCandidate,
+  type PartitionRanking,
+  type PartitionTuningMode,
+  type PartitionTuningReport,
+} from "./partition-tuning.ts";
 export {
   MAX_NOTIFIED_CANDIDATES,
   studyCompletedNotification,

@@ -106,6 +106,10 @@ export const keys = {
   partitionReport(id: string): string {
     return `partitions/${partitionRunId(id)}/report.json`;
   },
+  /** A tuned partitioned run's per-partition rankings (partition-tuning.ts), as its tuning stage ranked them. */
+  partitionTuning(id: string): string {
+    return `partitions/${partitionRunId(id)}/tuning.json`;
+  },
 };
 
 /**
@@ -131,6 +135,7 @@ export const KEY_PATTERNS = {
   partitionedModel: "partitions/*/model.json",
   partitionRun: "partitions/*/run.json",
   partitionReport: "partitions/*/report.json",
+  partitionTuning: "partitions/*/tuning.json",
 } as const satisfies Record<keyof typeof keys, string>;
 
 export type KeyKind = keyof typeof KEY_PATTERNS;

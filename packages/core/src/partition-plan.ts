@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import { InputError, SpecError } from "./errors.ts";
-import { STUDY_LIMITS } from "./study-spec.ts";
+import { finalSpec, memberSpec, STUDY_LIMITS, type Params, type StudySpec } from "./study-spec.ts";
 import { canonicalJson, groveCount, type BuildSpec } from "./spec.ts";
+import type { PackSummary } from "./plan.ts";
 
 /**
  * A partitioned run (`--partition-by <column>`): one ordinary build per value of a column, each over a pack of its
@@ -87,11 +88,35 @@ export interface PartitionMember {
   groves: number;
   packKey: string;
   packHash: string;
+  /** A tuning stage's member: the partition it scores (index in `tuning.partitions`), the candidate and the fold. */
+  partition?: number;
+  candidate?: number;
+  fold?: number;
+  /** A tuned run's final stage: the parameters of this member's final build (finalSpec of the base with them). */
+  params?: Params;
 }
 
-/** partitions/<p-id>/run.json: what the run is, so it can be resumed, aggregated and shown. */
+/**
+ * `tune --partition-by`: the tuning stage's plan (run.json's `tuning`). Its members are every partition's candidate x
+ * fold builds (each the build `canopy tune` on that partition's rows alone makes); once ranked, a final stage (an
+ * ordinary partitioned run whose members carry their `params`) trains each partition's model.
+ */
+export interface PartitionTuningPlan {
+  /** independent: each partition's own best candidate; shared: one candidate for all (best mean over partitions). */
+  mode: "independent" | "shared";
+  /** The study's own fields; its base is the run's spec. */
+  study: Omit<StudySpec, "base">;
+  candidates: Params[];
+  /** Every prepared partition in key order, then the fallback (trained in the final stage only). */
+  partitions: { key?: string; value?: string; fallback?: true; rows: number; packKey: string; packHash: string }[];
+}
+
+/**
+ * partitions/<p-id>/run.json: what the run is, so it can be resumed, aggregated and shown. Version 2 is a tuned run's
+ * stage (`tuning` or `final`): a reader of version 1 only refuses it rather than take its members for partitions.
+ */
 export interface PartitionRunManifest {
-  v: 1;
+  v: 1 | 2;
   runId: string;
   partitionBy: string;
   /** The run's spec as the user gave it (each member's is partitionMemberSpec of it). */
@@ -109,14 +134,33 @@ export interface PartitionRunManifest {
   unkeyed: number;
   groves: number;
   createdAt: number;
+  /** A tuning stage (tune --partition-by): members are candidate x fold builds, ranked per partition. */
+  tuning?: PartitionTuningPlan;
+  /**
+   * A tuned run's final stage: `root` is the tuning record (the id the user sees, under which the model and report are
+   * written); its ledger record counts one more entry than members, the ranking at `rankedKey` (landed as the stage
+   * starts with its SHA-256 as digest), so a stage whose every build failed still aggregates and notifies as `root`.
+   */
+  final?: { root: string; rankedKey: string; oob?: true };
+}
+
+/** A member's build spec: the run's with the partition column dropped, and a tuning stage's candidate/fold or a final stage's params. */
+export function runMemberSpec(manifest: Pick<PartitionRunManifest, "spec" | "partitionBy" | "tuning" | "final">, m: Pick<PartitionMember, "candidate" | "fold" | "params">): BuildSpec {
+  const base = partitionMemberSpec(manifest.spec, manifest.partitionBy);
+  const t = manifest.tuning;
+  if (t) return memberSpec({ base, cv: t.study.cv, ...(t.study.oob ? { oob: true as const } : {}) }, t.candidates[m.candidate!], m.fold!);
+  if (m.params) return finalSpec({ base, ...(manifest.final?.oob ? { oob: true as const } : {}) }, m.params);
+  return base;
 }
 
 /** Same members (each build names its pack and spec) and options = same run. */
-export function partitionRunIdFor(o: Pick<PartitionRunManifest, "partitionBy" | "minPartitionRows" | "fallback" | "members" | "skipped">): string {
+export function partitionRunIdFor(o: Pick<PartitionRunManifest, "partitionBy" | "minPartitionRows" | "fallback" | "members" | "skipped" | "final">): string {
   const members = o.members.map((m) => [m.key ?? null, m.buildId]);
   const skipped = o.skipped.map((s) => [s.value, s.rows]);
+  // A final stage is its tuning record's: never the id of a plain run over the same builds.
+  const final = o.final ? { final: o.final.root } : {};
   const digest = createHash("sha256")
-    .update(`canopy-partitions-v1\n${canonicalJson({ partitionBy: o.partitionBy, minPartitionRows: o.minPartitionRows, fallback: o.fallback ?? null, members, skipped })}`)
+    .update(`canopy-partitions-v1\n${canonicalJson({ partitionBy: o.partitionBy, minPartitionRows: o.minPartitionRows, fallback: o.fallback ?? null, members, skipped, ...final })}`)
     .digest("hex");
   return `p-${digest.slice(0, 16)}`;
 }
@@ -134,4 +178,27 @@ export function checkPartitionRun(spec: BuildSpec, members: number): void {
           `${PARTITION_LIMITS.maxGroves} groves (SQS holds 120,000 messages in flight per queue): bigger groves (--grove-size), or a higher --min-partition-rows`,
       },
     ]);
+}
+
+/** A partition's prepared pack, as the submission needs it (the pack itself is not held: each is stored already). */
+export interface PreparedPartition {
+  key?: string;
+  value?: string;
+  fallback?: true;
+  rows: number;
+  packKey: string;
+  pack: PackSummary;
+}
+
+/** What preparing a partitioned input made (core/ingest's preparePartitions). */
+export interface PreparedPartitions {
+  partitionBy: string;
+  task: "classification" | "regression";
+  features: string[];
+  /** Partitions in key order, then the fallback. */
+  partitions: PreparedPartition[];
+  skipped: PartitionRunManifest["skipped"];
+  rows: number;
+  unkeyed: number;
+  prepareMs: number;
 }

@@ -2,6 +2,8 @@ import type { BuildStatus, BuildSummary, MetricsSummary } from "./ledger.ts";
 import { keys } from "./keys.ts";
 import type { PartitionFallback } from "./partition-plan.ts";
 import type { BuildSpec } from "./spec.ts";
+import type { Params, Scoring } from "./study-spec.ts";
+import type { StudyCandidate } from "./study-report.ts";
 
 /** One partition (or the fallback) in a run's report. */
 export interface PartitionOutcome {
@@ -20,6 +22,40 @@ export interface PartitionOutcome {
   modelBytes?: number;
   usd?: number;
   error?: string;
+  /** A tuned run: the parameters its final build used (its own best, or the shared pick). */
+  params?: Params;
+}
+
+/** One partition's ranking, as a study's report names it (scikit-learn 1.9.1's cv_results_ and best_*). */
+export interface PartitionRanking {
+  key: string;
+  value: string;
+  rows: number;
+  candidates: StudyCandidate[];
+  best_index_: number;
+  best_params_: Params;
+  /** NaN (null in JSON) when every candidate failed or scored NaN: the partition gets no model. */
+  best_score_: number;
+  builds: { total: number; completed: number; failed: number };
+}
+
+/** partitions/<p-id>/tuning.json, and the `tuning` part of the run's report. */
+export interface PartitionTuningReport {
+  v: 1;
+  runId: string;
+  mode: "independent" | "shared";
+  scoring: Scoring;
+  cv: number;
+  oob?: true;
+  candidates: Params[];
+  partitions: PartitionRanking[];
+  /**
+   * shared: the one candidate every partition's final model uses, the highest mean over the ranked partitions of their
+   * mean_test_score (NaN in any -> ranked last; ties -> the lower index); `mean_test_scores` per candidate.
+   */
+  shared?: { best_index_: number; best_params_: Params; best_score_: number; mean_test_scores: number[] };
+  builds: { total: number; completed: number; failed: number };
+  cost: { buildsUsd: number; billedGbS: number };
 }
 
 /** partitions/<p-id>/report.json: a finished partitioned run. */
@@ -40,8 +76,11 @@ export interface PartitionReport {
   counts: { partitions: number; completed: number; failed: number; skipped: number; rows: number; unkeyed: number };
   /** The completed partitions' held-out metrics averaged with their held-out rows as weights (fallback not included). */
   metrics: MetricsSummary;
-  modelKey: string;
+  /** Absent for a tuned run with --no-refit (it ends at its rankings). */
+  modelKey?: string;
   cost: { buildsUsd: number; billedGbS: number; aggregateMs: number; usd: number };
+  /** `tune --partition-by`: each partition's ranking (candidates table, best_*), the mode and the shared pick. */
+  tuning?: PartitionTuningReport;
   tags: Record<string, string>;
   createdAt: number;
   completedAt: number;
@@ -64,6 +103,8 @@ export interface PartitionNotification {
   modelKey?: string;
   reportKey?: string;
   reason?: string;
+  /** A tuned run (`tune --partition-by`): how it was tuned, and the shared parameters (mode shared). */
+  tuning?: { mode: "independent" | "shared"; scoring: Scoring; cv?: number; oob?: true; refit: boolean; best_params_?: Params };
 }
 
 /**
@@ -107,9 +148,14 @@ export function partitionsCompletedNotification(report: PartitionReport): Partit
     metrics: report.metrics,
     fallback: report.fallback !== undefined,
     cost: { usd: report.cost.usd },
-    modelKey: report.modelKey,
+    ...(report.modelKey ? { modelKey: report.modelKey } : {}),
     reportKey: keys.partitionReport(report.runId),
+    ...(report.tuning ? { tuning: tuningSummary(report.tuning, report.modelKey !== undefined) } : {}),
   };
+}
+
+function tuningSummary(t: PartitionTuningReport, refit: boolean): NonNullable<PartitionNotification["tuning"]> {
+  return { mode: t.mode, scoring: t.scoring, ...(t.oob ? { oob: true as const } : { cv: t.cv }), refit, ...(t.shared ? { best_params_: t.shared.best_params_ } : {}) };
 }
 
 export function partitionsFailedNotification(summary: BuildSummary, reason: string): PartitionNotification {

@@ -12,8 +12,9 @@ import {
   partitionMemberSpec,
   tooManyPartitions,
   type PartitionRunOptions,
+  type PreparedPartition,
+  type PreparedPartitions,
 } from "./partition-plan.ts";
-import type { PreparedPartition, PreparedPartitions } from "./partitioned-run.ts";
 import { systemClock, type BlobStore, type Clock } from "./ports.ts";
 import type { BuildSpec } from "./spec.ts";
 import { prepareBuildData } from "./submit.ts";

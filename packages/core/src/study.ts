@@ -320,7 +320,7 @@ export type StudyAggregateOutcome =
   | { outcome: "failed"; studyId: string; reason: string };
 
 /** What one round's members scored: per candidate taking part, its fold scores and what its builds cost. */
-interface RoundResult {
+export interface RoundResult {
   index: number;
   trees: number;
   candidates: StudyCandidate[];
@@ -329,18 +329,28 @@ interface RoundResult {
   builds: { total: number; completed: number; failed: number };
 }
 
-async function scoreRound(manifest: StudyManifest, record: NonNullable<Awaited<ReturnType<BuildLedger["get"]>>>, blobs: BlobStore): Promise<RoundResult> {
+/**
+ * Scores the members of a fan-in record by candidate and fold. `only`: the member indices that make up this ranking
+ * (a tuned partitioned run ranks each partition's members apart); default every member.
+ */
+export async function scoreRound(
+  manifest: Pick<StudyManifest, "spec" | "candidates" | "members" | "round" | "rounds">,
+  record: NonNullable<Awaited<ReturnType<BuildLedger["get"]>>>,
+  blobs: BlobStore,
+  only?: number[],
+): Promise<RoundResult> {
   const entries = new Map<number, SettledGrove>();
   for (const g of record.landed) entries.set(g, { grove: g, outcome: "landed", stats: record.groveStats[g] });
   for (const f of record.failed) entries.set(f.grove, { grove: f.grove, outcome: "failed", error: f.error });
   const K = manifest.spec.cv;
-  const taking = [...new Set(manifest.members.map((m) => m.candidate))].sort((a, b) => a - b);
+  const scored = (only ?? manifest.members.map((_, member) => member)).map((member) => ({ member, m: manifest.members[member] }));
+  const taking = [...new Set(scored.map(({ m }) => m.candidate))].sort((a, b) => a - b);
   const slot = new Map(taking.map((c, i) => [c, i]));
   const scores: number[][] = taking.map(() => new Array<number>(K).fill(Number.NaN));
   const per = taking.map(() => ({ trees: 0, ms: 0, usd: 0, failed: [] as string[], builds: [] as string[] }));
   let buildsUsd = 0;
   let billedGbS = 0;
-  for (const [member, m] of manifest.members.entries()) {
+  for (const { member, m } of scored) {
     const i = slot.get(m.candidate)!;
     const c = per[i];
     c.builds.push(m.buildId);
@@ -383,8 +393,17 @@ async function scoreRound(manifest: StudyManifest, record: NonNullable<Awaited<R
     candidates,
     buildsUsd,
     billedGbS,
-    builds: { total: manifest.members.length, completed: record.landed.length, failed: record.failed.length },
+    builds: {
+      total: scored.length,
+      completed: scored.filter(({ member }) => entries.get(member)?.outcome === "landed").length,
+      failed: scored.filter(({ member }) => entries.get(member)?.outcome === "failed").length,
+    },
   };
+}
+
+/** best_index_'s candidate: the first of rank 1 (its score may be NaN when every candidate's is). */
+export function bestCandidate<C extends Pick<StudyCandidate, "rank_test_score">>(candidates: C[]): C {
+  return candidates.find((c) => c.rank_test_score === Math.min(...candidates.map((x) => x.rank_test_score)))!;
 }
 
 /**
@@ -444,7 +463,7 @@ export async function aggregateStudy(studyId: string, ports: StudyAggregatePorts
         if (!bytes) throw new AggregationError(`round ${i} of study ${root} has no result (${keys.studyRound(root, i)})`);
         earlier.push(decodeRanking<RoundResult>(bytes));
       }
-      const best = result.candidates.find((c) => c.rank_test_score === Math.min(...result.candidates.map((x) => x.rank_test_score)))!;
+      const best = bestCandidate(result.candidates);
       if (!Number.isFinite(best.mean_test_score)) throw new AggregationError("every candidate failed or scored NaN: there is no best candidate");
       const all = [...earlier, result];
       const buildsUsd = all.reduce((sum, r) => sum + r.buildsUsd, 0);
@@ -519,12 +538,17 @@ async function storeStudyReport(report: StudyReport, ports: StudyAggregatePorts)
 /** A stored study report or round ranking: JSON has no NaN, so a failed candidate's scores come back from null. */
 function decodeRanking<T extends { candidates: StudyCandidate[] }>(bytes: Uint8Array): T {
   const r = JSON.parse(new TextDecoder().decode(bytes)) as T & { rounds?: { candidates: StudyCandidate[] }[] };
-  for (const c of [...r.candidates, ...(r.rounds ?? []).flatMap((x) => x.candidates)]) {
+  restoreNaN([...r.candidates, ...(r.rounds ?? []).flatMap((x) => x.candidates)]);
+  return r;
+}
+
+/** Candidates read back from JSON: the scores stored as null (NaN) are NaN again. */
+export function restoreNaN(candidates: StudyCandidate[]): void {
+  for (const c of candidates) {
     c.split_test_scores = c.split_test_scores.map((x) => x ?? Number.NaN);
     c.mean_test_score ??= Number.NaN;
     c.std_test_score ??= Number.NaN;
   }
-  return r;
 }
 
 /**

@@ -14,32 +14,7 @@ import { aggregatePartitionedRun, resumePartitionedRun, submitPartitionedRun } f
 import { parsePartitionedModel, isPartitionRunId } from "../src/partitioned-model.ts";
 import { partitionsFailedNotification } from "../src/partition-report.ts";
 import { MemoryBlobStore, MemoryLedger, MemoryNotifier, MemoryQueue } from "../src/testing/index.ts";
-import { tickingClock } from "./support.ts";
-
-/** Memory ports where every trigger (a build's or a run's) runs its aggregator `deliveries` times. */
-function pipeline(deliveries = 1) {
-  const clock = tickingClock();
-  const blobs = new MemoryBlobStore();
-  const ledger = new MemoryLedger({ clock });
-  const queue = new MemoryQueue();
-  const notifier = new MemoryNotifier();
-  const work: Promise<unknown>[] = [];
-  ledger.watch((change) => {
-    if (!isAggregationTrigger(change)) return;
-    const id = change.new.buildId;
-    for (let i = 0; i < deliveries; i++) work.push(isPartitionRunId(id) ? aggregatePartitionedRun(id, { blobs, ledger, notifier, clock }) : aggregate(id, { blobs, ledger, notifier, clock }));
-  });
-  const drain = async (copies = 1, reverse = false) => {
-    for (;;) {
-      const tasks = queue.drain();
-      if (reverse) tasks.reverse();
-      if (tasks.length === 0 && work.length === 0) return;
-      for (const t of tasks) for (let c = 0; c < copies; c++) await trainGrove(t, { blobs, ledger });
-      while (work.length > 0) await work.shift();
-    }
-  };
-  return { clock, blobs, ledger, queue, notifier, drain, ports: { blobs, ledger, queue, clock } };
-}
+import { fanInPipeline as pipeline, tickingClock } from "./support.ts";
 
 /**
  * A seeded table: `store` spelled "7", "07" and "7.0" for one partition, a city constant within each store (a

@@ -28,9 +28,14 @@ import {
   planStudy,
   resumePartitionedRun,
   resumeStudy,
+  studyHead,
   submitPartitionedRun,
+  submitPartitionTuning,
+  planPartitionTuning,
   submitStudy,
   type BuildSpec,
+  type PartitionRunManifest,
+  type PartitionTuningMode,
   type PartitionRunOptions,
   type PreparedPartitions,
   type StudySpec,
@@ -88,6 +93,13 @@ export interface AwsRuntime extends Runtime {
    * run with the same data and options up (resumePartitionedRun). The deployed aggregator writes the partitioned model.
    */
   partitions(spec: BuildSpec, options: PartitionRunOptions, prepared: PreparedPartitions): Promise<PartitionRunHandle>;
+  /**
+   * `tune --partition-by` on the deployed app (core's submitPartitionTuning): every partition's candidate x fold builds
+   * queued in one fan-out over partitions prepared and uploaded by the caller, or an unfinished run with the same data,
+   * search and options picked up. The deployed aggregator ranks each partition, queues the final builds and writes the
+   * partitioned model.
+   */
+  tunePartitions(study: StudySpec, options: PartitionRunOptions, mode: PartitionTuningMode, prepared: PreparedPartitions): Promise<PartitionRunHandle>;
 }
 
 export interface PartitionRunHandle {
@@ -229,16 +241,27 @@ class DeployedRuntime implements AwsRuntime {
   }
 
   async partitions(spec: BuildSpec, options: PartitionRunOptions, prepared: PreparedPartitions): Promise<PartitionRunHandle> {
-    const ports = { blobs: this.blobs, ledger: this.ledger, queue: this.queue(), clock: this.clock };
     const plan = planPartitionRun(spec, options, prepared, this.clock.now());
-    const existing = await this.ledger.summary(plan.runId);
+    return this.startPartitions(plan, (ports) => submitPartitionedRun(spec, options, ports, prepared));
+  }
+
+  async tunePartitions(study: StudySpec, options: PartitionRunOptions, mode: PartitionTuningMode, prepared: PreparedPartitions): Promise<PartitionRunHandle> {
+    const checked = parseStudySpec(study, prepared.task);
+    const plan = planPartitionTuning(checked, options, mode, prepared, this.clock.now());
+    return this.startPartitions(plan, (ports) => submitPartitionTuning(checked, options, mode, ports, prepared));
+  }
+
+  /** Submits a planned run, or picks an unfinished one (a tuned run at its final stage too) up. */
+  private async startPartitions(plan: PartitionRunManifest, submit: (ports: { blobs: S3BlobStore; ledger: DynamoLedger; queue: SqsTaskQueue; clock: Clock }) => Promise<{ created: boolean; submitted: string[] }>): Promise<PartitionRunHandle> {
+    const ports = { blobs: this.blobs, ledger: this.ledger, queue: this.queue(), clock: this.clock };
+    const existing = (await studyHead(this.ledger, plan.runId))?.summary;
     let created = false;
     let submitted = 0;
     if (existing && !TERMINAL_STATUSES.includes(existing.status)) {
       const r = await resumePartitionedRun(plan.runId, ports, { aggregationLeaseMs: this.options.aggregationLeaseMs ?? aggregationLeaseMs() });
       submitted = r.submitted.length;
     } else if (!existing) {
-      const s = await submitPartitionedRun(spec, options, ports, prepared);
+      const s = await submit(ports);
       created = s.created;
       submitted = s.submitted.length;
     }

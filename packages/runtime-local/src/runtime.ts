@@ -12,6 +12,11 @@ import {
   resumePartitionedRun,
   settlePartitionedRun,
   submitPartitionedRun,
+  submitPartitionTuning,
+  checkPartitionTuning,
+  planPartitionTuning,
+  type PartitionRunManifest,
+  type PartitionTuningMode,
   type PartitionNotification,
   type PartitionReport,
   type PartitionRunOptions,
@@ -176,6 +181,8 @@ export interface PartitionRunOutcome {
 
 export interface PartitionRunCallbacks {
   onProgress?: (progress: PartitionRunProgress) => void;
+  /** A tuned run (tune --partition-by): builds (tuning, then final) and groves settled, instead of onProgress. */
+  onTuneProgress?: (progress: StudyProgress) => void;
   /** Reading the input and packing its partitions, before any build is queued. */
   onPrepare?: (progress: PartitionProgress) => void;
 }
@@ -216,6 +223,12 @@ export interface LocalRuntime extends Runtime {
   trainPartitions(spec: BuildSpec, options: PartitionRunOptions, data?: Uint8Array | string, callbacks?: PartitionRunCallbacks): Promise<PartitionRunOutcome>;
   /** Picks an unfinished partitioned run up by id (core's resumePartitionedRun) and waits for it. */
   resumePartitions(runId: string, callbacks?: PartitionRunCallbacks): Promise<PartitionRunOutcome>;
+  /**
+   * Tunes one model per value of `options.partitionBy` (core's submitPartitionTuning: every partition's candidate x
+   * fold builds in one fan-out, ranked per partition, then each partition's final build) and resolves when the run
+   * ends. The same data, search and options again return the finished run, or pick an unfinished one up.
+   */
+  tunePartitions(spec: StudySpec, options: PartitionRunOptions, mode: PartitionTuningMode, data?: Uint8Array | string, callbacks?: PartitionRunCallbacks): Promise<PartitionRunOutcome>;
 }
 
 /** A study (or a partitioned run: the same fan-in of builds) this runtime runs: its members' progress and its outcome once it ends. */
@@ -228,6 +241,8 @@ interface StudyRun<O = StudyOutcome> {
   plannedBuilds?: number;
   /** The final stage's record, and its final build once started. */
   finalStage: string;
+  /** Entries of its records that are not builds (a tuned partitioned run's final stage counts its ranking). */
+  rankingEntries?: number;
   final?: { buildId: string; settled: number; groves: number };
   buildsDone: number;
   startedAt: number;
@@ -420,12 +435,19 @@ class EmbeddedRuntime implements LocalRuntime {
     const manifest = planPartitionRun(parsed, options, prepared, this.clock.now());
     const existing = await this.ledger.summary(manifest.runId);
     if (existing && !isTerminal(existing)) return this.resumePartitions(manifest.runId, callbacks);
-    const run = this.trackPartitions(manifest.runId, manifest.members, callbacks);
+    return this.startPartitions(manifest, callbacks, existing ? undefined : () => submitPartitionedRun(parsed, options, this.ports(), prepared));
+  }
+
+  /**
+   * Tracks a run (before submitting, so the progress feed misses nothing), submits it, and picks up the member builds
+   * found unfinished (an interrupted train or tune of the same rows was interrupted here).
+   */
+  private async startPartitions(manifest: PartitionRunManifest, callbacks: PartitionRunCallbacks, submit?: () => Promise<{ submitted: string[] }>): Promise<PartitionRunOutcome> {
+    const run = this.trackPartitions(manifest.runId, manifest, callbacks);
     try {
-      if (!existing) {
-        const submission = await submitPartitionedRun(parsed, options, this.ports(), prepared);
-        // A partition's build found unfinished (an interrupted train of the same rows) was interrupted here: picked up.
-        const found = manifest.members.map((m) => m.buildId).filter((id) => !submission.submitted.includes(id));
+      if (submit) {
+        const { submitted } = await submit();
+        const found = manifest.members.map((m) => m.buildId).filter((id) => !submitted.includes(id));
         await resumeMembers(found, this.ports(), { aggregationLeaseMs: 0 });
       }
       await this.studyStarted(run);
@@ -435,6 +457,23 @@ class EmbeddedRuntime implements LocalRuntime {
     return run.outcome;
   }
 
+  async tunePartitions(spec: StudySpec, options: PartitionRunOptions, mode: PartitionTuningMode, data?: Uint8Array | string, callbacks: PartitionRunCallbacks = {}): Promise<PartitionRunOutcome> {
+    this.checkOpen();
+    const study = parseStudySpec(spec);
+    // Halving, and a search over the limits with one partition already, are refused before any row is read.
+    checkPartitionTuning(study, 1);
+    const source = data ?? study.base.dataset;
+    const input = typeof source === "string" ? await openTable(fileSource(source)) : csvTable(source);
+    this.checkOpen();
+    await checkStoreRoot(this.root);
+    const prepared = await preparePartitions(study.base, options, input, this.blobs, { clock: this.clock, ...(callbacks.onPrepare ? { onProgress: callbacks.onPrepare } : {}) });
+    this.checkOpen();
+    const checked = parseStudySpec(spec, prepared.task);
+    const manifest = planPartitionTuning(checked, options, mode, prepared, this.clock.now());
+    if (await this.ledger.summary(manifest.runId)) return this.resumePartitions(manifest.runId, callbacks);
+    return this.startPartitions(manifest, callbacks, () => submitPartitionTuning(checked, options, mode, this.ports(), prepared));
+  }
+
   async resumePartitions(runId: string, callbacks: PartitionRunCallbacks = {}): Promise<PartitionRunOutcome> {
     this.checkOpen();
     const summary = isPartitionRunId(runId) ? await this.ledger.summary(runId) : undefined;
@@ -442,7 +481,7 @@ class EmbeddedRuntime implements LocalRuntime {
     const running = this.studies.get(runId);
     if (running) return running.outcome as Promise<PartitionRunOutcome>;
     const manifest = await readPartitionRun(this.blobs, runId);
-    const run = this.trackPartitions(runId, manifest.members, callbacks);
+    const run = this.trackPartitions(runId, manifest, callbacks);
     try {
       // This process owns the store: a claim found here is dead (lease 0), as for a build.
       if (!isTerminal(summary)) await resumePartitionedRun(runId, this.ports(), { aggregationLeaseMs: 0 });
@@ -453,7 +492,13 @@ class EmbeddedRuntime implements LocalRuntime {
     return run.outcome;
   }
 
-  private trackPartitions(runId: string, members: { buildId: string; groves: number }[], callbacks: PartitionRunCallbacks): StudyRun<PartitionRunOutcome> {
+  private trackPartitions(runId: string, manifest: Pick<PartitionRunManifest, "members" | "tuning">, callbacks: PartitionRunCallbacks): StudyRun<PartitionRunOutcome> {
+    const { members, tuning } = manifest;
+    if (tuning) {
+      const run = this.trackStudy(runId, members, callbacks.onTuneProgress, 1, (n) => this.partitionOutcome(runId, n as PartitionNotification | undefined));
+      run.plannedBuilds = members.length + (tuning.study.refit ? tuning.partitions.length : 0);
+      return run;
+    }
     const user = callbacks.onProgress;
     const onProgress = user
       ? (p: StudyProgress) =>
@@ -471,7 +516,8 @@ class EmbeddedRuntime implements LocalRuntime {
   }
 
   private async partitionOutcome(runId: string, notification?: PartitionNotification): Promise<PartitionRunOutcome> {
-    const record = await this.ledger.summary(runId);
+    // A tuned run ends with its final stage (its report and model are written under this id).
+    const record = (await studyHead(this.ledger, runId))?.summary;
     if (!record) throw new LocalStoreError(`partitioned run ${runId} vanished from the ledger`);
     const base = { runId, record, ...(notification ? { notification } : {}) };
     if (record.status === "COMPLETED" && record.result) {
@@ -480,7 +526,9 @@ class EmbeddedRuntime implements LocalRuntime {
         if (!bytes) throw new LocalStoreError(`partitioned run ${runId} is COMPLETED but ${key} is missing`);
         return JSON.parse(new TextDecoder().decode(bytes));
       };
-      return { ...base, status: "COMPLETED", report: (await read(keys.partitionReport(runId))) as PartitionReport, model: (await read(keys.partitionedModel(runId))) as PartitionedModel };
+      const report = (await read(keys.partitionReport(runId))) as PartitionReport;
+      // A tuned run with --no-refit ends at its rankings: no model.
+      return { ...base, status: "COMPLETED", report, ...(report.modelKey ? { model: (await read(report.modelKey)) as PartitionedModel } : {}) };
     }
     if (record.status === "FAILED") return { ...base, status: "FAILED", reason: record.reason ?? "unknown reason" };
     throw new InternalError(`partitioned run ${runId} is ${record.status}, not finished`);
@@ -536,6 +584,7 @@ class EmbeddedRuntime implements LocalRuntime {
       const s = await this.ledger.summary(id);
       if (s) run.records.set(id, s.landedCount + s.failedCount);
     }
+    if (head && head.id !== run.studyId && isPartitionRunId(run.studyId)) await this.trackStage(run, head.id);
     run.buildsDone = [...run.records.values()].reduce((a, b) => a + b, 0);
     if (head?.final) {
       const s = await this.ledger.summary(head.final.buildId);
@@ -543,6 +592,23 @@ class EmbeddedRuntime implements LocalRuntime {
     }
     this.studyProgress(run);
     if (head && isTerminal(head.summary) && !(head.summary.status === "COMPLETED" && head.summary.result?.metrics?.next_round)) run.finish();
+  }
+
+  /** A tuned partitioned run's final stage (known once ranked): its record and its final builds are counted from here on. */
+  private async trackStage(run: StudyRun<unknown>, stageId: string): Promise<void> {
+    if (!run.records.has(stageId)) run.records.set(stageId, 0);
+    run.rankingEntries = 1;
+    const stage = await readPartitionRun(this.blobs, stageId);
+    for (const m of stage.members) {
+      const s = await this.ledger.summary(m.buildId);
+      const settled = s ? s.landedCount + s.failedCount : 0;
+      const known = run.members.get(m.buildId);
+      if (known) known.settled = Math.max(known.settled, settled);
+      else run.members.set(m.buildId, { settled, groves: m.groves });
+    }
+    const s = await this.ledger.summary(stageId);
+    if (s) run.records.set(stageId, Math.max(run.records.get(stageId)!, s.landedCount + s.failedCount));
+    run.buildsDone = [...run.records.values()].reduce((a, b) => a + b, 0);
   }
 
   private studyProgress(run: StudyRun<unknown>): void {
@@ -557,7 +623,7 @@ class EmbeddedRuntime implements LocalRuntime {
     const eta = grovesDone > 0 && grovesDone < grovesTotal ? { etaMs: Math.round((elapsedMs * (grovesTotal - grovesDone)) / grovesDone) } : {};
     try {
       const final = run.final ? { final: { buildId: run.final.buildId, grovesDone: run.final.settled, grovesTotal: run.final.groves } } : {};
-      run.onProgress({ studyId: run.studyId, buildsDone: run.buildsDone, buildsTotal: Math.max(run.plannedBuilds ?? 0, run.members.size), grovesDone, grovesTotal, elapsedMs, ...eta, ...final });
+      run.onProgress({ studyId: run.studyId, buildsDone: Math.max(0, run.buildsDone - (run.rankingEntries ?? 0)), buildsTotal: Math.max(run.plannedBuilds ?? 0, run.members.size), grovesDone, grovesTotal, elapsedMs, ...eta, ...final });
     } catch (err) {
       this.warn(`progress callback failed: ${errorLine(err)}`);
     }
@@ -827,6 +893,11 @@ class EmbeddedRuntime implements LocalRuntime {
       else this.runAggregation(change.new.buildId);
     }
     for (const study of this.studies.values()) {
+      const next = change.new.buildId === study.studyId ? change.new.result?.metrics?.next_round : undefined;
+      if (typeof next === "string" && isPartitionRunId(next) && !study.records.has(next) && !this.closed) {
+        study.records.set(next, 0);
+        this.inBackground(this.trackStage(study, next).then(() => this.studyProgress(study), (err) => this.warn(`tracking ${next}: ${errorLine(err)}`)));
+      }
       if (change.new.memberOf?.id === study.finalStage) {
         // The final build (after the ranking): its groves, apart from the members'.
         study.final = { buildId: change.new.buildId, settled: change.new.landedCount + change.new.failedCount, groves: change.new.total };
@@ -889,7 +960,7 @@ class EmbeddedRuntime implements LocalRuntime {
   private runPartitionAggregation(runId: string): void {
     if (this.closed) return;
     this.inBackground(
-      aggregatePartitionedRun(runId, { blobs: this.blobs, ledger: this.ledger, notifier: this.notifier, clock: this.clock }).catch((err) => {
+      aggregatePartitionedRun(runId, { blobs: this.blobs, ledger: this.ledger, notifier: this.notifier, queue: this.queue, clock: this.clock }).catch((err) => {
         this.warn(`aggregation of partitioned run ${runId} failed: ${errorLine(err)}`);
         this.studies.get(runId)?.abort(err instanceof Error ? err : new Error(String(err)));
       }),

@@ -11,6 +11,8 @@ import type { BuildHandle, BuildSpec } from "@canopy/core";
 
 export interface PublishOptions extends StudyFlags, AwsTargetOptions, EstimateFlags, PartitionFlags {
   tune?: boolean;
+  /** --tune --partition-by: one candidate for every partition. */
+  sharedParams?: boolean;
   wait?: boolean;
   json?: boolean;
   extend?: string;
@@ -43,7 +45,8 @@ export function addPublishCommand(canopy: Command): Command {
     .option("--wait", "wait for the build: progress, then metrics, timings and cost (exit 1 if it fails)")
     .option("--json", "print JSON lines on stdout: the submission, and with --wait the final status")
     .option("--dry-run", "estimate the build's time and cost (canopy estimate) without uploading or queueing anything")
-    .option("--tune", "start a study instead (canopy tune's search, by --grid or --random, --scoring and --cv): every candidate x fold build on the deployed app, one study notification");
+    .option("--tune", "start a study instead (canopy tune's search, by --grid or --random, --scoring and --cv): every candidate x fold build on the deployed app, one study notification")
+    .option("--shared-params", "with --tune --partition-by: one candidate for every partition (the best mean score over the partitions) instead of each partition's own best");
   addStudyOptions(command);
   addEstimateOptions(command);
   addAwsOptions(command, ["bucket", "table", "queueUrl"]);
@@ -51,6 +54,7 @@ export function addPublishCommand(canopy: Command): Command {
     if (options.extend !== undefined) return publishExtension(data, { ...options, extend: options.extend });
     if (data === undefined) throw new UsageError("missing required argument 'data'");
     if (options.partitionBy !== undefined || options.fallback !== undefined || options.minPartitionRows !== undefined) return publishPartitions(data, options);
+    if (options.sharedParams) throw new UsageError("--shared-params: only with --tune --partition-by <column> (one candidate for every partition)");
     if (options.tune) return publishStudy(data, options);
     const searched = ["grid", "random", "param", "scoring", "cv"].filter((k) => options[k as keyof PublishOptions] !== undefined);
     if (searched.length > 0) throw new UsageError(`--${searched[0]} searches candidates: add --tune to start a study`);
@@ -294,14 +298,25 @@ export async function publishStudy(data: string, options: PublishOptions, io: Pu
  * then the summary (or the run's report, --json).
  */
 export async function publishPartitions(data: string, options: PublishOptions, io: PublishIo = {}): Promise<void> {
-  const { checkPartitionFlags, partitionOptions, partitionSummary } = await import("../partition-render.ts");
-  checkPartitionFlags(options);
-  if (options.tune) throw new UsageError("--tune with --partition-by is not available yet: publish --partition-by trains each partition with the given options");
+  const { checkPartitionFlags, partitionOptions, partitionSummary, tunedSummary } = await import("../partition-render.ts");
+  checkPartitionFlags({ ...options, refit: options.tune ? undefined : options.refit });
+  if (options.sharedParams && !options.tune) throw new UsageError("--shared-params: only with --tune --partition-by <column> (one candidate for every partition)");
+  if (options.tune && options.halving) throw new UsageError("--halving with --partition-by is not available yet: tune each partition with every candidate at full trees (drop --halving)");
   if (options.dryRun) throw new UsageError("--dry-run estimates one build; it does not estimate a partitioned run");
   const { buildSpec, specUsageError } = await import("../spec.ts");
-  const spec = buildSpec(data, options);
-  const aws = await import("@canopy/runtime-aws");
+  const { studySpec, studyUsageError } = await import("../study-flags.ts");
   const core = await import("@canopy/core");
+  // --tune: every partition tuned (the search checked against the limits with one partition before any row is read).
+  const study = options.tune ? studySpec(data, options) : undefined;
+  if (study) {
+    try {
+      core.checkPartitionTuning(study, 1);
+    } catch (err) {
+      throw err instanceof core.SpecError ? studyUsageError(err) : err;
+    }
+  }
+  const spec = study?.base ?? buildSpec(data, options);
+  const aws = await import("@canopy/runtime-aws");
   await checkMemberBuilds(data, spec, aws);
   const stdout = io.stdout ?? process.stdout;
   const stderr = io.stderr ?? process.stderr;
@@ -318,14 +333,15 @@ export async function publishPartitions(data: string, options: PublishOptions, i
         onProgress: (p) => (p.stage === "reading" ? note(`read ${p.rows} rows: ${p.partitions} partitions`) : undefined),
       });
       note(`${prepared.partitions.length} pack(s) in ${runtime.locate("packs/")}; ${prepared.skipped.length} partition(s) skipped`);
-      return runtime.partitions(spec, runOptions, prepared);
+      return study ? runtime.tunePartitions(study, runOptions, options.sharedParams ? "shared" : "independent", prepared) : runtime.partitions(spec, runOptions, prepared);
     })().catch((err: unknown) => {
-      throw err instanceof core.SpecError ? specUsageError(err) : err;
+      throw err instanceof core.SpecError ? (study ? studyUsageError(err) : specUsageError(err)) : err;
     });
+    const what = study ? "tuned partitioned run" : "partitioned run";
     note(
       handle.created
-        ? `partitioned run ${handle.runId}: ${handle.builds} builds, ${handle.groves} grove task(s) queued (${handle.submitted} builds new)`
-        : `partitioned run ${handle.runId} already exists with the same data and options (${handle.status})${handle.submitted ? `; submitted ${handle.submitted} missing builds` : ""}`,
+        ? `${what} ${handle.runId}: ${handle.builds} ${study ? "candidate x fold " : ""}builds, ${handle.groves} grove task(s) queued (${handle.submitted} builds new)`
+        : `${what} ${handle.runId} already exists with the same data and ${study ? "search" : "options"} (${handle.status})${handle.submitted ? `; submitted ${handle.submitted} missing builds` : ""}`,
     );
     const { bucket, table } = target.resources;
     stdout.write(options.json ? `${JSON.stringify({ runId: handle.runId, created: handle.created, status: handle.status, builds: handle.builds, groves: handle.groves, skipped: handle.skipped, bucket, table })}\n` : `${handle.runId}\n`);
@@ -336,8 +352,13 @@ export async function publishPartitions(data: string, options: PublishOptions, i
     await waitForRecord(
       runtime,
       handle.runId,
-      `partitioned run ${handle.runId}`,
-      (done, s) => `${handle.runId}: partitions ${done}/${s.total} done${s.status === "AGGREGATING" ? "; writing the partitioned model" : ""}`,
+      `${what} ${handle.runId}`,
+      (done, s, stage) =>
+        stage
+          ? `${handle.runId}: ranked; final builds ${done - 1}/${s.total - 1} done${s.status === "AGGREGATING" ? "; writing the partitioned model" : ""}`
+          : study
+            ? `${handle.runId}: builds ${done}/${s.total} done${s.status === "AGGREGATING" ? "; ranking" : ""}`
+            : `${handle.runId}: partitions ${done}/${s.total} done${s.status === "AGGREGATING" ? "; writing the partitioned model" : ""}`,
       note,
       io.pollMs,
     );
@@ -346,7 +367,9 @@ export async function publishPartitions(data: string, options: PublishOptions, i
     if (!bytesOf) throw new core.InternalError(`partitioned run ${handle.runId} completed but ${runtime.locate(reportKey)} is not readable`);
     const report = JSON.parse(new TextDecoder().decode(bytesOf)) as import("@canopy/core").PartitionReport;
     if (options.json) return void stdout.write(`${JSON.stringify(report)}\n`);
-    stdout.write(`${partitionSummary(report, runtime.locate(report.modelKey), runtime.locate(reportKey))}\n`);
+    stdout.write(
+      `${report.tuning ? tunedSummary(report, report.modelKey ? runtime.locate(report.modelKey) : undefined, runtime.locate(reportKey)) : partitionSummary(report, runtime.locate(report.modelKey ?? core.keys.partitionedModel(handle.runId)), runtime.locate(reportKey))}\n`,
+    );
   } catch (err) {
     throw target.explain(err);
   } finally {
@@ -357,26 +380,31 @@ export async function publishPartitions(data: string, options: PublishOptions, i
 
 /**
  * --wait for a fan-in record (a study's, a partitioned run's) from its ledger counter: a line when its members done
- * change, until it is COMPLETED; FAILED throws (exit 1); Ctrl-C stops waiting, the work goes on in AWS.
+ * change, until it is COMPLETED; FAILED throws (exit 1); Ctrl-C stops waiting, the work goes on in AWS. A record that
+ * completes into a next stage (a tuned run ranked) is followed there (`stage` true).
  */
 async function waitForRecord(
   runtime: AwsRuntime,
   id: string,
   what: string,
-  line: (done: number, summary: import("@canopy/core").BuildSummary) => string,
+  line: (done: number, summary: import("@canopy/core").BuildSummary, stage: boolean) => string,
   note: (text: string) => void,
   pollMs = 1000,
 ): Promise<void> {
-  const { InternalError } = await import("@canopy/core");
+  const { InternalError, studyHead } = await import("@canopy/core");
   const { FailedError, InterruptedExit } = await import("../errors.ts");
   const stop = (await import("../signals.ts")).stopOn(["SIGINT", "SIGTERM"]);
   try {
-    let shown = -1;
+    let shown = "";
     for (;;) {
-      const s = await runtime.ledger.summary(id);
-      if (!s) throw new InternalError(`${what} vanished from the ledger`);
+      const head = await studyHead(runtime.ledger, id);
+      if (!head) throw new InternalError(`${what} vanished from the ledger`);
+      const s = head.summary;
       const done = s.landedCount + s.failedCount;
-      if (done !== shown) note(line((shown = done), s));
+      if (`${head.id}/${done}` !== shown) {
+        shown = `${head.id}/${done}`;
+        note(line(done, s, head.id !== id));
+      }
       if (s.status === "FAILED") throw new FailedError(`${what} failed: ${s.reason ?? "no reason recorded"}`);
       if (s.status === "COMPLETED") return;
       if (stop.signal.aborted) throw new InterruptedExit(`stopped waiting; ${what} goes on in AWS`);

@@ -130,7 +130,9 @@ async function partitionStatus(runId: string, options: StatusOptions, stdout: No
       createdAt: s.createdAt,
       updatedAt: s.updatedAt,
       ...(s.reason !== undefined ? { reason: s.reason } : {}),
+      ...(view.tuning ? { tuning: { mode: view.tuning, ...(view.final ? { final: view.final } : {}) } } : {}),
       ...(r ? { partitionBy: r.partitionBy, counts: r.counts, metrics: r.metrics, cost: r.cost } : {}),
+      ...(r?.tuning ? { best: r.tuning.partitions.map((p) => ({ partition: p.value, best_params_: p.best_params_, best_score_: p.best_score_ })), ...(r.tuning.shared ? { shared: r.tuning.shared.best_params_ } : {}) } : {}),
       ...(view.modelKey ? { model: opened.locate(view.modelKey) } : {}),
       ...(view.reportKey ? { report: opened.locate(view.reportKey) } : {}),
     };
@@ -139,9 +141,12 @@ async function partitionStatus(runId: string, options: StatusOptions, stdout: No
   const { metricsLine, table } = await import("../format.ts");
   const rows: [string, string][] = [
     ["run", `${runId}  ${s.status}`],
+    ...(view.tuning ? [["tuning", view.tuning === "shared" ? "one shared set of parameters (--shared-params)" : "each partition its own best"] as [string, string]] : []),
     ["builds", `${view.builds.done}/${view.builds.total} done${view.builds.failed ? ` (${view.builds.failed} failed)` : ""}`],
     ["groves", `${view.groves.settled}/${view.groves.total} settled`],
   ];
+  const f = view.final;
+  if (f) rows.push(["final", `${f.runId}: builds ${f.builds.done}/${f.builds.total} done${f.builds.failed ? ` (${f.builds.failed} failed)` : ""}, groves ${f.groves.settled}/${f.groves.total} settled`]);
   if (s.reason) rows.push(["reason", s.reason]);
   if (r) {
     const c = r.counts;

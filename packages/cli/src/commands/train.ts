@@ -47,7 +47,7 @@ export async function train(data: string | undefined, raw: Record<string, unknow
     const ignored = [...(data !== undefined ? ["<data.csv>"] : []), ...typedSpecFlags(command)];
     if (ignored.length > 0) stderr.write(`canopy: --resume uses the data and options recorded with the run; ignoring ${ignored.join(", ")}\n`);
     if (options.out !== undefined) await checkOutDir(options.out);
-    return trainPartitioned({ resume: options.resume }, options);
+    return trainPartitioned({ resume: options.resume, command: "train" }, options);
   }
   if (options.partitionBy !== undefined) {
     if (options.resume !== undefined) throw new UsageError("--resume <build-id> and --partition-by: one at a time (resume a partitioned run by its p- id)");

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { isStudyId, scoreOf, showParams, SpecError, type StudyReport, type StudySpec } from "@canopy/core";
+import { isPartitionRunId, isStudyId, scoreOf, showParams, SpecError, type StudyReport, type StudySpec } from "@canopy/core";
 import { createLocalRuntime, exportArtifacts, InterruptedError, type StudyOutcome, type StudyProgress } from "@canopy/runtime-local";
 import { FailedError, InterruptedExit, UsageError } from "../errors.ts";
 import { interruptTrainers } from "../signals.ts";
@@ -10,8 +10,13 @@ import { bytes } from "../format.ts";
 import { studySpec, studyUsageError } from "../study-flags.ts";
 import { rankingTable, studyProgressLine, throttledProgress } from "../study-render.ts";
 import type { StudyFlags } from "../study-options.ts";
+import type { PartitionFlags } from "../partition-options.ts";
+import { checkPartitionFlags, partitionOptions } from "../partition-render.ts";
+import { trainPartitioned } from "../partition-run.ts";
 
-export interface TuneOptions extends StudyFlags {
+export interface TuneOptions extends StudyFlags, PartitionFlags {
+  /** --shared-params: with --partition-by, one candidate for every partition. */
+  sharedParams?: boolean;
   workers?: number;
   root: string;
   notifyUrl?: string;
@@ -23,14 +28,32 @@ export interface TuneOptions extends StudyFlags {
 export async function tune(data: string | undefined, raw: Record<string, unknown>): Promise<void> {
   const options = raw as unknown as TuneOptions;
   let spec: StudySpec | undefined;
+  checkPartitionFlags({ ...(options.partitionBy !== undefined ? { partitionBy: options.partitionBy } : {}), ...(options.minPartitionRows !== undefined ? { minPartitionRows: options.minPartitionRows } : {}), ...(options.fallback ? { fallback: options.fallback } : {}) });
+  if (options.sharedParams && options.partitionBy === undefined && !(options.resume !== undefined && isPartitionRunId(options.resume)))
+    throw new UsageError("--shared-params: only with --partition-by <column> (one candidate for every partition)");
+  if (options.out !== undefined && options.refit === false) throw new UsageError("--out exports the study's final model; --no-refit builds none");
+  // A tuned partitioned run (--partition-by, or resuming a p- id): every partition tuned in one fan-out.
+  if (options.resume !== undefined && isPartitionRunId(options.resume)) {
+    if (data !== undefined) process.stderr.write("canopy: --resume uses the data and search recorded with the run; ignoring <data.csv>\n");
+    if (options.out !== undefined) await checkOutDir(options.out);
+    return trainPartitioned({ resume: options.resume, command: "tune" }, options);
+  }
+  if (options.partitionBy !== undefined) {
+    if (options.resume !== undefined) throw new UsageError("--resume <study-id> and --partition-by: one at a time (resume a tuned partitioned run by its p- id)");
+    if (data === undefined) throw new UsageError("missing <data.csv> (or --resume <p-id>); see canopy tune --help");
+    if (options.halving) throw new UsageError("--halving with --partition-by is not available yet: tune each partition with every candidate at full trees (drop --halving)");
+    const study = studySpec(data, options);
+    await checkDataFile(data);
+    if (options.out !== undefined) await checkOutDir(options.out);
+    return trainPartitioned({ study, options: partitionOptions(options), mode: options.sharedParams ? "shared" : "independent" }, options);
+  }
   if (options.resume !== undefined) {
-    if (!isStudyId(options.resume)) throw new UsageError(`--resume: ${JSON.stringify(options.resume).slice(0, 40)} is not a study id (s- and 16 hex digits)`);
+    if (!isStudyId(options.resume)) throw new UsageError(`--resume: ${JSON.stringify(options.resume).slice(0, 40)} is not a study id (s- and 16 hex digits) or a tuned partitioned run's (p-)`);
   } else {
     if (data === undefined) throw new UsageError("missing <data.csv> (or --resume <study-id>); see canopy tune --help");
     spec = studySpec(data, options);
     await checkDataFile(data);
   }
-  if (options.out !== undefined && options.refit === false) throw new UsageError("--out exports the study's final model; --no-refit builds none");
   if (options.out !== undefined) await checkOutDir(options.out);
   const stderr = process.stderr;
   const onProgress = throttledProgress(
