@@ -106,6 +106,9 @@ export const keys = {
   partitionReport(id: string): string {
     return `partitions/${partitionRunId(id)}/report.json`;
   },
+  partitionReportHtml(id: string): string {
+    return `partitions/${partitionRunId(id)}/report.html`;
+  },
 };
 
 /**
@@ -131,6 +134,7 @@ export const KEY_PATTERNS = {
   partitionedModel: "partitions/*/model.json",
   partitionRun: "partitions/*/run.json",
   partitionReport: "partitions/*/report.json",
+  partitionReportHtml: "partitions/*/report.html",
 } as const satisfies Record<keyof typeof keys, string>;
 
 export type KeyKind = keyof typeof KEY_PATTERNS;

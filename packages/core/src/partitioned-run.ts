@@ -24,6 +24,7 @@ import {
 } from "./partition-report.ts";
 import { parsePartitionedModel, PARTITIONED_MODEL_FORMAT, PARTITIONED_MODEL_VERSION, type PartitionedModel } from "./partitioned-model.ts";
 import type { BuildSpec } from "./spec.ts";
+import { storeReportWithPage, type StoredPage } from "./report-page.ts";
 
 /**
  * A partitioned run is the study's fan-in with other members: a ledger record (`p-…`) whose members are builds, one
@@ -190,17 +191,20 @@ export interface PartitionAggregatePorts {
   ledger: BuildLedger;
   notifier: Notifier;
   clock?: Clock;
+  /** Renders the run's report.html (see @canopy/report); stored beside report.json when given. */
+  renderReport?: (report: PartitionReport) => string;
 }
 
 export type PartitionAggregateOutcome =
   | { outcome: "not-claimed"; runId: string }
-  | { outcome: "completed"; runId: string; report: PartitionReport; model: PartitionedModel }
+  | ({ outcome: "completed"; runId: string; report: PartitionReport; model: PartitionedModel } & StoredPage)
   | { outcome: "failed"; runId: string; reason: string };
 
 /**
  * The run's aggregator, once every member is in (safe on every trigger: only the claim winner proceeds): reads each
  * member's report (checked against the digest it landed with) and model (its SHA-256 and size for the manifest),
- * writes partitions/<p-id>/model.json (the partitioned model), report.json, completes and publishes one notification.
+ * writes partitions/<p-id>/model.json (the partitioned model), report.json (and its page, report.html, when given a
+ * renderer: a page that fails is not written and does not fail the run), completes and publishes one notification.
  *
  * A partition whose build failed is listed in `skipped` with its reason and served as an unknown value is (the
  * fallback, or a per-row error): the others' models are good and the failure is named in the report and the
@@ -212,6 +216,7 @@ export async function aggregatePartitionedRun(runId: string, ports: PartitionAgg
   if (!(await ports.ledger.claimAggregation(runId))) return { outcome: "not-claimed", runId };
   let report: PartitionReport;
   let model: PartitionedModel;
+  let page: StoredPage;
   try {
     const started = clock.now();
     const record = await ports.ledger.get(runId);
@@ -308,7 +313,7 @@ export async function aggregatePartitionedRun(runId: string, ports: PartitionAgg
       completedAt,
     };
     const reportKey = keys.partitionReport(runId);
-    await ports.blobs.put(reportKey, encode(report), CONTENT_TYPES.json);
+    page = await storeReportWithPage(ports.blobs, report, { json: reportKey, html: keys.partitionReportHtml(runId) }, ports.renderReport);
     const metrics = { ...report.metrics, partitions: completed.length, failed: partitionsFailed, skipped: manifest.skipped.length };
     if (!(await ports.ledger.complete(runId, { modelKey, reportKey, metrics }))) throw new AggregationError("the run left AGGREGATING while it was being aggregated");
   } catch (err) {
@@ -320,7 +325,7 @@ export async function aggregatePartitionedRun(runId: string, ports: PartitionAgg
     return { outcome: "failed", runId, reason };
   }
   await ports.notifier.publish(partitionsCompletedNotification(report));
-  return { outcome: "completed", runId, report, model };
+  return { outcome: "completed", runId, report, model, ...page };
 }
 
 /** What `canopy status <p-id>` shows: the run's counter, its members' groves settled, and its report once done. */
@@ -331,6 +336,8 @@ export interface PartitionView {
   report?: PartitionReport;
   reportKey?: string;
   modelKey?: string;
+  /** report.html, when it was written. */
+  pageKey?: string;
 }
 
 /** Reads a run's view (one counter read per member for the groves); undefined for an unknown run. */
@@ -353,6 +360,7 @@ export async function readPartitionView(ports: { blobs: BlobStore; ledger: Build
     if (bytes) view.report = JSON.parse(new TextDecoder().decode(bytes)) as PartitionReport;
     view.reportKey = keys.partitionReport(runId);
     view.modelKey = keys.partitionedModel(runId);
+    if (await ports.blobs.exists(keys.partitionReportHtml(runId))) view.pageKey = keys.partitionReportHtml(runId);
   }
   return view;
 }

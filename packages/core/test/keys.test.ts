@@ -47,6 +47,7 @@ describe("key patterns (what IAM grants are scoped to)", () => {
     partitionedModel: [keys.partitionedModel("p-00ff00ff00ff00ff")],
     partitionRun: [keys.partitionRun("p-00ff00ff00ff00ff")],
     partitionReport: [keys.partitionReport("p-00ff00ff00ff00ff")],
+    partitionReportHtml: [keys.partitionReportHtml("p-00ff00ff00ff00ff")],
   };
 
   it("has a pattern for every kind of key", () => {
