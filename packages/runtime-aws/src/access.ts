@@ -95,10 +95,10 @@ export const FUNCTION_ACCESS: Record<FunctionName, FunctionAccess> = {
   // tasks sent): a halving round's survivors extended (their groves copied, out-of-bag sums with them), or the final
   // build (refit) in its final stage's record, where the ranking lands too.
   // A partitioned run's trigger too: it reads the run's manifest, each partition's report and model (its SHA-256 for
-  // the partitioned model) and writes the partitioned model and the run's report.
+  // the partitioned model) and writes the partitioned model, the run's report and its page.
   aggregator: {
     reads: ["spec", "grove", "groveOob", "pack", "report", "study", "studyRound", "partitionRun", "model"],
-    writes: ["model", "report", "reportHtml", "oob", "studyReport", "studyReportHtml", "studyRound", "study", "spec", "grove", "groveOob", "partitionedModel", "partitionReport"],
+    writes: ["model", "report", "reportHtml", "oob", "studyReport", "studyReportHtml", "studyRound", "study", "spec", "grove", "groveOob", "partitionedModel", "partitionReport", "partitionReportHtml"],
     ledger: ["claimAggregation", "get", "summary", "create", "startTraining", "landGrove", "failGrove", "complete", "fail"],
     notifier: ["publish"],
     groves: ["send"],
