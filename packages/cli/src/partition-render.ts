@@ -31,7 +31,7 @@ export function partitionProgressLine(p: PartitionRunProgress): string {
 }
 
 /** The end of a run on the terminal: counts, the row-weighted metrics, the partitions (at most 20), where things are. */
-export function partitionSummary(report: PartitionReport, modelPath: string, reportPath: string): string {
+export function partitionSummary(report: PartitionReport, modelPath: string, reportPath: string, pagePath?: string): string {
   const c = report.counts;
   const rows = report.partitions.filter((p) => !p.fallback);
   const shownRows = rows.slice(0, 20);
@@ -54,5 +54,6 @@ export function partitionSummary(report: PartitionReport, modelPath: string, rep
     "",
     `model  ${modelPath}`,
     `report ${reportPath}`,
+    ...(pagePath !== undefined ? [`page   ${pagePath}`] : []),
   ].join("\n");
 }

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { SpecError, type BuildSpec, type PartitionRunOptions } from "@canopy/core";
 import { createLocalRuntime, exportPartitionedModel, InterruptedError, type PartitionRunOutcome, type PartitionRunProgress } from "@canopy/runtime-local";
@@ -94,6 +95,8 @@ export async function trainPartitioned(request: { spec: BuildSpec; options: Part
   if (o.json) return void process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   if (!outcome.notification)
     stderr.write(`canopy: partitioned run ${report.runId} ${"resume" in request ? "had already finished; nothing to resume" : "was already done with the same data and options; nothing to train"}\n`);
-  process.stdout.write(`${partitionSummary(report, shown(modelPath), shown(reportPath))}\n`);
+  // The page stays in the store (its links to the partitions' build reports are relative to it).
+  const pagePath = join(runtime.root, `partitions/${report.runId}/report.html`);
+  process.stdout.write(`${partitionSummary(report, shown(modelPath), shown(reportPath), existsSync(pagePath) ? shown(pagePath) : undefined)}\n`);
 }
 

@@ -346,7 +346,9 @@ export async function publishPartitions(data: string, options: PublishOptions, i
     if (!bytesOf) throw new core.InternalError(`partitioned run ${handle.runId} completed but ${runtime.locate(reportKey)} is not readable`);
     const report = JSON.parse(new TextDecoder().decode(bytesOf)) as import("@canopy/core").PartitionReport;
     if (options.json) return void stdout.write(`${JSON.stringify(report)}\n`);
-    stdout.write(`${partitionSummary(report, runtime.locate(report.modelKey), runtime.locate(reportKey))}\n`);
+    const pageKey = core.keys.partitionReportHtml(handle.runId);
+    const page = (await runtime.blobs.exists(pageKey)) ? runtime.locate(pageKey) : undefined;
+    stdout.write(`${partitionSummary(report, runtime.locate(report.modelKey), runtime.locate(reportKey), page)}\n`);
   } catch (err) {
     throw target.explain(err);
   } finally {
