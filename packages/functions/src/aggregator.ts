@@ -87,8 +87,7 @@ export function createAggregator(deps: AggregatorDeps = {}) {
         if (run.outcome === "completed") {
           logger.info("partitioned run completed", { runId: buildId, counts: run.report.counts, metrics: run.report.metrics, pageKey: run.pageKey });
           if (run.pageError !== undefined) logger.error("report.html was not written", { runId: buildId, error: run.pageError });
-        }
-        else if (run.outcome === "failed") logger.error("partitioned run failed in aggregation", { runId: buildId, reason: run.reason });
+        } else if (run.outcome === "failed") logger.error("partitioned run failed in aggregation", { runId: buildId, reason: run.reason });
         else logger.info("partitioned run aggregation not claimed (already claimed, or not ready)", { runId: buildId });
         return run.outcome;
       }
