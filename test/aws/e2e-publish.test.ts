@@ -272,6 +272,19 @@ describe("npm run publish, canopy status and canopy watch on the emulator", () =
     expect(published.stderr).toMatch(/read 344 rows: 3 partitions/);
     expect(published.stderr).toMatch(new RegExp(`${first.runId}: partitions 4/4 done`));
     expect(last).toMatchObject({ kind: "partitions", runId: first.runId, partitionBy: "Island", counts: { partitions: 3, completed: 3, failed: 0, skipped: 0, rows: 344 } });
+    // The deployed aggregator wrote the run's page: status says where, and --url presigns it.
+    const { bucket } = aws.current.resources;
+    const status = await canopy(["status", first.runId]);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(new RegExp(`^page +s3://${bucket}/partitions/${first.runId}/report\\.html$`, "m"));
+    const signed = await canopy(["status", first.runId, "--url", "--json"]);
+    expect(signed.code, signed.stderr).toBe(0);
+    const page = (JSON.parse(signed.stdout) as { page: string }).page;
+    expect(page).toMatch(new RegExp(`^${endpoint}/${bucket}/partitions/${first.runId}/report\\.html\\?.*X-Amz-Signature=`));
+    const fetched = await fetch(page);
+    expect(fetched.status).toBe(200);
+    expect(fetched.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(await fetched.text()).toContain(`<h1>Canopy partitioned run ${first.runId}: penguins.csv</h1>`);
     const dir = await mkdtemp(join(tmpdir(), "canopy-partitions-"));
     try {
       const embedded = await canopy(["train", PENGUINS, ...options, "--workers", "1", "--root", join(dir, "store"), "--json"]);

@@ -71,6 +71,10 @@ describe("canopy train --partition-by on a table of our making", () => {
     expect(run.stdout).toMatch(/^partitioned run p-[0-9a-f]{16}: 8 of 9 partitions by store trained \(1 skipped, 0 failed\), fallback b-[0-9a-f]{16} on all 627 rows$/m);
     expect(run.stdout).toMatch(/^held-out, row-weighted over the partitions: accuracy \d\.\d{4}/m);
     expect(run.stdout).toMatch(/^skipped: tiny \(6 rows, fewer than --min-partition-rows 30\)$/m);
+    // The run's page stays in the store, beside its report.json (its links to the builds' pages are relative).
+    const page = /^page +(\S+)$/m.exec(run.stdout)?.[1];
+    expect(page).toMatch(/^\.canopy\/partitions\/p-[0-9a-f]{16}\/report\.html$/);
+    expect(await readFile(join(dir, page!), "utf8")).toMatch(/^<!doctype html>[^]*<h1>Canopy partitioned run p-[0-9a-f]{16}: sales\.csv<\/h1>/);
     expect(run.stderr).toMatch(/read 627 rows: 9 partitions/);
     expect(run.stderr).toMatch(/partitions 9\/9 done, groves 18\/18/);
     const shas = await exportedShas(join(dir, "out"));
@@ -129,7 +133,11 @@ describe("canopy train --partition-by on a table of our making", () => {
 
     const status = await canopy(["status", runId, "--root", "r3", "--json"], dir);
     expect(status.code, status.stderr).toBe(0);
-    expect(JSON.parse(status.stdout)).toMatchObject({ runId, status: "COMPLETED", partitions: { total: 8, done: 8, failed: 0 }, counts: { completed: 8, skipped: 1 } });
+    expect(JSON.parse(status.stdout)).toMatchObject({ runId, status: "COMPLETED", partitions: { total: 8, done: 8, failed: 0 }, counts: { completed: 8, skipped: 1 }, page: `r3/partitions/${runId}/report.html` });
+    expect((await canopy(["status", runId, "--root", "r3"], dir)).stdout).toMatch(new RegExp(`^page +r3/partitions/${runId}/report\\.html$`, "m"));
+    // --url presigns the deployed app's page; the local store's is a file, as for a build or a study.
+    const url = await canopy(["status", runId, "--root", "r3", "--url"], dir);
+    expect([url.code, url.stderr]).toEqual([2, "canopy: error: --url presigns an S3 URL of the deployed app's report page; with --root the page is a local file\n"]);
     // The same run again: found done, nothing trained.
     const again = await canopy(["train", data, ...OPTIONS, "--partition-by", "store", "--workers", "1", "--grove-size", "1", "--root", "r3"], dir);
     expect(again.code, again.stderr).toBe(0);

@@ -70,6 +70,9 @@ describe("canopy tune on iris", () => {
     expect(status.stdout).toMatch(/^builds +12\/12 done$/m);
     expect(status.stdout).toMatch(/^groves +36\/36 settled$/m);
     expect(status.stdout).toMatch(/^page +\S+report\.html$/m);
+    // --url presigns the deployed app's page; the local store's is a file (this was a TypeError, exit 1).
+    const url = await canopy(["status", ra.studyId, "--root", ".canopy", "--url"], a);
+    expect([url.code, url.stderr]).toEqual([2, "canopy: error: --url presigns an S3 URL of the deployed app's report page; with --root the page is a local file\n"]);
     const json = JSON.parse((await canopy(["status", ra.studyId, "--root", ".canopy", "--json"], a)).stdout);
     expect(json).toMatchObject({ studyId: ra.studyId, status: "COMPLETED", best_params_: ra.best_params_, best_score_: ra.best_score_, builds: { total: 12, done: 12, failed: 0 } });
   });

@@ -160,7 +160,7 @@ describe("the SST app with its default settings", () => {
       "sqs:SendMessage failures",
       "s3:GetObject bucket/builds/*/groves/*.grove bucket/builds/*/groves/*.oob bucket/builds/*/model.canopy bucket/packs/*.pack bucket/partitions/*/run.json bucket/partitions/*/tuning.json bucket/builds/*/report.json bucket/builds/*/spec.json bucket/studies/*/study.json bucket/studies/*/rounds/*.json",
       "s3:ListBucket bucket",
-      "s3:PutObject,s3:AbortMultipartUpload bucket/builds/*/groves/*.grove bucket/builds/*/groves/*.oob bucket/builds/*/model.canopy bucket/builds/*/oob.bin bucket/partitions/*/report.json bucket/partitions/*/run.json bucket/partitions/*/tuning.json bucket/partitions/*/model.json bucket/builds/*/report.json bucket/builds/*/report.html bucket/builds/*/spec.json bucket/studies/*/study.json bucket/studies/*/report.json bucket/studies/*/report.html bucket/studies/*/rounds/*.json",
+      "s3:PutObject,s3:AbortMultipartUpload bucket/builds/*/groves/*.grove bucket/builds/*/groves/*.oob bucket/builds/*/model.canopy bucket/builds/*/oob.bin bucket/partitions/*/report.json bucket/partitions/*/report.html bucket/partitions/*/run.json bucket/partitions/*/tuning.json bucket/partitions/*/model.json bucket/builds/*/report.json bucket/builds/*/report.html bucket/builds/*/spec.json bucket/studies/*/study.json bucket/studies/*/report.json bucket/studies/*/report.html bucket/studies/*/rounds/*.json",
       "dynamodb:BatchGetItem,dynamodb:GetItem,dynamodb:PutItem,dynamodb:UpdateItem table",
       "sns:Publish topic",
       // A study's final build and halving rounds, and a tuned partitioned run's final builds, are queued by its aggregation.

@@ -246,7 +246,7 @@ describe("each function's role allows exactly what the function does", () => {
     expect(await blobs.exists(keys.studyReportHtml(studyId))).toBe(true);
   });
 
-  it("the aggregator: completes a partitioned run (its manifest, each partition's model read for its SHA-256; the partitioned model and the run's report written)", async () => {
+  it("the aggregator: completes a partitioned run (its manifest, each partition's model read for its SHA-256; the partitioned model, the run's report and its page written)", async () => {
     const streamArn = describeApp(evaluated.current).table!.state.streamArn!;
     const spec = parseBuildSpec({ dataset: "test/fixtures/penguins.csv", label: "Species", n_estimators: 2, grove_size: 2, seed: 6 });
     const options = { partitionBy: "Island", minPartitionRows: 30 };
@@ -265,6 +265,8 @@ describe("each function's role allows exactly what the function does", () => {
     expect((await ledger.summary(runId))?.status).toBe("COMPLETED");
     const model = JSON.parse(new TextDecoder().decode((await blobs.get(keys.partitionedModel(runId)))!)) as { partitions: Record<string, unknown> };
     expect(Object.keys(model.partitions)).toEqual(["Biscoe", "Dream", "Torgersen"]);
+    // Its page too, rendered in the bundle (the chart library comes with it).
+    expect(new TextDecoder().decode((await blobs.get(keys.partitionReportHtml(runId)))!)).toContain(`<h1>Canopy partitioned run ${runId}: penguins.csv</h1>`);
   });
 
   it("the aggregator: ranks a tuned partitioned run per partition (the ranking and its final stage's manifest written, the final builds queued), then completes its final stage into the partitioned model", async () => {

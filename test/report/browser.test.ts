@@ -5,10 +5,11 @@
  * every chart is drawn with one mark per tree, class cell, grove or held-out row. Screenshots go to
  * test/report/screenshots/ (git-ignored).
  */
-import { mkdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import type { BuildReport, StudyReport } from "@canopy/core";
+import type { BuildReport, PartitionReport, StudyReport } from "@canopy/core";
+import { renderReport } from "@canopy/report";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { canopy, fixture, tempDir } from "../cli/support.ts";
@@ -46,12 +47,25 @@ async function tuneIris() {
   study = { page: join(dir, ".canopy", "studies", report.studyId, "report.html"), report };
 }
 
+let partitioned: { page: string; report: PartitionReport };
+
+/** One model per state of the birdstrikes table (29 states, those under 30 rows skipped), with a fallback. */
+async function partitionBirdstrikes() {
+  const dir = await tempDir();
+  const args = ["train", fixture("birdstrikes.csv"), "--label", "Wildlife Size", "--partition-by", "Origin State", "--trees", "10", "--fallback", "global"];
+  const run = await canopy([...args, "--workers", "2", "--json"], dir);
+  if (run.code !== 0) throw new Error(`canopy train --partition-by exited ${run.code}: ${run.stderr}`);
+  const report = JSON.parse(run.stdout) as PartitionReport;
+  partitioned = { page: join(dir, ".canopy", "partitions", report.runId, "report.html"), report };
+}
+
 beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true });
   // The first run on a machine may install chromium (apt-get): minutes, not seconds.
   [chromium] = await Promise.all([
     launchChromium(),
     tuneIris(),
+    partitionBirdstrikes(),
     train("digits", ["--label", "digit", "--trees", "100"]),
     train("diabetes", ["--trees", "50", "--grove-size", "10"]).then(extend),
     train("oob", ["--trees", "30", "--oob-score"]),
@@ -243,6 +257,82 @@ describe("report.html in headless Chromium", () => {
       await o.page.click("#timeline table.sortable th:nth-child(7)"); // again: descending
       expect(await column(7)).toEqual([...train].reverse());
       expect(o.errors).toEqual([]);
+    });
+  });
+
+  it("a partitioned run (birdstrikes by state): a dot per trained state against its rows, the table sorts, each build's page is linked", async () => {
+    const r = partitioned.report;
+    const partitions = r.partitions.filter((p) => !p.fallback);
+    expect(r.counts.completed).toBeGreaterThanOrEqual(15);
+    expect(r.skipped.length).toBeGreaterThan(0);
+    await withPage(partitioned.page, async (o) => {
+      await o.page.screenshot({ path: join(SHOTS, "partitions.png"), fullPage: true });
+      expect(o.errors).toEqual([]);
+      expect(o.requests).toEqual([pathToFileURL(partitioned.page).href]);
+      expect(o.drawn).toEqual(["true"]);
+      expect(o.marks).toMatchObject({ "partition-point": partitions.filter((p) => p.status === "COMPLETED").length, "fallback-point": 1, "partition-mean": 1 });
+      // The tooltip names the partition.
+      const titles = await o.page.$$eval('svg g[aria-description="partition-point"] title', (t) => t.map((x) => x.textContent));
+      expect(titles).toContain(`Origin State = ${partitions[0].value}: ${partitions[0].rows} rows, test accuracy ${(partitions[0].metrics!.accuracy as number).toFixed(4)} on ${partitions[0].testRows} held-out rows`);
+      // The table: a row per partition; sorting by test accuracy, then again the other way.
+      const column = (i: number) => o.page.$$eval(`#partitions tbody tr td:nth-child(${i})`, (cells) => cells.map((c) => c.textContent!));
+      expect(await column(1)).toEqual(partitions.map((p) => p.value));
+      await o.page.click("#partitions th:nth-child(5)");
+      const accuracy = (await column(5)).map(Number);
+      expect(accuracy).toEqual(partitions.map((p) => p.metrics!.accuracy as number).map((a) => Number(a.toFixed(4))).sort((a, b) => a - b));
+      await o.page.click("#partitions th:nth-child(5)");
+      expect((await column(5)).map(Number)).toEqual([...accuracy].reverse());
+      await o.page.click("#partitions th:nth-child(2)");
+      expect((await column(2)).map(Number)).toEqual(partitions.map((p) => p.rows).sort((a, b) => a - b));
+      // Each build's page, linked relative to this one, is there.
+      const links = await o.page.$$eval("#partitions tbody a", (a) => a.map((e) => e.getAttribute("href")!));
+      expect(links).toHaveLength(partitions.length);
+      for (const link of links) expect(existsSync(resolve(dirname(partitioned.page), link)), link).toBe(true);
+      expect(await o.page.$$eval("#skipped tbody tr td:first-child", (cells) => cells.map((c) => c.textContent))).toEqual(r.skipped.map((s) => s.value));
+      expect(o.errors).toEqual([]);
+    });
+  });
+
+  it("a run of 9,999 partitions (the birdstrikes run's rows, repeated): every dot drawn, the table pages 500 rows and sorts all of them", async () => {
+    // A run this size does not train in a test: its report is the real one's partitions repeated with other sizes and scores.
+    const r = structuredClone(partitioned.report);
+    const real = r.partitions.filter((p) => !p.fallback && p.status === "COMPLETED");
+    let seed = 5;
+    const rnd = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+    r.partitions = Array.from({ length: 9_999 }, (_, i) => {
+      const rows = Math.round(30 * Math.exp(rnd() * 7));
+      const p = real[i % real.length];
+      return { ...p, key: `store ${i}`, value: `store ${i}`, rows, metrics: { ...p.metrics, accuracy: Math.min(1, 0.4 + 0.5 * rnd() + Math.log(rows) / 50) } };
+    });
+    const file = join(await tempDir(), "report.html");
+    writeFileSync(file, renderReport(r));
+    const started = Date.now();
+    await withPage(file, async (o) => {
+      const openMs = Date.now() - started;
+      expect(o.errors).toEqual([]);
+      expect(o.drawn).toEqual(["true"]);
+      expect(o.marks["partition-point"]).toBe(9_999);
+      const visible = () => o.page.$$eval("#partitions tbody tr", (rows) => rows.filter((row) => !(row as unknown as { hidden: boolean }).hidden).map((row) => row.cells[0].textContent));
+      const pager = () => o.page.textContent("#partitions .pager span");
+      expect(await visible()).toEqual(r.partitions.slice(0, 500).map((p) => p.value));
+      expect(await pager()).toBe("rows 1–500 of 9999");
+      // Sorting sorts every row (not only the page shown), then shows the first page.
+      const sortMs = await o.page.evaluate(`(() => { const t = performance.now(); document.querySelector("#partitions th:nth-child(2)").click(); document.body.offsetHeight; return performance.now() - t; })()`);
+      const rows = await o.page.$$eval("#partitions tbody tr td:nth-child(2)", (cells) => cells.map((c) => Number(c.textContent)));
+      expect(rows).toEqual(r.partitions.map((p) => p.rows).sort((a, b) => a - b));
+      const byRows = [...r.partitions].sort((a, b) => a.rows - b.rows);
+      expect((await visible()).length).toBe(500);
+      expect(new Set(await visible())).toEqual(new Set(byRows.slice(0, 500).map((p) => p.value)));
+      await o.page.click("#partitions .pager button:has-text('next')");
+      expect(await pager()).toBe("rows 501–1000 of 9999");
+      expect(new Set(await visible())).toEqual(new Set(byRows.slice(500, 1000).map((p) => p.value)));
+      await o.page.click("#partitions .pager button:has-text('show all')");
+      expect((await visible()).length).toBe(9_999);
+      // The value column sorts words with numbers by value: "store 9" before "store 10".
+      await o.page.click("#partitions th:nth-child(1)");
+      expect((await o.page.$$eval("#partitions tbody tr td:nth-child(1)", (c) => c.map((x) => x.textContent))).slice(8, 11)).toEqual(["store 8", "store 9", "store 10"]);
+      expect(o.errors).toEqual([]);
+      console.log(`report.html of 9,999 partitions: ${(statSync(file).size / 1024 / 1024).toFixed(1)} MB, opened and drawn in ${openMs} ms, sorted by rows in ${Number(sortMs).toFixed(0)} ms`);
     });
   });
 });

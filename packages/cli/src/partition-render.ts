@@ -45,7 +45,7 @@ function skippedLines(report: PartitionReport): string[] {
 }
 
 /** The end of a run on the terminal: counts, the row-weighted metrics, the partitions (at most 20), where things are. */
-export function partitionSummary(report: PartitionReport, modelPath: string, reportPath: string): string {
+export function partitionSummary(report: PartitionReport, modelPath: string, reportPath: string, pagePath?: string): string {
   const c = report.counts;
   const rows = report.partitions.filter((p) => !p.fallback);
   const shownRows = rows.slice(0, SHOWN_PARTITIONS);
@@ -67,6 +67,7 @@ export function partitionSummary(report: PartitionReport, modelPath: string, rep
     "",
     `model  ${modelPath}`,
     `report ${reportPath}`,
+    ...(pagePath !== undefined ? [`page   ${pagePath}`] : []),
   ].join("\n");
 }
 
@@ -74,7 +75,7 @@ export function partitionSummary(report: PartitionReport, modelPath: string, rep
  * The end of a tuned run (tune --partition-by): how it was tuned, per partition (at most 20) its best cross-validated
  * score and parameters (the ones its model uses) and its model's held-out score; where things are. No model with --no-refit.
  */
-export function tunedSummary(report: PartitionReport, modelPath: string | undefined, reportPath: string): string {
+export function tunedSummary(report: PartitionReport, modelPath: string | undefined, reportPath: string, pagePath?: string): string {
   const t = report.tuning!;
   const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(4) : "nan");
   const scored = t.oob ? `${t.candidates.length} candidates scored out of bag` : `${t.candidates.length} candidates x ${t.cv} folds`;
@@ -109,5 +110,6 @@ export function tunedSummary(report: PartitionReport, modelPath: string | undefi
     "",
     ...(modelPath ? [`model  ${modelPath}`] : []),
     `report ${reportPath}`,
+    ...(pagePath !== undefined ? [`page   ${pagePath}`] : []),
   ].join("\n");
 }

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { keys, SpecError, type BuildSpec, type PartitionRunOptions, type PartitionTuningMode, type StudySpec } from "@canopy/core";
 import { createLocalRuntime, exportPartitionedModel, InterruptedError, type PartitionRunOutcome, type PartitionRunProgress, type StudyProgress } from "@canopy/runtime-local";
@@ -115,6 +116,9 @@ export async function trainPartitioned(request: PartitionRequest, o: PartitionCl
   if (o.json) return void process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   if (!outcome.notification)
     stderr.write(`canopy: partitioned run ${report.runId} ${"resume" in request ? "had already finished; nothing to resume" : "was already done with the same data and options; nothing to train"}\n`);
-  process.stdout.write(`${report.tuning ? tunedSummary(report, report.modelKey ? shown(modelPath) : undefined, shown(reportPath)) : partitionSummary(report, shown(modelPath), shown(reportPath))}\n`);
+  // The page stays in the store (its links to the partitions' build reports are relative to it).
+  const pagePath = join(runtime.root, `partitions/${report.runId}/report.html`);
+  const page = existsSync(pagePath) ? shown(pagePath) : undefined;
+  process.stdout.write(`${report.tuning ? tunedSummary(report, report.modelKey ? shown(modelPath) : undefined, shown(reportPath), page) : partitionSummary(report, shown(modelPath), shown(reportPath), page)}\n`);
 }
 

@@ -13,6 +13,7 @@ import { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifie
 import { groveReports, topImportances, trainTimings, type BuildReport } from "./report.ts";
 import { readManifest } from "./submit.ts";
 import { settleMember } from "./study.ts";
+import { storeReportWithPage } from "./report-page.ts";
 import { sha256Hex } from "./digest.ts";
 
 export interface AggregatePorts {
@@ -185,17 +186,8 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
       createdAt: record.createdAt,
       completedAt,
     };
-    await ports.blobs.put(reportKey, new TextEncoder().encode(`${JSON.stringify(report, null, 2)}\n`), CONTENT_TYPES.json);
-    // The page is a view of report.json: failing to make it must not cost the user a trained model.
-    let html: { reportHtmlKey: string } | { reportHtmlError: string } | undefined;
-    if (ports.renderReport) {
-      try {
-        await ports.blobs.put(keys.reportHtml(buildId), new TextEncoder().encode(ports.renderReport(report)), CONTENT_TYPES.html);
-        html = { reportHtmlKey: keys.reportHtml(buildId) };
-      } catch (err) {
-        html = { reportHtmlError: errorLine(err) };
-      }
-    }
+    const page = await storeReportWithPage(ports.blobs, report, { json: reportKey, html: keys.reportHtml(buildId) }, ports.renderReport);
+    const html = page.pageKey !== undefined ? { reportHtmlKey: page.pageKey } : page.pageError !== undefined ? { reportHtmlError: page.pageError } : undefined;
 
     if (!(await ports.ledger.complete(buildId, { modelKey, reportKey, metrics: summarizeMetrics(metrics) })))
       throw new AggregationError("the build left AGGREGATING while the model was being made");

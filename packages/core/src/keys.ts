@@ -110,6 +110,9 @@ export const keys = {
   partitionTuning(id: string): string {
     return `partitions/${partitionRunId(id)}/tuning.json`;
   },
+  partitionReportHtml(id: string): string {
+    return `partitions/${partitionRunId(id)}/report.html`;
+  },
 };
 
 /**
@@ -136,6 +139,7 @@ export const KEY_PATTERNS = {
   partitionRun: "partitions/*/run.json",
   partitionReport: "partitions/*/report.json",
   partitionTuning: "partitions/*/tuning.json",
+  partitionReportHtml: "partitions/*/report.html",
 } as const satisfies Record<keyof typeof keys, string>;
 
 export type KeyKind = keyof typeof KEY_PATTERNS;

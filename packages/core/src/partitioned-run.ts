@@ -30,6 +30,7 @@ import {
 } from "./partition-report.ts";
 import { parsePartitionedModel, PARTITIONED_MODEL_FORMAT, PARTITIONED_MODEL_VERSION, type PartitionedModel } from "./partitioned-model.ts";
 import type { BuildSpec } from "./spec.ts";
+import { storeReportWithPage, type StoredPage } from "./report-page.ts";
 
 /**
  * A partitioned run is the study's fan-in with other members: a ledger record (`p-…`) whose members are builds, one
@@ -229,6 +230,8 @@ export interface PartitionAggregatePorts {
   /** A tuned run's final stage: its final builds are queued here. */
   queue?: TaskQueue;
   clock?: Clock;
+  /** Renders the run's report.html (see @canopy/report); stored beside report.json when given. */
+  renderReport?: (report: PartitionReport) => string;
 }
 
 export type PartitionAggregateOutcome =
@@ -236,12 +239,13 @@ export type PartitionAggregateOutcome =
   /** A tuned run ranked: it completes when its final stage `next` (one final build per partition) does. */
   | { outcome: "ranked"; runId: string; next: string }
   /** `model` absent: a tuned run with --no-refit (rankings only). */
-  | { outcome: "completed"; runId: string; report: PartitionReport; model?: PartitionedModel }
+  | ({ outcome: "completed"; runId: string; report: PartitionReport; model?: PartitionedModel } & StoredPage)
   | { outcome: "failed"; runId: string; reason: string };
 
 /**
  * The run's aggregator, once every member is in (safe on every trigger: only the claim winner proceeds). A run (or a
- * tuned run's final stage) writes partitions/<p-id>/model.json (the partitioned model; assembleRun), report.json,
+ * tuned run's final stage) writes partitions/<p-id>/model.json (the partitioned model; assembleRun), report.json (and
+ * its page, report.html, when given a renderer: a page that fails is not written and does not fail the run),
  * completes and publishes one notification. A tuning stage ranks each partition (partition-tuning.ts) and starts its
  * final stage, publishing nothing (with --no-refit it ends at the rankings, and notifies).
  */
@@ -250,6 +254,7 @@ export async function aggregatePartitionedRun(runId: string, ports: PartitionAgg
   if (!(await ports.ledger.claimAggregation(runId))) return { outcome: "not-claimed", runId };
   let report: PartitionReport;
   let model: PartitionedModel | undefined;
+  let page: StoredPage = {};
   let root = runId;
   try {
     const started = clock.now();
@@ -275,7 +280,7 @@ export async function aggregatePartitionedRun(runId: string, ports: PartitionAgg
       report.completedAt = clock.now();
     }
     const reportKey = keys.partitionReport(root);
-    await ports.blobs.put(reportKey, encode(report), CONTENT_TYPES.json);
+    page = await storeReportWithPage(ports.blobs, report, { json: reportKey, html: keys.partitionReportHtml(root) }, ports.renderReport);
     const metrics = { ...report.metrics, partitions: report.counts.completed, failed: report.counts.failed, skipped: report.counts.skipped };
     if (!(await ports.ledger.complete(runId, { ...(report.modelKey ? { modelKey: report.modelKey } : {}), reportKey, metrics })))
       throw new AggregationError("the run left AGGREGATING while it was being aggregated");
@@ -289,7 +294,7 @@ export async function aggregatePartitionedRun(runId: string, ports: PartitionAgg
     return { outcome: "failed", runId, reason };
   }
   await ports.notifier.publish(partitionsCompletedNotification(report));
-  return { outcome: "completed", runId: root, report, ...(model ? { model } : {}) };
+  return { outcome: "completed", runId: root, report, ...(model ? { model } : {}), ...page };
 }
 
 /**
@@ -502,6 +507,8 @@ export interface PartitionView {
   report?: PartitionReport;
   reportKey?: string;
   modelKey?: string;
+  /** report.html, when it was written. */
+  pageKey?: string;
 }
 
 /** Groves settled over a run's member builds (one counter read each). */
@@ -539,6 +546,7 @@ export async function readPartitionView(ports: { blobs: BlobStore; ledger: Build
     if (bytes) view.report = JSON.parse(new TextDecoder().decode(bytes)) as PartitionReport;
     view.reportKey = keys.partitionReport(runId);
     if (!manifest.tuning || manifest.tuning.study.refit) view.modelKey = keys.partitionedModel(runId);
+    if (await ports.blobs.exists(keys.partitionReportHtml(runId))) view.pageKey = keys.partitionReportHtml(runId);
   }
   return view;
 }

@@ -13,6 +13,7 @@ import { extendBuild, planExtension } from "./extend.ts";
 import { isPartitionRunId } from "./partitioned-model.ts";
 import { partitionsFailedNotification } from "./partition-report.ts";
 import { studyCompletedNotification, studyFailedNotification, type StudyReport, type StudyCandidate } from "./study-report.ts";
+import { storeReportWithPage } from "./report-page.ts";
 
 /**
  * A study is a fan-in one level up: a ledger record (`s-…`) whose members are builds, counted with the same rules
@@ -524,14 +525,7 @@ async function published(report: StudyReport, ports: StudyAggregatePorts): Promi
 /** report.json of the study, and its page when a renderer is given (a failed page does not fail the study). */
 async function storeStudyReport(report: StudyReport, ports: StudyAggregatePorts): Promise<string> {
   const reportKey = keys.studyReport(report.studyId);
-  await ports.blobs.put(reportKey, encode(report), CONTENT_TYPES.json);
-  if (ports.renderReport) {
-    try {
-      await ports.blobs.put(keys.studyReportHtml(report.studyId), new TextEncoder().encode(ports.renderReport(report)), CONTENT_TYPES.html);
-    } catch {
-      // The page is a view of report.json: failing to make it must not fail the study.
-    }
-  }
+  await storeReportWithPage(ports.blobs, report, { json: reportKey, html: keys.studyReportHtml(report.studyId) }, ports.renderReport);
   return reportKey;
 }
 

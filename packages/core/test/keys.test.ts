@@ -48,6 +48,7 @@ describe("key patterns (what IAM grants are scoped to)", () => {
     partitionRun: [keys.partitionRun("p-00ff00ff00ff00ff")],
     partitionReport: [keys.partitionReport("p-00ff00ff00ff00ff")],
     partitionTuning: [keys.partitionTuning("p-00ff00ff00ff00ff")],
+    partitionReportHtml: [keys.partitionReportHtml("p-00ff00ff00ff00ff")],
   };
 
   it("has a pattern for every kind of key", () => {

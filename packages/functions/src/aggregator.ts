@@ -81,11 +81,13 @@ export function createAggregator(deps: AggregatorDeps = {}) {
         else logger.info("study aggregation not claimed (already claimed, or not ready)", { studyId: buildId });
         return study.outcome;
       }
-      // A partitioned run's record too, when its last partition's build lands: it writes the partitioned model.
+      // A partitioned run's record too, when its last partition's build lands: it writes the partitioned model and its page.
       if (isPartitionRunId(buildId)) {
-        const run = await aggregatePartitionedRun(buildId, { ...ports, ...(deps.clock ? { clock: deps.clock } : {}) });
-        if (run.outcome === "completed") logger.info("partitioned run completed", { runId: buildId, counts: run.report.counts, metrics: run.report.metrics });
-        else if (run.outcome === "failed") logger.error("partitioned run failed in aggregation", { runId: buildId, reason: run.reason });
+        const run = await aggregatePartitionedRun(buildId, { ...ports, renderReport, ...(deps.clock ? { clock: deps.clock } : {}) });
+        if (run.outcome === "completed") {
+          logger.info("partitioned run completed", { runId: buildId, counts: run.report.counts, metrics: run.report.metrics, pageKey: run.pageKey });
+          if (run.pageError !== undefined) logger.error("report.html was not written", { runId: buildId, error: run.pageError });
+        } else if (run.outcome === "failed") logger.error("partitioned run failed in aggregation", { runId: buildId, reason: run.reason });
         else logger.info("partitioned run aggregation not claimed (already claimed, or not ready)", { runId: buildId });
         return run.outcome;
       }

@@ -86,6 +86,19 @@ export const BROWSER_SCRIPT = String.raw`(function () {
       });
     },
 
+    partitions: function (c) {
+      return Plot.plot({
+        width: 640, height: 380, marginLeft: 60, marginRight: 20, inset: 8,
+        x: { type: "log", label: c.xLabel, grid: true },
+        y: { label: c.yLabel, grid: true, nice: true },
+        marks: [
+          Plot.ruleY(c.mean, { y: "y", stroke: "#888", strokeDasharray: "4 3", title: "title", ariaDescription: "partition-mean" }),
+          Plot.dot(c.points, { x: "x", y: "y", r: c.points.length > 500 ? 1.8 : 3, fill: BLUE, fillOpacity: 0.6, title: "title", ariaDescription: "partition-point" }),
+          Plot.dot(c.fallback, { x: "x", y: "y", r: 6, stroke: "#c53030", strokeWidth: 2, fill: "none", title: "title", ariaDescription: "fallback-point" })
+        ]
+      });
+    },
+
     timeline: function (c) {
       var waits = c.segments.filter(function (d) { return d.stage === "queued"; });
       var work = c.segments.filter(function (d) { return d.stage !== "queued"; });
@@ -108,25 +121,68 @@ export const BROWSER_SCRIPT = String.raw`(function () {
     }
   };
 
-  function sortable(table) {
+  var collator = new Intl.Collator(undefined, { numeric: true });
+
+  function button(text) {
+    var b = document.createElement("button");
+    b.type = "button";
+    b.textContent = text;
+    return b;
+  }
+
+  // A long table (class "paged", every row in the page) shows data-page-rows rows at a time under a bar to page
+  // through them or show them all. Returns what a sort calls: back to the first page.
+  function pager(table) {
+    var size = parseInt(table.getAttribute("data-page-rows"), 10);
+    var body = table.tBodies[0];
+    var bar = document.createElement("div");
+    bar.className = "pager";
+    var prev = button("‹ previous"), next = button("next ›"), all = button(""), label = document.createElement("span");
+    [prev, label, next, all].forEach(function (e) { bar.appendChild(e); });
+    table.parentNode.insertBefore(bar, table.nextSibling);
+    var first = 0, showAll = false;
+    function show() {
+      var n = body.rows.length;
+      var end = showAll ? n : Math.min(n, first + size);
+      Array.prototype.forEach.call(body.rows, function (row, i) { row.hidden = !showAll && (i < first || i >= end); });
+      label.textContent = showAll ? "all " + n + " rows" : "rows " + (first + 1) + "–" + end + " of " + n;
+      prev.disabled = showAll || first === 0;
+      next.disabled = showAll || end >= n;
+      all.textContent = showAll ? "show " + size + " at a time" : "show all " + n;
+    }
+    prev.addEventListener("click", function () { first = Math.max(0, first - size); show(); });
+    next.addEventListener("click", function () { first += size; show(); });
+    all.addEventListener("click", function () { showAll = !showAll; first = 0; show(); });
+    show();
+    table.classList.add("paging");
+    return function () { first = 0; show(); };
+  }
+
+  function sortable(table, sorted) {
     var heads = table.tHead ? table.tHead.rows[0].cells : [];
     Array.prototype.forEach.call(heads, function (th, col) {
       th.tabIndex = 0;
       th.title = "sort";
+      // Each row's key is read once (a table may have thousands of rows: a partitioned run's), the rows are put
+      // back in one fragment, and words compare with numbers in them by value ("store-9" before "store-10").
       function sort() {
         var body = table.tBodies[0];
-        var rows = Array.prototype.slice.call(body.rows);
         var dir = th.getAttribute("aria-sort") === "ascending" ? -1 : 1;
         Array.prototype.forEach.call(heads, function (h) { h.removeAttribute("aria-sort"); });
         th.setAttribute("aria-sort", dir === 1 ? "ascending" : "descending");
-        rows.sort(function (a, b) {
-          var x = a.cells[col].getAttribute("data-sort") || a.cells[col].textContent;
-          var y = b.cells[col].getAttribute("data-sort") || b.cells[col].textContent;
-          var nx = parseFloat(x), ny = parseFloat(y);
-          var cmp = !isNaN(nx) && !isNaN(ny) ? nx - ny : x.localeCompare(y);
-          return dir * cmp;
+        var keyed = Array.prototype.map.call(body.rows, function (row, i) {
+          var cell = row.cells[col];
+          var text = cell.getAttribute("data-sort") || cell.textContent;
+          return { row: row, text: text, n: parseFloat(text), i: i };
         });
-        rows.forEach(function (r) { body.appendChild(r); });
+        keyed.sort(function (a, b) {
+          var cmp = !isNaN(a.n) && !isNaN(b.n) ? a.n - b.n : collator.compare(a.text, b.text);
+          return dir * cmp || a.i - b.i;
+        });
+        var rows = document.createDocumentFragment();
+        keyed.forEach(function (k) { rows.appendChild(k.row); });
+        body.appendChild(rows);
+        if (sorted) sorted();
       }
       th.addEventListener("click", sort);
       th.addEventListener("keydown", function (e) { if (e.key === "Enter") sort(); });
@@ -145,6 +201,8 @@ export const BROWSER_SCRIPT = String.raw`(function () {
       console.error(err);
     }
   });
-  Array.prototype.forEach.call(document.querySelectorAll("table.sortable"), sortable);
+  Array.prototype.forEach.call(document.querySelectorAll("table.sortable"), function (table) {
+    sortable(table, table.classList.contains("paged") ? pager(table) : null);
+  });
 })();
 `;

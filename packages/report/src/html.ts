@@ -29,7 +29,13 @@ export interface Column<T> {
   numeric?: boolean;
 }
 
-/** A table whose columns sort on click (the page script wires every table.sortable). */
+/**
+ * Rows a long sortable table shows at once; the page script pages through the rest (every row is in the page). Laying
+ * out thousands of rows (a partitioned run's) made the page take seconds to open and to re-sort.
+ */
+export const PAGE_ROWS = 500;
+
+/** A table whose columns sort on click (the page script wires every table.sortable, and pages a long one). */
 export function sortableTable<T>(rows: T[], columns: Column<T>[], caption?: string): string {
   const head = columns.map((c) => `<th scope="col"${c.numeric ? ' class="num"' : ""}>${esc(c.head)}</th>`).join("");
   const body = rows
@@ -37,13 +43,17 @@ export function sortableTable<T>(rows: T[], columns: Column<T>[], caption?: stri
       (r) =>
         `<tr>${columns
           .map((c) => {
-            const sort = c.sort ? ` data-sort="${esc(c.sort(r))}"` : "";
-            return `<td${c.numeric ? ' class="num"' : ""}${sort}>${c.cell(r)}</td>`;
+            const cell = c.cell(r);
+            // The script sorts by the cell's text when there is no data-sort: no need to repeat it.
+            const key = c.sort ? esc(c.sort(r)) : cell;
+            const sort = key !== cell ? ` data-sort="${key}"` : "";
+            return `<td${c.numeric ? ' class="num"' : ""}${sort}>${cell}</td>`;
           })
           .join("")}</tr>`,
     )
     .join("");
-  return `<table class="sortable">${caption ? `<caption>${esc(caption)}</caption>` : ""}<thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
+  const attributes = rows.length > PAGE_ROWS ? `class="sortable paged" data-page-rows="${PAGE_ROWS}"` : 'class="sortable"';
+  return `<table ${attributes}>${caption ? `<caption>${esc(caption)}</caption>` : ""}<thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
 }
 
 export function num(x: number | undefined | null, digits = 4): string {
@@ -91,6 +101,7 @@ section { background: #fff; border: 1px solid var(--line); border-radius: 6px; p
 h2 { font-size: 16px; margin: 0 0 10px; }
 h3 { font-size: 14px; margin: 4px 0 6px; color: var(--muted); }
 .path { word-break: break-all; }
+.nowrap { white-space: nowrap; }
 .kv td { max-width: 340px; }
 .cards { display: flex; flex-wrap: wrap; gap: 12px; margin-top: 16px; }
 .card { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 10px 16px; min-width: 150px; }
@@ -105,9 +116,14 @@ table { border-collapse: collapse; font-size: 13px; margin: 4px 0 8px; }
 th, td { text-align: left; padding: 3px 10px 3px 0; border-bottom: 1px solid var(--line); vertical-align: top; }
 .kv th { color: var(--muted); font-weight: normal; padding-right: 18px; }
 .num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { white-space: nowrap; }
 table.sortable th { cursor: pointer; user-select: none; }
 table.sortable th[aria-sort="ascending"]::after { content: " ▲"; }
 table.sortable th[aria-sort="descending"]::after { content: " ▼"; }
+table.paged:not(.paging) > tbody > tr:nth-child(n+${PAGE_ROWS + 1}) { display: none; }
+.pager { display: flex; gap: 10px; align-items: center; font-size: 13px; color: var(--muted); margin: 2px 0 8px; }
+.pager button { font: inherit; color: var(--accent); background: #fff; border: 1px solid var(--line); border-radius: 4px; padding: 2px 8px; cursor: pointer; }
+.pager button:disabled { color: var(--muted); cursor: default; }
 caption { text-align: left; font-weight: 600; padding-bottom: 4px; }
 code { font-size: 12px; background: #eef2f6; padding: 1px 4px; border-radius: 3px; }
 .bad { color: var(--bad); }

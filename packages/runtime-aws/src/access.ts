@@ -95,7 +95,7 @@ export const FUNCTION_ACCESS: Record<FunctionName, FunctionAccess> = {
   // tasks sent): a halving round's survivors extended (their groves copied, out-of-bag sums with them), or the final
   // build (refit) in its final stage's record, where the ranking lands too.
   // A partitioned run's trigger too: it reads the run's manifest, each partition's report and model (its SHA-256 for
-  // the partitioned model) and writes the partitioned model and the run's report. A tuned run's (tune --partition-by)
+  // the partitioned model) and writes the partitioned model, the run's report and its page. A tuned run's (tune --partition-by)
   // ranks each partition from its members' reports, writes the ranking and its final stage's manifest, and starts the
   // final builds (their manifests, records and grove tasks); the final stage's trigger reads the ranking back.
   aggregator: {
@@ -114,6 +114,7 @@ export const FUNCTION_ACCESS: Record<FunctionName, FunctionAccess> = {
       "groveOob",
       "partitionedModel",
       "partitionReport",
+      "partitionReportHtml",
       "partitionRun",
       "partitionTuning",
     ],

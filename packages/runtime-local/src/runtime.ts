@@ -960,10 +960,15 @@ class EmbeddedRuntime implements LocalRuntime {
   private runPartitionAggregation(runId: string): void {
     if (this.closed) return;
     this.inBackground(
-      aggregatePartitionedRun(runId, { blobs: this.blobs, ledger: this.ledger, notifier: this.notifier, queue: this.queue, clock: this.clock }).catch((err) => {
-        this.warn(`aggregation of partitioned run ${runId} failed: ${errorLine(err)}`);
-        this.studies.get(runId)?.abort(err instanceof Error ? err : new Error(String(err)));
-      }),
+      aggregatePartitionedRun(runId, { blobs: this.blobs, ledger: this.ledger, notifier: this.notifier, queue: this.queue, clock: this.clock, renderReport }).then(
+        (outcome) => {
+          if (outcome.outcome === "completed" && outcome.pageError !== undefined) this.warn(`report.html of ${runId} was not written: ${outcome.pageError}`);
+        },
+        (err) => {
+          this.warn(`aggregation of partitioned run ${runId} failed: ${errorLine(err)}`);
+          this.studies.get(runId)?.abort(err instanceof Error ? err : new Error(String(err)));
+        },
+      ),
     );
   }
 

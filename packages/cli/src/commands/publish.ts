@@ -367,8 +367,10 @@ export async function publishPartitions(data: string, options: PublishOptions, i
     if (!bytesOf) throw new core.InternalError(`partitioned run ${handle.runId} completed but ${runtime.locate(reportKey)} is not readable`);
     const report = JSON.parse(new TextDecoder().decode(bytesOf)) as import("@canopy/core").PartitionReport;
     if (options.json) return void stdout.write(`${JSON.stringify(report)}\n`);
+    const pageKey = core.keys.partitionReportHtml(handle.runId);
+    const page = (await runtime.blobs.exists(pageKey)) ? runtime.locate(pageKey) : undefined;
     stdout.write(
-      `${report.tuning ? tunedSummary(report, report.modelKey ? runtime.locate(report.modelKey) : undefined, runtime.locate(reportKey)) : partitionSummary(report, runtime.locate(report.modelKey ?? core.keys.partitionedModel(handle.runId)), runtime.locate(reportKey))}\n`,
+      `${report.tuning ? tunedSummary(report, report.modelKey ? runtime.locate(report.modelKey) : undefined, runtime.locate(reportKey), page) : partitionSummary(report, runtime.locate(report.modelKey ?? core.keys.partitionedModel(handle.runId)), runtime.locate(reportKey), page)}\n`,
     );
   } catch (err) {
     throw target.explain(err);

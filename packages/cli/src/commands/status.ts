@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { addAwsOptions, type AwsTargetOptions } from "../aws-target.ts";
 import { FailedError, UsageError } from "../errors.ts";
+import type { OpenedRuntime } from "../runtime-target.ts";
 
 export interface StatusOptions extends AwsTargetOptions {
   json?: boolean;
@@ -23,7 +24,7 @@ export function addStatusCommand(canopy: Command): Command {
     .argument("<build-id>", "b- and 16 hex digits, as publish and train print it; or a study's s- id (canopy tune, publish --tune), or a partitioned run's p- id (--partition-by)")
     .option("--json", "print the status as one JSON object")
     .option("--root <dir>", "read canopy train's local store (e.g. .canopy) instead of AWS")
-    .option("--url", "show the report page (report.html) as a presigned HTTPS URL, valid for an hour (AWS)");
+    .option("--url", "show the report page (report.html) of a build, study or partitioned run as a presigned HTTPS URL, valid for an hour (AWS)");
   addAwsOptions(command, ["bucket", "table"]);
   return command.action(async (buildId: string, options: StatusOptions) => {
     await status(buildId, options);
@@ -33,18 +34,18 @@ export function addStatusCommand(canopy: Command): Command {
 export async function status(buildId: string, options: StatusOptions, io: { stdout?: NodeJS.WritableStream } = {}): Promise<void> {
   const stdout = io.stdout ?? process.stdout;
   const { inShort, isBuildId, isPartitionRunId, isStudyId } = await import("@canopy/core");
+  if (options.url && options.root !== undefined)
+    throw new UsageError("--url presigns an S3 URL of the deployed app's report page; with --root the page is a local file");
   if (isStudyId(buildId)) return studyStatus(buildId, options, stdout);
   if (isPartitionRunId(buildId)) return partitionStatus(buildId, options, stdout);
   if (!isBuildId(buildId)) throw new UsageError(`${inShort(buildId)} is not a build id (b- and 16 hex digits)`);
-  if (options.url && options.root !== undefined)
-    throw new UsageError("--url presigns an S3 URL of the deployed app's report page; with --root the page is a local file");
   const { statusJson, statusText } = await import("../render.ts");
   const opened = await (await import("../runtime-target.ts")).openRuntime(options, ["bucket", "table"]);
   let view: Awaited<ReturnType<typeof opened.runtime.status>>;
   let page: string | undefined;
   try {
     view = await opened.runtime.status(buildId);
-    if (view?.pageKey !== undefined) page = options.url ? await opened.presign!(view.pageKey) : opened.locate(view.pageKey);
+    page = await pageOf(opened, view?.pageKey, options);
   } catch (err) {
     throw opened.explain(err);
   } finally {
@@ -62,7 +63,7 @@ async function studyStatus(studyId: string, options: StatusOptions, stdout: Node
   let page: string | undefined;
   try {
     view = await readStudyView(opened.stores, studyId);
-    if (view?.pageKey !== undefined) page = options.url ? await opened.presign!(view.pageKey) : opened.locate(view.pageKey);
+    page = await pageOf(opened, view?.pageKey, options);
   } catch (err) {
     throw opened.explain(err);
   } finally {
@@ -107,11 +108,12 @@ async function studyStatus(studyId: string, options: StatusOptions, stdout: Node
 /** `canopy status <p-id>`: partitions done of the total, groves settled over their builds, counts and metrics once done. */
 async function partitionStatus(runId: string, options: StatusOptions, stdout: NodeJS.WritableStream): Promise<void> {
   const { readPartitionView } = await import("@canopy/core");
-  if (options.url) throw new UsageError("--url: a partitioned run has no report page; its report.json and model.json are listed");
   const opened = await (await import("../runtime-target.ts")).openRuntime(options, ["bucket", "table"]);
   let view: Awaited<ReturnType<typeof readPartitionView>>;
+  let page: string | undefined;
   try {
     view = await readPartitionView(opened.stores, runId);
+    page = await pageOf(opened, view?.pageKey, options);
   } catch (err) {
     throw opened.explain(err);
   } finally {
@@ -135,6 +137,7 @@ async function partitionStatus(runId: string, options: StatusOptions, stdout: No
       ...(r?.tuning ? { best: r.tuning.partitions.map((p) => ({ partition: p.value, best_params_: p.best_params_, best_score_: p.best_score_ })), ...(r.tuning.shared ? { shared: r.tuning.shared.best_params_ } : {}) } : {}),
       ...(view.modelKey ? { model: opened.locate(view.modelKey) } : {}),
       ...(view.reportKey ? { report: opened.locate(view.reportKey) } : {}),
+      ...(page ? { page } : {}),
     };
     return void stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   }
@@ -155,5 +158,12 @@ async function partitionStatus(runId: string, options: StatusOptions, stdout: No
   }
   if (view.modelKey) rows.push(["model", opened.locate(view.modelKey)]);
   if (view.reportKey) rows.push(["report", opened.locate(view.reportKey)]);
+  if (page) rows.push(["page", page]);
   stdout.write(`${table(rows)}\n`);
+}
+
+/** report.html of a build, study or run: with --url a presigned HTTPS URL (AWS), else where it is (a path or s3://). */
+async function pageOf(opened: OpenedRuntime, pageKey: string | undefined, options: StatusOptions): Promise<string | undefined> {
+  if (pageKey === undefined) return undefined;
+  return options.url ? opened.presign!(pageKey) : opened.locate(pageKey);
 }

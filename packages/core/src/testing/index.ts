@@ -3,3 +3,4 @@ export { describeLedgerContract, groveStats, type LedgerContractOptions } from "
 export { buildWithStatus, describeRegistryContract, MemoryRegistry } from "./registry.ts";
 export { describeRuntimeScenario, type RuntimeScenarioOptions } from "./runtime-scenario.ts";
 export { partitionedFixture, partitionRows, storePartitioned, type PartitionedFixture, type PartitionedFixtureOptions } from "./partitioned.ts";
+export { partitionedRunInMemory, type PartitionedRunInMemory } from "./partitioned-run.ts";
