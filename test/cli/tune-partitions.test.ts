@@ -82,6 +82,11 @@ describe("canopy tune --partition-by on a table of our making", () => {
     expect(run.stderr).toMatch(/tuned run p-[0-9a-f]{16}: builds 39\/39 done, groves \d+\/\d+/);
     const report = JSON.parse(await readFile(join(dir, "out", "report.json"), "utf8")) as PartitionReport;
     expect(report.tuning!.mode).toBe("independent");
+    // The run's page shows how each partition was tuned: the parameters its model uses, its best score.
+    const pagePath = /^page +(.+)$/m.exec(run.stdout)?.[1];
+    expect(pagePath, run.stdout).toBeDefined();
+    const tuning = /<section id="tuning">(.*?)<\/section>/s.exec(await readFile(join(dir, pagePath!), "utf8"))?.[1] ?? "";
+    for (const p of report.tuning!.partitions) expect(tuning, p.key).toMatch(new RegExp(`<td[^>]*>${p.value}</td>.*?${p.best_score_.toFixed(4)}.*?${showParams(p.best_params_)}`, "s"));
     const shas = await exportedShas(join(dir, "out"));
     expect(Object.keys(shas)).toEqual(["north", "south", "west"]);
     const picks = new Set<string>();

@@ -2,7 +2,7 @@
  * The report of a partitioned run (one model per value of a column): how many partitions trained, were skipped or
  * failed, the row-weighted metrics, every partition's row in one sortable table, and their scores against their sizes.
  */
-import type { PartitionOutcome, PartitionReport } from "@canopy/core";
+import { showParams, type PartitionOutcome, type PartitionRanking, type PartitionReport } from "@canopy/core";
 import { bytes, esc, figure, num, page, section, seconds, sortableTable, table, usd, type Column } from "./html.ts";
 
 type Charts = Record<string, Record<string, unknown>>;
@@ -95,6 +95,38 @@ function partitionTable(r: PartitionReport): string {
       columns,
       `${rows.length} partitions by ${r.partitionBy} with at least ${r.minPartitionRows} rows${failed ? `, ${failed} failed` : ""} (click a column to sort; each build links to its own report)`,
     ),
+  );
+}
+
+/**
+ * A tuned run (tune --partition-by): how each partition's candidates ranked, the parameters its model uses and their
+ * cross-validated (or out-of-bag) score; with --shared-params, the one set and its mean over the partitions.
+ */
+function tuningSection(r: PartitionReport): string {
+  const t = r.tuning;
+  if (!t) return "";
+  const scored = t.oob ? "out of bag" : `over ${t.cv} folds`;
+  const shared = t.shared;
+  const uses = (p: PartitionRanking) => (shared ? shared.best_params_ : p.best_params_);
+  const score = (p: PartitionRanking) => (shared ? p.candidates.find((c) => c.index === shared.best_index_)?.mean_test_score : p.best_score_);
+  const head = shared
+    ? `<p class="note">--shared-params: one set for every partition, ${esc(showParams(shared.best_params_))}, the highest mean ${esc(t.scoring)} over the partitions (${num(shared.best_score_)}); a candidate that failed or scored NaN in any partition ranks last.</p>`
+    : `<p class="note">Each partition tuned on its own rows: its model uses its own best candidate (scikit-learn 1.9.1's best_params_, ranked ${esc(scored)}).</p>`;
+  return section(
+    "tuning",
+    "Tuning",
+    head +
+      sortableTable(
+        t.partitions,
+        [
+          { head: r.partitionBy, cell: (p) => esc(p.value) },
+          { head: "rows", cell: (p) => String(p.rows), numeric: true },
+          { head: `${shared ? "" : "best "}mean ${esc(t.scoring)} ${esc(scored)}`, cell: (p) => num(score(p)), sort: (p) => score(p) ?? "-Infinity", numeric: true },
+          { head: "params its model uses", cell: (p) => esc(showParams(uses(p))) },
+          { head: "builds", cell: (p) => `${p.builds.completed}/${p.builds.total}`, sort: (p) => p.builds.completed, numeric: true },
+        ],
+        `${t.candidates.length} candidates x ${t.oob ? "1 out-of-bag build" : `${t.cv} folds`} per partition (${t.builds.total} builds, ${t.builds.failed} failed); the held-out rows were used for nothing of this`,
+      ),
   );
 }
 
@@ -201,12 +233,13 @@ export function renderPartitions(r: PartitionReport): string {
     nav: [
       ["spread", "Score against size"],
       ["partitions", "Partitions"],
+      ...(r.tuning ? ([["tuning", "Tuning"]] as [string, string][]) : []),
       ["skipped", "Skipped"],
       ...(fallback ? ([["fallback", "Fallback"]] as [string, string][]) : []),
       ["summary", "Counts and metrics"],
       ["spec", "Spec"],
     ],
-    body: cards(r) + spreadSection(r, charts) + partitionTable(r) + skippedSection(r) + fallback + summarySection(r) + specSection(r),
+    body: cards(r) + spreadSection(r, charts) + partitionTable(r) + tuningSection(r) + skippedSection(r) + fallback + summarySection(r) + specSection(r),
     charts,
     footer: `Written from partitions/${esc(r.runId)}/report.json (v${r.v}) by Canopy. Charts: Observable Plot and d3 (ISC licence), inlined: this file needs no network.`,
   });
