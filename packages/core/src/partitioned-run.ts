@@ -5,7 +5,8 @@ import { newBuildRecord, type BuildRecord, type BuildSummary } from "./ledger.ts
 import { buildIdFor, planGroves, type PackSummary } from "./plan.ts";
 import { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier, type TaskQueue } from "./ports.ts";
 import type { BuildReport } from "./report.ts";
-import { submitBuild } from "./submit.ts";
+import { startBuild, submitBuild } from "./submit.ts";
+import type { BuildManifest } from "./manifest.ts";
 import { PackCache } from "./pack-cache.ts";
 import { redriveFanIn, resumeMembers, settleMembers, studyHead, type StudyPorts } from "./study.ts";
 import type { Params, StudySpec } from "./study-spec.ts";
@@ -161,6 +162,25 @@ async function submitMembers(manifest: PartitionRunManifest, ports: StudyPorts, 
     if (s.created) submitted.push(s.buildId);
   }
   return submitted;
+}
+
+/**
+ * Starts the member builds of a run (a partitioned run, a tuned run's tuning or final stage) that a crash left
+ * unsubmitted, from the run's manifest alone: their build manifests are made from it (no pack read, no grove written,
+ * each id checked against the one planned), as a study's are. What the sweeper does for a run that stalls.
+ */
+export async function submitMissingPartitionMembers(runId: string, ports: StudyPorts): Promise<string[]> {
+  const manifest = await readPartitionRun(ports.blobs, runId);
+  const started: string[] = [];
+  for (const [member, m] of manifest.members.entries()) {
+    if (await ports.ledger.summary(m.buildId)) continue;
+    const spec = runMemberSpec(manifest, m);
+    const planned = buildIdFor(m.packHash, spec);
+    if (planned !== m.buildId) throw new AggregationError(`partitioned run ${runId}: member ${member} was planned as ${m.buildId} but its spec gives ${planned}`);
+    const build: BuildManifest = { v: 1, buildId: m.buildId, spec, packKey: m.packKey, packHash: m.packHash, groves: planGroves(spec.n_estimators, spec.grove_size) };
+    if ((await startBuild(build, ports, { memberOf: { id: runId, member } })).created) started.push(m.buildId);
+  }
+  return started;
 }
 
 export function decodePartitionRun(bytes: Uint8Array, runId: string, key: string): PartitionRunManifest {

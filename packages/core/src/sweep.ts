@@ -5,7 +5,7 @@ import { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifie
 import { resumeBuild } from "./submit.ts";
 import { isStudyId } from "./keys.ts";
 import { isPartitionRunId } from "./partitioned-model.ts";
-import { settlePartitionedRun } from "./partitioned-run.ts";
+import { settlePartitionedRun, submitMissingPartitionMembers } from "./partitioned-run.ts";
 import { settleStudy, submitMissingMembers } from "./study.ts";
 
 /**
@@ -202,8 +202,8 @@ async function apply(buildId: string, decision: SweepAction, ports: SweepPorts):
     case "settle": {
       await ports.ledger.startTraining(buildId); // a study (or run) left PENDING by a crash in its submission
       const landed = await (isPartitionRunId(buildId) ? settlePartitionedRun : settleStudy)(buildId, ports);
-      // A study's members (or final build) a crash left unsubmitted are started from its manifest.
-      const submitted = isPartitionRunId(buildId) ? [] : await submitMissingMembers(buildId, ports);
+      // A study's or a run's members (or final build) a crash left unsubmitted are started from its manifest.
+      const submitted = await (isPartitionRunId(buildId) ? submitMissingPartitionMembers : submitMissingMembers)(buildId, ports);
       const detail = `${decision.why}; landed ${landed}${submitted.length > 0 ? `; submitted ${submitted.length} member build(s) a crash left unsubmitted: ${submitted.join(", ")}` : ""}`;
       return { buildId, action: "settle", detail, ...(landed > 0 || submitted.length > 0 ? {} : { skipped: true }) };
     }

@@ -230,3 +230,42 @@ describe("the sweeper never loses a partitioned run", () => {
     expect(queue.messages).toHaveLength(0);
   });
 });
+
+describe("the sweeper submits what a crashed submission left unsubmitted", () => {
+  // The submission dies after creating two member builds; the sweeper, which reads no pack, starts the others from
+  // the run's manifest, and the run ends as the uncrashed one does: the same model, one notification.
+  for (const tuned of [false, true])
+    it(`${tuned ? "a tuned run's fold builds" : "a partitioned run's builds"}: started from the manifest alone; the same model as an uncrashed run`, async () => {
+      const { sweepBuilds } = await import("../src/sweep.ts");
+      const { submitPartitionTuning } = await import("../src/partitioned-run.ts");
+      const { parseStudySpec } = await import("../src/study-spec.ts");
+      const data = csv(table(["A", "B", "C"], 45));
+      const study = parseStudySpec({ base: spec(), grid: { max_depth: [1, 3] }, cv: 2, refit: true });
+      const submit = async (p: ReturnType<typeof pipeline>, ledger: MemoryLedger) => {
+        const prepared = await preparePartitions(spec(), options, csvTable(data), p.blobs);
+        const ports = { ...p.ports, ledger };
+        return tuned ? submitPartitionTuning(study, options, "independent", ports, prepared) : submitPartitionedRun(spec(), options, ports, prepared);
+      };
+      const reference = pipeline();
+      const { runId } = await submit(reference, reference.ledger);
+      await reference.drain();
+      const p = pipeline();
+      let created = 0;
+      const dying = Object.create(p.ledger, {
+        create: { value: (r: Parameters<MemoryLedger["create"]>[0]) => (!isPartitionRunId(r.buildId) && ++created > 2 ? Promise.reject(new Error("killed")) : p.ledger.create(r)) },
+      }) as MemoryLedger;
+      await expect(submit(p, dying)).rejects.toThrow("killed");
+      await p.drain();
+      const stuck = (await p.ledger.summary(runId))!;
+      expect(stuck).toMatchObject({ status: "TRAINING", landedCount: 2 });
+      const blobs = Object.create(p.blobs, { get: { value: (k: string) => (k.startsWith("packs/") ? Promise.reject(new Error(`read ${k}`)) : p.blobs.get(k)) } }) as MemoryBlobStore;
+      const late = { now: () => stuck.updatedAt + 120_000 };
+      const [result] = await sweepBuilds([runId], { stallMs: 60_000, leaseMs: 60_000 }, { ...p, blobs, queueState: async () => ({ busy: false }), clock: late });
+      expect(result).toMatchObject({ buildId: runId, action: "settle", detail: expect.stringMatching(new RegExp(`landed 0; submitted ${stuck.total - 2} member build\\(s\\) a crash left unsubmitted: b-`)) });
+      await p.drain();
+      expect(await p.blobs.get(keys.partitionedModel(runId))).toEqual(await reference.blobs.get(keys.partitionedModel(runId)));
+      const model = parsePartitionedModel(new TextDecoder().decode((await p.blobs.get(keys.partitionedModel(runId)))!), "swept");
+      for (const ref of Object.values(model.partitions)) expect(await p.blobs.get(keys.model(ref.build))).toEqual(await reference.blobs.get(keys.model(ref.build)));
+      expect(p.notifier.partitions.map((n) => n.type)).toEqual(["partitions.completed"]);
+    });
+});
