@@ -79,3 +79,33 @@ describe("report.html of a local build", () => {
     expect(await readFile(join(dir, "notes.html"), "utf8")).toBe("<p>mine</p>");
   });
 });
+
+describe("canopy report of a study and of a partitioned run", () => {
+  it("rewrites the page beside its report.json from the s- or p- id, the same page the run wrote; an unfinished or unknown id is one line, exit 2", async () => {
+    const dir = await tempDir();
+    const tune = await canopy(["tune", fixture("iris.csv"), "--label", "species", "--grid", "max_depth=2,none", "--cv", "2", "--trees", "4", "--grove-size", "2", "--json"], dir);
+    expect(tune.code, tune.stderr).toBe(0);
+    const studyId = (JSON.parse(tune.stdout) as { studyId: string }).studyId;
+    const train = await canopy(["train", fixture("penguins.csv"), "--label", "Species", "--partition-by", "Island", "--trees", "4", "--grove-size", "2", "--json"], dir);
+    expect(train.code, train.stderr).toBe(0);
+    const runId = (JSON.parse(train.stdout) as { runId: string }).runId;
+    for (const [id, where, title] of [
+      [studyId, `.canopy/studies/${studyId}/report.html`, `<h1>Canopy study ${studyId}: iris.csv</h1>`],
+      [runId, `.canopy/partitions/${runId}/report.html`, `<h1>Canopy partitioned run ${runId}: penguins.csv</h1>`],
+    ]) {
+      const written = await readFile(join(dir, where), "utf8");
+      expect(written, id).toContain(title);
+      await writeFile(join(dir, where), "stale");
+      const again = await canopy(["report", id!], dir);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stdout).toBe(`${join(dir, where)}\n`);
+      expect(again.stderr).toMatch(new RegExp(`^canopy: wrote the report of ${id} \\(`));
+      expect(await readFile(join(dir, where), "utf8")).toBe(written);
+      const json = JSON.parse((await canopy(["report", id!, "--out", "copy.html", "--json"], dir)).stdout) as { buildId: string; path: string };
+      expect(json).toMatchObject({ buildId: id, path: join(dir, "copy.html") });
+    }
+    const unknown = await canopy(["report", "p-00000000000000ff"], dir);
+    expect([unknown.code, unknown.stdout]).toEqual([2, ""]);
+    expect(unknown.stderr).toBe("canopy: error: partitioned run p-00000000000000ff has no report in .canopy/partitions/p-00000000000000ff/report.json (not finished, or not in .canopy)\n");
+  });
+});

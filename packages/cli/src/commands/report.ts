@@ -2,7 +2,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
-import type { BuildReport } from "@canopy/core";
+import type { BuildReport, PartitionReport, StudyReport } from "@canopy/core";
 import { FailedError, fileError, UsageError } from "../errors.ts";
 import { bytes } from "../format.ts";
 import { writeFileAtomic } from "../fs.ts";
@@ -18,15 +18,16 @@ export function addReportCommand(canopy: Command): Command {
   return addTargetOptions(
     canopy
       .command("report")
-      .summary("write a build's report.html (charts) and optionally open it")
+      .summary("write a build's, a study's or a partitioned run's report.html (charts) and optionally open it")
       .description(
         "Write a build's report as one self-contained web page (report.html: metrics, the metric by number of trees, " +
           "confusion matrix or residuals, importances, the build's timeline, timings and cost; it opens offline). From a " +
           "build id in the local store (written beside its model), a model file or train --out directory (beside " +
           "model.canopy, from the report.json there), or with --aws / --endpoint / --bucket a build in the deployed " +
-          "app's bucket (written to <build-id>.report.html here). Prints the file's path.",
+          "app's bucket (written to <build-id>.report.html here). A study's id (s-) or a partitioned run's (p-) writes its page " +
+          "from its report.json the same way. Prints the file's path.",
       )
-      .argument("<build-id|model>", "a build id, a model file, or a train --out directory")
+      .argument("<build-id|model>", "a build id, a study's s- or a partitioned run's p- id, a model file, or a train --out directory")
       .option("--out <file.html>", "write the page here instead (an existing file is replaced only if it is a Canopy report)")
       .option("--open", "open the page in the default browser (xdg-open, open or start)")
       .option("--json", "print {buildId, path, bytes} as JSON"),
@@ -53,31 +54,44 @@ async function checkOut(out: string): Promise<void> {
   if (!isCanopyReport(existing)) throw new UsageError(`--out ${out} already exists and is not a Canopy report; choose another file`);
 }
 
-function parseReport(bytes: Uint8Array, where: string): BuildReport {
+type AnyReport = BuildReport | StudyReport | PartitionReport;
+
+/** The id a report describes: a build's, a study's or a partitioned run's. */
+const idOf = (r: AnyReport): string => ("studyId" in r ? r.studyId : "runId" in r ? r.runId : r.buildId);
+
+function parseReport(bytes: Uint8Array, where: string, kind: "build" | "study" | "partitions" = "build"): AnyReport {
   try {
-    const report = JSON.parse(new TextDecoder().decode(bytes)) as BuildReport;
-    if (report?.v === 1 && typeof report.buildId === "string") return report;
+    const report = JSON.parse(new TextDecoder().decode(bytes)) as AnyReport & { kind?: string };
+    const id = kind === "study" ? (report as StudyReport).studyId : kind === "partitions" ? (report as PartitionReport).runId : (report as BuildReport).buildId;
+    if (report?.v === 1 && (report.kind ?? "build") === kind && typeof id === "string") return report;
   } catch {
     // below
   }
-  throw new UsageError(`${where} is not a Canopy report.json`);
+  throw new UsageError(`${where} is not a Canopy ${kind === "build" ? "" : `${kind === "study" ? "study" : "partitioned run"} `}report.json`);
 }
 
 /** The report and where its page goes by default, from the local store, a model on disk, or the AWS bucket. */
-async function locate(ref: string, options: ReportOptions): Promise<{ report: BuildReport; page: string }> {
-  const { inShort, isBuildId, keys } = await import("@canopy/core");
+async function locate(ref: string, options: ReportOptions): Promise<{ report: AnyReport; page: string }> {
+  const { inShort, isBuildId, isPartitionRunId, isStudyId, keys } = await import("@canopy/core");
   const awsFlags = [options.aws && "--aws", options.endpoint && "--endpoint", options.bucket && "--bucket"].filter(Boolean);
+  // A study's or a partitioned run's report.json (written when it completed), and its page's key beside it.
+  const run = isStudyId(ref)
+    ? { kind: "study" as const, what: "study", json: keys.studyReport(ref), html: keys.studyReportHtml(ref) }
+    : isPartitionRunId(ref)
+      ? { kind: "partitions" as const, what: "partitioned run", json: keys.partitionReport(ref), html: keys.partitionReportHtml(ref) }
+      : undefined;
   if (awsFlags.length > 0) {
     if (options.root !== undefined) throw new UsageError(`--root is the local store; it does not go with ${awsFlags.join(", ")}`);
-    if (!isBuildId(ref)) throw new UsageError(`${inShort(ref)} is not a build id (b- and 16 hex digits); on AWS the report is found by build id`);
+    if (!isBuildId(ref) && !run) throw new UsageError(`${inShort(ref)} is not a build id (b- and 16 hex digits), a study's (s-) or a partitioned run's (p-); on AWS the report is found by its id`);
     const { connectAws } = await import("../aws-target.ts");
     const target = await connectAws(options, ["bucket"]);
     try {
       const { S3BlobStore } = await import("@canopy/runtime-aws");
       const { bucket } = target.resources;
-      const json = await new S3BlobStore(bucket).get(keys.report(ref));
-      if (!json) throw new FailedError(`build ${ref} has no report in s3://${bucket}/${keys.report(ref)} (not completed, or not this app's build)`);
-      return { report: parseReport(json, `s3://${bucket}/${keys.report(ref)}`), page: `${ref}.report.html` };
+      const key = run?.json ?? keys.report(ref);
+      const json = await new S3BlobStore(bucket).get(key);
+      if (!json) throw new FailedError(`${run?.what ?? "build"} ${ref} has no report in s3://${bucket}/${key} (not completed, or not this app's)`);
+      return { report: parseReport(json, `s3://${bucket}/${key}`, run?.kind), page: `${ref}.report.html` };
     } catch (err) {
       throw target.explain(err);
     } finally {
@@ -85,6 +99,14 @@ async function locate(ref: string, options: ReportOptions): Promise<{ report: Bu
     }
   }
   const root = options.root ?? ".canopy";
+  if (run) {
+    const path = join(root, run.json);
+    const json = await readFile(path).catch((err: unknown) => {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new UsageError(`${run.what} ${ref} has no report in ${path} (not finished, or not in ${root})`);
+      throw fileError(err, path, "report") ?? err;
+    });
+    return { report: parseReport(json, path, run.kind), page: join(root, run.html) };
+  }
   const { loadModelRef } = await import("../model.ts");
   const loaded = await loadModelRef(ref, root);
   if (loaded.report) return { report: loaded.report, page: join(dirname(loaded.path), "report.html") };
@@ -106,12 +128,12 @@ export async function report(ref: string, options: ReportOptions, io: { stdout?:
   if (options.out !== undefined) await checkOut(options.out);
   const { report: found, page } = await locate(ref, options);
   const { renderReport } = await import("@canopy/report");
-  const html = renderReport(found);
+  const html = renderReport(found as Parameters<typeof renderReport>[0]);
   const path = resolve(options.out ?? page);
   await writeFileAtomic(path, html);
   const size = Buffer.byteLength(html);
-  stdout.write(options.json ? `${JSON.stringify({ buildId: found.buildId, path, bytes: size })}\n` : `${path}\n`);
-  if (!options.json) stderr.write(`canopy: wrote the report of ${found.buildId} (${bytes(size)}; it opens offline)\n`);
+  stdout.write(options.json ? `${JSON.stringify({ buildId: idOf(found), path, bytes: size })}\n` : `${path}\n`);
+  if (!options.json) stderr.write(`canopy: wrote the report of ${idOf(found)} (${bytes(size)}; it opens offline)\n`);
   if (options.open) {
     const open = opener();
     if (!open) {
