@@ -9,7 +9,7 @@ import { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifie
 import type { BuildReport } from "./report.ts";
 import { resumeBuild, startBuild, submitBuild, type PreparedDataset } from "./submit.ts";
 import { finalSpec, finalStageIdFor, memberScore, memberSpec, parseStudySpec, planStudy, roundIdFor, studyRounds, type StudyManifest, type StudyMember, type StudySpec } from "./study-spec.ts";
-import { extendBuild, planExtension } from "./extend.ts";
+import { extendBuild, planExtension, startExtension } from "./extend.ts";
 import { isPartitionRunId } from "./partitioned-model.ts";
 import { partitionsFailedNotification } from "./partition-report.ts";
 import { studyCompletedNotification, studyFailedNotification, type StudyReport, type StudyCandidate } from "./study-report.ts";
@@ -594,16 +594,28 @@ async function startFinalStage(root: StudyManifest, ranked: StudyReport, index: 
     landedAt: now,
     packCached: false,
   });
-  await startFinalBuild(stored, { blobs: ports.blobs, ledger: ports.ledger, queue: ports.queue, clock });
+  // Out of bag with successive halving, the best candidate's last-round build is the final build's first trees.
+  const best = root.spec.oob && root.rounds ? ranked.candidates.find((c) => c.index === ranked.best_index_)?.buildIds[0] : undefined;
+  await startFinalBuild(stored, { blobs: ports.blobs, ledger: ports.ledger, queue: ports.queue, clock }, best);
   await settleStudy(id, { blobs: ports.blobs, ledger: ports.ledger, clock, manifest: stored });
   return { id, buildId: stored.members[0].buildId, rankedKey };
 }
 
-/** Starts the final build of a final stage unless it exists (made by `canopy train`, an earlier run, or a member). */
-async function startFinalBuild(stage: StudyManifest, ports: StudyPorts): Promise<boolean> {
+/**
+ * Starts the final build of a final stage unless it exists (made by `canopy train`, an earlier run, or a member). Given
+ * `extendFrom` (an out-of-bag halving study's best build of its last round, fewer trees than the final spec's), it is
+ * extended to the final build when that gives the same build (the same spec but its trees): its trees are copied, not
+ * trained again, and the bytes are the same. The sweeper and resume, which copy no groves, start it fresh.
+ */
+async function startFinalBuild(stage: StudyManifest, ports: StudyPorts, extendFrom?: string): Promise<boolean> {
   const { buildId } = stage.members[0];
   if (await ports.ledger.summary(buildId)) return false;
   const spec = finalSpec(stage.spec, stage.candidates[stage.final!.candidate]);
+  if (extendFrom !== undefined) {
+    const plan = await planExtension(extendFrom, spec.n_estimators, ports).catch(() => undefined);
+    if (plan?.manifest.buildId === buildId)
+      return (await startExtension({ ...plan, manifest: { ...plan.manifest, finalOf: stage.final!.root } }, ports, { memberOf: { id: stage.studyId, member: 0 } })).created;
+  }
   const manifest: BuildManifest = {
     v: 1,
     buildId,

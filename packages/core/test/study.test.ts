@@ -385,6 +385,30 @@ describe("a study scored out of bag (oob)", () => {
   });
 });
 
+describe("an out-of-bag halving study's final build", () => {
+  it("extends the best candidate's last-round build when that round has fewer trees than the final model: its trees copied, the bytes of a fresh build", async () => {
+    const { finalSpec } = await import("../src/study-spec.ts");
+    const { readManifest, submitBuild } = await import("../src/submit.ts");
+    const p = studyPipeline();
+    const spec = parseStudySpec({ base: { ...base, n_estimators: 20, grove_size: 2 }, grid: { max_depth: [1, 2, null], min_samples_leaf: [1, 4, 8] }, oob: true, halving: { factor: 3, min_resources: 2 }, refit: true });
+    const prepared = await prepareBuildData(spec.base, fixture("iris"), p.blobs, { clock: p.clock });
+    const { studyId } = await submitStudy(spec, p, prepared);
+    await p.drain();
+    const report = JSON.parse(new TextDecoder().decode(await p.blobs.get(keys.studyReport(studyId)))) as StudyReport;
+    expect(report.rounds!.map((r) => r.trees)).toEqual([2, 6, 18]);
+    const [lastBest] = report.candidates.find((c) => c.index === report.best_index_)!.buildIds;
+    const final = await readManifest(p.blobs, report.final!.buildId);
+    expect(final.spec.n_estimators).toBe(20);
+    expect(final.extends).toMatchObject({ buildId: lastBest, trees: 18 });
+    const fresh = studyPipeline();
+    const s = await submitBuild(finalSpec(spec, report.best_params_), fresh, await prepareBuildData(spec.base, fixture("iris"), fresh.blobs, { clock: fresh.clock }));
+    expect(s.buildId).toBe(report.final!.buildId);
+    await fresh.drain();
+    expect(await p.blobs.get(keys.model(s.buildId))).toEqual(await fresh.blobs.get(keys.model(s.buildId)));
+    expect(p.notifier.studies.map((n) => n.type)).toEqual(["study.completed"]);
+  });
+});
+
 describe("the study's final model (refit)", () => {
   const search = { grid: { max_depth: [1, null], max_features: ["sqrt", 1.0] }, cv: 3, refit: true };
 
