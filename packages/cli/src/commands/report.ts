@@ -90,7 +90,8 @@ async function locate(ref: string, options: ReportOptions): Promise<{ report: An
       const { bucket } = target.resources;
       const key = run?.json ?? keys.report(ref);
       const json = await new S3BlobStore(bucket).get(key);
-      if (!json) throw new FailedError(`${run?.what ?? "build"} ${ref} has no report in s3://${bucket}/${key} (not completed, or not this app's)`);
+      const what = run?.what ?? "build";
+      if (!json) throw new FailedError(`${what} ${ref} has no report in s3://${bucket}/${key} (not completed, or not this app's ${what})`);
       return { report: parseReport(json, `s3://${bucket}/${key}`, run?.kind), page: `${ref}.report.html` };
     } catch (err) {
       throw target.explain(err);
