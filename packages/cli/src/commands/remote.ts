@@ -208,7 +208,6 @@ function rowJson(X: FeatureMatrix, r: number): string {
   return `[${parts.join(",")}]`;
 }
 
-/** Consecutive row ranges whose JSON bodies stay under the byte budget and the row limit. */
 /** One request: rows [start, end) of the input, and its JSON body. */
 interface Chunk {
   start: number;
@@ -225,6 +224,7 @@ interface Answer {
   label?: string | null;
 }
 
+/** Consecutive row ranges whose JSON bodies stay under the byte budget and the row limit. */
 export function chunkRows(X: FeatureMatrix, maxRows: number, budget: number): Chunk[] {
   const chunks: Chunk[] = [];
   let start = 0;
