@@ -178,8 +178,16 @@ export function dateOf(v: CellValue): number | typeof INVALID {
   if (typeof v !== "string") return INVALID;
   const t = v.trim();
   let y: number, mo: number, d: number, h = 0, mi = 0, s = 0, frac = 0, offset = 0;
-  let m = YMD.exec(t);
-  if (m) {
+  let m: RegExpExecArray | null;
+  const fixed = fixedWidthDate(t);
+  if (fixed !== undefined) {
+    y = fixed[0]!;
+    mo = fixed[1]!;
+    d = fixed[2]!;
+    h = fixed[3]!;
+    mi = fixed[4]!;
+    s = fixed[5]!;
+  } else if ((m = YMD.exec(t))) {
     [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
     if (m[4] !== undefined) [h, mi, s] = [Number(m[4]), Number(m[5]), Number(m[6] ?? 0)];
     if (m[7] !== undefined) frac = Number(`0.${m[7]}`);
@@ -194,6 +202,61 @@ export function dateOf(v: CellValue): number | typeof INVALID {
   } else return INVALID;
   if (mo < 1 || mo > 12 || d < 1 || d > daysInMonth(y, mo) || h > 23 || mi > 59 || s > 60) return INVALID;
   return Date.UTC(y, mo - 1, d, h, mi, s) + Math.round(frac * 1000) - offset * 60_000;
+}
+
+const FIXED_PARTS: number[] = [0, 0, 0, 0, 0, 0];
+
+/**
+ * The parts of `2024-01-31`, `2024-01-31 13:45` or `2024-01-31 13:45:07` (T or space, - or /), read off their
+ * fixed places: the forms most tables write, which YMD matches too, with the same parts. A regular expression and its
+ * match array per cell were most of the time of reading a dated table. Any other text: undefined. The array returned
+ * is reused.
+ */
+function fixedWidthDate(t: string): number[] | undefined {
+  const n = t.length;
+  if (n !== 10 && n !== 16 && n !== 19) return undefined;
+  const sep1 = t.charCodeAt(4);
+  const sep2 = t.charCodeAt(7);
+  if ((sep1 !== 45 && sep1 !== 47) || (sep2 !== 45 && sep2 !== 47)) return undefined;
+  const y = digits(t, 0, 4);
+  const mo = digits(t, 5, 2);
+  const d = digits(t, 8, 2);
+  if (y < 0 || mo < 0 || d < 0) return undefined;
+  let h = 0;
+  let mi = 0;
+  let s = 0;
+  if (n > 10) {
+    const sep = t.charCodeAt(10);
+    // YMD is case-insensitive: t as well as T.
+    if ((sep !== 32 && sep !== 84 && sep !== 116) || t.charCodeAt(13) !== 58) return undefined;
+    h = digits(t, 11, 2);
+    mi = digits(t, 14, 2);
+    if (h < 0 || mi < 0) return undefined;
+    if (n === 19) {
+      if (t.charCodeAt(16) !== 58) return undefined;
+      s = digits(t, 17, 2);
+      if (s < 0) return undefined;
+    }
+  }
+  const out = FIXED_PARTS;
+  out[0] = y;
+  out[1] = mo;
+  out[2] = d;
+  out[3] = h;
+  out[4] = mi;
+  out[5] = s;
+  return out;
+}
+
+/** The decimal number of t[at, at + count), or -1 if one of them is not an ASCII digit. */
+function digits(t: string, at: number, count: number): number {
+  let x = 0;
+  for (let i = at; i < at + count; i++) {
+    const c = t.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    x = 10 * x + c;
+  }
+  return x;
 }
 
 function datePart(date: Date, part: DatePart): number {

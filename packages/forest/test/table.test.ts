@@ -75,6 +75,21 @@ describe("TableBuilder: column kinds", () => {
     expect(typeof dateOf("2024-02-30")).toBe("symbol"); // not a date
   });
 
+  it("reads fixed-width dates (the fast path) exactly as the general pattern reads the same date", () => {
+    // A trailing Z (offset 0) sends the same text through the general pattern: both must agree, valid or not.
+    let state = 12345;
+    const next = (n: number) => ((state = (state * 1103515245 + 12345) % 2 ** 31), state % n);
+    const pad = (x: number, w: number) => String(x).padStart(w, "0");
+    for (let i = 0; i < 2000; i++) {
+      const date = `${pad(next(2100), 4)}${"-/"[next(2)]}${pad(next(14), 2)}${"-/"[next(2)]}${pad(next(33), 2)}`;
+      const time = `${"T t"[next(3)]}${pad(next(26), 2)}:${pad(next(61), 2)}`;
+      for (const text of [date, date + time, `${date + time}:${pad(next(62), 2)}`]) expect(dateOf(text)).toBe(dateOf(`${text}Z`));
+    }
+    expect(dateOf(" 2001-01-01 00:01 ")).toBe(Date.UTC(2001, 0, 1, 0, 1));
+    expect(dateOf("0050-06-15")).toBe(dateOf("0050-6-15"));
+    for (const bad of ["2001-01-0x", "2001-01-01 0a:00", "2001-01-01 00-01", "2001.01.01", "2001-01-01 00:01:0"]) expect(typeof dateOf(bad)).toBe("symbol");
+  });
+
   it("a column is datetime only if every sampled value is a date (numbers among them make it categorical)", () => {
     const { schema } = table(["d", "y"], [["5", "a"], ["2024-01-01", "b"], ["2024-01-02", "a"], ["2024-01-03", "b"]]);
     expect(schema.columns[0]).toMatchObject({ name: "d", kind: "categorical" });
