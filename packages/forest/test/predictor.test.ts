@@ -157,4 +157,52 @@ describe("binned predictor: the same predictions as the stored trees, to the las
     expect(bits(forest.predictPackProba(pack, rows))).toEqual(bits(want));
     expect(bits(forest.predictPackProba(pack, rows.subarray(0, 7)))).toEqual(bits(want.subarray(0, 7 * k)));
   });
+
+  it("predictPack with categorical set splits: a bin's bit, missing and codes past the set as missingLeft says", () => {
+    const rnd = random(21);
+    const n = 3000;
+    // 40 categories (two words of a set), a tenth of them missing; the label depends on the category and x.
+    const code = Array.from({ length: n }, () => (rnd() < 0.1 ? NaN : Math.floor(rnd() * 40)));
+    const x = Array.from({ length: n }, () => (rnd() < 0.05 ? NaN : rnd() * 10));
+    const y = code.map((c, i) => (c % 3 === 0) !== x[i]! > 5 ? 1.5 * (c % 7) : -2 + x[i]!);
+    const features: FeatureInfo[] = [
+      { name: "c", kind: "categorical", column: 0, categories: Array.from({ length: 40 }, (_, c) => `c${c}`) },
+      { name: "x", kind: "numeric", column: 1 },
+    ];
+    const pack = buildPack({ ...regression([code, x], y.map((v) => (Number.isNaN(v) ? 0 : v))), features });
+    const forest = fitForest(pack, { n_estimators: 8, random_state: 5, min_samples_leaf: 3 });
+    expect(forest.trees.filter((t) => t.categorical !== undefined).length).toBeGreaterThan(4);
+    // Rows as the pack holds them: the category's code (255 for missing) and x's bin, walked as the format says.
+    const rows = Uint32Array.from({ length: 777 }, () => Math.floor(rnd() * pack.nRows));
+    const want = new Float64Array(rows.length);
+    for (const t of forest.trees) {
+      rows.forEach((r, i) => {
+        let node = 0;
+        while (t.feature[node] >= 0) {
+          const b = pack.bins[t.feature[node] * pack.nRows + r]!;
+          const s = t.categorical?.set[node] ?? -1;
+          let left: boolean;
+          if (b === 255) left = t.missingLeft[node] === 1;
+          else if (s < 0) left = b <= t.thresholdBin[node];
+          else {
+            const words = t.categorical!.bits.subarray(t.categorical!.bounds[s], t.categorical!.bounds[s + 1]);
+            left = b < words.length * 32 ? ((words[b >>> 5] >>> (b & 31)) & 1) === 1 : t.missingLeft[node] === 1;
+          }
+          node = left ? node + 1 : t.right[node];
+        }
+        want[i] += leafValue(t, node, 1)[0]!;
+      });
+    }
+    for (let i = 0; i < want.length; i++) want[i] *= 1 / forest.trees.length;
+    expect(bits(forest.predictPack(pack, rows) as Float64Array)).toEqual(bits(want));
+    // One tree at a time (how evaluation walks a model): each its own walk, summed, the same values.
+    const sums = new Float64Array(rows.length);
+    for (const t of forest.trees) {
+      const one = new Forest(forest.task, forest.featureNames, forest.labelName, forest.classes, forest.params, [t]);
+      const v = one.predictPack(pack, rows) as Float64Array;
+      for (let i = 0; i < v.length; i++) sums[i] += v[i]!;
+    }
+    for (let i = 0; i < sums.length; i++) sums[i] *= 1 / forest.trees.length;
+    expect(bits(sums)).toEqual(bits(want));
+  });
 });
