@@ -20,7 +20,14 @@ export interface ByteSource {
   stream(): AsyncIterable<Uint8Array>;
 }
 
-export { preparePartitions, type PartitionProgress } from "./partition-table.ts";
+export {
+  packSpilledPartition,
+  preparePartitions,
+  type PartitionPackOutcome,
+  type PartitionPacker,
+  type PartitionProgress,
+  type SpilledPartition,
+} from "./partition-table.ts";
 
 export const FORMATS_READ = "CSV (UTF-8 text), gzip-compressed CSV (.csv.gz) and Parquet";
 

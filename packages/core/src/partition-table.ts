@@ -1,7 +1,6 @@
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { deserialize, serialize } from "node:v8";
 import { CsvError, printable, type CellValue } from "@canopy/forest";
 import { InputError, SpecError } from "./errors.ts";
 import { partitionKey } from "./partitioned-model.ts";
@@ -18,6 +17,7 @@ import {
 import { systemClock, type BlobStore, type Clock } from "./ports.ts";
 import type { BuildSpec } from "./spec.ts";
 import { prepareBuildData } from "./submit.ts";
+import { decodeRows, SpillEncoder } from "./row-spill.ts";
 import type { RowSink, TableSource } from "./table-source.ts";
 
 /**
@@ -38,8 +38,8 @@ interface Group {
   value: string;
   rows: number;
   chunks: { at: number; length: number }[];
-  buffer: [number, CellValue[]][];
-  bytes: number;
+  /** Its rows since the last chunk was written (row-spill.ts's bytes). */
+  rowsBuffered: SpillEncoder;
 }
 
 /** A cell as the key it routes by: Parquet's INT64 (bigint) as its digits, a date as its ISO text. */
@@ -59,6 +59,7 @@ class PartitionSpill implements RowSink {
   rows = 0;
   unkeyed = 0;
   private readonly dir: string;
+  readonly file: string;
   private readonly fd: number;
   private size = 0;
   private buffered = 0;
@@ -68,7 +69,8 @@ class PartitionSpill implements RowSink {
 
   constructor(private readonly partitionBy: string, tmp: string) {
     this.dir = mkdtempSync(join(tmp, "canopy-partitions-"));
-    this.fd = openSync(join(this.dir, "rows.bin"), "w+");
+    this.file = join(this.dir, "rows.bin");
+    this.fd = openSync(this.file, "w+");
     process.on("exit", this.onExit);
   }
 
@@ -92,51 +94,88 @@ class PartitionSpill implements RowSink {
     let group = this.groups.get(key);
     if (!group) {
       if (this.groups.size >= PARTITION_LIMITS.maxPartitions) throw tooManyPartitions(this.partitionBy, this.groups.size, this.rows, true);
-      group = { value: cellText(values[this.column]), rows: 0, chunks: [], buffer: [], bytes: 0 };
+      group = { value: cellText(values[this.column]), rows: 0, chunks: [], rowsBuffered: new SpillEncoder() };
       this.groups.set(key, group);
     }
     group.rows++;
-    group.buffer.push([row, values]);
-    let bytes = 16 * values.length;
-    for (const v of values) if (typeof v === "string") bytes += v.length;
-    group.bytes += bytes;
-    this.buffered += bytes;
-    if (group.bytes >= CHUNK_BYTES) this.flush(group);
+    const before = group.rowsBuffered.length;
+    group.rowsBuffered.row(row, values);
+    this.buffered += group.rowsBuffered.length - before;
+    if (group.rowsBuffered.length >= CHUNK_BYTES) this.flush(group);
     if (this.buffered >= SPILL_BUFFER_BYTES) for (const g of this.groups.values()) this.flush(g);
   }
 
   flush(group: Group): void {
-    if (group.buffer.length === 0) return;
-    const bytes = serialize(group.buffer);
+    if (group.rowsBuffered.length === 0) return;
+    const bytes = group.rowsBuffered.take();
     writeSync(this.fd, bytes, 0, bytes.length, this.size);
     group.chunks.push({ at: this.size, length: bytes.length });
     this.size += bytes.length;
-    this.buffered -= group.bytes;
-    group.buffer = [];
-    group.bytes = 0;
+    this.buffered -= bytes.length;
   }
 
-  /** A partition's rows as a table: the header, then its rows in input order with their row numbers. */
-  table(key: string, name: string): TableSource {
-    const group = this.groups.get(key)!;
-    return {
-      name,
-      format: "partition",
-      read: async (sink) => {
-        sink.header(this.names);
-        for (const { at, length } of group.chunks) {
-          const bytes = Buffer.allocUnsafe(length);
-          readSync(this.fd, bytes, 0, length, at);
-          for (const [row, values] of deserialize(bytes) as [number, CellValue[]][]) sink.row(values, row);
-        }
-      },
-    };
+  /** What packing partition `key` needs (a worker thread can do it: the spill is read by its path). */
+  job(key: string, name: string, spec: BuildSpec): SpilledPartition {
+    return { spec, name, file: this.file, chunks: this.groups.get(key)!.chunks, names: this.names };
   }
 
   close(): void {
     process.off("exit", this.onExit);
     closeSync(this.fd);
     this.onExit();
+  }
+}
+
+/** One partition's spilled rows and the spec its pack is made with: what packSpilledPartition needs, and no more. */
+export interface SpilledPartition {
+  /** The member spec (the run's with the partition column dropped). */
+  spec: BuildSpec;
+  /** The table's name in messages: the input's, with the partition's value. */
+  name: string;
+  file: string;
+  chunks: { at: number; length: number }[];
+  names: string[];
+}
+
+/** A partition's pack as stored, or why its own rows refuse a build (it is then skipped with that reason). */
+export type PartitionPackOutcome = { packKey: string; hash: string; nRows: number; task: "classification" | "regression" } | { refused: string };
+
+/**
+ * Packs where preparePartitions says: in this process by default; a runtime with idle threads packs `concurrency`
+ * partitions at once (runtime-local's trainers do, as the run's groves wait for every pack anyway). Packs are
+ * content-addressed, so where one is made never changes its bytes.
+ */
+export interface PartitionPacker {
+  concurrency: number;
+  pack(job: SpilledPartition): Promise<PartitionPackOutcome>;
+}
+
+/**
+ * Replays a partition's rows, in their order, into prepareBuildData and stores its pack. A refusal of its own rows
+ * (no feature left, no training row) is returned, not thrown: the run skips that partition, as train would refuse it.
+ */
+export async function packSpilledPartition(job: SpilledPartition, blobs: BlobStore, clock?: Clock): Promise<PartitionPackOutcome> {
+  const fd = openSync(job.file, "r");
+  try {
+    const table: TableSource = {
+      name: job.name,
+      format: "partition",
+      read: async (sink) => {
+        sink.header(job.names);
+        for (const { at, length } of job.chunks) {
+          const bytes = Buffer.allocUnsafe(length);
+          readSync(fd, bytes, 0, length, at);
+          decodeRows(bytes, job.names.length, (values, row) => sink.row(values, row));
+        }
+      },
+    };
+    const prepared = await prepareBuildData(job.spec, table, blobs, clock ? { clock } : {});
+    return { packKey: prepared.packKey, hash: prepared.hash, nRows: prepared.pack.nRows, task: prepared.pack.target.task };
+  } catch (err) {
+    if (!(err instanceof CsvError || err instanceof SpecError)) throw err;
+    return { refused: err.message.split("\n")[0]!.slice(0, 300) };
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -167,7 +206,7 @@ export async function preparePartitions(
   options: PartitionRunOptions,
   source: TableSource,
   blobs: BlobStore,
-  o: { clock?: Clock; tmpDir?: string; onProgress?: (p: PartitionProgress) => void } = {},
+  o: { clock?: Clock; tmpDir?: string; onProgress?: (p: PartitionProgress) => void; packer?: PartitionPacker } = {},
 ): Promise<PreparedPartitions> {
   const clock = o.clock ?? systemClock;
   const started = clock.now();
@@ -209,29 +248,47 @@ export async function preparePartitions(
     const skipped: PreparedPartitions["skipped"] = [];
     let task = fallback?.pack.target.task;
     let taskFrom = fallback ? "the fallback (every row)" : undefined;
-    for (const [i, key] of keys.entries()) {
-      const group = spill.groups.get(key)!;
-      const named = `partition ${JSON.stringify(printable(group.value))}`;
-      if (group.rows < options.minPartitionRows) {
-        skipped.push({ value: group.value, rows: group.rows, reason: `${group.rows} rows, fewer than --min-partition-rows ${options.minPartitionRows}` });
-        continue;
+    const packer: PartitionPacker = o.packer ?? { concurrency: 1, pack: (job) => packSpilledPartition(job, blobs, clock) };
+    const named = (key: string) => `partition ${JSON.stringify(printable(spill.groups.get(key)!.value))}`;
+    // Packs run `concurrency` at a time; their outcomes are taken in key order, so the run is the same either way.
+    const packing = new Map<string, Promise<PartitionPackOutcome>>();
+    const eligible = keys.filter((key) => spill.groups.get(key)!.rows >= options.minPartitionRows);
+    let launched = 0;
+    const startMore = () => {
+      while (launched < eligible.length && packing.size < Math.max(1, packer.concurrency)) {
+        const key = eligible[launched++]!;
+        const outcome = packer.pack(spill.job(key, `${source.name} (${named(key)})`, memberSpec));
+        // Awaited in order below; a rejection met there first is not left unhandled meanwhile.
+        outcome.catch(() => undefined);
+        packing.set(key, outcome);
       }
-      let prepared;
-      try {
-        prepared = await prepareBuildData(memberSpec, spill.table(key, `${source.name} (${named})`), blobs, { clock });
-      } catch (err) {
-        // Its own rows refuse the build (no feature left, no training row): skipped with the reason, as train would refuse them.
-        if (!(err instanceof CsvError || err instanceof SpecError)) throw err;
-        skipped.push({ value: group.value, rows: group.rows, reason: err.message.split("\n")[0]!.slice(0, 300) });
-        continue;
+    };
+    try {
+      for (const [i, key] of keys.entries()) {
+        const group = spill.groups.get(key)!;
+        if (group.rows < options.minPartitionRows) {
+          skipped.push({ value: group.value, rows: group.rows, reason: `${group.rows} rows, fewer than --min-partition-rows ${options.minPartitionRows}` });
+          continue;
+        }
+        startMore();
+        const prepared = await packing.get(key)!;
+        packing.delete(key);
+        startMore();
+        if ("refused" in prepared) {
+          skipped.push({ value: group.value, rows: group.rows, reason: prepared.refused });
+          continue;
+        }
+        const t = prepared.task;
+        if (task !== undefined && t !== task)
+          throw new SpecError([{ path: "task", message: `${named(key)} is ${t} but ${taskFrom} is ${task} (each decided on its own rows); pass --task` }]);
+        task = t;
+        taskFrom ??= named(key);
+        partitions.push({ key, value: group.value, rows: group.rows, packKey: prepared.packKey, pack: { hash: prepared.hash, nRows: prepared.nRows, target: { task: t } } });
+        o.onProgress?.({ stage: "packing", rows: spill.rows, partitions: keys.length, packed: i + 1 });
       }
-      const t = prepared.pack.target.task;
-      if (task !== undefined && t !== task)
-        throw new SpecError([{ path: "task", message: `${named} is ${t} but ${taskFrom} is ${task} (each decided on its own rows); pass --task` }]);
-      task = t;
-      taskFrom ??= named;
-      partitions.push({ key, value: group.value, rows: group.rows, packKey: prepared.packKey, pack: { hash: prepared.hash, nRows: prepared.pack.nRows, target: { task: t } } });
-      o.onProgress?.({ stage: "packing", rows: spill.rows, partitions: keys.length, packed: i + 1 });
+    } finally {
+      // The spill is removed once this returns: packs still being made must be done with it first.
+      await Promise.allSettled(packing.values());
     }
     if (partitions.length === 0)
       throw new InputError(

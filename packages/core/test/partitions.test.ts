@@ -176,6 +176,56 @@ describe("the spill", () => {
   });
 });
 
+describe("packing partitions elsewhere (a PartitionPacker, as runtime-local's trainer threads)", () => {
+  it("gives the same packs, in key order, whatever order the packs finish in; prepareMs is the clock's duration", async () => {
+    const { packSpilledPartition } = await import("../src/partition-table.ts");
+    const alone = await preparePartitions(spec(), options, csvTable(csv(table())), new MemoryBlobStore());
+    const blobs = new MemoryBlobStore();
+    let now = 1_000_000;
+    const clock = { now: () => (now += 7) };
+    let inFlight = 0;
+    let most = 0;
+    const seen: string[] = [];
+    const packer = {
+      concurrency: 3,
+      // Later partitions finish first: the outcome must not depend on it.
+      pack: async (job: Parameters<typeof packSpilledPartition>[0]) => {
+        most = Math.max(most, ++inFlight);
+        seen.push(job.name);
+        await new Promise((r) => setTimeout(r, 40 - 10 * seen.length));
+        const outcome = await packSpilledPartition(job, blobs);
+        inFlight--;
+        return outcome;
+      },
+    };
+    const packed = await preparePartitions(spec(), options, csvTable(csv(table())), blobs, { packer, clock });
+    expect(most).toBe(3);
+    expect(packed.partitions).toEqual(alone.partitions);
+    expect(packed.skipped).toEqual(alone.skipped);
+    expect([...blobs.blobs.keys()].filter((k) => k.startsWith("packs/")).sort()).toEqual(alone.partitions.map((p) => p.packKey).sort());
+    expect(packed.prepareMs).toBeGreaterThan(0);
+    expect(packed.prepareMs).toBeLessThan(1000);
+  });
+
+  it("a packer's fault fails the preparation with it, after the packs in flight end (their spill is still there)", async () => {
+    const { packSpilledPartition } = await import("../src/partition-table.ts");
+    const blobs = new MemoryBlobStore();
+    let calls = 0;
+    const finished: string[] = [];
+    const packer = {
+      concurrency: 2,
+      pack: async (job: Parameters<typeof packSpilledPartition>[0]) => {
+        if (++calls === 1) throw new Error("disk full");
+        const outcome = await packSpilledPartition(job, blobs);
+        finished.push(job.name);
+        return outcome;
+      },
+    };
+    await expect(preparePartitions(spec(), options, csvTable(csv(table())), blobs, { packer })).rejects.toThrow(/disk full/);
+    expect(finished).toHaveLength(1);
+  });
+});
+
 describe("the partitioned run's notification", () => {
   it("is valid against schemas/partitions-notification.v1.json, completed or failed, and declares every field it has", async () => {
     const { validate } = await import("../../../test/json-schema.ts");

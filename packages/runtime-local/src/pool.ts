@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { InputError, InternalError, type BuildLedger, type GroveResult } from "@canopy/core";
+import type { PartitionPackOutcome, SpilledPartition } from "@canopy/core/ingest";
 import { decodePack, rowMajorBins, type DatasetPack } from "@canopy/forest";
 import { TrainerTaskError } from "./errors.ts";
 import { LEDGER_METHODS, serializeError, type FromTrainer, type ToTrainer, type TrainerInit } from "./protocol.ts";
@@ -13,7 +14,8 @@ interface SharedPack {
 
 interface Job {
   id: number;
-  resolve: (result: GroveResult) => void;
+  /** A grove's result, or a partition's pack outcome (the message kind says which). */
+  resolve: (result: never) => void;
   reject: (error: Error) => void;
 }
 
@@ -63,18 +65,33 @@ export class GrovePool {
 
   /** Trains one delivery (an encoded GroveTask) on a free trainer. Check `free` first. */
   run(body: string, receiveCount: number, packHash: string): Promise<GroveResult> {
-    if (this.closed) return Promise.reject(new InternalError("the runtime is closed"));
-    const slot = this.slots.find((s) => !s.job) ?? (this.slots.length < this.size ? this.spawn() : undefined);
-    if (!slot) return Promise.reject(new InternalError("no free trainer"));
+    const slot = this.freeSlot();
+    if (slot instanceof Error) return Promise.reject(slot);
     const shared = this.shared.get(packHash);
     if (shared && !slot.packs.has(packHash)) {
       slot.worker.postMessage({ kind: "pack", bytes: shared.bytes, rowBins: shared.rowBins } satisfies ToTrainer);
       slot.packs.add(packHash);
     }
-    return new Promise<GroveResult>((resolve, reject) => {
-      slot.job = { id: this.nextJob++, resolve, reject };
+    return this.send<GroveResult>(slot, (id) => ({ kind: "task", id, body, receiveCount }));
+  }
+
+  /** Packs one partition of a partitioned run's spill on a free trainer (core's PartitionPacker). Check `free` first. */
+  packPartition(job: SpilledPartition): Promise<PartitionPackOutcome> {
+    const slot = this.freeSlot();
+    if (slot instanceof Error) return Promise.reject(slot);
+    return this.send<PartitionPackOutcome>(slot, (id) => ({ kind: "pack-partition", id, job }));
+  }
+
+  private freeSlot(): Slot | Error {
+    if (this.closed) return new InternalError("the runtime is closed");
+    return this.slots.find((s) => !s.job) ?? (this.slots.length < this.size ? this.spawn() : new InternalError("no free trainer"));
+  }
+
+  private send<T>(slot: Slot, message: (id: number) => ToTrainer): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      slot.job = { id: this.nextJob++, resolve: resolve as (result: never) => void, reject };
       slot.worker.ref();
-      slot.worker.postMessage({ kind: "task", id: slot.job.id, body, receiveCount } satisfies ToTrainer);
+      slot.worker.postMessage(message(slot.job.id));
     });
   }
 
@@ -100,7 +117,8 @@ export class GrovePool {
       if (!job || job.id !== message.id) return;
       slot.job = undefined;
       worker.unref(); // an idle pool must not keep the process alive
-      if (message.kind === "done") job.resolve(message.result);
+      if (message.kind === "done") job.resolve(message.result as never);
+      else if (message.kind === "packed") job.resolve(message.outcome as never);
       else job.reject(new TrainerTaskError(message.error));
     });
     const lost = (error: Error) => {

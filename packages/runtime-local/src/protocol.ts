@@ -1,5 +1,6 @@
 // Messages between the runtime (main thread) and its trainer threads.
 import { policyOf, type GroveResult } from "@canopy/core";
+import type { PartitionPackOutcome, SpilledPartition } from "@canopy/core/ingest";
 import type { SerializedError } from "./errors.ts";
 
 /** The ledger calls a trainer may make; they run on the main thread's ledger. */
@@ -33,12 +34,15 @@ export type ToTrainer =
   /** A dataset pack and its row-major bins, both in shared memory: sent once per trainer, never copied. */
   | { kind: "pack"; bytes: Uint8Array; rowBins: Uint8Array }
   | { kind: "task"; id: number; body: string; receiveCount: number }
+  /** A partitioned run's partition to pack (preparation, before its groves): the runtime's threads are idle then. */
+  | { kind: "pack-partition"; id: number; job: SpilledPartition }
   | { kind: "ledger-reply"; id: number; ok: true; value: unknown }
   | { kind: "ledger-reply"; id: number; ok: false; error: SerializedError };
 
 export type FromTrainer =
   | { kind: "ledger"; id: number; method: LedgerMethod; args: unknown[] }
   | { kind: "done"; id: number; result: GroveResult }
+  | { kind: "packed"; id: number; outcome: PartitionPackOutcome }
   | { kind: "failed"; id: number; error: SerializedError };
 
 export function serializeError(err: unknown): SerializedError {

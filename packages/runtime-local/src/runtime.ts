@@ -85,7 +85,7 @@ import {
   type ProgressEvent,
   type Runtime,
 } from "@canopy/core";
-import { fileSource, openTable, preparePartitions, type PartitionProgress } from "@canopy/core/ingest";
+import { fileSource, openTable, packSpilledPartition, preparePartitions, type PartitionPacker, type PartitionProgress } from "@canopy/core/ingest";
 import { renderReport } from "@canopy/report";
 import { checkStoreRoot, DiskBlobStore } from "./blob-store.ts";
 import { DiskLedger } from "./disk-ledger.ts";
@@ -430,7 +430,7 @@ class EmbeddedRuntime implements LocalRuntime {
     await checkStoreRoot(this.root);
     // The packs are not put in shared memory: each trainer reads a partition's pack from the store when it first
     // trains one of its groves (a run's packs together may not fit in memory; each one does).
-    const prepared = await preparePartitions(parsed, options, input, this.blobs, { clock: this.clock, ...(callbacks.onPrepare ? { onProgress: callbacks.onPrepare } : {}) });
+    const prepared = await preparePartitions(parsed, options, input, this.blobs, this.prepareOptions(callbacks));
     this.checkOpen();
     const manifest = planPartitionRun(parsed, options, prepared, this.clock.now());
     const existing = await this.ledger.summary(manifest.runId);
@@ -466,7 +466,7 @@ class EmbeddedRuntime implements LocalRuntime {
     const input = typeof source === "string" ? await openTable(fileSource(source)) : csvTable(source);
     this.checkOpen();
     await checkStoreRoot(this.root);
-    const prepared = await preparePartitions(study.base, options, input, this.blobs, { clock: this.clock, ...(callbacks.onPrepare ? { onProgress: callbacks.onPrepare } : {}) });
+    const prepared = await preparePartitions(study.base, options, input, this.blobs, this.prepareOptions(callbacks));
     this.checkOpen();
     const checked = parseStudySpec(spec, prepared.task);
     const manifest = planPartitionTuning(checked, options, mode, prepared, this.clock.now());
@@ -975,6 +975,27 @@ class EmbeddedRuntime implements LocalRuntime {
   private inBackground(work: Promise<unknown>): void {
     this.background.add(work);
     void work.finally(() => this.background.delete(work));
+  }
+
+  /**
+   * How a partitioned run is prepared here: its partitions packed on the trainer threads, as many at once as there
+   * are trainers (they are idle until the run's groves exist); one a trainer cannot take now (another build's groves
+   * hold them all) is packed on this thread.
+   */
+  private prepareOptions(callbacks: PartitionRunCallbacks): Parameters<typeof preparePartitions>[4] {
+    const packer: PartitionPacker = {
+      concurrency: this.pool.size,
+      pack: async (job) => {
+        if (this.pool.free === 0) return packSpilledPartition(job, this.blobs, this.clock);
+        try {
+          return await this.pool.packPartition(job);
+        } finally {
+          // The trainer is free again: groves waiting for one go on.
+          this.pump();
+        }
+      },
+    };
+    return { clock: this.clock, packer, ...(callbacks.onPrepare ? { onProgress: callbacks.onPrepare } : {}) };
   }
 
   /** Hands visible tasks to free trainers. */

@@ -9,6 +9,7 @@ import {
   type GroveResult,
   type GroveTask,
 } from "@canopy/core";
+import { packSpilledPartition } from "@canopy/core/ingest";
 import { decodePack } from "@canopy/forest";
 import { DiskBlobStore } from "./blob-store.ts";
 import type { SerializedError } from "./errors.ts";
@@ -22,7 +23,8 @@ export interface TrainerHooks {
 /**
  * The body of a trainer thread, like a Lambda trainer: it runs core's trainGrove with its own DiskBlobStore,
  * a PackCache pre-filled with the packs the main thread shares, and a ledger proxy whose calls the main thread
- * (which owns the one ledger and its change feed) answers. A trainer module is a file that calls this.
+ * (which owns the one ledger and its change feed) answers. Before a partitioned run's groves, it also packs
+ * partitions from the run's spill (packSpilledPartition). A trainer module is a file that calls this.
  */
 export function serveTrainer(hooks: TrainerHooks = {}): void {
   const port = parentPort;
@@ -56,6 +58,11 @@ export function serveTrainer(hooks: TrainerHooks = {}): void {
       if (!pending) return;
       if (message.ok) pending.resolve(message.value);
       else pending.reject(reviveError(message.error));
+    } else if (message.kind === "pack-partition") {
+      packSpilledPartition(message.job, blobs).then(
+        (outcome) => post({ kind: "packed", id: message.id, outcome }),
+        (err) => post({ kind: "failed", id: message.id, error: serializeError(err) }),
+      );
     } else {
       void run(message.id, message.body, message.receiveCount);
     }
