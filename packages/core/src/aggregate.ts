@@ -67,10 +67,13 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
 
   let done: Extract<AggregateOutcome, { outcome: "completed" }>;
   let notification: BuildNotification;
+  // This aggregation's claim: its own failure fails the build only while the claim is still the build's.
+  let claim: number | undefined;
   try {
     const started = clock.now();
     const record = await ports.ledger.get(buildId);
     if (!record) throw new AggregationError(`build ${buildId} vanished from the ledger`);
+    claim = record.claims;
     const manifest = await readManifest(ports.blobs, buildId);
     if (record.landed.length === 0) throw new AggregationError("no grove landed");
     if (record.landed.length !== record.landedCount)
@@ -195,12 +198,16 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
     notification = completedNotification(record, report);
   } catch (err) {
     const reason = `aggregation failed: ${errorLine(err)}`;
-    if (await ports.ledger.fail(buildId, reason)) {
+    if (await ports.ledger.fail(buildId, reason, { claim })) {
       const record = await ports.ledger.get(buildId);
       if (record) await ports.notifier.publish(failedNotification(record, reason));
+      await settleMember(buildId, ports);
+      return { outcome: "failed", buildId, reason };
     }
+    // Not this aggregation's build any more (reopened as dead, claimed again, or finished by the live one): every
+    // grove is in and the build is not failed for it; the live aggregator makes the model.
     await settleMember(buildId, ports);
-    return { outcome: "failed", buildId, reason };
+    return { outcome: "not-claimed", buildId };
   }
   // Outside the try: once COMPLETED, a publishing error must not turn into a failed build. At most once.
   await ports.notifier.publish(notification);

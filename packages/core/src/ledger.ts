@@ -365,8 +365,14 @@ export const ledgerRules = {
     return { next: { ...s, status: "COMPLETED", result, updatedAt: now }, result: true };
   },
 
-  fail(s: BuildSummary, reason: string, now: number): Decision<boolean> {
+  /**
+   * Any non-terminal status -> FAILED. With `claim` (an aggregator's own failure), only while that aggregation is the
+   * build's: AGGREGATING under that claim count. One whose claim was reopened as dead, or taken since, steps aside:
+   * its groves are all in, and the live aggregator (or the next) makes the model.
+   */
+  fail(s: BuildSummary, reason: string, now: number, claim?: number): Decision<boolean> {
     if (TERMINAL_STATUSES.includes(s.status)) return { result: false };
+    if (claim !== undefined && (s.status !== "AGGREGATING" || (s.claims ?? 0) !== claim)) return { result: false };
     return { next: { ...s, status: "FAILED", reason: boundedError(reason), updatedAt: now }, result: true };
   },
 };

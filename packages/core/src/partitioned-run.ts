@@ -276,10 +276,12 @@ export async function aggregatePartitionedRun(runId: string, ports: PartitionAgg
   let model: PartitionedModel | undefined;
   let page: StoredPage = {};
   let root = runId;
+  let claim: number | undefined;
   try {
     const started = clock.now();
     const record = await ports.ledger.get(runId);
     if (!record) throw new AggregationError(`partitioned run ${runId} vanished from the ledger`);
+    claim = record.claims;
     const manifest = await readPartitionRun(ports.blobs, runId);
     root = manifest.final?.root ?? runId;
     if (manifest.tuning) {
@@ -306,12 +308,14 @@ export async function aggregatePartitionedRun(runId: string, ports: PartitionAgg
       throw new AggregationError("the run left AGGREGATING while it was being aggregated");
   } catch (err) {
     const reason = `partitioned run aggregation failed: ${errorLine(err)}`;
-    if (await ports.ledger.fail(runId, reason)) {
+    if (await ports.ledger.fail(runId, reason, { claim })) {
       const summary = await ports.ledger.summary(runId);
       // A final stage fails as the run the user started.
       if (summary) await ports.notifier.publish(partitionsFailedNotification({ ...summary, buildId: root }, reason));
+      return { outcome: "failed", runId, reason };
     }
-    return { outcome: "failed", runId, reason };
+    // Not this aggregation's record any more (reopened as dead, claimed again, or finished): the live one goes on.
+    return { outcome: "not-claimed", runId };
   }
   await ports.notifier.publish(partitionsCompletedNotification(report));
   return { outcome: "completed", runId: root, report, ...(model ? { model } : {}), ...page };

@@ -74,8 +74,8 @@ export interface BuildLedger {
   recordRequeue(buildId: string): Promise<boolean>;
   /** AGGREGATING -> COMPLETED. */
   complete(buildId: string, result: BuildResult): Promise<boolean>;
-  /** Any non-terminal status -> FAILED. */
-  fail(buildId: string, reason: string): Promise<boolean>;
+  /** Any non-terminal status -> FAILED; with `claim`, only while AGGREGATING under that claim (ledgerRules.fail). */
+  fail(buildId: string, reason: string, options?: { claim?: number }): Promise<boolean>;
   /** The counter and every grove's entry: reads that grow with the build (status, aggregation, reports). */
   get(buildId: string): Promise<BuildRecord | undefined>;
   /** The counter alone, one small read whatever the build's size (progress, sweeping, trainers). */

@@ -435,10 +435,12 @@ export async function aggregateStudy(studyId: string, ports: StudyAggregatePorts
   if (!(await ports.ledger.claimAggregation(studyId))) return { outcome: "not-claimed", studyId };
   let report: StudyReport;
   let root = studyId;
+  let claim: number | undefined;
   try {
     const started = clock.now();
     const record = await ports.ledger.get(studyId);
     if (!record) throw new AggregationError(`study ${studyId} vanished from the ledger`);
+    claim = record.claims;
     const manifest = await readStudyManifest(ports.blobs, studyId);
     root = manifest.final?.root ?? manifest.round?.root ?? studyId;
     if (manifest.final) {
@@ -507,11 +509,13 @@ export async function aggregateStudy(studyId: string, ports: StudyAggregatePorts
     }
   } catch (err) {
     const reason = `study aggregation failed: ${errorLine(err)}`;
-    if (await ports.ledger.fail(studyId, reason)) {
+    if (await ports.ledger.fail(studyId, reason, { claim })) {
       const summary = await ports.ledger.summary(studyId);
       if (summary) await ports.notifier.publish(studyFailedNotification({ ...summary, buildId: root }, reason));
+      return { outcome: "failed", studyId, reason };
     }
-    return { outcome: "failed", studyId, reason };
+    // Not this aggregation's record any more (reopened as dead, claimed again, or finished): the live one goes on.
+    return { outcome: "not-claimed", studyId };
   }
   return published(report, ports);
 }

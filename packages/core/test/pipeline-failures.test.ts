@@ -130,6 +130,55 @@ describe("failed groves", () => {
   });
 });
 
+describe("an aggregator that lost its claim", () => {
+  /** A build whose last grove lands with putStream (the model's write) taking `during` first, once. */
+  async function landWith(during: (p: Awaited<ReturnType<typeof submitted>>) => Promise<void>) {
+    const p = await submitted({ n_estimators: 4, grove_size: 2, seed: 3 });
+    const putStream = p.blobs.putStream.bind(p.blobs);
+    let first = true;
+    p.blobs.putStream = async (key, chunks, type) => {
+      if (first && key === keys.model(p.id)) {
+        first = false;
+        await during(p);
+      }
+      return putStream(key, chunks, type);
+    };
+    for (const t of p.tasks) await trainGrove(t, p);
+    // A reopen triggers another aggregation, which may be pushed while the first runs.
+    for (let i = 0; i < p.aggregations.length; i++) await p.aggregations[i];
+    return { p, outcomes: await Promise.all(p.aggregations) };
+  }
+
+  async function uninterruptedModel() {
+    const q = await submitted({ n_estimators: 4, grove_size: 2, seed: 3 });
+    for (const t of q.tasks) await trainGrove(t, q);
+    await Promise.all(q.aggregations);
+    return Buffer.from((await q.blobs.get(keys.model(q.id)))!);
+  }
+
+  it("reopened as dead while it wrote the model: it steps aside, the next aggregation completes the build", async () => {
+    const { p, outcomes } = await landWith(async (p) => void (await p.ledger.reopenAggregation(p.id)));
+    expect(outcomes.map((o) => o.outcome).sort()).toEqual(["completed", "not-claimed"]);
+    expect((await p.ledger.summary(p.id))?.status).toBe("COMPLETED");
+    expect(p.notifier.published.map((n) => n.type)).toEqual(["build.completed"]);
+    expect(Buffer.from((await p.blobs.get(keys.model(p.id)))!).equals(await uninterruptedModel())).toBe(true);
+  });
+
+  it("breaking after another aggregation took the claim: the build is not failed for it", async () => {
+    const { p, outcomes } = await landWith(async (p) => {
+      await p.ledger.reopenAggregation(p.id);
+      // The next aggregator claims it (the reopen's trigger), then this one's store write breaks.
+      while (((await p.ledger.summary(p.id))?.claims ?? 0) < 2) await new Promise((r) => setTimeout(r, 1));
+      throw new Error("the store timed out");
+    });
+    expect(outcomes.map((o) => o.outcome).sort()).toEqual(["completed", "not-claimed"]);
+    const record = await p.ledger.get(p.id);
+    expect(record?.status).toBe("COMPLETED");
+    expect(record?.reason).toBeUndefined();
+    expect(p.notifier.published.map((n) => n.type)).toEqual(["build.completed"]);
+  });
+});
+
 describe("resumeBuild", () => {
   it("re-queues only the groves that have not landed", async () => {
     const p = await submitted({ n_estimators: 8, grove_size: 2 });

@@ -188,8 +188,8 @@ export class DynamoLedger implements BuildLedger {
     return this.apply(buildId, (s, now) => ledgerRules.complete(s, result, now));
   }
 
-  fail(buildId: string, reason: string): Promise<boolean> {
-    return this.apply(buildId, (s, now) => ledgerRules.fail(s, reason, now));
+  fail(buildId: string, reason: string, options: { claim?: number } = {}): Promise<boolean> {
+    return this.apply(buildId, (s, now) => ledgerRules.fail(s, reason, now, options.claim));
   }
 
   async summary(buildId: string): Promise<BuildSummary | undefined> {

@@ -99,8 +99,8 @@ export class DiskLedger implements BuildLedger {
     return this.update(buildId, (r, now) => ledgerRules.complete(r, result, now));
   }
 
-  fail(buildId: string, reason: string): Promise<boolean> {
-    return this.update(buildId, (r, now) => ledgerRules.fail(r, reason, now));
+  fail(buildId: string, reason: string, options: { claim?: number } = {}): Promise<boolean> {
+    return this.update(buildId, (r, now) => ledgerRules.fail(r, reason, now, options.claim));
   }
 
   /** Reads the file as it is now; a rename is atomic, so this never sees half a write. */

@@ -144,8 +144,8 @@ export class MemoryLedger implements BuildLedger {
     return this.update(buildId, (s, now) => ledgerRules.complete(s, result, now));
   }
 
-  async fail(buildId: string, reason: string): Promise<boolean> {
-    return this.update(buildId, (s, now) => ledgerRules.fail(s, reason, now));
+  async fail(buildId: string, reason: string, options: { claim?: number } = {}): Promise<boolean> {
+    return this.update(buildId, (s, now) => ledgerRules.fail(s, reason, now, options.claim));
   }
 
   async get(buildId: string): Promise<BuildRecord | undefined> {
