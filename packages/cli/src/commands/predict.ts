@@ -1,8 +1,8 @@
-import type { CellValue } from "@canopy/forest";
 import { UsageError } from "../errors.ts";
 import { checkDataFile } from "../fs.ts";
 import { csvField, FeatureReader } from "../features.ts";
 import { openModelRef, type LoadedPartitionedModel } from "../model.ts";
+import { partitionedPredictionLines, readNamedTable } from "../partitioned-table.ts";
 
 export interface PredictOptions {
   model: string;
@@ -60,31 +60,10 @@ async function predictPartitioned(
   if (options.proba && model.task !== "classification") throw new UsageError("--proba needs a classification model; this partitioned model is regression");
   await checkDataFile(data);
   const core = await import("@canopy/core");
-  const ingest = await import("@canopy/core/ingest");
-  let header: string[] | undefined;
-  const rows: CellValue[][] = [];
-  const numbers: number[] = [];
-  await (await ingest.openTable(ingest.fileSource(data))).read({
-    header: (names) => {
-      header = names;
-    },
-    row: (values, row) => {
-      rows.push(values);
-      numbers.push(row);
-    },
-  });
-  if (header === undefined) throw new UsageError(`${data} is empty: expected a header row`);
+  const { header, rows, numbers } = await readNamedTable(data);
   const predictor = new core.PartitionedPredictor(model, (ref, key) => opened.load(ref, key));
   const result = await predictor.predict(core.tableRows(header, rows, numbers), { proba: options.proba, skipUnknown: options.skipUnknown });
-  const lines: string[] = [];
-  if (options.proba) {
-    const classes = result.classes ?? [];
-    lines.push(classes.map(csvField).join(","));
-    for (const p of result.probabilities ?? []) lines.push(p === null ? ",".repeat(Math.max(0, classes.length - 1)) : p.map(String).join(","));
-  } else {
-    lines.push(csvField(result.label ?? "prediction"));
-    for (const p of result.predictions) lines.push(p === null ? "" : typeof p === "number" ? String(p) : csvField(p));
-  }
+  const lines = partitionedPredictionLines(options.proba === true, result);
   out.write(`${lines.join("\n")}\n`);
   if (result.unknown.length > 0) {
     note(`warning: ${core.unknownPartitionMessage(model.partitionBy, result.unknown, (r) => `row ${numbers[r]}`)}; their predictions are empty (--skip-unknown)`);

@@ -5,6 +5,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { readFile } from "node:fs/promises";
 import { FailedError, fileError, UsageError } from "../errors.ts";
 import { csvField, readFeatureCsv, type FeatureMatrix } from "../features.ts";
+import { partitionedPredictionLines, readNamedTable, type NamedTable } from "../partitioned-table.ts";
 
 export interface RemoteOptions {
   /** A URL, or an alias name (served by the URL in CANOPY_PREDICT_URL or the SST app's outputs). */
@@ -226,25 +227,35 @@ interface Answer {
 
 /** Consecutive row ranges whose JSON bodies stay under the byte budget and the row limit. */
 export function chunkRows(X: FeatureMatrix, maxRows: number, budget: number): Chunk[] {
+  return chunkBodies(X.nRows, (r) => rowJson(X, r), { head: `{"rows":[`, tail: "]}" }, maxRows, budget, (r) => `row ${r + 2}`);
+}
+
+/**
+ * Items 0..n-1 as request bodies `head` + items joined by commas + `tail`, consecutive, each of at most `maxRows`
+ * items and `budget` bytes; an item that fits no body is refused naming it (`name`).
+ */
+function chunkBodies(n: number, item: (i: number) => string, frame: { head: string; tail: string }, maxRows: number, budget: number, name: (i: number) => string): Chunk[] {
   const chunks: Chunk[] = [];
+  const frameBytes = Buffer.byteLength(frame.head) + Buffer.byteLength(frame.tail);
   let start = 0;
-  let rows: string[] = [];
+  let items: string[] = [];
   let size = 0;
   const flush = (end: number) => {
-    if (rows.length === 0) return;
-    chunks.push({ start, end, body: `{"rows":[${rows.join(",")}]}` });
+    if (items.length === 0) return;
+    chunks.push({ start, end, body: `${frame.head}${items.join(",")}${frame.tail}` });
     start = end;
-    rows = [];
+    items = [];
     size = 0;
   };
-  for (let r = 0; r < X.nRows; r++) {
-    const row = rowJson(X, r);
-    if (row.length + 20 > budget) throw new UsageError(`row ${r + 2} alone is larger than a request may be (${budget} bytes)`);
-    if (rows.length >= maxRows || size + row.length + 1 + 12 > budget) flush(r);
-    rows.push(row);
-    size += row.length + 1;
+  for (let i = 0; i < n; i++) {
+    const text = item(i);
+    const bytes = Buffer.byteLength(text);
+    if (frameBytes + bytes > budget) throw new UsageError(`${name(i)} alone is larger than a request may be (${budget} bytes)`);
+    if (items.length >= maxRows || frameBytes + size + 1 + bytes > budget) flush(i);
+    size += (items.length > 0 ? 1 : 0) + bytes;
+    items.push(text);
   }
-  flush(X.nRows);
+  flush(n);
   return chunks;
 }
 
@@ -282,55 +293,14 @@ async function sendChunks<T>(
   return results;
 }
 
-/** A table read as a local predict of a partitioned model reads it: its header, its cells as read, their row numbers. */
-interface NamedTable {
-  header: string[];
-  rows: import("@canopy/forest").CellValue[][];
-  numbers: number[];
-}
-
-async function readNamedTable(data: string): Promise<NamedTable> {
-  const ingest = await import("@canopy/core/ingest");
-  let header: string[] | undefined;
-  const rows: NamedTable["rows"] = [];
-  const numbers: number[] = [];
-  await (await ingest.openTable(ingest.fileSource(data))).read({
-    header: (names) => void (header = names),
-    row: (values, row) => {
-      rows.push(values);
-      numbers.push(row);
-    },
-  });
-  if (header === undefined) throw new UsageError(`${data} is empty: expected a header row`);
-  return { header, rows, numbers };
-}
-
 /** A cell as JSON carries it: a date as its ISO text, a Parquet INT64 as its digits. */
 const jsonCell = (v: import("@canopy/forest").CellValue) => (v instanceof Date ? v.toISOString() : typeof v === "bigint" ? v.toString() : (v ?? null));
 
 /** The rows as `{"records": [...]}` bodies under the row and byte limits; every request skips unknown partition values. */
 function recordChunks(table: NamedTable, maxRows: number, budget: number, proba: boolean): Chunk[] {
-  const chunks: Chunk[] = [];
-  const tail = `],"skip_unknown":true${proba ? ',"proba":true' : ""}}`;
-  let start = 0;
-  let records: string[] = [];
-  let size = 0;
-  const flush = (end: number) => {
-    if (records.length === 0) return;
-    chunks.push({ start, end, body: `{"records":[${records.join(",")}${tail}` });
-    start = end;
-    records = [];
-    size = 0;
-  };
-  for (const [r, values] of table.rows.entries()) {
-    const record = JSON.stringify(Object.fromEntries(table.header.map((name, c) => [name, jsonCell(values[c])])));
-    if (record.length + tail.length + 16 > budget) throw new UsageError(`row ${table.numbers[r]} alone is larger than a request may be (${budget} bytes)`);
-    if (records.length >= maxRows || size + record.length + 1 + tail.length + 16 > budget) flush(r);
-    records.push(record);
-    size += record.length + 1;
-  }
-  flush(table.rows.length);
-  return chunks;
+  const record = (r: number) => JSON.stringify(Object.fromEntries(table.header.map((name, c) => [name, jsonCell(table.rows[r]![c])])));
+  const frame = { head: `{"records":[`, tail: `],"skip_unknown":true${proba ? ',"proba":true' : ""}}` };
+  return chunkBodies(table.rows.length, record, frame, maxRows, budget, (r) => `row ${table.numbers[r]}`);
 }
 
 /**
@@ -344,25 +314,19 @@ async function writePartitioned(table: NamedTable, chunks: Chunk[], results: Ans
   for (const [i, r] of results.entries()) for (const e of r.errors ?? []) unknown.push({ row: chunks[i]!.start + e.row, value: e.value ?? undefined });
   const where = (r: number) => `row ${table.numbers[r]}`;
   if (unknown.length > 0 && !options.skipUnknown) throw new UsageError(`${core.unknownPartitionMessage(partitionBy, unknown, where)}, and the partitioned model has no fallback`);
-  const lines: string[] = [];
-  if (options.proba) {
-    const classes = core.classOrder(results.flatMap((r) => r.classes ?? []));
-    const at = new Map(classes.map((c, i) => [c, i]));
-    lines.push(classes.map(csvField).join(","));
-    for (const r of results)
-      for (const p of r.probabilities ?? []) {
-        if (p === null) {
-          lines.push(",".repeat(Math.max(0, classes.length - 1)));
-          continue;
-        }
-        const row = new Array<number>(classes.length).fill(0);
-        p.forEach((v, c) => (row[at.get(r.classes![c]!)!] = v));
-        lines.push(row.map(String).join(","));
-      }
-  } else {
-    lines.push(csvField(results.find((r) => r.label)?.label ?? "prediction"));
-    for (const r of results) for (const p of r.predictions) lines.push(p === null ? "" : typeof p === "number" ? String(p) : csvField(p));
-  }
+  // Each chunk answers with the classes of the partitions it reached: its probabilities are put in the order of all of them.
+  const classes = options.proba ? core.classOrder(results.flatMap((r) => r.classes ?? [])) : [];
+  const at = new Map(classes.map((c, i) => [c, i]));
+  const probabilities = results.flatMap((r) =>
+    (r.probabilities ?? []).map((p) => {
+      if (p === null) return null;
+      const row = new Array<number>(classes.length).fill(0);
+      p.forEach((v, c) => (row[at.get(r.classes![c]!)!] = v));
+      return row;
+    }),
+  );
+  const label = results.find((r) => r.label)?.label;
+  const lines = partitionedPredictionLines(options.proba === true, { predictions: results.flatMap((r) => r.predictions), classes, probabilities, ...(label ? { label } : {}) });
   out.write(`${lines.join("\n")}\n`);
   if (unknown.length > 0) note(`warning: ${core.unknownPartitionMessage(partitionBy, unknown, where)}; their predictions are empty (--skip-unknown)`);
 }
