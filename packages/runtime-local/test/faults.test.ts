@@ -23,4 +23,19 @@ describe("faults by policy in the embedded runtime", () => {
       await runtime.close();
     }
   });
+
+  it("a trainer holds a second grove while its first waits (one thread): the held grove ends once the next reaches it", async () => {
+    const root = await tempDir();
+    const log = join(root, "deliveries.log");
+    const { runtime } = recordingRuntime({ root, workers: 1, log, faults: { 0: "hold" } });
+    try {
+      const outcome = await runtime.train(digitsSpec(25), digits);
+      expect(outcome.status).toBe("COMPLETED");
+      if (outcome.status !== "COMPLETED") return;
+      expect(deliveries(log)).toEqual(["0:1:hold", "1:1:ok"]);
+      expect(readFileSync(outcome.modelPath).equals(await referenceModel(digitsSpec(25)))).toBe(true);
+    } finally {
+      await runtime.close();
+    }
+  });
 });
