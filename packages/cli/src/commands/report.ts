@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
 import type { BuildReport, PartitionReport, StudyReport } from "@canopy/core";
+import type { ReportDocument } from "@canopy/report";
 import { FailedError, fileError, UsageError } from "../errors.ts";
 import { bytes } from "../format.ts";
 import { writeFileAtomic } from "../fs.ts";
@@ -54,7 +55,8 @@ async function checkOut(out: string): Promise<void> {
   if (!isCanopyReport(existing)) throw new UsageError(`--out ${out} already exists and is not a Canopy report; choose another file`);
 }
 
-type AnyReport = BuildReport | StudyReport | PartitionReport;
+/** A build's, a study's or a partitioned run's report: what the page renderer takes. */
+type AnyReport = ReportDocument;
 
 /** The id a report describes: a build's, a study's or a partitioned run's. */
 const idOf = (r: AnyReport): string => ("studyId" in r ? r.studyId : "runId" in r ? r.runId : r.buildId);
@@ -129,7 +131,7 @@ export async function report(ref: string, options: ReportOptions, io: { stdout?:
   if (options.out !== undefined) await checkOut(options.out);
   const { report: found, page } = await locate(ref, options);
   const { renderReport } = await import("@canopy/report");
-  const html = renderReport(found as Parameters<typeof renderReport>[0]);
+  const html = renderReport(found);
   const path = resolve(options.out ?? page);
   await writeFileAtomic(path, html);
   const size = Buffer.byteLength(html);
