@@ -81,8 +81,11 @@ describe("issue 9.1: a damaged model, grove or pack is refused, naming it", () =
   it("a damaged grove in the store fails the build on --resume, naming the grove; no model is written", async () => {
     const { cwd, buildId } = await interruptedBuild();
     const groves = join(cwd, ".canopy", "builds", buildId, "groves");
-    const first = (await readdir(groves)).filter((f) => f.endsWith(".grove")).sort()[0]!;
-    const grove = Number(first.slice(0, 5));
+    // A grove the ledger counts as landed (a trainer holds two, so a written file may not have landed yet, and would be
+    // trained again on resume).
+    const record = JSON.parse(await readFile(join(cwd, ".canopy", "ledger", `${buildId}.json`), "utf8")) as { landed: number[] };
+    const grove = record.landed[0]!;
+    const first = `${String(grove).padStart(5, "0")}.grove`;
     await writeFile(join(groves, first), withDamagedThreshold(await readFile(join(groves, first))));
     const run = await canopy(["train", "--resume", buildId, "--out", "out"], cwd);
     expect(run.code, run.stderr).toBe(1);
