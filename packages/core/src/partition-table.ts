@@ -264,13 +264,14 @@ export async function preparePartitions(
       }
     };
     try {
+      startMore();
       for (const [i, key] of keys.entries()) {
         const group = spill.groups.get(key)!;
         if (group.rows < options.minPartitionRows) {
           skipped.push({ value: group.value, rows: group.rows, reason: `${group.rows} rows, fewer than --min-partition-rows ${options.minPartitionRows}` });
           continue;
         }
-        startMore();
+        // Launched already: eligible keys go out in this order, and each one taken makes room for the next.
         const prepared = await packing.get(key)!;
         packing.delete(key);
         startMore();

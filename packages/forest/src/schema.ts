@@ -177,17 +177,11 @@ export function dateOf(v: CellValue): number | typeof INVALID {
   if (isMissingValue(v)) return NaN;
   if (typeof v !== "string") return INVALID;
   const t = v.trim();
-  let y: number, mo: number, d: number, h = 0, mi = 0, s = 0, frac = 0, offset = 0;
-  let m: RegExpExecArray | null;
   const fixed = fixedWidthDate(t);
-  if (fixed !== undefined) {
-    y = fixed[0]!;
-    mo = fixed[1]!;
-    d = fixed[2]!;
-    h = fixed[3]!;
-    mi = fixed[4]!;
-    s = fixed[5]!;
-  } else if ((m = YMD.exec(t))) {
+  if (fixed !== undefined) return fixed;
+  let y: number, mo: number, d: number, h = 0, mi = 0, s = 0, frac = 0, offset = 0;
+  let m = YMD.exec(t);
+  if (m) {
     [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
     if (m[4] !== undefined) [h, mi, s] = [Number(m[4]), Number(m[5]), Number(m[6] ?? 0)];
     if (m[7] !== undefined) frac = Number(`0.${m[7]}`);
@@ -200,19 +194,21 @@ export function dateOf(v: CellValue): number | typeof INVALID {
     [d, y] = [Number(m[2]), Number(m[3])];
     if (m[4] !== undefined) [h, mi, s] = [Number(m[4]), Number(m[5]), Number(m[6] ?? 0)];
   } else return INVALID;
+  return utcOf(y, mo, d, h, mi, s, frac, offset);
+}
+
+/** A date's parts checked (a real day, a time of day) and as epoch milliseconds, or INVALID. */
+function utcOf(y: number, mo: number, d: number, h: number, mi: number, s: number, frac: number, offset: number): number | typeof INVALID {
   if (mo < 1 || mo > 12 || d < 1 || d > daysInMonth(y, mo) || h > 23 || mi > 59 || s > 60) return INVALID;
   return Date.UTC(y, mo - 1, d, h, mi, s) + Math.round(frac * 1000) - offset * 60_000;
 }
 
-const FIXED_PARTS: number[] = [0, 0, 0, 0, 0, 0];
-
 /**
- * The parts of `2024-01-31`, `2024-01-31 13:45` or `2024-01-31 13:45:07` (T or space, - or /), read off their
- * fixed places: the forms most tables write, which YMD matches too, with the same parts. A regular expression and its
- * match array per cell were most of the time of reading a dated table. Any other text: undefined. The array returned
- * is reused.
+ * `2024-01-31`, `2024-01-31 13:45` or `2024-01-31 13:45:07` (T or space, - or /) read off their fixed places: the
+ * forms most tables write, which YMD matches too, with the same parts and so the same value. A regular expression and
+ * its match array per cell were most of the time of reading a dated table. Any other text: undefined.
  */
-function fixedWidthDate(t: string): number[] | undefined {
+function fixedWidthDate(t: string): number | typeof INVALID | undefined {
   const n = t.length;
   if (n !== 10 && n !== 16 && n !== 19) return undefined;
   const sep1 = t.charCodeAt(4);
@@ -238,14 +234,7 @@ function fixedWidthDate(t: string): number[] | undefined {
       if (s < 0) return undefined;
     }
   }
-  const out = FIXED_PARTS;
-  out[0] = y;
-  out[1] = mo;
-  out[2] = d;
-  out[3] = h;
-  out[4] = mi;
-  out[5] = s;
-  return out;
+  return utcOf(y, mo, d, h, mi, s, 0, 0);
 }
 
 /** The decimal number of t[at, at + count), or -1 if one of them is not an ASCII digit. */

@@ -55,15 +55,12 @@ async function checkOut(out: string): Promise<void> {
   if (!isCanopyReport(existing)) throw new UsageError(`--out ${out} already exists and is not a Canopy report; choose another file`);
 }
 
-/** A build's, a study's or a partitioned run's report: what the page renderer takes. */
-type AnyReport = ReportDocument;
-
 /** The id a report describes: a build's, a study's or a partitioned run's. */
-const idOf = (r: AnyReport): string => ("studyId" in r ? r.studyId : "runId" in r ? r.runId : r.buildId);
+const idOf = (r: ReportDocument): string => ("studyId" in r ? r.studyId : "runId" in r ? r.runId : r.buildId);
 
-function parseReport(bytes: Uint8Array, where: string, kind: "build" | "study" | "partitions" = "build"): AnyReport {
+function parseReport(bytes: Uint8Array, where: string, kind: "build" | "study" | "partitions" = "build"): ReportDocument {
   try {
-    const report = JSON.parse(new TextDecoder().decode(bytes)) as AnyReport & { kind?: string };
+    const report = JSON.parse(new TextDecoder().decode(bytes)) as ReportDocument & { kind?: string };
     const id = kind === "study" ? (report as StudyReport).studyId : kind === "partitions" ? (report as PartitionReport).runId : (report as BuildReport).buildId;
     if (report?.v === 1 && (report.kind ?? "build") === kind && typeof id === "string") return report;
   } catch {
@@ -73,7 +70,7 @@ function parseReport(bytes: Uint8Array, where: string, kind: "build" | "study" |
 }
 
 /** The report and where its page goes by default, from the local store, a model on disk, or the AWS bucket. */
-async function locate(ref: string, options: ReportOptions): Promise<{ report: AnyReport; page: string }> {
+async function locate(ref: string, options: ReportOptions): Promise<{ report: ReportDocument; page: string }> {
   const { inShort, isBuildId, isPartitionRunId, isStudyId, keys } = await import("@canopy/core");
   const awsFlags = [options.aws && "--aws", options.endpoint && "--endpoint", options.bucket && "--bucket"].filter(Boolean);
   // A study's or a partitioned run's report.json (written when it completed), and its page's key beside it.
