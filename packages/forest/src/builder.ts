@@ -1,4 +1,5 @@
 import { sampleWeights } from "./bootstrap.ts";
+import { CARRY_MIN_SAMPLES, HistogramCarry, type NodeHistograms } from "./carry.ts";
 import { createCriterion } from "./criterion.ts";
 import { countOrFraction, featuresPerSplit, type ResolvedParams } from "./options.ts";
 import { MISSING_BIN, type DatasetPack } from "./pack.ts";
@@ -24,6 +25,8 @@ interface Pending {
   isRight: boolean;
   weight: number;
   nKnownConstants: number;
+  /** The histograms its parent carried down to it (see HistogramCarry), or null. */
+  held: NodeHistograms | null;
 }
 
 /** Node statistics by stack position: a node's children take its slot (right) and the next one (left). */
@@ -62,15 +65,10 @@ export function fitTree(pack: DatasetPack, rows: Uint32Array, params: ResolvedPa
   const minSamplesSplit = Math.max(countOrFraction(params.min_samples_split, rows.length), 2, 2 * minSamplesLeaf);
   const maxDepth = params.max_depth ?? Infinity;
   const categorical = Uint8Array.from(pack.features, (f) => (f.kind === "categorical" ? 1 : 0));
-  const splitter = new HistogramSplitter({
-    samples,
-    criterion,
-    maxFeatures: featuresPerSplit(params.max_features, pack.nFeatures),
-    minSamplesLeaf,
-    rng,
-    categorical,
-    binCounts: Int32Array.from(pack.edges, (e) => e.length + 1),
-  });
+  const maxFeatures = featuresPerSplit(params.max_features, pack.nFeatures);
+  const binCounts = Int32Array.from(pack.edges, (e) => e.length + 1);
+  const carry = HistogramCarry.of(samples, criterion.width, maxFeatures, categorical, binCounts);
+  const splitter = new HistogramSplitter({ samples, criterion, maxFeatures, minSamplesLeaf, rng, categorical, binCounts, carry });
   const sets = new CategorySetBuilder();
   const tree = new TreeArrays(samples.size, criterion.valueWidth);
   const width = criterion.width;
@@ -78,7 +76,9 @@ export function fitTree(pack: DatasetPack, rows: Uint32Array, params: ResolvedPa
   const pool = new StatsPool(width);
   const rootWeight = criterion.nodeStats(0, samples.size, pool.slot(0));
   const minDecrease = params.min_impurity_decrease * rootWeight;
-  const stack: Pending[] = [{ start: 0, end: samples.size, depth: 0, parent: -1, isRight: false, weight: rootWeight, nKnownConstants: 0 }];
+  const stack: Pending[] = [{ start: 0, end: samples.size, depth: 0, parent: -1, isRight: false, weight: rootWeight, nKnownConstants: 0, held: null }];
+  /** Whether a child of `n` samples and impurity `imp` at `depth` will be searched, and is large enough to carry to. */
+  const carriedTo = (n: number, imp: number, depth: number) => depth < maxDepth && n >= minSamplesSplit && n >= CARRY_MIN_SAMPLES && imp > EPSILON;
   const rightStats = new Float64Array(width);
 
   while (stack.length > 0) {
@@ -90,18 +90,24 @@ export function fitTree(pack: DatasetPack, rows: Uint32Array, params: ResolvedPa
     const nodeRows = samples.rowsOf(start, end);
     const imp = criterion.impurity(stats, w);
     let split = null;
+    // A node large enough for its children to be carried to keeps the histograms it fills (see HistogramCarry).
+    let held = node.held;
     if (node.depth < maxDepth && end - start >= minSamplesSplit && imp > EPSILON) {
-      split = splitter.findBestSplit(start, end, stats, w, node.nKnownConstants, nodeRows);
+      if (held === null && carry !== null && end - start >= 2 * CARRY_MIN_SAMPLES) held = carry.take();
+      split = splitter.findBestSplit(start, end, stats, w, node.nKnownConstants, nodeRows, held);
     }
     let decrease = 0;
+    let leftImp = 0;
+    let rightImp = 0;
     if (split !== null) {
       for (let c = 0; c < width; c++) rightStats[c] = stats[c] - split.leftStats[c];
-      const leftImp = criterion.impurity(split.leftStats, split.leftWeight);
-      const rightImp = criterion.impurity(rightStats, w - split.leftWeight);
+      leftImp = criterion.impurity(split.leftStats, split.leftWeight);
+      rightImp = criterion.impurity(rightStats, w - split.leftWeight);
       decrease = w * imp - split.leftWeight * leftImp - (w - split.leftWeight) * rightImp;
       if (decrease < minDecrease) split = null;
     }
     if (split === null) {
+      carry?.give(held);
       criterion.nodeValue(stats, w, tree.values, tree.setLeaf(id));
       continue;
     }
@@ -120,11 +126,27 @@ export function fitTree(pack: DatasetPack, rows: Uint32Array, params: ResolvedPa
     }
     const depth = node.depth + 1;
     const nConst = splitter.nTotalConstants;
+    // The larger child's histograms are this node's minus the smaller's, filled here; a child that will not be
+    // searched gets none.
+    let heldLeft: NodeHistograms | null = null;
+    let heldRight: NodeHistograms | null = null;
+    if (held !== null) {
+      const leftLarger = mid - start >= end - mid;
+      if (leftLarger ? carriedTo(mid - start, leftImp, depth) : carriedTo(end - mid, rightImp, depth)) {
+        let smaller: NodeHistograms | null = leftLarger ? carry!.splitOff(held, mid, end, nodeRows) : carry!.splitOff(held, start, mid, nodeRows);
+        if (!(leftLarger ? carriedTo(end - mid, rightImp, depth) : carriedTo(mid - start, leftImp, depth))) {
+          carry!.give(smaller);
+          smaller = null;
+        }
+        heldLeft = leftLarger ? held : smaller;
+        heldRight = leftLarger ? smaller : held;
+      } else carry!.give(held);
+    }
     // Right first, so the left child is popped next and gets id + 1. The right child takes this node's slot.
     stats.set(rightStats);
     pool.slot(slot + 1).set(split.leftStats);
-    stack.push({ start: mid, end, depth, parent: id, isRight: true, weight: w - split.leftWeight, nKnownConstants: nConst });
-    stack.push({ start, end: mid, depth, parent: id, isRight: false, weight: split.leftWeight, nKnownConstants: nConst });
+    stack.push({ start: mid, end, depth, parent: id, isRight: true, weight: w - split.leftWeight, nKnownConstants: nConst, held: heldRight });
+    stack.push({ start, end: mid, depth, parent: id, isRight: false, weight: split.leftWeight, nKnownConstants: nConst, held: heldLeft });
   }
   return tree.toTree(index);
 }

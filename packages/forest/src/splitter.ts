@@ -1,3 +1,4 @@
+import type { HistogramCarry, NodeHistograms } from "./carry.ts";
 import { addRegressionSample, type Criterion } from "./criterion.ts";
 import { MISSING_BIN, MISSING_WIDE_BIN } from "./pack.ts";
 import { COLUMN_PASS_MIN_SAMPLES, type SamplePartition } from "./partition.ts";
@@ -36,6 +37,8 @@ export interface SplitterConfig {
   categorical: Uint8Array;
   /** Per feature: its bins below the missing bin (edges + 1); an 8-bit feature's histogram has no others. */
   binCounts: Int32Array;
+  /** Histogram subtraction, when this tree's nodes can carry their histograms to their children (see HistogramCarry). */
+  carry: HistogramCarry | null;
 }
 
 /** Up to this many samples, the non-empty bins are tracked as they fill instead of found by a 255-bin sweep. */
@@ -82,6 +85,8 @@ export class HistogramSplitter {
   /** 16-bit features: the bins their histogram touched (it is always tracked: 65536 bins are too many to sweep). */
   private readonly touchedWide: Uint16Array | null;
   private readonly block: Uint8Array;
+  /** The batch positions gather copies (those whose histogram the node does not hold already). */
+  private readonly gathered: Int32Array;
   private readonly order: Int32Array;
   private readonly perm: Int32Array;
   private readonly leftMissing: Float64Array;
@@ -107,6 +112,7 @@ export class HistogramSplitter {
     this.touched = new Uint8Array(BINS);
     this.touchedWide = cfg.samples.nWide > 0 ? new Uint16Array(WIDE_BINS) : null;
     this.block = new Uint8Array(maxFeatures * COLUMN_PASS_MIN_SAMPLES);
+    this.gathered = new Int32Array(maxFeatures);
     this.order = new Int32Array(bins);
     this.perm = new Int32Array(SORTED_MAX_SAMPLES);
     this.leftMissing = new Float64Array(width);
@@ -128,10 +134,20 @@ export class HistogramSplitter {
   /**
    * Finds the best split of samples idx[start, end) (ascending rows) whose statistics are `total` and weight
    * `w`; the first `nKnownConstants` entries of `features` are constant here. `rows` is the row-major copy
-   * idx refers to in a small subtree, or null to read the pack's columns. Null if no valid split exists.
+   * idx refers to in a small subtree, or null to read the pack's columns. `held`: the node's carried
+   * histograms (see HistogramCarry): those it holds are read instead of filled, and those filled here of the
+   * features the carry takes are kept in it. Null if no valid split exists.
    */
-  findBestSplit(start: number, end: number, total: Float64Array, w: number, nKnownConstants: number, rows: Uint8Array | null): Split | null {
-    const { maxFeatures, rng } = this.cfg;
+  findBestSplit(
+    start: number,
+    end: number,
+    total: Float64Array,
+    w: number,
+    nKnownConstants: number,
+    rows: Uint8Array | null,
+    held: NodeHistograms | null = null,
+  ): Split | null {
+    const { maxFeatures, rng, carry } = this.cfg;
     const { nFeatures } = this.cfg.samples;
     const features = this.features;
     const batch = this.batch;
@@ -169,7 +185,7 @@ export class HistogramSplitter {
         batch[nb++] = f;
       }
       if (nb === 0) continue;
-      if (rows !== null) this.gather(rows, start, end, nb);
+      if (rows !== null) this.gather(rows, start, end, nb, held);
       const sorted = rows !== null && end - start <= SORTED_MAX_SAMPLES && this.cfg.criterion.constantTimeProxy;
       const categorical = this.cfg.categorical;
       const wide = this.cfg.samples.wideColumn;
@@ -179,14 +195,22 @@ export class HistogramSplitter {
         if (wide !== null && wide[f] >= 0) outcome = this.evaluateWide(f, start, end, total, w) ? 1 : 0;
         else outcome = sorted && categorical[f] === 0 ? this.evaluateSorted(j, f, start, end, total, w) : -1;
         if (outcome < 0) {
-          if (rows !== null) this.histogramFromBlock(j, start, end);
-          else this.histogramFromColumn(f, start, end);
+          if (held !== null && held.held[f] === 1) {
+            carry!.load(held, f, this.hist, this.cnt);
+            this.nTouched = -1;
+          } else {
+            if (rows !== null) this.histogramFromBlock(j, start, end);
+            else this.histogramFromColumn(f, start, end);
+            if (held !== null && carry!.carries(f)) carry!.keep(held, f, this.hist, this.cnt);
+          }
           outcome = this.evaluate(f, end - start, total, w) ? 1 : 0;
         }
         if (outcome === 1) {
           found++;
           continue;
         }
+        // The children know it is constant and never draw it: nothing to carry.
+        if (held !== null) held.held[f] = 0;
         // Constant here: move it from the drawn tail into the constant prefix.
         const p = features.indexOf(f, poolEnd);
         features[p] = features[poolEnd];
@@ -206,15 +230,22 @@ export class HistogramSplitter {
     return best.feature >= 0 ? best : null;
   }
 
-  /** block[j * n + i] = bin of batch feature j for the node's i-th sample. */
-  private gather(rows: Uint8Array, start: number, end: number, nb: number): void {
+  /** block[j * n + i] = bin of batch feature j for the node's i-th sample, for the features `held` lacks. */
+  private gather(rows: Uint8Array, start: number, end: number, nb: number, held: NodeHistograms | null): void {
     const { nFeatures, idx } = this.cfg.samples;
     const block = this.block;
     const batch = this.batch;
+    const gathered = this.gathered;
     const n = end - start;
+    let m = 0;
+    for (let j = 0; j < nb; j++) if (held === null || n <= SORTED_MAX_SAMPLES || held.held[batch[j]] === 0) gathered[m++] = j;
+    if (m === 0) return;
     for (let i = 0; i < n; i++) {
       const base = idx[start + i] * nFeatures;
-      for (let j = 0; j < nb; j++) block[j * n + i] = rows[base + batch[j]];
+      for (let k = 0; k < m; k++) {
+        const j = gathered[k];
+        block[j * n + i] = rows[base + batch[j]];
+      }
     }
   }
 
