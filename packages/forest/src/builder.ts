@@ -67,7 +67,7 @@ export function fitTree(pack: DatasetPack, rows: Uint32Array, params: ResolvedPa
   const categorical = Uint8Array.from(pack.features, (f) => (f.kind === "categorical" ? 1 : 0));
   const maxFeatures = featuresPerSplit(params.max_features, pack.nFeatures);
   const binCounts = Int32Array.from(pack.edges, (e) => e.length + 1);
-  const carry = HistogramCarry.of(samples, criterion.width, maxFeatures, categorical, binCounts);
+  const carry = HistogramCarry.of(samples, criterion.width, maxFeatures, binCounts);
   const splitter = new HistogramSplitter({ samples, criterion, maxFeatures, minSamplesLeaf, rng, categorical, binCounts, carry });
   const sets = new CategorySetBuilder();
   const tree = new TreeArrays(samples.size, criterion.valueWidth);

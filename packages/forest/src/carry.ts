@@ -15,7 +15,7 @@ export const CARRY_MIN_SAMPLES = 128;
 /** A carried set is not kept above this many bytes (features × 256 bins × (width + 1) numbers). */
 const CARRY_MAX_BYTES = 4 << 20;
 
-/** One node's histograms of its numeric 8-bit features, dense: feature f's bins at f * 256. */
+/** One node's histograms of its 8-bit features, dense: feature f's bins at f * 256. */
 export interface NodeHistograms {
   hist: Float64Array;
   cnt: Int32Array;
@@ -35,7 +35,8 @@ export interface NodeHistograms {
  * class weights) and, for regression, every target is an integer and the sum of w·y² stays below 2^53: every sum
  * and difference of such integers is exact in any order. `of` checks that once per tree and returns null
  * otherwise (and for 16-bit features, or a table whose histograms would be too large to keep a few of).
- * Categorical features are not carried: scanning one pools its rare categories into the missing bin in place.
+ * Categorical features are carried too: the split search pools rare categories in its own copy (load), and a
+ * node keeps a histogram as filled, before that.
  */
 export class HistogramCarry {
   private readonly free: NodeHistograms[] = [];
@@ -43,25 +44,16 @@ export class HistogramCarry {
   private constructor(
     private readonly samples: SamplePartition,
     private readonly width: number,
-    /** 1 for the features that are carried (numeric ones). */
-    private readonly carried: Uint8Array,
     /** Per feature its bins below the missing bin: only those and the missing bin are copied and subtracted. */
     private readonly top: Int32Array,
   ) {}
 
-  static of(samples: SamplePartition, width: number, maxFeatures: number, categorical: Uint8Array, binCounts: Int32Array): HistogramCarry | null {
+  static of(samples: SamplePartition, width: number, maxFeatures: number, binCounts: Int32Array): HistogramCarry | null {
     const nFeatures = samples.nFeatures;
     if (maxFeatures < nFeatures || samples.nWide > 0) return null;
     if (nFeatures * BINS * (width * 8 + 4) > CARRY_MAX_BYTES) return null;
     if (!exactStatistics(samples)) return null;
-    const carried = Uint8Array.from(categorical, (c) => 1 - c);
-    if (carried.every((c) => c === 0)) return null;
-    return new HistogramCarry(samples, width, carried, binCounts.map((b) => Math.min(b, MISSING_BIN)));
-  }
-
-  /** Whether feature f's histograms are carried. */
-  carries(f: number): boolean {
-    return this.carried[f] === 1;
+    return new HistogramCarry(samples, width, binCounts.map((b) => Math.min(b, MISSING_BIN)));
   }
 
   /** An empty set (nothing held). */

@@ -135,8 +135,8 @@ export class HistogramSplitter {
    * Finds the best split of samples idx[start, end) (ascending rows) whose statistics are `total` and weight
    * `w`; the first `nKnownConstants` entries of `features` are constant here. `rows` is the row-major copy
    * idx refers to in a small subtree, or null to read the pack's columns. `held`: the node's carried
-   * histograms (see HistogramCarry): those it holds are read instead of filled, and those filled here of the
-   * features the carry takes are kept in it. Null if no valid split exists.
+   * histograms (see HistogramCarry): those it holds are read instead of filled, and those filled here are kept in
+   * it. Null if no valid split exists.
    */
   findBestSplit(
     start: number,
@@ -201,7 +201,7 @@ export class HistogramSplitter {
           } else {
             if (rows !== null) this.histogramFromBlock(j, start, end);
             else this.histogramFromColumn(f, start, end);
-            if (held !== null && carry!.carries(f)) carry!.keep(held, f, this.hist, this.cnt);
+            if (held !== null) carry!.keep(held, f, this.hist, this.cnt);
           }
           outcome = this.evaluate(f, end - start, total, w) ? 1 : 0;
         }
