@@ -16,6 +16,16 @@ export const FOREST_FORMAT = "canopy-forest";
 const BINNED = new WeakMap<Forest, BinnedTrees | null>();
 /** Batches of fewer raw rows are predicted by walking the stored trees. */
 const BINNED_MIN_ROWS = 64;
+
+/**
+ * Rows of bins walked together on the binned form: up to 4 MB of them (5,349 rows of 784 features). Each tree's
+ * nodes come from memory once per block, and that, more than where the block sits in the caches, sets the pace:
+ * 100 FM trees over 10k rows took 256 ms in blocks of 2 MB, 220 ms in 4 MB and 8 MB (292 ms at 1,024 rows before the
+ * breadth-first layout).
+ */
+function binnedBlockRows(nCols: number): number {
+  return Math.max(16, Math.min(8192, Math.floor((4 << 20) / Math.max(1, nCols))));
+}
 /** The same for rows of a pack's bins (predictPack). */
 const PACK_BINNED = new WeakMap<Forest, BinnedTrees | null>();
 /**
@@ -190,8 +200,7 @@ export class Forest {
     const width = this.valueWidth;
     const nCols = this.nFeatures;
     const out = new Float64Array(nRows * width);
-    // Up to 1024 rows of bins (784 KB for 784 features): more rows share each tree's nodes while it is in cache.
-    const BLOCK = Math.max(16, Math.min(1024, Math.floor((1 << 20) / Math.max(1, nCols))));
+    const BLOCK = binnedBlockRows(nCols);
     const block = new Uint8Array(Math.min(nRows, BLOCK) * nCols);
     for (let r0 = 0; r0 < nRows; r0 += BLOCK) {
       const r1 = Math.min(nRows, r0 + BLOCK);
@@ -291,7 +300,7 @@ export class Forest {
     const nCols = this.nFeatures;
     const { bins, nRows } = pack;
     const out = new Float64Array(rows.length * width);
-    const BLOCK = Math.max(16, Math.min(1024, Math.floor((1 << 20) / Math.max(1, nCols))));
+    const BLOCK = binnedBlockRows(nCols);
     const block = new Uint8Array(Math.min(rows.length, BLOCK) * nCols);
     for (let i0 = 0; i0 < rows.length; i0 += BLOCK) {
       const i1 = Math.min(rows.length, i0 + BLOCK);

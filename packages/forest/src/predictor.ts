@@ -16,8 +16,10 @@ interface Lookup {
 /**
  * A forest compiled for prediction on raw rows: each row is binned once by the thresholds the trees use, then
  * the trees compare bytes. Rows are binned a block at a time (a byte per feature, so a block of a thousand
- * 784-feature rows stays in cache while every tree walks it); a tree's nodes sit in one array, a node's feature,
- * threshold rank and right child side by side; four rows walk a tree together so their memory reads overlap.
+ * 784-feature rows stays in cache while every tree walks it); a tree's nodes sit in one array in breadth-first
+ * order with each node's children side by side, so the levels every row walks first share a few cache lines and a
+ * step is the left child's place plus 0 or 1, with no branch; four rows walk a tree together so their memory reads
+ * overlap.
  *
  * Exactness: let t_0 < ... < t_{m-1} be the distinct thresholds of feature f's splits and bin(x) the first k
  * with x <= t_k (m if none). For a non-NaN x, x <= t_j iff bin(x) <= j: if x <= t_j then bin(x) <= j; if
@@ -38,8 +40,13 @@ export class BinnedTrees {
     private readonly lookups: (Lookup | null)[],
     /** Features some split uses: the only ones binned. */
     private readonly used: Int32Array,
-    /** Per node two words: [feature << 8 | threshold rank, or ~valueOffset for a leaf; right child | missingLeft << 31]. */
+    /**
+     * Per node two words: [feature << 9 | missingLeft << 8 | threshold rank; left child (the right one follows it)].
+     * A leaf is [LEAF; itself]: every bin is <= its rank 255, so a step keeps a row that reached it there.
+     */
     private readonly nodes: Int32Array,
+    /** Per node: a leaf's offset in `values`. */
+    private readonly leafValue: Int32Array,
     /** Every tree's leaf values, concatenated. */
     private readonly values: Float32Array,
     /** Per tree: its root in `nodes`. */
@@ -48,7 +55,7 @@ export class BinnedTrees {
 
   /** The form for raw rows (rank = the threshold's place among its feature's thresholds), or null. */
   static of(trees: Tree[], nFeatures: number, width: number): BinnedTrees | null {
-    if (nFeatures >= 1 << 23 || trees.some((t) => t.categorical !== undefined)) return null;
+    if (nFeatures >= 1 << 22 || trees.some((t) => t.categorical !== undefined)) return null;
     const cuts = distinctThresholds(trees, nFeatures);
     if (cuts === null) return null;
     const used = Int32Array.from(cuts.flatMap((c, f) => (c.length > 0 ? [f] : [])));
@@ -56,8 +63,8 @@ export class BinnedTrees {
     // are at least twice as long (100 FM trees: ~1,800 levels for 784 features, 2.4× faster; 10 FM trees: ~180
     // levels, 2.5× slower; 10 digits trees: 78 levels for ~60 features, 10% slower).
     if (meanLevels(trees) < 2 * used.length) return null;
-    const [nodes, values, roots] = layout(trees, width, (t, i) => rank(cuts[t.feature[i]], t.threshold[i]));
-    return new BinnedTrees(cuts, cuts.map(lookupOf), used, nodes, values, roots);
+    const [nodes, leafValue, values, roots] = layout(trees, width, (t, i) => rank(cuts[t.feature[i]], t.threshold[i]));
+    return new BinnedTrees(cuts, cuts.map(lookupOf), used, nodes, leafValue, values, roots);
   }
 
   /**
@@ -65,27 +72,30 @@ export class BinnedTrees {
    * the stored tree does), or null when a tree has categorical sets or a 16-bit threshold.
    */
   static onPackBins(trees: Tree[], nFeatures: number, width: number): BinnedTrees | null {
-    if (nFeatures >= 1 << 23 || trees.some((t) => t.categorical !== undefined)) return null;
+    if (nFeatures >= 1 << 22 || trees.some((t) => t.categorical !== undefined)) return null;
     for (const t of trees) for (let i = 0; i < t.nodeCount; i++) if (t.feature[i] >= 0 && t.thresholdBin[i] >= MISSING) return null;
-    const [nodes, values, roots] = layout(trees, width, (t, i) => t.thresholdBin[i]);
-    return new BinnedTrees([], [], new Int32Array(0), nodes, values, roots);
+    const [nodes, leafValue, values, roots] = layout(trees, width, (t, i) => t.thresholdBin[i]);
+    return new BinnedTrees([], [], new Int32Array(0), nodes, leafValue, values, roots);
   }
 
-  /** Bins rows r0..r1 of `data` (nCols per row) into block[(r - r0) * nCols + f], for the features splits use. */
+  /**
+   * Bins rows r0..r1 of `data` (nCols per row) into block[(r - r0) * nCols + f], for the features splits use. Row
+   * by row: the rows are read in order (a feature at a time read one number per row, a cache line each).
+   */
   bin(data: Float64Array, nCols: number, r0: number, r1: number, block: Uint8Array): void {
     const { cuts, lookups, used } = this;
-    for (let u = 0; u < used.length; u++) {
-      const f = used[u];
-      const c = cuts[f];
-      const m = c.length;
-      const lookup = lookups[f];
-      for (let r = r0; r < r1; r++) {
-        const x = data[r * nCols + f];
+    for (let r = r0; r < r1; r++) {
+      const src = r * nCols;
+      const dst = (r - r0) * nCols;
+      for (let u = 0; u < used.length; u++) {
+        const f = used[u];
+        const x = data[src + f];
+        const lookup = lookups[f];
         let b: number;
-        if (lookup !== null && (x | 0) === x) b = x < lookup.lo ? 0 : x > lookup.hi ? m : lookup.table[x - lookup.lo];
+        if (lookup !== null && (x | 0) === x) b = x < lookup.lo ? 0 : x > lookup.hi ? cuts[f].length : lookup.table[x - lookup.lo];
         else if (x !== x) b = MISSING;
-        else b = rank(c, x);
-        block[(r - r0) * nCols + f] = b;
+        else b = rank(cuts[f], x);
+        block[dst + f] = b;
       }
     }
   }
@@ -95,8 +105,9 @@ export class BinnedTrees {
    * block[(r - r0) * nCols, ...).
    */
   addLeaves(k: number, block: Uint8Array, nCols: number, r0: number, r1: number, out: Float64Array, width: number): void {
-    const { nodes, values } = this;
+    const { nodes, leafValue, values } = this;
     const root = this.roots[k];
+    const w = nodes[2 * root];
     let r = r0;
     for (; r + 4 <= r1; r += 4) {
       const b0 = (r - r0) * nCols;
@@ -107,55 +118,48 @@ export class BinnedTrees {
       let i1 = root;
       let i2 = root;
       let i3 = root;
-      let a0 = nodes[2 * root];
-      let a1 = a0;
-      let a2 = a0;
-      let a3 = a0;
-      // Until all four reach a leaf (a negative word): the sign bit of the AND is set only then.
-      while ((a0 & a1 & a2 & a3) >= 0) {
-        if (a0 >= 0) {
-          const b = block[b0 + (a0 >>> 8)];
-          const n = nodes[2 * i0 + 1];
-          i0 = b <= (a0 & 0xff) || (b === MISSING && n < 0) ? i0 + 1 : n & 0x7fffffff;
-          a0 = nodes[2 * i0];
-        }
-        if (a1 >= 0) {
-          const b = block[b1 + (a1 >>> 8)];
-          const n = nodes[2 * i1 + 1];
-          i1 = b <= (a1 & 0xff) || (b === MISSING && n < 0) ? i1 + 1 : n & 0x7fffffff;
-          a1 = nodes[2 * i1];
-        }
-        if (a2 >= 0) {
-          const b = block[b2 + (a2 >>> 8)];
-          const n = nodes[2 * i2 + 1];
-          i2 = b <= (a2 & 0xff) || (b === MISSING && n < 0) ? i2 + 1 : n & 0x7fffffff;
-          a2 = nodes[2 * i2];
-        }
-        if (a3 >= 0) {
-          const b = block[b3 + (a3 >>> 8)];
-          const n = nodes[2 * i3 + 1];
-          i3 = b <= (a3 & 0xff) || (b === MISSING && n < 0) ? i3 + 1 : n & 0x7fffffff;
-          a3 = nodes[2 * i3];
-        }
+      let w0 = w;
+      let w1 = w;
+      let w2 = w;
+      let w3 = w;
+      // Until all four reach a leaf (rank LEAF: the AND of the four ranks is LEAF only then).
+      while ((w0 & w1 & w2 & w3 & LEAF) !== LEAF) {
+        i0 = nodes[2 * i0 + 1] + goesRight(w0, block[b0 + (w0 >>> 9)]);
+        i1 = nodes[2 * i1 + 1] + goesRight(w1, block[b1 + (w1 >>> 9)]);
+        i2 = nodes[2 * i2 + 1] + goesRight(w2, block[b2 + (w2 >>> 9)]);
+        i3 = nodes[2 * i3 + 1] + goesRight(w3, block[b3 + (w3 >>> 9)]);
+        w0 = nodes[2 * i0];
+        w1 = nodes[2 * i1];
+        w2 = nodes[2 * i2];
+        w3 = nodes[2 * i3];
       }
-      addValues(out, r * width, values, ~a0, width);
-      addValues(out, (r + 1) * width, values, ~a1, width);
-      addValues(out, (r + 2) * width, values, ~a2, width);
-      addValues(out, (r + 3) * width, values, ~a3, width);
+      addValues(out, r * width, values, leafValue[i0], width);
+      addValues(out, (r + 1) * width, values, leafValue[i1], width);
+      addValues(out, (r + 2) * width, values, leafValue[i2], width);
+      addValues(out, (r + 3) * width, values, leafValue[i3], width);
     }
     for (; r < r1; r++) {
       const b0 = (r - r0) * nCols;
       let i = root;
-      let a = nodes[2 * root];
-      while (a >= 0) {
-        const b = block[b0 + (a >>> 8)];
-        const n = nodes[2 * i + 1];
-        i = b <= (a & 0xff) || (b === MISSING && n < 0) ? i + 1 : n & 0x7fffffff;
-        a = nodes[2 * i];
+      let wi = w;
+      while ((wi & LEAF) !== LEAF) {
+        i = nodes[2 * i + 1] + goesRight(wi, block[b0 + (wi >>> 9)]);
+        wi = nodes[2 * i];
       }
-      addValues(out, r * width, values, ~a, width);
+      addValues(out, r * width, values, leafValue[i], width);
     }
   }
+}
+
+/** A leaf's first word: threshold rank 255, above every bin but the missing one, which has no missingLeft to follow. */
+const LEAF = 0xff;
+
+/**
+ * 1 if a row with bin b goes right at a node whose first word is w, else 0: b above the threshold rank, unless b is
+ * the missing bin and the node sends missing values left. Branch-free: the walk's one unpredictable choice.
+ */
+function goesRight(w: number, b: number): number {
+  return (((w & 0xff) - b) >>> 31) & ~((w >>> 8) & ((b + 1) >>> 8));
 }
 
 /**
@@ -211,36 +215,58 @@ function meanLevels(trees: Tree[]): number {
   return levels;
 }
 
-/** Every tree's nodes in one array (see BinnedTrees.nodes), with `rankOf` a split's threshold rank. */
-function layout(trees: Tree[], width: number, rankOf: (t: Tree, i: number) => number): [Int32Array, Float32Array, Int32Array] {
+/**
+ * Every tree's nodes in one array (see BinnedTrees.nodes), each tree breadth-first with siblings side by side, with
+ * `rankOf` a split's threshold rank; and per node its leaf value offset, the values and each tree's root.
+ */
+function layout(trees: Tree[], width: number, rankOf: (t: Tree, i: number) => number): [Int32Array, Int32Array, Float32Array, Int32Array] {
   let nodeCount = 0;
   let valueCount = 0;
+  let most = 0;
   for (const t of trees) {
     nodeCount += t.nodeCount;
     valueCount += t.values.length;
+    most = Math.max(most, t.nodeCount);
   }
   const nodes = new Int32Array(2 * nodeCount);
+  const leafValue = new Int32Array(nodeCount);
   const values = new Float32Array(valueCount);
   const roots = new Int32Array(trees.length);
+  /** Stored node ids in breadth-first order, and each one's place in `nodes`. */
+  const queue = new Int32Array(most);
+  const place = new Int32Array(most);
   let nb = 0;
   let vb = 0;
   trees.forEach((t, k) => {
     roots[k] = nb;
     const { feature, right, missingLeft } = t;
-    for (let i = 0; i < t.nodeCount; i++) {
-      const j = nb + i;
+    queue[0] = 0;
+    place[0] = nb;
+    let next = nb + 1;
+    let tail = 1;
+    for (let h = 0; h < tail; h++) {
+      const i = queue[h];
+      const j = place[i];
       if (feature[i] < 0) {
-        nodes[2 * j] = ~(vb + right[i] * width);
+        nodes[2 * j] = LEAF;
+        nodes[2 * j + 1] = j;
+        leafValue[j] = vb + right[i] * width;
         continue;
       }
-      nodes[2 * j] = (feature[i] << 8) | rankOf(t, i);
-      nodes[2 * j + 1] = (nb + right[i]) | (missingLeft[i] << 31);
+      nodes[2 * j] = (feature[i] << 9) | (missingLeft[i] << 8) | rankOf(t, i);
+      nodes[2 * j + 1] = next;
+      // Pre-order storage: the left child is i + 1.
+      place[i + 1] = next;
+      place[right[i]] = next + 1;
+      queue[tail++] = i + 1;
+      queue[tail++] = right[i];
+      next += 2;
     }
     values.set(t.values, vb);
     nb += t.nodeCount;
     vb += t.values.length;
   });
-  return [nodes, values, roots];
+  return [nodes, leafValue, values, roots];
 }
 
 /** The first k with x <= cuts[k], or cuts.length, for an x that is not NaN: a pack's bin under these edges. */

@@ -83,6 +83,12 @@ describe("binned predictor: the same predictions as the stored trees, to the las
     }
     // One row at a time, as a server predicts.
     for (let r = 0; r < 40; r++) expect(bits(forest.predictProba([rows[r + 300]]))).toEqual(bits(want.subarray(r * 10 + 3000, r * 10 + 3010)));
+ 
+    // Past a block (binnedBlockRows: 8,192 rows of ~64 features): the rows repeated, the second block a partial one.
+    const many = Array.from({ length: 8192 + 777 }, (_, r) => rows[r % rows.length]);
+    const tiled = new Float64Array(many.length * 10);
+    for (let r = 0; r < many.length; r++) tiled.set(want.subarray((r % rows.length) * 10, (r % rows.length + 1) * 10), r * 10);
+    expect(bits(forest.predictProba(many))).toEqual(bits(tiled));
   });
 
   it("regression on continuous values (binary search), a row-major matrix input and a loaded copy agree bit for bit", () => {
