@@ -119,17 +119,26 @@ describe("the sweeper fails no healthy build", () => {
   it("a failing grove's retries are not a stall: the build fails with the grove's own error, once", { timeout: 120_000 }, async () => {
     const resources = await provision("-retrying", { visibilityTimeoutSeconds: 2, maxReceiveCount: 3 });
     const ports = adapters(resources);
+    // Sweeping stops at grove 1's last try. The stall limit here (500 ms) is far shorter than the grove's retries, which
+    // a deployment refuses (the limit must outlast them): so when SQS hands the task to the dead-letter queue, the
+    // build has made no progress for several limits, and a sweep in the moment before the dead-letter consumer's write
+    // would see both an idle build and an empty grove queue. What is checked is the retries, not that moment.
+    let tries = 0;
+    let sweeps: ReturnType<typeof sweepRepeatedly> | undefined;
     const failing: BlobStore = {
       get: (key) => ports.blobs.get(key),
       exists: (key) => ports.blobs.exists(key),
       put: async (key, bytes, type) => {
-        if (key.endsWith("/groves/00001.grove")) throw new Error("SlowDown: Please reduce your request rate.");
+        if (key.endsWith("/groves/00001.grove")) {
+          if (++tries === 3) void sweeps?.stop();
+          throw new Error("SlowDown: Please reduce your request rate.");
+        }
         await ports.blobs.put(key, bytes, type);
       },
     };
     const handlers = handlersOn({ trainer: { blobs: failing, ledger: ports.ledger }, aggregator: ports, deadLetter: ports });
     const emulator = startEmulator({ ...canopyEventSources({ ...resources, handlers, trainerPollers: 2 }), maxConcurrency: 2 });
-    const sweeps = sweepRepeatedly(resources, ports, { stallMs: 500, leaseMs: 60_000 }, 200);
+    sweeps = sweepRepeatedly(resources, ports, { stallMs: 500, leaseMs: 60_000 }, 200);
     let buildId = "";
     let notes: Awaited<ReturnType<typeof receiveNotifications>> = [];
     try {
@@ -147,6 +156,9 @@ describe("the sweeper fails no healthy build", () => {
     const summary = (await ports.ledger.summary(buildId))!;
     // Retried for several stall limits without a landing, and never called stalled.
     expect(summary.updatedAt - (summary.lastLandedAt ?? summary.createdAt)).toBeGreaterThan(1500);
+    expect(tries).toBe(3);
+    // Sweeps ran through the retries (each 200 ms, over two visibility timeouts of 2 s) and none acted.
+    expect(sweeps.summaries.length).toBeGreaterThan(10);
     expect(acted(sweeps.summaries)).toEqual([]);
   });
 });
