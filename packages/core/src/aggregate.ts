@@ -2,7 +2,7 @@ import { FormatError, ForestMerger, ImportanceSum, missingCells, type DatasetPac
 import { buildCost, type Prices } from "./cost.ts";
 import { TreeEvaluator, type HeldOutEvaluation } from "./curve.ts";
 import { AggregationError, errorLine } from "./errors.ts";
-import { CONTENT_TYPES, keys } from "./keys.ts";
+import { CONTENT_TYPES, keys, reportKeysOf } from "./keys.ts";
 import { completedNotification, failedNotification, summarizeMetrics, type BuildNotification } from "./notification.ts";
 import { OobAggregation, type OobResult } from "./oob.ts";
 import { PackCache } from "./pack-cache.ts";
@@ -189,7 +189,7 @@ export async function aggregate(buildId: string, ports: AggregatePorts): Promise
       createdAt: record.createdAt,
       completedAt,
     };
-    const page = await storeReportWithPage(ports.blobs, report, { json: reportKey, html: keys.reportHtml(buildId) }, ports.renderReport);
+    const page = await storeReportWithPage(ports.blobs, report, reportKeysOf(buildId), ports.renderReport);
     const html = page.pageKey !== undefined ? { reportHtmlKey: page.pageKey } : page.pageError !== undefined ? { reportHtmlError: page.pageError } : undefined;
 
     if (!(await ports.ledger.complete(buildId, { modelKey, reportKey, metrics: summarizeMetrics(metrics) })))

@@ -42,7 +42,7 @@ export {
   type PartitionRoute,
   type UnknownRow,
 } from "./partitioned-predict.ts";
-export { CONTENT_TYPES, isBuildId, isLedgerId, isStudyId, KEY_PATTERNS, keys, type KeyKind } from "./keys.ts";
+export { CONTENT_TYPES, isBuildId, isLedgerId, isStudyId, KEY_PATTERNS, keys, reportKeysOf, type KeyKind } from "./keys.ts";
 export {
   AGGREGATION_TRIGGER_FILTER,
   boundedError,

@@ -115,6 +115,13 @@ export const keys = {
   },
 };
 
+/** A record's report and its page, by the kind of its id: a build's, a study's or a partitioned run's. */
+export function reportKeysOf(id: string): { json: string; html: string } {
+  if (STUDY_ID.test(id)) return { json: keys.studyReport(id), html: keys.studyReportHtml(id) };
+  if (isPartitionRunId(id)) return { json: keys.partitionReport(id), html: keys.partitionReportHtml(id) };
+  return { json: keys.report(id), html: keys.reportHtml(id) };
+}
+
 /**
  * Each kind of key as an IAM resource pattern (`*` matches any run of characters, `/` included, as in a policy's
  * Resource), so a function is granted S3 access by the same layout its keys are made from. keys.test.ts checks

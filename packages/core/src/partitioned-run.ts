@@ -1,6 +1,6 @@
 import { AggregationError, errorLine, TaskError } from "./errors.ts";
 import { sha256Hex } from "./digest.ts";
-import { CONTENT_TYPES, keys } from "./keys.ts";
+import { CONTENT_TYPES, keys, reportKeysOf } from "./keys.ts";
 import { newBuildRecord, type BuildRecord, type BuildSummary } from "./ledger.ts";
 import { buildIdFor, planGroves, type PackSummary } from "./plan.ts";
 import { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier, type TaskQueue } from "./ports.ts";
@@ -301,8 +301,9 @@ export async function aggregatePartitionedRun(runId: string, ports: PartitionAgg
       report.cost.aggregateMs = clock.now() - started;
       report.completedAt = clock.now();
     }
-    const reportKey = keys.partitionReport(root);
-    page = await storeReportWithPage(ports.blobs, report, { json: reportKey, html: keys.partitionReportHtml(root) }, ports.renderReport);
+    const stored = reportKeysOf(root);
+    const reportKey = stored.json;
+    page = await storeReportWithPage(ports.blobs, report, stored, ports.renderReport);
     const metrics = { ...report.metrics, partitions: report.counts.completed, failed: report.counts.failed, skipped: report.counts.skipped };
     if (!(await ports.ledger.complete(runId, { ...(report.modelKey ? { modelKey: report.modelKey } : {}), reportKey, metrics })))
       throw new AggregationError("the run left AGGREGATING while it was being aggregated");
@@ -566,11 +567,12 @@ export async function readPartitionView(ports: { blobs: BlobStore; ledger: Build
     view.final = { runId: head.id, builds: { total: stage.members.length, done: s.landedCount + s.failedCount - 1, failed: s.failedCount }, groves: await grovesSettled(ports.ledger, stage) };
   }
   if (head.summary.status === "COMPLETED" && head.summary.result) {
-    const bytes = await ports.blobs.get(keys.partitionReport(runId));
+    const stored = reportKeysOf(runId);
+    const bytes = await ports.blobs.get(stored.json);
     if (bytes) view.report = JSON.parse(new TextDecoder().decode(bytes)) as PartitionReport;
-    view.reportKey = keys.partitionReport(runId);
+    view.reportKey = stored.json;
     if (!manifest.tuning || manifest.tuning.study.refit) view.modelKey = keys.partitionedModel(runId);
-    if (await ports.blobs.exists(keys.partitionReportHtml(runId))) view.pageKey = keys.partitionReportHtml(runId);
+    if (await ports.blobs.exists(stored.html)) view.pageKey = stored.html;
   }
   return view;
 }

@@ -1,6 +1,6 @@
 import { AggregationError, errorLine, TaskError } from "./errors.ts";
 import { sha256Hex } from "./digest.ts";
-import { CONTENT_TYPES, keys } from "./keys.ts";
+import { CONTENT_TYPES, keys, reportKeysOf } from "./keys.ts";
 import { newBuildRecord, type BuildRecord, type BuildSummary, type GroveStats, type SettledGrove } from "./ledger.ts";
 import type { BuildManifest } from "./manifest.ts";
 import { buildIdFor, planGroves } from "./plan.ts";
@@ -528,8 +528,9 @@ async function published(report: StudyReport, ports: StudyAggregatePorts): Promi
 
 /** report.json of the study, and its page when a renderer is given (a failed page does not fail the study). */
 async function storeStudyReport(report: StudyReport, ports: StudyAggregatePorts): Promise<string> {
-  const reportKey = keys.studyReport(report.studyId);
-  await storeReportWithPage(ports.blobs, report, { json: reportKey, html: keys.studyReportHtml(report.studyId) }, ports.renderReport);
+  const stored = reportKeysOf(report.studyId);
+  const reportKey = stored.json;
+  await storeReportWithPage(ports.blobs, report, stored, ports.renderReport);
   return reportKey;
 }
 
@@ -802,10 +803,11 @@ export async function readStudyView(ports: { blobs: BlobStore; ledger: BuildLedg
     view.final = { buildId: head.final.buildId, ...(b ? { status: b.status } : {}), groves: { total: b?.total ?? 0, settled: b ? b.landedCount + b.failedCount : 0 } };
   }
   if (head.summary.status === "COMPLETED" && head.summary.result) {
-    const bytes = await ports.blobs.get(keys.studyReport(studyId));
+    const stored = reportKeysOf(studyId);
+    const bytes = await ports.blobs.get(stored.json);
     if (bytes) view.report = JSON.parse(new TextDecoder().decode(bytes)) as StudyReport;
-    view.reportKey = keys.studyReport(studyId);
-    if (await ports.blobs.exists(keys.studyReportHtml(studyId))) view.pageKey = keys.studyReportHtml(studyId);
+    view.reportKey = stored.json;
+    if (await ports.blobs.exists(stored.html)) view.pageKey = stored.html;
   }
   return view;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { TaskError } from "../src/errors.ts";
-import { KEY_PATTERNS, keys } from "../src/keys.ts";
+import { KEY_PATTERNS, keys, reportKeysOf } from "../src/keys.ts";
 
 describe("blob keys", () => {
   const id = "b-00ff00ff00ff00ff";
@@ -21,6 +21,15 @@ describe("blob keys", () => {
     expect(() => keys.grove(id, 1.5)).toThrow(TaskError);
     expect(() => keys.study(id)).toThrow(TaskError);
     expect(() => keys.spec("s-00ff00ff00ff00ff")).toThrow(TaskError);
+  });
+
+  it("finds a record's report and page by the kind of its id", () => {
+    expect(reportKeysOf(id)).toEqual({ json: `builds/${id}/report.json`, html: `builds/${id}/report.html` });
+    const s = "s-00ff00ff00ff00ff";
+    expect(reportKeysOf(s)).toEqual({ json: `studies/${s}/report.json`, html: `studies/${s}/report.html` });
+    const p = "p-00ff00ff00ff00ff";
+    expect(reportKeysOf(p)).toEqual({ json: `partitions/${p}/report.json`, html: `partitions/${p}/report.html` });
+    expect(() => reportKeysOf("../../etc")).toThrow(TaskError);
   });
 });
 

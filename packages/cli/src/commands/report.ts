@@ -71,13 +71,13 @@ function parseReport(bytes: Uint8Array, where: string, kind: "build" | "study" |
 
 /** The report and where its page goes by default, from the local store, a model on disk, or the AWS bucket. */
 async function locate(ref: string, options: ReportOptions): Promise<{ report: ReportDocument; page: string }> {
-  const { inShort, isBuildId, isPartitionRunId, isStudyId, keys } = await import("@canopy/core");
+  const { inShort, isBuildId, isPartitionRunId, isStudyId, keys, reportKeysOf } = await import("@canopy/core");
   const awsFlags = [options.aws && "--aws", options.endpoint && "--endpoint", options.bucket && "--bucket"].filter(Boolean);
   // A study's or a partitioned run's report.json (written when it completed), and its page's key beside it.
   const run = isStudyId(ref)
-    ? { kind: "study" as const, what: "study", json: keys.studyReport(ref), html: keys.studyReportHtml(ref) }
+    ? { kind: "study" as const, what: "study", ...reportKeysOf(ref) }
     : isPartitionRunId(ref)
-      ? { kind: "partitions" as const, what: "partitioned run", json: keys.partitionReport(ref), html: keys.partitionReportHtml(ref) }
+      ? { kind: "partitions" as const, what: "partitioned run", ...reportKeysOf(ref) }
       : undefined;
   if (awsFlags.length > 0) {
     if (options.root !== undefined) throw new UsageError(`--root is the local store; it does not go with ${awsFlags.join(", ")}`);
