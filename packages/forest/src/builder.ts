@@ -132,15 +132,17 @@ export function fitTree(pack: DatasetPack, rows: Uint32Array, params: ResolvedPa
     let heldRight: NodeHistograms | null = null;
     if (held !== null) {
       const leftLarger = mid - start >= end - mid;
-      if (leftLarger ? carriedTo(mid - start, leftImp, depth) : carriedTo(end - mid, rightImp, depth)) {
-        let smaller: NodeHistograms | null = leftLarger ? carry!.splitOff(held, mid, end, nodeRows) : carry!.splitOff(held, start, mid, nodeRows);
+      const larger = leftLarger ? carriedTo(mid - start, leftImp, depth) : carriedTo(end - mid, rightImp, depth);
+      let smaller = !larger ? null : leftLarger ? carry!.splitOff(held, mid, end, nodeRows) : carry!.splitOff(held, start, mid, nodeRows);
+      if (smaller === null) carry!.give(held);
+      else {
         if (!(leftLarger ? carriedTo(end - mid, rightImp, depth) : carriedTo(mid - start, leftImp, depth))) {
           carry!.give(smaller);
           smaller = null;
         }
         heldLeft = leftLarger ? held : smaller;
         heldRight = leftLarger ? smaller : held;
-      } else carry!.give(held);
+      }
     }
     // Right first, so the left child is popped next and gets id + 1. The right child takes this node's slot.
     stats.set(rightStats);

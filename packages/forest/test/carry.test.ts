@@ -53,6 +53,25 @@ describe("histogram subtraction", () => {
     }
   });
 
+  it("falls back to filling when its budget of held sets is spent, and still grows the same trees", () => {
+    const ds = delays(6000, 12);
+    const params = { n_estimators: 3, random_state: 6 };
+    const pack = buildPack(ds);
+    const off = vi.spyOn(HistogramCarry, "of").mockReturnValue(null);
+    const want = fitForest(pack, params).toBinary();
+    off.mockRestore();
+    const of = HistogramCarry.of.bind(HistogramCarry);
+    // Two sets: a node's own and one child's, so every other split finds the budget spent.
+    const setBytes = 4 * 256 * (3 * 8 + 4);
+    vi.spyOn(HistogramCarry, "of").mockImplementation((samples, width, maxFeatures, binCounts) => of(samples, width, maxFeatures, binCounts, 2 * setBytes));
+    const splitOff = vi.spyOn(HistogramCarry.prototype, "splitOff");
+    const got = fitForest(pack, params).toBinary();
+    const outcomes = splitOff.mock.results.map((r) => r.value);
+    expect(outcomes.some((v) => v === null)).toBe(true);
+    expect(outcomes.some((v) => v !== null)).toBe(true);
+    expect(Buffer.from(got).equals(Buffer.from(want))).toBe(true);
+  });
+
   it("grows the same classification trees when every feature is drawn at every node", () => {
     const { on, off, splits } = both(fixture("digits"), { n_estimators: 5, random_state: 2, max_features: "all" });
     expect(splits).toBeGreaterThan(0);
