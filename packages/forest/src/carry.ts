@@ -40,7 +40,7 @@ export interface NodeHistograms {
  *
  * It must not change a tree: the split search reads the same numbers from a derived histogram as from a filled
  * one only when the statistics are exact. They are when every weight is an integer (bootstrap counts, no sample or
- * class weights) and, for regression, every target is an integer and the sum of w·y² stays below 2^53: every sum
+ * class weights) and, for regression, every target is an integer and the sum of w·y² stays below 2^52: every sum
  * and difference of such integers is exact in any order. `of` checks that once per tree and returns null
  * otherwise (and for 16-bit features, or a table whose histograms would be too large to keep a few of).
  * Categorical features are carried too: the split search pools rare categories in its own copy (load), and a
@@ -165,7 +165,7 @@ function subtract(hist: Float64Array, cnt: Int32Array, subHist: Float64Array, su
   for (let k = b0 * w; k < (b0 + n) * w; k++) hist[k] -= subHist[k];
 }
 
-/** Integer weights, and for regression integer targets with sum(w·y²) < 2^53: every histogram sum is exact. */
+/** Integer weights, and for regression integer targets with sum(w·y²) below 2^52: every histogram sum is exact. */
 function exactStatistics(samples: SamplePartition): boolean {
   const { weightAt, valueAt } = samples;
   let total = 0;
