@@ -1,4 +1,4 @@
-import { classificationMetrics, Forest, regressionMetrics, type DatasetPack, type Metrics, type Tree } from "@canopy/forest";
+import { classificationMetrics, Forest, packRowCopy, regressionMetrics, type DatasetPack, type Metrics, type PackRowCopy, type Tree } from "@canopy/forest";
 import { AggregationError } from "./errors.ts";
 
 /** One point of the metric-by-number-of-trees curve: the scalar metrics of the forest of the first `trees` trees. */
@@ -79,6 +79,8 @@ export class TreeEvaluator {
   private readonly scaled: Float64Array;
   private readonly truthCodes: Uint16Array;
   private readonly truthValues: Float64Array;
+  /** The rows' bins side by side, walked by every tree (see PackRowCopy); null for a pack with 16-bit features. */
+  private readonly copy: PackRowCopy | null;
   private readonly points: TreeCurvePoint[] = [];
   private last?: Metrics;
   private added = 0;
@@ -95,6 +97,7 @@ export class TreeEvaluator {
     const target = pack.target;
     if (target.task !== model.task) throw new AggregationError(`a ${model.task} model cannot be scored on ${target.task} data`);
     this.wanted = new Set(curveTrees(nTrees, maxPoints));
+    this.copy = nTrees > 1 ? packRowCopy(pack, rows) : null;
     const width = model.valueWidth;
     this.sums = new Float64Array(rows.length * width);
     this.scaled = new Float64Array(rows.length * width);
@@ -112,7 +115,7 @@ export class TreeEvaluator {
   add(tree: Tree): void {
     const m = this.model;
     const one = new Forest(m.task, m.featureNames, m.labelName, m.classes, m.params, [tree]);
-    const values = m.task === "classification" ? one.predictPackProba(this.pack, this.rows) : (one.predictPack(this.pack, this.rows) as Float64Array);
+    const values = m.task === "classification" ? one.predictPackProba(this.pack, this.rows, this.copy) : (one.predictPack(this.pack, this.rows, this.copy) as Float64Array);
     const { sums, scaled } = this;
     for (let i = 0; i < sums.length; i++) sums[i] += values[i];
     const trees = ++this.added;

@@ -2,7 +2,7 @@ import { crc32 } from "node:zlib";
 import { CanopyError, FormatError } from "./errors.ts";
 import { resolveParams, type ResolvedParams } from "./options.ts";
 import { schemaFeatures, schemaProblem, type TableSchema } from "./schema.ts";
-import { MISSING_BIN, MISSING_WIDE_BIN, type DatasetPack } from "./pack.ts";
+import { MISSING_BIN, MISSING_WIDE_BIN, type DatasetPack, type PackRowCopy } from "./pack.ts";
 import { BinnedTrees } from "./predictor.ts";
 import { narrowBins } from "./tree-arrays.ts";
 import type { CategorySets, Task, Tree } from "./types.ts";
@@ -144,14 +144,17 @@ export class Forest {
     return this.finish(this.sumRaw(m.data, m.nRows), m.nRows);
   }
 
-  /** Soft-vote probabilities for rows of a binned pack (e.g. the held-out split). */
-  predictPackProba(pack: DatasetPack, rows: Uint32Array): Float64Array {
+  /**
+   * Soft-vote probabilities for rows of a binned pack (e.g. the held-out split). `copy`: those rows' bins copied
+   * row by row (PackRowCopy), for a caller that walks many one-tree forests over the same rows.
+   */
+  predictPackProba(pack: DatasetPack, rows: Uint32Array, copy?: PackRowCopy | null): Float64Array {
     this.requireTask("classification", "predictPackProba");
-    return this.average(this.sumPack(pack, rows));
+    return this.average(this.sumPack(pack, rows, copy ?? null));
   }
 
-  predictPack(pack: DatasetPack, rows: Uint32Array): string[] | Float64Array {
-    return this.finish(this.sumPack(pack, rows), rows.length);
+  predictPack(pack: DatasetPack, rows: Uint32Array, copy?: PackRowCopy | null): string[] | Float64Array {
+    return this.finish(this.sumPack(pack, rows, copy ?? null), rows.length);
   }
 
   /** Mean decrease in impurity, normalised per tree then averaged (sklearn's feature_importances_). */
@@ -248,15 +251,16 @@ export class Forest {
     return out;
   }
 
-  private sumPack(pack: DatasetPack, rows: Uint32Array): Float64Array {
+  private sumPack(pack: DatasetPack, rows: Uint32Array, copy: PackRowCopy | null): Float64Array {
     if (pack.nFeatures !== this.nFeatures) {
       throw new CanopyError(`the dataset has ${pack.nFeatures} features; the model expects ${this.nFeatures}`);
     }
+    if (copy !== null && copy.rows !== rows) throw new CanopyError("a row copy of other rows than those predicted");
     const width = this.valueWidth;
     const bins = pack.bins;
     const nRows = pack.nRows;
-    // One tree (evaluation, OOB and the trees curve walk a model so, tree by tree) is walked on the pack's columns:
-    // copying each row's bins for the binned form costs more than one walk does.
+    // One tree (evaluation, OOB and the trees curve walk a model so, tree by tree) is walked on the pack's columns, or
+    // on the caller's copy of the rows: copying each row's bins for the binned form costs more than one walk does.
     if (pack.wideColumn === undefined && this.trees.length > 1) {
       let binned = PACK_BINNED.get(this);
       if (binned === undefined) {
@@ -266,6 +270,12 @@ export class Forest {
       if (binned !== null) return this.sumPackBinned(binned, pack, rows);
     }
     const out = new Float64Array(rows.length * width);
+    // Row i's bin of feature f is src[f * fStride + at(i)]: the pack's columns, or the caller's copy of the rows'
+    // bins side by side (one tree's walk then reads a few lines of each row, not a line of each column it visits).
+    const byRow = copy !== null && pack.wideColumn === undefined;
+    const src = byRow ? copy.bins : bins;
+    const fStride = byRow ? 1 : nRows;
+    const rowStride = byRow ? pack.nFeatures : 0;
     for (const t of this.trees) {
       const { feature, thresholdBin, right, missingLeft, values } = t;
       if (pack.wideColumn !== undefined) {
@@ -273,15 +283,15 @@ export class Forest {
         continue;
       }
       if (t.categorical !== undefined) {
-        addSetTreeOnPack(t, pack, rows, out, width);
+        addSetTreeOnPack(t, src, fStride, rowStride, rows, out, width);
         continue;
       }
       for (let i = 0; i < rows.length; i++) {
-        const r = rows[i];
+        const r = byRow ? i * rowStride : rows[i];
         let node = 0;
         let f = feature[0];
         while (f >= 0) {
-          const b = bins[f * nRows + r];
+          const b = src[f * fStride + r];
           if (b <= thresholdBin[node] || (b === MISSING_BIN && missingLeft[node] === 1)) node++;
           else node = right[node];
           f = feature[node];
@@ -581,10 +591,11 @@ function binTables(t: Tree, sets: CategorySets): Int32Array {
  * rule is one bit whatever its kind, the next node chosen without a branch, four rows at a time so their reads
  * overlap (packLeaf's per-node tests were most of an aggregator's time on a table with a categorical column).
  */
-function addSetTreeOnPack(t: Tree, pack: DatasetPack, rows: Uint32Array, out: Float64Array, width: number): void {
+function addSetTreeOnPack(t: Tree, bins: Uint8Array, fStride: number, rowStride: number, rows: Uint32Array, out: Float64Array, width: number): void {
   const { feature, right, values } = t;
   const table = binTables(t, t.categorical!);
-  const { bins, nRows } = pack;
+  // Row i's bin of feature f is bins[f * fStride + at(i)]: the pack's columns, or a copy of the rows (fStride 1).
+  const at = (i: number) => (rowStride === 0 ? rows[i] : i * rowStride);
   const step = (n: number, b: number): number => {
     const left = (table[n * 8 + (b >>> 5)] >>> (b & 31)) & 1;
     const r = right[n];
@@ -592,10 +603,10 @@ function addSetTreeOnPack(t: Tree, pack: DatasetPack, rows: Uint32Array, out: Fl
   };
   let i = 0;
   for (; i + 4 <= rows.length; i += 4) {
-    const r0 = rows[i];
-    const r1 = rows[i + 1];
-    const r2 = rows[i + 2];
-    const r3 = rows[i + 3];
+    const r0 = at(i);
+    const r1 = at(i + 1);
+    const r2 = at(i + 2);
+    const r3 = at(i + 3);
     let n0 = 0;
     let n1 = 0;
     let n2 = 0;
@@ -606,10 +617,10 @@ function addSetTreeOnPack(t: Tree, pack: DatasetPack, rows: Uint32Array, out: Fl
     let f3 = f0;
     // Until all four reach a leaf (feature -1): the sign bit of the AND is set only then.
     while ((f0 & f1 & f2 & f3) >= 0) {
-      if (f0 >= 0) f0 = feature[(n0 = step(n0, bins[f0 * nRows + r0]))];
-      if (f1 >= 0) f1 = feature[(n1 = step(n1, bins[f1 * nRows + r1]))];
-      if (f2 >= 0) f2 = feature[(n2 = step(n2, bins[f2 * nRows + r2]))];
-      if (f3 >= 0) f3 = feature[(n3 = step(n3, bins[f3 * nRows + r3]))];
+      if (f0 >= 0) f0 = feature[(n0 = step(n0, bins[f0 * fStride + r0]))];
+      if (f1 >= 0) f1 = feature[(n1 = step(n1, bins[f1 * fStride + r1]))];
+      if (f2 >= 0) f2 = feature[(n2 = step(n2, bins[f2 * fStride + r2]))];
+      if (f3 >= 0) f3 = feature[(n3 = step(n3, bins[f3 * fStride + r3]))];
     }
     addLeaf(out, i * width, values, right[n0] * width, width);
     addLeaf(out, (i + 1) * width, values, right[n1] * width, width);
@@ -617,10 +628,10 @@ function addSetTreeOnPack(t: Tree, pack: DatasetPack, rows: Uint32Array, out: Fl
     addLeaf(out, (i + 3) * width, values, right[n3] * width, width);
   }
   for (; i < rows.length; i++) {
-    const r = rows[i];
+    const r = at(i);
     let n = 0;
     let f = feature[0];
-    while (f >= 0) f = feature[(n = step(n, bins[f * nRows + r]))];
+    while (f >= 0) f = feature[(n = step(n, bins[f * fStride + r]))];
     addLeaf(out, i * width, values, right[n] * width, width);
   }
 }

@@ -8,6 +8,7 @@ export {
   computeEdges,
   binOf,
   rowMajorBins,
+  packRowCopy,
   rowMajorWideBins,
   missingCells,
   MISSING_BIN,
@@ -16,7 +17,7 @@ export {
   MAX_WIDE_BINS,
   PACK_VERSION,
 } from "./pack.ts";
-export type { DatasetPack, PackOptions, PackFeature } from "./pack.ts";
+export type { DatasetPack, PackOptions, PackFeature, PackRowCopy } from "./pack.ts";
 export { resolveParams, featuresPerSplit } from "./options.ts";
 export type { FitParams, ResolvedParams } from "./options.ts";
 export { fitForest, allRows } from "./fit.ts";

@@ -472,6 +472,34 @@ function validateHeader(h: PackHeader, version: number): void {
 const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 
 /**
+ * Rows of a pack with their 8-bit bins side by side (row i's at bins[i * nFeatures, ...)), made once by a caller that
+ * walks many one-tree forests over the same rows (the held-out rows, tree by tree, for the trees curve): a tree's walk
+ * then reads a few cache lines of each row, not a line of every column it visits (FM 20k, 30 trees over 6,700 rows:
+ * 45 ms on the columns, 23 ms on the copy).
+ */
+export interface PackRowCopy {
+  rows: Uint32Array;
+  bins: Uint8Array;
+}
+
+/** `rows`' bins copied row by row, or null for a pack with 16-bit features (walked on its columns). */
+export function packRowCopy(pack: DatasetPack, rows: Uint32Array): PackRowCopy | null {
+  if (pack.wideColumn !== undefined) return null;
+  const { bins, nRows, nFeatures } = pack;
+  const out = new Uint8Array(rows.length * nFeatures);
+  // A tile of rows at a time: its reads stay near each other in every column, its writes in a small block.
+  const TILE = 64;
+  for (let i0 = 0; i0 < rows.length; i0 += TILE) {
+    const i1 = Math.min(rows.length, i0 + TILE);
+    for (let f = 0; f < nFeatures; f++) {
+      const col = f * nRows;
+      for (let i = i0; i < i1; i++) out[i * nFeatures + f] = bins[col + rows[i]];
+    }
+  }
+  return { rows, bins: out };
+}
+
+/**
  * The pack's bins row-major (rowBins[r * nFeatures + f]), made once and kept on the pack. Training reads each
  * sample's row once per node for all drawn features. `shared` puts it in a SharedArrayBuffer for worker threads.
  */

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { fitForest } from "../src/fit.ts";
 import { Forest } from "../src/forest.ts";
-import { buildPack } from "../src/pack.ts";
+import { buildPack, packRowCopy } from "../src/pack.ts";
 import { BinnedTrees } from "../src/predictor.ts";
 import type { FeatureInfo } from "../src/schema.ts";
 import type { Dataset, Tree } from "../src/types.ts";
@@ -162,6 +162,18 @@ describe("binned predictor: the same predictions as the stored trees, to the las
     for (let i = 0; i < want.length; i++) want[i] *= 1 / forest.trees.length;
     expect(bits(forest.predictPackProba(pack, rows))).toEqual(bits(want));
     expect(bits(forest.predictPackProba(pack, rows.subarray(0, 7)))).toEqual(bits(want.subarray(0, 7 * k)));
+    // One tree at a time on the rows' copy (how the trees curve walks a model), summed: the same values.
+    const copy = packRowCopy(pack, rows)!;
+    const sums = new Float64Array(rows.length * k);
+    for (const t of forest.trees) {
+      const one = new Forest(forest.task, forest.featureNames, forest.labelName, forest.classes, forest.params, [t]);
+      const v = one.predictPackProba(pack, rows, copy);
+      for (let i = 0; i < v.length; i++) sums[i] += v[i]!;
+    }
+    for (let i = 0; i < sums.length; i++) sums[i] *= 1 / forest.trees.length;
+    expect(bits(sums)).toEqual(bits(want));
+    expect(bits(forest.predictPackProba(pack, rows, copy))).toEqual(bits(want));
+    expect(() => forest.predictPackProba(pack, rows.subarray(0, 7), copy)).toThrow("a row copy of other rows");
   });
 
   it("predictPack with categorical set splits: a bin's bit, missing and codes past the set as missingLeft says", () => {
@@ -201,14 +213,18 @@ describe("binned predictor: the same predictions as the stored trees, to the las
     }
     for (let i = 0; i < want.length; i++) want[i] *= 1 / forest.trees.length;
     expect(bits(forest.predictPack(pack, rows) as Float64Array)).toEqual(bits(want));
-    // One tree at a time (how evaluation walks a model): each its own walk, summed, the same values.
-    const sums = new Float64Array(rows.length);
-    for (const t of forest.trees) {
-      const one = new Forest(forest.task, forest.featureNames, forest.labelName, forest.classes, forest.params, [t]);
-      const v = one.predictPack(pack, rows) as Float64Array;
-      for (let i = 0; i < v.length; i++) sums[i] += v[i]!;
+    // One tree at a time (how evaluation walks a model), on the pack's columns and on the rows' copy: each its own
+    // walk, summed, the same values.
+    const copy = packRowCopy(pack, rows)!;
+    for (const using of [null, copy]) {
+      const sums = new Float64Array(rows.length);
+      for (const t of forest.trees) {
+        const one = new Forest(forest.task, forest.featureNames, forest.labelName, forest.classes, forest.params, [t]);
+        const v = one.predictPack(pack, rows, using) as Float64Array;
+        for (let i = 0; i < v.length; i++) sums[i] += v[i]!;
+      }
+      for (let i = 0; i < sums.length; i++) sums[i] *= 1 / forest.trees.length;
+      expect(bits(sums)).toEqual(bits(want));
     }
-    for (let i = 0; i < sums.length; i++) sums[i] *= 1 / forest.trees.length;
-    expect(bits(sums)).toEqual(bits(want));
   });
 });
