@@ -132,11 +132,13 @@ export function fitTree(pack: DatasetPack, rows: Uint32Array, params: ResolvedPa
     let heldRight: NodeHistograms | null = null;
     if (held !== null) {
       const leftLarger = mid - start >= end - mid;
-      const larger = leftLarger ? carriedTo(mid - start, leftImp, depth) : carriedTo(end - mid, rightImp, depth);
-      let smaller = !larger ? null : leftLarger ? carry!.splitOff(held, mid, end, nodeRows) : carry!.splitOff(held, start, mid, nodeRows);
+      const toLeft = carriedTo(mid - start, leftImp, depth);
+      const toRight = carriedTo(end - mid, rightImp, depth);
+      let smaller: NodeHistograms | null = null;
+      if (leftLarger ? toLeft : toRight) smaller = leftLarger ? carry!.splitOff(held, mid, end, nodeRows) : carry!.splitOff(held, start, mid, nodeRows);
       if (smaller === null) carry!.give(held);
       else {
-        if (!(leftLarger ? carriedTo(end - mid, rightImp, depth) : carriedTo(mid - start, leftImp, depth))) {
+        if (!(leftLarger ? toRight : toLeft)) {
           carry!.give(smaller);
           smaller = null;
         }

@@ -12,8 +12,8 @@ interface SharedPack {
   rowBins: Uint8Array;
 }
 
+/** A job in flight (its id is its key in its slot's jobs). */
 interface Job {
-  id: number;
   /** A grove's result, or a partition's pack outcome (the message kind says which). */
   resolve: (result: never) => void;
   reject: (error: Error) => void;
@@ -108,7 +108,7 @@ export class GrovePool {
   private send<T>(slot: Slot, message: (id: number) => ToTrainer): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const id = this.nextJob++;
-      slot.jobs.set(id, { id, resolve: resolve as (result: never) => void, reject });
+      slot.jobs.set(id, { resolve: resolve as (result: never) => void, reject });
       slot.worker.ref();
       slot.worker.postMessage(message(id));
     });
