@@ -1,5 +1,5 @@
 import { sampleWeights } from "./bootstrap.ts";
-import { CARRY_MIN_SAMPLES, HistogramCarry, type NodeHistograms } from "./carry.ts";
+import { CARRY_MIN_SAMPLES, exactStatistics, HistogramCarry, type NodeHistograms } from "./carry.ts";
 import { createCriterion } from "./criterion.ts";
 import { countOrFraction, featuresPerSplit, type ResolvedParams } from "./options.ts";
 import { MISSING_BIN, type DatasetPack } from "./pack.ts";
@@ -68,7 +68,8 @@ export function fitTree(pack: DatasetPack, rows: Uint32Array, params: ResolvedPa
   const maxFeatures = featuresPerSplit(params.max_features, pack.nFeatures);
   const binCounts = Int32Array.from(pack.edges, (e) => e.length + 1);
   const carry = HistogramCarry.of(samples, criterion.width, maxFeatures, binCounts);
-  const splitter = new HistogramSplitter({ samples, criterion, maxFeatures, minSamplesLeaf, rng, categorical, binCounts, carry });
+  const exact = exactStatistics(samples);
+  const splitter = new HistogramSplitter({ samples, criterion, maxFeatures, minSamplesLeaf, rng, categorical, binCounts, carry, exact });
   const sets = new CategorySetBuilder();
   const tree = new TreeArrays(samples.size, criterion.valueWidth);
   const width = criterion.width;

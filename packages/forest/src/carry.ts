@@ -166,7 +166,7 @@ function subtract(hist: Float64Array, cnt: Int32Array, subHist: Float64Array, su
 }
 
 /** Integer weights, and for regression integer targets with sum(w·y²) below 2^52: every histogram sum is exact. */
-function exactStatistics(samples: SamplePartition): boolean {
+export function exactStatistics(samples: SamplePartition): boolean {
   const { weightAt, valueAt } = samples;
   let total = 0;
   for (let i = 0; i < weightAt.length; i++) {

@@ -39,6 +39,8 @@ export interface SplitterConfig {
   binCounts: Int32Array;
   /** Histogram subtraction, when this tree's nodes can carry their histograms to their children (see HistogramCarry). */
   carry: HistogramCarry | null;
+  /** Every statistic is an exact integer sum (see exactStatistics): a sweep may add samples or whole bins alike. */
+  exact: boolean;
 }
 
 /** Up to this many samples, the non-empty bins are tracked as they fill instead of found by a 255-bin sweep. */
@@ -48,6 +50,14 @@ const TRACK_TOUCHED_MAX_SAMPLES = 64;
  * (O(1) per sample for gini and squared error); histograms would cost more to clear than to fill.
  */
 const SORTED_MAX_SAMPLES = 32;
+/**
+ * Up to this many samples per statistic (class or regression sum), a feature of a small node with exact statistics
+ * is scored by a counting sort of its samples by bin and a sweep one sample at a time: O(samples + bins) instead of
+ * the histogram's O(samples + non-empty bins × statistics) (see evaluateCounted). FM 13k, 6 trees with max_features
+ * 0.1, per statistic: 10 samples 1.05 s, 30 samples 1.04 s, 100 samples 1.09 s, never 1.10 s; FM 20k, 10 trees with
+ * sqrt: 1.03 s against 1.08 s. The same trees either way (counted.test.ts).
+ */
+const COUNTED_MAX_SAMPLES_PER_STAT = 30;
 /**
  * A category is ordered and scanned on its own only where the node has at least this many of its samples; rarer
  * ones join the missing values' side. A category alone with one sample is keyed by that sample's own target, so
@@ -89,6 +99,11 @@ export class HistogramSplitter {
   private readonly gathered: Int32Array;
   private readonly order: Int32Array;
   private readonly perm: Int32Array;
+  /** evaluateCounted: the node's samples by bin (positions in the block) and their bins. */
+  private readonly countedPerm: Int32Array;
+  private readonly countedBins: Uint8Array;
+  /** The largest node evaluateCounted scores (0: never). */
+  private readonly countedMax: number;
   private readonly leftMissing: Float64Array;
   /** Per bin: the key categories are ordered by (their target statistic, see Criterion.categoryKeys). */
   private readonly catKey: Float64Array;
@@ -115,6 +130,9 @@ export class HistogramSplitter {
     this.gathered = new Int32Array(maxFeatures);
     this.order = new Int32Array(bins);
     this.perm = new Int32Array(SORTED_MAX_SAMPLES);
+    this.countedMax = cfg.exact && cfg.criterion.constantTimeProxy ? Math.min(COLUMN_PASS_MIN_SAMPLES, COUNTED_MAX_SAMPLES_PER_STAT * width) : 0;
+    this.countedPerm = new Int32Array(this.countedMax);
+    this.countedBins = new Uint8Array(this.countedMax);
     this.leftMissing = new Float64Array(width);
     this.catKey = new Float64Array(bins);
     this.best = {
@@ -187,13 +205,16 @@ export class HistogramSplitter {
       if (nb === 0) continue;
       if (rows !== null) this.gather(rows, start, end, nb, held);
       const sorted = rows !== null && end - start <= SORTED_MAX_SAMPLES && this.cfg.criterion.constantTimeProxy;
+      const counted = rows !== null && !sorted && held === null && end - start <= this.countedMax;
       const categorical = this.cfg.categorical;
       const wide = this.cfg.samples.wideColumn;
       for (let j = 0; j < nb; j++) {
         const f = batch[j];
         let outcome: number;
         if (wide !== null && wide[f] >= 0) outcome = this.evaluateWide(f, start, end, total, w) ? 1 : 0;
-        else outcome = sorted && categorical[f] === 0 ? this.evaluateSorted(j, f, start, end, total, w) : -1;
+        else if (categorical[f] === 1) outcome = -1;
+        else if (sorted) outcome = this.evaluateSorted(j, f, start, end, total, w);
+        else outcome = counted ? this.evaluateCounted(j, f, start, end, total, w) : -1;
         if (outcome < 0) {
           if (held !== null && held.held[f] === 1) {
             carry!.load(held, f, this.hist, this.cnt);
@@ -345,6 +366,102 @@ export class HistogramSplitter {
       criterion.addSample(start + i);
       const b = block[lo + i];
       if (block[lo + perm[k + 1]] === b) continue;
+      const ln = k + 1;
+      if (ln < minSamplesLeaf || n - ln < minSamplesLeaf) continue;
+      const p = criterion.proxyHere();
+      if (p > best.proxy) this.record(f, b, n - ln > ln ? false : true, p, criterion.leftWeight, ln, criterion.left);
+    }
+    return 1;
+  }
+
+  /**
+   * Scores the gathered feature j of a small node as evaluateSorted does, with a counting sort by bin: a pass counts
+   * the bins, one places the samples, one sweeps them. Only for exact statistics: adding a bin's samples one at a
+   * time then leaves the same numbers as adding the bin's histogram row, so the split is the histogram's to the bit.
+   * Returns 1 if scored, 0 if the feature is constant here, -1 if it has missing values (nothing left written).
+   */
+  private evaluateCounted(j: number, f: number, start: number, end: number, total: Float64Array, w: number): number {
+    const { criterion, minSamplesLeaf } = this.cfg;
+    const block = this.block;
+    const cnt = this.cnt;
+    const perm = this.countedPerm;
+    const sortedBins = this.countedBins;
+    const n = end - start;
+    const lo = j * n;
+    if (n <= TRACK_TOUCHED_MAX_SAMPLES) {
+      // Few samples: their distinct bins, listed as they are counted and sorted, stand for the 255-bin sweeps.
+      const touched = this.touched;
+      const order = this.order;
+      let nt = 0;
+      for (let i = 0; i < n; i++) {
+        const b = block[lo + i];
+        if (cnt[b]++ === 0) touched[nt++] = b;
+      }
+      let missing = false;
+      let nb = 0;
+      for (let t = 0; t < nt; t++) {
+        const b = touched[t];
+        if (b === MISSING_BIN) missing = true;
+        let k = nb++;
+        while (k > 0 && order[k - 1] > b) {
+          order[k] = order[k - 1];
+          k--;
+        }
+        order[k] = b;
+      }
+      if (missing || nb <= 1) {
+        for (let t = 0; t < nt; t++) cnt[touched[t]] = 0;
+        return missing ? -1 : 0;
+      }
+      let at = 0;
+      for (let k = 0; k < nb; k++) {
+        const b = order[k];
+        const c = cnt[b];
+        cnt[b] = at;
+        at += c;
+      }
+      for (let i = 0; i < n; i++) {
+        const b = block[lo + i];
+        const k = cnt[b]++;
+        perm[k] = i;
+        sortedBins[k] = b;
+      }
+      for (let k = 0; k < nb; k++) cnt[order[k]] = 0;
+    } else {
+      const top = Math.min(this.cfg.binCounts[f], MISSING_BIN);
+      for (let i = 0; i < n; i++) cnt[block[lo + i]]++;
+      if (cnt[MISSING_BIN] > 0) {
+        for (let b = 0; b < top; b++) cnt[b] = 0;
+        cnt[MISSING_BIN] = 0;
+        return -1;
+      }
+      // cnt[b] becomes the first place of bin b's samples.
+      let at = 0;
+      let nb = 0;
+      for (let b = 0; b < top; b++) {
+        const c = cnt[b];
+        if (c > 0) nb++;
+        cnt[b] = at;
+        at += c;
+      }
+      if (nb <= 1) {
+        for (let b = 0; b < top; b++) cnt[b] = 0;
+        return 0;
+      }
+      for (let i = 0; i < n; i++) {
+        const b = block[lo + i];
+        const k = cnt[b]++;
+        perm[k] = i;
+        sortedBins[k] = b;
+      }
+      for (let b = 0; b < top; b++) cnt[b] = 0;
+    }
+    const best = this.best;
+    criterion.reset(total, w);
+    for (let k = 0; k < n - 1; k++) {
+      criterion.addSample(start + perm[k]);
+      const b = sortedBins[k];
+      if (sortedBins[k + 1] === b) continue;
       const ln = k + 1;
       if (ln < minSamplesLeaf || n - ln < minSamplesLeaf) continue;
       const p = criterion.proxyHere();

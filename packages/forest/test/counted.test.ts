@@ -1,0 +1,84 @@
+// The counting-sort sweep of small nodes (HistogramSplitter.evaluateCounted): a tree grown with it is the tree grown
+// with histograms, byte for byte, and it runs only where the statistics are exact.
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { fitForest } from "../src/fit.ts";
+import type { FitParams } from "../src/options.ts";
+import { buildPack } from "../src/pack.ts";
+import { HistogramSplitter } from "../src/splitter.ts";
+import type { Dataset } from "../src/types.ts";
+import { classification, fixture, random, regression } from "./fixtures/data.ts";
+
+type Outcome = -1 | 0 | 1;
+const proto = HistogramSplitter.prototype as unknown as { evaluateCounted: (...args: unknown[]) => Outcome };
+
+/** The forest's bytes with the sweep as the splitter chooses it, with it turned off, and its outcomes (1 scored, 0 constant, -1 missing values). */
+function both(ds: Dataset, params: FitParams): { on: Uint8Array; off: Uint8Array; outcomes: Outcome[] } {
+  const pack = buildPack(ds);
+  const spy = vi.spyOn(proto, "evaluateCounted");
+  const on = fitForest(pack, params).toBinary();
+  const outcomes = spy.mock.results.map((r) => r.value as Outcome);
+  spy.mockRestore();
+  // -1 sends every feature to the histogram path, as a node with missing values does.
+  const off = vi.spyOn(proto, "evaluateCounted").mockReturnValue(-1);
+  const without = fitForest(pack, params).toBinary();
+  off.mockRestore();
+  return { on, off: without, outcomes };
+}
+
+/** Integer targets from integer features, one with missing values. */
+function counts(n: number, seed: number): Dataset {
+  const rnd = random(seed);
+  const xs = [0, 1, 2, 3].map((k) => Array.from({ length: n }, () => (k === 2 && rnd() < 0.1 ? NaN : Math.floor(rnd() * (k === 0 ? 300 : 40)))));
+  const y = xs[0].map((x, i) => Math.round(x / 10 + (xs[1][i] % 5) * 3 + (Number.isNaN(xs[2][i]) ? 7 : xs[2][i] / 4) + rnd() * 8));
+  return regression(xs, y, ["a", "b", "c", "d"]);
+}
+
+afterEach(() => vi.restoreAllMocks());
+
+describe("the counting-sort sweep of small nodes", () => {
+  it("grows the same classification trees byte for byte", () => {
+    for (const params of [
+      { n_estimators: 4, random_state: 1 },
+      { n_estimators: 3, random_state: 2, min_samples_leaf: 3 },
+      { n_estimators: 3, random_state: 4, max_depth: 9, criterion: "gini", bootstrap: false },
+    ] satisfies FitParams[]) {
+      const { on, off, outcomes } = both(fixture("digits"), params);
+      expect(outcomes.filter((o) => o === 1).length).toBeGreaterThan(100);
+      expect(outcomes.filter((o) => o === 0).length).toBeGreaterThan(0);
+      expect(Buffer.from(on).equals(Buffer.from(off))).toBe(true);
+    }
+  });
+
+  it("grows the same regression trees with integer targets, and leaves a node with missing values to the histogram", () => {
+    const { on, off, outcomes } = both(counts(3000, 5), { n_estimators: 4, random_state: 3, max_features: 2 });
+    expect(outcomes.filter((o) => o === 1).length).toBeGreaterThan(100);
+    expect(outcomes.filter((o) => o === -1).length).toBeGreaterThan(0);
+    expect(Buffer.from(on).equals(Buffer.from(off))).toBe(true);
+  });
+
+  it("is not used where adding samples one at a time could round differently: fractional weights or targets, entropy", () => {
+    const runs = (ds: Dataset, params: FitParams) => {
+      const spy = vi.spyOn(proto, "evaluateCounted");
+      fitForest(buildPack(ds), { n_estimators: 1, random_state: 1, ...params });
+      const n = spy.mock.calls.length;
+      spy.mockRestore();
+      return n > 0;
+    };
+    const digits = fixture("digits");
+    expect(runs(digits, {})).toBe(true);
+    expect(runs(digits, { criterion: "entropy" })).toBe(false);
+    const base = counts(2000, 8);
+    expect(runs(base, { max_features: 2 })).toBe(true);
+    const t = base.target as { task: "regression"; values: Float64Array };
+    expect(runs({ ...base, target: { ...t, values: t.values.map((v) => v + 0.25) } }, { max_features: 2 })).toBe(false);
+    const rnd = random(3);
+    const xs = [0, 1].map(() => Array.from({ length: 1500 }, () => rnd()));
+    const labels = xs[0].map((x, i) => (x > 0.7 * xs[1][i] ? "a" : "b"));
+    const two = classification(xs, labels);
+    expect(runs(two, {})).toBe(true);
+    // With the bootstrap the weights are draw counts whatever the class weights (see sampleWeights).
+    expect(runs(two, { class_weight: "balanced" })).toBe(true);
+    expect(runs(two, { class_weight: "balanced", bootstrap: false })).toBe(false);
+    expect(runs({ ...two, weights: new Float64Array(1500).fill(0.5) }, { bootstrap: false })).toBe(false);
+  });
+});
