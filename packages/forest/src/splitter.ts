@@ -91,6 +91,9 @@ export class HistogramSplitter {
   private readonly batch: Int32Array;
   private readonly hist: Float64Array;
   private readonly cnt: Int32Array;
+  /** A second histogram for every other sample of a large node (see histogramFromColumn), or null (pairsHistograms). */
+  private readonly hist2: Float64Array | null;
+  private readonly cnt2: Int32Array | null;
   private readonly touched: Uint8Array;
   /** 16-bit features: the bins their histogram touched (it is always tracked: 65536 bins are too many to sweep). */
   private readonly touchedWide: Uint16Array | null;
@@ -113,6 +116,18 @@ export class HistogramSplitter {
   /** Bins listed in `touched` by the last histogram, or -1 when it was not tracked. */
   private nTouched = -1;
 
+  /**
+   * Whether a large node's histogram is filled as two, even and odd samples, then summed: for two classes with exact
+   * statistics. Two classes put a column's samples in few histogram cells (FM's zero pixel: half the samples in two
+   * cells), and each increment waits on the previous one to the same cell; two histograms halve those chains.
+   * FM 60k, 5-9 against 0-4, 10 trees of depth 10: fit 1.18-1.26 s -> 1.02-1.04 s. Ten classes spread the same
+   * samples over ten cells and gained nothing (FM 60k, 4 trees: 1.34-1.45 s either way). The sum is the one
+   * histogram's to the bit only because every number in it is an integer.
+   */
+  static pairsHistograms(cfg: SplitterConfig): boolean {
+    return cfg.exact && cfg.samples.codeAt !== null && cfg.criterion.width <= 2;
+  }
+
   constructor(private readonly cfg: SplitterConfig) {
     const { maxFeatures } = cfg;
     const { nFeatures } = cfg.samples;
@@ -124,6 +139,9 @@ export class HistogramSplitter {
     this.batch = new Int32Array(maxFeatures);
     this.hist = new Float64Array(bins * width);
     this.cnt = new Int32Array(bins);
+    const paired = HistogramSplitter.pairsHistograms(cfg);
+    this.hist2 = paired ? new Float64Array(BINS * width) : null;
+    this.cnt2 = paired ? new Int32Array(BINS) : null;
     this.touched = new Uint8Array(BINS);
     this.touchedWide = cfg.samples.nWide > 0 ? new Uint16Array(WIDE_BINS) : null;
     this.block = new Uint8Array(maxFeatures * COLUMN_PASS_MIN_SAMPLES);
@@ -314,6 +332,27 @@ export class HistogramSplitter {
     this.nTouched = -1;
   }
 
+  /** Adds the second histogram (every other sample) into the first and clears it. */
+  private mergeSecondHistogram(f: number): void {
+    const { width } = this.cfg.criterion;
+    const hist = this.hist;
+    const cnt = this.cnt;
+    const hist2 = this.hist2!;
+    const cnt2 = this.cnt2!;
+    const top = Math.min(this.cfg.binCounts[f], MISSING_BIN);
+    for (let b = 0; b <= MISSING_BIN; b = b + 1 === top ? MISSING_BIN : b + 1) {
+      const c = cnt2[b];
+      if (c === 0) continue;
+      cnt[b] += c;
+      cnt2[b] = 0;
+      const o = b * width;
+      for (let k = 0; k < width; k++) {
+        hist[o + k] += hist2[o + k];
+        hist2[o + k] = 0;
+      }
+    }
+  }
+
   /** Histogram of feature f read from the pack's column (large nodes). */
   private histogramFromColumn(f: number, start: number, end: number): void {
     const { bins, nRows, idx, codeAt, valueAt, weightAt } = this.cfg.samples;
@@ -321,7 +360,26 @@ export class HistogramSplitter {
     const hist = this.hist;
     const cnt = this.cnt;
     const col = f * nRows;
-    if (codeAt !== null) {
+    const hist2 = this.hist2;
+    const cnt2 = this.cnt2;
+    if (codeAt !== null && hist2 !== null && cnt2 !== null) {
+      // Even samples into one histogram, odd ones into the other (see pairsHistograms).
+      let i = start;
+      for (; i + 1 < end; i += 2) {
+        const b0 = bins[col + idx[i]];
+        const b1 = bins[col + idx[i + 1]];
+        cnt[b0]++;
+        hist[b0 * width + codeAt[i]] += weightAt[i];
+        cnt2[b1]++;
+        hist2[b1 * width + codeAt[i + 1]] += weightAt[i + 1];
+      }
+      if (i < end) {
+        const b = bins[col + idx[i]];
+        cnt[b]++;
+        hist[b * width + codeAt[i]] += weightAt[i];
+      }
+      this.mergeSecondHistogram(f);
+    } else if (codeAt !== null) {
       for (let i = start; i < end; i++) {
         const b = bins[col + idx[i]];
         cnt[b]++;

@@ -1,5 +1,5 @@
-// The counting-sort sweep of small nodes (HistogramSplitter.evaluateCounted): a tree grown with it is the tree grown
-// with histograms, byte for byte, and it runs only where the statistics are exact.
+// Shortcuts the splitter takes only where every statistic is an exact integer sum, each growing the tree it would grow
+// without: the counting-sort sweep of small nodes (evaluateCounted) and paired histograms (pairsHistograms).
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { fitForest } from "../src/fit.ts";
 import type { FitParams } from "../src/options.ts";
@@ -80,5 +80,44 @@ describe("the counting-sort sweep of small nodes", () => {
     expect(runs(two, { class_weight: "balanced" })).toBe(true);
     expect(runs(two, { class_weight: "balanced", bootstrap: false })).toBe(false);
     expect(runs({ ...two, weights: new Float64Array(1500).fill(0.5) }, { bootstrap: false })).toBe(false);
+  });
+});
+
+describe("paired histograms of large nodes (two classes)", () => {
+  /** Two classes from integer features, one with a heavy zero (as FM's pixels), enough rows for column passes. */
+  function twoClasses(n: number, seed: number): Dataset {
+    const rnd = random(seed);
+    const xs = [0, 1, 2, 3, 4, 5].map((k) => Array.from({ length: n }, () => (k < 3 && rnd() < 0.5 ? 0 : Math.floor(rnd() * 200))));
+    const labels = xs[0].map((x, i) => (x + xs[1][i] * 0.5 + rnd() * 150 > 140 ? "yes" : "no"));
+    return classification(xs, labels);
+  }
+
+  it("grows the same trees byte for byte, and is used only for two classes with exact statistics", () => {
+    const ds = twoClasses(12000, 4);
+    const pack = buildPack(ds);
+    for (const params of [
+      { n_estimators: 3, random_state: 5 },
+      { n_estimators: 2, random_state: 6, max_depth: 6, max_features: "all" },
+    ] satisfies FitParams[]) {
+      const merge = vi.spyOn(HistogramSplitter.prototype as unknown as { mergeSecondHistogram: () => void }, "mergeSecondHistogram");
+      const on = fitForest(pack, params).toBinary();
+      expect(merge.mock.calls.length).toBeGreaterThan(10);
+      merge.mockRestore();
+      const off = vi.spyOn(HistogramSplitter, "pairsHistograms").mockReturnValue(false);
+      const without = fitForest(pack, params).toBinary();
+      off.mockRestore();
+      expect(Buffer.from(on).equals(Buffer.from(without))).toBe(true);
+    }
+    const paired = (d: Dataset, params: FitParams) => {
+      const spy = vi.spyOn(HistogramSplitter, "pairsHistograms");
+      fitForest(buildPack(d), { n_estimators: 1, random_state: 1, ...params });
+      const used = spy.mock.results.some((r) => r.value === true);
+      spy.mockRestore();
+      return used;
+    };
+    expect(paired(ds, {})).toBe(true);
+    expect(paired(ds, { class_weight: "balanced", bootstrap: false })).toBe(false);
+    expect(paired(fixture("digits"), {})).toBe(false);
+    expect(paired(counts(2000, 8), {})).toBe(false);
   });
 });
