@@ -105,6 +105,8 @@ export class HistogramSplitter {
   /** evaluateCounted: the node's samples by bin (positions in the block) and their bins. */
   private readonly countedPerm: Int32Array;
   private readonly countedBins: Uint8Array;
+  /** evaluateCounted: a bit per 8-bit bin, set where the node has samples. */
+  private readonly present = new Int32Array(8);
   /** The largest node evaluateCounted scores (0: never). */
   private readonly countedMax: number;
   private readonly leftMissing: Float64Array;
@@ -434,7 +436,8 @@ export class HistogramSplitter {
 
   /**
    * Scores the gathered feature j of a small node as evaluateSorted does, with a counting sort by bin: a pass counts
-   * the bins, one places the samples, one sweeps them. Only for exact statistics: adding a bin's samples one at a
+   * the bins (and marks them in a bitmap, which lists the present ones in order), one places the samples, one sweeps
+   * them. The bitmap, instead of sweeps over the feature's bins, took FM 13k at max_features 0.1 from 1.05 to 1.00 s. Only for exact statistics: adding a bin's samples one at a
    * time then leaves the same numbers as adding the bin's histogram row, so the split is the histogram's to the bit.
    * Returns 1 if scored, 0 if the feature is constant here, -1 if it has missing values (nothing left written).
    */
@@ -446,74 +449,43 @@ export class HistogramSplitter {
     const sortedBins = this.countedBins;
     const n = end - start;
     const lo = j * n;
-    if (n <= TRACK_TOUCHED_MAX_SAMPLES) {
-      // Few samples: their distinct bins, listed as they are counted and sorted, stand for the 255-bin sweeps.
-      const touched = this.touched;
-      const order = this.order;
-      let nt = 0;
-      for (let i = 0; i < n; i++) {
-        const b = block[lo + i];
-        if (cnt[b]++ === 0) touched[nt++] = b;
-      }
-      let missing = false;
-      let nb = 0;
-      for (let t = 0; t < nt; t++) {
-        const b = touched[t];
-        if (b === MISSING_BIN) missing = true;
-        let k = nb++;
-        while (k > 0 && order[k - 1] > b) {
-          order[k] = order[k - 1];
-          k--;
-        }
-        order[k] = b;
-      }
-      if (missing || nb <= 1) {
-        for (let t = 0; t < nt; t++) cnt[touched[t]] = 0;
-        return missing ? -1 : 0;
-      }
-      let at = 0;
-      for (let k = 0; k < nb; k++) {
-        const b = order[k];
-        const c = cnt[b];
-        cnt[b] = at;
-        at += c;
-      }
-      for (let i = 0; i < n; i++) {
-        const b = block[lo + i];
-        const k = cnt[b]++;
-        perm[k] = i;
-        sortedBins[k] = b;
-      }
-      for (let k = 0; k < nb; k++) cnt[order[k]] = 0;
-    } else {
-      const top = Math.min(this.cfg.binCounts[f], MISSING_BIN);
-      for (let i = 0; i < n; i++) cnt[block[lo + i]]++;
-      if (cnt[MISSING_BIN] > 0) {
-        for (let b = 0; b < top; b++) cnt[b] = 0;
-        cnt[MISSING_BIN] = 0;
-        return -1;
-      }
-      // cnt[b] becomes the first place of bin b's samples.
-      let at = 0;
-      let nb = 0;
-      for (let b = 0; b < top; b++) {
-        const c = cnt[b];
-        if (c > 0) nb++;
-        cnt[b] = at;
-        at += c;
-      }
-      if (nb <= 1) {
-        for (let b = 0; b < top; b++) cnt[b] = 0;
-        return 0;
-      }
-      for (let i = 0; i < n; i++) {
-        const b = block[lo + i];
-        const k = cnt[b]++;
-        perm[k] = i;
-        sortedBins[k] = b;
-      }
-      for (let b = 0; b < top; b++) cnt[b] = 0;
+    // A bit per bin marks the bins present, read back in order a word at a time: no sweeps of the 255 bins.
+    const present = this.present;
+    const order = this.order;
+    for (let i = 0; i < n; i++) {
+      const b = block[lo + i];
+      cnt[b]++;
+      present[b >>> 5] |= 1 << (b & 31);
     }
+    let nb = 0;
+    for (let word = 0; word < 8; word++) {
+      let bits = present[word];
+      present[word] = 0;
+      while (bits !== 0) {
+        const low = bits & -bits;
+        order[nb++] = (word << 5) | (31 - Math.clz32(low));
+        bits ^= low;
+      }
+    }
+    const missing = order[nb - 1] === MISSING_BIN;
+    if (missing || nb <= 1) {
+      for (let k = 0; k < nb; k++) cnt[order[k]] = 0;
+      return missing ? -1 : 0;
+    }
+    let at = 0;
+    for (let k = 0; k < nb; k++) {
+      const b = order[k];
+      const c = cnt[b];
+      cnt[b] = at;
+      at += c;
+    }
+    for (let i = 0; i < n; i++) {
+      const b = block[lo + i];
+      const k = cnt[b]++;
+      perm[k] = i;
+      sortedBins[k] = b;
+    }
+    for (let k = 0; k < nb; k++) cnt[order[k]] = 0;
     const best = this.best;
     criterion.reset(total, w);
     for (let k = 0; k < n - 1; k++) {
