@@ -245,21 +245,20 @@ export function buildPack(dataset: Dataset, options: PackOptions = {}): DatasetP
   }
   const { nRows, columns } = dataset;
   const nFeatures = columns.length;
+  // Two passes over each column: its values (and whether it is a small-range integer column), then its bins. Binning
+  // each column right after its edges, while it is still in cache, measured no faster on FM 60k and needs a copy of
+  // the bins until the pack's layout is known.
   const tally = new Int32Array(2 * MAX_INTEGER_RANGE);
-  // Each column is binned right after its edges are found, while it is still in cache (a third pass over 60k × 784
-  // doubles from memory cost a quarter of the pack's time): the 8-bit bins into `narrow`, laid out as the pack's,
-  // copied there once the layout is known; 16-bit ones into a column of their own.
   const ranges: ([number, number] | null)[] = [];
   const edges = columns.map((c, f) => {
     const info = dataset.features?.[f];
     const values = columnValues(c, tally);
-    let e: Float64Array;
-    if (info?.kind !== "categorical") e = edgesOf(values, maxBins);
-    else if (info.categories!.length > MAX_WIDE_BINS) {
-      throw new OptionsError(`feature ${JSON.stringify(info.name)} has ${info.categories!.length} categories; a pack holds at most ${MAX_WIDE_BINS}`);
-    } else e = categoricalEdges(info.categories!.length);
     ranges.push(values.range);
-    return e;
+    if (info?.kind !== "categorical") return edgesOf(values, maxBins);
+    if (info.categories!.length > MAX_WIDE_BINS) {
+      throw new OptionsError(`feature ${JSON.stringify(info.name)} has ${info.categories!.length} categories; a pack holds at most ${MAX_WIDE_BINS}`);
+    }
+    return categoricalEdges(info.categories!.length);
   });
   // A feature is 16-bit when its bins (edges + 1) do not fit below the 8-bit missing bin.
   const features: PackFeature[] = columns.map((_, f) => {
