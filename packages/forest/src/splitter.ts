@@ -101,10 +101,9 @@ export class HistogramSplitter {
   /** The batch positions gather copies (those whose histogram the node does not hold already). */
   private readonly gathered: Int32Array;
   private readonly order: Int32Array;
-  private readonly perm: Int32Array;
-  /** evaluateCounted: the node's samples by bin (positions in the block) and their bins. */
-  private readonly countedPerm: Int32Array;
-  private readonly countedBins: Uint8Array;
+  /** evaluateSorted and evaluateCounted: the node's samples in bin order (positions in the block), and their bins. */
+  private readonly sortedPerm: Int32Array;
+  private readonly sortedBins: Uint8Array;
   /** evaluateCounted: a bit per 8-bit bin, set where the node has samples. */
   private readonly present = new Int32Array(8);
   /** The largest node evaluateCounted scores (0: never). */
@@ -149,10 +148,9 @@ export class HistogramSplitter {
     this.block = new Uint8Array(maxFeatures * COLUMN_PASS_MIN_SAMPLES);
     this.gathered = new Int32Array(maxFeatures);
     this.order = new Int32Array(bins);
-    this.perm = new Int32Array(SORTED_MAX_SAMPLES);
     this.countedMax = cfg.exact && cfg.criterion.constantTimeProxy ? Math.min(COLUMN_PASS_MIN_SAMPLES, COUNTED_MAX_SAMPLES_PER_STAT * width) : 0;
-    this.countedPerm = new Int32Array(this.countedMax);
-    this.countedBins = new Uint8Array(this.countedMax);
+    this.sortedPerm = new Int32Array(Math.max(SORTED_MAX_SAMPLES, this.countedMax));
+    this.sortedBins = new Uint8Array(Math.max(SORTED_MAX_SAMPLES, this.countedMax));
     this.leftMissing = new Float64Array(width);
     this.catKey = new Float64Array(bins);
     this.best = {
@@ -403,10 +401,8 @@ export class HistogramSplitter {
    * values (the histogram path handles their two directions).
    */
   private evaluateSorted(j: number, f: number, start: number, end: number, total: Float64Array, w: number): number {
-    const { criterion, minSamplesLeaf } = this.cfg;
     const block = this.block;
-    const perm = this.perm;
-    const best = this.best;
+    const perm = this.sortedPerm;
     const n = end - start;
     const lo = j * n;
     for (let i = 0; i < n; i++) {
@@ -420,33 +416,24 @@ export class HistogramSplitter {
       perm[k] = i;
     }
     if (block[lo + perm[0]] === block[lo + perm[n - 1]]) return 0;
-    criterion.reset(total, w);
-    for (let k = 0; k < n - 1; k++) {
-      const i = perm[k];
-      criterion.addSample(start + i);
-      const b = block[lo + i];
-      if (block[lo + perm[k + 1]] === b) continue;
-      const ln = k + 1;
-      if (ln < minSamplesLeaf || n - ln < minSamplesLeaf) continue;
-      const p = criterion.proxyHere();
-      if (p > best.proxy) this.record(f, b, n - ln > ln ? false : true, p, criterion.leftWeight, ln, criterion.left);
-    }
+    for (let k = 0; k < n; k++) this.sortedBins[k] = block[lo + perm[k]];
+    this.sweepSorted(f, start, n, total, w);
     return 1;
   }
 
   /**
    * Scores the gathered feature j of a small node as evaluateSorted does, with a counting sort by bin: a pass counts
    * the bins (and marks them in a bitmap, which lists the present ones in order), one places the samples, one sweeps
-   * them. The bitmap, instead of sweeps over the feature's bins, took FM 13k at max_features 0.1 from 1.05 to 1.00 s. Only for exact statistics: adding a bin's samples one at a
-   * time then leaves the same numbers as adding the bin's histogram row, so the split is the histogram's to the bit.
+   * them. The bitmap, instead of sweeps over the feature's bins, took FM 13k at max_features 0.1 from 1.05 to 1.00 s.
+   * Only for exact statistics: adding a bin's samples one at a time then leaves the same numbers as adding the bin's
+   * histogram row, so the split is the histogram's to the bit.
    * Returns 1 if scored, 0 if the feature is constant here, -1 if it has missing values (nothing left written).
    */
   private evaluateCounted(j: number, f: number, start: number, end: number, total: Float64Array, w: number): number {
-    const { criterion, minSamplesLeaf } = this.cfg;
     const block = this.block;
     const cnt = this.cnt;
-    const perm = this.countedPerm;
-    const sortedBins = this.countedBins;
+    const perm = this.sortedPerm;
+    const sortedBins = this.sortedBins;
     const n = end - start;
     const lo = j * n;
     // A bit per bin marks the bins present, read back in order a word at a time: no sweeps of the 255 bins.
@@ -486,6 +473,18 @@ export class HistogramSplitter {
       sortedBins[k] = b;
     }
     for (let k = 0; k < nb; k++) cnt[order[k]] = 0;
+    this.sweepSorted(f, start, n, total, w);
+    return 1;
+  }
+
+  /**
+   * Sweeps a small node's n samples in bin order, sortedPerm[0, n) (positions from `start`) with their bins in
+   * sortedBins, one at a time into the criterion, scoring each boundary between bins into `best`.
+   */
+  private sweepSorted(f: number, start: number, n: number, total: Float64Array, w: number): void {
+    const { criterion, minSamplesLeaf } = this.cfg;
+    const perm = this.sortedPerm;
+    const sortedBins = this.sortedBins;
     const best = this.best;
     criterion.reset(total, w);
     for (let k = 0; k < n - 1; k++) {
@@ -497,7 +496,6 @@ export class HistogramSplitter {
       const p = criterion.proxyHere();
       if (p > best.proxy) this.record(f, b, n - ln > ln ? false : true, p, criterion.leftWeight, ln, criterion.left);
     }
-    return 1;
   }
 
   /** Scans the histogram just built for feature f into `best` and clears it; false if f is constant here. */
