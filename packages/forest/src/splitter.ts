@@ -54,8 +54,9 @@ const SORTED_MAX_SAMPLES = 32;
  * Up to this many samples per statistic (class or regression sum), a feature of a small node with exact statistics
  * is scored by a counting sort of its samples by bin and a sweep one sample at a time: O(samples + bins) instead of
  * the histogram's O(samples + non-empty bins × statistics) (see evaluateCounted). FM 13k, 6 trees with max_features
- * 0.1, per statistic: 10 samples 1.05 s, 30 samples 1.04 s, 100 samples 1.09 s, never 1.10 s; FM 20k, 10 trees with
- * sqrt: 1.03 s against 1.08 s. The same trees either way (counted.test.ts).
+ * 0.1, per statistic: 15 samples 1.05 s, 30 samples 1.04 s, 100 samples 1.09 s, never 1.10 s (before the bitmap; with
+ * it, 30, 60 and 120 were within noise); FM 20k, 10 trees with sqrt: 1.03 s against 1.08 s. The same trees either
+ * way (counted.test.ts).
  */
 const COUNTED_MAX_SAMPLES_PER_STAT = 30;
 /**
