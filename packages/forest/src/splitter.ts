@@ -280,7 +280,25 @@ export class HistogramSplitter {
     let m = 0;
     for (let j = 0; j < nb; j++) if (held === null || n <= SORTED_MAX_SAMPLES || held.held[batch[j]] === 0) gathered[m++] = j;
     if (m === 0) return;
-    for (let i = 0; i < n; i++) {
+    // Four rows at a time: their reads, each likely a cache miss in a subtree's row copy, overlap. FM 60k, 3 trees
+    // at sqrt: 0.93-0.99 -> 0.82-0.86 s; FM 13k, 6 trees at 0.1: 1.02-1.04 -> 0.90-0.95 s (eight rows: the same).
+    let i = 0;
+    for (; i + 3 < n; i += 4) {
+      const base0 = idx[start + i] * nFeatures;
+      const base1 = idx[start + i + 1] * nFeatures;
+      const base2 = idx[start + i + 2] * nFeatures;
+      const base3 = idx[start + i + 3] * nFeatures;
+      for (let k = 0; k < m; k++) {
+        const j = gathered[k];
+        const f = batch[j];
+        const d = j * n + i;
+        block[d] = rows[base0 + f];
+        block[d + 1] = rows[base1 + f];
+        block[d + 2] = rows[base2 + f];
+        block[d + 3] = rows[base3 + f];
+      }
+    }
+    for (; i < n; i++) {
       const base = idx[start + i] * nFeatures;
       for (let k = 0; k < m; k++) {
         const j = gathered[k];
