@@ -2,7 +2,7 @@ import { crc32 } from "node:zlib";
 import { CanopyError, FormatError } from "./errors.ts";
 import { resolveParams, type ResolvedParams } from "./options.ts";
 import { schemaFeatures, schemaProblem, type TableSchema } from "./schema.ts";
-import { MISSING_BIN, MISSING_WIDE_BIN, type DatasetPack, type PackRowCopy } from "./pack.ts";
+import { copyRowBins, MISSING_BIN, MISSING_WIDE_BIN, type DatasetPack, type PackRowCopy } from "./pack.ts";
 import { BinnedTrees } from "./predictor.ts";
 import { narrowBins } from "./tree-arrays.ts";
 import type { CategorySets, Task, Tree } from "./types.ts";
@@ -308,16 +308,12 @@ export class Forest {
   private sumPackBinned(binned: BinnedTrees, pack: DatasetPack, rows: Uint32Array): Float64Array {
     const width = this.valueWidth;
     const nCols = this.nFeatures;
-    const { bins, nRows } = pack;
     const out = new Float64Array(rows.length * width);
     const BLOCK = binnedBlockRows(nCols);
     const block = new Uint8Array(Math.min(rows.length, BLOCK) * nCols);
     for (let i0 = 0; i0 < rows.length; i0 += BLOCK) {
       const i1 = Math.min(rows.length, i0 + BLOCK);
-      for (let f = 0; f < nCols; f++) {
-        const col = f * nRows;
-        for (let i = i0; i < i1; i++) block[(i - i0) * nCols + f] = bins[col + rows[i]];
-      }
+      copyRowBins(pack, rows, i0, i1, block);
       for (let k = 0; k < this.trees.length; k++) binned.addLeaves(k, block, nCols, i0, i1, out, width);
     }
     return out;

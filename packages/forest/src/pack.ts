@@ -519,18 +519,22 @@ export interface PackRowCopy {
 /** `rows`' bins copied row by row, or null for a pack with 16-bit features (walked on its columns). */
 export function packRowCopy(pack: DatasetPack, rows: Uint32Array): PackRowCopy | null {
   if (pack.wideColumn !== undefined) return null;
-  const { bins, nRows, nFeatures } = pack;
+  const nFeatures = pack.nFeatures;
   const out = new Uint8Array(rows.length * nFeatures);
   // A tile of rows at a time: its reads stay near each other in every column, its writes in a small block.
   const TILE = 64;
-  for (let i0 = 0; i0 < rows.length; i0 += TILE) {
-    const i1 = Math.min(rows.length, i0 + TILE);
-    for (let f = 0; f < nFeatures; f++) {
-      const col = f * nRows;
-      for (let i = i0; i < i1; i++) out[i * nFeatures + f] = bins[col + rows[i]];
-    }
-  }
+  for (let i0 = 0; i0 < rows.length; i0 += TILE) copyRowBins(pack, rows, i0, Math.min(rows.length, i0 + TILE), out.subarray(i0 * nFeatures));
   return { rows, bins: out };
+}
+
+/** The 8-bit bins of pack rows rows[i0, i1) side by side into `out` (row rows[i]'s at (i - i0) * nFeatures); returns out. */
+export function copyRowBins(pack: DatasetPack, rows: Uint32Array, i0: number, i1: number, out: Uint8Array): Uint8Array {
+  const { bins, nRows, nFeatures } = pack;
+  for (let f = 0; f < nFeatures; f++) {
+    const col = f * nRows;
+    for (let i = i0; i < i1; i++) out[(i - i0) * nFeatures + f] = bins[col + rows[i]];
+  }
+  return out;
 }
 
 /**
