@@ -114,10 +114,10 @@ export class TreeEvaluator {
   /** The next tree, in the model's order. */
   add(tree: Tree): void {
     const m = this.model;
-    const one = new Forest(m.task, m.featureNames, m.labelName, m.classes, m.params, [tree]);
-    const values = m.task === "classification" ? one.predictPackProba(this.pack, this.rows, this.copy) : (one.predictPack(this.pack, this.rows, this.copy) as Float64Array);
     const { sums, scaled } = this;
-    for (let i = 0; i < sums.length; i++) sums[i] += values[i];
+    // The tree's leaf values straight into the sums: the same numbers as its one-tree forest's predictions (scaled by
+    // 1) added to them, without a forest and an array per tree.
+    m.addPackLeaves(tree, this.pack, this.rows, this.copy, sums);
     const trees = ++this.added;
     if (!this.wanted.has(trees)) return;
     const inv = 1 / trees;

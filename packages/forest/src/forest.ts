@@ -251,14 +251,27 @@ export class Forest {
     return out;
   }
 
-  private sumPack(pack: DatasetPack, rows: Uint32Array, copy: PackRowCopy | null): Float64Array {
+  /**
+   * Adds `tree`'s leaf values for rows `rows` of `pack` to `out` (valueWidth per row), as predictPack sums each tree:
+   * for callers that add a model tree by tree (the trees curve), without a forest and an array per tree. `tree` is
+   * one of a model of this forest's build (the same task, features and classes).
+   */
+  addPackLeaves(tree: Tree, pack: DatasetPack, rows: Uint32Array, copy: PackRowCopy | null, out: Float64Array): void {
+    this.checkPack(pack, rows, copy);
+    if (out.length !== rows.length * this.valueWidth) throw new CanopyError(`the sums hold ${out.length} values; ${rows.length} rows need ${rows.length * this.valueWidth}`);
+    addTreeOnPack(tree, pack, rows, copy, out, this.valueWidth);
+  }
+
+  private checkPack(pack: DatasetPack, rows: Uint32Array, copy: PackRowCopy | null): void {
     if (pack.nFeatures !== this.nFeatures) {
       throw new CanopyError(`the dataset has ${pack.nFeatures} features; the model expects ${this.nFeatures}`);
     }
     if (copy !== null && copy.rows !== rows) throw new CanopyError("a row copy of other rows than those predicted");
+  }
+
+  private sumPack(pack: DatasetPack, rows: Uint32Array, copy: PackRowCopy | null): Float64Array {
+    this.checkPack(pack, rows, copy);
     const width = this.valueWidth;
-    const bins = pack.bins;
-    const nRows = pack.nRows;
     // One tree (evaluation, OOB and the trees curve walk a model so, tree by tree) is walked on the pack's columns, or
     // on the caller's copy of the rows: copying each row's bins for the binned form costs more than one walk does.
     if (pack.wideColumn === undefined && this.trees.length > 1) {
@@ -270,37 +283,7 @@ export class Forest {
       if (binned !== null) return this.sumPackBinned(binned, pack, rows);
     }
     const out = new Float64Array(rows.length * width);
-    // Row i's bin of feature f is src[f * fStride + at(i)]: the pack's columns, or the caller's copy of the rows'
-    // bins side by side (one tree's walk then reads a few lines of each row, not a line of each column it visits).
-    const byRow = copy !== null && pack.wideColumn === undefined;
-    const src = byRow ? copy.bins : bins;
-    const fStride = byRow ? 1 : nRows;
-    const rowStride = byRow ? pack.nFeatures : 0;
-    for (const t of this.trees) {
-      const { feature, thresholdBin, right, missingLeft, values } = t;
-      if (pack.wideColumn !== undefined) {
-        for (let i = 0; i < rows.length; i++) addLeaf(out, i * width, values, right[packLeaf(t, pack, rows[i])] * width, width);
-        continue;
-      }
-      if (t.categorical !== undefined) {
-        addSetTreeOnPack(t, src, fStride, rowStride, rows, out, width);
-        continue;
-      }
-      for (let i = 0; i < rows.length; i++) {
-        const r = byRow ? i * rowStride : rows[i];
-        let node = 0;
-        let f = feature[0];
-        while (f >= 0) {
-          const b = src[f * fStride + r];
-          if (b <= thresholdBin[node] || (b === MISSING_BIN && missingLeft[node] === 1)) node++;
-          else node = right[node];
-          f = feature[node];
-        }
-        const o = right[node] * width;
-        const d = i * width;
-        for (let c = 0; c < width; c++) out[d + c] += values[o + c];
-      }
-    }
+    for (const t of this.trees) addTreeOnPack(t, pack, rows, copy, out, width);
     return out;
   }
 
@@ -550,6 +533,39 @@ function asBytes(a: Uint16Array | Int32Array | Uint32Array): Uint8Array {
 
 function addLeaf(out: Float64Array, d: number, values: Float32Array, o: number, width: number): void {
   for (let c = 0; c < width; c++) out[d + c] += values[o + c];
+}
+
+/** Adds tree t's leaf values for pack rows `rows` to `out` (see Forest.addPackLeaves). */
+function addTreeOnPack(t: Tree, pack: DatasetPack, rows: Uint32Array, copy: PackRowCopy | null, out: Float64Array, width: number): void {
+  // Row i's bin of feature f is src[f * fStride + at(i)]: the pack's columns, or the caller's copy of the rows'
+  // bins side by side (one tree's walk then reads a few lines of each row, not a line of each column it visits).
+  const byRow = copy !== null && pack.wideColumn === undefined;
+  const src = byRow ? copy.bins : pack.bins;
+  const fStride = byRow ? 1 : pack.nRows;
+  const rowStride = byRow ? pack.nFeatures : 0;
+  const { feature, thresholdBin, right, missingLeft, values } = t;
+  if (pack.wideColumn !== undefined) {
+    for (let i = 0; i < rows.length; i++) addLeaf(out, i * width, values, right[packLeaf(t, pack, rows[i])] * width, width);
+    return;
+  }
+  if (t.categorical !== undefined) {
+    addSetTreeOnPack(t, src, fStride, rowStride, rows, out, width);
+    return;
+  }
+  for (let i = 0; i < rows.length; i++) {
+    const r = byRow ? i * rowStride : rows[i];
+    let node = 0;
+    let f = feature[0];
+    while (f >= 0) {
+      const b = src[f * fStride + r];
+      if (b <= thresholdBin[node] || (b === MISSING_BIN && missingLeft[node] === 1)) node++;
+      else node = right[node];
+      f = feature[node];
+    }
+    const o = right[node] * width;
+    const d = i * width;
+    for (let c = 0; c < width; c++) out[d + c] += values[o + c];
+  }
 }
 
 /**

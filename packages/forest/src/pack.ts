@@ -607,8 +607,12 @@ export function missingCells(pack: DatasetPack): number {
       const col = wideColumn[f] * nRows;
       for (let r = 0; r < nRows; r++) if (wideBins![col + r] === MISSING_WIDE_BIN) n++;
     } else {
-      const col = f * nRows;
-      for (let r = 0; r < nRows; r++) if (bins[col + r] === MISSING_BIN) n++;
+      // A native search first: most columns have no missing value, and indexOf finds that at memory speed (an
+      // aggregator counts them for every build's report: 36 builds of FM 20k took 1.1 s by the loop alone).
+      const column = bins.subarray(f * nRows, (f + 1) * nRows);
+      const first = column.indexOf(MISSING_BIN);
+      if (first < 0) continue;
+      for (let r = first; r < nRows; r++) if (column[r] === MISSING_BIN) n++;
     }
   }
   return n;

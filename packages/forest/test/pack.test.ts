@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { FormatError, OptionsError } from "../src/errors.ts";
-import { binOf, buildPack, computeEdges, decodePack, encodePack, MAX_BINS, MISSING_BIN, PACK_VERSION, rowMajorBins, type DatasetPack } from "../src/pack.ts";
+import { binOf, buildPack, computeEdges, decodePack, encodePack, MAX_BINS, MISSING_BIN, missingCells, PACK_VERSION, rowMajorBins, type DatasetPack } from "../src/pack.ts";
 import { classification, fixture, random, regression } from "./fixtures/data.ts";
 
 /** Bin sizes of a column under `edges` (present values only). */
@@ -168,6 +168,29 @@ describe("binOf and buildPack bins", () => {
     expect(() => buildPack(small(), { maxBins: 1 })).toThrow(OptionsError);
     expect(() => buildPack(small(), { maxBins: 65536 })).toThrow(/maxBins/);
     expect(buildPack(small(), { maxBins: 2 }).edges.every((e) => e.length <= 1)).toBe(true);
+  });
+});
+
+describe("missingCells", () => {
+  it("counts the missing cells of every column: none, the first and last rows, all, and 16-bit columns", () => {
+    const n = 3000;
+    const columns = [
+      Array.from({ length: n }, (_, r) => r % 7), // none
+      Array.from({ length: n }, (_, r) => (r === 0 || r === n - 1 ? NaN : r % 5)), // the first and the last row
+      Array.from({ length: n }, () => NaN), // all
+      Array.from({ length: n }, (_, r) => (r % 3 === 1 ? NaN : r)), // every third, 3000 distinct values
+      Array.from({ length: n }, (_, r) => (r >= n - 10 ? NaN : r % 11)), // a run at the end
+    ];
+    const labels = Array.from({ length: n }, (_, r) => (r % 2 === 0 ? "a" : "b"));
+    const dataset = classification(columns, labels);
+    const expected = columns.reduce((sum, c) => sum + c.filter(Number.isNaN).length, 0);
+    expect(expected).toBe(2 + n + n / 3 + 10);
+    // 8-bit bins only, then with the wide column in 16 bits.
+    for (const maxBins of [MAX_BINS, 4000]) {
+      const pack = buildPack(dataset, { maxBins });
+      expect(pack.wideColumn !== undefined).toBe(maxBins > MAX_BINS);
+      expect(missingCells(pack)).toBe(expected);
+    }
   });
 });
 
