@@ -43,7 +43,10 @@ export function classificationMetrics(
   if (proba.length !== n * k) {
     throw new CanopyError(`probabilities have ${proba.length} values, expected ${n} rows × ${k} classes`);
   }
-  const confusion: number[][] = Array.from({ length: k }, () => new Array<number>(k).fill(0));
+  // Flat counts while counting (the curve of a 100-tree build scores its held-out rows 100 times).
+  const counts = new Int32Array(k * k);
+  const lo = LOG_LOSS_EPS;
+  const hi = 1 - LOG_LOSS_EPS;
   let correct = 0;
   let logLoss = 0;
   for (let i = 0; i < n; i++) {
@@ -53,17 +56,22 @@ export function classificationMetrics(
     }
     const base = i * k;
     let best = 0;
+    let bestP = proba[base]!;
     let rowSum = 0;
     for (let c = 0; c < k; c++) {
       const p = proba[base + c]!;
-      if (p > proba[base + best]!) best = c;
-      rowSum += Math.min(Math.max(p, LOG_LOSS_EPS), 1 - LOG_LOSS_EPS);
+      if (p > bestP) {
+        best = c;
+        bestP = p;
+      }
+      rowSum += Math.min(Math.max(p, lo), hi);
     }
-    const pTrue = Math.min(Math.max(proba[base + t]!, LOG_LOSS_EPS), 1 - LOG_LOSS_EPS) / rowSum;
+    const pTrue = Math.min(Math.max(proba[base + t]!, lo), hi) / rowSum;
     logLoss -= Math.log(pTrue);
-    confusion[t]![best]!++;
+    counts[t * k + best]++;
     if (best === t) correct++;
   }
+  const confusion: number[][] = Array.from({ length: k }, (_, c) => Array.from(counts.subarray(c * k, (c + 1) * k)));
 
   let f1Sum = 0;
   let present = 0;

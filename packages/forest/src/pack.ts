@@ -598,8 +598,17 @@ export function rowMajorWideBins(pack: DatasetPack, shared = false): Uint16Array
   return out;
 }
 
+/** missingCells of each pack counted so far (a pack never changes): an aggregator reports it for every build on a pack. */
+const MISSING_CELLS = new WeakMap<DatasetPack, number>();
+
 /** Missing cells over every feature of the pack. */
 export function missingCells(pack: DatasetPack): number {
+  let n = MISSING_CELLS.get(pack);
+  if (n === undefined) MISSING_CELLS.set(pack, (n = countMissingCells(pack)));
+  return n;
+}
+
+function countMissingCells(pack: DatasetPack): number {
   const { bins, nRows, wideColumn, wideBins } = pack;
   let n = 0;
   for (let f = 0; f < pack.nFeatures; f++) {
@@ -607,8 +616,8 @@ export function missingCells(pack: DatasetPack): number {
       const col = wideColumn[f] * nRows;
       for (let r = 0; r < nRows; r++) if (wideBins![col + r] === MISSING_WIDE_BIN) n++;
     } else {
-      // A native search first: most columns have no missing value, and indexOf finds that at memory speed (an
-      // aggregator counts them for every build's report: 36 builds of FM 20k took 1.1 s by the loop alone).
+      // A native search first: most columns have no missing value, and indexOf finds that faster than a loop
+      // (FM 20k's 784 columns: 5 ms, about 30 ms by the loop).
       const column = bins.subarray(f * nRows, (f + 1) * nRows);
       const first = column.indexOf(MISSING_BIN);
       if (first < 0) continue;
