@@ -287,7 +287,7 @@ export class Forest {
     return out;
   }
 
-  /** sumPack on the forest's form for pack bins: each block of rows copied row-major from the pack's columns, then walked as sumBinned. */
+  /** sumPack on the forest's form for pack bins: each block of rows copied row-major (copyRowBins), then walked as sumBinned. */
   private sumPackBinned(binned: BinnedTrees, pack: DatasetPack, rows: Uint32Array): Float64Array {
     const width = this.valueWidth;
     const nCols = this.nFeatures;

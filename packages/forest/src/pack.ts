@@ -529,7 +529,13 @@ export function packRowCopy(pack: DatasetPack, rows: Uint32Array): PackRowCopy |
 
 /** The 8-bit bins of pack rows rows[i0, i1) side by side into `out` (row rows[i]'s at (i - i0) * nFeatures); returns out. */
 export function copyRowBins(pack: DatasetPack, rows: Uint32Array, i0: number, i1: number, out: Uint8Array): Uint8Array {
-  const { bins, nRows, nFeatures } = pack;
+  const { bins, nRows, nFeatures, rowBins } = pack;
+  if (rowBins !== undefined) {
+    // The pack's row-major copy, when it has one (the embedded runtime makes one for its trainers): a row is one run of
+    // bytes. FM 20k, 6,666 held-out rows: 1.7 ms, 13 ms from the columns.
+    for (let i = i0; i < i1; i++) out.set(rowBins.subarray(rows[i] * nFeatures, (rows[i] + 1) * nFeatures), (i - i0) * nFeatures);
+    return out;
+  }
   for (let f = 0; f < nFeatures; f++) {
     const col = f * nRows;
     for (let i = i0; i < i1; i++) out[(i - i0) * nFeatures + f] = bins[col + rows[i]];

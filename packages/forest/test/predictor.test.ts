@@ -172,8 +172,17 @@ describe("binned predictor: the same predictions as the stored trees, to the las
     }
     for (let i = 0; i < sums.length; i++) sums[i] *= 1 / forest.trees.length;
     expect(bits(sums)).toEqual(bits(want));
+    // The same tree by tree straight into one array of sums (addPackLeaves, as the trees curve adds them).
+    const added = new Float64Array(rows.length * k);
+    for (const t of forest.trees) forest.addPackLeaves(t, pack, rows, copy, added);
+    for (let i = 0; i < added.length; i++) added[i] *= 1 / forest.trees.length;
+    expect(bits(added)).toEqual(bits(want));
+    expect(() => forest.addPackLeaves(forest.trees[0]!, pack, rows, copy, new Float64Array(k))).toThrow(`${rows.length} rows need ${rows.length * k}`);
     expect(bits(forest.predictPackProba(pack, rows, copy))).toEqual(bits(want));
     expect(() => forest.predictPackProba(pack, rows.subarray(0, 7), copy)).toThrow("a row copy of other rows");
+    // The copy is made from the pack's row-major bins when it has them (fitting made them), else from its columns.
+    expect(pack.rowBins).toBeDefined();
+    expect(packRowCopy({ ...pack, rowBins: undefined }, rows)!.bins).toEqual(copy.bins);
   });
 
   it("predictPack with categorical set splits: a bin's bit, missing and codes past the set as missingLeft says", () => {
