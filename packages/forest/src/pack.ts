@@ -623,7 +623,7 @@ function countMissingCells(pack: DatasetPack): number {
       for (let r = 0; r < nRows; r++) if (wideBins![col + r] === MISSING_WIDE_BIN) n++;
     } else {
       // A native search first: most columns have no missing value, and indexOf finds that faster than a loop
-      // (FM 20k's 784 columns: 5 ms, about 30 ms by the loop).
+      // (FM 20k's 784 columns: 5 ms, 13 ms by the loop).
       const column = bins.subarray(f * nRows, (f + 1) * nRows);
       const first = column.indexOf(MISSING_BIN);
       if (first < 0) continue;
