@@ -16,6 +16,8 @@ export const MISSING_SPELLINGS: readonly string[] = ["(empty)", "NA", "NaN", "N/
 
 /** True for a missing-value spelling (case-insensitive, surrounding blanks ignored). */
 export function isMissingCell(cell: string): boolean {
+  const c0 = cell.charCodeAt(0);
+  if (c0 >= 48 && c0 <= 57) return false; // a digit: no spelling starts with one (the common case, a number)
   return MISSING.has(cell.trim().toLowerCase());
 }
 
