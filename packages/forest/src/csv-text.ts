@@ -1,4 +1,4 @@
-import { isUtf8 } from "node:buffer";
+import { isAscii, isUtf8 } from "node:buffer";
 import { parse } from "csv-parse/sync";
 import { quoted } from "./cells.ts";
 import { CsvError } from "./errors.ts";
@@ -324,6 +324,9 @@ class QuotelessLines {
     const quote = data.indexOf(QUOTE);
     // Records before the first quote's line are split here; that line on goes to csv-parse.
     const stop = quote < 0 ? data.length : data.lastIndexOf(LF, quote) + 1;
+    // ASCII text (the usual numbers and names) is decoded once and its lines sliced: one decoding per line cost
+    // as much as the split.
+    const text = isAscii(data.subarray(0, stop)) ? data.toString("latin1", 0, stop) : undefined;
     let start = 0;
     for (;;) {
       const lf = data.indexOf(LF, start);
@@ -333,7 +336,7 @@ class QuotelessLines {
         if (lf === start || data[lf - 1] !== CR) return this.give(data, start); // a "\n" inside a "\r\n" record
         last = lf - 1;
       }
-      this.emit(data, start, last, this.consumed + lf + 1);
+      if (last > start) this.emit(text !== undefined ? text.slice(start, last) : data.toString("utf8", start, last), this.consumed + lf + 1);
       start = lf + 1;
     }
     if (quote >= 0) return this.give(data, start);
@@ -345,16 +348,16 @@ class QuotelessLines {
     }
     // The last record, with no line break after it (csv-parse reads an empty one as nothing).
     if (crlf && rest.includes(CR)) return this.give(data, start); // csv-parse would wait for its "\n"
-    if (rest.length > 0) this.emit(data, start, data.length, this.consumed + data.length);
+    if (rest.length > 0) this.emit(rest.toString("utf8"), this.consumed + data.length);
     this.advance(data, data.length);
     this.pending = Buffer.alloc(0);
     return undefined;
   }
 
-  private emit(data: Buffer, from: number, to: number, bytes: number): void {
-    if (to === from) return; // an empty line: skipped, as csv-parse's skip_empty_lines does
+  /** A record from a line that is not empty (csv-parse's skip_empty_lines skips those). */
+  private emit(line: string, bytes: number): void {
     this.info.bytes = bytes;
-    this.feed.handle(data.toString("utf8", from, to).split(","), this.info);
+    this.feed.handle(line.split(","), this.info);
   }
 
   private readonly info = { bytes: 0 };
