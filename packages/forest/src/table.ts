@@ -57,6 +57,10 @@ export interface TableResult {
 }
 
 /** A feature column while rows stream in: its kind can widen from numeric or boolean to categorical. */
+/** ColumnStore.cells: how many spellings of a categorical column are remembered (the common ones come first). */
+const RAW_CELLS = 4096;
+const MISSING_CODE = -1;
+
 interface ColumnStore {
   name: string;
   kind: ColumnKind;
@@ -66,6 +70,8 @@ interface ColumnStore {
   dict?: Map<string, number>;
   names?: string[];
   counts?: number[];
+  /** categorical: a cell's text as read -> its code (MISSING_CODE if missing), for the first RAW_CELLS spellings. */
+  cells?: Map<string, number>;
   /** datetime: a value had a time of day. */
   timed?: boolean;
   /** The sample weight column (not a feature). */
@@ -205,7 +211,7 @@ export class TableBuilder {
       if (kind === undefined) return undefined; // an identifier: excluded, noted
       const store: ColumnStore = { name, kind, values: new Float64Array(0) };
       if (force) store.forced = force;
-      if (kind === "categorical") Object.assign(store, { dict: new Map(), names: [], counts: [] });
+      if (kind === "categorical") Object.assign(store, { dict: new Map(), names: [], counts: [], cells: new Map() });
       return store;
     });
     this.grow(Math.max(64, this.sample.length));
@@ -332,17 +338,26 @@ export class TableBuilder {
   }
 
   private putCategory(store: ColumnStore, value: CellValue, r: number): void {
-    const name = categoryOf(value);
-    if (name === undefined) {
+    // A spelling seen before skips categoryOf (trim, missing-value and number checks): most cells repeat one.
+    const raw = typeof value === "string" ? value : undefined;
+    let code = raw === undefined ? undefined : store.cells!.get(raw);
+    if (code === undefined) {
+      const name = categoryOf(value);
+      if (name === undefined) code = MISSING_CODE;
+      else {
+        code = store.dict!.get(name);
+        if (code === undefined) {
+          code = store.names!.length;
+          store.dict!.set(name, code);
+          store.names!.push(name);
+          store.counts!.push(0);
+        }
+      }
+      if (raw !== undefined && store.cells!.size < RAW_CELLS) store.cells!.set(raw, code);
+    }
+    if (code === MISSING_CODE) {
       store.values[r] = NaN;
       return;
-    }
-    let code = store.dict!.get(name);
-    if (code === undefined) {
-      code = store.names!.length;
-      store.dict!.set(name, code);
-      store.names!.push(name);
-      store.counts!.push(0);
     }
     store.counts![code]!++;
     store.values[r] = code;
@@ -352,7 +367,7 @@ export class TableBuilder {
   private widen(store: ColumnStore, r: number, row: number, value: CellValue): void {
     const from = store.kind;
     const spell = (v: number) => (from === "boolean" ? (v === 1 ? "true" : "false") : canonicalNumber(v));
-    Object.assign(store, { kind: "categorical", dict: new Map(), names: [], counts: [] });
+    Object.assign(store, { kind: "categorical", dict: new Map(), names: [], counts: [], cells: new Map() });
     for (let i = 0; i < r; i++) {
       const v = store.values[i]!;
       this.putCategory(store, v !== v ? null : spell(v), i);

@@ -116,6 +116,22 @@ describe("TableBuilder: the full stream confirms the sample", () => {
     expect(dataset.columns[0]![0]).toBe(code.get("1"));
   });
 
+  it("cells spelled differently name the same category, and missing spellings stay missing, past the spellings it remembers", () => {
+    // 6,000 spellings (more than the builder remembers), each category spelled 3 ways, then every spelling again.
+    const spellings = (k: number) => [`c${k}`, ` c${k}`, `c${k} `];
+    const cells = ["1", "1.0", " 1", "NA", "", "?", "n/a", ...Array.from({ length: 2000 }, (_, k) => spellings(k)).flat()];
+    const data = [...cells, ...cells.slice().reverse()].map((c, i): CellValue[] => [c, i % 2 ? "x" : "y"]);
+    const { schema, dataset } = table(["cat", "y"], data, { sampleRows: 100 });
+    const names = schema.columns[0]!.categories!;
+    expect(names).toHaveLength(2001);
+    data.forEach(([cell], r) => {
+      const t = (cell as string).trim();
+      const want = ["NA", "", "?", "n/a"].includes(t) ? undefined : t === "1.0" ? "1" : t;
+      const got = dataset.columns[0]![r]!;
+      expect(Number.isNaN(got) ? undefined : names[got], `row ${r + 2}: ${JSON.stringify(cell)}`).toBe(want);
+    });
+  });
+
   it("--numeric forbids that: the cell is an error naming the row and column", () => {
     const data = Array.from({ length: 8 }, (_, i): CellValue[] => [i === 6 ? "abc" : String(i), "x"]);
     const err = tableError(["n", "y"], data, { numeric: ["n"], sampleRows: 3 });
