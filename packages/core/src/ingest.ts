@@ -157,15 +157,27 @@ async function parquetRows(source: ByteSource, size: number, sink: RowSink): Pro
     i += skip;
   }
   sink.header(names);
+  const column = new Map(names.map((name, c) => [name, c]));
   let rowStart = 0;
   for (const group of metadata.row_groups) {
     const rowEnd = rowStart + Number(group.num_rows);
-    let rows: unknown[][] = [];
-    await parquetRead({ file, metadata, rowStart, rowEnd, compressors, onComplete: (r: unknown[][]) => (rows = r) });
-    for (let i = 0; i < rows.length; i++) {
-      const raw = rows[i]!;
+    // The group's columns as hyparquet decodes them, page by page: its rows (onComplete) would be one more array
+    // per row to build and collect.
+    const columns: unknown[][] = names.map(() => new Array(rowEnd - rowStart));
+    await parquetRead({
+      file,
+      metadata,
+      rowStart,
+      rowEnd,
+      compressors,
+      onChunk: ({ columnName, columnData, rowStart: at }) => {
+        const into = columns[column.get(columnName)!]!;
+        for (let i = 0; i < columnData.length; i++) into[at - rowStart + i] = columnData[i];
+      },
+    });
+    for (let i = 0; i < rowEnd - rowStart; i++) {
       const values: CellValue[] = new Array(names.length);
-      for (let c = 0; c < names.length; c++) values[c] = cellOf(raw[c], names[c]!);
+      for (let c = 0; c < names.length; c++) values[c] = cellOf(columns[c]![i], names[c]!);
       sink.row(values, rowStart + i + 2);
     }
     rowStart = rowEnd;

@@ -1,6 +1,8 @@
 import { readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { CsvError, type CellValue } from "@canopy/forest";
+import { parquetRead } from "hyparquet";
+import { compressors } from "hyparquet-compressors";
 import { describe, expect, it } from "vitest";
 import { bytesSource, openTable, type ByteSource } from "../src/ingest.ts";
 import { prepareDataset } from "../src/submit.ts";
@@ -41,6 +43,12 @@ describe("openTable: the format by content", () => {
     expect(parquet.rows[0]![0]).toBeInstanceOf(Date);
     expect(typeof parquet.rows[0]![3]).toBe("string");
     expect(parquet.numbers.at(-1)).toBe(6001);
+    // Every value as hyparquet's own rows give it, across the file's 3 row groups (read here column by column).
+    const bytes = fixture("flights.parquet");
+    let want: unknown[][] = [];
+    await parquetRead({ file: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer, compressors, onComplete: (rows: unknown[][]) => (want = rows) });
+    expect(want).toHaveLength(6000);
+    expect(parquet.rows).toEqual(want.map((row) => row.map((v) => v ?? null)));
   });
 
   it("refuses other binary data, a damaged gzip stream and a cut Parquet file in one line naming the source", async () => {
