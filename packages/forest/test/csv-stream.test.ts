@@ -1,17 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { readCsvRecords, readCsvStream } from "../src/csv-text.ts";
-
-/** A small deterministic generator (mulberry32), so a failure names its case. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { random } from "./fixtures/data.ts";
 
 type Read = { records: [string[], number, number][]; count?: number; error?: string };
 
@@ -64,7 +53,7 @@ describe("readCsvStream: the same records as csv-parse reading the whole input",
   it("for random text (line endings, BOM, blank lines, quotes and bad bytes here and there) cut into random chunks", async () => {
     let viaParser = 0;
     for (let seed = 1; seed <= 1500; seed++) {
-      const next = rng(seed);
+      const next = random(seed);
       const bytes = randomCsv(next);
       const cuts = Array.from({ length: Math.floor(next() * 6) }, () => Math.floor(next() * bytes.length)).sort((a, b) => a - b);
       const want = whole(bytes);
