@@ -257,6 +257,9 @@ const LF = 0x0a;
 const CR = 0x0d;
 const QUOTE = 0x22;
 const UTF8_BOM = [0xef, 0xbb, 0xbf];
+/** A record still open after this many bytes goes to csv-parse: carried over chunk after chunk, it would be copied
+ * and scanned again with each one. */
+const LONG_RECORD = 4 << 20;
 
 /** Where csv-parse, having read `bytes` bytes and `lines` line breaks in records it made, picks up the rest. */
 interface Handover {
@@ -290,8 +293,9 @@ class QuotelessLines {
    * goes to csv-parse. `bad`: the data holds invalid UTF-8 somewhere (csv-parse reads it, for its message).
    */
   read(chunk: Buffer | undefined, end: boolean, bad: boolean): Buffer | undefined {
+    const long = this.pending.length > LONG_RECORD;
     const data = chunk === undefined ? this.pending : this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
-    if (bad) return data;
+    if (bad || long) return this.give(data, 0);
     if (this.consumed === 0 && this.delimiter === undefined) {
       // The start: csv-parse's BOM and line ending, found as it finds them.
       if (data.length < 3 && !end) return this.wait(data);

@@ -65,6 +65,17 @@ describe("readCsvStream: the same records as csv-parse reading the whole input",
     expect(viaParser).toBeGreaterThan(200);
   });
 
+  it("reads a record longer than a few MB (csv-parse takes over there) and the records around it as csv-parse does", async () => {
+    const long = Array.from({ length: 2_500_000 }, (_, i) => i % 10).join(","); // 5 MB
+    for (const eol of ["\n", "\r\n"]) {
+      const bytes = enc.encode(`a,b${eol}1,2${eol}${long}${eol}3,4${eol}5,6`);
+      const cuts = Array.from({ length: Math.floor(bytes.length / 65536) }, (_, i) => (i + 1) * 65536);
+      const want = whole(bytes);
+      expect(want.records.map(([r]) => r.length)).toEqual([2, 2, 2_500_000, 2, 2]);
+      expect(await streamed(bytes, cuts)).toEqual(want);
+    }
+  });
+
   it("names the line of a quote left open as csv-parse does, after many lines split without it", async () => {
     const lines = Array.from({ length: 50 }, (_, i) => `${i},${i * 2}`);
     for (const eol of ["\n", "\r\n"]) {
