@@ -1,4 +1,5 @@
 import { isAscii, isUtf8 } from "node:buffer";
+import { Parser } from "csv-parse";
 import { parse } from "csv-parse/sync";
 import { quoted } from "./cells.ts";
 import { CsvError } from "./errors.ts";
@@ -152,9 +153,14 @@ class RecordFeed {
  * Parses CSV text and hands each record to `onRecord` with its row number (the header is row 1) and the bytes
  * read so far. Whitespace-only lines before the header are skipped like blank lines. Returns the number of
  * records, header included. Throws CsvError for binary data, invalid UTF-8 (naming the row and column) and CSV
- * syntax errors.
+ * syntax errors. Records are split by QuotelessLines until the data needs csv-parse, which reads the rest.
  */
-export function readCsvRecords(input: Uint8Array | string, onRecord: (record: string[], row: number, bytes: number) => void): number {
+export function readCsvRecords(
+  input: Uint8Array | string,
+  onRecord: (record: string[], row: number, bytes: number) => void,
+  /** `split: false` reads every record with csv-parse, the reference the split lines are tested against. */
+  options: { split?: boolean } = {},
+): number {
   const feed = new RecordFeed(onRecord);
   let buf: Buffer;
   if (typeof input === "string") buf = Buffer.from(input, "utf8");
@@ -168,11 +174,13 @@ export function readCsvRecords(input: Uint8Array | string, onRecord: (record: st
       feed.badValue = buf[feed.badByte]!;
     }
   }
-  try {
-    parse(buf, { ...CSV_PARSE_OPTIONS, on_record: feed.handle });
-  } catch (err) {
-    throw feed.failure(err);
-  }
+  if (options.split === false) {
+    try {
+      parse(buf, { ...CSV_PARSE_OPTIONS, on_record: feed.handle });
+    } catch (err) {
+      throw feed.failure(err);
+    }
+  } else new RecordReader(feed).push(buf, true);
   return feed.finish();
 }
 
@@ -199,29 +207,7 @@ export async function readCsvStream(
   onRecord: (record: string[], row: number, bytes: number) => void,
 ): Promise<number> {
   const feed = new RecordFeed(onRecord);
-  const lines = new QuotelessLines(feed);
-  let parse: ChunkParse | undefined;
-  const run = (chunk: Buffer | undefined, end: boolean) => {
-    let err: unknown;
-    try {
-      err = parse!(chunk, end, feed);
-    } catch (thrown) {
-      throw feed.failure(thrown);
-    }
-    if (err !== undefined) throw feed.failure(err);
-  };
-  // Splits what it can; csv-parse takes the rest from the first record it cannot split (and then all that follows).
-  const read = async (chunk: Buffer | undefined, end: boolean) => {
-    if (parse === undefined) {
-      const rest = lines.read(chunk, end, feed.badByte >= 0);
-      if (rest === undefined) return;
-      parse = await chunkParser(lines.handover());
-      if (rest.length > 0) run(rest, false);
-      if (!end) return;
-      chunk = undefined;
-    }
-    run(chunk, end);
-  };
+  const reader = new RecordReader(feed);
   let offset = 0;
   let tail: Uint8Array = new Uint8Array(0);
   for await (const piece of chunks) {
@@ -243,14 +229,47 @@ export async function readCsvStream(
       tail = data.subarray(data.length - keep);
     }
     offset += chunk.length;
-    await read(chunk, false);
+    reader.push(chunk, false);
   }
   if (feed.badByte < 0 && tail.length > 0) {
     feed.badByte = offset - tail.length;
     feed.badValue = tail[0]!;
   }
-  await read(undefined, true);
+  reader.push(undefined, true);
   return feed.finish();
+}
+
+/** Records from chunks of CSV text: split by QuotelessLines while it can, read by csv-parse from the first record it cannot. */
+class RecordReader {
+  private readonly lines: QuotelessLines;
+  private parse: ChunkParse | undefined;
+
+  constructor(private readonly feed: RecordFeed) {
+    this.lines = new QuotelessLines(feed);
+  }
+
+  /** The next chunk (undefined at the end, where `end` is true). */
+  push(chunk: Buffer | undefined, end: boolean): void {
+    if (this.parse === undefined) {
+      const rest = this.lines.read(chunk, end, this.feed.badByte >= 0);
+      if (rest === undefined) return;
+      this.parse = chunkParser(this.lines.handover());
+      if (rest.length > 0) this.run(rest, false);
+      if (!end) return;
+      chunk = undefined;
+    }
+    this.run(chunk, end);
+  }
+
+  private run(chunk: Buffer | undefined, end: boolean): void {
+    let err: unknown;
+    try {
+      err = this.parse!(chunk, end, this.feed);
+    } catch (thrown) {
+      throw this.feed.failure(thrown);
+    }
+    if (err !== undefined) throw this.feed.failure(err);
+  }
 }
 
 const LF = 0x0a;
@@ -403,8 +422,7 @@ type ChunkParse = (chunk: Buffer | undefined, end: boolean, feed: RecordFeed) =>
  * flights table. `api` is not part of csv-parse's documented surface: a version without it is refused here (and by
  * the tests) rather than read slowly in silence.
  */
-async function chunkParser(from: Handover = { bytes: 0, lines: 1 }): Promise<ChunkParse> {
-  const { Parser } = await import("csv-parse");
+function chunkParser(from: Handover): ChunkParse {
   // Picking up after QuotelessLines: no BOM mid-file, the line ending it found, and its lines counted, so that
   // csv-parse's messages ("at line N") and bytes read are those of a csv-parse that read from the start.
   const resumed = from.bytes > 0 ? { bom: false, ...(from.recordDelimiter ? { record_delimiter: from.recordDelimiter } : {}) } : {};

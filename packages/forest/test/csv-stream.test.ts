@@ -4,10 +4,11 @@ import { random } from "./fixtures/data.ts";
 
 type Read = { records: [string[], number, number][]; count?: number; error?: string };
 
-function whole(bytes: Uint8Array): Read {
+/** The input read whole: by csv-parse alone (the reference), or split where it can be. */
+function whole(bytes: Uint8Array, split = false): Read {
   const records: Read["records"] = [];
   try {
-    return { records, count: readCsvRecords(bytes, (r, row, b) => void records.push([r, row, b])) };
+    return { records, count: readCsvRecords(bytes, (r, row, b) => void records.push([r, row, b]), { split }) };
   } catch (err) {
     return { records, error: (err as Error).message };
   }
@@ -49,7 +50,7 @@ function randomCsv(next: () => number): Uint8Array {
   return Uint8Array.from(parts);
 }
 
-describe("readCsvStream: the same records as csv-parse reading the whole input", () => {
+describe("readCsvStream and readCsvRecords: the same records as csv-parse reading the whole input", () => {
   it("for random text (line endings, BOM, blank lines, quotes and bad bytes here and there) cut into random chunks", async () => {
     let viaParser = 0;
     for (let seed = 1; seed <= 1500; seed++) {
@@ -59,6 +60,7 @@ describe("readCsvStream: the same records as csv-parse reading the whole input",
       const want = whole(bytes);
       const got = await streamed(bytes, cuts);
       expect(got, `seed ${seed}: ${Buffer.from(bytes).toString("hex")} cut at ${cuts}`).toEqual(want);
+      expect(whole(bytes, true), `seed ${seed}: ${Buffer.from(bytes).toString("hex")} read whole`).toEqual(want);
       if (bytes.includes(0x22) || want.error) viaParser++;
     }
     // Both ways of reading were exercised: the split lines and csv-parse taking over.
@@ -73,6 +75,7 @@ describe("readCsvStream: the same records as csv-parse reading the whole input",
       const want = whole(bytes);
       expect(want.records.map(([r]) => r.length)).toEqual([2, 2, 2_500_000, 2, 2]);
       expect(await streamed(bytes, cuts)).toEqual(want);
+      expect(whole(bytes, true)).toEqual(want);
     }
   });
 
@@ -83,6 +86,7 @@ describe("readCsvStream: the same records as csv-parse reading the whole input",
       const want = whole(bytes);
       expect(want.error).toMatch(/^row 52: malformed CSV: Quote Not Closed: .* at line \d+$/);
       for (const cuts of [[], [5], [100, 101, 300]]) expect(await streamed(bytes, cuts)).toEqual(want);
+      expect(whole(bytes, true)).toEqual(want);
     }
   });
 });
