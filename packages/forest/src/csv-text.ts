@@ -293,8 +293,8 @@ interface Handover {
  * split at the commas, which is what csv-parse makes of it (with the same options: BOM dropped, empty lines
  * skipped, the same `bytes` read per record). csv-parse builds each field byte by byte and decodes it alone: FM
  * 20k's 44 MB took 2.7 s of its 4.5 s ingest there, 0.4 s here. From the first record that holds a quote, a
- * lone "\r" (or "\n" in a "\r\n" file) or a bad byte, csv-parse reads the rest (see handover). Tested against
- * csv-parse on random text cut into random chunks.
+ * lone "\r" (or "\n" in a "\r\n" file) or a bad byte, or is still open after LONG_RECORD bytes, csv-parse reads
+ * the rest (see handover). Tested against csv-parse on random text cut into random chunks.
  */
 class QuotelessLines {
   private pending: Buffer = Buffer.alloc(0);
