@@ -323,12 +323,12 @@ class QuotelessLines {
       const lf = data.indexOf(LF, bom);
       const cr = data.indexOf(CR, bom);
       const first = lf < 0 ? cr : cr < 0 ? lf : Math.min(lf, cr);
-      if (quote >= 0 && (first < 0 || quote < first)) return data;
+      if (quote >= 0 && (first < 0 || quote < first)) return this.give(data, 0);
       if (first < 0) {
         if (!end) return this.wait(data);
       } else if (data[first] === CR) {
         if (first + 1 === data.length && !end) return this.wait(data);
-        if (data[first + 1] !== LF) return data; // a lone "\r": csv-parse's Mac line endings
+        if (data[first + 1] !== LF) return this.give(data, 0); // a lone "\r": csv-parse's Mac line endings
         this.delimiter = "\r\n";
       } else this.delimiter = "\n";
       this.consumed = bom; // read: csv-parse taking over from here is told not to look for a BOM

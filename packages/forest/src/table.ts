@@ -56,11 +56,12 @@ export interface TableResult {
   notes: string[];
 }
 
-/** A feature column while rows stream in: its kind can widen from numeric or boolean to categorical. */
 /** ColumnStore.cells: how many spellings of a categorical column are remembered (the common ones come first). */
 const RAW_CELLS = 4096;
+/** ColumnStore.cells' code for a spelling of a missing value. */
 const MISSING_CODE = -1;
 
+/** A feature column while rows stream in: its kind can widen from numeric or boolean to categorical. */
 interface ColumnStore {
   name: string;
   kind: ColumnKind;
