@@ -102,6 +102,26 @@ describe("binned predictor: the same predictions as the stored trees, to the las
     expect(bits(Forest.load(forest.toBinary()).predict(rows) as Float64Array)).toEqual(bits(want));
   });
 
+  it("features binned by a table, by binary search and not at all in one forest: integers inside, at and past a table's ends", () => {
+    const rnd = random(21);
+    const n = 3000;
+    // x0: small integers (a table); x1: integers over a range wider than a table holds (binary search); x2: reals;
+    // x3: a constant no split uses.
+    const x0 = Array.from({ length: n }, () => Math.floor(rnd() * 40) - 20);
+    const x1 = Array.from({ length: n }, () => Math.floor(rnd() * 200_000));
+    const x2 = Array.from({ length: n }, () => rnd() * 4 - 2);
+    const x3 = Array(n).fill(7);
+    const y = x0.map((v, i) => Math.abs(v) * 3 + (x1[i] % 1000) / 100 + Math.sin(x2[i] * 3) * 20 + rnd());
+    const ds = regression([x0, x1, x2, x3], y);
+    const forest = fitForest(buildPack(ds), { n_estimators: 40, random_state: 5, max_depth: 12 });
+    expect(binnable(forest)).toBe(true);
+    const rows = probeRows(ds, 400, 22);
+    // Integers on every side of x0's table (its thresholds lie within -20..19) and non-integers among them.
+    for (let v = -30; v <= 30; v++) rows.push([v, v * 7001, v / 10, 7], [v + 0.5, -v, v, v]);
+    const want = reference(forest, rows);
+    expect(bits(forest.predict(rows) as Float64Array)).toEqual(bits(want));
+  });
+
   it("a feature with more than 254 distinct thresholds: not binned, the stored trees walked, same predictions", () => {
     const rnd = random(11);
     const x = Array.from({ length: 3000 }, () => rnd() * 100);
