@@ -2,7 +2,7 @@ import { crc32 } from "node:zlib";
 import { CanopyError, FormatError } from "./errors.ts";
 import { resolveParams, type ResolvedParams } from "./options.ts";
 import { schemaFeatures, schemaProblem, type TableSchema } from "./schema.ts";
-import { copyRowBins, MISSING_BIN, MISSING_WIDE_BIN, type DatasetPack, type PackRowCopy } from "./pack.ts";
+import { MISSING_BIN, MISSING_WIDE_BIN, type DatasetPack, type PackRowCopy } from "./pack.ts";
 import { BinnedTrees } from "./predictor.ts";
 import { narrowBins } from "./tree-arrays.ts";
 import type { CategorySets, Task, Tree } from "./types.ts";
@@ -17,15 +17,6 @@ const BINNED = new WeakMap<Forest, BinnedTrees | null>();
 /** Batches of fewer raw rows are predicted by walking the stored trees. */
 const BINNED_MIN_ROWS = 64;
 
-/**
- * Rows of bins walked together on the binned form: up to 4 MB of them (5,349 rows of 784 features). Each tree's
- * nodes come from memory once per block, and that, more than where the block sits in the caches, sets the pace:
- * 100 FM trees over 10k rows took 256 ms in blocks of 2 MB, 220 ms in 4 MB and 8 MB (292 ms at 1,024 rows before the
- * breadth-first layout).
- */
-function binnedBlockRows(nCols: number): number {
-  return Math.max(16, Math.min(8192, Math.floor((4 << 20) / Math.max(1, nCols))));
-}
 /** The same for rows of a pack's bins (predictPack). */
 const PACK_BINNED = new WeakMap<Forest, BinnedTrees | null>();
 /**
@@ -196,21 +187,7 @@ export class Forest {
       binned = BinnedTrees.of(this.trees, this.nFeatures, this.valueWidth);
       BINNED.set(this, binned);
     }
-    return binned === null ? this.walkRaw(data, nRows) : this.sumBinned(binned, data, nRows);
-  }
-
-  private sumBinned(binned: BinnedTrees, data: Float64Array, nRows: number): Float64Array {
-    const width = this.valueWidth;
-    const nCols = this.nFeatures;
-    const out = new Float64Array(nRows * width);
-    const BLOCK = binnedBlockRows(nCols);
-    const block = new Uint8Array(Math.min(nRows, BLOCK) * nCols);
-    for (let r0 = 0; r0 < nRows; r0 += BLOCK) {
-      const r1 = Math.min(nRows, r0 + BLOCK);
-      binned.bin(data, nCols, r0, r1, block);
-      for (let k = 0; k < this.trees.length; k++) binned.addLeaves(k, block, nCols, r0, r1, out, width);
-    }
-    return out;
+    return binned === null ? this.walkRaw(data, nRows) : binned.sumRaw(data, nRows);
   }
 
   /**
@@ -280,25 +257,10 @@ export class Forest {
         binned = BinnedTrees.onPackBins(this.trees, this.nFeatures, width);
         PACK_BINNED.set(this, binned);
       }
-      if (binned !== null) return this.sumPackBinned(binned, pack, rows);
+      if (binned !== null) return binned.sumPack(pack, rows);
     }
     const out = new Float64Array(rows.length * width);
     for (const t of this.trees) addTreeOnPack(t, pack, rows, copy, out, width);
-    return out;
-  }
-
-  /** sumPack on the forest's form for pack bins: each block of rows copied row-major (copyRowBins), then walked as sumBinned. */
-  private sumPackBinned(binned: BinnedTrees, pack: DatasetPack, rows: Uint32Array): Float64Array {
-    const width = this.valueWidth;
-    const nCols = this.nFeatures;
-    const out = new Float64Array(rows.length * width);
-    const BLOCK = binnedBlockRows(nCols);
-    const block = new Uint8Array(Math.min(rows.length, BLOCK) * nCols);
-    for (let i0 = 0; i0 < rows.length; i0 += BLOCK) {
-      const i1 = Math.min(rows.length, i0 + BLOCK);
-      copyRowBins(pack, rows, i0, i1, block);
-      for (let k = 0; k < this.trees.length; k++) binned.addLeaves(k, block, nCols, i0, i1, out, width);
-    }
     return out;
   }
 

@@ -1,23 +1,34 @@
-import { binOf } from "./pack.ts";
+import { binOf, copyRowBins, type DatasetPack } from "./pack.ts";
 import type { Tree } from "./types.ts";
+import { LANES, predictorKernels, RECORD_BYTES, type PredictorKernels } from "./wasm.ts";
 
 /** The bin of a missing value; a feature with more distinct thresholds than this is not binned. */
 const MISSING = 255;
 /** Integer inputs are binned through a lookup table when the thresholds span at most this many integers. */
 const MAX_LOOKUP = 4096;
-
+/** The most memory a binned form takes (its addresses stay positive 32-bit integers); a larger forest walks its stored trees. */
+const MAX_MEMORY = 2 ** 31 - 2 ** 16;
 /**
- * Per used feature, how integer inputs are binned: one flat table for all of them, so the binning loop reads
- * typed arrays only (an object per feature cost a fifth more: 57 against 45 ms for 10k FM rows). A feature u with a table bins an
- * integer x in [lo[u], lo[u] + span[u]] as table[offset[u] + x - lo[u]]; below it bin 0, above it the last bin,
- * which are the table's first and last entries (see lookupsOf).
+ * Rows of bins walked together: up to 4 MB of them (5,349 rows of 784 features), and of their sums. Each tree's
+ * nodes come from memory once per block, and that, more than where the block sits in the caches, sets the pace:
+ * 100 FM trees over 10k rows took 256 ms in blocks of 2 MB, 220 ms in 4 MB and 8 MB (292 ms at 1,024 rows before the
+ * breadth-first layout).
  */
-interface Lookups {
-  /** Per used feature: its table's start in `table`, or -1 when it has none. */
-  offset: Int32Array;
-  lo: Int32Array;
-  span: Int32Array;
-  table: Uint8Array;
+const BLOCK_BYTES = 4 << 20;
+/** Raw rows are copied into the kernels' memory and binned this many bytes of numbers at a time. */
+const RAW_BYTES = 1 << 16;
+
+/** Byte addresses in the kernels' memory. Nodes sit at 0 (see wasm.ts's walk). */
+interface Addresses {
+  leafValue: number;
+  values: number;
+  roots: number;
+  records: number;
+  cuts: number;
+  tables: number;
+  block: number;
+  raw: number;
+  out: number;
 }
 
 /**
@@ -25,8 +36,9 @@ interface Lookups {
  * the trees compare bytes. Rows are binned a block at a time (a byte per feature, so a block of a thousand
  * 784-feature rows stays in cache while every tree walks it); a tree's nodes sit in one array in breadth-first
  * order with each node's children side by side, so the levels every row walks first share a few cache lines and a
- * step is the left child's place plus 0 or 1, with no branch; four rows walk a tree together so their memory reads
- * overlap.
+ * step is the left child's place plus 0 or 1, with no branch; LANES rows walk a tree together so their memory reads
+ * overlap. Both loops run as WebAssembly (wasm.ts) on one memory holding the nodes, the leaf values, the binning
+ * tables and a block of rows.
  *
  * Exactness: let t_0 < ... < t_{m-1} be the distinct thresholds of feature f's splits and bin(x) the first k
  * with x <= t_k (m if none). For a non-NaN x, x <= t_j iff bin(x) <= j: if x <= t_j then bin(x) <= j; if
@@ -37,27 +49,20 @@ interface Lookups {
  * tree by tree in the model's order, so predictions are the same to the last bit.
  *
  * Forests this cannot hold exactly in bytes (categorical set splits, a feature with more than 254 distinct
- * thresholds, a NaN threshold), and forests whose walks are shorter than binning a row (fewer levels through all
- * the trees than twice the features used), are not compiled: `of` returns null and the caller walks the stored trees.
+ * thresholds, a NaN threshold), forests whose walks are shorter than binning a row (fewer levels through all
+ * the trees than half the features used), and forests too large for the memory are not compiled: `of` returns
+ * null and the caller walks the stored trees.
  */
 export class BinnedTrees {
   private constructor(
-    /** Per feature the thresholds its splits use, ascending and distinct (empty for a form on a pack's bins). */
-    private readonly cuts: Float64Array[],
-    /** Features some split uses: the only ones binned. */
-    private readonly used: Int32Array,
-    private readonly lookups: Lookups,
-    /**
-     * Per node two words: [feature << 9 | missingLeft << 8 | threshold rank; left child (the right one follows it)].
-     * A leaf is [LEAF; itself]: every bin is <= its rank 255, so a step keeps a row that reached it there.
-     */
-    private readonly nodes: Int32Array,
-    /** Per node: a leaf's offset in `values`. */
-    private readonly leafValue: Int32Array,
-    /** Every tree's leaf values, concatenated. */
-    private readonly values: Float32Array,
-    /** Per tree: its root in `nodes`. */
-    private readonly roots: Int32Array,
+    private readonly kernels: PredictorKernels,
+    private readonly at: Addresses,
+    private readonly nTrees: number,
+    private readonly nFeatures: number,
+    private readonly width: number,
+    /** Features some split uses: the only ones binned (0 for a form on a pack's bins). */
+    private readonly nUsed: number,
+    private readonly blockRows: number,
   ) {}
 
   /** The form for raw rows (rank = the threshold's place among its feature's thresholds), or null. */
@@ -66,12 +71,13 @@ export class BinnedTrees {
     const cuts = distinctThresholds(trees, nFeatures);
     if (cuts === null) return null;
     const used = Int32Array.from(cuts.flatMap((c, f) => (c.length > 0 ? [f] : [])));
-    // Binning a row costs about as much as walking a tree level per feature used; it pays back when the walks
-    // are at least twice as long (100 FM trees: ~1,800 levels for 784 features, 2.4× faster; 10 FM trees: ~180
-    // levels, 2.5× slower; 10 digits trees: 78 levels for ~60 features, 10% slower).
-    if (meanLevels(trees) < 2 * used.length) return null;
-    const [nodes, leafValue, values, roots] = layout(trees, width, (t, i) => rank(cuts[t.feature[i]], t.threshold[i]));
-    return new BinnedTrees(cuts, used, lookupsOf(cuts, used), nodes, leafValue, values, roots);
+    // Binning a row costs about as much as walking a tree level for every two features used; the binned form pays
+    // once the walks through all the trees are at least half as many levels as there are features used. 10k rows:
+    // FM 20k, 30 trees (~510 levels for 784 features) 50 ms binned against 64 ms walking the stored trees, 10 trees
+    // (~170 levels) 39 against 20 ms; digits, 10 trees (~78 levels for ~60 features) 0.14 against 0.34 ms, 3 trees
+    // 0.08 either way.
+    if (meanLevels(trees) < 0.5 * used.length) return null;
+    return BinnedTrees.make(trees, nFeatures, width, (t, i) => rank(cuts[t.feature[i]], t.threshold[i]), { cuts, used });
   }
 
   /**
@@ -81,94 +87,119 @@ export class BinnedTrees {
   static onPackBins(trees: Tree[], nFeatures: number, width: number): BinnedTrees | null {
     if (nFeatures >= 1 << 22 || trees.some((t) => t.categorical !== undefined)) return null;
     for (const t of trees) for (let i = 0; i < t.nodeCount; i++) if (t.feature[i] >= 0 && t.thresholdBin[i] >= MISSING) return null;
-    const [nodes, leafValue, values, roots] = layout(trees, width, (t, i) => t.thresholdBin[i]);
-    const none = new Int32Array(0);
-    return new BinnedTrees([], none, { offset: none, lo: none, span: none, table: new Uint8Array(0) }, nodes, leafValue, values, roots);
+    return BinnedTrees.make(trees, nFeatures, width, (t, i) => t.thresholdBin[i], null);
   }
 
-  /**
-   * Bins rows r0..r1 of `data` (nCols per row) into block[(r - r0) * nCols + f], for the features splits use. Row
-   * by row: the rows are read in order (a feature at a time read one number per row, a cache line each).
-   */
-  bin(data: Float64Array, nCols: number, r0: number, r1: number, block: Uint8Array): void {
-    const { cuts, used } = this;
-    const { offset, lo, span, table } = this.lookups;
-    const nUsed = used.length;
-    for (let r = r0; r < r1; r++) {
-      const src = r * nCols;
-      const dst = (r - r0) * nCols;
-      for (let u = 0; u < nUsed; u++) {
-        const f = used[u];
-        const x = data[src + f];
-        const o = offset[u];
-        const xi = x | 0;
-        // Clamping to the table's ends bins the integers beyond it (see lookupsOf).
-        block[dst + f] = o >= 0 && xi === x ? table[o + Math.min(Math.max(xi - lo[u], 0), span[u])] : rank(cuts[f], x);
-      }
+  /** Lays the trees (and for raw rows the binning records, cuts and tables) out in a memory for the kernels. */
+  private static make(
+    trees: Tree[],
+    nFeatures: number,
+    width: number,
+    rankOf: (t: Tree, i: number) => number,
+    raw: { cuts: Float64Array[]; used: Int32Array } | null,
+  ): BinnedTrees | null {
+    let nodeCount = 0;
+    let valueCount = 0;
+    for (const t of trees) {
+      nodeCount += t.nodeCount;
+      valueCount += t.values.length;
     }
+    const used = raw?.used ?? new Int32Array(0);
+    const tables = raw === null ? null : tablesOf(raw.cuts, used);
+    const nCuts = used.reduce((n, f) => n + raw!.cuts[f].length, 0);
+    const blockRows = Math.max(LANES, Math.min(8192, Math.floor(BLOCK_BYTES / Math.max(1, nFeatures)), Math.floor(BLOCK_BYTES / (8 * width))));
+    let end = 0;
+    const take = (bytes: number): number => {
+      const start = end;
+      end = start + Math.ceil(bytes / 8) * 8;
+      return start;
+    };
+    take(8 * nodeCount);
+    const at: Addresses = {
+      leafValue: take(4 * nodeCount),
+      values: take(4 * valueCount),
+      roots: take(4 * trees.length),
+      records: take(RECORD_BYTES * used.length),
+      cuts: take(8 * nCuts),
+      tables: take(tables?.bytes.length ?? 0),
+      block: take(blockRows * nFeatures),
+      raw: take(raw === null ? 0 : Math.min(blockRows, rawRows(nFeatures)) * nFeatures * 8),
+      out: take(blockRows * width * 8),
+    };
+    if (end > MAX_MEMORY) return null;
+    const kernels = predictorKernels(end);
+    if (kernels === null) return null;
+    const heap = kernels.memory.buffer;
+    layout(trees, width, rankOf, new Int32Array(heap, 0, 2 * nodeCount), new Int32Array(heap, at.leafValue, nodeCount), at.values, new Float32Array(heap, at.values, valueCount), new Int32Array(heap, at.roots, trees.length));
+    if (raw !== null && tables !== null) {
+      const records = new Int32Array(heap, at.records, (RECORD_BYTES / 4) * used.length);
+      const cuts = new Float64Array(heap, at.cuts, nCuts);
+      new Uint8Array(heap, at.tables, tables.bytes.length).set(tables.bytes);
+      let c = 0;
+      used.forEach((f, u) => {
+        const r = (RECORD_BYTES / 4) * u;
+        const t = tables.of[u];
+        records[r] = f;
+        records[r + 1] = t === null ? -1 : at.tables + t.offset;
+        records[r + 2] = t?.lo ?? 0;
+        records[r + 3] = t?.hi ?? 0;
+        records[r + 4] = at.cuts + 8 * c;
+        records[r + 5] = raw.cuts[f].length;
+        cuts.set(raw.cuts[f], c);
+        c += raw.cuts[f].length;
+      });
+    }
+    return new BinnedTrees(kernels, at, trees.length, nFeatures, width, used.length, blockRows);
   }
 
-  /**
-   * Adds tree k's leaf values for the block's rows r0..r1 to `out` (`width` per row); row r's bins are
-   * block[(r - r0) * nCols, ...).
-   */
-  addLeaves(k: number, block: Uint8Array, nCols: number, r0: number, r1: number, out: Float64Array, width: number): void {
-    const { nodes, leafValue, values } = this;
-    const root = this.roots[k];
-    const w = nodes[2 * root];
-    let r = r0;
-    for (; r + 4 <= r1; r += 4) {
-      const b0 = (r - r0) * nCols;
-      const b1 = b0 + nCols;
-      const b2 = b1 + nCols;
-      const b3 = b2 + nCols;
-      let i0 = root;
-      let i1 = root;
-      let i2 = root;
-      let i3 = root;
-      let w0 = w;
-      let w1 = w;
-      let w2 = w;
-      let w3 = w;
-      // Until all four reach a leaf (rank LEAF: the AND of the four ranks is LEAF only then).
-      while ((w0 & w1 & w2 & w3 & LEAF) !== LEAF) {
-        i0 = nodes[2 * i0 + 1] + goesRight(w0, block[b0 + (w0 >>> 9)]);
-        i1 = nodes[2 * i1 + 1] + goesRight(w1, block[b1 + (w1 >>> 9)]);
-        i2 = nodes[2 * i2 + 1] + goesRight(w2, block[b2 + (w2 >>> 9)]);
-        i3 = nodes[2 * i3 + 1] + goesRight(w3, block[b3 + (w3 >>> 9)]);
-        w0 = nodes[2 * i0];
-        w1 = nodes[2 * i1];
-        w2 = nodes[2 * i2];
-        w3 = nodes[2 * i3];
+  /** Every tree's leaf values summed, `width` per row, for nRows raw rows of `data` (nFeatures numbers each). */
+  sumRaw(data: Float64Array, nRows: number): Float64Array {
+    const { kernels, at, nFeatures, blockRows } = this;
+    const out = new Float64Array(nRows * this.width);
+    const step = Math.min(blockRows, rawRows(nFeatures));
+    const raw = new Float64Array(kernels.memory.buffer, at.raw, step * nFeatures);
+    for (let r0 = 0; r0 < nRows; r0 += blockRows) {
+      const r1 = Math.min(nRows, r0 + blockRows);
+      for (let s0 = r0; s0 < r1; s0 += step) {
+        const s1 = Math.min(r1, s0 + step);
+        raw.set(data.subarray(s0 * nFeatures, s1 * nFeatures));
+        kernels.bin(at.raw, s1 - s0, nFeatures, at.records, this.nUsed, at.block + (s0 - r0) * nFeatures);
       }
-      addValues(out, r * width, values, leafValue[i0], width);
-      addValues(out, (r + 1) * width, values, leafValue[i1], width);
-      addValues(out, (r + 2) * width, values, leafValue[i2], width);
-      addValues(out, (r + 3) * width, values, leafValue[i3], width);
+      this.walk(r0, r1, out);
     }
-    for (; r < r1; r++) {
-      const b0 = (r - r0) * nCols;
-      let i = root;
-      let wi = w;
-      while ((wi & LEAF) !== LEAF) {
-        i = nodes[2 * i + 1] + goesRight(wi, block[b0 + (wi >>> 9)]);
-        wi = nodes[2 * i];
-      }
-      addValues(out, r * width, values, leafValue[i], width);
-    }
+    return out;
   }
+
+  /** Every tree's leaf values summed, `width` per row, for the pack's rows `rows` (a form made by onPackBins). */
+  sumPack(pack: DatasetPack, rows: Uint32Array): Float64Array {
+    const { kernels, at, nFeatures, blockRows } = this;
+    const out = new Float64Array(rows.length * this.width);
+    const block = new Uint8Array(kernels.memory.buffer, at.block, blockRows * nFeatures);
+    for (let i0 = 0; i0 < rows.length; i0 += blockRows) {
+      const i1 = Math.min(rows.length, i0 + blockRows);
+      copyRowBins(pack, rows, i0, i1, block);
+      this.walk(i0, i1, out);
+    }
+    return out;
+  }
+
+  /** Walks every tree over the block's rows (rows r0..r1 of the batch) and writes their sums into `out`. */
+  private walk(r0: number, r1: number, out: Float64Array): void {
+    const { kernels, at, width } = this;
+    const sums = new Float64Array(kernels.memory.buffer, at.out, (r1 - r0) * width);
+    sums.fill(0);
+    kernels.walk(this.nTrees, at.roots, r1 - r0, this.nFeatures, at.block, at.out, at.leafValue, width);
+    out.set(sums, r0 * width);
+  }
+}
+
+/** Raw rows binned at once: RAW_BYTES of numbers. */
+function rawRows(nFeatures: number): number {
+  return Math.max(1, Math.floor(RAW_BYTES / (8 * Math.max(1, nFeatures))));
 }
 
 /** A leaf's first word: threshold rank 255, above every bin but the missing one, which has no missingLeft to follow. */
 const LEAF = 0xff;
-
-/**
- * 1 if a row with bin b goes right at a node whose first word is w, else 0: b above the threshold rank, unless b is
- * the missing bin and the node sends missing values left. Branch-free: the walk's one unpredictable choice.
- */
-function goesRight(w: number, b: number): number {
-  return (((w & 0xff) - b) >>> 31) & ~((w >>> 8) & ((b + 1) >>> 8));
-}
 
 /**
  * Per feature the distinct thresholds of its splits, ascending; null if a threshold is NaN or a feature has
@@ -224,29 +255,28 @@ function meanLevels(trees: Tree[]): number {
 }
 
 /**
- * Every tree's nodes in one array (see BinnedTrees.nodes), each tree breadth-first with siblings side by side, with
- * `rankOf` a split's threshold rank; and per node its leaf value offset, the values and each tree's root.
+ * Writes every tree's nodes into `nodes` (see wasm.ts's walk: two words per node, children by byte address, nodes
+ * from byte 0), each tree breadth-first with siblings side by side, with `rankOf` a split's threshold rank; per node
+ * its leaf values' byte address into `leafValue` (values from byte `valuesAt`), the values, and each tree's root.
  */
-function layout(trees: Tree[], width: number, rankOf: (t: Tree, i: number) => number): [Int32Array, Int32Array, Float32Array, Int32Array] {
-  let nodeCount = 0;
-  let valueCount = 0;
-  let most = 0;
-  for (const t of trees) {
-    nodeCount += t.nodeCount;
-    valueCount += t.values.length;
-    most = Math.max(most, t.nodeCount);
-  }
-  const nodes = new Int32Array(2 * nodeCount);
-  const leafValue = new Int32Array(nodeCount);
-  const values = new Float32Array(valueCount);
-  const roots = new Int32Array(trees.length);
+function layout(
+  trees: Tree[],
+  width: number,
+  rankOf: (t: Tree, i: number) => number,
+  nodes: Int32Array,
+  leafValue: Int32Array,
+  valuesAt: number,
+  values: Float32Array,
+  roots: Int32Array,
+): void {
+  const most = trees.reduce((m, t) => Math.max(m, t.nodeCount), 0);
   /** Stored node ids in breadth-first order, and each one's place in `nodes`. */
   const queue = new Int32Array(most);
   const place = new Int32Array(most);
   let nb = 0;
   let vb = 0;
   trees.forEach((t, k) => {
-    roots[k] = nb;
+    roots[k] = 8 * nb;
     const { feature, right, missingLeft } = t;
     queue[0] = 0;
     place[0] = nb;
@@ -256,13 +286,14 @@ function layout(trees: Tree[], width: number, rankOf: (t: Tree, i: number) => nu
       const i = queue[h];
       const j = place[i];
       if (feature[i] < 0) {
+        // A leaf points at itself: every bin is <= its rank 255, so a step keeps a row that reached it there.
         nodes[2 * j] = LEAF;
-        nodes[2 * j + 1] = j;
-        leafValue[j] = vb + right[i] * width;
+        nodes[2 * j + 1] = 8 * j;
+        leafValue[j] = valuesAt + 4 * (vb + right[i] * width);
         continue;
       }
       nodes[2 * j] = (feature[i] << 9) | (missingLeft[i] << 8) | rankOf(t, i);
-      nodes[2 * j + 1] = next;
+      nodes[2 * j + 1] = 8 * next;
       // Pre-order storage: the left child is i + 1.
       place[i + 1] = next;
       place[right[i]] = next + 1;
@@ -274,39 +305,38 @@ function layout(trees: Tree[], width: number, rankOf: (t: Tree, i: number) => nu
     nb += t.nodeCount;
     vb += t.values.length;
   });
-  return [nodes, leafValue, values, roots];
 }
 
 /** The first k with x <= cuts[k], or cuts.length; MISSING for NaN: a pack's bin under these edges. */
 const rank = binOf;
 
-/**
- * The tables of rank(cuts, x) for integer x, per used feature whose thresholds span fewer than MAX_LOOKUP integers:
- * from lo, just below the first threshold (bin 0, as every integer below it), to just above the last (the last bin,
- * as every integer above it).
- */
-function lookupsOf(cuts: Float64Array[], used: Int32Array): Lookups {
-  const offset = new Int32Array(used.length).fill(-1);
-  const lo = new Int32Array(used.length);
-  const span = new Int32Array(used.length);
-  let size = 0;
-  used.forEach((f, u) => {
-    const c = cuts[f];
-    const first = Math.ceil(c[0]) - 1;
-    const last = Math.floor(c[c.length - 1]) + 1;
-    if (!(last - first < MAX_LOOKUP) || first < -(2 ** 31) || last >= 2 ** 31) return;
-    offset[u] = size;
-    lo[u] = first;
-    span[u] = last - first;
-    size += last - first + 1;
-  });
-  const table = new Uint8Array(size);
-  used.forEach((f, u) => {
-    for (let k = 0; offset[u] >= 0 && k <= span[u]; k++) table[offset[u] + k] = rank(cuts[f], lo[u] + k);
-  });
-  return { offset, lo, span, table };
+/** A used feature's table: rank(cuts, x) for the integers x in [lo, hi] at bytes[offset + x - lo]. */
+interface Table {
+  offset: number;
+  lo: number;
+  hi: number;
 }
 
-function addValues(out: Float64Array, d: number, values: Float32Array, o: number, width: number): void {
-  for (let c = 0; c < width; c++) out[d + c] += values[o + c];
+/**
+ * The tables of rank(cuts, x) for integer x, per used feature whose thresholds span fewer than MAX_LOOKUP integers
+ * (null for the others), in one array: from lo, just below the first threshold (bin 0, as every integer below it),
+ * to hi, just above the last (the last bin, as every integer above it), so clamping an integer to [lo, hi] bins it.
+ */
+function tablesOf(cuts: Float64Array[], used: Int32Array): { of: (Table | null)[]; bytes: Uint8Array } {
+  let size = 0;
+  const of = Array.from(used, (f): Table | null => {
+    const c = cuts[f];
+    const lo = Math.ceil(c[0]) - 1;
+    const hi = Math.floor(c[c.length - 1]) + 1;
+    if (!(hi - lo < MAX_LOOKUP) || lo < -(2 ** 31) || hi >= 2 ** 31) return null;
+    const table = { offset: size, lo, hi };
+    size += hi - lo + 1;
+    return table;
+  });
+  const bytes = new Uint8Array(size);
+  used.forEach((f, u) => {
+    const t = of[u];
+    if (t !== null) for (let x = t.lo; x <= t.hi; x++) bytes[t.offset + x - t.lo] = rank(cuts[f], x);
+  });
+  return { of, bytes };
 }

@@ -76,8 +76,8 @@ describe("binned predictor: the same predictions as the stored trees, to the las
     const rows = probeRows(withMissing, 300, 6);
     const want = reference(forest, rows);
     expect(bits(forest.predictProba(rows))).toEqual(bits(want));
-    // Row counts that leave every remainder of the 4-row walk and of a block.
-    for (const n of [1, 2, 3, 4, 5, 7, 255, 257, 259, 600]) {
+    // Row counts that leave every remainder of the 8-row walk (LANES) and of a block.
+    for (const n of [1, 2, 3, 4, 5, 7, 255, 257, 258, 259, 260, 261, 262, 600]) {
       const some = rows.slice(0, n);
       expect(bits(forest.predictProba(some))).toEqual(bits(want.subarray(0, n * forest.valueWidth)));
     }
@@ -100,6 +100,18 @@ describe("binned predictor: the same predictions as the stored trees, to the las
     const matrix = { data: Float64Array.from(rows.flat()), nRows: rows.length, nCols: ds.columns.length };
     expect(bits(forest.predict(matrix) as Float64Array)).toEqual(bits(want));
     expect(bits(Forest.load(forest.toBinary()).predict(rows) as Float64Array)).toEqual(bits(want));
+  });
+
+  it("three classes: leaf values added two at a time and the odd last one", () => {
+    const ds = fixture("digits");
+    const codes = ds.target.task === "classification" ? ds.target.codes : [];
+    const labels = Array.from(codes, (c) => ["low", "mid", "high"][c % 3]);
+    const three = { ...classification(ds.columns.map((c) => Array.from(c)), labels), features: ds.features };
+    const forest = fitForest(buildPack(three), { n_estimators: 30, random_state: 8 });
+    expect(forest.valueWidth).toBe(3);
+    expect(binnable(forest)).toBe(true);
+    const rows = probeRows(three, 300, 9);
+    expect(bits(forest.predictProba(rows))).toEqual(bits(reference(forest, rows)));
   });
 
   it("features binned by a table, by binary search and not at all in one forest: integers inside, at and past a table's ends", () => {
