@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { buildPack } from "@canopy/forest";
 import { loadDigits, loadFashionMnist, fingerprint, writeCaseFiles } from "./data.ts";
 import type { BenchCase } from "./data.ts";
-import { runCanopy, toDataset } from "./engine.ts";
+import { toDataset } from "./engine.ts";
 import type { RunOptions } from "./engine.ts";
 import { mlrfCapSeconds, runCapped, runMlrf } from "./mlrf.ts";
 import { bytesPerNode, failed } from "./results.ts";
@@ -47,15 +47,17 @@ function caseSpecs(quick: boolean): CaseSpec[] {
 /** Canopy and sklearn on one case; an engine failure is recorded, not fatal, so the other numbers still print. */
 async function canopyAndSklearn(ctx: SectionContext, c: BenchCase, caseDir: string, opts: RunOptions): Promise<[EngineResult, EngineResult]> {
   ctx.log(`${c.label} (${opts.trees} trees): canopy`);
-  let canopy: EngineResult;
-  try {
-    canopy = runCanopy(c, opts);
-  } catch (e) {
-    canopy = failed("canopy", c.id, opts.trees, e);
-  }
+  const canopy = await runCanopyChild(caseDir, c, opts);
   ctx.log(`${c.label} (${opts.trees} trees): sklearn`);
   const sklearn = await runSklearn(ctx.python, caseDir, c.id, fingerprint(c), opts).catch((e) => failed("sklearn", c.id, opts.trees, e));
   return [canopy, sklearn];
+}
+
+/** Canopy on one case in a fresh process (see canopy-child.ts); a failure is recorded like an engine's. */
+async function runCanopyChild(caseDir: string, c: BenchCase, opts: RunOptions): Promise<EngineResult> {
+  const r = await runCapped(join("bench", "canopy-child.ts"), [caseDir, JSON.stringify(opts)], 3600);
+  if (r.status === "ok") return JSON.parse(r.stdout.trim().split("\n").pop()!) as EngineResult;
+  return failed("canopy", c.id, opts.trees, new Error(r.status === "timeout" ? "timed out after 3600 s" : r.message));
 }
 
 /** The binary task: classes 5–9 (sandal, shirt, sneaker, bag, ankle boot) against 0–4, on the same rows. */

@@ -158,7 +158,7 @@ export function writeCaseFiles(c: BenchCase, dir: string): string {
   writeFileSync(join(out, "y_train.u8"), c.train.y);
   writeFileSync(join(out, "X_test.u8"), c.test.X);
   writeFileSync(join(out, "y_test.u8"), c.test.y);
-  const meta = { id: c.id, nTrain: c.train.nRows, nTest: c.test.nRows, nFeatures: c.nFeatures, classes: c.classes, fingerprint: fingerprint(c) };
+  const meta = { id: c.id, label: c.label, nTrain: c.train.nRows, nTest: c.test.nRows, nFeatures: c.nFeatures, classes: c.classes, featureNames: c.featureNames, labelName: c.labelName, fingerprint: fingerprint(c) };
   writeFileSync(join(out, "meta.json"), JSON.stringify(meta, null, 2));
   return out;
 }
@@ -168,6 +168,12 @@ export function readCaseFiles(caseDir: string): { meta: { nTrain: number; nTest:
   const meta = JSON.parse(readFileSync(join(caseDir, "meta.json"), "utf8"));
   const part = (x: string, y: string, n: number): Part => ({ nRows: n, X: new Uint8Array(readFileSync(join(caseDir, x))), y: new Uint8Array(readFileSync(join(caseDir, y))) });
   return { meta, train: part("X_train.u8", "y_train.u8", meta.nTrain), test: part("X_test.u8", "y_test.u8", meta.nTest) };
+}
+
+/** The case writeCaseFiles wrote, whole again (for Canopy's child process). */
+export function readCase(caseDir: string): BenchCase {
+  const { meta, train, test } = readCaseFiles(caseDir) as ReturnType<typeof readCaseFiles> & { meta: { id: string; label: string; featureNames: string[]; labelName: string } };
+  return { id: meta.id, label: meta.label, featureNames: meta.featureNames, labelName: meta.labelName, classes: meta.classes, nFeatures: meta.nFeatures, train, test };
 }
 
 /** Row-major uint8 → number[][] (ml-random-forest's input). */
