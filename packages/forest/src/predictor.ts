@@ -160,12 +160,13 @@ export class BinnedTrees {
     const raw = new Float64Array(kernels.memory.buffer, at.raw, step * nFeatures);
     for (let r0 = 0; r0 < nRows; r0 += blockRows) {
       const r1 = Math.min(nRows, r0 + blockRows);
+      let missing = 0;
       for (let s0 = r0; s0 < r1; s0 += step) {
         const s1 = Math.min(r1, s0 + step);
         raw.set(data.subarray(s0 * nFeatures, s1 * nFeatures));
-        kernels.bin(at.raw, s1 - s0, nFeatures, at.records, this.nUsed, at.block + (s0 - r0) * nFeatures);
+        missing |= kernels.bin(at.raw, s1 - s0, nFeatures, at.records, this.nUsed, at.block + (s0 - r0) * nFeatures);
       }
-      this.walk(r0, r1, out);
+      this.walk(r0, r1, out, missing !== 0);
     }
     return out;
   }
@@ -178,17 +179,21 @@ export class BinnedTrees {
     for (let i0 = 0; i0 < rows.length; i0 += blockRows) {
       const i1 = Math.min(rows.length, i0 + blockRows);
       copyRowBins(pack, rows, i0, i1, block);
-      this.walk(i0, i1, out);
+      // The missing bin anywhere in the rows (a feature no split reads included) takes the walk that handles it.
+      this.walk(i0, i1, out, block.subarray(0, (i1 - i0) * nFeatures).includes(MISSING));
     }
     return out;
   }
 
-  /** Walks every tree over the block's rows (rows r0..r1 of the batch) and writes their sums into `out`. */
-  private walk(r0: number, r1: number, out: Float64Array): void {
+  /**
+   * Walks every tree over the block's rows (rows r0..r1 of the batch) and writes their sums into `out`; `missing`: some
+   * bin in the block may be the missing one.
+   */
+  private walk(r0: number, r1: number, out: Float64Array, missing: boolean): void {
     const { kernels, at, width } = this;
     const sums = new Float64Array(kernels.memory.buffer, at.out, (r1 - r0) * width);
     sums.fill(0);
-    kernels.walk(this.nTrees, at.roots, r1 - r0, this.nFeatures, at.block, at.out, at.leafValue, width);
+    (missing ? kernels.walk : kernels.walkNoMissing)(this.nTrees, at.roots, r1 - r0, this.nFeatures, at.block, at.out, at.leafValue, width);
     out.set(sums, r0 * width);
   }
 }
