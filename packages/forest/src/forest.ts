@@ -184,7 +184,7 @@ export class Forest {
     if (nRows < BINNED_MIN_ROWS) return this.walkRaw(data, nRows);
     let binned = BINNED.get(this);
     if (binned === undefined) {
-      binned = BinnedTrees.of(this.trees, this.nFeatures, this.valueWidth);
+      binned = BinnedTrees.of(this.trees, this.nFeatures, this.valueWidth, nRows);
       BINNED.set(this, binned);
     }
     return binned === null ? this.walkRaw(data, nRows) : binned.sumRaw(data, nRows);
@@ -254,7 +254,7 @@ export class Forest {
     if (pack.wideColumn === undefined && this.trees.length > 1) {
       let binned = PACK_BINNED.get(this);
       if (binned === undefined) {
-        binned = BinnedTrees.onPackBins(this.trees, this.nFeatures, width);
+        binned = BinnedTrees.onPackBins(this.trees, this.nFeatures, width, rows.length);
         PACK_BINNED.set(this, binned);
       }
       if (binned !== null) return binned.sumPack(pack, rows);

@@ -15,20 +15,30 @@ const MAX_MEMORY = 2 ** 31 - 2 ** 16;
  * breadth-first layout).
  */
 const BLOCK_BYTES = 4 << 20;
-/** Raw rows are copied into the kernels' memory and binned this many bytes of numbers at a time. */
+/**
+ * Raw rows are copied into the kernels' memory and binned this many bytes of numbers at a time: 64 KB, 256 KB and
+ * 1 MB binned 10k FM rows in the same time, and the least keeps the memory small.
+ */
 const RAW_BYTES = 1 << 16;
 
-/** Byte addresses in the kernels' memory. Nodes sit at 0 (see wasm.ts's walk). */
-interface Addresses {
+/** Byte addresses in the kernels' memory of the model: nodes at 0 (see wasm.ts's walk), then these, to `end`. */
+interface ModelAddresses {
   leafValue: number;
   values: number;
   roots: number;
   records: number;
   cuts: number;
   tables: number;
+  end: number;
+}
+
+/** Byte addresses of the scratch after the model, for a block of `rows` rows: bins, raw rows, sums; to `end`. */
+interface Scratch {
+  rows: number;
   block: number;
   raw: number;
   out: number;
+  end: number;
 }
 
 /**
@@ -55,18 +65,22 @@ interface Addresses {
  */
 export class BinnedTrees {
   private constructor(
-    private readonly kernels: PredictorKernels,
-    private readonly at: Addresses,
+    private kernels: PredictorKernels,
+    private readonly at: ModelAddresses,
+    private scratch: Scratch,
     private readonly nTrees: number,
     private readonly nFeatures: number,
     private readonly width: number,
     /** Features some split uses: the only ones binned (0 for a form on a pack's bins). */
     private readonly nUsed: number,
-    private readonly blockRows: number,
+    private readonly raw: boolean,
   ) {}
 
-  /** The form for raw rows (rank = the threshold's place among its feature's thresholds), or null. */
-  static of(trees: Tree[], nFeatures: number, width: number): BinnedTrees | null {
+  /**
+   * The form for raw rows (rank = the threshold's place among its feature's thresholds), or null; its first block holds
+   * `rows` rows (a larger batch later grows it, see reserve).
+   */
+  static of(trees: Tree[], nFeatures: number, width: number, rows = 0): BinnedTrees | null {
     if (nFeatures >= 1 << 22 || trees.some((t) => t.categorical !== undefined)) return null;
     const cuts = distinctThresholds(trees, nFeatures);
     if (cuts === null) return null;
@@ -77,17 +91,17 @@ export class BinnedTrees {
     // (~170 levels) 39 against 20 ms; digits, 10 trees (~78 levels for ~60 features) 0.14 against 0.34 ms, 3 trees
     // 0.08 either way.
     if (meanLevels(trees) < 0.5 * used.length) return null;
-    return BinnedTrees.make(trees, nFeatures, width, (t, i) => rank(cuts[t.feature[i]], t.threshold[i]), { cuts, used });
+    return BinnedTrees.make(trees, nFeatures, width, (t, i) => rank(cuts[t.feature[i]], t.threshold[i]), { cuts, used }, rows);
   }
 
   /**
    * The form for rows of a pack's 8-bit bins (rank = the split's bin threshold, compared with the row's bin as
    * the stored tree does), or null when a tree has categorical sets or a 16-bit threshold.
    */
-  static onPackBins(trees: Tree[], nFeatures: number, width: number): BinnedTrees | null {
+  static onPackBins(trees: Tree[], nFeatures: number, width: number, rows = 0): BinnedTrees | null {
     if (nFeatures >= 1 << 22 || trees.some((t) => t.categorical !== undefined)) return null;
     for (const t of trees) for (let i = 0; i < t.nodeCount; i++) if (t.feature[i] >= 0 && t.thresholdBin[i] >= MISSING) return null;
-    return BinnedTrees.make(trees, nFeatures, width, (t, i) => t.thresholdBin[i], null);
+    return BinnedTrees.make(trees, nFeatures, width, (t, i) => t.thresholdBin[i], null, rows);
   }
 
   /** Lays the trees (and for raw rows the binning records, cuts and tables) out in a memory for the kernels. */
@@ -97,6 +111,7 @@ export class BinnedTrees {
     width: number,
     rankOf: (t: Tree, i: number) => number,
     raw: { cuts: Float64Array[]; used: Int32Array } | null,
+    rows: number,
   ): BinnedTrees | null {
     let nodeCount = 0;
     let valueCount = 0;
@@ -107,7 +122,6 @@ export class BinnedTrees {
     const used = raw?.used ?? new Int32Array(0);
     const tables = raw === null ? null : tablesOf(raw.cuts, used);
     const nCuts = used.reduce((n, f) => n + raw!.cuts[f].length, 0);
-    const blockRows = Math.max(LANES, Math.min(8192, Math.floor(BLOCK_BYTES / Math.max(1, nFeatures)), Math.floor(BLOCK_BYTES / (8 * width))));
     let end = 0;
     const take = (bytes: number): number => {
       const start = end;
@@ -115,19 +129,18 @@ export class BinnedTrees {
       return start;
     };
     take(8 * nodeCount);
-    const at: Addresses = {
+    const at: ModelAddresses = {
       leafValue: take(4 * nodeCount),
       values: take(4 * valueCount),
       roots: take(4 * trees.length),
       records: take(RECORD_BYTES * used.length),
       cuts: take(8 * nCuts),
       tables: take(tables?.bytes.length ?? 0),
-      block: take(blockRows * nFeatures),
-      raw: take(raw === null ? 0 : Math.min(blockRows, rawRows(nFeatures)) * nFeatures * 8),
-      out: take(blockRows * width * 8),
+      end,
     };
-    if (end > MAX_MEMORY) return null;
-    const kernels = predictorKernels(end);
+    const scratch = scratchOf(at.end, Math.min(blockRowsMost(nFeatures, width), Math.max(LANES, rows)), nFeatures, width, raw !== null);
+    if (scratch.end > MAX_MEMORY) return null;
+    const kernels = predictorKernels(scratch.end);
     if (kernels === null) return null;
     const heap = kernels.memory.buffer;
     layout(trees, width, rankOf, new Int32Array(heap, 0, 2 * nodeCount), new Int32Array(heap, at.leafValue, nodeCount), at.values, new Float32Array(heap, at.values, valueCount), new Int32Array(heap, at.roots, trees.length));
@@ -149,22 +162,42 @@ export class BinnedTrees {
         c += raw.cuts[f].length;
       });
     }
-    return new BinnedTrees(kernels, at, trees.length, nFeatures, width, used.length, blockRows);
+    return new BinnedTrees(kernels, at, scratch, trees.length, nFeatures, width, used.length, raw !== null);
+  }
+
+  /**
+   * Makes the block hold a batch of nRows rows, up to blockRowsMost: a model's form is made at its first batch, and
+   * a server's batches are small, so the block starts at that batch's size and grows (at least fourfold) when a larger
+   * one comes, on a new memory with the model copied over (a memory that grows in place would detach its buffer, and a
+   * process where one ArrayBuffer was ever detached checks for it at every typed-array access: training 20% slower).
+   * If the larger memory cannot be had, the block stays as it is, which is slower, not wrong.
+   */
+  private reserve(nRows: number): void {
+    const most = blockRowsMost(this.nFeatures, this.width);
+    if (nRows <= this.scratch.rows || this.scratch.rows >= most) return;
+    const scratch = scratchOf(this.at.end, Math.min(most, Math.max(nRows, 4 * this.scratch.rows)), this.nFeatures, this.width, this.raw);
+    const kernels = scratch.end > MAX_MEMORY ? null : predictorKernels(scratch.end);
+    if (kernels === null) return;
+    new Uint8Array(kernels.memory.buffer, 0, this.at.end).set(new Uint8Array(this.kernels.memory.buffer, 0, this.at.end));
+    this.kernels = kernels;
+    this.scratch = scratch;
   }
 
   /** Every tree's leaf values summed, `width` per row, for nRows raw rows of `data` (nFeatures numbers each). */
   sumRaw(data: Float64Array, nRows: number): Float64Array {
-    const { kernels, at, nFeatures, blockRows } = this;
+    this.reserve(nRows);
+    const { kernels, at, scratch, nFeatures } = this;
+    const blockRows = scratch.rows;
     const out = new Float64Array(nRows * this.width);
     const step = Math.min(blockRows, rawRows(nFeatures));
-    const raw = new Float64Array(kernels.memory.buffer, at.raw, step * nFeatures);
+    const raw = new Float64Array(kernels.memory.buffer, scratch.raw, step * nFeatures);
     for (let r0 = 0; r0 < nRows; r0 += blockRows) {
       const r1 = Math.min(nRows, r0 + blockRows);
       let missing = 0;
       for (let s0 = r0; s0 < r1; s0 += step) {
         const s1 = Math.min(r1, s0 + step);
         raw.set(data.subarray(s0 * nFeatures, s1 * nFeatures));
-        missing |= kernels.bin(at.raw, s1 - s0, nFeatures, at.records, this.nUsed, at.block + (s0 - r0) * nFeatures);
+        missing |= kernels.bin(scratch.raw, s1 - s0, nFeatures, at.records, this.nUsed, scratch.block + (s0 - r0) * nFeatures);
       }
       this.walk(r0, r1, out, missing !== 0);
     }
@@ -173,9 +206,11 @@ export class BinnedTrees {
 
   /** Every tree's leaf values summed, `width` per row, for the pack's rows `rows` (a form made by onPackBins). */
   sumPack(pack: DatasetPack, rows: Uint32Array): Float64Array {
-    const { kernels, at, nFeatures, blockRows } = this;
+    this.reserve(rows.length);
+    const { kernels, scratch, nFeatures } = this;
+    const blockRows = scratch.rows;
     const out = new Float64Array(rows.length * this.width);
-    const block = new Uint8Array(kernels.memory.buffer, at.block, blockRows * nFeatures);
+    const block = new Uint8Array(kernels.memory.buffer, scratch.block, blockRows * nFeatures);
     for (let i0 = 0; i0 < rows.length; i0 += blockRows) {
       const i1 = Math.min(rows.length, i0 + blockRows);
       copyRowBins(pack, rows, i0, i1, block);
@@ -190,12 +225,26 @@ export class BinnedTrees {
    * bin in the block may be the missing one.
    */
   private walk(r0: number, r1: number, out: Float64Array, missing: boolean): void {
-    const { kernels, at, width } = this;
-    const sums = new Float64Array(kernels.memory.buffer, at.out, (r1 - r0) * width);
+    const { kernels, at, scratch, width } = this;
+    const sums = new Float64Array(kernels.memory.buffer, scratch.out, (r1 - r0) * width);
     sums.fill(0);
-    (missing ? kernels.walk : kernels.walkNoMissing)(this.nTrees, at.roots, r1 - r0, this.nFeatures, at.block, at.out, at.leafValue, width);
+    (missing ? kernels.walk : kernels.walkNoMissing)(this.nTrees, at.roots, r1 - r0, this.nFeatures, scratch.block, scratch.out, at.leafValue, width);
     out.set(sums, r0 * width);
   }
+}
+
+/** The most rows a block holds: BLOCK_BYTES of bins, and of sums. */
+function blockRowsMost(nFeatures: number, width: number): number {
+  return Math.max(LANES, Math.min(8192, Math.floor(BLOCK_BYTES / Math.max(1, nFeatures)), Math.floor(BLOCK_BYTES / (8 * width))));
+}
+
+/** The scratch after a model ending at byte `start`, for blocks of `rows` rows (raw rows only for the raw form). */
+function scratchOf(start: number, rows: number, nFeatures: number, width: number, raw: boolean): Scratch {
+  const align = (n: number) => Math.ceil(n / 8) * 8;
+  const block = start;
+  const rawAt = block + align(rows * nFeatures);
+  const out = rawAt + (raw ? Math.min(rows, rawRows(nFeatures)) * nFeatures * 8 : 0);
+  return { rows, block, raw: rawAt, out, end: out + rows * width * 8 };
 }
 
 /** Raw rows binned at once: RAW_BYTES of numbers. */

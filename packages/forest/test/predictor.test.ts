@@ -121,6 +121,26 @@ describe("binned predictor: the same predictions as the stored trees, to the las
     expect(bits(Forest.load(forest.toBinary()).predict(rows) as Float64Array)).toEqual(bits(want));
   });
 
+  it("a form made at a small batch grows its block for a larger one: the same predictions, memory for the batch held", () => {
+    const ds = fixture("digits");
+    const forest = fitForest(buildPack(ds), { n_estimators: 30, random_state: 3 });
+    const rows = probeRows(ds, 1500, 14);
+    const want = reference(forest, rows);
+    const k = forest.valueWidth;
+    // The forest's form is made at its first batch of 64 rows, then serves 3,000 (past a fourfold growth).
+    expect(bits(forest.predictProba(rows.slice(0, 64)))).toEqual(bits(want.subarray(0, 64 * k)));
+    expect(bits(forest.predictProba(rows))).toEqual(bits(want));
+    expect(bits(forest.predictProba(rows.slice(100, 300)))).toEqual(bits(want.subarray(100 * k, 300 * k)));
+    // Directly: the memory holds a block of the first batch's size until a larger batch comes.
+    const memoryOf = (b: BinnedTrees) => (b as unknown as { kernels: { memory: { buffer: ArrayBuffer } } }).kernels.memory.buffer.byteLength;
+    const small = BinnedTrees.of(forest.trees, forest.nFeatures, k, 64)!;
+    const large = BinnedTrees.of(forest.trees, forest.nFeatures, k, rows.length)!;
+    expect(memoryOf(small)).toBeLessThan(memoryOf(large));
+    const data = Float64Array.from(rows.flat());
+    expect(bits(small.sumRaw(data, rows.length))).toEqual(bits(large.sumRaw(data, rows.length)));
+    expect(memoryOf(small)).toBe(memoryOf(large));
+  });
+
   it("three classes: leaf values added two at a time and the odd last one", () => {
     const ds = fixture("digits");
     const codes = ds.target.task === "classification" ? ds.target.codes : [];
