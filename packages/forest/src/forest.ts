@@ -17,7 +17,7 @@ const BINNED = new WeakMap<Forest, BinnedTrees | null>();
 /** Batches of fewer raw rows are predicted by walking the stored trees. */
 const BINNED_MIN_ROWS = 64;
 
-/** The same for rows of a pack's bins (predictPack). */
+/** Each forest's binned form for rows of a pack's bins (predictPack), made and kept as BINNED's is. */
 const PACK_BINNED = new WeakMap<Forest, BinnedTrees | null>();
 /**
  * Version 2 adds a CRC-32 of the binary encoding (a damaged file is refused instead of predicting garbage);
