@@ -1,6 +1,6 @@
 import { binOf, copyRowBins, type DatasetPack } from "./pack.ts";
 import type { Tree } from "./types.ts";
-import { LANES, predictorKernels, RECORD_BYTES, type PredictorKernels } from "./wasm.ts";
+import { LANES, predictorKernels, RECORD_BYTES, type PredictorKernels } from "./predictor-kernels.ts";
 
 /** The bin of a missing value; a feature with more distinct thresholds than this is not binned. */
 const MISSING = 255;
@@ -21,7 +21,7 @@ const BLOCK_BYTES = 4 << 20;
  */
 const RAW_BYTES = 1 << 16;
 
-/** Byte addresses in the kernels' memory of the model: nodes at 0 (see wasm.ts's walk), then these, to `end`. */
+/** Byte addresses in the kernels' memory of the model: nodes at 0 (see predictor-kernels.ts's walk), then these, to `end`. */
 interface ModelAddresses {
   leafValue: number;
   values: number;
@@ -47,7 +47,7 @@ interface Scratch {
  * 784-feature rows stays in cache while every tree walks it); a tree's nodes sit in one array in breadth-first
  * order with each node's children side by side, so the levels every row walks first share a few cache lines and a
  * step is the left child's place plus 0 or 1, with no branch; LANES rows walk a tree together so their memory reads
- * overlap. Both loops run as WebAssembly (wasm.ts) on one memory holding the nodes, the leaf values, the binning
+ * overlap. Both loops run as WebAssembly (predictor-kernels.ts) on one memory holding the nodes, the leaf values, the binning
  * tables and a block of rows.
  *
  * Exactness: let t_0 < ... < t_{m-1} be the distinct thresholds of feature f's splits and bin(x) the first k
@@ -309,7 +309,7 @@ function meanLevels(trees: Tree[]): number {
 }
 
 /**
- * Writes every tree's nodes into `nodes` (see wasm.ts's walk: two words per node, children by byte address, nodes
+ * Writes every tree's nodes into `nodes` (see predictor-kernels.ts's walk: two words per node, children by byte address, nodes
  * from byte 0), each tree breadth-first with siblings side by side, with `rankOf` a split's threshold rank; per node
  * its leaf values' byte address into `leafValue` (values from byte `valuesAt`), the values, and each tree's root.
  */

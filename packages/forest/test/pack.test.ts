@@ -171,6 +171,58 @@ describe("binOf and buildPack bins", () => {
   });
 });
 
+describe("integer columns (counted and binned by pack-kernels.ts)", () => {
+  const CHUNK = 1 << 16;
+  const rnd = random(11);
+  const ints = (n: number, lo: number, hi: number) => Array.from({ length: n }, () => lo + Math.floor(rnd() * (hi - lo + 1)));
+  const withNaN = (col: number[], at: number[]) => col.map((x, i) => (at.includes(i) ? NaN : x));
+  const twoChunks = ints(2 * CHUNK + 3, -300, 300);
+  const cases: Record<string, number[]> = {
+    "one value": [7],
+    "two values": [3, -2],
+    "three, the odd last value the greatest": [5, 5, 9],
+    "three, the odd last value the least": [5, 6, 1],
+    "five, NaN first": [NaN, 4, 1, 4, 4],
+    "NaN only at the end": [2, 2, 3, NaN],
+    "a fraction among integers": [1, 2.5, 3, 4],
+    "a fraction last, after an even count": [1, 2, 2.5],
+    "zero and minus zero": [0, -0, 0, -0, 1, -0],
+    "one value repeated": new Array<number>(1001).fill(42),
+    "zero pixels and a few others": ints(999, 0, 255).map((x, i) => (i % 3 === 0 ? x : 0)),
+    "negative and positive, NaN inside": withNaN(ints(1001, -1000, 1000), [0, 17, 500, 1000]),
+    "a range of 65535 (counted)": [0, 65535, ...ints(501, 0, 65535)],
+    "a range of 65536 (sorted)": [0, 65536, ...ints(501, 0, 65536)],
+    "large integers (sorted)": [1e15, 1e15 + 2, 1e15 + 2, 1e15 + 7],
+    "an infinity among integers": [1, 2, Infinity, 2, -Infinity, 3],
+    "integers over two chunks and a bit": twoChunks,
+    "two chunks, NaN in the second": withNaN(twoChunks, [CHUNK + 5, 2 * CHUNK + 2]),
+    "two chunks, a fraction in the last value": [...twoChunks.slice(0, -1), 0.5],
+  };
+
+  it("makes the edges the sorting path makes: the same column shifted by 0.5 (never integers) gives edges 0.5 higher", () => {
+    for (const [name, col] of Object.entries(cases)) {
+      const edges = Array.from(computeEdges(Float64Array.from(col)));
+      const shifted = Array.from(computeEdges(Float64Array.from(col, (x) => x + 0.5)), (e) => e - 0.5);
+      expect(edges, name).toEqual(shifted);
+      if (new Set(col.filter((x) => !Number.isNaN(x))).size > 1) expect(edges.length, name).toBeGreaterThan(0);
+    }
+  });
+
+  it("stores binOf(edges, x) for every cell, and each column's edges are its own (counters cleared between columns)", () => {
+    const n = twoChunks.length;
+    const fit = (col: number[]) => Array.from({ length: n }, (_, i) => col[i % col.length]);
+    const columns = Object.values(cases).map(fit);
+    const pack = buildPack(regression(columns, columns[0].map((_, i) => i % 7)));
+    columns.forEach((col, f) => {
+      const name = Object.keys(cases)[f];
+      expect(Array.from(pack.edges[f]), name).toEqual(Array.from(computeEdges(Float64Array.from(col))));
+      const stored = pack.bins.subarray(f * n, (f + 1) * n);
+      const wrong = col.findIndex((x, r) => stored[r] !== binOf(pack.edges[f], x));
+      expect(wrong, `${name}: row ${wrong}`).toBe(-1);
+    });
+  });
+});
+
 describe("missingCells", () => {
   it("counts the missing cells of every column: none, the first and last rows, all, and 16-bit columns", () => {
     const n = 3000;

@@ -1,0 +1,184 @@
+/**
+ * The binned predictor's two loops (see BinnedTrees) as WebAssembly: binning rows of numbers into bytes, and walking
+ * every tree over a block of binned rows, adding each row's leaf values. The module is 4.1 KB, compiled once per
+ * process.
+ *
+ * Why: both loops are a few operations per step, and V8's code for the same JavaScript checks every typed-array index
+ * and keeps fewer rows in registers. 100 FM trees over 10k rows: binning 45 -> 28 ms, walking and adding 165 -> 83 ms
+ * (predict 215 -> 115 ms in all, 46k -> 87k rows/s).
+ * The arithmetic is the JavaScript's: the same comparisons, and leaf values widened from float32 and added in float64,
+ * tree by tree in the model's order, so predictions are the same to the last bit.
+ */
+import { add, and, assemble, block, Body, br, brIf, convertS, eq, ifElse, F64, f32load, f64add, f64eq, f64ge, f64le, f64load, f64lt, f64ne, f64store, f64x2add, f64x2promote, geS, geU, get, gtU, I32, i32, ifThen, instantiate, load, load8, loop, ltU, mul, ne, promote, set, shl, shrU, store8, sub, tee, truncS, v128load, v128load64zero, v128store, xor, type WasmMemory } from "./wasm.ts";
+
+/**
+ * Rows walked at once: their memory reads overlap. 100 FM trees, 10k rows: 6 lanes 107 ms, 8 100 ms, 10 107 ms, 12 108 ms.
+ * Lanes that take the next row as soon as theirs reaches a leaf, instead of waiting for all eight: 119 ms.
+ */
+export const LANES = 8;
+/** A leaf's first word (see BinnedTrees.nodes). */
+const LEAF = 0xff;
+/** Bytes per used feature's binning record: feature, table (-1: none), lo, hi, cuts, cut count. */
+export const RECORD_BYTES = 24;
+
+/**
+ * bin(rows, nRows, nCols, records, nUsed, block): for each of nRows float64 rows (nCols each, from byte `rows`) and
+ * each used feature's record, block[r * nCols + f] = the feature's bin, as BinnedTrees documents: integers within a
+ * table's range read it (clamped to its ends), NaN is 255, any other value the first cut >= it by binary search.
+ * Returns 1 if a value was NaN, else 0 (the walk without the missing term then serves).
+ */
+function binFunction(): number[] {
+  const [rows, nRows, nCols, records, nUsed, blockAt] = [0, 1, 2, 3, 4, 5];
+  const b = new Body(6);
+  const [r, src, dst, u, rec, f, o, xi, lo, hi, bin, a, z, cuts, mid, missing] = b.locals(16);
+  const x = b.local(F64);
+  return b.encode([
+    i32(0), set(r),
+    block(loop(
+      get(r), get(nRows), geU, brIf(1),
+      get(rows), get(r), get(nCols), mul, i32(3), shl, add, set(src),
+      get(blockAt), get(r), get(nCols), mul, add, set(dst),
+      i32(0), set(u), get(records), set(rec),
+      block(loop(
+        get(u), get(nUsed), geU, brIf(1),
+        get(rec), load(0), set(f),
+        get(src), get(f), i32(3), shl, add, f64load, set(x),
+        block(
+          get(x), get(x), f64ne,
+          ifThen(i32(255), set(bin), i32(1), set(missing), br(1)),
+          get(rec), load(4), tee(o), i32(0), geS,
+          ifThen(
+            get(rec), load(8), set(lo), get(rec), load(12), set(hi),
+            // At or below lo, bin 0; at or above hi, the last bin: the table's ends (see tablesOf), for any number. (Without
+            // these branches, clamping by f64.min and f64.max, binning 10k FM rows took 35 ms instead of 28.)
+            get(x), get(lo), convertS, f64le,
+            ifThen(get(o), load8, set(bin), br(2)),
+            get(x), get(hi), convertS, f64ge,
+            ifThen(get(o), get(hi), add, get(lo), sub, load8, set(bin), br(2)),
+            // lo < x < hi: truncating cannot trap; an integer reads the table.
+            get(x), truncS, tee(xi), convertS, get(x), f64eq,
+            ifThen(get(o), get(xi), add, get(lo), sub, load8, set(bin), br(2)),
+          ),
+          // The first k with x <= cuts[k] (binOf): cuts[mid] < x moves right.
+          i32(0), set(a), get(rec), load(20), set(z), get(rec), load(16), set(cuts),
+          block(loop(
+            get(a), get(z), geU, brIf(1),
+            get(a), get(z), add, i32(1), shrU, tee(mid), i32(3), shl, get(cuts), add, f64load, get(x), f64lt,
+            ifElse(I32, [get(mid), i32(1), add, set(a), get(z)], [get(mid)]), set(z),
+            br(0),
+          )),
+          get(a), set(bin),
+        ),
+        get(dst), get(f), add, get(bin), store8,
+        get(u), i32(1), add, set(u), get(rec), i32(RECORD_BYTES), add, set(rec),
+        br(0),
+      )),
+      get(r), i32(1), add, set(r),
+      br(0),
+    )),
+    get(missing),
+  ]);
+}
+
+/**
+ * walk(nTrees, roots, nRows, nCols, block, out, leafValue, width): for each tree k (its root's byte address at
+ * roots[k]), each row r of the block (bins at block + r * nCols) walks from the root to a leaf, LANES rows at a time,
+ * and out[r * width + c] += values[c] for the leaf's float32 values (their byte address at leafValue[node]). Nodes sit
+ * at byte 0, two words each: a step is node = word1 + 8 × goesRight(word0, bin), and a leaf keeps a row on itself.
+ *
+ * goesRight(w, b) = (((w & 0xff) - b) >>> 31) & ~((w >>> 8) & ((b + 1) >>> 8)): 1 if the row's bin b is above the
+ * node's threshold rank, unless b is the missing bin (255) and the node sends missing values left. Branch-free: it
+ * is the walk's one unpredictable choice. Without `missing`, for blocks where no bin the trees read is 255, the
+ * second term (then all ones) is left out: ((w & 0xff) - b) >>> 31 alone, and a leaf's rank 255 still holds every
+ * row. 100 FM trees over 10k rows: 92 -> 83 ms.
+ */
+function walkFunction(missing: boolean): number[] {
+  const [nTrees, roots, nRows, nCols, blockAt, out, leafValue, width] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const b = new Body(8);
+  const [t, root, w, r, bin, v, o, e] = b.locals(8);
+  const base = b.locals(LANES);
+  const node = b.locals(LANES);
+  const word = b.locals(LANES);
+  /** One step of lane j: its bin for the node's feature (word >>> 9), then node = word1 + 8 × goesRight. */
+  const step = (j: number): number[][] => [
+    get(base[j]), get(word[j]), i32(9), shrU, add, load8, set(bin),
+    get(node[j]), load(4),
+    get(word[j]), i32(0xff), and, get(bin), sub, i32(31), shrU,
+    ...(missing ? [get(word[j]), i32(8), shrU, get(bin), i32(1), add, i32(8), shrU, and, i32(-1), xor, and] : []),
+    i32(3), shl, add, tee(node[j]), load(0), set(word[j]),
+  ];
+  /** out[row] += the leaf's values, row given by `row`. */
+  const addLeaf = (row: number[][], j: number): number[][] => [
+    get(leafValue), get(node[j]), i32(1), shrU, add, load(0), set(v),
+    ...row, get(width), mul, i32(3), shl, get(out), add, tee(o), get(width), i32(3), shl, add, set(e),
+    // Two values at a time (float32 pairs widened to float64 and added lane by lane: the same sums), then an odd last.
+    block(loop(
+      get(o), i32(16), add, get(e), gtU, brIf(1),
+      get(o), get(o), v128load, get(v), v128load64zero, f64x2promote, f64x2add, v128store,
+      get(o), i32(16), add, set(o), get(v), i32(8), add, set(v),
+      br(0),
+    )),
+    get(o), get(e), ltU,
+    ifThen(get(o), get(o), f64load, get(v), f32load, promote, f64add, f64store),
+  ];
+  const lanes = Array.from({ length: LANES }, (_, j) => j);
+  return b.encode([
+    i32(0), set(t),
+    block(loop(
+      get(t), get(nTrees), geU, brIf(1),
+      get(roots), get(t), i32(2), shl, add, load(0), tee(root), load(0), set(w),
+      i32(0), set(r),
+      // LANES rows at a time, until all of them stand on a leaf (the AND of their ranks is LEAF only then).
+      block(loop(
+        get(r), i32(LANES), add, get(nRows), gtU, brIf(1),
+        ...lanes.flatMap((j) => [get(r), i32(j), add, get(nCols), mul, get(blockAt), add, set(base[j]), get(root), set(node[j]), get(w), set(word[j])]),
+        loop(
+          ...lanes.flatMap(step),
+          get(word[0]), ...lanes.slice(1).flatMap((j) => [get(word[j]), and]), i32(LEAF), and, i32(LEAF), ne, brIf(0),
+        ),
+        ...lanes.flatMap((j) => addLeaf([get(r), i32(j), add], j)),
+        get(r), i32(LANES), add, set(r),
+        br(0),
+      )),
+      // The rest one at a time.
+      block(loop(
+        get(r), get(nRows), geU, brIf(1),
+        get(r), get(nCols), mul, get(blockAt), add, set(base[0]), get(root), set(node[0]), get(w), set(word[0]),
+        block(loop(get(word[0]), i32(LEAF), and, i32(LEAF), eq, brIf(1), ...step(0), br(0))),
+        ...addLeaf([get(r)], 0),
+        get(r), i32(1), add, set(r),
+        br(0),
+      )),
+      get(t), i32(1), add, set(t),
+      br(0),
+    )),
+  ]);
+}
+
+function moduleBytes(): Uint8Array {
+  const walkParams = Array.from({ length: 8 }, () => I32);
+  return assemble([
+    { name: "walk", params: walkParams, results: [], body: walkFunction(true) },
+    { name: "bin", params: Array.from({ length: 6 }, () => I32), results: [I32], body: binFunction() },
+    { name: "walkNoMissing", params: walkParams, results: [], body: walkFunction(false) },
+  ]);
+}
+
+export interface PredictorKernels {
+  memory: WasmMemory;
+  walk(nTrees: number, roots: number, nRows: number, nCols: number, block: number, out: number, leafValue: number, width: number): void;
+  /** walk for a block without the missing bin (255) among the bins the trees read. */
+  walkNoMissing(nTrees: number, roots: number, nRows: number, nCols: number, block: number, out: number, leafValue: number, width: number): void;
+  /** Returns 1 if any value binned was NaN (bin 255), else 0. */
+  bin(rows: number, nRows: number, nCols: number, records: number, nUsed: number, block: number): number;
+}
+
+const cache: { module?: object } = {};
+
+/** The kernels on a fresh memory of at least `bytes` bytes, or null when that much cannot be had. */
+export function predictorKernels(bytes: number): PredictorKernels | null {
+  const made = instantiate<Omit<PredictorKernels, "memory">>(cache, moduleBytes, bytes);
+  if (made === null) return null;
+  const { memory, exports } = made;
+  return { memory, walk: exports.walk, walkNoMissing: exports.walkNoMissing, bin: exports.bin };
+}
