@@ -8,7 +8,7 @@
  * others skip NaN one value at a time. The results are the JavaScript's exactly: the same integers and counts, and
  * binOf's bins. The module is 1.1 KB.
  */
-import { add, and, assemble, block, Body, br, brIf, F64, f64add, f64eq, f64load, f64loadAt, f64max, f64min, f64ne, f64storeAt, f64sub, f64trunc, f64x2add, f64x2lane, f64x2ne, f64x2pmax, f64x2pmin, f64x2splat, f64x2sub, f64x2trunc, geU, get, I32, i32, i32x4add, i32x4lane, i32x4shl, i32x4splat, ifElse, ifThen, instantiate, load, load16, loop, ltU, or, set, shl, store, store8, store8At, tee, truncS, truncSatZero, V128, v128andnot, v128anyTrue, v128i32, v128load, v128loadAt, v128or } from "./wasm.ts";
+import { add, and, assemble, block, Body, br, brIf, F64, f64add, f64eq, f64load, f64loadAt, f64max, f64min, f64ne, f64storeAt, f64sub, f64trunc, f64x2add, f64x2lane, f64x2ne, f64x2pmax, f64x2pmin, f64x2splat, f64x2sub, f64x2trunc, geU, get, I32, i32, i32x4add, i32x4lane, i32x4shl, i32x4splat, ifElse, ifThen, instantiate, load, load16, loop, ltU, or, set, shl, store, store8, store8At, tee, truncS, truncSatZero, V128, v128andnot, v128anyTrue, v128i32, v128load, v128loadAt, v128or, v128store, i8x16shuffle, mul, load8 } from "./wasm.ts";
 
 /** Rows of a column in the kernels' memory at once. */
 export const COLUMN_CHUNK = 1 << 16;
@@ -156,6 +156,68 @@ function binDenseFunction(): number[] {
   ]);
 }
 
+/** Byte interleaves: the low (or high) halves of two vectors, a byte of each in turn. */
+const LOW = Array.from({ length: 16 }, (_, i) => (i >> 1) + (i & 1 ? 16 : 0));
+const HIGH = LOW.map((l) => l + 8);
+
+/**
+ * transpose(src, n, nF, dst): dst[r * nF + f] = src[f * n + r] for r < n, f < nF (a band of n rows of column-major
+ * bins to row-major). 16 × 16 tiles in registers: four rounds of byte interleaves, each pairing vector k with k + 8,
+ * carry row j of the tile's 16 features into vector j (Hacker's Delight's perfect shuffle, applied log2 16 times).
+ * The rows and features outside whole tiles, one byte at a time.
+ */
+function transposeFunction(): number[] {
+  const [src, n, nF, dst] = [0, 1, 2, 3];
+  const b = new Body(4);
+  const [f0, r0, n16, f16, at, r, f] = b.locals(7);
+  const v = Array.from({ length: 16 }, () => b.local(V128));
+  const round = (from: number[]): number[][] =>
+    Array.from({ length: 8 }, (_, k) => [
+      [...get(from[k]), ...get(from[k + 8]), ...i8x16shuffle(LOW)],
+      [...get(from[k]), ...get(from[k + 8]), ...i8x16shuffle(HIGH)],
+    ]).flat();
+  /** dst[r * nF + f] = src[f * n + r] one byte at a time, over loops (local, from, to) outer and inner. */
+  const bytes = ([o, oFrom, oTo]: [number, number[], number[]], [i, iFrom, iTo]: [number, number[], number[]]): number[][] => [
+    oFrom, set(o),
+    block(loop(
+      get(o), oTo, geU, brIf(1),
+      iFrom, set(i),
+      block(loop(
+        get(i), iTo, geU, brIf(1),
+        get(dst), get(r), get(nF), mul, add, get(f), add, get(src), get(f), get(n), mul, add, get(r), add, load8, store8,
+        get(i), i32(1), add, set(i),
+        br(0),
+      )),
+      get(o), i32(1), add, set(o),
+      br(0),
+    )),
+  ];
+  // Rounds go through the stack: each round's 16 results are pushed, then popped into the 16 locals in reverse.
+  const rounds: number[][] = [];
+  for (let k = 0; k < 4; k++) rounds.push(...round(v), ...v.slice().reverse().map((l) => set(l)));
+  return b.encode([
+    get(n), i32(-16), and, set(n16), get(nF), i32(-16), and, set(f16),
+    block(loop(
+      get(f0), get(f16), geU, brIf(1),
+      i32(0), set(r0),
+      block(loop(
+        get(r0), get(n16), geU, brIf(1),
+        ...v.flatMap((l, i) => [get(src), get(f0), i32(i), add, get(n), mul, add, get(r0), add, v128load, set(l)]),
+        ...rounds,
+        get(dst), get(r0), get(nF), mul, add, get(f0), add, set(at),
+        ...v.flatMap((l) => [get(at), get(l), v128store, get(at), get(nF), add, set(at)]),
+        get(r0), i32(16), add, set(r0),
+        br(0),
+      )),
+      get(f0), i32(16), add, set(f0),
+      br(0),
+    )),
+    // Rows past the last whole tile (every feature), then features past it (the rows of whole tiles).
+    ...bytes([r, get(n16), get(n)], [f, i32(0), get(nF)]),
+    ...bytes([f, get(f16), get(nF)], [r, i32(0), get(n16)]),
+  ]);
+}
+
 function moduleBytes(): Uint8Array {
   return assemble([
     { name: "scan", params: [I32, I32, I32], results: [I32], body: scanFunction() },
@@ -163,6 +225,7 @@ function moduleBytes(): Uint8Array {
     { name: "tallyDense", params: [I32, I32, I32, F64], results: [], body: tallyDenseFunction() },
     { name: "bin", params: [I32, I32, F64, I32, I32, I32], results: [], body: binFunction() },
     { name: "binDense", params: [I32, I32, F64, I32, I32], results: [], body: binDenseFunction() },
+    { name: "transpose", params: [I32, I32, I32, I32], results: [], body: transposeFunction() },
   ]);
 }
 
@@ -172,6 +235,7 @@ interface Kernels {
   tallyDense(src: number, n: number, counts: number, offset: number): void;
   bin(src: number, n: number, min: number, lut: number, out: number, missing: number): void;
   binDense(src: number, n: number, min: number, lut: number, out: number): void;
+  transpose(src: number, n: number, nF: number, dst: number): void;
 }
 
 const cache: { module?: object } = {};
@@ -253,5 +317,29 @@ export class ColumnKernels {
       else this.k.binDense(SRC_AT, n, min, LUT_AT, OUT_AT);
       out.set(this.out.subarray(0, n), c0);
     }
+  }
+}
+
+/** Bytes of bins a band of rows holds, column-major in and row-major out. FM 60k: 256 KB 46 ms, 1 MB 42, 2 MB 39, 4 MB 43. */
+const BAND_BYTES = 1 << 21;
+
+/**
+ * out[r * nFeatures + f] = bins[f * nRows + r]: a pack's bins row-major, a band of rows at a time (copied in
+ * column by column, transposed, copied out: the kernel is 5 of FM 60k's 39 ms).
+ */
+export function transposeBins(bins: Uint8Array, nRows: number, nFeatures: number, out: Uint8Array, bandBytes = BAND_BYTES): void {
+  const band = Math.max(16, Math.floor(bandBytes / Math.max(1, nFeatures)) & ~15);
+  const rows = Math.min(band, nRows);
+  const made = instantiate<Kernels>(cache, moduleBytes, 2 * rows * nFeatures);
+  if (made === null) throw new RangeError(`cannot allocate the ${2 * rows * nFeatures}-byte WebAssembly memory to transpose bins`);
+  const buffer = made.memory.buffer;
+  const outAt = rows * nFeatures;
+  const bandIn = new Uint8Array(buffer, 0, rows * nFeatures);
+  const bandOut = new Uint8Array(buffer, outAt, rows * nFeatures);
+  for (let r0 = 0; r0 < nRows; r0 += rows) {
+    const n = Math.min(rows, nRows - r0);
+    for (let f = 0; f < nFeatures; f++) bandIn.set(bins.subarray(f * nRows + r0, f * nRows + r0 + n), f * n);
+    made.exports.transpose(0, n, nFeatures, outAt);
+    out.set(bandOut.subarray(0, n * nFeatures), r0 * nFeatures);
   }
 }

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { FormatError, OptionsError } from "./errors.ts";
 import { schemaProblem, type FeatureKind, type TableSchema } from "./schema.ts";
 import type { Dataset, Target } from "./types.ts";
-import { ColumnKernels, TALLY_RANGE } from "./pack-kernels.ts";
+import { ColumnKernels, TALLY_RANGE, transposeBins } from "./pack-kernels.ts";
 
 /** Bin value that marks a missing cell. Real bins are 0..254. */
 export const MISSING_BIN = 255;
@@ -499,8 +499,6 @@ function validateHeader(h: PackHeader, version: number): void {
   if (!ok) throw new FormatError("dataset pack header is corrupt");
 }
 
-const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
-
 /**
  * Rows of a pack with their 8-bit bins side by side (row i's at bins[i * nFeatures, ...)), made once by a caller that
  * walks many one-tree forests over the same rows (the held-out rows, tree by tree, for the trees curve): a tree's walk
@@ -542,43 +540,14 @@ export function copyRowBins(pack: DatasetPack, rows: Uint32Array, i0: number, i1
 /**
  * The pack's bins row-major (rowBins[r * nFeatures + f]), made once and kept on the pack. Training reads each
  * sample's row once per node for all drawn features. `shared` puts it in a SharedArrayBuffer for worker threads.
+ * Transposed by pack-kernels.ts (FM 60k: 95 -> 39 ms, of which 23 ms are the new array's first writes).
  */
 export function rowMajorBins(pack: DatasetPack, shared = false): Uint8Array {
   if (pack.rowBins && (!shared || pack.rowBins.buffer instanceof SharedArrayBuffer)) return pack.rowBins;
   const { nRows, nFeatures, bins } = pack;
   const size = nRows * nFeatures;
   const out = new Uint8Array(shared ? new SharedArrayBuffer(size) : new ArrayBuffer(size));
-  const BLOCK = 64; // transpose in tiles so both sides stay in cache
-  if (nFeatures % 4 === 0 && LITTLE_ENDIAN) {
-    // Four features of a row at a time, written as one word (a quarter of the stores of a byte-wise transpose).
-    const words = new Uint32Array(out.buffer);
-    const q = nFeatures / 4;
-    for (let r0 = 0; r0 < nRows; r0 += BLOCK) {
-      const r1 = Math.min(nRows, r0 + BLOCK);
-      for (let g0 = 0; g0 < q; g0 += BLOCK / 4) {
-        const g1 = Math.min(q, g0 + BLOCK / 4);
-        for (let g = g0; g < g1; g++) {
-          const c0 = 4 * g * nRows;
-          const c1 = c0 + nRows;
-          const c2 = c1 + nRows;
-          const c3 = c2 + nRows;
-          for (let r = r0; r < r1; r++) words[r * q + g] = bins[c0 + r] | (bins[c1 + r] << 8) | (bins[c2 + r] << 16) | (bins[c3 + r] << 24);
-        }
-      }
-    }
-    pack.rowBins = out;
-    return out;
-  }
-  for (let r0 = 0; r0 < nRows; r0 += BLOCK) {
-    const r1 = Math.min(nRows, r0 + BLOCK);
-    for (let f0 = 0; f0 < nFeatures; f0 += BLOCK) {
-      const f1 = Math.min(nFeatures, f0 + BLOCK);
-      for (let f = f0; f < f1; f++) {
-        const col = f * nRows;
-        for (let r = r0; r < r1; r++) out[r * nFeatures + f] = bins[col + r];
-      }
-    }
-  }
+  transposeBins(bins, nRows, nFeatures, out);
   pack.rowBins = out;
   return out;
 }

@@ -77,6 +77,9 @@ export const f64x2lane = (j: number) => [...simd(33), j];
 export const [f64x2ne, v128andnot, v128or, v128anyTrue] = [simd(72), simd(79), simd(80), simd(83)];
 export const [f64x2promote, f64x2trunc, i32x4shl, i32x4add] = [simd(95), simd(122), simd(171), simd(174)];
 export const [f64x2add, f64x2sub, f64x2pmin, f64x2pmax] = [simd(240), simd(241), simd(246), simd(247)];
+/** i8x16.shuffle: the 16 bytes of two vectors picked by index (0-15 the first's, 16-31 the second's). */
+export const i8x16shuffle = (lanes: number[]) => [...simd(13), ...lanes];
+export const v128storeAt = (offset: number) => simd(11, [3, ...uleb(offset)]);
 /** i32x4.trunc_sat_f64x2_s_zero: two float64 lanes to the low two int32 lanes, saturating (never traps). */
 export const truncSatZero = simd(252);
 

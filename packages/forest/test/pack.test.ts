@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { FormatError, OptionsError } from "../src/errors.ts";
 import { binOf, buildPack, computeEdges, decodePack, encodePack, MAX_BINS, MISSING_BIN, missingCells, PACK_VERSION, rowMajorBins, type DatasetPack } from "../src/pack.ts";
+import { transposeBins } from "../src/pack-kernels.ts";
 import { classification, fixture, random, regression } from "./fixtures/data.ts";
 
 /** Bin sizes of a column under `edges` (present values only). */
@@ -390,9 +391,9 @@ describe("encodePack / decodePack", () => {
 });
 
 describe("rowMajorBins", () => {
-  it("is the transpose of the column-major bins, whatever the feature count (words of four features, or bytes)", () => {
+  it("is the transpose of the column-major bins, whatever the feature count (whole 16 x 16 tiles and the bytes past them)", () => {
     const rnd = random(21);
-    for (const nFeatures of [1, 3, 4, 5, 8, 68]) {
+    for (const nFeatures of [1, 3, 4, 5, 8, 16, 17, 68]) {
       const n = 150;
       const columns = Array.from({ length: nFeatures }, () => Array.from({ length: n }, () => (rnd() < 0.1 ? NaN : Math.floor(rnd() * 200))));
       const pack = buildPack(regression(columns, Array.from({ length: n }, () => rnd())));
@@ -401,6 +402,20 @@ describe("rowMajorBins", () => {
         const rows = rowMajorBins(copy, shared);
         expect(rows.buffer instanceof SharedArrayBuffer).toBe(shared);
         for (let r = 0; r < n; r++) for (let f = 0; f < nFeatures; f++) expect(rows[r * nFeatures + f]).toBe(pack.bins[f * n + r]);
+      }
+    }
+  });
+
+  it("transposes in bands of rows: every band size, the last band short", () => {
+    const rnd = random(22);
+    for (const [nRows, nFeatures] of [[1, 1], [16, 16], [100, 48], [333, 37], [1000, 784]]) {
+      const bins = Uint8Array.from({ length: nRows * nFeatures }, () => Math.floor(rnd() * 256));
+      for (const bandRows of [16, 32, 48, 1024]) {
+        const out = new Uint8Array(nRows * nFeatures);
+        transposeBins(bins, nRows, nFeatures, out, bandRows * nFeatures);
+        let wrong = -1;
+        for (let r = 0; r < nRows && wrong < 0; r++) for (let f = 0; f < nFeatures; f++) if (out[r * nFeatures + f] !== bins[f * nRows + r]) wrong = r;
+        expect(wrong, `${nRows} x ${nFeatures} in bands of ${bandRows}`).toBe(-1);
       }
     }
   });
