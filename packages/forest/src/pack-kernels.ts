@@ -8,7 +8,7 @@
  * others skip NaN one value at a time. The results are the JavaScript's exactly: the same integers and counts, and
  * binOf's bins. The module is 1.1 KB.
  */
-import { add, and, assemble, block, Body, br, brIf, F64, f64add, f64eq, f64load, f64loadAt, f64max, f64min, f64ne, f64storeAt, f64sub, f64trunc, f64x2add, f64x2lane, f64x2ne, f64x2pmax, f64x2pmin, f64x2splat, f64x2sub, f64x2trunc, geU, get, I32, i32, i32x4add, i32x4lane, i32x4shl, i32x4splat, ifElse, ifThen, instantiate, load, load16, loop, ltU, or, set, shl, store, store8, store8At, tee, truncS, truncSatZero, V128, v128andnot, v128anyTrue, v128i32, v128load, v128loadAt, v128or, v128store, i8x16shuffle, mul, load8 } from "./wasm.ts";
+import { add, and, assemble, block, Body, br, brIf, F64, f64add, f64eq, f64load, f64loadAt, f64max, f64min, f64ne, f64storeAt, f64sub, f64trunc, f64x2add, f64x2lane, f64x2ne, f64x2pmax, f64x2pmin, f64x2splat, f64x2sub, f64x2trunc, geU, get, I32, i32, i32x4add, i32x4lane, i32x4shl, i32x4splat, ifElse, ifThen, instantiate, load, load16, loop, ltU, or, set, shl, store, store8, store8At, tee, truncS, truncSatZero, V128, v128andnot, v128anyTrue, v128i32, v128load, v128loadAt, v128or, v128store, i8x16shuffle, mul, load8, type Code } from "./wasm.ts";
 
 /** Rows of a column in the kernels' memory at once. */
 export const COLUMN_CHUNK = 1 << 16;
@@ -171,13 +171,10 @@ function transposeFunction(): number[] {
   const b = new Body(4);
   const [f0, r0, n16, f16, at, r, f] = b.locals(7);
   const v = Array.from({ length: 16 }, () => b.local(V128));
-  const round = (from: number[]): number[][] =>
-    Array.from({ length: 8 }, (_, k) => [
-      [...get(from[k]), ...get(from[k + 8]), ...i8x16shuffle(LOW)],
-      [...get(from[k]), ...get(from[k + 8]), ...i8x16shuffle(HIGH)],
-    ]).flat();
+  const round = (from: number[]): Code[] =>
+    Array.from({ length: 8 }, (_, k) => [get(from[k]), get(from[k + 8]), i8x16shuffle(LOW), get(from[k]), get(from[k + 8]), i8x16shuffle(HIGH)]);
   /** dst[r * nF + f] = src[f * n + r] one byte at a time, over loops (local, from, to) outer and inner. */
-  const bytes = ([o, oFrom, oTo]: [number, number[], number[]], [i, iFrom, iTo]: [number, number[], number[]]): number[][] => [
+  const bytes = ([o, oFrom, oTo]: [number, number[], number[]], [i, iFrom, iTo]: [number, number[], number[]]): Code[] => [
     oFrom, set(o),
     block(loop(
       get(o), oTo, geU, brIf(1),
@@ -193,7 +190,7 @@ function transposeFunction(): number[] {
     )),
   ];
   // Rounds go through the stack: each round's 16 results are pushed, then popped into the 16 locals in reverse.
-  const rounds: number[][] = [];
+  const rounds: Code[] = [];
   for (let k = 0; k < 4; k++) rounds.push(...round(v), ...v.slice().reverse().map((l) => set(l)));
   return b.encode([
     get(n), i32(-16), and, set(n16), get(nF), i32(-16), and, set(f16),

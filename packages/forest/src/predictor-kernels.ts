@@ -9,7 +9,7 @@
  * The arithmetic is the JavaScript's: the same comparisons, and leaf values widened from float32 and added in float64,
  * tree by tree in the model's order, so predictions are the same to the last bit.
  */
-import { add, and, assemble, block, Body, br, brIf, convertS, eq, ifElse, F64, f32load, f64add, f64eq, f64ge, f64le, f64load, f64lt, f64ne, f64store, f64x2add, f64x2promote, geS, geU, get, gtU, I32, i32, ifThen, instantiate, load, load8, loop, ltU, mul, ne, promote, set, shl, shrU, store8, sub, tee, truncS, v128load, v128load64zero, v128store, xor, type WasmMemory } from "./wasm.ts";
+import { add, and, assemble, block, Body, br, brIf, convertS, eq, ifElse, F64, f32load, f64add, f64eq, f64ge, f64le, f64load, f64lt, f64ne, f64store, f64x2add, f64x2promote, geS, geU, get, gtU, I32, i32, ifThen, instantiate, load, load8, loop, ltU, mul, ne, promote, set, shl, shrU, store8, sub, tee, truncS, v128load, v128load64zero, v128store, xor, type Code, type WasmMemory } from "./wasm.ts";
 
 /**
  * Rows walked at once: their memory reads overlap. 100 FM trees, 10k rows: 6 lanes 107 ms, 8 100 ms, 10 107 ms, 12 108 ms.
@@ -100,7 +100,7 @@ function walkFunction(missing: boolean): number[] {
   const node = b.locals(LANES);
   const word = b.locals(LANES);
   /** One step of lane j: its bin for the node's feature (word >>> 9), then node = word1 + 8 × goesRight. */
-  const step = (j: number): number[][] => [
+  const step = (j: number): Code[] => [
     get(base[j]), get(word[j]), i32(9), shrU, add, load8, set(bin),
     get(node[j]), load(4),
     get(word[j]), i32(0xff), and, get(bin), sub, i32(31), shrU,
@@ -108,7 +108,7 @@ function walkFunction(missing: boolean): number[] {
     i32(3), shl, add, tee(node[j]), load(0), set(word[j]),
   ];
   /** out[row] += the leaf's values, row given by `row`. */
-  const addLeaf = (row: number[][], j: number): number[][] => [
+  const addLeaf = (row: Code[], j: number): Code[] => [
     get(leafValue), get(node[j]), i32(1), shrU, add, load(0), set(v),
     ...row, get(width), mul, i32(3), shl, get(out), add, tee(o), get(width), i32(3), shl, add, set(e),
     // Two values at a time (float32 pairs widened to float64 and added lane by lane: the same sums), then an odd last.

@@ -83,12 +83,19 @@ export const v128storeAt = (offset: number) => simd(11, [3, ...uleb(offset)]);
 /** i32x4.trunc_sat_f64x2_s_zero: two float64 lanes to the low two int32 lanes, saturating (never traps). */
 export const truncSatZero = simd(252);
 
+/**
+ * Code as the kernels write it: instructions nested as they are built (a block holds its body as one element), laid
+ * flat once per function; flattening at every block costs milliseconds of a process's first, unoptimised run.
+ */
+export type Code = number | Code[];
+const flatten = (code: Code[]): number[] => code.flat(Infinity as 1) as number[];
+
 /** Structured control: `block` and `loop` without results; br / br_if count enclosing blocks outwards from 0. */
-export const block = (...code: number[][]) => [0x02, 0x40, ...code.flat(), 0x0b];
-export const loop = (...code: number[][]) => [0x03, 0x40, ...code.flat(), 0x0b];
-export const ifThen = (...code: number[][]) => [0x04, 0x40, ...code.flat(), 0x0b];
+export const block = (...code: Code[]): Code[] => [0x02, 0x40, code, 0x0b];
+export const loop = (...code: Code[]): Code[] => [0x03, 0x40, code, 0x0b];
+export const ifThen = (...code: Code[]): Code[] => [0x04, 0x40, code, 0x0b];
 /** if/else; `type` 0x40 for no value, or the value type both arms leave. */
-export const ifElse = (type: number, then: number[][], otherwise: number[][]) => [0x04, type, ...then.flat(), 0x05, ...otherwise.flat(), 0x0b];
+export const ifElse = (type: number, then: Code[], otherwise: Code[]): Code[] => [0x04, type, then, 0x05, otherwise, 0x0b];
 export const br = (depth: number) => [0x0c, ...uleb(depth)];
 export const brIf = (depth: number) => [0x0d, ...uleb(depth)];
 
@@ -104,7 +111,7 @@ export class Body {
     return Array.from({ length: n }, () => this.local());
   }
   /** The body as the code section holds it: size, locals as runs of one type, code, end. */
-  encode(code: number[][]): number[] {
+  encode(code: Code[]): number[] {
     const runs: number[][] = [];
     for (let i = 0; i < this.types.length; ) {
       let j = i;
@@ -112,7 +119,7 @@ export class Body {
       runs.push([...uleb(j - i), this.types[i]]);
       i = j;
     }
-    const body = [...vector(runs), ...code.flat(), 0x0b];
+    const body = [...vector(runs), ...flatten(code), 0x0b];
     return [...uleb(body.length), ...body];
   }
 }
