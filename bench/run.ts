@@ -5,34 +5,26 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { categoricalSection } from "./categorical.ts";
-import { aggregatorSection } from "./aggregator.ts";
-import { compareEngines } from "./compare.ts";
-import { estimateSection } from "./estimate.ts";
-import { ingestSection } from "./ingest.ts";
-import { oobSection } from "./oob.ts";
-import { partitionsSection } from "./partitions.ts";
-import { pipelineSection } from "./pipeline.ts";
 import { resultsMarkdown, resultsText } from "./report.ts";
-import { servingSection } from "./serving.ts";
-import { studySection } from "./study.ts";
 import type { RunInfo } from "./report.ts";
 import type { Section, SectionContext, SectionResult } from "./section.ts";
 import { ensureFashionMnist, ensurePython } from "./setup.ts";
 
-// Each section is a function in its own file. BENCH_ONLY=engines,pipeline,serving,ingest,estimate,categorical,aggregator,oob,
-// study,partitions runs some of them.
-const SECTIONS: Record<string, Section> = {
-  engines: compareEngines,
-  pipeline: pipelineSection,
-  serving: servingSection,
-  ingest: ingestSection,
-  estimate: estimateSection,
-  categorical: categoricalSection,
-  aggregator: aggregatorSection,
-  oob: oobSection,
-  study: studySection,
-  partitions: partitionsSection,
+// Each section is a function in its own file, imported when it runs. BENCH_ONLY=engines,pipeline,serving,ingest,
+// categorical,aggregator,oob,study,partitions,estimate runs some of them. Estimate goes last: its imports (the AWS SDK's
+// SQS and SNS clients, through tsx) leave a detached ArrayBuffer behind in this process, after which V8 checks for one
+// at every typed-array access, and the sections that train in this process would run 15-45% slower after it.
+const SECTIONS: Record<string, () => Promise<Section>> = {
+  engines: async () => (await import("./compare.ts")).compareEngines,
+  pipeline: async () => (await import("./pipeline.ts")).pipelineSection,
+  serving: async () => (await import("./serving.ts")).servingSection,
+  ingest: async () => (await import("./ingest.ts")).ingestSection,
+  categorical: async () => (await import("./categorical.ts")).categoricalSection,
+  aggregator: async () => (await import("./aggregator.ts")).aggregatorSection,
+  oob: async () => (await import("./oob.ts")).oobSection,
+  study: async () => (await import("./study.ts")).studySection,
+  partitions: async () => (await import("./partitions.ts")).partitionsSection,
+  estimate: async () => (await import("./estimate.ts")).estimateSection,
 };
 
 function versionOf(pkgJson: string): string {
@@ -74,8 +66,9 @@ async function main(): Promise<void> {
   const sections: SectionResult[] = [];
   const only = process.env.BENCH_ONLY?.split(",").map((s) => s.trim()).filter(Boolean);
   for (const name of only ?? []) if (!(name in SECTIONS)) throw new Error(`BENCH_ONLY: no section "${name}" (have ${Object.keys(SECTIONS).join(", ")})`);
-  for (const [name, section] of Object.entries(SECTIONS)) {
+  for (const [name, importSection] of Object.entries(SECTIONS)) {
     if (only && !only.includes(name)) continue;
+    const section = await importSection();
     // Each section's own load: a run is long, and other work on the machine may come and go during it.
     const start = loadavg()[0];
     sectionPeak = start;
