@@ -12,13 +12,13 @@
 import { add, and, assemble, block, Body, br, brIf, F64, f64add, f64eq, f64load, f64loadAt, f64max, f64min, f64ne, f64storeAt, f64sub, f64trunc, f64x2add, f64x2lane, f64x2ne, f64x2pmax, f64x2pmin, f64x2splat, f64x2sub, f64x2trunc, geU, get, I32, i32, i32x4add, i32x4lane, i32x4shl, i32x4splat, ifElse, ifThen, instantiate, load, load16, loop, ltU, or, set, shl, store, store8, store8At, tee, truncS, truncSatZero, V128, v128andnot, v128anyTrue, v128i32, v128load, v128loadAt, v128or, v128store, i8x16shuffle, mul, load8, type Code } from "./wasm.ts";
 
 /** Rows of a column in the kernels' memory at once. */
-export const COLUMN_CHUNK = 1 << 16;
+const COLUMN_CHUNK = 1 << 16;
 /** The widest integer range tallied (pack.ts's MAX_INTEGER_RANGE): values v0 - RANGE < v < v0 + RANGE. */
 export const TALLY_RANGE = 1 << 16;
 
 /** scan's result bits. */
-export const NOT_INTEGER = 1;
-export const HAS_NAN = 2;
+const NOT_INTEGER = 1;
+const HAS_NAN = 2;
 
 /**
  * scan(src, n, state): folds the n float64s at src into min (state + 8) and max (state + 16), NaN left out, and

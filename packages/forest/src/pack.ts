@@ -305,17 +305,14 @@ function checkWeights(weights: Float64Array, nRows: number): void {
  * 8-bit), any other by binary search.
  */
 function binColumn(column: Float64Array, edges: Float64Array, range: [number, number] | null, out: Uint8Array | Uint16Array, missing: number, kernels: ColumnKernels, hasNaN: boolean): void {
-  if (range !== null && out instanceof Uint8Array) {
+  if (range !== null) {
     const [min, max] = range;
     const lut = kernels.lut;
     for (let v = min; v <= max; v++) lut[v - min] = binOf(edges, v);
-    kernels.bin(column, min, out, missing, hasNaN);
-    return;
-  }
-  if (range !== null) {
-    const [min, max] = range;
-    const lut = new Uint16Array(max - min + 1);
-    for (let v = min; v <= max; v++) lut[v - min] = binOf(edges, v);
+    if (out instanceof Uint8Array) {
+      kernels.bin(column, min, out, missing, hasNaN);
+      return;
+    }
     for (let r = 0; r < column.length; r++) {
       const x = column[r];
       out[r] = x === x ? lut[(x - min) | 0] : missing;
