@@ -1,4 +1,4 @@
-import { classificationMetrics, Forest, packRowCopy, regressionMetrics, type DatasetPack, type Metrics, type PackRowCopy, type Tree } from "@canopy/forest";
+import { classificationMetrics, Forest, PackRowSums, packRowCopy, regressionMetrics, type DatasetPack, type Metrics, type PackRowCopy, type Tree } from "@canopy/forest";
 import { AggregationError } from "./errors.ts";
 
 /** One point of the metric-by-number-of-trees curve: the scalar metrics of the forest of the first `trees` trees. */
@@ -75,12 +75,14 @@ export function evaluateByTrees(forest: Forest, pack: DatasetPack, rows: Uint32A
  */
 export class TreeEvaluator {
   private readonly wanted: Set<number>;
-  private readonly sums: Float64Array;
+  /** The rows and their sums in the binned walk's memory (see PackRowSums), or null: sums and copy below. */
+  private readonly walk: PackRowSums | null;
+  private readonly ownSums: Float64Array | null;
   private readonly scaled: Float64Array;
   private readonly truthCodes: Uint16Array;
   private readonly truthValues: Float64Array;
-  /** The rows' bins side by side, walked by every tree (see PackRowCopy); null for a pack with 16-bit features. */
-  private readonly copy: PackRowCopy | null;
+  /** Without the walk, the rows' bins side by side (see PackRowCopy); null for a pack with 16-bit features. */
+  private readonly ownCopy: PackRowCopy | null;
   private readonly points: TreeCurvePoint[] = [];
   private last?: Metrics;
   private added = 0;
@@ -96,10 +98,13 @@ export class TreeEvaluator {
     if (nTrees === 0) throw new AggregationError("nothing to evaluate: the forest has no trees");
     const target = pack.target;
     if (target.task !== model.task) throw new AggregationError(`a ${model.task} model cannot be scored on ${target.task} data`);
+    if (pack.nFeatures !== model.nFeatures) throw new AggregationError(`the dataset has ${pack.nFeatures} features; the model expects ${model.nFeatures}`);
     this.wanted = new Set(curveTrees(nTrees, maxPoints));
-    this.copy = nTrees > 1 ? packRowCopy(pack, rows) : null;
     const width = model.valueWidth;
-    this.sums = new Float64Array(rows.length * width);
+    // One tree is walked on the pack's columns: copying the rows costs more than its walk.
+    this.walk = nTrees > 1 ? PackRowSums.of(pack, rows, width) : null;
+    this.ownCopy = this.walk === null && nTrees > 1 ? packRowCopy(pack, rows) : null;
+    this.ownSums = this.walk === null ? new Float64Array(rows.length * width) : null;
     this.scaled = new Float64Array(rows.length * width);
     this.truthCodes = new Uint16Array(rows.length);
     this.truthValues = new Float64Array(rows.length);
@@ -114,10 +119,12 @@ export class TreeEvaluator {
   /** The next tree, in the model's order. */
   add(tree: Tree): void {
     const m = this.model;
-    const { sums, scaled } = this;
+    const { walk, scaled } = this;
     // The tree's leaf values straight into the sums: the same numbers as its one-tree forest's predictions (scaled by
     // 1) added to them, without a forest and an array per tree.
-    m.addPackLeaves(tree, this.pack, this.rows, this.copy, sums);
+    if (walk === null) m.addPackLeaves(tree, this.pack, this.rows, this.ownCopy, this.ownSums!);
+    else if (!walk.add(tree)) m.addPackLeaves(tree, this.pack, this.rows, walk.copy, walk.sums);
+    const sums = walk === null ? this.ownSums! : walk.sums;
     const trees = ++this.added;
     if (!this.wanted.has(trees)) return;
     const inv = 1 / trees;

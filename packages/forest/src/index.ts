@@ -43,5 +43,6 @@ export type { ParseCsvOptions } from "./csv.ts";
 export { classificationMetrics, regressionMetrics } from "./metrics.ts";
 export type { ClassificationMetrics, RegressionMetrics, Metrics } from "./metrics.ts";
 export { evaluate } from "./evaluate.ts";
+export { PackRowSums } from "./predictor.ts";
 export { OobSums, outOfBagRows, oobScore, requireBootstrap, OOB_FRACTION_BITS } from "./oob.ts";
 export { exportMlrf, hardVote } from "./mlrf.ts";

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { fitForest } from "../src/fit.ts";
 import { Forest } from "../src/forest.ts";
 import { buildPack, packRowCopy } from "../src/pack.ts";
-import { BinnedTrees } from "../src/predictor.ts";
+import { BinnedTrees, PackRowSums } from "../src/predictor.ts";
 import type { FeatureInfo } from "../src/schema.ts";
 import type { Dataset, Tree } from "../src/types.ts";
 import { classification, fixture, leafValue, path, random, regression } from "./fixtures/data.ts";
@@ -252,6 +252,65 @@ describe("binned predictor: the same predictions as the stored trees, to the las
     // The copy is made from the pack's row-major bins when it has them (fitting made them), else from its columns.
     expect(pack.rowBins).toBeDefined();
     expect(packRowCopy({ ...pack, rowBins: undefined }, rows)!.bins).toEqual(copy.bins);
+  });
+
+  it("PackRowSums (the trees curve's walk): after every tree the sums addPackLeaves makes, through memories that grow, with and without missing bins", () => {
+    const ds = fixture("digits");
+    const rnd = random(17);
+    const withMissing = { ...ds, columns: ds.columns.map((c) => c.map((v) => (rnd() < 0.1 ? NaN : v))) };
+    for (const d of [ds, withMissing]) {
+      const pack = buildPack(d);
+      // Trees ever larger, from one leaf on: from 64 bytes of room, the memory grows more than once.
+      const trees = [1, 2, 4, 8, null].flatMap((depth) => fitForest(pack, { n_estimators: 2, random_state: 3, max_depth: depth ?? undefined }).trees);
+      const forest = fitForest(pack, { n_estimators: 1, random_state: 3 });
+      const rows = Uint32Array.from({ length: 333 }, () => Math.floor(rnd() * pack.nRows));
+      const k = forest.valueWidth;
+      const walk = PackRowSums.of(pack, rows, k, 64)!;
+      const copy = packRowCopy(pack, rows)!;
+      expect(walk.copy.bins).toEqual(copy.bins);
+      const added = new Float64Array(rows.length * k);
+      const memories = new Set([walk.sums.buffer]);
+      for (const t of trees) {
+        forest.addPackLeaves(t, pack, rows, copy, added);
+        expect(walk.add(t)).toBe(true);
+        memories.add(walk.sums.buffer);
+        expect(bits(walk.sums)).toEqual(bits(added));
+        expect(walk.copy.bins).toEqual(copy.bins);
+      }
+      expect(trees[0]!.nodeCount).toBe(3);
+      expect(copy.bins.includes(255)).toBe(d !== ds);
+      expect(memories.size).toBeGreaterThan(3);
+    }
+  });
+
+  it("PackRowSums leaves a tree with categorical set splits to the caller, who adds it on its copy into its sums", () => {
+    const rnd = random(5);
+    const n = 400;
+    const code = Array.from({ length: n }, () => Math.floor(rnd() * 6));
+    const x = Array.from({ length: n }, () => rnd() * 10);
+    const y = code.map((c, i) => ([1, 4].includes(c) !== x[i] > 5 ? "a" : "b"));
+    const features: FeatureInfo[] = [
+      { name: "x0", kind: "categorical", column: 0, categories: ["c0", "c1", "c2", "c3", "c4", "c5"] },
+      { name: "x1", kind: "numeric", column: 1 },
+    ];
+    const pack = buildPack({ ...classification([code, x], y), features });
+    const forest = fitForest(pack, { n_estimators: 12, random_state: 2, max_features: 1, max_depth: 1 });
+    expect(forest.trees.some((t) => t.categorical !== undefined)).toBe(true);
+    expect(forest.trees.some((t) => t.categorical === undefined)).toBe(true);
+    const rows = Uint32Array.from({ length: 101 }, (_, i) => (i * 3) % n);
+    const walk = PackRowSums.of(pack, rows, 2)!;
+    const want = new Float64Array(rows.length * 2);
+    for (const t of forest.trees) {
+      forest.addPackLeaves(t, pack, rows, null, want);
+      const before = Float64Array.from(walk.sums);
+      if (walk.add(t)) expect(t.categorical).toBeUndefined();
+      else {
+        expect(t.categorical).toBeDefined();
+        expect(bits(walk.sums)).toEqual(bits(before));
+        forest.addPackLeaves(t, pack, rows, walk.copy, walk.sums);
+      }
+      expect(bits(walk.sums)).toEqual(bits(want));
+    }
   });
 
   it("predictPack with categorical set splits: a bin's bit, missing and codes past the set as missingLeft says", () => {
