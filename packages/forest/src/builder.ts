@@ -153,6 +153,7 @@ export function fitTree(pack: DatasetPack, rows: Uint32Array, params: ResolvedPa
     stack.push({ start: mid, end, depth, parent: id, isRight: true, weight: w - split.leftWeight, nKnownConstants: nConst, held: heldRight });
     stack.push({ start, end: mid, depth, parent: id, isRight: false, weight: split.leftWeight, nKnownConstants: nConst, held: heldLeft });
   }
+  samples.release();
   return tree.toTree(index);
 }
 

@@ -63,6 +63,20 @@ describe("determinism", () => {
     expect(smallerBuild).toEqual(onePiece.trees[7]);
   });
 
+  it("a tree does not depend on the trees grown before it on the thread (the row copies' buffers are reused)", () => {
+    // Packs of the same shape: the next tree takes the buffers the last one filled with other rows' bins.
+    const other = buildPack({ ...large(), columns: large().columns.map((c) => c.map((v) => (Number.isNaN(v) ? 3 : 1 - v))) });
+    const deep = { n_estimators: 3, random_state: 5 };
+    const afterOther = (pack: typeof bigPack) => {
+      fitForest(other, deep);
+      return fitForest(pack, deep).toBinary();
+    };
+    const first = fitForest(bigPack, deep).toBinary();
+    expect(afterOther(bigPack)).toEqual(first);
+    fitForest(buildPack(fixture("digits")), deep);
+    expect(fitForest(bigPack, deep).toBinary()).toEqual(first);
+  });
+
   it("training rows are part of the input: the same rows give the same model, other rows another", () => {
     const rows = shuffledIndices(bigPack.nRows, 8).slice(0, 3000).sort();
     const p = { ...params, n_estimators: 6 };
