@@ -59,6 +59,20 @@ function reference(forest: Forest, rows: number[][]): Float64Array {
   return out;
 }
 
+/** 400 rows of a category (6 codes) and a number, labelled by both: trees with and without categorical set splits. */
+function categoryAndNumber(seed: number): { ds: Dataset; x: number[]; y: string[]; n: number } {
+  const rnd = random(seed);
+  const n = 400;
+  const code = Array.from({ length: n }, () => Math.floor(rnd() * 6));
+  const x = Array.from({ length: n }, () => rnd() * 10);
+  const y = code.map((c, i) => ([1, 4].includes(c) !== x[i] > 5 ? "a" : "b"));
+  const features: FeatureInfo[] = [
+    { name: "x0", kind: "categorical", column: 0, categories: ["c0", "c1", "c2", "c3", "c4", "c5"] },
+    { name: "x1", kind: "numeric", column: 1 },
+  ];
+  return { ds: { ...classification([code, x], y), features }, x, y, n };
+}
+
 const bits = (a: Float64Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length * 2));
 
 /** Per pack row, the tree-by-tree sum of its leaves' values walking the stored bin thresholds, over the number of trees. */
@@ -190,16 +204,7 @@ describe("binned predictor: the same predictions as the stored trees, to the las
   });
 
   it("a forest mixing trees with and without categorical set splits (not binned), and single-leaf trees", () => {
-    const rnd = random(9);
-    const n = 400;
-    const code = Array.from({ length: n }, () => Math.floor(rnd() * 6));
-    const x = Array.from({ length: n }, () => rnd() * 10);
-    const y = code.map((c, i) => ([1, 4].includes(c) !== x[i] > 5 ? "a" : "b"));
-    const features: FeatureInfo[] = [
-      { name: "x0", kind: "categorical", column: 0, categories: ["c0", "c1", "c2", "c3", "c4", "c5"] },
-      { name: "x1", kind: "numeric", column: 1 },
-    ];
-    const ds: Dataset = { ...classification([code, x], y), features };
+    const { ds, x, y } = categoryAndNumber(9);
     const mixed = fitForest(buildPack(ds), { n_estimators: 12, random_state: 2, max_features: 1, max_depth: 1 });
     const plain = fitForest(buildPack(classification([x], y)), { n_estimators: 3, random_state: 2, max_depth: 2 });
     const stump = fitForest(buildPack(regression([Array(20).fill(1)], Array(20).fill(3))), { n_estimators: 2 });
@@ -284,16 +289,8 @@ describe("binned predictor: the same predictions as the stored trees, to the las
   });
 
   it("PackRowSums leaves a tree with categorical set splits to the caller, who adds it on its copy into its sums", () => {
-    const rnd = random(5);
-    const n = 400;
-    const code = Array.from({ length: n }, () => Math.floor(rnd() * 6));
-    const x = Array.from({ length: n }, () => rnd() * 10);
-    const y = code.map((c, i) => ([1, 4].includes(c) !== x[i] > 5 ? "a" : "b"));
-    const features: FeatureInfo[] = [
-      { name: "x0", kind: "categorical", column: 0, categories: ["c0", "c1", "c2", "c3", "c4", "c5"] },
-      { name: "x1", kind: "numeric", column: 1 },
-    ];
-    const pack = buildPack({ ...classification([code, x], y), features });
+    const { ds, n } = categoryAndNumber(5);
+    const pack = buildPack(ds);
     const forest = fitForest(pack, { n_estimators: 12, random_state: 2, max_features: 1, max_depth: 1 });
     expect(forest.trees.some((t) => t.categorical !== undefined)).toBe(true);
     expect(forest.trees.some((t) => t.categorical === undefined)).toBe(true);
