@@ -23,11 +23,16 @@ const FLAGS = { label: "digit", trees: 12, groveSize: 2, seed: 7 };
 
 /**
  * The first `canopy dev`, killed: its trainers ran (here, the trainer and dead-letter consumer under the emulator)
- * but no aggregator finished. Stops once `landed` groves are in (all of them by default).
+ * but no aggregator finished. Stops once `landed` groves are in (all of them by default). The tasks after the first
+ * `landed` are taken off the queue untrained, as if lost: stopping the trainers once `landed` groves are in would let
+ * the ones still running land theirs too, and fast ones land them all.
  */
 async function trainWithoutAggregator(resources: ProvisionedResources, landed = 6): Promise<string> {
   const ports = adapters(resources);
   const handlers = handlersOn({ trainer: ports, aggregator: ports, deadLetter: ports });
+  const train = handlers.trainer;
+  let taken = 0;
+  handlers.trainer = async (event, context) => (taken++ < landed ? train(event, context) : { batchItemFailures: [] });
   const { sqs } = canopyEventSources({ ...resources, streamArn: resources.streamArn, handlers, trainerPollers: 2 });
   const emulator = startEmulator({ sqs, maxConcurrency: 2 });
   try {
