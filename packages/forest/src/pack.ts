@@ -507,11 +507,13 @@ export interface PackRowCopy {
   bins: Uint8Array;
 }
 
-/** `rows`' bins copied row by row, or null for a pack with 16-bit features (walked on its columns). */
-export function packRowCopy(pack: DatasetPack, rows: Uint32Array): PackRowCopy | null {
+/**
+ * `rows`' bins copied row by row (into `out` when given, rows.length × nFeatures bytes), or null for a pack with 16-bit
+ * features (walked on its columns).
+ */
+export function packRowCopy(pack: DatasetPack, rows: Uint32Array, out = new Uint8Array(rows.length * pack.nFeatures)): PackRowCopy | null {
   if (pack.wideColumn !== undefined) return null;
   const nFeatures = pack.nFeatures;
-  const out = new Uint8Array(rows.length * nFeatures);
   // A tile of rows at a time: its reads stay near each other in every column, its writes in a small block.
   const TILE = 64;
   for (let i0 = 0; i0 < rows.length; i0 += TILE) copyRowBins(pack, rows, i0, Math.min(rows.length, i0 + TILE), out.subarray(i0 * nFeatures));

@@ -1,4 +1,4 @@
-import { binOf, copyRowBins, MISSING_BIN as MISSING, type DatasetPack, type PackRowCopy } from "./pack.ts";
+import { binOf, copyRowBins, MISSING_BIN as MISSING, packRowCopy, type DatasetPack, type PackRowCopy } from "./pack.ts";
 import type { Tree } from "./types.ts";
 import { LANES, predictorKernels, RECORD_BYTES, type PredictorKernels } from "./predictor-kernels.ts";
 
@@ -98,8 +98,7 @@ export class BinnedTrees {
    * the stored tree does), or null when a tree has categorical sets or a 16-bit threshold.
    */
   static onPackBins(trees: Tree[], nFeatures: number, width: number, rows = 0): BinnedTrees | null {
-    if (nFeatures >= 1 << 22 || trees.some((t) => t.categorical !== undefined)) return null;
-    for (const t of trees) for (let i = 0; i < t.nodeCount; i++) if (t.feature[i] >= 0 && t.thresholdBin[i] >= MISSING) return null;
+    if (nFeatures >= 1 << 22 || !trees.every(walksOnPackBins)) return null;
     return BinnedTrees.make(trees, nFeatures, width, (t, i) => t.thresholdBin[i], null, rows);
   }
 
@@ -124,7 +123,7 @@ export class BinnedTrees {
     let end = 0;
     const take = (bytes: number): number => {
       const start = end;
-      end = start + Math.ceil(bytes / 8) * 8;
+      end = start + align8(bytes);
       return start;
     };
     take(8 * nodeCount);
@@ -278,8 +277,7 @@ export class PackRowSums {
     const kernels = predictorKernels(treeAt + treeBytes);
     if (kernels === null) return null;
     const bins = new Uint8Array(kernels.memory.buffer, 0, rows.length * nFeatures);
-    // A tile of rows at a time, as packRowCopy.
-    for (let i0 = 0; i0 < rows.length; i0 += 64) copyRowBins(pack, rows, i0, Math.min(rows.length, i0 + 64), bins.subarray(i0 * nFeatures));
+    packRowCopy(pack, rows, bins);
     return new PackRowSums(kernels, rows, nFeatures, width, sumsAt, treeAt, bins.includes(MISSING), treeBytes);
   }
 
@@ -298,9 +296,8 @@ export class PackRowSums {
    * 16-bit threshold): the caller walks it on `copy` into `sums`.
    */
   add(tree: Tree): boolean {
-    if (tree.categorical !== undefined) return false;
-    const { feature, thresholdBin, nodeCount } = tree;
-    for (let i = 0; i < nodeCount; i++) if (feature[i] >= 0 && thresholdBin[i] >= MISSING) return false;
+    if (!walksOnPackBins(tree)) return false;
+    const nodeCount = tree.nodeCount;
     const nodesBytes = 8 * nodeCount;
     const leafValueAt = this.treeAt + nodesBytes;
     const valuesAt = leafValueAt + align8(4 * nodeCount);
@@ -335,6 +332,13 @@ export class PackRowSums {
 
 const align8 = (n: number) => Math.ceil(n / 8) * 8;
 
+/** Whether the binned walk holds a tree on a pack's 8-bit bins: no categorical sets, every threshold below the missing bin. */
+function walksOnPackBins(t: Tree): boolean {
+  if (t.categorical !== undefined) return false;
+  for (let i = 0; i < t.nodeCount; i++) if (t.feature[i] >= 0 && t.thresholdBin[i] >= MISSING) return false;
+  return true;
+}
+
 /** The most rows a block holds: BLOCK_BYTES of bins, and of sums. */
 function blockRowsMost(nFeatures: number, width: number): number {
   return Math.max(LANES, Math.min(8192, Math.floor(BLOCK_BYTES / Math.max(1, nFeatures)), Math.floor(BLOCK_BYTES / (8 * width))));
@@ -342,9 +346,8 @@ function blockRowsMost(nFeatures: number, width: number): number {
 
 /** The scratch after a model ending at byte `start`, for blocks of `rows` rows (raw rows only for the raw form). */
 function scratchOf(start: number, rows: number, nFeatures: number, width: number, raw: boolean): Scratch {
-  const align = (n: number) => Math.ceil(n / 8) * 8;
   const block = start;
-  const rawAt = block + align(rows * nFeatures);
+  const rawAt = block + align8(rows * nFeatures);
   const out = rawAt + (raw ? Math.min(rows, rawRows(nFeatures)) * nFeatures * 8 : 0);
   return { rows, block, raw: rawAt, out, end: out + rows * width * 8 };
 }
