@@ -81,10 +81,14 @@ function binFunction(): number[] {
 }
 
 /**
- * walk(nTrees, roots, nRows, nCols, block, out, leafValue, width): for each tree k (its root's byte address at
+ * walk(nTrees, roots, nRows, nCols, block, out, values, width): for each tree k (its root's byte address at
  * roots[k]), each row r of the block (bins at block + r * nCols) walks from the root to a leaf, LANES rows at a time,
- * and out[r * width + c] += values[c] for the leaf's float32 values (their byte address at leafValue[node]). Nodes sit
- * at byte 0, two words each: a step is node = word1 + 8 × goesRight(word0, bin), and a leaf keeps a row on itself.
+ * and out[r * width + c] += v[c] for the leaf's float32 values v, at byte values + node / 2 × width (node: the leaf's
+ * byte address; i32 arithmetic wraps, so `values` may be below zero, see PackRowSums). Nodes two words each: a step
+ * is node = word1 + 8 × goesRight(word0, bin), and a leaf keeps a row on itself.
+ *
+ * A leaf's values sit at its node's place scaled by the width, not behind an array of addresses by node: reading that
+ * address was a cache miss of its own, one per row and tree. 100 FM trees over 10k rows: 105 -> 100 ms.
  *
  * goesRight(w, b) = (((w & 0xff) - b) >>> 31) & ~((w >>> 8) & ((b + 1) >>> 8)): 1 if the row's bin b is above the
  * node's threshold rank, unless b is the missing bin (255) and the node sends missing values left. Branch-free: it
@@ -93,7 +97,7 @@ function binFunction(): number[] {
  * row. 100 FM trees over 10k rows: 92 -> 83 ms.
  */
 function walkFunction(missing: boolean): number[] {
-  const [nTrees, roots, nRows, nCols, blockAt, out, leafValue, width] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const [nTrees, roots, nRows, nCols, blockAt, out, values, width] = [0, 1, 2, 3, 4, 5, 6, 7];
   const b = new Body(8);
   const [t, root, w, r, bin, v, o, e] = b.locals(8);
   const base = b.locals(LANES);
@@ -109,7 +113,7 @@ function walkFunction(missing: boolean): number[] {
   ];
   /** out[row] += the leaf's values, row given by `row`. */
   const addLeaf = (row: Code[], j: number): Code[] => [
-    get(leafValue), get(node[j]), i32(1), shrU, add, load(0), set(v),
+    get(node[j]), i32(1), shrU, get(width), mul, get(values), add, set(v),
     ...row, get(width), mul, i32(3), shl, get(out), add, tee(o), get(width), i32(3), shl, add, set(e),
     // Two values at a time (float32 pairs widened to float64 and added lane by lane: the same sums), then an odd last.
     block(loop(
@@ -166,9 +170,9 @@ function moduleBytes(): Uint8Array {
 
 export interface PredictorKernels {
   memory: WasmMemory;
-  walk(nTrees: number, roots: number, nRows: number, nCols: number, block: number, out: number, leafValue: number, width: number): void;
+  walk(nTrees: number, roots: number, nRows: number, nCols: number, block: number, out: number, values: number, width: number): void;
   /** walk for a block without the missing bin (255) among the bins the trees read. */
-  walkNoMissing(nTrees: number, roots: number, nRows: number, nCols: number, block: number, out: number, leafValue: number, width: number): void;
+  walkNoMissing(nTrees: number, roots: number, nRows: number, nCols: number, block: number, out: number, values: number, width: number): void;
   /** Returns 1 if any value binned was NaN (bin 255), else 0. */
   bin(rows: number, nRows: number, nCols: number, records: number, nUsed: number, block: number): number;
 }

@@ -22,7 +22,7 @@ const RAW_BYTES = 1 << 16;
 
 /** Byte addresses in the kernels' memory of the model: nodes at 0 (see predictor-kernels.ts's walk), then these, to `end`. */
 interface ModelAddresses {
-  leafValue: number;
+  /** Leaf values by node slot, `width` float32 each (see layout). */
   values: number;
   roots: number;
   records: number;
@@ -112,11 +112,7 @@ export class BinnedTrees {
     rows: number,
   ): BinnedTrees | null {
     let nodeCount = 0;
-    let valueCount = 0;
-    for (const t of trees) {
-      nodeCount += slotsOf(t);
-      valueCount += t.values.length;
-    }
+    for (const t of trees) nodeCount += slotsOf(t);
     const used = raw?.used ?? new Int32Array(0);
     const tables = raw === null ? null : tablesOf(raw.cuts, used);
     const nCuts = used.reduce((n, f) => n + raw!.cuts[f].length, 0);
@@ -128,8 +124,7 @@ export class BinnedTrees {
     };
     take(8 * nodeCount);
     const at: ModelAddresses = {
-      leafValue: take(4 * nodeCount),
-      values: take(4 * valueCount),
+      values: take(4 * width * nodeCount),
       roots: take(4 * trees.length),
       records: take(RECORD_BYTES * used.length),
       cuts: take(8 * nCuts),
@@ -141,7 +136,7 @@ export class BinnedTrees {
     const kernels = predictorKernels(scratch.end);
     if (kernels === null) return null;
     const heap = kernels.memory.buffer;
-    layout(trees, width, rankOf, new Int32Array(heap, 0, 2 * nodeCount), new Int32Array(heap, at.leafValue, nodeCount), at.values, new Float32Array(heap, at.values, valueCount), new Int32Array(heap, at.roots, trees.length));
+    layout(trees, width, rankOf, new Int32Array(heap, 0, 2 * nodeCount), new Float32Array(heap, at.values, width * nodeCount), new Int32Array(heap, at.roots, trees.length));
     if (raw !== null && tables !== null) {
       const records = new Int32Array(heap, at.records, (RECORD_BYTES / 4) * used.length);
       const cuts = new Float64Array(heap, at.cuts, nCuts);
@@ -226,7 +221,7 @@ export class BinnedTrees {
     const { kernels, at, scratch, width } = this;
     const sums = new Float64Array(kernels.memory.buffer, scratch.out, (r1 - r0) * width);
     sums.fill(0);
-    (missing ? kernels.walk : kernels.walkNoMissing)(this.nTrees, at.roots, r1 - r0, this.nFeatures, scratch.block, scratch.out, at.leafValue, width);
+    (missing ? kernels.walk : kernels.walkNoMissing)(this.nTrees, at.roots, r1 - r0, this.nFeatures, scratch.block, scratch.out, at.values, width);
     out.set(sums, r0 * width);
   }
 }
@@ -299,15 +294,14 @@ export class PackRowSums {
     if (!walksOnPackBins(tree)) return false;
     const nodeCount = slotsOf(tree);
     const nodesBytes = 8 * nodeCount;
-    const leafValueAt = this.treeAt + nodesBytes;
-    const valuesAt = leafValueAt + align8(4 * nodeCount);
-    const rootAt = valuesAt + align8(4 * tree.values.length);
+    const valuesAt = this.treeAt + nodesBytes;
+    const rootAt = valuesAt + align8(4 * this.width * nodeCount);
     if (!this.reserve(rootAt + 8 - this.treeAt)) return false;
     const heap = this.kernels.memory.buffer;
     const nodeBase = this.treeAt / 8;
-    layout([tree], this.width, (t, i) => t.thresholdBin[i], new Int32Array(heap, this.treeAt, 2 * nodeCount), new Int32Array(heap, leafValueAt, nodeCount), valuesAt, new Float32Array(heap, valuesAt, tree.values.length), new Int32Array(heap, rootAt, 1), nodeBase);
-    // The walk reads node n's leaf value address at leafValue + n / 2 (n its byte address): this tree's start at byte treeAt.
-    (this.missing ? this.kernels.walk : this.kernels.walkNoMissing)(1, rootAt, this.rows.length, this.nFeatures, 0, this.sumsAt, leafValueAt - 4 * nodeBase, this.width);
+    layout([tree], this.width, (t, i) => t.thresholdBin[i], new Int32Array(heap, this.treeAt, 2 * nodeCount), new Float32Array(heap, valuesAt, this.width * nodeCount), new Int32Array(heap, rootAt, 1), nodeBase);
+    // The walk reads node n's values at values + n / 2 × width (n its byte address, from node nodeBase on).
+    (this.missing ? this.kernels.walk : this.kernels.walkNoMissing)(1, rootAt, this.rows.length, this.nFeatures, 0, this.sumsAt, (valuesAt - 4 * this.width * nodeBase) | 0, this.width);
     return true;
   }
 
@@ -415,8 +409,8 @@ function meanLevels(trees: Tree[]): number {
 
 /**
  * Writes every tree's nodes into `nodes` (see predictor-kernels.ts's walk: two words per node, children by byte address;
- * nodes[0] is the memory's node nodeBase, at byte 8 × nodeBase), with `rankOf` a split's threshold rank; per node its
- * leaf values' byte address into `leafValue` (values from byte `valuesAt`), the values, and each tree's root. A tree
+ * nodes[0] is the memory's node nodeBase, at byte 8 × nodeBase), with `rankOf` a split's threshold rank; a leaf's values
+ * into `values` at its slot (slot × width), and each tree's root. A tree
  * takes slotsOf(tree) slots: its root, a free slot, then its pairs of siblings page by page (pages from the tree's
  * start, so a tree smaller than a page takes no more room than its nodes). A page starts with the first pair waiting (the pages go breadth-first) and fills with that pair's descendants
  * breadth-first, then with further waiting pairs; descendants it has no room for wait.
@@ -426,8 +420,6 @@ function layout(
   width: number,
   rankOf: (t: Tree, i: number) => number,
   nodes: Int32Array,
-  leafValue: Int32Array,
-  valuesAt: number,
   values: Float32Array,
   roots: Int32Array,
   nodeBase = 0,
@@ -438,7 +430,6 @@ function layout(
   const waiting = new Int32Array(most);
   const filling = new Int32Array(most);
   let nb = 0;
-  let vb = 0;
   trees.forEach((t, k) => {
     roots[k] = 8 * (nodeBase + nb);
     const { feature, right, missingLeft } = t;
@@ -470,15 +461,13 @@ function layout(
         // A leaf points at itself: every bin is <= its rank 255, so a step keeps a row that reached it there.
         nodes[2 * j] = LEAF;
         nodes[2 * j + 1] = 8 * (nodeBase + j);
-        leafValue[j] = valuesAt + 4 * (vb + right[i] * width);
+        values.set(t.values.subarray(right[i] * width, (right[i] + 1) * width), j * width);
         continue;
       }
       nodes[2 * j] = (feature[i] << 9) | (missingLeft[i] << 8) | rankOf(t, i);
       nodes[2 * j + 1] = 8 * (nodeBase + place[i + 1]);
     }
-    values.set(t.values, vb);
     nb += slotsOf(t);
-    vb += t.values.length;
   });
 }
 
