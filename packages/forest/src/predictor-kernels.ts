@@ -18,6 +18,12 @@ import { add, and, assemble, block, Body, br, brIf, convertS, eq, ifElse, F64, f
 export const LANES = 8;
 /** A leaf's first word (see BinnedTrees.nodes). */
 const LEAF = 0xff;
+/**
+ * In a leaf's first word: the leaf is pure, its values 1 for class word >>> 9 and +0 for the others. A step on a leaf
+ * still reads a bin, at that class's place in the row (past a short row, into the sums behind every block and
+ * copy): whatever it reads, the leaf's rank keeps the row.
+ */
+export const PURE = 0x100;
 /** Bytes per used feature's binning record: feature, table (-1: none), lo, hi, cuts, cut count. */
 export const RECORD_BYTES = 24;
 
@@ -88,7 +94,9 @@ function binFunction(): number[] {
  * is node = word1 + 8 × goesRight(word0, bin), and a leaf keeps a row on itself.
  *
  * A leaf's values sit at its node's place scaled by the width, not behind an array of addresses by node: reading that
- * address was a cache miss of its own, one per row and tree. 100 FM trees over 10k rows: 105 -> 100 ms.
+ * address was a cache miss of its own, one per row and tree. 100 FM trees over 10k rows: 105 -> 100 ms. A pure leaf
+ * (PURE in its first word) adds 1 to its class and reads no values at all: a fully grown classifier's leaves almost
+ * all are, and reading their values was another miss per row and tree: 100 -> 81 ms.
  *
  * goesRight(w, b) = (((w & 0xff) - b) >>> 31) & ~((w >>> 8) & ((b + 1) >>> 8)): 1 if the row's bin b is above the
  * node's threshold rank, unless b is the missing bin (255) and the node sends missing values left. Branch-free: it
@@ -111,10 +119,15 @@ function walkFunction(missing: boolean): number[] {
     ...(missing ? [get(word[j]), i32(8), shrU, get(bin), i32(1), add, i32(8), shrU, and, i32(-1), xor, and] : []),
     i32(3), shl, add, tee(node[j]), load(0), set(word[j]),
   ];
-  /** out[row] += the leaf's values, row given by `row`. */
+  /** out[row] += the leaf's values, row given by `row`: 1 to its class for a pure leaf, else its values. */
   const addLeaf = (row: Code[], j: number): Code[] => [
+    ...row, get(width), mul, i32(3), shl, get(out), add, set(o),
+    get(word[j]), i32(PURE), and,
+    ifElse(0x40, [get(o), get(word[j]), i32(9), shrU, i32(3), shl, add, tee(o), get(o), f64load, i32(1), convertS, f64add, f64store], addValues(j)),
+  ];
+  const addValues = (j: number): Code[] => [
     get(node[j]), i32(1), shrU, get(width), mul, get(values), add, set(v),
-    ...row, get(width), mul, i32(3), shl, get(out), add, tee(o), get(width), i32(3), shl, add, set(e),
+    get(o), get(width), i32(3), shl, add, set(e),
     // Two values at a time (float32 pairs widened to float64 and added lane by lane: the same sums), then an odd last.
     block(loop(
       get(o), i32(16), add, get(e), gtU, brIf(1),

@@ -1,6 +1,6 @@
 import { binOf, copyRowBins, MISSING_BIN as MISSING, packRowCopy, type DatasetPack, type PackRowCopy } from "./pack.ts";
 import type { Tree } from "./types.ts";
-import { LANES, predictorKernels, RECORD_BYTES, type PredictorKernels } from "./predictor-kernels.ts";
+import { LANES, predictorKernels, PURE, RECORD_BYTES, type PredictorKernels } from "./predictor-kernels.ts";
 
 // MISSING (the pack's missing bin, 255) is also the most distinct thresholds a binned feature may have.
 /** Integer inputs are binned through a lookup table when the thresholds span at most this many integers. */
@@ -41,13 +41,13 @@ interface Scratch {
 }
 
 /**
- * A forest compiled for prediction on raw rows: each row is binned once by the thresholds the trees use, then
- * the trees compare bytes. Rows are binned a block at a time (a byte per feature, so a block of a thousand
- * 784-feature rows stays in cache while every tree walks it); a tree's nodes sit in one array with each node's
- * children side by side, so a step is the left child's place plus 0 or 1, with no branch, and in pages of subtrees
- * (see layout), so a row's path reads a few pages instead of a cache line per level; LANES rows walk a tree together so their memory reads
- * overlap. Both loops run as WebAssembly (predictor-kernels.ts) on one memory holding the nodes, the leaf values, the binning
- * tables and a block of rows.
+ * A forest compiled for prediction on raw rows: each row is binned once by the thresholds the trees use, then the
+ * trees compare bytes. Rows are binned a block at a time (a byte per feature, so a block of a thousand 784-feature
+ * rows stays in cache while every tree walks it); a tree's nodes sit in one array with each node's children side by
+ * side, so a step is the left child's place plus 0 or 1, with no branch, and in pages of subtrees (see layout), so a
+ * row's path reads a few pages instead of a cache line per level; LANES rows walk a tree together so their memory
+ * reads overlap. Both loops run as WebAssembly (predictor-kernels.ts) on one memory holding the nodes, the leaf
+ * values, the binning tables and a block of rows.
  *
  * Exactness: let t_0 < ... < t_{m-1} be the distinct thresholds of feature f's splits and bin(x) the first k
  * with x <= t_k (m if none). For a non-NaN x, x <= t_j iff bin(x) <= j: if x <= t_j then bin(x) <= j; if
@@ -55,7 +55,8 @@ interface Scratch {
  * bin(x) <= j, exactly as the stored comparison does, infinities and values outside the training range
  * included (they bin by the same comparisons). NaN gets bin 255, above every rank (m <= 254), and goes by the
  * node's missingLeft. Integer inputs read bin(x) from a table filled by the same search. Leaf values are added
- * tree by tree in the model's order, so predictions are the same to the last bit.
+ * tree by tree in the model's order (a pure leaf's 1 alone, see pureClass), so predictions are the same to the last
+ * bit.
  *
  * Forests this cannot hold exactly in bytes (categorical set splits, a feature with more than 254 distinct
  * thresholds, a NaN threshold), forests whose walks are shorter than binning a row (fewer levels through all
@@ -408,12 +409,13 @@ function meanLevels(trees: Tree[]): number {
 }
 
 /**
- * Writes every tree's nodes into `nodes` (see predictor-kernels.ts's walk: two words per node, children by byte address;
- * nodes[0] is the memory's node nodeBase, at byte 8 × nodeBase), with `rankOf` a split's threshold rank; a leaf's values
- * into `values` at its slot (slot × width), and each tree's root. A tree
- * takes slotsOf(tree) slots: its root, a free slot, then its pairs of siblings page by page (pages from the tree's
- * start, so a tree smaller than a page takes no more room than its nodes). A page starts with the first pair waiting (the pages go breadth-first) and fills with that pair's descendants
- * breadth-first, then with further waiting pairs; descendants it has no room for wait.
+ * Writes every tree's nodes into `nodes` (see predictor-kernels.ts's walk: two words per node, children by byte
+ * address; nodes[0] is the memory's node nodeBase, at byte 8 × nodeBase), with `rankOf` a split's threshold rank; a
+ * leaf's values into `values` at its slot (slot × width), unless it is pure (its class in its first word), and each
+ * tree's root. A tree takes slotsOf(tree) slots: its root, a free slot, then its pairs of siblings page by page (pages
+ * from the tree's start, so a tree smaller than a page takes no more room than its nodes). A page starts with the
+ * first pair waiting (the pages go breadth-first) and fills with that pair's descendants breadth-first, then with
+ * further waiting pairs; descendants it has no room for wait.
  */
 function layout(
   trees: Tree[],
@@ -459,9 +461,11 @@ function layout(
       const j = place[i];
       if (feature[i] < 0) {
         // A leaf points at itself: every bin is <= its rank 255, so a step keeps a row that reached it there.
-        nodes[2 * j] = LEAF;
+        const leaf = t.values.subarray(right[i] * width, (right[i] + 1) * width);
+        const c = pureClass(leaf);
+        nodes[2 * j] = c < 0 ? LEAF : (c << 9) | PURE | LEAF;
         nodes[2 * j + 1] = 8 * (nodeBase + j);
-        values.set(t.values.subarray(right[i] * width, (right[i] + 1) * width), j * width);
+        if (c < 0) values.set(leaf, j * width);
         continue;
       }
       nodes[2 * j] = (feature[i] << 9) | (missingLeft[i] << 8) | rankOf(t, i);
@@ -480,6 +484,19 @@ const PAGE_SLOTS = 128;
 
 /** A tree's node slots in the binned layout: its nodes and the free slot beside its root. */
 const slotsOf = (t: Tree) => t.nodeCount + 1;
+
+/**
+ * The class of a leaf whose values are 1 for it and +0 for the others, else -1. Adding only that 1 leaves every sum as
+ * adding all the values would: sums start at +0 and never become -0 (only -0 + -0 is), so adding +0 changes none.
+ */
+function pureClass(v: Float32Array): number {
+  let c = -1;
+  for (let k = 0; k < v.length; k++) {
+    if (v[k] === 1 && c < 0) c = k;
+    else if (!Object.is(v[k], 0)) return -1;
+  }
+  return c;
+}
 
 /** The first k with x <= cuts[k], or cuts.length; MISSING for NaN: a pack's bin under these edges. */
 const rank = binOf;

@@ -155,14 +155,19 @@ describe("binned predictor: the same predictions as the stored trees, to the las
     expect(memoryOf(small)).toBe(memoryOf(large));
   });
 
-  it("three classes: leaf values added two at a time and the odd last one", () => {
+  it("three classes: a pure leaf adds 1 to its class, another its values two at a time and the odd last one", () => {
     const ds = fixture("digits");
     const codes = ds.target.task === "classification" ? ds.target.codes : [];
     const labels = Array.from(codes, (c) => ["low", "mid", "high"][c % 3]);
     const three = { ...classification(ds.columns.map((c) => Array.from(c)), labels), features: ds.features };
-    const forest = fitForest(buildPack(three), { n_estimators: 30, random_state: 8 });
+    // Leaves of at least 3 samples: some of one class, some of several.
+    const forest = fitForest(buildPack(three), { n_estimators: 30, random_state: 8, min_samples_leaf: 3 });
     expect(forest.valueWidth).toBe(3);
     expect(binnable(forest)).toBe(true);
+    const leaves = forest.trees.flatMap((t) => Array.from({ length: t.values.length / 3 }, (_, i) => Array.from(t.values.subarray(3 * i, 3 * i + 3))));
+    const pure = leaves.filter((v) => v.filter((x) => x === 1).length === 1 && v.filter((x) => Object.is(x, 0)).length === 2).length;
+    expect(pure).toBeGreaterThan(leaves.length / 10);
+    expect(pure).toBeLessThan(leaves.length * 0.9);
     // The first 300 rows are the table's own, without missing values (the walk without the missing term); the rest
     // hold NaN among other special values.
     const rows = probeRows(three, 300, 9);
