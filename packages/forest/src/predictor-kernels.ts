@@ -12,10 +12,18 @@
 import { add, and, assemble, block, Body, br, brIf, convertS, eq, ifElse, F64, f32load, f64add, f64eq, f64ge, f64le, f64load, f64lt, f64ne, f64store, f64x2add, f64x2promote, geS, geU, get, gtU, I32, i32, ifThen, instantiate, load, load8, loop, ltU, mul, ne, promote, set, shl, shrU, store8, sub, tee, truncS, v128load, v128load64zero, v128store, xor, type Code, type WasmMemory } from "./wasm.ts";
 
 /**
- * Rows walked at once: their memory reads overlap. 100 FM trees, 10k rows: 6 lanes 107 ms, 8 100 ms, 10 107 ms, 12 108 ms.
- * Lanes that take the next row as soon as theirs reaches a leaf, instead of waiting for all eight: 119 ms.
+ * Rows walked at once: their memory reads overlap. 100 FM trees, 10k rows: 6 lanes 107 ms, 8 100 ms, 10 107 ms, 12 108 ms
+ * (with lanes that all waited for the last to reach a leaf; with pages, values by slot and pure leaves, 6 to 12 lanes
+ * that take the next row, see CHECK, gave 74-77 ms).
  */
 export const LANES = 8;
+/**
+ * Steps of every lane between looks for lanes on a leaf, which add it and take the next row. A FM row reaches a leaf
+ * in 18 steps on average, but the slowest of eight in 27: lanes that all waited for it stepped a third of the time
+ * in place. Looking at every step cost more than it saved (119 against 100 ms, when leaves still read their values);
+ * 100 FM trees over 10k rows, waiting for all 81 ms, looking every 3 steps 76, 4 75.5, 5 77, 6 74, 8 76.
+ */
+const CHECK = 4;
 /** A leaf's first word (see BinnedTrees.nodes). */
 const LEAF = 0xff;
 /**
@@ -89,7 +97,7 @@ function binFunction(): number[] {
 /**
  * walk(nTrees, roots, nRows, nCols, block, out, values, width): for each tree k (its root's byte address at
  * roots[k]), each row r of the block (bins at block + r * nCols) walks from the root to a leaf, LANES rows at a time,
- * and out[r * width + c] += v[c] for the leaf's float32 values v, at byte values + node / 2 × width (node: the leaf's
+ * and out[r * width + c] += v[c] for the leaf's float32 values v (out holds a spare row nRows, see CHECK), at byte values + node / 2 × width (node: the leaf's
  * byte address; i32 arithmetic wraps, so `values` may be below zero, see PackRowSums). Nodes two words each: a step
  * is node = word1 + 8 × goesRight(word0, bin), and a leaf keeps a row on itself.
  *
@@ -107,7 +115,8 @@ function binFunction(): number[] {
 function walkFunction(missing: boolean): number[] {
   const [nTrees, roots, nRows, nCols, blockAt, out, values, width] = [0, 1, 2, 3, 4, 5, 6, 7];
   const b = new Body(8);
-  const [t, root, w, r, bin, v, o, e] = b.locals(8);
+  const [t, root, w, r, bin, v, o, e, active] = b.locals(9);
+  const rowOf = b.locals(LANES);
   const base = b.locals(LANES);
   const node = b.locals(LANES);
   const word = b.locals(LANES);
@@ -139,25 +148,34 @@ function walkFunction(missing: boolean): number[] {
     ifThen(get(o), get(o), f64load, get(v), f32load, promote, f64add, f64store),
   ];
   const lanes = Array.from({ length: LANES }, (_, j) => j);
+  /** Lane j takes row `row` (its bins' address), at the root. */
+  const take = (j: number, row: Code[]): Code[] => [...row, tee(rowOf[j]), get(nCols), mul, get(blockAt), add, set(base[j]), get(root), set(node[j]), get(w), set(word[j])];
   return b.encode([
     i32(0), set(t),
     block(loop(
       get(t), get(nTrees), geU, brIf(1),
       get(roots), get(t), i32(2), shl, add, load(0), tee(root), load(0), set(w),
       i32(0), set(r),
-      // LANES rows at a time, until all of them stand on a leaf (the AND of their ranks is LEAF only then).
-      block(loop(
-        get(r), i32(LANES), add, get(nRows), gtU, brIf(1),
-        ...lanes.flatMap((j) => [get(r), i32(j), add, get(nCols), mul, get(blockAt), add, set(base[j]), get(root), set(node[j]), get(w), set(word[j])]),
+      get(nRows), i32(LANES), geU,
+      ifThen(
+        ...lanes.flatMap((j) => take(j, [i32(j)])),
+        i32(LANES), set(r), i32(LANES), set(active),
+        // CHECK steps of every lane, then each lane on a leaf adds it and takes the next row; once none is left, the
+        // lane takes the spare row nRows, whose sums nobody reads, and no longer counts as active.
         loop(
-          ...lanes.flatMap(step),
-          get(word[0]), ...lanes.slice(1).flatMap((j) => [get(word[j]), and]), i32(LEAF), and, i32(LEAF), ne, brIf(0),
+          ...Array.from({ length: CHECK }, () => lanes.flatMap(step)).flat(),
+          ...lanes.map((j) =>
+            block(
+              get(word[j]), i32(LEAF), and, i32(LEAF), ne, brIf(0),
+              ...addLeaf([get(rowOf[j])], j),
+              get(r), get(nRows), ltU,
+              ifElse(0x40, [...take(j, [get(r)]), get(r), i32(1), add, set(r)], [get(active), get(rowOf[j]), get(nRows), ne, sub, set(active), get(nRows), set(rowOf[j])]),
+            ),
+          ),
+          get(active), brIf(0),
         ),
-        ...lanes.flatMap((j) => addLeaf([get(r), i32(j), add], j)),
-        get(r), i32(LANES), add, set(r),
-        br(0),
-      )),
-      // The rest one at a time.
+      ),
+      // Fewer rows than lanes: one at a time.
       block(loop(
         get(r), get(nRows), geU, brIf(1),
         get(r), get(nCols), mul, get(blockAt), add, set(base[0]), get(root), set(node[0]), get(w), set(word[0]),

@@ -235,7 +235,7 @@ export class BinnedTrees {
  * leaf values widened and added tree by tree. The curve of 100 FM 20k trees over 6,667 held-out rows (100 points):
  * 140 ms with the stored trees walked on the row copy, 95 ms so.
  *
- * Memory: [rows' bins | sums | one tree's nodes, leaf value addresses, values and root]; a tree larger than the last
+ * Memory: [rows' bins | sums, a spare row | one tree's nodes, values by slot and root]; a tree larger than the last
  * moves all of it to a larger memory (a memory that grows in place would detach its buffer, see BinnedTrees.reserve).
  */
 export class PackRowSums {
@@ -268,7 +268,8 @@ export class PackRowSums {
     const nFeatures = pack.nFeatures;
     if (pack.wideColumn !== undefined || nFeatures >= 1 << 22) return null;
     const sumsAt = align8(rows.length * nFeatures);
-    const treeAt = sumsAt + 8 * rows.length * width;
+    // The sums and the walk's spare row.
+    const treeAt = sumsAt + 8 * (rows.length + 1) * width;
     if (treeAt + treeBytes > MAX_MEMORY) return null;
     const kernels = predictorKernels(treeAt + treeBytes);
     if (kernels === null) return null;
@@ -339,12 +340,15 @@ function blockRowsMost(nFeatures: number, width: number): number {
   return Math.max(LANES, Math.min(8192, Math.floor(BLOCK_BYTES / Math.max(1, nFeatures)), Math.floor(BLOCK_BYTES / (8 * width))));
 }
 
-/** The scratch after a model ending at byte `start`, for blocks of `rows` rows (raw rows only for the raw form). */
+/**
+ * The scratch after a model ending at byte `start`, for blocks of `rows` rows (raw rows only for the raw form); the
+ * sums have the walk's spare row.
+ */
 function scratchOf(start: number, rows: number, nFeatures: number, width: number, raw: boolean): Scratch {
   const block = start;
   const rawAt = block + align8(rows * nFeatures);
   const out = rawAt + (raw ? Math.min(rows, rawRows(nFeatures)) * nFeatures * 8 : 0);
-  return { rows, block, raw: rawAt, out, end: out + rows * width * 8 };
+  return { rows, block, raw: rawAt, out, end: out + (rows + 1) * width * 8 };
 }
 
 /** Raw rows binned at once: RAW_BYTES of numbers. */
