@@ -73,6 +73,8 @@ export class BinnedTrees {
     private readonly width: number,
     /** Features some split uses: the only ones binned (0 for a form on a pack's bins). */
     private readonly nUsed: number,
+    /** Used features binned by a table (their records come first). */
+    private readonly nTables: number,
     private readonly raw: boolean,
   ) {}
 
@@ -139,24 +141,32 @@ export class BinnedTrees {
     const heap = kernels.memory.buffer;
     layout(trees, width, rankOf, new Int32Array(heap, 0, 2 * nodeCount), new Float32Array(heap, at.values, width * nodeCount), new Int32Array(heap, at.roots, trees.length));
     if (raw !== null && tables !== null) {
-      const records = new Int32Array(heap, at.records, (RECORD_BYTES / 4) * used.length);
+      const records = new DataView(heap, at.records, RECORD_BYTES * used.length);
       const cuts = new Float64Array(heap, at.cuts, nCuts);
       new Uint8Array(heap, at.tables, tables.bytes.length).set(tables.bytes);
       let c = 0;
-      used.forEach((f, u) => {
-        const r = (RECORD_BYTES / 4) * u;
+      // The records of features with a table first (the kernel's first loop), then the others.
+      const order = [...used.keys()].sort((a, b) => Number(tables.of[a] === null) - Number(tables.of[b] === null) || a - b);
+      order.forEach((u, k) => {
+        const f = used[u];
+        const r = RECORD_BYTES * k;
         const t = tables.of[u];
-        records[r] = f;
-        records[r + 1] = t === null ? -1 : at.tables + t.offset;
-        records[r + 2] = t?.lo ?? 0;
-        records[r + 3] = t?.hi ?? 0;
-        records[r + 4] = at.cuts + 8 * c;
-        records[r + 5] = raw.cuts[f].length;
+        records.setInt32(r, f, true);
+        records.setInt32(r + 4, at.cuts + 8 * c, true);
+        records.setInt32(r + 24, raw.cuts[f].length, true);
+        if (t !== null) {
+          records.setFloat64(r + 8, t.lo, true);
+          records.setFloat64(r + 16, t.hi, true);
+          records.setInt32(r + 28, (at.tables + t.offset - t.lo) | 0, true);
+          records.setInt32(r + 32, tables.bytes[t.offset], true);
+          records.setInt32(r + 36, tables.bytes[t.offset + t.hi - t.lo], true);
+        }
         cuts.set(raw.cuts[f], c);
         c += raw.cuts[f].length;
       });
     }
-    return new BinnedTrees(kernels, at, scratch, trees.length, nFeatures, width, used.length, raw !== null);
+    const nTables = tables?.of.filter((t) => t !== null).length ?? 0;
+    return new BinnedTrees(kernels, at, scratch, trees.length, nFeatures, width, used.length, nTables, raw !== null);
   }
 
   /**
@@ -191,7 +201,7 @@ export class BinnedTrees {
       for (let s0 = r0; s0 < r1; s0 += step) {
         const s1 = Math.min(r1, s0 + step);
         raw.set(data.subarray(s0 * nFeatures, s1 * nFeatures));
-        missing |= kernels.bin(scratch.raw, s1 - s0, nFeatures, at.records, this.nUsed, scratch.block + (s0 - r0) * nFeatures);
+        missing |= kernels.bin(scratch.raw, s1 - s0, nFeatures, at.records, this.nUsed, scratch.block + (s0 - r0) * nFeatures, this.nTables);
       }
       this.walk(r0, r1, out, missing !== 0);
     }

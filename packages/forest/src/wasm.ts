@@ -63,6 +63,8 @@ export const [f64trunc, f64add, f64sub, f64min, f64max] = [[0x9d], [0xa0], [0xa1
 /** i32.trunc_f64_s: traps on NaN and out of range, so only for numbers known to be in range. */
 export const truncS = [0xaa];
 export const [convertS, promote] = [[0xb7], [0xbb]];
+/** i32.trunc_sat_f64_s: NaN to 0, out of range to the nearest end; never traps. */
+export const truncSatS = [0xfc, 2];
 
 /** SIMD (WebAssembly 2.0, in every engine since 2021). */
 const simd = (op: number, memarg: number[] = []) => [0xfd, ...uleb(op), ...memarg];
