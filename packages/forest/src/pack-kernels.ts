@@ -175,7 +175,7 @@ function transposeFunction(): number[] {
   const round = (from: number[]): Code[] =>
     Array.from({ length: 8 }, (_, k) => [get(from[k]), get(from[k + 8]), i8x16shuffle(LOW), get(from[k]), get(from[k + 8]), i8x16shuffle(HIGH)]);
   /** dst[r * nF + f] = src[f * n + r] one byte at a time, over loops (local, from, to) outer and inner. */
-  const bytes = ([o, oFrom, oTo]: [number, number[], number[]], [i, iFrom, iTo]: [number, number[], number[]]): Code[] => [
+  const bytes = ([o, oFrom, oTo]: [number, Code[], Code[]], [i, iFrom, iTo]: [number, Code[], Code[]]): Code[] => [
     oFrom, set(o),
     block(loop(
       get(o), oTo, geU, brIf(1),

@@ -157,6 +157,7 @@ function walkFunction(missing: boolean): number[] {
     ifThen(get(o), get(o), f64load, get(v), f32load, promote, f64add, f64store),
   ];
   const lanes = Array.from({ length: LANES }, (_, j) => j);
+  const steps = lanes.map((j) => step(j));
   /** Lane j takes row `row` (its bins' address), at the root. */
   const take = (j: number, row: Code[]): Code[] => [...row, tee(rowOf[j]), get(nCols), mul, get(blockAt), add, set(base[j]), get(root), set(node[j]), get(w), set(word[j])];
   return b.encode([
@@ -172,7 +173,8 @@ function walkFunction(missing: boolean): number[] {
         // CHECK steps of every lane, then each lane on a leaf adds it and takes the next row; once none is left, the
         // lane takes the spare row nRows, whose sums nobody reads, and no longer counts as active.
         loop(
-          ...Array.from({ length: CHECK }, () => lanes.flatMap(step)).flat(),
+          // The same steps CHECK times: made once (making code costs time in a process's first run).
+          Array.from({ length: CHECK }, () => steps),
           ...lanes.map((j) =>
             block(
               get(word[j]), i32(LEAF), and, i32(LEAF), ne, brIf(0),

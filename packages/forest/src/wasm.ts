@@ -38,23 +38,29 @@ const name = (s: string): number[] => [...uleb(s.length), ...Array.from(s, (c) =
 
 /** Value types. */
 export const [I32, F64, V128] = [0x7f, 0x7c, 0x7b];
-export const get = (l: number) => [0x20, ...uleb(l)];
-export const set = (l: number) => [0x21, ...uleb(l)];
-export const tee = (l: number) => [0x22, ...uleb(l)];
-export const i32 = (n: number) => [0x41, ...sleb(n)];
+// Instructions are Code (see below), nested rather than spread: a kernel makes thousands of them in a process's first,
+// unoptimised run, and most immediates fit one byte.
+/** An unsigned immediate: the byte itself below 128. */
+const u = (n: number): Code => (n >= 0 && n < 128 ? n : uleb(n));
+/** A signed immediate: one byte from -64 to 63. */
+const s = (n: number): Code => (n >= -64 && n < 64 ? n & 0x7f : sleb(n));
+export const get = (l: number): Code[] => [0x20, u(l)];
+export const set = (l: number): Code[] => [0x21, u(l)];
+export const tee = (l: number): Code[] => [0x22, u(l)];
+export const i32 = (n: number): Code[] => [0x41, s(n)];
 
 /** Loads and stores: alignment exponent, then the byte offset added to the address. */
-export const load = (offset = 0) => [0x28, 2, ...uleb(offset)];
-export const store = (offset = 0) => [0x36, 2, ...uleb(offset)];
+export const load = (offset = 0): Code[] => [0x28, 2, u(offset)];
+export const store = (offset = 0): Code[] => [0x36, 2, u(offset)];
 export const load8 = [0x2d, 0, 0];
 export const load16 = [0x2f, 1, 0];
 export const store8 = [0x3a, 0, 0];
-export const store8At = (offset: number) => [0x3a, 0, ...uleb(offset)];
+export const store8At = (offset: number): Code[] => [0x3a, 0, u(offset)];
 export const f32load = [0x2a, 2, 0];
 export const f64load = [0x2b, 3, 0];
-export const f64loadAt = (offset: number) => [0x2b, 3, ...uleb(offset)];
+export const f64loadAt = (offset: number): Code[] => [0x2b, 3, u(offset)];
 export const f64store = [0x39, 3, 0];
-export const f64storeAt = (offset: number) => [0x39, 3, ...uleb(offset)];
+export const f64storeAt = (offset: number): Code[] => [0x39, 3, u(offset)];
 
 export const [eq, ne, ltU, gtU, geS, geU] = [[0x46], [0x47], [0x49], [0x4b], [0x4e], [0x4f]];
 export const [add, sub, mul, and, or, xor, shl, shrU] = [[0x6a], [0x6b], [0x6c], [0x71], [0x72], [0x73], [0x74], [0x76]];
@@ -98,8 +104,8 @@ export const loop = (...code: Code[]): Code[] => [0x03, 0x40, code, 0x0b];
 export const ifThen = (...code: Code[]): Code[] => [0x04, 0x40, code, 0x0b];
 /** if/else; `type` 0x40 for no value, or the value type both arms leave. */
 export const ifElse = (type: number, then: Code[], otherwise: Code[]): Code[] => [0x04, type, then, 0x05, otherwise, 0x0b];
-export const br = (depth: number) => [0x0c, ...uleb(depth)];
-export const brIf = (depth: number) => [0x0d, ...uleb(depth)];
+export const br = (depth: number): Code[] => [0x0c, u(depth)];
+export const brIf = (depth: number): Code[] => [0x0d, u(depth)];
 
 /** A function body: its locals (i32 unless asked) numbered after its `params` parameters. */
 export class Body {
