@@ -235,7 +235,9 @@ export async function resumePartitionedRun(runId: string, ports: StudyPorts, opt
   if (summary.status === "COMPLETED" || summary.status === "FAILED") return out;
   if (summary.status !== "AGGREGATING") {
     out.submitted = await submitMembers(manifest, ports);
-    out.resumed = await resumeMembers(memberIds(manifest), ports, options);
+    // Not the builds just submitted: their groves are queued, and their aggregation, once their trainers finish, is
+    // this process's own, which a lease of 0 would take for a dead one and claim again.
+    out.resumed = await resumeMembers(memberIds(manifest).filter((id) => !out.submitted.includes(id)), ports, options);
     out.settled = await settleMembers(runId, memberIds(manifest), ports);
   }
   out.redriven = await redriveFanIn(runId, ports, options);

@@ -292,7 +292,8 @@ export async function resumeStudy(studyId: string, ports: StudyPorts & { packs?:
       const specs = manifest.members.map((m) => memberSpec(manifest.spec, manifest.candidates[m.candidate], m.fold, trees));
       out.submitted = await submitMembers(manifest, specs, ports, { pack, packKey: manifest.packKey });
     }
-    out.resumed = await resumeMembers(manifest.members.map((m) => m.buildId), ports, options);
+    // Not the builds just submitted (see resumePartitionedRun).
+    out.resumed = await resumeMembers(manifest.members.map((m) => m.buildId).filter((id) => !out.submitted.includes(id)), ports, options);
     out.settled = await settleStudy(studyId, { ...ports, manifest });
   }
   out.redriven = await redriveFanIn(studyId, { ledger: ports.ledger, clock }, options);

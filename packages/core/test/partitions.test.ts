@@ -8,6 +8,7 @@ import { isAggregationTrigger } from "../src/ledger.ts";
 import { keys } from "../src/keys.ts";
 import { parseBuildSpec, type BuildSpec } from "../src/spec.ts";
 import { prepareBuildData, submitBuild } from "../src/submit.ts";
+import { decodeGroveTask } from "../src/task.ts";
 import { trainGrove } from "../src/train-grove.ts";
 import { partitionMemberSpec, PARTITION_LIMITS } from "../src/partition-plan.ts";
 import { aggregatePartitionedRun, resumePartitionedRun, submitPartitionedRun } from "../src/partitioned-run.ts";
@@ -278,6 +279,38 @@ describe("the sweeper never loses a partitioned run", () => {
     expect((await ledger.summary(runId))?.status).toBe("COMPLETED");
     expect(notifier.partitions).toHaveLength(1);
     expect(queue.messages).toHaveLength(0);
+  });
+});
+
+describe("resume after a crashed submission", () => {
+  // A resume that submits the members a crash left unsubmitted must not resume them as well: with a lease of 0 (a
+  // store this process owns) it would take their aggregation, claimed by this very process as soon as their trainers
+  // finish, for a dead one and start a second aggregator, whose report could land after the first had (CI saw
+  // "member 35: ... is not the report that landed"); before that, it queues their groves a second time.
+  it("queues each grove of a member it submits once, and the run ends as an uncrashed one does", async () => {
+    const data = csv(table(["A", "B", "C"], 45));
+    const reference = pipeline();
+    const { runId } = await submitPartitionedRun(spec(), options, reference.ports, await preparePartitions(spec(), options, csvTable(data), reference.blobs));
+    await reference.drain();
+    const p = pipeline();
+    let created = 0;
+    const dying = Object.create(p.ledger, {
+      create: { value: (r: Parameters<MemoryLedger["create"]>[0]) => (!isPartitionRunId(r.buildId) && ++created > 1 ? Promise.reject(new Error("killed")) : p.ledger.create(r)) },
+    }) as MemoryLedger;
+    const prepared = await preparePartitions(spec(), options, csvTable(data), p.blobs);
+    await expect(submitPartitionedRun(spec(), options, { ...p.ports, ledger: dying }, prepared)).rejects.toThrow("killed");
+    p.queue.messages.splice(0);
+    const resumed = await resumePartitionedRun(runId, p.ports, { aggregationLeaseMs: 0 });
+    expect(resumed.submitted.length).toBeGreaterThan(0);
+    const tasks = p.queue.messages.map((m) => decodeGroveTask(m));
+    for (const buildId of resumed.submitted) {
+      const groves = tasks.filter((t) => t.buildId === buildId).map((t) => t.grove);
+      expect(groves.length, buildId).toBeGreaterThan(0);
+      expect(new Set(groves).size, buildId).toBe(groves.length);
+    }
+    await p.drain();
+    expect(await p.blobs.get(keys.partitionedModel(runId))).toEqual(await reference.blobs.get(keys.partitionedModel(runId)));
+    expect(p.notifier.partitions.map((n) => n.type)).toEqual(["partitions.completed"]);
   });
 });
 
