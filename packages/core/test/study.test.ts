@@ -576,6 +576,38 @@ function parseBuildSpecOf(input: Record<string, unknown>) {
   return parseBuildSpec(input);
 }
 
+describe("resume after a crashed submission", () => {
+  // As for a partitioned run (partitions.test.ts): members a resume submits are not resumed as well.
+  it("queues each grove of a member it submits once, and the study ends as an uncrashed one does", async () => {
+    const reference = studyPipeline();
+    const spec = parseStudySpec({ base, grid: { max_depth: [1, 3] }, cv: 2, refit: true });
+    const ref = await submitStudy(spec, reference, await prepareBuildData(spec.base, fixture("iris"), reference.blobs, { clock: reference.clock }));
+    await reference.drain();
+    const p = studyPipeline();
+    const prepared = await prepareBuildData(spec.base, fixture("iris"), p.blobs, { clock: p.clock });
+    let created = 0;
+    const dying = Object.create(p.ledger, {
+      create: { value: (r: Parameters<MemoryLedger["create"]>[0]) => (!isStudyId(r.buildId) && ++created > 2 ? Promise.reject(new Error("killed")) : p.ledger.create(r)) },
+    }) as MemoryLedger;
+    await expect(submitStudy(spec, { ...p, ledger: dying }, prepared)).rejects.toThrow("killed");
+    p.queue.messages.splice(0);
+    const resumed = await resumeStudy(ref.studyId, p, { aggregationLeaseMs: 0 });
+    expect(resumed.submitted).toHaveLength(2);
+    const tasks = p.queue.drain();
+    for (const buildId of resumed.submitted) {
+      const groves = tasks.filter((t) => t.buildId === buildId).map((t) => t.grove);
+      expect(groves.length, buildId).toBeGreaterThan(0);
+      expect(new Set(groves).size, buildId).toBe(groves.length);
+    }
+    await p.queue.send(tasks);
+    await p.drain();
+    const a = JSON.parse(new TextDecoder().decode((await reference.blobs.get(keys.studyReport(ref.studyId)))!)) as StudyReport;
+    const b = JSON.parse(new TextDecoder().decode((await p.blobs.get(keys.studyReport(ref.studyId)))!)) as StudyReport;
+    expect(b.candidates.map((c) => c.split_test_scores)).toEqual(a.candidates.map((c) => c.split_test_scores));
+    expect(p.notifier.studies.map((n) => n.type)).toEqual(["study.completed"]);
+  });
+});
+
 describe("the sweeper submits what a crash left unsubmitted", () => {
   it("starts the member builds a crashed submission never created (no pack read), and the study finishes as one submitted whole", async () => {
     const { sweepBuilds } = await import("../src/sweep.ts");
