@@ -5,7 +5,7 @@ import { newBuildRecord, type BuildRecord, type BuildSummary } from "./ledger.ts
 import { buildIdFor, planGroves, type PackSummary } from "./plan.ts";
 import { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier, type TaskQueue } from "./ports.ts";
 import type { BuildReport } from "./report.ts";
-import { startBuild, submitBuild } from "./submit.ts";
+import { startBuild, submitBuild, type ClaimLease } from "./submit.ts";
 import type { BuildManifest } from "./manifest.ts";
 import { PackCache } from "./pack-cache.ts";
 import { redriveFanIn, resumeMembers, settleMembers, studyHead, type StudyPorts } from "./study.ts";
@@ -223,7 +223,7 @@ export interface PartitionResumption {
  * Picks an unfinished run up: submits the members a crash left unsubmitted (their packs are stored), resumes each
  * unfinished member build, lands finished ones, and asks for the run's aggregation again when every member is in.
  */
-export async function resumePartitionedRun(runId: string, ports: StudyPorts, options: { aggregationLeaseMs?: number } = {}): Promise<PartitionResumption> {
+export async function resumePartitionedRun(runId: string, ports: StudyPorts, options: ClaimLease = {}): Promise<PartitionResumption> {
   // A tuned run that ranked is at its final stage: resume that one.
   const head = await studyHead(ports.ledger, runId);
   if (head && head.id !== runId) return { ...(await resumePartitionedRun(head.id, ports, options)), runId };

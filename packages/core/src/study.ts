@@ -7,7 +7,7 @@ import { buildIdFor, planGroves } from "./plan.ts";
 import { PackCache } from "./pack-cache.ts";
 import { systemClock, type BlobStore, type BuildLedger, type Clock, type Notifier, type TaskQueue } from "./ports.ts";
 import type { BuildReport } from "./report.ts";
-import { resumeBuild, startBuild, submitBuild, type PreparedDataset } from "./submit.ts";
+import { claimIsDead, resumeBuild, startBuild, submitBuild, type ClaimLease, type PreparedDataset } from "./submit.ts";
 import { finalSpec, finalStageIdFor, memberScore, memberSpec, parseStudySpec, planStudy, roundIdFor, studyRounds, type StudyManifest, type StudyMember, type StudySpec } from "./study-spec.ts";
 import { extendBuild, planExtension, startExtension } from "./extend.ts";
 import { isPartitionRunId } from "./partitioned-model.ts";
@@ -198,7 +198,7 @@ export async function settleMembers(id: string, buildIds: string[], ports: { blo
 }
 
 /** Resumes each unfinished member build (resumeBuild); returns the ones that had work queued, copied or redriven. */
-export async function resumeMembers(buildIds: string[], ports: StudyPorts, options: { aggregationLeaseMs?: number } = {}): Promise<string[]> {
+export async function resumeMembers(buildIds: string[], ports: StudyPorts, options: ClaimLease = {}): Promise<string[]> {
   const resumed: string[] = [];
   for (const buildId of buildIds) {
     const build = await ports.ledger.summary(buildId);
@@ -213,11 +213,11 @@ export async function resumeMembers(buildIds: string[], ports: StudyPorts, optio
  * A fan-in record with every member in asks for its aggregation again; one AGGREGATING past the lease is reopened.
  * Returns whether it asked.
  */
-export async function redriveFanIn(id: string, ports: { ledger: BuildLedger; clock?: Clock }, options: { aggregationLeaseMs?: number } = {}): Promise<boolean> {
+export async function redriveFanIn(id: string, ports: { ledger: BuildLedger; clock?: Clock }, options: ClaimLease = {}): Promise<boolean> {
   const clock = ports.clock ?? systemClock;
   const summary = await ports.ledger.summary(id);
   if (summary?.status === "TRAINING" && summary.remaining === 0) return ports.ledger.redriveAggregation(id);
-  if (summary?.status === "AGGREGATING" && clock.now() - (summary.claimedAt ?? summary.updatedAt) >= (options.aggregationLeaseMs ?? Number.POSITIVE_INFINITY))
+  if (summary?.status === "AGGREGATING" && claimIsDead(summary, clock.now(), options))
     return ports.ledger.reopenAggregation(id, { claim: summary.claims ?? 0 });
   return false;
 }
@@ -260,7 +260,7 @@ export interface StudyResumption {
  * Picks an unfinished study up: submits members a crash left unsubmitted, resumes each unfinished member build
  * (resumeBuild), lands finished ones, and asks for the study's aggregation again when every member is in.
  */
-export async function resumeStudy(studyId: string, ports: StudyPorts & { packs?: PackCache }, options: { aggregationLeaseMs?: number } = {}): Promise<StudyResumption> {
+export async function resumeStudy(studyId: string, ports: StudyPorts & { packs?: PackCache }, options: ClaimLease = {}): Promise<StudyResumption> {
   const clock = ports.clock ?? systemClock;
   // A halving study is at its latest round: resume that one.
   const head = await studyHead(ports.ledger, studyId);

@@ -3,7 +3,7 @@ import { copyGroves } from "./copy-groves.ts";
 import { optionWarnings, taskNote, type DataNote } from "./data-notes.ts";
 import { TaskError } from "./errors.ts";
 import { CONTENT_TYPES, keys } from "./keys.ts";
-import { newBuildRecord, type BuildRecord, type MemberOf } from "./ledger.ts";
+import { newBuildRecord, type BuildRecord, type BuildSummary, type MemberOf } from "./ledger.ts";
 import { decodeManifest, manifestTrees, type BuildManifest } from "./manifest.ts";
 import { planBuild, type BuildPlan, type GrovePlan, type PackSummary } from "./plan.ts";
 import { systemClock, type BlobStore, type BuildLedger, type Clock, type TaskQueue } from "./ports.ts";
@@ -264,13 +264,30 @@ export interface Resumption {
   aggregating: boolean;
 }
 
-export interface ResumeOptions {
+/** When an AGGREGATING record's claim is taken for dead and reopened (resume, redriveFanIn). */
+export interface ClaimLease {
   /**
    * How long an aggregation claim may live: an AGGREGATING build claimed longer ago than this has a dead aggregator
-   * and is reopened. 0 for a store this process alone owns (its aggregators died with the previous process);
-   * default Infinity (never reopened).
+   * and is reopened. Default Infinity (never reopened).
    */
   aggregationLeaseMs?: number;
+  /**
+   * For a store this process alone owns: the time it opened it. A claim made before then is dead (its aggregator died
+   * with the previous process); one made since is this process's own, alive however young. (A lease of 0 took this
+   * process's own claims for dead too: a resume reopened an aggregation it had itself just started, and two
+   * aggregators ran.) Takes the place of aggregationLeaseMs.
+   */
+  ownedSince?: number;
+}
+
+/** Whether `s`'s aggregation claim is dead under `lease`, at `now`. */
+export function claimIsDead(s: BuildSummary, now: number, lease: ClaimLease): boolean {
+  const claimedAt = s.claimedAt ?? s.updatedAt;
+  if (lease.ownedSince !== undefined) return claimedAt < lease.ownedSince;
+  return now - claimedAt >= (lease.aggregationLeaseMs ?? Number.POSITIVE_INFINITY);
+}
+
+export interface ResumeOptions extends ClaimLease {
   /**
    * Whether an extension's groves still to be copied from its parent are copied here (default) or queued for the
    * trainers, which give the same bytes (a copy is stamped to be the fresh build's grove): the sweeper queues them,
@@ -302,9 +319,7 @@ export async function resumeBuild(buildId: string, ports: SubmitPorts, options: 
     ...o,
   });
   if (summary.status === "AGGREGATING") {
-    const leaseMs = options.aggregationLeaseMs ?? Number.POSITIVE_INFINITY;
-    const dead = clock.now() - (summary.claimedAt ?? summary.updatedAt) >= leaseMs;
-    if (dead && (await ports.ledger.reopenAggregation(buildId, { claim: summary.claims ?? 0 }))) return out({ status: "TRAINING", redriven: true });
+    if (claimIsDead(summary, clock.now(), options) && (await ports.ledger.reopenAggregation(buildId, { claim: summary.claims ?? 0 }))) return out({ status: "TRAINING", redriven: true });
     return out({ aggregating: true });
   }
   if (summary.status !== "TRAINING") return out();

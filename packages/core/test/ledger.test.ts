@@ -92,3 +92,20 @@ describe("MemoryLedger", () => {
     expect((await ledger.get(r.buildId))?.updatedAt).toBe(42);
   });
 });
+
+describe("claimIsDead: when a resume takes an aggregation claim for dead", () => {
+  const claimed = (claimedAt: number) => ({ ...newBuildRecord({ buildId: "b-0000000000000000", total: 2, tolerated: 0, now: 0 }), status: "AGGREGATING" as const, claims: 1, claimedAt, updatedAt: claimedAt });
+  it("with ownedSince (a store this process owns), a claim made before it is dead, one made since alive however young", async () => {
+    const { claimIsDead } = await import("../src/submit.ts");
+    expect(claimIsDead(claimed(999), 1_000, { ownedSince: 1_000 })).toBe(true);
+    expect(claimIsDead(claimed(1_000), 1_000, { ownedSince: 1_000 })).toBe(false);
+    expect(claimIsDead(claimed(1_001), 10_000_000, { ownedSince: 1_000 })).toBe(false);
+  });
+  it("with a lease, a claim older than it is dead; with neither, none is", async () => {
+    const { claimIsDead } = await import("../src/submit.ts");
+    expect(claimIsDead(claimed(1_000), 61_000, { aggregationLeaseMs: 60_000 })).toBe(true);
+    expect(claimIsDead(claimed(1_000), 60_999, { aggregationLeaseMs: 60_000 })).toBe(false);
+    expect(claimIsDead(claimed(1_000), 1_000, { aggregationLeaseMs: 0 })).toBe(true);
+    expect(claimIsDead(claimed(0), Number.MAX_SAFE_INTEGER, {})).toBe(false);
+  });
+});

@@ -282,6 +282,8 @@ class EmbeddedRuntime implements LocalRuntime {
   private readonly queue: LocalQueue;
   private readonly pool: GrovePool;
   private readonly clock: Clock;
+  /** When this runtime opened the store, which it alone owns: an aggregation claimed before then is dead (ClaimLease). */
+  private readonly openedAt: number;
   private readonly packs = new PackCache(4);
   private readonly notifier: Notifier;
   private readonly runs = new Map<string, Run>();
@@ -297,6 +299,7 @@ class EmbeddedRuntime implements LocalRuntime {
     this.root = resolve(options.root ?? ".canopy");
     const fsync = options.fsync ?? true;
     this.clock = options.clock ?? systemClock;
+    this.openedAt = this.clock.now();
     this.blobs = new DiskBlobStore(this.root, { fsync });
     this.ledger = new DiskLedger(this.root, {
       fsync,
@@ -411,8 +414,8 @@ class EmbeddedRuntime implements LocalRuntime {
       const head = (await studyHead(this.ledger, studyId))!.summary;
       if (!isTerminal(head) || head.result?.metrics?.next_round) {
         await this.loadPack(manifest.packKey, manifest.packHash);
-        // This process owns the store: a claim found here is dead (lease 0), as for a build.
-        await resumeStudy(studyId, { ...this.ports(), packs: this.packs }, { aggregationLeaseMs: 0 });
+        // This process owns the store: a claim made before it opened it is dead, as for a build.
+        await resumeStudy(studyId, { ...this.ports(), packs: this.packs }, { ownedSince: this.openedAt });
       }
       await this.studyStarted(run);
     } catch (err) {
@@ -448,7 +451,7 @@ class EmbeddedRuntime implements LocalRuntime {
       if (submit) {
         const { submitted } = await submit();
         const found = manifest.members.map((m) => m.buildId).filter((id) => !submitted.includes(id));
-        await resumeMembers(found, this.ports(), { aggregationLeaseMs: 0 });
+        await resumeMembers(found, this.ports(), { ownedSince: this.openedAt });
       }
       await this.studyStarted(run);
     } catch (err) {
@@ -483,8 +486,8 @@ class EmbeddedRuntime implements LocalRuntime {
     const manifest = await readPartitionRun(this.blobs, runId);
     const run = this.trackPartitions(runId, manifest, callbacks);
     try {
-      // This process owns the store: a claim found here is dead (lease 0), as for a build.
-      if (!isTerminal(summary)) await resumePartitionedRun(runId, this.ports(), { aggregationLeaseMs: 0 });
+      // This process owns the store: a claim made before it opened it is dead, as for a build.
+      if (!isTerminal(summary)) await resumePartitionedRun(runId, this.ports(), { ownedSince: this.openedAt });
       await this.studyStarted(run);
     } catch (err) {
       run.abort(err instanceof Error ? err : new Error(String(err)));
@@ -760,9 +763,10 @@ class EmbeddedRuntime implements LocalRuntime {
     // A temp file under the build is a write that was killed half-way: nothing will rename it.
     const stale = await this.blobs.removeTemporaries(dirname(keys.spec(buildId)));
     if (stale.length > 0) this.warn(`removed ${stale.length} temp file(s) an interrupted run left: ${stale.slice(0, 3).join(", ")}${stale.length > 3 ? ", ..." : ""}`);
-    // This process owns the store, so an AGGREGATING build found here has lost its aggregator (lease 0): resuming
-    // reopens it, and a build with every grove in fires its trigger again; the change feed aggregates either.
-    const resumption = await resumeBuild(buildId, { blobs: this.blobs, ledger: this.ledger, queue: this.queue, clock: this.clock }, { aggregationLeaseMs: 0 });
+    // This process owns the store, so a build found AGGREGATING under a claim older than this runtime has lost its
+    // aggregator (ownedSince): resuming reopens it, and a build with every grove in fires its trigger again; the
+    // change feed aggregates either.
+    const resumption = await resumeBuild(buildId, { blobs: this.blobs, ledger: this.ledger, queue: this.queue, clock: this.clock }, { ownedSince: this.openedAt });
     const current = (await this.ledger.summary(buildId)) ?? record;
     if (isTerminal(resumption)) return this.finished(run, current);
     this.observe(run, current);
