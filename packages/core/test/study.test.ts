@@ -576,20 +576,29 @@ function parseBuildSpecOf(input: Record<string, unknown>) {
   return parseBuildSpec(input);
 }
 
+/**
+ * A 2 × 2-fold study submitted whole and drained (the reference), and the same study on another pipeline whose
+ * submission died after creating two of its four member builds.
+ */
+async function crashedSubmission() {
+  const reference = studyPipeline();
+  const spec = parseStudySpec({ base, grid: { max_depth: [1, 3] }, cv: 2, refit: true });
+  const ref = await submitStudy(spec, reference, await prepareBuildData(spec.base, fixture("iris"), reference.blobs, { clock: reference.clock }));
+  await reference.drain();
+  const p = studyPipeline();
+  const prepared = await prepareBuildData(spec.base, fixture("iris"), p.blobs, { clock: p.clock });
+  let created = 0;
+  const dying = Object.create(p.ledger, {
+    create: { value: (r: Parameters<MemoryLedger["create"]>[0]) => (!isStudyId(r.buildId) && ++created > 2 ? Promise.reject(new Error("killed")) : p.ledger.create(r)) },
+  }) as MemoryLedger;
+  await expect(submitStudy(spec, { ...p, ledger: dying }, prepared)).rejects.toThrow("killed");
+  return { reference, ref, p };
+}
+
 describe("resume after a crashed submission", () => {
   // As for a partitioned run (partitions.test.ts): members a resume submits are not resumed as well.
   it("queues each grove of a member it submits once, and the study ends as an uncrashed one does", async () => {
-    const reference = studyPipeline();
-    const spec = parseStudySpec({ base, grid: { max_depth: [1, 3] }, cv: 2, refit: true });
-    const ref = await submitStudy(spec, reference, await prepareBuildData(spec.base, fixture("iris"), reference.blobs, { clock: reference.clock }));
-    await reference.drain();
-    const p = studyPipeline();
-    const prepared = await prepareBuildData(spec.base, fixture("iris"), p.blobs, { clock: p.clock });
-    let created = 0;
-    const dying = Object.create(p.ledger, {
-      create: { value: (r: Parameters<MemoryLedger["create"]>[0]) => (!isStudyId(r.buildId) && ++created > 2 ? Promise.reject(new Error("killed")) : p.ledger.create(r)) },
-    }) as MemoryLedger;
-    await expect(submitStudy(spec, { ...p, ledger: dying }, prepared)).rejects.toThrow("killed");
+    const { reference, ref, p } = await crashedSubmission();
     p.queue.messages.splice(0);
     const resumed = await resumeStudy(ref.studyId, p, { aggregationLeaseMs: 0 });
     expect(resumed.submitted).toHaveLength(2);
@@ -611,19 +620,7 @@ describe("resume after a crashed submission", () => {
 describe("the sweeper submits what a crash left unsubmitted", () => {
   it("starts the member builds a crashed submission never created (no pack read), and the study finishes as one submitted whole", async () => {
     const { sweepBuilds } = await import("../src/sweep.ts");
-    const reference = studyPipeline();
-    const spec = parseStudySpec({ base, grid: { max_depth: [1, 3] }, cv: 2, refit: true });
-    const refPrepared = await prepareBuildData(spec.base, fixture("iris"), reference.blobs, { clock: reference.clock });
-    const ref = await submitStudy(spec, reference, refPrepared);
-    await reference.drain();
-    const p = studyPipeline();
-    const prepared = await prepareBuildData(spec.base, fixture("iris"), p.blobs, { clock: p.clock });
-    // The submission dies after creating two of the four member builds.
-    let created = 0;
-    const dying = Object.create(p.ledger, {
-      create: { value: (r: Parameters<MemoryLedger["create"]>[0]) => (!isStudyId(r.buildId) && ++created > 2 ? Promise.reject(new Error("killed")) : p.ledger.create(r)) },
-    }) as MemoryLedger;
-    await expect(submitStudy(spec, { ...p, ledger: dying }, prepared)).rejects.toThrow("killed");
+    const { reference, ref, p } = await crashedSubmission();
     await p.drain();
     const stuck = (await p.ledger.summary(ref.studyId))!;
     expect(stuck).toMatchObject({ status: "TRAINING", landedCount: 2, remaining: 2 });
