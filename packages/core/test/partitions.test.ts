@@ -282,6 +282,14 @@ describe("the sweeper never loses a partitioned run", () => {
   });
 });
 
+/** The ledger of a submission that dies ("killed") when it creates a member build after the first `n`. */
+function dyingAfter(ledger: MemoryLedger, n: number): MemoryLedger {
+  let created = 0;
+  return Object.create(ledger, {
+    create: { value: (r: Parameters<MemoryLedger["create"]>[0]) => (!isPartitionRunId(r.buildId) && ++created > n ? Promise.reject(new Error("killed")) : ledger.create(r)) },
+  }) as MemoryLedger;
+}
+
 describe("resume after a crashed submission", () => {
   // A resume that submits the members a crash left unsubmitted must not resume them as well: with a lease of 0 (a
   // store this process owns) it would take their aggregation, claimed by this very process as soon as their trainers
@@ -293,10 +301,7 @@ describe("resume after a crashed submission", () => {
     const { runId } = await submitPartitionedRun(spec(), options, reference.ports, await preparePartitions(spec(), options, csvTable(data), reference.blobs));
     await reference.drain();
     const p = pipeline();
-    let created = 0;
-    const dying = Object.create(p.ledger, {
-      create: { value: (r: Parameters<MemoryLedger["create"]>[0]) => (!isPartitionRunId(r.buildId) && ++created > 1 ? Promise.reject(new Error("killed")) : p.ledger.create(r)) },
-    }) as MemoryLedger;
+    const dying = dyingAfter(p.ledger, 1);
     const prepared = await preparePartitions(spec(), options, csvTable(data), p.blobs);
     await expect(submitPartitionedRun(spec(), options, { ...p.ports, ledger: dying }, prepared)).rejects.toThrow("killed");
     p.queue.messages.splice(0);
@@ -333,10 +338,7 @@ describe("the sweeper submits what a crashed submission left unsubmitted", () =>
       const { runId } = await submit(reference, reference.ledger);
       await reference.drain();
       const p = pipeline();
-      let created = 0;
-      const dying = Object.create(p.ledger, {
-        create: { value: (r: Parameters<MemoryLedger["create"]>[0]) => (!isPartitionRunId(r.buildId) && ++created > 2 ? Promise.reject(new Error("killed")) : p.ledger.create(r)) },
-      }) as MemoryLedger;
+      const dying = dyingAfter(p.ledger, 2);
       await expect(submit(p, dying)).rejects.toThrow("killed");
       await p.drain();
       const stuck = (await p.ledger.summary(runId))!;
