@@ -9,7 +9,7 @@
  * The arithmetic is the JavaScript's: the same comparisons, and leaf values widened from float32 and added in float64,
  * tree by tree in the model's order, so predictions are the same to the last bit.
  */
-import { f64loadAt, truncSatS, add, and, assemble, block, Body, br, brIf, convertS, eq, ifElse, F64, f32load, f64add, f64eq, f64ge, f64le, f64load, f64lt, f64ne, f64store, f64x2add, f64x2promote, geS, geU, get, gtU, I32, i32, ifThen, instantiate, load, load8, loop, ltU, mul, ne, promote, set, shl, shrU, store8, sub, tee, truncS, v128load, v128load64zero, v128store, xor, type Code, type WasmMemory } from "./wasm.ts";
+import { add, and, assemble, block, Body, br, brIf, convertS, eq, ifElse, F64, f32load, f64add, f64eq, f64ge, f64le, f64load, f64loadAt, f64lt, f64ne, f64store, f64x2add, f64x2promote, geS, geU, get, gtU, I32, i32, ifThen, instantiate, load, load8, loop, ltU, mul, ne, promote, set, shl, shrU, store8, sub, tee, truncS, truncSatS, v128load, v128load64zero, v128store, xor, type Code, type WasmMemory } from "./wasm.ts";
 
 /**
  * Rows walked at once: their memory reads overlap. 100 FM trees, 10k rows: 6 lanes 107 ms, 8 100 ms, 10 107 ms, 12 108 ms
@@ -106,9 +106,10 @@ function binFunction(): number[] {
 /**
  * walk(nTrees, roots, nRows, nCols, block, out, values, width): for each tree k (its root's byte address at
  * roots[k]), each row r of the block (bins at block + r * nCols) walks from the root to a leaf, LANES rows at a time,
- * and out[r * width + c] += v[c] for the leaf's float32 values v (out holds a spare row nRows, see CHECK), at byte values + node / 2 × width (node: the leaf's
- * byte address; i32 arithmetic wraps, so `values` may be below zero, see PackRowSums). Nodes two words each: a step
- * is node = word1 + 8 × goesRight(word0, bin), and a leaf keeps a row on itself.
+ * and out[r * width + c] += v[c] for the leaf's float32 values v, at byte values + node / 2 × width (node: the leaf's
+ * byte address; i32 arithmetic wraps, so `values` may be below zero, see PackRowSums). out holds a spare row nRows
+ * (see CHECK). Nodes two words each: a step is node = word1 + 8 × goesRight(word0, bin), and a leaf keeps a row on
+ * itself.
  *
  * A leaf's values sit at its node's place scaled by the width, not behind an array of addresses by node: reading that
  * address was a cache miss of its own, one per row and tree. 100 FM trees over 10k rows: 105 -> 100 ms. A pure leaf

@@ -114,8 +114,8 @@ export class BinnedTrees {
     raw: { cuts: Float64Array[]; used: Int32Array } | null,
     rows: number,
   ): BinnedTrees | null {
-    let nodeCount = 0;
-    for (const t of trees) nodeCount += slotsOf(t);
+    let slots = 0;
+    for (const t of trees) slots += slotsOf(t);
     const used = raw?.used ?? new Int32Array(0);
     const tables = raw === null ? null : tablesOf(raw.cuts, used);
     const nCuts = used.reduce((n, f) => n + raw!.cuts[f].length, 0);
@@ -125,9 +125,9 @@ export class BinnedTrees {
       end = start + align8(bytes);
       return start;
     };
-    take(8 * nodeCount);
+    take(8 * slots);
     const at: ModelAddresses = {
-      values: take(4 * width * nodeCount),
+      values: take(4 * width * slots),
       roots: take(4 * trees.length),
       records: take(RECORD_BYTES * used.length),
       cuts: take(8 * nCuts),
@@ -139,7 +139,7 @@ export class BinnedTrees {
     const kernels = predictorKernels(scratch.end);
     if (kernels === null) return null;
     const heap = kernels.memory.buffer;
-    layout(trees, width, rankOf, new Int32Array(heap, 0, 2 * nodeCount), new Float32Array(heap, at.values, width * nodeCount), new Int32Array(heap, at.roots, trees.length));
+    layout(trees, width, rankOf, new Int32Array(heap, 0, 2 * slots), new Float32Array(heap, at.values, width * slots), new Int32Array(heap, at.roots, trees.length));
     if (raw !== null && tables !== null) {
       const records = new DataView(heap, at.records, RECORD_BYTES * used.length);
       const cuts = new Float64Array(heap, at.cuts, nCuts);
@@ -304,14 +304,13 @@ export class PackRowSums {
    */
   add(tree: Tree): boolean {
     if (!walksOnPackBins(tree)) return false;
-    const nodeCount = slotsOf(tree);
-    const nodesBytes = 8 * nodeCount;
-    const valuesAt = this.treeAt + nodesBytes;
-    const rootAt = valuesAt + align8(4 * this.width * nodeCount);
+    const slots = slotsOf(tree);
+    const valuesAt = this.treeAt + 8 * slots;
+    const rootAt = valuesAt + align8(4 * this.width * slots);
     if (!this.reserve(rootAt + 8 - this.treeAt)) return false;
     const heap = this.kernels.memory.buffer;
     const nodeBase = this.treeAt / 8;
-    layout([tree], this.width, (t, i) => t.thresholdBin[i], new Int32Array(heap, this.treeAt, 2 * nodeCount), new Float32Array(heap, valuesAt, this.width * nodeCount), new Int32Array(heap, rootAt, 1), nodeBase);
+    layout([tree], this.width, (t, i) => t.thresholdBin[i], new Int32Array(heap, this.treeAt, 2 * slots), new Float32Array(heap, valuesAt, this.width * slots), new Int32Array(heap, rootAt, 1), nodeBase);
     // The walk reads node n's values at values + n / 2 × width (n its byte address, from node nodeBase on).
     (this.missing ? this.kernels.walk : this.kernels.walkNoMissing)(1, rootAt, this.rows.length, this.nFeatures, 0, this.sumsAt, (valuesAt - 4 * this.width * nodeBase) | 0, this.width);
     return true;
