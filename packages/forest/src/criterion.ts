@@ -75,9 +75,11 @@ export function createCriterion(name: CriterionName, nClasses: number, samples: 
 /** The sweep state every criterion keeps: left statistics and weight, and the node's totals. */
 abstract class SweepingCriterion {
   readonly left: Float64Array;
-  leftWeight = 0;
+  // Weights start as NaN (set by reset): a double from the first store, so V8 never turns these fields from small
+  // integers into doubles in the middle of a fit, a change that throws away the code compiled for them.
+  leftWeight = NaN;
   protected total: Float64Array;
-  protected totalWeight = 0;
+  protected totalWeight = NaN;
 
   constructor(
     readonly width: number,
@@ -232,8 +234,9 @@ abstract class ClassificationCriterion extends SweepingCriterion {
 export class Gini extends ClassificationCriterion implements Criterion {
   readonly name = "gini";
   readonly constantTimeProxy = true;
-  private sqLeft = 0;
-  private sqRight = 0;
+  /** NaN until reset, as SweepingCriterion's weights. */
+  private sqLeft = NaN;
+  private sqRight = NaN;
 
   impurity(s: Float64Array, w: number): number {
     if (w <= 0) return 0;

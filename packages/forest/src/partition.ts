@@ -29,14 +29,20 @@ function takeRows(k: number, size: number): Uint8Array {
   return spare !== null && spare.length === size ? spare : new Uint8Array(size);
 }
 
-/** A row-major copy of the rows of samples [start, end), or start = end = -1 when it holds nothing. */
-interface SubtreeRows {
-  limit: number;
-  rows: Uint8Array;
-  /** The same rows' 16-bit features (nWide per row), when the pack has any. */
-  wide: Uint16Array | null;
-  start: number;
-  end: number;
+/**
+ * A row-major copy of the rows of samples [start, end), or start = end = -1 when it holds nothing. A class, not an
+ * object literal, for the reason SplitRecord gives (splitter.ts): each tree makes new ones.
+ */
+class SubtreeRows {
+  start = -1;
+  end = -1;
+
+  constructor(
+    readonly limit: number,
+    readonly rows: Uint8Array,
+    /** The same rows' 16-bit features (nWide per row), when the pack has any. */
+    readonly wide: Uint16Array | null,
+  ) {}
 }
 
 /**
@@ -96,13 +102,9 @@ export class SamplePartition implements SampleTargets {
     this.nWide = this.wideBins === null ? 0 : this.wideBins.length / pack.nRows;
     this.rowWideBins = rowMajorWideBins(pack) ?? null;
     const nWide = this.nWide;
-    this.levels = SUBTREE_LEVELS.map((limit, k) => ({
-      limit,
-      rows: takeRows(k, Math.min(n, limit) * pack.nFeatures),
-      wide: nWide > 0 ? new Uint16Array(Math.min(n, limit) * nWide) : null,
-      start: -1,
-      end: -1,
-    }));
+    this.levels = SUBTREE_LEVELS.map(
+      (limit, k) => new SubtreeRows(limit, takeRows(k, Math.min(n, limit) * pack.nFeatures), nWide > 0 ? new Uint16Array(Math.min(n, limit) * nWide) : null),
+    );
     this.scratch = new Uint32Array(n);
     this.scratchW = new Float64Array(n);
     this.scratchC = this.codeAt !== null ? new Uint16Array(n) : null;

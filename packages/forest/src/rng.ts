@@ -36,10 +36,12 @@ export class Rng {
       s = (s + 0x9e3779b9) >>> 0;
       return fmix32(s);
     };
-    this.a = next();
-    this.b = next();
-    this.c = next();
-    this.d = next();
+    // As int32 (the same bits): every later state is one, and a uint32 above 2^31 here would be a double, a field
+    // representation the state's code is then deoptimised to take.
+    this.a = next() | 0;
+    this.b = next() | 0;
+    this.c = next() | 0;
+    this.d = next() | 0;
     if ((this.a | this.b | this.c | this.d) === 0) this.a = 1;
   }
 

@@ -23,6 +23,32 @@ export interface Split {
   leftStats: Float64Array;
 }
 
+/**
+ * The splitter's best split so far, one per splitter, rewritten at every node. A class rather than an object literal:
+ * V8 generalises the field types of a literal's shape the second time the literal is made (the next tree's splitter),
+ * and deoptimises the code that relied on them, which the first tree had just compiled. Digits, 10 trees, in a fresh
+ * process: without such deoptimisations (this record, the splitter's own fields, SubtreeRows, the criterion's doubles,
+ * the Rng's int32 state) the first fit took a median 67 ms instead of 83-86 ms, as with V8's field types turned off.
+ */
+class SplitRecord implements Split {
+  feature = -1;
+  thresholdBin = 0;
+  categorical = false;
+  readonly order: Int32Array;
+  nPresent = 0;
+  missingLeft = false;
+  proxy = -Infinity;
+  /** NaN until a split is recorded, for the reason SweepingCriterion gives (criterion.ts). */
+  leftWeight = NaN;
+  leftCount = 0;
+  readonly leftStats: Float64Array;
+
+  constructor(bins: number, width: number) {
+    this.order = new Int32Array(bins);
+    this.leftStats = new Float64Array(width);
+  }
+}
+
 export interface SplitterConfig {
   /**
    * The tree's samples, partitioned by the builder: pack rows (ascending within a node) for large nodes, and
@@ -130,7 +156,27 @@ export class HistogramSplitter {
     return cfg.exact && cfg.samples.codeAt !== null && cfg.criterion.width <= 2;
   }
 
-  constructor(private readonly cfg: SplitterConfig) {
+  // The configuration's parts are fields of the splitter's own, not read through the object literal the builder passes:
+  // V8 generalises a literal's field types when the literal is made a second time (the next tree), which threw away
+  // the code compiled during the first tree (see the note on SplitRecord).
+  private readonly samples: SamplePartition;
+  private readonly criterion: Criterion;
+  private readonly maxFeatures: number;
+  private readonly minSamplesLeaf: number;
+  private readonly rng: Rng;
+  private readonly categorical: Uint8Array;
+  private readonly binCounts: Int32Array;
+  private readonly carry: HistogramCarry | null;
+
+  constructor(cfg: SplitterConfig) {
+    this.samples = cfg.samples;
+    this.criterion = cfg.criterion;
+    this.maxFeatures = cfg.maxFeatures;
+    this.minSamplesLeaf = cfg.minSamplesLeaf;
+    this.rng = cfg.rng;
+    this.categorical = cfg.categorical;
+    this.binCounts = cfg.binCounts;
+    this.carry = cfg.carry;
     const { maxFeatures } = cfg;
     const { nFeatures } = cfg.samples;
     const { width } = cfg.criterion;
@@ -154,18 +200,7 @@ export class HistogramSplitter {
     this.sortedBins = new Uint8Array(Math.max(SORTED_MAX_SAMPLES, this.countedMax));
     this.leftMissing = new Float64Array(width);
     this.catKey = new Float64Array(bins);
-    this.best = {
-      feature: -1,
-      thresholdBin: 0,
-      categorical: false,
-      order: new Int32Array(bins),
-      nPresent: 0,
-      missingLeft: false,
-      proxy: -Infinity,
-      leftWeight: 0,
-      leftCount: 0,
-      leftStats: new Float64Array(width),
-    };
+    this.best = new SplitRecord(bins, width);
   }
 
   /**
@@ -184,8 +219,8 @@ export class HistogramSplitter {
     rows: Uint8Array | null,
     held: NodeHistograms | null = null,
   ): Split | null {
-    const { maxFeatures, rng, carry } = this.cfg;
-    const { nFeatures } = this.cfg.samples;
+    const { maxFeatures, rng, carry } = this;
+    const { nFeatures } = this.samples;
     const features = this.features;
     const batch = this.batch;
     const best = this.best;
@@ -223,10 +258,10 @@ export class HistogramSplitter {
       }
       if (nb === 0) continue;
       if (rows !== null) this.gather(rows, start, end, nb, held);
-      const sorted = rows !== null && end - start <= SORTED_MAX_SAMPLES && this.cfg.criterion.constantTimeProxy;
+      const sorted = rows !== null && end - start <= SORTED_MAX_SAMPLES && this.criterion.constantTimeProxy;
       const counted = rows !== null && !sorted && held === null && end - start <= this.countedMax;
-      const categorical = this.cfg.categorical;
-      const wide = this.cfg.samples.wideColumn;
+      const categorical = this.categorical;
+      const wide = this.samples.wideColumn;
       for (let j = 0; j < nb; j++) {
         const f = batch[j];
         let outcome: number;
@@ -272,7 +307,7 @@ export class HistogramSplitter {
 
   /** block[j * n + i] = bin of batch feature j for the node's i-th sample, for the features `held` lacks. */
   private gather(rows: Uint8Array, start: number, end: number, nb: number, held: NodeHistograms | null): void {
-    const { nFeatures, idx } = this.cfg.samples;
+    const { nFeatures, idx } = this.samples;
     const block = this.block;
     const batch = this.batch;
     const gathered = this.gathered;
@@ -309,8 +344,8 @@ export class HistogramSplitter {
 
   /** Histogram of the gathered block's feature j; tracks touched bins in small nodes. */
   private histogramFromBlock(j: number, start: number, end: number): void {
-    const { codeAt, valueAt, weightAt } = this.cfg.samples;
-    const { width } = this.cfg.criterion;
+    const { codeAt, valueAt, weightAt } = this.samples;
+    const { width } = this.criterion;
     const hist = this.hist;
     const cnt = this.cnt;
     const block = this.block;
@@ -353,12 +388,12 @@ export class HistogramSplitter {
 
   /** Adds the second histogram (every other sample) into the first and clears it. */
   private mergeSecondHistogram(f: number): void {
-    const { width } = this.cfg.criterion;
+    const { width } = this.criterion;
     const hist = this.hist;
     const cnt = this.cnt;
     const hist2 = this.hist2!;
     const cnt2 = this.cnt2!;
-    const top = Math.min(this.cfg.binCounts[f], MISSING_BIN);
+    const top = Math.min(this.binCounts[f], MISSING_BIN);
     for (let b = 0; b <= MISSING_BIN; b = b + 1 === top ? MISSING_BIN : b + 1) {
       const c = cnt2[b];
       if (c === 0) continue;
@@ -374,8 +409,8 @@ export class HistogramSplitter {
 
   /** Histogram of feature f read from the pack's column (large nodes). */
   private histogramFromColumn(f: number, start: number, end: number): void {
-    const { bins, nRows, idx, codeAt, valueAt, weightAt } = this.cfg.samples;
-    const { width } = this.cfg.criterion;
+    const { bins, nRows, idx, codeAt, valueAt, weightAt } = this.samples;
+    const { width } = this.criterion;
     const hist = this.hist;
     const cnt = this.cnt;
     const col = f * nRows;
@@ -501,7 +536,7 @@ export class HistogramSplitter {
    * sortedBins, one at a time into the criterion, scoring each boundary between bins into `best`.
    */
   private sweepSorted(f: number, start: number, n: number, total: Float64Array, w: number): void {
-    const { criterion, minSamplesLeaf } = this.cfg;
+    const { criterion, minSamplesLeaf } = this;
     const perm = this.sortedPerm;
     const sortedBins = this.sortedBins;
     const best = this.best;
@@ -525,7 +560,7 @@ export class HistogramSplitter {
     let nb = 0;
     if (nt < 0) {
       // Only the feature's own bins: digits' pixels have 17, not 255.
-      const top = Math.min(this.cfg.binCounts[f], MISSING_BIN);
+      const top = Math.min(this.binCounts[f], MISSING_BIN);
       for (let b = 0; b < top; b++) if (cnt[b] > 0) order[nb++] = b;
     } else {
       const touched = this.touched;
@@ -548,8 +583,8 @@ export class HistogramSplitter {
    * listed, scanned into `best` and cleared; false if the feature is constant here.
    */
   private evaluateWide(f: number, start: number, end: number, total: Float64Array, w: number): boolean {
-    const { idx, codeAt, valueAt, weightAt, wideRows, wideBins, wideColumn, nWide, nRows } = this.cfg.samples;
-    const { width } = this.cfg.criterion;
+    const { idx, codeAt, valueAt, weightAt, wideRows, wideBins, wideColumn, nWide, nRows } = this.samples;
+    const { width } = this.criterion;
     const hist = this.hist;
     const cnt = this.cnt;
     const touched = this.touchedWide!;
@@ -573,7 +608,7 @@ export class HistogramSplitter {
     const order = this.order;
     let nb = 0;
     for (let t = 0; t < nt; t++) if (touched[t] !== MISSING_WIDE_BIN) order[nb++] = touched[t];
-    if (this.cfg.categorical[f] === 0) order.subarray(0, nb).sort();
+    if (this.categorical[f] === 0) order.subarray(0, nb).sort();
     return this.scanAndClear(f, nb, MISSING_WIDE_BIN, end - start, total, w);
   }
 
@@ -582,11 +617,11 @@ export class HistogramSplitter {
    * and its `missing` bin into `best`, then clears what the node wrote; false if the feature is constant here.
    */
   private scanAndClear(f: number, nb: number, missing: number, n: number, total: Float64Array, w: number): boolean {
-    const { width } = this.cfg.criterion;
+    const { width } = this.criterion;
     const hist = this.hist;
     const cnt = this.cnt;
     const order = this.order;
-    const categorical = this.cfg.categorical[f] === 1;
+    const categorical = this.categorical[f] === 1;
     if (categorical) nb = this.poolRareCategories(nb, missing);
     const nMissing = cnt[missing];
     const constant = nb + (nMissing > 0 ? 1 : 0) <= 1;
@@ -612,7 +647,7 @@ export class HistogramSplitter {
    * bin (they go wherever missing values go) and clears their bins; returns how many categories remain.
    */
   private poolRareCategories(nb: number, missing: number): number {
-    const { width } = this.cfg.criterion;
+    const { width } = this.criterion;
     const hist = this.hist;
     const cnt = this.cnt;
     const order = this.order;
@@ -644,7 +679,7 @@ export class HistogramSplitter {
   private orderCategories(nb: number): void {
     const order = this.order;
     const key = this.catKey;
-    this.cfg.criterion.categoryKeys(this.hist, order, nb, key);
+    this.criterion.categoryKeys(this.hist, order, nb, key);
     if (nb <= 16) {
       for (let i = 1; i < nb; i++) {
         const b = order[i];
@@ -666,7 +701,7 @@ export class HistogramSplitter {
    * A numeric split records its bin; a categorical one its position in the order (kept with the split).
    */
   private scan(f: number, nb: number, missing: number, nMissing: number, n: number, total: Float64Array, w: number, categorical: boolean): void {
-    const { criterion, minSamplesLeaf } = this.cfg;
+    const { criterion, minSamplesLeaf } = this;
     const { width } = criterion;
     const hist = this.hist;
     const cnt = this.cnt;
