@@ -1,5 +1,5 @@
 // Shortcuts the splitter takes only where every statistic is an exact integer sum, each growing the tree it would grow
-// without: the counting-sort sweep of small nodes (evaluateCounted) and paired histograms (pairsHistograms).
+// without: the counting-sort sweep of small nodes (countingSort) and paired histograms (pairsHistograms).
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { fitForest } from "../src/fit.ts";
 import type { FitParams } from "../src/options.ts";
@@ -9,17 +9,17 @@ import type { Dataset } from "../src/types.ts";
 import { classification, fixture, random, regression } from "./fixtures/data.ts";
 
 type Outcome = -1 | 0 | 1;
-const proto = HistogramSplitter.prototype as unknown as { evaluateCounted: (...args: unknown[]) => Outcome };
+const proto = HistogramSplitter.prototype as unknown as { countingSort: (...args: unknown[]) => Outcome };
 
-/** The forest's bytes with the sweep as the splitter chooses it, with it turned off, and its outcomes (1 scored, 0 constant, -1 missing values). */
+/** The forest's bytes with the sweep as the splitter chooses it, with it turned off, and its outcomes (1 sorted and swept, 0 constant, -1 missing values). */
 function both(ds: Dataset, params: FitParams): { on: Uint8Array; off: Uint8Array; outcomes: Outcome[] } {
   const pack = buildPack(ds);
-  const spy = vi.spyOn(proto, "evaluateCounted");
+  const spy = vi.spyOn(proto, "countingSort");
   const on = fitForest(pack, params).toBinary();
   const outcomes = spy.mock.results.map((r) => r.value as Outcome);
   spy.mockRestore();
   // -1 sends every feature to the histogram path, as a node with missing values does.
-  const off = vi.spyOn(proto, "evaluateCounted").mockReturnValue(-1);
+  const off = vi.spyOn(proto, "countingSort").mockReturnValue(-1);
   const without = fitForest(pack, params).toBinary();
   off.mockRestore();
   return { on, off: without, outcomes };
@@ -58,7 +58,7 @@ describe("the counting-sort sweep of small nodes", () => {
 
   it("is not used where adding samples one at a time could round differently: fractional weights or targets, entropy", () => {
     const runs = (ds: Dataset, params: FitParams) => {
-      const spy = vi.spyOn(proto, "evaluateCounted");
+      const spy = vi.spyOn(proto, "countingSort");
       fitForest(buildPack(ds), { n_estimators: 1, random_state: 1, ...params });
       const n = spy.mock.calls.length;
       spy.mockRestore();
