@@ -102,9 +102,10 @@ export class SamplePartition implements SampleTargets {
     this.nWide = this.wideBins === null ? 0 : this.wideBins.length / pack.nRows;
     this.rowWideBins = rowMajorWideBins(pack) ?? null;
     const nWide = this.nWide;
-    this.levels = SUBTREE_LEVELS.map(
-      (limit, k) => new SubtreeRows(limit, takeRows(k, Math.min(n, limit) * pack.nFeatures), nWide > 0 ? new Uint16Array(Math.min(n, limit) * nWide) : null),
-    );
+    this.levels = SUBTREE_LEVELS.map((limit, k) => {
+      const rows = Math.min(n, limit);
+      return new SubtreeRows(limit, takeRows(k, rows * pack.nFeatures), nWide > 0 ? new Uint16Array(rows * nWide) : null);
+    });
     this.scratch = new Uint32Array(n);
     this.scratchW = new Float64Array(n);
     this.scratchC = this.codeAt !== null ? new Uint16Array(n) : null;
