@@ -48,11 +48,14 @@ export const get = (l: number): Code[] => [0x20, u(l)];
 export const set = (l: number): Code[] => [0x21, u(l)];
 export const tee = (l: number): Code[] => [0x22, u(l)];
 export const i32 = (n: number): Code[] => [0x41, s(n)];
+export const f64const = (x: number): Code[] => [0x44, ...new Uint8Array(Float64Array.of(x).buffer)];
 
 /** Loads and stores: alignment exponent, then the byte offset added to the address. */
 export const load = (offset = 0): Code[] => [0x28, 2, u(offset)];
 export const store = (offset = 0): Code[] => [0x36, 2, u(offset)];
 export const load8 = [0x2d, 0, 0];
+export const load8At = (offset: number): Code[] => [0x2d, 0, u(offset)];
+export const load16At = (offset: number): Code[] => [0x2f, 1, u(offset)];
 export const load16 = [0x2f, 1, 0];
 export const store8 = [0x3a, 0, 0];
 export const store8At = (offset: number): Code[] => [0x3a, 0, u(offset)];
@@ -62,10 +65,11 @@ export const f64loadAt = (offset: number): Code[] => [0x2b, 3, u(offset)];
 export const f64store = [0x39, 3, 0];
 export const f64storeAt = (offset: number): Code[] => [0x39, 3, u(offset)];
 
-export const [eq, ne, ltU, gtU, geS, geU] = [[0x46], [0x47], [0x49], [0x4b], [0x4e], [0x4f]];
+export const [eqz, eq, ne, ltU, gtU, geS, geU] = [[0x45], [0x46], [0x47], [0x49], [0x4b], [0x4e], [0x4f]];
+export const ctz = [0x68];
 export const [add, sub, mul, and, or, xor, shl, shrU] = [[0x6a], [0x6b], [0x6c], [0x71], [0x72], [0x73], [0x74], [0x76]];
-export const [f64eq, f64ne, f64lt, f64le, f64ge] = [[0x61], [0x62], [0x63], [0x65], [0x66]];
-export const [f64trunc, f64add, f64sub, f64min, f64max] = [[0x9d], [0xa0], [0xa1], [0xa4], [0xa5]];
+export const [f64eq, f64ne, f64lt, f64gt, f64le, f64ge] = [[0x61], [0x62], [0x63], [0x64], [0x65], [0x66]];
+export const [f64trunc, f64add, f64sub, f64mul, f64div, f64min, f64max] = [[0x9d], [0xa0], [0xa1], [0xa2], [0xa3], [0xa4], [0xa5]];
 /** i32.trunc_f64_s: traps on NaN and out of range, so only for numbers known to be in range. */
 export const truncS = [0xaa];
 export const [convertS, promote] = [[0xb7], [0xbb]];
@@ -105,6 +109,8 @@ export const ifThen = (...code: Code[]): Code[] => [0x04, 0x40, code, 0x0b];
 /** if/else; `type` 0x40 for no value, or the value type both arms leave. */
 export const ifElse = (type: number, then: Code[], otherwise: Code[]): Code[] => [0x04, type, then, 0x05, otherwise, 0x0b];
 export const br = (depth: number): Code[] => [0x0c, u(depth)];
+/** Returns from the function (with the values its type returns, from the stack). */
+export const ret = [0x0f];
 export const brIf = (depth: number): Code[] => [0x0d, u(depth)];
 
 /** A function body: its locals (i32 unless asked) numbered after its `params` parameters. */

@@ -1,9 +1,11 @@
-// Shortcuts the splitter takes only where every statistic is an exact integer sum, each growing the tree it would grow
-// without: the counting-sort sweep of small nodes (countingSort) and paired histograms (pairsHistograms).
-import { afterEach, describe, expect, it, vi } from "vitest";
+// Shortcuts the splitter takes, each growing the tree it would grow without: where every statistic is an exact integer
+// sum, the counting-sort sweep of small nodes (countingSort) and paired histograms (pairsHistograms); and for gini, the
+// small-node sweep in WebAssembly (split-kernels.ts).
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { fitForest } from "../src/fit.ts";
 import type { FitParams } from "../src/options.ts";
 import { buildPack } from "../src/pack.ts";
+import { GiniSweep } from "../src/split-kernels.ts";
 import { HistogramSplitter } from "../src/splitter.ts";
 import type { Dataset } from "../src/types.ts";
 import { classification, fixture, random, regression } from "./fixtures/data.ts";
@@ -36,6 +38,9 @@ function counts(n: number, seed: number): Dataset {
 afterEach(() => vi.restoreAllMocks());
 
 describe("the counting-sort sweep of small nodes", () => {
+  // The JavaScript sweep: gini's is in WebAssembly otherwise (see below).
+  beforeEach(() => vi.spyOn(HistogramSplitter, "sweepsInWasm").mockReturnValue(false));
+
   it("grows the same classification trees byte for byte", () => {
     for (const params of [
       { n_estimators: 4, random_state: 1 },
@@ -119,5 +124,60 @@ describe("paired histograms of large nodes (two classes)", () => {
     expect(paired(ds, { class_weight: "balanced", bootstrap: false })).toBe(false);
     expect(paired(fixture("digits"), {})).toBe(false);
     expect(paired(counts(2000, 8), {})).toBe(false);
+  });
+});
+
+describe("the small-node sweep of gini in WebAssembly", () => {
+  /** The forest's bytes with the sweep in WebAssembly and in JavaScript, and the kernel's outcomes. */
+  function wasmAndJs(ds: Dataset, params: FitParams): { wasm: Uint8Array; js: Uint8Array; outcomes: Outcome[] } {
+    const pack = buildPack(ds);
+    const spy = vi.spyOn(GiniSweep.prototype, "sweep");
+    const wasm = fitForest(pack, params).toBinary();
+    const outcomes = spy.mock.results.map((r) => r.value as Outcome);
+    spy.mockRestore();
+    const off = vi.spyOn(HistogramSplitter, "sweepsInWasm").mockReturnValue(false);
+    const js = fitForest(pack, params).toBinary();
+    off.mockRestore();
+    return { wasm, js, outcomes };
+  }
+
+  /** Ten classes from integer features of a few hundred values, one with missing values. */
+  function tenClasses(n: number, seed: number): Dataset {
+    const rnd = random(seed);
+    const xs = [0, 1, 2, 3, 4].map((k) => Array.from({ length: n }, () => (k === 2 && rnd() < 0.1 ? NaN : Math.floor(rnd() * (k === 0 ? 250 : 30)))));
+    const labels = xs[0].map((x, i) => String(Math.floor((x / 25 + (xs[1][i] % 7) + rnd() * 4) % 10)));
+    return classification(xs, labels);
+  }
+
+  it("grows the same trees byte for byte as the JavaScript sweep", () => {
+    for (const [ds, params] of [
+      [fixture("digits"), { n_estimators: 4, random_state: 1 }],
+      [fixture("digits"), { n_estimators: 3, random_state: 2, min_samples_leaf: 3, max_features: 0.5 }],
+      [fixture("digits"), { n_estimators: 3, random_state: 4, max_depth: 9, bootstrap: false }],
+      // Fractional weights: only nodes of up to 32 samples are swept one sample at a time (see insertionSort).
+      [fixture("digits"), { n_estimators: 2, random_state: 6, class_weight: "balanced", bootstrap: false }],
+      [tenClasses(6000, 3), { n_estimators: 3, random_state: 5, max_features: 3 }],
+      [fixture("iris"), { n_estimators: 5, random_state: 7 }],
+    ] satisfies [Dataset, FitParams][]) {
+      const { wasm, js, outcomes } = wasmAndJs(ds, params);
+      expect(outcomes.filter((o) => o === 1).length).toBeGreaterThan(50);
+      expect(Buffer.from(wasm).equals(Buffer.from(js))).toBe(true);
+    }
+    const { outcomes } = wasmAndJs(tenClasses(6000, 3), { n_estimators: 2, random_state: 8, max_features: 3 });
+    expect(outcomes.filter((o) => o === 0).length).toBeGreaterThan(0);
+    expect(outcomes.filter((o) => o === -1).length).toBeGreaterThan(0);
+  });
+
+  it("is used for gini only", () => {
+    const used = (ds: Dataset, params: FitParams) => {
+      const spy = vi.spyOn(GiniSweep.prototype, "sweep");
+      fitForest(buildPack(ds), { n_estimators: 1, random_state: 1, ...params });
+      const n = spy.mock.calls.length;
+      spy.mockRestore();
+      return n > 0;
+    };
+    expect(used(fixture("digits"), {})).toBe(true);
+    expect(used(fixture("digits"), { criterion: "entropy" })).toBe(false);
+    expect(used(counts(2000, 8), { max_features: 2 })).toBe(false);
   });
 });
