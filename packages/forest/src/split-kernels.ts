@@ -1,15 +1,20 @@
 /**
- * The small-node sweep of the gini criterion as WebAssembly (see wasm.ts): a feature of a node of at most SWEEP_MAX
- * samples is sorted by bin (a counting sort) and swept one sample at a time, each boundary between bins scored by
- * gini's proxy, as HistogramSplitter's JavaScript path (countingSort or insertionSort, then sweepSorted with Gini's
- * addSample and proxyHere) does. The arithmetic is that path's: the same float64 operations in the same order (and
- * WebAssembly never fuses them), so the splits are the same to the bit.
+ * Gini's split search over a node's gathered block as WebAssembly (see wasm.ts), for a node read from a row copy
+ * (at most SWEEP_MAX samples):
+ * - sweepGini: a small node's feature sorted by bin (a counting sort) and swept one sample at a time, each boundary
+ *   between bins scored by gini's proxy, as HistogramSplitter's countingSort or insertionSort, then sweepSorted with
+ *   Gini's addSample and proxyHere, do;
+ * - histScanGini: a larger node's feature's histogram filled as histogramFromBlock does, then scanned bin by bin as
+ *   evaluate and scan (Gini's addBin and proxyHere) do for a numeric feature without missing values (with missing
+ *   values, the splitter scans the histogram itself).
+ * The arithmetic is the JavaScript's: the same float64 operations in the same order (WebAssembly never fuses them), so
+ * the splits are the same to the bit; the splitter's JavaScript remains for the other criteria and cases.
  *
- * Why: that path is most of a small node's split search. FM 60k, 10 trees, one thread: fit 3.05-3.17 -> 2.58-2.70 s;
- * digits, 10 trees, a fresh process's first fit (where the JavaScript ran slow code until V8 had compiled it):
- * median of 16 processes 60 -> 56 ms.
+ * Why: these loops are most of the split search. FM 60k, 10 trees, one thread: fit 3.05-3.17 -> 2.58-2.70 s with the
+ * sweep, 2.13-2.19 s with the histogram too; digits, 10 trees: a fresh process's first fit (where the JavaScript ran
+ * slow code until V8 had compiled it), median of 16 processes, 60 -> 56 ms, and a second fit 25.5 -> 17 ms.
  */
-import { add, and, assemble, block, Body, br, brIf, ctz, eq, eqz, F64, f64add, f64const, f64div, f64gt, f64load, f64mul, f64store, f64storeAt, f64sub, geU, get, gtU, I32, i32, ifElse, ifThen, instantiate, load, load16At, load8, load8At, loop, ltU, or, ret, set, shl, shrU, store, store8At, sub, tee, xor, type WasmMemory } from "./wasm.ts";
+import { add, and, assemble, block, Body, br, brIf, ctz, eq, eqz, F64, f64add, f64const, f64div, f64gt, f64load, f64mul, f64ne, f64store, f64storeAt, f64sub, geU, get, gtU, I32, i32, ifElse, ifThen, instantiate, load, load16At, load8, load8At, loop, ltU, mul, or, ret, set, shl, shrU, store, store8At, sub, tee, xor, type Code, type WasmMemory } from "./wasm.ts";
 
 /** The largest node swept here: a node that reads its features from a subtree's row copy (COLUMN_PASS_MIN_SAMPLES). */
 export const SWEEP_MAX = 4096;
@@ -38,11 +43,63 @@ const TOTAL_AT = WEIGHTS_AT + 8 * SWEEP_MAX;
  * Returns -1 if a bin is the missing one (nothing written but the cleared counters), 0 if one bin only, 1 if swept
  * without a better split, 2 if a better one was recorded.
  */
+/**
+ * Gini's reset (criterion.ts): the left sums 0 (at `left`, width classes) and the right's sum of squares that of the
+ * class totals, class by class from 0, into sqR (0 before). Uses c and a.
+ */
+function giniReset(width: number, left: number, c: number, a: number, v: number, sqR: number): Code[] {
+  return [
+    i32(0), set(c),
+    block(loop(
+      get(c), get(width), geU, brIf(1),
+      get(c), i32(3), shl, tee(a), i32(TOTAL_AT), add, f64load, tee(v), get(v), f64mul, get(sqR), f64add, set(sqR),
+      get(left), get(a), add, f64const(0), f64store,
+      get(c), i32(1), add, set(c),
+      br(0),
+    )),
+  ];
+}
+
+/**
+ * Records a better split at OUT_AT (proxy p, left weight lw, bin `bin`, missing values left `ml`, left count ln) and
+ * the left sums in the best ones; `best` takes p. Uses c.
+ */
+function giniRecord(r: { p: number; best: number; improved: number; lw: number; ln: number; width: number; left: number; bestLeft: number; c: number }, bin: Code[], ml: Code[]): Code[] {
+  return [
+    get(r.p), set(r.best), i32(1), set(r.improved),
+    i32(0), get(r.p), f64storeAt(OUT_AT),
+    i32(0), get(r.lw), f64storeAt(OUT_AT + 8),
+    i32(0), bin, store(OUT_AT + 16),
+    i32(0), ml, store(OUT_AT + 20),
+    i32(0), get(r.ln), store(OUT_AT + 24),
+    i32(0), set(r.c),
+    block(loop(
+      get(r.c), get(r.width), i32(3), shl, geU, brIf(1),
+      get(r.bestLeft), get(r.c), add, get(r.left), get(r.c), add, f64load, f64store,
+      get(r.c), i32(8), add, set(r.c),
+      br(0),
+    )),
+  ];
+}
+
+/** Gini's addSample / addBin for one class weight v of class byte offset c (c = class × 8): the sums and left[c]. */
+function giniAdd(v: number, c: number, l: number, left: number, sqL: number, sqR: number, lw: number): Code[] {
+  return [
+    get(left), get(c), add, f64load, set(l),
+    // sqL += v * (2 * l + v); sqR += v * (v - 2 * (total[c] - l)); left[c] = l + v; lw += v
+    get(sqL), get(v), f64const(2), get(l), f64mul, get(v), f64add, f64mul, f64add, set(sqL),
+    get(sqR), get(v), get(v), f64const(2), i32(TOTAL_AT), get(c), add, f64load, get(l), f64sub, f64mul, f64sub, f64mul, f64add, set(sqR),
+    get(left), get(c), add, get(l), get(v), f64add, f64store,
+    get(lw), get(v), f64add, set(lw),
+  ];
+}
+
 function sweepGiniFunction(): number[] {
   const [col, n, width, w, minLeaf, bestIn] = [0, 1, 2, 3, 4, 5];
   const b = new Body(6);
   const [i, bn, a, k, nb, word, bits, at, c, left, bestLeft, ln, improved, last] = b.locals(14);
   const [sqL, sqR, lw, v, l, p, best] = [F64, F64, F64, F64, F64, F64, F64].map((t) => b.local(t));
+  const r = { p, best, improved, lw, ln, width, left, bestLeft, c };
   /** for (k = 0; k < nb; k++) cnt[order[k]] = 0 */
   const clearCounts = [
     i32(0), set(k),
@@ -104,16 +161,8 @@ function sweepGiniFunction(): number[] {
       br(0),
     )),
     ...clearCounts,
-    // Gini's reset: left sums 0, the right's sum of squares that of the totals (class by class from 0).
     i32(TOTAL_AT), get(width), i32(3), shl, add, tee(left), get(width), i32(3), shl, add, set(bestLeft),
-    i32(0), set(c),
-    block(loop(
-      get(c), get(width), geU, brIf(1),
-      get(c), i32(3), shl, tee(a), i32(TOTAL_AT), add, f64load, tee(v), get(v), f64mul, get(sqR), f64add, set(sqR),
-      get(left), get(a), add, f64const(0), f64store,
-      get(c), i32(1), add, set(c),
-      br(0),
-    )),
+    ...giniReset(width, left, c, a, v, sqR),
     get(bestIn), set(best),
     // The sweep: add sample k, then score the boundary after it if the next bin differs.
     i32(0), set(k),
@@ -123,12 +172,7 @@ function sweepGiniFunction(): number[] {
         get(k), i32(2), shl, load(PERM_AT), set(i),
         get(i), i32(1), shl, load16At(CODES_AT), i32(3), shl, set(c),
         get(i), i32(3), shl, i32(WEIGHTS_AT), add, f64load, set(v),
-        get(left), get(c), add, f64load, set(l),
-        // sqL += v * (2 * l + v); sqR += v * (v - 2 * (total[c] - l)); left[c] = l + v; lw += v
-        get(sqL), get(v), f64const(2), get(l), f64mul, get(v), f64add, f64mul, f64add, set(sqL),
-        get(sqR), get(v), get(v), f64const(2), i32(TOTAL_AT), get(c), add, f64load, get(l), f64sub, f64mul, f64sub, f64mul, f64add, set(sqR),
-        get(left), get(c), add, get(l), get(v), f64add, f64store,
-        get(lw), get(v), f64add, set(lw),
+        ...giniAdd(v, c, l, left, sqL, sqR, lw),
         get(k), load8At(SBINS_AT + 1), get(k), load8At(SBINS_AT), eq, brIf(0),
         get(k), i32(1), add, set(ln),
         get(ln), get(minLeaf), ltU, brIf(0),
@@ -136,21 +180,7 @@ function sweepGiniFunction(): number[] {
         // proxy: sqL / lw + sqR / (w - lw)
         get(sqL), get(lw), f64div, get(sqR), get(w), get(lw), f64sub, f64div, f64add, tee(p),
         get(best), f64gt,
-        ifThen(
-          get(p), set(best), i32(1), set(improved),
-          i32(0), get(p), f64storeAt(OUT_AT),
-          i32(0), get(lw), f64storeAt(OUT_AT + 8),
-          i32(0), get(k), load8At(SBINS_AT), store(OUT_AT + 16),
-          i32(0), get(n), get(ln), sub, get(ln), gtU, i32(1), xor, store(OUT_AT + 20),
-          i32(0), get(ln), store(OUT_AT + 24),
-          i32(0), set(c),
-          block(loop(
-            get(c), get(width), i32(3), shl, geU, brIf(1),
-            get(bestLeft), get(c), add, get(left), get(c), add, f64load, f64store,
-            get(c), i32(8), add, set(c),
-            br(0),
-          )),
-        ),
+        ifThen(...giniRecord(r, [get(k), load8At(SBINS_AT)], [get(n), get(ln), sub, get(ln), gtU, i32(1), xor])),
       ),
       get(k), i32(1), add, set(k),
       br(0),
@@ -159,19 +189,116 @@ function sweepGiniFunction(): number[] {
   ]);
 }
 
+/**
+ * histScanGini(col, n, width, w, minLeaf, best, top, hcnt, hist): fills the histogram (counts at hcnt, class
+ * weights at hist, width per bin, zero before) of the n bins at col, as HistogramSplitter.histogramFromBlock does,
+ * then, unless a bin is the missing one, scans the non-empty bins below `top` as its evaluate and scan do for a
+ * numeric feature without missing values (unseen missing values follow the larger child) and clears the histogram.
+ * Returns -2 if a bin is the missing one (the histogram left filled for the splitter's own scan), 0 if one bin only,
+ * 1 if scanned without a better split, 2 if a better one was recorded (at OUT_AT, as sweepGini).
+ */
+function histScanGiniFunction(): number[] {
+  const [col, n, width, w, minLeaf, bestIn, top, hcnt, hist] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const b = new Body(9);
+  const [i, bn, a, k, nb, c, left, bestLeft, ln, improved, row] = b.locals(11);
+  const [sqL, sqR, lw, v, l, p, best] = [F64, F64, F64, F64, F64, F64, F64].map((t) => b.local(t));
+  const r = { p, best, improved, lw, ln, width, left, bestLeft, c };
+  /** Clears the counts and class weights of the listed bins. */
+  const clear = [
+    i32(0), set(k),
+    block(loop(
+      get(k), get(nb), geU, brIf(1),
+      get(k), i32(2), shl, load(ORDER_AT), set(bn),
+      get(hcnt), get(bn), i32(2), shl, add, i32(0), store(0),
+      get(hist), get(bn), get(width), mul, i32(3), shl, add, set(row),
+      i32(0), set(c),
+      block(loop(
+        get(c), get(width), i32(3), shl, geU, brIf(1),
+        get(row), get(c), add, f64const(0), f64store,
+        get(c), i32(8), add, set(c),
+        br(0),
+      )),
+      get(k), i32(1), add, set(k),
+      br(0),
+    )),
+  ];
+  return b.encode([
+    // cnt[b]++; hist[b * width + code] += weight, sample by sample.
+    block(loop(
+      get(i), get(n), geU, brIf(1),
+      get(col), get(i), add, load8, set(bn),
+      get(hcnt), get(bn), i32(2), shl, add, tee(a), get(a), load(0), i32(1), add, store(0),
+      get(hist), get(bn), get(width), mul, get(i), i32(1), shl, load16At(CODES_AT), add, i32(3), shl, add, tee(a),
+      get(a), f64load, get(i), i32(3), shl, i32(WEIGHTS_AT), add, f64load, f64add, f64store,
+      get(i), i32(1), add, set(i),
+      br(0),
+    )),
+    get(hcnt), load(4 * MISSING_BIN), ifThen(i32(-2), ret),
+    // The non-empty bins in order.
+    i32(0), set(bn),
+    block(loop(
+      get(bn), get(top), geU, brIf(1),
+      get(hcnt), get(bn), i32(2), shl, add, load(0),
+      ifThen(get(nb), i32(2), shl, get(bn), store(ORDER_AT), get(nb), i32(1), add, set(nb)),
+      get(bn), i32(1), add, set(bn),
+      br(0),
+    )),
+    get(nb), i32(2), ltU, ifThen(...clear, i32(0), ret),
+    i32(TOTAL_AT), get(width), i32(3), shl, add, tee(left), get(width), i32(3), shl, add, set(bestLeft),
+    ...giniReset(width, left, c, a, v, sqR),
+    get(bestIn), set(best),
+    // Bin by bin (the last bin leaves no right child): add its class weights, then score the boundary after it.
+    i32(0), set(k),
+    block(loop(
+      get(k), i32(1), add, get(nb), geU, brIf(1),
+      block(
+        get(k), i32(2), shl, load(ORDER_AT), set(bn),
+        get(hist), get(bn), get(width), mul, i32(3), shl, add, set(row),
+        i32(0), set(c),
+        block(loop(
+          get(c), get(width), i32(3), shl, geU, brIf(1),
+          // Gini's addBin skips a class without weight here.
+          get(row), get(c), add, f64load, tee(v), f64const(0), f64ne, ifThen(...giniAdd(v, c, l, left, sqL, sqR, lw)),
+          get(c), i32(8), add, set(c),
+          br(0),
+        )),
+        get(ln), get(hcnt), get(bn), i32(2), shl, add, load(0), add, set(ln),
+        get(ln), get(minLeaf), ltU, brIf(0),
+        get(n), get(ln), sub, get(minLeaf), ltU, brIf(0),
+        get(sqL), get(lw), f64div, get(sqR), get(w), get(lw), f64sub, f64div, f64add, tee(p),
+        get(best), f64gt,
+        ifThen(...giniRecord(r, [get(bn)], [get(ln), get(n), get(ln), sub, geU])),
+      ),
+      get(k), i32(1), add, set(k),
+      br(0),
+    )),
+    ...clear,
+    i32(1), get(improved), add,
+  ]);
+}
+
 function moduleBytes(): Uint8Array {
-  return assemble([{ name: "sweepGini", params: [I32, I32, I32, F64, I32, F64], results: [I32], body: sweepGiniFunction() }]);
+  return assemble([
+    { name: "sweepGini", params: [I32, I32, I32, F64, I32, F64], results: [I32], body: sweepGiniFunction() },
+    { name: "histScanGini", params: [I32, I32, I32, F64, I32, F64, I32, I32, I32], results: [I32], body: histScanGiniFunction() },
+  ]);
 }
 
 interface Kernels {
   sweepGini(col: number, n: number, width: number, w: number, minLeaf: number, best: number): number;
+  histScanGini(col: number, n: number, width: number, w: number, minLeaf: number, best: number, top: number, hcnt: number, hist: number): number;
 }
 
-/** The sweep's kernel and views of its memory for a splitter of `width` classes and `blockBytes` of gathered bins. */
+/**
+ * The kernels and, in their memory, the splitter's gathered block and 8-bit histogram (which its JavaScript fills and
+ * scans too, for the nodes and features the kernels leave to it), and the node's samples the kernels read.
+ */
 export class GiniSweep {
-  /** The splitter's gathered block (see HistogramSplitter.gather), in the kernel's memory. */
+  /** The splitter's gathered block (see HistogramSplitter.gather). */
   readonly block: Uint8Array;
-  /** The node's class codes, weights and class totals, copied in by the splitter (setNode). */
+  /** The splitter's histogram: counts per bin, and class weights per bin (width each); zero between features. */
+  readonly cnt: Int32Array;
+  readonly hist: Float64Array;
   private readonly codes: Uint16Array;
   private readonly weights: Float64Array;
   private readonly total: Float64Array;
@@ -179,16 +306,22 @@ export class GiniSweep {
   private readonly out: Float64Array;
   private readonly outBins: Int32Array;
   private readonly blockAt: number;
+  private readonly cntAt: number;
+  private readonly histAt: number;
 
   private constructor(
     private readonly k: Kernels,
     memory: WasmMemory,
-    readonly width: number,
+    private readonly width: number,
     blockBytes: number,
+    bins: number,
   ) {
     const buffer = memory.buffer;
     const leftAt = TOTAL_AT + 8 * width;
-    this.blockAt = leftAt + 16 * width;
+    const layout = layoutOf(width, blockBytes, bins);
+    this.blockAt = layout.blockAt;
+    this.cntAt = layout.cntAt;
+    this.histAt = layout.histAt;
     this.codes = new Uint16Array(buffer, CODES_AT, SWEEP_MAX);
     this.weights = new Float64Array(buffer, WEIGHTS_AT, SWEEP_MAX);
     this.total = new Float64Array(buffer, TOTAL_AT, width);
@@ -196,21 +329,29 @@ export class GiniSweep {
     this.out = new Float64Array(buffer, OUT_AT, 2);
     this.outBins = new Int32Array(buffer, OUT_AT + 16, 3);
     this.block = new Uint8Array(buffer, this.blockAt, blockBytes);
+    this.cnt = new Int32Array(buffer, this.cntAt, bins);
+    this.hist = new Float64Array(buffer, this.histAt, bins * width);
   }
 
   /**
-   * A sweep for `width` classes, or null when its memory cannot be had. The last one made is kept and given again
-   * while it fits (a tree's splitter holds it while the tree grows; the next tree's takes it over): a memory and an
-   * instance per tree cost a small tree's fit more than the sweep saved.
+   * Kernels for a splitter of `width` classes, `blockBytes` of block and a histogram of `bins` bins, or null when
+   * their memory cannot be had. The memory made last is kept and used again while it is large enough (a tree's
+   * splitter uses it while the tree grows, the next tree's after): a memory and an instance per tree cost a small
+   * tree's fit more than the kernels saved.
    */
-  static of(width: number, blockBytes: number): GiniSweep | null {
-    const last = kept;
-    if (last !== null && last.width === width && last.block.length >= blockBytes) return last;
-    const bytes = TOTAL_AT + 24 * width + blockBytes;
-    const made = instantiate<Kernels>(cache, moduleBytes, bytes);
-    if (made === null) return null;
-    kept = new GiniSweep(made.exports, made.memory, width, blockBytes);
-    return kept;
+  static of(width: number, blockBytes: number, bins: number): GiniSweep | null {
+    const bytes = layoutOf(width, blockBytes, bins).end;
+    if (kept === null || kept.bytes < bytes) {
+      const made = instantiate<Kernels>(cache, moduleBytes, bytes);
+      if (made === null) return null;
+      kept = { ...made, bytes };
+    }
+    const sweep = new GiniSweep(kept.exports, kept.memory, width, blockBytes, bins);
+    // Zero, as a new memory: the last splitter (at another width, or stopped by a throw) may have left numbers there.
+    new Uint8Array(kept.memory.buffer, 0, PERM_AT).fill(0);
+    sweep.cnt.fill(0);
+    sweep.hist.fill(0);
+    return sweep;
   }
 
   /** Copies in the node's samples [start, end) (at most SWEEP_MAX) and its class totals. */
@@ -225,7 +366,19 @@ export class GiniSweep {
    * `best.proxy`, writes it into `best` for feature f. Returns -1 (missing values), 0 (constant) or 1 (swept).
    */
   sweep(j: number, n: number, w: number, minLeaf: number, f: number, best: SweptSplit): number {
-    const status = this.k.sweepGini(this.blockAt + j * n, n, this.width, w, minLeaf, best.proxy);
+    return this.take(this.k.sweepGini(this.blockAt + j * n, n, this.width, w, minLeaf, best.proxy), f, best);
+  }
+
+  /**
+   * Fills the histogram of the block's feature j and scans its bins below `top` (see histScanGini); on a better
+   * split, writes it into `best` for feature f. Returns -2 (missing values: the histogram is left filled for the
+   * splitter to scan), 0 (constant) or 1 (scanned).
+   */
+  histScan(j: number, n: number, w: number, minLeaf: number, f: number, top: number, best: SweptSplit): number {
+    return this.take(this.k.histScanGini(this.blockAt + j * n, n, this.width, w, minLeaf, best.proxy, top, this.cntAt, this.histAt), f, best);
+  }
+
+  private take(status: number, f: number, best: SweptSplit): number {
     if (status !== 2) return status;
     best.feature = f;
     best.thresholdBin = this.outBins[0];
@@ -237,6 +390,14 @@ export class GiniSweep {
     best.leftStats.set(this.bestLeft);
     return 1;
   }
+}
+
+/** Where the block, the counters and the histogram start, and the memory's end, for a splitter's sizes. */
+function layoutOf(width: number, blockBytes: number, bins: number): { blockAt: number; cntAt: number; histAt: number; end: number } {
+  const blockAt = TOTAL_AT + 24 * width;
+  const cntAt = (blockAt + blockBytes + 7) & ~7;
+  const histAt = cntAt + 4 * bins + (bins & 1 ? 4 : 0);
+  return { blockAt, cntAt, histAt, end: histAt + 8 * bins * width };
 }
 
 /** The fields of a split the sweep writes (splitter.ts's Split). */
@@ -252,5 +413,5 @@ export interface SweptSplit {
 }
 
 const cache: { module?: object } = {};
-/** The sweep GiniSweep.of made last (one per thread: each has its own module). */
-let kept: GiniSweep | null = null;
+/** The memory GiniSweep.of made last, and its size (one per thread: each has its own module). */
+let kept: { memory: WasmMemory; exports: Kernels; bytes: number } | null = null;

@@ -196,15 +196,17 @@ export class HistogramSplitter {
     for (let f = 0; f < nFeatures; f++) this.features[f] = f;
     this.constantFeatures = new Int32Array(nFeatures);
     this.batch = new Int32Array(maxFeatures);
-    this.hist = new Float64Array(bins * width);
-    this.cnt = new Int32Array(bins);
+    const blockBytes = maxFeatures * COLUMN_PASS_MIN_SAMPLES;
+    // The kernels hold the block and the histogram in their memory (8-bit features only: a 16-bit histogram is 256
+    // times larger).
+    this.giniSweep = HistogramSplitter.sweepsInWasm(cfg) && bins === BINS ? GiniSweep.of(width, blockBytes, bins) : null;
+    this.hist = this.giniSweep?.hist ?? new Float64Array(bins * width);
+    this.cnt = this.giniSweep?.cnt ?? new Int32Array(bins);
     const paired = HistogramSplitter.pairsHistograms(cfg);
     this.hist2 = paired ? new Float64Array(BINS * width) : null;
     this.cnt2 = paired ? new Int32Array(BINS) : null;
     this.touched = new Uint8Array(BINS);
     this.touchedWide = cfg.samples.nWide > 0 ? new Uint16Array(WIDE_BINS) : null;
-    const blockBytes = maxFeatures * COLUMN_PASS_MIN_SAMPLES;
-    this.giniSweep = HistogramSplitter.sweepsInWasm(cfg) ? GiniSweep.of(width, blockBytes) : null;
     this.block = this.giniSweep?.block ?? new Uint8Array(blockBytes);
     this.gathered = new Int32Array(maxFeatures);
     this.order = new Int32Array(bins);
@@ -242,8 +244,10 @@ export class HistogramSplitter {
 
     const sorted = rows !== null && end - start <= SORTED_MAX_SAMPLES && this.criterion.constantTimeProxy;
     const counted = rows !== null && !sorted && held === null && end - start <= this.countedMax;
-    const giniSweep = (sorted || counted) && end - start <= SWEEP_MAX ? this.giniSweep : null;
-    if (giniSweep !== null) giniSweep.setNode(this.samples.codeAt!, this.samples.weightAt, start, end, total);
+    // The kernels read the node's samples from their memory (a node read from a row copy has at most SWEEP_MAX).
+    const kernels = rows !== null && end - start <= SWEEP_MAX ? this.giniSweep : null;
+    if (kernels !== null) kernels.setNode(this.samples.codeAt!, this.samples.weightAt, start, end, total);
+    const giniSweep = sorted || counted ? kernels : null;
 
     // Undrawn features: known constants in [nDrawnKnown, nKnownConstants), others in [nTotal, poolEnd).
     let nDrawnKnown = 0;
@@ -294,12 +298,16 @@ export class HistogramSplitter {
           if (held !== null && held.held[f] === 1) {
             carry!.load(held, f, this.hist, this.cnt);
             this.nTouched = -1;
+          } else if (kernels !== null && held === null && categorical[f] === 0) {
+            // Filled and scanned in WebAssembly; with missing values, left filled for evaluate.
+            outcome = kernels.histScan(j, end - start, w, this.minSamplesLeaf, f, Math.min(this.binCounts[f], MISSING_BIN), this.best);
+            if (outcome < 0) this.nTouched = -1;
           } else {
             if (rows !== null) this.histogramFromBlock(j, start, end);
             else this.histogramFromColumn(f, start, end);
             if (held !== null) carry!.keep(held, f, this.hist, this.cnt);
           }
-          outcome = this.evaluate(f, end - start, total, w) ? 1 : 0;
+          if (outcome < 0) outcome = this.evaluate(f, end - start, total, w) ? 1 : 0;
         }
         if (outcome === 1) {
           found++;

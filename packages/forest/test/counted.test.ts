@@ -128,28 +128,32 @@ describe("paired histograms of large nodes (two classes)", () => {
 });
 
 describe("the small-node sweep of gini in WebAssembly", () => {
-  /** The forest's bytes with the sweep in WebAssembly and in JavaScript, and the kernel's outcomes. */
-  function wasmAndJs(ds: Dataset, params: FitParams): { wasm: Uint8Array; js: Uint8Array; outcomes: Outcome[] } {
+  /** The forest's bytes with the kernels and with the splitter's JavaScript, and the kernels' outcomes. */
+  function wasmAndJs(ds: Dataset, params: FitParams): { wasm: Uint8Array; js: Uint8Array; outcomes: Outcome[]; scans: number[] } {
     const pack = buildPack(ds);
     const spy = vi.spyOn(GiniSweep.prototype, "sweep");
+    const scan = vi.spyOn(GiniSweep.prototype, "histScan");
     const wasm = fitForest(pack, params).toBinary();
     const outcomes = spy.mock.results.map((r) => r.value as Outcome);
+    const scans = scan.mock.results.map((r) => r.value as number);
     spy.mockRestore();
+    scan.mockRestore();
     const off = vi.spyOn(HistogramSplitter, "sweepsInWasm").mockReturnValue(false);
     const js = fitForest(pack, params).toBinary();
     off.mockRestore();
-    return { wasm, js, outcomes };
+    return { wasm, js, outcomes, scans };
   }
 
-  /** Ten classes from integer features of a few hundred values, one with missing values. */
+  /** Ten classes from integer features of a few hundred values, one with missing values, one constant where x0 < 125. */
   function tenClasses(n: number, seed: number): Dataset {
     const rnd = random(seed);
     const xs = [0, 1, 2, 3, 4].map((k) => Array.from({ length: n }, () => (k === 2 && rnd() < 0.1 ? NaN : Math.floor(rnd() * (k === 0 ? 250 : 30)))));
+    xs.push(xs[0].map((x) => (x < 125 ? 0 : Math.floor(rnd() * 30))));
     const labels = xs[0].map((x, i) => String(Math.floor((x / 25 + (xs[1][i] % 7) + rnd() * 4) % 10)));
     return classification(xs, labels);
   }
 
-  it("grows the same trees byte for byte as the JavaScript sweep", () => {
+  it("grows the same trees byte for byte as the splitter's JavaScript", () => {
     for (const [ds, params] of [
       [fixture("digits"), { n_estimators: 4, random_state: 1 }],
       [fixture("digits"), { n_estimators: 3, random_state: 2, min_samples_leaf: 3, max_features: 0.5 }],
@@ -157,15 +161,20 @@ describe("the small-node sweep of gini in WebAssembly", () => {
       // Fractional weights: only nodes of up to 32 samples are swept one sample at a time (see insertionSort).
       [fixture("digits"), { n_estimators: 2, random_state: 6, class_weight: "balanced", bootstrap: false }],
       [tenClasses(6000, 3), { n_estimators: 3, random_state: 5, max_features: 3 }],
+      [tenClasses(6000, 4), { n_estimators: 3, random_state: 9, max_features: 3, min_samples_leaf: 40 }],
       [fixture("iris"), { n_estimators: 5, random_state: 7 }],
     ] satisfies [Dataset, FitParams][]) {
-      const { wasm, js, outcomes } = wasmAndJs(ds, params);
+      const { wasm, js, outcomes, scans } = wasmAndJs(ds, params);
       expect(outcomes.filter((o) => o === 1).length).toBeGreaterThan(50);
+      expect(scans.filter((o) => o === 1).length).toBeGreaterThan(5);
       expect(Buffer.from(wasm).equals(Buffer.from(js))).toBe(true);
     }
-    const { outcomes } = wasmAndJs(tenClasses(6000, 3), { n_estimators: 2, random_state: 8, max_features: 3 });
+    // Constant features, and missing values: the sort and sweep decline them; the histogram is scanned by the splitter.
+    const { outcomes, scans } = wasmAndJs(tenClasses(6000, 3), { n_estimators: 2, random_state: 8, max_features: 3 });
     expect(outcomes.filter((o) => o === 0).length).toBeGreaterThan(0);
     expect(outcomes.filter((o) => o === -1).length).toBeGreaterThan(0);
+    expect(scans.filter((o) => o === 0).length).toBeGreaterThan(0);
+    expect(scans.filter((o) => o === -2).length).toBeGreaterThan(0);
   });
 
   it("is used for gini only", () => {
