@@ -14,7 +14,7 @@
  * sweep, 2.13-2.19 s with the histogram too; digits, 10 trees: a fresh process's first fit (where the JavaScript ran
  * slow code until V8 had compiled it), median of 16 processes, 60 -> 56 ms, and a second fit 25.5 -> 17 ms.
  */
-import { add, and, assemble, block, Body, br, brIf, ctz, eq, eqz, F64, f64add, f64const, f64div, f64gt, f64load, f64mul, f64ne, f64store, f64storeAt, f64sub, geU, get, gtU, I32, i32, ifElse, ifThen, instantiate, load, load16At, load8, load8At, loop, ltU, mul, or, ret, set, shl, shrU, store, store8At, sub, tee, xor, type Code, type WasmMemory } from "./wasm.ts";
+import { add, and, assemble, block, Body, br, brIf, ctz, eq, eqz, F64, f64add, f64const, f64div, f64gt, f64load, f64mul, f64ne, f64store, f64storeAt, f64sub, forRange, geU, get, gtU, I32, i32, ifElse, ifThen, instantiate, load, load16At, load8, load8At, loop, ltU, mul, or, ret, set, shl, shrU, store, store8At, sub, tee, xor, type Code, type WasmMemory } from "./wasm.ts";
 
 /** The largest node swept here: a node that reads its features from a subtree's row copy (COLUMN_PASS_MIN_SAMPLES). */
 export const SWEEP_MAX = 4096;
@@ -36,54 +36,54 @@ const CODES_AT = SBINS_AT + SWEEP_MAX + 8;
 const WEIGHTS_AT = CODES_AT + 2 * SWEEP_MAX;
 const TOTAL_AT = WEIGHTS_AT + 8 * SWEEP_MAX;
 
-/**
- * sweepGini(col, n, width, w, minLeaf, best): sorts the n bins at col and sweeps the node's samples in that order
- * (codes and weights by position at CODES_AT and WEIGHTS_AT, class totals at TOTAL_AT, total weight w), recording
- * at OUT_AT and in the best left sums every boundary whose proxy beats `best` and leaves minLeaf samples a side.
- * Returns -1 if a bin is the missing one (nothing written but the cleared counters), 0 if one bin only, 1 if swept
- * without a better split, 2 if a better one was recorded.
- */
-/**
- * Gini's reset (criterion.ts): the left sums 0 (at `left`, width classes) and the right's sum of squares that of the
- * class totals, class by class from 0, into sqR (0 before). Uses c and a.
- */
-function giniReset(width: number, left: number, c: number, a: number, v: number, sqR: number): Code[] {
-  return [
-    i32(0), set(c),
-    block(loop(
-      get(c), get(width), geU, brIf(1),
-      get(c), i32(3), shl, tee(a), i32(TOTAL_AT), add, f64load, tee(v), get(v), f64mul, get(sqR), f64add, set(sqR),
-      get(left), get(a), add, f64const(0), f64store,
-      get(c), i32(1), add, set(c),
-      br(0),
-    )),
-  ];
+/** The locals both kernels sweep with: their parameters' indices, and the criterion's sums. */
+interface Gini {
+  width: number;
+  w: number;
+  n: number;
+  minLeaf: number;
+  bestIn: number;
+  /** Byte addresses of the left sums and of the best split's left sums. */
+  left: number;
+  bestLeft: number;
+  /** A class's byte offset (class × 8), a scratch address, a class weight and its left sum. */
+  c: number;
+  a: number;
+  v: number;
+  l: number;
+  sqL: number;
+  sqR: number;
+  lw: number;
+  p: number;
+  best: number;
+  improved: number;
+  ln: number;
+}
+
+function giniLocals(b: Body, params: Pick<Gini, "width" | "w" | "n" | "minLeaf" | "bestIn">): Gini {
+  const [left, bestLeft, c, a, improved, ln] = b.locals(6);
+  const [v, l, sqL, sqR, lw, p, best] = [F64, F64, F64, F64, F64, F64, F64].map((t) => b.local(t));
+  return { ...params, left, bestLeft, c, a, v, l, sqL, sqR, lw, p, best, improved, ln };
 }
 
 /**
- * Records a better split at OUT_AT (proxy p, left weight lw, bin `bin`, missing values left `ml`, left count ln) and
- * the left sums in the best ones; `best` takes p. Uses c.
+ * The sweep's start, as Gini's reset (criterion.ts): the left sums 0 and the right's sum of squares that of the class
+ * totals, class by class from 0 (sqR and the others start at 0); the best proxy so far from the parameter.
  */
-function giniRecord(r: { p: number; best: number; improved: number; lw: number; ln: number; width: number; left: number; bestLeft: number; c: number }, bin: Code[], ml: Code[]): Code[] {
+function giniStart(g: Gini): Code[] {
   return [
-    get(r.p), set(r.best), i32(1), set(r.improved),
-    i32(0), get(r.p), f64storeAt(OUT_AT),
-    i32(0), get(r.lw), f64storeAt(OUT_AT + 8),
-    i32(0), bin, store(OUT_AT + 16),
-    i32(0), ml, store(OUT_AT + 20),
-    i32(0), get(r.ln), store(OUT_AT + 24),
-    i32(0), set(r.c),
-    block(loop(
-      get(r.c), get(r.width), i32(3), shl, geU, brIf(1),
-      get(r.bestLeft), get(r.c), add, get(r.left), get(r.c), add, f64load, f64store,
-      get(r.c), i32(8), add, set(r.c),
-      br(0),
-    )),
+    i32(TOTAL_AT), get(g.width), i32(3), shl, add, tee(g.left), get(g.width), i32(3), shl, add, set(g.bestLeft),
+    ...forRange(g.c, i32(0), get(g.width), [
+      get(g.c), i32(3), shl, tee(g.a), i32(TOTAL_AT), add, f64load, tee(g.v), get(g.v), f64mul, get(g.sqR), f64add, set(g.sqR),
+      get(g.left), get(g.a), add, f64const(0), f64store,
+    ]),
+    get(g.bestIn), set(g.best),
   ];
 }
 
-/** Gini's addSample / addBin for one class weight v of class byte offset c (c = class × 8): the sums and left[c]. */
-function giniAdd(v: number, c: number, l: number, left: number, sqL: number, sqR: number, lw: number): Code[] {
+/** Gini's addSample / addBin for the class weight v of class byte offset c: the sums and left[c]. */
+function giniAdd(g: Gini): Code[] {
+  const { v, c, l, left, sqL, sqR, lw } = g;
   return [
     get(left), get(c), add, f64load, set(l),
     // sqL += v * (2 * l + v); sqR += v * (v - 2 * (total[c] - l)); left[c] = l + v; lw += v
@@ -94,35 +94,53 @@ function giniAdd(v: number, c: number, l: number, left: number, sqL: number, sqR
   ];
 }
 
+/**
+ * Scores the boundary with ln samples on the left, inside a block that it leaves (br 0) when either side has fewer than
+ * minLeaf: Gini's proxyHere, sqL / lw + sqR / (w - lw); if it beats the best so far, records it at OUT_AT (the bin
+ * `bin`, missing values left `ml`) and the left sums in the best ones.
+ */
+function giniScore(g: Gini, bin: Code[], ml: Code[]): Code[] {
+  return [
+    get(g.ln), get(g.minLeaf), ltU, brIf(0),
+    get(g.n), get(g.ln), sub, get(g.minLeaf), ltU, brIf(0),
+    get(g.sqL), get(g.lw), f64div, get(g.sqR), get(g.w), get(g.lw), f64sub, f64div, f64add, tee(g.p),
+    get(g.best), f64gt,
+    ifThen(
+      get(g.p), set(g.best), i32(1), set(g.improved),
+      i32(0), get(g.p), f64storeAt(OUT_AT),
+      i32(0), get(g.lw), f64storeAt(OUT_AT + 8),
+      i32(0), bin, store(OUT_AT + 16),
+      i32(0), ml, store(OUT_AT + 20),
+      i32(0), get(g.ln), store(OUT_AT + 24),
+      ...forRange(g.c, i32(0), [get(g.width), i32(3), shl], [get(g.bestLeft), get(g.c), add, get(g.left), get(g.c), add, f64load, f64store], 8),
+    ),
+  ];
+}
+
+/**
+ * sweepGini(col, n, width, w, minLeaf, best): sorts the n bins at col and sweeps the node's samples in that order
+ * (codes and weights by position at CODES_AT and WEIGHTS_AT, class totals at TOTAL_AT, total weight w), recording
+ * at OUT_AT and in the best left sums every boundary whose proxy beats `best` and leaves minLeaf samples a side.
+ * Returns -1 if a bin is the missing one (nothing written but the cleared counters), 0 if one bin only, 1 if swept
+ * without a better split, 2 if a better one was recorded.
+ */
 function sweepGiniFunction(): number[] {
   const [col, n, width, w, minLeaf, bestIn] = [0, 1, 2, 3, 4, 5];
   const b = new Body(6);
-  const [i, bn, a, k, nb, word, bits, at, c, left, bestLeft, ln, improved, last] = b.locals(14);
-  const [sqL, sqR, lw, v, l, p, best] = [F64, F64, F64, F64, F64, F64, F64].map((t) => b.local(t));
-  const r = { p, best, improved, lw, ln, width, left, bestLeft, c };
+  const [i, bn, k, nb, word, bits, at, last] = b.locals(8);
+  const g = giniLocals(b, { width, w, n, minLeaf, bestIn });
+  const { a, c, v } = g;
   /** for (k = 0; k < nb; k++) cnt[order[k]] = 0 */
-  const clearCounts = [
-    i32(0), set(k),
-    block(loop(
-      get(k), get(nb), geU, brIf(1),
-      get(k), i32(2), shl, load(ORDER_AT), i32(2), shl, i32(0), store(CNT_AT),
-      get(k), i32(1), add, set(k),
-      br(0),
-    )),
-  ];
+  const clearCounts = forRange(k, i32(0), get(nb), [get(k), i32(2), shl, load(ORDER_AT), i32(2), shl, i32(0), store(CNT_AT)]);
   return b.encode([
     // Count the bins and mark them present.
-    block(loop(
-      get(i), get(n), geU, brIf(1),
+    ...forRange(i, i32(0), get(n), [
       get(col), get(i), add, load8, set(bn),
       get(bn), i32(2), shl, tee(a), get(a), load(CNT_AT), i32(1), add, store(CNT_AT),
       get(bn), i32(5), shrU, i32(2), shl, tee(a), get(a), load(PRESENT_AT), i32(1), get(bn), shl, or, store(PRESENT_AT),
-      get(i), i32(1), add, set(i),
-      br(0),
-    )),
+    ]),
     // The present bins in order, a word of presence bits at a time (cleared as read).
-    block(loop(
-      get(word), i32(BINS / 32), geU, brIf(1),
+    ...forRange(word, i32(0), i32(BINS / 32), [
       get(word), i32(2), shl, tee(a), load(PRESENT_AT), set(bits),
       get(a), i32(0), store(PRESENT_AT),
       block(loop(
@@ -132,60 +150,39 @@ function sweepGiniFunction(): number[] {
         get(bits), get(bits), i32(1), sub, and, set(bits),
         br(0),
       )),
-      get(word), i32(1), add, set(word),
-      br(0),
-    )),
+    ]),
     // Missing values or a single bin: nothing to sweep.
     get(nb), i32(1), sub, i32(2), shl, load(ORDER_AT), i32(MISSING_BIN), eq, set(last),
     get(last), get(nb), i32(2), ltU, or,
     ifThen(...clearCounts, get(last), ifElse(I32, [i32(-1)], [i32(0)]), ret),
     // Each present bin's first position, then the samples placed.
-    i32(0), set(k),
-    block(loop(
-      get(k), get(nb), geU, brIf(1),
+    ...forRange(k, i32(0), get(nb), [
       get(k), i32(2), shl, load(ORDER_AT), i32(2), shl, tee(a), load(CNT_AT), set(c),
       get(a), get(at), store(CNT_AT),
       get(at), get(c), add, set(at),
-      get(k), i32(1), add, set(k),
-      br(0),
-    )),
-    i32(0), set(i),
-    block(loop(
-      get(i), get(n), geU, brIf(1),
+    ]),
+    ...forRange(i, i32(0), get(n), [
       get(col), get(i), add, load8, set(bn),
       get(bn), i32(2), shl, tee(a), load(CNT_AT), set(k),
       get(a), get(k), i32(1), add, store(CNT_AT),
       get(k), i32(2), shl, get(i), store(PERM_AT),
       get(k), get(bn), store8At(SBINS_AT),
-      get(i), i32(1), add, set(i),
-      br(0),
-    )),
+    ]),
     ...clearCounts,
-    i32(TOTAL_AT), get(width), i32(3), shl, add, tee(left), get(width), i32(3), shl, add, set(bestLeft),
-    ...giniReset(width, left, c, a, v, sqR),
-    get(bestIn), set(best),
+    ...giniStart(g),
     // The sweep: add sample k, then score the boundary after it if the next bin differs.
-    i32(0), set(k),
-    block(loop(
-      get(k), i32(1), add, get(n), geU, brIf(1),
+    ...forRange(k, i32(0), [get(n), i32(1), sub], [
       block(
         get(k), i32(2), shl, load(PERM_AT), set(i),
         get(i), i32(1), shl, load16At(CODES_AT), i32(3), shl, set(c),
         get(i), i32(3), shl, i32(WEIGHTS_AT), add, f64load, set(v),
-        ...giniAdd(v, c, l, left, sqL, sqR, lw),
+        ...giniAdd(g),
         get(k), load8At(SBINS_AT + 1), get(k), load8At(SBINS_AT), eq, brIf(0),
-        get(k), i32(1), add, set(ln),
-        get(ln), get(minLeaf), ltU, brIf(0),
-        get(n), get(ln), sub, get(minLeaf), ltU, brIf(0),
-        // proxy: sqL / lw + sqR / (w - lw)
-        get(sqL), get(lw), f64div, get(sqR), get(w), get(lw), f64sub, f64div, f64add, tee(p),
-        get(best), f64gt,
-        ifThen(...giniRecord(r, [get(k), load8At(SBINS_AT)], [get(n), get(ln), sub, get(ln), gtU, i32(1), xor])),
+        get(k), i32(1), add, set(g.ln),
+        ...giniScore(g, [get(k), load8At(SBINS_AT)], [get(n), get(g.ln), sub, get(g.ln), gtU, i32(1), xor]),
       ),
-      get(k), i32(1), add, set(k),
-      br(0),
-    )),
-    i32(1), get(improved), add,
+    ]),
+    i32(1), get(g.improved), add,
   ]);
 }
 
@@ -200,80 +197,47 @@ function sweepGiniFunction(): number[] {
 function histScanGiniFunction(): number[] {
   const [col, n, width, w, minLeaf, bestIn, top, hcnt, hist] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
   const b = new Body(9);
-  const [i, bn, a, k, nb, c, left, bestLeft, ln, improved, row] = b.locals(11);
-  const [sqL, sqR, lw, v, l, p, best] = [F64, F64, F64, F64, F64, F64, F64].map((t) => b.local(t));
-  const r = { p, best, improved, lw, ln, width, left, bestLeft, c };
+  const [i, bn, k, nb, row] = b.locals(5);
+  const g = giniLocals(b, { width, w, n, minLeaf, bestIn });
+  const { a, c, v } = g;
   /** Clears the counts and class weights of the listed bins. */
-  const clear = [
-    i32(0), set(k),
-    block(loop(
-      get(k), get(nb), geU, brIf(1),
-      get(k), i32(2), shl, load(ORDER_AT), set(bn),
-      get(hcnt), get(bn), i32(2), shl, add, i32(0), store(0),
-      get(hist), get(bn), get(width), mul, i32(3), shl, add, set(row),
-      i32(0), set(c),
-      block(loop(
-        get(c), get(width), i32(3), shl, geU, brIf(1),
-        get(row), get(c), add, f64const(0), f64store,
-        get(c), i32(8), add, set(c),
-        br(0),
-      )),
-      get(k), i32(1), add, set(k),
-      br(0),
-    )),
-  ];
+  const clear = forRange(k, i32(0), get(nb), [
+    get(k), i32(2), shl, load(ORDER_AT), set(bn),
+    get(hcnt), get(bn), i32(2), shl, add, i32(0), store(0),
+    get(hist), get(bn), get(width), mul, i32(3), shl, add, set(row),
+    ...forRange(c, i32(0), [get(width), i32(3), shl], [get(row), get(c), add, f64const(0), f64store], 8),
+  ]);
   return b.encode([
     // cnt[b]++; hist[b * width + code] += weight, sample by sample.
-    block(loop(
-      get(i), get(n), geU, brIf(1),
+    ...forRange(i, i32(0), get(n), [
       get(col), get(i), add, load8, set(bn),
       get(hcnt), get(bn), i32(2), shl, add, tee(a), get(a), load(0), i32(1), add, store(0),
       get(hist), get(bn), get(width), mul, get(i), i32(1), shl, load16At(CODES_AT), add, i32(3), shl, add, tee(a),
       get(a), f64load, get(i), i32(3), shl, i32(WEIGHTS_AT), add, f64load, f64add, f64store,
-      get(i), i32(1), add, set(i),
-      br(0),
-    )),
+    ]),
     get(hcnt), load(4 * MISSING_BIN), ifThen(i32(-2), ret),
     // The non-empty bins in order.
-    i32(0), set(bn),
-    block(loop(
-      get(bn), get(top), geU, brIf(1),
+    ...forRange(bn, i32(0), get(top), [
       get(hcnt), get(bn), i32(2), shl, add, load(0),
       ifThen(get(nb), i32(2), shl, get(bn), store(ORDER_AT), get(nb), i32(1), add, set(nb)),
-      get(bn), i32(1), add, set(bn),
-      br(0),
-    )),
+    ]),
     get(nb), i32(2), ltU, ifThen(...clear, i32(0), ret),
-    i32(TOTAL_AT), get(width), i32(3), shl, add, tee(left), get(width), i32(3), shl, add, set(bestLeft),
-    ...giniReset(width, left, c, a, v, sqR),
-    get(bestIn), set(best),
+    ...giniStart(g),
     // Bin by bin (the last bin leaves no right child): add its class weights, then score the boundary after it.
-    i32(0), set(k),
-    block(loop(
-      get(k), i32(1), add, get(nb), geU, brIf(1),
+    ...forRange(k, i32(0), [get(nb), i32(1), sub], [
       block(
         get(k), i32(2), shl, load(ORDER_AT), set(bn),
         get(hist), get(bn), get(width), mul, i32(3), shl, add, set(row),
-        i32(0), set(c),
-        block(loop(
-          get(c), get(width), i32(3), shl, geU, brIf(1),
-          // Gini's addBin skips a class without weight here.
-          get(row), get(c), add, f64load, tee(v), f64const(0), f64ne, ifThen(...giniAdd(v, c, l, left, sqL, sqR, lw)),
-          get(c), i32(8), add, set(c),
-          br(0),
-        )),
-        get(ln), get(hcnt), get(bn), i32(2), shl, add, load(0), add, set(ln),
-        get(ln), get(minLeaf), ltU, brIf(0),
-        get(n), get(ln), sub, get(minLeaf), ltU, brIf(0),
-        get(sqL), get(lw), f64div, get(sqR), get(w), get(lw), f64sub, f64div, f64add, tee(p),
-        get(best), f64gt,
-        ifThen(...giniRecord(r, [get(bn)], [get(ln), get(n), get(ln), sub, geU])),
+        // Gini's addBin skips a class without weight.
+        ...forRange(c, i32(0), [get(width), i32(3), shl], [
+          get(row), get(c), add, f64load, tee(v), f64const(0), f64ne, ifThen(...giniAdd(g)),
+        ], 8),
+        get(g.ln), get(hcnt), get(bn), i32(2), shl, add, load(0), add, set(g.ln),
+        ...giniScore(g, [get(bn)], [get(g.ln), get(n), get(g.ln), sub, geU]),
       ),
-      get(k), i32(1), add, set(k),
-      br(0),
-    )),
+    ]),
     ...clear,
-    i32(1), get(improved), add,
+    i32(1), get(g.improved), add,
   ]);
 }
 

@@ -111,6 +111,14 @@ export const ifElse = (type: number, then: Code[], otherwise: Code[]): Code[] =>
 export const br = (depth: number): Code[] => [0x0c, u(depth)];
 /** Returns from the function (with the values its type returns, from the stack). */
 export const ret = [0x0f];
+/**
+ * for (i = from; i < end; i += step) body, `end` compared unsigned and read at every step; inside `body`, br(0)
+ * leaves the body only if it opens a block of its own, and br(1) / br(2) are this loop's.
+ */
+export const forRange = (i: number, from: Code[], end: Code[], body: Code[], step = 1): Code[] => [
+  from, set(i),
+  block(loop(get(i), end, geU, brIf(1), body, get(i), i32(step), add, set(i), br(0))),
+];
 export const brIf = (depth: number): Code[] => [0x0d, u(depth)];
 
 /** A function body: its locals (i32 unless asked) numbered after its `params` parameters. */
