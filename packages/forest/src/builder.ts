@@ -55,9 +55,18 @@ class StatsPool {
  * finds a node's best split, the partition moves the node's samples to its children, the tree arrays record it;
  * this loop applies the stopping rules and keeps the stack.
  */
-export function fitTree(pack: DatasetPack, rows: Uint32Array, params: ResolvedParams, seed: number, index: number): Tree {
+export function fitTree(
+  pack: DatasetPack,
+  rows: Uint32Array,
+  params: ResolvedParams,
+  seed: number,
+  index: number,
+  /** Given the tree's sample weights per pack row (its bootstrap draw counts), e.g. for its out-of-bag rows. */
+  onSample?: (weight: Float64Array) => void,
+): Tree {
   const rng = new Rng(seed);
   const { weight, idx } = sampleWeights(pack, rows, params, rng);
+  onSample?.(weight);
   const samples = new SamplePartition(pack, idx, weight);
   const nClasses = pack.target.task === "classification" ? pack.target.classes.length : 0;
   const criterion = createCriterion(params.criterion, nClasses, samples);

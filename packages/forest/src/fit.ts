@@ -33,9 +33,9 @@ export function resolveTreeIndices(params: ResolvedParams, treeIndices?: number[
   return [...new Set(indices)].sort((a, b) => a - b);
 }
 
-/** Grows one tree of a build: its seed depends only on (random_state, index). */
-export function growTree(pack: DatasetPack, rows: Uint32Array, params: ResolvedParams, index: number): Tree {
-  return fitTree(pack, rows, params, treeSeed(params.random_state, index), index);
+/** Grows one tree of a build: its seed depends only on (random_state, index). `onSample`: see fitTree. */
+export function growTree(pack: DatasetPack, rows: Uint32Array, params: ResolvedParams, index: number, onSample?: (weight: Float64Array) => void): Tree {
+  return fitTree(pack, rows, params, treeSeed(params.random_state, index), index, onSample);
 }
 
 export function checkRows(pack: DatasetPack, rows: Uint32Array): void {
@@ -50,8 +50,15 @@ export function fitForest(pack: DatasetPack, params: FitParams = {}, options: Fi
   const resolved = resolveParams(params, pack.target.task);
   const rows = options.rows ?? allRows(pack.nRows);
   checkRows(pack, rows);
-  const trees = resolveTreeIndices(resolved, options.treeIndices).map((t) => growTree(pack, rows, resolved, t));
-  if (options.oob) for (const tree of trees) options.oob.addTree(pack, rows, resolved, tree);
+  const { oob } = options;
+  // A tree's out-of-bag rows come from the weights its fit drew, not from drawing them again (a third of the OOB cost).
+  let weight: Float64Array | undefined;
+  const keep = oob ? (w: Float64Array) => (weight = w) : undefined;
+  const trees = resolveTreeIndices(resolved, options.treeIndices).map((t) => {
+    const tree = growTree(pack, rows, resolved, t, keep);
+    oob?.addTree(pack, rows, resolved, tree, weight);
+    return tree;
+  });
   return forestOf(pack, resolved, trees);
 }
 

@@ -26,11 +26,14 @@ const MAGIC = 0x424f4f43; // "COOB"
 const VERSION = 1;
 const HEADER_BYTES = 24;
 
-/** Training rows (ascending, a subset of `rows`) that tree `index`'s bootstrap sample left out. */
-export function outOfBagRows(pack: DatasetPack, rows: Uint32Array, params: ResolvedParams, index: number): Uint32Array {
+/**
+ * Training rows (ascending, a subset of `rows`) that tree `index`'s bootstrap sample left out; `weight`: that sample's
+ * weights per pack row, if the caller has them (fitTree's onSample), else drawn again.
+ */
+export function outOfBagRows(pack: DatasetPack, rows: Uint32Array, params: ResolvedParams, index: number, weight?: Float64Array): Uint32Array {
   requireBootstrap(params);
   // The same draw fitTree makes: the sample is the first use of the tree's generator (builder.ts).
-  const { weight } = sampleWeights(pack, rows, params, new Rng(treeSeed(params.random_state, index)));
+  weight ??= sampleWeights(pack, rows, params, new Rng(treeSeed(params.random_state, index))).weight;
   let n = 0;
   for (let i = 0; i < rows.length; i++) if (weight[rows[i]] === 0) n++;
   const out = new Uint32Array(n);
@@ -80,10 +83,13 @@ export class OobSums {
     return new OobSums("regression", rows.length, 1, e);
   }
 
-  /** Adds tree `tree`'s predictions on the training rows its bootstrap left out. `rows` are the build's training rows. */
-  addTree(pack: DatasetPack, rows: Uint32Array, params: ResolvedParams, tree: Tree): void {
+  /**
+   * Adds tree `tree`'s predictions on the training rows its bootstrap left out. `rows` are the build's training rows;
+   * `weight`, the tree's sample weights if known (see outOfBagRows).
+   */
+  addTree(pack: DatasetPack, rows: Uint32Array, params: ResolvedParams, tree: Tree, weight?: Float64Array): void {
     if (rows.length !== this.nRows) throw new OptionsError(`OOB sums are for ${this.nRows} training rows, not ${rows.length}`);
-    const oob = outOfBagRows(pack, rows, params, tree.index);
+    const oob = outOfBagRows(pack, rows, params, tree.index, weight);
     if (oob.length === 0) return;
     const classes = pack.target.task === "classification" ? pack.target.classes : [];
     const one = new Forest(pack.target.task, pack.featureNames, pack.labelName, classes, params, [tree]);
@@ -95,7 +101,11 @@ export class OobSums {
     for (let k = 0; k < oob.length; k++) {
       while (rows[j] !== oob[k]) j++;
       counts[j]++;
-      for (let c = 0; c < width; c++) sums[j * width + c] += Math.round(values[k * width + c] * scale);
+      // A class the tree gave 0 adds 0: skipped (most of a pure leaf's classes).
+      for (let c = 0; c < width; c++) {
+        const v = values[k * width + c];
+        if (v !== 0) sums[j * width + c] += Math.round(v * scale);
+      }
     }
   }
 
