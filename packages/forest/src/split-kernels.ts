@@ -257,7 +257,7 @@ interface Kernels {
  * The kernels and, in their memory, the splitter's gathered block and 8-bit histogram (which its JavaScript fills and
  * scans too, for the nodes and features the kernels leave to it), and the node's samples the kernels read.
  */
-export class GiniSweep {
+export class GiniKernels {
   /** The splitter's gathered block (see HistogramSplitter.gather). */
   readonly block: Uint8Array;
   /** The splitter's histogram: counts per bin, and class weights per bin (width each); zero between features. */
@@ -281,7 +281,6 @@ export class GiniSweep {
     bins: number,
   ) {
     const buffer = memory.buffer;
-    const leftAt = TOTAL_AT + 8 * width;
     const layout = layoutOf(width, blockBytes, bins);
     this.blockAt = layout.blockAt;
     this.cntAt = layout.cntAt;
@@ -289,7 +288,7 @@ export class GiniSweep {
     this.codes = new Uint16Array(buffer, CODES_AT, SWEEP_MAX);
     this.weights = new Float64Array(buffer, WEIGHTS_AT, SWEEP_MAX);
     this.total = new Float64Array(buffer, TOTAL_AT, width);
-    this.bestLeft = new Float64Array(buffer, leftAt + 8 * width, width);
+    this.bestLeft = new Float64Array(buffer, layout.bestLeftAt, width);
     this.out = new Float64Array(buffer, OUT_AT, 2);
     this.outBins = new Int32Array(buffer, OUT_AT + 16, 3);
     this.block = new Uint8Array(buffer, this.blockAt, blockBytes);
@@ -303,19 +302,19 @@ export class GiniSweep {
    * splitter uses it while the tree grows, the next tree's after): a memory and an instance per tree cost a small
    * tree's fit more than the kernels saved.
    */
-  static of(width: number, blockBytes: number, bins: number): GiniSweep | null {
+  static of(width: number, blockBytes: number, bins: number): GiniKernels | null {
     const bytes = layoutOf(width, blockBytes, bins).end;
     if (kept === null || kept.bytes < bytes) {
       const made = instantiate<Kernels>(cache, moduleBytes, bytes);
       if (made === null) return null;
       kept = { ...made, bytes };
     }
-    const sweep = new GiniSweep(kept.exports, kept.memory, width, blockBytes, bins);
+    const kernels = new GiniKernels(kept.exports, kept.memory, width, blockBytes, bins);
     // Zero, as a new memory: the last splitter (at another width, or stopped by a throw) may have left numbers there.
     new Uint8Array(kept.memory.buffer, 0, PERM_AT).fill(0);
-    sweep.cnt.fill(0);
-    sweep.hist.fill(0);
-    return sweep;
+    kernels.cnt.fill(0);
+    kernels.hist.fill(0);
+    return kernels;
   }
 
   /** Copies in the node's samples [start, end) (at most SWEEP_MAX) and its class totals. */
@@ -329,7 +328,7 @@ export class GiniSweep {
    * Sorts and sweeps the block's feature j of the node's n samples (see sweepGini); on a better split than
    * `best.proxy`, writes it into `best` for feature f. Returns -1 (missing values), 0 (constant) or 1 (swept).
    */
-  sweep(j: number, n: number, w: number, minLeaf: number, f: number, best: SweptSplit): number {
+  sweep(j: number, n: number, w: number, minLeaf: number, f: number, best: SplitSink): number {
     return this.take(this.k.sweepGini(this.blockAt + j * n, n, this.width, w, minLeaf, best.proxy), f, best);
   }
 
@@ -338,44 +337,36 @@ export class GiniSweep {
    * split, writes it into `best` for feature f. Returns -2 (missing values: the histogram is left filled for the
    * splitter to scan), 0 (constant) or 1 (scanned).
    */
-  histScan(j: number, n: number, w: number, minLeaf: number, f: number, top: number, best: SweptSplit): number {
+  histScan(j: number, n: number, w: number, minLeaf: number, f: number, top: number, best: SplitSink): number {
     return this.take(this.k.histScanGini(this.blockAt + j * n, n, this.width, w, minLeaf, best.proxy, top, this.cntAt, this.histAt), f, best);
   }
 
-  private take(status: number, f: number, best: SweptSplit): number {
+  private take(status: number, f: number, best: SplitSink): number {
     if (status !== 2) return status;
-    best.feature = f;
-    best.thresholdBin = this.outBins[0];
-    best.categorical = false;
-    best.missingLeft = this.outBins[1] === 1;
-    best.proxy = this.out[0];
-    best.leftWeight = this.out[1];
-    best.leftCount = this.outBins[2];
-    best.leftStats.set(this.bestLeft);
+    best.record(f, this.outBins[0], this.outBins[1] === 1, this.out[0], this.out[1], this.outBins[2], this.bestLeft);
     return 1;
   }
 }
 
-/** Where the block, the counters and the histogram start, and the memory's end, for a splitter's sizes. */
-function layoutOf(width: number, blockBytes: number, bins: number): { blockAt: number; cntAt: number; histAt: number; end: number } {
-  const blockAt = TOTAL_AT + 24 * width;
+/**
+ * Where the best split's left sums, the block, the counters and the histogram start, and the memory's end, for a
+ * splitter's sizes. After the class totals (TOTAL_AT) come the left sums and the best split's, width each, as the
+ * kernels find them (giniStart).
+ */
+function layoutOf(width: number, blockBytes: number, bins: number): { bestLeftAt: number; blockAt: number; cntAt: number; histAt: number; end: number } {
+  const bestLeftAt = TOTAL_AT + 16 * width;
+  const blockAt = bestLeftAt + 8 * width;
   const cntAt = (blockAt + blockBytes + 7) & ~7;
   const histAt = cntAt + 4 * bins + (bins & 1 ? 4 : 0);
-  return { blockAt, cntAt, histAt, end: histAt + 8 * bins * width };
+  return { bestLeftAt, blockAt, cntAt, histAt, end: histAt + 8 * bins * width };
 }
 
-/** The fields of a split the sweep writes (splitter.ts's Split). */
-export interface SweptSplit {
-  feature: number;
-  thresholdBin: number;
-  categorical: boolean;
-  missingLeft: boolean;
-  proxy: number;
-  leftWeight: number;
-  leftCount: number;
-  leftStats: Float64Array;
+/** The splitter's best split so far (splitter.ts's SplitRecord): its proxy, and how a better one is recorded. */
+export interface SplitSink {
+  readonly proxy: number;
+  record(f: number, b: number, missingLeft: boolean, p: number, lw: number, ln: number, stats: Float64Array): void;
 }
 
 const cache: { module?: object } = {};
-/** The memory GiniSweep.of made last, and its size (one per thread: each has its own module). */
+/** The memory GiniKernels.of made last, and its size (one per thread: each has its own module). */
 let kept: { memory: WasmMemory; exports: Kernels; bytes: number } | null = null;

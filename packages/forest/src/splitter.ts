@@ -3,7 +3,7 @@ import { addRegressionSample, Gini, type Criterion } from "./criterion.ts";
 import { MISSING_BIN, MISSING_WIDE_BIN } from "./pack.ts";
 import { COLUMN_PASS_MIN_SAMPLES, type SamplePartition } from "./partition.ts";
 import type { Rng } from "./rng.ts";
-import { GiniSweep, SWEEP_MAX } from "./split-kernels.ts";
+import { GiniKernels, SWEEP_MAX } from "./split-kernels.ts";
 
 /**
  * The best split found at a node. Statistics of the left child are in `leftStats`. A numeric split sends bins
@@ -47,6 +47,21 @@ class SplitRecord implements Split {
   constructor(bins: number, width: number) {
     this.order = new Int32Array(bins);
     this.leftStats = new Float64Array(width);
+  }
+
+  /**
+   * A better split of feature f at b (a bin, or a categorical split's position in its order: scan then marks it
+   * categorical), missing values left or not, proxy p, left weight, count and sums.
+   */
+  record(f: number, b: number, missingLeft: boolean, p: number, lw: number, ln: number, stats: Float64Array): void {
+    this.feature = f;
+    this.thresholdBin = b;
+    this.categorical = false;
+    this.missingLeft = missingLeft;
+    this.proxy = p;
+    this.leftWeight = lw;
+    this.leftCount = ln;
+    this.leftStats.set(stats);
   }
 }
 
@@ -127,7 +142,7 @@ export class HistogramSplitter {
   private readonly touchedWide: Uint16Array | null;
   private readonly block: Uint8Array;
   /** The small-node sweep in WebAssembly, for gini (see sweepsInWasm); null: the JavaScript sweep. */
-  private readonly giniSweep: GiniSweep | null;
+  private readonly giniKernels: GiniKernels | null;
   /** The batch positions gather copies (those whose histogram the node does not hold already). */
   private readonly gathered: Int32Array;
   private readonly order: Int32Array;
@@ -141,7 +156,7 @@ export class HistogramSplitter {
   private readonly leftMissing: Float64Array;
   /** Per bin: the key categories are ordered by (their target statistic, see Criterion.categoryKeys). */
   private readonly catKey: Float64Array;
-  private readonly best: Split;
+  private readonly best: SplitRecord;
   /** Total constants (known + newly found) after the last findBestSplit. */
   nTotalConstants = 0;
   /** Bins listed in `touched` by the last histogram, or -1 when it was not tracked. */
@@ -199,15 +214,15 @@ export class HistogramSplitter {
     const blockBytes = maxFeatures * COLUMN_PASS_MIN_SAMPLES;
     // The kernels hold the block and the histogram in their memory (8-bit features only: a 16-bit histogram is 256
     // times larger).
-    this.giniSweep = HistogramSplitter.sweepsInWasm(cfg) && bins === BINS ? GiniSweep.of(width, blockBytes, bins) : null;
-    this.hist = this.giniSweep?.hist ?? new Float64Array(bins * width);
-    this.cnt = this.giniSweep?.cnt ?? new Int32Array(bins);
+    this.giniKernels = HistogramSplitter.sweepsInWasm(cfg) && bins === BINS ? GiniKernels.of(width, blockBytes, bins) : null;
+    this.hist = this.giniKernels?.hist ?? new Float64Array(bins * width);
+    this.cnt = this.giniKernels?.cnt ?? new Int32Array(bins);
     const paired = HistogramSplitter.pairsHistograms(cfg);
     this.hist2 = paired ? new Float64Array(BINS * width) : null;
     this.cnt2 = paired ? new Int32Array(BINS) : null;
     this.touched = new Uint8Array(BINS);
     this.touchedWide = cfg.samples.nWide > 0 ? new Uint16Array(WIDE_BINS) : null;
-    this.block = this.giniSweep?.block ?? new Uint8Array(blockBytes);
+    this.block = this.giniKernels?.block ?? new Uint8Array(blockBytes);
     this.gathered = new Int32Array(maxFeatures);
     this.order = new Int32Array(bins);
     this.countedMax = cfg.exact && cfg.criterion.constantTimeProxy ? Math.min(COLUMN_PASS_MIN_SAMPLES, COUNTED_MAX_SAMPLES_PER_STAT * width) : 0;
@@ -245,9 +260,9 @@ export class HistogramSplitter {
     const sorted = rows !== null && end - start <= SORTED_MAX_SAMPLES && this.criterion.constantTimeProxy;
     const counted = rows !== null && !sorted && held === null && end - start <= this.countedMax;
     // The kernels read the node's samples from their memory (a node read from a row copy has at most SWEEP_MAX).
-    const kernels = rows !== null && end - start <= SWEEP_MAX ? this.giniSweep : null;
+    const kernels = rows !== null && end - start <= SWEEP_MAX ? this.giniKernels : null;
     if (kernels !== null) kernels.setNode(this.samples.codeAt!, this.samples.weightAt, start, end, total);
-    const giniSweep = sorted || counted ? kernels : null;
+    const sweeping = sorted || counted ? kernels : null;
 
     // Undrawn features: known constants in [nDrawnKnown, nKnownConstants), others in [nTotal, poolEnd).
     let nDrawnKnown = 0;
@@ -287,7 +302,7 @@ export class HistogramSplitter {
         let outcome: number;
         if (wide !== null && wide[f] >= 0) outcome = this.evaluateWide(f, start, end, total, w) ? 1 : 0;
         else if (categorical[f] === 1) outcome = -1;
-        else if (giniSweep !== null) outcome = giniSweep.sweep(j, end - start, w, this.minSamplesLeaf, f, this.best);
+        else if (sweeping !== null) outcome = sweeping.sweep(j, end - start, w, this.minSamplesLeaf, f, this.best);
         else if (sorted || counted) {
           // The sweep has one call site: inlined into each sort, V8 compiled it twice while a fresh process's first fit
           // ran slow code waiting for it (digits, 10 trees, median of 14 fresh processes: 68.5 -> 62 ms).
@@ -575,7 +590,7 @@ export class HistogramSplitter {
       const ln = k + 1;
       if (ln < minSamplesLeaf || n - ln < minSamplesLeaf) continue;
       const p = criterion.proxyHere();
-      if (p > best.proxy) this.record(f, b, n - ln > ln ? false : true, p, criterion.leftWeight, ln, criterion.left);
+      if (p > best.proxy) best.record(f, b, n - ln > ln ? false : true, p, criterion.leftWeight, ln, criterion.left);
     }
   }
 
@@ -751,7 +766,7 @@ export class HistogramSplitter {
       // Missing values to the right (also the only option once every non-missing bin is on the left).
       if (ln >= minSamplesLeaf && n - ln >= minSamplesLeaf) {
         const p = criterion.proxyHere();
-        if (p > best.proxy) this.record(f, at, false, p, lw, ln, left);
+        if (p > best.proxy) best.record(f, at, false, p, lw, ln, left);
       }
       if (nMissing > 0 && !last) {
         for (let c = 0; c < width; c++) withMissing[c] = left[c] + hist[mo + c];
@@ -759,7 +774,7 @@ export class HistogramSplitter {
         const mln = ln + nMissing;
         if (mln >= minSamplesLeaf && n - mln >= minSamplesLeaf) {
           const p = criterion.proxy(withMissing, total, mlw, w - mlw);
-          if (p > best.proxy) this.record(f, at, true, p, mlw, mln, withMissing);
+          if (p > best.proxy) best.record(f, at, true, p, mlw, mln, withMissing);
         }
       }
     }
@@ -773,15 +788,4 @@ export class HistogramSplitter {
     }
   }
 
-  private record(f: number, b: number, missingLeft: boolean, p: number, lw: number, ln: number, stats: Float64Array): void {
-    const best = this.best;
-    best.feature = f;
-    best.thresholdBin = b;
-    best.categorical = false;
-    best.missingLeft = missingLeft;
-    best.proxy = p;
-    best.leftWeight = lw;
-    best.leftCount = ln;
-    best.leftStats.set(stats);
-  }
 }

@@ -109,6 +109,7 @@ export const ifThen = (...code: Code[]): Code[] => [0x04, 0x40, code, 0x0b];
 /** if/else; `type` 0x40 for no value, or the value type both arms leave. */
 export const ifElse = (type: number, then: Code[], otherwise: Code[]): Code[] => [0x04, type, then, 0x05, otherwise, 0x0b];
 export const br = (depth: number): Code[] => [0x0c, u(depth)];
+export const brIf = (depth: number): Code[] => [0x0d, u(depth)];
 /** Returns from the function (with the values its type returns, from the stack). */
 export const ret = [0x0f];
 /**
@@ -119,7 +120,6 @@ export const forRange = (i: number, from: Code[], end: Code[], body: Code[], ste
   from, set(i),
   block(loop(get(i), end, geU, brIf(1), body, get(i), i32(step), add, set(i), br(0))),
 ];
-export const brIf = (depth: number): Code[] => [0x0d, u(depth)];
 
 /** A function body: its locals (i32 unless asked) numbered after its `params` parameters. */
 export class Body {

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { fitForest } from "../src/fit.ts";
 import type { FitParams } from "../src/options.ts";
 import { buildPack } from "../src/pack.ts";
-import { GiniSweep } from "../src/split-kernels.ts";
+import { GiniKernels } from "../src/split-kernels.ts";
 import { HistogramSplitter } from "../src/splitter.ts";
 import type { Dataset } from "../src/types.ts";
 import { classification, fixture, random, regression } from "./fixtures/data.ts";
@@ -131,8 +131,8 @@ describe("the small-node sweep of gini in WebAssembly", () => {
   /** The forest's bytes with the kernels and with the splitter's JavaScript, and the kernels' outcomes. */
   function wasmAndJs(ds: Dataset, params: FitParams): { wasm: Uint8Array; js: Uint8Array; outcomes: Outcome[]; scans: number[] } {
     const pack = buildPack(ds);
-    const spy = vi.spyOn(GiniSweep.prototype, "sweep");
-    const scan = vi.spyOn(GiniSweep.prototype, "histScan");
+    const spy = vi.spyOn(GiniKernels.prototype, "sweep");
+    const scan = vi.spyOn(GiniKernels.prototype, "histScan");
     const wasm = fitForest(pack, params).toBinary();
     const outcomes = spy.mock.results.map((r) => r.value as Outcome);
     const scans = scan.mock.results.map((r) => r.value as number);
@@ -179,7 +179,7 @@ describe("the small-node sweep of gini in WebAssembly", () => {
 
   it("is used for gini only", () => {
     const used = (ds: Dataset, params: FitParams) => {
-      const spy = vi.spyOn(GiniSweep.prototype, "sweep");
+      const spy = vi.spyOn(GiniKernels.prototype, "sweep");
       fitForest(buildPack(ds), { n_estimators: 1, random_state: 1, ...params });
       const n = spy.mock.calls.length;
       spy.mockRestore();
