@@ -10,6 +10,7 @@
  * binOf's bins. The module is 3.5 KB.
  */
 import { add, and, assemble, block, Body, br, brIf, F64, f64add, f64eq, f64load, f64loadAt, f64max, f64min, f64ne, f64storeAt, f64sub, f64trunc, f64x2add, f64x2lane, f64x2ne, f64x2pmax, f64x2pmin, f64x2splat, f64x2sub, f64x2trunc, geU, get, I32, i32, i32x4add, i32x4lane, i32x4shl, i32x4splat, ifElse, ifThen, instantiate, load, load16, loop, ltU, or, set, shl, store, store8, store8At, tee, truncS, truncSatZero, V128, v128andnot, v128anyTrue, v128i32, v128load, v128loadAt, v128or, v128store, i8x16shuffle, mul, load8, type Code } from "./wasm.ts";
+import { PACK_KERNELS } from "./kernel-bytes.ts";
 
 /** Rows of a column in the kernels' memory at once. */
 const COLUMN_CHUNK = 1 << 16;
@@ -216,7 +217,8 @@ function transposeFunction(): number[] {
   ]);
 }
 
-function moduleBytes(): Uint8Array {
+/** The module as assembled here; the kernels run the copy stored in kernel-bytes.ts, which a test checks is the same. */
+export function packKernelBytes(): Uint8Array {
   return assemble([
     { name: "scan", params: [I32, I32, I32], results: [I32], body: scanFunction() },
     { name: "tally", params: [I32, I32, I32, F64], results: [], body: tallyFunction() },
@@ -260,7 +262,7 @@ export class ColumnKernels {
   private loaded: { column: Float64Array; c0: number; c1: number } | null = null;
 
   constructor() {
-    const made = instantiate<Kernels>(cache, moduleBytes, BYTES);
+    const made = instantiate<Kernels>(cache, PACK_KERNELS, BYTES);
     if (made === null) throw new RangeError(`cannot allocate the pack's ${BYTES}-byte WebAssembly memory`);
     this.k = made.exports;
     const buffer = made.memory.buffer;
@@ -328,7 +330,7 @@ const BAND_BYTES = 1 << 21;
 export function transposeBins(bins: Uint8Array, nRows: number, nFeatures: number, out: Uint8Array, bandBytes = BAND_BYTES): void {
   const band = Math.max(16, Math.floor(bandBytes / Math.max(1, nFeatures)) & ~15);
   const rows = Math.min(band, nRows);
-  const made = instantiate<Kernels>(cache, moduleBytes, 2 * rows * nFeatures);
+  const made = instantiate<Kernels>(cache, PACK_KERNELS, 2 * rows * nFeatures);
   if (made === null) throw new RangeError(`cannot allocate the ${2 * rows * nFeatures}-byte WebAssembly memory to transpose bins`);
   const buffer = made.memory.buffer;
   const outAt = rows * nFeatures;

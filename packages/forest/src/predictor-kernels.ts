@@ -10,6 +10,7 @@
  * tree by tree in the model's order, so predictions are the same to the last bit.
  */
 import { add, and, assemble, block, Body, br, brIf, convertS, eq, ifElse, F64, f32load, f64add, f64eq, f64ge, f64le, f64load, f64loadAt, f64lt, f64ne, f64store, f64x2add, f64x2promote, geS, geU, get, gtU, I32, i32, ifThen, instantiate, load, load8, loop, ltU, mul, ne, promote, set, shl, shrU, store8, sub, tee, truncS, truncSatS, v128load, v128load64zero, v128store, xor, type Code, type WasmMemory } from "./wasm.ts";
+import { PREDICTOR_KERNELS } from "./kernel-bytes.ts";
 
 /**
  * Rows walked at once: their memory reads overlap. 100 FM trees, 10k rows: 6 lanes 107 ms, 8 100 ms, 10 107 ms, 12 108 ms
@@ -202,7 +203,8 @@ function walkFunction(missing: boolean): number[] {
   ]);
 }
 
-function moduleBytes(): Uint8Array {
+/** The module as assembled here; the kernels run the copy stored in kernel-bytes.ts, which a test checks is the same. */
+export function predictorKernelBytes(): Uint8Array {
   const walkParams = Array.from({ length: 8 }, () => I32);
   return assemble([
     { name: "walk", params: walkParams, results: [], body: walkFunction(true) },
@@ -224,7 +226,7 @@ const cache: { module?: object } = {};
 
 /** The kernels on a fresh memory of at least `bytes` bytes, or null when that much cannot be had. */
 export function predictorKernels(bytes: number): PredictorKernels | null {
-  const made = instantiate<Omit<PredictorKernels, "memory">>(cache, moduleBytes, bytes);
+  const made = instantiate<Omit<PredictorKernels, "memory">>(cache, PREDICTOR_KERNELS, bytes);
   if (made === null) return null;
   const { memory, exports } = made;
   return { memory, walk: exports.walk, walkNoMissing: exports.walkNoMissing, bin: exports.bin };

@@ -15,6 +15,7 @@
  * slow code until V8 had compiled it), median of 16 processes, 60 -> 56 ms, and a second fit 25.5 -> 17 ms.
  */
 import { add, and, assemble, block, Body, br, brIf, ctz, eq, eqz, F64, f64add, f64const, f64div, f64gt, f64load, f64mul, f64ne, f64store, f64storeAt, f64sub, forRange, geU, get, gtU, I32, i32, ifElse, ifThen, instantiate, load, load16At, load8, load8At, loop, ltU, mul, or, ret, set, shl, shrU, store, store8At, sub, tee, xor, type Code, type WasmMemory } from "./wasm.ts";
+import { SPLIT_KERNELS } from "./kernel-bytes.ts";
 
 /** The largest node swept here: a node that reads its features from a subtree's row copy (COLUMN_PASS_MIN_SAMPLES). */
 export const SWEEP_MAX = 4096;
@@ -241,7 +242,8 @@ function histScanGiniFunction(): number[] {
   ]);
 }
 
-function moduleBytes(): Uint8Array {
+/** The module as assembled here; the kernels run the copy stored in kernel-bytes.ts, which a test checks is the same. */
+export function splitKernelBytes(): Uint8Array {
   return assemble([
     { name: "sweepGini", params: [I32, I32, I32, F64, I32, F64], results: [I32], body: sweepGiniFunction() },
     { name: "histScanGini", params: [I32, I32, I32, F64, I32, F64, I32, I32, I32], results: [I32], body: histScanGiniFunction() },
@@ -305,7 +307,7 @@ export class GiniKernels {
   static of(width: number, blockBytes: number, bins: number): GiniKernels | null {
     const bytes = layoutOf(width, blockBytes, bins).end;
     if (kept === null || kept.bytes < bytes) {
-      const made = instantiate<Kernels>(cache, moduleBytes, bytes);
+      const made = instantiate<Kernels>(cache, SPLIT_KERNELS, bytes);
       if (made === null) return null;
       kept = { ...made, bytes };
     }

@@ -1,7 +1,9 @@
 /**
  * A small WebAssembly assembler: the binary format's encodings and the instructions Canopy's kernels use (WebAssembly
- * 1.0, plus SIMD of 2.0, in Node since 16), so the kernels (predictor-kernels.ts, pack-kernels.ts) are written in
- * TypeScript as instruction lists, with no toolchain and no binary file in the repository.
+ * 1.0, plus SIMD of 2.0, in Node since 16), so the kernels (pack-, split- and predictor-kernels.ts) are written in
+ * TypeScript as instruction lists, with no toolchain. A process runs the modules as stored in kernel-bytes.ts, which
+ * `npm run kernels` writes from those lists and a test checks against them: assembling them on first use took 5 ms of
+ * a fresh process's 42 ms digits fit (the assembler's code runs cold, once).
  *
  * Why WebAssembly at all: loops of a few operations per element run about twice as fast as V8's code for the same
  * JavaScript (which checks every typed-array index), and run fast from their first call (no warm-up in the
@@ -180,11 +182,11 @@ interface WasmApi {
 const WASM = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
 /**
- * An instance of the module `bytes` (compiled once per process, cached by `cache`) on a fresh memory of at least
- * `size` bytes; null when that much memory cannot be had.
+ * An instance of the module `stored` (kernel-bytes.ts: compiled once per process, cached by `cache`) on a fresh memory
+ * of at least `size` bytes; null when that much memory cannot be had.
  */
-export function instantiate<T>(cache: { module?: object }, bytes: () => Uint8Array, size: number): { memory: WasmMemory; exports: T } | null {
-  cache.module ??= new WASM.Module(bytes());
+export function instantiate<T>(cache: { module?: object }, stored: string, size: number): { memory: WasmMemory; exports: T } | null {
+  cache.module ??= new WASM.Module(fromBase64(stored));
   let memory: WasmMemory;
   try {
     memory = new WASM.Memory({ initial: Math.ceil(size / 65536) });
@@ -192,4 +194,27 @@ export function instantiate<T>(cache: { module?: object }, bytes: () => Uint8Arr
     return null;
   }
   return { memory, exports: new WASM.Instance(cache.module, { m: { memory } }).exports as T };
+}
+
+const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/** Standard base64 to bytes (kernel-bytes.ts's encoding): four characters to three bytes, "=" padding. */
+export function fromBase64(text: string): Uint8Array {
+  const digit = new Uint8Array(128);
+  for (let i = 0; i < 64; i++) digit[BASE64.charCodeAt(i)] = i;
+  let end = text.length;
+  while (end > 0 && text[end - 1] === "=") end--;
+  const out = new Uint8Array(Math.floor((end * 3) / 4));
+  let bits = 0;
+  let nBits = 0;
+  let k = 0;
+  for (let i = 0; i < end; i++) {
+    bits = ((bits << 6) | digit[text.charCodeAt(i)]) & 0xffffff;
+    nBits += 6;
+    if (nBits >= 8) {
+      nBits -= 8;
+      out[k++] = (bits >>> nBits) & 0xff;
+    }
+  }
+  return out;
 }

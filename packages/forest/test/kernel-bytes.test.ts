@@ -1,0 +1,25 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { KERNEL_BYTES_FILE, KERNEL_MODULES, kernelBytesSource } from "../../../scripts/kernel-bytes.ts";
+import * as stored from "../src/kernel-bytes.ts";
+import { fromBase64 } from "../src/wasm.ts";
+
+describe("kernel-bytes.ts: the WebAssembly modules the forest runs", () => {
+  it.each(Object.keys(KERNEL_MODULES))("%s is the module its assembler makes (else: npm run kernels)", (name) => {
+    const assembled = KERNEL_MODULES[name]();
+    const kept = fromBase64((stored as Record<string, string>)[name]);
+    expect(kept.length).toBe(assembled.length);
+    expect(Buffer.from(kept).equals(Buffer.from(assembled))).toBe(true);
+  });
+
+  it("the file is what npm run kernels writes", () => {
+    expect(readFileSync(KERNEL_BYTES_FILE, "utf8")).toBe(kernelBytesSource());
+  });
+
+  it("fromBase64 decodes every padding and byte value", () => {
+    for (let n = 0; n < 300; n++) {
+      const bytes = Uint8Array.from({ length: n }, (_, i) => (i * 97 + n) & 0xff);
+      expect(Buffer.from(fromBase64(Buffer.from(bytes).toString("base64"))).equals(Buffer.from(bytes))).toBe(true);
+    }
+  });
+});
