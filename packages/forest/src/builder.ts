@@ -132,7 +132,7 @@ export function fitTree(
       tree.setSplit(id, f, split.thresholdBin, pack.edges[f], split.missingLeft, decrease);
       mid = wide
         ? samples.splitWide(start, end, f, split.thresholdBin, split.missingLeft, null)
-        : samples.split(start, end, nodeRows, f, split.thresholdBin, split.missingLeft);
+        : splitter.split(start, end, nodeRows, f, split.thresholdBin, split.missingLeft);
     }
     const depth = node.depth + 1;
     const nConst = splitter.nTotalConstants;

@@ -29,6 +29,9 @@ function takeRows(k: number, size: number): Uint8Array {
   return spare !== null && spare.length === size ? spare : new Uint8Array(size);
 }
 
+/** Row numbers 0, 1, ...: what idx holds for a node's samples once their rows are copied (a row copy has < 4,096 rows). */
+const IOTA = Uint32Array.from({ length: COLUMN_PASS_MIN_SAMPLES }, (_, i) => i);
+
 /**
  * A row-major copy of the rows of samples [start, end), or start = end = -1 when it holds nothing. A class, not an
  * object literal, for the reason SplitRecord gives (splitter.ts): each tree makes new ones.
@@ -36,13 +39,29 @@ function takeRows(k: number, size: number): Uint8Array {
 class SubtreeRows {
   start = -1;
   end = -1;
+  /** Its buffer (`bytes` long), taken when first filled (see takeRows) unless placed by useRowCopies. */
+  rows: Uint8Array | null = null;
 
   constructor(
     readonly limit: number,
-    readonly rows: Uint8Array,
+    readonly bytes: number,
     /** The same rows' 16-bit features (nWide per row), when the pack has any. */
     readonly wide: Uint16Array | null,
   ) {}
+}
+
+/**
+ * Row copies held elsewhere than in the partition's own buffers: in the split kernels' memory (split-kernels.ts), where
+ * the kernels read them and copy rows between them.
+ */
+export interface RowCopies {
+  /** One buffer per level, of the sizes SamplePartition.rowCopyBytes gave. */
+  readonly buffers: Uint8Array[];
+  /**
+   * Copies the rows idx[start, start + count) of `from` (a row copy, or the pack's rows) to rows 0..count-1 of `to`;
+   * false, copying nothing, when `from` is not one of `buffers`.
+   */
+  copyRows(from: Uint8Array, to: Uint8Array, idx: Uint32Array, start: number, count: number): boolean;
 }
 
 /**
@@ -74,6 +93,7 @@ export class SamplePartition implements SampleTargets {
   private readonly rowWideBins: Uint16Array | null;
   private readonly rowBins: Uint8Array;
   private readonly levels: SubtreeRows[];
+  private copies: RowCopies | null = null;
   private readonly scratch: Uint32Array;
   private readonly scratchW: Float64Array;
   private readonly scratchC: Uint16Array | null;
@@ -104,7 +124,7 @@ export class SamplePartition implements SampleTargets {
     const nWide = this.nWide;
     this.levels = SUBTREE_LEVELS.map((limit, k) => {
       const rows = Math.min(n, limit);
-      return new SubtreeRows(limit, takeRows(k, rows * pack.nFeatures), nWide > 0 ? new Uint16Array(rows * nWide) : null);
+      return new SubtreeRows(limit, rows * pack.nFeatures, nWide > 0 ? new Uint16Array(rows * nWide) : null);
     });
     this.scratch = new Uint32Array(n);
     this.scratchW = new Float64Array(n);
@@ -116,10 +136,21 @@ export class SamplePartition implements SampleTargets {
     return this.idx.length;
   }
 
+  /** The bytes of each level's row copy (8-bit features), for useRowCopies. */
+  rowCopyBytes(): number[] {
+    return this.levels.map((level) => level.bytes);
+  }
+
+  /** Keeps the row copies in `copies`' buffers and copies rows between them there: call before the first rowsOf. */
+  useRowCopies(copies: RowCopies): void {
+    this.copies = copies;
+    this.levels.forEach((level, k) => (level.rows = copies.buffers[k]));
+  }
+
   /** Gives the row copies' buffers to the next partition of this thread: call once the tree is grown, then never use this one again. */
   release(): void {
     this.levels.forEach((level, k) => {
-      spareRows[k] = level.rows;
+      if (this.copies === null && level.rows !== null) spareRows[k] = level.rows;
       level.start = level.end = -1;
     });
   }
@@ -148,22 +179,26 @@ export class SamplePartition implements SampleTargets {
     const to = levels[finer];
     const fromWide = this.wideRows ?? this.rowWideBins;
     const nWide = this.nWide;
-    // A narrow row is copied byte by byte: a subarray per row (an allocation) cost more than the copy itself on a
-    // table of 8 columns (10% of a flights grove's time); wide rows (784 pixels) copy faster through set().
-    const out = to.rows;
+    const out = to.rows ?? (to.rows = takeRows(finer, to.bytes));
     const outWide = to.wide;
-    for (let i = 0; i < count; i++) {
-      const r = idx[start + i];
-      if (nFeatures <= NARROW_ROW) for (let f = 0, s = r * nFeatures, d = i * nFeatures; f < nFeatures; f++) out[d + f] = from[s + f];
-      else out.set(from.subarray(r * nFeatures, (r + 1) * nFeatures), i * nFeatures);
-      if (nWide > 0) for (let f = 0, s = r * nWide, d = i * nWide; f < nWide; f++) outWide![d + f] = fromWide![s + f];
-      idx[start + i] = i;
+    if (nWide === 0 && this.copies !== null && this.copies.copyRows(from, out, idx, start, count)) {
+      idx.set(IOTA.subarray(0, count), start);
+    } else {
+      // A narrow row is copied byte by byte: a subarray per row (an allocation) cost more than the copy itself on a
+      // table of 8 columns (10% of a flights grove's time); wide rows (784 pixels) copy faster through set().
+      for (let i = 0; i < count; i++) {
+        const r = idx[start + i];
+        if (nFeatures <= NARROW_ROW) for (let f = 0, s = r * nFeatures, d = i * nFeatures; f < nFeatures; f++) out[d + f] = from[s + f];
+        else out.set(from.subarray(r * nFeatures, (r + 1) * nFeatures), i * nFeatures);
+        if (nWide > 0) for (let f = 0, s = r * nWide, d = i * nWide; f < nWide; f++) outWide![d + f] = fromWide![s + f];
+        idx[start + i] = i;
+      }
     }
     this.wideRows = to.wide;
     to.start = start;
     to.end = end;
     for (let k = finer + 1; k < levels.length; k++) levels[k].start = levels[k].end = -1;
-    return to.rows;
+    return out;
   }
 
   /**

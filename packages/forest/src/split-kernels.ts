@@ -9,13 +9,19 @@
  *   values, the splitter scans the histogram itself).
  * The arithmetic is the JavaScript's: the same float64 operations in the same order (WebAssembly never fuses them), so
  * the splits are the same to the bit; the splitter's JavaScript remains for the other criteria and cases.
+ * With them, the per-sample loops around the search, on the same memory (the partition's row copies live here):
+ * - gatherRows: the splitter's gather of the node's drawn features into the block;
+ * - splitRows: the partition's stable split of the node's samples, copied back to the partition after;
+ * - copyRows: the partition's copy of a subtree's rows into a finer row copy.
  *
  * Why: these loops are most of the split search. FM 60k, 10 trees, one thread: fit 3.05-3.17 -> 2.58-2.70 s with the
- * sweep, 2.13-2.19 s with the histogram too; digits, 10 trees: a fresh process's first fit (where the JavaScript ran
- * slow code until V8 had compiled it), median of 16 processes, 60 -> 56 ms, and a second fit 25.5 -> 17 ms.
+ * sweep, 2.13-2.19 s with the histogram too, 2.07-2.11 -> 1.93-1.98 s with the gather, split and copy; digits, 10 trees:
+ * a fresh process's first fit (where the JavaScript ran slow code until V8 had compiled it), median of 16 processes,
+ * 60 -> 56 ms, and a second fit 25.5 -> 17 ms; with gather, split and copy, pack + fit 42.3 -> 40.2 ms (14 processes).
  */
-import { add, and, assemble, block, Body, br, brIf, ctz, eq, eqz, F64, f64add, f64const, f64div, f64gt, f64load, f64mul, f64ne, f64store, f64storeAt, f64sub, forRange, geU, get, gtU, I32, i32, ifElse, ifThen, instantiate, load, load16At, load8, load8At, loop, ltU, mul, or, ret, set, shl, shrU, store, store8At, sub, tee, xor, type Code, type WasmMemory } from "./wasm.ts";
+import { add, and, assemble, block, Body, br, brIf, ctz, eq, eqz, F64, f64add, f64const, f64div, f64gt, f64load, f64mul, f64ne, f64store, f64storeAt, f64sub, forRange, geU, get, gtU, I32, i32, ifElse, ifThen, instantiate, load, load16At, load8, load8At, loop, leU, ltU, memoryCopy, mul, or, ret, set, shl, shrU, store, store16At, store8, store8At, sub, tee, xor, f64loadAt, type Code, type WasmMemory } from "./wasm.ts";
 import { SPLIT_KERNELS } from "./kernel-bytes.ts";
+import type { RowCopies } from "./partition.ts";
 
 /** The largest node swept here: a node that reads its features from a subtree's row copy (COLUMN_PASS_MIN_SAMPLES). */
 export const SWEEP_MAX = 4096;
@@ -35,7 +41,12 @@ const PERM_AT = OUT_AT + 32;
 const SBINS_AT = PERM_AT + 4 * SWEEP_MAX;
 const CODES_AT = SBINS_AT + SWEEP_MAX + 8;
 const WEIGHTS_AT = CODES_AT + 2 * SWEEP_MAX;
-const TOTAL_AT = WEIGHTS_AT + 8 * SWEEP_MAX;
+/** The node's samples' rows in the row copy it reads (the partition's idx), then the right child's while splitting. */
+const IDX_AT = WEIGHTS_AT + 8 * SWEEP_MAX;
+const RIGHT_IDX_AT = IDX_AT + 4 * SWEEP_MAX;
+const RIGHT_CODES_AT = RIGHT_IDX_AT + 4 * SWEEP_MAX;
+const RIGHT_WEIGHTS_AT = RIGHT_CODES_AT + 2 * SWEEP_MAX;
+const TOTAL_AT = RIGHT_WEIGHTS_AT + 8 * SWEEP_MAX;
 
 /** The locals both kernels sweep with: their parameters' indices, and the criterion's sums. */
 interface Gini {
@@ -243,30 +254,114 @@ function histScanGiniFunction(): number[] {
 }
 
 /** The module as assembled here; the kernels run the copy stored in kernel-bytes.ts, which a test checks is the same. */
+/**
+ * gatherRows(rows, n, nF, m, block, batch, gathered): the splitter's gather (see HistogramSplitter.gather). For each
+ * of the m positions j listed at `gathered`, block[j * n + i] = the bin of feature batch[j] in the row of the node's
+ * i-th sample (row IDX_AT[i] of the row copy at `rows`, nF bytes a row). A row at a time: its features are near.
+ */
+function gatherRowsFunction(): number[] {
+  const [rows, n, nF, m, blockAt, batch, gathered] = [0, 1, 2, 3, 4, 5, 6];
+  const b = new Body(7);
+  const [i, k, base, j] = b.locals(4);
+  return b.encode([
+    ...forRange(i, i32(0), get(n), [
+      get(i), i32(2), shl, load(IDX_AT), get(nF), mul, get(rows), add, set(base),
+      ...forRange(k, i32(0), get(m), [
+        get(gathered), get(k), i32(2), shl, add, load(0), set(j),
+        get(blockAt), get(j), get(n), mul, add, get(i), add,
+        get(batch), get(j), i32(2), shl, add, load(0), get(base), add, load8,
+        store8,
+      ]),
+    ]),
+  ]);
+}
+
+/**
+ * splitRows(rows, n, nF, f, tb, ml): the partition's split (SamplePartition.split) of the node's n samples (rows at
+ * IDX_AT, codes at CODES_AT, weights at WEIGHTS_AT) by feature f of the row copy at `rows`: those with bin <= tb, and
+ * the missing bin's when ml is 1, stay at the front in their order; the others go, in their order, to the RIGHT_
+ * arrays. Returns the left count.
+ */
+function splitRowsFunction(): number[] {
+  const [rows, n, nF, f, tb, ml] = [0, 1, 2, 3, 4, 5];
+  const b = new Body(6);
+  const [i, r, bn, mid, nr] = b.locals(5);
+  return b.encode([
+    ...forRange(i, i32(0), get(n), [
+      get(i), i32(2), shl, load(IDX_AT), set(r),
+      get(r), get(nF), mul, get(rows), add, get(f), add, load8, set(bn),
+      get(bn), get(tb), leU, get(ml), get(bn), i32(MISSING_BIN), eq, and, or,
+      ifElse(0x40, [
+        get(mid), i32(2), shl, get(r), store(IDX_AT),
+        get(mid), i32(1), shl, get(i), i32(1), shl, load16At(CODES_AT), store16At(CODES_AT),
+        get(mid), i32(3), shl, get(i), i32(3), shl, f64loadAt(WEIGHTS_AT), f64storeAt(WEIGHTS_AT),
+        get(mid), i32(1), add, set(mid),
+      ], [
+        get(nr), i32(2), shl, get(r), store(RIGHT_IDX_AT),
+        get(nr), i32(1), shl, get(i), i32(1), shl, load16At(CODES_AT), store16At(RIGHT_CODES_AT),
+        get(nr), i32(3), shl, get(i), i32(3), shl, f64loadAt(WEIGHTS_AT), f64storeAt(RIGHT_WEIGHTS_AT),
+        get(nr), i32(1), add, set(nr),
+      ]),
+    ]),
+    get(mid),
+  ]);
+}
+
+/** copyRows(from, to, n, nF): the n rows at IDX_AT of the row copy at `from` to rows 0..n-1 at `to` (nF bytes a row). */
+function copyRowsFunction(): number[] {
+  const [from, to, n, nF] = [0, 1, 2, 3];
+  const b = new Body(4);
+  const [i] = b.locals(1);
+  return b.encode([
+    ...forRange(i, i32(0), get(n), [
+      get(to), get(i), get(nF), mul, add,
+      get(from), get(i), i32(2), shl, load(IDX_AT), get(nF), mul, add,
+      get(nF), memoryCopy,
+    ]),
+  ]);
+}
+
 export function splitKernelBytes(): Uint8Array {
   return assemble([
     { name: "sweepGini", params: [I32, I32, I32, F64, I32, F64], results: [I32], body: sweepGiniFunction() },
     { name: "histScanGini", params: [I32, I32, I32, F64, I32, F64, I32, I32, I32], results: [I32], body: histScanGiniFunction() },
+    { name: "gatherRows", params: [I32, I32, I32, I32, I32, I32, I32], results: [], body: gatherRowsFunction() },
+    { name: "splitRows", params: [I32, I32, I32, I32, I32, I32], results: [I32], body: splitRowsFunction() },
+    { name: "copyRows", params: [I32, I32, I32, I32], results: [], body: copyRowsFunction() },
   ]);
 }
 
 interface Kernels {
   sweepGini(col: number, n: number, width: number, w: number, minLeaf: number, best: number): number;
   histScanGini(col: number, n: number, width: number, w: number, minLeaf: number, best: number, top: number, hcnt: number, hist: number): number;
+  gatherRows(rows: number, n: number, nF: number, m: number, block: number, batch: number, gathered: number): void;
+  splitRows(rows: number, n: number, nF: number, f: number, tb: number, ml: number): number;
+  copyRows(from: number, to: number, n: number, nF: number): void;
 }
 
 /**
  * The kernels and, in their memory, the splitter's gathered block and 8-bit histogram (which its JavaScript fills and
- * scans too, for the nodes and features the kernels leave to it), and the node's samples the kernels read.
+ * scans too, for the nodes and features the kernels leave to it), its feature batch, the partition's row copies (see
+ * RowCopies), and the node's samples the kernels read.
  */
-export class GiniKernels {
+export class GiniKernels implements RowCopies {
   /** The splitter's gathered block (see HistogramSplitter.gather). */
   readonly block: Uint8Array;
   /** The splitter's histogram: counts per bin, and class weights per bin (width each); zero between features. */
   readonly cnt: Int32Array;
   readonly hist: Float64Array;
+  /** The splitter's feature batch and the batch positions gather copies. */
+  readonly batch: Int32Array;
+  readonly gathered: Int32Array;
+  /** The partition's row copies, one per level (see SamplePartition.useRowCopies). */
+  readonly buffers: Uint8Array[];
+  private readonly buffer: ArrayBuffer;
+  private readonly idx: Uint32Array;
   private readonly codes: Uint16Array;
   private readonly weights: Float64Array;
+  private readonly rightIdx: Uint32Array;
+  private readonly rightCodes: Uint16Array;
+  private readonly rightWeights: Float64Array;
   private readonly total: Float64Array;
   private readonly bestLeft: Float64Array;
   private readonly out: Float64Array;
@@ -274,6 +369,8 @@ export class GiniKernels {
   private readonly blockAt: number;
   private readonly cntAt: number;
   private readonly histAt: number;
+  private readonly batchAt: number;
+  private readonly gatheredAt: number;
 
   private constructor(
     private readonly k: Kernels,
@@ -281,14 +378,24 @@ export class GiniKernels {
     private readonly width: number,
     blockBytes: number,
     bins: number,
+    features: number,
+    rowBytes: number[],
+    private readonly nFeatures: number,
   ) {
     const buffer = memory.buffer;
-    const layout = layoutOf(width, blockBytes, bins);
+    this.buffer = buffer;
+    const layout = layoutOf(width, blockBytes, bins, features, rowBytes);
     this.blockAt = layout.blockAt;
     this.cntAt = layout.cntAt;
     this.histAt = layout.histAt;
+    this.batchAt = layout.batchAt;
+    this.gatheredAt = layout.gatheredAt;
+    this.idx = new Uint32Array(buffer, IDX_AT, SWEEP_MAX);
     this.codes = new Uint16Array(buffer, CODES_AT, SWEEP_MAX);
     this.weights = new Float64Array(buffer, WEIGHTS_AT, SWEEP_MAX);
+    this.rightIdx = new Uint32Array(buffer, RIGHT_IDX_AT, SWEEP_MAX);
+    this.rightCodes = new Uint16Array(buffer, RIGHT_CODES_AT, SWEEP_MAX);
+    this.rightWeights = new Float64Array(buffer, RIGHT_WEIGHTS_AT, SWEEP_MAX);
     this.total = new Float64Array(buffer, TOTAL_AT, width);
     this.bestLeft = new Float64Array(buffer, layout.bestLeftAt, width);
     this.out = new Float64Array(buffer, OUT_AT, 2);
@@ -296,22 +403,26 @@ export class GiniKernels {
     this.block = new Uint8Array(buffer, this.blockAt, blockBytes);
     this.cnt = new Int32Array(buffer, this.cntAt, bins);
     this.hist = new Float64Array(buffer, this.histAt, bins * width);
+    this.batch = new Int32Array(buffer, this.batchAt, features);
+    this.gathered = new Int32Array(buffer, this.gatheredAt, features);
+    this.buffers = rowBytes.map((bytes, level) => new Uint8Array(buffer, layout.rowsAt[level], bytes));
   }
 
   /**
-   * Kernels for a splitter of `width` classes, `blockBytes` of block and a histogram of `bins` bins, or null when
-   * their memory cannot be had. The memory made last is kept and used again while it is large enough (a tree's
-   * splitter uses it while the tree grows, the next tree's after): a memory and an instance per tree cost a small
-   * tree's fit more than the kernels saved.
+   * Kernels for a splitter of `width` classes, `blockBytes` of block, a histogram of `bins` bins, a batch of `features`
+   * and a partition whose row copies take `rowBytes` (rows of `nFeatures` bytes), or null when their memory cannot be
+   * had. The memory made last is kept and used again while it is large enough (a tree's splitter uses it while the
+   * tree grows, the next tree's after): a memory and an instance per tree cost a small tree's fit more than the
+   * kernels saved.
    */
-  static of(width: number, blockBytes: number, bins: number): GiniKernels | null {
-    const bytes = layoutOf(width, blockBytes, bins).end;
+  static of(width: number, blockBytes: number, bins: number, features: number, rowBytes: number[], nFeatures: number): GiniKernels | null {
+    const bytes = layoutOf(width, blockBytes, bins, features, rowBytes).end;
     if (kept === null || kept.bytes < bytes) {
       const made = instantiate<Kernels>(cache, SPLIT_KERNELS, bytes);
       if (made === null) return null;
       kept = { ...made, bytes };
     }
-    const kernels = new GiniKernels(kept.exports, kept.memory, width, blockBytes, bins);
+    const kernels = new GiniKernels(kept.exports, kept.memory, width, blockBytes, bins, features, rowBytes, nFeatures);
     // Zero, as a new memory: the last splitter (at another width, or stopped by a throw) may have left numbers there.
     new Uint8Array(kept.memory.buffer, 0, PERM_AT).fill(0);
     kernels.cnt.fill(0);
@@ -319,11 +430,46 @@ export class GiniKernels {
     return kernels;
   }
 
-  /** Copies in the node's samples [start, end) (at most SWEEP_MAX) and its class totals. */
-  setNode(codeAt: Uint16Array, weightAt: Float64Array, start: number, end: number, total: Float64Array): void {
+  /** Whether `rows` (a row copy) is in the kernels' memory. */
+  holds(rows: Uint8Array): boolean {
+    return rows.buffer === this.buffer;
+  }
+
+  /** Copies in the node's samples [start, end) (at most SWEEP_MAX: rows in its row copy, codes, weights) and its class totals. */
+  setNode(idx: Uint32Array, codeAt: Uint16Array, weightAt: Float64Array, start: number, end: number, total: Float64Array): void {
+    this.idx.set(idx.subarray(start, end));
     this.codes.set(codeAt.subarray(start, end));
     this.weights.set(weightAt.subarray(start, end));
     this.total.set(total);
+  }
+
+  /** The splitter's gather of the node's n samples (set by setNode) from `rows`, one of `buffers`: see gatherRows. */
+  gather(rows: Uint8Array, n: number, m: number): void {
+    this.k.gatherRows(rows.byteOffset, n, this.nFeatures, m, this.blockAt, this.batchAt, this.gatheredAt);
+  }
+
+  /**
+   * SamplePartition.split of the node set by setNode, [start, end) of the partition's `idx`, `codeAt` and `weightAt`,
+   * by feature f of `rows` (one of `buffers`): split in this memory (see splitRows), then copied back. Returns mid.
+   */
+  split(rows: Uint8Array, f: number, thresholdBin: number, missingLeft: boolean, idx: Uint32Array, codeAt: Uint16Array, weightAt: Float64Array, start: number, end: number): number {
+    const n = end - start;
+    const nLeft = this.k.splitRows(rows.byteOffset, n, this.nFeatures, f, thresholdBin, missingLeft ? 1 : 0);
+    const mid = start + nLeft;
+    idx.set(this.idx.subarray(0, nLeft), start);
+    idx.set(this.rightIdx.subarray(0, n - nLeft), mid);
+    codeAt.set(this.codes.subarray(0, nLeft), start);
+    codeAt.set(this.rightCodes.subarray(0, n - nLeft), mid);
+    weightAt.set(this.weights.subarray(0, nLeft), start);
+    weightAt.set(this.rightWeights.subarray(0, n - nLeft), mid);
+    return mid;
+  }
+
+  copyRows(from: Uint8Array, to: Uint8Array, idx: Uint32Array, start: number, count: number): boolean {
+    if (from.buffer !== this.buffer) return false;
+    this.idx.set(idx.subarray(start, start + count));
+    this.k.copyRows(from.byteOffset, to.byteOffset, count, this.nFeatures);
+    return true;
   }
 
   /**
@@ -350,17 +496,36 @@ export class GiniKernels {
   }
 }
 
+interface Layout {
+  bestLeftAt: number;
+  blockAt: number;
+  cntAt: number;
+  histAt: number;
+  batchAt: number;
+  gatheredAt: number;
+  rowsAt: number[];
+  end: number;
+}
+
 /**
- * Where the best split's left sums, the block, the counters and the histogram start, and the memory's end, for a
- * splitter's sizes. After the class totals (TOTAL_AT) come the left sums and the best split's, width each, as the
- * kernels find them (giniStart).
+ * Where the best split's left sums, the block, the counters, the histogram, the batch and the row copies start, and
+ * the memory's end, for a splitter's sizes. After the class totals (TOTAL_AT) come the left sums and the best split's,
+ * width each, as the kernels find them (giniStart).
  */
-function layoutOf(width: number, blockBytes: number, bins: number): { bestLeftAt: number; blockAt: number; cntAt: number; histAt: number; end: number } {
+function layoutOf(width: number, blockBytes: number, bins: number, features: number, rowBytes: number[]): Layout {
   const bestLeftAt = TOTAL_AT + 16 * width;
   const blockAt = bestLeftAt + 8 * width;
   const cntAt = (blockAt + blockBytes + 7) & ~7;
   const histAt = cntAt + 4 * bins + (bins & 1 ? 4 : 0);
-  return { bestLeftAt, blockAt, cntAt, histAt, end: histAt + 8 * bins * width };
+  const batchAt = histAt + 8 * bins * width;
+  const gatheredAt = batchAt + 4 * features;
+  let at = gatheredAt + 4 * features;
+  const rowsAt = rowBytes.map((bytes) => {
+    const start = at;
+    at += (bytes + 7) & ~7;
+    return start;
+  });
+  return { bestLeftAt, blockAt, cntAt, histAt, batchAt, gatheredAt, rowsAt, end: at };
 }
 
 /** The splitter's best split so far (splitter.ts's SplitRecord): its proxy, and how a better one is recorded. */

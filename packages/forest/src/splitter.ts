@@ -161,6 +161,9 @@ export class HistogramSplitter {
   nTotalConstants = 0;
   /** Bins listed in `touched` by the last histogram, or -1 when it was not tracked. */
   private nTouched = -1;
+  /** The node the last findBestSplit set in the kernels' memory ([setStart, setEnd)), or -1. */
+  private setStart = -1;
+  private setEnd = -1;
 
   /**
    * Whether a large node's histogram is filled as two, even and odd samples, then summed: for two classes with exact
@@ -210,11 +213,13 @@ export class HistogramSplitter {
     this.features = new Int32Array(nFeatures);
     for (let f = 0; f < nFeatures; f++) this.features[f] = f;
     this.constantFeatures = new Int32Array(nFeatures);
-    this.batch = new Int32Array(maxFeatures);
     const blockBytes = maxFeatures * COLUMN_PASS_MIN_SAMPLES;
-    // The kernels hold the block and the histogram in their memory (8-bit features only: a 16-bit histogram is 256
-    // times larger).
-    this.giniKernels = HistogramSplitter.sweepsInWasm(cfg) && bins === BINS ? GiniKernels.of(width, blockBytes, bins) : null;
+    // The kernels hold the block, the histogram, the batch and the partition's row copies in their memory (8-bit
+    // features only: a 16-bit histogram is 256 times larger).
+    const kernels = HistogramSplitter.sweepsInWasm(cfg) && bins === BINS ? GiniKernels.of(width, blockBytes, bins, maxFeatures, cfg.samples.rowCopyBytes(), nFeatures) : null;
+    this.giniKernels = kernels;
+    if (kernels !== null) cfg.samples.useRowCopies(kernels);
+    this.batch = kernels?.batch ?? new Int32Array(maxFeatures);
     this.hist = this.giniKernels?.hist ?? new Float64Array(bins * width);
     this.cnt = this.giniKernels?.cnt ?? new Int32Array(bins);
     const paired = HistogramSplitter.pairsHistograms(cfg);
@@ -223,7 +228,7 @@ export class HistogramSplitter {
     this.touched = new Uint8Array(BINS);
     this.touchedWide = cfg.samples.nWide > 0 ? new Uint16Array(WIDE_BINS) : null;
     this.block = this.giniKernels?.block ?? new Uint8Array(blockBytes);
-    this.gathered = new Int32Array(maxFeatures);
+    this.gathered = kernels?.gathered ?? new Int32Array(maxFeatures);
     this.order = new Int32Array(bins);
     this.countedMax = cfg.exact && cfg.criterion.constantTimeProxy ? Math.min(COLUMN_PASS_MIN_SAMPLES, COUNTED_MAX_SAMPLES_PER_STAT * width) : 0;
     this.sortedPerm = new Int32Array(Math.max(SORTED_MAX_SAMPLES, this.countedMax));
@@ -261,7 +266,11 @@ export class HistogramSplitter {
     const counted = rows !== null && !sorted && held === null && end - start <= this.countedMax;
     // The kernels read the node's samples from their memory (a node read from a row copy has at most SWEEP_MAX).
     const kernels = rows !== null && end - start <= SWEEP_MAX ? this.giniKernels : null;
-    if (kernels !== null) kernels.setNode(this.samples.codeAt!, this.samples.weightAt, start, end, total);
+    if (kernels !== null) {
+      kernels.setNode(this.samples.idx, this.samples.codeAt!, this.samples.weightAt, start, end, total);
+      this.setStart = start;
+      this.setEnd = end;
+    } else this.setStart = this.setEnd = -1;
     const sweeping = sorted || counted ? kernels : null;
 
     // Undrawn features: known constants in [nDrawnKnown, nKnownConstants), others in [nTotal, poolEnd).
@@ -294,7 +303,7 @@ export class HistogramSplitter {
         batch[nb++] = f;
       }
       if (nb === 0) continue;
-      if (rows !== null) this.gather(rows, start, end, nb, held);
+      if (rows !== null) this.gather(rows, start, end, nb, held, kernels);
       const categorical = this.categorical;
       const wide = this.samples.wideColumn;
       for (let j = 0; j < nb; j++) {
@@ -349,8 +358,24 @@ export class HistogramSplitter {
     return best.feature >= 0 ? best : null;
   }
 
-  /** block[j * n + i] = bin of batch feature j for the node's i-th sample, for the features `held` lacks. */
-  private gather(rows: Uint8Array, start: number, end: number, nb: number, held: NodeHistograms | null): void {
+  /**
+   * Splits node [start, end) as SamplePartition.split does (`rows`: what rowsOf gave for it): in the kernels' memory
+   * when the last findBestSplit set the node there.
+   */
+  split(start: number, end: number, rows: Uint8Array | null, feature: number, thresholdBin: number, missingLeft: boolean): number {
+    const kernels = this.giniKernels;
+    const { samples } = this;
+    if (kernels !== null && rows !== null && start === this.setStart && end === this.setEnd && kernels.holds(rows)) {
+      return kernels.split(rows, feature, thresholdBin, missingLeft, samples.idx, samples.codeAt!, samples.weightAt, start, end);
+    }
+    return samples.split(start, end, rows, feature, thresholdBin, missingLeft);
+  }
+
+  /**
+   * block[j * n + i] = bin of batch feature j for the node's i-th sample, for the features `held` lacks: by the
+   * kernels when they hold the node (set by setNode) and its row copy.
+   */
+  private gather(rows: Uint8Array, start: number, end: number, nb: number, held: NodeHistograms | null, kernels: GiniKernels | null): void {
     const { nFeatures, idx } = this.samples;
     const block = this.block;
     const batch = this.batch;
@@ -359,6 +384,10 @@ export class HistogramSplitter {
     let m = 0;
     for (let j = 0; j < nb; j++) if (held === null || n <= SORTED_MAX_SAMPLES || held.held[batch[j]] === 0) gathered[m++] = j;
     if (m === 0) return;
+    if (kernels !== null && kernels.holds(rows)) {
+      kernels.gather(rows, n, m);
+      return;
+    }
     // Four rows at a time: their reads, each likely a cache miss in a subtree's row copy, overlap. FM 60k, 3 trees
     // at sqrt: 0.93-0.99 -> 0.82-0.86 s; FM 13k, 6 trees at 0.1: 1.02-1.04 -> 0.90-0.95 s (eight rows: the same).
     let i = 0;
