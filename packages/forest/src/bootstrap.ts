@@ -2,6 +2,14 @@ import type { ResolvedParams } from "./options.ts";
 import type { DatasetPack } from "./pack.ts";
 import type { Rng } from "./rng.ts";
 
+/** Weights kept elsewhere than in an array of sampleWeights' own: the split kernels' memory (split-kernels.ts). */
+export interface BootstrapMemory {
+  /** A zeroed weight per pack row, valid until the next tree of this thread. */
+  weights(): Float64Array;
+  /** The uniform bootstrap into weights(): draws times, weight[rows[rng.nextInt(rows.length)]] += 1. */
+  drawUniform(rows: Uint32Array, draws: number, rng: Rng): void;
+}
+
 /**
  * Sample weights of one tree, as scikit-learn 1.9.1's forest gives them (sklearn/ensemble/_forest.py, `fit` and
  * `_parallel_build_trees`). The rows' weights are the pack's sample weights (1 without them) times the balanced
@@ -12,15 +20,23 @@ import type { Rng } from "./rng.ts";
  * - without one, a tree's weights are the rows' weights.
  * Returns the weights per pack row and the rows with a positive weight, ascending.
  */
-export function sampleWeights(pack: DatasetPack, rows: Uint32Array, params: ResolvedParams, rng: Rng): { weight: Float64Array; idx: Uint32Array } {
+export function sampleWeights(
+  pack: DatasetPack,
+  rows: Uint32Array,
+  params: ResolvedParams,
+  rng: Rng,
+  /** Where the weights are kept and uniform draws made (the split kernels), or null for an array of their own. */
+  memory: BootstrapMemory | null = null,
+): { weight: Float64Array; idx: Uint32Array } {
   const m = rows.length;
   const rowWeight = rowWeights(pack, rows, params);
-  const weight = new Float64Array(pack.nRows);
+  const weight = memory?.weights() ?? new Float64Array(pack.nRows);
   if (params.bootstrap) {
     const total = rowWeight === null ? m : sum(rowWeight);
     const draws = bootstrapDraws(params.max_samples, m, total);
     if (rowWeight === null) {
-      for (let k = 0; k < draws; k++) weight[rows[rng.nextInt(m)]] += 1;
+      if (memory !== null) memory.drawUniform(rows, draws, rng);
+      else for (let k = 0; k < draws; k++) weight[rows[rng.nextInt(m)]] += 1;
     } else {
       // numpy's choice(p=w / sum(w)): the first row whose cumulative weight exceeds a uniform draw.
       const cumulative = new Float64Array(m);

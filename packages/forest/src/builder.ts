@@ -61,24 +61,25 @@ export function fitTree(
   params: ResolvedParams,
   seed: number,
   index: number,
-  /** Given the tree's sample weights per pack row (its bootstrap draw counts), e.g. for its out-of-bag rows. */
+  /** Given the tree's sample weights per pack row (its bootstrap draw counts), e.g. for its out-of-bag rows; valid until this thread's next tree starts. */
   onSample?: (weight: Float64Array) => void,
 ): Tree {
   const rng = new Rng(seed);
-  const { weight, idx } = sampleWeights(pack, rows, params, rng);
+  const categorical = Uint8Array.from(pack.features, (f) => (f.kind === "categorical" ? 1 : 0));
+  const maxFeatures = featuresPerSplit(params.max_features, pack.nFeatures);
+  const binCounts = Int32Array.from(pack.edges, (e) => e.length + 1);
+  const kernels = HistogramSplitter.kernelsFor(params, pack, rows.length, maxFeatures, categorical, binCounts);
+  const { weight, idx } = sampleWeights(pack, rows, params, rng, kernels);
   onSample?.(weight);
-  const samples = new SamplePartition(pack, idx, weight);
+  const samples = new SamplePartition(pack, idx, weight, kernels);
   const nClasses = pack.target.task === "classification" ? pack.target.classes.length : 0;
   const criterion = createCriterion(params.criterion, nClasses, samples);
   const minSamplesLeaf = countOrFraction(params.min_samples_leaf, rows.length);
   const minSamplesSplit = Math.max(countOrFraction(params.min_samples_split, rows.length), 2, 2 * minSamplesLeaf);
   const maxDepth = params.max_depth ?? Infinity;
-  const categorical = Uint8Array.from(pack.features, (f) => (f.kind === "categorical" ? 1 : 0));
-  const maxFeatures = featuresPerSplit(params.max_features, pack.nFeatures);
-  const binCounts = Int32Array.from(pack.edges, (e) => e.length + 1);
   const carry = HistogramCarry.of(samples, criterion.width, maxFeatures, binCounts);
   const exact = exactStatistics(samples);
-  const splitter = new HistogramSplitter({ samples, criterion, maxFeatures, minSamplesLeaf, rng, categorical, binCounts, carry, exact });
+  const splitter = new HistogramSplitter({ samples, criterion, maxFeatures, minSamplesLeaf, rng, categorical, binCounts, carry, exact, kernels });
   const sets = new CategorySetBuilder();
   const tree = new TreeArrays(samples.size, criterion.valueWidth);
   const width = criterion.width;

@@ -29,9 +29,6 @@ function takeRows(k: number, size: number): Uint8Array {
   return spare !== null && spare.length === size ? spare : new Uint8Array(size);
 }
 
-/** Row numbers 0, 1, ...: what idx holds for a node's samples once their rows are copied (a row copy has < 4,096 rows). */
-const IOTA = Uint32Array.from({ length: COLUMN_PASS_MIN_SAMPLES }, (_, i) => i);
-
 /**
  * A row-major copy of the rows of samples [start, end), or start = end = -1 when it holds nothing. A class, not an
  * object literal, for the reason SplitRecord gives (splitter.ts): each tree makes new ones.
@@ -39,7 +36,7 @@ const IOTA = Uint32Array.from({ length: COLUMN_PASS_MIN_SAMPLES }, (_, i) => i);
 class SubtreeRows {
   start = -1;
   end = -1;
-  /** Its buffer (`bytes` long), taken when first filled (see takeRows) unless placed by useRowCopies. */
+  /** Its buffer (`bytes` long): the partition memory's, or taken when first filled (see takeRows). */
   rows: Uint8Array | null = null;
 
   constructor(
@@ -50,18 +47,27 @@ class SubtreeRows {
   ) {}
 }
 
+/** The bytes of each level's row copy (8-bit features) for a tree of n samples of nFeatures features. */
+export function rowCopyBytes(n: number, nFeatures: number): number[] {
+  return SUBTREE_LEVELS.map((limit) => Math.min(n, limit) * nFeatures);
+}
+
 /**
- * Row copies held elsewhere than in the partition's own buffers: in the split kernels' memory (split-kernels.ts), where
- * the kernels read them and copy rows between them.
+ * The partition's arrays held elsewhere than in its own: in the split kernels' memory (split-kernels.ts), where the
+ * kernels read the samples and row copies, and copy rows between the copies.
  */
-export interface RowCopies {
-  /** One buffer per level, of the sizes SamplePartition.rowCopyBytes gave. */
+export interface PartitionMemory {
+  /** The samples' rows, class codes and weights (room for the tree's training rows: the partition takes the first n). */
+  readonly idx: Uint32Array;
+  readonly codeAt: Uint16Array;
+  readonly weightAt: Float64Array;
+  /** One buffer per level, of rowCopyBytes' sizes. */
   readonly buffers: Uint8Array[];
   /**
-   * Copies the rows idx[start, start + count) of `from` (a row copy, or the pack's rows) to rows 0..count-1 of `to`;
-   * false, copying nothing, when `from` is not one of `buffers`.
+   * Copies the rows of samples [start, start + count) in `from` (a row copy, or the pack's rows) to rows 0..count-1 of
+   * `to`, and makes the samples' rows 0..count-1; false, doing nothing, when `from` is not one of `buffers`.
    */
-  copyRows(from: Uint8Array, to: Uint8Array, idx: Uint32Array, start: number, count: number): boolean;
+  copyRows(from: Uint8Array, to: Uint8Array, start: number, count: number): boolean;
 }
 
 /**
@@ -93,23 +99,28 @@ export class SamplePartition implements SampleTargets {
   private readonly rowWideBins: Uint16Array | null;
   private readonly rowBins: Uint8Array;
   private readonly levels: SubtreeRows[];
-  private copies: RowCopies | null = null;
+  private readonly memory: PartitionMemory | null;
   private readonly scratch: Uint32Array;
   private readonly scratchW: Float64Array;
   private readonly scratchC: Uint16Array | null;
   private readonly scratchV: Float64Array | null;
 
-  /** `idx`: the pack rows with a positive weight, ascending (it is partitioned in place); `weight`: per pack row. */
-  constructor(pack: DatasetPack, idx: Uint32Array, weight: Float64Array) {
+  /**
+   * `idx`: the pack rows with a positive weight, ascending (it is partitioned in place, or its copy in `memory`);
+   * `weight`: per pack row; `memory`: where the arrays are kept (a classification's), or null for arrays of its own.
+   */
+  constructor(pack: DatasetPack, idx: Uint32Array, weight: Float64Array, memory: PartitionMemory | null = null) {
     const n = idx.length;
     const target = pack.target;
-    this.idx = idx;
+    this.memory = memory;
+    this.idx = memory?.idx.subarray(0, n) ?? idx;
+    if (memory !== null) this.idx.set(idx);
     this.bins = pack.bins;
     this.nRows = pack.nRows;
     this.nFeatures = pack.nFeatures;
-    this.codeAt = target.task === "classification" ? new Uint16Array(n) : null;
+    this.codeAt = target.task === "classification" ? (memory?.codeAt.subarray(0, n) ?? new Uint16Array(n)) : null;
     this.valueAt = target.task === "classification" ? null : new Float64Array(n);
-    this.weightAt = new Float64Array(n);
+    this.weightAt = memory?.weightAt.subarray(0, n) ?? new Float64Array(n);
     for (let i = 0; i < n; i++) {
       const r = idx[i];
       this.weightAt[i] = weight[r];
@@ -122,9 +133,11 @@ export class SamplePartition implements SampleTargets {
     this.nWide = this.wideBins === null ? 0 : this.wideBins.length / pack.nRows;
     this.rowWideBins = rowMajorWideBins(pack) ?? null;
     const nWide = this.nWide;
+    const bytes = rowCopyBytes(n, pack.nFeatures);
     this.levels = SUBTREE_LEVELS.map((limit, k) => {
-      const rows = Math.min(n, limit);
-      return new SubtreeRows(limit, rows * pack.nFeatures, nWide > 0 ? new Uint16Array(rows * nWide) : null);
+      const level = new SubtreeRows(limit, bytes[k], nWide > 0 ? new Uint16Array(Math.min(n, limit) * nWide) : null);
+      if (memory !== null) level.rows = memory.buffers[k];
+      return level;
     });
     this.scratch = new Uint32Array(n);
     this.scratchW = new Float64Array(n);
@@ -136,21 +149,10 @@ export class SamplePartition implements SampleTargets {
     return this.idx.length;
   }
 
-  /** The bytes of each level's row copy (8-bit features), for useRowCopies. */
-  rowCopyBytes(): number[] {
-    return this.levels.map((level) => level.bytes);
-  }
-
-  /** Keeps the row copies in `copies`' buffers and copies rows between them there: call before the first rowsOf. */
-  useRowCopies(copies: RowCopies): void {
-    this.copies = copies;
-    this.levels.forEach((level, k) => (level.rows = copies.buffers[k]));
-  }
-
   /** Gives the row copies' buffers to the next partition of this thread: call once the tree is grown, then never use this one again. */
   release(): void {
     this.levels.forEach((level, k) => {
-      if (this.copies === null && level.rows !== null) spareRows[k] = level.rows;
+      if (this.memory === null && level.rows !== null) spareRows[k] = level.rows;
       level.start = level.end = -1;
     });
   }
@@ -181,9 +183,7 @@ export class SamplePartition implements SampleTargets {
     const nWide = this.nWide;
     const out = to.rows ?? (to.rows = takeRows(finer, to.bytes));
     const outWide = to.wide;
-    if (nWide === 0 && this.copies !== null && this.copies.copyRows(from, out, idx, start, count)) {
-      idx.set(IOTA.subarray(0, count), start);
-    } else {
+    if (nWide > 0 || this.memory === null || !this.memory.copyRows(from, out, start, count)) {
       // A narrow row is copied byte by byte: a subarray per row (an allocation) cost more than the copy itself on a
       // table of 8 columns (10% of a flights grove's time); wide rows (784 pixels) copy faster through set().
       for (let i = 0; i < count; i++) {

@@ -45,6 +45,22 @@ export class Rng {
     if ((this.a | this.b | this.c | this.d) === 0) this.a = 1;
   }
 
+  /** Writes the state as four int32s, for the same sequence to go on elsewhere (split-kernels.ts's searchNode). */
+  saveTo(state: Int32Array): void {
+    state[0] = this.a;
+    state[1] = this.b;
+    state[2] = this.c;
+    state[3] = this.d;
+  }
+
+  /** Takes the state back from saveTo's four int32s, as that sequence left them. */
+  loadFrom(state: Int32Array): void {
+    this.a = state[0];
+    this.b = state[1];
+    this.c = state[2];
+    this.d = state[3];
+  }
+
   nextU32(): number {
     const result = Math.imul(rotl(Math.imul(this.b, 5), 7), 9) >>> 0;
     const t = this.b << 9;

@@ -19,9 +19,16 @@
  * a fresh process's first fit (where the JavaScript ran slow code until V8 had compiled it), median of 16 processes,
  * 60 -> 56 ms, and a second fit 25.5 -> 17 ms; with gather, split and copy, pack + fit 42.3 -> 40.2 ms (14 processes).
  */
-import { add, and, assemble, block, Body, br, brIf, ctz, eq, eqz, F64, f64add, f64const, f64div, f64gt, f64load, f64mul, f64ne, f64store, f64storeAt, f64sub, forRange, geU, get, gtU, I32, i32, ifElse, ifThen, instantiate, load, load16At, load8, load8At, loop, leU, ltU, memoryCopy, mul, or, ret, set, shl, shrU, store, store16At, store8, store8At, sub, tee, xor, f64loadAt, type Code, type WasmMemory } from "./wasm.ts";
+import {
+  add, and, assemble, block, Body, br, brIf, call, ctz, eq, eqz, F64, f64add, f64const, f64convertU, f64div, f64floor, f64gt, f64load, f64loadAt, f64mul,
+  f64ne, f64store, f64storeAt, f64sub, forRange, geU, get, gtU, I32, i32, i32truncU, i32wrap, I64, i64const, i64extendU, i64mul, i64shrU, ifElse, ifThen,
+  instantiate, leU, load, load16At, load8, load8At, loop, ltS, ltU, memoryCopy, mul, or, remU, ret, rotl, set, shl, shrU, store, store16At, store8,
+  store8At, sub, tee, xor, type Code, type WasmMemory,
+} from "./wasm.ts";
 import { SPLIT_KERNELS } from "./kernel-bytes.ts";
-import type { RowCopies } from "./partition.ts";
+import type { BootstrapMemory } from "./bootstrap.ts";
+import type { PartitionMemory } from "./partition.ts";
+import type { Rng } from "./rng.ts";
 
 /** The largest node swept here: a node that reads its features from a subtree's row copy (COLUMN_PASS_MIN_SAMPLES). */
 export const SWEEP_MAX = 4096;
@@ -46,7 +53,16 @@ const IDX_AT = WEIGHTS_AT + 8 * SWEEP_MAX;
 const RIGHT_IDX_AT = IDX_AT + 4 * SWEEP_MAX;
 const RIGHT_CODES_AT = RIGHT_IDX_AT + 4 * SWEEP_MAX;
 const RIGHT_WEIGHTS_AT = RIGHT_CODES_AT + 2 * SWEEP_MAX;
-const TOTAL_AT = RIGHT_WEIGHTS_AT + 8 * SWEEP_MAX;
+/** Where the splitter's and the partition's arrays are (i32 byte addresses, set once per splitter), and their sizes. */
+const CONFIG_AT = RIGHT_WEIGHTS_AT + 8 * SWEEP_MAX;
+const [C_BLOCK, C_BATCH, C_GATHERED, C_FEATURES, C_CONSTANTS, C_TOP, C_CATEGORICAL, C_CNT, C_HIST, C_NF, C_MAXF, C_WIDTH, C_IDX, C_CODES, C_WEIGHTS] =
+  Array.from({ length: 15 }, (_, i) => CONFIG_AT + 4 * i);
+/** searchNode's state between its calls for one node (i32s), and the feature of the best split it found in the last. */
+const STATE_AT = CONFIG_AT + 64;
+const [S_DRAWN, S_TOTAL, S_POOL_END, S_VISITED, S_FOUND, S_NB, S_J, S_BEST_F] = Array.from({ length: 8 }, (_, i) => STATE_AT + 4 * i);
+/** The tree's random number generator's state while searchNode draws (see Rng.saveTo). */
+const RNG_AT = STATE_AT + 64;
+const TOTAL_AT = RNG_AT + 16;
 
 /** The locals both kernels sweep with: their parameters' indices, and the criterion's sums. */
 interface Gini {
@@ -277,15 +293,19 @@ function gatherRowsFunction(): number[] {
 }
 
 /**
- * splitRows(rows, n, nF, f, tb, ml): the partition's split (SamplePartition.split) of the node's n samples (rows at
- * IDX_AT, codes at CODES_AT, weights at WEIGHTS_AT) by feature f of the row copy at `rows`: those with bin <= tb, and
- * the missing bin's when ml is 1, stay at the front in their order; the others go, in their order, to the RIGHT_
- * arrays. Returns the left count.
+ * splitRows(rows, n, nF, f, tb, ml, start): the partition's split (SamplePartition.split) of the node's n samples (rows
+ * at IDX_AT, codes at CODES_AT, weights at WEIGHTS_AT: setNode's copy of the partition's from `start`) by feature f of
+ * the row copy at `rows`: those with bin <= tb, and the missing bin's when ml is 1, first in their order, then the
+ * others in theirs (through the RIGHT_ arrays), written back to the partition. Returns the left count.
  */
 function splitRowsFunction(): number[] {
-  const [rows, n, nF, f, tb, ml] = [0, 1, 2, 3, 4, 5];
-  const b = new Body(6);
+  const [rows, n, nF, f, tb, ml, start] = [0, 1, 2, 3, 4, 5, 6];
+  const b = new Body(7);
   const [i, r, bn, mid, nr] = b.locals(5);
+  /** memory.copy of `count` elements of `size` bytes from `from` to the partition's array at C_ (from position `at`). */
+  const back = (array: number, size: number, at: Code[], from: number, count: number): Code[] => [
+    i32(0), load(array), at, i32(Math.log2(size)), shl, add, i32(from), get(count), i32(Math.log2(size)), shl, memoryCopy,
+  ];
   return b.encode([
     ...forRange(i, i32(0), get(n), [
       get(i), i32(2), shl, load(IDX_AT), set(r),
@@ -303,21 +323,255 @@ function splitRowsFunction(): number[] {
         get(nr), i32(1), add, set(nr),
       ]),
     ]),
+    // Back into the partition: the left samples, then the right ones.
+    ...back(C_IDX, 4, [get(start)], IDX_AT, mid),
+    ...back(C_IDX, 4, [get(start), get(mid), add], RIGHT_IDX_AT, nr),
+    ...back(C_CODES, 2, [get(start)], CODES_AT, mid),
+    ...back(C_CODES, 2, [get(start), get(mid), add], RIGHT_CODES_AT, nr),
+    ...back(C_WEIGHTS, 8, [get(start)], WEIGHTS_AT, mid),
+    ...back(C_WEIGHTS, 8, [get(start), get(mid), add], RIGHT_WEIGHTS_AT, nr),
     get(mid),
   ]);
 }
 
-/** copyRows(from, to, n, nF): the n rows at IDX_AT of the row copy at `from` to rows 0..n-1 at `to` (nF bytes a row). */
+/**
+ * copyRows(from, to, n, nF, start): the rows of the partition's samples [start, start + n) in the row copy at `from` to
+ * rows 0..n-1 at `to` (nF bytes a row); the samples' rows become 0..n-1.
+ */
 function copyRowsFunction(): number[] {
-  const [from, to, n, nF] = [0, 1, 2, 3];
-  const b = new Body(4);
-  const [i] = b.locals(1);
+  const [from, to, n, nF, start] = [0, 1, 2, 3, 4];
+  const b = new Body(5);
+  const [i, at] = b.locals(2);
   return b.encode([
+    i32(0), load(C_IDX), get(start), i32(2), shl, add, set(at),
     ...forRange(i, i32(0), get(n), [
       get(to), get(i), get(nF), mul, add,
-      get(from), get(i), i32(2), shl, load(IDX_AT), get(nF), mul, add,
+      get(from), get(at), load(0), get(nF), mul, add,
       get(nF), memoryCopy,
+      get(at), get(i), store(0),
+      get(at), i32(4), add, set(at),
     ]),
+  ]);
+}
+
+/** setNode(start, n): the partition's samples [start, start + n) (rows, codes, weights) to IDX_AT, CODES_AT, WEIGHTS_AT. */
+function setNodeFunction(): number[] {
+  const [start, n] = [0, 1];
+  const b = new Body(2);
+  const copy = (to: number, array: number, size: number): Code[] => [
+    i32(to), i32(0), load(array), get(start), i32(Math.log2(size)), shl, add, get(n), i32(Math.log2(size)), shl, memoryCopy,
+  ];
+  return b.encode([...copy(IDX_AT, C_IDX, 4), ...copy(CODES_AT, C_CODES, 2), ...copy(WEIGHTS_AT, C_WEIGHTS, 8)]);
+}
+
+/** The locals the generator's code uses: its state, scratch, and nextInt's bound n and result k. */
+interface RngLocals {
+  ra: number;
+  rb: number;
+  rc: number;
+  rd: number;
+  x: number;
+  t: number;
+  /** An i64 local. */
+  m: number;
+  n: number;
+  k: number;
+}
+
+/** The tree's generator (rng.ts's Rng) as code on locals: x = nextU32(), and k = nextInt(n), the same numbers. */
+function rngCode({ ra, rb, rc, rd, x, t, m, n, k }: RngLocals): { load: Code[]; save: Code[]; nextInt: Code[] } {
+  /** x = Rng.nextU32() (xoshiro128**). */
+  const nextU32 = [
+    get(rb), i32(5), mul, i32(7), rotl, i32(9), mul, set(x),
+    get(rb), i32(9), shl, set(t),
+    get(rc), get(ra), xor, set(rc),
+    get(rd), get(rb), xor, set(rd),
+    get(rb), get(rc), xor, set(rb),
+    get(ra), get(rd), xor, set(ra),
+    get(rc), get(t), xor, set(rc),
+    get(rd), i32(11), rotl, set(rd),
+  ];
+  /** k = Rng.nextInt(n): Lemire's method with its rejection, the same integers as the JavaScript's. */
+  const nextInt = [
+    get(n), i32(1), leU,
+    ifElse(0x40, [i32(0), set(k)], [
+      get(n), i32(0x20_0000), geU,
+      ifElse(0x40, [
+        ...nextU32,
+        get(x), f64convertU, f64const(0x1_0000_0000), f64div, get(n), f64convertU, f64mul, f64floor, i32truncU, set(k),
+      ], [
+        block(loop(
+          ...nextU32,
+          get(x), i64extendU, get(n), i64extendU, i64mul, tee(m), i64const(32), i64shrU, i32wrap, set(k),
+          get(m), i32wrap, tee(t), get(n), geU, brIf(1),
+          get(t), i32(0), get(n), sub, get(n), remU, geU, brIf(1),
+          br(0),
+        )),
+      ]),
+    ]),
+  ];
+  const state = [ra, rb, rc, rd];
+  return {
+    load: state.flatMap((l, i) => [i32(0), load(RNG_AT + 4 * i), set(l)]),
+    save: state.flatMap((l, i) => [i32(0), get(l), store(RNG_AT + 4 * i)]),
+    nextInt,
+  };
+}
+
+/**
+ * drawRows(rows, m, draws, weight): sampleWeights' uniform bootstrap with the tree's generator (RNG_AT): draws times,
+ * weight[rows[nextInt(m)]] += 1 (rows: m i32s; weight: float64 per pack row).
+ */
+function drawRowsFunction(): number[] {
+  const [rows, mRows, draws, weight] = [0, 1, 2, 3];
+  const b = new Body(4);
+  const [i, k, x, t, ra, rb, rc, rd, a] = b.locals(9);
+  const m = b.local(I64);
+  const rng = rngCode({ ra, rb, rc, rd, x, t, m, n: mRows, k });
+  return b.encode([
+    ...rng.load,
+    ...forRange(i, i32(0), get(draws), [
+      ...rng.nextInt,
+      get(weight), get(rows), get(k), i32(2), shl, add, load(0), i32(3), shl, add, tee(a),
+      get(a), f64load, f64const(1), f64add, f64store,
+    ]),
+    ...rng.save,
+  ]);
+}
+
+/** The module's functions, in order: searchNode calls the others by their index here. */
+const [SWEEP_GINI, HIST_SCAN_GINI, GATHER_ROWS, , , SET_NODE] = [0, 1, 2, 3, 4, 5];
+
+/** searchNode's returns: the node searched; or stopped at a feature for the splitter's JavaScript (see searchNode). */
+export const [SEARCHED, EVALUATE, CATEGORICAL] = [0, 1, 2];
+
+/**
+ * searchNode(start, n, rows, nKnown, w, minLeaf, sweep, best, outcome): HistogramSplitter.findBestSplit for a node of
+ * n samples from `start` read from the row copy at `rows`, without carried histograms: draws features with the tree's
+ * generator (RNG_AT, as Rng.nextInt), gathers them (gatherRows) and scores each with sweepGini (`sweep` 1: a small
+ * node) or histScanGini, tracks the constant features as findBestSplit does (the features array, the first nKnown of
+ * which are known constants, and the constants array), and restores the known prefix at the end. It stops, saving its
+ * state, at a feature its kernels leave to the splitter: EVALUATE (missing values: the histogram is filled) or
+ * CATEGORICAL (nothing filled); the splitter handles that feature and calls again with its outcome (1 a split was
+ * scored, 0 constant; -1 starts a node). `best` is the best proxy so far; S_BEST_F holds the feature of a better split
+ * found in this call (-1 none), its split at OUT_AT and its left sums at the best left sums, as the kernels record it.
+ * Returns SEARCHED, EVALUATE or CATEGORICAL.
+ */
+function searchNodeFunction(): number[] {
+  const [start, n, rows, nKnown, w, minLeaf, sweep, bestIn, outcome] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const b = new Body(9);
+  const [drawn, total, poolEnd, visited, found, nb, j, f, k, p, t, undrawn, budget, s, bestF, status] = b.locals(16);
+  const [nF, maxF, features, batch, blockAt, width, x, ra, rb, rc, rd] = b.locals(11);
+  const best = b.local(F64);
+  const m = b.local(I64);
+  /** Address of features[i]. */
+  const feature = (i: Code[]): Code[] => [get(features), i, i32(2), shl, add];
+  /** The outcome `s` of feature f (batch[j]): a split scored, or a constant moved into the constant prefix. */
+  const apply = [
+    get(s), i32(1), eq,
+    ifElse(0x40, [get(found), i32(1), add, set(found)], [
+      get(poolEnd), set(p),
+      block(loop(...feature([get(p)]), load(0), get(f), eq, brIf(1), get(p), i32(1), add, set(p), br(0))),
+      ...feature([get(p)]), ...feature([get(poolEnd)]), load(0), store(0),
+      ...feature([get(poolEnd)]), get(f), store(0),
+      get(poolEnd), i32(1), add, set(poolEnd),
+      ...feature([get(poolEnd), i32(1), sub]), ...feature([get(total)]), load(0), store(0),
+      ...feature([get(total)]), get(f), store(0),
+      get(total), i32(1), add, set(total),
+    ]),
+  ];
+  const rng = rngCode({ x, t, m, ra, rb, rc, rd, k, n: undrawn });
+  const config = (at: number, local: number): Code[] => [i32(0), load(at), set(local)];
+  const saveState = [
+    ...[[S_DRAWN, drawn], [S_TOTAL, total], [S_POOL_END, poolEnd], [S_VISITED, visited], [S_FOUND, found], [S_NB, nb], [S_J, j], [S_BEST_F, bestF]].flatMap(
+      ([at, l]) => [i32(0), get(l), store(at)],
+    ),
+    ...rng.save,
+  ];
+  return b.encode([
+    ...config(C_NF, nF), ...config(C_MAXF, maxF), ...config(C_FEATURES, features), ...config(C_BATCH, batch),
+    ...config(C_BLOCK, blockAt), ...config(C_WIDTH, width),
+    ...rng.load,
+    get(outcome), i32(0), ltS,
+    ifElse(0x40, [
+      get(start), get(n), call(SET_NODE),
+      get(nKnown), set(total), get(nF), set(poolEnd),
+    ], [
+      ...[[S_DRAWN, drawn], [S_TOTAL, total], [S_POOL_END, poolEnd], [S_VISITED, visited], [S_FOUND, found], [S_NB, nb], [S_J, j]].flatMap(
+        ([at, l]) => [i32(0), load(at), set(l)],
+      ),
+      get(batch), get(j), i32(2), shl, add, load(0), set(f),
+      get(outcome), set(s),
+      ...apply,
+      get(j), i32(1), add, set(j),
+    ]),
+    i32(-1), set(bestF),
+    get(bestIn), set(best),
+    block( // 2: stopped at a feature (status set)
+      block( // 1: searched
+        loop( // 0: a batch's remaining features, then the next batch
+          block(loop( // the batch: loop 0, its block 1, main loop 2, searched 3, stopped 4
+            get(j), get(nb), geU, brIf(1),
+            get(batch), get(j), i32(2), shl, add, load(0), set(f),
+            i32(0), load(C_CATEGORICAL), get(f), add, load8, ifThen(i32(CATEGORICAL), set(status), br(5)),
+            i32(-1), set(s),
+            get(sweep), ifThen(get(blockAt), get(j), get(n), mul, add, get(n), get(width), get(w), get(minLeaf), get(best), call(SWEEP_GINI), set(s)),
+            get(s), i32(0), ltS,
+            ifThen(
+              get(blockAt), get(j), get(n), mul, add, get(n), get(width), get(w), get(minLeaf), get(best),
+              i32(0), load(C_TOP), get(f), i32(2), shl, add, load(0), i32(0), load(C_CNT), i32(0), load(C_HIST), call(HIST_SCAN_GINI), set(s),
+              get(s), i32(-2), eq, ifThen(i32(EVALUATE), set(status), br(6)),
+            ),
+            get(s), i32(2), eq, ifThen(i32(0), f64loadAt(OUT_AT), set(best), get(f), set(bestF), i32(1), set(s)),
+            ...apply,
+            get(j), i32(1), add, set(j),
+            br(0),
+          )),
+          // The next batch, while features remain and the budget is not spent or nothing was found.
+          get(poolEnd), get(total), gtU, get(visited), get(maxF), ltU, get(found), eqz, or, and, eqz, brIf(1),
+          get(visited), get(maxF), ltU, ifElse(I32, [get(maxF), get(visited), sub], [i32(1)]), set(budget),
+          i32(0), set(nb),
+          block(loop(
+            get(nb), get(budget), geU, brIf(1),
+            get(poolEnd), get(total), leU, brIf(1),
+            get(visited), i32(1), add, set(visited),
+            get(nKnown), get(drawn), sub, get(poolEnd), get(total), sub, add, set(undrawn),
+            ...rng.nextInt,
+            get(k), get(nKnown), get(drawn), sub, ltU,
+            ifElse(0x40, [
+              // A known constant: swapped into the drawn ones.
+              get(drawn), get(k), add, set(p),
+              ...feature([get(drawn)]), load(0), set(t),
+              ...feature([get(drawn)]), ...feature([get(p)]), load(0), store(0),
+              ...feature([get(p)]), get(t), store(0),
+              get(drawn), i32(1), add, set(drawn),
+            ], [
+              get(total), get(k), get(nKnown), get(drawn), sub, sub, add, set(p),
+              get(poolEnd), i32(1), sub, set(poolEnd),
+              ...feature([get(p)]), load(0), set(f),
+              ...feature([get(p)]), ...feature([get(poolEnd)]), load(0), store(0),
+              ...feature([get(poolEnd)]), get(f), store(0),
+              get(batch), get(nb), i32(2), shl, add, get(f), store(0),
+              get(nb), i32(1), add, set(nb),
+            ]),
+            br(0),
+          )),
+          i32(0), set(j),
+          get(nb), ifThen(
+            ...forRange(k, i32(0), get(nb), [i32(0), load(C_GATHERED), get(k), i32(2), shl, add, get(k), store(0)]),
+            get(rows), get(n), get(nF), get(nb), get(blockAt), get(batch), i32(0), load(C_GATHERED), call(GATHER_ROWS),
+          ),
+          br(0),
+        ),
+      ),
+      // Searched: the known constants' prefix restored, the new constants recorded (see findBestSplit).
+      get(features), i32(0), load(C_CONSTANTS), get(nKnown), i32(2), shl, memoryCopy,
+      i32(0), load(C_CONSTANTS), get(nKnown), i32(2), shl, add, get(features), get(nKnown), i32(2), shl, add,
+      get(total), get(nKnown), sub, i32(2), shl, memoryCopy,
+      i32(SEARCHED), set(status),
+    ),
+    ...saveState,
+    get(status),
   ]);
 }
 
@@ -326,8 +580,11 @@ export function splitKernelBytes(): Uint8Array {
     { name: "sweepGini", params: [I32, I32, I32, F64, I32, F64], results: [I32], body: sweepGiniFunction() },
     { name: "histScanGini", params: [I32, I32, I32, F64, I32, F64, I32, I32, I32], results: [I32], body: histScanGiniFunction() },
     { name: "gatherRows", params: [I32, I32, I32, I32, I32, I32, I32], results: [], body: gatherRowsFunction() },
-    { name: "splitRows", params: [I32, I32, I32, I32, I32, I32], results: [I32], body: splitRowsFunction() },
-    { name: "copyRows", params: [I32, I32, I32, I32], results: [], body: copyRowsFunction() },
+    { name: "splitRows", params: [I32, I32, I32, I32, I32, I32, I32], results: [I32], body: splitRowsFunction() },
+    { name: "copyRows", params: [I32, I32, I32, I32, I32], results: [], body: copyRowsFunction() },
+    { name: "setNode", params: [I32, I32], results: [], body: setNodeFunction() },
+    { name: "searchNode", params: [I32, I32, I32, I32, F64, I32, I32, F64, I32], results: [I32], body: searchNodeFunction() },
+    { name: "drawRows", params: [I32, I32, I32, I32], results: [], body: drawRowsFunction() },
   ]);
 }
 
@@ -335,99 +592,135 @@ interface Kernels {
   sweepGini(col: number, n: number, width: number, w: number, minLeaf: number, best: number): number;
   histScanGini(col: number, n: number, width: number, w: number, minLeaf: number, best: number, top: number, hcnt: number, hist: number): number;
   gatherRows(rows: number, n: number, nF: number, m: number, block: number, batch: number, gathered: number): void;
-  splitRows(rows: number, n: number, nF: number, f: number, tb: number, ml: number): number;
-  copyRows(from: number, to: number, n: number, nF: number): void;
+  splitRows(rows: number, n: number, nF: number, f: number, tb: number, ml: number, start: number): number;
+  copyRows(from: number, to: number, n: number, nF: number, start: number): void;
+  setNode(start: number, n: number): void;
+  searchNode(start: number, n: number, rows: number, nKnown: number, w: number, minLeaf: number, sweep: number, best: number, outcome: number): number;
+  drawRows(rows: number, m: number, draws: number, weight: number): void;
+}
+
+/** What GiniKernels.of sizes its memory for: a splitter's and its partition's. */
+export interface KernelSizes {
+  /** Classes (gini's width). */
+  width: number;
+  /** Features drawn per split (the batch) and the pack's features. */
+  maxFeatures: number;
+  nFeatures: number;
+  /** The tree's training rows (the partition's arrays hold those drawn: at most as many), and the pack's rows. */
+  n: number;
+  nRows: number;
+  /** The partition's row copies' bytes (see rowCopyBytes). */
+  rowBytes: number[];
+  /** Per feature: 1 if categorical; and its bins with the missing one (the pack's edges + 1). */
+  categorical: Uint8Array;
+  binCounts: Int32Array;
 }
 
 /**
  * The kernels and, in their memory, the splitter's gathered block and 8-bit histogram (which its JavaScript fills and
- * scans too, for the nodes and features the kernels leave to it), its feature batch, the partition's row copies (see
- * RowCopies), and the node's samples the kernels read.
+ * scans too, for the nodes and features the kernels leave to it), its feature arrays, and the partition's samples and
+ * row copies (PartitionMemory): the kernels search a node, split it and copy its rows where the JavaScript reads them.
  */
-export class GiniKernels implements RowCopies {
+export class GiniKernels implements PartitionMemory, BootstrapMemory {
   /** The splitter's gathered block (see HistogramSplitter.gather). */
   readonly block: Uint8Array;
   /** The splitter's histogram: counts per bin, and class weights per bin (width each); zero between features. */
   readonly cnt: Int32Array;
   readonly hist: Float64Array;
-  /** The splitter's feature batch and the batch positions gather copies. */
+  /** The splitter's feature batch, the batch positions gather copies, its features and its constants (see findBestSplit). */
   readonly batch: Int32Array;
   readonly gathered: Int32Array;
-  /** The partition's row copies, one per level (see SamplePartition.useRowCopies). */
+  readonly features: Int32Array;
+  readonly constants: Int32Array;
+  /** The partition's samples: rows, class codes, weights (see SamplePartition). */
+  readonly idx: Uint32Array;
+  readonly codeAt: Uint16Array;
+  readonly weightAt: Float64Array;
+  /** The partition's row copies, one per level. */
   readonly buffers: Uint8Array[];
+  /** The tree's generator's state while searchNode draws (Rng.saveTo / loadFrom). */
+  readonly rngState: Int32Array;
+  /** The tree's training rows and sample weights per pack row, as the bootstrap draws them (see drawUniform). */
+  private readonly trainRows: Uint32Array;
+  private readonly drawn: Float64Array;
   private readonly buffer: ArrayBuffer;
-  private readonly idx: Uint32Array;
-  private readonly codes: Uint16Array;
-  private readonly weights: Float64Array;
-  private readonly rightIdx: Uint32Array;
-  private readonly rightCodes: Uint16Array;
-  private readonly rightWeights: Float64Array;
   private readonly total: Float64Array;
   private readonly bestLeft: Float64Array;
   private readonly out: Float64Array;
   private readonly outBins: Int32Array;
+  private readonly state: Int32Array;
   private readonly blockAt: number;
-  private readonly cntAt: number;
-  private readonly histAt: number;
-  private readonly batchAt: number;
-  private readonly gatheredAt: number;
+  private readonly nFeatures: number;
 
   private constructor(
     private readonly k: Kernels,
     memory: WasmMemory,
-    private readonly width: number,
-    blockBytes: number,
-    bins: number,
-    features: number,
-    rowBytes: number[],
-    private readonly nFeatures: number,
+    sizes: KernelSizes,
   ) {
     const buffer = memory.buffer;
     this.buffer = buffer;
-    const layout = layoutOf(width, blockBytes, bins, features, rowBytes);
+    const layout = layoutOf(sizes);
+    const { width, maxFeatures, nFeatures, n } = sizes;
+    this.nFeatures = nFeatures;
     this.blockAt = layout.blockAt;
-    this.cntAt = layout.cntAt;
-    this.histAt = layout.histAt;
-    this.batchAt = layout.batchAt;
-    this.gatheredAt = layout.gatheredAt;
-    this.idx = new Uint32Array(buffer, IDX_AT, SWEEP_MAX);
-    this.codes = new Uint16Array(buffer, CODES_AT, SWEEP_MAX);
-    this.weights = new Float64Array(buffer, WEIGHTS_AT, SWEEP_MAX);
-    this.rightIdx = new Uint32Array(buffer, RIGHT_IDX_AT, SWEEP_MAX);
-    this.rightCodes = new Uint16Array(buffer, RIGHT_CODES_AT, SWEEP_MAX);
-    this.rightWeights = new Float64Array(buffer, RIGHT_WEIGHTS_AT, SWEEP_MAX);
     this.total = new Float64Array(buffer, TOTAL_AT, width);
     this.bestLeft = new Float64Array(buffer, layout.bestLeftAt, width);
     this.out = new Float64Array(buffer, OUT_AT, 2);
     this.outBins = new Int32Array(buffer, OUT_AT + 16, 3);
-    this.block = new Uint8Array(buffer, this.blockAt, blockBytes);
-    this.cnt = new Int32Array(buffer, this.cntAt, bins);
-    this.hist = new Float64Array(buffer, this.histAt, bins * width);
-    this.batch = new Int32Array(buffer, this.batchAt, features);
-    this.gathered = new Int32Array(buffer, this.gatheredAt, features);
-    this.buffers = rowBytes.map((bytes, level) => new Uint8Array(buffer, layout.rowsAt[level], bytes));
+    this.state = new Int32Array(buffer, STATE_AT, 8);
+    this.rngState = new Int32Array(buffer, RNG_AT, 4);
+    this.block = new Uint8Array(buffer, this.blockAt, maxFeatures * SWEEP_MAX);
+    this.cnt = new Int32Array(buffer, layout.cntAt, BINS);
+    this.hist = new Float64Array(buffer, layout.histAt, BINS * width);
+    this.batch = new Int32Array(buffer, layout.batchAt, maxFeatures);
+    this.gathered = new Int32Array(buffer, layout.gatheredAt, maxFeatures);
+    this.features = new Int32Array(buffer, layout.featuresAt, nFeatures);
+    this.constants = new Int32Array(buffer, layout.constantsAt, nFeatures);
+    this.idx = new Uint32Array(buffer, layout.idxAt, n);
+    this.codeAt = new Uint16Array(buffer, layout.codesAt, n);
+    this.weightAt = new Float64Array(buffer, layout.weightsAt, n);
+    this.buffers = sizes.rowBytes.map((bytes, level) => new Uint8Array(buffer, layout.rowsAt[level], bytes));
+    this.trainRows = new Uint32Array(buffer, layout.trainRowsAt, n);
+    this.drawn = new Float64Array(buffer, layout.drawnAt, sizes.nRows);
+    const top = new Int32Array(buffer, layout.topAt, nFeatures);
+    for (let f = 0; f < nFeatures; f++) top[f] = Math.min(sizes.binCounts[f], MISSING_BIN);
+    new Uint8Array(buffer, layout.categoricalAt, nFeatures).set(sizes.categorical);
+    const config = new Int32Array(buffer, CONFIG_AT, 15);
+    config.set([layout.blockAt, layout.batchAt, layout.gatheredAt, layout.featuresAt, layout.constantsAt, layout.topAt, layout.categoricalAt]);
+    config.set([layout.cntAt, layout.histAt, nFeatures, maxFeatures, width, layout.idxAt, layout.codesAt, layout.weightsAt], 7);
   }
 
   /**
-   * Kernels for a splitter of `width` classes, `blockBytes` of block, a histogram of `bins` bins, a batch of `features`
-   * and a partition whose row copies take `rowBytes` (rows of `nFeatures` bytes), or null when their memory cannot be
-   * had. The memory made last is kept and used again while it is large enough (a tree's splitter uses it while the
-   * tree grows, the next tree's after): a memory and an instance per tree cost a small tree's fit more than the
-   * kernels saved.
+   * Kernels for a splitter and a partition of these sizes, or null when their memory cannot be had. The memory made
+   * last is kept and used again while it is large enough (a tree's splitter uses it while the tree grows, the next
+   * tree's after), up to KEEP_MAX bytes: a memory and an instance per tree cost a small tree's fit more than the kernels
+   * saved.
    */
-  static of(width: number, blockBytes: number, bins: number, features: number, rowBytes: number[], nFeatures: number): GiniKernels | null {
-    const bytes = layoutOf(width, blockBytes, bins, features, rowBytes).end;
-    if (kept === null || kept.bytes < bytes) {
-      const made = instantiate<Kernels>(cache, SPLIT_KERNELS, bytes);
+  static of(sizes: KernelSizes): GiniKernels | null {
+    const bytes = layoutOf(sizes).end;
+    let made: { memory: WasmMemory; exports: Kernels } | null = kept !== null && kept.bytes >= bytes ? kept : null;
+    if (made === null) {
+      made = instantiate<Kernels>(cache, SPLIT_KERNELS, bytes);
       if (made === null) return null;
-      kept = { ...made, bytes };
+      if (bytes <= KEEP_MAX) kept = { ...made, bytes };
     }
-    const kernels = new GiniKernels(kept.exports, kept.memory, width, blockBytes, bins, features, rowBytes, nFeatures);
     // Zero, as a new memory: the last splitter (at another width, or stopped by a throw) may have left numbers there.
-    new Uint8Array(kept.memory.buffer, 0, PERM_AT).fill(0);
+    new Uint8Array(made.memory.buffer, 0, PERM_AT).fill(0);
+    const kernels = new GiniKernels(made.exports, made.memory, sizes);
     kernels.cnt.fill(0);
     kernels.hist.fill(0);
     return kernels;
+  }
+
+  weights(): Float64Array {
+    return this.drawn.fill(0);
+  }
+
+  drawUniform(rows: Uint32Array, draws: number, rng: Rng): void {
+    this.trainRows.set(rows);
+    rng.saveTo(this.rngState);
+    this.k.drawRows(this.trainRows.byteOffset, rows.length, draws, this.drawn.byteOffset);
+    rng.loadFrom(this.rngState);
   }
 
   /** Whether `rows` (a row copy) is in the kernels' memory. */
@@ -435,64 +728,49 @@ export class GiniKernels implements RowCopies {
     return rows.buffer === this.buffer;
   }
 
-  /** Copies in the node's samples [start, end) (at most SWEEP_MAX: rows in its row copy, codes, weights) and its class totals. */
-  setNode(idx: Uint32Array, codeAt: Uint16Array, weightAt: Float64Array, start: number, end: number, total: Float64Array): void {
-    this.idx.set(idx.subarray(start, end));
-    this.codes.set(codeAt.subarray(start, end));
-    this.weights.set(weightAt.subarray(start, end));
+  /** Sets the partition's samples [start, end) (at most SWEEP_MAX) where the kernels read a node's, and its class totals. */
+  setNode(start: number, end: number, total: Float64Array): void {
+    this.k.setNode(start, end - start);
     this.total.set(total);
+  }
+
+  /**
+   * Searches the node [start, end) read from `rows` (one of `buffers`) with class totals `total` (see searchNode):
+   * outcome -1 starts it; the splitter's outcome for the feature the last call stopped at resumes it. Returns
+   * SEARCHED, EVALUATE or CATEGORICAL (the feature: batch[pending]); a better split found is in `best`.
+   */
+  search(start: number, end: number, rows: Uint8Array, total: Float64Array, nKnown: number, w: number, minLeaf: number, sweep: boolean, best: SplitSink, outcome: number): number {
+    if (outcome < 0) this.total.set(total);
+    const status = this.k.searchNode(start, end - start, rows.byteOffset, nKnown, w, minLeaf, sweep ? 1 : 0, best.proxy, outcome);
+    const f = this.state[(S_BEST_F - STATE_AT) >> 2];
+    if (f >= 0) best.record(f, this.outBins[0], this.outBins[1] === 1, this.out[0], this.out[1], this.outBins[2], this.bestLeft);
+    return status;
+  }
+
+  /** The batch position of the feature the last search stopped at. */
+  get pending(): number {
+    return this.state[(S_J - STATE_AT) >> 2];
+  }
+
+  /** The node's constant features (known and found) after a search. */
+  get nTotalConstants(): number {
+    return this.state[(S_TOTAL - STATE_AT) >> 2];
   }
 
   /** The splitter's gather of the node's n samples (set by setNode) from `rows`, one of `buffers`: see gatherRows. */
   gather(rows: Uint8Array, n: number, m: number): void {
-    this.k.gatherRows(rows.byteOffset, n, this.nFeatures, m, this.blockAt, this.batchAt, this.gatheredAt);
+    this.k.gatherRows(rows.byteOffset, n, this.nFeatures, m, this.blockAt, this.batch.byteOffset, this.gathered.byteOffset);
   }
 
-  /**
-   * SamplePartition.split of the node set by setNode, [start, end) of the partition's `idx`, `codeAt` and `weightAt`,
-   * by feature f of `rows` (one of `buffers`): split in this memory (see splitRows), then copied back. Returns mid.
-   */
-  split(rows: Uint8Array, f: number, thresholdBin: number, missingLeft: boolean, idx: Uint32Array, codeAt: Uint16Array, weightAt: Float64Array, start: number, end: number): number {
-    const n = end - start;
-    const nLeft = this.k.splitRows(rows.byteOffset, n, this.nFeatures, f, thresholdBin, missingLeft ? 1 : 0);
-    const mid = start + nLeft;
-    idx.set(this.idx.subarray(0, nLeft), start);
-    idx.set(this.rightIdx.subarray(0, n - nLeft), mid);
-    codeAt.set(this.codes.subarray(0, nLeft), start);
-    codeAt.set(this.rightCodes.subarray(0, n - nLeft), mid);
-    weightAt.set(this.weights.subarray(0, nLeft), start);
-    weightAt.set(this.rightWeights.subarray(0, n - nLeft), mid);
-    return mid;
+  /** SamplePartition.split of the node [start, end) set by setNode or search, by feature f of `rows` (one of `buffers`): see splitRows. */
+  split(rows: Uint8Array, f: number, thresholdBin: number, missingLeft: boolean, start: number, end: number): number {
+    return start + this.k.splitRows(rows.byteOffset, end - start, this.nFeatures, f, thresholdBin, missingLeft ? 1 : 0, start);
   }
 
-  copyRows(from: Uint8Array, to: Uint8Array, idx: Uint32Array, start: number, count: number): boolean {
+  copyRows(from: Uint8Array, to: Uint8Array, start: number, count: number): boolean {
     if (from.buffer !== this.buffer) return false;
-    this.idx.set(idx.subarray(start, start + count));
-    this.k.copyRows(from.byteOffset, to.byteOffset, count, this.nFeatures);
+    this.k.copyRows(from.byteOffset, to.byteOffset, count, this.nFeatures, start);
     return true;
-  }
-
-  /**
-   * Sorts and sweeps the block's feature j of the node's n samples (see sweepGini); on a better split than
-   * `best.proxy`, writes it into `best` for feature f. Returns -1 (missing values), 0 (constant) or 1 (swept).
-   */
-  sweep(j: number, n: number, w: number, minLeaf: number, f: number, best: SplitSink): number {
-    return this.take(this.k.sweepGini(this.blockAt + j * n, n, this.width, w, minLeaf, best.proxy), f, best);
-  }
-
-  /**
-   * Fills the histogram of the block's feature j and scans its bins below `top` (see histScanGini); on a better
-   * split, writes it into `best` for feature f. Returns -2 (missing values: the histogram is left filled for the
-   * splitter to scan), 0 (constant) or 1 (scanned).
-   */
-  histScan(j: number, n: number, w: number, minLeaf: number, f: number, top: number, best: SplitSink): number {
-    return this.take(this.k.histScanGini(this.blockAt + j * n, n, this.width, w, minLeaf, best.proxy, top, this.cntAt, this.histAt), f, best);
-  }
-
-  private take(status: number, f: number, best: SplitSink): number {
-    if (status !== 2) return status;
-    best.record(f, this.outBins[0], this.outBins[1] === 1, this.out[0], this.out[1], this.outBins[2], this.bestLeft);
-    return 1;
   }
 }
 
@@ -503,29 +781,48 @@ interface Layout {
   histAt: number;
   batchAt: number;
   gatheredAt: number;
+  featuresAt: number;
+  constantsAt: number;
+  topAt: number;
+  categoricalAt: number;
   rowsAt: number[];
+  idxAt: number;
+  codesAt: number;
+  weightsAt: number;
+  trainRowsAt: number;
+  drawnAt: number;
   end: number;
 }
 
 /**
- * Where the best split's left sums, the block, the counters, the histogram, the batch and the row copies start, and
- * the memory's end, for a splitter's sizes. After the class totals (TOTAL_AT) come the left sums and the best split's,
- * width each, as the kernels find them (giniStart).
+ * Where each of the kernels' arrays starts, and the memory's end, for a splitter's and partition's sizes. After the
+ * class totals (TOTAL_AT) come the left sums and the best split's, width each, as the kernels find them (giniStart).
  */
-function layoutOf(width: number, blockBytes: number, bins: number, features: number, rowBytes: number[]): Layout {
-  const bestLeftAt = TOTAL_AT + 16 * width;
-  const blockAt = bestLeftAt + 8 * width;
-  const cntAt = (blockAt + blockBytes + 7) & ~7;
-  const histAt = cntAt + 4 * bins + (bins & 1 ? 4 : 0);
-  const batchAt = histAt + 8 * bins * width;
-  const gatheredAt = batchAt + 4 * features;
-  let at = gatheredAt + 4 * features;
-  const rowsAt = rowBytes.map((bytes) => {
+function layoutOf({ width, maxFeatures, nFeatures, n, nRows, rowBytes }: KernelSizes): Layout {
+  let at = TOTAL_AT + 16 * width;
+  /** The next array of `bytes`, 8-byte aligned. */
+  const next = (bytes: number) => {
     const start = at;
     at += (bytes + 7) & ~7;
     return start;
-  });
-  return { bestLeftAt, blockAt, cntAt, histAt, batchAt, gatheredAt, rowsAt, end: at };
+  };
+  const bestLeftAt = next(8 * width);
+  const blockAt = next(maxFeatures * SWEEP_MAX);
+  const cntAt = next(4 * BINS);
+  const histAt = next(8 * BINS * width);
+  const batchAt = next(4 * maxFeatures);
+  const gatheredAt = next(4 * maxFeatures);
+  const featuresAt = next(4 * nFeatures);
+  const constantsAt = next(4 * nFeatures);
+  const topAt = next(4 * nFeatures);
+  const categoricalAt = next(nFeatures);
+  const rowsAt = rowBytes.map(next);
+  const idxAt = next(4 * n);
+  const codesAt = next(2 * n);
+  const weightsAt = next(8 * n);
+  const trainRowsAt = next(4 * n);
+  const drawnAt = next(8 * nRows);
+  return { bestLeftAt, blockAt, cntAt, histAt, batchAt, gatheredAt, featuresAt, constantsAt, topAt, categoricalAt, rowsAt, idxAt, codesAt, weightsAt, trainRowsAt, drawnAt, end: at };
 }
 
 /** The splitter's best split so far (splitter.ts's SplitRecord): its proxy, and how a better one is recorded. */
@@ -535,5 +832,7 @@ export interface SplitSink {
 }
 
 const cache: { module?: object } = {};
+/** The largest memory kept for the next tree (64 MB: the partition's arrays of some 4 million samples). */
+const KEEP_MAX = 64 << 20;
 /** The memory GiniKernels.of made last, and its size (one per thread: each has its own module). */
 let kept: { memory: WasmMemory; exports: Kernels; bytes: number } | null = null;

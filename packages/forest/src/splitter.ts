@@ -1,9 +1,10 @@
 import type { HistogramCarry, NodeHistograms } from "./carry.ts";
-import { addRegressionSample, Gini, type Criterion } from "./criterion.ts";
-import { MISSING_BIN, MISSING_WIDE_BIN } from "./pack.ts";
-import { COLUMN_PASS_MIN_SAMPLES, type SamplePartition } from "./partition.ts";
+import { addRegressionSample, type Criterion } from "./criterion.ts";
+import type { ResolvedParams } from "./options.ts";
+import { MISSING_BIN, MISSING_WIDE_BIN, type DatasetPack } from "./pack.ts";
+import { COLUMN_PASS_MIN_SAMPLES, rowCopyBytes, type SamplePartition } from "./partition.ts";
 import type { Rng } from "./rng.ts";
-import { GiniKernels, SWEEP_MAX } from "./split-kernels.ts";
+import { CATEGORICAL, GiniKernels, SEARCHED, SWEEP_MAX } from "./split-kernels.ts";
 
 /**
  * The best split found at a node. Statistics of the left child are in `leftStats`. A numeric split sends bins
@@ -83,6 +84,8 @@ export interface SplitterConfig {
   carry: HistogramCarry | null;
   /** Every statistic is an exact integer sum (see exactStatistics): a sweep may add samples or whole bins alike. */
   exact: boolean;
+  /** The kernels whose memory holds the samples' arrays (kernelsFor), or null for the JavaScript alone. */
+  kernels: GiniKernels | null;
 }
 
 /** Up to this many samples, the non-empty bins are tracked as they fill instead of found by a 255-bin sweep. */
@@ -178,11 +181,24 @@ export class HistogramSplitter {
   }
 
   /**
-   * Whether small nodes are sorted and swept by the WebAssembly kernel (split-kernels.ts) rather than countingSort or
-   * insertionSort and sweepSorted: for gini, the criterion most forests use. The same splits either way.
+   * Whether nodes read from a row copy are searched and split by the WebAssembly kernels (split-kernels.ts), and the
+   * bootstrap drawn there, rather than by this class's and the partition's JavaScript: for gini, the criterion most
+   * forests use, on 8-bit features. The same trees either way.
    */
-  static sweepsInWasm(cfg: SplitterConfig): boolean {
-    return cfg.criterion instanceof Gini;
+  static sweepsInWasm(params: ResolvedParams, pack: DatasetPack): boolean {
+    return params.criterion === "gini" && pack.target.task === "classification" && (pack.wideBins === undefined || pack.wideBins.length === 0);
+  }
+
+  /**
+   * The kernels (split-kernels.ts) for a tree of n training rows, when sweepsInWasm: the bootstrap's weights, the
+   * splitter's and the partition's arrays live in their memory, so the builder makes them first (sampleWeights',
+   * SamplePartition's memory, SplitterConfig.kernels).
+   */
+  static kernelsFor(params: ResolvedParams, pack: DatasetPack, n: number, maxFeatures: number, categorical: Uint8Array, binCounts: Int32Array): GiniKernels | null {
+    if (!HistogramSplitter.sweepsInWasm(params, pack)) return null;
+    const width = (pack.target as { classes: string[] }).classes.length;
+    const { nFeatures } = pack;
+    return GiniKernels.of({ width, maxFeatures, nFeatures, n, nRows: pack.nRows, rowBytes: rowCopyBytes(n, nFeatures), categorical, binCounts });
   }
 
   // The configuration's parts are fields of the splitter's own, not read through the object literal the builder passes:
@@ -210,15 +226,14 @@ export class HistogramSplitter {
     const { nFeatures } = cfg.samples;
     const { width } = cfg.criterion;
     const bins = cfg.samples.nWide > 0 ? WIDE_BINS : BINS;
-    this.features = new Int32Array(nFeatures);
-    for (let f = 0; f < nFeatures; f++) this.features[f] = f;
-    this.constantFeatures = new Int32Array(nFeatures);
-    const blockBytes = maxFeatures * COLUMN_PASS_MIN_SAMPLES;
-    // The kernels hold the block, the histogram, the batch and the partition's row copies in their memory (8-bit
-    // features only: a 16-bit histogram is 256 times larger).
-    const kernels = HistogramSplitter.sweepsInWasm(cfg) && bins === BINS ? GiniKernels.of(width, blockBytes, bins, maxFeatures, cfg.samples.rowCopyBytes(), nFeatures) : null;
+    // The kernels hold the feature arrays, the block, the histogram and the batch in their memory (8-bit features
+    // only: a 16-bit histogram is 256 times larger).
+    const kernels = bins === BINS ? cfg.kernels : null;
     this.giniKernels = kernels;
-    if (kernels !== null) cfg.samples.useRowCopies(kernels);
+    this.features = kernels?.features ?? new Int32Array(nFeatures);
+    for (let f = 0; f < nFeatures; f++) this.features[f] = f;
+    this.constantFeatures = kernels?.constants.fill(0) ?? new Int32Array(nFeatures);
+    const blockBytes = maxFeatures * COLUMN_PASS_MIN_SAMPLES;
     this.batch = kernels?.batch ?? new Int32Array(maxFeatures);
     this.hist = this.giniKernels?.hist ?? new Float64Array(bins * width);
     this.cnt = this.giniKernels?.cnt ?? new Int32Array(bins);
@@ -264,14 +279,16 @@ export class HistogramSplitter {
 
     const sorted = rows !== null && end - start <= SORTED_MAX_SAMPLES && this.criterion.constantTimeProxy;
     const counted = rows !== null && !sorted && held === null && end - start <= this.countedMax;
-    // The kernels read the node's samples from their memory (a node read from a row copy has at most SWEEP_MAX).
+    // A node read from a row copy (at most SWEEP_MAX samples) is the kernels' to search; one with carried histograms
+    // is searched here, the kernels gathering its features and splitting it.
     const kernels = rows !== null && end - start <= SWEEP_MAX ? this.giniKernels : null;
+    this.setStart = this.setEnd = -1;
+    if (kernels !== null && held === null) return this.searchInKernels(kernels, start, end, total, w, nKnownConstants, rows!, sorted || counted);
     if (kernels !== null) {
-      kernels.setNode(this.samples.idx, this.samples.codeAt!, this.samples.weightAt, start, end, total);
+      kernels.setNode(start, end, total);
       this.setStart = start;
       this.setEnd = end;
-    } else this.setStart = this.setEnd = -1;
-    const sweeping = sorted || counted ? kernels : null;
+    }
 
     // Undrawn features: known constants in [nDrawnKnown, nKnownConstants), others in [nTotal, poolEnd).
     let nDrawnKnown = 0;
@@ -311,7 +328,6 @@ export class HistogramSplitter {
         let outcome: number;
         if (wide !== null && wide[f] >= 0) outcome = this.evaluateWide(f, start, end, total, w) ? 1 : 0;
         else if (categorical[f] === 1) outcome = -1;
-        else if (sweeping !== null) outcome = sweeping.sweep(j, end - start, w, this.minSamplesLeaf, f, this.best);
         else if (sorted || counted) {
           // The sweep has one call site: inlined into each sort, V8 compiled it twice while a fresh process's first fit
           // ran slow code waiting for it (digits, 10 trees, median of 14 fresh processes: 68.5 -> 62 ms).
@@ -322,10 +338,6 @@ export class HistogramSplitter {
           if (held !== null && held.held[f] === 1) {
             carry!.load(held, f, this.hist, this.cnt);
             this.nTouched = -1;
-          } else if (kernels !== null && held === null && categorical[f] === 0) {
-            // Filled and scanned in WebAssembly; with missing values, left filled for evaluate.
-            outcome = kernels.histScan(j, end - start, w, this.minSamplesLeaf, f, Math.min(this.binCounts[f], MISSING_BIN), this.best);
-            if (outcome < 0) this.nTouched = -1;
           } else {
             if (rows !== null) this.histogramFromBlock(j, start, end);
             else this.histogramFromColumn(f, start, end);
@@ -359,6 +371,28 @@ export class HistogramSplitter {
   }
 
   /**
+   * findBestSplit for a node of the kernels' without carried histograms: searched in WebAssembly (see searchNode), the
+   * splitter scoring only the features it stops at (missing values, categorical); the same draws, outcomes and split.
+   */
+  private searchInKernels(kernels: GiniKernels, start: number, end: number, total: Float64Array, w: number, nKnown: number, rows: Uint8Array, sweep: boolean): Split | null {
+    const best = this.best;
+    this.rng.saveTo(kernels.rngState);
+    let status = kernels.search(start, end, rows, total, nKnown, w, this.minSamplesLeaf, sweep, best, -1);
+    while (status !== SEARCHED) {
+      const j = kernels.pending;
+      if (status === CATEGORICAL) this.histogramFromBlock(j, start, end);
+      else this.nTouched = -1;
+      const outcome = this.evaluate(this.batch[j], end - start, total, w) ? 1 : 0;
+      status = kernels.search(start, end, rows, total, nKnown, w, this.minSamplesLeaf, sweep, best, outcome);
+    }
+    this.rng.loadFrom(kernels.rngState);
+    this.nTotalConstants = kernels.nTotalConstants;
+    this.setStart = start;
+    this.setEnd = end;
+    return best.feature >= 0 ? best : null;
+  }
+
+  /**
    * Splits node [start, end) as SamplePartition.split does (`rows`: what rowsOf gave for it): in the kernels' memory
    * when the last findBestSplit set the node there.
    */
@@ -366,7 +400,7 @@ export class HistogramSplitter {
     const kernels = this.giniKernels;
     const { samples } = this;
     if (kernels !== null && rows !== null && start === this.setStart && end === this.setEnd && kernels.holds(rows)) {
-      return kernels.split(rows, feature, thresholdBin, missingLeft, samples.idx, samples.codeAt!, samples.weightAt, start, end);
+      return kernels.split(rows, feature, thresholdBin, missingLeft, start, end);
     }
     return samples.split(start, end, rows, feature, thresholdBin, missingLeft);
   }

@@ -39,7 +39,7 @@ const vector = (items: number[][]): number[] => [...uleb(items.length), ...items
 const name = (s: string): number[] => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
 
 /** Value types. */
-export const [I32, F64, V128] = [0x7f, 0x7c, 0x7b];
+export const [I32, I64, F64, V128] = [0x7f, 0x7e, 0x7c, 0x7b];
 // Instructions are Code (see below), nested rather than spread: a kernel makes thousands of them in a process's first,
 // unoptimised run, and most immediates fit one byte.
 /** An unsigned immediate: the byte itself below 128. */
@@ -68,8 +68,15 @@ export const f64loadAt = (offset: number): Code[] => [0x2b, 3, u(offset)];
 export const f64store = [0x39, 3, 0];
 export const f64storeAt = (offset: number): Code[] => [0x39, 3, u(offset)];
 
-export const [eqz, eq, ne, ltU, gtU, leU, geS, geU] = [[0x45], [0x46], [0x47], [0x49], [0x4b], [0x4d], [0x4e], [0x4f]];
+export const [eqz, eq, ne, ltS, ltU, gtU, leU, geS, geU] = [[0x45], [0x46], [0x47], [0x48], [0x49], [0x4b], [0x4d], [0x4e], [0x4f]];
 export const ctz = [0x68];
+export const [remU, rotl] = [[0x70], [0x77]];
+/** i64, for exact 32 x 32 -> 64-bit products: extend an unsigned i32, multiply, shift right, wrap back to i32. */
+export const [i64extendU, i64mul, i64shrU, i32wrap] = [[0xad], [0x7e], [0x88], [0xa7]];
+export const i64const = (n: number): Code[] => [0x42, s(n)];
+export const [f64floor, f64convertU, i32truncU] = [[0x9c], [0xb8], [0xab]];
+/** Calls function `index` of the module (its position in assemble's list). */
+export const call = (index: number): Code[] => [0x10, u(index)];
 export const [add, sub, mul, and, or, xor, shl, shrU] = [[0x6a], [0x6b], [0x6c], [0x71], [0x72], [0x73], [0x74], [0x76]];
 export const [f64eq, f64ne, f64lt, f64gt, f64le, f64ge] = [[0x61], [0x62], [0x63], [0x64], [0x65], [0x66]];
 export const [f64trunc, f64add, f64sub, f64mul, f64div, f64min, f64max] = [[0x9d], [0xa0], [0xa1], [0xa2], [0xa3], [0xa4], [0xa5]];

@@ -1,11 +1,12 @@
 // Shortcuts the splitter takes, each growing the tree it would grow without: where every statistic is an exact integer
 // sum, the counting-sort sweep of small nodes (countingSort) and paired histograms (pairsHistograms); and for gini, the
-// small-node sweep in WebAssembly (split-kernels.ts).
+// node search in WebAssembly (split-kernels.ts).
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { fitForest } from "../src/fit.ts";
 import type { FitParams } from "../src/options.ts";
 import { buildPack } from "../src/pack.ts";
-import { GiniKernels } from "../src/split-kernels.ts";
+import type { FeatureInfo } from "../src/schema.ts";
+import { CATEGORICAL, EVALUATE, GiniKernels, SEARCHED } from "../src/split-kernels.ts";
 import { HistogramSplitter } from "../src/splitter.ts";
 import type { Dataset } from "../src/types.ts";
 import { classification, fixture, random, regression } from "./fixtures/data.ts";
@@ -127,21 +128,24 @@ describe("paired histograms of large nodes (two classes)", () => {
   });
 });
 
-describe("the small-node sweep of gini in WebAssembly", () => {
-  /** The forest's bytes with the kernels and with the splitter's JavaScript, and the kernels' outcomes. */
-  function wasmAndJs(ds: Dataset, params: FitParams): { wasm: Uint8Array; js: Uint8Array; outcomes: Outcome[]; scans: number[] } {
+describe("gini's node search in WebAssembly", () => {
+  /**
+   * The forest's bytes with the kernels and with the splitter's JavaScript; what each of the kernels' node searches
+   * returned (SEARCHED, or the splitter called for missing values or a categorical feature); and the nodes the splitter
+   * searched itself in the kernels' memory (setNode: nodes with carried histograms).
+   */
+  function wasmAndJs(ds: Dataset, params: FitParams): { wasm: Uint8Array; js: Uint8Array; searches: number[]; setNodes: number } {
     const pack = buildPack(ds);
-    const spy = vi.spyOn(GiniKernels.prototype, "sweep");
-    const scan = vi.spyOn(GiniKernels.prototype, "histScan");
+    const search = vi.spyOn(GiniKernels.prototype, "search");
+    const setNode = vi.spyOn(GiniKernels.prototype, "setNode");
     const wasm = fitForest(pack, params).toBinary();
-    const outcomes = spy.mock.results.map((r) => r.value as Outcome);
-    const scans = scan.mock.results.map((r) => r.value as number);
-    spy.mockRestore();
-    scan.mockRestore();
+    const searches = search.mock.results.map((r) => r.value as number);
+    const setNodes = setNode.mock.calls.length;
+    vi.restoreAllMocks();
     const off = vi.spyOn(HistogramSplitter, "sweepsInWasm").mockReturnValue(false);
     const js = fitForest(pack, params).toBinary();
     off.mockRestore();
-    return { wasm, js, outcomes, scans };
+    return { wasm, js, searches, setNodes };
   }
 
   /** Ten classes from integer features of a few hundred values, one with missing values, one constant where x0 < 125. */
@@ -153,6 +157,15 @@ describe("the small-node sweep of gini in WebAssembly", () => {
     return classification(xs, labels);
   }
 
+  /** tenClasses with feature 4 categorical (30 categories). */
+  function withCategory(n: number, seed: number): Dataset {
+    const ds = tenClasses(n, seed);
+    const features: FeatureInfo[] = ds.featureNames.map((name, f) =>
+      f === 4 ? { name, kind: "categorical", column: f, categories: Array.from({ length: 30 }, (_, c) => `c${c}`) } : { name, kind: "numeric", column: f },
+    );
+    return { ...ds, features };
+  }
+
   it("grows the same trees byte for byte as the splitter's JavaScript", () => {
     for (const [ds, params] of [
       [fixture("digits"), { n_estimators: 4, random_state: 1 }],
@@ -162,24 +175,29 @@ describe("the small-node sweep of gini in WebAssembly", () => {
       [fixture("digits"), { n_estimators: 2, random_state: 6, class_weight: "balanced", bootstrap: false }],
       [tenClasses(6000, 3), { n_estimators: 3, random_state: 5, max_features: 3 }],
       [tenClasses(6000, 4), { n_estimators: 3, random_state: 9, max_features: 3, min_samples_leaf: 40 }],
+      [withCategory(6000, 5), { n_estimators: 3, random_state: 3, max_features: 3 }],
       [fixture("iris"), { n_estimators: 5, random_state: 7 }],
     ] satisfies [Dataset, FitParams][]) {
-      const { wasm, js, outcomes, scans } = wasmAndJs(ds, params);
-      expect(outcomes.filter((o) => o === 1).length).toBeGreaterThan(50);
-      expect(scans.filter((o) => o === 1).length).toBeGreaterThan(5);
+      const { wasm, js, searches } = wasmAndJs(ds, params);
+      expect(searches.filter((s) => s === SEARCHED).length).toBeGreaterThan(20);
       expect(Buffer.from(wasm).equals(Buffer.from(js))).toBe(true);
     }
-    // Constant features, and missing values: the sort and sweep decline them; the histogram is scanned by the splitter.
-    const { outcomes, scans } = wasmAndJs(tenClasses(6000, 3), { n_estimators: 2, random_state: 8, max_features: 3 });
-    expect(outcomes.filter((o) => o === 0).length).toBeGreaterThan(0);
-    expect(outcomes.filter((o) => o === -1).length).toBeGreaterThan(0);
-    expect(scans.filter((o) => o === 0).length).toBeGreaterThan(0);
-    expect(scans.filter((o) => o === -2).length).toBeGreaterThan(0);
+    // Missing values and categorical features: the search stops at them for the splitter.
+    expect(wasmAndJs(tenClasses(6000, 3), { n_estimators: 2, random_state: 8, max_features: 3 }).searches).toContain(EVALUATE);
+    expect(wasmAndJs(withCategory(6000, 5), { n_estimators: 2, random_state: 8, max_features: 3 }).searches).toContain(CATEGORICAL);
+  });
+
+  it("leaves nodes with carried histograms to the splitter, the same trees", () => {
+    // All features drawn: large nodes carry their histograms to their children, and are searched by the JavaScript.
+    const { wasm, js, searches, setNodes } = wasmAndJs(tenClasses(6000, 3), { n_estimators: 2, random_state: 8, max_features: "all" });
+    expect(searches.length).toBeGreaterThan(50);
+    expect(setNodes).toBeGreaterThan(5);
+    expect(Buffer.from(wasm).equals(Buffer.from(js))).toBe(true);
   });
 
   it("is used for gini only", () => {
     const used = (ds: Dataset, params: FitParams) => {
-      const spy = vi.spyOn(GiniKernels.prototype, "sweep");
+      const spy = vi.spyOn(GiniKernels.prototype, "search");
       fitForest(buildPack(ds), { n_estimators: 1, random_state: 1, ...params });
       const n = spy.mock.calls.length;
       spy.mockRestore();
