@@ -4,10 +4,12 @@ import type { Rng } from "./rng.ts";
 
 /** Weights kept elsewhere than in an array of sampleWeights' own: the split kernels' memory (split-kernels.ts). */
 export interface BootstrapMemory {
-  /** A zeroed weight per pack row, valid until the next tree of this thread. */
-  weights(): Float64Array;
-  /** The uniform bootstrap into weights(): draws times, weight[rows[rng.nextInt(rows.length)]] += 1. */
-  drawUniform(rows: Uint32Array, draws: number, rng: Rng): void;
+  /** A zeroed weight per pack row for a tree on the training `rows`, valid until the next tree of this thread. */
+  weights(rows: Uint32Array): Float64Array;
+  /** The uniform bootstrap into weights(): draws times, weight[rows[rng.nextInt(m)]] += 1 (m: the rows). */
+  drawUniform(m: number, draws: number, rng: Rng): void;
+  /** The m rows with a positive weight, in their order (valid as weights()). */
+  drawnRows(m: number): Uint32Array;
 }
 
 /**
@@ -30,12 +32,12 @@ export function sampleWeights(
 ): { weight: Float64Array; idx: Uint32Array } {
   const m = rows.length;
   const rowWeight = rowWeights(pack, rows, params);
-  const weight = memory?.weights() ?? new Float64Array(pack.nRows);
+  const weight = memory?.weights(rows) ?? new Float64Array(pack.nRows);
   if (params.bootstrap) {
     const total = rowWeight === null ? m : sum(rowWeight);
     const draws = bootstrapDraws(params.max_samples, m, total);
     if (rowWeight === null) {
-      if (memory !== null) memory.drawUniform(rows, draws, rng);
+      if (memory !== null) memory.drawUniform(m, draws, rng);
       else for (let k = 0; k < draws; k++) weight[rows[rng.nextInt(m)]] += 1;
     } else {
       // numpy's choice(p=w / sum(w)): the first row whose cumulative weight exceeds a uniform draw.
@@ -57,6 +59,7 @@ export function sampleWeights(
   } else {
     for (let i = 0; i < m; i++) weight[rows[i]] = rowWeight === null ? 1 : rowWeight[i];
   }
+  if (memory !== null) return { weight, idx: memory.drawnRows(m) };
   let n = 0;
   for (let i = 0; i < m; i++) if (weight[rows[i]] > 0) n++;
   const idx = new Uint32Array(n);

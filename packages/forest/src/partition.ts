@@ -68,6 +68,13 @@ export interface PartitionMemory {
    * `to`, and makes the samples' rows 0..count-1; false, doing nothing, when `from` is not one of `buffers`.
    */
   copyRows(from: Uint8Array, to: Uint8Array, start: number, count: number): boolean;
+  /**
+   * Sets idx (its own, or copied in), codeAt and weightAt for the samples `idx` from `weight` and the pack's class
+   * `codes`, as the partition's constructor does; false, doing nothing, when `weight` is not the memory's own.
+   */
+  placeSamples(idx: Uint32Array, weight: Float64Array, codes: Uint16Array): boolean;
+  /** The pack's row-major bins as read by copyRows: a copy in the memory, or `rowBins` itself (too large to copy). */
+  rowsOfPack(rowBins: Uint8Array): Uint8Array;
 }
 
 /**
@@ -114,20 +121,22 @@ export class SamplePartition implements SampleTargets {
     const target = pack.target;
     this.memory = memory;
     this.idx = memory?.idx.subarray(0, n) ?? idx;
-    if (memory !== null) this.idx.set(idx);
     this.bins = pack.bins;
     this.nRows = pack.nRows;
     this.nFeatures = pack.nFeatures;
     this.codeAt = target.task === "classification" ? (memory?.codeAt.subarray(0, n) ?? new Uint16Array(n)) : null;
     this.valueAt = target.task === "classification" ? null : new Float64Array(n);
     this.weightAt = memory?.weightAt.subarray(0, n) ?? new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      const r = idx[i];
-      this.weightAt[i] = weight[r];
-      if (this.codeAt !== null) this.codeAt[i] = (target as { codes: Uint16Array }).codes[r];
-      else this.valueAt![i] = (target as { values: Float64Array }).values[r];
+    if (memory === null || target.task !== "classification" || !memory.placeSamples(idx, weight, target.codes)) {
+      if (memory !== null) this.idx.set(idx);
+      for (let i = 0; i < n; i++) {
+        const r = idx[i];
+        this.weightAt[i] = weight[r];
+        if (this.codeAt !== null) this.codeAt[i] = (target as { codes: Uint16Array }).codes[r];
+        else this.valueAt![i] = (target as { values: Float64Array }).values[r];
+      }
     }
-    this.rowBins = rowMajorBins(pack);
+    this.rowBins = memory?.rowsOfPack(rowMajorBins(pack)) ?? rowMajorBins(pack);
     this.wideBins = pack.wideBins ?? null;
     this.wideColumn = pack.wideColumn ?? null;
     this.nWide = this.wideBins === null ? 0 : this.wideBins.length / pack.nRows;

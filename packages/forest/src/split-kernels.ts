@@ -22,7 +22,7 @@
 import {
   add, and, assemble, block, Body, br, brIf, call, ctz, eq, eqz, F64, f64add, f64const, f64convertU, f64div, f64floor, f64gt, f64load, f64loadAt, f64mul,
   f64ne, f64store, f64storeAt, f64sub, forRange, geU, get, gtU, I32, i32, i32truncU, i32wrap, I64, i64const, i64extendU, i64mul, i64shrU, ifElse, ifThen,
-  instantiate, leU, load, load16At, load8, load8At, loop, ltS, ltU, memoryCopy, mul, or, remU, ret, rotl, set, shl, shrU, store, store16At, store8,
+  instantiate, leU, load, load16, load16At, load8, load8At, loop, ltS, ltU, memoryCopy, mul, or, remU, ret, rotl, set, shl, shrU, store, store16, store16At, store8,
   store8At, sub, tee, xor, type Code, type WasmMemory,
 } from "./wasm.ts";
 import { SPLIT_KERNELS } from "./kernel-bytes.ts";
@@ -57,8 +57,9 @@ const RIGHT_WEIGHTS_AT = RIGHT_CODES_AT + 2 * SWEEP_MAX;
 const CONFIG_AT = RIGHT_WEIGHTS_AT + 8 * SWEEP_MAX;
 const [C_BLOCK, C_BATCH, C_GATHERED, C_FEATURES, C_CONSTANTS, C_TOP, C_CATEGORICAL, C_CNT, C_HIST, C_NF, C_MAXF, C_WIDTH, C_IDX, C_CODES, C_WEIGHTS] =
   Array.from({ length: 15 }, (_, i) => CONFIG_AT + 4 * i);
+const [C_TRAIN_ROWS, C_DRAWN, C_PACK_CODES] = Array.from({ length: 3 }, (_, i) => CONFIG_AT + 4 * (15 + i));
 /** searchNode's state between its calls for one node (i32s), and the feature of the best split it found in the last. */
-const STATE_AT = CONFIG_AT + 64;
+const STATE_AT = CONFIG_AT + 128;
 const [S_DRAWN, S_TOTAL, S_POOL_END, S_VISITED, S_FOUND, S_NB, S_J, S_BEST_F] = Array.from({ length: 8 }, (_, i) => STATE_AT + 4 * i);
 /** The tree's random number generator's state while searchNode draws (see Rng.saveTo). */
 const RNG_AT = STATE_AT + 64;
@@ -439,6 +440,37 @@ function drawRowsFunction(): number[] {
   ]);
 }
 
+/** keepDrawn(m): the partition's samples, the training rows (m at C_TRAIN_ROWS) with a positive weight, in their order; returns their count. */
+function keepDrawnFunction(): number[] {
+  const [m] = [0];
+  const b = new Body(1);
+  const [i, r, n, rows, drawn, idx] = b.locals(6);
+  return b.encode([
+    i32(0), load(C_TRAIN_ROWS), set(rows), i32(0), load(C_DRAWN), set(drawn), i32(0), load(C_IDX), set(idx),
+    ...forRange(i, i32(0), get(m), [
+      get(rows), get(i), i32(2), shl, add, load(0), set(r),
+      get(drawn), get(r), i32(3), shl, add, f64load, f64const(0), f64gt,
+      ifThen(get(idx), get(n), i32(2), shl, add, get(r), store(0), get(n), i32(1), add, set(n)),
+    ]),
+    get(n),
+  ]);
+}
+
+/** placeSamples(n): each of the partition's n samples' weight (C_DRAWN) and class code (C_PACK_CODES) by its pack row. */
+function placeSamplesFunction(): number[] {
+  const [n] = [0];
+  const b = new Body(1);
+  const [i, r, idx, codes, weights, drawn, packCodes] = b.locals(7);
+  return b.encode([
+    ...[[C_IDX, idx], [C_CODES, codes], [C_WEIGHTS, weights], [C_DRAWN, drawn], [C_PACK_CODES, packCodes]].flatMap(([at, l]) => [i32(0), load(at), set(l)]),
+    ...forRange(i, i32(0), get(n), [
+      get(idx), get(i), i32(2), shl, add, load(0), set(r),
+      get(weights), get(i), i32(3), shl, add, get(drawn), get(r), i32(3), shl, add, f64load, f64store,
+      get(codes), get(i), i32(1), shl, add, get(packCodes), get(r), i32(1), shl, add, load16, store16,
+    ]),
+  ]);
+}
+
 /** The module's functions, in order: searchNode calls the others by their index here. */
 const [SWEEP_GINI, HIST_SCAN_GINI, GATHER_ROWS, , , SET_NODE] = [0, 1, 2, 3, 4, 5];
 
@@ -585,6 +617,8 @@ export function splitKernelBytes(): Uint8Array {
     { name: "setNode", params: [I32, I32], results: [], body: setNodeFunction() },
     { name: "searchNode", params: [I32, I32, I32, I32, F64, I32, I32, F64, I32], results: [I32], body: searchNodeFunction() },
     { name: "drawRows", params: [I32, I32, I32, I32], results: [], body: drawRowsFunction() },
+    { name: "keepDrawn", params: [I32], results: [I32], body: keepDrawnFunction() },
+    { name: "placeSamples", params: [I32], results: [], body: placeSamplesFunction() },
   ]);
 }
 
@@ -597,6 +631,8 @@ interface Kernels {
   setNode(start: number, n: number): void;
   searchNode(start: number, n: number, rows: number, nKnown: number, w: number, minLeaf: number, sweep: number, best: number, outcome: number): number;
   drawRows(rows: number, m: number, draws: number, weight: number): void;
+  keepDrawn(m: number): number;
+  placeSamples(n: number): void;
 }
 
 /** What GiniKernels.of sizes its memory for: a splitter's and its partition's. */
@@ -609,6 +645,8 @@ export interface KernelSizes {
   /** The tree's training rows (the partition's arrays hold those drawn: at most as many), and the pack's rows. */
   n: number;
   nRows: number;
+  /** The pack's rows' bytes (row-major bins) when the kernels keep a copy (see PACK_ROWS_MAX), else 0. */
+  packRowBytes: number;
   /** The partition's row copies' bytes (see rowCopyBytes). */
   rowBytes: number[];
   /** Per feature: 1 if categorical; and its bins with the missing one (the pack's edges + 1). */
@@ -643,6 +681,9 @@ export class GiniKernels implements PartitionMemory, BootstrapMemory {
   /** The tree's training rows and sample weights per pack row, as the bootstrap draws them (see drawUniform). */
   private readonly trainRows: Uint32Array;
   private readonly drawn: Float64Array;
+  /** The pack's class codes, and its rows' bins when kept here (empty otherwise). */
+  private readonly packCodes: Uint16Array;
+  private readonly packRows: Uint8Array;
   private readonly buffer: ArrayBuffer;
   private readonly total: Float64Array;
   private readonly bestLeft: Float64Array;
@@ -682,12 +723,15 @@ export class GiniKernels implements PartitionMemory, BootstrapMemory {
     this.buffers = sizes.rowBytes.map((bytes, level) => new Uint8Array(buffer, layout.rowsAt[level], bytes));
     this.trainRows = new Uint32Array(buffer, layout.trainRowsAt, n);
     this.drawn = new Float64Array(buffer, layout.drawnAt, sizes.nRows);
+    this.packCodes = new Uint16Array(buffer, layout.packCodesAt, sizes.nRows);
+    this.packRows = new Uint8Array(buffer, layout.packRowsAt, sizes.packRowBytes);
     const top = new Int32Array(buffer, layout.topAt, nFeatures);
     for (let f = 0; f < nFeatures; f++) top[f] = Math.min(sizes.binCounts[f], MISSING_BIN);
     new Uint8Array(buffer, layout.categoricalAt, nFeatures).set(sizes.categorical);
-    const config = new Int32Array(buffer, CONFIG_AT, 15);
+    const config = new Int32Array(buffer, CONFIG_AT, 18);
     config.set([layout.blockAt, layout.batchAt, layout.gatheredAt, layout.featuresAt, layout.constantsAt, layout.topAt, layout.categoricalAt]);
     config.set([layout.cntAt, layout.histAt, nFeatures, maxFeatures, width, layout.idxAt, layout.codesAt, layout.weightsAt], 7);
+    config.set([layout.trainRowsAt, layout.drawnAt, layout.packCodesAt], 15);
   }
 
   /**
@@ -712,15 +756,33 @@ export class GiniKernels implements PartitionMemory, BootstrapMemory {
     return kernels;
   }
 
-  weights(): Float64Array {
+  weights(rows: Uint32Array): Float64Array {
+    this.trainRows.set(rows);
     return this.drawn.fill(0);
   }
 
-  drawUniform(rows: Uint32Array, draws: number, rng: Rng): void {
-    this.trainRows.set(rows);
+  drawUniform(m: number, draws: number, rng: Rng): void {
     rng.saveTo(this.rngState);
-    this.k.drawRows(this.trainRows.byteOffset, rows.length, draws, this.drawn.byteOffset);
+    this.k.drawRows(this.trainRows.byteOffset, m, draws, this.drawn.byteOffset);
     rng.loadFrom(this.rngState);
+  }
+
+  drawnRows(m: number): Uint32Array {
+    return this.idx.subarray(0, this.k.keepDrawn(m));
+  }
+
+  placeSamples(idx: Uint32Array, weight: Float64Array, codes: Uint16Array): boolean {
+    if (weight !== this.drawn) return false;
+    if (idx.buffer !== this.buffer || idx.byteOffset !== this.idx.byteOffset) this.idx.set(idx);
+    this.packCodes.set(codes);
+    this.k.placeSamples(idx.length);
+    return true;
+  }
+
+  rowsOfPack(rowBins: Uint8Array): Uint8Array {
+    if (this.packRows.length !== rowBins.length || rowBins.length === 0) return rowBins;
+    this.packRows.set(rowBins);
+    return this.packRows;
   }
 
   /** Whether `rows` (a row copy) is in the kernels' memory. */
@@ -791,6 +853,8 @@ interface Layout {
   weightsAt: number;
   trainRowsAt: number;
   drawnAt: number;
+  packCodesAt: number;
+  packRowsAt: number;
   end: number;
 }
 
@@ -798,7 +862,7 @@ interface Layout {
  * Where each of the kernels' arrays starts, and the memory's end, for a splitter's and partition's sizes. After the
  * class totals (TOTAL_AT) come the left sums and the best split's, width each, as the kernels find them (giniStart).
  */
-function layoutOf({ width, maxFeatures, nFeatures, n, nRows, rowBytes }: KernelSizes): Layout {
+function layoutOf({ width, maxFeatures, nFeatures, n, nRows, rowBytes, packRowBytes }: KernelSizes): Layout {
   let at = TOTAL_AT + 16 * width;
   /** The next array of `bytes`, 8-byte aligned. */
   const next = (bytes: number) => {
@@ -822,7 +886,12 @@ function layoutOf({ width, maxFeatures, nFeatures, n, nRows, rowBytes }: KernelS
   const weightsAt = next(8 * n);
   const trainRowsAt = next(4 * n);
   const drawnAt = next(8 * nRows);
-  return { bestLeftAt, blockAt, cntAt, histAt, batchAt, gatheredAt, featuresAt, constantsAt, topAt, categoricalAt, rowsAt, idxAt, codesAt, weightsAt, trainRowsAt, drawnAt, end: at };
+  const packCodesAt = next(2 * nRows);
+  const packRowsAt = next(packRowBytes);
+  return {
+    bestLeftAt, blockAt, cntAt, histAt, batchAt, gatheredAt, featuresAt, constantsAt, topAt, categoricalAt, rowsAt, idxAt, codesAt, weightsAt, trainRowsAt,
+    drawnAt, packCodesAt, packRowsAt, end: at,
+  };
 }
 
 /** The splitter's best split so far (splitter.ts's SplitRecord): its proxy, and how a better one is recorded. */

@@ -88,6 +88,13 @@ export interface SplitterConfig {
   kernels: GiniKernels | null;
 }
 
+/**
+ * Up to this many bytes of row-major bins, the kernels copy the pack's rows into their memory for each tree, where they
+ * make a subtree's first row copy too (digits: 92 KB; a tree's first copy, one row at a time in JavaScript, was 1.3 ms
+ * of a fresh process's 31 ms fit). Larger packs' first copies stay in JavaScript: their trees are long enough for it.
+ */
+const PACK_ROWS_MAX = 8 << 20;
+
 /** Up to this many samples, the non-empty bins are tracked as they fill instead of found by a 255-bin sweep. */
 const TRACK_TOUCHED_MAX_SAMPLES = 64;
 /**
@@ -198,7 +205,8 @@ export class HistogramSplitter {
     if (!HistogramSplitter.sweepsInWasm(params, pack)) return null;
     const width = (pack.target as { classes: string[] }).classes.length;
     const { nFeatures } = pack;
-    return GiniKernels.of({ width, maxFeatures, nFeatures, n, nRows: pack.nRows, rowBytes: rowCopyBytes(n, nFeatures), categorical, binCounts });
+    const packRowBytes = pack.nRows * nFeatures <= PACK_ROWS_MAX ? pack.nRows * nFeatures : 0;
+    return GiniKernels.of({ width, maxFeatures, nFeatures, n, nRows: pack.nRows, packRowBytes, rowBytes: rowCopyBytes(n, nFeatures), categorical, binCounts });
   }
 
   // The configuration's parts are fields of the splitter's own, not read through the object literal the builder passes:

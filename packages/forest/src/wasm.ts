@@ -62,6 +62,7 @@ export const load16 = [0x2f, 1, 0];
 export const store8 = [0x3a, 0, 0];
 export const store8At = (offset: number): Code[] => [0x3a, 0, u(offset)];
 export const store16At = (offset: number): Code[] => [0x3b, 1, u(offset)];
+export const store16 = [0x3b, 1, 0];
 export const f32load = [0x2a, 2, 0];
 export const f64load = [0x2b, 3, 0];
 export const f64loadAt = (offset: number): Code[] => [0x2b, 3, u(offset)];

@@ -195,6 +195,20 @@ describe("gini's node search in WebAssembly", () => {
     expect(Buffer.from(wasm).equals(Buffer.from(js))).toBe(true);
   });
 
+  it("makes a subtree's first row copy in JavaScript when the pack's rows are not in its memory (a large pack)", () => {
+    const ds = tenClasses(6000, 3);
+    const params = { n_estimators: 2, random_state: 8, max_features: 3 } satisfies FitParams;
+    const kept = vi.spyOn(GiniKernels.prototype, "copyRows");
+    const { wasm } = wasmAndJs(ds, params);
+    vi.spyOn(GiniKernels.prototype, "rowsOfPack").mockImplementation((rowBins) => rowBins);
+    const copies = vi.spyOn(GiniKernels.prototype, "copyRows");
+    const { wasm: large, js } = wasmAndJs(ds, params);
+    expect(kept.mock.results.every((r) => r.value === true)).toBe(true);
+    expect(copies.mock.results.some((r) => r.value === false)).toBe(true);
+    expect(Buffer.from(large).equals(Buffer.from(wasm))).toBe(true);
+    expect(Buffer.from(large).equals(Buffer.from(js))).toBe(true);
+  });
+
   it("is used for gini only", () => {
     const used = (ds: Dataset, params: FitParams) => {
       const spy = vi.spyOn(GiniKernels.prototype, "search");
