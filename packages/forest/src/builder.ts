@@ -92,13 +92,27 @@ export function fitTree(
   const carriedTo = (n: number, imp: number, depth: number) => depth < maxDepth && n >= minSamplesSplit && n >= CARRY_MIN_SAMPLES && imp > EPSILON;
   const rightStats = new Float64Array(width);
 
+  // A node read from a row copy, with no histograms carried to it, has its whole subtree grown by the kernels where
+  // they can (see growSubtree): this loop's rules in WebAssembly, the same nodes.
+  const grows = kernels !== null && kernels.subtree !== null && carry === null ? kernels : null;
+  const rules = { maxDepth: Math.min(maxDepth, 0x7fffffff), minSplit: minSamplesSplit, minLeaf: minSamplesLeaf, countedMax: splitter.countedMax, minDecrease };
+
   while (stack.length > 0) {
     const node = stack.pop()!;
     const slot = stack.length;
     const stats = pool.slot(slot);
-    const id = tree.addNode(node.parent, node.isRight);
     const { start, end, weight: w } = node;
     const nodeRows = samples.rowsOf(start, end);
+    if (grows !== null && nodeRows !== null && node.held === null) {
+      const subtree = grows.subtree!;
+      subtree.stats.set(stats);
+      samples.saveLevels(grows.levels);
+      const count = grows.growSubtree(start, end, node.depth, node.nKnownConstants, w, nodeRows, tree.nodeCount, tree.leafCount, rules, rng);
+      samples.loadLevels(grows.levels);
+      tree.addSubtree(node.parent, node.isRight, count, subtree);
+      continue;
+    }
+    const id = tree.addNode(node.parent, node.isRight);
     const imp = criterion.impurity(stats, w);
     let split = null;
     // A node large enough for its children to be carried to keeps the histograms it fills (see HistogramCarry).

@@ -11,7 +11,7 @@ export const COLUMN_PASS_MIN_SAMPLES = 4096;
 const NARROW_ROW = 32;
 
 /** Sizes below which a subtree's rows are copied into a contiguous buffer (outermost first). */
-const SUBTREE_LEVELS = [COLUMN_PASS_MIN_SAMPLES, 512, 64];
+export const SUBTREE_LEVELS = [COLUMN_PASS_MIN_SAMPLES, 512, 64];
 
 /**
  * The row copies' 8-bit buffers a finished tree gave back (SamplePartition.release), one per level, for the next tree's
@@ -156,6 +156,22 @@ export class SamplePartition implements SampleTargets {
 
   get size(): number {
     return this.idx.length;
+  }
+
+  /** Writes each level's range (start, end) at 4k, 4k + 1 of `out`, for code that makes row copies elsewhere (growSubtree). */
+  saveLevels(out: Int32Array): void {
+    this.levels.forEach((level, k) => {
+      out[4 * k] = level.start;
+      out[4 * k + 1] = level.end;
+    });
+  }
+
+  /** Takes the levels' ranges back from saveLevels' layout, as the code that made row copies left them. */
+  loadLevels(from: Int32Array): void {
+    this.levels.forEach((level, k) => {
+      level.start = from[4 * k];
+      level.end = from[4 * k + 1];
+    });
   }
 
   /** Gives the row copies' buffers to the next partition of this thread: call once the tree is grown, then never use this one again. */

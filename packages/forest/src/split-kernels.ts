@@ -22,12 +22,12 @@
 import {
   add, and, assemble, block, Body, br, brIf, call, ctz, eq, eqz, F64, f64add, f64const, f64convertU, f64div, f64floor, f64gt, f64load, f64loadAt, f64mul,
   f64ne, f64store, f64storeAt, f64sub, forRange, geU, get, gtU, I32, i32, i32truncU, i32wrap, I64, i64const, i64extendU, i64mul, i64shrU, ifElse, ifThen,
-  instantiate, leU, load, load16, load16At, load8, load8At, loop, ltS, ltU, memoryCopy, mul, or, remU, ret, rotl, set, shl, shrU, store, store16, store16At, store8,
-  store8At, sub, tee, xor, type Code, type WasmMemory,
+  instantiate, leS, leU, load, load16, load16At, load8, load8At, loop, ltS, ltU, memoryCopy, mul, ne, or, remU, ret, rotl, set, shl, shrU, store, store16,
+  store16At, store8, store8At, sub, tee, xor, f64le, f64lt, f32store, demote, geS, unreachable, type Code, type WasmMemory,
 } from "./wasm.ts";
 import { SPLIT_KERNELS } from "./kernel-bytes.ts";
 import type { BootstrapMemory } from "./bootstrap.ts";
-import type { PartitionMemory } from "./partition.ts";
+import { SUBTREE_LEVELS, type PartitionMemory } from "./partition.ts";
 import type { Rng } from "./rng.ts";
 
 /** The largest node swept here: a node that reads its features from a subtree's row copy (COLUMN_PASS_MIN_SAMPLES). */
@@ -58,9 +58,11 @@ const CONFIG_AT = RIGHT_WEIGHTS_AT + 8 * SWEEP_MAX;
 const [C_BLOCK, C_BATCH, C_GATHERED, C_FEATURES, C_CONSTANTS, C_TOP, C_CATEGORICAL, C_CNT, C_HIST, C_NF, C_MAXF, C_WIDTH, C_IDX, C_CODES, C_WEIGHTS] =
   Array.from({ length: 15 }, (_, i) => CONFIG_AT + 4 * i);
 const [C_TRAIN_ROWS, C_DRAWN, C_PACK_CODES] = Array.from({ length: 3 }, (_, i) => CONFIG_AT + 4 * (15 + i));
+const [C_STACK, C_POOL, C_RIGHT_STATS, C_OUT_FEATURE, C_OUT_BIN, C_OUT_THRESHOLD, C_OUT_RIGHT, C_OUT_MISSING, C_OUT_GAIN, C_OUT_VALUES, C_EDGES, C_EDGE_START, C_LEVELS] =
+  Array.from({ length: 13 }, (_, i) => CONFIG_AT + 4 * (18 + i));
 /** searchNode's state between its calls for one node (i32s), and the feature of the best split it found in the last. */
 const STATE_AT = CONFIG_AT + 128;
-const [S_DRAWN, S_TOTAL, S_POOL_END, S_VISITED, S_FOUND, S_NB, S_J, S_BEST_F] = Array.from({ length: 8 }, (_, i) => STATE_AT + 4 * i);
+const [S_DRAWN, S_TOTAL, S_POOL_END, S_VISITED, S_FOUND, S_NB, S_J, S_BEST_F, S_LEAVES] = Array.from({ length: 9 }, (_, i) => STATE_AT + 4 * i);
 /** The tree's random number generator's state while searchNode draws (see Rng.saveTo). */
 const RNG_AT = STATE_AT + 64;
 const TOTAL_AT = RNG_AT + 16;
@@ -471,8 +473,161 @@ function placeSamplesFunction(): number[] {
   ]);
 }
 
-/** The module's functions, in order: searchNode calls the others by their index here. */
-const [SWEEP_GINI, HIST_SCAN_GINI, GATHER_ROWS, , , SET_NODE] = [0, 1, 2, 3, 4, 5];
+/** The module's functions, in order: searchNode and growSubtree call the others by their index here. */
+const [SWEEP_GINI, HIST_SCAN_GINI, GATHER_ROWS, SPLIT_ROWS, COPY_ROWS, SET_NODE, SEARCH_NODE] = [0, 1, 2, 3, 4, 5, 6];
+
+/** A subtree grown here has fewer samples than a row copy holds: at most this many nodes, and a stack this deep. */
+export const SUBTREE_MAX_NODES = 2 * SWEEP_MAX;
+const SUBTREE_STACK = SWEEP_MAX + 2;
+/** A stack entry: start, end, depth, parent, is right (i32s), the node's known constants, its weight (f64). */
+const ENTRY = 32;
+/** Below this, sklearn treats a node as pure (builder.ts's EPSILON). */
+const EPSILON = 2.220446049250313e-16;
+
+/**
+ * growSubtree(start, end, depth, nKnown, w, rows, id0, leaf0, maxDepth, minSplit, minLeaf, countedMax, minDecrease):
+ * builder.ts's fitTree loop for the subtree of the node [start, end) at `depth` (its known constants nKnown, weight w,
+ * class totals in the stack's first stats slot), read from the row copy at `rows` (rowsOf done for it): depth-first,
+ * each node's rows (rowsOf, the levels at C_LEVELS), impurity and stopping rules, searchNode, the decrease against
+ * minDecrease, splitRows, and the children's statistics and stack entries, as there. The nodes go to the C_OUT_ arrays
+ * by position (ids from id0, leaf values by leaf from leaf0), with the same float64 arithmetic as the JavaScript's and
+ * its float32 roundings. For packs without missing values or categorical features, where searchNode never stops (it
+ * traps if it does). Returns the nodes grown; S_LEAVES their leaves.
+ */
+function growSubtreeFunction(): number[] {
+  const [start0, end0, depth0, nKnown0, w0, rows0, id0, leaf0, maxDepth, minSplit, minLeaf, countedMax, minDecrease] = Array.from({ length: 13 }, (_, i) => i);
+  const b = new Body(13);
+  const [sp, nodes, leaves, st, e0, d, par, nk, id, n, rows, f, tb, ml, mid, c, at, level, finer, k, width, nF, bestLeft, stack, pool, rs] = b.locals(26);
+  const [sA, levels, o] = b.locals(3);
+  const [wn, imp, lw, dec, sq, li, ri] = [F64, F64, F64, F64, F64, F64, F64].map((t) => b.local(t));
+  const cfg = (at: number): Code[] => [i32(0), load(at)];
+  /** Leaves gini's impurity of the width sums at `stats` and weight w (Gini.impurity) in `into`. */
+  const impurity = (stats: Code[], w: Code[], into: number): Code[] => [
+    f64const(0), set(sq),
+    ...forRange(c, i32(0), get(width), [get(sq), stats, get(c), i32(3), shl, add, f64load, tee(dec), get(dec), f64mul, f64add, set(sq)]),
+    w, f64const(0), f64le, ifElse(F64, [f64const(0)], [f64const(1), get(sq), w, w, f64mul, f64div, f64sub]), set(into),
+  ];
+  /** Address of level k's field (0 start, 4 end, 8 limit, 12 buffer). */
+  const lv = (k: Code[], field: number): Code[] => [get(levels), k, i32(4), shl, add, i32(field), add];
+  /** SamplePartition.rowsOf for node [sA, e0) of n samples: rows = the innermost copy holding it, made first if finer. */
+  const rowsOf = [
+    i32(-1), set(level),
+    i32(2), set(k),
+    block(loop(
+      get(sA), ...lv([get(k)], 0), load(0), geS, get(e0), ...lv([get(k)], 4), load(0), leS, and,
+      ifThen(get(k), set(level), br(2)),
+      get(k), eqz, brIf(1),
+      get(k), i32(1), sub, set(k),
+      br(0),
+    )),
+    get(level), i32(0), ltS, ifThen(unreachable),
+    ...lv([get(level)], 12), load(0), set(rows),
+    get(level), i32(1), add, set(finer),
+    block(loop(
+      get(finer), i32(1), add, i32(3), geS, brIf(1),
+      get(n), ...lv([get(finer), i32(1), add], 8), load(0), geS, brIf(1),
+      get(finer), i32(1), add, set(finer),
+      br(0),
+    )),
+    get(finer), i32(3), ltS,
+    ifThen(
+      get(n), ...lv([get(finer)], 8), load(0), ltS,
+      ifThen(
+        get(rows), ...lv([get(finer)], 12), load(0), get(n), get(nF), get(sA), call(COPY_ROWS),
+        ...lv([get(finer)], 12), load(0), set(rows),
+        ...lv([get(finer)], 0), get(sA), store(0),
+        ...lv([get(finer)], 4), get(e0), store(0),
+        ...forRange(k, [get(finer), i32(1), add], i32(3), [...lv([get(k)], 0), i32(-1), store(0), ...lv([get(k)], 4), i32(-1), store(0)]),
+      ),
+    ),
+  ];
+  /** Pushes a stack entry at sp (start, end, depth d + 1, parent id, right, known constants nk, weight). */
+  const push = (startV: Code[], endV: Code[], right: number, weight: Code[]): Code[] => [
+    get(stack), get(sp), i32(5), shl, add, set(at),
+    get(at), startV, store(0), get(at), endV, store(4), get(at), get(d), i32(1), add, store(8), get(at), get(id), store(12),
+    get(at), i32(right), store(16), get(at), get(nk), store(20), get(at), weight, f64storeAt(24),
+    get(sp), i32(1), add, set(sp),
+  ];
+  const out = (array: number, size: number): Code[] => [...cfg(array), get(o), i32(Math.log2(size)), shl, add];
+  return b.encode([
+    ...cfg(C_WIDTH), set(width), ...cfg(C_NF), set(nF), ...cfg(C_STACK), set(stack), ...cfg(C_POOL), set(pool),
+    ...cfg(C_RIGHT_STATS), set(rs), ...cfg(C_LEVELS), set(levels),
+    i32(TOTAL_AT), get(width), i32(4), shl, add, set(bestLeft),
+    // The subtree's root: its stats are in slot 0, its rows at rows0.
+    get(stack), get(start0), store(0), get(stack), get(end0), store(4), get(stack), get(depth0), store(8),
+    get(stack), i32(0), store(16), get(stack), get(nKnown0), store(20), get(stack), get(w0), f64storeAt(24),
+    i32(1), set(sp),
+    get(rows0), set(rows),
+    block(loop(
+      get(sp), eqz, brIf(1),
+      get(sp), i32(1), sub, tee(sp), i32(5), shl, get(stack), add, set(at),
+      get(at), load(0), set(sA), get(at), load(4), set(e0), get(at), load(8), set(d), get(at), load(12), set(par),
+      get(at), load(20), set(nk), get(at), f64loadAt(24), set(wn),
+      get(pool), get(sp), get(width), mul, i32(3), shl, add, set(st),
+      get(id0), get(nodes), add, set(id), get(nodes), set(o),
+      get(at), load(16), ifThen(...cfg(C_OUT_RIGHT), get(par), get(id0), sub, i32(2), shl, add, get(id), store(0)),
+      get(nodes), i32(1), add, set(nodes),
+      get(e0), get(sA), sub, set(n),
+      get(nodes), i32(1), ne, ifThen(...rowsOf),
+      ...impurity([get(st)], [get(wn)], imp),
+      i32(-1), set(f),
+      get(d), get(maxDepth), ltS, get(n), get(minSplit), geS, and, get(imp), f64const(EPSILON), f64gt, and,
+      ifThen(
+        i32(TOTAL_AT), get(st), get(width), i32(3), shl, memoryCopy,
+        get(sA), get(n), get(rows), get(nk), get(wn), get(minLeaf), get(n), i32(32), leU, get(n), get(countedMax), leU, or,
+        f64const(-Infinity), i32(-1), call(SEARCH_NODE),
+        ifThen(unreachable),
+        i32(0), load(S_BEST_F), set(f),
+        get(f), i32(0), geS,
+        ifThen(
+          i32(0), f64loadAt(OUT_AT + 8), set(lw),
+          ...forRange(c, i32(0), get(width), [
+            get(rs), get(c), i32(3), shl, tee(at), add, get(st), get(at), add, f64load, get(bestLeft), get(at), add, f64load, f64sub, f64store,
+          ]),
+          ...impurity([get(bestLeft)], [get(lw)], li),
+          ...impurity([get(rs)], [get(wn), get(lw), f64sub], ri),
+          get(wn), get(imp), f64mul, get(lw), get(li), f64mul, f64sub, get(wn), get(lw), f64sub, get(ri), f64mul, f64sub, set(dec),
+          get(dec), get(minDecrease), f64lt, ifThen(i32(-1), set(f)),
+        ),
+      ),
+      get(f), i32(0), ltS,
+      ifThen(
+        // A leaf: its values, the class shares (float32), and its leaf number.
+        ...out(C_OUT_FEATURE, 4), i32(-1), store(0),
+        ...out(C_OUT_RIGHT, 4), get(leaf0), get(leaves), add, store(0),
+        ...out(C_OUT_BIN, 4), i32(0), store(0),
+        ...out(C_OUT_THRESHOLD, 8), f64const(0), f64store,
+        ...out(C_OUT_MISSING, 1), i32(0), store8,
+        ...out(C_OUT_GAIN, 4), f64const(0), demote, f32store,
+        ...forRange(c, i32(0), get(width), [
+          ...cfg(C_OUT_VALUES), get(leaves), get(width), mul, get(c), add, i32(2), shl, add,
+          get(st), get(c), i32(3), shl, add, f64load, get(wn), f64div, demote, f32store,
+        ]),
+        get(leaves), i32(1), add, set(leaves),
+        br(1),
+      ),
+      // A split: the node's record, then its samples split and its children pushed, right first.
+      i32(0), load(OUT_AT + 16), set(tb), i32(0), load(OUT_AT + 20), set(ml),
+      ...out(C_OUT_FEATURE, 4), get(f), store(0),
+      ...out(C_OUT_BIN, 4), get(tb), store(0),
+      ...out(C_OUT_THRESHOLD, 8),
+      get(tb), ...cfg(C_EDGE_START), get(f), i32(1), add, i32(2), shl, add, load(0), ...cfg(C_EDGE_START), get(f), i32(2), shl, add, load(0), sub, ltU,
+      ifElse(F64, [...cfg(C_EDGES), ...cfg(C_EDGE_START), get(f), i32(2), shl, add, load(0), get(tb), add, i32(3), shl, add, f64load], [f64const(Number.MAX_VALUE)]),
+      f64store,
+      ...out(C_OUT_MISSING, 1), get(ml), store8,
+      ...out(C_OUT_GAIN, 4), get(dec), demote, f32store,
+      get(sA), get(rows), get(n), get(nF), get(f), get(tb), get(ml), get(sA), call(SPLIT_ROWS), add, set(mid),
+      i32(0), load(S_TOTAL), set(nk),
+      get(st), get(rs), get(width), i32(3), shl, memoryCopy,
+      get(st), get(width), i32(3), shl, add, get(bestLeft), get(width), i32(3), shl, memoryCopy,
+      ...push([get(mid)], [get(e0)], 1, [get(wn), get(lw), f64sub]),
+      ...push([get(sA)], [get(mid)], 0, [get(lw)]),
+      br(0),
+    )),
+    i32(0), get(leaves), store(S_LEAVES),
+    get(nodes),
+  ]);
+}
 
 /** searchNode's returns: the node searched; or stopped at a feature for the splitter's JavaScript (see searchNode). */
 export const [SEARCHED, EVALUATE, CATEGORICAL] = [0, 1, 2];
@@ -619,6 +774,7 @@ export function splitKernelBytes(): Uint8Array {
     { name: "drawRows", params: [I32, I32, I32, I32], results: [], body: drawRowsFunction() },
     { name: "keepDrawn", params: [I32], results: [I32], body: keepDrawnFunction() },
     { name: "placeSamples", params: [I32], results: [], body: placeSamplesFunction() },
+    { name: "growSubtree", params: [I32, I32, I32, I32, F64, I32, I32, I32, I32, I32, I32, I32, F64], results: [I32], body: growSubtreeFunction() },
   ]);
 }
 
@@ -633,6 +789,30 @@ interface Kernels {
   drawRows(rows: number, m: number, draws: number, weight: number): void;
   keepDrawn(m: number): number;
   placeSamples(n: number): void;
+  growSubtree(start: number, end: number, depth: number, nKnown: number, w: number, rows: number, id0: number, leaf0: number, maxDepth: number, minSplit: number, minLeaf: number, countedMax: number, minDecrease: number): number;
+}
+
+/** growSubtree's stopping rules (the builder's): maxDepth (0x7fffffff for none), min samples to split and per leaf, min decrease. */
+export interface SubtreeRules {
+  maxDepth: number;
+  minSplit: number;
+  minLeaf: number;
+  /** The splitter's countedMax: up to this many samples (or 32), a node's features are sorted and swept. */
+  countedMax: number;
+  minDecrease: number;
+}
+
+/** A subtree grown by growSubtree: its root's class totals (set before), then its nodes' records (TreeArrays' fields) and leaves. */
+export interface Subtree {
+  readonly stats: Float64Array;
+  readonly feature: Int32Array;
+  readonly bin: Int32Array;
+  readonly threshold: Float64Array;
+  readonly right: Int32Array;
+  readonly missingLeft: Uint8Array;
+  readonly gain: Float32Array;
+  readonly values: Float32Array;
+  leaves: number;
 }
 
 /** What GiniKernels.of sizes its memory for: a splitter's and its partition's. */
@@ -647,6 +827,8 @@ export interface KernelSizes {
   nRows: number;
   /** The pack's rows' bytes (row-major bins) when the kernels keep a copy (see PACK_ROWS_MAX), else 0. */
   packRowBytes: number;
+  /** Each feature's bin edges (the pack's), when subtrees are grown here (growSubtree), else null. */
+  edges: Float64Array[] | null;
   /** The partition's row copies' bytes (see rowCopyBytes). */
   rowBytes: number[];
   /** Per feature: 1 if categorical; and its bins with the missing one (the pack's edges + 1). */
@@ -681,6 +863,10 @@ export class GiniKernels implements PartitionMemory, BootstrapMemory {
   /** The tree's training rows and sample weights per pack row, as the bootstrap draws them (see drawUniform). */
   private readonly trainRows: Uint32Array;
   private readonly drawn: Float64Array;
+  /** The partition's levels (start, end, limit, buffer address each) while growSubtree runs (see SamplePartition.levelRanges). */
+  readonly levels: Int32Array;
+  /** growSubtree's input statistics and its output, or null when the kernels do not grow subtrees (KernelSizes.edges). */
+  readonly subtree: Subtree | null;
   /** The pack's class codes, and its rows' bins when kept here (empty otherwise). */
   private readonly packCodes: Uint16Array;
   private readonly packRows: Uint8Array;
@@ -708,7 +894,7 @@ export class GiniKernels implements PartitionMemory, BootstrapMemory {
     this.bestLeft = new Float64Array(buffer, layout.bestLeftAt, width);
     this.out = new Float64Array(buffer, OUT_AT, 2);
     this.outBins = new Int32Array(buffer, OUT_AT + 16, 3);
-    this.state = new Int32Array(buffer, STATE_AT, 8);
+    this.state = new Int32Array(buffer, STATE_AT, 9);
     this.rngState = new Int32Array(buffer, RNG_AT, 4);
     this.block = new Uint8Array(buffer, this.blockAt, maxFeatures * SWEEP_MAX);
     this.cnt = new Int32Array(buffer, layout.cntAt, BINS);
@@ -728,10 +914,36 @@ export class GiniKernels implements PartitionMemory, BootstrapMemory {
     const top = new Int32Array(buffer, layout.topAt, nFeatures);
     for (let f = 0; f < nFeatures; f++) top[f] = Math.min(sizes.binCounts[f], MISSING_BIN);
     new Uint8Array(buffer, layout.categoricalAt, nFeatures).set(sizes.categorical);
-    const config = new Int32Array(buffer, CONFIG_AT, 18);
+    const config = new Int32Array(buffer, CONFIG_AT, 31);
     config.set([layout.blockAt, layout.batchAt, layout.gatheredAt, layout.featuresAt, layout.constantsAt, layout.topAt, layout.categoricalAt]);
     config.set([layout.cntAt, layout.histAt, nFeatures, maxFeatures, width, layout.idxAt, layout.codesAt, layout.weightsAt], 7);
     config.set([layout.trainRowsAt, layout.drawnAt, layout.packCodesAt], 15);
+    config.set([layout.stackAt, layout.poolAt, layout.rightStatsAt, layout.outFeatureAt, layout.outBinAt, layout.outThresholdAt, layout.outRightAt], 18);
+    config.set([layout.outMissingAt, layout.outGainAt, layout.outValuesAt, layout.edgesAt, layout.edgeStartAt, layout.levelsAt], 25);
+    this.levels = new Int32Array(buffer, layout.levelsAt, 4 * sizes.rowBytes.length);
+    this.levels.set(sizes.rowBytes.flatMap((_, k) => [-1, -1, SUBTREE_LEVELS[k], layout.rowsAt[k]]));
+    this.subtree = null;
+    if (sizes.edges !== null) {
+      const starts = new Int32Array(buffer, layout.edgeStartAt, nFeatures + 1);
+      let at = 0;
+      sizes.edges.forEach((e, f) => {
+        new Float64Array(buffer, layout.edgesAt + 8 * at, e.length).set(e);
+        starts[f] = at;
+        at += e.length;
+      });
+      starts[nFeatures] = at;
+      this.subtree = {
+        stats: new Float64Array(buffer, layout.poolAt, width),
+        feature: new Int32Array(buffer, layout.outFeatureAt, SUBTREE_MAX_NODES),
+        bin: new Int32Array(buffer, layout.outBinAt, SUBTREE_MAX_NODES),
+        threshold: new Float64Array(buffer, layout.outThresholdAt, SUBTREE_MAX_NODES),
+        right: new Int32Array(buffer, layout.outRightAt, SUBTREE_MAX_NODES),
+        missingLeft: new Uint8Array(buffer, layout.outMissingAt, SUBTREE_MAX_NODES),
+        gain: new Float32Array(buffer, layout.outGainAt, SUBTREE_MAX_NODES),
+        values: new Float32Array(buffer, layout.outValuesAt, SWEEP_MAX * width),
+        leaves: 0,
+      };
+    }
   }
 
   /**
@@ -783,6 +995,19 @@ export class GiniKernels implements PartitionMemory, BootstrapMemory {
     if (this.packRows.length !== rowBins.length || rowBins.length === 0) return rowBins;
     this.packRows.set(rowBins);
     return this.packRows;
+  }
+
+  /**
+   * Grows the subtree of the node [start, end) (see growSubtree; its class totals in subtree.stats, the partition's
+   * levels in `levels`), its nodes numbered from id0 and its leaves from leaf0; returns its nodes, their records in
+   * `subtree` (leaves: subtree.leaves).
+   */
+  growSubtree(start: number, end: number, depth: number, nKnown: number, w: number, rows: Uint8Array, id0: number, leaf0: number, rules: SubtreeRules, rng: Rng): number {
+    rng.saveTo(this.rngState);
+    const nodes = this.k.growSubtree(start, end, depth, nKnown, w, rows.byteOffset, id0, leaf0, rules.maxDepth, rules.minSplit, rules.minLeaf, rules.countedMax, rules.minDecrease);
+    rng.loadFrom(this.rngState);
+    this.subtree!.leaves = this.state[(S_LEAVES - STATE_AT) >> 2];
+    return nodes;
   }
 
   /** Whether `rows` (a row copy) is in the kernels' memory. */
@@ -855,6 +1080,19 @@ interface Layout {
   drawnAt: number;
   packCodesAt: number;
   packRowsAt: number;
+  stackAt: number;
+  poolAt: number;
+  rightStatsAt: number;
+  outFeatureAt: number;
+  outBinAt: number;
+  outThresholdAt: number;
+  outRightAt: number;
+  outMissingAt: number;
+  outGainAt: number;
+  outValuesAt: number;
+  edgesAt: number;
+  edgeStartAt: number;
+  levelsAt: number;
   end: number;
 }
 
@@ -862,7 +1100,7 @@ interface Layout {
  * Where each of the kernels' arrays starts, and the memory's end, for a splitter's and partition's sizes. After the
  * class totals (TOTAL_AT) come the left sums and the best split's, width each, as the kernels find them (giniStart).
  */
-function layoutOf({ width, maxFeatures, nFeatures, n, nRows, rowBytes, packRowBytes }: KernelSizes): Layout {
+function layoutOf({ width, maxFeatures, nFeatures, n, nRows, rowBytes, packRowBytes, edges }: KernelSizes): Layout {
   let at = TOTAL_AT + 16 * width;
   /** The next array of `bytes`, 8-byte aligned. */
   const next = (bytes: number) => {
@@ -888,9 +1126,25 @@ function layoutOf({ width, maxFeatures, nFeatures, n, nRows, rowBytes, packRowBy
   const drawnAt = next(8 * nRows);
   const packCodesAt = next(2 * nRows);
   const packRowsAt = next(packRowBytes);
+  // growSubtree's stack, statistics, output and edges (none without edges).
+  const grows = edges !== null ? 1 : 0;
+  const stackAt = next(grows * SUBTREE_STACK * ENTRY);
+  const poolAt = next(grows * (SUBTREE_STACK + 1) * 8 * width);
+  const rightStatsAt = next(grows * 8 * width);
+  const outFeatureAt = next(grows * 4 * SUBTREE_MAX_NODES);
+  const outBinAt = next(grows * 4 * SUBTREE_MAX_NODES);
+  const outThresholdAt = next(grows * 8 * SUBTREE_MAX_NODES);
+  const outRightAt = next(grows * 4 * SUBTREE_MAX_NODES);
+  const outMissingAt = next(grows * SUBTREE_MAX_NODES);
+  const outGainAt = next(grows * 4 * SUBTREE_MAX_NODES);
+  const outValuesAt = next(grows * 4 * SWEEP_MAX * width);
+  const edgesAt = next(8 * (edges?.reduce((total, e) => total + e.length, 0) ?? 0));
+  const edgeStartAt = next(grows * 4 * (nFeatures + 1));
+  const levelsAt = next(16 * rowBytes.length);
   return {
     bestLeftAt, blockAt, cntAt, histAt, batchAt, gatheredAt, featuresAt, constantsAt, topAt, categoricalAt, rowsAt, idxAt, codesAt, weightsAt, trainRowsAt,
-    drawnAt, packCodesAt, packRowsAt, end: at,
+    drawnAt, packCodesAt, packRowsAt, stackAt, poolAt, rightStatsAt, outFeatureAt, outBinAt, outThresholdAt, outRightAt, outMissingAt, outGainAt,
+    outValuesAt, edgesAt, edgeStartAt, levelsAt, end: at,
   };
 }
 

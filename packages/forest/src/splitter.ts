@@ -95,6 +95,17 @@ export interface SplitterConfig {
  */
 const PACK_ROWS_MAX = 8 << 20;
 
+/** Classes up to which the kernels grow whole subtrees (their statistics take 33 KB a class). */
+const SUBTREE_MAX_WIDTH = 256;
+
+/** Whether any of the pack's (8-bit) bins is the missing one: found once per pack. */
+const missingIn = new WeakMap<Uint8Array, boolean>();
+function hasMissing(pack: DatasetPack): boolean {
+  let found = missingIn.get(pack.bins);
+  if (found === undefined) missingIn.set(pack.bins, (found = pack.bins.indexOf(MISSING_BIN) >= 0));
+  return found;
+}
+
 /** Up to this many samples, the non-empty bins are tracked as they fill instead of found by a 255-bin sweep. */
 const TRACK_TOUCHED_MAX_SAMPLES = 64;
 /**
@@ -162,7 +173,8 @@ export class HistogramSplitter {
   /** countingSort: a bit per 8-bit bin, set where the node has samples. */
   private readonly present = new Int32Array(8);
   /** The largest node countingSort sorts (0: never). */
-  private readonly countedMax: number;
+  /** Up to this many samples (or SORTED_MAX_SAMPLES), a node's features are sorted and swept (see countingSort). */
+  readonly countedMax: number;
   private readonly leftMissing: Float64Array;
   /** Per bin: the key categories are ordered by (their target statistic, see Criterion.categoryKeys). */
   private readonly catKey: Float64Array;
@@ -206,7 +218,11 @@ export class HistogramSplitter {
     const width = (pack.target as { classes: string[] }).classes.length;
     const { nFeatures } = pack;
     const packRowBytes = pack.nRows * nFeatures <= PACK_ROWS_MAX ? pack.nRows * nFeatures : 0;
-    return GiniKernels.of({ width, maxFeatures, nFeatures, n, nRows: pack.nRows, packRowBytes, rowBytes: rowCopyBytes(n, nFeatures), categorical, binCounts });
+    // Whole subtrees are grown by the kernels where their search never stops for this class's JavaScript (no missing
+    // values, no categorical features) and no node carries histograms (HistogramCarry needs every feature drawn).
+    const grows = maxFeatures < nFeatures && width <= SUBTREE_MAX_WIDTH && !categorical.includes(1) && !hasMissing(pack);
+    const edges = grows ? pack.edges : null;
+    return GiniKernels.of({ width, maxFeatures, nFeatures, n, nRows: pack.nRows, packRowBytes, rowBytes: rowCopyBytes(n, nFeatures), categorical, binCounts, edges });
   }
 
   // The configuration's parts are fields of the splitter's own, not read through the object literal the builder passes:

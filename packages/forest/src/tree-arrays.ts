@@ -1,5 +1,17 @@
 import type { CategorySets, Tree } from "./types.ts";
 
+/** Nodes grown elsewhere, as TreeArrays.addSubtree takes them: per node its fields, then its leaves' values. */
+export interface SubtreeNodes {
+  readonly feature: Int32Array;
+  readonly bin: Int32Array;
+  readonly threshold: Float64Array;
+  readonly right: Int32Array;
+  readonly missingLeft: Uint8Array;
+  readonly gain: Float32Array;
+  readonly values: Float32Array;
+  readonly leaves: number;
+}
+
 /** Largest finite double: the raw threshold of a split that only separates missing values. */
 const ALL_FINITE = Number.MAX_VALUE;
 
@@ -59,6 +71,25 @@ export class TreeArrays {
     this.threshold[id] = thresholdBin < edges.length ? edges[thresholdBin] : ALL_FINITE;
     this.missingLeft[id] = missingLeft ? 1 : 0;
     this.gain[id] = gain;
+  }
+
+  /**
+   * Adds `count` nodes grown elsewhere (split-kernels.ts's growSubtree), in pre-order from the next id, their fields as
+   * this class sets them (leaves' right: their leaf numbers, from this tree's next), and their leaves' values; the first
+   * is the child of `parent` (right if `isRight`).
+   */
+  addSubtree(parent: number, isRight: boolean, count: number, nodes: SubtreeNodes): void {
+    const id0 = this.nodeCount;
+    if (isRight) this.right[parent] = id0;
+    this.feature.set(nodes.feature.subarray(0, count), id0);
+    this.thresholdBin.set(nodes.bin.subarray(0, count), id0);
+    this.threshold.set(nodes.threshold.subarray(0, count), id0);
+    this.right.set(nodes.right.subarray(0, count), id0);
+    this.missingLeft.set(nodes.missingLeft.subarray(0, count), id0);
+    this.gain.set(nodes.gain.subarray(0, count), id0);
+    this.values.set(nodes.values.subarray(0, nodes.leaves * this.valueWidth), this.leafCount * this.valueWidth);
+    this.nodeCount += count;
+    this.leafCount += nodes.leaves;
   }
 
   /**

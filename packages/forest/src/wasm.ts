@@ -67,9 +67,10 @@ export const f32load = [0x2a, 2, 0];
 export const f64load = [0x2b, 3, 0];
 export const f64loadAt = (offset: number): Code[] => [0x2b, 3, u(offset)];
 export const f64store = [0x39, 3, 0];
+export const f32store = [0x38, 2, 0];
 export const f64storeAt = (offset: number): Code[] => [0x39, 3, u(offset)];
 
-export const [eqz, eq, ne, ltS, ltU, gtU, leU, geS, geU] = [[0x45], [0x46], [0x47], [0x48], [0x49], [0x4b], [0x4d], [0x4e], [0x4f]];
+export const [eqz, eq, ne, ltS, ltU, gtS, gtU, leS, leU, geS, geU] = [[0x45], [0x46], [0x47], [0x48], [0x49], [0x4a], [0x4b], [0x4c], [0x4d], [0x4e], [0x4f]];
 export const ctz = [0x68];
 export const [remU, rotl] = [[0x70], [0x77]];
 /** i64, for exact 32 x 32 -> 64-bit products: extend an unsigned i32, multiply, shift right, wrap back to i32. */
@@ -83,7 +84,9 @@ export const [f64eq, f64ne, f64lt, f64gt, f64le, f64ge] = [[0x61], [0x62], [0x63
 export const [f64trunc, f64add, f64sub, f64mul, f64div, f64min, f64max] = [[0x9d], [0xa0], [0xa1], [0xa2], [0xa3], [0xa4], [0xa5]];
 /** i32.trunc_f64_s: traps on NaN and out of range, so only for numbers known to be in range. */
 export const truncS = [0xaa];
-export const [convertS, promote] = [[0xb7], [0xbb]];
+export const [convertS, promote, demote] = [[0xb7], [0xbb], [0xb6]];
+/** Traps: a state the code never reaches (an internal fault, thrown to JavaScript as a RuntimeError). */
+export const unreachable = [0x00];
 /** i32.trunc_sat_f64_s: NaN to 0, out of range to the nearest end; never traps. */
 export const truncSatS = [0xfc, 2];
 /** memory.copy (bulk memory, in Node since 12): destination, source and byte count from the stack. */

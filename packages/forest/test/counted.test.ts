@@ -130,22 +130,24 @@ describe("paired histograms of large nodes (two classes)", () => {
 
 describe("gini's node search in WebAssembly", () => {
   /**
-   * The forest's bytes with the kernels and with the splitter's JavaScript; what each of the kernels' node searches
-   * returned (SEARCHED, or the splitter called for missing values or a categorical feature); and the nodes the splitter
-   * searched itself in the kernels' memory (setNode: nodes with carried histograms).
+   * The forest's bytes with the kernels and with the splitter's JavaScript; the subtrees the kernels grew whole; what
+   * each node search the builder's loop asked of them returned (SEARCHED, or the splitter called for missing values or
+   * a categorical feature); and the nodes the splitter searched itself in their memory (nodes with carried histograms).
    */
-  function wasmAndJs(ds: Dataset, params: FitParams): { wasm: Uint8Array; js: Uint8Array; searches: number[]; setNodes: number } {
+  function wasmAndJs(ds: Dataset, params: FitParams): { wasm: Uint8Array; js: Uint8Array; subtrees: number; searches: number[]; setNodes: number } {
     const pack = buildPack(ds);
+    const grow = vi.spyOn(GiniKernels.prototype, "growSubtree");
     const search = vi.spyOn(GiniKernels.prototype, "search");
     const setNode = vi.spyOn(GiniKernels.prototype, "setNode");
     const wasm = fitForest(pack, params).toBinary();
+    const subtrees = grow.mock.calls.length;
     const searches = search.mock.results.map((r) => r.value as number);
     const setNodes = setNode.mock.calls.length;
     vi.restoreAllMocks();
     const off = vi.spyOn(HistogramSplitter, "sweepsInWasm").mockReturnValue(false);
     const js = fitForest(pack, params).toBinary();
     off.mockRestore();
-    return { wasm, js, searches, setNodes };
+    return { wasm, js, subtrees, searches, setNodes };
   }
 
   /** Ten classes from integer features of a few hundred values, one with missing values, one constant where x0 < 125. */
@@ -166,19 +168,31 @@ describe("gini's node search in WebAssembly", () => {
     return { ...ds, features };
   }
 
-  it("grows the same trees byte for byte as the splitter's JavaScript", () => {
+  it("grows whole subtrees, the same trees byte for byte as the builder's and splitter's JavaScript", () => {
     for (const [ds, params] of [
       [fixture("digits"), { n_estimators: 4, random_state: 1 }],
       [fixture("digits"), { n_estimators: 3, random_state: 2, min_samples_leaf: 3, max_features: 0.5 }],
       [fixture("digits"), { n_estimators: 3, random_state: 4, max_depth: 9, bootstrap: false }],
+      [fixture("digits"), { n_estimators: 3, random_state: 3, min_samples_split: 12, min_impurity_decrease: 0.0005 }],
       // Fractional weights: only nodes of up to 32 samples are swept one sample at a time (see insertionSort).
       [fixture("digits"), { n_estimators: 2, random_state: 6, class_weight: "balanced", bootstrap: false }],
+      [fixture("iris"), { n_estimators: 5, random_state: 7 }],
+    ] satisfies [Dataset, FitParams][]) {
+      const { wasm, js, subtrees, searches } = wasmAndJs(ds, params);
+      expect(subtrees).toBeGreaterThan(0);
+      expect(searches).toEqual([]);
+      expect(Buffer.from(wasm).equals(Buffer.from(js))).toBe(true);
+    }
+  });
+
+  it("searches nodes for the builder's loop where subtrees would stop (missing values, categorical features), the same trees", () => {
+    for (const [ds, params] of [
       [tenClasses(6000, 3), { n_estimators: 3, random_state: 5, max_features: 3 }],
       [tenClasses(6000, 4), { n_estimators: 3, random_state: 9, max_features: 3, min_samples_leaf: 40 }],
       [withCategory(6000, 5), { n_estimators: 3, random_state: 3, max_features: 3 }],
-      [fixture("iris"), { n_estimators: 5, random_state: 7 }],
     ] satisfies [Dataset, FitParams][]) {
-      const { wasm, js, searches } = wasmAndJs(ds, params);
+      const { wasm, js, subtrees, searches } = wasmAndJs(ds, params);
+      expect(subtrees).toBe(0);
       expect(searches.filter((s) => s === SEARCHED).length).toBeGreaterThan(20);
       expect(Buffer.from(wasm).equals(Buffer.from(js))).toBe(true);
     }
@@ -189,14 +203,17 @@ describe("gini's node search in WebAssembly", () => {
 
   it("leaves nodes with carried histograms to the splitter, the same trees", () => {
     // All features drawn: large nodes carry their histograms to their children, and are searched by the JavaScript.
-    const { wasm, js, searches, setNodes } = wasmAndJs(tenClasses(6000, 3), { n_estimators: 2, random_state: 8, max_features: "all" });
-    expect(searches.length).toBeGreaterThan(50);
-    expect(setNodes).toBeGreaterThan(5);
-    expect(Buffer.from(wasm).equals(Buffer.from(js))).toBe(true);
+    for (const ds of [tenClasses(6000, 3), fixture("digits")]) {
+      const { wasm, js, subtrees, searches, setNodes } = wasmAndJs(ds, { n_estimators: 2, random_state: 8, max_features: "all" });
+      expect(subtrees).toBe(0);
+      expect(searches.length).toBeGreaterThan(50);
+      expect(setNodes).toBeGreaterThan(5);
+      expect(Buffer.from(wasm).equals(Buffer.from(js))).toBe(true);
+    }
   });
 
   it("makes a subtree's first row copy in JavaScript when the pack's rows are not in its memory (a large pack)", () => {
-    const ds = tenClasses(6000, 3);
+    const ds = fixture("digits");
     const params = { n_estimators: 2, random_state: 8, max_features: 3 } satisfies FitParams;
     const kept = vi.spyOn(GiniKernels.prototype, "copyRows");
     const { wasm } = wasmAndJs(ds, params);
@@ -211,7 +228,7 @@ describe("gini's node search in WebAssembly", () => {
 
   it("is used for gini only", () => {
     const used = (ds: Dataset, params: FitParams) => {
-      const spy = vi.spyOn(GiniKernels.prototype, "search");
+      const spy = vi.spyOn(GiniKernels, "of");
       fitForest(buildPack(ds), { n_estimators: 1, random_state: 1, ...params });
       const n = spy.mock.calls.length;
       spy.mockRestore();
