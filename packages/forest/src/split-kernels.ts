@@ -1,23 +1,25 @@
 /**
- * Gini's split search over a node's gathered block as WebAssembly (see wasm.ts), for a node read from a row copy
- * (at most SWEEP_MAX samples):
+ * A gini tree's work as WebAssembly (see wasm.ts), for nodes read from a row copy (at most SWEEP_MAX samples), on one
+ * memory that holds the bootstrap's weights, the partition's samples and row copies, and the splitter's arrays:
  * - sweepGini: a small node's feature sorted by bin (a counting sort) and swept one sample at a time, each boundary
  *   between bins scored by gini's proxy, as HistogramSplitter's countingSort or insertionSort, then sweepSorted with
  *   Gini's addSample and proxyHere, do;
  * - histScanGini: a larger node's feature's histogram filled as histogramFromBlock does, then scanned bin by bin as
- *   evaluate and scan (Gini's addBin and proxyHere) do for a numeric feature without missing values (with missing
- *   values, the splitter scans the histogram itself).
- * The arithmetic is the JavaScript's: the same float64 operations in the same order (WebAssembly never fuses them), so
- * the splits are the same to the bit; the splitter's JavaScript remains for the other criteria and cases.
- * With them, the per-sample loops around the search, on the same memory (the partition's row copies live here):
- * - gatherRows: the splitter's gather of the node's drawn features into the block;
- * - splitRows: the partition's stable split of the node's samples, copied back to the partition after;
- * - copyRows: the partition's copy of a subtree's rows into a finer row copy.
+ *   evaluate and scan (Gini's addBin and proxyHere) do for a numeric feature without missing values;
+ * - searchNode: findBestSplit around them (the feature draws with the tree's generator, gatherRows, the constant
+ *   features), stopping for the splitter's JavaScript at missing values and categorical features;
+ * - splitRows, copyRows, setNode: the partition's split, its row copies, a node's samples where the kernels read them;
+ * - drawRows, keepDrawn, placeSamples: sampleWeights' uniform bootstrap and the partition's first arrays;
+ * - growSubtree: builder.ts's loop for a whole subtree, where searchNode never stops (no missing values or categories).
+ * The arithmetic is the JavaScript's: the same float64 operations in the same order (WebAssembly never fuses them), the
+ * same float32 roundings, the same integers from the generator, so the trees are the same to the bit; the JavaScript
+ * remains for the other criteria and cases, and tests compare the two (counted.test.ts).
  *
- * Why: these loops are most of the split search. FM 60k, 10 trees, one thread: fit 3.05-3.17 -> 2.58-2.70 s with the
- * sweep, 2.13-2.19 s with the histogram too, 2.07-2.11 -> 1.93-1.98 s with the gather, split and copy; digits, 10 trees:
- * a fresh process's first fit (where the JavaScript ran slow code until V8 had compiled it), median of 16 processes,
- * 60 -> 56 ms, and a second fit 25.5 -> 17 ms; with gather, split and copy, pack + fit 42.3 -> 40.2 ms (14 processes).
+ * Why: V8 runs a fresh process's JavaScript slowly until it has compiled it, which was most of a small fit, and these
+ * loops are most of a large one. Digits, 10 trees, a fresh process's pack + first fit (medians of 12-16 processes): 60
+ * -> 56 ms with the sweep; 42 -> 40 with the gather, split and copy; 37 -> 31 with the node search; 32 -> 27 with the
+ * bootstrap and samples; 29 -> 21 with whole subtrees. FM 60k, 10 trees, one thread: fit 3.05-3.17 -> 2.58-2.70 s with
+ * the sweep, 2.13-2.19 s with the histogram too, 1.93-1.98 s with the gather, split and copy, 1.86-1.94 s after.
  */
 import {
   add, and, assemble, block, Body, br, brIf, call, ctz, eq, eqz, F64, f64add, f64const, f64convertU, f64div, f64floor, f64gt, f64load, f64loadAt, f64mul,
@@ -863,7 +865,7 @@ export class GiniKernels implements PartitionMemory, BootstrapMemory {
   /** The tree's training rows and sample weights per pack row, as the bootstrap draws them (see drawUniform). */
   private readonly trainRows: Uint32Array;
   private readonly drawn: Float64Array;
-  /** The partition's levels (start, end, limit, buffer address each) while growSubtree runs (see SamplePartition.levelRanges). */
+  /** The partition's levels (start, end, limit, buffer address each) while growSubtree runs (SamplePartition.saveLevels, loadLevels). */
   readonly levels: Int32Array;
   /** growSubtree's input statistics and its output, or null when the kernels do not grow subtrees (KernelSizes.edges). */
   readonly subtree: Subtree | null;

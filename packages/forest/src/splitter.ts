@@ -90,12 +90,12 @@ export interface SplitterConfig {
 
 /**
  * Up to this many bytes of row-major bins, the kernels copy the pack's rows into their memory for each tree, where they
- * make a subtree's first row copy too (digits: 92 KB; a tree's first copy, one row at a time in JavaScript, was 1.3 ms
- * of a fresh process's 31 ms fit). Larger packs' first copies stay in JavaScript: their trees are long enough for it.
+ * make a subtree's first row copy too (digits: 92 KB, where each tree's first copy, a row at a time, ran in JavaScript
+ * V8 had not compiled yet). Larger packs' first copies stay in JavaScript: their trees are long enough for it.
  */
 const PACK_ROWS_MAX = 8 << 20;
 
-/** Classes up to which the kernels grow whole subtrees (their statistics take 33 KB a class). */
+/** Classes up to which the kernels grow whole subtrees (their statistics and leaf values take about 50 KB a class). */
 const SUBTREE_MAX_WIDTH = 256;
 
 /** Whether any of the pack's (8-bit) bins is the missing one: found once per pack. */
@@ -162,7 +162,7 @@ export class HistogramSplitter {
   /** 16-bit features: the bins their histogram touched (it is always tracked: 65536 bins are too many to sweep). */
   private readonly touchedWide: Uint16Array | null;
   private readonly block: Uint8Array;
-  /** The small-node sweep in WebAssembly, for gini (see sweepsInWasm); null: the JavaScript sweep. */
+  /** The kernels, for gini (see usesKernels); null: the JavaScript alone. */
   private readonly giniKernels: GiniKernels | null;
   /** The batch positions gather copies (those whose histogram the node does not hold already). */
   private readonly gathered: Int32Array;
@@ -172,8 +172,7 @@ export class HistogramSplitter {
   private readonly sortedBins: Uint8Array;
   /** countingSort: a bit per 8-bit bin, set where the node has samples. */
   private readonly present = new Int32Array(8);
-  /** The largest node countingSort sorts (0: never). */
-  /** Up to this many samples (or SORTED_MAX_SAMPLES), a node's features are sorted and swept (see countingSort). */
+  /** The largest node countingSort sorts (0: never); a node of at most SORTED_MAX_SAMPLES is sorted whatever it is. */
   readonly countedMax: number;
   private readonly leftMissing: Float64Array;
   /** Per bin: the key categories are ordered by (their target statistic, see Criterion.categoryKeys). */
@@ -204,17 +203,17 @@ export class HistogramSplitter {
    * bootstrap drawn there, rather than by this class's and the partition's JavaScript: for gini, the criterion most
    * forests use, on 8-bit features. The same trees either way.
    */
-  static sweepsInWasm(params: ResolvedParams, pack: DatasetPack): boolean {
+  static usesKernels(params: ResolvedParams, pack: DatasetPack): boolean {
     return params.criterion === "gini" && pack.target.task === "classification" && (pack.wideBins === undefined || pack.wideBins.length === 0);
   }
 
   /**
-   * The kernels (split-kernels.ts) for a tree of n training rows, when sweepsInWasm: the bootstrap's weights, the
+   * The kernels (split-kernels.ts) for a tree of n training rows, when usesKernels: the bootstrap's weights, the
    * splitter's and the partition's arrays live in their memory, so the builder makes them first (sampleWeights',
    * SamplePartition's memory, SplitterConfig.kernels).
    */
   static kernelsFor(params: ResolvedParams, pack: DatasetPack, n: number, maxFeatures: number, categorical: Uint8Array, binCounts: Int32Array): GiniKernels | null {
-    if (!HistogramSplitter.sweepsInWasm(params, pack)) return null;
+    if (!HistogramSplitter.usesKernels(params, pack)) return null;
     const width = (pack.target as { classes: string[] }).classes.length;
     const { nFeatures } = pack;
     const packRowBytes = pack.nRows * nFeatures <= PACK_ROWS_MAX ? pack.nRows * nFeatures : 0;

@@ -40,7 +40,7 @@ afterEach(() => vi.restoreAllMocks());
 
 describe("the counting-sort sweep of small nodes", () => {
   // The JavaScript sweep: gini's is in WebAssembly otherwise (see below).
-  beforeEach(() => vi.spyOn(HistogramSplitter, "sweepsInWasm").mockReturnValue(false));
+  beforeEach(() => vi.spyOn(HistogramSplitter, "usesKernels").mockReturnValue(false));
 
   it("grows the same classification trees byte for byte", () => {
     for (const params of [
@@ -144,7 +144,7 @@ describe("gini's node search in WebAssembly", () => {
     const searches = search.mock.results.map((r) => r.value as number);
     const setNodes = setNode.mock.calls.length;
     vi.restoreAllMocks();
-    const off = vi.spyOn(HistogramSplitter, "sweepsInWasm").mockReturnValue(false);
+    const off = vi.spyOn(HistogramSplitter, "usesKernels").mockReturnValue(false);
     const js = fitForest(pack, params).toBinary();
     off.mockRestore();
     return { wasm, js, subtrees, searches, setNodes };
