@@ -1,6 +1,6 @@
 import { sampleWeights } from "./bootstrap.ts";
 import { FormatError, OptionsError } from "./errors.ts";
-import { Forest } from "./forest.ts";
+import { packLeaves } from "./forest.ts";
 import type { ResolvedParams } from "./options.ts";
 import type { DatasetPack } from "./pack.ts";
 import { Rng, treeSeed } from "./rng.ts";
@@ -91,21 +91,36 @@ export class OobSums {
     if (rows.length !== this.nRows) throw new OptionsError(`OOB sums are for ${this.nRows} training rows, not ${rows.length}`);
     const oob = outOfBagRows(pack, rows, params, tree.index, weight);
     if (oob.length === 0) return;
-    const classes = pack.target.task === "classification" ? pack.target.classes : [];
-    const one = new Forest(pack.target.task, pack.featureNames, pack.labelName, classes, params, [tree]);
-    const values = this.task === "classification" ? one.predictPackProba(pack, oob) : (one.predictPack(pack, oob) as Float64Array);
-    const scale = 2 ** (OOB_FRACTION_BITS - this.exponent);
     const { width, counts, sums } = this;
+    const leaves = new Int32Array(oob.length);
+    packLeaves(tree, pack, oob, null, leaves);
+    // Each leaf's values in fixed point, once (a leaf serves several rows; a tree's prediction is its leaf's values),
+    // listed without the zeros, which add nothing (most of a pure leaf's classes): leaf l's are at [start[l], start[l + 1]).
+    const scale = 2 ** (OOB_FRACTION_BITS - this.exponent);
+    const values = tree.values;
+    const nLeaves = values.length / width;
+    const start = new Int32Array(nLeaves + 1);
+    const cell = new Int32Array(values.length);
+    const fixed = new Float64Array(values.length);
+    let e = 0;
+    for (let l = 0; l < nLeaves; l++) {
+      start[l] = e;
+      for (let c = 0; c < width; c++) {
+        const v = Math.round(values[l * width + c] * scale);
+        if (v !== 0) {
+          cell[e] = c;
+          fixed[e++] = v;
+        }
+      }
+    }
+    start[nLeaves] = e;
     // rows is ascending, and so is oob: walk both to find each OOB row's position among the training rows.
     let j = 0;
     for (let k = 0; k < oob.length; k++) {
       while (rows[j] !== oob[k]) j++;
       counts[j]++;
-      // A class the tree gave 0 adds 0: skipped (most of a pure leaf's classes).
-      for (let c = 0; c < width; c++) {
-        const v = values[k * width + c];
-        if (v !== 0) sums[j * width + c] += Math.round(v * scale);
-      }
+      const l = leaves[k];
+      for (let i = start[l]; i < start[l + 1]; i++) sums[j * width + cell[i]] += fixed[i];
     }
   }
 
