@@ -31,6 +31,7 @@ import { SPLIT_KERNELS } from "./kernel-bytes.ts";
 import type { BootstrapMemory } from "./bootstrap.ts";
 import { SUBTREE_LEVELS, type PartitionMemory } from "./partition.ts";
 import type { Rng } from "./rng.ts";
+import type { SubtreeNodes } from "./tree-arrays.ts";
 
 /** The largest node swept here: a node that reads its features from a subtree's row copy (COLUMN_PASS_MIN_SAMPLES). */
 export const SWEEP_MAX = 4096;
@@ -804,16 +805,9 @@ export interface SubtreeRules {
   minDecrease: number;
 }
 
-/** A subtree grown by growSubtree: its root's class totals (set before), then its nodes' records (TreeArrays' fields) and leaves. */
-export interface Subtree {
+/** A subtree grown by growSubtree: its root's class totals (set before), then its nodes as TreeArrays.addSubtree takes them. */
+export interface Subtree extends SubtreeNodes {
   readonly stats: Float64Array;
-  readonly feature: Int32Array;
-  readonly bin: Int32Array;
-  readonly threshold: Float64Array;
-  readonly right: Int32Array;
-  readonly missingLeft: Uint8Array;
-  readonly gain: Float32Array;
-  readonly values: Float32Array;
   leaves: number;
 }
 
