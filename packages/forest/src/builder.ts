@@ -107,7 +107,7 @@ export function fitTree(
       const subtree = grows.subtree!;
       subtree.stats.set(stats);
       samples.saveLevels(grows.levels);
-      const count = grows.growSubtree(start, end, node.depth, node.nKnownConstants, w, nodeRows, tree.nodeCount, tree.leafCount, rules, rng);
+      const count = splitter.growSubtree(grows, start, end, node.depth, node.nKnownConstants, w, nodeRows, tree.nodeCount, tree.leafCount, rules);
       samples.loadLevels(grows.levels);
       tree.addSubtree(node.parent, node.isRight, count, subtree);
       continue;

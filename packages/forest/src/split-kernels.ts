@@ -10,7 +10,8 @@
  *   features), stopping for the splitter's JavaScript at missing values and categorical features;
  * - splitRows, copyRows, setNode: the partition's split, its row copies, a node's samples where the kernels read them;
  * - drawRows, keepDrawn, placeSamples: sampleWeights' uniform bootstrap and the partition's first arrays;
- * - growSubtree: builder.ts's loop for a whole subtree, where searchNode never stops (no missing values or categories).
+ * - growSubtree: builder.ts's loop for a whole subtree where no feature is categorical, stopping as searchNode does for
+ *   the splitter to score a feature with missing values.
  * The arithmetic is the JavaScript's: the same float64 operations in the same order (WebAssembly never fuses them), the
  * same float32 roundings, the same integers from the generator, so the trees are the same to the bit; the JavaScript
  * remains for the other criteria and cases, and tests compare the two (counted.test.ts).
@@ -18,8 +19,9 @@
  * Why: V8 runs a fresh process's JavaScript slowly until it has compiled it, which was most of a small fit, and these
  * loops are most of a large one. Digits, 10 trees, a fresh process's pack + first fit (medians of 12-16 processes): 60
  * -> 56 ms with the sweep; 42 -> 40 with the gather, split and copy; 37 -> 31 with the node search; 32 -> 27 with the
- * bootstrap and samples; 29 -> 21 with whole subtrees. FM 60k, 10 trees, one thread: fit 3.05-3.17 -> 2.58-2.70 s with
- * the sweep, 2.13-2.19 s with the histogram too, 1.93-1.98 s with the gather, split and copy, 1.86-1.94 s after.
+ * bootstrap and samples; 29 -> 21 with whole subtrees (digits with 5% missing values in a third of its columns, the
+ * subtrees stopping for them: 44 -> 34 ms, three processes each). FM 60k, 10 trees, one thread: fit 3.05-3.17 -> 2.58-2.70
+ * s with the sweep, 2.13-2.19 s with the histogram too, 1.93-1.98 s with the gather, split and copy, 1.86-1.94 s after.
  */
 import {
   add, and, assemble, block, Body, br, brIf, call, ctz, eq, eqz, F64, f64add, f64const, f64convertU, f64div, f64floor, f64gt, f64load, f64loadAt, f64mul,
@@ -68,7 +70,14 @@ const STATE_AT = CONFIG_AT + 128;
 const [S_DRAWN, S_TOTAL, S_POOL_END, S_VISITED, S_FOUND, S_NB, S_J, S_BEST_F, S_LEAVES] = Array.from({ length: 9 }, (_, i) => STATE_AT + 4 * i);
 /** The tree's random number generator's state while searchNode draws (see Rng.saveTo). */
 const RNG_AT = STATE_AT + 64;
-const TOTAL_AT = RNG_AT + 16;
+/**
+ * growSubtree's state while the splitter scores a feature its node's search stopped at: the node's weight, impurity,
+ * best proxy so far (f64), its samples and best split's feature (i32; the splitter writes a better split's), the rest.
+ */
+const GROW_AT = RNG_AT + 16;
+const [G_WEIGHT, G_IMPURITY, G_NODE_BEST] = [GROW_AT, GROW_AT + 8, GROW_AT + 16];
+const [G_SAMPLES, G_BEST_F, G_OTHERS] = [GROW_AT + 24, GROW_AT + 28, GROW_AT + 32];
+const TOTAL_AT = GROW_AT + 80;
 
 /** The locals both kernels sweep with: their parameters' indices, and the criterion's sums. */
 interface Gini {
@@ -494,15 +503,25 @@ const EPSILON = 2.220446049250313e-16;
  * each node's rows (rowsOf, the levels at C_LEVELS), impurity and stopping rules, searchNode, the decrease against
  * minDecrease, splitRows, and the children's statistics and stack entries, as there. The nodes go to the C_OUT_ arrays
  * by position (ids from id0, leaf values by leaf from leaf0), with the same float64 arithmetic as the JavaScript's and
- * its float32 roundings. For packs without missing values or categorical features, where searchNode never stops (it
- * traps if it does). Returns the nodes grown; S_LEAVES their leaves.
+ * its float32 roundings. Where searchNode stops (missing values), it keeps its state (GROW_AT) and returns -status; the
+ * splitter scores that feature (writing a better split where the kernels record theirs, and its feature at G_BEST_F)
+ * and calls again with `outcome` (its outcome; -1 starts a subtree) and `bestIn` (the node's best proxy). Not for packs
+ * with categorical features (the kernels do not split by sets). Returns the nodes grown; S_LEAVES their leaves.
  */
 function growSubtreeFunction(): number[] {
-  const [start0, end0, depth0, nKnown0, w0, rows0, id0, leaf0, maxDepth, minSplit, minLeaf, countedMax, minDecrease] = Array.from({ length: 13 }, (_, i) => i);
-  const b = new Body(13);
+  const [start0, end0, depth0, nKnown0, w0, rows0, id0, leaf0, maxDepth, minSplit, minLeaf, countedMax, minDecrease, outcome, bestIn] =
+    Array.from({ length: 15 }, (_, i) => i);
+  const b = new Body(15);
   const [sp, nodes, leaves, st, e0, d, par, nk, id, n, rows, f, tb, ml, mid, c, at, level, finer, k, width, nF, bestLeft, stack, pool, rs] = b.locals(26);
-  const [sA, levels, o] = b.locals(3);
-  const [wn, imp, lw, dec, sq, li, ri] = [F64, F64, F64, F64, F64, F64, F64].map((t) => b.local(t));
+  const [sA, levels, o, searchable, status, bestF, resuming] = b.locals(7);
+  const [wn, imp, lw, dec, sq, li, ri, nodeBest] = [F64, F64, F64, F64, F64, F64, F64, F64].map((t) => b.local(t));
+  /** The state kept while the splitter scores a feature the search stopped at (G_ slots: the node's weight, samples, best). */
+  const kept: [number, number, boolean][] = [
+    [wn, G_WEIGHT, true], [imp, G_IMPURITY, true], [nodeBest, G_NODE_BEST, true], [n, G_SAMPLES, false], [bestF, G_BEST_F, false],
+    ...[sp, nodes, leaves, st, e0, d, nk, id, rows, sA, o].map((l, i): [number, number, boolean] => [l, G_OTHERS + 4 * i, false]),
+  ];
+  const save = kept.flatMap(([l, at, wide]) => [i32(0), get(l), wide ? f64storeAt(at) : store(at)]);
+  const restore = kept.flatMap(([l, at, wide]) => [i32(0), wide ? f64loadAt(at) : load(at), set(l)]);
   const cfg = (at: number): Code[] => [i32(0), load(at)];
   /** Leaves gini's impurity of the width sums at `stats` and weight w (Gini.impurity) in `into`. */
   const impurity = (stats: Code[], w: Code[], into: number): Code[] => [
@@ -556,42 +575,57 @@ function growSubtreeFunction(): number[] {
     ...cfg(C_WIDTH), set(width), ...cfg(C_NF), set(nF), ...cfg(C_STACK), set(stack), ...cfg(C_POOL), set(pool),
     ...cfg(C_RIGHT_STATS), set(rs), ...cfg(C_LEVELS), set(levels),
     i32(TOTAL_AT), get(width), i32(4), shl, add, set(bestLeft),
-    // The subtree's root: its stats are in slot 0, its rows at rows0.
-    get(stack), get(start0), store(0), get(stack), get(end0), store(4), get(stack), get(depth0), store(8),
-    get(stack), i32(0), store(16), get(stack), get(nKnown0), store(20), get(stack), get(w0), f64storeAt(24),
-    i32(1), set(sp),
-    get(rows0), set(rows),
+    get(outcome), i32(0), ltS,
+    ifElse(0x40, [
+      // The subtree's root: its stats are in slot 0, its rows at rows0.
+      get(stack), get(start0), store(0), get(stack), get(end0), store(4), get(stack), get(depth0), store(8),
+      get(stack), i32(0), store(16), get(stack), get(nKnown0), store(20), get(stack), get(w0), f64storeAt(24),
+      i32(1), set(sp),
+      get(rows0), set(rows),
+    ], [...restore, i32(1), set(resuming)]),
     block(loop(
-      get(sp), eqz, brIf(1),
-      get(sp), i32(1), sub, tee(sp), i32(5), shl, get(stack), add, set(at),
-      get(at), load(0), set(sA), get(at), load(4), set(e0), get(at), load(8), set(d), get(at), load(12), set(par),
-      get(at), load(20), set(nk), get(at), f64loadAt(24), set(wn),
-      get(pool), get(sp), get(width), mul, i32(3), shl, add, set(st),
-      get(id0), get(nodes), add, set(id), get(nodes), set(o),
-      get(at), load(16), ifThen(...cfg(C_OUT_RIGHT), get(par), get(id0), sub, i32(2), shl, add, get(id), store(0)),
-      get(nodes), i32(1), add, set(nodes),
-      get(e0), get(sA), sub, set(n),
-      get(nodes), i32(1), ne, ifThen(...rowsOf),
-      ...impurity([get(st)], [get(wn)], imp),
-      i32(-1), set(f),
-      get(d), get(maxDepth), ltS, get(n), get(minSplit), geS, and, get(imp), f64const(EPSILON), f64gt, and,
-      ifThen(
-        i32(TOTAL_AT), get(st), get(width), i32(3), shl, memoryCopy,
+      get(resuming),
+      ifElse(0x40, [
+        // Back from the splitter's scoring of the feature the node's search stopped at: the search goes on.
+        i32(0), set(resuming), i32(1), set(searchable),
         get(sA), get(n), get(rows), get(nk), get(wn), get(minLeaf), get(n), i32(32), leU, get(n), get(countedMax), leU, or,
-        f64const(-Infinity), i32(-1), call(SEARCH_NODE),
-        ifThen(unreachable),
-        i32(0), load(S_BEST_F), set(f),
-        get(f), i32(0), geS,
+        get(bestIn), get(outcome), call(SEARCH_NODE), set(status),
+      ], [
+        get(sp), eqz, brIf(2),
+        get(sp), i32(1), sub, tee(sp), i32(5), shl, get(stack), add, set(at),
+        get(at), load(0), set(sA), get(at), load(4), set(e0), get(at), load(8), set(d), get(at), load(12), set(par),
+        get(at), load(20), set(nk), get(at), f64loadAt(24), set(wn),
+        get(pool), get(sp), get(width), mul, i32(3), shl, add, set(st),
+        get(id0), get(nodes), add, set(id), get(nodes), set(o),
+        get(at), load(16), ifThen(...cfg(C_OUT_RIGHT), get(par), get(id0), sub, i32(2), shl, add, get(id), store(0)),
+        get(nodes), i32(1), add, set(nodes),
+        get(e0), get(sA), sub, set(n),
+        get(nodes), i32(1), ne, ifThen(...rowsOf),
+        ...impurity([get(st)], [get(wn)], imp),
+        i32(-1), set(bestF), f64const(-Infinity), set(nodeBest), i32(SEARCHED), set(status),
+        get(d), get(maxDepth), ltS, get(n), get(minSplit), geS, and, get(imp), f64const(EPSILON), f64gt, and, tee(searchable),
         ifThen(
-          i32(0), f64loadAt(OUT_AT + 8), set(lw),
-          ...forRange(c, i32(0), get(width), [
-            get(rs), get(c), i32(3), shl, tee(at), add, get(st), get(at), add, f64load, get(bestLeft), get(at), add, f64load, f64sub, f64store,
-          ]),
-          ...impurity([get(bestLeft)], [get(lw)], li),
-          ...impurity([get(rs)], [get(wn), get(lw), f64sub], ri),
-          get(wn), get(imp), f64mul, get(lw), get(li), f64mul, f64sub, get(wn), get(lw), f64sub, get(ri), f64mul, f64sub, set(dec),
-          get(dec), get(minDecrease), f64lt, ifThen(i32(-1), set(f)),
+          i32(TOTAL_AT), get(st), get(width), i32(3), shl, memoryCopy,
+          get(sA), get(n), get(rows), get(nk), get(wn), get(minLeaf), get(n), i32(32), leU, get(n), get(countedMax), leU, or,
+          f64const(-Infinity), i32(-1), call(SEARCH_NODE), set(status),
         ),
+      ]),
+      // The node's best split so far: the search's, unless the splitter's scoring found a better one (it writes it
+      // where the kernels record theirs, and its feature in the kept state).
+      get(searchable), i32(0), load(S_BEST_F), i32(0), geS, and,
+      ifThen(i32(0), load(S_BEST_F), set(bestF), i32(0), f64loadAt(OUT_AT), set(nodeBest)),
+      get(status), ifThen(...save, i32(0), get(status), sub, ret),
+      get(bestF), set(f),
+      get(f), i32(0), geS,
+      ifThen(
+        i32(0), f64loadAt(OUT_AT + 8), set(lw),
+        ...forRange(c, i32(0), get(width), [
+          get(rs), get(c), i32(3), shl, tee(at), add, get(st), get(at), add, f64load, get(bestLeft), get(at), add, f64load, f64sub, f64store,
+        ]),
+        ...impurity([get(bestLeft)], [get(lw)], li),
+        ...impurity([get(rs)], [get(wn), get(lw), f64sub], ri),
+        get(wn), get(imp), f64mul, get(lw), get(li), f64mul, f64sub, get(wn), get(lw), f64sub, get(ri), f64mul, f64sub, set(dec),
+        get(dec), get(minDecrease), f64lt, ifThen(i32(-1), set(f)),
       ),
       get(f), i32(0), ltS,
       ifThen(
@@ -777,7 +811,7 @@ export function splitKernelBytes(): Uint8Array {
     { name: "drawRows", params: [I32, I32, I32, I32], results: [], body: drawRowsFunction() },
     { name: "keepDrawn", params: [I32], results: [I32], body: keepDrawnFunction() },
     { name: "placeSamples", params: [I32], results: [], body: placeSamplesFunction() },
-    { name: "growSubtree", params: [I32, I32, I32, I32, F64, I32, I32, I32, I32, I32, I32, I32, F64], results: [I32], body: growSubtreeFunction() },
+    { name: "growSubtree", params: [I32, I32, I32, I32, F64, I32, I32, I32, I32, I32, I32, I32, F64, I32, F64], results: [I32], body: growSubtreeFunction() },
   ]);
 }
 
@@ -792,7 +826,10 @@ interface Kernels {
   drawRows(rows: number, m: number, draws: number, weight: number): void;
   keepDrawn(m: number): number;
   placeSamples(n: number): void;
-  growSubtree(start: number, end: number, depth: number, nKnown: number, w: number, rows: number, id0: number, leaf0: number, maxDepth: number, minSplit: number, minLeaf: number, countedMax: number, minDecrease: number): number;
+  growSubtree(
+    start: number, end: number, depth: number, nKnown: number, w: number, rows: number, id0: number, leaf0: number, maxDepth: number, minSplit: number,
+    minLeaf: number, countedMax: number, minDecrease: number, outcome: number, best: number,
+  ): number;
 }
 
 /** growSubtree's stopping rules (the builder's): maxDepth (0x7fffffff for none), min samples to split and per leaf, min decrease. */
@@ -872,6 +909,9 @@ export class GiniKernels implements PartitionMemory, BootstrapMemory {
   private readonly out: Float64Array;
   private readonly outBins: Int32Array;
   private readonly state: Int32Array;
+  /** growSubtree's kept state: the node's weight, impurity, best proxy; its samples and best feature (G_ slots). */
+  private readonly grownF64: Float64Array;
+  private readonly grown: Int32Array;
   private readonly blockAt: number;
   private readonly nFeatures: number;
 
@@ -892,6 +932,8 @@ export class GiniKernels implements PartitionMemory, BootstrapMemory {
     this.outBins = new Int32Array(buffer, OUT_AT + 16, 3);
     this.state = new Int32Array(buffer, STATE_AT, 9);
     this.rngState = new Int32Array(buffer, RNG_AT, 4);
+    this.grownF64 = new Float64Array(buffer, G_WEIGHT, 3);
+    this.grown = new Int32Array(buffer, G_SAMPLES, 2);
     this.block = new Uint8Array(buffer, this.blockAt, maxFeatures * SWEEP_MAX);
     this.cnt = new Int32Array(buffer, layout.cntAt, BINS);
     this.hist = new Float64Array(buffer, layout.histAt, BINS * width);
@@ -995,15 +1037,33 @@ export class GiniKernels implements PartitionMemory, BootstrapMemory {
 
   /**
    * Grows the subtree of the node [start, end) (see growSubtree; its class totals in subtree.stats, the partition's
-   * levels in `levels`), its nodes numbered from id0 and its leaves from leaf0; returns its nodes, their records in
-   * `subtree` (leaves: subtree.leaves).
+   * levels in `levels`, the tree's generator in rngState), its nodes numbered from id0 and its leaves from leaf0;
+   * `outcome` -1 starts it, else resumes it after a stop with the splitter's outcome and the node's best proxy. Returns
+   * the nodes grown (their records in `subtree`, the leaves in subtree.leaves), or -EVALUATE when the node in `stop`
+   * stopped at a feature with missing values (batch[pending]; its histogram filled).
    */
-  growSubtree(start: number, end: number, depth: number, nKnown: number, w: number, rows: Uint8Array, id0: number, leaf0: number, rules: SubtreeRules, rng: Rng): number {
-    rng.saveTo(this.rngState);
-    const nodes = this.k.growSubtree(start, end, depth, nKnown, w, rows.byteOffset, id0, leaf0, rules.maxDepth, rules.minSplit, rules.minLeaf, rules.countedMax, rules.minDecrease);
-    rng.loadFrom(this.rngState);
-    this.subtree!.leaves = this.state[(S_LEAVES - STATE_AT) >> 2];
+  grow(start: number, end: number, depth: number, nKnown: number, w: number, rows: Uint8Array, id0: number, leaf0: number, rules: SubtreeRules, outcome: number, best: number): number {
+    const r = rules;
+    const nodes = this.k.growSubtree(start, end, depth, nKnown, w, rows.byteOffset, id0, leaf0, r.maxDepth, r.minSplit, r.minLeaf, r.countedMax, r.minDecrease, outcome, best);
+    if (nodes >= 0) this.subtree!.leaves = this.state[(S_LEAVES - STATE_AT) >> 2];
     return nodes;
+  }
+
+  /** The node growSubtree stopped at: its samples, weight and class totals, and its best split so far (feature -1: none). */
+  get stop(): { n: number; w: number; total: Float64Array; bestFeature: number; bestProxy: number } {
+    return { n: this.grown[0], w: this.grownF64[0], total: this.total, bestFeature: this.grown[1], bestProxy: this.grownF64[2] };
+  }
+
+  /** Records the splitter's better split (numeric) for the stopped node, where growSubtree reads the node's best. */
+  recordBest(best: RecordedSplit): void {
+    this.out[0] = best.proxy;
+    this.out[1] = best.leftWeight;
+    this.outBins[0] = best.thresholdBin;
+    this.outBins[1] = best.missingLeft ? 1 : 0;
+    this.outBins[2] = best.leftCount;
+    this.bestLeft.set(best.leftStats);
+    this.grown[1] = best.feature;
+    this.grownF64[2] = best.proxy;
   }
 
   /** Whether `rows` (a row copy) is in the kernels' memory. */
@@ -1142,6 +1202,17 @@ function layoutOf({ width, maxFeatures, nFeatures, n, nRows, rowBytes, packRowBy
     drawnAt, packCodesAt, packRowsAt, stackAt, poolAt, rightStatsAt, outFeatureAt, outBinAt, outThresholdAt, outRightAt, outMissingAt, outGainAt,
     outValuesAt, edgesAt, edgeStartAt, levelsAt, end: at,
   };
+}
+
+/** A numeric split the splitter recorded (splitter.ts's SplitRecord), as recordBest reads it. */
+export interface RecordedSplit {
+  readonly feature: number;
+  readonly thresholdBin: number;
+  readonly missingLeft: boolean;
+  readonly proxy: number;
+  readonly leftWeight: number;
+  readonly leftCount: number;
+  readonly leftStats: Float64Array;
 }
 
 /** The splitter's best split so far (splitter.ts's SplitRecord): its proxy, and how a better one is recorded. */

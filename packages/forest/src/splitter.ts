@@ -4,7 +4,7 @@ import type { ResolvedParams } from "./options.ts";
 import { MISSING_BIN, MISSING_WIDE_BIN, type DatasetPack } from "./pack.ts";
 import { COLUMN_PASS_MIN_SAMPLES, rowCopyBytes, type SamplePartition } from "./partition.ts";
 import type { Rng } from "./rng.ts";
-import { CATEGORICAL, GiniKernels, SEARCHED, SWEEP_MAX } from "./split-kernels.ts";
+import { CATEGORICAL, EVALUATE, GiniKernels, SEARCHED, SWEEP_MAX, type SubtreeRules } from "./split-kernels.ts";
 
 /**
  * The best split found at a node. Statistics of the left child are in `leftStats`. A numeric split sends bins
@@ -97,14 +97,6 @@ const PACK_ROWS_MAX = 8 << 20;
 
 /** Classes up to which the kernels grow whole subtrees (their statistics and leaf values take about 50 KB a class). */
 const SUBTREE_MAX_WIDTH = 256;
-
-/** Whether any of the pack's (8-bit) bins is the missing one: found once per pack. */
-const missingIn = new WeakMap<Uint8Array, boolean>();
-function hasMissing(pack: DatasetPack): boolean {
-  let found = missingIn.get(pack.bins);
-  if (found === undefined) missingIn.set(pack.bins, (found = pack.bins.indexOf(MISSING_BIN) >= 0));
-  return found;
-}
 
 /** Up to this many samples, the non-empty bins are tracked as they fill instead of found by a 255-bin sweep. */
 const TRACK_TOUCHED_MAX_SAMPLES = 64;
@@ -217,9 +209,9 @@ export class HistogramSplitter {
     const width = (pack.target as { classes: string[] }).classes.length;
     const { nFeatures } = pack;
     const packRowBytes = pack.nRows * nFeatures <= PACK_ROWS_MAX ? pack.nRows * nFeatures : 0;
-    // Whole subtrees are grown by the kernels where their search never stops for this class's JavaScript (no missing
-    // values, no categorical features) and no node carries histograms (HistogramCarry needs every feature drawn).
-    const grows = maxFeatures < nFeatures && width <= SUBTREE_MAX_WIDTH && !categorical.includes(1) && !hasMissing(pack);
+    // Whole subtrees are grown by the kernels where no feature is categorical (they do not split by sets) and no node
+    // carries histograms (HistogramCarry needs every feature drawn).
+    const grows = maxFeatures < nFeatures && width <= SUBTREE_MAX_WIDTH && !categorical.includes(1);
     const edges = grows ? pack.edges : null;
     return GiniKernels.of({ width, maxFeatures, nFeatures, n, nRows: pack.nRows, packRowBytes, rowBytes: rowCopyBytes(n, nFeatures), categorical, binCounts, edges });
   }
@@ -413,6 +405,28 @@ export class HistogramSplitter {
     this.setStart = start;
     this.setEnd = end;
     return best.feature >= 0 ? best : null;
+  }
+
+  /**
+   * Grows the subtree of node [start, end) by the kernels (see growSubtree; the builder's loop), scoring here the
+   * features its nodes' searches stop at (missing values) as searchInKernels does; returns its nodes (kernels.subtree).
+   */
+  growSubtree(kernels: GiniKernels, start: number, end: number, depth: number, nKnown: number, w: number, rows: Uint8Array, id0: number, leaf0: number, rules: SubtreeRules): number {
+    const best = this.best;
+    this.rng.saveTo(kernels.rngState);
+    let nodes = kernels.grow(start, end, depth, nKnown, w, rows, id0, leaf0, rules, -1, -Infinity);
+    while (nodes < 0) {
+      if (-nodes !== EVALUATE) throw new Error(`growSubtree stopped at a categorical feature (status ${-nodes})`);
+      const stop = kernels.stop;
+      best.feature = stop.bestFeature;
+      best.proxy = stop.bestProxy;
+      this.nTouched = -1;
+      const outcome = this.evaluate(this.batch[kernels.pending], stop.n, stop.total, stop.w) ? 1 : 0;
+      if (best.feature !== stop.bestFeature) kernels.recordBest(best);
+      nodes = kernels.grow(start, end, depth, nKnown, w, rows, id0, leaf0, rules, outcome, best.proxy);
+    }
+    this.rng.loadFrom(kernels.rngState);
+    return nodes;
   }
 
   /**

@@ -134,20 +134,22 @@ describe("gini's node search in WebAssembly", () => {
    * each node search the builder's loop asked of them returned (SEARCHED, or the splitter called for missing values or
    * a categorical feature); and the nodes the splitter searched itself in their memory (nodes with carried histograms).
    */
-  function wasmAndJs(ds: Dataset, params: FitParams): { wasm: Uint8Array; js: Uint8Array; subtrees: number; searches: number[]; setNodes: number } {
+  function wasmAndJs(ds: Dataset, params: FitParams): { wasm: Uint8Array; js: Uint8Array; subtrees: number; stops: number; searches: number[]; setNodes: number } {
     const pack = buildPack(ds);
-    const grow = vi.spyOn(GiniKernels.prototype, "growSubtree");
+    const grow = vi.spyOn(HistogramSplitter.prototype, "growSubtree");
+    const grown = vi.spyOn(GiniKernels.prototype, "grow");
     const search = vi.spyOn(GiniKernels.prototype, "search");
     const setNode = vi.spyOn(GiniKernels.prototype, "setNode");
     const wasm = fitForest(pack, params).toBinary();
     const subtrees = grow.mock.calls.length;
+    const stops = grown.mock.results.filter((r) => (r.value as number) < 0).length;
     const searches = search.mock.results.map((r) => r.value as number);
     const setNodes = setNode.mock.calls.length;
     vi.restoreAllMocks();
     const off = vi.spyOn(HistogramSplitter, "usesKernels").mockReturnValue(false);
     const js = fitForest(pack, params).toBinary();
     off.mockRestore();
-    return { wasm, js, subtrees, searches, setNodes };
+    return { wasm, js, subtrees, stops, searches, setNodes };
   }
 
   /** Ten classes from integer features of a few hundred values, one with missing values, one constant where x0 < 125. */
@@ -178,27 +180,41 @@ describe("gini's node search in WebAssembly", () => {
       [fixture("digits"), { n_estimators: 2, random_state: 6, class_weight: "balanced", bootstrap: false }],
       [fixture("iris"), { n_estimators: 5, random_state: 7 }],
     ] satisfies [Dataset, FitParams][]) {
-      const { wasm, js, subtrees, searches } = wasmAndJs(ds, params);
+      const { wasm, js, subtrees, stops, searches } = wasmAndJs(ds, params);
       expect(subtrees).toBeGreaterThan(0);
+      expect(stops).toBe(0);
       expect(searches).toEqual([]);
       expect(Buffer.from(wasm).equals(Buffer.from(js))).toBe(true);
     }
   });
 
-  it("searches nodes for the builder's loop where subtrees would stop (missing values, categorical features), the same trees", () => {
+  it("stops a subtree at a feature with missing values for the splitter to score, and goes on: the same trees", () => {
     for (const [ds, params] of [
       [tenClasses(6000, 3), { n_estimators: 3, random_state: 5, max_features: 3 }],
       [tenClasses(6000, 4), { n_estimators: 3, random_state: 9, max_features: 3, min_samples_leaf: 40 }],
+      [tenClasses(6000, 3), { n_estimators: 2, random_state: 8, max_features: 3, min_impurity_decrease: 0.0002 }],
+    ] satisfies [Dataset, FitParams][]) {
+      const { wasm, js, subtrees, stops, searches } = wasmAndJs(ds, params);
+      expect(subtrees).toBeGreaterThan(0);
+      expect(stops).toBeGreaterThan(20);
+      expect(searches).toEqual([]);
+      expect(Buffer.from(wasm).equals(Buffer.from(js))).toBe(true);
+    }
+  });
+
+  it("searches nodes for the builder's loop where a feature is categorical, stopping for the splitter: the same trees", () => {
+    for (const [ds, params] of [
       [withCategory(6000, 5), { n_estimators: 3, random_state: 3, max_features: 3 }],
+      [withCategory(6000, 6), { n_estimators: 2, random_state: 8, max_features: 3, min_samples_leaf: 5 }],
     ] satisfies [Dataset, FitParams][]) {
       const { wasm, js, subtrees, searches } = wasmAndJs(ds, params);
       expect(subtrees).toBe(0);
       expect(searches.filter((s) => s === SEARCHED).length).toBeGreaterThan(20);
+      // The search stops at missing values and at the categorical feature.
+      expect(searches).toContain(EVALUATE);
+      expect(searches).toContain(CATEGORICAL);
       expect(Buffer.from(wasm).equals(Buffer.from(js))).toBe(true);
     }
-    // Missing values and categorical features: the search stops at them for the splitter.
-    expect(wasmAndJs(tenClasses(6000, 3), { n_estimators: 2, random_state: 8, max_features: 3 }).searches).toContain(EVALUATE);
-    expect(wasmAndJs(withCategory(6000, 5), { n_estimators: 2, random_state: 8, max_features: 3 }).searches).toContain(CATEGORICAL);
   });
 
   it("leaves nodes with carried histograms to the splitter, the same trees", () => {
