@@ -146,8 +146,10 @@ describe("report.html in headless Chromium", () => {
         "grove-stage": groves * 4, // load, train, store, land
         "grove-wait": groves,
         aggregation: 1,
-        straggler: report.groves.filter((g) => g.straggler).length,
       });
+      // An outline per straggler. Plot draws no group for a mark without data (plot.js skips an empty index), so a build
+      // without stragglers has none: this test failed on one whose 10 groves all ran within twice the median.
+      expect(o.marks.straggler ?? 0).toBe(report.groves.filter((g) => g.straggler).length);
       // The class labels on both axes of the matrix.
       const ticks = await o.page.$$eval('figure[data-chart="confusion"] svg g[aria-label="x-axis tick label"] text', (t) => t.map((x) => x.textContent));
       expect(ticks).toEqual(report.dataset.classes);
