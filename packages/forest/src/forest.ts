@@ -513,27 +513,23 @@ export function packLeaves(t: Tree, pack: DatasetPack, rows: Uint32Array, copy: 
   // bins side by side (one tree's walk then reads a few lines of each row, not a line of each column it visits), or
   // the pack's own row-major bins when a fit made them (rowMajorBins): a fit's OOB rows, walked right after its tree
   // (digits, 50 trees: the OOB sums 3.4 -> 3.15 ms; the pack's columns were out of cache after the fit).
+  // Row i's bins start at (byRow ? i : rows[i]) * rowStride.
   const byRow = copy !== null && pack.wideColumn === undefined;
   const packRows = copy === null && pack.wideColumn === undefined && pack.rowBins !== undefined;
   const src = byRow ? copy.bins : packRows ? pack.rowBins! : pack.bins;
   const fStride = byRow || packRows ? 1 : pack.nRows;
-  const rowStride = byRow ? pack.nFeatures : 0;
+  const rowStride = byRow || packRows ? pack.nFeatures : 1;
   const { feature, thresholdBin, right, missingLeft } = t;
-  if (packRows) {
-    const nFeatures = pack.nFeatures;
-    for (let i = 0; i < rows.length; i++) out[i] = right[rowLeaf(t, src, rows[i] * nFeatures)];
-    return;
-  }
   if (pack.wideColumn !== undefined) {
     for (let i = 0; i < rows.length; i++) out[i] = right[packLeaf(t, pack, rows[i])];
     return;
   }
   if (t.categorical !== undefined) {
-    setTreeLeaves(t, src, fStride, rowStride, rows, out);
+    setTreeLeaves(t, src, fStride, rowStride, byRow, rows, out);
     return;
   }
   for (let i = 0; i < rows.length; i++) {
-    const r = byRow ? i * rowStride : rows[i];
+    const r = (byRow ? i : rows[i]) * rowStride;
     let node = 0;
     let f = feature[0];
     while (f >= 0) {
@@ -581,11 +577,12 @@ function binTables(t: Tree, sets: CategorySets): Int32Array {
  * rule is one bit whatever its kind, the next node chosen without a branch, four rows at a time so their reads
  * overlap (packLeaf's per-node tests were most of an aggregator's time on a table with a categorical column).
  */
-function setTreeLeaves(t: Tree, bins: Uint8Array, fStride: number, rowStride: number, rows: Uint32Array, out: Int32Array): void {
+function setTreeLeaves(t: Tree, bins: Uint8Array, fStride: number, rowStride: number, byRow: boolean, rows: Uint32Array, out: Int32Array): void {
   const { feature, right } = t;
   const table = binTables(t, t.categorical!);
-  // Row i's bin of feature f is bins[f * fStride + at(i)]: the pack's columns, or a copy of the rows (fStride 1).
-  const at = (i: number) => (rowStride === 0 ? rows[i] : i * rowStride);
+  // Row i's bin of feature f is bins[f * fStride + at(i)]: the pack's columns, or rows side by side (fStride 1), the
+  // caller's copy of `rows` (byRow) or the pack's row-major bins.
+  const at = (i: number) => (byRow ? i : rows[i]) * rowStride;
   const step = (n: number, b: number): number => {
     const left = (table[n * 8 + (b >>> 5)] >>> (b & 31)) & 1;
     const r = right[n];
@@ -643,22 +640,6 @@ function rawLeaf(t: Tree, sets: CategorySets, row: Float64Array, base: number): 
     const v = row[base + f];
     const k = set[node];
     const left = k < 0 ? v <= threshold[node] || (v !== v && missingLeft[node] === 1) : inSet(sets, k, v, missingLeft[node] === 1);
-    node = left ? node + 1 : right[node];
-    f = feature[node];
-  }
-  return node;
-}
-
-/** The leaf node a row reaches by its 8-bit bins src[at + f] (numeric splits, or categorical ones by their sets). */
-function rowLeaf(t: Tree, src: Uint8Array, at: number): number {
-  const { feature, thresholdBin, right, missingLeft } = t;
-  const sets = t.categorical;
-  let node = 0;
-  let f = feature[0];
-  while (f >= 0) {
-    const b = src[at + f];
-    const k = sets === undefined ? -1 : sets.set[node];
-    const left = b === MISSING_BIN ? missingLeft[node] === 1 : k < 0 ? b <= thresholdBin[node] : inSet(sets!, k, b, missingLeft[node] === 1);
     node = left ? node + 1 : right[node];
     f = feature[node];
   }

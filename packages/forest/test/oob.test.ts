@@ -3,7 +3,9 @@ import { fitForest, allRows } from "../src/fit.ts";
 import { OobSums, outOfBagRows, OOB_FRACTION_BITS } from "../src/oob.ts";
 import { resolveParams } from "../src/options.ts";
 import { buildPack } from "../src/pack.ts";
-import { fixture, regression, random } from "./fixtures/data.ts";
+import { packLeaves } from "../src/forest.ts";
+import type { FeatureInfo } from "../src/schema.ts";
+import { classification, fixture, regression, random } from "./fixtures/data.ts";
 
 const iris = buildPack(fixture("iris"));
 const irisCodes = iris.target.task === "classification" ? iris.target.codes : new Uint16Array(0);
@@ -108,5 +110,36 @@ describe("out-of-bag sums", () => {
   it("refuses without bootstrap samples, as sklearn does", () => {
     const sums = OobSums.of(iris, allRows(iris.nRows));
     expect(() => fitForest(iris, { n_estimators: 2, bootstrap: false }, { oob: sums })).toThrow(/only available if bootstrap=True/);
+  });
+});
+
+describe("a tree's leaves for pack rows (packLeaves, which the OOB sums walk)", () => {
+  it("are the same read from the pack's row-major bins, which a fit makes, as from its columns: categorical splits and missing values too", () => {
+    const rnd = random(3);
+    const xs = [0, 1, 2, 3].map((k) => Array.from({ length: 3000 }, () => (k === 1 && rnd() < 0.1 ? NaN : Math.floor(rnd() * 20))));
+    const ds = classification(xs, xs[0].map((x, i) => String((x + xs[2][i]) % 4)));
+    const features: FeatureInfo[] = ds.featureNames.map((name, f) =>
+      f === 0 ? { name, kind: "categorical", column: f, categories: Array.from({ length: 20 }, (_, c) => `c${c}`) } : { name, kind: "numeric", column: f },
+    );
+    const pack = buildPack({ ...ds, features });
+    const rows = rowsOf(3000, (i) => i % 3 !== 1);
+    const forest = fitForest(pack, { n_estimators: 4, random_state: 1 });
+    const rowBins = pack.rowBins;
+    expect(rowBins).toBeDefined();
+    for (const numeric of [false, true]) {
+      const trees = forest.trees.filter((t) => (t.categorical === undefined) === numeric);
+      if (!numeric) expect(trees.length).toBeGreaterThan(0);
+      for (const t of trees) {
+        const byRows = new Int32Array(rows.length);
+        const byColumns = new Int32Array(rows.length);
+        pack.rowBins = rowBins;
+        packLeaves(t, pack, rows, null, byRows);
+        pack.rowBins = undefined;
+        packLeaves(t, pack, rows, null, byColumns);
+        expect(byRows).toEqual(byColumns);
+        expect(new Set(byRows).size).toBeGreaterThan(10);
+      }
+    }
+    pack.rowBins = rowBins;
   });
 });
