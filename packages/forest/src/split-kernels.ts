@@ -919,10 +919,10 @@ export class GiniKernels implements PartitionMemory, BootstrapMemory {
     private readonly k: Kernels,
     memory: WasmMemory,
     sizes: KernelSizes,
+    layout: Layout,
   ) {
     const buffer = memory.buffer;
     this.buffer = buffer;
-    const layout = layoutOf(sizes);
     const { width, maxFeatures, nFeatures, n } = sizes;
     this.nFeatures = nFeatures;
     this.blockAt = layout.blockAt;
@@ -991,7 +991,8 @@ export class GiniKernels implements PartitionMemory, BootstrapMemory {
    * saved.
    */
   static of(sizes: KernelSizes): GiniKernels | null {
-    const bytes = layoutOf(sizes).end;
+    const layout = layoutOf(sizes);
+    const bytes = layout.end;
     let made: { memory: WasmMemory; exports: Kernels } | null = kept !== null && kept.bytes >= bytes ? kept : null;
     if (made === null) {
       made = instantiate<Kernels>(cache, SPLIT_KERNELS, bytes);
@@ -1000,7 +1001,7 @@ export class GiniKernels implements PartitionMemory, BootstrapMemory {
     }
     // Zero, as a new memory: the last splitter (at another width, or stopped by a throw) may have left numbers there.
     new Uint8Array(made.memory.buffer, 0, PERM_AT).fill(0);
-    const kernels = new GiniKernels(made.exports, made.memory, sizes);
+    const kernels = new GiniKernels(made.exports, made.memory, sizes, layout);
     kernels.cnt.fill(0);
     kernels.hist.fill(0);
     return kernels;
